@@ -1,0 +1,37 @@
+//! Compiles proto/tributary/v1 into prost types plus their proto3 JSON (serde) mapping.
+//! protox is a pure-Rust protobuf compiler: no `protoc` is needed on the machine.
+
+use std::{env, fs, path::PathBuf};
+
+use protox::prost::Message as _;
+
+const PROTOS: &[&str] = &[
+    "tributary/v1/common.proto",
+    "tributary/v1/connection.proto",
+    "tributary/v1/utility.proto",
+    "tributary/v1/session.proto",
+    "tributary/v1/consent.proto",
+    "tributary/v1/event.proto",
+    "tributary/v1/plugin.proto",
+    "tributary/v1/service.proto",
+];
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let root = PathBuf::from(env::var("CARGO_MANIFEST_DIR")?).join("../../proto");
+    println!("cargo:rerun-if-changed={}", root.display());
+    let out = PathBuf::from(env::var("OUT_DIR")?);
+
+    let fds = protox::compile(PROTOS, [&root])?;
+    let descriptor_bytes = fds.encode_to_vec();
+    fs::write(out.join("tributary_descriptor.bin"), &descriptor_bytes)?;
+
+    prost_build::Config::new()
+        .compile_well_known_types()
+        .extern_path(".google.protobuf", "::pbjson_types")
+        .compile_fds(fds)?;
+
+    pbjson_build::Builder::new()
+        .register_descriptors(&descriptor_bytes)?
+        .build(&[".tributary.v1"])?;
+    Ok(())
+}

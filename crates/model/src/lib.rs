@@ -1,0 +1,19 @@
+//! The canonical Tributary event model: every provider's webhook becomes these types.
+//!
+//! Generated from `proto/tributary/v1` with prost; each message also (de)serializes as proto3
+//! JSON (camelCase names, RFC 3339 timestamps, enum names), which is what golden fixtures and
+//! the dry-run output use.
+
+/// `tributary.v1`: the canonical event, its payloads, the plugin-boundary messages and the
+/// gRPC request/response messages.
+#[allow(clippy::all, missing_docs)]
+pub mod v1 {
+    include!(concat!(env!("OUT_DIR"), "/tributary.v1.rs"));
+    include!(concat!(env!("OUT_DIR"), "/tributary.v1.serde.rs"));
+}
+
+/// Encoded `FileDescriptorSet` of `tributary.v1`, for gRPC server reflection.
+pub const FILE_DESCRIPTOR_SET: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/tributary_descriptor.bin"));
+
+pub use pbjson_types as well_known;

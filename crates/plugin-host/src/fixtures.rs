@@ -1,0 +1,245 @@
+//! Golden fixtures: raw provider payloads run through a loaded plugin, compared with the
+//! expected canonical result as proto3 JSON.
+//!
+//! A fixtures directory holds, per case `<case>`:
+//! - `<case>.raw.json`: the body, byte for byte as the provider sends it;
+//! - `<case>.expected.json`: the expected `tributary.v1.AdapterResult` as proto3 JSON;
+//! - `<case>.request.json` (optional): `{"headers": {"name": "value"}, "query": "a=b"}`;
+//! - `<case>.config.json` (optional): the adapter config for this case, overriding
+//!   `adapter-config.json` (optional, default `{}`) of the directory.
+//!
+//! Every case runs with source = the adapter's name, received at 2024-01-01T00:00:00Z, and the
+//! installation key `fixture-installation-key`.
+
+use std::fmt;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde_json::{Value, json};
+use similar::TextDiff;
+use tributary_model::v1::{Header, WebhookRequest};
+
+use crate::{AdapterInstance, Plugin};
+
+/// When every fixture is received (2024-01-01T00:00:00Z).
+pub const FIXTURE_RECEIVED_AT: i64 = 1_704_067_200;
+/// The installation key fixtures run with, so hashed personal data is reproducible.
+pub const FIXTURE_INSTALLATION_KEY: &str = "fixture-installation-key";
+
+/// Why a fixtures directory could not be run at all.
+#[derive(Debug, thiserror::Error)]
+pub enum FixtureError {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: invalid JSON: {source}")]
+    Json {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
+    #[error("{path}: no fixtures (*.raw.json) found")]
+    Empty { path: PathBuf },
+}
+
+/// What happened to one case.
+#[derive(Debug)]
+pub enum Outcome {
+    Passed,
+    /// The output differs; a unified diff expected -> actual.
+    Mismatch(String),
+    /// `--update` wrote the expectation.
+    Updated,
+    /// The case could not run (bad request file, adapter failure...).
+    Error(String),
+}
+
+/// The result of a fixtures run.
+#[derive(Debug, Default)]
+pub struct Report {
+    pub cases: Vec<(String, Outcome)>,
+}
+
+impl Report {
+    /// True when no case mismatched or failed.
+    pub fn passed(&self) -> bool {
+        self.cases
+            .iter()
+            .all(|(_, o)| matches!(o, Outcome::Passed | Outcome::Updated))
+    }
+}
+
+impl fmt::Display for Report {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (name, outcome) in &self.cases {
+            match outcome {
+                Outcome::Passed => writeln!(f, "ok       {name}")?,
+                Outcome::Updated => writeln!(f, "updated  {name}")?,
+                Outcome::Mismatch(diff) => writeln!(f, "MISMATCH {name}\n{diff}")?,
+                Outcome::Error(e) => writeln!(f, "ERROR    {name}: {e}")?,
+            }
+        }
+        let failed = self
+            .cases
+            .iter()
+            .filter(|(_, o)| matches!(o, Outcome::Mismatch(_) | Outcome::Error(_)))
+            .count();
+        write!(f, "{} fixtures, {failed} failed", self.cases.len())
+    }
+}
+
+fn read(path: &Path) -> Result<Vec<u8>, FixtureError> {
+    fs::read(path).map_err(|source| FixtureError::Io {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+fn read_json_opt(path: &Path) -> Result<Option<Value>, FixtureError> {
+    if !path.exists() {
+        return Ok(None);
+    }
+    serde_json::from_slice(&read(path)?)
+        .map(Some)
+        .map_err(|source| FixtureError::Json {
+            path: path.to_path_buf(),
+            source,
+        })
+}
+
+/// Runs every case in `dir` through `plugin`. With `update`, mismatching or missing
+/// expectations are rewritten instead of reported.
+pub fn run_dir(plugin: &Arc<Plugin>, dir: &Path, update: bool) -> Result<Report, FixtureError> {
+    let entries = fs::read_dir(dir).map_err(|source| FixtureError::Io {
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    let mut names: Vec<String> = entries
+        .filter_map(|e| e.ok())
+        .filter_map(|e| {
+            e.file_name()
+                .to_str()
+                .and_then(|n| n.strip_suffix(".raw.json"))
+                .map(str::to_owned)
+        })
+        .collect();
+    if names.is_empty() {
+        return Err(FixtureError::Empty {
+            path: dir.to_path_buf(),
+        });
+    }
+    names.sort();
+    let default_config = read_json_opt(&dir.join("adapter-config.json"))?.unwrap_or(json!({}));
+
+    let mut report = Report::default();
+    for name in names {
+        let outcome = match run_case(plugin, dir, &name, &default_config, update) {
+            Ok(outcome) => outcome,
+            Err(e) => Outcome::Error(e.to_string()),
+        };
+        report.cases.push((name, outcome));
+    }
+    Ok(report)
+}
+
+fn run_case(
+    plugin: &Arc<Plugin>,
+    dir: &Path,
+    name: &str,
+    default_config: &Value,
+    update: bool,
+) -> Result<Outcome, FixtureError> {
+    let body = read(&dir.join(format!("{name}.raw.json")))?;
+    let config = read_json_opt(&dir.join(format!("{name}.config.json")))?
+        .unwrap_or_else(|| default_config.clone());
+    let request_spec = read_json_opt(&dir.join(format!("{name}.request.json")))?.unwrap_or(json!({}));
+
+    let adapter = &plugin.info().name;
+    let create_args = json!({
+        "host": { "source": adapter, "installation_key": FIXTURE_INSTALLATION_KEY },
+        "config": config,
+    });
+    let instance = match AdapterInstance::create(Arc::clone(plugin), create_args.to_string().as_bytes()) {
+        Ok(instance) => instance,
+        Err(e) => return Ok(Outcome::Error(format!("create: {e}"))),
+    };
+
+    let headers = request_spec
+        .get("headers")
+        .and_then(Value::as_object)
+        .map(|h| {
+            h.iter()
+                .map(|(k, v)| Header {
+                    name: k.to_ascii_lowercase(),
+                    value: v.as_str().unwrap_or_default().to_owned(),
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let request = WebhookRequest {
+        source: adapter.clone(),
+        method: "POST".to_owned(),
+        path: format!("/webhooks/{adapter}"),
+        query: request_spec
+            .get("query")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned(),
+        headers,
+        body,
+        received_at: Some(pbjson_types::Timestamp {
+            seconds: FIXTURE_RECEIVED_AT,
+            nanos: 0,
+        }),
+        skip_verification: false,
+    };
+    let result = match instance.handle(&request) {
+        Ok(result) => result,
+        Err(e) => return Ok(Outcome::Error(e.to_string())),
+    };
+    let actual = serde_json::to_value(&result).map_err(|source| FixtureError::Json {
+        path: dir.join(format!("{name}.raw.json")),
+        source,
+    })?;
+
+    let expected_path = dir.join(format!("{name}.expected.json"));
+    let expected = read_json_opt(&expected_path)?;
+    if expected.as_ref() == Some(&actual) {
+        return Ok(Outcome::Passed);
+    }
+    let actual_text = pretty(&actual);
+    if update {
+        fs::write(&expected_path, actual_text).map_err(|source| FixtureError::Io {
+            path: expected_path,
+            source,
+        })?;
+        return Ok(Outcome::Updated);
+    }
+    let expected_text = expected.as_ref().map(pretty).unwrap_or_default();
+    let diff = TextDiff::from_lines(&expected_text, &actual_text)
+        .unified_diff()
+        .context_radius(3)
+        .header("expected", "actual")
+        .to_string();
+    Ok(Outcome::Mismatch(diff))
+}
+
+fn pretty(value: &Value) -> String {
+    let mut text = serde_json::to_string_pretty(value).unwrap_or_default();
+    text.push('\n');
+    text
+}
+
+/// Finds a cdylib built by cargo next to the running test binary (`target/<profile>/`).
+/// Tests use it to load the real plugin the way the server does.
+pub fn built_library(crate_name: &str) -> PathBuf {
+    let file = crate::library_file_name(crate_name);
+    let exe = std::env::current_exe().unwrap_or_default();
+    exe.ancestors()
+        .skip(1)
+        .map(|dir| dir.join(&file))
+        .find(|candidate| candidate.exists())
+        .unwrap_or_else(|| PathBuf::from(file))
+}

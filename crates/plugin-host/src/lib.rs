@@ -1,0 +1,29 @@
+//! Loads adapter plugins and calls them across the C ABI (v1).
+//!
+//! A [`Plugin`] is a loaded library whose ABI version and function table were checked before
+//! the first call. Libraries are never unloaded (`dlclose` with thread-local destructors is not
+//! sound on Linux), so a function pointer taken from one stays valid for the whole process.
+//! An [`AdapterInstance`] is one configured instance (one source) of a plugin.
+
+pub mod fixtures;
+mod instance;
+mod plugin;
+
+pub use instance::{AdapterInstance, HandleError};
+pub use plugin::{LoadError, Plugin, load_dir};
+
+/// The platform's file name for a cdylib crate named `crate_name` ("libfoo.so" on Linux).
+pub fn library_file_name(crate_name: &str) -> String {
+    format!(
+        "{}{}{}",
+        std::env::consts::DLL_PREFIX,
+        crate_name.replace('-', "_"),
+        std::env::consts::DLL_SUFFIX
+    )
+}
+
+/// Whether a path looks like a dynamic library for this platform.
+pub fn is_library_path(path: &std::path::Path) -> bool {
+    path.extension().and_then(|e| e.to_str())
+        == Some(std::env::consts::DLL_EXTENSION)
+}

@@ -1,0 +1,211 @@
+use std::fs;
+use std::mem::ManuallyDrop;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use libloading::Library;
+use prost::Message;
+use sha2::{Digest, Sha256};
+use tributary_model::v1::AdapterInfo;
+use tributary_plugin_abi::{
+    ABI_VERSION, ABI_VERSION_SYMBOL, AbiVersionFn, AdapterVTableV1, ENTRY_SYMBOL, EntryFn,
+    PluginBuffer, STATUS_OK,
+};
+
+use crate::instance::take_buffer;
+
+/// Why a library could not be loaded. Every variant names the file.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("{file}: cannot read: {source}")]
+    Read {
+        file: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{file}: not a loadable library: {source}")]
+    Open {
+        file: PathBuf,
+        source: libloading::Error,
+    },
+    #[error("{file}: not a Tributary plugin (no `tributary_adapter_v1` symbol)")]
+    NotAPlugin { file: PathBuf },
+    #[error("{file}: built for plugin ABI {found}, this host speaks ABI {expected}")]
+    AbiMismatch {
+        file: PathBuf,
+        found: u32,
+        expected: u32,
+    },
+    #[error("{file}: function table is {found} bytes, expected at least {expected}")]
+    TableTooSmall {
+        file: PathBuf,
+        found: u32,
+        expected: u32,
+    },
+    #[error("{file}: adapter info failed: {message}")]
+    Info { file: PathBuf, message: String },
+}
+
+/// A loaded, checked plugin library.
+pub struct Plugin {
+    // Never dropped: unloading is not sound (see the crate docs).
+    _library: ManuallyDrop<Library>,
+    vtable: &'static AdapterVTableV1,
+    info: AdapterInfo,
+    file: PathBuf,
+    sha256: String,
+    loaded_at: SystemTime,
+}
+
+impl std::fmt::Debug for Plugin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Plugin")
+            .field("info", &self.info)
+            .field("file", &self.file)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Plugin {
+    /// Loads and checks the library at `file`.
+    ///
+    /// Loading runs the library's initialisers: only load from trusted paths.
+    pub fn load(file: &Path) -> Result<Arc<Plugin>, LoadError> {
+        let file = file.to_path_buf();
+        let bytes = fs::read(&file).map_err(|source| LoadError::Read {
+            file: file.clone(),
+            source,
+        })?;
+        let sha256 = hex::encode(Sha256::digest(&bytes));
+
+        // SAFETY: loading runs the library's initialisers; the plugin directory is trusted
+        // (operator-controlled), as documented.
+        let library = unsafe { Library::new(&file) }.map_err(|source| LoadError::Open {
+            file: file.clone(),
+            source,
+        })?;
+        let library = ManuallyDrop::new(library);
+
+        // SAFETY: the symbol's type is fixed by the ABI; it is called only if present.
+        let entry = unsafe { library.get::<EntryFn>(ENTRY_SYMBOL) };
+        let Ok(entry) = entry else {
+            return Err(abi_error(&library, file));
+        };
+        // SAFETY: the entry function takes nothing and returns a pointer to a static table.
+        let table = unsafe { entry() };
+        if table.is_null() {
+            return Err(LoadError::NotAPlugin { file });
+        }
+        // SAFETY: the version and size fields come first in every ABI version's table; they are
+        // read before anything else and the library is never unloaded.
+        let vtable: &'static AdapterVTableV1 = unsafe { &*table };
+        if vtable.abi_version != ABI_VERSION {
+            return Err(LoadError::AbiMismatch {
+                file,
+                found: vtable.abi_version,
+                expected: ABI_VERSION,
+            });
+        }
+        let expected = size_of::<AdapterVTableV1>() as u32;
+        if vtable.size < expected {
+            return Err(LoadError::TableTooSmall {
+                file,
+                found: vtable.size,
+                expected,
+            });
+        }
+
+        let mut out = PluginBuffer::EMPTY;
+        // SAFETY: ABI v1 contract: `info` writes a buffer this plugin frees.
+        let status = unsafe { (vtable.info)(&mut out) };
+        // SAFETY: `out` was written by this plugin's `info`.
+        let bytes = unsafe { take_buffer(vtable, out) };
+        if status != STATUS_OK {
+            return Err(LoadError::Info {
+                file,
+                message: String::from_utf8_lossy(&bytes).into_owned(),
+            });
+        }
+        let info = AdapterInfo::decode(bytes.as_slice()).map_err(|e| LoadError::Info {
+            file: file.clone(),
+            message: e.to_string(),
+        })?;
+        if info.name.is_empty() {
+            return Err(LoadError::Info {
+                file,
+                message: "adapter has an empty name".to_owned(),
+            });
+        }
+
+        Ok(Arc::new(Plugin {
+            _library: library,
+            vtable,
+            info,
+            file,
+            sha256,
+            loaded_at: SystemTime::now(),
+        }))
+    }
+
+    /// What the adapter says about itself.
+    pub fn info(&self) -> &AdapterInfo {
+        &self.info
+    }
+
+    /// The library file it was loaded from.
+    pub fn file(&self) -> &Path {
+        &self.file
+    }
+
+    /// SHA-256 of the library file, hex.
+    pub fn sha256(&self) -> &str {
+        &self.sha256
+    }
+
+    /// When it was loaded.
+    pub fn loaded_at(&self) -> SystemTime {
+        self.loaded_at
+    }
+
+    /// The ABI version it was checked against.
+    pub fn abi_version(&self) -> u32 {
+        self.vtable.abi_version
+    }
+
+    pub(crate) fn vtable(&self) -> &'static AdapterVTableV1 {
+        self.vtable
+    }
+}
+
+/// Explains a library without the v1 entry symbol: another ABI version, or not a plugin.
+fn abi_error(library: &Library, file: PathBuf) -> LoadError {
+    // SAFETY: the version symbol's type is fixed across ABI versions.
+    match unsafe { library.get::<AbiVersionFn>(ABI_VERSION_SYMBOL) } {
+        Ok(version) => LoadError::AbiMismatch {
+            file,
+            // SAFETY: takes nothing, returns an integer.
+            found: unsafe { version() },
+            expected: ABI_VERSION,
+        },
+        Err(_) => LoadError::NotAPlugin { file },
+    }
+}
+
+/// Loads every library in `dir` (sorted by file name). Returns the plugins that loaded and the
+/// errors of those that did not, so one bad file never stops the others.
+pub fn load_dir(dir: &Path) -> Result<(Vec<Arc<Plugin>>, Vec<LoadError>), std::io::Error> {
+    let mut files: Vec<PathBuf> = fs::read_dir(dir)?
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .filter(|path| path.is_file() && crate::is_library_path(path))
+        .collect();
+    files.sort();
+    let mut plugins = Vec::new();
+    let mut errors = Vec::new();
+    for file in files {
+        match Plugin::load(&file) {
+            Ok(plugin) => plugins.push(plugin),
+            Err(error) => errors.push(error),
+        }
+    }
+    Ok((plugins, errors))
+}

@@ -1,0 +1,175 @@
+//! The C boundary, generic over an [`Adapter`]. Used through [`crate::export_adapter!`].
+//!
+//! Every function body runs inside `catch_unwind`: a panic that unwinds out of an `extern "C"`
+//! function would abort the host process.
+
+use std::any::Any;
+use std::ffi::c_void;
+use std::mem::ManuallyDrop;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+
+use prost::Message;
+use tributary_model::v1::{AdapterResult, WebhookRequest, adapter_result::Outcome};
+use tributary_plugin_abi::{
+    ABI_VERSION, AdapterVTableV1, PluginBuffer, STATUS_ERROR, STATUS_OK, STATUS_PANIC,
+};
+
+use crate::{Adapter, HostContext, Request};
+
+/// The function table for adapter `A`.
+pub const fn vtable<A: Adapter>() -> AdapterVTableV1 {
+    AdapterVTableV1 {
+        abi_version: ABI_VERSION,
+        size: size_of::<AdapterVTableV1>() as u32,
+        info: info::<A>,
+        create: create::<A>,
+        handle: handle::<A>,
+        free_buffer,
+        destroy: destroy::<A>,
+    }
+}
+
+fn into_buffer(bytes: Vec<u8>) -> PluginBuffer {
+    let mut bytes = ManuallyDrop::new(bytes);
+    PluginBuffer {
+        ptr: bytes.as_mut_ptr(),
+        len: bytes.len(),
+        cap: bytes.capacity(),
+    }
+}
+
+fn panic_message(payload: &(dyn Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        format!("adapter panicked: {s}")
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        format!("adapter panicked: {s}")
+    } else {
+        "adapter panicked".to_owned()
+    }
+}
+
+/// Runs `f`, writing its bytes (or the error/panic message) to `out`.
+///
+/// # Safety
+/// `out` must be valid for writes.
+unsafe fn guarded(out: *mut PluginBuffer, f: impl FnOnce() -> Result<Vec<u8>, String>) -> i32 {
+    let (status, bytes) = match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(Ok(bytes)) => (STATUS_OK, bytes),
+        Ok(Err(message)) => (STATUS_ERROR, message.into_bytes()),
+        Err(payload) => (STATUS_PANIC, panic_message(payload.as_ref()).into_bytes()),
+    };
+    if !out.is_null() {
+        // SAFETY: the caller passes a valid, writable out pointer.
+        unsafe { out.write(into_buffer(bytes)) };
+    }
+    status
+}
+
+unsafe extern "C" fn info<A: Adapter>(out: *mut PluginBuffer) -> i32 {
+    // SAFETY: forwarded from the host's contract.
+    unsafe { guarded(out, || Ok(A::info().encode_to_vec())) }
+}
+
+/// The JSON the host passes to `create`: the host context plus the source's `config` table.
+#[derive(serde::Deserialize)]
+struct CreateArgs {
+    #[serde(default)]
+    host: HostContext,
+    #[serde(default)]
+    config: serde_json::Value,
+}
+
+unsafe extern "C" fn create<A: Adapter>(
+    config: *const u8,
+    config_len: usize,
+    instance: *mut *mut c_void,
+    error: *mut PluginBuffer,
+) -> i32 {
+    let build = || -> Result<Vec<u8>, String> {
+        let bytes = if config.is_null() || config_len == 0 {
+            &b"{}"[..]
+        } else {
+            // SAFETY: the host passes a valid slice for the duration of the call.
+            unsafe { std::slice::from_raw_parts(config, config_len) }
+        };
+        let args: CreateArgs =
+            serde_json::from_slice(bytes).map_err(|e| format!("invalid create arguments: {e}"))?;
+        let config_value = if args.config.is_null() {
+            serde_json::Value::Object(Default::default())
+        } else {
+            args.config
+        };
+        let config: A::Config =
+            serde_json::from_value(config_value).map_err(|e| format!("invalid config: {e}"))?;
+        let adapter = A::new(config, &args.host)?;
+        let raw = Box::into_raw(Box::new(adapter));
+        // SAFETY: the host passes a valid, writable instance pointer.
+        unsafe { instance.write(raw.cast()) };
+        Ok(Vec::new())
+    };
+    // SAFETY: forwarded from the host's contract.
+    unsafe { guarded(error, build) }
+}
+
+unsafe extern "C" fn handle<A: Adapter>(
+    instance: *const c_void,
+    request: *const u8,
+    request_len: usize,
+    out: *mut PluginBuffer,
+) -> i32 {
+    let run = || -> Result<Vec<u8>, String> {
+        if instance.is_null() {
+            return Err("null adapter instance".to_owned());
+        }
+        // SAFETY: `instance` came from `create::<A>` and is alive until `destroy`.
+        let adapter = unsafe { &*instance.cast::<A>() };
+        let bytes = if request.is_null() {
+            &[][..]
+        } else {
+            // SAFETY: the host passes a valid slice for the duration of the call.
+            unsafe { std::slice::from_raw_parts(request, request_len) }
+        };
+        let request =
+            WebhookRequest::decode(bytes).map_err(|e| format!("undecodable request: {e}"))?;
+        let outcome = run_adapter(adapter, &Request::new(&request));
+        Ok(AdapterResult {
+            outcome: Some(outcome),
+        }
+        .encode_to_vec())
+    };
+    // SAFETY: forwarded from the host's contract.
+    unsafe { guarded(out, run) }
+}
+
+/// Verify, then normalize: the order every adapter follows.
+pub fn run_adapter<A: Adapter>(adapter: &A, request: &Request<'_>) -> Outcome {
+    if !request.skip_verification()
+        && let Err(rejection) = adapter.verify(request)
+    {
+        return Outcome::Rejection(rejection);
+    }
+    match adapter.normalize(request) {
+        Ok(normalized) => Outcome::Normalized(normalized),
+        Err(rejection) => Outcome::Rejection(rejection),
+    }
+}
+
+unsafe extern "C" fn free_buffer(buffer: PluginBuffer) {
+    if buffer.ptr.is_null() {
+        return;
+    }
+    let _ = catch_unwind(|| {
+        // SAFETY: the buffer was made by `into_buffer` in this library and is freed once.
+        drop(unsafe { Vec::from_raw_parts(buffer.ptr, buffer.len, buffer.cap) });
+    });
+}
+
+unsafe extern "C" fn destroy<A: Adapter>(instance: *mut c_void) {
+    if instance.is_null() {
+        return;
+    }
+    let _ = catch_unwind(AssertUnwindSafe(|| {
+        // SAFETY: `instance` came from `create::<A>` and is destroyed once.
+        drop(unsafe { Box::from_raw(instance.cast::<A>()) });
+    }));
+}
