@@ -53,13 +53,15 @@ impl PluginBuffer {
 /// Returns the encoded `tributary.v1.AdapterInfo` in `out`.
 pub type InfoFn = unsafe extern "C" fn(out: *mut PluginBuffer) -> i32;
 
-/// Creates an adapter instance from its configuration (UTF-8 JSON: the source's `config` table).
-/// On success `*instance` is set; on failure `error` holds the message.
+/// Creates an adapter instance from UTF-8 JSON `{"host": {"source", "installation_key"},
+/// "config": <the source's config table>}`. On success `*instance` is set and `message` holds
+/// start-up warnings for the operator (one per line, possibly empty); on failure `message`
+/// holds the error.
 pub type CreateFn = unsafe extern "C" fn(
-    config: *const u8,
-    config_len: usize,
+    args: *const u8,
+    args_len: usize,
     instance: *mut *mut c_void,
-    error: *mut PluginBuffer,
+    message: *mut PluginBuffer,
 ) -> i32;
 
 /// Handles one encoded `tributary.v1.WebhookRequest`; writes an encoded

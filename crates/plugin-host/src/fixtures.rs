@@ -154,17 +154,19 @@ fn run_case(
     let body = read(&dir.join(format!("{name}.raw.json")))?;
     let config = read_json_opt(&dir.join(format!("{name}.config.json")))?
         .unwrap_or_else(|| default_config.clone());
-    let request_spec = read_json_opt(&dir.join(format!("{name}.request.json")))?.unwrap_or(json!({}));
+    let request_spec =
+        read_json_opt(&dir.join(format!("{name}.request.json")))?.unwrap_or(json!({}));
 
     let adapter = &plugin.info().name;
     let create_args = json!({
         "host": { "source": adapter, "installation_key": FIXTURE_INSTALLATION_KEY },
         "config": config,
     });
-    let instance = match AdapterInstance::create(Arc::clone(plugin), create_args.to_string().as_bytes()) {
-        Ok(instance) => instance,
-        Err(e) => return Ok(Outcome::Error(format!("create: {e}"))),
-    };
+    let instance =
+        match AdapterInstance::create(Arc::clone(plugin), create_args.to_string().as_bytes()) {
+            Ok(instance) => instance,
+            Err(e) => return Ok(Outcome::Error(format!("create: {e}"))),
+        };
 
     let headers = request_spec
         .get("headers")

@@ -43,6 +43,7 @@ pub(crate) unsafe fn take_buffer(vtable: &AdapterVTableV1, buffer: PluginBuffer)
 pub struct AdapterInstance {
     plugin: Arc<Plugin>,
     instance: *mut c_void,
+    warnings: Vec<String>,
 }
 
 // SAFETY: ABI v1 requires instances to be immutable after `create` and `handle` to be callable
@@ -85,7 +86,21 @@ impl AdapterInstance {
                 HandleError::Failed { adapter, message }
             });
         }
-        Ok(Self { plugin, instance })
+        let warnings = String::from_utf8_lossy(&message)
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(str::to_owned)
+            .collect();
+        Ok(Self {
+            plugin,
+            instance,
+            warnings,
+        })
+    }
+
+    /// Start-up warnings the adapter gave for this configuration.
+    pub fn warnings(&self) -> &[String] {
+        &self.warnings
     }
 
     /// The plugin this instance runs on.
@@ -109,12 +124,12 @@ impl AdapterInstance {
         let bytes = unsafe { take_buffer(vtable, out) };
         let adapter = || self.plugin.info().name.clone();
         match status {
-            STATUS_OK => AdapterResult::decode(bytes.as_slice()).map_err(|source| {
-                HandleError::Undecodable {
+            STATUS_OK => {
+                AdapterResult::decode(bytes.as_slice()).map_err(|source| HandleError::Undecodable {
                     adapter: adapter(),
                     source,
-                }
-            }),
+                })
+            }
             STATUS_PANIC => Err(HandleError::Panicked {
                 adapter: adapter(),
                 message: String::from_utf8_lossy(&bytes).into_owned(),

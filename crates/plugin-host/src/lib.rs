@@ -24,6 +24,5 @@ pub fn library_file_name(crate_name: &str) -> String {
 
 /// Whether a path looks like a dynamic library for this platform.
 pub fn is_library_path(path: &std::path::Path) -> bool {
-    path.extension().and_then(|e| e.to_str())
-        == Some(std::env::consts::DLL_EXTENSION)
+    path.extension().and_then(|e| e.to_str()) == Some(std::env::consts::DLL_EXTENSION)
 }

@@ -34,10 +34,18 @@ pub fn parse_decimal(text: &str) -> Option<(i64, i32)> {
     if whole.is_empty() && fraction.is_empty() {
         return None;
     }
-    if !whole.bytes().chain(fraction.bytes()).all(|b| b.is_ascii_digit()) {
+    if !whole
+        .bytes()
+        .chain(fraction.bytes())
+        .all(|b| b.is_ascii_digit())
+    {
         return None;
     }
-    let units: i64 = if whole.is_empty() { 0 } else { whole.parse().ok()? };
+    let units: i64 = if whole.is_empty() {
+        0
+    } else {
+        whole.parse().ok()?
+    };
     let mut nanos: i32 = 0;
     for (i, b) in fraction.bytes().take(9).enumerate() {
         nanos += i32::from(b - b'0') * 10_i32.pow(8 - i as u32);

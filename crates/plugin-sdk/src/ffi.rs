@@ -102,10 +102,11 @@ unsafe extern "C" fn create<A: Adapter>(
         let config: A::Config =
             serde_json::from_value(config_value).map_err(|e| format!("invalid config: {e}"))?;
         let adapter = A::new(config, &args.host)?;
+        let warnings = adapter.warnings().join("\n").into_bytes();
         let raw = Box::into_raw(Box::new(adapter));
         // SAFETY: the host passes a valid, writable instance pointer.
         unsafe { instance.write(raw.cast()) };
-        Ok(Vec::new())
+        Ok(warnings)
     };
     // SAFETY: forwarded from the host's contract.
     unsafe { guarded(error, build) }

@@ -62,6 +62,11 @@ pub trait Adapter: Sized + Send + Sync + 'static {
     /// Builds an instance for one source. Errors are shown to the operator at start-up.
     fn new(config: Self::Config, host: &HostContext) -> Result<Self, String>;
 
+    /// Start-up warnings for the operator (e.g. "verification is switched off").
+    fn warnings(&self) -> Vec<String> {
+        Vec::new()
+    }
+
     /// Checks the request is authentic (signature, shared header...). Runs before `normalize`.
     fn verify(&self, request: &Request<'_>) -> Result<(), Rejection>;
 
@@ -92,7 +97,9 @@ pub mod reject {
 
 /// The names an adapter usually needs.
 pub mod prelude {
-    pub use crate::convert::{self, date, money, quantity, timestamp, timestamp_from_epoch_seconds};
+    pub use crate::convert::{
+        self, date, money, quantity, timestamp, timestamp_from_epoch_seconds,
+    };
     pub use crate::personal_data::{PersonalDataPolicy, Treatment};
     pub use crate::reject;
     pub use crate::verify;

@@ -81,10 +81,13 @@ impl PersonalDataPolicy {
             .clone()
             .filter(|k| !k.is_empty())
             .unwrap_or_else(|| installation_key.to_owned());
-        let hashes = self.default == Treatment::Hash
-            || self.fields.values().any(|t| *t == Treatment::Hash);
+        let hashes =
+            self.default == Treatment::Hash || self.fields.values().any(|t| *t == Treatment::Hash);
         if hashes && key.is_empty() {
-            return Err("personal_data: `hash` needs a hash_key and the host gave no installation key".into());
+            return Err(
+                "personal_data: `hash` needs a hash_key and the host gave no installation key"
+                    .into(),
+            );
         }
         Ok(PersonalDataGuard {
             policy: self,
@@ -170,7 +173,8 @@ mod tests {
 
     #[test]
     fn per_field_mask_and_keep() {
-        let g = guard(serde_json::json!({"fields": {"personal_tax_id": "mask", "username": "keep"}}));
+        let g =
+            guard(serde_json::json!({"fields": {"personal_tax_id": "mask", "username": "keep"}}));
         let masked = g.apply("personal_tax_id", "25872252137");
         assert_eq!(masked.value, "*******2137");
         assert_eq!(masked.treatment, PersonalDataTreatment::Masked as i32);

@@ -51,7 +51,10 @@ mod tests {
         ));
         assert!(!hmac_sha256_hex_matches(b"Jefe", &[b"other"], expected));
         assert!(!hmac_sha256_hex_matches(b"Jefe", &[b"x"], "not hex"));
-        assert_eq!(hex::encode(hmac_sha256(b"Jefe", &[b"what do ya want for nothing?"])), expected);
+        assert_eq!(
+            hex::encode(hmac_sha256(b"Jefe", &[b"what do ya want for nothing?"])),
+            expected
+        );
     }
 
     #[test]

@@ -10,7 +10,9 @@ impl Adapter for Arcadia {
             name: "arcadia".into(),
             version: env!("CARGO_PKG_VERSION").into(),
             provider: "Arcadia".into(),
-            description: "Arcadia Plug API webhooks (utility credentials, accounts, statements, meters)".into(),
+            description:
+                "Arcadia Plug API webhooks (utility credentials, accounts, statements, meters)"
+                    .into(),
         }
     }
     fn new(_config: Self::Config, _host: &HostContext) -> Result<Self, String> {
@@ -26,7 +28,10 @@ impl Adapter for Arcadia {
             events: vec![Event {
                 r#type: "statement.available".into(),
                 subject: id.clone(),
-                provenance: Some(Provenance { provider_event_id: id, ..Default::default() }),
+                provenance: Some(Provenance {
+                    provider_event_id: id,
+                    ..Default::default()
+                }),
                 ..Default::default()
             }],
             ..Default::default()

@@ -1,0 +1,40 @@
+//! Finicity (utility data) adapter. Placeholder being replaced by the full mapping.
+use tributary_plugin_sdk::prelude::*;
+
+pub struct Finicity;
+
+impl Adapter for Finicity {
+    type Config = serde_json::Value;
+    fn info() -> AdapterInfo {
+        AdapterInfo {
+            name: "finicity".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            provider: "Finicity".into(),
+            description: "placeholder".into(),
+        }
+    }
+    fn new(_config: Self::Config, _host: &HostContext) -> Result<Self, String> {
+        Ok(Finicity)
+    }
+    fn verify(&self, _request: &Request<'_>) -> Result<(), Rejection> {
+        Ok(())
+    }
+    fn normalize(&self, request: &Request<'_>) -> Result<Normalized, Rejection> {
+        let body = request.json()?;
+        let id = convert::str_at(&body, "id");
+        Ok(Normalized {
+            events: vec![Event {
+                r#type: "statement.available".into(),
+                subject: id.clone(),
+                provenance: Some(Provenance {
+                    provider_event_id: id,
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }],
+            ..Default::default()
+        })
+    }
+}
+
+export_adapter!(Finicity);
