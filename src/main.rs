@@ -1,1 +1,62 @@
-fn main() {}
+//! The `tributary` command: runs the service.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use tracing_subscriber::EnvFilter;
+use tributary::config::{Config, Overrides};
+
+#[derive(Parser)]
+#[command(
+    name = "tributary",
+    version,
+    about = "Webhooks in, one canonical event stream out"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the service: webhook HTTP front end, gRPC event stream, embedded log.
+    Serve {
+        /// TOML configuration file.
+        #[arg(long, short, env = "TRIBUTARY_CONFIG")]
+        config: Option<PathBuf>,
+        /// Log format on stderr.
+        #[arg(long, env = "TRIBUTARY_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
+        log_format: String,
+        #[command(flatten)]
+        overrides: Overrides,
+    },
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve {
+            config,
+            log_format,
+            overrides,
+        } => {
+            init_logging(&log_format);
+            let config = Config::load(config.as_deref(), &overrides)?;
+            let runtime = tokio::runtime::Runtime::new().context("cannot start the runtime")?;
+            runtime.block_on(tributary::server::serve(config))
+        }
+    }
+}
+
+fn init_logging(format: &str) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if format == "json" {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}

@@ -13,6 +13,7 @@ const PROTOS: &[&str] = &[
     "tributary/v1/consent.proto",
     "tributary/v1/event.proto",
     "tributary/v1/plugin.proto",
+    "tributary/v1/dead_letter.proto",
     "tributary/v1/service.proto",
 ];
 

@@ -1,10 +1,27 @@
-//! Arcadia (utility data) adapter. Placeholder being replaced by the full mapping.
+//! Arcadia (utility data, "Plug" API 2024-02-21) adapter for Tributary.
+//!
+//! One webhook carries one event: `{createdAt, data, errors[], eventType, id, resource}`. The
+//! `(resource, eventType)` pair picks the canonical type (see README.md); pairs this adapter
+//! does not know are dead-lettered with a reason.
+
+mod config;
+mod map;
+mod verify;
+
+use tributary_plugin_sdk::personal_data::PersonalDataGuard;
 use tributary_plugin_sdk::prelude::*;
 
-pub struct Arcadia;
+pub use config::{Config, LegacyHmacConfig, VerificationConfig};
+
+/// The Arcadia adapter: one instance per configured source.
+pub struct Arcadia {
+    verifier: verify::Verifier,
+    mapper: map::Mapper,
+}
 
 impl Adapter for Arcadia {
-    type Config = serde_json::Value;
+    type Config = Config;
+
     fn info() -> AdapterInfo {
         AdapterInfo {
             name: "arcadia".into(),
@@ -15,28 +32,116 @@ impl Adapter for Arcadia {
                     .into(),
         }
     }
-    fn new(_config: Self::Config, _host: &HostContext) -> Result<Self, String> {
-        Ok(Arcadia)
+
+    fn new(config: Config, host: &HostContext) -> Result<Self, String> {
+        config.validate()?;
+        let guard: PersonalDataGuard = config.personal_data.resolve(&host.installation_key)?;
+        Ok(Self {
+            verifier: verify::Verifier::from_config(config.verification)?,
+            mapper: map::Mapper::new(guard, config.default_currency),
+        })
     }
-    fn verify(&self, _request: &Request<'_>) -> Result<(), Rejection> {
-        Ok(())
+
+    fn warnings(&self) -> Vec<String> {
+        self.verifier.warnings()
     }
+
+    fn verify(&self, request: &Request<'_>) -> Result<(), Rejection> {
+        self.verifier.verify(request)
+    }
+
     fn normalize(&self, request: &Request<'_>) -> Result<Normalized, Rejection> {
         let body = request.json()?;
-        let id = convert::str_at(&body, "id");
-        Ok(Normalized {
-            events: vec![Event {
-                r#type: "statement.available".into(),
-                subject: id.clone(),
-                provenance: Some(Provenance {
-                    provider_event_id: id,
-                    ..Default::default()
-                }),
+        let envelope = map::Envelope::parse(&body)?;
+        Ok(match self.mapper.map(&envelope) {
+            Ok(event) => Normalized {
+                events: vec![event],
                 ..Default::default()
-            }],
-            ..Default::default()
+            },
+            Err(reason) => Normalized {
+                unmapped: vec![UnmappedItem {
+                    provider_event_id: envelope.id.clone(),
+                    provider_event_type: envelope.event_type.clone(),
+                    reason,
+                    raw: request.body().to_vec(),
+                }],
+                ..Default::default()
+            },
         })
     }
 }
 
 export_adapter!(Arcadia);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn adapter() -> Arcadia {
+        let host = HostContext {
+            source: "arcadia".into(),
+            installation_key: "k".into(),
+        };
+        Arcadia::new(Config::default(), &host).expect("default config")
+    }
+
+    fn run(a: &Arcadia, body: &serde_json::Value) -> Result<Normalized, Rejection> {
+        let request = WebhookRequest {
+            body: body.to_string().into_bytes(),
+            ..Default::default()
+        };
+        a.normalize(&Request::new(&request))
+    }
+
+    /// Every known pair with `data` fields of the wrong JSON type: mapped or dead-lettered,
+    /// never a panic, never a rejection.
+    #[test]
+    fn odd_shapes_never_panic() {
+        let a = adapter();
+        let pairs = [
+            ("CREDENTIAL", "STATUS_CHANGE"),
+            ("CREDENTIAL", "REAL_TIME_CREDENTIAL_VALIDATION_FAILURE"),
+            ("MFA_METHOD_PROMPT", "MFA_CHALLENGE_METHOD"),
+            ("MFA_CODE_PROMPT", "MFA_CHALLENGE_CODE"),
+            ("ACCOUNT", "STATUS_CHANGE"),
+            ("STATEMENT", "NEW_DATA_AVAILABLE"),
+            ("METER", "STATUS_CHANGE"),
+            ("FILE", "STATUS_CHANGE"),
+            ("DELETION", "STATUS_CHANGE"),
+            ("DOWNLOAD", "STATUS_CHANGE"),
+        ];
+        let odd = serde_json::json!({
+            "id": 7, "status": ["x"], "provider": "p", "credential": 3,
+            "verificationMethods": {"a": 1}, "selectedVerificationMethod": [1],
+            "accountData": [1, "x", {"meterData": "y", "amountDue": "1e5"}],
+            "accounts": [null, {"id": {}}], "serviceTypes": [1, null],
+            "accountNumbers": [1, null], "totalAccounts": 99_999_999_999_i64,
+            "customData": [1], "correlationIds": "c", "amountDue": true,
+            "createdAt": "yesterday", "statementDate": "2023-02-30"
+        });
+        for (resource, event_type) in pairs {
+            for data in [odd.clone(), serde_json::json!({}), serde_json::json!([1])] {
+                let body = serde_json::json!({
+                    "id": "whk_x", "eventType": event_type, "resource": resource,
+                    "createdAt": 5, "errors": {"not": "an array"}, "data": data,
+                });
+                let normalized = run(&a, &body).expect("never rejected");
+                assert_eq!(normalized.events.len() + normalized.unmapped.len(), 1);
+            }
+        }
+    }
+
+    #[test]
+    fn config_refuses_unknown_fields_and_bad_currency() {
+        let unknown = serde_json::json!({"verification": {"header": {"a": "b"}}});
+        assert!(serde_json::from_value::<Config>(unknown).is_err());
+        let host = HostContext {
+            installation_key: "k".into(),
+            ..Default::default()
+        };
+        let config: Config =
+            serde_json::from_value(serde_json::json!({"default_currency": "usd"})).expect("parses");
+        assert!(Arcadia::new(config, &host).is_err());
+        assert_eq!(adapter().warnings().len(), 1);
+    }
+}

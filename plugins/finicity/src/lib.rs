@@ -1,38 +1,79 @@
-//! Finicity (utility data) adapter. Placeholder being replaced by the full mapping.
+//! Finicity / Mastercard Open Banking Connect adapter: verifies the `X-Finicity-Signature`
+//! HMAC and maps each of the 16 Connect webhook events onto one canonical event (`ping` is
+//! acknowledged and ignored). See the crate README for the config and the mapping table.
+
+mod config;
+mod envelope;
+mod map;
+mod verify;
+
+use tributary_plugin_sdk::personal_data::PersonalDataGuard;
 use tributary_plugin_sdk::prelude::*;
 
-pub struct Finicity;
+pub use config::{Config, DEFAULT_SIGNATURE_HEADER, Verification};
+use envelope::Envelope;
+use verify::Verifier;
+
+/// The `eventType` Finicity sends to check the webhook URL; acknowledged, never stored.
+const PING: &str = "ping";
+
+/// One configured Finicity source.
+pub struct Finicity {
+    verifier: Verifier,
+    guard: PersonalDataGuard,
+}
 
 impl Adapter for Finicity {
-    type Config = serde_json::Value;
+    type Config = Config;
+
     fn info() -> AdapterInfo {
         AdapterInfo {
             name: "finicity".into(),
             version: env!("CARGO_PKG_VERSION").into(),
-            provider: "Finicity".into(),
-            description: "placeholder".into(),
+            provider: "Finicity (Mastercard Open Banking)".into(),
+            description: "Finicity / Mastercard Open Banking Connect webhooks: session activity, \
+                          connections, MFA and accounts, signed with HMAC-SHA256."
+                .into(),
         }
     }
-    fn new(_config: Self::Config, _host: &HostContext) -> Result<Self, String> {
-        Ok(Finicity)
+
+    fn new(config: Config, host: &HostContext) -> Result<Self, String> {
+        let verifier = Verifier::from_config(&config)?;
+        let guard = config.personal_data.resolve(&host.installation_key)?;
+        Ok(Finicity { verifier, guard })
     }
-    fn verify(&self, _request: &Request<'_>) -> Result<(), Rejection> {
-        Ok(())
+
+    fn warnings(&self) -> Vec<String> {
+        self.verifier.warnings()
     }
+
+    fn verify(&self, request: &Request<'_>) -> Result<(), Rejection> {
+        self.verifier.verify(request)
+    }
+
     fn normalize(&self, request: &Request<'_>) -> Result<Normalized, Rejection> {
         let body = request.json()?;
-        let id = convert::str_at(&body, "id");
-        Ok(Normalized {
-            events: vec![Event {
-                r#type: "statement.available".into(),
-                subject: id.clone(),
-                provenance: Some(Provenance {
-                    provider_event_id: id,
-                    ..Default::default()
-                }),
+        let envelope = Envelope::parse(&body)?;
+        if envelope.event_type == PING {
+            return Ok(Normalized {
+                ignored: vec![PING.into()],
                 ..Default::default()
-            }],
-            ..Default::default()
+            });
+        }
+        Ok(match map::event(&envelope, &self.guard) {
+            Ok(event) => Normalized {
+                events: vec![event],
+                ..Default::default()
+            },
+            Err(reason) => Normalized {
+                unmapped: vec![UnmappedItem {
+                    provider_event_id: envelope.event_id.clone(),
+                    provider_event_type: envelope.event_type.to_owned(),
+                    reason,
+                    raw: request.body().to_vec(),
+                }],
+                ..Default::default()
+            },
         })
     }
 }

@@ -1,39 +1,91 @@
-//! Klavi (utility data) adapter. Placeholder being replaced by the full mapping.
+//! Klavi (Brazilian open finance) adapter: API event webhooks (links, consents, data requests
+//! and data products) to canonical Tributary events.
+//!
+//! The body is a JSON array; every element becomes one canonical event (deduplicated on its
+//! own `eventId`) or, when its eventType/eventName is unknown, one dead-lettered item. The tax
+//! ids (CPF, CNPJ) leave the adapter only after the source's personal-data policy.
+
+pub mod config;
+pub mod envelope;
+pub mod map;
+pub mod verify;
+
+use tributary_plugin_sdk::personal_data::PersonalDataGuard;
 use tributary_plugin_sdk::prelude::*;
 
-pub struct Klavi;
+use crate::config::Config;
+use crate::verify::Verifier;
+
+/// One configured Klavi source.
+pub struct Klavi {
+    verifier: Verifier,
+    guard: PersonalDataGuard,
+}
 
 impl Adapter for Klavi {
-    type Config = serde_json::Value;
+    type Config = Config;
+
     fn info() -> AdapterInfo {
         AdapterInfo {
             name: "klavi".into(),
             version: env!("CARGO_PKG_VERSION").into(),
             provider: "Klavi".into(),
-            description: "placeholder".into(),
+            description: "Klavi open-finance API events: links, consents, data requests and \
+                          data products"
+                .into(),
         }
     }
-    fn new(_config: Self::Config, _host: &HostContext) -> Result<Self, String> {
-        Ok(Klavi)
+
+    fn new(config: Self::Config, host: &HostContext) -> Result<Self, String> {
+        let verifier = Verifier::from_config(&config);
+        let guard = config.personal_data.resolve(&host.installation_key)?;
+        Ok(Self { verifier, guard })
     }
-    fn verify(&self, _request: &Request<'_>) -> Result<(), Rejection> {
-        Ok(())
+
+    fn warnings(&self) -> Vec<String> {
+        self.verifier.warnings()
     }
+
+    fn verify(&self, request: &Request<'_>) -> Result<(), Rejection> {
+        self.verifier.verify(request)
+    }
+
     fn normalize(&self, request: &Request<'_>) -> Result<Normalized, Rejection> {
-        let body = request.json()?;
-        let id = convert::str_at(&body, "id");
-        Ok(Normalized {
-            events: vec![Event {
-                r#type: "statement.available".into(),
-                subject: id.clone(),
-                provenance: Some(Provenance {
-                    provider_event_id: id,
-                    ..Default::default()
-                }),
-                ..Default::default()
-            }],
-            ..Default::default()
-        })
+        let elements = envelope::elements(request)?;
+        let mut normalized = Normalized::default();
+        if elements.is_empty() {
+            normalized
+                .ignored
+                .push("empty event array: nothing to store".to_owned());
+            return Ok(normalized);
+        }
+        // Check every envelope first: a malformed element refuses the whole request, before
+        // anything is stored.
+        let envelopes = elements
+            .iter()
+            .enumerate()
+            .map(|(index, element)| envelope::envelope(index, &element.value))
+            .collect::<Result<Vec<_>, _>>()?;
+        for (element, envelope) in elements.iter().zip(&envelopes) {
+            let unmapped = |reason: String| UnmappedItem {
+                provider_event_id: envelope.event_id.clone(),
+                provider_event_type: envelope.event_name.clone(),
+                reason,
+                raw: element.raw.to_vec(),
+            };
+            let Some(kind) = envelope::classify(envelope) else {
+                normalized.unmapped.push(unmapped(format!(
+                    "unknown Klavi event: eventType {:?}, eventName {:?}",
+                    envelope.event_type, envelope.event_name
+                )));
+                continue;
+            };
+            match map::event(&element.value, envelope, kind, &self.guard) {
+                Ok(event) => normalized.events.push(event),
+                Err(reason) => normalized.unmapped.push(unmapped(reason)),
+            }
+        }
+        Ok(normalized)
     }
 }
 

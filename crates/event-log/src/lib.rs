@@ -1,0 +1,77 @@
+//! The event log: where canonical events become durable, ordered and deduplicated.
+//!
+//! [`EventLog`] is the one interface the service uses; [`embedded::EmbeddedLog`] is the default
+//! backend (a redb file in the data directory). The trait is shaped so a NATS JetStream backend
+//! maps onto it directly: the sequence is the stream sequence, the dedup key is the message id,
+//! and readers read by sequence.
+
+pub mod embedded;
+
+use async_trait::async_trait;
+use tokio::sync::watch;
+use tributary_model::v1::{DeadLetter, Event};
+use tributary_model::well_known::Timestamp;
+
+/// Everything one webhook produced, appended atomically: all of it is stored, or none of it.
+#[derive(Debug, Clone, Default)]
+pub struct AppendRequest {
+    /// The source that received the webhook; with each item's provider event id it forms the
+    /// dedup key.
+    pub source: String,
+    /// Canonical events, in order. `provenance.provider_event_id` must be non-empty.
+    pub events: Vec<Event>,
+    /// Items the adapter could not map. `provider_event_id` must be non-empty.
+    pub dead_letters: Vec<DeadLetter>,
+}
+
+/// What an append did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AppendOutcome {
+    /// Sequences assigned to the newly stored events, in request order.
+    pub sequences: Vec<u64>,
+    /// Items (events or dead letters) already stored by an earlier request.
+    pub duplicates: usize,
+    /// Dead letters newly stored.
+    pub dead_lettered: usize,
+}
+
+/// Why the log could not do what was asked. Appends that fail store nothing.
+#[derive(Debug, thiserror::Error)]
+pub enum LogError {
+    #[error("event log storage failed: {0}")]
+    Storage(String),
+    #[error("event log is shutting down")]
+    Closed,
+    #[error("stored record is corrupt at {key}: {source}")]
+    Corrupt {
+        key: u64,
+        source: prost::DecodeError,
+    },
+    #[error("invalid append: {0}")]
+    Invalid(String),
+}
+
+/// The durable, ordered, deduplicated log of canonical events.
+#[async_trait]
+pub trait EventLog: Send + Sync + 'static {
+    /// Stores a webhook's events and dead letters durably, skipping items whose
+    /// (source, provider event id) is already stored. Returns once they are durable.
+    async fn append(&self, request: AppendRequest) -> Result<AppendOutcome, LogError>;
+
+    /// Up to `max` events with a sequence greater than `after`, in order.
+    async fn read_after(&self, after: u64, max: usize) -> Result<Vec<Event>, LogError>;
+
+    /// The sequence just before the first event stored at or after `time` (so that
+    /// `read_after` of it starts there).
+    async fn sequence_before_time(&self, time: Timestamp) -> Result<u64, LogError>;
+
+    /// Dead letters with an id greater than `after`, up to `max`.
+    async fn dead_letters(&self, after: u64, max: usize) -> Result<Vec<DeadLetter>, LogError>;
+
+    /// The sequence of the newest event (0 when empty); changes are announced on the receiver,
+    /// which subscribers await to tail the log live.
+    fn last_sequence(&self) -> watch::Receiver<u64>;
+
+    /// `Ok` while the log can write; the last storage error otherwise.
+    fn health(&self) -> Result<(), String>;
+}

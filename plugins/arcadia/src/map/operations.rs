@@ -1,0 +1,116 @@
+//! FILE, DELETION and DOWNLOAD status changes: file.status_changed, deletion.completed,
+//! export.status_changed.
+
+use serde_json::Value;
+use tributary_plugin_sdk::convert::{bool_at, date_at, str_at, strings_at};
+use tributary_plugin_sdk::prelude::*;
+
+use super::{Envelope, Mapper, base_references, event, i32_at, institution};
+
+/// FILE STATUS_CHANGE: an uploaded bill's processing; account numbers via `account_number`.
+pub fn file(m: &Mapper, env: &Envelope<'_>) -> Result<Event, String> {
+    let data = env.data()?;
+    let provider_status = str_at(data, "status");
+    let status = match provider_status.as_str() {
+        "QUEUED" => FileStatus::Queued,
+        "IN_PROGRESS" => FileStatus::InProgress,
+        "COVERAGE_REQUEST" => FileStatus::CoverageRequested,
+        "FAILURE" => FileStatus::Failed,
+        "SUCCESS" => FileStatus::Succeeded,
+        _ => FileStatus::Unspecified,
+    };
+    let id = str_at(data, "id");
+    let payload = FileEvent {
+        id: id.clone(),
+        file_name: str_at(data, "fileName"),
+        status: status as i32,
+        provider_status,
+        provider_status_details: strings_at(data, "statusDetails"),
+        statement_id: str_at(data, "statementId"),
+        statement_date: date_at(data, "statementDate"),
+        transfer_method: str_at(data, "transferMethod"),
+        customer_action_required: bool_at(data, "isCustomerActionRequired"),
+        account_numbers: strings_at(data, "accountNumbers")
+            .iter()
+            .filter_map(|number| m.personal("account_number", number))
+            .collect(),
+        institution: institution(data.get("provider")),
+        errors: env.errors.clone(),
+    };
+    Ok(event(
+        env,
+        "file.status_changed",
+        id,
+        base_references(data),
+        Payload::File(payload),
+    ))
+}
+
+/// DELETION STATUS_CHANGE: always deletion.completed, the outcome in `status`. A deleted
+/// credential ("crd_...") or account ("act_...") is also put in the references.
+pub fn deletion(env: &Envelope<'_>) -> Result<Event, String> {
+    let data = env.data()?;
+    let provider_status = str_at(data, "status");
+    let target_id = str_at(data, "deletionTargetId");
+    let mut references = base_references(data);
+    if target_id.starts_with("crd_") {
+        references.connection_id = target_id.clone();
+    } else if target_id.starts_with("act_") {
+        references.account_ids.push(target_id.clone());
+    }
+    let id = str_at(data, "id");
+    let payload = DeletionEvent {
+        id: id.clone(),
+        target_id,
+        status: operation_status(&provider_status) as i32,
+        provider_status,
+        account_count: i32_at(data, "accountCount"),
+        meter_count: i32_at(data, "meterCount"),
+        statement_count: i32_at(data, "statementCount"),
+        file_count: i32_at(data, "fileCount"),
+        site_count: i32_at(data, "siteCount"),
+        errors: env.errors.clone(),
+    };
+    Ok(event(
+        env,
+        "deletion.completed",
+        id,
+        references,
+        Payload::Deletion(payload),
+    ))
+}
+
+/// DOWNLOAD STATUS_CHANGE: export.status_changed. The download `token` is not copied into
+/// the event (it grants access to the export); it stays in the stored raw body.
+pub fn download(env: &Envelope<'_>) -> Result<Event, String> {
+    let data: &Value = env.data()?;
+    let provider_status = str_at(data, "status");
+    let id = str_at(data, "id");
+    let payload = ExportEvent {
+        id: id.clone(),
+        status: operation_status(&provider_status) as i32,
+        provider_status,
+        method: str_at(data, "downloadMethod"),
+        errors: env.errors.clone(),
+    };
+    Ok(event(
+        env,
+        "export.status_changed",
+        id,
+        base_references(data),
+        Payload::Export(payload),
+    ))
+}
+
+/// Canonical outcome of a deletion or download. Only SUCCESS is documented; the other
+/// spellings are the closest safe guesses, anything else stays UNSPECIFIED.
+fn operation_status(status: &str) -> OperationStatus {
+    match status {
+        "SUCCESS" | "SUCCEEDED" | "COMPLETE" | "COMPLETED" => OperationStatus::Succeeded,
+        "FAILURE" | "FAILED" | "ERROR" => OperationStatus::Failed,
+        "QUEUED" | "PENDING" | "IN_PROGRESS" | "PROCESSING" | "SCHEDULED" => {
+            OperationStatus::InProgress
+        }
+        _ => OperationStatus::Unspecified,
+    }
+}

@@ -1,0 +1,290 @@
+//! Webhook authentication: expected custom headers / query parameters (the current API) and the
+//! legacy HMAC signature (the 2022 API). Every configured check must pass.
+
+use tributary_plugin_sdk::Request;
+use tributary_plugin_sdk::model::v1::Rejection;
+use tributary_plugin_sdk::reject;
+use tributary_plugin_sdk::verify::{constant_time_eq, hmac_sha256_hex_matches};
+
+use crate::config::VerificationConfig;
+
+/// Header carrying the legacy signature's Unix timestamp.
+pub const TIMESTAMP_HEADER: &str = "Arc-Webhook-Timestamp";
+/// Header carrying the legacy hex HMAC-SHA256 of `"{timestamp}.{body}"`.
+pub const SIGNATURE_HEADER: &str = "Arc-Webhook-Signature";
+
+/// The checks configured for a source, ready to run.
+pub struct Verifier {
+    headers: Vec<(String, String)>,
+    query: Vec<(String, String)>,
+    hmac: Option<(Vec<u8>, u64)>,
+}
+
+impl Verifier {
+    /// Builds the checks; refuses empty names, values and secrets (they would match too much).
+    pub fn from_config(config: VerificationConfig) -> Result<Self, String> {
+        for (kind, map) in [("headers", &config.headers), ("query", &config.query)] {
+            for (name, value) in map {
+                if name.is_empty() || value.is_empty() {
+                    return Err(format!(
+                        "verification.{kind}: names and expected values must not be empty"
+                    ));
+                }
+            }
+        }
+        let hmac = match config.legacy_hmac {
+            Some(h) if h.secret.is_empty() => {
+                return Err("verification.legacy_hmac.secret must not be empty".into());
+            }
+            Some(h) => Some((h.secret.into_bytes(), h.tolerance_seconds)),
+            None => None,
+        };
+        Ok(Self {
+            headers: config.headers.into_iter().collect(),
+            query: config.query.into_iter().collect(),
+            hmac,
+        })
+    }
+
+    /// Whether any check is configured.
+    pub fn is_enabled(&self) -> bool {
+        !self.headers.is_empty() || !self.query.is_empty() || self.hmac.is_some()
+    }
+
+    /// Start-up warnings about the configured checks.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut warnings = Vec::new();
+        if !self.is_enabled() {
+            warnings.push(
+                "arcadia: webhook verification is OFF (Arcadia's current API signs nothing): \
+                 configure verification.headers and/or verification.query with the custom \
+                 webhook parameters agreed with Arcadia, or verification.legacy_hmac"
+                    .to_owned(),
+            );
+        } else if self.headers.is_empty() && self.hmac.is_none() {
+            warnings.push(
+                "arcadia: verification relies on query parameters only; they may appear in \
+                 proxy access logs, prefer a custom header"
+                    .to_owned(),
+            );
+        }
+        warnings
+    }
+
+    /// Runs every configured check. Reasons name the failing check, never a value.
+    pub fn verify(&self, request: &Request<'_>) -> Result<(), Rejection> {
+        for (name, expected) in &self.headers {
+            let actual = request
+                .header(name)
+                .ok_or_else(|| reject::unauthenticated(format!("missing header `{name}`")))?;
+            if !constant_time_eq(actual.as_bytes(), expected.as_bytes()) {
+                return Err(reject::unauthenticated(format!(
+                    "header `{name}` does not match"
+                )));
+            }
+        }
+        for (name, expected) in &self.query {
+            let actual = request.query_param(name).ok_or_else(|| {
+                reject::unauthenticated(format!("missing query parameter `{name}`"))
+            })?;
+            if !constant_time_eq(&percent_decode(actual), expected.as_bytes()) {
+                return Err(reject::unauthenticated(format!(
+                    "query parameter `{name}` does not match"
+                )));
+            }
+        }
+        if let Some((secret, tolerance)) = &self.hmac {
+            verify_legacy_hmac(request, secret, *tolerance)?;
+        }
+        Ok(())
+    }
+}
+
+fn verify_legacy_hmac(
+    request: &Request<'_>,
+    secret: &[u8],
+    tolerance: u64,
+) -> Result<(), Rejection> {
+    let timestamp_text = request
+        .header(TIMESTAMP_HEADER)
+        .ok_or_else(|| reject::unauthenticated(format!("missing header `{TIMESTAMP_HEADER}`")))?;
+    let signature = request
+        .header(SIGNATURE_HEADER)
+        .ok_or_else(|| reject::unauthenticated(format!("missing header `{SIGNATURE_HEADER}`")))?;
+    let timestamp: i64 = timestamp_text.trim().parse().map_err(|_| {
+        reject::unauthenticated(format!("`{TIMESTAMP_HEADER}` is not Unix seconds"))
+    })?;
+    let received = request
+        .raw()
+        .received_at
+        .as_ref()
+        .map(|t| t.seconds)
+        .ok_or_else(|| reject::unauthenticated("request has no receive time"))?;
+    if received.abs_diff(timestamp) > tolerance {
+        return Err(reject::unauthenticated(format!(
+            "`{TIMESTAMP_HEADER}` is more than {tolerance} s from the receive time"
+        )));
+    }
+    let parts: [&[u8]; 3] = [timestamp_text.as_bytes(), b".", request.body()];
+    if !hmac_sha256_hex_matches(secret, &parts, signature) {
+        return Err(reject::unauthenticated(format!(
+            "`{SIGNATURE_HEADER}` does not match the body"
+        )));
+    }
+    Ok(())
+}
+
+/// Decodes `%XX` escapes (an HTTP client may encode `/` or `,`); other bytes are kept as is.
+fn percent_decode(text: &str) -> Vec<u8> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let escaped = bytes
+            .get(i + 1..i + 3)
+            .filter(|_| bytes.get(i) == Some(&b'%'))
+            .and_then(|hex| std::str::from_utf8(hex).ok())
+            .and_then(|hex| u8::from_str_radix(hex, 16).ok());
+        match escaped {
+            Some(byte) => {
+                out.push(byte);
+                i += 3;
+            }
+            None => {
+                out.extend(bytes.get(i).copied());
+                i += 1;
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::LegacyHmacConfig;
+    use tributary_plugin_sdk::model::v1::{Header, WebhookRequest};
+    use tributary_plugin_sdk::model::well_known::Timestamp;
+    use tributary_plugin_sdk::verify::hmac_sha256;
+
+    const NOW: i64 = 1_704_067_200;
+    const BODY: &[u8] = br#"{"id":"whk_1","eventType":"STATUS_CHANGE"}"#;
+
+    fn request(headers: &[(&str, &str)], query: &str) -> WebhookRequest {
+        WebhookRequest {
+            headers: headers
+                .iter()
+                .map(|(name, value)| Header {
+                    name: name.to_ascii_lowercase(),
+                    value: (*value).to_owned(),
+                })
+                .collect(),
+            query: query.to_owned(),
+            body: BODY.to_vec(),
+            received_at: Some(Timestamp {
+                seconds: NOW,
+                nanos: 0,
+            }),
+            ..Default::default()
+        }
+    }
+
+    fn verifier(headers: &[(&str, &str)], query: &[(&str, &str)], hmac: bool) -> Verifier {
+        let own = |pairs: &[(&str, &str)]| {
+            pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect()
+        };
+        Verifier::from_config(VerificationConfig {
+            headers: own(headers),
+            query: own(query),
+            legacy_hmac: hmac.then(|| LegacyHmacConfig {
+                secret: "s3cret".into(),
+                tolerance_seconds: 300,
+            }),
+        })
+        .expect("valid config")
+    }
+
+    fn check(v: &Verifier, req: &WebhookRequest) -> bool {
+        v.verify(&Request::new(req)).is_ok()
+    }
+
+    fn signed(timestamp: i64, secret: &[u8]) -> WebhookRequest {
+        let ts = timestamp.to_string();
+        let sig = hex::encode(hmac_sha256(secret, &[ts.as_bytes(), b".", BODY]));
+        request(&[(TIMESTAMP_HEADER, &ts), (SIGNATURE_HEADER, &sig)], "")
+    }
+
+    #[test]
+    fn header_match_is_case_insensitive_on_the_name() {
+        let v = verifier(&[("X-Arcadia-Token", "abc-123")], &[], false);
+        assert!(check(&v, &request(&[("x-arcadia-token", "abc-123")], "")));
+        assert!(!check(&v, &request(&[("x-arcadia-token", "abc-124")], "")));
+        assert!(!check(&v, &request(&[], "")));
+    }
+
+    #[test]
+    fn query_match_decodes_escapes() {
+        let v = verifier(&[], &[("token", "a/b,c")], false);
+        assert!(check(&v, &request(&[], "x=1&token=a/b,c")));
+        assert!(check(&v, &request(&[], "token=a%2Fb%2cc")));
+        assert!(!check(&v, &request(&[], "token=a/b")));
+        assert!(!check(&v, &request(&[], "other=a/b,c")));
+    }
+
+    #[test]
+    fn every_configured_check_must_pass() {
+        let v = verifier(&[("X-Token", "h")], &[("token", "q")], false);
+        assert!(check(&v, &request(&[("X-Token", "h")], "token=q")));
+        assert!(!check(&v, &request(&[("X-Token", "h")], "token=x")));
+        assert!(!check(&v, &request(&[("X-Token", "x")], "token=q")));
+    }
+
+    #[test]
+    fn legacy_hmac_ok_stale_and_wrong() {
+        let v = verifier(&[], &[], true);
+        assert!(check(&v, &signed(NOW - 299, b"s3cret")));
+        assert!(check(&v, &signed(NOW + 300, b"s3cret")));
+        assert!(!check(&v, &signed(NOW - 301, b"s3cret")), "stale");
+        assert!(!check(&v, &signed(NOW + 301, b"s3cret")), "future");
+        assert!(!check(&v, &signed(NOW, b"other")), "wrong secret");
+        assert!(
+            !check(&v, &request(&[(TIMESTAMP_HEADER, "x")], "")),
+            "garbage"
+        );
+        assert!(!check(&v, &request(&[], "")), "missing");
+    }
+
+    #[test]
+    fn nothing_configured_accepts_and_warns() {
+        let v = verifier(&[], &[], false);
+        assert!(!v.is_enabled());
+        assert!(check(&v, &request(&[], "")));
+        assert_eq!(v.warnings().len(), 1);
+        assert!(
+            verifier(&[("X-Token", "h")], &[], false)
+                .warnings()
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn empty_expected_values_are_refused() {
+        let config = VerificationConfig {
+            headers: [("X-Token".to_owned(), String::new())].into(),
+            ..Default::default()
+        };
+        assert!(Verifier::from_config(config).is_err());
+        let config = VerificationConfig {
+            legacy_hmac: Some(LegacyHmacConfig {
+                secret: String::new(),
+                tolerance_seconds: 300,
+            }),
+            ..Default::default()
+        };
+        assert!(Verifier::from_config(config).is_err());
+        assert_eq!(percent_decode("%zz%4"), b"%zz%4".to_vec());
+    }
+}

@@ -1,0 +1,212 @@
+//! Request authentication: `X-Finicity-Signature` (configurable name) is the lowercase hex
+//! HMAC-SHA256 of the raw request body, keyed with the partner secret.
+
+use tributary_plugin_sdk::model::v1::Rejection;
+use tributary_plugin_sdk::{Request, reject, verify};
+
+use crate::config::{Config, Verification};
+
+/// Length of a hex-encoded SHA-256 MAC.
+const SIGNATURE_HEX_LEN: usize = 64;
+
+/// Checks requests against the configured scheme. Immutable after start-up.
+#[derive(Debug, Clone)]
+pub enum Verifier {
+    /// Check the HMAC in `header` with `secret`.
+    Hmac {
+        /// The partner secret (never empty).
+        secret: Vec<u8>,
+        /// The header name (matched case-insensitively).
+        header: String,
+    },
+    /// Verification is on but no secret is configured: every request is refused.
+    NoSecret,
+    /// Verification is switched off explicitly.
+    Off,
+}
+
+impl Verifier {
+    /// Builds the verifier from the config. Fails on an empty header name.
+    pub fn from_config(config: &Config) -> Result<Self, String> {
+        let header = config.signature_header.trim();
+        if header.is_empty() {
+            return Err("signature_header must not be empty".into());
+        }
+        let secret = config.secret.as_deref().unwrap_or_default();
+        Ok(match config.verification {
+            Verification::None => Verifier::Off,
+            Verification::Hmac if secret.is_empty() => Verifier::NoSecret,
+            Verification::Hmac => Verifier::Hmac {
+                secret: secret.as_bytes().to_vec(),
+                header: header.to_owned(),
+            },
+        })
+    }
+
+    /// Start-up warnings about this verifier.
+    pub fn warnings(&self) -> Vec<String> {
+        match self {
+            Verifier::Hmac { .. } => Vec::new(),
+            Verifier::NoSecret => vec![
+                "finicity: no secret configured: every webhook is rejected (401) until `secret` \
+                 is set (or verification is switched off explicitly with verification = \"none\")"
+                    .into(),
+            ],
+            Verifier::Off => vec![
+                "finicity: signature verification is switched off (verification = \"none\"): \
+                 anyone who can reach the endpoint can inject events"
+                    .into(),
+            ],
+        }
+    }
+
+    /// Accepts the request or says why not (the reason is only logged).
+    pub fn verify(&self, request: &Request<'_>) -> Result<(), Rejection> {
+        let (secret, header) = match self {
+            Verifier::Off => return Ok(()),
+            Verifier::NoSecret => return Err(reject::unauthenticated("no secret configured")),
+            Verifier::Hmac { secret, header } => (secret, header),
+        };
+        let signature = request
+            .header(header)
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .ok_or_else(|| reject::unauthenticated(format!("missing {header} header")))?;
+        if signature.len() != SIGNATURE_HEX_LEN || !signature.bytes().all(|b| b.is_ascii_hexdigit())
+        {
+            return Err(reject::unauthenticated(format!(
+                "malformed {header}: expected {SIGNATURE_HEX_LEN} hex characters"
+            )));
+        }
+        if verify::hmac_sha256_hex_matches(secret, &[request.body()], signature) {
+            Ok(())
+        } else {
+            Err(reject::unauthenticated(format!(
+                "{header} does not match the body"
+            )))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+    use tributary_plugin_sdk::model::v1::{Header, RejectionKind, WebhookRequest};
+
+    const BODY: &[u8] = br#"{"eventType":"ping","payload":{}}"#;
+
+    fn hex(bytes: &[u8]) -> String {
+        bytes.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    fn sign(secret: &str, body: &[u8]) -> String {
+        hex(&verify::hmac_sha256(secret.as_bytes(), &[body]))
+    }
+
+    fn verifier(config: serde_json::Value) -> Verifier {
+        let config: Config = serde_json::from_value(config).expect("config parses");
+        Verifier::from_config(&config).expect("verifier builds")
+    }
+
+    fn request(headers: &[(&str, &str)], body: &[u8]) -> WebhookRequest {
+        WebhookRequest {
+            headers: headers
+                .iter()
+                .map(|(name, value)| Header {
+                    name: name.to_ascii_lowercase(),
+                    value: (*value).to_owned(),
+                })
+                .collect(),
+            body: body.to_vec(),
+            ..Default::default()
+        }
+    }
+
+    fn check(v: &Verifier, headers: &[(&str, &str)], body: &[u8]) -> Result<(), String> {
+        let raw = request(headers, body);
+        v.verify(&Request::new(&raw)).map_err(|r| {
+            assert_eq!(r.kind, RejectionKind::Unauthenticated as i32);
+            r.reason
+        })
+    }
+
+    #[test]
+    fn correct_signature_passes_in_either_case() {
+        let v = verifier(json!({"secret": "s3cret"}));
+        let sig = sign("s3cret", BODY);
+        assert_eq!(check(&v, &[("X-Finicity-Signature", &sig)], BODY), Ok(()));
+        let upper = sig.to_uppercase();
+        assert_eq!(check(&v, &[("x-finicity-signature", &upper)], BODY), Ok(()));
+        assert!(v.warnings().is_empty());
+    }
+
+    #[test]
+    fn wrong_missing_and_malformed_signatures_are_refused() {
+        let v = verifier(json!({"secret": "s3cret"}));
+        let other_key = sign("other", BODY);
+        let err = check(&v, &[("X-Finicity-Signature", &other_key)], BODY).unwrap_err();
+        assert!(err.contains("does not match"), "{err}");
+        let tampered = sign("s3cret", BODY);
+        let err = check(&v, &[("X-Finicity-Signature", &tampered)], b"{}").unwrap_err();
+        assert!(err.contains("does not match"), "{err}");
+        let err = check(&v, &[], BODY).unwrap_err();
+        assert!(err.contains("missing"), "{err}");
+        let err = check(&v, &[("X-Finicity-Signature", "  ")], BODY).unwrap_err();
+        assert!(err.contains("missing"), "{err}");
+        let not_hex = "z".repeat(64);
+        let err = check(&v, &[("X-Finicity-Signature", &not_hex)], BODY).unwrap_err();
+        assert!(err.contains("malformed"), "{err}");
+        let short = &tampered[..63];
+        let err = check(&v, &[("X-Finicity-Signature", short)], BODY).unwrap_err();
+        assert!(err.contains("malformed"), "{err}");
+        // The signature in another header does not count.
+        let sig = sign("s3cret", BODY);
+        let err = check(&v, &[("X-Signature", &sig)], BODY).unwrap_err();
+        assert!(err.contains("missing"), "{err}");
+    }
+
+    #[test]
+    fn header_name_is_configurable() {
+        let v = verifier(json!({"secret": "s3cret", "signature_header": "X-Signature"}));
+        let sig = sign("s3cret", BODY);
+        assert_eq!(check(&v, &[("X-Signature", &sig)], BODY), Ok(()));
+        assert!(check(&v, &[("X-Finicity-Signature", &sig)], BODY).is_err());
+    }
+
+    #[test]
+    fn no_secret_rejects_everything_and_warns() {
+        for config in [
+            json!({}),
+            json!({"secret": ""}),
+            json!({"verification": "hmac"}),
+        ] {
+            let v = verifier(config);
+            let sig = sign("", BODY);
+            let err = check(&v, &[("X-Finicity-Signature", &sig)], BODY).unwrap_err();
+            assert_eq!(err, "no secret configured");
+            let warnings = v.warnings();
+            assert_eq!(warnings.len(), 1);
+            assert!(warnings.iter().all(|w| w.contains("no secret")));
+        }
+    }
+
+    #[test]
+    fn explicit_off_accepts_and_warns() {
+        let v = verifier(json!({"verification": "none"}));
+        assert_eq!(check(&v, &[], BODY), Ok(()));
+        assert!(v.warnings().iter().any(|w| w.contains("switched off")));
+    }
+
+    #[test]
+    fn config_refuses_typos_and_empty_header() {
+        let typo: Result<Config, _> = serde_json::from_value(json!({"secert": "x"}));
+        assert!(typo.is_err());
+        let bad: Result<Config, _> = serde_json::from_value(json!({"verification": "off"}));
+        assert!(bad.is_err());
+        let config: Config =
+            serde_json::from_value(json!({"secret": "x", "signature_header": " "}))
+                .expect("parses");
+        assert!(Verifier::from_config(&config).is_err());
+    }
+}

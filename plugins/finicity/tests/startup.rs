@@ -1,0 +1,65 @@
+//! Start-up through the real dynamically loaded plugin: config errors and operator warnings.
+
+use std::sync::Arc;
+
+use serde_json::json;
+use tributary_plugin_host::{AdapterInstance, Plugin, fixtures};
+
+fn plugin() -> Arc<Plugin> {
+    let library = fixtures::built_library(env!("CARGO_PKG_NAME"));
+    Plugin::load(&library).expect("plugin loads")
+}
+
+fn create(config: serde_json::Value) -> Result<AdapterInstance, String> {
+    let args = json!({
+        "host": {"source": "finicity", "installation_key": "k"},
+        "config": config,
+    });
+    AdapterInstance::create(plugin(), args.to_string().as_bytes()).map_err(|e| e.to_string())
+}
+
+#[test]
+fn configured_secret_starts_without_warnings() {
+    let instance =
+        create(json!({"secret": "s", "signature_header": "X-Signature"})).expect("starts");
+    assert!(instance.warnings().is_empty(), "{:?}", instance.warnings());
+    assert_eq!(instance.plugin().info().name, "finicity");
+}
+
+#[test]
+fn missing_secret_starts_but_warns() {
+    let instance = create(json!({})).expect("starts");
+    assert!(
+        instance
+            .warnings()
+            .iter()
+            .any(|w| w.contains("no secret configured")),
+        "{:?}",
+        instance.warnings()
+    );
+}
+
+#[test]
+fn verification_off_warns() {
+    let instance = create(json!({"verification": "none"})).expect("starts");
+    assert!(
+        instance
+            .warnings()
+            .iter()
+            .any(|w| w.contains("switched off")),
+        "{:?}",
+        instance.warnings()
+    );
+}
+
+#[test]
+fn bad_config_is_refused_at_start_up() {
+    for config in [
+        json!({"secret": "s", "signature_heder": "X"}),
+        json!({"verification": "off"}),
+        json!({"secret": "s", "signature_header": ""}),
+        json!({"secret": "s", "personal_data": {"default": "encrypt"}}),
+    ] {
+        assert!(create(config.clone()).is_err(), "{config} was accepted");
+    }
+}

@@ -1,0 +1,206 @@
+//! Configuration: defaults, then a TOML file, then flags and environment variables.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use serde::Deserialize;
+
+/// The whole service configuration (the TOML file's shape).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub http: HttpConfig,
+    pub grpc: GrpcConfig,
+    pub log: LogConfig,
+    pub plugins: PluginsConfig,
+    /// Source name -> adapter instance. Empty: every loaded adapter is served as a source of
+    /// its own name with an empty config.
+    pub sources: BTreeMap<String, SourceConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    /// Address the webhook front end listens on.
+    pub listen: SocketAddr,
+    /// Largest accepted webhook body, bytes. Larger bodies get 413.
+    pub body_limit: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GrpcConfig {
+    /// Address the gRPC services listen on.
+    pub listen: SocketAddr,
+    /// Bearer tokens accepted from consumers (`authorization: Bearer <token>`). Empty: no
+    /// authentication (bind to a private address).
+    pub tokens: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// Directory of the embedded log and the installation key.
+    pub data_dir: PathBuf,
+    /// fsync before acknowledging (default). `false` only for benchmarks.
+    pub durable: bool,
+}
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct PluginsConfig {
+    /// Directory scanned for adapter libraries. Default: the directory of the `tributary`
+    /// executable, where `cargo build` puts the bundled plugins.
+    pub dir: Option<PathBuf>,
+}
+
+/// One source: a configured instance of an adapter.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceConfig {
+    /// The adapter's name (`AdapterInfo.name`), e.g. "finicity".
+    pub adapter: String,
+    /// Passed to the adapter as JSON: secrets, verification mode, personal-data policy.
+    #[serde(default = "empty_table")]
+    pub config: toml::Table,
+}
+
+fn empty_table() -> toml::Table {
+    toml::Table::new()
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            body_limit: 1024 * 1024,
+        }
+    }
+}
+
+impl Default for GrpcConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 50051)),
+            tokens: Vec::new(),
+        }
+    }
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from("./data"),
+            durable: true,
+        }
+    }
+}
+
+/// Overrides from the command line or environment; `None` keeps the file's value.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct Overrides {
+    /// Webhook HTTP listen address.
+    #[arg(long, env = "TRIBUTARY_HTTP_LISTEN")]
+    pub http_listen: Option<SocketAddr>,
+    /// gRPC listen address.
+    #[arg(long, env = "TRIBUTARY_GRPC_LISTEN")]
+    pub grpc_listen: Option<SocketAddr>,
+    /// Data directory of the embedded log.
+    #[arg(long, env = "TRIBUTARY_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Directory of adapter plugin libraries.
+    #[arg(long, env = "TRIBUTARY_PLUGIN_DIR")]
+    pub plugin_dir: Option<PathBuf>,
+    /// Largest accepted webhook body, bytes.
+    #[arg(long, env = "TRIBUTARY_BODY_LIMIT")]
+    pub body_limit: Option<usize>,
+}
+
+impl Config {
+    /// Reads the TOML file at `path` (if given) over the defaults, then applies `overrides`.
+    pub fn load(path: Option<&Path>, overrides: &Overrides) -> anyhow::Result<Self> {
+        let mut config = match path {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("cannot read config file {}", path.display()))?;
+                toml::from_str(&text)
+                    .with_context(|| format!("invalid config file {}", path.display()))?
+            }
+            None => Config::default(),
+        };
+        if let Some(listen) = overrides.http_listen {
+            config.http.listen = listen;
+        }
+        if let Some(listen) = overrides.grpc_listen {
+            config.grpc.listen = listen;
+        }
+        if let Some(dir) = &overrides.data_dir {
+            config.log.data_dir = dir.clone();
+        }
+        if let Some(dir) = &overrides.plugin_dir {
+            config.plugins.dir = Some(dir.clone());
+        }
+        if let Some(limit) = overrides.body_limit {
+            config.http.body_limit = limit;
+        }
+        Ok(config)
+    }
+
+    /// The plugin directory: configured, else the executable's own directory.
+    pub fn plugin_dir(&self) -> anyhow::Result<PathBuf> {
+        if let Some(dir) = &self.plugins.dir {
+            return Ok(dir.clone());
+        }
+        let exe = std::env::current_exe().context("cannot locate the tributary executable")?;
+        exe.parent()
+            .map(Path::to_path_buf)
+            .context("the executable has no parent directory")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_then_overrides() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("t.toml");
+        std::fs::write(
+            &path,
+            r#"
+            [http]
+            listen = "0.0.0.0:9000"
+            [sources.finicity-sandbox]
+            adapter = "finicity"
+            config = { secret = "s3cret" }
+            "#,
+        )
+        .expect("write");
+        let overrides = Overrides {
+            grpc_listen: Some("127.0.0.1:1".parse().expect("addr")),
+            ..Default::default()
+        };
+        let config = Config::load(Some(&path), &overrides).expect("loads");
+        assert_eq!(config.http.listen.to_string(), "0.0.0.0:9000");
+        assert_eq!(config.grpc.listen.to_string(), "127.0.0.1:1");
+        assert_eq!(config.http.body_limit, 1024 * 1024);
+        let source = &config.sources["finicity-sandbox"];
+        assert_eq!(source.adapter, "finicity");
+        assert_eq!(source.config["secret"].as_str(), Some("s3cret"));
+    }
+
+    #[test]
+    fn unknown_keys_are_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("t.toml");
+        std::fs::write(&path, "[http]\nlisten_addr = \"x\"\n").expect("write");
+        let error = Config::load(Some(&path), &Overrides::default()).expect_err("refused");
+        assert!(
+            format!("{error:#}").contains("unknown field `listen_addr`"),
+            "{error:#}"
+        );
+    }
+}

@@ -1,0 +1,190 @@
+//! gRPC delivery: `EventStream.Subscribe` (catch-up from the log, then live tail) and the
+//! `Adapters` operations (dry-run `Normalize`, `ListAdapters`).
+
+use std::pin::Pin;
+use std::time::SystemTime;
+
+use futures_util::Stream;
+use tokio::sync::{mpsc, watch};
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status};
+use tributary_event_log::LogError;
+use tributary_model::v1::{
+    AdapterResult, ConfiguredSource, Event, Filter, ListAdaptersRequest, ListAdaptersResponse,
+    LoadedAdapter, NormalizeRequest, NormalizeResponse, Rejection, RejectionKind, SubscribeRequest,
+    WebhookRequest, adapter_result::Outcome, subscribe_request::Start,
+};
+use tributary_model::well_known::Timestamp;
+
+use crate::ingest::{self, Ingest, IngestError};
+use crate::proto::adapters_server::Adapters;
+use crate::proto::event_stream_server::EventStream;
+
+/// Events buffered per subscription between the log reader and the client. With the read
+/// batch below, this bounds a subscription's memory whatever the client does.
+pub const SUBSCRIPTION_BUFFER: usize = 256;
+/// Events read from the log per round trip.
+const READ_BATCH: usize = 256;
+
+/// The gRPC services, sharing the ingest path and a shutdown signal.
+#[derive(Clone)]
+pub struct Services {
+    ingest: Ingest,
+    shutdown: watch::Receiver<bool>,
+}
+
+impl Services {
+    pub fn new(ingest: Ingest, shutdown: watch::Receiver<bool>) -> Self {
+        Self { ingest, shutdown }
+    }
+}
+
+fn matches(filter: &Filter, event: &Event) -> bool {
+    let source_ok = filter.sources.is_empty() || filter.sources.contains(&event.source);
+    let type_ok = filter.types.is_empty()
+        || filter.types.iter().any(|t| match t.strip_suffix('*') {
+            Some(prefix) => event.r#type.starts_with(prefix),
+            None => *t == event.r#type,
+        });
+    source_ok && type_ok
+}
+
+fn log_status(error: LogError) -> Status {
+    Status::unavailable(format!("event log: {error}"))
+}
+
+type EventStreamResult = Pin<Box<dyn Stream<Item = Result<Event, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl EventStream for Services {
+    type SubscribeStream = EventStreamResult;
+
+    async fn subscribe(
+        &self,
+        request: Request<SubscribeRequest>,
+    ) -> Result<Response<Self::SubscribeStream>, Status> {
+        let request = request.into_inner();
+        let filter = request.filter.unwrap_or_default();
+        let log = std::sync::Arc::clone(self.ingest.log());
+        let mut last = log.last_sequence();
+        let mut position = match request.start {
+            None | Some(Start::FromEarliest(_)) => 0,
+            Some(Start::FromLatest(_)) => *last.borrow(),
+            Some(Start::AfterSequence(sequence)) => sequence,
+            Some(Start::FromTime(time)) => {
+                log.sequence_before_time(time).await.map_err(log_status)?
+            }
+        };
+        let (tx, rx) = mpsc::channel(SUBSCRIPTION_BUFFER);
+        let mut shutdown = self.shutdown.clone();
+        tokio::spawn(async move {
+            loop {
+                let batch = match log.read_after(position, READ_BATCH).await {
+                    Ok(batch) => batch,
+                    Err(error) => {
+                        let _ = tx.send(Err(log_status(error))).await;
+                        return;
+                    }
+                };
+                if batch.is_empty() {
+                    tokio::select! {
+                        changed = async { last.wait_for(|newest| *newest > position).await.is_ok() } => {
+                            if !changed { return; }
+                        }
+                        _ = async { shutdown.wait_for(|stop| *stop).await.is_ok() } => {
+                            let _ = tx.send(Err(Status::unavailable("server shutting down; reconnect after your last sequence"))).await;
+                            return;
+                        }
+                        _ = tx.closed() => return,
+                    }
+                    continue;
+                }
+                for event in batch {
+                    position = event.sequence;
+                    if matches(&filter, &event) && tx.send(Ok(event)).await.is_err() {
+                        return;
+                    }
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+}
+
+fn timestamp(time: SystemTime) -> Timestamp {
+    let since = time
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default();
+    Timestamp {
+        seconds: since.as_secs() as i64,
+        nanos: since.subsec_nanos() as i32,
+    }
+}
+
+#[tonic::async_trait]
+impl Adapters for Services {
+    async fn normalize(
+        &self,
+        request: Request<NormalizeRequest>,
+    ) -> Result<Response<NormalizeResponse>, Status> {
+        let request = request.into_inner();
+        let source =
+            self.ingest.sources().get(&request.source).ok_or_else(|| {
+                Status::not_found(format!("no source named `{}`", request.source))
+            })?;
+        let webhook = WebhookRequest {
+            source: request.source.clone(),
+            method: "POST".to_owned(),
+            path: format!("/webhooks/{}", request.source),
+            query: request.query,
+            headers: request.headers,
+            body: request.body,
+            received_at: Some(timestamp(SystemTime::now())),
+            skip_verification: request.skip_verification,
+        };
+        let outcome = match ingest::normalize(&source, &webhook) {
+            Ok(normalized) => Outcome::Normalized(normalized),
+            Err(IngestError::Unauthenticated(reason)) => Outcome::Rejection(Rejection {
+                kind: RejectionKind::Unauthenticated as i32,
+                reason,
+            }),
+            Err(IngestError::Malformed(reason)) => Outcome::Rejection(Rejection {
+                kind: RejectionKind::Malformed as i32,
+                reason,
+            }),
+            Err(error) => return Err(Status::internal(error.to_string())),
+        };
+        Ok(Response::new(NormalizeResponse {
+            result: Some(AdapterResult {
+                outcome: Some(outcome),
+            }),
+        }))
+    }
+
+    async fn list_adapters(
+        &self,
+        _request: Request<ListAdaptersRequest>,
+    ) -> Result<Response<ListAdaptersResponse>, Status> {
+        let sources = self.ingest.sources();
+        let adapters = sources
+            .plugins()
+            .iter()
+            .map(|plugin| LoadedAdapter {
+                info: Some(plugin.info().clone()),
+                abi_version: plugin.abi_version(),
+                file: plugin.file().display().to_string(),
+                sha256: plugin.sha256().to_owned(),
+                loaded_at: Some(timestamp(plugin.loaded_at())),
+            })
+            .collect();
+        let sources = sources
+            .all()
+            .iter()
+            .map(|source| ConfiguredSource {
+                name: source.name.clone(),
+                adapter: source.adapter.plugin().info().name.clone(),
+            })
+            .collect();
+        Ok(Response::new(ListAdaptersResponse { adapters, sources }))
+    }
+}

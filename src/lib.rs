@@ -1,0 +1,17 @@
+//! Tributary: turns third-party webhooks into one canonical, typed event stream.
+//!
+//! The data path is one straight line: [`http`] receives, [`ingest`] runs the source's adapter
+//! (verify, normalize) and appends to the event log, and [`grpc`] delivers from the log.
+
+pub mod config;
+pub mod grpc;
+pub mod http;
+pub mod ingest;
+pub mod server;
+pub mod sources;
+
+/// Generated gRPC services and clients of `tributary.v1` (messages live in `tributary_model`).
+#[allow(clippy::all, missing_docs)]
+pub mod proto {
+    tonic::include_proto!("tributary.v1");
+}
