@@ -1,0 +1,313 @@
+//! The whole path through the real binary: Arcadia seed webhooks over HTTP, read back over gRPC.
+
+mod common;
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use common::{Server, delivered_json, expected_delivery, fixtures};
+use serde_json::{Value, json};
+use tributary_model::v1::{Filter, subscribe_request::Start};
+
+/// Arcadia as a source whose personal-data hashes match the fixtures'.
+const CONFIG: &str = r#"
+[sources.arcadia]
+adapter = "arcadia"
+config = { personal_data = { hash_key = "fixture-installation-key" } }
+"#;
+
+/// Every example from the Arcadia seed (the bare examples and the scenario walk-throughs).
+fn seed_examples() -> Vec<common::Fixture> {
+    fixtures("arcadia", &["seed-", "scenario-"])
+}
+
+#[tokio::test]
+async fn every_arcadia_seed_example_is_delivered_in_order_and_resumable() {
+    let server = Server::start(CONFIG);
+    let examples = seed_examples();
+    assert!(
+        examples.len() >= 60,
+        "expected all seed examples, found {}",
+        examples.len()
+    );
+
+    let mut seen = HashSet::new();
+    let mut expected = Vec::new();
+    for example in &examples {
+        let (status, body) = server.post("arcadia", &example.raw, &[]).await;
+        assert_eq!(status, 200, "{}: {body}", example.name);
+        let events = example.expected["normalized"]["events"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        let mut new = 0;
+        for event in events {
+            let id = event["provenance"]["providerEventId"]
+                .as_str()
+                .expect("id")
+                .to_owned();
+            if seen.insert(id) {
+                let sequence = expected.len() as u64 + 1;
+                expected.push(expected_delivery(event, "arcadia", sequence, "arcadia"));
+                new += 1;
+            }
+        }
+        assert_eq!(body["accepted"], json!(new), "{}: {body}", example.name);
+        if new == 1 {
+            assert_eq!(
+                body["sequences"],
+                json!([expected.len()]),
+                "{}",
+                example.name
+            );
+        }
+    }
+
+    let delivered = server
+        .collect(Filter::default(), None, expected.len())
+        .await;
+    for (event, want) in delivered.iter().zip(&expected) {
+        assert_eq!(delivered_json(event), *want);
+        assert!(event.received_at.is_some());
+    }
+
+    // Resume after sequence N: exactly the rest, in order.
+    let n = 17;
+    let rest = server
+        .collect(
+            Filter::default(),
+            Some(Start::AfterSequence(n)),
+            expected.len() - n as usize,
+        )
+        .await;
+    let sequences: Vec<u64> = rest.iter().map(|e| e.sequence).collect();
+    let want: Vec<u64> = (n + 1..=expected.len() as u64).collect();
+    assert_eq!(sequences, want);
+    server
+        .assert_no_more(
+            Some(Start::AfterSequence(expected.len() as u64)),
+            Duration::from_millis(300),
+        )
+        .await;
+
+    // Filters: by canonical type and by domain prefix.
+    let statements = expected
+        .iter()
+        .filter(|e| {
+            e["type"]
+                .as_str()
+                .is_some_and(|t| t.starts_with("statement."))
+        })
+        .count();
+    let got = server
+        .collect(
+            Filter {
+                sources: vec!["arcadia".into()],
+                types: vec!["statement.*".into()],
+            },
+            None,
+            statements,
+        )
+        .await;
+    assert!(got.iter().all(|e| e.r#type.starts_with("statement.")));
+}
+
+#[tokio::test]
+async fn a_retried_webhook_is_stored_once() {
+    let server = Server::start(CONFIG);
+    let example = &seed_examples()[0];
+    let (status, first) = server.post("arcadia", &example.raw, &[]).await;
+    assert_eq!((status, first["accepted"].clone()), (200, json!(1)));
+    let (status, second) = server.post("arcadia", &example.raw, &[]).await;
+    assert_eq!(status, 200);
+    assert_eq!(second["accepted"], json!(0));
+    assert_eq!(second["duplicates"], json!(1));
+    let events = server.collect(Filter::default(), None, 1).await;
+    assert_eq!(events[0].sequence, 1);
+    server
+        .assert_no_more(Some(Start::AfterSequence(1)), Duration::from_millis(300))
+        .await;
+}
+
+#[tokio::test]
+async fn a_live_subscriber_receives_new_events() {
+    let server = Server::start(CONFIG);
+    let examples = seed_examples();
+    let collector = {
+        let grpc = server.client().await;
+        tokio::spawn(async move {
+            let mut grpc = grpc;
+            let mut stream = grpc
+                .subscribe(tributary_model::v1::SubscribeRequest {
+                    filter: None,
+                    start: Some(Start::FromLatest(true)),
+                })
+                .await
+                .expect("subscribe")
+                .into_inner();
+            let mut got = Vec::new();
+            while got.len() < 3 {
+                use tokio_stream::StreamExt;
+                match tokio::time::timeout(Duration::from_secs(20), stream.next()).await {
+                    Ok(Some(Ok(event))) => got.push(event.sequence),
+                    other => panic!("{other:?}"),
+                }
+            }
+            got
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    for example in examples
+        .iter()
+        .filter(|e| e.name.starts_with("seed-"))
+        .take(3)
+    {
+        let (status, _) = server.post("arcadia", &example.raw, &[]).await;
+        assert_eq!(status, 200);
+    }
+    assert_eq!(collector.await.expect("collector"), vec![1, 2, 3]);
+}
+
+#[tokio::test]
+async fn bad_input_gets_a_clear_answer_and_stores_nothing() {
+    let server = Server::start(
+        r#"
+[http]
+body_limit = 4096
+[sources.arcadia]
+adapter = "arcadia"
+config = { verification = { headers = { "X-Arcadia-Token" = "t0ken" } } }
+"#,
+    );
+    let seed = &seed_examples()[0];
+    let token = [("x-arcadia-token", "t0ken")];
+    let client = reqwest::Client::new();
+
+    // 400: not JSON (authentic).
+    let (status, body) = server.post("arcadia", b"{not json", &token).await;
+    assert_eq!(status, 400);
+    assert_eq!(body["status"], json!(400));
+    assert!(
+        body["detail"]
+            .as_str()
+            .expect("detail")
+            .contains("not valid JSON"),
+        "{body}"
+    );
+    // 400: JSON but not an Arcadia envelope.
+    let (status, body) = server.post("arcadia", b"{\"hello\": 1}", &token).await;
+    assert_eq!(status, 400, "{body}");
+    // 401: missing and wrong shared header; the answer says nothing more.
+    let (status, body) = server.post("arcadia", &seed.raw, &[]).await;
+    assert_eq!(
+        (status, body["detail"].clone()),
+        (401, json!("verification failed"))
+    );
+    let (status, _) = server
+        .post("arcadia", &seed.raw, &[("x-arcadia-token", "t0kem")])
+        .await;
+    assert_eq!(status, 401);
+    // 404: unknown source.
+    let (status, body) = server.post("nope", &seed.raw, &token).await;
+    assert_eq!(status, 404);
+    assert_eq!(body["detail"], json!("no source named `nope`"));
+    // 413: over the body limit.
+    let big = format!("{{\"pad\": \"{}\"}}", "x".repeat(8192));
+    let (status, _) = server.post("arcadia", big.as_bytes(), &token).await;
+    assert_eq!(status, 413);
+    // 415: not JSON content type.
+    let response = client
+        .post(server.url("/webhooks/arcadia"))
+        .header("content-type", "text/plain")
+        .header("x-arcadia-token", "t0ken")
+        .body(seed.raw.clone())
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(response.status().as_u16(), 415);
+    assert_eq!(
+        response.headers()["content-type"].to_str().expect("ct"),
+        "application/problem+json"
+    );
+    // 405: only POST.
+    let response = client
+        .get(server.url("/webhooks/arcadia"))
+        .send()
+        .await
+        .expect("GET");
+    assert_eq!(response.status().as_u16(), 405);
+
+    // Nothing stored so far; then an authentic one is stored as sequence 1.
+    server
+        .assert_no_more(None, Duration::from_millis(300))
+        .await;
+    let (status, body) = server.post("arcadia", &seed.raw, &token).await;
+    assert_eq!((status, body["sequences"].clone()), (200, json!([1])));
+
+    // An authentic but unknown event type is accepted and dead-lettered, not delivered.
+    let unknown: Value = json!({"createdAt": "2024-02-21T00:00:00.000+00:00", "data": {"id": "x_1"},
+        "errors": [], "eventType": "SOMETHING_NEW", "id": "whk_new-type-1", "resource": "WIDGET"});
+    let (status, body) = server
+        .post("arcadia", unknown.to_string().as_bytes(), &token)
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        (body["accepted"].clone(), body["dead_lettered"].clone()),
+        (json!(0), json!(1))
+    );
+    let (_, body) = server
+        .post("arcadia", unknown.to_string().as_bytes(), &token)
+        .await;
+    assert_eq!(
+        (body["dead_lettered"].clone(), body["duplicates"].clone()),
+        (json!(0), json!(1))
+    );
+    server
+        .assert_no_more(Some(Start::AfterSequence(1)), Duration::from_millis(300))
+        .await;
+
+    let logs = server.logs();
+    assert!(!logs.contains("t0ken"), "secret in logs");
+    assert!(!logs.contains("t0kem"), "presented secret in logs");
+}
+
+#[tokio::test]
+async fn events_survive_a_restart_and_sequences_continue() {
+    let server = Server::start(CONFIG);
+    let examples = seed_examples();
+    let seeds: Vec<_> = examples
+        .iter()
+        .filter(|e| e.name.starts_with("seed-"))
+        .collect();
+    for example in &seeds[..4] {
+        assert_eq!(server.post("arcadia", &example.raw, &[]).await.0, 200);
+    }
+    let before = server.collect(Filter::default(), None, 4).await;
+
+    let server = server.restart();
+    let after = server.collect(Filter::default(), None, 4).await;
+    assert_eq!(before, after);
+    // A retry after the restart is still recognised.
+    let (_, body) = server.post("arcadia", &seeds[0].raw, &[]).await;
+    assert_eq!(body["duplicates"], json!(1));
+    let (_, body) = server.post("arcadia", &seeds[4].raw, &[]).await;
+    assert_eq!(body["sequences"], json!([5]));
+}
+
+#[tokio::test]
+async fn health_and_readiness() {
+    let server = Server::start(CONFIG);
+    let client = reqwest::Client::new();
+    let health = client
+        .get(server.url("/healthz"))
+        .send()
+        .await
+        .expect("healthz");
+    assert_eq!(health.status().as_u16(), 200);
+    let ready = client
+        .get(server.url("/readyz"))
+        .send()
+        .await
+        .expect("readyz");
+    assert_eq!(ready.status().as_u16(), 200);
+}

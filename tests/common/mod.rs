@@ -1,0 +1,277 @@
+//! Test harness: starts the real `tributary` binary on free ports with its own data directory,
+//! and talks to it over real HTTP and gRPC.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use serde_json::Value;
+use tokio_stream::StreamExt;
+use tributary::proto::event_stream_client::EventStreamClient;
+use tributary_model::v1::{Event, Filter, SubscribeRequest, subscribe_request::Start};
+
+/// A running server. Killed on drop; its data directory survives in `data` for restarts.
+pub struct Server {
+    child: Child,
+    pub http: SocketAddr,
+    pub grpc: SocketAddr,
+    pub data: PathBuf,
+    pub stderr: PathBuf,
+    pub config: Option<PathBuf>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+/// The directory cargo built the plugins into (next to the binary).
+pub fn plugin_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_tributary"))
+        .parent()
+        .expect("binary has a directory")
+        .to_path_buf()
+}
+
+/// The repository root.
+pub fn repo() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+impl Server {
+    /// Starts a server with `config_toml` (may be empty) in a fresh temp directory.
+    pub fn start(config_toml: &str) -> Server {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let data = dir.path().join("data");
+        let config = dir.path().join("tributary.toml");
+        std::fs::write(&config, config_toml).expect("write config");
+        let mut server = Server::spawn(&data, Some(&config), dir.path(), &[]);
+        server._dir = Some(dir);
+        server
+    }
+
+    /// Starts a server on an existing data directory (a restart).
+    pub fn spawn(data: &Path, config: Option<&Path>, logs: &Path, extra: &[&str]) -> Server {
+        let stderr_path = logs.join(format!("stderr-{}.log", std::process::id()));
+        let stderr = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&stderr_path)
+            .expect("stderr file");
+        let mut command = Command::new(env!("CARGO_BIN_EXE_tributary"));
+        command
+            .arg("serve")
+            .args([
+                "--http-listen",
+                "127.0.0.1:0",
+                "--grpc-listen",
+                "127.0.0.1:0",
+            ])
+            .arg("--data-dir")
+            .arg(data)
+            .arg("--plugin-dir")
+            .arg(plugin_dir())
+            .args(extra)
+            .env("RUST_LOG", "info")
+            .env_remove("TRIBUTARY_CONFIG")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(stderr);
+        if let Some(config) = config {
+            command.arg("--config").arg(config);
+        }
+        let mut child = command.spawn().expect("start tributary");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut lines = BufReader::new(stdout).lines();
+        let ready = loop {
+            match lines.next() {
+                Some(Ok(line)) if line.starts_with("tributary ready ") => break line,
+                Some(Ok(_)) => continue,
+                _ => {
+                    let log = std::fs::read_to_string(&stderr_path).unwrap_or_default();
+                    panic!("tributary exited before it was ready:\n{log}");
+                }
+            }
+        };
+        let address = |key: &str| -> SocketAddr {
+            ready
+                .split_whitespace()
+                .find_map(|part| part.strip_prefix(key))
+                .and_then(|a| a.parse().ok())
+                .unwrap_or_else(|| panic!("no {key} in {ready:?}"))
+        };
+        Server {
+            http: address("http="),
+            grpc: address("grpc="),
+            child,
+            data: data.to_path_buf(),
+            stderr: stderr_path,
+            config: config.map(Path::to_path_buf),
+            _dir: None,
+        }
+    }
+
+    /// Stops this server and starts another on the same data directory and config.
+    pub fn restart(mut self) -> Server {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let logs = self.stderr.parent().expect("log dir").to_path_buf();
+        let mut next = Server::spawn(&self.data, self.config.as_deref(), &logs, &[]);
+        next._dir = self._dir.take();
+        next
+    }
+
+    /// Everything the server logged so far.
+    pub fn logs(&self) -> String {
+        std::fs::read_to_string(&self.stderr).unwrap_or_default()
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.http)
+    }
+
+    /// POSTs a JSON body to `/webhooks/{source}` with extra headers; returns status and body.
+    pub async fn post(&self, source: &str, body: &[u8], headers: &[(&str, &str)]) -> (u16, Value) {
+        let mut request = reqwest::Client::new()
+            .post(self.url(&format!("/webhooks/{source}")))
+            .header("content-type", "application/json")
+            .body(body.to_vec());
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let response = request.send().await.expect("POST");
+        let status = response.status().as_u16();
+        let text = response.text().await.expect("body");
+        let json = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        (status, json)
+    }
+
+    pub async fn client(&self) -> EventStreamClient<tonic::transport::Channel> {
+        EventStreamClient::connect(format!("http://{}", self.grpc))
+            .await
+            .expect("gRPC connect")
+    }
+
+    /// Subscribes and collects exactly `count` events (panics after 20 s without them).
+    pub async fn collect(&self, filter: Filter, start: Option<Start>, count: usize) -> Vec<Event> {
+        let mut client = self.client().await;
+        let mut stream = client
+            .subscribe(SubscribeRequest {
+                filter: Some(filter),
+                start,
+            })
+            .await
+            .expect("subscribe")
+            .into_inner();
+        let mut events = Vec::with_capacity(count);
+        while events.len() < count {
+            match tokio::time::timeout(Duration::from_secs(20), stream.next()).await {
+                Ok(Some(Ok(event))) => events.push(event),
+                other => panic!("after {} of {count} events: {other:?}", events.len()),
+            }
+        }
+        events
+    }
+
+    /// Asserts that no further event arrives within `wait` after the given start.
+    pub async fn assert_no_more(&self, start: Option<Start>, wait: Duration) {
+        let mut client = self.client().await;
+        let mut stream = client
+            .subscribe(SubscribeRequest {
+                filter: None,
+                start,
+            })
+            .await
+            .expect("subscribe")
+            .into_inner();
+        if let Ok(Some(item)) = tokio::time::timeout(wait, stream.next()).await {
+            panic!("unexpected extra item: {item:?}");
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A plugin's fixture: raw body and expected result JSON.
+pub struct Fixture {
+    pub name: String,
+    pub raw: Vec<u8>,
+    pub expected: Value,
+    pub request: Value,
+}
+
+/// The fixtures of `plugins/<adapter>/fixtures` whose names start with one of `prefixes`.
+pub fn fixtures(adapter: &str, prefixes: &[&str]) -> Vec<Fixture> {
+    let dir = repo().join("plugins").join(adapter).join("fixtures");
+    let mut names: Vec<String> = std::fs::read_dir(&dir)
+        .expect("fixtures dir")
+        .filter_map(|e| {
+            e.ok()?
+                .file_name()
+                .to_str()?
+                .strip_suffix(".raw.json")
+                .map(str::to_owned)
+        })
+        .filter(|n| prefixes.iter().any(|p| n.starts_with(p)))
+        .collect();
+    names.sort();
+    names
+        .into_iter()
+        .map(|name| {
+            let raw = std::fs::read(dir.join(format!("{name}.raw.json"))).expect("raw");
+            let expected: Value = serde_json::from_slice(
+                &std::fs::read(dir.join(format!("{name}.expected.json"))).expect("expected"),
+            )
+            .expect("expected json");
+            let request = std::fs::read(dir.join(format!("{name}.request.json")))
+                .ok()
+                .and_then(|b| serde_json::from_slice(&b).ok())
+                .unwrap_or(Value::Null);
+            Fixture {
+                name,
+                raw,
+                expected,
+                request,
+            }
+        })
+        .collect()
+}
+
+/// The canonical JSON of an event as delivered, without the receive time (which varies).
+pub fn delivered_json(event: &Event) -> Value {
+    let mut json = serde_json::to_value(event).expect("event json");
+    if let Some(object) = json.as_object_mut() {
+        object.remove("receivedAt");
+    }
+    json
+}
+
+/// What the server should deliver for an adapter's expected event: the fixture event plus the
+/// envelope the host completes.
+pub fn expected_delivery(mut event: Value, source: &str, sequence: u64, adapter: &str) -> Value {
+    let object = event.as_object_mut().expect("event object");
+    let provenance = object
+        .entry("provenance")
+        .or_insert_with(|| serde_json::json!({}));
+    let provider_event_id = provenance["providerEventId"]
+        .as_str()
+        .expect("provider id")
+        .to_owned();
+    provenance["adapter"] = Value::from(adapter);
+    provenance["adapterVersion"] = Value::from(env!("CARGO_PKG_VERSION"));
+    object.insert(
+        "id".into(),
+        Value::from(format!("{source}:{provider_event_id}")),
+    );
+    object.insert("source".into(), Value::from(source));
+    object.insert(
+        "datacontenttype".into(),
+        Value::from("application/protobuf"),
+    );
+    object.insert("sequence".into(), Value::from(sequence.to_string()));
+    event
+}
