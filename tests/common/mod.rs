@@ -40,16 +40,23 @@ pub fn repo() -> &'static Path {
 impl Server {
     /// Starts a server with `config_toml` (may be empty) in a fresh temp directory.
     pub fn start(config_toml: &str) -> Server {
+        Server::start_with_plugins(config_toml, &plugin_dir())
+    }
+
+    /// Starts a server loading plugins from `plugins` instead of the build directory.
+    pub fn start_with_plugins(config_toml: &str, plugins: &Path) -> Server {
         let dir = tempfile::tempdir().expect("tempdir");
         let data = dir.path().join("data");
         let config = dir.path().join("tributary.toml");
         std::fs::write(&config, config_toml).expect("write config");
-        let mut server = Server::spawn(&data, Some(&config), dir.path(), &[]);
+        let extra = ["--plugin-dir", plugins.to_str().expect("utf-8 path")];
+        let mut server = Server::spawn(&data, Some(&config), dir.path(), &extra);
         server._dir = Some(dir);
         server
     }
 
-    /// Starts a server on an existing data directory (a restart).
+    /// Starts a server on an existing data directory (a restart). `extra` flags must include
+    /// `--plugin-dir` unless the default (the build directory) is wanted.
     pub fn spawn(data: &Path, config: Option<&Path>, logs: &Path, extra: &[&str]) -> Server {
         let stderr_path = logs.join(format!("stderr-{}.log", std::process::id()));
         let stderr = std::fs::OpenOptions::new()
@@ -68,8 +75,6 @@ impl Server {
             ])
             .arg("--data-dir")
             .arg(data)
-            .arg("--plugin-dir")
-            .arg(plugin_dir())
             .args(extra)
             .env("RUST_LOG", "info")
             .env_remove("TRIBUTARY_CONFIG")
@@ -78,6 +83,9 @@ impl Server {
             .stderr(stderr);
         if let Some(config) = config {
             command.arg("--config").arg(config);
+        }
+        if !extra.contains(&"--plugin-dir") {
+            command.arg("--plugin-dir").arg(plugin_dir());
         }
         let mut child = command.spawn().expect("start tributary");
         let stdout = child.stdout.take().expect("stdout");
