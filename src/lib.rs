@@ -3,6 +3,7 @@
 //! The data path is one straight line: [`http`] receives, [`ingest`] runs the source's adapter
 //! (verify, normalize) and appends to the event log, and [`grpc`] delivers from the log.
 
+pub mod cli;
 pub mod config;
 pub mod grpc;
 pub mod http;

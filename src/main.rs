@@ -31,6 +31,9 @@ enum Command {
         #[command(flatten)]
         overrides: Overrides,
     },
+    /// Tools for adapter authors: scaffold, fixture runner, dry run.
+    #[command(subcommand)]
+    Adapter(tributary::cli::adapter::AdapterCommand),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -46,6 +49,7 @@ fn main() -> anyhow::Result<()> {
             let runtime = tokio::runtime::Runtime::new().context("cannot start the runtime")?;
             runtime.block_on(tributary::server::serve(config))
         }
+        Command::Adapter(command) => tributary::cli::adapter::run(command),
     }
 }
 
