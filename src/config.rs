@@ -8,9 +8,11 @@ use anyhow::Context;
 use serde::Deserialize;
 
 /// The whole service configuration (the TOML file's shape).
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
+    /// How long in-flight requests may take to finish after SIGTERM/SIGINT.
+    pub shutdown_timeout_seconds: u64,
     pub http: HttpConfig,
     pub grpc: GrpcConfig,
     pub log: LogConfig,
@@ -46,6 +48,45 @@ pub struct LogConfig {
     pub data_dir: PathBuf,
     /// fsync before acknowledging (default). `false` only for benchmarks.
     pub durable: bool,
+    pub retention: RetentionConfig,
+}
+
+/// How much history the log keeps. Nothing is removed by default.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetentionConfig {
+    /// Remove events stored longer ago than this many seconds.
+    pub max_age_seconds: Option<u64>,
+    /// Remove the oldest events while stored event bytes exceed this.
+    pub max_bytes: Option<u64>,
+    /// Also remove events a durable consumer has not acknowledged.
+    pub override_consumers: bool,
+    /// Seconds between retention passes.
+    pub interval_seconds: u64,
+}
+
+impl Default for RetentionConfig {
+    fn default() -> Self {
+        Self {
+            max_age_seconds: None,
+            max_bytes: None,
+            override_consumers: false,
+            interval_seconds: 30,
+        }
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            shutdown_timeout_seconds: 10,
+            http: HttpConfig::default(),
+            grpc: GrpcConfig::default(),
+            log: LogConfig::default(),
+            plugins: PluginsConfig::default(),
+            sources: BTreeMap::new(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, Default)]
@@ -94,6 +135,7 @@ impl Default for LogConfig {
         Self {
             data_dir: PathBuf::from("./data"),
             durable: true,
+            retention: RetentionConfig::default(),
         }
     }
 }

@@ -10,9 +10,10 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 use tributary_event_log::LogError;
 use tributary_model::v1::{
-    AdapterResult, ConfiguredSource, Event, Filter, ListAdaptersRequest, ListAdaptersResponse,
-    LoadedAdapter, NormalizeRequest, NormalizeResponse, Rejection, RejectionKind, SubscribeRequest,
-    WebhookRequest, adapter_result::Outcome, subscribe_request::Start,
+    AckRequest, AckResponse, AdapterResult, ConfiguredSource, Event, Filter, ListAdaptersRequest,
+    ListAdaptersResponse, LoadedAdapter, NormalizeRequest, NormalizeResponse, Rejection,
+    RejectionKind, SubscribeRequest, WebhookRequest, adapter_result::Outcome,
+    subscribe_request::Start,
 };
 use tributary_model::well_known::Timestamp;
 
@@ -49,8 +50,23 @@ fn matches(filter: &Filter, event: &Event) -> bool {
     source_ok && type_ok
 }
 
-fn log_status(error: LogError) -> Status {
-    Status::unavailable(format!("event log: {error}"))
+/// Maps a log error onto the gRPC status a client can act on.
+pub fn log_status(error: LogError) -> Status {
+    match error {
+        LogError::Invalid(message) => Status::invalid_argument(message),
+        LogError::UnknownConsumer(_) | LogError::UnknownDeadLetter(_) => {
+            Status::not_found(error.to_string())
+        }
+        LogError::Storage(_) | LogError::Closed | LogError::Corrupt { .. } => {
+            Status::unavailable(format!("event log: {error}"))
+        }
+    }
+}
+
+fn removed(requested: u64, first: u64) -> Status {
+    Status::out_of_range(format!(
+        "sequence {requested} was removed by retention; the earliest available is {first}"
+    ))
 }
 
 type EventStreamResult = Pin<Box<dyn Stream<Item = Result<Event, Status>> + Send>>;
@@ -75,6 +91,18 @@ impl EventStream for Services {
                 log.sequence_before_time(time).await.map_err(log_status)?
             }
         };
+        if !request.consumer.is_empty() {
+            // An existing consumer resumes after its last ack; a new one starts at `start`.
+            let consumer = log
+                .open_consumer(&request.consumer, position)
+                .await
+                .map_err(log_status)?;
+            position = consumer.acked_sequence;
+        }
+        let first = log.first_sequence().await.map_err(log_status)?;
+        if position > 0 && position + 1 < first {
+            return Err(removed(position + 1, first));
+        }
         let (tx, rx) = mpsc::channel(SUBSCRIPTION_BUFFER);
         let mut shutdown = self.shutdown.clone();
         tokio::spawn(async move {
@@ -99,6 +127,11 @@ impl EventStream for Services {
                     }
                     continue;
                 }
+                if batch[0].sequence > position + 1 && position > 0 {
+                    // Retention removed events this subscriber had not read yet.
+                    let _ = tx.send(Err(removed(position + 1, batch[0].sequence))).await;
+                    return;
+                }
                 for event in batch {
                     position = event.sequence;
                     if matches(&filter, &event) && tx.send(Ok(event)).await.is_err() {
@@ -108,6 +141,19 @@ impl EventStream for Services {
             }
         });
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+
+    async fn ack(&self, request: Request<AckRequest>) -> Result<Response<AckResponse>, Status> {
+        let request = request.into_inner();
+        let consumer = self
+            .ingest
+            .log()
+            .ack(&request.consumer, request.sequence)
+            .await
+            .map_err(log_status)?;
+        Ok(Response::new(AckResponse {
+            acked_sequence: consumer.acked_sequence,
+        }))
     }
 }
 

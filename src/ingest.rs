@@ -192,6 +192,7 @@ fn dead_letters(
                 reason: item.reason,
                 raw,
                 received_at: request.received_at,
+                ..DeadLetter::default()
             }
         })
         .collect()

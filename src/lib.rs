@@ -3,11 +3,14 @@
 //! The data path is one straight line: [`http`] receives, [`ingest`] runs the source's adapter
 //! (verify, normalize) and appends to the event log, and [`grpc`] delivers from the log.
 
+pub mod admin;
 pub mod cli;
 pub mod config;
 pub mod grpc;
 pub mod http;
 pub mod ingest;
+pub mod redact;
+pub mod redrive;
 pub mod server;
 pub mod sources;
 

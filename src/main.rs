@@ -34,6 +34,12 @@ enum Command {
     /// Tools for adapter authors: scaffold, fixture runner, dry run.
     #[command(subcommand)]
     Adapter(tributary::cli::adapter::AdapterCommand),
+    /// List and redrive dead letters on a running server.
+    #[command(subcommand)]
+    DeadLetters(tributary::cli::admin::DeadLettersCommand),
+    /// List, reset and delete durable consumers on a running server.
+    #[command(subcommand)]
+    Consumers(tributary::cli::admin::ConsumersCommand),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -50,7 +56,20 @@ fn main() -> anyhow::Result<()> {
             runtime.block_on(tributary::server::serve(config))
         }
         Command::Adapter(command) => tributary::cli::adapter::run(command),
+        Command::DeadLetters(command) => {
+            client_runtime()?.block_on(tributary::cli::admin::dead_letters(command))
+        }
+        Command::Consumers(command) => {
+            client_runtime()?.block_on(tributary::cli::admin::consumers(command))
+        }
     }
+}
+
+fn client_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the runtime")
 }
 
 fn init_logging(format: &str) {

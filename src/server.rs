@@ -10,25 +10,31 @@ use tokio::sync::watch;
 use tokio_stream::wrappers::TcpListenerStream;
 use tonic::{Request, Status};
 use tributary_event_log::EventLog;
-use tributary_event_log::embedded::{EmbeddedConfig, EmbeddedLog};
+use tributary_event_log::embedded::{EmbeddedConfig, EmbeddedLog, Retention};
 
+use crate::admin::AdminService;
 use crate::config::Config;
 use crate::grpc::Services;
 use crate::ingest::Ingest;
 use crate::proto::adapters_server::AdaptersServer;
+use crate::proto::admin_server::AdminServer;
 use crate::proto::event_stream_server::EventStreamServer;
 use crate::sources::{Sources, installation_key};
-
-/// How long in-flight requests may take to finish after a shutdown signal.
-const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
 /// Runs the service with `config` until SIGINT or SIGTERM.
 pub async fn serve(config: Config) -> anyhow::Result<()> {
     let key = installation_key(&config.log.data_dir)?;
     let sources = Arc::new(Sources::load(&config, &key)?);
+    let retention = &config.log.retention;
     let log: Arc<dyn EventLog> = Arc::new(
         EmbeddedLog::open(EmbeddedConfig {
             durable: config.log.durable,
+            retention: Retention {
+                max_age: retention.max_age_seconds.map(Duration::from_secs),
+                max_bytes: retention.max_bytes,
+                override_consumers: retention.override_consumers,
+                interval: Duration::from_secs(retention.interval_seconds.max(1)),
+            },
             ..EmbeddedConfig::new(&config.log.data_dir)
         })
         .context("cannot open the event log")?,
@@ -49,6 +55,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let services = Services::new(ingest.clone(), shutdown_rx.clone());
+    let admin = AdminService::new(ingest.clone());
 
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
     health_reporter
@@ -70,7 +77,8 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             services.clone(),
             auth.clone(),
         ))
-        .add_service(AdaptersServer::with_interceptor(services, auth))
+        .add_service(AdaptersServer::with_interceptor(services, auth.clone()))
+        .add_service(AdminServer::with_interceptor(admin, auth))
         .serve_with_incoming_shutdown(
             TcpListenerStream::new(grpc_listener),
             wait_for(shutdown_rx.clone()),
@@ -85,11 +93,12 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     // One machine-readable line on stdout, for scripts and tests that bind port 0.
     println!("tributary ready http={http_addr} grpc={grpc_addr}");
 
+    let grace = Duration::from_secs(config.shutdown_timeout_seconds);
     let signals = async move {
         shutdown_signal().await;
-        tracing::info!("shutting down: finishing in-flight requests");
+        tracing::info!(timeout = ?grace, "shutting down: finishing in-flight requests");
         let _ = shutdown_tx.send(true);
-        tokio::time::sleep(SHUTDOWN_GRACE).await;
+        tokio::time::sleep(grace).await;
     };
     tokio::select! {
         result = async { tokio::try_join!(

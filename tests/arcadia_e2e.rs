@@ -141,6 +141,7 @@ async fn a_live_subscriber_receives_new_events() {
                 .subscribe(tributary_model::v1::SubscribeRequest {
                     filter: None,
                     start: Some(Start::FromLatest(true)),
+                    ..Default::default()
                 })
                 .await
                 .expect("subscribe")

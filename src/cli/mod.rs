@@ -1,3 +1,6 @@
 //! Subcommands other than `serve`.
 
 pub mod adapter;
+pub mod admin;
+pub mod dry_run;
+pub mod scaffold;

@@ -166,6 +166,7 @@ impl Server {
             .subscribe(SubscribeRequest {
                 filter: Some(filter),
                 start,
+                ..Default::default()
             })
             .await
             .expect("subscribe")
@@ -187,6 +188,7 @@ impl Server {
             .subscribe(SubscribeRequest {
                 filter: None,
                 start,
+                ..Default::default()
             })
             .await
             .expect("subscribe")

@@ -1,23 +1,26 @@
 //! The embedded backend: one redb file, written by a single writer thread that group-commits
-//! concurrent appends, so one fsync covers many webhooks.
+//! concurrent operations, so one fsync covers many webhooks.
 //!
 //! Why redb: pure Rust (no C toolchain), a single ACID file with copy-on-write B-trees and
 //! checksummed commits, so a crash (even `kill -9` or power loss) leaves the last committed
 //! state and nothing half-written. Readers use MVCC snapshots and never block the writer.
 
+mod retention;
 mod writer;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use prost::Message;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use tokio::sync::{mpsc, oneshot, watch};
-use tributary_model::v1::{DeadLetter, Event};
+use tributary_model::v1::{Consumer, DeadLetter, Event};
 use tributary_model::well_known::Timestamp;
 
-use crate::{AppendOutcome, AppendRequest, EventLog, LogError};
+use crate::{AppendOutcome, AppendRequest, EventLog, LogError, RedriveOutcome};
+use writer::{Op, Reply};
 
 /// sequence -> encoded `Event` (with its sequence set).
 pub(crate) const EVENTS: TableDefinition<u64, &[u8]> = TableDefinition::new("events");
@@ -27,9 +30,27 @@ pub(crate) const DEDUP: TableDefinition<(&str, &str), u64> = TableDefinition::ne
 pub(crate) const DEAD_LETTERS: TableDefinition<u64, &[u8]> = TableDefinition::new("dead_letters");
 /// log time (unix ms, non-decreasing) -> first sequence appended in that millisecond.
 pub(crate) const TIME_INDEX: TableDefinition<u64, u64> = TableDefinition::new("time_index");
+/// durable consumer name -> encoded `Consumer` (lag not stored).
+pub(crate) const CONSUMERS: TableDefinition<&str, &[u8]> = TableDefinition::new("consumers");
+/// counters: "event_bytes" (stored event bytes, for size retention).
+pub(crate) const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 
 /// Marks a dedup entry that points at a dead letter rather than an event.
 pub(crate) const DEAD_LETTER_TAG: u64 = 1 << 63;
+
+/// How much history the log keeps. Events still unacknowledged by a durable consumer are kept
+/// unless `override_consumers` is set.
+#[derive(Debug, Clone, Default)]
+pub struct Retention {
+    /// Remove events stored longer ago than this.
+    pub max_age: Option<Duration>,
+    /// Remove the oldest events while stored event bytes exceed this.
+    pub max_bytes: Option<u64>,
+    /// Remove events even when a durable consumer has not acknowledged them.
+    pub override_consumers: bool,
+    /// How often retention runs.
+    pub interval: Duration,
+}
 
 /// Settings of the embedded log.
 #[derive(Debug, Clone)]
@@ -39,17 +60,22 @@ pub struct EmbeddedConfig {
     /// fsync every commit (the default). Off only for benchmarks: a crash may lose recent
     /// acknowledged webhooks.
     pub durable: bool,
-    /// Most appends folded into one commit.
+    /// Most operations folded into one commit.
     pub max_batch: usize,
+    pub retention: Retention,
 }
 
 impl EmbeddedConfig {
-    /// Durable defaults for `data_dir`.
+    /// Durable defaults for `data_dir`, keeping everything.
     pub fn new(data_dir: impl Into<PathBuf>) -> Self {
         Self {
             data_dir: data_dir.into(),
             durable: true,
             max_batch: 1024,
+            retention: Retention {
+                interval: Duration::from_secs(30),
+                ..Retention::default()
+            },
         }
     }
 }
@@ -58,13 +84,20 @@ impl EmbeddedConfig {
 #[derive(Clone)]
 pub struct EmbeddedLog {
     db: Arc<Database>,
-    appends: mpsc::Sender<writer::Job>,
+    ops: mpsc::Sender<writer::Job>,
     last_sequence: watch::Receiver<u64>,
     health: Arc<Mutex<Result<(), String>>>,
 }
 
-fn storage(e: impl std::fmt::Display) -> LogError {
+pub(crate) fn storage(e: impl std::fmt::Display) -> LogError {
     LogError::Storage(e.to_string())
+}
+
+pub(crate) fn decode_consumer(name: &str, bytes: &[u8]) -> Result<Consumer, LogError> {
+    let mut consumer =
+        Consumer::decode(bytes).map_err(|source| LogError::Corrupt { key: 0, source })?;
+    consumer.name = name.to_owned();
+    Ok(consumer)
 }
 
 impl EmbeddedLog {
@@ -80,19 +113,29 @@ impl EmbeddedLog {
         let last = init_tables(&db)?;
         let (last_tx, last_rx) = watch::channel(last);
         let health = Arc::new(Mutex::new(Ok(())));
-        let (appends, jobs) = mpsc::channel(4096);
+        let (ops, jobs) = mpsc::channel(4096);
+        let interval = config.retention.interval;
+        let has_retention =
+            config.retention.max_age.is_some() || config.retention.max_bytes.is_some();
         writer::spawn(Arc::clone(&db), config, jobs, last_tx, Arc::clone(&health))?;
+        if has_retention {
+            retention::schedule(ops.clone(), interval);
+        }
         Ok(Self {
             db,
-            appends,
+            ops,
             last_sequence: last_rx,
             health,
         })
     }
 
-    /// Path of the database file in `data_dir`.
-    pub fn file_in(data_dir: &Path) -> PathBuf {
-        data_dir.join("events.redb")
+    async fn submit(&self, op: Op) -> Result<Reply, LogError> {
+        let (reply, outcome) = oneshot::channel();
+        self.ops
+            .send(writer::Job { op, reply })
+            .await
+            .map_err(|_| LogError::Closed)?;
+        outcome.await.map_err(|_| LogError::Closed)?
     }
 
     async fn blocking<T: Send + 'static>(
@@ -104,6 +147,11 @@ impl EmbeddedLog {
             .await
             .map_err(|e| LogError::Storage(format!("reader task failed: {e}")))?
     }
+
+    /// Runs retention now (it also runs on its own every `retention.interval`).
+    pub async fn enforce_retention(&self) -> Result<(), LogError> {
+        self.submit(Op::Retention).await.map(|_| ())
+    }
 }
 
 /// Creates missing tables and returns the last stored sequence.
@@ -114,6 +162,8 @@ fn init_tables(db: &Database) -> Result<u64, LogError> {
         txn.open_table(DEDUP).map_err(storage)?;
         txn.open_table(DEAD_LETTERS).map_err(storage)?;
         txn.open_table(TIME_INDEX).map_err(storage)?;
+        txn.open_table(CONSUMERS).map_err(storage)?;
+        txn.open_table(META).map_err(storage)?;
     }
     txn.commit().map_err(storage)?;
     let read = db.begin_read().map_err(storage)?;
@@ -122,18 +172,20 @@ fn init_tables(db: &Database) -> Result<u64, LogError> {
     Ok(last.unwrap_or(0))
 }
 
+fn unexpected(reply: Reply) -> LogError {
+    LogError::Storage(format!("writer answered {reply:?} to the wrong request"))
+}
+
 #[async_trait]
 impl EventLog for EmbeddedLog {
     async fn append(&self, request: AppendRequest) -> Result<AppendOutcome, LogError> {
         if request.source.is_empty() {
             return Err(LogError::Invalid("empty source".into()));
         }
-        let (reply, outcome) = oneshot::channel();
-        self.appends
-            .send(writer::Job { request, reply })
-            .await
-            .map_err(|_| LogError::Closed)?;
-        outcome.await.map_err(|_| LogError::Closed)?
+        match self.submit(Op::Append(request)).await? {
+            Reply::Appended(outcome) => Ok(outcome),
+            other => Err(unexpected(other)),
+        }
     }
 
     async fn read_after(&self, after: u64, max: usize) -> Result<Vec<Event>, LogError> {
@@ -180,6 +232,17 @@ impl EventLog for EmbeddedLog {
         .await
     }
 
+    async fn first_sequence(&self) -> Result<u64, LogError> {
+        let last = *self.last_sequence.borrow();
+        self.blocking(move |db| {
+            let txn = db.begin_read().map_err(storage)?;
+            let events = txn.open_table(EVENTS).map_err(storage)?;
+            let first = events.first().map_err(storage)?.map(|(k, _)| k.value());
+            Ok(first.unwrap_or(last + 1))
+        })
+        .await
+    }
+
     async fn dead_letters(&self, after: u64, max: usize) -> Result<Vec<DeadLetter>, LogError> {
         self.blocking(move |db| {
             let txn = db.begin_read().map_err(storage)?;
@@ -197,6 +260,87 @@ impl EventLog for EmbeddedLog {
                         source,
                     }
                 })?);
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn redrive(
+        &self,
+        id: u64,
+        events: Vec<Event>,
+        still_failing: Option<String>,
+    ) -> Result<RedriveOutcome, LogError> {
+        match self
+            .submit(Op::Redrive {
+                id,
+                events,
+                still_failing,
+            })
+            .await?
+        {
+            Reply::Redriven(outcome) => Ok(outcome),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    async fn open_consumer(&self, name: &str, start_after: u64) -> Result<Consumer, LogError> {
+        let op = Op::OpenConsumer {
+            name: name.to_owned(),
+            after: start_after,
+        };
+        match self.submit(op).await? {
+            Reply::Consumer(consumer) => Ok(consumer),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    async fn ack(&self, name: &str, sequence: u64) -> Result<Consumer, LogError> {
+        let op = Op::Ack {
+            name: name.to_owned(),
+            sequence,
+        };
+        match self.submit(op).await? {
+            Reply::Consumer(consumer) => Ok(consumer),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    async fn reset_consumer(&self, name: &str, after: u64) -> Result<Consumer, LogError> {
+        let op = Op::ResetConsumer {
+            name: name.to_owned(),
+            after,
+        };
+        match self.submit(op).await? {
+            Reply::Consumer(consumer) => Ok(consumer),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    async fn delete_consumer(&self, name: &str) -> Result<bool, LogError> {
+        match self
+            .submit(Op::DeleteConsumer {
+                name: name.to_owned(),
+            })
+            .await?
+        {
+            Reply::Deleted(deleted) => Ok(deleted),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    async fn consumers(&self) -> Result<Vec<Consumer>, LogError> {
+        let last = *self.last_sequence.borrow();
+        self.blocking(move |db| {
+            let txn = db.begin_read().map_err(storage)?;
+            let table = txn.open_table(CONSUMERS).map_err(storage)?;
+            let mut out = Vec::new();
+            for entry in table.iter().map_err(storage)? {
+                let (name, value) = entry.map_err(storage)?;
+                let mut consumer = decode_consumer(name.value(), value.value())?;
+                consumer.lag = last.saturating_sub(consumer.acked_sequence);
+                out.push(consumer);
             }
             Ok(out)
         })

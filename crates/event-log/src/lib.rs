@@ -9,7 +9,7 @@ pub mod embedded;
 
 use async_trait::async_trait;
 use tokio::sync::watch;
-use tributary_model::v1::{DeadLetter, Event};
+use tributary_model::v1::{Consumer, DeadLetter, Event};
 use tributary_model::well_known::Timestamp;
 
 /// Everything one webhook produced, appended atomically: all of it is stored, or none of it.
@@ -47,8 +47,21 @@ pub enum LogError {
         key: u64,
         source: prost::DecodeError,
     },
-    #[error("invalid append: {0}")]
+    #[error("invalid request: {0}")]
     Invalid(String),
+    #[error("no consumer named `{0}`")]
+    UnknownConsumer(String),
+    #[error("no dead letter {0}")]
+    UnknownDeadLetter(u64),
+}
+
+/// What a redrive did to a dead letter.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RedriveOutcome {
+    /// Sequences of the events appended.
+    pub sequences: Vec<u64>,
+    /// Whether the dead letter is now resolved.
+    pub resolved: bool,
 }
 
 /// The durable, ordered, deduplicated log of canonical events.
@@ -65,8 +78,37 @@ pub trait EventLog: Send + Sync + 'static {
     /// `read_after` of it starts there).
     async fn sequence_before_time(&self, time: Timestamp) -> Result<u64, LogError>;
 
+    /// The sequence of the oldest event still stored (retention removes older ones);
+    /// `last + 1` when the log is empty.
+    async fn first_sequence(&self) -> Result<u64, LogError>;
+
     /// Dead letters with an id greater than `after`, up to `max`.
     async fn dead_letters(&self, after: u64, max: usize) -> Result<Vec<DeadLetter>, LogError>;
+
+    /// Appends the events a redrive produced for dead letter `id` and marks it resolved, or,
+    /// with `still_failing`, records the new reason and keeps it. Atomic.
+    async fn redrive(
+        &self,
+        id: u64,
+        events: Vec<Event>,
+        still_failing: Option<String>,
+    ) -> Result<RedriveOutcome, LogError>;
+
+    /// The durable consumer `name`, creating it positioned after `start_after` when absent.
+    async fn open_consumer(&self, name: &str, start_after: u64) -> Result<Consumer, LogError>;
+
+    /// Moves `name`'s acknowledged sequence forward to `sequence` (never backwards). Durable
+    /// on return.
+    async fn ack(&self, name: &str, sequence: u64) -> Result<Consumer, LogError>;
+
+    /// Sets `name`'s acknowledged sequence to `after`, backwards or forwards.
+    async fn reset_consumer(&self, name: &str, after: u64) -> Result<Consumer, LogError>;
+
+    /// Deletes `name`; false when there was none.
+    async fn delete_consumer(&self, name: &str) -> Result<bool, LogError>;
+
+    /// Every durable consumer, with its lag.
+    async fn consumers(&self) -> Result<Vec<Consumer>, LogError>;
 
     /// The sequence of the newest event (0 when empty); changes are announced on the receiver,
     /// which subscribers await to tail the log live.

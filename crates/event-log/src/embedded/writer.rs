@@ -1,5 +1,5 @@
-//! The single writer: drains queued appends, applies them in one write transaction and commits
-//! once (group commit), then answers every waiting request.
+//! The single writer: drains queued operations, applies them in one write transaction and
+//! commits once (group commit), then answers every waiting request.
 
 use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -7,21 +7,63 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use prost::Message;
 use redb::{Database, Durability, ReadableTable, WriteTransaction};
 use tokio::sync::{mpsc, oneshot, watch};
+use tributary_model::v1::{Consumer, DeadLetter, Event};
+use tributary_model::well_known::Timestamp;
 
-use super::{DEAD_LETTER_TAG, DEAD_LETTERS, DEDUP, EVENTS, EmbeddedConfig, TIME_INDEX, storage};
-use crate::{AppendOutcome, AppendRequest, LogError};
+use super::{
+    CONSUMERS, DEAD_LETTER_TAG, DEAD_LETTERS, DEDUP, EVENTS, EmbeddedConfig, META, TIME_INDEX,
+    decode_consumer, retention, storage,
+};
+use crate::{AppendOutcome, AppendRequest, LogError, RedriveOutcome};
 
-/// One queued append and where to send its outcome.
+/// A write the log performs on behalf of a caller.
+#[derive(Debug)]
+pub(crate) enum Op {
+    Append(AppendRequest),
+    Redrive {
+        id: u64,
+        events: Vec<Event>,
+        still_failing: Option<String>,
+    },
+    OpenConsumer {
+        name: String,
+        after: u64,
+    },
+    Ack {
+        name: String,
+        sequence: u64,
+    },
+    ResetConsumer {
+        name: String,
+        after: u64,
+    },
+    DeleteConsumer {
+        name: String,
+    },
+    Retention,
+}
+
+/// The answer to one [`Op`].
+#[derive(Debug)]
+pub(crate) enum Reply {
+    Appended(AppendOutcome),
+    Redriven(RedriveOutcome),
+    Consumer(Consumer),
+    Deleted(bool),
+    Done,
+}
+
+/// One queued operation and where to send its answer.
 pub(crate) struct Job {
-    pub request: AppendRequest,
-    pub reply: oneshot::Sender<Result<AppendOutcome, LogError>>,
+    pub op: Op,
+    pub reply: oneshot::Sender<Result<Reply, LogError>>,
 }
 
 /// Counters the writer owns; reloaded from storage after a failed commit.
-struct Cursor {
-    last_sequence: u64,
-    last_dead_letter: u64,
-    last_millis: u64,
+pub(crate) struct Cursor {
+    pub last_sequence: u64,
+    pub last_dead_letter: u64,
+    pub last_millis: u64,
 }
 
 pub(crate) fn spawn(
@@ -44,17 +86,20 @@ pub(crate) fn spawn(
                         Err(_) => break,
                     }
                 }
-                let result = commit_batch(&db, config.durable, &mut cursor, &mut batch);
-                let status = match result {
-                    Ok(outcomes) => {
-                        for (job, outcome) in batch.drain(..).zip(outcomes) {
-                            let _ = job.reply.send(outcome);
+                let status = match commit_batch(&db, &config, &mut cursor, &mut batch) {
+                    Ok(replies) => {
+                        for (job, reply) in batch.drain(..).zip(replies) {
+                            let _ = job.reply.send(reply);
                         }
-                        last_tx.send_replace(cursor.last_sequence);
+                        last_tx.send_if_modified(|last| {
+                            let changed = *last != cursor.last_sequence;
+                            *last = cursor.last_sequence;
+                            changed
+                        });
                         Ok(())
                     }
                     Err(error) => {
-                        tracing::error!(%error, appends = batch.len(), "event log commit failed");
+                        tracing::error!(%error, operations = batch.len(), "event log commit failed");
                         let message = error.to_string();
                         for job in batch.drain(..) {
                             let _ = job.reply.send(Err(LogError::Storage(message.clone())));
@@ -81,12 +126,15 @@ fn load_cursor(db: &Database) -> Result<Cursor, LogError> {
         let events = txn.open_table(EVENTS).map_err(storage)?;
         let dead = txn.open_table(DEAD_LETTERS).map_err(storage)?;
         let times = txn.open_table(TIME_INDEX).map_err(storage)?;
+        let meta = txn.open_table(META).map_err(storage)?;
+        // The highest sequence ever assigned survives retention emptying the table.
+        let stored_last = events.last().map_err(storage)?.map(|(k, _)| k.value());
+        let recorded_last = meta
+            .get("last_sequence")
+            .map_err(storage)?
+            .map(|v| v.value());
         Cursor {
-            last_sequence: events
-                .last()
-                .map_err(storage)?
-                .map(|(k, _)| k.value())
-                .unwrap_or(0),
+            last_sequence: stored_last.unwrap_or(0).max(recorded_last.unwrap_or(0)),
             last_dead_letter: dead
                 .last()
                 .map_err(storage)?
@@ -103,23 +151,31 @@ fn load_cursor(db: &Database) -> Result<Cursor, LogError> {
     Ok(cursor)
 }
 
-fn now_millis() -> u64 {
+pub(crate) fn now_millis() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0)
 }
 
-/// Applies every job in one transaction. On success returns one outcome per job (invalid jobs
-/// get their own error and are not applied); on failure nothing is stored.
+fn now_timestamp() -> Timestamp {
+    let millis = now_millis();
+    Timestamp {
+        seconds: (millis / 1000) as i64,
+        nanos: ((millis % 1000) * 1_000_000) as i32,
+    }
+}
+
+/// Applies every job in one transaction. On success returns one answer per job (a job whose
+/// request is invalid gets its own error and writes nothing); on failure nothing is stored.
 fn commit_batch(
     db: &Database,
-    durable: bool,
+    config: &EmbeddedConfig,
     cursor: &mut Cursor,
     batch: &mut [Job],
-) -> Result<Vec<Result<AppendOutcome, LogError>>, LogError> {
+) -> Result<Vec<Result<Reply, LogError>>, LogError> {
     let mut txn = db.begin_write().map_err(storage)?;
-    if !durable {
+    if !config.durable {
         txn.set_durability(Durability::None).map_err(storage)?;
     }
     let mut next = Cursor {
@@ -127,16 +183,54 @@ fn commit_batch(
         last_dead_letter: cursor.last_dead_letter,
         last_millis: cursor.last_millis.max(now_millis()),
     };
-    let mut outcomes = Vec::with_capacity(batch.len());
+    let mut replies = Vec::with_capacity(batch.len());
     for job in batch.iter_mut() {
-        outcomes.push(match validate(&job.request) {
-            Ok(()) => Ok(apply(&txn, &mut next, &mut job.request)?),
-            Err(e) => Err(e),
-        });
+        replies.push(apply(&txn, config, &mut next, &mut job.op)?);
     }
+    txn.open_table(META)
+        .map_err(storage)?
+        .insert("last_sequence", next.last_sequence)
+        .map_err(storage)?;
     txn.commit().map_err(storage)?;
     *cursor = next;
-    Ok(outcomes)
+    Ok(replies)
+}
+
+/// Applies one operation. The outer error is a storage failure (the batch fails); the inner
+/// one is this caller's mistake (nothing written for it).
+fn apply(
+    txn: &WriteTransaction,
+    config: &EmbeddedConfig,
+    next: &mut Cursor,
+    op: &mut Op,
+) -> Result<Result<Reply, LogError>, LogError> {
+    Ok(match op {
+        Op::Append(request) => match validate(request) {
+            Ok(()) => Ok(Reply::Appended(append(txn, next, request)?)),
+            Err(e) => Err(e),
+        },
+        Op::Redrive {
+            id,
+            events,
+            still_failing,
+        } => redrive(txn, next, *id, events, still_failing.take())?,
+        Op::OpenConsumer { name, after } => open_consumer(txn, next, name, *after)?,
+        Op::Ack { name, sequence } => ack(txn, next, name, *sequence, false)?,
+        Op::ResetConsumer { name, after } => ack(txn, next, name, *after, true)?,
+        Op::DeleteConsumer { name } => {
+            let removed = txn
+                .open_table(CONSUMERS)
+                .map_err(storage)?
+                .remove(name.as_str())
+                .map_err(storage)?
+                .is_some();
+            Ok(Reply::Deleted(removed))
+        }
+        Op::Retention => {
+            retention::apply(txn, &config.retention)?;
+            Ok(Reply::Done)
+        }
+    })
 }
 
 fn validate(request: &AppendRequest) -> Result<(), LogError> {
@@ -157,44 +251,71 @@ fn validate(request: &AppendRequest) -> Result<(), LogError> {
     Ok(())
 }
 
-fn apply(
+fn provider_id(event: &Event) -> &str {
+    event
+        .provenance
+        .as_ref()
+        .map(|p| p.provider_event_id.as_str())
+        .unwrap_or_default()
+}
+
+/// Stores events not already stored under (source, provider event id).
+fn append_events(
     txn: &WriteTransaction,
     next: &mut Cursor,
-    request: &mut AppendRequest,
-) -> Result<AppendOutcome, LogError> {
-    let mut events = txn.open_table(EVENTS).map_err(storage)?;
+    source: &str,
+    events: &mut [Event],
+    outcome: &mut AppendOutcome,
+) -> Result<(), LogError> {
+    let mut table = txn.open_table(EVENTS).map_err(storage)?;
     let mut dedup = txn.open_table(DEDUP).map_err(storage)?;
-    let mut dead = txn.open_table(DEAD_LETTERS).map_err(storage)?;
     let mut times = txn.open_table(TIME_INDEX).map_err(storage)?;
-    let source = request.source.as_str();
-    let mut outcome = AppendOutcome::default();
-
-    for event in &mut request.events {
-        let id = event
-            .provenance
-            .as_ref()
-            .map(|p| p.provider_event_id.as_str())
-            .unwrap_or_default();
-        if dedup.get((source, id)).map_err(storage)?.is_some() {
+    let mut meta = txn.open_table(META).map_err(storage)?;
+    let mut bytes = meta
+        .get("event_bytes")
+        .map_err(storage)?
+        .map(|v| v.value())
+        .unwrap_or(0);
+    for event in events {
+        let key = (source, provider_id(event));
+        if dedup.get(key).map_err(storage)?.is_some() {
             outcome.duplicates += 1;
             continue;
         }
         let sequence = next.last_sequence + 1;
         event.sequence = sequence;
-        events
-            .insert(sequence, event.encode_to_vec().as_slice())
+        let encoded = event.encode_to_vec();
+        table
+            .insert(sequence, encoded.as_slice())
             .map_err(storage)?;
-        dedup.insert((source, id), sequence).map_err(storage)?;
+        dedup
+            .insert((source, provider_id(event)), sequence)
+            .map_err(storage)?;
         if times.get(next.last_millis).map_err(storage)?.is_none() {
             times.insert(next.last_millis, sequence).map_err(storage)?;
         }
+        bytes += encoded.len() as u64;
         next.last_sequence = sequence;
         outcome.sequences.push(sequence);
     }
+    meta.insert("event_bytes", bytes).map_err(storage)?;
+    Ok(())
+}
 
+fn append(
+    txn: &WriteTransaction,
+    next: &mut Cursor,
+    request: &mut AppendRequest,
+) -> Result<AppendOutcome, LogError> {
+    let mut outcome = AppendOutcome::default();
+    let source = request.source.as_str();
+    append_events(txn, next, source, &mut request.events, &mut outcome)?;
+
+    let mut dead = txn.open_table(DEAD_LETTERS).map_err(storage)?;
+    let mut dedup = txn.open_table(DEDUP).map_err(storage)?;
     for letter in &mut request.dead_letters {
-        let id = letter.provider_event_id.as_str();
-        if dedup.get((source, id)).map_err(storage)?.is_some() {
+        let key = (source, letter.provider_event_id.as_str());
+        if dedup.get(key).map_err(storage)?.is_some() {
             outcome.duplicates += 1;
             continue;
         }
@@ -203,10 +324,151 @@ fn apply(
         dead.insert(letter_id, letter.encode_to_vec().as_slice())
             .map_err(storage)?;
         dedup
-            .insert((source, id), letter_id | DEAD_LETTER_TAG)
+            .insert(
+                (source, letter.provider_event_id.as_str()),
+                letter_id | DEAD_LETTER_TAG,
+            )
             .map_err(storage)?;
         next.last_dead_letter = letter_id;
         outcome.dead_lettered += 1;
     }
     Ok(outcome)
+}
+
+fn redrive(
+    txn: &WriteTransaction,
+    next: &mut Cursor,
+    id: u64,
+    events: &mut [Event],
+    still_failing: Option<String>,
+) -> Result<Result<Reply, LogError>, LogError> {
+    let mut letter = {
+        let dead = txn.open_table(DEAD_LETTERS).map_err(storage)?;
+        let Some(stored) = dead.get(id).map_err(storage)? else {
+            return Ok(Err(LogError::UnknownDeadLetter(id)));
+        };
+        DeadLetter::decode(stored.value())
+            .map_err(|source| LogError::Corrupt { key: id, source })?
+    };
+    if events.iter().any(|e| provider_id(e).is_empty()) {
+        return Ok(Err(LogError::Invalid(
+            "redriven events need provider event ids".into(),
+        )));
+    }
+    // The dead letter holds its (source, provider id) key; release it so the events it maps
+    // to can take it.
+    {
+        let mut dedup = txn.open_table(DEDUP).map_err(storage)?;
+        let key = (letter.source.as_str(), letter.provider_event_id.as_str());
+        if dedup.get(key).map_err(storage)?.map(|v| v.value()) == Some(id | DEAD_LETTER_TAG) {
+            dedup.remove(key).map_err(storage)?;
+        }
+    }
+    let mut outcome = AppendOutcome::default();
+    let source = letter.source.clone();
+    append_events(txn, next, &source, events, &mut outcome)?;
+
+    letter.redrive_attempts += 1;
+    let resolved = still_failing.is_none();
+    match still_failing {
+        Some(reason) => {
+            letter.reason = reason;
+            // Still dead: keep its key so provider retries stay deduplicated.
+            txn.open_table(DEDUP)
+                .map_err(storage)?
+                .insert(
+                    (source.as_str(), letter.provider_event_id.as_str()),
+                    id | DEAD_LETTER_TAG,
+                )
+                .map_err(storage)?;
+        }
+        None => {
+            letter.resolved_at = Some(now_timestamp());
+            letter.resolved_sequences = outcome.sequences.clone();
+        }
+    }
+    txn.open_table(DEAD_LETTERS)
+        .map_err(storage)?
+        .insert(id, letter.encode_to_vec().as_slice())
+        .map_err(storage)?;
+    Ok(Ok(Reply::Redriven(RedriveOutcome {
+        sequences: outcome.sequences,
+        resolved,
+    })))
+}
+
+fn valid_consumer_name(name: &str) -> bool {
+    (1..=128).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
+
+fn open_consumer(
+    txn: &WriteTransaction,
+    next: &Cursor,
+    name: &str,
+    after: u64,
+) -> Result<Result<Reply, LogError>, LogError> {
+    if !valid_consumer_name(name) {
+        return Ok(Err(LogError::Invalid(format!(
+            "consumer names are 1 to 128 characters of A-Z a-z 0-9 . _ - (got {name:?})"
+        ))));
+    }
+    let mut table = txn.open_table(CONSUMERS).map_err(storage)?;
+    if let Some(stored) = table.get(name).map_err(storage)? {
+        let mut consumer = decode_consumer(name, stored.value())?;
+        consumer.lag = next.last_sequence.saturating_sub(consumer.acked_sequence);
+        return Ok(Ok(Reply::Consumer(consumer)));
+    }
+    let consumer = Consumer {
+        name: String::new(),
+        acked_sequence: after.min(next.last_sequence),
+        lag: 0,
+        created_at: Some(now_timestamp()),
+        acked_at: None,
+    };
+    table
+        .insert(name, consumer.encode_to_vec().as_slice())
+        .map_err(storage)?;
+    Ok(Ok(Reply::Consumer(Consumer {
+        name: name.to_owned(),
+        lag: next.last_sequence.saturating_sub(consumer.acked_sequence),
+        ..consumer
+    })))
+}
+
+/// Moves a consumer's acknowledged sequence: forward only for acks, anywhere for a reset.
+fn ack(
+    txn: &WriteTransaction,
+    next: &Cursor,
+    name: &str,
+    sequence: u64,
+    reset: bool,
+) -> Result<Result<Reply, LogError>, LogError> {
+    if sequence > next.last_sequence {
+        return Ok(Err(LogError::Invalid(format!(
+            "sequence {sequence} is beyond the newest event ({})",
+            next.last_sequence
+        ))));
+    }
+    let mut table = txn.open_table(CONSUMERS).map_err(storage)?;
+    let mut consumer = match table.get(name).map_err(storage)? {
+        Some(stored) => decode_consumer(name, stored.value())?,
+        None => return Ok(Err(LogError::UnknownConsumer(name.to_owned()))),
+    };
+    if reset || sequence > consumer.acked_sequence {
+        consumer.acked_sequence = sequence;
+        consumer.acked_at = Some(now_timestamp());
+        let stored = Consumer {
+            name: String::new(),
+            lag: 0,
+            ..consumer.clone()
+        };
+        table
+            .insert(name, stored.encode_to_vec().as_slice())
+            .map_err(storage)?;
+    }
+    consumer.lag = next.last_sequence.saturating_sub(consumer.acked_sequence);
+    Ok(Ok(Reply::Consumer(consumer)))
 }

@@ -1,0 +1,170 @@
+//! The `Admin` gRPC service: durable consumers and dead letters.
+
+use tonic::{Request, Response, Status};
+use tributary_model::v1::{
+    Consumer, DeadLetter, DeleteConsumerRequest, DeleteConsumerResponse, ListConsumersRequest,
+    ListConsumersResponse, ListDeadLettersRequest, ListDeadLettersResponse,
+    RedriveDeadLettersRequest, RedriveDeadLettersResponse, RedriveOutcome, ResetConsumerRequest,
+    reset_consumer_request::Position,
+};
+
+use crate::grpc::log_status;
+use crate::ingest::Ingest;
+use crate::proto::admin_server::Admin;
+use crate::redact::redact_json;
+
+/// Dead letters returned per page at most.
+const MAX_PAGE: usize = 1000;
+
+/// The admin service, on the same ingest path and log as the rest.
+#[derive(Clone)]
+pub struct AdminService {
+    ingest: Ingest,
+}
+
+impl AdminService {
+    pub fn new(ingest: Ingest) -> Self {
+        Self { ingest }
+    }
+}
+
+#[tonic::async_trait]
+impl Admin for AdminService {
+    async fn list_consumers(
+        &self,
+        _request: Request<ListConsumersRequest>,
+    ) -> Result<Response<ListConsumersResponse>, Status> {
+        let consumers = self.ingest.log().consumers().await.map_err(log_status)?;
+        Ok(Response::new(ListConsumersResponse { consumers }))
+    }
+
+    async fn reset_consumer(
+        &self,
+        request: Request<ResetConsumerRequest>,
+    ) -> Result<Response<Consumer>, Status> {
+        let request = request.into_inner();
+        let log = self.ingest.log();
+        let after = match request.position {
+            Some(Position::AfterSequence(sequence)) => sequence,
+            Some(Position::ToTime(time)) => {
+                log.sequence_before_time(time).await.map_err(log_status)?
+            }
+            None => return Err(Status::invalid_argument("give after_sequence or to_time")),
+        };
+        let consumer = log
+            .reset_consumer(&request.name, after)
+            .await
+            .map_err(log_status)?;
+        Ok(Response::new(consumer))
+    }
+
+    async fn delete_consumer(
+        &self,
+        request: Request<DeleteConsumerRequest>,
+    ) -> Result<Response<DeleteConsumerResponse>, Status> {
+        let deleted = self
+            .ingest
+            .log()
+            .delete_consumer(&request.into_inner().name)
+            .await
+            .map_err(log_status)?;
+        Ok(Response::new(DeleteConsumerResponse { deleted }))
+    }
+
+    async fn list_dead_letters(
+        &self,
+        request: Request<ListDeadLettersRequest>,
+    ) -> Result<Response<ListDeadLettersResponse>, Status> {
+        let request = request.into_inner();
+        let limit = match request.limit {
+            0 => 100,
+            n => (n as usize).min(MAX_PAGE),
+        };
+        let mut after = request.after_id;
+        let mut dead_letters = Vec::new();
+        // Page through until `limit` matching letters or the end.
+        while dead_letters.len() < limit {
+            let page = self
+                .ingest
+                .log()
+                .dead_letters(after, MAX_PAGE)
+                .await
+                .map_err(log_status)?;
+            let Some(last) = page.last() else { break };
+            after = last.id;
+            dead_letters.extend(
+                page.into_iter()
+                    .filter(|d| request.include_resolved || d.resolved_at.is_none())
+                    .map(|d| present(d, request.include_raw)),
+            );
+        }
+        dead_letters.truncate(limit);
+        Ok(Response::new(ListDeadLettersResponse { dead_letters }))
+    }
+
+    async fn redrive_dead_letters(
+        &self,
+        request: Request<RedriveDeadLettersRequest>,
+    ) -> Result<Response<RedriveDeadLettersResponse>, Status> {
+        let ids = request.into_inner().ids;
+        let letters = self.unresolved(&ids).await?;
+        let mut outcomes = Vec::with_capacity(letters.len());
+        for letter in letters {
+            outcomes.push(self.redrive(letter).await?);
+        }
+        Ok(Response::new(RedriveDeadLettersResponse { outcomes }))
+    }
+}
+
+impl AdminService {
+    /// The unresolved dead letters among `ids` (all of them when `ids` is empty).
+    async fn unresolved(&self, ids: &[u64]) -> Result<Vec<DeadLetter>, Status> {
+        let mut after = 0;
+        let mut out = Vec::new();
+        loop {
+            let page = self
+                .ingest
+                .log()
+                .dead_letters(after, MAX_PAGE)
+                .await
+                .map_err(log_status)?;
+            let Some(last) = page.last() else { break };
+            after = last.id;
+            out.extend(
+                page.into_iter()
+                    .filter(|d| d.resolved_at.is_none() && (ids.is_empty() || ids.contains(&d.id))),
+            );
+        }
+        if let Some(missing) = ids.iter().find(|id| !out.iter().any(|d| d.id == **id)) {
+            return Err(Status::not_found(format!(
+                "no unresolved dead letter {missing}"
+            )));
+        }
+        Ok(out)
+    }
+
+    async fn redrive(&self, letter: DeadLetter) -> Result<RedriveOutcome, Status> {
+        let id = letter.id;
+        let result = self
+            .ingest
+            .redrive(letter)
+            .await
+            .map_err(|e| Status::unavailable(e.to_string()))?;
+        Ok(RedriveOutcome {
+            id,
+            resolved: result.resolved,
+            sequences: result.sequences,
+            reason: result.reason,
+        })
+    }
+}
+
+/// A dead letter as shown to an operator: raw body only on request, and redacted.
+fn present(mut letter: DeadLetter, include_raw: bool) -> DeadLetter {
+    letter.raw = if include_raw {
+        redact_json(&letter.raw)
+    } else {
+        Vec::new()
+    };
+    letter
+}
