@@ -285,3 +285,80 @@ pub fn expected_delivery(mut event: Value, source: &str, sequence: u64, adapter:
     object.insert("sequence".into(), Value::from(sequence.to_string()));
     event
 }
+
+impl Server {
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Kills the server with SIGKILL (no chance to clean up) and waits for it.
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Sends SIGTERM and waits for the process to exit; returns its exit status.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("kill -TERM");
+        assert!(status.success());
+        self.child.wait().expect("wait")
+    }
+
+    /// Starts a new server process on this one's data directory and config, after the old
+    /// process has died (killed or terminated).
+    pub fn respawn(&mut self) {
+        let logs = self.stderr.parent().expect("log dir").to_path_buf();
+        let mut next = Server::spawn(&self.data, self.config.as_deref(), &logs, &[]);
+        std::mem::swap(&mut self.child, &mut next.child);
+        self.http = next.http;
+        self.grpc = next.grpc;
+        // `next` now holds the dead child; dropping it is harmless.
+    }
+
+    /// Every event after `after`, read until the stream has been idle for `idle`.
+    pub async fn collect_all(&self, after: u64, idle: Duration) -> Vec<Event> {
+        let mut client = self.client().await;
+        let mut stream = client
+            .subscribe(SubscribeRequest {
+                start: Some(Start::AfterSequence(after)),
+                ..Default::default()
+            })
+            .await
+            .expect("subscribe")
+            .into_inner();
+        let mut events = Vec::new();
+        while let Ok(Some(item)) = tokio::time::timeout(idle, stream.next()).await {
+            events.push(item.expect("event"));
+        }
+        events
+    }
+
+    /// Resident set size of the server process now, and its peak, in KiB.
+    pub fn rss_kib(&self) -> (u64, u64) {
+        let status =
+            std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap_or_default();
+        let field = |name: &str| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(name))
+                .and_then(|v| v.split_whitespace().next()?.parse().ok())
+                .unwrap_or(0)
+        };
+        (field("VmRSS:"), field("VmHWM:"))
+    }
+}
+
+/// An Arcadia statement webhook with its own `whk_` id, so it is not a duplicate.
+pub fn arcadia_webhook(id: &str) -> Vec<u8> {
+    let raw = std::fs::read(
+        repo().join("plugins/arcadia/fixtures/seed-statement-new-data-available.raw.json"),
+    )
+    .expect("seed");
+    let mut json: Value = serde_json::from_slice(&raw).expect("json");
+    json["id"] = Value::from(id);
+    serde_json::to_vec(&json).expect("encode")
+}
