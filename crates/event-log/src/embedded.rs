@@ -5,6 +5,7 @@
 //! checksummed commits, so a crash (even `kill -9` or power loss) leaves the last committed
 //! state and nothing half-written. Readers use MVCC snapshots and never block the writer.
 
+mod handle;
 mod retention;
 mod writer;
 
@@ -20,6 +21,7 @@ use tributary_model::v1::{Consumer, DeadLetter, Event};
 use tributary_model::well_known::Timestamp;
 
 use crate::{AppendOutcome, AppendRequest, EventLog, LogError, RedriveOutcome};
+use handle::DbHandle;
 use writer::{Op, Reply};
 
 /// sequence -> encoded `Event` (with its sequence set).
@@ -83,7 +85,7 @@ impl EmbeddedConfig {
 /// The embedded event log. Cheap to clone.
 #[derive(Clone)]
 pub struct EmbeddedLog {
-    db: Arc<Database>,
+    db: Arc<DbHandle>,
     ops: mpsc::Sender<writer::Job>,
     last_sequence: watch::Receiver<u64>,
     health: Arc<Mutex<Result<(), String>>>,
@@ -107,10 +109,8 @@ impl EmbeddedLog {
             LogError::Storage(format!("cannot create {}: {e}", config.data_dir.display()))
         })?;
         let path = config.data_dir.join("events.redb");
-        let db = Database::create(&path)
-            .map_err(|e| LogError::Storage(format!("cannot open {}: {e}", path.display())))?;
-        let db = Arc::new(db);
-        let last = init_tables(&db)?;
+        let db = Arc::new(DbHandle::open(path)?);
+        let last = init_tables(&*db.get()?)?;
         let (last_tx, last_rx) = watch::channel(last);
         let health = Arc::new(Mutex::new(Ok(())));
         let (ops, jobs) = mpsc::channel(4096);
@@ -142,7 +142,7 @@ impl EmbeddedLog {
         &self,
         f: impl FnOnce(&Database) -> Result<T, LogError> + Send + 'static,
     ) -> Result<T, LogError> {
-        let db = Arc::clone(&self.db);
+        let db = self.db.get()?;
         tokio::task::spawn_blocking(move || f(&db))
             .await
             .map_err(|e| LogError::Storage(format!("reader task failed: {e}")))?

@@ -10,6 +10,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tributary_model::v1::{Consumer, DeadLetter, Event};
 use tributary_model::well_known::Timestamp;
 
+use super::handle::DbHandle;
 use super::{
     CONSUMERS, DEAD_LETTER_TAG, DEAD_LETTERS, DEDUP, EVENTS, EmbeddedConfig, META, TIME_INDEX,
     decode_consumer, retention, storage,
@@ -67,17 +68,19 @@ pub(crate) struct Cursor {
 }
 
 pub(crate) fn spawn(
-    db: Arc<Database>,
+    handle: Arc<DbHandle>,
     config: EmbeddedConfig,
     mut jobs: mpsc::Receiver<Job>,
     last_tx: watch::Sender<u64>,
     health: Arc<Mutex<Result<(), String>>>,
 ) -> Result<(), LogError> {
-    let mut cursor = load_cursor(&db)?;
+    let mut cursor = load_cursor(&*handle.get()?)?;
     std::thread::Builder::new()
         .name("event-log-writer".into())
         .spawn(move || {
             let mut batch = Vec::with_capacity(config.max_batch);
+            // After a storage fault, reopen before the next batch.
+            let mut faulted = false;
             while let Some(first) = jobs.blocking_recv() {
                 batch.push(first);
                 while batch.len() < config.max_batch {
@@ -86,7 +89,16 @@ pub(crate) fn spawn(
                         Err(_) => break,
                     }
                 }
-                let status = match commit_batch(&db, &config, &mut cursor, &mut batch) {
+                let db = if faulted {
+                    handle.reopen().and_then(|db| {
+                        cursor = load_cursor(&db)?;
+                        Ok(db)
+                    })
+                } else {
+                    handle.get()
+                };
+                let result = db.and_then(|db| commit_batch(&db, &config, &mut cursor, &mut batch));
+                let status = match result {
                     Ok(replies) => {
                         for (job, reply) in batch.drain(..).zip(replies) {
                             let _ = job.reply.send(reply);
@@ -96,18 +108,25 @@ pub(crate) fn spawn(
                             *last = cursor.last_sequence;
                             changed
                         });
+                        if faulted {
+                            tracing::info!("event log writes again");
+                        }
+                        faulted = false;
                         Ok(())
                     }
                     Err(error) => {
                         tracing::error!(%error, operations = batch.len(), "event log commit failed");
-                        let message = error.to_string();
+                        let message = match error {
+                            LogError::Storage(message) => message,
+                            other => other.to_string(),
+                        };
                         for job in batch.drain(..) {
                             let _ = job.reply.send(Err(LogError::Storage(message.clone())));
                         }
-                        // Nothing of the batch was committed: continue from what is stored.
-                        if let Ok(reloaded) = load_cursor(&db) {
-                            cursor = reloaded;
-                        }
+                        // Nothing of the batch was committed. redb refuses further work after
+                        // an I/O error, so the next batch reopens the file and reloads the
+                        // cursor from what is stored.
+                        faulted = true;
                         Err(message)
                     }
                 };

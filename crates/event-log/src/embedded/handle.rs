@@ -1,0 +1,77 @@
+//! The open database, replaceable after a storage fault: redb refuses every transaction after
+//! an I/O error until the file is closed and opened again, so the writer reopens it once the
+//! fault clears (disk space freed, device back).
+
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use redb::Database;
+
+use crate::LogError;
+
+/// How long a reopen waits for readers to finish with the old instance.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+
+pub(crate) struct DbHandle {
+    path: PathBuf,
+    current: RwLock<Option<Arc<Database>>>,
+}
+
+impl DbHandle {
+    pub fn open(path: PathBuf) -> Result<Self, LogError> {
+        let db = Database::create(&path)
+            .map_err(|e| LogError::Storage(format!("cannot open {}: {e}", path.display())))?;
+        Ok(Self {
+            path,
+            current: RwLock::new(Some(Arc::new(db))),
+        })
+    }
+
+    /// The open database, or an error while it is being reopened.
+    pub fn get(&self) -> Result<Arc<Database>, LogError> {
+        self.current
+            .read()
+            .ok()
+            .and_then(|db| db.clone())
+            .ok_or_else(|| LogError::Storage("event log is recovering from a storage fault".into()))
+    }
+
+    /// Closes the database (after readers let go of it) and opens it again. On failure the
+    /// handle stays closed and the next call tries again.
+    pub fn reopen(&self) -> Result<Arc<Database>, LogError> {
+        let old = self.current.write().ok().and_then(|mut db| db.take());
+        if let Some(mut old) = old {
+            let started = Instant::now();
+            loop {
+                match Arc::try_unwrap(old) {
+                    Ok(db) => {
+                        drop(db);
+                        break;
+                    }
+                    Err(still_shared) if started.elapsed() < DRAIN_TIMEOUT => {
+                        old = still_shared;
+                        std::thread::sleep(Duration::from_millis(5));
+                    }
+                    Err(still_shared) => {
+                        if let Ok(mut current) = self.current.write() {
+                            *current = Some(still_shared);
+                        }
+                        return Err(LogError::Storage(
+                            "cannot reopen the event log: readers still hold it".into(),
+                        ));
+                    }
+                }
+            }
+        }
+        let db = Database::create(&self.path).map_err(|e| {
+            LogError::Storage(format!("cannot reopen {}: {e}", self.path.display()))
+        })?;
+        let db = Arc::new(db);
+        if let Ok(mut current) = self.current.write() {
+            *current = Some(Arc::clone(&db));
+        }
+        tracing::info!(path = %self.path.display(), "event log reopened");
+        Ok(db)
+    }
+}

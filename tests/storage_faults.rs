@@ -1,0 +1,151 @@
+//! When the log cannot write (disk full), webhooks get 503 and nothing half-written remains;
+//! the service recovers by itself when space returns. Needs root (mounts a small tmpfs).
+
+mod common;
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use common::{Server, arcadia_webhook};
+use serde_json::json;
+
+/// A size-limited tmpfs, unmounted on drop.
+struct SmallDisk {
+    path: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl SmallDisk {
+    fn mount(size: &str) -> SmallDisk {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("disk");
+        std::fs::create_dir(&path).expect("mkdir");
+        let status = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(&path)
+            .status()
+            .expect("run mount");
+        assert!(
+            status.success(),
+            "mounting a tmpfs needs root (CI runs as root)"
+        );
+        SmallDisk { path, _dir: dir }
+    }
+
+    /// Fills the disk until `leave_kib` KiB remain.
+    fn fill(&self, leave_kib: u64) -> PathBuf {
+        let output = Command::new("df")
+            .args(["-k", "--output=avail"])
+            .arg(&self.path)
+            .output()
+            .expect("df");
+        let available: u64 = String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .nth(1)
+            .and_then(|l| l.trim().parse().ok())
+            .expect("available KiB");
+        let filler = self.path.join("filler");
+        let file = std::fs::File::create(&filler).expect("filler");
+        file.set_len(0).expect("truncate");
+        let bytes = vec![7u8; 1024 * 1024];
+        let mut left = available.saturating_sub(leave_kib) * 1024;
+        use std::io::Write;
+        let mut file = file;
+        while left > 0 {
+            let n = left.min(bytes.len() as u64) as usize;
+            file.write_all(&bytes[..n]).expect("fill");
+            left -= n as u64;
+        }
+        file.sync_all().expect("sync");
+        filler
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.path).status();
+    }
+}
+
+fn start_on(data: &Path) -> Server {
+    let logs = data.parent().expect("parent").to_path_buf();
+    Server::spawn(data, None, &logs, &[])
+}
+
+#[tokio::test]
+async fn disk_full_gives_503_stores_nothing_partial_and_recovers() {
+    let disk = SmallDisk::mount("96m");
+    let data = disk.path.join("data");
+    let server = start_on(&data);
+    let filler = disk.fill(1024);
+
+    let mut acknowledged = Vec::new();
+    let mut refused = Vec::new();
+    for i in 0..20_000 {
+        let id = format!("whk_full-{i}");
+        let (status, body) = server.post("arcadia", &arcadia_webhook(&id), &[]).await;
+        match status {
+            200 => acknowledged.push(id),
+            503 => {
+                assert_eq!(body["detail"], json!("storage unavailable; retry later"));
+                refused.push(id);
+                if refused.len() == 3 {
+                    break;
+                }
+            }
+            other => panic!("unexpected {other}: {body}"),
+        }
+    }
+    assert_eq!(refused.len(), 3, "the disk never filled");
+    let client = reqwest::Client::new();
+    let ready = client
+        .get(server.url("/readyz"))
+        .send()
+        .await
+        .expect("readyz");
+    assert_eq!(ready.status().as_u16(), 503);
+    let detail = ready.text().await.expect("body");
+    assert!(detail.contains("No space left on device"), "{detail}");
+
+    // Space returns: the service recovers by itself.
+    std::fs::remove_file(&filler).expect("free space");
+    let (status, body) = server
+        .post("arcadia", &arcadia_webhook("whk_after"), &[])
+        .await;
+    assert_eq!(status, 200, "{body}");
+    acknowledged.push("whk_after".into());
+    let ready = client
+        .get(server.url("/readyz"))
+        .send()
+        .await
+        .expect("readyz");
+    assert_eq!(ready.status().as_u16(), 200);
+
+    // Every acknowledged webhook is stored once, in order with no gap; nothing refused is.
+    let events = server.collect_all(0, Duration::from_secs(1)).await;
+    let ids: Vec<String> = events
+        .iter()
+        .map(|e| {
+            e.provenance
+                .as_ref()
+                .expect("provenance")
+                .provider_event_id
+                .clone()
+        })
+        .collect();
+    assert_eq!(ids, acknowledged);
+    for (index, event) in events.iter().enumerate() {
+        assert_eq!(event.sequence, index as u64 + 1);
+    }
+    let stored: HashSet<&String> = ids.iter().collect();
+    assert!(refused.iter().all(|id| !stored.contains(id)));
+
+    // The refused webhooks, retried by the provider, are stored now.
+    for id in &refused {
+        let (status, body) = server.post("arcadia", &arcadia_webhook(id), &[]).await;
+        assert_eq!((status, body["accepted"].clone()), (200, json!(1)));
+    }
+    drop(server);
+}
