@@ -2,5 +2,3 @@
 
 pub mod adapter;
 pub mod admin;
-pub mod dry_run;
-pub mod scaffold;
