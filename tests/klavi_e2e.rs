@@ -1,0 +1,314 @@
+//! Klavi event arrays through the real binary: signed over HTTP, read back over gRPC, with the
+//! tax ids kept out of logs and events.
+
+mod common;
+
+use std::collections::HashMap;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use common::{Fixture, Server, delivered_json, expected_delivery, fixtures};
+use hmac::{Hmac, Mac};
+use serde_json::{Value, json};
+use sha2::Sha256;
+use tributary_model::v1::{Filter, subscribe_request::Start};
+
+/// The secret key of the fixtures (`plugins/klavi/fixtures/adapter-config.json`).
+const SECRET: &str = "klavi-fixture-secret";
+
+/// Klavi as a source whose secret and personal-data hashes match the fixtures'.
+const CONFIG: &str = r#"
+[sources.klavi]
+adapter = "klavi"
+config = { secret_key = "klavi-fixture-secret", personal_data = { hash_key = "fixture-installation-key" } }
+"#;
+
+/// The default personal-data policy: keyed hash with the installation's own key.
+const DEFAULT_POLICY_CONFIG: &str = r#"
+[sources.klavi]
+adapter = "klavi"
+config = { secret_key = "klavi-fixture-secret" }
+"#;
+
+/// Every tax id in the fixtures, as sent and as digits: CPFs and the CNPJ.
+const TAX_IDS: [&str; 5] = [
+    "25872252137",
+    "258.722.521-37",
+    "12345678901",
+    "12345678000195",
+    "12.345.678/0001-95",
+];
+
+fn hmac_hex(key: &str, body: &[u8]) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(key.as_bytes()).expect("any key length");
+    mac.update(body);
+    hex::encode(mac.finalize().into_bytes())
+}
+
+fn now_seconds() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("after 1970")
+        .as_secs()
+}
+
+/// POSTs `body` signed with `secret`, with an `X-Klavi-Timestamp` when given.
+async fn post_with(
+    server: &Server,
+    body: &[u8],
+    secret: &str,
+    timestamp: Option<u64>,
+) -> (u16, Value) {
+    let signature = hmac_hex(secret, body);
+    let timestamp = timestamp.map(|t| t.to_string());
+    let mut headers = vec![("X-Klavi-Signature", signature.as_str())];
+    if let Some(timestamp) = &timestamp {
+        headers.push(("X-Klavi-Timestamp", timestamp));
+    }
+    server.post("klavi", body, &headers).await
+}
+
+/// POSTs `body` correctly signed, stamped now.
+async fn post_signed(server: &Server, body: &[u8]) -> (u16, Value) {
+    post_with(server, body, SECRET, Some(now_seconds())).await
+}
+
+fn fixture(name: &str) -> Fixture {
+    fixtures("klavi", &[name])
+        .into_iter()
+        .find(|f| f.name == name)
+        .unwrap_or_else(|| panic!("no fixture {name}"))
+}
+
+fn expected_events(fixture: &Fixture) -> Vec<Value> {
+    fixture.expected["normalized"]["events"]
+        .as_array()
+        .cloned()
+        .expect("expected events")
+}
+
+fn answer(accepted: &[u64], duplicates: usize, dead_lettered: usize) -> Value {
+    json!({"accepted": accepted.len(), "duplicates": duplicates,
+        "dead_lettered": dead_lettered, "ignored": 0, "sequences": accepted})
+}
+
+/// Collects every event from sequence 1 and compares it with `expected` (already enveloped).
+async fn assert_delivered(server: &Server, expected: &[Value]) {
+    let delivered = server
+        .collect(Filter::default(), None, expected.len())
+        .await;
+    let delivered: Vec<Value> = delivered.iter().map(delivered_json).collect();
+    assert_eq!(delivered, expected);
+    server
+        .assert_no_more(
+            Some(Start::AfterSequence(expected.len() as u64)),
+            Duration::from_millis(300),
+        )
+        .await;
+}
+
+fn assert_unauthorized((status, body): (u16, Value), case: &str) {
+    assert_eq!(status, 401, "{case}: {body}");
+    assert_eq!(body["detail"], json!("verification failed"), "{case}");
+}
+
+#[tokio::test]
+async fn signed_arrays_reach_a_subscriber_in_array_order() {
+    let server = Server::start(CONFIG);
+    let mut expected = Vec::new();
+    for name in [
+        "array-several-events",
+        "event-name-with-spaces",
+        "extra-unknown-fields",
+        "seed-consent-authorised",
+    ] {
+        let case = fixture(name);
+        let first = expected.len() as u64 + 1;
+        for event in expected_events(&case) {
+            let sequence = expected.len() as u64 + 1;
+            expected.push(expected_delivery(event, "klavi", sequence, "klavi"));
+        }
+        let sequences: Vec<u64> = (first..=expected.len() as u64).collect();
+        let (status, body) = post_signed(&server, &case.raw).await;
+        assert_eq!((status, body), (200, answer(&sequences, 0, 0)), "{name}");
+    }
+    assert_eq!(expected.len(), 11);
+    assert_delivered(&server, &expected).await;
+}
+
+#[tokio::test]
+async fn wrong_signature_and_stale_timestamp_get_401_and_store_nothing() {
+    let server = Server::start(CONFIG);
+    let case = fixture("array-several-events");
+    let now = now_seconds();
+    let attempts = [
+        ("wrong secret", "another-secret", Some(now)),
+        ("wrong secret, no timestamp", "another-secret", None),
+        ("stale by 10 minutes", SECRET, Some(now - 600)),
+        ("stale by 1 hour", SECRET, Some(now - 3600)),
+        ("10 minutes in the future", SECRET, Some(now + 600)),
+    ];
+    for (name, secret, timestamp) in attempts {
+        assert_unauthorized(post_with(&server, &case.raw, secret, timestamp).await, name);
+    }
+    let missing = server.post("klavi", &case.raw, &[]).await;
+    assert_unauthorized(missing, "no signature");
+    // The recorded signature of another body.
+    let other = fixture("signature-over-other-bytes");
+    let signature = other.request["headers"]["X-Klavi-Signature"]
+        .as_str()
+        .expect("signature");
+    let over_other = server
+        .post("klavi", &other.raw, &[("X-Klavi-Signature", signature)])
+        .await;
+    assert_unauthorized(over_other, "signature over other bytes");
+    server
+        .assert_no_more(None, Duration::from_millis(300))
+        .await;
+
+    // Within the window (and without a timestamp) the same body is stored.
+    let (status, body) = post_with(&server, &case.raw, SECRET, Some(now - 60)).await;
+    assert_eq!((status, body), (200, answer(&[1, 2, 3, 4, 5], 0, 0)));
+}
+
+#[tokio::test]
+async fn a_partially_retried_array_stores_only_its_new_elements() {
+    let server = Server::start(CONFIG);
+    let case = fixture("array-several-events");
+    let elements: Vec<Value> = serde_json::from_slice(&case.raw).expect("array");
+    let events = expected_events(&case);
+    let body = |indices: &[usize]| -> Vec<u8> {
+        let array: Vec<&Value> = indices.iter().map(|&i| &elements[i]).collect();
+        serde_json::to_vec(&array).expect("json")
+    };
+
+    let (status, first) = post_signed(&server, &body(&[1, 3])).await;
+    assert_eq!((status, first), (200, answer(&[1, 2], 0, 0)));
+    // The whole array: elements 1 and 3 are retries, 0, 2 and 4 are new.
+    let (status, second) = post_signed(&server, &case.raw).await;
+    assert_eq!((status, second), (200, answer(&[3, 4, 5], 2, 0)));
+    // Everything again: nothing new.
+    let (status, third) = post_signed(&server, &case.raw).await;
+    assert_eq!((status, third), (200, answer(&[], 5, 0)));
+
+    let order = [1, 3, 0, 2, 4];
+    let expected: Vec<Value> = order
+        .iter()
+        .enumerate()
+        .map(|(n, &i)| expected_delivery(events[i].clone(), "klavi", n as u64 + 1, "klavi"))
+        .collect();
+    assert_delivered(&server, &expected).await;
+}
+
+#[tokio::test]
+async fn an_unknown_event_in_an_array_is_dead_lettered_and_the_others_stored() {
+    let server = Server::start(CONFIG);
+    let case = fixture("array-unknown-events-mixed");
+    assert_eq!(
+        case.expected["normalized"]["unmapped"]
+            .as_array()
+            .map(Vec::len),
+        Some(2)
+    );
+    let (status, body) = post_signed(&server, &case.raw).await;
+    assert_eq!((status, body), (200, answer(&[1, 2, 3], 0, 2)));
+    // A retry stores nothing new, not even a second dead letter.
+    let (status, body) = post_signed(&server, &case.raw).await;
+    assert_eq!((status, body), (200, answer(&[], 5, 0)));
+
+    let expected: Vec<Value> = expected_events(&case)
+        .into_iter()
+        .enumerate()
+        .map(|(n, event)| expected_delivery(event, "klavi", n as u64 + 1, "klavi"))
+        .collect();
+    assert_delivered(&server, &expected).await;
+}
+
+/// Rewrites the fixture hashes (keyed with `fixture-installation-key`) into hashes keyed with
+/// `key`, so an expectation holds for a server with its own installation key.
+fn rehash(mut value: Value, key: &str) -> Value {
+    let digits = ["25872252137", "12345678901", "12345678000195"];
+    let map: HashMap<String, String> = digits
+        .iter()
+        .map(|d| {
+            let from = format!(
+                "hmac-sha256:{}",
+                hmac_hex("fixture-installation-key", d.as_bytes())
+            );
+            (from, format!("hmac-sha256:{}", hmac_hex(key, d.as_bytes())))
+        })
+        .collect();
+    fn walk(value: &mut Value, map: &HashMap<String, String>) {
+        match value {
+            Value::String(s) if s.starts_with("hmac-sha256:") => {
+                *s = map.get(s.as_str()).cloned().expect("known fixture hash");
+            }
+            Value::Array(items) => items.iter_mut().for_each(|v| walk(v, map)),
+            Value::Object(fields) => fields.values_mut().for_each(|v| walk(v, map)),
+            _ => {}
+        }
+    }
+    walk(&mut value, &map);
+    value
+}
+
+#[tokio::test]
+async fn tax_ids_never_appear_in_clear_in_logs_or_events_by_default() {
+    let server = Server::start(DEFAULT_POLICY_CONFIG);
+    let key = std::fs::read_to_string(server.data.join("installation.key")).expect("key");
+    let key = key.trim();
+    assert!(!key.is_empty());
+
+    // Stored events with CPFs and a CNPJ, formatted and not.
+    let case = fixture("pii-default-hash");
+    let (status, body) = post_signed(&server, &case.raw).await;
+    assert_eq!((status, body), (200, answer(&[1, 2, 3], 0, 0)));
+    // Dead letters carrying a CPF.
+    let mixed = fixture("array-unknown-events-mixed");
+    let (status, body) = post_signed(&server, &mixed.raw).await;
+    assert_eq!((status, body), (200, answer(&[4, 5, 6], 0, 2)));
+    // Rejections of bodies carrying tax ids: wrong signature, stale, malformed.
+    let pii = &case.raw;
+    assert_unauthorized(post_with(&server, pii, "wrong", None).await, "wrong");
+    let stale = Some(now_seconds() - 3600);
+    assert_unauthorized(post_with(&server, pii, SECRET, stale).await, "stale");
+    let mut broken = pii.clone();
+    broken.truncate(broken.len() - 3);
+    let (status, _) = post_signed(&server, &broken).await;
+    assert_eq!(status, 400);
+
+    let mut expected: Vec<Value> = expected_events(&case);
+    expected.extend(expected_events(&mixed));
+    let expected: Vec<Value> = expected
+        .into_iter()
+        .enumerate()
+        .map(|(n, event)| {
+            rehash(
+                expected_delivery(event, "klavi", n as u64 + 1, "klavi"),
+                key,
+            )
+        })
+        .collect();
+    // The fixture key was not used: the hashes really changed.
+    assert_ne!(
+        expected[0],
+        expected_delivery(expected_events(&case)[0].clone(), "klavi", 1, "klavi")
+    );
+    assert_delivered(&server, &expected).await;
+
+    let delivered = server
+        .collect(Filter::default(), None, expected.len())
+        .await;
+    let delivered =
+        serde_json::to_string(&delivered.iter().map(delivered_json).collect::<Vec<_>>())
+            .expect("json");
+    let logs = server.logs();
+    assert!(
+        logs.contains("webhook rejected"),
+        "the logs were captured: {logs}"
+    );
+    for tax_id in TAX_IDS {
+        assert!(!logs.contains(tax_id), "{tax_id} in the logs:\n{logs}");
+        assert!(!delivered.contains(tax_id), "{tax_id} delivered");
+    }
+    assert!(!logs.contains(SECRET), "secret in the logs");
+}
