@@ -25,6 +25,8 @@ use crate::sources::{Sources, installation_key};
 pub async fn serve(config: Config) -> anyhow::Result<()> {
     let key = installation_key(&config.log.data_dir)?;
     let sources = Arc::new(Sources::load(&config, &key)?);
+    // Hot reload: plugin directory watching (debounced) and SIGHUP.
+    crate::sources::watch(Arc::clone(&sources));
     let retention = &config.log.retention;
     let log: Arc<dyn EventLog> = Arc::new(
         EmbeddedLog::open(EmbeddedConfig {

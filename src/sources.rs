@@ -1,14 +1,24 @@
 //! Sources: configured instances of adapters. `POST /webhooks/{source}` picks one by name.
+//!
+//! The set of sources is an immutable snapshot behind a lock held only to clone an `Arc`. A
+//! request takes its [`Source`] (an `Arc`) once and keeps it to the end, so a hot reload
+//! ([`Sources::reload`]) swaps the snapshot atomically while in-flight requests finish on the
+//! version they started with. Libraries are never unloaded: an old version simply stops being
+//! handed out.
+
+mod reload;
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::Read;
-use std::path::Path;
-use std::sync::Arc;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock};
 
-use anyhow::{Context, bail};
-use tributary_plugin_host::{AdapterInstance, Plugin, load_dir};
+use anyhow::Context;
+use tributary_plugin_host::{AdapterInstance, Plugin};
 
 use crate::config::{Config, SourceConfig};
+
+pub use reload::{ReloadReport, watch};
 
 /// One source: its name and its adapter instance.
 #[derive(Debug)]
@@ -17,11 +27,33 @@ pub struct Source {
     pub adapter: AdapterInstance,
 }
 
-/// The loaded plugins and the sources built on them.
+/// One consistent version of the loaded plugins and the sources built on them.
+#[derive(Debug, Default)]
+struct Snapshot {
+    by_name: HashMap<String, Arc<Source>>,
+    /// By adapter name: the version currently serving.
+    plugins: BTreeMap<String, Arc<Plugin>>,
+}
+
+/// Where plugins come from and how sources are configured; fixed for the process.
+#[derive(Debug, Default)]
+struct Setup {
+    dir: PathBuf,
+    /// Private copies of the libraries actually loaded (see `Plugin::load_copy`).
+    copies: PathBuf,
+    /// Configured sources; empty = one source per loaded adapter, named after it.
+    configured: BTreeMap<String, SourceConfig>,
+    installation_key: String,
+}
+
+/// The loaded plugins and the sources built on them; reloadable while serving.
 #[derive(Debug, Default)]
 pub struct Sources {
-    by_name: HashMap<String, Arc<Source>>,
-    plugins: Vec<Arc<Plugin>>,
+    current: RwLock<Arc<Snapshot>>,
+    setup: Setup,
+    /// Serialises reloads (watcher, SIGHUP, admin RPC) and remembers, per library file, the
+    /// checksum last tried and the error it gave, so an unchanged file is not reloaded.
+    state: Mutex<reload::State>,
 }
 
 impl Sources {
@@ -30,89 +62,85 @@ impl Sources {
     /// skipped; a source that cannot be created stops start-up with the reason.
     pub fn load(config: &Config, installation_key: &str) -> anyhow::Result<Self> {
         let dir = config.plugin_dir()?;
-        let (loaded, errors) = load_dir(&dir)
-            .with_context(|| format!("cannot read plugin directory {}", dir.display()))?;
-        for error in &errors {
-            tracing::error!(%error, "plugin not loaded");
-        }
-        let mut plugins: BTreeMap<String, Arc<Plugin>> = BTreeMap::new();
-        for plugin in loaded {
-            let name = plugin.info().name.clone();
-            if let Some(first) = plugins.get(&name) {
-                tracing::warn!(
-                    adapter = %name,
-                    kept = %first.file().display(),
-                    ignored = %plugin.file().display(),
-                    "two libraries provide the same adapter; keeping the first"
-                );
-                continue;
-            }
-            tracing::info!(
-                adapter = %name,
-                version = %plugin.info().version,
-                file = %plugin.file().display(),
-                "plugin loaded"
-            );
-            plugins.insert(name, plugin);
-        }
-
-        let configured: BTreeMap<String, SourceConfig> = if config.sources.is_empty() {
-            plugins
-                .keys()
-                .map(|name| {
-                    let source = SourceConfig {
-                        adapter: name.clone(),
-                        config: toml::Table::new(),
-                    };
-                    (name.clone(), source)
-                })
-                .collect()
-        } else {
-            config.sources.clone()
+        let sources = Sources {
+            current: RwLock::default(),
+            setup: Setup {
+                copies: config.log.data_dir.join("plugin-cache"),
+                dir,
+                configured: config.sources.clone(),
+                installation_key: installation_key.to_owned(),
+            },
+            state: Mutex::default(),
         };
-
-        let mut by_name = HashMap::new();
-        for (name, source) in configured {
-            let Some(plugin) = plugins.get(&source.adapter) else {
-                bail!(
-                    "source `{name}` uses adapter `{}`, which is not loaded from {}",
-                    source.adapter,
-                    dir.display()
-                );
-            };
-            let args = serde_json::json!({
-                "host": { "source": name, "installation_key": installation_key },
-                "config": source.config,
-            });
-            let adapter = AdapterInstance::create(Arc::clone(plugin), args.to_string().as_bytes())
-                .with_context(|| format!("cannot configure source `{name}`"))?;
-            for warning in adapter.warnings() {
-                tracing::warn!(source = %name, adapter = %source.adapter, "{warning}");
-            }
-            tracing::info!(source = %name, adapter = %source.adapter, "source ready");
-            by_name.insert(name.clone(), Arc::new(Source { name, adapter }));
-        }
-        Ok(Self {
-            by_name,
-            plugins: plugins.into_values().collect(),
-        })
+        sources.refresh(true)?;
+        Ok(sources)
     }
 
-    /// The source called `name`.
+    /// The current snapshot.
+    fn snapshot(&self) -> Arc<Snapshot> {
+        match self.current.read() {
+            Ok(current) => Arc::clone(&current),
+            Err(poisoned) => Arc::clone(&poisoned.into_inner()),
+        }
+    }
+
+    /// The source called `name`, in its current version. Keep the `Arc` for the whole request.
     pub fn get(&self, name: &str) -> Option<Arc<Source>> {
-        self.by_name.get(name).cloned()
+        self.snapshot().by_name.get(name).cloned()
     }
 
     /// All sources, sorted by name.
     pub fn all(&self) -> Vec<Arc<Source>> {
-        let mut all: Vec<_> = self.by_name.values().cloned().collect();
+        let mut all: Vec<_> = self.snapshot().by_name.values().cloned().collect();
         all.sort_by(|a, b| a.name.cmp(&b.name));
         all
     }
 
-    /// The loaded plugins.
-    pub fn plugins(&self) -> &[Arc<Plugin>] {
-        &self.plugins
+    /// The plugins currently serving, one per adapter name, sorted by name.
+    pub fn plugins(&self) -> Vec<Arc<Plugin>> {
+        self.snapshot().plugins.values().cloned().collect()
+    }
+
+    /// The plugin directory watched for new or rebuilt libraries.
+    pub fn plugin_dir(&self) -> &Path {
+        &self.setup.dir
+    }
+
+    /// Libraries in the plugin directory whose latest version failed to load, with the error.
+    /// The previous version of their adapter (if any) is still serving.
+    pub fn load_failures(&self) -> Vec<String> {
+        match self.state.lock() {
+            Ok(state) => state.failures(),
+            Err(poisoned) => poisoned.into_inner().failures(),
+        }
+    }
+
+    /// Creates the instance of source `name` on `plugin`.
+    fn create(
+        &self,
+        name: &str,
+        source: &SourceConfig,
+        plugin: &Arc<Plugin>,
+    ) -> anyhow::Result<Source> {
+        let args = serde_json::json!({
+            "host": { "source": name, "installation_key": self.setup.installation_key },
+            "config": source.config,
+        });
+        let adapter = AdapterInstance::create(Arc::clone(plugin), args.to_string().as_bytes())
+            .with_context(|| format!("cannot configure source `{name}`"))?;
+        for warning in adapter.warnings() {
+            tracing::warn!(source = %name, adapter = %source.adapter, "{warning}");
+        }
+        tracing::info!(
+            source = %name,
+            adapter = %source.adapter,
+            version = %plugin.info().version,
+            "source ready"
+        );
+        Ok(Source {
+            name: name.to_owned(),
+            adapter,
+        })
     }
 }
 

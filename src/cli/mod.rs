@@ -2,3 +2,5 @@
 
 pub mod adapter;
 pub mod admin;
+pub mod dry_run;
+pub mod scaffold;

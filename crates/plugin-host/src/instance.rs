@@ -130,10 +130,13 @@ impl AdapterInstance {
                     source,
                 })
             }
-            STATUS_PANIC => Err(HandleError::Panicked {
-                adapter: adapter(),
-                message: String::from_utf8_lossy(&bytes).into_owned(),
-            }),
+            STATUS_PANIC => {
+                self.plugin.count_panic();
+                Err(HandleError::Panicked {
+                    adapter: adapter(),
+                    message: String::from_utf8_lossy(&bytes).into_owned(),
+                })
+            }
             _ => Err(HandleError::Failed {
                 adapter: adapter(),
                 message: String::from_utf8_lossy(&bytes).into_owned(),

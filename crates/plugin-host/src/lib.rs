@@ -8,6 +8,7 @@
 pub mod fixtures;
 mod instance;
 mod plugin;
+pub mod watch;
 
 pub use instance::{AdapterInstance, HandleError};
 pub use plugin::{LoadError, Plugin, load_dir};

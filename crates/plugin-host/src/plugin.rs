@@ -2,6 +2,7 @@ use std::fs;
 use std::mem::ManuallyDrop;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::SystemTime;
 
 use libloading::Library;
@@ -44,6 +45,12 @@ pub enum LoadError {
     },
     #[error("{file}: adapter info failed: {message}")]
     Info { file: PathBuf, message: String },
+    #[error("{file}: cannot copy to {copy}: {source}")]
+    Copy {
+        file: PathBuf,
+        copy: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 /// A loaded, checked plugin library.
@@ -53,8 +60,10 @@ pub struct Plugin {
     vtable: &'static AdapterVTableV1,
     info: AdapterInfo,
     file: PathBuf,
+    loaded_from: PathBuf,
     sha256: String,
     loaded_at: SystemTime,
+    panics: AtomicU64,
 }
 
 impl std::fmt::Debug for Plugin {
@@ -71,16 +80,52 @@ impl Plugin {
     ///
     /// Loading runs the library's initialisers: only load from trusted paths.
     pub fn load(file: &Path) -> Result<Arc<Plugin>, LoadError> {
-        let file = file.to_path_buf();
-        let bytes = fs::read(&file).map_err(|source| LoadError::Read {
-            file: file.clone(),
+        let bytes = fs::read(file).map_err(|source| LoadError::Read {
+            file: file.to_path_buf(),
             source,
         })?;
         let sha256 = hex::encode(Sha256::digest(&bytes));
+        Self::open(file.to_path_buf(), file.to_path_buf(), sha256)
+    }
 
+    /// Loads a private copy of `file`, written to `copies` under a name unique to its content
+    /// (`<stem>-<sha256 prefix>.so`). This is how the server loads: the dynamic loader caches
+    /// libraries by path, so a rebuilt library needs a new name to be loaded again, and the
+    /// process never maps a file someone may overwrite in place. Errors name `file`.
+    pub fn load_copy(file: &Path, copies: &Path) -> Result<Arc<Plugin>, LoadError> {
+        let bytes = fs::read(file).map_err(|source| LoadError::Read {
+            file: file.to_path_buf(),
+            source,
+        })?;
+        let sha256 = hex::encode(Sha256::digest(&bytes));
+        let stem = file
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or("plugin");
+        let copy = copies.join(format!(
+            "{stem}-{}.{}",
+            &sha256[..16],
+            std::env::consts::DLL_EXTENSION
+        ));
+        if !copy.exists() {
+            let copy_error = |source| LoadError::Copy {
+                file: file.to_path_buf(),
+                copy: copy.clone(),
+                source,
+            };
+            fs::create_dir_all(copies).map_err(copy_error)?;
+            // Write under a temporary name, then rename: a copy is never seen half written.
+            let partial = copies.join(format!(".{stem}-{}.partial", std::process::id()));
+            fs::write(&partial, &bytes).map_err(copy_error)?;
+            fs::rename(&partial, &copy).map_err(copy_error)?;
+        }
+        Self::open(file.to_path_buf(), copy, sha256)
+    }
+
+    fn open(file: PathBuf, loaded_from: PathBuf, sha256: String) -> Result<Arc<Plugin>, LoadError> {
         // SAFETY: loading runs the library's initialisers; the plugin directory is trusted
         // (operator-controlled), as documented.
-        let library = unsafe { Library::new(&file) }.map_err(|source| LoadError::Open {
+        let library = unsafe { Library::new(&loaded_from) }.map_err(|source| LoadError::Open {
             file: file.clone(),
             source,
         })?;
@@ -142,8 +187,10 @@ impl Plugin {
             vtable,
             info,
             file,
+            loaded_from,
             sha256,
             loaded_at: SystemTime::now(),
+            panics: AtomicU64::new(0),
         }))
     }
 
@@ -155,6 +202,20 @@ impl Plugin {
     /// The library file it was loaded from.
     pub fn file(&self) -> &Path {
         &self.file
+    }
+
+    /// The file actually mapped: a private copy for [`Plugin::load_copy`], else [`Plugin::file`].
+    pub fn loaded_from(&self) -> &Path {
+        &self.loaded_from
+    }
+
+    /// How many calls into this library panicked (caught at the boundary) so far.
+    pub fn panics(&self) -> u64 {
+        self.panics.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn count_panic(&self) {
+        self.panics.fetch_add(1, Ordering::Relaxed);
     }
 
     /// SHA-256 of the library file, hex.

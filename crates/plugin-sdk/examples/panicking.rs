@@ -1,0 +1,55 @@
+//! A test-only adapter that panics when the body contains `PANIC`, to show that a panic costs
+//! only that request (HTTP 500) and the service carries on. Built by `cargo test`
+//! (target/debug/examples/libpanicking.so); never shipped.
+
+use tributary_plugin_sdk::prelude::*;
+
+/// Accepts any JSON object with an `id`; panics on the marker.
+pub struct Panicking;
+
+impl Adapter for Panicking {
+    type Config = serde_json::Value;
+
+    fn info() -> AdapterInfo {
+        AdapterInfo {
+            name: "panicking".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            provider: "Test".into(),
+            description: "panics on bodies containing PANIC (tests only)".into(),
+        }
+    }
+
+    fn new(_config: Self::Config, _host: &HostContext) -> Result<Self, String> {
+        Ok(Panicking)
+    }
+
+    fn verify(&self, _request: &Request<'_>) -> Result<(), Rejection> {
+        Ok(())
+    }
+
+    fn normalize(&self, request: &Request<'_>) -> Result<Normalized, Rejection> {
+        if request.body().windows(5).any(|w| w == b"PANIC") {
+            panic!("marker payload");
+        }
+        let body = request.json()?;
+        let id = convert::str_at(&body, "id");
+        Ok(Normalized {
+            events: vec![Event {
+                r#type: "consent.granted".into(),
+                subject: id.clone(),
+                provenance: Some(Provenance {
+                    provider_event_id: id,
+                    ..Default::default()
+                }),
+                payload: Some(Payload::Consent(ConsentEvent {
+                    status: ConsentStatus::Granted as i32,
+                    ..Default::default()
+                })),
+                ..Default::default()
+            }],
+            ..Default::default()
+        })
+    }
+}
+
+export_adapter!(Panicking);

@@ -1,0 +1,296 @@
+/*
+ * A Tributary adapter written in C, for Quokka Pay (a made-up provider).
+ *
+ * Quokka Pay POSTs one flat JSON object per webhook and authenticates it with a shared token
+ * in the `x-quokka-token` header:
+ *   {"id": "qk_evt_1", "kind": "consent.granted", "consent": "qc_9", "at": 1714564800}
+ * kind "consent.granted" / "consent.revoked" become canonical consent events; any other kind is
+ * dead-lettered as an unmapped item; a body without "id" or "kind" is rejected as malformed.
+ *
+ * Only the C ABI (tributary_plugin.h, generated from the Rust definitions) and hand-written
+ * protobuf encoding are used: no Rust, no libraries. Build:
+ *   cc -shared -fPIC -O2 -Wall -Wextra -I../../crates/plugin-abi/include -o libquokka.so quokka.c
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "tributary_plugin.h"
+
+#ifndef QUOKKA_VERSION
+#define QUOKKA_VERSION "1.0.0"
+#endif
+
+/* ---- a growable byte buffer and protobuf encoding ------------------------------------- */
+
+typedef struct { uint8_t *p; size_t len, cap; } buf;
+
+static void put(buf *b, const void *data, size_t n) {
+  if (b->len + n > b->cap) {
+    size_t cap = b->cap ? b->cap * 2 : 64;
+    while (cap < b->len + n) cap *= 2;
+    uint8_t *p = realloc(b->p, cap);
+    if (!p) abort(); /* out of memory: nothing sensible to return */
+    b->p = p;
+    b->cap = cap;
+  }
+  if (n) memcpy(b->p + b->len, data, n);
+  b->len += n;
+}
+
+static void put_varint(buf *b, uint64_t v) {
+  uint8_t byte;
+  do {
+    byte = v & 0x7f;
+    v >>= 7;
+    if (v) byte |= 0x80;
+    put(b, &byte, 1);
+  } while (v);
+}
+
+/* Field with wire type 0 (varint); zero is the default and is omitted. */
+static void field_varint(buf *b, unsigned field, uint64_t v) {
+  if (!v) return;
+  put_varint(b, (uint64_t)field << 3);
+  put_varint(b, v);
+}
+
+/* Field with wire type 2 (bytes, string, embedded message); empty strings are omitted. */
+static void field_bytes(buf *b, unsigned field, const void *data, size_t n) {
+  put_varint(b, ((uint64_t)field << 3) | 2);
+  put_varint(b, n);
+  put(b, data, n);
+}
+
+static void field_string(buf *b, unsigned field, const char *s) {
+  if (s && *s) field_bytes(b, field, s, strlen(s));
+}
+
+static void field_message(buf *b, unsigned field, buf *sub) {
+  field_bytes(b, field, sub->p, sub->len);
+  free(sub->p);
+  *sub = (buf){0};
+}
+
+static PluginBuffer to_plugin_buffer(buf b) {
+  return (PluginBuffer){.ptr = b.p, .len = b.len, .cap = b.cap};
+}
+
+static PluginBuffer message(const char *text) {
+  buf b = {0};
+  put(&b, text, strlen(text));
+  return to_plugin_buffer(b);
+}
+
+/* ---- a minimal reader for flat JSON objects ------------------------------------------- */
+
+/* Finds `"key"` followed by ':' and returns a pointer to the value, or NULL. */
+static const char *json_value(const char *json, const char *key) {
+  size_t klen = strlen(key);
+  for (const char *p = strchr(json, '"'); p; p = strchr(p + 1, '"')) {
+    if (strncmp(p + 1, key, klen) == 0 && p[1 + klen] == '"') {
+      const char *v = p + 2 + klen;
+      while (*v == ' ' || *v == '\t' || *v == '\n' || *v == '\r') v++;
+      if (*v != ':') continue;
+      v++;
+      while (*v == ' ' || *v == '\t' || *v == '\n' || *v == '\r') v++;
+      return v;
+    }
+  }
+  return NULL;
+}
+
+/* Copies the string value of `key` into out (at most cap-1 bytes). 0 when absent. */
+static int json_string(const char *json, const char *key, char *out, size_t cap) {
+  const char *v = json_value(json, key);
+  if (!v || *v != '"') return 0;
+  size_t n = 0;
+  for (v++; *v && *v != '"'; v++) {
+    if (*v == '\\' && v[1]) v++;
+    if (n + 1 < cap) out[n++] = *v;
+  }
+  out[n] = 0;
+  return *v == '"';
+}
+
+static long long json_integer(const char *json, const char *key) {
+  const char *v = json_value(json, key);
+  return v ? strtoll(v, NULL, 10) : 0;
+}
+
+/* ---- the adapter ---------------------------------------------------------------------- */
+
+typedef struct { char token[256]; } quokka;
+
+static int32_t info(PluginBuffer *out) {
+  buf b = {0};
+  field_string(&b, 1, "quokka");            /* AdapterInfo.name */
+  field_string(&b, 2, QUOKKA_VERSION);      /* .version */
+  field_string(&b, 3, "Quokka Pay");        /* .provider */
+  field_string(&b, 4, "Quokka Pay consent webhooks (example adapter written in C)");
+  *out = to_plugin_buffer(b);
+  return TRIBUTARY_STATUS_OK;
+}
+
+static int32_t create(const uint8_t *args, size_t args_len, void **instance, PluginBuffer *msg) {
+  char *json = calloc(args_len + 1, 1);
+  quokka *q = calloc(1, sizeof *q);
+  if (!json || !q) {
+    free(json);
+    free(q);
+    *msg = message("out of memory");
+    return TRIBUTARY_STATUS_ERROR;
+  }
+  if (args_len) memcpy(json, args, args_len);
+  const char *config = json_value(json, "config");
+  if (config) json_string(config, "token", q->token, sizeof q->token);
+  free(json);
+  *instance = q;
+  *msg = message(q->token[0] ? "" : "no token configured: webhook verification is switched off");
+  return TRIBUTARY_STATUS_OK;
+}
+
+/* The parts of a WebhookRequest this adapter reads. Pointers into the request bytes. */
+typedef struct {
+  const uint8_t *body; size_t body_len;
+  const uint8_t *token; size_t token_len;
+  int skip_verification;
+} request;
+
+static int read_varint(const uint8_t **p, const uint8_t *end, uint64_t *v) {
+  *v = 0;
+  for (int shift = 0; *p < end && shift < 64; shift += 7) {
+    uint8_t byte = *(*p)++;
+    *v |= (uint64_t)(byte & 0x7f) << shift;
+    if (!(byte & 0x80)) return 1;
+  }
+  return 0;
+}
+
+/* Walks one message; calls back for each length-delimited field and varint field. */
+static int decode(const uint8_t *p, const uint8_t *end, request *r, int in_header) {
+  const uint8_t *name = NULL, *value = NULL;
+  size_t name_len = 0, value_len = 0;
+  while (p < end) {
+    uint64_t key, n;
+    if (!read_varint(&p, end, &key)) return 0;
+    unsigned field = key >> 3, wire = key & 7;
+    if (wire == 0) {
+      if (!read_varint(&p, end, &n)) return 0;
+      if (!in_header && field == 8) r->skip_verification = n != 0;
+    } else if (wire == 2) {
+      if (!read_varint(&p, end, &n) || n > (uint64_t)(end - p)) return 0;
+      if (in_header && field == 1) { name = p; name_len = n; }
+      else if (in_header && field == 2) { value = p; value_len = n; }
+      else if (!in_header && field == 5 && !decode(p, p + n, r, 1)) return 0;
+      else if (!in_header && field == 6) { r->body = p; r->body_len = n; }
+      p += n;
+    } else if (wire == 1 && end - p >= 8) {
+      p += 8;
+    } else if (wire == 5 && end - p >= 4) {
+      p += 4;
+    } else {
+      return 0;
+    }
+  }
+  if (in_header && name && name_len == 14 && memcmp(name, "x-quokka-token", 14) == 0) {
+    r->token = value;
+    r->token_len = value_len;
+  }
+  return 1;
+}
+
+static int32_t result(PluginBuffer *out, unsigned outcome_field, buf *outcome) {
+  buf b = {0};
+  field_message(&b, outcome_field, outcome); /* AdapterResult.normalized = 1 / .rejection = 2 */
+  *out = to_plugin_buffer(b);
+  return TRIBUTARY_STATUS_OK;
+}
+
+static int32_t reject(PluginBuffer *out, int kind, const char *reason) {
+  buf r = {0};
+  field_varint(&r, 1, kind);     /* Rejection.kind: 1 unauthenticated, 2 malformed */
+  field_string(&r, 2, reason);
+  return result(out, 2, &r);
+}
+
+static int constant_time_equal(const uint8_t *a, size_t a_len, const char *b) {
+  size_t b_len = strlen(b);
+  unsigned char diff = a_len != b_len;
+  for (size_t i = 0; i < a_len && i < b_len; i++) diff |= a[i] ^ (uint8_t)b[i];
+  return diff == 0;
+}
+
+static int32_t handle(const void *instance, const uint8_t *bytes, size_t len, PluginBuffer *out) {
+  const quokka *q = instance;
+  request r = {0};
+  if (!q || !decode(bytes, bytes + len, &r, 0)) {
+    *out = message("undecodable request");
+    return TRIBUTARY_STATUS_ERROR;
+  }
+  if (q->token[0] && !r.skip_verification &&
+      !(r.token && constant_time_equal(r.token, r.token_len, q->token)))
+    return reject(out, 1, "missing or wrong x-quokka-token");
+
+  char *json = calloc(r.body_len + 1, 1);
+  if (!json) {
+    *out = message("out of memory");
+    return TRIBUTARY_STATUS_ERROR;
+  }
+  if (r.body_len) memcpy(json, r.body, r.body_len);
+  char id[128], kind[64], consent[128];
+  int status = 0;
+  const char *start = json;
+  while (*start == ' ' || *start == '\n' || *start == '\r' || *start == '\t') start++;
+  int ok = *start == '{' && json_string(json, "id", id, sizeof id) &&
+           json_string(json, "kind", kind, sizeof kind);
+  if (ok && !json_string(json, "consent", consent, sizeof consent)) consent[0] = 0;
+  long long at = ok ? json_integer(json, "at") : 0;
+  free(json);
+  if (!ok) return reject(out, 2, "not a Quokka Pay webhook: \"id\" and \"kind\" are required");
+
+  if (strcmp(kind, "consent.granted") == 0) status = 1;      /* CONSENT_STATUS_GRANTED */
+  else if (strcmp(kind, "consent.revoked") == 0) status = 3; /* CONSENT_STATUS_REVOKED */
+
+  buf normalized = {0};
+  if (!status) {
+    buf item = {0}; /* UnmappedItem: dead-lettered with the raw body */
+    field_string(&item, 1, id);
+    field_string(&item, 2, kind);
+    field_string(&item, 3, "unknown kind");
+    field_message(&normalized, 2, &item); /* Normalized.unmapped */
+    return result(out, 1, &normalized);
+  }
+  buf event = {0}, provenance = {0}, payload = {0}, time = {0};
+  field_string(&event, 3, kind);    /* Event.type */
+  field_string(&event, 4, consent); /* Event.subject */
+  if (at > 0) {
+    field_varint(&time, 1, (uint64_t)at); /* Timestamp.seconds */
+    field_message(&event, 5, &time);      /* Event.time */
+  }
+  field_string(&provenance, 3, id);   /* Provenance.provider_event_id */
+  field_string(&provenance, 4, kind); /* Provenance.provider_event_type */
+  field_message(&event, 12, &provenance);
+  field_varint(&payload, 1, status);     /* ConsentEvent.status */
+  field_string(&payload, 2, consent);    /* ConsentEvent.consent_id */
+  field_message(&event, 29, &payload);   /* Event.consent */
+  field_message(&normalized, 1, &event); /* Normalized.events */
+  return result(out, 1, &normalized);
+}
+
+static void free_buffer(PluginBuffer buffer) { free(buffer.ptr); }
+
+static void destroy(void *instance) { free(instance); }
+
+static const AdapterVTableV1 VTABLE = {
+    .abi_version = TRIBUTARY_ABI_VERSION,
+    .size = sizeof(AdapterVTableV1),
+    .info = info,
+    .create = create,
+    .handle = handle,
+    .free_buffer = free_buffer,
+    .destroy = destroy,
+};
+
+const struct AdapterVTableV1 *tributary_adapter_v1(void) { return &VTABLE; }
+
+uint32_t tributary_abi_version(void) { return TRIBUTARY_ABI_VERSION; }

@@ -1,0 +1,178 @@
+//! Hot reload: a rebuilt library dropped into the plugin directory is swapped in while
+//! webhooks flow (no request fails), and a broken one leaves the previous version serving.
+
+mod adapter_support;
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use adapter_support::{build_quokka, list, normalize, version_of};
+use common::Server;
+use tributary_model::v1::Filter;
+
+fn webhook(n: usize) -> Vec<u8> {
+    format!(r#"{{"id": "qk_evt_{n}", "kind": "consent.granted", "consent": "qc_{n}", "at": 1714564800}}"#)
+        .into_bytes()
+}
+
+/// Polls the dry run until the source reports `version` (or fails after 20 s).
+async fn wait_for_version(server: &Server, version: &str) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let response = normalize(server.grpc, "quokka", &webhook(0), None).await;
+        if version_of(&response) == version {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "version {version} never served:\n{}",
+            server.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_rebuilt_plugin_is_swapped_in_under_load_without_failing_a_request() {
+    let plugins = tempfile::tempdir().expect("tempdir");
+    let library = plugins.path().join("libquokka.so");
+    build_quokka(&library, "1.0.0");
+    let server = Arc::new(Server::start_with_plugins("", plugins.path()));
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let sent = Arc::new(AtomicUsize::new(0));
+    let mut load = Vec::new();
+    for worker in 0..4 {
+        let (server, stop, sent) = (Arc::clone(&server), Arc::clone(&stop), Arc::clone(&sent));
+        load.push(tokio::spawn(async move {
+            let mut n = worker;
+            while !stop.load(Ordering::Relaxed) {
+                let (status, body) = server.post("quokka", &webhook(n), &[]).await;
+                assert_eq!(status, 200, "request {n} failed during the swap: {body}");
+                sent.fetch_add(1, Ordering::Relaxed);
+                n += 4;
+            }
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let before = sent.load(Ordering::Relaxed);
+
+    // "Rebuild": a new version replaces the file (built elsewhere, renamed into place).
+    let staging = tempfile::tempdir().expect("tempdir");
+    let rebuilt = staging.path().join("libquokka.so");
+    build_quokka(&rebuilt, "2.0.0");
+    std::fs::rename(&rebuilt, &library).expect("replace the library");
+    wait_for_version(&server, "2.0.0").await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    stop.store(true, Ordering::Relaxed);
+    for task in load {
+        task.await.expect("no request failed");
+    }
+    let total = sent.load(Ordering::Relaxed);
+    assert!(
+        before > 0 && total > before,
+        "webhooks flowed before and after: {before} / {total}"
+    );
+
+    // Every webhook was stored once; the early ones by 1.0.0, the last ones by 2.0.0.
+    let events = server.collect(Filter::default(), None, total).await;
+    let versions: Vec<String> = events
+        .iter()
+        .map(|e| {
+            e.provenance
+                .as_ref()
+                .map(|p| p.adapter_version.clone())
+                .unwrap_or_default()
+        })
+        .collect();
+    assert_eq!(versions.first().map(String::as_str), Some("1.0.0"));
+    assert_eq!(versions.last().map(String::as_str), Some("2.0.0"));
+    let switch = versions
+        .iter()
+        .position(|v| v == "2.0.0")
+        .expect("2.0.0 seen");
+    assert!(
+        versions[switch..].iter().all(|v| v == "2.0.0"),
+        "no request went back to the old version"
+    );
+
+    let listed = list(server.grpc).await;
+    let quokka = &listed.adapters[0];
+    assert_eq!(
+        quokka.info.as_ref().map(|i| i.version.as_str()),
+        Some("2.0.0")
+    );
+    assert_eq!(quokka.file, library.display().to_string());
+    let logs = server.logs();
+    assert!(logs.contains("plugins reloaded"), "{logs}");
+}
+
+#[tokio::test]
+async fn a_broken_library_leaves_the_previous_version_serving() {
+    let plugins = tempfile::tempdir().expect("tempdir");
+    let library = plugins.path().join("libquokka.so");
+    build_quokka(&library, "1.0.0");
+    let server = Server::start_with_plugins("", plugins.path());
+    let sha_before = list(server.grpc).await.adapters[0].sha256.clone();
+
+    // A truncated / garbage file lands on the same name.
+    let staging = tempfile::tempdir().expect("tempdir");
+    let broken = staging.path().join("libquokka.so");
+    std::fs::write(&broken, b"\x7fELF truncated by a failed copy").expect("write");
+    std::fs::rename(&broken, &library).expect("replace");
+
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !server
+        .logs()
+        .contains("plugin not reloaded; the previous version keeps serving")
+    {
+        assert!(
+            Instant::now() < deadline,
+            "failure not logged:\n{}",
+            server.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        server
+            .logs()
+            .contains(&format!("{}: not a loadable library", library.display()))
+    );
+    let (status, body) = server.post("quokka", &webhook(1), &[]).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        version_of(&normalize(server.grpc, "quokka", &webhook(1), None).await),
+        "1.0.0"
+    );
+    assert_eq!(list(server.grpc).await.adapters[0].sha256, sha_before);
+
+    // A good build afterwards is picked up.
+    build_quokka(&library, "1.0.1");
+    wait_for_version(&server, "1.0.1").await;
+    let (status, body) = server.post("quokka", &webhook(2), &[]).await;
+    assert_eq!(status, 200, "{body}");
+}
+
+#[tokio::test]
+async fn a_new_library_in_the_directory_becomes_a_source_without_a_restart() {
+    let plugins = tempfile::tempdir().expect("tempdir");
+    let server = Server::start_with_plugins("", plugins.path());
+    let (status, _) = server.post("quokka", &webhook(1), &[]).await;
+    assert_eq!(status, 404);
+    build_quokka(&plugins.path().join("libquokka.so"), "1.0.0");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (status, _) = server.post("quokka", &webhook(1), &[]).await;
+        if status == 200 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "never loaded:\n{}",
+            server.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
