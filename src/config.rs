@@ -17,6 +17,8 @@ pub struct Config {
     pub grpc: GrpcConfig,
     pub log: LogConfig,
     pub plugins: PluginsConfig,
+    /// OpenTelemetry trace export. The standard `OTEL_*` environment variables win over it.
+    pub telemetry: TelemetryConfig,
     /// Source name -> adapter instance. Empty: every loaded adapter is served as a source of
     /// its own name with an empty config.
     pub sources: BTreeMap<String, SourceConfig>,
@@ -84,9 +86,30 @@ impl Default for Config {
             grpc: GrpcConfig::default(),
             log: LogConfig::default(),
             plugins: PluginsConfig::default(),
+            telemetry: TelemetryConfig::default(),
             sources: BTreeMap::new(),
         }
     }
+}
+
+/// `[telemetry]`: where traces go. Nothing is exported (and no tracer is installed) unless an
+/// endpoint is set here or in `OTEL_EXPORTER_OTLP_ENDPOINT` /
+/// `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`. See docs/observability.md.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct TelemetryConfig {
+    /// OTLP base endpoint, like `OTEL_EXPORTER_OTLP_ENDPOINT` (e.g. `http://collector:4317`
+    /// for gRPC, `http://collector:4318` for HTTP; `/v1/traces` is added for HTTP).
+    pub otlp_endpoint: Option<String>,
+    /// `grpc` or `http/protobuf`, like `OTEL_EXPORTER_OTLP_PROTOCOL` (default `http/protobuf`,
+    /// the OTLP specification's default).
+    pub otlp_protocol: Option<String>,
+    /// `service.name` when neither `OTEL_SERVICE_NAME` nor `OTEL_RESOURCE_ATTRIBUTES` gives
+    /// one. Default: `tributary`.
+    pub service_name: Option<String>,
+    /// Fraction of new traces sampled (parent-based), when `OTEL_TRACES_SAMPLER` is unset.
+    /// Default: 1.0.
+    pub sample_ratio: Option<f64>,
 }
 
 #[derive(Debug, Clone, Deserialize, Default)]

@@ -17,9 +17,14 @@ use tributary_model::v1::{
 };
 use tributary_model::well_known::Timestamp;
 
+use opentelemetry::trace::{Link, SpanContext, SpanKind, TraceContextExt};
+use opentelemetry::{Context, KeyValue};
+
 use crate::ingest::{self, Ingest, IngestError};
+use crate::metrics::metrics;
 use crate::proto::adapters_server::Adapters;
 use crate::proto::event_stream_server::EventStream;
+use crate::telemetry::{self, Stage};
 
 /// Events buffered per subscription between the log reader and the client. With the read
 /// batch below, this bounds a subscription's memory whatever the client does.
@@ -69,6 +74,74 @@ fn removed(requested: u64, first: u64) -> Status {
     ))
 }
 
+/// Counts a subscription in `tributary_subscriptions_active` while alive.
+struct ActiveSubscription;
+
+impl ActiveSubscription {
+    fn new() -> Self {
+        metrics().subscriptions_active.inc();
+        Self
+    }
+}
+
+impl Drop for ActiveSubscription {
+    fn drop(&mut self) {
+        metrics().subscriptions_active.dec();
+    }
+}
+
+/// The deliver span of one event on one subscription: a gRPC server span (the
+/// `EventStream/Subscribe` call's), child of the event's ingest context and linked to it, and
+/// linked to the subscriber's own trace context when its `Subscribe` call carried one.
+fn deliver_span(event: &Event, consumer: &str, subscriber: &SpanContext) -> Option<Stage> {
+    if !telemetry::enabled() {
+        return None;
+    }
+    let ingest = telemetry::span_context_of(&event.traceparent, &event.tracestate);
+    let parent = if ingest.is_valid() {
+        Context::new().with_remote_span_context(ingest.clone())
+    } else {
+        Context::new()
+    };
+    Some(Stage::start_linked(
+        "tributary.v1.EventStream/Subscribe",
+        SpanKind::Server,
+        &parent,
+        || {
+            let mut attributes = vec![
+                KeyValue::new("rpc.system", "grpc"),
+                KeyValue::new("rpc.service", "tributary.v1.EventStream"),
+                KeyValue::new("rpc.method", "Subscribe"),
+                KeyValue::new("tributary.source", event.source.clone()),
+                KeyValue::new("tributary.event.type", event.r#type.clone()),
+                KeyValue::new("tributary.event.sequence", event.sequence as i64),
+            ];
+            if !consumer.is_empty() {
+                attributes.push(KeyValue::new("tributary.consumer", consumer.to_owned()));
+            }
+            attributes
+        },
+        || {
+            let mut links = Vec::new();
+            if ingest.is_valid() {
+                links.push(Link::new(
+                    ingest.clone(),
+                    vec![KeyValue::new("tributary.link", "ingest")],
+                    0,
+                ));
+            }
+            if subscriber.is_valid() {
+                links.push(Link::new(
+                    subscriber.clone(),
+                    vec![KeyValue::new("tributary.link", "subscriber")],
+                    0,
+                ));
+            }
+            links
+        },
+    ))
+}
+
 type EventStreamResult = Pin<Box<dyn Stream<Item = Result<Event, Status>> + Send>>;
 
 #[tonic::async_trait]
@@ -79,7 +152,20 @@ impl EventStream for Services {
         &self,
         request: Request<SubscribeRequest>,
     ) -> Result<Response<Self::SubscribeStream>, Status> {
+        let subscriber = if telemetry::enabled() {
+            let metadata = request.metadata();
+            let value = |key: &str| {
+                metadata
+                    .get(key)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or_default()
+            };
+            telemetry::span_context_of(value("traceparent"), value("tracestate"))
+        } else {
+            SpanContext::empty_context()
+        };
         let request = request.into_inner();
+        let consumer = request.consumer.clone();
         let filter = request.filter.unwrap_or_default();
         let log = std::sync::Arc::clone(self.ingest.log());
         let mut last = log.last_sequence();
@@ -106,6 +192,7 @@ impl EventStream for Services {
         let (tx, rx) = mpsc::channel(SUBSCRIPTION_BUFFER);
         let mut shutdown = self.shutdown.clone();
         tokio::spawn(async move {
+            let _active = ActiveSubscription::new();
             loop {
                 let batch = match log.read_after(position, READ_BATCH).await {
                     Ok(batch) => batch,
@@ -134,9 +221,21 @@ impl EventStream for Services {
                 }
                 for event in batch {
                     position = event.sequence;
-                    if matches(&filter, &event) && tx.send(Ok(event)).await.is_err() {
+                    if !matches(&filter, &event) {
+                        continue;
+                    }
+                    let span = deliver_span(&event, &consumer, &subscriber);
+                    let sent = tx.send(Ok(event)).await;
+                    if let Some(span) = span {
+                        if sent.is_err() {
+                            span.fail("subscriber went away");
+                        }
+                        span.end();
+                    }
+                    if sent.is_err() {
                         return;
                     }
+                    metrics().events_delivered.inc();
                 }
             }
         });
@@ -187,6 +286,7 @@ impl Adapters for Services {
             body: request.body,
             received_at: Some(timestamp(SystemTime::now())),
             skip_verification: request.skip_verification,
+            ..WebhookRequest::default()
         };
         let outcome = match ingest::normalize(&source, &webhook) {
             Ok(normalized) => Outcome::Normalized(normalized),

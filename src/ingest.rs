@@ -3,16 +3,22 @@
 //! provider only after [`Ingest::ingest`] returns `Ok`: by then the events are durable.
 
 use std::sync::Arc;
+use std::time::Instant;
 
+use opentelemetry::trace::SpanKind;
+use opentelemetry::{Context, KeyValue};
+use prost::Message;
 use sha2::{Digest, Sha256};
 use tributary_event_log::{AppendRequest, EventLog, LogError};
 use tributary_model::v1::{
-    AdapterResult, DeadLetter, Event, Normalized, Provenance, RejectionKind, UnmappedItem,
-    WebhookRequest, adapter_result::Outcome,
+    AdapterResult, DeadLetter, Event, Normalized, Provenance, RejectionKind, Stage as AdapterStage,
+    UnmappedItem, WebhookRequest, adapter_result::Outcome,
 };
 use tributary_plugin_host::HandleError;
 
+use crate::metrics::{Metrics, SourceLabels, metrics};
 use crate::sources::{Source, Sources};
+use crate::telemetry::{self, Stage};
 
 /// Why a webhook was not stored. Each maps to one HTTP status.
 #[derive(Debug, thiserror::Error)]
@@ -67,20 +73,87 @@ impl Ingest {
         &self.log
     }
 
-    /// Verifies, normalizes and durably appends one webhook.
-    pub async fn ingest(&self, request: WebhookRequest) -> Result<Accepted, IngestError> {
+    /// Verifies, normalizes and durably appends one webhook, tracing each stage as a child of
+    /// `parent` (the receive span). Every stored event carries the append span's trace context
+    /// (`traceparent`/`tracestate`), so consumers continue the webhook's trace.
+    pub async fn ingest(
+        &self,
+        request: WebhookRequest,
+        parent: &Context,
+    ) -> Result<Accepted, IngestError> {
         let source = self
             .sources
             .get(&request.source)
             .ok_or_else(|| IngestError::UnknownSource(request.source.clone()))?;
-        let normalized = normalize(&source, &request)?;
+        let mut normalized = verify_and_normalize(&source, &request, parent)?;
         let ignored = normalized.ignored.len();
+        let count = normalized.events.len();
+        for (index, event) in normalized.events.iter_mut().enumerate() {
+            complete_event(&source, &request, event, index, count);
+        }
+        let dead_letters = dead_letters(&source, &request, normalized.unmapped);
+        let items = count + dead_letters.len();
+        let span = Stage::start("append", SpanKind::Internal, parent, || {
+            vec![
+                KeyValue::new("tributary.source", source.name.clone()),
+                KeyValue::new("tributary.append.events", count as i64),
+                KeyValue::new("tributary.append.dead_letters", dead_letters.len() as i64),
+            ]
+        });
+        if let Some((traceparent, tracestate)) = telemetry::inject(span.context()) {
+            for event in &mut normalized.events {
+                event.traceparent.clone_from(&traceparent);
+                event.tracestate.clone_from(&tracestate);
+            }
+        }
         let append = AppendRequest {
             source: source.name.clone(),
             events: normalized.events,
-            dead_letters: dead_letters(&source, &request, normalized.unmapped),
+            dead_letters,
         };
-        let outcome = self.log.append(append).await?;
+        let started = Instant::now();
+        let outcome = self.log.append(append).await;
+        let m = metrics();
+        m.append_seconds.observe(started.elapsed().as_secs_f64());
+        m.append_batch_items.observe(items as f64);
+        let outcome = match outcome {
+            Ok(outcome) => outcome,
+            Err(error) => {
+                span.fail("the event log could not store the webhook");
+                span.end();
+                return Err(error.into());
+            }
+        };
+        span.record(|| {
+            let sequences: Vec<i64> = outcome.sequences.iter().map(|s| *s as i64).collect();
+            vec![
+                KeyValue::new("tributary.append.accepted", sequences.len() as i64),
+                KeyValue::new("tributary.append.duplicates", outcome.duplicates as i64),
+                KeyValue::new(
+                    "tributary.append.dead_lettered",
+                    outcome.dead_lettered as i64,
+                ),
+                KeyValue::new(
+                    "tributary.event.sequences",
+                    opentelemetry::Value::Array(sequences.into()),
+                ),
+            ]
+        });
+        span.end();
+        let labels = SourceLabels {
+            source: source.name.clone(),
+            adapter: source.adapter.plugin().info().name.clone(),
+        };
+        m.events_accepted
+            .get_or_create(&labels)
+            .inc_by(outcome.sequences.len() as u64);
+        m.duplicates
+            .get_or_create(&labels)
+            .inc_by(outcome.duplicates as u64);
+        m.dead_lettered
+            .get_or_create(&labels)
+            .inc_by(outcome.dead_lettered as u64);
+        m.ignored.get_or_create(&labels).inc_by(ignored as u64);
         Ok(Accepted {
             accepted: outcome.sequences.len(),
             duplicates: outcome.duplicates,
@@ -91,24 +164,96 @@ impl Ingest {
     }
 }
 
-/// Runs the adapter and completes the envelopes. Stores nothing (the dry run uses it as is).
-pub fn normalize(source: &Source, request: &WebhookRequest) -> Result<Normalized, IngestError> {
-    let result = source.adapter.handle(request)?;
-    let mut normalized = match result {
+/// Protobuf key of `WebhookRequest.stage` (field 9, varint).
+const STAGE_KEY: u8 = 9 << 3;
+
+/// Calls the adapter twice on one encoding of the request, verify then normalize, each in its
+/// own span and histogram. A request that skips verification (dry runs, redrives) is
+/// normalized in one call.
+fn verify_and_normalize(
+    source: &Source,
+    request: &WebhookRequest,
+    parent: &Context,
+) -> Result<Normalized, IngestError> {
+    let info = source.adapter.plugin().info();
+    let adapter_attributes = || {
+        vec![
+            KeyValue::new("tributary.source", source.name.clone()),
+            KeyValue::new("tributary.adapter.name", info.name.clone()),
+            KeyValue::new("tributary.adapter.version", info.version.clone()),
+        ]
+    };
+    // `stage` is left unset (0) in the encoding and appended as a last field: protobuf keeps
+    // the last value of a repeated scalar field, so one encoding serves both calls.
+    let mut encoded = request.encode_to_vec();
+    if !request.skip_verification {
+        encoded.extend([STAGE_KEY, AdapterStage::Verify as u8]);
+        let span = Stage::start("verify", SpanKind::Internal, parent, adapter_attributes);
+        let started = Instant::now();
+        let result = source.adapter.handle_encoded(&encoded);
+        Metrics::observe_adapter(&metrics().verify_seconds, &info.name, started.elapsed());
+        let verified = outcome(result);
+        if let Err(error) = &verified {
+            span.fail(failure(error));
+        }
+        span.end();
+        verified?;
+        encoded.pop();
+        encoded.push(AdapterStage::Normalize as u8);
+    }
+    let span = Stage::start("normalize", SpanKind::Internal, parent, adapter_attributes);
+    let started = Instant::now();
+    let result = source.adapter.handle_encoded(&encoded);
+    Metrics::observe_adapter(&metrics().normalize_seconds, &info.name, started.elapsed());
+    let normalized = outcome(result);
+    match &normalized {
+        Ok(normalized) => span.record(|| {
+            vec![
+                KeyValue::new("tributary.event.count", normalized.events.len() as i64),
+                KeyValue::new("tributary.unmapped.count", normalized.unmapped.len() as i64),
+                KeyValue::new("tributary.ignored.count", normalized.ignored.len() as i64),
+            ]
+        }),
+        Err(error) => span.fail(failure(error)),
+    }
+    span.end();
+    normalized
+}
+
+/// A fixed span status description: adapters' reasons may quote the payload, so they stay out
+/// of traces.
+fn failure(error: &IngestError) -> &'static str {
+    match error {
+        IngestError::UnknownSource(_) => "unknown source",
+        IngestError::Unauthenticated(_) => "verification failed",
+        IngestError::Malformed(_) => "malformed payload",
+        IngestError::Adapter(HandleError::Panicked { .. }) => "adapter panicked",
+        IngestError::Adapter(_) => "adapter failed",
+        IngestError::EmptyResult => "adapter returned no outcome",
+        IngestError::Log(_) => "the event log could not store the webhook",
+    }
+}
+
+/// The adapter's answer as a result.
+fn outcome(result: Result<AdapterResult, HandleError>) -> Result<Normalized, IngestError> {
+    match result? {
         AdapterResult {
             outcome: Some(Outcome::Normalized(normalized)),
-        } => normalized,
+        } => Ok(normalized),
         AdapterResult {
             outcome: Some(Outcome::Rejection(rejection)),
-        } => {
-            return Err(if rejection.kind == RejectionKind::Unauthenticated as i32 {
-                IngestError::Unauthenticated(rejection.reason)
-            } else {
-                IngestError::Malformed(rejection.reason)
-            });
-        }
-        AdapterResult { outcome: None } => return Err(IngestError::EmptyResult),
-    };
+        } => Err(if rejection.kind == RejectionKind::Unauthenticated as i32 {
+            IngestError::Unauthenticated(rejection.reason)
+        } else {
+            IngestError::Malformed(rejection.reason)
+        }),
+        AdapterResult { outcome: None } => Err(IngestError::EmptyResult),
+    }
+}
+
+/// Runs the adapter and completes the envelopes. Stores nothing (the dry run uses it as is).
+pub fn normalize(source: &Source, request: &WebhookRequest) -> Result<Normalized, IngestError> {
+    let mut normalized = outcome(source.adapter.handle(request))?;
     let count = normalized.events.len();
     for (index, event) in normalized.events.iter_mut().enumerate() {
         complete_event(source, request, event, index, count);
@@ -117,7 +262,8 @@ pub fn normalize(source: &Source, request: &WebhookRequest) -> Result<Normalized
 }
 
 /// Fills the envelope attributes the host owns: id, source, provenance of the adapter, received
-/// time, content type, trace context, and a content-derived id when the provider gave none.
+/// time, content type, and a content-derived id when the provider gave none. The trace context
+/// is set by [`Ingest::ingest`]: the append span's.
 fn complete_event(
     source: &Source,
     request: &WebhookRequest,
@@ -139,18 +285,6 @@ fn complete_event(
         event.time = request.received_at;
     }
     event.datacontenttype = "application/protobuf".to_owned();
-    if let Some(traceparent) = header(request, "traceparent") {
-        event.traceparent = traceparent.to_owned();
-        event.tracestate = header(request, "tracestate").unwrap_or_default().to_owned();
-    }
-}
-
-fn header<'a>(request: &'a WebhookRequest, name: &str) -> Option<&'a str> {
-    request
-        .headers
-        .iter()
-        .find(|h| h.name == name)
-        .map(|h| h.value.as_str())
 }
 
 /// "sha256:<hex of the body>[:index]": a stable id for items the provider did not number, so

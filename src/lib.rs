@@ -9,10 +9,12 @@ pub mod config;
 pub mod grpc;
 pub mod http;
 pub mod ingest;
+pub mod metrics;
 pub mod redact;
 pub mod redrive;
 pub mod server;
 pub mod sources;
+pub mod telemetry;
 
 /// Generated gRPC services and clients of `tributary.v1` (messages live in `tributary_model`).
 #[allow(clippy::all, missing_docs)]

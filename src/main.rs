@@ -53,7 +53,17 @@ fn main() -> anyhow::Result<()> {
             init_logging(&log_format);
             let config = Config::load(config.as_deref(), &overrides)?;
             let runtime = tokio::runtime::Runtime::new().context("cannot start the runtime")?;
-            runtime.block_on(tributary::server::serve(config))
+            // The gRPC trace exporter's channel lives on the runtime: set up inside it.
+            let telemetry = {
+                let _entered = runtime.enter();
+                tributary::telemetry::init(&config.telemetry)?
+            };
+            if telemetry.is_exporting() {
+                tracing::info!("exporting traces over OTLP");
+            }
+            let result = runtime.block_on(tributary::server::serve(config));
+            telemetry.shutdown();
+            result
         }
         Command::Adapter(command) => tributary::cli::adapter::run(command),
         Command::DeadLetters(command) => {

@@ -39,6 +39,7 @@ impl Ingest {
                     body: letter.raw.clone(),
                     received_at: letter.received_at,
                     skip_verification: true,
+                    ..WebhookRequest::default()
                 };
                 match normalize(&source, &request) {
                     Ok(normalized) => {

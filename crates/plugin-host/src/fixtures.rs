@@ -196,6 +196,7 @@ fn run_case(
             nanos: 0,
         }),
         skip_verification: false,
+        ..Default::default()
     };
     let result = match instance.handle(&request) {
         Ok(result) => result,

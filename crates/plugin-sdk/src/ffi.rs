@@ -9,7 +9,9 @@ use std::mem::ManuallyDrop;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use prost::Message;
-use tributary_model::v1::{AdapterResult, WebhookRequest, adapter_result::Outcome};
+use tributary_model::v1::{
+    AdapterResult, Normalized, Stage, WebhookRequest, adapter_result::Outcome,
+};
 use tributary_plugin_abi::{
     ABI_VERSION, AdapterVTableV1, PluginBuffer, STATUS_ERROR, STATUS_OK, STATUS_PANIC,
 };
@@ -142,12 +144,19 @@ unsafe extern "C" fn handle<A: Adapter>(
     unsafe { guarded(out, run) }
 }
 
-/// Verify, then normalize: the order every adapter follows.
+/// Verify, then normalize: the order every adapter follows. The request's `stage` may ask for
+/// one of the two only: `STAGE_VERIFY` answers a rejection or an empty [`Normalized`] after
+/// verification; `STAGE_NORMALIZE` skips verification (the host ran it in an earlier call).
 pub fn run_adapter<A: Adapter>(adapter: &A, request: &Request<'_>) -> Outcome {
-    if !request.skip_verification()
+    let stage = request.raw().stage();
+    if stage != Stage::Normalize
+        && !request.skip_verification()
         && let Err(rejection) = adapter.verify(request)
     {
         return Outcome::Rejection(rejection);
+    }
+    if stage == Stage::Verify {
+        return Outcome::Normalized(Normalized::default());
     }
     match adapter.normalize(request) {
         Ok(normalized) => Outcome::Normalized(normalized),
@@ -173,4 +182,68 @@ unsafe extern "C" fn destroy<A: Adapter>(instance: *mut c_void) {
         // SAFETY: `instance` came from `create::<A>` and is destroyed once.
         drop(unsafe { Box::from_raw(instance.cast::<A>()) });
     }));
+}
+
+#[cfg(test)]
+mod tests {
+    use tributary_model::v1::{AdapterInfo, Event, Rejection, Stage};
+
+    use super::*;
+    use crate::reject;
+
+    /// Accepts requests whose body is "ok"; counts nothing, normalizes to one event.
+    struct Probe;
+
+    impl Adapter for Probe {
+        type Config = serde_json::Value;
+
+        fn info() -> AdapterInfo {
+            AdapterInfo::default()
+        }
+
+        fn new(_: Self::Config, _: &HostContext) -> Result<Self, String> {
+            Ok(Probe)
+        }
+
+        fn verify(&self, request: &Request<'_>) -> Result<(), Rejection> {
+            if request.body() == b"ok" {
+                Ok(())
+            } else {
+                Err(reject::unauthenticated("bad"))
+            }
+        }
+
+        fn normalize(&self, _: &Request<'_>) -> Result<Normalized, Rejection> {
+            Ok(Normalized {
+                events: vec![Event::default()],
+                ..Normalized::default()
+            })
+        }
+    }
+
+    fn run(body: &[u8], stage: Stage) -> Outcome {
+        let request = WebhookRequest {
+            body: body.to_vec(),
+            stage: stage as i32,
+            ..WebhookRequest::default()
+        };
+        run_adapter(&Probe, &Request::new(&request))
+    }
+
+    fn events(outcome: Outcome) -> Option<usize> {
+        match outcome {
+            Outcome::Normalized(normalized) => Some(normalized.events.len()),
+            Outcome::Rejection(_) => None,
+        }
+    }
+
+    #[test]
+    fn stages_split_verification_from_normalization() {
+        assert_eq!(events(run(b"ok", Stage::All)), Some(1));
+        assert_eq!(events(run(b"no", Stage::All)), None);
+        assert_eq!(events(run(b"ok", Stage::Verify)), Some(0));
+        assert_eq!(events(run(b"no", Stage::Verify)), None);
+        // The host verified in an earlier call: normalize alone.
+        assert_eq!(events(run(b"no", Stage::Normalize)), Some(1));
+    }
 }

@@ -1,0 +1,403 @@
+//! The load generator: N HTTP connections POST webhooks at maximum rate or on an open-loop
+//! schedule while M gRPC subscribers read the stream.
+//!
+//! Latency is measured from each request's *intended* send time (`t0 + n / rate` at a fixed
+//! rate), not from when a connection got round to sending it, so a stalled server shows up in
+//! the percentiles instead of silently slowing the load (no coordinated omission). At maximum
+//! rate the intended time is the moment the request is handed to its connection.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use hdrhistogram::Histogram;
+use tokio_stream::StreamExt;
+use tonic::transport::Channel;
+use tributary::proto::event_stream_client::EventStreamClient;
+use tributary_model::v1::{Event, SubscribeRequest};
+
+use crate::payloads::{Template, request_number};
+
+/// Highest latency the histograms track, in microseconds (one minute).
+const MAX_LATENCY_US: u64 = 60_000_000;
+
+/// What load to apply.
+#[derive(Debug, Clone)]
+pub struct LoadSpec {
+    /// Concurrent HTTP connections (each a keep-alive HTTP/1.1 connection).
+    pub connections: usize,
+    /// Webhooks to send.
+    pub requests: usize,
+    /// Webhooks per second on an open-loop schedule; `None`: as fast as the connections go.
+    pub rate: Option<f64>,
+    /// gRPC subscribers reading the whole stream (0 for the baseline).
+    pub subscribers: usize,
+    /// How long subscribers wait for missing events after the last response.
+    pub drain_timeout: Duration,
+}
+
+/// What one subscriber received, checked against what was accepted.
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+pub struct Delivery {
+    /// Events received.
+    pub received: u64,
+    /// Accepted webhooks whose event never arrived.
+    pub missing: u64,
+    /// Extra copies of events already received.
+    pub duplicates: u64,
+    /// Events for webhooks that were not acknowledged as accepted (or not ours).
+    pub unexpected: u64,
+    /// The stream ended with an error.
+    pub error: Option<String>,
+}
+
+/// The outcome of one load run.
+pub struct LoadResult {
+    /// Requests sent.
+    pub sent: usize,
+    /// Requests answered 200 with one accepted event.
+    pub accepted: usize,
+    /// Requests answered otherwise or failed in transport.
+    pub errors: usize,
+    /// First error seen, for the report.
+    pub first_error: Option<String>,
+    /// Seconds from the start to the last response.
+    pub send_secs: f64,
+    /// POST start -> response, microseconds.
+    pub http: Histogram<u64>,
+    /// POST start -> subscriber receipt, microseconds, over all subscribers.
+    pub e2e: Histogram<u64>,
+    /// Events received over all subscribers.
+    pub deliveries: u64,
+    /// Seconds from the start to the last receipt.
+    pub deliver_secs: f64,
+    /// Per subscriber.
+    pub delivery: Vec<Delivery>,
+}
+
+fn histogram() -> Histogram<u64> {
+    // Valid bounds and precision: construction cannot fail.
+    Histogram::new_with_bounds(1, MAX_LATENCY_US, 3).unwrap_or_else(|_| unreachable!())
+}
+
+fn micros(duration: Duration) -> u64 {
+    u64::try_from(duration.as_micros())
+        .unwrap_or(u64::MAX)
+        .max(1)
+}
+
+/// State shared by senders and subscribers.
+struct Shared {
+    t0: Instant,
+    /// Intended send time of request n, nanoseconds after `t0`.
+    sent_at: Vec<AtomicU64>,
+    accepted: Vec<AtomicBool>,
+    /// Number of accepted webhooks, known once sending is over.
+    expected: AtomicUsize,
+}
+
+/// Connects `count` subscribers and opens their streams (from the start of the log).
+async fn subscribe(grpc: SocketAddr, count: usize) -> anyhow::Result<Vec<tonic::Streaming<Event>>> {
+    let mut streams = Vec::with_capacity(count);
+    for _ in 0..count {
+        let channel = Channel::from_shared(format!("http://{grpc}"))?
+            .connect()
+            .await
+            .context("gRPC connect")?;
+        let stream = EventStreamClient::new(channel)
+            .max_decoding_message_size(16 * 1024 * 1024)
+            .subscribe(SubscribeRequest::default())
+            .await
+            .context("Subscribe")?
+            .into_inner();
+        streams.push(stream);
+    }
+    Ok(streams)
+}
+
+/// Runs `spec` against the server at `http` (and `grpc` for subscribers).
+pub async fn run(
+    http: SocketAddr,
+    grpc: Option<SocketAddr>,
+    templates: Arc<Vec<Template>>,
+    spec: &LoadSpec,
+) -> anyhow::Result<LoadResult> {
+    anyhow::ensure!(!templates.is_empty(), "no payload templates");
+    let streams = match (grpc, spec.subscribers) {
+        (_, 0) => Vec::new(),
+        (Some(grpc), count) => subscribe(grpc, count).await?,
+        (None, _) => anyhow::bail!("subscribers need a gRPC address"),
+    };
+    let shared = Arc::new(Shared {
+        // A short lead so every task is parked before the first intended send time.
+        t0: Instant::now() + Duration::from_millis(50),
+        sent_at: (0..spec.requests).map(|_| AtomicU64::new(0)).collect(),
+        accepted: (0..spec.requests).map(|_| AtomicBool::new(false)).collect(),
+        expected: AtomicUsize::new(usize::MAX),
+    });
+
+    let readers: Vec<_> = streams
+        .into_iter()
+        .map(|stream| tokio::spawn(read(stream, Arc::clone(&shared), spec.drain_timeout)))
+        .collect();
+
+    let next = Arc::new(AtomicUsize::new(0));
+    let senders: Vec<_> = (0..spec.connections.max(1))
+        .map(|_| {
+            tokio::spawn(send(
+                http,
+                Arc::clone(&templates),
+                Arc::clone(&shared),
+                Arc::clone(&next),
+                spec.requests,
+                spec.rate,
+            ))
+        })
+        .collect();
+
+    let mut http_hist = histogram();
+    let mut errors = 0;
+    let mut first_error = None;
+    let mut last_response = shared.t0;
+    for sender in senders {
+        let outcome = sender.await.context("sender task")??;
+        http_hist.add(&outcome.latency).context("merge histogram")?;
+        errors += outcome.errors;
+        first_error = first_error.or(outcome.first_error);
+        last_response = last_response.max(outcome.last_response);
+    }
+    let accepted = shared
+        .accepted
+        .iter()
+        .filter(|a| a.load(Ordering::Relaxed))
+        .count();
+    shared.expected.store(accepted, Ordering::Release);
+
+    let mut e2e = histogram();
+    let mut deliveries = 0;
+    let mut last_receipt = shared.t0;
+    let mut delivery = Vec::new();
+    for reader in readers {
+        let outcome = reader.await.context("subscriber task")?;
+        e2e.add(&outcome.latency).context("merge histogram")?;
+        deliveries += outcome.received;
+        last_receipt = last_receipt.max(outcome.last_receipt);
+        delivery.push(check(&outcome, &shared));
+    }
+    Ok(LoadResult {
+        sent: spec.requests,
+        accepted,
+        errors,
+        first_error,
+        send_secs: last_response
+            .saturating_duration_since(shared.t0)
+            .as_secs_f64(),
+        http: http_hist,
+        e2e,
+        deliveries,
+        deliver_secs: last_receipt
+            .saturating_duration_since(shared.t0)
+            .as_secs_f64(),
+        delivery,
+    })
+}
+
+struct SendOutcome {
+    latency: Histogram<u64>,
+    errors: usize,
+    first_error: Option<String>,
+    last_response: Instant,
+}
+
+#[derive(serde::Deserialize)]
+struct Answer {
+    accepted: usize,
+}
+
+/// One connection: takes request numbers from `next` until `total` and POSTs them.
+async fn send(
+    http: SocketAddr,
+    templates: Arc<Vec<Template>>,
+    shared: Arc<Shared>,
+    next: Arc<AtomicUsize>,
+    total: usize,
+    rate: Option<f64>,
+) -> anyhow::Result<SendOutcome> {
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(1)
+        .timeout(Duration::from_secs(30))
+        .build()?;
+    let urls: Vec<String> = templates
+        .iter()
+        .map(|t| format!("http://{http}/webhooks/{}", t.source))
+        .collect();
+    let mut outcome = SendOutcome {
+        latency: histogram(),
+        errors: 0,
+        first_error: None,
+        last_response: shared.t0,
+    };
+    tokio::time::sleep_until(shared.t0.into()).await;
+    loop {
+        let n = next.fetch_add(1, Ordering::Relaxed);
+        if n >= total {
+            break;
+        }
+        let index = n % templates.len();
+        let webhook = templates[index].webhook(n as u64);
+        let intended = match rate {
+            Some(rate) => {
+                let at = shared.t0 + Duration::from_secs_f64(n as f64 / rate);
+                tokio::time::sleep_until(at.into()).await;
+                at
+            }
+            None => Instant::now(),
+        };
+        shared.sent_at[n].store(
+            u64::try_from(intended.duration_since(shared.t0).as_nanos()).unwrap_or(u64::MAX),
+            Ordering::Release,
+        );
+        let result = client
+            .post(&urls[index])
+            .header("content-type", "application/json")
+            .header(webhook.header.0, webhook.header.1)
+            .body(webhook.body)
+            .send()
+            .await;
+        let answer = match result {
+            Ok(response) if response.status().is_success() => response
+                .bytes()
+                .await
+                .map_err(|e| e.to_string())
+                .and_then(|b| serde_json::from_slice::<Answer>(&b).map_err(|e| e.to_string())),
+            Ok(response) => {
+                let status = response.status();
+                let text = response.text().await.unwrap_or_default();
+                Err(format!("{status}: {text}"))
+            }
+            Err(error) => Err(error.to_string()),
+        };
+        let now = Instant::now();
+        outcome.latency.saturating_record(micros(now - intended));
+        outcome.last_response = now;
+        match answer {
+            Ok(Answer { accepted: 1 }) => shared.accepted[n].store(true, Ordering::Release),
+            Ok(Answer { accepted }) => {
+                outcome.errors += 1;
+                outcome
+                    .first_error
+                    .get_or_insert_with(|| format!("{accepted} events accepted, expected 1"));
+            }
+            Err(error) => {
+                outcome.errors += 1;
+                outcome.first_error.get_or_insert(error);
+            }
+        }
+    }
+    Ok(outcome)
+}
+
+struct ReadOutcome {
+    latency: Histogram<u64>,
+    /// Copies received per request number.
+    counts: Vec<u8>,
+    received: u64,
+    foreign: u64,
+    last_receipt: Instant,
+    error: Option<String>,
+}
+
+/// One subscriber: reads until it has one event per accepted webhook, or nothing came for
+/// `drain` after sending ended.
+async fn read(
+    mut stream: tonic::Streaming<Event>,
+    shared: Arc<Shared>,
+    drain: Duration,
+) -> ReadOutcome {
+    let mut outcome = ReadOutcome {
+        latency: histogram(),
+        counts: vec![0; shared.sent_at.len()],
+        received: 0,
+        foreign: 0,
+        last_receipt: shared.t0,
+        error: None,
+    };
+    let mut distinct = 0;
+    let mut idle_since: Option<Instant> = None;
+    loop {
+        match tokio::time::timeout(Duration::from_millis(100), stream.next()).await {
+            Ok(Some(Ok(event))) => {
+                let now = Instant::now();
+                outcome.received += 1;
+                outcome.last_receipt = now;
+                idle_since = None;
+                let number = event
+                    .provenance
+                    .as_ref()
+                    .and_then(|p| request_number(&p.provider_event_id))
+                    .filter(|n| *n < outcome.counts.len());
+                let Some(n) = number else {
+                    outcome.foreign += 1;
+                    continue;
+                };
+                let sent =
+                    shared.t0 + Duration::from_nanos(shared.sent_at[n].load(Ordering::Acquire));
+                outcome
+                    .latency
+                    .saturating_record(micros(now.saturating_duration_since(sent)));
+                if outcome.counts[n] == 0 {
+                    distinct += 1;
+                }
+                outcome.counts[n] = outcome.counts[n].saturating_add(1);
+                if distinct >= shared.expected.load(Ordering::Acquire) {
+                    break;
+                }
+            }
+            Ok(Some(Err(status))) => {
+                outcome.error = Some(status.to_string());
+                break;
+            }
+            Ok(None) => {
+                outcome.error = Some("stream ended".to_owned());
+                break;
+            }
+            Err(_) => {
+                let expected = shared.expected.load(Ordering::Acquire);
+                if expected == usize::MAX {
+                    continue;
+                }
+                if distinct >= expected {
+                    break;
+                }
+                let since = *idle_since.get_or_insert_with(Instant::now);
+                if since.elapsed() >= drain {
+                    break;
+                }
+            }
+        }
+    }
+    outcome
+}
+
+fn check(outcome: &ReadOutcome, shared: &Shared) -> Delivery {
+    let mut delivery = Delivery {
+        received: outcome.received,
+        unexpected: outcome.foreign,
+        error: outcome.error.clone(),
+        ..Delivery::default()
+    };
+    for (count, accepted) in outcome.counts.iter().zip(&shared.accepted) {
+        let count = u64::from(*count);
+        if accepted.load(Ordering::Acquire) {
+            if count == 0 {
+                delivery.missing += 1;
+            }
+            delivery.duplicates += count.saturating_sub(1);
+        } else {
+            delivery.unexpected += count;
+        }
+    }
+    delivery
+}

@@ -1,0 +1,223 @@
+//! Realistic webhook bodies from the plugins' seed fixtures, each made unique per request (the
+//! provider's event id is rewritten, so the log does not deduplicate them) and signed the way
+//! the source's adapter verifies it.
+
+use std::path::Path;
+
+use anyhow::{Context, bail};
+use hmac::{Hmac, Mac};
+use serde_json::Value;
+use sha2::Sha256;
+
+/// Prefix of every provider event id the load tool sends: `bench-<request number>`.
+pub const ID_PREFIX: &str = "bench-";
+
+/// Placeholder written where the provider event id goes, then split out of the template.
+const MARKER: &str = "__TRIBUTARY_BENCH_EVENT_ID__";
+
+/// Secrets the load tool configures and signs with.
+pub const ARCADIA_TOKEN: &str = "bench-arcadia-token";
+/// HMAC key of the Finicity source.
+pub const FINICITY_SECRET: &str = "bench-finicity-secret";
+/// HMAC key of the Klavi source.
+pub const KLAVI_SECRET: &str = "bench-klavi-secret";
+
+/// How a source authenticates webhooks.
+#[derive(Debug, Clone)]
+pub enum Signing {
+    /// A fixed shared header (Arcadia's custom-header verification).
+    Header { name: &'static str, value: String },
+    /// Hex HMAC-SHA256 of the body in `header`.
+    Hmac { header: &'static str, key: Vec<u8> },
+}
+
+/// One payload kind, ready to be stamped with an event id.
+#[derive(Debug, Clone)]
+pub struct Template {
+    /// Source name (`POST /webhooks/{source}`).
+    pub source: &'static str,
+    /// Short label, e.g. "arcadia/statement".
+    pub kind: &'static str,
+    prefix: Vec<u8>,
+    suffix: Vec<u8>,
+    signing: Signing,
+}
+
+/// A request ready to send.
+#[derive(Debug, Clone)]
+pub struct Webhook {
+    /// Raw body bytes.
+    pub body: Vec<u8>,
+    /// The authentication header.
+    pub header: (&'static str, String),
+}
+
+impl Template {
+    /// Reads `file` (JSON), sets the id at `pointer` to a placeholder and keeps the bytes around
+    /// it. The body is re-serialised compactly; its content is the fixture's.
+    fn load(
+        file: &Path,
+        pointer: &str,
+        source: &'static str,
+        kind: &'static str,
+        signing: Signing,
+    ) -> anyhow::Result<Self> {
+        let bytes =
+            std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+        let mut json: Value = serde_json::from_slice(&bytes)
+            .with_context(|| format!("{} is not JSON", file.display()))?;
+        let Some(id) = json.pointer_mut(pointer) else {
+            bail!("{} has no {pointer}", file.display());
+        };
+        *id = Value::String(MARKER.to_owned());
+        let text = serde_json::to_vec(&json)?;
+        let at = text
+            .windows(MARKER.len())
+            .position(|w| w == MARKER.as_bytes())
+            .context("placeholder lost in serialisation")?;
+        Ok(Self {
+            source,
+            kind,
+            prefix: text[..at].to_vec(),
+            suffix: text[at + MARKER.len()..].to_vec(),
+            signing,
+        })
+    }
+
+    /// The body for request number `n`, with provider event id `bench-<n>`, and its signature.
+    pub fn webhook(&self, n: u64) -> Webhook {
+        let id = format!("{ID_PREFIX}{n}");
+        let mut body = Vec::with_capacity(self.prefix.len() + id.len() + self.suffix.len());
+        body.extend_from_slice(&self.prefix);
+        body.extend_from_slice(id.as_bytes());
+        body.extend_from_slice(&self.suffix);
+        let header = match &self.signing {
+            Signing::Header { name, value } => (*name, value.clone()),
+            Signing::Hmac { header, key } => (*header, hmac_hex(key, &body)),
+        };
+        Webhook { body, header }
+    }
+}
+
+/// Lowercase hex HMAC-SHA256 of `body` under `key`.
+pub fn hmac_hex(key: &[u8], body: &[u8]) -> String {
+    // HMAC accepts keys of any length: this cannot fail.
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(key).unwrap_or_else(|_| unreachable!());
+    mac.update(body);
+    hex::encode(mac.finalize().into_bytes())
+}
+
+/// The request number in a provider event id the tool sent, if it is one.
+pub fn request_number(provider_event_id: &str) -> Option<usize> {
+    provider_event_id.strip_prefix(ID_PREFIX)?.parse().ok()
+}
+
+/// The six payload kinds of the three providers, read from `repo/plugins/*/fixtures`.
+pub fn templates(repo: &Path) -> anyhow::Result<Vec<Template>> {
+    let fixtures = |adapter: &str, name: &str| {
+        repo.join("plugins")
+            .join(adapter)
+            .join("fixtures")
+            .join(format!("{name}.raw.json"))
+    };
+    let arcadia = || Signing::Header {
+        name: "x-arcadia-token",
+        value: ARCADIA_TOKEN.to_owned(),
+    };
+    let finicity = || Signing::Hmac {
+        header: "x-finicity-signature",
+        key: FINICITY_SECRET.as_bytes().to_vec(),
+    };
+    let klavi = || Signing::Hmac {
+        header: "x-klavi-signature",
+        key: KLAVI_SECRET.as_bytes().to_vec(),
+    };
+    Ok(vec![
+        Template::load(
+            &fixtures("arcadia", "seed-statement-new-data-available"),
+            "/id",
+            "arcadia",
+            "arcadia/statement",
+            arcadia(),
+        )?,
+        Template::load(
+            &fixtures("arcadia", "seed-credential-status-change-success"),
+            "/id",
+            "arcadia",
+            "arcadia/credential",
+            arcadia(),
+        )?,
+        Template::load(
+            &fixtures("arcadia", "seed-meter-new-data-available"),
+            "/id",
+            "arcadia",
+            "arcadia/meter",
+            arcadia(),
+        )?,
+        Template::load(
+            &fixtures("finicity", "added"),
+            "/eventId",
+            "finicity",
+            "finicity/added",
+            finicity(),
+        )?,
+        Template::load(
+            &fixtures("finicity", "discovered"),
+            "/eventId",
+            "finicity",
+            "finicity/discovered",
+            finicity(),
+        )?,
+        Template::load(
+            &fixtures("klavi", "seed-consent-authorised"),
+            "/0/eventId",
+            "klavi",
+            "klavi/consent",
+            klavi(),
+        )?,
+    ])
+}
+
+/// The service configuration giving each source its secret, as TOML.
+pub fn service_config(durable: bool) -> String {
+    format!(
+        r#"[log]
+durable = {durable}
+
+[sources.arcadia]
+adapter = "arcadia"
+[sources.arcadia.config.verification.headers]
+X-Arcadia-Token = "{ARCADIA_TOKEN}"
+
+[sources.finicity]
+adapter = "finicity"
+config = {{ secret = "{FINICITY_SECRET}" }}
+
+[sources.klavi]
+adapter = "klavi"
+config = {{ secret_key = "{KLAVI_SECRET}" }}
+"#
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_rewritten_and_signed() {
+        let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let templates = templates(&repo).expect("templates");
+        assert_eq!(templates.len(), 6);
+        for template in &templates {
+            let webhook = template.webhook(42);
+            let text = String::from_utf8(webhook.body.clone()).expect("utf8");
+            assert!(text.contains("\"bench-42\""), "{}: {text}", template.kind);
+            if let Signing::Hmac { key, .. } = &template.signing {
+                assert_eq!(webhook.header.1, hmac_hex(key, &webhook.body));
+            }
+        }
+        assert_eq!(request_number("bench-42"), Some(42));
+        assert_eq!(request_number("whk_1"), None);
+    }
+}

@@ -1,0 +1,410 @@
+//! Results: the JSON shape written by a run, the human table, and the issue's targets.
+
+use std::fmt::Write as _;
+
+use hdrhistogram::Histogram;
+use serde::{Deserialize, Serialize};
+
+use crate::load::{Delivery, LoadResult};
+
+/// Latency percentiles, milliseconds.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
+pub struct Percentiles {
+    pub p50: f64,
+    pub p90: f64,
+    pub p99: f64,
+    pub p999: f64,
+    pub max: f64,
+    /// Samples behind the figures.
+    pub count: u64,
+}
+
+impl Percentiles {
+    /// From a histogram of microseconds.
+    pub fn of(histogram: &Histogram<u64>) -> Self {
+        let ms = |us: u64| us as f64 / 1000.0;
+        Self {
+            p50: ms(histogram.value_at_quantile(0.50)),
+            p90: ms(histogram.value_at_quantile(0.90)),
+            p99: ms(histogram.value_at_quantile(0.99)),
+            p999: ms(histogram.value_at_quantile(0.999)),
+            max: ms(histogram.max()),
+            count: histogram.len(),
+        }
+    }
+
+    /// The figures in plotting order, with their labels.
+    pub fn points(&self) -> [(&'static str, f64); 5] {
+        [
+            ("p50", self.p50),
+            ("p90", self.p90),
+            ("p99", self.p99),
+            ("p99.9", self.p999),
+            ("max", self.max),
+        ]
+    }
+}
+
+/// One scenario's figures.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Scenario {
+    /// e.g. "tributary durable, 1 sub, max rate".
+    pub name: String,
+    /// "tributary" or "noop".
+    pub server: String,
+    /// Log durability (None for the baseline).
+    pub durable: Option<bool>,
+    pub connections: usize,
+    pub subscribers: usize,
+    /// Offered rate, webhooks/s (None: maximum).
+    pub rate: Option<f64>,
+    pub sent: usize,
+    pub accepted: usize,
+    pub errors: usize,
+    pub first_error: Option<String>,
+    /// Accepted webhooks per second, start to last response.
+    pub accepted_per_s: f64,
+    /// Events received per second over all subscribers, start to last receipt.
+    pub delivered_per_s: f64,
+    pub deliveries: u64,
+    /// POST start -> response.
+    pub http_latency_ms: Percentiles,
+    /// POST start -> subscriber receipt (None without subscribers).
+    pub e2e_latency_ms: Option<Percentiles>,
+    /// Server CPU time (user + system) during the load, seconds.
+    pub server_cpu_s: f64,
+    /// Server CPU during the load, % of one core.
+    pub server_cpu_percent: f64,
+    /// Server CPU per accepted webhook, microseconds.
+    pub server_cpu_us_per_webhook: f64,
+    /// RSS after start-up, before any load, MiB.
+    pub idle_rss_mib: f64,
+    /// Peak RSS (VmHWM) at the end, MiB.
+    pub peak_rss_mib: f64,
+    /// (seconds, RSS MiB) during the load.
+    pub rss_mib: Vec<(f64, f64)>,
+    /// Every accepted webhook reached every subscriber exactly once.
+    pub delivered_exactly_once: bool,
+    /// Per subscriber (summed when there are many).
+    pub delivery: Delivery,
+}
+
+/// Server-side measurements around a load run.
+pub struct ServerStats {
+    pub cpu_s: f64,
+    pub wall_s: f64,
+    pub idle_rss_kib: u64,
+    pub peak_rss_kib: u64,
+    pub rss_kib: Vec<(f64, u64)>,
+}
+
+/// How a scenario was set up.
+pub struct Setup {
+    pub name: String,
+    pub server: &'static str,
+    pub durable: Option<bool>,
+    pub connections: usize,
+    pub subscribers: usize,
+    pub rate: Option<f64>,
+}
+
+const MIB: f64 = 1024.0;
+
+impl Scenario {
+    /// Assembles the figures of one run.
+    pub fn new(setup: Setup, load: &LoadResult, stats: &ServerStats) -> Self {
+        let mut delivery = Delivery::default();
+        for d in &load.delivery {
+            delivery.received += d.received;
+            delivery.missing += d.missing;
+            delivery.duplicates += d.duplicates;
+            delivery.unexpected += d.unexpected;
+            if delivery.error.is_none() {
+                delivery.error.clone_from(&d.error);
+            }
+        }
+        let exactly_once = load.delivery.iter().all(|d| {
+            d.missing == 0
+                && d.duplicates == 0
+                && d.unexpected == 0
+                && d.error.is_none()
+                && d.received == load.accepted as u64
+        });
+        let per_s = |count: f64, secs: f64| if secs > 0.0 { count / secs } else { 0.0 };
+        Self {
+            name: setup.name,
+            server: setup.server.to_owned(),
+            durable: setup.durable,
+            connections: setup.connections,
+            subscribers: setup.subscribers,
+            rate: setup.rate,
+            sent: load.sent,
+            accepted: load.accepted,
+            errors: load.errors,
+            first_error: load.first_error.clone(),
+            accepted_per_s: per_s(load.accepted as f64, load.send_secs),
+            delivered_per_s: per_s(load.deliveries as f64, load.deliver_secs),
+            deliveries: load.deliveries,
+            http_latency_ms: Percentiles::of(&load.http),
+            e2e_latency_ms: (setup.subscribers > 0).then(|| Percentiles::of(&load.e2e)),
+            server_cpu_s: stats.cpu_s,
+            server_cpu_percent: per_s(stats.cpu_s * 100.0, stats.wall_s),
+            server_cpu_us_per_webhook: per_s(stats.cpu_s * 1e6, load.accepted as f64),
+            idle_rss_mib: stats.idle_rss_kib as f64 / MIB,
+            peak_rss_mib: stats.peak_rss_kib as f64 / MIB,
+            rss_mib: stats
+                .rss_kib
+                .iter()
+                .map(|(t, kib)| (*t, *kib as f64 / MIB))
+                .collect(),
+            delivered_exactly_once: exactly_once,
+            delivery,
+        }
+    }
+}
+
+/// The machine the figures come from.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Machine {
+    pub cpu: String,
+    pub cores: usize,
+    pub memory_gib: f64,
+    pub kernel: String,
+}
+
+impl Machine {
+    /// Reads `/proc`.
+    pub fn detect() -> Self {
+        let read = |path: &str| std::fs::read_to_string(path).unwrap_or_default();
+        let cpuinfo = read("/proc/cpuinfo");
+        let cpu = cpuinfo
+            .lines()
+            .find_map(|l| l.strip_prefix("model name"))
+            .and_then(|l| l.split(':').nth(1))
+            .unwrap_or("unknown")
+            .trim()
+            .to_owned();
+        let memory_gib = read("/proc/meminfo")
+            .lines()
+            .find_map(|l| l.strip_prefix("MemTotal:"))
+            .and_then(|v| v.split_whitespace().next()?.parse::<f64>().ok())
+            .map_or(0.0, |kib| kib / 1024.0 / 1024.0);
+        Self {
+            cpu,
+            cores: std::thread::available_parallelism().map_or(0, usize::from),
+            memory_gib,
+            kernel: read("/proc/sys/kernel/osrelease").trim().to_owned(),
+        }
+    }
+}
+
+/// One target of the issue and where we stand.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Target {
+    pub target: String,
+    pub measured: String,
+    /// None: not measured in this run.
+    pub met: Option<bool>,
+}
+
+/// A whole run.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Report {
+    pub machine: Machine,
+    pub command: String,
+    pub scenarios: Vec<Scenario>,
+    pub targets: Vec<Target>,
+}
+
+fn find<'a>(scenarios: &'a [Scenario], name: &str) -> Option<&'a Scenario> {
+    scenarios.iter().find(|s| s.name == name)
+}
+
+/// Scenario names the suite uses (and the targets look up).
+pub mod names {
+    pub const NOOP_MAX: &str = "noop baseline, max rate";
+    pub const DURABLE_MAX: &str = "durable, 1 sub, max rate";
+    pub const VOLATILE_MAX: &str = "non-durable, 1 sub, max rate";
+    pub const NOOP_FIXED: &str = "noop baseline, fixed rate";
+    pub const DURABLE_FIXED: &str = "durable, 1 sub, fixed rate";
+    pub const VOLATILE_FIXED: &str = "non-durable, 1 sub, fixed rate";
+    pub const SOAK: &str = "soak: durable, 1 sub, fixed rate";
+
+    /// The fan-out scenario with `subscribers` subscribers (1 is `DURABLE_MAX`).
+    pub fn fanout(subscribers: usize) -> String {
+        if subscribers == 1 {
+            DURABLE_MAX.to_owned()
+        } else {
+            format!("durable, {subscribers} subs, max rate")
+        }
+    }
+}
+
+/// Checks the issue's targets that the load tool can measure.
+pub fn targets(scenarios: &[Scenario], fanout_max: usize) -> Vec<Target> {
+    let mut targets = Vec::new();
+    let durable = find(scenarios, names::DURABLE_MAX);
+    let noop = find(scenarios, names::NOOP_MAX);
+    targets.push(match (durable, noop) {
+        (Some(d), Some(n)) if n.accepted_per_s > 0.0 => {
+            let ratio = d.accepted_per_s / n.accepted_per_s;
+            Target {
+                target: "durable, 1 subscriber >= 50% of the no-op baseline".into(),
+                measured: format!(
+                    "{:.0} / {:.0} webhooks/s = {:.0}%",
+                    d.accepted_per_s,
+                    n.accepted_per_s,
+                    ratio * 100.0
+                ),
+                met: Some(ratio >= 0.5),
+            }
+        }
+        _ => not_measured("durable, 1 subscriber >= 50% of the no-op baseline"),
+    });
+    let fixed = find(scenarios, names::DURABLE_FIXED);
+    targets.push(match fixed.and_then(|f| Some((f, f.e2e_latency_ms?))) {
+        Some((f, e2e)) => Target {
+            target: format!(
+                "p99 end to end <= 5 ms at {:.0} webhooks/s",
+                f.rate.unwrap_or(0.0)
+            ),
+            measured: format!(
+                "p99 {:.2} ms (p50 {:.2}, p99.9 {:.2}, max {:.2})",
+                e2e.p99, e2e.p50, e2e.p999, e2e.max
+            ),
+            met: Some(e2e.p99 <= 5.0),
+        },
+        None => not_measured("p99 end to end <= 5 ms at 2,000 webhooks/s"),
+    });
+    let many = find(scenarios, &names::fanout(fanout_max));
+    targets.push(match (durable, many) {
+        (Some(one), Some(many)) if fanout_max > 1 && one.accepted_per_s > 0.0 => {
+            let cost = 1.0 - many.accepted_per_s / one.accepted_per_s;
+            Target {
+                target: format!("{fanout_max} subscribers cost <= 20% of 1-subscriber throughput"),
+                measured: format!(
+                    "{:.0} vs {:.0} webhooks/s: {:.0}% lower ({:.0} events/s delivered)",
+                    many.accepted_per_s,
+                    one.accepted_per_s,
+                    cost * 100.0,
+                    many.delivered_per_s
+                ),
+                met: Some(cost <= 0.2),
+            }
+        }
+        _ => not_measured("100 subscribers cost <= 20% of 1-subscriber throughput"),
+    });
+    targets.push(match durable {
+        Some(d) => Target {
+            target: "idle RSS <= 50 MiB".into(),
+            measured: format!("{:.1} MiB", d.idle_rss_mib),
+            met: Some(d.idle_rss_mib <= 50.0),
+        },
+        None => not_measured("idle RSS <= 50 MiB"),
+    });
+    targets.push(
+        match find(scenarios, names::SOAK).and_then(|s| rss_growth(&s.rss_mib)) {
+            Some((early, late)) => Target {
+                target: "RSS flat under load (no growth)".into(),
+                measured: format!(
+                    "{early:.1} MiB after the first fifth, {late:.1} MiB in the last fifth"
+                ),
+                met: Some(late <= early * 1.05 + 1.0),
+            },
+            None => not_measured("RSS flat under load over 5 minutes"),
+        },
+    );
+    targets
+}
+
+/// Mean RSS over the second fifth and the last fifth of the samples (the first fifth is
+/// warm-up: allocator pools and buffers growing to their working size).
+fn rss_growth(samples: &[(f64, f64)]) -> Option<(f64, f64)> {
+    if samples.len() < 10 {
+        return None;
+    }
+    let fifth = samples.len() / 5;
+    let mean = |s: &[(f64, f64)]| s.iter().map(|(_, r)| r).sum::<f64>() / s.len() as f64;
+    Some((
+        mean(&samples[fifth..2 * fifth]),
+        mean(&samples[samples.len() - fifth..]),
+    ))
+}
+
+fn not_measured(target: &str) -> Target {
+    Target {
+        target: target.into(),
+        measured: "not measured in this run".into(),
+        met: None,
+    }
+}
+
+/// The human table.
+pub fn table(report: &Report) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "machine: {} ({} cores, {:.1} GiB), kernel {}",
+        report.machine.cpu, report.machine.cores, report.machine.memory_gib, report.machine.kernel
+    );
+    let _ = writeln!(
+        out,
+        "{:<36} {:>9} {:>9} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>6} {:>7} {:>6} {:>6} {:>4}",
+        "scenario",
+        "acc/s",
+        "deliv/s",
+        "http p50",
+        "http p99",
+        "e2e p50",
+        "e2e p90",
+        "e2e p99",
+        "p99.9",
+        "max",
+        "cpu%",
+        "µs/wh",
+        "RSS",
+        "ok"
+    );
+    for s in &report.scenarios {
+        let e2e = s.e2e_latency_ms.unwrap_or_default();
+        let dash = |v: f64| {
+            if s.e2e_latency_ms.is_some() {
+                format!("{v:.2}")
+            } else {
+                "-".to_owned()
+            }
+        };
+        let _ = writeln!(
+            out,
+            "{:<36} {:>9.0} {:>9.0} {:>8.2} {:>8.2} {:>8} {:>8} {:>8} {:>8} {:>6} {:>7.0} {:>6.0} {:>6.1} {:>4}",
+            s.name,
+            s.accepted_per_s,
+            s.delivered_per_s,
+            s.http_latency_ms.p50,
+            s.http_latency_ms.p99,
+            dash(e2e.p50),
+            dash(e2e.p90),
+            dash(e2e.p99),
+            dash(e2e.p999),
+            dash(e2e.max),
+            s.server_cpu_percent,
+            s.server_cpu_us_per_webhook,
+            s.peak_rss_mib,
+            if s.delivered_exactly_once && s.errors == 0 {
+                "yes"
+            } else {
+                "NO"
+            }
+        );
+    }
+    let _ = writeln!(out, "\ntargets:");
+    for t in &report.targets {
+        let verdict = match t.met {
+            Some(true) => "met",
+            Some(false) => "MISSED",
+            None => "n/a",
+        };
+        let _ = writeln!(out, "  [{verdict:>6}] {}: {}", t.target, t.measured);
+    }
+    out
+}

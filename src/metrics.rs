@@ -1,0 +1,339 @@
+//! Prometheus metrics, served on `GET /metrics` (OpenMetrics text, which Prometheus scrapes
+//! natively). Counters and histograms are updated on the data path; gauges about the log,
+//! consumers and plugins are computed when scraped. Names and labels: docs/observability.md.
+//!
+//! Labels are bounded: source and adapter names come from the configuration (an unknown
+//! source is counted under `source=""`), reasons from a fixed list, never from a request.
+
+use std::sync::LazyLock;
+use std::time::Duration;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+use crate::ingest::Ingest;
+
+/// The Content-Type of [`Metrics::render`]'s output.
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// A source and the adapter serving it.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SourceLabels {
+    /// Source name (configured); empty for requests to an unknown source.
+    pub source: String,
+    /// Adapter name; empty when unknown.
+    pub adapter: String,
+}
+
+/// A rejected webhook.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RejectLabels {
+    /// Source name; empty for an unknown source.
+    pub source: String,
+    /// Adapter name; empty when unknown.
+    pub adapter: String,
+    /// One of [`Reason`]'s labels.
+    pub reason: String,
+}
+
+/// An adapter, for latency histograms.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct AdapterLabels {
+    /// Adapter name.
+    pub adapter: String,
+}
+
+/// A durable consumer.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ConsumerLabels {
+    /// Consumer name.
+    pub consumer: String,
+}
+
+/// Why a webhook got no 2xx: the `reason` label of `tributary_webhooks_rejected_total`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reason {
+    /// 404: no such source.
+    UnknownSource,
+    /// 415: not a JSON content type.
+    UnsupportedMediaType,
+    /// 413: body over the limit.
+    PayloadTooLarge,
+    /// The body could not be read.
+    BadBody,
+    /// 401: verification failed.
+    Unauthenticated,
+    /// 400: not the provider's envelope.
+    Malformed,
+    /// 500: the adapter failed or panicked.
+    AdapterFailed,
+    /// 503: the log could not store it.
+    StorageUnavailable,
+}
+
+impl Reason {
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::UnknownSource => "unknown_source",
+            Reason::UnsupportedMediaType => "unsupported_media_type",
+            Reason::PayloadTooLarge => "payload_too_large",
+            Reason::BadBody => "bad_body",
+            Reason::Unauthenticated => "unauthenticated",
+            Reason::Malformed => "malformed",
+            Reason::AdapterFailed => "adapter_failed",
+            Reason::StorageUnavailable => "storage_unavailable",
+        }
+    }
+}
+
+fn latency_histogram() -> Histogram {
+    // 100 µs .. ~3.3 s.
+    Histogram::new(exponential_buckets(0.0001, 2.0, 16))
+}
+
+/// Every metric Tributary exposes.
+pub struct Metrics {
+    registry: Registry,
+    /// Webhooks that reached `POST /webhooks/{source}`.
+    pub webhooks_received: Family<SourceLabels, Counter>,
+    /// Webhooks answered 2xx (stored, duplicates, dead-lettered or ignored).
+    pub webhooks_accepted: Family<SourceLabels, Counter>,
+    /// Webhooks answered 4xx/5xx, by reason.
+    pub webhooks_rejected: Family<RejectLabels, Counter>,
+    /// Canonical events newly stored.
+    pub events_accepted: Family<SourceLabels, Counter>,
+    /// Items (events or dead letters) already stored by an earlier delivery.
+    pub duplicates: Family<SourceLabels, Counter>,
+    /// Items newly stored as dead letters.
+    pub dead_lettered: Family<SourceLabels, Counter>,
+    /// Items acknowledged without storing anything.
+    pub ignored: Family<SourceLabels, Counter>,
+    /// Adapter verification time, seconds.
+    pub verify_seconds: Family<AdapterLabels, Histogram>,
+    /// Adapter normalization time, seconds.
+    pub normalize_seconds: Family<AdapterLabels, Histogram>,
+    /// Time an append waited for the log (group commit and fsync), seconds.
+    pub append_seconds: Histogram,
+    /// Items (events + dead letters) per append.
+    pub append_batch_items: Histogram,
+    /// Open `Subscribe` streams.
+    pub subscriptions_active: Gauge,
+    /// Events handed to subscription streams.
+    pub events_delivered: Counter,
+    consumer_lag: Family<ConsumerLabels, Gauge>,
+    consumer_acked: Family<ConsumerLabels, Gauge>,
+    log_last_sequence: Gauge,
+    log_healthy: Gauge,
+    plugins_loaded: Gauge,
+    plugin_load_failures: Gauge,
+    adapter_panics: Family<AdapterLabels, Gauge>,
+}
+
+static METRICS: LazyLock<Metrics> = LazyLock::new(Metrics::new);
+
+/// The process-wide metrics.
+pub fn metrics() -> &'static Metrics {
+    &METRICS
+}
+
+impl Metrics {
+    fn new() -> Self {
+        let mut registry = Registry::default();
+        let m = Metrics {
+            webhooks_received: Family::default(),
+            webhooks_accepted: Family::default(),
+            webhooks_rejected: Family::default(),
+            events_accepted: Family::default(),
+            duplicates: Family::default(),
+            dead_lettered: Family::default(),
+            ignored: Family::default(),
+            verify_seconds: Family::new_with_constructor(latency_histogram),
+            normalize_seconds: Family::new_with_constructor(latency_histogram),
+            append_seconds: Histogram::new(exponential_buckets(0.0001, 2.0, 16)),
+            append_batch_items: Histogram::new(exponential_buckets(1.0, 2.0, 12)),
+            subscriptions_active: Gauge::default(),
+            events_delivered: Counter::default(),
+            consumer_lag: Family::default(),
+            consumer_acked: Family::default(),
+            log_last_sequence: Gauge::default(),
+            log_healthy: Gauge::default(),
+            plugins_loaded: Gauge::default(),
+            plugin_load_failures: Gauge::default(),
+            adapter_panics: Family::default(),
+            registry: Registry::default(),
+        };
+        let r = &mut registry;
+        r.register(
+            "tributary_webhooks_received",
+            "Webhooks received on POST /webhooks/{source}",
+            m.webhooks_received.clone(),
+        );
+        r.register(
+            "tributary_webhooks_accepted",
+            "Webhooks answered 2xx",
+            m.webhooks_accepted.clone(),
+        );
+        r.register(
+            "tributary_webhooks_rejected",
+            "Webhooks answered 4xx or 5xx, by reason",
+            m.webhooks_rejected.clone(),
+        );
+        r.register(
+            "tributary_events_accepted",
+            "Canonical events newly stored",
+            m.events_accepted.clone(),
+        );
+        r.register(
+            "tributary_duplicates",
+            "Items already stored by an earlier delivery",
+            m.duplicates.clone(),
+        );
+        r.register(
+            "tributary_dead_letters",
+            "Items newly stored as dead letters",
+            m.dead_lettered.clone(),
+        );
+        r.register(
+            "tributary_ignored",
+            "Items acknowledged without storing anything",
+            m.ignored.clone(),
+        );
+        r.register(
+            "tributary_verify_duration_seconds",
+            "Adapter verification time",
+            m.verify_seconds.clone(),
+        );
+        r.register(
+            "tributary_normalize_duration_seconds",
+            "Adapter normalization time",
+            m.normalize_seconds.clone(),
+        );
+        r.register(
+            "tributary_append_duration_seconds",
+            "Time an append took to become durable (group commit and fsync)",
+            m.append_seconds.clone(),
+        );
+        r.register(
+            "tributary_append_batch_items",
+            "Items (events and dead letters) per webhook append",
+            m.append_batch_items.clone(),
+        );
+        r.register(
+            "tributary_subscriptions_active",
+            "Open Subscribe streams",
+            m.subscriptions_active.clone(),
+        );
+        r.register(
+            "tributary_events_delivered",
+            "Events handed to subscription streams",
+            m.events_delivered.clone(),
+        );
+        r.register(
+            "tributary_consumer_lag_events",
+            "Events in the log after a durable consumer's acknowledged sequence",
+            m.consumer_lag.clone(),
+        );
+        r.register(
+            "tributary_consumer_acked_sequence",
+            "A durable consumer's acknowledged sequence",
+            m.consumer_acked.clone(),
+        );
+        r.register(
+            "tributary_log_last_sequence",
+            "Sequence of the newest stored event",
+            m.log_last_sequence.clone(),
+        );
+        r.register(
+            "tributary_log_healthy",
+            "1 while the event log can write, else 0",
+            m.log_healthy.clone(),
+        );
+        r.register(
+            "tributary_plugins_loaded",
+            "Adapter plugins currently serving",
+            m.plugins_loaded.clone(),
+        );
+        r.register(
+            "tributary_plugin_load_failures",
+            "Plugin libraries whose latest version failed to load",
+            m.plugin_load_failures.clone(),
+        );
+        r.register(
+            "tributary_adapter_panics",
+            "Panics caught at the plugin boundary since the plugin was loaded",
+            m.adapter_panics.clone(),
+        );
+        Metrics { registry, ..m }
+    }
+
+    /// Counts a rejected webhook.
+    pub fn reject(&self, source: &str, adapter: &str, reason: Reason) {
+        self.webhooks_rejected
+            .get_or_create(&RejectLabels {
+                source: source.to_owned(),
+                adapter: adapter.to_owned(),
+                reason: reason.as_str().to_owned(),
+            })
+            .inc();
+    }
+
+    /// Records an adapter stage's duration.
+    pub fn observe_adapter(
+        family: &Family<AdapterLabels, Histogram>,
+        adapter: &str,
+        took: Duration,
+    ) {
+        family
+            .get_or_create(&AdapterLabels {
+                adapter: adapter.to_owned(),
+            })
+            .observe(took.as_secs_f64());
+    }
+
+    /// Refreshes the scrape-time gauges from `ingest` and renders everything as text.
+    pub async fn render(&self, ingest: &Ingest) -> String {
+        let log = ingest.log();
+        self.log_last_sequence
+            .set(i64::try_from(*log.last_sequence().borrow()).unwrap_or(i64::MAX));
+        self.log_healthy.set(i64::from(log.health().is_ok()));
+        if let Ok(consumers) = log.consumers().await {
+            self.consumer_lag.clear();
+            self.consumer_acked.clear();
+            for consumer in consumers {
+                let labels = ConsumerLabels {
+                    consumer: consumer.name,
+                };
+                let gauge = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+                self.consumer_lag
+                    .get_or_create(&labels)
+                    .set(gauge(consumer.lag));
+                self.consumer_acked
+                    .get_or_create(&labels)
+                    .set(gauge(consumer.acked_sequence));
+            }
+        }
+        let sources = ingest.sources();
+        let plugins = sources.plugins();
+        self.plugins_loaded
+            .set(i64::try_from(plugins.len()).unwrap_or(i64::MAX));
+        self.plugin_load_failures
+            .set(i64::try_from(sources.load_failures().len()).unwrap_or(i64::MAX));
+        for plugin in plugins {
+            self.adapter_panics
+                .get_or_create(&AdapterLabels {
+                    adapter: plugin.info().name.clone(),
+                })
+                .set(i64::try_from(plugin.panics()).unwrap_or(i64::MAX));
+        }
+        let mut text = String::new();
+        if prometheus_client::encoding::text::encode(&mut text, &self.registry).is_err() {
+            text.clear();
+        }
+        text
+    }
+}

@@ -1,0 +1,313 @@
+//! OpenTelemetry tracing: exporter set-up, W3C trace-context propagation, and the small span
+//! helpers the data path uses (see docs/observability.md for the span tree).
+//!
+//! Export is off unless an OTLP endpoint is configured (`OTEL_EXPORTER_OTLP_ENDPOINT`,
+//! `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` or `[telemetry] otlp_endpoint`). Off, no tracer
+//! provider is installed: spans are the API's no-op spans that only carry their parent's
+//! context, and no attribute is built. On, spans go to a batch processor whose bounded queue
+//! drops spans when full and whose exports run on its own thread: a slow or dead collector
+//! never blocks a webhook.
+//!
+//! Span attributes are chosen, never copied from requests: no body, header value, query string,
+//! secret or personal-data field is ever recorded.
+
+use std::collections::HashMap;
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use anyhow::Context as _;
+use opentelemetry::global::{self, BoxedTracer};
+use opentelemetry::propagation::{Extractor, Injector, TextMapPropagator};
+use opentelemetry::trace::{Link, SpanBuilder, SpanContext, SpanKind, Status, TraceContextExt};
+use opentelemetry::{Context, KeyValue};
+use opentelemetry_otlp::{Protocol, WithExportConfig};
+use opentelemetry_sdk::Resource;
+use opentelemetry_sdk::propagation::TraceContextPropagator;
+use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider};
+
+use crate::config::TelemetryConfig;
+
+/// Instrumentation scope name of every span Tributary makes.
+pub const SCOPE: &str = "tributary";
+
+static ENABLED: AtomicBool = AtomicBool::new(false);
+static TRACER: OnceLock<BoxedTracer> = OnceLock::new();
+
+/// Whether spans are exported. When false, span helpers build no attributes.
+pub fn enabled() -> bool {
+    ENABLED.load(Ordering::Relaxed)
+}
+
+/// The tracer: the SDK's when export is on, the API's no-op tracer otherwise.
+pub fn tracer() -> &'static BoxedTracer {
+    TRACER.get_or_init(|| global::tracer(SCOPE))
+}
+
+/// The installed tracer provider, to flush and shut down on exit.
+#[must_use = "call shutdown on exit to flush the last spans"]
+pub struct Telemetry {
+    provider: Option<SdkTracerProvider>,
+}
+
+impl Telemetry {
+    /// Flushes queued spans (bounded by the exporter timeout) and stops the export thread.
+    pub fn shutdown(self) {
+        if let Some(provider) = self.provider
+            && let Err(error) = provider.shutdown()
+        {
+            tracing::warn!(%error, "trace export did not shut down cleanly");
+        }
+    }
+
+    /// Whether a provider (and so an exporter) is installed.
+    pub fn is_exporting(&self) -> bool {
+        self.provider.is_some()
+    }
+}
+
+fn env_set(name: &str) -> bool {
+    std::env::var(name).is_ok_and(|v| !v.trim().is_empty())
+}
+
+/// Installs the OTLP trace pipeline when an endpoint is configured. Must run inside the tokio
+/// runtime (the gRPC exporter's channel lives there).
+pub fn init(config: &TelemetryConfig) -> anyhow::Result<Telemetry> {
+    let disabled = std::env::var("OTEL_SDK_DISABLED").is_ok_and(|v| v.eq_ignore_ascii_case("true"))
+        || std::env::var("OTEL_TRACES_EXPORTER").is_ok_and(|v| v.trim() == "none");
+    let env_endpoint =
+        env_set("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") || env_set("OTEL_EXPORTER_OTLP_ENDPOINT");
+    let file_endpoint = config
+        .otlp_endpoint
+        .as_deref()
+        .map(str::trim)
+        .filter(|e| !e.is_empty());
+    if disabled || !(env_endpoint || file_endpoint.is_some()) {
+        return Ok(Telemetry { provider: None });
+    }
+    let env_protocol =
+        env_set("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL") || env_set("OTEL_EXPORTER_OTLP_PROTOCOL");
+    let protocol = match (env_protocol, config.otlp_protocol.as_deref()) {
+        (true, _) | (false, None) => None,
+        (false, Some("grpc")) => Some(Protocol::Grpc),
+        (false, Some("http/protobuf")) => Some(Protocol::HttpBinary),
+        (false, Some(other)) => anyhow::bail!(
+            "telemetry.otlp_protocol must be \"grpc\" or \"http/protobuf\", not {other:?}"
+        ),
+    };
+    // The environment wins over the file: the exporter reads the variables itself when no
+    // endpoint is given programmatically.
+    let endpoint = if env_endpoint { None } else { file_endpoint };
+    let builder = opentelemetry_otlp::SpanExporter::builder();
+    let exporter = match protocol {
+        Some(Protocol::Grpc) => {
+            let builder = builder.with_tonic();
+            match endpoint {
+                Some(endpoint) => builder.with_endpoint(endpoint).build(),
+                None => builder.build(),
+            }
+        }
+        Some(_) => {
+            let builder = builder.with_http().with_protocol(Protocol::HttpBinary);
+            match endpoint {
+                Some(endpoint) => builder
+                    .with_endpoint(format!("{}/v1/traces", endpoint.trim_end_matches('/')))
+                    .build(),
+                None => builder.build(),
+            }
+        }
+        None if endpoint.is_some() => {
+            // Endpoint from the file, protocol from nowhere: the OTLP default, HTTP/protobuf.
+            let endpoint = endpoint.unwrap_or_default();
+            builder
+                .with_http()
+                .with_protocol(Protocol::HttpBinary)
+                .with_endpoint(format!("{}/v1/traces", endpoint.trim_end_matches('/')))
+                .build()
+        }
+        None => builder.build(),
+    }
+    .context("cannot build the OTLP trace exporter")?;
+
+    let mut resource = Resource::builder();
+    let env_names_service = env_set("OTEL_SERVICE_NAME")
+        || std::env::var("OTEL_RESOURCE_ATTRIBUTES").is_ok_and(|v| v.contains("service.name="));
+    if !env_names_service {
+        resource =
+            resource.with_service_name(config.service_name.clone().unwrap_or_else(|| SCOPE.into()));
+    }
+    let mut provider = SdkTracerProvider::builder()
+        .with_resource(
+            resource
+                .with_attribute(KeyValue::new("service.version", env!("CARGO_PKG_VERSION")))
+                .build(),
+        )
+        // Bounded queue (OTEL_BSP_MAX_QUEUE_SIZE, default 2048), dropped when full; exports on
+        // the processor's own thread.
+        .with_batch_exporter(exporter);
+    if !env_set("OTEL_TRACES_SAMPLER")
+        && let Some(ratio) = config.sample_ratio
+    {
+        provider = provider.with_sampler(Sampler::ParentBased(Box::new(
+            Sampler::TraceIdRatioBased(ratio.clamp(0.0, 1.0)),
+        )));
+    }
+    let provider = provider.build();
+    global::set_tracer_provider(provider.clone());
+    ENABLED.store(true, Ordering::Relaxed);
+    Ok(Telemetry {
+        provider: Some(provider),
+    })
+}
+
+/// Reads W3C trace-context headers from an HTTP request.
+struct HeaderExtractor<'a>(&'a axum::http::HeaderMap);
+
+impl Extractor for HeaderExtractor<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).and_then(|v| v.to_str().ok())
+    }
+
+    fn keys(&self) -> Vec<&str> {
+        self.0.keys().map(|k| k.as_str()).collect()
+    }
+}
+
+/// Reads W3C trace-context values from a pair of strings (an event's or gRPC metadata's).
+struct PairExtractor<'a> {
+    traceparent: &'a str,
+    tracestate: &'a str,
+}
+
+impl Extractor for PairExtractor<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        match key {
+            "traceparent" => Some(self.traceparent),
+            "tracestate" => Some(self.tracestate),
+            _ => None,
+        }
+    }
+
+    fn keys(&self) -> Vec<&str> {
+        vec!["traceparent", "tracestate"]
+    }
+}
+
+#[derive(Default)]
+struct MapInjector(HashMap<String, String>);
+
+impl Injector for MapInjector {
+    fn set(&mut self, key: &str, value: String) {
+        self.0.insert(key.to_owned(), value);
+    }
+}
+
+/// The caller's trace context from `traceparent`/`tracestate` headers; empty when absent or
+/// invalid (a new trace starts).
+pub fn extract_http(headers: &axum::http::HeaderMap) -> Context {
+    TraceContextPropagator::new().extract(&HeaderExtractor(headers))
+}
+
+/// The span context carried by `traceparent`/`tracestate` strings (invalid when they are not
+/// a valid W3C trace context).
+pub fn span_context_of(traceparent: &str, tracestate: &str) -> SpanContext {
+    if traceparent.is_empty() {
+        return SpanContext::empty_context();
+    }
+    let cx = TraceContextPropagator::new().extract(&PairExtractor {
+        traceparent,
+        tracestate,
+    });
+    cx.span().span_context().clone()
+}
+
+/// `(traceparent, tracestate)` of the active span of `cx`; `None` when it has no valid span.
+pub fn inject(cx: &Context) -> Option<(String, String)> {
+    if !cx.span().span_context().is_valid() {
+        return None;
+    }
+    let mut map = MapInjector::default();
+    TraceContextPropagator::new().inject_context(cx, &mut map);
+    let traceparent = map.0.remove("traceparent")?;
+    Some((traceparent, map.0.remove("tracestate").unwrap_or_default()))
+}
+
+/// A started span, held in its context so children can be started under it.
+pub struct Stage {
+    cx: Context,
+}
+
+impl Stage {
+    /// Starts span `name` of `kind` under `parent`. `attributes` runs only when exporting.
+    pub fn start(
+        name: &'static str,
+        kind: SpanKind,
+        parent: &Context,
+        attributes: impl FnOnce() -> Vec<KeyValue>,
+    ) -> Self {
+        Self::start_linked(name, kind, parent, attributes, Vec::new)
+    }
+
+    /// Like [`Stage::start`], with links to other span contexts.
+    pub fn start_linked(
+        name: impl Into<std::borrow::Cow<'static, str>>,
+        kind: SpanKind,
+        parent: &Context,
+        attributes: impl FnOnce() -> Vec<KeyValue>,
+        links: impl FnOnce() -> Vec<Link>,
+    ) -> Self {
+        let mut builder = SpanBuilder::from_name(name).with_kind(kind);
+        if enabled() {
+            builder = builder.with_attributes(attributes()).with_links(links());
+        }
+        let span = builder.start_with_context(tracer(), parent);
+        Self {
+            cx: parent.with_span(span),
+        }
+    }
+
+    /// The context with this span active, to parent children or propagate.
+    pub fn context(&self) -> &Context {
+        &self.cx
+    }
+
+    /// Adds attributes (built only when exporting).
+    pub fn record(&self, attributes: impl FnOnce() -> Vec<KeyValue>) {
+        if enabled() {
+            self.cx.span().set_attributes(attributes());
+        }
+    }
+
+    /// Marks the span failed with a fixed, data-free description.
+    pub fn fail(&self, description: &'static str) {
+        if enabled() {
+            self.cx.span().set_status(Status::error(description));
+        }
+    }
+
+    /// Ends the span now.
+    pub fn end(self) {
+        self.cx.span().end();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn trace_context_round_trips() {
+        let parent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        let context = span_context_of(parent, "vendor=a");
+        assert!(context.is_valid());
+        assert_eq!(
+            context.trace_id().to_string(),
+            "4bf92f3577b34da6a3ce929d0e0e4736"
+        );
+        let cx = Context::new().with_remote_span_context(context);
+        let (traceparent, tracestate) = inject(&cx).expect("valid");
+        assert_eq!(traceparent, parent);
+        assert_eq!(tracestate, "vendor=a");
+        assert!(!span_context_of("garbage", "").is_valid());
+        assert!(inject(&Context::new()).is_none());
+    }
+}
