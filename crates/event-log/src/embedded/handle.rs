@@ -13,6 +13,14 @@ use crate::LogError;
 /// How long a reopen waits for readers to finish with the old instance.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// redb's page cache. Its default (1 GiB) lets resident memory grow with the log; subscribers
+/// mostly read the newest pages, so a small cache keeps memory flat at no visible cost.
+const CACHE_BYTES: usize = 32 * 1024 * 1024;
+
+fn create(path: &std::path::Path) -> Result<Database, redb::DatabaseError> {
+    Database::builder().set_cache_size(CACHE_BYTES).create(path)
+}
+
 pub(crate) struct DbHandle {
     path: PathBuf,
     current: RwLock<Option<Arc<Database>>>,
@@ -20,7 +28,7 @@ pub(crate) struct DbHandle {
 
 impl DbHandle {
     pub fn open(path: PathBuf) -> Result<Self, LogError> {
-        let db = Database::create(&path)
+        let db = create(&path)
             .map_err(|e| LogError::Storage(format!("cannot open {}: {e}", path.display())))?;
         Ok(Self {
             path,
@@ -64,7 +72,7 @@ impl DbHandle {
                 }
             }
         }
-        let db = Database::create(&self.path).map_err(|e| {
+        let db = create(&self.path).map_err(|e| {
             LogError::Storage(format!("cannot reopen {}: {e}", self.path.display()))
         })?;
         let db = Arc::new(db);
