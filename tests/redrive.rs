@@ -1,0 +1,228 @@
+//! Dead letters: an authentic webhook the adapter cannot map is stored as a dead letter; after
+//! the adapter is fixed (a newer build hot-reloaded into the plugin directory) a redrive turns
+//! it into events and marks it resolved.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use common::Server;
+use serde_json::json;
+use tributary::proto::adapters_client::AdaptersClient;
+use tributary::proto::admin_client::AdminClient;
+use tributary_model::v1::event::Payload;
+use tributary_model::v1::{
+    ConsentStatus, ListAdaptersRequest, ListDeadLettersRequest, RedriveDeadLettersRequest,
+};
+
+/// Builds the C example adapter into `out`; `maps_expired` is the "fixed" release.
+fn build_quokka(out: &Path, version: &str, maps_expired: bool) {
+    let repo = common::repo();
+    let partial = out.with_extension("partial");
+    let mut cc = Command::new("cc");
+    cc.args(["-shared", "-fPIC", "-O2", "-Wall", "-Werror"])
+        .arg(format!("-DQUOKKA_VERSION=\"{version}\""))
+        .arg("-I")
+        .arg(repo.join("crates/plugin-abi/include"))
+        .arg("-o")
+        .arg(&partial)
+        .arg(repo.join("examples/c-adapter/quokka.c"));
+    if maps_expired {
+        cc.arg("-DQUOKKA_MAPS_EXPIRED");
+    }
+    assert!(cc.status().expect("run cc").success(), "cc failed");
+    std::fs::rename(&partial, out).expect("rename into place");
+}
+
+async fn quokka_version(server: &Server) -> String {
+    let mut adapters = AdaptersClient::connect(format!("http://{}", server.grpc))
+        .await
+        .expect("connect");
+    let list = adapters
+        .list_adapters(ListAdaptersRequest {})
+        .await
+        .expect("list")
+        .into_inner();
+    list.adapters
+        .iter()
+        .filter_map(|a| a.info.as_ref())
+        .find(|i| i.name == "quokka")
+        .map(|i| i.version.clone())
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn a_dead_letter_is_redriven_through_the_fixed_adapter() {
+    let plugins = tempfile::tempdir().expect("tempdir");
+    let library = plugins
+        .path()
+        .join(tributary_plugin_host::library_file_name("quokka"));
+    build_quokka(&library, "1.0.0", false);
+    let server = Server::start_with_plugins(
+        "[sources.quokka]\nadapter = \"quokka\"\nconfig = { token = \"qk-token\" }\n",
+        plugins.path(),
+    );
+    let token = [("x-quokka-token", "qk-token")];
+    let body =
+        json!({"id": "qk_evt_7", "kind": "consent.expired", "consent": "qc_7", "at": 1714564800});
+    let body = body.to_string();
+
+    let (status, answer) = server.post("quokka", body.as_bytes(), &token).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(
+        (answer["accepted"].clone(), answer["dead_lettered"].clone()),
+        (json!(0), json!(1))
+    );
+
+    let mut admin = AdminClient::connect(format!("http://{}", server.grpc))
+        .await
+        .expect("admin");
+    let listed = admin
+        .list_dead_letters(ListDeadLettersRequest {
+            include_raw: true,
+            ..Default::default()
+        })
+        .await
+        .expect("list")
+        .into_inner()
+        .dead_letters;
+    assert_eq!(listed.len(), 1);
+    let letter = &listed[0];
+    assert_eq!(
+        (
+            letter.id,
+            letter.source.as_str(),
+            letter.provider_event_id.as_str()
+        ),
+        (1, "quokka", "qk_evt_7")
+    );
+    assert_eq!(
+        (letter.provider_event_type.as_str(), letter.reason.as_str()),
+        ("consent.expired", "unknown kind")
+    );
+    assert_eq!(
+        (letter.adapter.as_str(), letter.adapter_version.as_str()),
+        ("quokka", "1.0.0")
+    );
+    let raw: serde_json::Value = serde_json::from_slice(&letter.raw).expect("raw json");
+    assert_eq!(raw["id"], json!("qk_evt_7"));
+
+    // Redriven through the same (unfixed) adapter: still dead, with its reason.
+    let outcomes = admin
+        .redrive_dead_letters(RedriveDeadLettersRequest { ids: vec![1] })
+        .await
+        .expect("redrive")
+        .into_inner()
+        .outcomes;
+    assert_eq!(outcomes.len(), 1);
+    assert!(!outcomes[0].resolved);
+    assert_eq!(outcomes[0].reason, "unknown kind");
+
+    // The fixed adapter is dropped into the plugin directory and hot-reloaded.
+    build_quokka(&library, "2.0.0", true);
+    let mut waited = Duration::ZERO;
+    while quokka_version(&server).await != "2.0.0" {
+        assert!(
+            waited < Duration::from_secs(20),
+            "the new build was not loaded"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        waited += Duration::from_millis(100);
+    }
+
+    // The CLI redrives every unresolved dead letter.
+    let output = Command::new(env!("CARGO_BIN_EXE_tributary"))
+        .args(["dead-letters", "redrive", "--server"])
+        .arg(format!("http://{}", server.grpc))
+        .output()
+        .expect("run cli");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let outcome: serde_json::Value = serde_json::from_slice(&output.stdout).expect("one JSON line");
+    assert_eq!(
+        outcome,
+        json!({"id": "1", "resolved": true, "sequences": ["1"]})
+    );
+
+    let events = server.collect(Default::default(), None, 1).await;
+    let event = &events[0];
+    assert_eq!(
+        (event.sequence, event.r#type.as_str()),
+        (1, "consent.expired")
+    );
+    assert_eq!(
+        event
+            .provenance
+            .as_ref()
+            .map(|p| p.adapter_version.as_str()),
+        Some("2.0.0")
+    );
+    match &event.payload {
+        Some(Payload::Consent(consent)) => {
+            assert_eq!(consent.status, ConsentStatus::Expired as i32);
+            assert_eq!(consent.consent_id, "qc_7");
+        }
+        other => panic!("unexpected payload {other:?}"),
+    }
+
+    // Resolved: gone from the default listing, kept with its outcome otherwise.
+    let unresolved = admin
+        .list_dead_letters(ListDeadLettersRequest::default())
+        .await
+        .expect("list")
+        .into_inner()
+        .dead_letters;
+    assert!(unresolved.is_empty());
+    let all = admin
+        .list_dead_letters(ListDeadLettersRequest {
+            include_resolved: true,
+            ..Default::default()
+        })
+        .await
+        .expect("list")
+        .into_inner()
+        .dead_letters;
+    assert_eq!(all.len(), 1);
+    assert!(all[0].resolved_at.is_some());
+    assert_eq!(
+        (all[0].resolved_sequences.clone(), all[0].redrive_attempts),
+        (vec![1], 2)
+    );
+    assert!(all[0].raw.is_empty(), "raw only on request");
+
+    // The provider retrying the original webhook adds nothing.
+    let (status, answer) = server.post("quokka", body.as_bytes(), &token).await;
+    assert_eq!((status, answer["duplicates"].clone()), (200, json!(1)));
+}
+
+#[tokio::test]
+async fn dead_letter_listings_redact_personal_data() {
+    let server = Server::start(
+        "[sources.klavi]\nadapter = \"klavi\"\nconfig = { verification = \"none\" }\n",
+    );
+    let body = json!([{"partnerAppId": "1", "eventId": "e-1", "eventType": "analysis",
+        "eventName": "analysis_finished", "eventTime": "2022-06-25T20:08:17.848Z",
+        "payload": {"personalTaxId": "25872252137", "linkId": "l-1"}}]);
+    let (status, answer) = server.post("klavi", body.to_string().as_bytes(), &[]).await;
+    assert_eq!((status, answer["dead_lettered"].clone()), (200, json!(1)));
+    let mut admin = AdminClient::connect(format!("http://{}", server.grpc))
+        .await
+        .expect("admin");
+    let listed = admin
+        .list_dead_letters(ListDeadLettersRequest {
+            include_raw: true,
+            ..Default::default()
+        })
+        .await
+        .expect("list")
+        .into_inner()
+        .dead_letters;
+    let raw: serde_json::Value = serde_json::from_slice(&listed[0].raw).expect("json");
+    assert_eq!(raw["payload"]["personalTaxId"], json!("[redacted]"));
+    assert_eq!(raw["payload"]["linkId"], json!("l-1"));
+}
