@@ -215,7 +215,7 @@ async fn handle(
     match ingest.ingest(request, span.context()).await {
         Ok(accepted) => {
             m.webhooks_accepted.get_or_create(&labels).inc();
-            tracing::info!(
+            tracing::debug!(
                 %source,
                 accepted = accepted.accepted,
                 duplicates = accepted.duplicates,
