@@ -12,8 +12,8 @@ use tributary_event_log::LogError;
 use tributary_model::v1::{
     AckRequest, AckResponse, AdapterResult, ConfiguredSource, Event, Filter, ListAdaptersRequest,
     ListAdaptersResponse, LoadedAdapter, NormalizeRequest, NormalizeResponse, Rejection,
-    RejectionKind, SubscribeRequest, WebhookRequest, adapter_result::Outcome,
-    subscribe_request::Start,
+    RejectionKind, ReloadAdaptersRequest, ReloadAdaptersResponse, SubscribeRequest, WebhookRequest,
+    adapter_result::Outcome, subscribe_request::Start,
 };
 use tributary_model::well_known::Timestamp;
 
@@ -321,9 +321,11 @@ impl Adapters for Services {
                 file: plugin.file().display().to_string(),
                 sha256: plugin.sha256().to_owned(),
                 loaded_at: Some(timestamp(plugin.loaded_at())),
+                panics: plugin.panics(),
             })
             .collect();
-        let sources = sources
+        let load_failures = sources.load_failures();
+        let configured = sources
             .all()
             .iter()
             .map(|source| ConfiguredSource {
@@ -331,6 +333,26 @@ impl Adapters for Services {
                 adapter: source.adapter.plugin().info().name.clone(),
             })
             .collect();
-        Ok(Response::new(ListAdaptersResponse { adapters, sources }))
+        Ok(Response::new(ListAdaptersResponse {
+            adapters,
+            sources: configured,
+            load_failures,
+        }))
+    }
+
+    async fn reload_adapters(
+        &self,
+        _request: Request<ReloadAdaptersRequest>,
+    ) -> Result<Response<ReloadAdaptersResponse>, Status> {
+        let sources = std::sync::Arc::clone(self.ingest.sources());
+        // Loading runs library initialisers and hashes files: keep it off the async workers.
+        let report = tokio::task::spawn_blocking(move || sources.reload())
+            .await
+            .map_err(|e| Status::internal(format!("reload failed: {e}")))?;
+        Ok(Response::new(ReloadAdaptersResponse {
+            loaded: report.loaded,
+            failed: report.failed,
+            swapped: report.swapped,
+        }))
     }
 }

@@ -51,3 +51,60 @@ async fn bad_libraries_are_refused_and_the_others_serve() {
         "{logs}"
     );
 }
+
+#[tokio::test]
+async fn reload_reports_a_broken_library_and_the_previous_version_keeps_serving() {
+    let plugins = tempfile::tempdir().expect("tempdir");
+    let arcadia = tributary_plugin_host::library_file_name("tributary_adapter_arcadia");
+    std::fs::copy(plugin_dir().join(&arcadia), plugins.path().join(&arcadia)).expect("copy");
+    let server = Server::start_with_plugins("", plugins.path());
+    let mut adapters = tributary::proto::adapters_client::AdaptersClient::connect(format!(
+        "http://{}",
+        server.grpc
+    ))
+    .await
+    .expect("connect");
+
+    // Nothing changed: nothing to do.
+    let report = adapters
+        .reload_adapters(tributary_model::v1::ReloadAdaptersRequest {})
+        .await
+        .expect("reload")
+        .into_inner();
+    assert!(report.loaded.is_empty() && report.failed.is_empty() && report.swapped.is_empty());
+
+    let broken = plugins.path().join("libbroken.so");
+    std::fs::write(&broken, b"not a library").expect("write");
+    let report = adapters
+        .reload_adapters(tributary_model::v1::ReloadAdaptersRequest {})
+        .await
+        .expect("reload")
+        .into_inner();
+    let list = adapters
+        .list_adapters(tributary_model::v1::ListAdaptersRequest {})
+        .await
+        .expect("list")
+        .into_inner();
+    // The file watcher may have reported it first; either way it is listed as a failure.
+    let mentions = |lines: &[String]| {
+        lines
+            .iter()
+            .any(|l| l.contains(&broken.display().to_string()))
+    };
+    assert!(
+        mentions(&report.failed) || mentions(&list.load_failures),
+        "{report:?} {list:?}"
+    );
+    assert!(mentions(&list.load_failures), "{:?}", list.load_failures);
+    let arcadia = list
+        .adapters
+        .iter()
+        .find(|a| a.info.as_ref().is_some_and(|i| i.name == "arcadia"))
+        .expect("arcadia still loaded");
+    assert_eq!(arcadia.panics, 0);
+    let seed = std::fs::read(
+        common::repo().join("plugins/arcadia/fixtures/seed-statement-new-data-available.raw.json"),
+    )
+    .expect("seed");
+    assert_eq!(server.post("arcadia", &seed, &[]).await.0, 200);
+}
