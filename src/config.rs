@@ -51,6 +51,94 @@ pub struct LogConfig {
     /// fsync before acknowledging (default). `false` only for benchmarks.
     pub durable: bool,
     pub retention: RetentionConfig,
+    /// `"embedded"` (default: the redb file in `data_dir`) or NATS JetStream server URLs,
+    /// comma-separated (`"nats://10.0.0.1:4222,nats://10.0.0.2:4222"`). See docs/deployment.md.
+    pub backend: String,
+    /// Stream settings when `backend` is NATS JetStream.
+    pub nats: NatsLogConfig,
+}
+
+/// `[log.nats]`: the JetStream stream Tributary creates when absent. An existing stream keeps
+/// its own settings (differences are logged); an incompatible one is refused at start-up.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NatsLogConfig {
+    /// Events stream; dead letters go to `<stream>_DEAD_LETTERS`, consumer positions and
+    /// dead-letter state to KV buckets `<stream>_CONSUMERS`, `<stream>_DEAD_LETTER_STATE`.
+    pub stream: String,
+    /// First subject token: events on `<prefix>.events.<source>.<type>`.
+    pub subject_prefix: String,
+    /// Replicas of the streams and buckets: 3 on a 3-node cluster.
+    pub replicas: usize,
+    /// `"file"` or `"memory"`.
+    pub storage: String,
+    /// Dedup window on (source, provider event id); must cover the providers' retry periods.
+    pub duplicate_window_seconds: u64,
+    /// Hard age limit JetStream enforces even on events a durable consumer has not
+    /// acknowledged (`[log.retention]` is the consumer-aware one).
+    pub max_age_seconds: Option<u64>,
+    /// Hard size limit JetStream enforces, oldest first, whatever consumers still need.
+    pub max_bytes: Option<u64>,
+    /// How long start-up waits for NATS.
+    pub connect_timeout_seconds: u64,
+    /// Bound on each JetStream request and publish acknowledgement.
+    pub request_timeout_seconds: u64,
+}
+
+impl Default for NatsLogConfig {
+    fn default() -> Self {
+        Self {
+            stream: "TRIBUTARY_EVENTS".into(),
+            subject_prefix: "tributary".into(),
+            replicas: 1,
+            storage: "file".into(),
+            duplicate_window_seconds: 4 * 24 * 3600,
+            max_age_seconds: None,
+            max_bytes: None,
+            connect_timeout_seconds: 10,
+            request_timeout_seconds: 5,
+        }
+    }
+}
+
+impl LogConfig {
+    /// The NATS settings when `backend` names NATS servers, `None` for the embedded log.
+    pub fn nats(&self) -> anyhow::Result<Option<tributary_event_log_nats::NatsConfig>> {
+        use std::time::Duration;
+        use tributary_event_log_nats::{NatsConfig, Storage};
+        let backend = self.backend.trim();
+        if backend.is_empty() || backend == "embedded" {
+            return Ok(None);
+        }
+        let servers: Vec<String> = backend.split(',').map(|s| s.trim().to_owned()).collect();
+        if let Some(bad) = servers.iter().find(|s| !s.starts_with("nats://")) {
+            anyhow::bail!("log.backend: expected \"embedded\" or nats:// URLs, got {bad:?}");
+        }
+        let nats = &self.nats;
+        let retention = &self.retention;
+        Ok(Some(NatsConfig {
+            stream: nats.stream.clone(),
+            subject_prefix: nats.subject_prefix.clone(),
+            replicas: nats.replicas,
+            storage: match nats.storage.as_str() {
+                "file" => Storage::File,
+                "memory" => Storage::Memory,
+                other => anyhow::bail!("log.nats.storage: \"file\" or \"memory\", got {other:?}"),
+            },
+            duplicate_window: Duration::from_secs(nats.duplicate_window_seconds),
+            max_age: nats.max_age_seconds.map(Duration::from_secs),
+            max_bytes: nats.max_bytes,
+            retention: tributary_event_log::embedded::Retention {
+                max_age: retention.max_age_seconds.map(Duration::from_secs),
+                max_bytes: retention.max_bytes,
+                override_consumers: retention.override_consumers,
+                interval: Duration::from_secs(retention.interval_seconds.max(1)),
+            },
+            connect_timeout: Duration::from_secs(nats.connect_timeout_seconds),
+            request_timeout: Duration::from_secs(nats.request_timeout_seconds.max(1)),
+            ..NatsConfig::new(servers)
+        }))
+    }
 }
 
 /// How much history the log keeps. Nothing is removed by default.
@@ -159,6 +247,8 @@ impl Default for LogConfig {
             data_dir: PathBuf::from("./data"),
             durable: true,
             retention: RetentionConfig::default(),
+            backend: "embedded".into(),
+            nats: NatsLogConfig::default(),
         }
     }
 }
@@ -267,5 +357,23 @@ mod tests {
             format!("{error:#}").contains("unknown field `listen_addr`"),
             "{error:#}"
         );
+    }
+
+    #[test]
+    fn log_backend_selects_nats_with_its_stream_settings() {
+        assert!(LogConfig::default().nats().expect("valid").is_none());
+        let config: Config = toml::from_str(
+            "[log]\nbackend = \"nats://a:4222, nats://b:4222\"\n[log.nats]\nreplicas = 3\n",
+        )
+        .expect("parses");
+        let nats = config.log.nats().expect("valid").expect("nats");
+        assert_eq!(nats.servers, ["nats://a:4222", "nats://b:4222"]);
+        assert_eq!(
+            (nats.replicas, nats.stream.as_str()),
+            (3, "TRIBUTARY_EVENTS")
+        );
+        assert_eq!(nats.duplicate_window.as_secs(), 4 * 24 * 3600);
+        let bad: Config = toml::from_str("[log]\nbackend = \"redis://x\"\n").expect("parses");
+        assert!(bad.log.nats().is_err());
     }
 }

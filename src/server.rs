@@ -28,19 +28,27 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     // Hot reload: plugin directory watching (debounced) and SIGHUP.
     crate::sources::watch(Arc::clone(&sources));
     let retention = &config.log.retention;
-    let log: Arc<dyn EventLog> = Arc::new(
-        EmbeddedLog::open(EmbeddedConfig {
-            durable: config.log.durable,
-            retention: Retention {
-                max_age: retention.max_age_seconds.map(Duration::from_secs),
-                max_bytes: retention.max_bytes,
-                override_consumers: retention.override_consumers,
-                interval: Duration::from_secs(retention.interval_seconds.max(1)),
-            },
-            ..EmbeddedConfig::new(&config.log.data_dir)
-        })
-        .context("cannot open the event log")?,
-    );
+    let log: Arc<dyn EventLog> = if let Some(nats) = config.log.nats()? {
+        Arc::new(
+            tributary_event_log_nats::NatsLog::connect(nats)
+                .await
+                .context("cannot open the event log on NATS JetStream")?,
+        )
+    } else {
+        Arc::new(
+            EmbeddedLog::open(EmbeddedConfig {
+                durable: config.log.durable,
+                retention: Retention {
+                    max_age: retention.max_age_seconds.map(Duration::from_secs),
+                    max_bytes: retention.max_bytes,
+                    override_consumers: retention.override_consumers,
+                    interval: Duration::from_secs(retention.interval_seconds.max(1)),
+                },
+                ..EmbeddedConfig::new(&config.log.data_dir)
+            })
+            .context("cannot open the event log")?,
+        )
+    };
     if !config.log.durable {
         tracing::warn!("log.durable = false: a crash may lose acknowledged webhooks");
     }

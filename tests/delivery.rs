@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{Server, arcadia_webhook};
+use common::{Backend, Server, arcadia_webhook};
 use tokio_stream::StreamExt;
 use tonic::Code;
 use tributary::proto::admin_client::AdminClient;
@@ -14,6 +14,28 @@ use tributary_model::v1::{
     AckRequest, DeleteConsumerRequest, ListConsumersRequest, ResetConsumerRequest,
     SubscribeRequest, reset_consumer_request::Position, subscribe_request::Start,
 };
+
+/// Runs a case against both event-log backends, as `<case>::embedded` and `<case>::nats` (a
+/// JetStream server of the test's own).
+macro_rules! on_both_backends {
+    ($case:ident $(, $flavor:tt)?) => {
+        mod $case {
+            #[tokio::test $($flavor)?]
+            async fn embedded() {
+                super::$case(super::Backend::Embedded).await
+            }
+
+            #[tokio::test $($flavor)?]
+            async fn nats() {
+                super::$case(super::Backend::nats()).await
+            }
+        }
+    };
+}
+
+/// The load tests take turns: each measures its own ingest, which another flood in the same
+/// process would distort.
+static HEAVY: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 async fn post_many(server: &Server, prefix: &str, range: std::ops::Range<usize>) {
     for i in range {
@@ -50,9 +72,9 @@ async fn consume(server: &Server, consumer: &str, count: usize) -> Vec<u64> {
     sequences
 }
 
-#[tokio::test]
-async fn a_durable_consumer_resumes_after_its_last_ack_across_restarts() {
-    let server = Server::start("");
+on_both_backends!(a_durable_consumer_resumes_after_its_last_ack_across_restarts);
+async fn a_durable_consumer_resumes_after_its_last_ack_across_restarts(backend: Backend) {
+    let server = Server::start(&backend.config(""));
     post_many(&server, "durable", 0..5).await;
     assert_eq!(consume(&server, "billing", 5).await, vec![1, 2, 3, 4, 5]);
     let mut client = server.client().await;
@@ -148,9 +170,9 @@ async fn a_durable_consumer_resumes_after_its_last_ack_across_restarts() {
     assert_eq!(event.sequence, 7);
 }
 
-#[tokio::test]
-async fn invalid_consumer_names_are_refused() {
-    let server = Server::start("");
+on_both_backends!(invalid_consumer_names_are_refused);
+async fn invalid_consumer_names_are_refused(backend: Backend) {
+    let server = Server::start(&backend.config(""));
     let mut client = server.client().await;
     let error = client
         .subscribe(SubscribeRequest {
@@ -162,9 +184,11 @@ async fn invalid_consumer_names_are_refused() {
     assert_eq!(error.code(), Code::InvalidArgument);
 }
 
-#[tokio::test]
-async fn retention_removes_old_events_but_not_what_a_consumer_still_needs() {
-    let server = Server::start("[log.retention]\nmax_age_seconds = 1\ninterval_seconds = 1\n");
+on_both_backends!(retention_removes_old_events_but_not_what_a_consumer_still_needs);
+async fn retention_removes_old_events_but_not_what_a_consumer_still_needs(backend: Backend) {
+    let server = Server::start(
+        &backend.config("[log.retention]\nmax_age_seconds = 1\ninterval_seconds = 1\n"),
+    );
     post_many(&server, "old", 0..3).await;
     tokio::time::sleep(Duration::from_millis(2600)).await;
     post_many(&server, "new", 0..1).await;
@@ -245,11 +269,15 @@ async fn flood(server: &Server, prefix: &str, count: usize, connections: usize) 
     started.elapsed()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_stalled_subscriber_slows_nothing_and_memory_stays_bounded() {
+on_both_backends!(
+    a_stalled_subscriber_slows_nothing_and_memory_stays_bounded,
+    (flavor = "multi_thread", worker_threads = 2)
+);
+async fn a_stalled_subscriber_slows_nothing_and_memory_stays_bounded(backend: Backend) {
     const BASELINE: usize = 4_000;
     const TOTAL: usize = 20_000;
-    let server = Server::start("");
+    let _turn = HEAVY.lock().await;
+    let server = Server::start(&backend.config(""));
     let reader = {
         let mut client = server.client().await;
         tokio::spawn(async move {
@@ -309,9 +337,13 @@ async fn a_stalled_subscriber_slows_nothing_and_memory_stays_bounded() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_acknowledged_webhook_survives_kill_9_exactly_once() {
-    let mut server = Server::start("");
+on_both_backends!(
+    every_acknowledged_webhook_survives_kill_9_exactly_once,
+    (flavor = "multi_thread", worker_threads = 2)
+);
+async fn every_acknowledged_webhook_survives_kill_9_exactly_once(backend: Backend) {
+    let _turn = HEAVY.lock().await;
+    let mut server = Server::start(&backend.config(""));
     let acknowledged: Arc<Mutex<Vec<String>>> = Arc::default();
     for round in 0..3u64 {
         let url = server.url("/webhooks/arcadia");
@@ -378,9 +410,9 @@ async fn every_acknowledged_webhook_survives_kill_9_exactly_once() {
     assert!(lost.is_empty(), "acknowledged but lost: {lost:?}");
 }
 
-#[tokio::test]
-async fn sigterm_ends_streams_with_a_reconnect_status_and_exits_cleanly() {
-    let mut server = Server::start("shutdown_timeout_seconds = 5\n");
+on_both_backends!(sigterm_ends_streams_with_a_reconnect_status_and_exits_cleanly);
+async fn sigterm_ends_streams_with_a_reconnect_status_and_exits_cleanly(backend: Backend) {
+    let mut server = Server::start(&backend.config("shutdown_timeout_seconds = 5\n"));
     post_many(&server, "term", 0..2).await;
     let mut client = server.client().await;
     let mut stream = client

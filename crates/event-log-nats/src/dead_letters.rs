@@ -1,0 +1,149 @@
+//! Dead letters: immutable messages of the dead-letter stream (the stream sequence is the id),
+//! plus their redrive state (reason, attempts, resolution) in a KV bucket keyed by id. The
+//! state is the whole letter without its raw body, written with compare-and-set.
+
+use async_nats::jetstream::kv::{CreateErrorKind, Operation, UpdateErrorKind};
+use futures_util::StreamExt;
+use prost::Message as _;
+use tributary_event_log::{AppendOutcome, LogError, RedriveOutcome};
+use tributary_model::v1::{DeadLetter, Event};
+
+use crate::consumers::now;
+use crate::read::messages_after;
+use crate::{Inner, provider_id, storage};
+
+/// KV reads in flight while listing.
+const PARALLEL_READS: usize = 32;
+
+fn decode(sequence: u64, payload: &[u8]) -> Result<DeadLetter, LogError> {
+    let mut letter = DeadLetter::decode(payload).map_err(|source| LogError::Corrupt {
+        key: sequence,
+        source,
+    })?;
+    letter.id = sequence;
+    Ok(letter)
+}
+
+/// Applies the stored state to `letter`; returns the state's revision (0 when none).
+async fn overlay(inner: &Inner, letter: &mut DeadLetter) -> Result<u64, LogError> {
+    let id = letter.id;
+    let entry = inner
+        .dead_state
+        .entry(id.to_string())
+        .await
+        .map_err(|e| storage(format!("cannot read dead letter {id} state: {e}")))?;
+    let Some(entry) = entry else { return Ok(0) };
+    if entry.operation != Operation::Put {
+        return Ok(0);
+    }
+    let state = DeadLetter::decode(entry.value.as_ref())
+        .map_err(|source| LogError::Corrupt { key: id, source })?;
+    let raw = std::mem::take(&mut letter.raw);
+    *letter = DeadLetter { id, raw, ..state };
+    Ok(entry.revision)
+}
+
+pub(crate) async fn list(
+    inner: &Inner,
+    after: u64,
+    max: usize,
+) -> Result<Vec<DeadLetter>, LogError> {
+    let info = inner.dead.get_info().await.map_err(|e| {
+        storage(format!(
+            "cannot read stream {}: {e}",
+            inner.config.dead_letter_stream()
+        ))
+    })?;
+    let filter = inner.config.dead_letters_filter();
+    let messages =
+        messages_after(&inner.dead, &filter, after, info.state.last_sequence, max).await?;
+    let letters = messages
+        .iter()
+        .map(|m| decode(m.sequence, m.payload.as_ref()))
+        .collect::<Result<Vec<_>, _>>()?;
+    let results: Vec<_> = futures_util::stream::iter(letters)
+        .map(|mut letter| async move {
+            overlay(inner, &mut letter).await?;
+            Ok::<_, LogError>(letter)
+        })
+        .buffered(PARALLEL_READS)
+        .collect()
+        .await;
+    results.into_iter().collect()
+}
+
+pub(crate) async fn redrive(
+    inner: &Inner,
+    id: u64,
+    events: Vec<Event>,
+    still_failing: Option<String>,
+) -> Result<RedriveOutcome, LogError> {
+    let message = match inner.dead.get_raw_message(id).await {
+        Ok(message) => message,
+        Err(e)
+            if e.kind() == async_nats::jetstream::stream::RawMessageErrorKind::NoMessageFound =>
+        {
+            return Err(LogError::UnknownDeadLetter(id));
+        }
+        Err(e) => return Err(storage(format!("cannot read dead letter {id}: {e}"))),
+    };
+    let mut letter = decode(id, message.payload.as_ref())?;
+    let revision = overlay(inner, &mut letter).await?;
+    if events.iter().any(|e| provider_id(e).is_empty()) {
+        return Err(LogError::Invalid(
+            "redriven events need provider event ids".into(),
+        ));
+    }
+    // Events first: if the state write fails, a later redrive appends nothing twice (dedup)
+    // and resolves the letter then.
+    let mut outcome = AppendOutcome::default();
+    let source = letter.source.clone();
+    inner.publish_events(&source, &events, &mut outcome).await?;
+
+    letter.redrive_attempts += 1;
+    let resolved = still_failing.is_none();
+    match still_failing {
+        Some(reason) => letter.reason = reason,
+        None => {
+            letter.resolved_at = Some(now());
+            letter.resolved_sequences = outcome.sequences.clone();
+        }
+    }
+    let state: bytes::Bytes = DeadLetter {
+        raw: Vec::new(),
+        ..letter
+    }
+    .encode_to_vec()
+    .into();
+    let key = id.to_string();
+    let written = if revision == 0 {
+        inner
+            .dead_state
+            .create(&key, state)
+            .await
+            .map_err(|e| match e.kind() {
+                CreateErrorKind::AlreadyExists => concurrent(id),
+                _ => storage(format!("cannot store dead letter {id} state: {e}")),
+            })
+    } else {
+        inner
+            .dead_state
+            .update(&key, state, revision)
+            .await
+            .map_err(|e| match e.kind() {
+                UpdateErrorKind::WrongLastRevision => concurrent(id),
+                _ => storage(format!("cannot store dead letter {id} state: {e}")),
+            })
+    };
+    written?;
+    Ok(RedriveOutcome {
+        sequences: outcome.sequences,
+        resolved,
+    })
+}
+
+fn concurrent(id: u64) -> LogError {
+    LogError::Storage(format!(
+        "dead letter {id} was redriven by another instance at the same time; list it again"
+    ))
+}

@@ -1,0 +1,512 @@
+//! The event log on NATS JetStream, for running many stateless Tributary instances against one
+//! shared stream (see docs/deployment.md).
+//!
+//! The mapping, in short:
+//! - canonical events are messages of one stream (`TRIBUTARY_EVENTS` by default) on subjects
+//!   `<prefix>.events.<source>.<type>`; the **stream sequence is the event sequence**;
+//! - dedup is JetStream's: the `Nats-Msg-Id` header is `<source>:<provider event id>` and the
+//!   stream's duplicate window must cover the providers' retry periods;
+//! - dead letters are messages of a second stream (`<stream>_DEAD_LETTERS`, the message
+//!   sequence is the dead-letter id); their redrive state lives in a KV bucket;
+//! - durable consumer positions live in a KV bucket, updated with compare-and-set so acks stay
+//!   cumulative whichever instance receives them;
+//! - every instance follows the stream with an ordered consumer, so an event appended through
+//!   one instance wakes live subscribers on all of them.
+
+mod consumers;
+mod dead_letters;
+mod read;
+mod setup;
+mod tasks;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_nats::jetstream;
+use async_nats::jetstream::message::PublishMessage;
+use async_nats::jetstream::stream::Stream;
+use async_trait::async_trait;
+use futures_util::future::join_all;
+use prost::Message as _;
+use tokio::sync::watch;
+use tributary_event_log::embedded::Retention;
+use tributary_event_log::{AppendOutcome, AppendRequest, EventLog, LogError, RedriveOutcome};
+use tributary_model::v1::{Consumer, DeadLetter, Event};
+use tributary_model::well_known::Timestamp;
+
+/// Where JetStream keeps the streams' data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Storage {
+    /// On disk (the default).
+    #[default]
+    File,
+    /// In memory only: lost when every replica restarts. Tests and benchmarks.
+    Memory,
+}
+
+/// Settings of the JetStream log.
+#[derive(Debug, Clone)]
+pub struct NatsConfig {
+    /// NATS server URLs (`nats://host:port`); any one of a cluster is enough, more help the
+    /// first connection.
+    pub servers: Vec<String>,
+    /// Name of the events stream; the other names derive from it (`<stream>_DEAD_LETTERS`,
+    /// KV buckets `<stream>_CONSUMERS` and `<stream>_DEAD_LETTER_STATE`).
+    pub stream: String,
+    /// First subject token: events on `<prefix>.events.>`, dead letters on
+    /// `<prefix>.dead_letters.>`.
+    pub subject_prefix: String,
+    /// Replicas of every stream and bucket (1, or 3 on a 3-node cluster).
+    pub replicas: usize,
+    /// File or memory storage.
+    pub storage: Storage,
+    /// JetStream's dedup window: a provider retry arriving later than this after the first
+    /// delivery is stored again.
+    pub duplicate_window: Duration,
+    /// Hard age limit JetStream enforces itself, whatever durable consumers still need.
+    pub max_age: Option<Duration>,
+    /// Hard size limit JetStream enforces itself (oldest messages go first), whatever durable
+    /// consumers still need.
+    pub max_bytes: Option<u64>,
+    /// Retention Tributary applies itself, like the embedded log: never past what a durable
+    /// consumer has not acknowledged unless `override_consumers`.
+    pub retention: Retention,
+    /// How long start-up waits for NATS.
+    pub connect_timeout: Duration,
+    /// Bound on every JetStream request and publish acknowledgement.
+    pub request_timeout: Duration,
+}
+
+impl NatsConfig {
+    /// Defaults for `servers`: stream `TRIBUTARY_EVENTS`, R1 file storage, a 4-day dedup
+    /// window, no limits.
+    pub fn new(servers: Vec<String>) -> Self {
+        Self {
+            servers,
+            stream: "TRIBUTARY_EVENTS".into(),
+            subject_prefix: "tributary".into(),
+            replicas: 1,
+            storage: Storage::File,
+            duplicate_window: Duration::from_secs(4 * 24 * 3600),
+            max_age: None,
+            max_bytes: None,
+            retention: Retention {
+                interval: Duration::from_secs(30),
+                ..Retention::default()
+            },
+            connect_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(5),
+        }
+    }
+
+    fn events_filter(&self) -> String {
+        format!("{}.events.>", self.subject_prefix)
+    }
+
+    fn dead_letters_filter(&self) -> String {
+        format!("{}.dead_letters.>", self.subject_prefix)
+    }
+
+    fn dead_letter_stream(&self) -> String {
+        format!("{}_DEAD_LETTERS", self.stream)
+    }
+
+    fn consumers_bucket(&self) -> String {
+        format!("{}_CONSUMERS", self.stream)
+    }
+
+    fn dead_letter_bucket(&self) -> String {
+        format!("{}_DEAD_LETTER_STATE", self.stream)
+    }
+}
+
+/// The JetStream event log. Cheap to clone.
+#[derive(Clone)]
+pub struct NatsLog {
+    inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    config: NatsConfig,
+    client: async_nats::Client,
+    js: jetstream::Context,
+    events: Stream,
+    dead: Stream,
+    consumers: jetstream::kv::Store,
+    dead_state: jetstream::kv::Store,
+    last_tx: watch::Sender<u64>,
+    last_rx: watch::Receiver<u64>,
+    health: Mutex<Result<(), String>>,
+}
+
+pub(crate) fn storage(e: impl std::fmt::Display) -> LogError {
+    LogError::Storage(e.to_string())
+}
+
+impl NatsLog {
+    /// Connects to NATS (waiting up to `connect_timeout`), creates the streams and buckets
+    /// when absent, refuses an incompatible existing stream, and starts following the stream.
+    pub async fn connect(config: NatsConfig) -> Result<Self, LogError> {
+        setup::validate(&config)?;
+        let client = setup::connect(&config).await?;
+        let js = jetstream::ContextBuilder::new()
+            .timeout(config.request_timeout)
+            .build(client.clone());
+        let parts = setup::ensure(&js, &config).await?;
+        let last = parts.events.cached_info().state.last_sequence;
+        let (last_tx, last_rx) = watch::channel(last);
+        let inner = Arc::new(Inner {
+            config,
+            client,
+            js,
+            events: parts.events,
+            dead: parts.dead,
+            consumers: parts.consumers,
+            dead_state: parts.dead_state,
+            last_tx,
+            last_rx,
+            health: Mutex::new(Ok(())),
+        });
+        tasks::spawn(&inner);
+        tracing::info!(
+            stream = %inner.config.stream,
+            last_sequence = last,
+            "event log on NATS JetStream"
+        );
+        Ok(Self { inner })
+    }
+
+    /// Runs one retention pass now (it also runs every `retention.interval`).
+    pub async fn enforce_retention(&self) -> Result<u64, LogError> {
+        tasks::retention_pass(&self.inner).await
+    }
+}
+
+impl Inner {
+    fn set_health(&self, status: Result<(), String>) {
+        if let Ok(mut health) = self.health.lock() {
+            *health = status;
+        }
+    }
+
+    /// Announces that the stream holds at least `sequence`.
+    fn saw(&self, sequence: u64) {
+        self.last_tx.send_if_modified(|last| {
+            let newer = sequence > *last;
+            if newer {
+                *last = sequence;
+            }
+            newer
+        });
+    }
+
+    fn known_last(&self) -> u64 {
+        *self.last_rx.borrow()
+    }
+
+    /// The newest sequence, asked of the stream leader.
+    async fn fresh_last(&self) -> Result<u64, LogError> {
+        let info = self
+            .events
+            .get_info()
+            .await
+            .map_err(|e| storage(format!("cannot read stream {}: {e}", self.config.stream)))?;
+        self.saw(info.state.last_sequence);
+        Ok(info.state.last_sequence.max(self.known_last()))
+    }
+
+    /// Fails fast while the connection is down instead of queueing publishes that would time
+    /// out (and might still be stored after the caller gave up).
+    fn require_connection(&self) -> Result<(), LogError> {
+        match self.client.connection_state() {
+            async_nats::connection::State::Connected => Ok(()),
+            state => {
+                let reason = unreachable_reason(&self.config, &state);
+                self.set_health(Err(reason.clone()));
+                Err(LogError::Storage(reason))
+            }
+        }
+    }
+
+    fn event_subject(&self, source: &str, event_type: &str) -> String {
+        format!(
+            "{}.events.{}.{}",
+            self.config.subject_prefix,
+            token(source),
+            type_tokens(event_type)
+        )
+    }
+
+    fn dead_letter_subject(&self, source: &str) -> String {
+        format!(
+            "{}.dead_letters.{}",
+            self.config.subject_prefix,
+            token(source)
+        )
+    }
+
+    /// Publishes `events` of `source` in order and waits for every acknowledgement. Only
+    /// acknowledged, non-duplicate messages count as stored.
+    async fn publish_events(
+        &self,
+        source: &str,
+        events: &[Event],
+        outcome: &mut AppendOutcome,
+    ) -> Result<(), LogError> {
+        let mut pending = Vec::with_capacity(events.len());
+        for event in events {
+            let mut stored = event.clone();
+            stored.sequence = 0;
+            let message = PublishMessage::build()
+                .payload(stored.encode_to_vec().into())
+                .message_id(message_id(source, provider_id(event)));
+            let subject = self.event_subject(source, &event.r#type);
+            pending.push(
+                self.js.send_publish(subject, message).await.map_err(|e| {
+                    storage(format!("cannot publish to {}: {e}", self.config.stream))
+                })?,
+            );
+        }
+        for ack in join_all(pending.into_iter().map(|ack| ack.into_future())).await {
+            let ack = ack.map_err(|e| {
+                storage(format!(
+                    "JetStream did not acknowledge an event ({}): {e}",
+                    self.config.stream
+                ))
+            })?;
+            if ack.duplicate {
+                outcome.duplicates += 1;
+            } else {
+                self.saw(ack.sequence);
+                outcome.sequences.push(ack.sequence);
+            }
+        }
+        Ok(())
+    }
+
+    async fn publish_dead_letters(
+        &self,
+        source: &str,
+        letters: &[DeadLetter],
+        outcome: &mut AppendOutcome,
+    ) -> Result<(), LogError> {
+        let mut pending = Vec::with_capacity(letters.len());
+        for letter in letters {
+            let mut stored = letter.clone();
+            stored.id = 0;
+            let message = PublishMessage::build()
+                .payload(stored.encode_to_vec().into())
+                .message_id(message_id(source, &letter.provider_event_id));
+            let subject = self.dead_letter_subject(source);
+            pending.push(self.js.send_publish(subject, message).await.map_err(|e| {
+                storage(format!(
+                    "cannot publish to {}: {e}",
+                    self.config.dead_letter_stream()
+                ))
+            })?);
+        }
+        for ack in join_all(pending.into_iter().map(|ack| ack.into_future())).await {
+            let ack = ack.map_err(|e| {
+                storage(format!(
+                    "JetStream did not acknowledge a dead letter ({}): {e}",
+                    self.config.dead_letter_stream()
+                ))
+            })?;
+            if ack.duplicate {
+                outcome.duplicates += 1;
+            } else {
+                outcome.dead_lettered += 1;
+            }
+        }
+        Ok(())
+    }
+
+    /// Records the result of a write for `/readyz`.
+    fn record<T>(&self, result: Result<T, LogError>) -> Result<T, LogError> {
+        match &result {
+            Ok(_) => self.set_health(Ok(())),
+            Err(LogError::Storage(reason)) => self.set_health(Err(reason.clone())),
+            Err(_) => {}
+        }
+        result
+    }
+}
+
+fn unreachable_reason(config: &NatsConfig, state: &async_nats::connection::State) -> String {
+    format!(
+        "NATS JetStream at {} is unreachable (connection {state}); reconnecting",
+        config.servers.join(",")
+    )
+}
+
+pub(crate) fn provider_id(event: &Event) -> &str {
+    event
+        .provenance
+        .as_ref()
+        .map(|p| p.provider_event_id.as_str())
+        .unwrap_or_default()
+}
+
+/// The `Nats-Msg-Id`: `<source>:<provider event id>`. Ids that are not plain printable ASCII
+/// (they come from providers) are hex-encoded behind a `%`, so no byte can break the header
+/// and distinct ids stay distinct.
+pub(crate) fn message_id(source: &str, id: &str) -> String {
+    let plain = id.bytes().all(|b| (0x21..=0x7e).contains(&b)) && !id.starts_with('%');
+    if plain {
+        format!("{source}:{id}")
+    } else {
+        let hex: String = id.bytes().map(|b| format!("{b:02x}")).collect();
+        format!("{source}:%{hex}")
+    }
+}
+
+/// One subject token: characters outside `A-Z a-z 0-9 _ -` become `_`.
+pub(crate) fn token(text: &str) -> String {
+    if text.is_empty() {
+        return "_".into();
+    }
+    text.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+/// A dotted canonical type (`consent.granted`) as subject tokens.
+fn type_tokens(event_type: &str) -> String {
+    if event_type.is_empty() {
+        return "unknown".into();
+    }
+    event_type
+        .split('.')
+        .map(token)
+        .collect::<Vec<_>>()
+        .join(".")
+}
+
+fn validate(request: &AppendRequest) -> Result<(), LogError> {
+    if request.source.is_empty() {
+        return Err(LogError::Invalid("empty source".into()));
+    }
+    let missing = request.events.iter().any(|e| provider_id(e).is_empty())
+        || request
+            .dead_letters
+            .iter()
+            .any(|d| d.provider_event_id.is_empty());
+    if missing {
+        return Err(LogError::Invalid(
+            "every event and dead letter needs a provider event id".into(),
+        ));
+    }
+    Ok(())
+}
+
+#[async_trait]
+impl EventLog for NatsLog {
+    async fn append(&self, request: AppendRequest) -> Result<AppendOutcome, LogError> {
+        validate(&request)?;
+        let inner = &self.inner;
+        inner.require_connection()?;
+        let mut outcome = AppendOutcome::default();
+        let result = async {
+            inner
+                .publish_events(&request.source, &request.events, &mut outcome)
+                .await?;
+            inner
+                .publish_dead_letters(&request.source, &request.dead_letters, &mut outcome)
+                .await
+        }
+        .await;
+        inner.record(result).map(|()| outcome)
+    }
+
+    async fn read_after(&self, after: u64, max: usize) -> Result<Vec<Event>, LogError> {
+        read::events_after(&self.inner, after, max).await
+    }
+
+    async fn sequence_before_time(&self, time: Timestamp) -> Result<u64, LogError> {
+        read::sequence_before_time(&self.inner, time).await
+    }
+
+    async fn first_sequence(&self) -> Result<u64, LogError> {
+        read::first_sequence(&self.inner).await
+    }
+
+    async fn dead_letters(&self, after: u64, max: usize) -> Result<Vec<DeadLetter>, LogError> {
+        dead_letters::list(&self.inner, after, max).await
+    }
+
+    async fn redrive(
+        &self,
+        id: u64,
+        events: Vec<Event>,
+        still_failing: Option<String>,
+    ) -> Result<RedriveOutcome, LogError> {
+        self.inner.require_connection()?;
+        let result = dead_letters::redrive(&self.inner, id, events, still_failing).await;
+        self.inner.record(result)
+    }
+
+    async fn open_consumer(&self, name: &str, start_after: u64) -> Result<Consumer, LogError> {
+        consumers::open(&self.inner, name, start_after).await
+    }
+
+    async fn ack(&self, name: &str, sequence: u64) -> Result<Consumer, LogError> {
+        consumers::move_to(&self.inner, name, sequence, false).await
+    }
+
+    async fn reset_consumer(&self, name: &str, after: u64) -> Result<Consumer, LogError> {
+        consumers::move_to(&self.inner, name, after, true).await
+    }
+
+    async fn delete_consumer(&self, name: &str) -> Result<bool, LogError> {
+        consumers::delete(&self.inner, name).await
+    }
+
+    async fn consumers(&self) -> Result<Vec<Consumer>, LogError> {
+        consumers::list(&self.inner).await
+    }
+
+    fn last_sequence(&self) -> watch::Receiver<u64> {
+        self.inner.last_rx.clone()
+    }
+
+    fn health(&self) -> Result<(), String> {
+        let inner = &self.inner;
+        let state = inner.client.connection_state();
+        if state != async_nats::connection::State::Connected {
+            return Err(unreachable_reason(&inner.config, &state));
+        }
+        inner
+            .health
+            .lock()
+            .map(|h| h.clone())
+            .unwrap_or_else(|_| Err("health lock poisoned".into()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn message_ids_are_header_safe_and_distinct() {
+        assert_eq!(message_id("arcadia", "whk_1"), "arcadia:whk_1");
+        assert_eq!(message_id("arcadia", "a b"), "arcadia:%612062");
+        assert_eq!(message_id("arcadia", "%61"), "arcadia:%253631");
+        assert_ne!(message_id("s", "a\r\nb"), message_id("s", "a  b"));
+    }
+
+    #[test]
+    fn subjects_are_valid_tokens() {
+        assert_eq!(token("finicity-sandbox"), "finicity-sandbox");
+        assert_eq!(token("a.b *>"), "a_b___");
+        assert_eq!(type_tokens("consent.granted"), "consent.granted");
+        assert_eq!(type_tokens("a..b"), "a._.b");
+        assert_eq!(type_tokens(""), "unknown");
+    }
+}

@@ -1,0 +1,322 @@
+//! Start-up: connect, create the streams and buckets when absent, and refuse an existing
+//! stream whose settings would break the log's guarantees.
+
+use std::time::{Duration, Instant};
+
+use async_nats::jetstream::context::GetStreamErrorKind;
+use async_nats::jetstream::stream::{self, DiscardPolicy, RetentionPolicy, StorageType, Stream};
+use async_nats::jetstream::{self, ErrorCode, kv};
+use tributary_event_log::LogError;
+
+use crate::{NatsConfig, Storage, storage};
+
+/// What `ensure` found or created.
+pub(crate) struct Parts {
+    pub events: Stream,
+    pub dead: Stream,
+    pub consumers: kv::Store,
+    pub dead_state: kv::Store,
+}
+
+fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+/// Checks names before anything reaches the server.
+pub(crate) fn validate(config: &NatsConfig) -> Result<(), LogError> {
+    if config.servers.is_empty() {
+        return Err(LogError::Invalid("no NATS server URL given".into()));
+    }
+    if !valid_name(&config.stream) {
+        return Err(LogError::Invalid(format!(
+            "stream name {:?} must be A-Z a-z 0-9 _ -",
+            config.stream
+        )));
+    }
+    if !valid_name(&config.subject_prefix) {
+        return Err(LogError::Invalid(format!(
+            "subject prefix {:?} must be one token of A-Z a-z 0-9 _ -",
+            config.subject_prefix
+        )));
+    }
+    if !(1..=5).contains(&config.replicas) {
+        return Err(LogError::Invalid(format!(
+            "replicas must be 1 to 5 (got {})",
+            config.replicas
+        )));
+    }
+    Ok(())
+}
+
+/// Connects, retrying until `connect_timeout`. Once connected the client reconnects by itself
+/// forever (every second at most between attempts).
+pub(crate) async fn connect(config: &NatsConfig) -> Result<async_nats::Client, LogError> {
+    let started = Instant::now();
+    loop {
+        let options = async_nats::ConnectOptions::new()
+            .name("tributary")
+            .connection_timeout(Duration::from_secs(2))
+            .request_timeout(Some(config.request_timeout))
+            .max_reconnects(None)
+            .reconnect_delay_callback(|attempts| {
+                Duration::from_millis((attempts as u64 * 100).min(1000))
+            });
+        match options.connect(config.servers.as_slice()).await {
+            Ok(client) => return Ok(client),
+            Err(error) if started.elapsed() < config.connect_timeout => {
+                tracing::warn!(%error, servers = ?config.servers, "NATS not reachable yet");
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+            Err(error) => {
+                return Err(storage(format!(
+                    "cannot connect to NATS at {} within {:?}: {error}",
+                    config.servers.join(","),
+                    config.connect_timeout
+                )));
+            }
+        }
+    }
+}
+
+fn storage_type(config: &NatsConfig) -> StorageType {
+    match config.storage {
+        Storage::File => StorageType::File,
+        Storage::Memory => StorageType::Memory,
+    }
+}
+
+fn events_config(config: &NatsConfig) -> stream::Config {
+    stream::Config {
+        name: config.stream.clone(),
+        description: Some("Tributary canonical events".into()),
+        subjects: vec![config.events_filter()],
+        retention: RetentionPolicy::Limits,
+        discard: DiscardPolicy::Old,
+        storage: storage_type(config),
+        num_replicas: config.replicas,
+        duplicate_window: config.duplicate_window,
+        max_age: config.max_age.unwrap_or_default(),
+        max_bytes: config
+            .max_bytes
+            .map_or(-1, |b| i64::try_from(b).unwrap_or(i64::MAX)),
+        max_messages: -1,
+        max_messages_per_subject: -1,
+        ..Default::default()
+    }
+}
+
+fn dead_letters_config(config: &NatsConfig) -> stream::Config {
+    stream::Config {
+        name: config.dead_letter_stream(),
+        description: Some("Tributary dead letters (items an adapter could not map)".into()),
+        subjects: vec![config.dead_letters_filter()],
+        retention: RetentionPolicy::Limits,
+        discard: DiscardPolicy::Old,
+        storage: storage_type(config),
+        num_replicas: config.replicas,
+        duplicate_window: config.duplicate_window,
+        max_messages: -1,
+        max_bytes: -1,
+        max_messages_per_subject: -1,
+        ..Default::default()
+    }
+}
+
+/// Why an existing stream cannot serve as the log; `None` when it can. Settings that only
+/// differ (replicas, storage, limits, window) are logged, not refused: the stream is shared and
+/// its owner changes them with `nats stream edit`.
+fn incompatibility(found: &stream::Config, wanted: &stream::Config) -> Option<String> {
+    let name = &wanted.name;
+    if found.subjects != wanted.subjects {
+        return Some(format!(
+            "stream {name} exists with subjects {:?}, expected {:?}",
+            found.subjects, wanted.subjects
+        ));
+    }
+    if found.retention != RetentionPolicy::Limits {
+        return Some(format!(
+            "stream {name} exists with retention {:?}: it would delete events when a consumer \
+             acknowledges them; the log needs limits retention",
+            found.retention
+        ));
+    }
+    if found.max_messages_per_subject > 0 {
+        return Some(format!(
+            "stream {name} keeps only {} messages per subject: it would drop events",
+            found.max_messages_per_subject
+        ));
+    }
+    if found.discard == DiscardPolicy::New && (found.max_bytes > 0 || found.max_messages > 0) {
+        tracing::warn!(stream = %name, "discard policy `new`: appends fail once the stream is full");
+    }
+    if found.sealed {
+        return Some(format!("stream {name} is sealed: nothing can be appended"));
+    }
+    if found.mirror.is_some() {
+        return Some(format!(
+            "stream {name} is a mirror: it does not accept appends"
+        ));
+    }
+    if found.duplicate_window < wanted.duplicate_window {
+        tracing::warn!(
+            stream = %name,
+            found = ?found.duplicate_window,
+            configured = ?wanted.duplicate_window,
+            "the existing stream's duplicate window is shorter than configured: provider retries \
+             after it are stored again"
+        );
+    }
+    if found.num_replicas != wanted.num_replicas
+        || found.storage != wanted.storage
+        || found.max_age != wanted.max_age
+        || found.max_bytes != wanted.max_bytes
+    {
+        tracing::warn!(
+            stream = %name,
+            replicas = found.num_replicas,
+            storage = ?found.storage,
+            max_age = ?found.max_age,
+            max_bytes = found.max_bytes,
+            "the existing stream's settings differ from the configuration; keeping the stream's"
+        );
+    }
+    None
+}
+
+async fn ensure_stream(
+    js: &jetstream::Context,
+    wanted: stream::Config,
+) -> Result<Stream, LogError> {
+    let name = wanted.name.clone();
+    match js.get_stream(&name).await {
+        Ok(found) => {
+            if let Some(reason) = incompatibility(&found.cached_info().config, &wanted) {
+                return Err(LogError::Invalid(format!(
+                    "{reason}; refusing to start (fix or remove the stream, or configure \
+                     another [log.nats] stream)"
+                )));
+            }
+            Ok(found)
+        }
+        Err(error) => {
+            let missing = matches!(
+                error.kind(),
+                GetStreamErrorKind::JetStream(e) if e.error_code() == ErrorCode::STREAM_NOT_FOUND
+            );
+            if !missing {
+                return Err(storage(format!(
+                    "cannot reach JetStream for stream {name}: {error}"
+                )));
+            }
+            match js.create_stream(wanted.clone()).await {
+                Ok(stream) => {
+                    tracing::info!(stream = %name, replicas = wanted.num_replicas, "created stream");
+                    Ok(stream)
+                }
+                // Another instance may have created it at the same moment.
+                Err(create) => js
+                    .get_stream(&name)
+                    .await
+                    .map_err(|_| storage(format!("cannot create stream {name}: {create}"))),
+            }
+        }
+    }
+}
+
+/// A KV bucket is a stream named `KV_<bucket>` on `$KV.<bucket>.>` with one message per key.
+/// async-nats' own `create_key_value` reads account fields nats-server 2.9 does not send, so
+/// the stream is created here with the same settings.
+fn bucket_config(config: &NatsConfig, bucket: &str, description: &str) -> stream::Config {
+    stream::Config {
+        name: format!("KV_{bucket}"),
+        description: Some(description.into()),
+        subjects: vec![format!("$KV.{bucket}.>")],
+        retention: RetentionPolicy::Limits,
+        max_messages_per_subject: 1,
+        max_messages: -1,
+        max_bytes: -1,
+        max_message_size: -1,
+        storage: storage_type(config),
+        num_replicas: config.replicas,
+        allow_rollup: true,
+        deny_delete: true,
+        allow_direct: true,
+        discard: DiscardPolicy::New,
+        ..Default::default()
+    }
+}
+
+async fn ensure_bucket(
+    js: &jetstream::Context,
+    config: &NatsConfig,
+    bucket: String,
+    description: &str,
+) -> Result<kv::Store, LogError> {
+    if let Ok(store) = js.get_key_value(&bucket).await {
+        return Ok(store);
+    }
+    if let Err(create) = js
+        .create_stream(bucket_config(config, &bucket, description))
+        .await
+    {
+        tracing::debug!(%create, %bucket, "bucket creation failed; perhaps created meanwhile");
+    }
+    js.get_key_value(&bucket)
+        .await
+        .map_err(|e| storage(format!("cannot create KV bucket {bucket}: {e}")))
+}
+
+/// Finds or creates everything the log uses.
+pub(crate) async fn ensure(
+    js: &jetstream::Context,
+    config: &NatsConfig,
+) -> Result<Parts, LogError> {
+    let events = ensure_stream(js, events_config(config)).await?;
+    let dead = ensure_stream(js, dead_letters_config(config)).await?;
+    let consumers = ensure_bucket(
+        js,
+        config,
+        config.consumers_bucket(),
+        "Tributary durable consumer positions",
+    )
+    .await?;
+    let dead_state = ensure_bucket(
+        js,
+        config,
+        config.dead_letter_bucket(),
+        "Tributary dead-letter redrive state",
+    )
+    .await?;
+    Ok(Parts {
+        events,
+        dead,
+        consumers,
+        dead_state,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn other_subjects_or_work_queue_retention_are_refused() {
+        let config = NatsConfig::new(vec!["nats://127.0.0.1:4222".into()]);
+        let wanted = events_config(&config);
+        assert!(incompatibility(&wanted, &wanted).is_none());
+        let other = stream::Config {
+            subjects: vec!["orders.>".into()],
+            ..wanted.clone()
+        };
+        let reason = incompatibility(&other, &wanted).expect("refused");
+        assert!(reason.contains("orders.>"), "{reason}");
+        let queue = stream::Config {
+            retention: RetentionPolicy::WorkQueue,
+            ..wanted.clone()
+        };
+        assert!(incompatibility(&queue, &wanted).is_some());
+    }
+}
