@@ -80,23 +80,14 @@ impl Admin for AdminService {
             0 => 100,
             n => (n as usize).min(MAX_PAGE),
         };
-        let mut after = request.after_id;
-        let mut dead_letters = Vec::new();
-        // Page through until `limit` matching letters or the end.
-        while dead_letters.len() < limit {
-            let page = self
-                .ingest
-                .log()
-                .dead_letters(after, MAX_PAGE)
-                .await
-                .map_err(log_status)?;
-            let Some(last) = page.last() else { break };
-            after = last.id;
-            dead_letters.extend(
-                page.into_iter()
-                    .filter(|d| request.include_resolved || d.resolved_at.is_none())
-                    .map(|d| present(d, request.include_raw)),
-            );
+        let include_resolved = request.include_resolved;
+        let mut dead_letters = self
+            .scan(request.after_id, limit, |d| {
+                include_resolved || d.resolved_at.is_none()
+            })
+            .await?;
+        for letter in &mut dead_letters {
+            present(letter, request.include_raw);
         }
         dead_letters.truncate(limit);
         Ok(Response::new(ListDeadLettersResponse { dead_letters }))
@@ -117,11 +108,15 @@ impl Admin for AdminService {
 }
 
 impl AdminService {
-    /// The unresolved dead letters among `ids` (all of them when `ids` is empty).
-    async fn unresolved(&self, ids: &[u64]) -> Result<Vec<DeadLetter>, Status> {
-        let mut after = 0;
+    /// Dead letters after `after` that `keep` selects, oldest first, at most `limit`.
+    async fn scan(
+        &self,
+        mut after: u64,
+        limit: usize,
+        keep: impl Fn(&DeadLetter) -> bool,
+    ) -> Result<Vec<DeadLetter>, Status> {
         let mut out = Vec::new();
-        loop {
+        while out.len() < limit {
             let page = self
                 .ingest
                 .log()
@@ -130,11 +125,19 @@ impl AdminService {
                 .map_err(log_status)?;
             let Some(last) = page.last() else { break };
             after = last.id;
-            out.extend(
-                page.into_iter()
-                    .filter(|d| d.resolved_at.is_none() && (ids.is_empty() || ids.contains(&d.id))),
-            );
+            out.extend(page.into_iter().filter(|d| keep(d)));
         }
+        out.truncate(limit);
+        Ok(out)
+    }
+
+    /// The unresolved dead letters among `ids` (all of them when `ids` is empty).
+    async fn unresolved(&self, ids: &[u64]) -> Result<Vec<DeadLetter>, Status> {
+        let out = self
+            .scan(0, usize::MAX, |d| {
+                d.resolved_at.is_none() && (ids.is_empty() || ids.contains(&d.id))
+            })
+            .await?;
         if let Some(missing) = ids.iter().find(|id| !out.iter().any(|d| d.id == **id)) {
             return Err(Status::not_found(format!(
                 "no unresolved dead letter {missing}"
@@ -160,11 +163,10 @@ impl AdminService {
 }
 
 /// A dead letter as shown to an operator: raw body only on request, and redacted.
-fn present(mut letter: DeadLetter, include_raw: bool) -> DeadLetter {
+fn present(letter: &mut DeadLetter, include_raw: bool) {
     letter.raw = if include_raw {
         redact_json(&letter.raw)
     } else {
         Vec::new()
     };
-    letter
 }

@@ -2,7 +2,6 @@
 
 mod common;
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -391,23 +390,7 @@ async fn every_acknowledged_webhook_survives_kill_9_exactly_once(backend: Backen
         acknowledged.len()
     );
     let events = server.collect_all(0, Duration::from_secs(2)).await;
-    let mut seen: HashMap<String, usize> = HashMap::new();
-    for (index, event) in events.iter().enumerate() {
-        assert_eq!(event.sequence, index as u64 + 1, "no gap in sequences");
-        let id = event
-            .provenance
-            .as_ref()
-            .expect("provenance")
-            .provider_event_id
-            .clone();
-        *seen.entry(id).or_default() += 1;
-    }
-    assert!(seen.values().all(|n| *n == 1), "a webhook was stored twice");
-    let lost: Vec<_> = acknowledged
-        .iter()
-        .filter(|id| !seen.contains_key(*id))
-        .collect();
-    assert!(lost.is_empty(), "acknowledged but lost: {lost:?}");
+    common::assert_exactly_once(&events, &acknowledged);
 }
 
 on_both_backends!(sigterm_ends_streams_with_a_reconnect_status_and_exits_cleanly);

@@ -4,7 +4,6 @@
 
 mod common;
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -120,23 +119,7 @@ async fn losing_a_node_under_load_loses_no_acknowledged_webhook_and_the_node_rej
             _ => tokio::time::sleep(Duration::from_millis(500)).await,
         }
     };
-    let mut seen: HashMap<String, usize> = HashMap::new();
-    for (index, event) in events.iter().enumerate() {
-        assert_eq!(event.sequence, index as u64 + 1, "no gap in sequences");
-        let id = event
-            .provenance
-            .as_ref()
-            .expect("provenance")
-            .provider_event_id
-            .clone();
-        *seen.entry(id).or_default() += 1;
-    }
-    assert!(seen.values().all(|n| *n == 1), "a webhook was stored twice");
-    let lost: Vec<_> = acknowledged
-        .iter()
-        .filter(|id| !seen.contains_key(*id))
-        .collect();
-    assert!(lost.is_empty(), "acknowledged but lost: {lost:?}");
+    common::assert_exactly_once(&events, &acknowledged);
 
     // The killed node rejoins and catches up: three replicas, all current.
     cluster.nodes[victim].restart();

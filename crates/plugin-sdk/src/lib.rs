@@ -74,6 +74,31 @@ pub trait Adapter: Sized + Send + Sync + 'static {
     fn normalize(&self, request: &Request<'_>) -> Result<Normalized, Rejection>;
 }
 
+/// The result of a webhook that carries one provider event: that event, or, when it cannot be
+/// mapped, the whole body as an unmapped item (dead-lettered by the host) with the reason.
+pub fn single_event(
+    mapped: Result<tributary_model::v1::Event, String>,
+    provider_event_id: &str,
+    provider_event_type: &str,
+    request: &Request<'_>,
+) -> Normalized {
+    match mapped {
+        Ok(event) => Normalized {
+            events: vec![event],
+            ..Default::default()
+        },
+        Err(reason) => Normalized {
+            unmapped: vec![tributary_model::v1::UnmappedItem {
+                provider_event_id: provider_event_id.to_owned(),
+                provider_event_type: provider_event_type.to_owned(),
+                reason,
+                raw: request.body().to_vec(),
+            }],
+            ..Default::default()
+        },
+    }
+}
+
 /// Rejection helpers: the kinds the host turns into HTTP statuses.
 pub mod reject {
     use tributary_model::v1::{Rejection, RejectionKind};
@@ -103,7 +128,7 @@ pub mod prelude {
     pub use crate::personal_data::{PersonalDataPolicy, Treatment};
     pub use crate::reject;
     pub use crate::verify;
-    pub use crate::{Adapter, HostContext, Request, export_adapter};
+    pub use crate::{Adapter, HostContext, Request, export_adapter, single_event};
     pub use tributary_model::v1::event::Payload;
     pub use tributary_model::v1::*;
     pub use tributary_model::well_known::{Struct, Timestamp};

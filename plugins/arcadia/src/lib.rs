@@ -53,21 +53,13 @@ impl Adapter for Arcadia {
     fn normalize(&self, request: &Request<'_>) -> Result<Normalized, Rejection> {
         let body = request.json()?;
         let envelope = map::Envelope::parse(&body)?;
-        Ok(match self.mapper.map(&envelope) {
-            Ok(event) => Normalized {
-                events: vec![event],
-                ..Default::default()
-            },
-            Err(reason) => Normalized {
-                unmapped: vec![UnmappedItem {
-                    provider_event_id: envelope.id.clone(),
-                    provider_event_type: envelope.event_type.clone(),
-                    reason,
-                    raw: request.body().to_vec(),
-                }],
-                ..Default::default()
-            },
-        })
+        let mapped = self.mapper.map(&envelope);
+        Ok(single_event(
+            mapped,
+            &envelope.id,
+            &envelope.event_type,
+            request,
+        ))
     }
 }
 

@@ -60,21 +60,13 @@ impl Adapter for Finicity {
                 ..Default::default()
             });
         }
-        Ok(match map::event(&envelope, &self.guard) {
-            Ok(event) => Normalized {
-                events: vec![event],
-                ..Default::default()
-            },
-            Err(reason) => Normalized {
-                unmapped: vec![UnmappedItem {
-                    provider_event_id: envelope.event_id.clone(),
-                    provider_event_type: envelope.event_type.to_owned(),
-                    reason,
-                    raw: request.body().to_vec(),
-                }],
-                ..Default::default()
-            },
-        })
+        let mapped = map::event(&envelope, &self.guard);
+        Ok(single_event(
+            mapped,
+            &envelope.event_id,
+            envelope.event_type,
+            request,
+        ))
     }
 }
 
