@@ -6,11 +6,12 @@
 //! state and nothing half-written. Readers use MVCC snapshots and never block the writer.
 
 mod handle;
+mod recent;
 mod retention;
 mod writer;
 
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -22,6 +23,7 @@ use tributary_model::well_known::Timestamp;
 
 use crate::{AppendOutcome, AppendRequest, EventLog, LogError, RedriveOutcome};
 use handle::DbHandle;
+use recent::Recent;
 use writer::{Op, Reply};
 
 /// sequence -> encoded `Event` (with its sequence set).
@@ -86,6 +88,7 @@ impl EmbeddedConfig {
 #[derive(Clone)]
 pub struct EmbeddedLog {
     db: Arc<DbHandle>,
+    recent: Arc<RwLock<Recent>>,
     ops: mpsc::Sender<writer::Job>,
     last_sequence: watch::Receiver<u64>,
     health: Arc<Mutex<Result<(), String>>>,
@@ -117,12 +120,21 @@ impl EmbeddedLog {
         let interval = config.retention.interval;
         let has_retention =
             config.retention.max_age.is_some() || config.retention.max_bytes.is_some();
-        writer::spawn(Arc::clone(&db), config, jobs, last_tx, Arc::clone(&health))?;
+        let recent = Arc::new(RwLock::new(Recent::new()));
+        writer::spawn(
+            Arc::clone(&db),
+            config,
+            jobs,
+            last_tx,
+            Arc::clone(&health),
+            Arc::clone(&recent),
+        )?;
         if has_retention {
             retention::schedule(ops.clone(), interval);
         }
         Ok(Self {
             db,
+            recent,
             ops,
             last_sequence: last_rx,
             health,
@@ -189,6 +201,10 @@ impl EventLog for EmbeddedLog {
     }
 
     async fn read_after(&self, after: u64, max: usize) -> Result<Vec<Event>, LogError> {
+        let recent = self.recent.read().ok().and_then(|r| r.after(after, max));
+        if let Some(events) = recent {
+            return Ok(events);
+        }
         self.blocking(move |db| {
             let txn = db.begin_read().map_err(storage)?;
             let table = txn.open_table(EVENTS).map_err(storage)?;

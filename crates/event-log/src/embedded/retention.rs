@@ -40,11 +40,15 @@ pub(crate) fn schedule(ops: mpsc::Sender<Job>, interval: Duration) {
     });
 }
 
-/// One retention pass inside the writer's transaction. Returns how many events it removed.
-pub(crate) fn apply(txn: &WriteTransaction, retention: &Retention) -> Result<u64, LogError> {
+/// One retention pass inside the writer's transaction. Returns the newest sequence it removed,
+/// if any.
+pub(crate) fn apply(
+    txn: &WriteTransaction,
+    retention: &Retention,
+) -> Result<Option<u64>, LogError> {
     let mut events = txn.open_table(EVENTS).map_err(storage)?;
     let Some(first) = events.first().map_err(storage)?.map(|(k, _)| k.value()) else {
-        return Ok(0);
+        return Ok(None);
     };
     let last = events
         .last()
@@ -126,6 +130,7 @@ pub(crate) fn apply(txn: &WriteTransaction, retention: &Retention) -> Result<u64
             first_kept = sequence,
             "retention removed old events"
         );
+        return Ok(Some(sequence - 1));
     }
-    Ok(removed)
+    Ok(None)
 }

@@ -1,7 +1,7 @@
 //! The single writer: drains queued operations, applies them in one write transaction and
 //! commits once (group commit), then answers every waiting request.
 
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use prost::Message;
@@ -11,6 +11,7 @@ use tributary_model::v1::{Consumer, DeadLetter, Event};
 use tributary_model::well_known::Timestamp;
 
 use super::handle::DbHandle;
+use super::recent::Recent;
 use super::{
     CONSUMERS, DEAD_LETTER_TAG, DEAD_LETTERS, DEDUP, EVENTS, EmbeddedConfig, META, TIME_INDEX,
     decode_consumer, retention, storage,
@@ -73,6 +74,7 @@ pub(crate) fn spawn(
     mut jobs: mpsc::Receiver<Job>,
     last_tx: watch::Sender<u64>,
     health: Arc<Mutex<Result<(), String>>>,
+    recent: Arc<RwLock<Recent>>,
 ) -> Result<(), LogError> {
     let mut cursor = load_cursor(&*handle.get()?)?;
     std::thread::Builder::new()
@@ -97,7 +99,8 @@ pub(crate) fn spawn(
                 } else {
                     handle.get()
                 };
-                let result = db.and_then(|db| commit_batch(&db, &config, &mut cursor, &mut batch));
+                let result =
+                    db.and_then(|db| commit_batch(&db, &config, &mut cursor, &mut batch, &recent));
                 let status = match result {
                     Ok(replies) => {
                         for (job, reply) in batch.drain(..).zip(replies) {
@@ -192,6 +195,7 @@ fn commit_batch(
     config: &EmbeddedConfig,
     cursor: &mut Cursor,
     batch: &mut [Job],
+    recent: &RwLock<Recent>,
 ) -> Result<Vec<Result<Reply, LogError>>, LogError> {
     let mut txn = db.begin_write().map_err(storage)?;
     if !config.durable {
@@ -203,16 +207,46 @@ fn commit_batch(
         last_millis: cursor.last_millis.max(now_millis()),
     };
     let mut replies = Vec::with_capacity(batch.len());
+    let mut pruned_through = None;
     for job in batch.iter_mut() {
-        replies.push(apply(&txn, config, &mut next, &mut job.op)?);
+        replies.push(apply(
+            &txn,
+            config,
+            &mut next,
+            &mut job.op,
+            &mut pruned_through,
+        )?);
     }
     txn.open_table(META)
         .map_err(storage)?
         .insert("last_sequence", next.last_sequence)
         .map_err(storage)?;
     txn.commit().map_err(storage)?;
+    // Committed: keep the new events for caught-up subscribers (before `last_sequence`
+    // announces them).
+    if let Ok(mut recent) = recent.write() {
+        if let Some(through) = pruned_through {
+            recent.remove_through(through);
+        }
+        let previous = cursor.last_sequence;
+        recent.extend(batch.iter().flat_map(|job| new_events(&job.op, previous)));
+    }
     *cursor = next;
     Ok(replies)
+}
+
+/// The events an operation appended in the batch just committed (after `previous`).
+fn new_events(op: &Op, previous: u64) -> Vec<Event> {
+    let events = match op {
+        Op::Append(request) => &request.events,
+        Op::Redrive { events, .. } => events,
+        _ => return Vec::new(),
+    };
+    events
+        .iter()
+        .filter(|e| e.sequence > previous)
+        .cloned()
+        .collect()
 }
 
 /// Applies one operation. The outer error is a storage failure (the batch fails); the inner
@@ -222,6 +256,7 @@ fn apply(
     config: &EmbeddedConfig,
     next: &mut Cursor,
     op: &mut Op,
+    pruned_through: &mut Option<u64>,
 ) -> Result<Result<Reply, LogError>, LogError> {
     Ok(match op {
         Op::Append(request) => match validate(request) {
@@ -246,7 +281,9 @@ fn apply(
             Ok(Reply::Deleted(removed))
         }
         Op::Retention => {
-            retention::apply(txn, &config.retention)?;
+            if let Some(through) = retention::apply(txn, &config.retention)? {
+                *pruned_through = Some(through);
+            }
             Ok(Reply::Done)
         }
     })
