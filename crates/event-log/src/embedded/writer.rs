@@ -101,11 +101,11 @@ pub(crate) fn spawn(
                 };
                 let result =
                     db.and_then(|db| commit_batch(&db, &config, &mut cursor, &mut batch, &recent));
-                let status = match result {
+                // Health and the announced sequence change before anyone is answered, so a
+                // caller that sees its reply also sees their effect.
+                match result {
                     Ok(replies) => {
-                        for (job, reply) in batch.drain(..).zip(replies) {
-                            let _ = job.reply.send(reply);
-                        }
+                        set_health(&health, Ok(()));
                         last_tx.send_if_modified(|last| {
                             let changed = *last != cursor.last_sequence;
                             *last = cursor.last_sequence;
@@ -115,7 +115,9 @@ pub(crate) fn spawn(
                             tracing::info!("event log writes again");
                         }
                         faulted = false;
-                        Ok(())
+                        for (job, reply) in batch.drain(..).zip(replies) {
+                            let _ = job.reply.send(reply);
+                        }
                     }
                     Err(error) => {
                         tracing::error!(%error, operations = batch.len(), "event log commit failed");
@@ -123,23 +125,26 @@ pub(crate) fn spawn(
                             LogError::Storage(message) => message,
                             other => other.to_string(),
                         };
-                        for job in batch.drain(..) {
-                            let _ = job.reply.send(Err(LogError::Storage(message.clone())));
-                        }
                         // Nothing of the batch was committed. redb refuses further work after
                         // an I/O error, so the next batch reopens the file and reloads the
                         // cursor from what is stored.
                         faulted = true;
-                        Err(message)
+                        set_health(&health, Err(message.clone()));
+                        for job in batch.drain(..) {
+                            let _ = job.reply.send(Err(LogError::Storage(message.clone())));
+                        }
                     }
-                };
-                if let Ok(mut h) = health.lock() {
-                    *h = status;
                 }
             }
         })
         .map_err(|e| LogError::Storage(format!("cannot start writer thread: {e}")))?;
     Ok(())
+}
+
+fn set_health(health: &Mutex<Result<(), String>>, status: Result<(), String>) {
+    if let Ok(mut h) = health.lock() {
+        *h = status;
+    }
 }
 
 fn load_cursor(db: &Database) -> Result<Cursor, LogError> {
