@@ -121,6 +121,7 @@ fn mfa_event(m: &Mapper, env: &Envelope<'_>, data: &Value, mut payload: MfaEvent
     let cred = data.get("credential").filter(|c| c.is_object());
     let references = cred.map(credential_references).unwrap_or_default();
     payload.credential = cred.map(|c| credential(m, c));
+    payload.errors = env.errors.clone();
     let subject = cred.map(|c| str_at(c, "id")).unwrap_or_default();
     event(
         env,
