@@ -11,7 +11,7 @@ use std::time::{Duration, SystemTime};
 
 use anyhow::{Context, bail};
 use sha2::{Digest, Sha256};
-use tributary_plugin_host::{Plugin, is_library_path, watch::watch_dir};
+use tributary_plugin_host::{Plugin, library_files, watch::watch_dir};
 
 use super::{Snapshot, Sources};
 use crate::config::SourceConfig;
@@ -44,15 +44,6 @@ pub struct ReloadReport {
     pub failed: Vec<String>,
     /// Sources now served by a new adapter version (or new sources).
     pub swapped: Vec<String>,
-}
-
-fn library_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)?
-        .filter_map(|entry| entry.ok().map(|e| e.path()))
-        .filter(|path| path.is_file() && is_library_path(path))
-        .collect();
-    files.sort();
-    Ok(files)
 }
 
 fn fingerprint(file: &Path) -> (u64, Option<SystemTime>) {

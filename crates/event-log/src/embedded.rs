@@ -159,11 +159,6 @@ impl EmbeddedLog {
             .await
             .map_err(|e| LogError::Storage(format!("reader task failed: {e}")))?
     }
-
-    /// Runs retention now (it also runs on its own every `retention.interval`).
-    pub async fn enforce_retention(&self) -> Result<(), LogError> {
-        self.submit(Op::Retention).await.map(|_| ())
-    }
 }
 
 /// Creates missing tables and returns the last stored sequence.

@@ -11,7 +11,7 @@ mod plugin;
 pub mod watch;
 
 pub use instance::{AdapterInstance, HandleError};
-pub use plugin::{LoadError, Plugin, load_dir};
+pub use plugin::{LoadError, Plugin, library_files, load_dir};
 
 /// The platform's file name for a cdylib crate named `crate_name` ("libfoo.so" on Linux).
 pub fn library_file_name(crate_name: &str) -> String {

@@ -252,14 +252,20 @@ fn abi_error(library: &Library, file: PathBuf) -> LoadError {
     }
 }
 
-/// Loads every library in `dir` (sorted by file name). Returns the plugins that loaded and the
-/// errors of those that did not, so one bad file never stops the others.
-pub fn load_dir(dir: &Path) -> Result<(Vec<Arc<Plugin>>, Vec<LoadError>), std::io::Error> {
+/// The dynamic libraries in `dir`, sorted by file name: what a plugin directory offers.
+pub fn library_files(dir: &Path) -> Result<Vec<PathBuf>, std::io::Error> {
     let mut files: Vec<PathBuf> = fs::read_dir(dir)?
         .filter_map(|entry| entry.ok().map(|e| e.path()))
         .filter(|path| path.is_file() && crate::is_library_path(path))
         .collect();
     files.sort();
+    Ok(files)
+}
+
+/// Loads every library in `dir` (sorted by file name). Returns the plugins that loaded and the
+/// errors of those that did not, so one bad file never stops the others.
+pub fn load_dir(dir: &Path) -> Result<(Vec<Arc<Plugin>>, Vec<LoadError>), std::io::Error> {
+    let files = library_files(dir)?;
     let mut plugins = Vec::new();
     let mut errors = Vec::new();
     for file in files {
