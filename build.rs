@@ -1,18 +1,18 @@
-//! Generates the gRPC service code (tonic) for proto/tributary/v1/service.proto. Message types
-//! come from the `tributary-model` crate, so the model has one definition everywhere.
+//! Records which commit the binary was built from (`tributary --version`, the start-up log),
+//! so an operator can tell exactly what runs. Protobuf code is generated in `crates/model`.
 
-use std::path::PathBuf;
+use std::process::Command;
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let root = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR")?).join("proto");
-    println!("cargo:rerun-if-changed={}", root.display());
-    let fds = protox::compile(["tributary/v1/service.proto"], [&root])?;
-    tonic_prost_build::configure()
-        .build_server(true)
-        .build_client(true)
-        .extern_path(".tributary.v1", "::tributary_model::v1")
-        .compile_well_known_types(true)
-        .extern_path(".google.protobuf", "::pbjson_types")
-        .compile_fds(fds)?;
-    Ok(())
+fn main() {
+    println!("cargo:rerun-if-changed=.git/HEAD");
+    println!("cargo:rerun-if-changed=.git/refs/heads");
+    let commit = Command::new("git")
+        .args(["rev-parse", "--short=12", "HEAD"])
+        .output()
+        .ok()
+        .filter(|output| output.status.success())
+        .and_then(|output| String::from_utf8(output.stdout).ok())
+        .map(|commit| commit.trim().to_owned())
+        .unwrap_or_else(|| "unknown".to_owned());
+    println!("cargo:rustc-env=TRIBUTARY_COMMIT={commit}");
 }

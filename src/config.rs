@@ -70,8 +70,8 @@ pub struct NatsLogConfig {
     pub subject_prefix: String,
     /// Replicas of the streams and buckets: 3 on a 3-node cluster.
     pub replicas: usize,
-    /// `"file"` or `"memory"`.
-    pub storage: String,
+    /// Where JetStream keeps the stream.
+    pub storage: NatsStorage,
     /// Dedup window on (source, provider event id); must cover the providers' retry periods.
     pub duplicate_window_seconds: u64,
     /// Hard age limit JetStream enforces even on events a durable consumer has not
@@ -85,13 +85,23 @@ pub struct NatsLogConfig {
     pub request_timeout_seconds: u64,
 }
 
+/// JetStream storage of the streams and buckets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NatsStorage {
+    /// On disk (survives a NATS restart).
+    File,
+    /// In memory (lost when NATS restarts).
+    Memory,
+}
+
 impl Default for NatsLogConfig {
     fn default() -> Self {
         Self {
             stream: "TRIBUTARY_EVENTS".into(),
             subject_prefix: "tributary".into(),
             replicas: 1,
-            storage: "file".into(),
+            storage: NatsStorage::File,
             duplicate_window_seconds: 4 * 24 * 3600,
             max_age_seconds: None,
             max_bytes: None,
@@ -120,10 +130,9 @@ impl LogConfig {
             stream: nats.stream.clone(),
             subject_prefix: nats.subject_prefix.clone(),
             replicas: nats.replicas,
-            storage: match nats.storage.as_str() {
-                "file" => Storage::File,
-                "memory" => Storage::Memory,
-                other => anyhow::bail!("log.nats.storage: \"file\" or \"memory\", got {other:?}"),
+            storage: match nats.storage {
+                NatsStorage::File => Storage::File,
+                NatsStorage::Memory => Storage::Memory,
             },
             duplicate_window: Duration::from_secs(nats.duplicate_window_seconds),
             max_age: nats.max_age_seconds.map(Duration::from_secs),
@@ -191,13 +200,24 @@ pub struct TelemetryConfig {
     pub otlp_endpoint: Option<String>,
     /// `grpc` or `http/protobuf`, like `OTEL_EXPORTER_OTLP_PROTOCOL` (default `http/protobuf`,
     /// the OTLP specification's default).
-    pub otlp_protocol: Option<String>,
+    pub otlp_protocol: Option<OtlpProtocol>,
     /// `service.name` when neither `OTEL_SERVICE_NAME` nor `OTEL_RESOURCE_ATTRIBUTES` gives
     /// one. Default: `tributary`.
     pub service_name: Option<String>,
     /// Fraction of new traces sampled (parent-based), when `OTEL_TRACES_SAMPLER` is unset.
     /// Default: 1.0.
     pub sample_ratio: Option<f64>,
+}
+
+/// How traces are sent to the OTLP endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum OtlpProtocol {
+    /// OTLP over gRPC (port 4317 by convention).
+    #[serde(rename = "grpc")]
+    Grpc,
+    /// OTLP over HTTP with protobuf bodies (port 4318 by convention).
+    #[serde(rename = "http/protobuf")]
+    HttpProtobuf,
 }
 
 #[derive(Debug, Clone, Deserialize, Default)]

@@ -1,23 +1,23 @@
 //! Tributary: turns third-party webhooks into one canonical, typed event stream.
 //!
-//! The data path is one straight line: [`http`] receives, [`ingest`] runs the source's adapter
-//! (verify, normalize) and appends to the event log, and [`grpc`] delivers from the log.
+//! The data path is one straight line, one folder per stage:
+//! [`ingest`] receives (`ingest::http`), verifies and normalizes through the source's adapter
+//! ([`sources`]) and appends to the event log; [`stream`] delivers from the log. Around it:
+//! [`admin`] (consumers, dead letters, redrive, adapters), [`ops`] (metrics, traces, health),
+//! [`auth`], [`config`], [`server`] (wiring) and [`cli`]. [`App`](app::App) is the state they
+//! share; [`error`] is the one error taxonomy.
 
 pub mod admin;
+pub mod app;
+pub mod auth;
 pub mod cli;
 pub mod config;
-pub mod grpc;
-pub mod http;
+pub mod error;
 pub mod ingest;
-pub mod metrics;
-pub mod redact;
-pub mod redrive;
+pub mod ops;
 pub mod server;
 pub mod sources;
-pub mod telemetry;
+pub mod stream;
 
-/// Generated gRPC services and clients of `tributary.v1` (messages live in `tributary_model`).
-#[allow(clippy::all, missing_docs)]
-pub mod proto {
-    tonic::include_proto!("tributary.v1");
-}
+/// The generated gRPC services and clients of `tributary.v1`.
+pub use tributary_model::grpc as proto;

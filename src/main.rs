@@ -10,7 +10,7 @@ use tributary::config::{Config, Overrides};
 #[derive(Parser)]
 #[command(
     name = "tributary",
-    version,
+    version = concat!(env!("CARGO_PKG_VERSION"), " (", env!("TRIBUTARY_COMMIT"), ")"),
     about = "Webhooks in, one canonical event stream out"
 )]
 struct Cli {
@@ -26,8 +26,8 @@ enum Command {
         #[arg(long, short, env = "TRIBUTARY_CONFIG")]
         config: Option<PathBuf>,
         /// Log format on stderr.
-        #[arg(long, env = "TRIBUTARY_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
-        log_format: String,
+        #[arg(long, env = "TRIBUTARY_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+        log_format: LogFormat,
         #[command(flatten)]
         overrides: Overrides,
     },
@@ -42,6 +42,15 @@ enum Command {
     Consumers(tributary::cli::admin::ConsumersCommand),
 }
 
+/// How log lines on stderr are written.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line, for collectors.
+    Json,
+}
+
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
@@ -50,13 +59,13 @@ fn main() -> anyhow::Result<()> {
             log_format,
             overrides,
         } => {
-            init_logging(&log_format);
+            init_logging(log_format);
             let config = Config::load(config.as_deref(), &overrides)?;
             let runtime = tokio::runtime::Runtime::new().context("cannot start the runtime")?;
             // The gRPC trace exporter's channel lives on the runtime: set up inside it.
             let telemetry = {
                 let _entered = runtime.enter();
-                tributary::telemetry::init(&config.telemetry)?
+                tributary::ops::telemetry::init(&config.telemetry)?
             };
             if telemetry.is_exporting() {
                 tracing::info!("exporting traces over OTLP");
@@ -82,14 +91,14 @@ fn client_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .context("cannot start the runtime")
 }
 
-fn init_logging(format: &str) {
+fn init_logging(format: LogFormat) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     // Colours only on a terminal: log files and collectors get plain text.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
-    if format == "json" {
+    if format == LogFormat::Json {
         builder.json().init();
     } else {
         builder.init();

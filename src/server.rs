@@ -4,22 +4,22 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use subtle::ConstantTimeEq;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_stream::wrappers::TcpListenerStream;
-use tonic::{Request, Status};
 use tributary_event_log::EventLog;
 use tributary_event_log::embedded::{EmbeddedConfig, EmbeddedLog, Retention};
 
 use crate::admin::AdminService;
+use crate::admin::adapters::AdaptersService;
+use crate::app::App;
+use crate::auth::ConsumerAuth;
 use crate::config::Config;
-use crate::grpc::Services;
-use crate::ingest::Ingest;
 use crate::proto::adapters_server::AdaptersServer;
 use crate::proto::admin_server::AdminServer;
 use crate::proto::event_stream_server::EventStreamServer;
 use crate::sources::{Sources, installation_key};
+use crate::stream::StreamService;
 
 /// Runs the service with `config` until SIGINT or SIGTERM.
 pub async fn serve(config: Config) -> anyhow::Result<()> {
@@ -52,7 +52,6 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     if !config.log.durable {
         tracing::warn!("log.durable = false: a crash may lose acknowledged webhooks");
     }
-    let ingest = Ingest::new(sources, log);
 
     let http_listener = TcpListener::bind(config.http.listen)
         .await
@@ -64,12 +63,15 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let grpc_addr = grpc_listener.local_addr()?;
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
-    let services = Services::new(ingest.clone(), shutdown_rx.clone());
-    let admin = AdminService::new(ingest.clone());
+    let app = App {
+        sources,
+        log,
+        shutdown: shutdown_rx.clone(),
+    };
 
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
     health_reporter
-        .set_serving::<EventStreamServer<Services>>()
+        .set_serving::<EventStreamServer<StreamService>>()
         .await;
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(tributary_model::FILE_DESCRIPTOR_SET)
@@ -84,20 +86,25 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         .add_service(health_service)
         .add_service(reflection)
         .add_service(EventStreamServer::with_interceptor(
-            services.clone(),
+            StreamService::new(app.clone()),
             auth.clone(),
         ))
-        .add_service(AdaptersServer::with_interceptor(services, auth.clone()))
-        .add_service(AdminServer::with_interceptor(admin, auth))
+        .add_service(AdaptersServer::with_interceptor(
+            AdaptersService::new(app.clone()),
+            auth.clone(),
+        ))
+        .add_service(AdminServer::with_interceptor(
+            AdminService::new(app.clone()),
+            auth,
+        ))
         .serve_with_incoming_shutdown(
             TcpListenerStream::new(grpc_listener),
             wait_for(shutdown_rx.clone()),
         );
-    let http = axum::serve(
-        http_listener,
-        crate::http::router(ingest, config.http.body_limit),
-    )
-    .with_graceful_shutdown(wait_for(shutdown_rx.clone()));
+    let router = crate::ingest::http::router(app.clone(), config.http.body_limit)
+        .merge(crate::ops::router(app));
+    let http =
+        axum::serve(http_listener, router).with_graceful_shutdown(wait_for(shutdown_rx.clone()));
 
     tracing::info!(http = %http_addr, grpc = %grpc_addr, "tributary listening");
     // One machine-readable line on stdout, for scripts and tests that bind port 0.
@@ -139,41 +146,5 @@ async fn shutdown_signal() {
     tokio::select! {
         () = ctrl_c => {}
         () = term => {}
-    }
-}
-
-/// Checks `authorization: Bearer <token>` against the configured tokens in constant time.
-#[derive(Clone)]
-struct ConsumerAuth {
-    tokens: Arc<Vec<String>>,
-}
-
-impl ConsumerAuth {
-    fn new(tokens: Vec<String>) -> Self {
-        Self {
-            tokens: Arc::new(tokens),
-        }
-    }
-}
-
-impl tonic::service::Interceptor for ConsumerAuth {
-    fn call(&mut self, request: Request<()>) -> Result<Request<()>, Status> {
-        if self.tokens.is_empty() {
-            return Ok(request);
-        }
-        let presented = request
-            .metadata()
-            .get("authorization")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .unwrap_or_default();
-        let valid = self.tokens.iter().fold(false, |ok, token| {
-            ok | bool::from(token.as_bytes().ct_eq(presented.as_bytes()))
-        });
-        if valid {
-            Ok(request)
-        } else {
-            Err(Status::unauthenticated("missing or invalid bearer token"))
-        }
     }
 }

@@ -1,5 +1,6 @@
-//! Compiles proto/tributary/v1 into prost types plus their proto3 JSON (serde) mapping.
-//! protox is a pure-Rust protobuf compiler: no `protoc` is needed on the machine.
+//! Compiles proto/tributary/v1 into prost types plus their proto3 JSON (serde) mapping, and,
+//! with the `grpc` feature, the tonic services and clients on those same types. protox is a
+//! pure-Rust protobuf compiler: no `protoc` is needed on the machine.
 
 use std::{env, fs, path::PathBuf};
 
@@ -29,7 +30,22 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     prost_build::Config::new()
         .compile_well_known_types()
         .extern_path(".google.protobuf", "::pbjson_types")
-        .compile_fds(fds)?;
+        .compile_fds(fds.clone())?;
+
+    // Services only: the messages above are their types (one definition everywhere). Plugins
+    // depend on this crate without the feature, so they never build tonic.
+    if env::var_os("CARGO_FEATURE_GRPC").is_some() {
+        let grpc_out = out.join("grpc");
+        fs::create_dir_all(&grpc_out)?;
+        tonic_prost_build::configure()
+            .build_server(true)
+            .build_client(true)
+            .out_dir(&grpc_out)
+            .extern_path(".tributary.v1", "crate::v1")
+            .compile_well_known_types(true)
+            .extern_path(".google.protobuf", "::pbjson_types")
+            .compile_fds(fds)?;
+    }
 
     pbjson_build::Builder::new()
         .register_descriptors(&descriptor_bytes)?

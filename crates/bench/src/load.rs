@@ -15,7 +15,7 @@ use anyhow::Context;
 use hdrhistogram::Histogram;
 use tokio_stream::StreamExt;
 use tonic::transport::Channel;
-use tributary::proto::event_stream_client::EventStreamClient;
+use tributary_model::grpc::event_stream_client::EventStreamClient;
 use tributary_model::v1::{Event, SubscribeRequest};
 
 use crate::payloads::{Template, request_number};

@@ -12,6 +12,13 @@ pub mod v1 {
     include!(concat!(env!("OUT_DIR"), "/tributary.v1.serde.rs"));
 }
 
+/// `tributary.v1` gRPC services (server traits) and clients, on the [`v1`] message types.
+#[cfg(feature = "grpc")]
+#[allow(clippy::all, missing_docs)]
+pub mod grpc {
+    include!(concat!(env!("OUT_DIR"), "/grpc/tributary.v1.rs"));
+}
+
 /// Encoded `FileDescriptorSet` of `tributary.v1`, for gRPC server reflection.
 pub const FILE_DESCRIPTOR_SET: &[u8] =
     include_bytes!(concat!(env!("OUT_DIR"), "/tributary_descriptor.bin"));

@@ -1,4 +1,9 @@
-//! The `Admin` gRPC service: durable consumers and dead letters.
+//! Administration: the `Admin` gRPC service (durable consumers, dead letters and their
+//! redrive) and the `Adapters` service. The CLI and any other admin front end go through these.
+
+pub mod adapters;
+pub mod redact;
+pub mod redrive;
 
 use tonic::{Request, Response, Status};
 use tributary_model::v1::{
@@ -8,23 +13,24 @@ use tributary_model::v1::{
     reset_consumer_request::Position,
 };
 
-use crate::grpc::log_status;
-use crate::ingest::Ingest;
+use crate::app::App;
+use crate::error::{ErrorCode, ServiceError, log_status};
 use crate::proto::admin_server::Admin;
-use crate::redact::redact_json;
+use redact::redact_json;
 
 /// Dead letters returned per page at most.
 const MAX_PAGE: usize = 1000;
 
-/// The admin service, on the same ingest path and log as the rest.
+/// The admin service, on the same sources and log as the rest.
 #[derive(Clone)]
 pub struct AdminService {
-    ingest: Ingest,
+    app: App,
 }
 
 impl AdminService {
-    pub fn new(ingest: Ingest) -> Self {
-        Self { ingest }
+    /// Administers `app`'s log.
+    pub fn new(app: App) -> Self {
+        Self { app }
     }
 }
 
@@ -34,7 +40,7 @@ impl Admin for AdminService {
         &self,
         _request: Request<ListConsumersRequest>,
     ) -> Result<Response<ListConsumersResponse>, Status> {
-        let consumers = self.ingest.log().consumers().await.map_err(log_status)?;
+        let consumers = self.app.log.consumers().await.map_err(log_status)?;
         Ok(Response::new(ListConsumersResponse { consumers }))
     }
 
@@ -43,13 +49,15 @@ impl Admin for AdminService {
         request: Request<ResetConsumerRequest>,
     ) -> Result<Response<Consumer>, Status> {
         let request = request.into_inner();
-        let log = self.ingest.log();
+        let log = &self.app.log;
         let after = match request.position {
             Some(Position::AfterSequence(sequence)) => sequence,
             Some(Position::ToTime(time)) => {
                 log.sequence_before_time(time).await.map_err(log_status)?
             }
-            None => return Err(Status::invalid_argument("give after_sequence or to_time")),
+            None => {
+                return Err(ErrorCode::InvalidArgument.status("give after_sequence or to_time"));
+            }
         };
         let consumer = log
             .reset_consumer(&request.name, after)
@@ -63,8 +71,8 @@ impl Admin for AdminService {
         request: Request<DeleteConsumerRequest>,
     ) -> Result<Response<DeleteConsumerResponse>, Status> {
         let deleted = self
-            .ingest
-            .log()
+            .app
+            .log
             .delete_consumer(&request.into_inner().name)
             .await
             .map_err(log_status)?;
@@ -118,8 +126,8 @@ impl AdminService {
         let mut out = Vec::new();
         while out.len() < limit {
             let page = self
-                .ingest
-                .log()
+                .app
+                .log
                 .dead_letters(after, MAX_PAGE)
                 .await
                 .map_err(log_status)?;
@@ -139,20 +147,16 @@ impl AdminService {
             })
             .await?;
         if let Some(missing) = ids.iter().find(|id| !out.iter().any(|d| d.id == **id)) {
-            return Err(Status::not_found(format!(
-                "no unresolved dead letter {missing}"
-            )));
+            return Err(ErrorCode::NotFound.status(format!("no unresolved dead letter {missing}")));
         }
         Ok(out)
     }
 
     async fn redrive(&self, letter: DeadLetter) -> Result<RedriveOutcome, Status> {
         let id = letter.id;
-        let result = self
-            .ingest
-            .redrive(letter)
+        let result = redrive::redrive(&self.app, letter)
             .await
-            .map_err(|e| Status::unavailable(e.to_string()))?;
+            .map_err(|error| error.to_status())?;
         Ok(RedriveOutcome {
             id,
             resolved: result.resolved,

@@ -15,7 +15,8 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
-use crate::ingest::Ingest;
+use crate::app::App;
+use crate::error::ErrorCode;
 
 /// The Content-Type of [`Metrics::render`]'s output.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -36,7 +37,7 @@ pub struct RejectLabels {
     pub source: String,
     /// Adapter name; empty when unknown.
     pub adapter: String,
-    /// One of [`Reason`]'s labels.
+    /// An [`ErrorCode`] label.
     pub reason: String,
 }
 
@@ -52,43 +53,6 @@ pub struct AdapterLabels {
 pub struct ConsumerLabels {
     /// Consumer name.
     pub consumer: String,
-}
-
-/// Why a webhook got no 2xx: the `reason` label of `tributary_webhooks_rejected_total`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Reason {
-    /// 404: no such source.
-    UnknownSource,
-    /// 415: not a JSON content type.
-    UnsupportedMediaType,
-    /// 413: body over the limit.
-    PayloadTooLarge,
-    /// The body could not be read.
-    BadBody,
-    /// 401: verification failed.
-    Unauthenticated,
-    /// 400: not the provider's envelope.
-    Malformed,
-    /// 500: the adapter failed or panicked.
-    AdapterFailed,
-    /// 503: the log could not store it.
-    StorageUnavailable,
-}
-
-impl Reason {
-    /// The label value.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Reason::UnknownSource => "unknown_source",
-            Reason::UnsupportedMediaType => "unsupported_media_type",
-            Reason::PayloadTooLarge => "payload_too_large",
-            Reason::BadBody => "bad_body",
-            Reason::Unauthenticated => "unauthenticated",
-            Reason::Malformed => "malformed",
-            Reason::AdapterFailed => "adapter_failed",
-            Reason::StorageUnavailable => "storage_unavailable",
-        }
-    }
 }
 
 fn latency_histogram() -> Histogram {
@@ -272,12 +236,12 @@ impl Metrics {
     }
 
     /// Counts a rejected webhook.
-    pub fn reject(&self, source: &str, adapter: &str, reason: Reason) {
+    pub fn reject(&self, source: &str, adapter: &str, reason: ErrorCode) {
         self.webhooks_rejected
             .get_or_create(&RejectLabels {
                 source: source.to_owned(),
                 adapter: adapter.to_owned(),
-                reason: reason.as_str().to_owned(),
+                reason: reason.label().to_owned(),
             })
             .inc();
     }
@@ -295,9 +259,9 @@ impl Metrics {
             .observe(took.as_secs_f64());
     }
 
-    /// Refreshes the scrape-time gauges from `ingest` and renders everything as text.
-    pub async fn render(&self, ingest: &Ingest) -> String {
-        let log = ingest.log();
+    /// Refreshes the scrape-time gauges from `app` and renders everything as text.
+    pub async fn render(&self, app: &App) -> String {
+        let log = &app.log;
         self.log_last_sequence
             .set(i64::try_from(*log.last_sequence().borrow()).unwrap_or(i64::MAX));
         self.log_healthy.set(i64::from(log.health().is_ok()));
@@ -317,7 +281,7 @@ impl Metrics {
                     .set(gauge(consumer.acked_sequence));
             }
         }
-        let sources = ingest.sources();
+        let sources = &app.sources;
         let plugins = sources.plugins();
         self.plugins_loaded
             .set(i64::try_from(plugins.len()).unwrap_or(i64::MAX));

@@ -25,7 +25,7 @@ use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider};
 
-use crate::config::TelemetryConfig;
+use crate::config::{OtlpProtocol, TelemetryConfig};
 
 /// Instrumentation scope name of every span Tributary makes.
 pub const SCOPE: &str = "tributary";
@@ -86,27 +86,27 @@ pub fn init(config: &TelemetryConfig) -> anyhow::Result<Telemetry> {
     }
     let env_protocol =
         env_set("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL") || env_set("OTEL_EXPORTER_OTLP_PROTOCOL");
-    let protocol = match (env_protocol, config.otlp_protocol.as_deref()) {
-        (true, _) | (false, None) => None,
-        (false, Some("grpc")) => Some(Protocol::Grpc),
-        (false, Some("http/protobuf")) => Some(Protocol::HttpBinary),
-        (false, Some(other)) => anyhow::bail!(
-            "telemetry.otlp_protocol must be \"grpc\" or \"http/protobuf\", not {other:?}"
-        ),
-    };
     // The environment wins over the file: the exporter reads the variables itself when no
-    // endpoint is given programmatically.
+    // endpoint or protocol is given programmatically. An endpoint from the file without a
+    // protocol gets the OTLP default, HTTP/protobuf.
     let endpoint = if env_endpoint { None } else { file_endpoint };
+    let protocol = if env_protocol {
+        None
+    } else {
+        config
+            .otlp_protocol
+            .or(endpoint.map(|_| OtlpProtocol::HttpProtobuf))
+    };
     let builder = opentelemetry_otlp::SpanExporter::builder();
     let exporter = match protocol {
-        Some(Protocol::Grpc) => {
+        Some(OtlpProtocol::Grpc) => {
             let builder = builder.with_tonic();
             match endpoint {
                 Some(endpoint) => builder.with_endpoint(endpoint).build(),
                 None => builder.build(),
             }
         }
-        Some(_) => {
+        Some(OtlpProtocol::HttpProtobuf) => {
             let builder = builder.with_http().with_protocol(Protocol::HttpBinary);
             match endpoint {
                 Some(endpoint) => builder
@@ -114,15 +114,6 @@ pub fn init(config: &TelemetryConfig) -> anyhow::Result<Telemetry> {
                     .build(),
                 None => builder.build(),
             }
-        }
-        None if endpoint.is_some() => {
-            // Endpoint from the file, protocol from nowhere: the OTLP default, HTTP/protobuf.
-            let endpoint = endpoint.unwrap_or_default();
-            builder
-                .with_http()
-                .with_protocol(Protocol::HttpBinary)
-                .with_endpoint(format!("{}/v1/traces", endpoint.trim_end_matches('/')))
-                .build()
         }
         None => builder.build(),
     }

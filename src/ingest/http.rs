@@ -1,9 +1,8 @@
-//! The webhook front end: `POST /webhooks/{source}`, plus `/healthz`, `/readyz` and
-//! `/metrics`.
+//! The webhook front end: `POST /webhooks/{source}`, the first stage of the data path.
 //!
-//! Answers follow design.md section 2: 2xx only once the webhook is durable; 400/401/404/413/
-//! 415/503 as RFC 9457 problem+json; an authentic but unmappable item is accepted and
-//! dead-lettered.
+//! Answers follow design.md section 2: 2xx only once the webhook is durable; every other
+//! answer is an [`ErrorCode`] rendered as RFC 9457 problem+json; an authentic but unmappable
+//! item is accepted and dead-lettered.
 
 use std::time::SystemTime;
 
@@ -13,45 +12,26 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode, Version, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::post;
 use opentelemetry::KeyValue;
 use opentelemetry::trace::SpanKind;
-use serde_json::json;
 use tributary_model::v1::{Header, WebhookRequest};
-use tributary_model::well_known::Timestamp;
 
-use crate::ingest::{Ingest, IngestError};
-use crate::metrics::{Reason, SourceLabels, metrics};
-use crate::telemetry::{self, Stage};
+use crate::app::{App, timestamp};
+use crate::error::{ErrorCode, ServiceError};
+use crate::ingest::{IngestError, ingest};
+use crate::ops::metrics::{SourceLabels, metrics};
+use crate::ops::telemetry::{self, Stage};
 
 /// The route of webhooks, also the receive span's name (after the method).
 const WEBHOOK_ROUTE: &str = "/webhooks/{source}";
 
-/// Builds the HTTP router.
-pub fn router(ingest: Ingest, body_limit: usize) -> Router {
+/// The webhook routes (the operational ones are added by [`crate::ops::router`]).
+pub fn router(app: App, body_limit: usize) -> Router {
     Router::new()
         .route(WEBHOOK_ROUTE, post(receive))
-        .route("/healthz", get(|| async { "ok" }))
-        .route("/readyz", get(ready))
-        .route("/metrics", get(metrics_text))
         .layer(DefaultBodyLimit::max(body_limit))
-        .with_state(ingest)
-}
-
-/// An RFC 9457 problem response.
-fn problem(status: StatusCode, detail: &str) -> Response {
-    let body = json!({
-        "type": "about:blank",
-        "title": status.canonical_reason().unwrap_or("Error"),
-        "status": status.as_u16(),
-        "detail": detail,
-    });
-    (
-        status,
-        [(header::CONTENT_TYPE, "application/problem+json")],
-        body.to_string(),
-    )
-        .into_response()
+        .with_state(app)
 }
 
 fn is_json(headers: &HeaderMap) -> bool {
@@ -71,16 +51,6 @@ fn is_json(headers: &HeaderMap) -> bool {
         || (essence.starts_with("application/") && essence.ends_with("+json"))
 }
 
-fn now() -> Timestamp {
-    let since = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .unwrap_or_default();
-    Timestamp {
-        seconds: since.as_secs() as i64,
-        nanos: since.subsec_nanos() as i32,
-    }
-}
-
 fn protocol_version(version: Version) -> &'static str {
     match version {
         Version::HTTP_09 => "0.9",
@@ -95,7 +65,7 @@ fn protocol_version(version: Version) -> &'static str {
 /// caller's W3C trace context, if any). Only the route, path, method, protocol and status are
 /// recorded: never a header value, the query string or the body.
 async fn receive(
-    State(ingest): State<Ingest>,
+    State(app): State<App>,
     Path(source): Path<String>,
     RawQuery(query): RawQuery,
     version: Version,
@@ -120,7 +90,7 @@ async fn receive(
         },
         Vec::new,
     );
-    let response = handle(&ingest, &source, query, &headers, body, &span).await;
+    let response = handle(&app, &source, query, &headers, body, &span).await;
     let status = response.status();
     span.record(|| {
         let mut attributes = vec![KeyValue::new(
@@ -141,7 +111,7 @@ async fn receive(
 }
 
 async fn handle(
-    ingest: &Ingest,
+    app: &App,
     source: &str,
     query: Option<String>,
     headers: &HeaderMap,
@@ -149,7 +119,7 @@ async fn handle(
     span: &Stage,
 ) -> Response {
     let m = metrics();
-    let Some(configured) = ingest.sources().get(source) else {
+    let Some(configured) = app.sources.get(source) else {
         // Unknown names are not labels: a caller could make up any number of them.
         m.webhooks_received
             .get_or_create(&SourceLabels {
@@ -157,11 +127,9 @@ async fn handle(
                 adapter: String::new(),
             })
             .inc();
-        m.reject("", "", Reason::UnknownSource);
-        return problem(
-            StatusCode::NOT_FOUND,
-            &format!("no source named `{source}`"),
-        );
+        let error = IngestError::UnknownSource(source.to_owned());
+        m.reject("", "", error.error_code());
+        return ErrorCode::UnknownSource.problem(&error.public_message());
     };
     let adapter = configured.adapter.plugin().info().name.clone();
     drop(configured);
@@ -170,26 +138,21 @@ async fn handle(
         adapter,
     };
     m.webhooks_received.get_or_create(&labels).inc();
-    let reject = |reason: Reason| m.reject(&labels.source, &labels.adapter, reason);
+    let reject = |reason: ErrorCode| m.reject(&labels.source, &labels.adapter, reason);
     if !is_json(headers) {
-        reject(Reason::UnsupportedMediaType);
-        return problem(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "webhooks must be sent with Content-Type: application/json",
-        );
+        reject(ErrorCode::UnsupportedMediaType);
+        return ErrorCode::UnsupportedMediaType
+            .problem("webhooks must be sent with Content-Type: application/json");
     }
     let body = match body {
         Ok(body) => body,
         Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-            reject(Reason::PayloadTooLarge);
-            return problem(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "body exceeds the configured limit",
-            );
+            reject(ErrorCode::PayloadTooLarge);
+            return ErrorCode::PayloadTooLarge.problem("body exceeds the configured limit");
         }
         Err(rejection) => {
-            reject(Reason::BadBody);
-            return problem(rejection.status(), &rejection.body_text());
+            reject(ErrorCode::BadBody);
+            return ErrorCode::BadBody.problem(&rejection.body_text());
         }
     };
     let request = WebhookRequest {
@@ -207,12 +170,12 @@ async fn handle(
             })
             .collect(),
         body: body.to_vec(),
-        received_at: Some(now()),
+        received_at: Some(timestamp(SystemTime::now())),
         skip_verification: false,
         ..WebhookRequest::default()
     };
 
-    match ingest.ingest(request, span.context()).await {
+    match ingest(app, request, span.context()).await {
         Ok(accepted) => {
             m.webhooks_accepted.get_or_create(&labels).inc();
             tracing::debug!(
@@ -226,72 +189,26 @@ async fn handle(
             (StatusCode::OK, axum::Json(accepted)).into_response()
         }
         Err(error) => {
-            reject(match &error {
-                IngestError::UnknownSource(_) => Reason::UnknownSource,
-                IngestError::Unauthenticated(_) => Reason::Unauthenticated,
-                IngestError::Malformed(_) => Reason::Malformed,
-                IngestError::Adapter(_) | IngestError::EmptyResult => Reason::AdapterFailed,
-                IngestError::Log(_) => Reason::StorageUnavailable,
-            });
-            error_response(source, error)
+            reject(error.error_code());
+            error_response(source, &error)
         }
     }
 }
 
-fn error_response(source: &str, error: IngestError) -> Response {
+/// Logs why (server-side only) and answers with the error's code and public message.
+fn error_response(source: &str, error: &IngestError) -> Response {
     match error {
-        IngestError::UnknownSource(name) => {
-            problem(StatusCode::NOT_FOUND, &format!("no source named `{name}`"))
-        }
         IngestError::Unauthenticated(reason) => {
-            // The reason stays in the log: telling the caller would help an attacker.
             tracing::warn!(%source, %reason, "webhook rejected: verification failed");
-            problem(StatusCode::UNAUTHORIZED, "verification failed")
         }
         IngestError::Malformed(reason) => {
             tracing::warn!(%source, %reason, "webhook rejected: malformed");
-            problem(StatusCode::BAD_REQUEST, &reason)
         }
-        IngestError::Adapter(error) => {
+        IngestError::UnknownSource(_) => {}
+        IngestError::Adapter(_) | IngestError::EmptyResult => {
             tracing::error!(%source, %error, "adapter failed");
-            problem(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "the adapter failed; retry later",
-            )
         }
-        IngestError::EmptyResult => {
-            tracing::error!(%source, "adapter returned no outcome");
-            problem(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "the adapter failed; retry later",
-            )
-        }
-        IngestError::Log(error) => {
-            tracing::error!(%source, %error, "webhook not stored");
-            problem(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "storage unavailable; retry later",
-            )
-        }
+        IngestError::Log(error) => tracing::error!(%source, %error, "webhook not stored"),
     }
-}
-
-async fn ready(State(ingest): State<Ingest>) -> Response {
-    match ingest.log().health() {
-        Ok(()) => (StatusCode::OK, "ready").into_response(),
-        Err(reason) => problem(
-            StatusCode::SERVICE_UNAVAILABLE,
-            &format!("event log cannot write: {reason}"),
-        ),
-    }
-}
-
-async fn metrics_text(State(ingest): State<Ingest>) -> Response {
-    let text = metrics().render(&ingest).await;
-    (
-        StatusCode::OK,
-        [(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)],
-        text,
-    )
-        .into_response()
+    error.error_code().problem(&error.public_message())
 }

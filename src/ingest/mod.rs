@@ -1,26 +1,29 @@
-//! The ingest stage: run a webhook through its source's adapter (verify, normalize), complete
-//! the canonical envelopes, and append everything to the log. A caller may acknowledge the
-//! provider only after [`Ingest::ingest`] returns `Ok`: by then the events are durable.
+//! The ingest stage: receive ([`http`]) -> verify -> normalize -> complete the canonical
+//! envelopes -> append to the log. A caller may acknowledge the provider only after [`ingest`]
+//! returns `Ok`: by then the events are durable.
 
-use std::sync::Arc;
+pub mod http;
+
 use std::time::Instant;
 
 use opentelemetry::trace::SpanKind;
 use opentelemetry::{Context, KeyValue};
 use prost::Message;
 use sha2::{Digest, Sha256};
-use tributary_event_log::{AppendRequest, EventLog, LogError};
+use tributary_event_log::{AppendRequest, LogError};
 use tributary_model::v1::{
     AdapterResult, DeadLetter, Event, Normalized, Provenance, RejectionKind, Stage as AdapterStage,
     UnmappedItem, WebhookRequest, adapter_result::Outcome,
 };
 use tributary_plugin_host::HandleError;
 
-use crate::metrics::{Metrics, SourceLabels, metrics};
-use crate::sources::{Source, Sources};
-use crate::telemetry::{self, Stage};
+use crate::app::App;
+use crate::error::{ErrorCode, ServiceError};
+use crate::ops::metrics::{Metrics, SourceLabels, metrics};
+use crate::ops::telemetry::{self, Stage};
+use crate::sources::Source;
 
-/// Why a webhook was not stored. Each maps to one HTTP status.
+/// Why a webhook was not stored. Each is one [`ErrorCode`].
 #[derive(Debug, thiserror::Error)]
 pub enum IngestError {
     #[error("unknown source `{0}`")]
@@ -53,115 +56,94 @@ pub struct Accepted {
     pub sequences: Vec<u64>,
 }
 
-/// The receive -> verify -> normalize -> append path, shared by every front end.
-#[derive(Clone)]
-pub struct Ingest {
-    sources: Arc<Sources>,
-    log: Arc<dyn EventLog>,
-}
-
-impl Ingest {
-    pub fn new(sources: Arc<Sources>, log: Arc<dyn EventLog>) -> Self {
-        Self { sources, log }
+/// Verifies, normalizes and durably appends one webhook, tracing each stage as a child of
+/// `parent` (the receive span). Every stored event carries the append span's trace context
+/// (`traceparent`/`tracestate`), so consumers continue the webhook's trace.
+pub async fn ingest(
+    app: &App,
+    request: WebhookRequest,
+    parent: &Context,
+) -> Result<Accepted, IngestError> {
+    let source = app
+        .sources
+        .get(&request.source)
+        .ok_or_else(|| IngestError::UnknownSource(request.source.clone()))?;
+    let mut normalized = verify_and_normalize(&source, &request, parent)?;
+    let ignored = normalized.ignored.len();
+    let count = normalized.events.len();
+    for (index, event) in normalized.events.iter_mut().enumerate() {
+        complete_event(&source, &request, event, index, count);
     }
-
-    pub fn sources(&self) -> &Arc<Sources> {
-        &self.sources
-    }
-
-    pub fn log(&self) -> &Arc<dyn EventLog> {
-        &self.log
-    }
-
-    /// Verifies, normalizes and durably appends one webhook, tracing each stage as a child of
-    /// `parent` (the receive span). Every stored event carries the append span's trace context
-    /// (`traceparent`/`tracestate`), so consumers continue the webhook's trace.
-    pub async fn ingest(
-        &self,
-        request: WebhookRequest,
-        parent: &Context,
-    ) -> Result<Accepted, IngestError> {
-        let source = self
-            .sources
-            .get(&request.source)
-            .ok_or_else(|| IngestError::UnknownSource(request.source.clone()))?;
-        let mut normalized = verify_and_normalize(&source, &request, parent)?;
-        let ignored = normalized.ignored.len();
-        let count = normalized.events.len();
-        for (index, event) in normalized.events.iter_mut().enumerate() {
-            complete_event(&source, &request, event, index, count);
+    let dead_letters = dead_letters(&source, &request, normalized.unmapped);
+    let items = count + dead_letters.len();
+    let span = Stage::start("append", SpanKind::Internal, parent, || {
+        vec![
+            KeyValue::new("tributary.source", source.name.clone()),
+            KeyValue::new("tributary.append.events", count as i64),
+            KeyValue::new("tributary.append.dead_letters", dead_letters.len() as i64),
+        ]
+    });
+    if let Some((traceparent, tracestate)) = telemetry::inject(span.context()) {
+        for event in &mut normalized.events {
+            event.traceparent.clone_from(&traceparent);
+            event.tracestate.clone_from(&tracestate);
         }
-        let dead_letters = dead_letters(&source, &request, normalized.unmapped);
-        let items = count + dead_letters.len();
-        let span = Stage::start("append", SpanKind::Internal, parent, || {
-            vec![
-                KeyValue::new("tributary.source", source.name.clone()),
-                KeyValue::new("tributary.append.events", count as i64),
-                KeyValue::new("tributary.append.dead_letters", dead_letters.len() as i64),
-            ]
-        });
-        if let Some((traceparent, tracestate)) = telemetry::inject(span.context()) {
-            for event in &mut normalized.events {
-                event.traceparent.clone_from(&traceparent);
-                event.tracestate.clone_from(&tracestate);
-            }
-        }
-        let append = AppendRequest {
-            source: source.name.clone(),
-            events: normalized.events,
-            dead_letters,
-        };
-        let started = Instant::now();
-        let outcome = self.log.append(append).await;
-        let m = metrics();
-        m.append_seconds.observe(started.elapsed().as_secs_f64());
-        m.append_batch_items.observe(items as f64);
-        let outcome = match outcome {
-            Ok(outcome) => outcome,
-            Err(error) => {
-                span.fail("the event log could not store the webhook");
-                span.end();
-                return Err(error.into());
-            }
-        };
-        span.record(|| {
-            let sequences: Vec<i64> = outcome.sequences.iter().map(|s| *s as i64).collect();
-            vec![
-                KeyValue::new("tributary.append.accepted", sequences.len() as i64),
-                KeyValue::new("tributary.append.duplicates", outcome.duplicates as i64),
-                KeyValue::new(
-                    "tributary.append.dead_lettered",
-                    outcome.dead_lettered as i64,
-                ),
-                KeyValue::new(
-                    "tributary.event.sequences",
-                    opentelemetry::Value::Array(sequences.into()),
-                ),
-            ]
-        });
-        span.end();
-        let labels = SourceLabels {
-            source: source.name.clone(),
-            adapter: source.adapter.plugin().info().name.clone(),
-        };
-        m.events_accepted
-            .get_or_create(&labels)
-            .inc_by(outcome.sequences.len() as u64);
-        m.duplicates
-            .get_or_create(&labels)
-            .inc_by(outcome.duplicates as u64);
-        m.dead_lettered
-            .get_or_create(&labels)
-            .inc_by(outcome.dead_lettered as u64);
-        m.ignored.get_or_create(&labels).inc_by(ignored as u64);
-        Ok(Accepted {
-            accepted: outcome.sequences.len(),
-            duplicates: outcome.duplicates,
-            dead_lettered: outcome.dead_lettered,
-            ignored,
-            sequences: outcome.sequences,
-        })
     }
+    let append = AppendRequest {
+        source: source.name.clone(),
+        events: normalized.events,
+        dead_letters,
+    };
+    let started = Instant::now();
+    let outcome = app.log.append(append).await;
+    let m = metrics();
+    m.append_seconds.observe(started.elapsed().as_secs_f64());
+    m.append_batch_items.observe(items as f64);
+    let outcome = match outcome {
+        Ok(outcome) => outcome,
+        Err(error) => {
+            span.fail("the event log could not store the webhook");
+            span.end();
+            return Err(error.into());
+        }
+    };
+    span.record(|| {
+        let sequences: Vec<i64> = outcome.sequences.iter().map(|s| *s as i64).collect();
+        vec![
+            KeyValue::new("tributary.append.accepted", sequences.len() as i64),
+            KeyValue::new("tributary.append.duplicates", outcome.duplicates as i64),
+            KeyValue::new(
+                "tributary.append.dead_lettered",
+                outcome.dead_lettered as i64,
+            ),
+            KeyValue::new(
+                "tributary.event.sequences",
+                opentelemetry::Value::Array(sequences.into()),
+            ),
+        ]
+    });
+    span.end();
+    let labels = SourceLabels {
+        source: source.name.clone(),
+        adapter: source.adapter.plugin().info().name.clone(),
+    };
+    m.events_accepted
+        .get_or_create(&labels)
+        .inc_by(outcome.sequences.len() as u64);
+    m.duplicates
+        .get_or_create(&labels)
+        .inc_by(outcome.duplicates as u64);
+    m.dead_lettered
+        .get_or_create(&labels)
+        .inc_by(outcome.dead_lettered as u64);
+    m.ignored.get_or_create(&labels).inc_by(ignored as u64);
+    Ok(Accepted {
+        accepted: outcome.sequences.len(),
+        duplicates: outcome.duplicates,
+        dead_lettered: outcome.dead_lettered,
+        ignored,
+        sequences: outcome.sequences,
+    })
 }
 
 /// Protobuf key of `WebhookRequest.stage` (field 9, varint).
@@ -220,17 +202,42 @@ fn verify_and_normalize(
     normalized
 }
 
+impl ServiceError for IngestError {
+    fn error_code(&self) -> ErrorCode {
+        match self {
+            IngestError::UnknownSource(_) => ErrorCode::UnknownSource,
+            IngestError::Unauthenticated(_) => ErrorCode::Unauthenticated,
+            IngestError::Malformed(_) => ErrorCode::Malformed,
+            IngestError::Adapter(_) | IngestError::EmptyResult => ErrorCode::AdapterFailed,
+            IngestError::Log(error) => error.error_code(),
+        }
+    }
+
+    /// Verification reasons stay in the log (telling the caller would help an attacker);
+    /// adapter and storage failures are summarised.
+    fn public_message(&self) -> String {
+        match self {
+            IngestError::UnknownSource(name) => format!("no source named `{name}`"),
+            IngestError::Unauthenticated(_) => "verification failed".to_owned(),
+            IngestError::Malformed(reason) => reason.clone(),
+            IngestError::Adapter(_) | IngestError::EmptyResult => {
+                "the adapter failed; retry later".to_owned()
+            }
+            IngestError::Log(error) => match error.error_code() {
+                ErrorCode::StorageUnavailable => "storage unavailable; retry later".to_owned(),
+                _ => error.to_string(),
+            },
+        }
+    }
+}
+
 /// A fixed span status description: adapters' reasons may quote the payload, so they stay out
 /// of traces.
 fn failure(error: &IngestError) -> &'static str {
     match error {
-        IngestError::UnknownSource(_) => "unknown source",
-        IngestError::Unauthenticated(_) => "verification failed",
-        IngestError::Malformed(_) => "malformed payload",
         IngestError::Adapter(HandleError::Panicked { .. }) => "adapter panicked",
-        IngestError::Adapter(_) => "adapter failed",
         IngestError::EmptyResult => "adapter returned no outcome",
-        IngestError::Log(_) => "the event log could not store the webhook",
+        error => error.error_code().description(),
     }
 }
 
@@ -263,7 +270,7 @@ pub fn normalize(source: &Source, request: &WebhookRequest) -> Result<Normalized
 
 /// Fills the envelope attributes the host owns: id, source, provenance of the adapter, received
 /// time, content type, and a content-derived id when the provider gave none. The trace context
-/// is set by [`Ingest::ingest`]: the append span's.
+/// is set by [`ingest`]: the append span's.
 fn complete_event(
     source: &Source,
     request: &WebhookRequest,

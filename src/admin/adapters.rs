@@ -1,0 +1,119 @@
+//! The `Adapters` gRPC service: the dry-run `Normalize`, `ListAdapters` and `ReloadAdapters`.
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use tonic::{Request, Response, Status};
+use tributary_model::v1::{
+    AdapterResult, ConfiguredSource, ListAdaptersRequest, ListAdaptersResponse, LoadedAdapter,
+    NormalizeRequest, NormalizeResponse, Rejection, RejectionKind, ReloadAdaptersRequest,
+    ReloadAdaptersResponse, WebhookRequest, adapter_result::Outcome,
+};
+
+use crate::app::{App, timestamp};
+use crate::error::ErrorCode;
+use crate::ingest::{self, IngestError};
+use crate::proto::adapters_server::Adapters;
+
+/// Runs adapters without storing anything, and shows or reloads what is loaded.
+#[derive(Clone)]
+pub struct AdaptersService {
+    app: App,
+}
+
+impl AdaptersService {
+    /// Works on `app`'s sources.
+    pub fn new(app: App) -> Self {
+        Self { app }
+    }
+}
+
+#[tonic::async_trait]
+impl Adapters for AdaptersService {
+    async fn normalize(
+        &self,
+        request: Request<NormalizeRequest>,
+    ) -> Result<Response<NormalizeResponse>, Status> {
+        let request = request.into_inner();
+        let source = self.app.sources.get(&request.source).ok_or_else(|| {
+            ErrorCode::UnknownSource.status(format!("no source named `{}`", request.source))
+        })?;
+        let webhook = WebhookRequest {
+            source: request.source.clone(),
+            method: "POST".to_owned(),
+            path: format!("/webhooks/{}", request.source),
+            query: request.query,
+            headers: request.headers,
+            body: request.body,
+            received_at: Some(timestamp(SystemTime::now())),
+            skip_verification: request.skip_verification,
+            ..WebhookRequest::default()
+        };
+        let outcome = match ingest::normalize(&source, &webhook) {
+            Ok(normalized) => Outcome::Normalized(normalized),
+            Err(IngestError::Unauthenticated(reason)) => Outcome::Rejection(Rejection {
+                kind: RejectionKind::Unauthenticated as i32,
+                reason,
+            }),
+            Err(IngestError::Malformed(reason)) => Outcome::Rejection(Rejection {
+                kind: RejectionKind::Malformed as i32,
+                reason,
+            }),
+            Err(error) => return Err(ErrorCode::Internal.status(error.to_string())),
+        };
+        Ok(Response::new(NormalizeResponse {
+            result: Some(AdapterResult {
+                outcome: Some(outcome),
+            }),
+        }))
+    }
+
+    async fn list_adapters(
+        &self,
+        _request: Request<ListAdaptersRequest>,
+    ) -> Result<Response<ListAdaptersResponse>, Status> {
+        let sources = &self.app.sources;
+        let adapters = sources
+            .plugins()
+            .iter()
+            .map(|plugin| LoadedAdapter {
+                info: Some(plugin.info().clone()),
+                abi_version: plugin.abi_version(),
+                file: plugin.file().display().to_string(),
+                sha256: plugin.sha256().to_owned(),
+                loaded_at: Some(timestamp(plugin.loaded_at())),
+                panics: plugin.panics(),
+            })
+            .collect();
+        let load_failures = sources.load_failures();
+        let configured = sources
+            .all()
+            .iter()
+            .map(|source| ConfiguredSource {
+                name: source.name.clone(),
+                adapter: source.adapter.plugin().info().name.clone(),
+            })
+            .collect();
+        Ok(Response::new(ListAdaptersResponse {
+            adapters,
+            sources: configured,
+            load_failures,
+        }))
+    }
+
+    async fn reload_adapters(
+        &self,
+        _request: Request<ReloadAdaptersRequest>,
+    ) -> Result<Response<ReloadAdaptersResponse>, Status> {
+        let sources = Arc::clone(&self.app.sources);
+        // Loading runs library initialisers and hashes files: keep it off the async workers.
+        let report = tokio::task::spawn_blocking(move || sources.reload())
+            .await
+            .map_err(|e| Status::internal(format!("reload failed: {e}")))?;
+        Ok(Response::new(ReloadAdaptersResponse {
+            loaded: report.loaded,
+            failed: report.failed,
+            swapped: report.swapped,
+        }))
+    }
+}

@@ -1,0 +1,32 @@
+//! The state every front end shares: the sources (adapters) and the event log.
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use tokio::sync::watch;
+use tributary_event_log::EventLog;
+use tributary_model::well_known::Timestamp;
+
+use crate::sources::Sources;
+
+/// Shared by the HTTP front end, the gRPC services and the admin operations. Cheap to clone.
+#[derive(Clone)]
+pub struct App {
+    /// The loaded adapters and the sources built on them; swapped by hot reload.
+    pub sources: Arc<Sources>,
+    /// Where events become durable, and where delivery reads them.
+    pub log: Arc<dyn EventLog>,
+    /// Becomes `true` when the service is shutting down (live streams end).
+    pub shutdown: watch::Receiver<bool>,
+}
+
+/// `time` as a protobuf timestamp (the epoch for a clock set before 1970).
+pub fn timestamp(time: SystemTime) -> Timestamp {
+    let since = time
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default();
+    Timestamp {
+        seconds: i64::try_from(since.as_secs()).unwrap_or(i64::MAX),
+        nanos: i32::try_from(since.subsec_nanos()).unwrap_or(0),
+    }
+}

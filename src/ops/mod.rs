@@ -1,0 +1,41 @@
+//! Operating the service: Prometheus metrics, OpenTelemetry traces, and the health endpoints.
+
+pub mod metrics;
+pub mod telemetry;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+
+use crate::app::App;
+use crate::error::ErrorCode;
+
+/// `/healthz` (the process runs), `/readyz` (the log can write) and `/metrics`.
+pub fn router(app: App) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(ready))
+        .route("/metrics", get(metrics_text))
+        .with_state(app)
+}
+
+async fn ready(State(app): State<App>) -> Response {
+    match app.log.health() {
+        Ok(()) => (StatusCode::OK, "ready").into_response(),
+        Err(reason) => {
+            ErrorCode::StorageUnavailable.problem(&format!("event log cannot write: {reason}"))
+        }
+    }
+}
+
+async fn metrics_text(State(app): State<App>) -> Response {
+    let text = metrics::metrics().render(&app).await;
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, metrics::CONTENT_TYPE)],
+        text,
+    )
+        .into_response()
+}

@@ -1,0 +1,284 @@
+//! The deliver stage: `EventStream.Subscribe` (catch-up from the log, then live tail, filtered)
+//! and `Ack` for durable consumers. Delivery reads only from the log.
+
+use std::pin::Pin;
+use std::sync::Arc;
+
+use futures_util::Stream;
+use tokio::sync::{mpsc, watch};
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status};
+use tributary_event_log::EventLog;
+use tributary_model::v1::{
+    AckRequest, AckResponse, Event, Filter, SubscribeRequest, subscribe_request::Start,
+};
+
+use opentelemetry::trace::{Link, SpanContext, SpanKind, TraceContextExt};
+use opentelemetry::{Context, KeyValue};
+
+use crate::app::App;
+use crate::error::{ErrorCode, log_status};
+use crate::ops::metrics::metrics;
+use crate::ops::telemetry::{self, Stage};
+use crate::proto::event_stream_server::EventStream;
+
+/// Events buffered per subscription between the log reader and the client. With the read
+/// batch below, this bounds a subscription's memory whatever the client does.
+pub const SUBSCRIPTION_BUFFER: usize = 256;
+/// Events read from the log per round trip.
+const READ_BATCH: usize = 256;
+
+/// The `EventStream` gRPC service.
+#[derive(Clone)]
+pub struct StreamService {
+    app: App,
+}
+
+impl StreamService {
+    /// Delivers from `app`'s log; live streams end when `app.shutdown` fires.
+    pub fn new(app: App) -> Self {
+        Self { app }
+    }
+}
+
+fn matches(filter: &Filter, event: &Event) -> bool {
+    let source_ok = filter.sources.is_empty() || filter.sources.contains(&event.source);
+    let type_ok = filter.types.is_empty()
+        || filter.types.iter().any(|t| match t.strip_suffix('*') {
+            Some(prefix) => event.r#type.starts_with(prefix),
+            None => *t == event.r#type,
+        });
+    source_ok && type_ok
+}
+
+fn removed(requested: u64, first: u64) -> Status {
+    ErrorCode::OutOfRange.status(format!(
+        "sequence {requested} was removed by retention; the earliest available is {first}"
+    ))
+}
+
+/// Counts a subscription in `tributary_subscriptions_active` while alive.
+struct ActiveSubscription;
+
+impl ActiveSubscription {
+    fn new() -> Self {
+        metrics().subscriptions_active.inc();
+        Self
+    }
+}
+
+impl Drop for ActiveSubscription {
+    fn drop(&mut self) {
+        metrics().subscriptions_active.dec();
+    }
+}
+
+/// The deliver span of one event on one subscription: a gRPC server span (the
+/// `EventStream/Subscribe` call's), child of the event's ingest context and linked to it, and
+/// linked to the subscriber's own trace context when its `Subscribe` call carried one.
+fn deliver_span(event: &Event, consumer: &str, subscriber: &SpanContext) -> Option<Stage> {
+    if !telemetry::enabled() {
+        return None;
+    }
+    let ingest = telemetry::span_context_of(&event.traceparent, &event.tracestate);
+    let parent = if ingest.is_valid() {
+        Context::new().with_remote_span_context(ingest.clone())
+    } else {
+        Context::new()
+    };
+    Some(Stage::start_linked(
+        "tributary.v1.EventStream/Subscribe",
+        SpanKind::Server,
+        &parent,
+        || {
+            let mut attributes = vec![
+                KeyValue::new("rpc.system", "grpc"),
+                KeyValue::new("rpc.service", "tributary.v1.EventStream"),
+                KeyValue::new("rpc.method", "Subscribe"),
+                KeyValue::new("tributary.source", event.source.clone()),
+                KeyValue::new("tributary.event.type", event.r#type.clone()),
+                KeyValue::new("tributary.event.sequence", event.sequence as i64),
+            ];
+            if !consumer.is_empty() {
+                attributes.push(KeyValue::new("tributary.consumer", consumer.to_owned()));
+            }
+            attributes
+        },
+        || {
+            let mut links = Vec::new();
+            if ingest.is_valid() {
+                links.push(Link::new(
+                    ingest.clone(),
+                    vec![KeyValue::new("tributary.link", "ingest")],
+                    0,
+                ));
+            }
+            if subscriber.is_valid() {
+                links.push(Link::new(
+                    subscriber.clone(),
+                    vec![KeyValue::new("tributary.link", "subscriber")],
+                    0,
+                ));
+            }
+            links
+        },
+    ))
+}
+
+type EventStreamResult = Pin<Box<dyn Stream<Item = Result<Event, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl EventStream for StreamService {
+    type SubscribeStream = EventStreamResult;
+
+    async fn subscribe(
+        &self,
+        request: Request<SubscribeRequest>,
+    ) -> Result<Response<Self::SubscribeStream>, Status> {
+        let subscriber = subscriber_context(&request);
+        let request = request.into_inner();
+        let log = Arc::clone(&self.app.log);
+        let position = start_position(log.as_ref(), &request).await?;
+        let (tx, rx) = mpsc::channel(SUBSCRIPTION_BUFFER);
+        let subscription = Subscription {
+            log,
+            filter: request.filter.unwrap_or_default(),
+            consumer: request.consumer,
+            subscriber,
+            position,
+        };
+        tokio::spawn(subscription.run(tx, self.app.shutdown.clone()));
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+
+    async fn ack(&self, request: Request<AckRequest>) -> Result<Response<AckResponse>, Status> {
+        let request = request.into_inner();
+        let consumer = self
+            .app
+            .log
+            .ack(&request.consumer, request.sequence)
+            .await
+            .map_err(log_status)?;
+        Ok(Response::new(AckResponse {
+            acked_sequence: consumer.acked_sequence,
+        }))
+    }
+}
+
+/// The subscriber's own trace context, when its `Subscribe` call carried one.
+fn subscriber_context(request: &Request<SubscribeRequest>) -> SpanContext {
+    if !telemetry::enabled() {
+        return SpanContext::empty_context();
+    }
+    let metadata = request.metadata();
+    let value = |key: &str| {
+        metadata
+            .get(key)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+    };
+    telemetry::span_context_of(value("traceparent"), value("tracestate"))
+}
+
+/// The sequence after which a subscription starts: its requested start, or a durable
+/// consumer's last ack (a new consumer is created at the requested start). Refuses a start
+/// that retention already removed.
+async fn start_position(log: &dyn EventLog, request: &SubscribeRequest) -> Result<u64, Status> {
+    let mut position = match request.start {
+        None | Some(Start::FromEarliest(_)) => 0,
+        Some(Start::FromLatest(_)) => *log.last_sequence().borrow(),
+        Some(Start::AfterSequence(sequence)) => sequence,
+        Some(Start::FromTime(time)) => log.sequence_before_time(time).await.map_err(log_status)?,
+    };
+    if !request.consumer.is_empty() {
+        let consumer = log
+            .open_consumer(&request.consumer, position)
+            .await
+            .map_err(log_status)?;
+        position = consumer.acked_sequence;
+    }
+    let first = log.first_sequence().await.map_err(log_status)?;
+    if position > 0 && position + 1 < first {
+        return Err(removed(position + 1, first));
+    }
+    Ok(position)
+}
+
+/// One subscription's reader: reads batches after its position from the log, and when caught
+/// up waits on the log's `last_sequence` watch.
+struct Subscription {
+    log: Arc<dyn EventLog>,
+    filter: Filter,
+    consumer: String,
+    subscriber: SpanContext,
+    position: u64,
+}
+
+impl Subscription {
+    async fn run(
+        mut self,
+        tx: mpsc::Sender<Result<Event, Status>>,
+        mut shutdown: watch::Receiver<bool>,
+    ) {
+        let _active = ActiveSubscription::new();
+        let mut last = self.log.last_sequence();
+        loop {
+            let batch = match self.log.read_after(self.position, READ_BATCH).await {
+                Ok(batch) => batch,
+                Err(error) => {
+                    let _ = tx.send(Err(log_status(error))).await;
+                    return;
+                }
+            };
+            let position = self.position;
+            let Some(first) = batch.first() else {
+                tokio::select! {
+                    changed = async { last.wait_for(|newest| *newest > position).await.is_ok() } => {
+                        if !changed { return; }
+                    }
+                    _ = async { shutdown.wait_for(|stop| *stop).await.is_ok() } => {
+                        let _ = tx.send(Err(Status::unavailable("server shutting down; reconnect after your last sequence"))).await;
+                        return;
+                    }
+                    _ = tx.closed() => return,
+                }
+                continue;
+            };
+            if first.sequence > position + 1 && position > 0 {
+                // Retention removed events this subscriber had not read yet.
+                let _ = tx.send(Err(removed(position + 1, first.sequence))).await;
+                return;
+            }
+            if !self.deliver(batch, &tx).await {
+                return;
+            }
+        }
+    }
+
+    /// Sends the events of `batch` that match the filter; false when the client went away.
+    async fn deliver(
+        &mut self,
+        batch: Vec<Event>,
+        tx: &mpsc::Sender<Result<Event, Status>>,
+    ) -> bool {
+        for event in batch {
+            self.position = event.sequence;
+            if !matches(&self.filter, &event) {
+                continue;
+            }
+            let span = deliver_span(&event, &self.consumer, &self.subscriber);
+            let sent = tx.send(Ok(event)).await;
+            if let Some(span) = span {
+                if sent.is_err() {
+                    span.fail("subscriber went away");
+                }
+                span.end();
+            }
+            if sent.is_err() {
+                return false;
+            }
+            metrics().events_delivered.inc();
+        }
+        true
+    }
+}
