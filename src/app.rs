@@ -1,12 +1,13 @@
 //! The state every front end shares: the sources (adapters) and the event log.
 
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
-use tokio::sync::watch;
+use tokio::sync::{Semaphore, watch};
 use tributary_event_log::EventLog;
 use tributary_model::well_known::Timestamp;
 
+use crate::ingest::rate_limit::SourceRateLimit;
 use crate::sources::Sources;
 
 /// Shared by the HTTP front end, the gRPC services and the admin operations. Cheap to clone.
@@ -18,6 +19,20 @@ pub struct App {
     pub log: Arc<dyn EventLog>,
     /// Becomes `true` when the service is shutting down (live streams end).
     pub shutdown: watch::Receiver<bool>,
+    /// Limits on what clients control.
+    pub limits: Arc<Limits>,
+}
+
+/// Limits shared by the front ends (`[http]` and `[grpc]` settings).
+pub struct Limits {
+    /// Webhooks per second per source.
+    pub rate: SourceRateLimit,
+    /// Budget of one adapter call.
+    pub adapter_timeout: Duration,
+    /// Permits for open `Subscribe` streams.
+    pub subscriptions: Arc<Semaphore>,
+    /// Durable consumers that may exist.
+    pub max_consumers: usize,
 }
 
 /// `time` as a protobuf timestamp (the epoch for a clock set before 1970).

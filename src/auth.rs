@@ -1,43 +1,382 @@
-//! Who may call the gRPC services: bearer tokens, compared in constant time.
+//! Who may call the gRPC services, and what each caller may do.
+//!
+//! Each consuming team gets a [`Credential`]: a bearer token (stored in the config as is, or
+//! as `sha256:<hex>` of the token, or read from a file or environment variable) with scopes:
+//! the consumer names (prefixes) it may use, the sources and event types it may read, and
+//! whether it may administer. The interceptor authenticates every call (constant-time
+//! comparison of SHA-256 digests) and puts the caller's [`Principal`] in the request's
+//! extensions; each RPC then checks the scope it needs.
+//!
+//! With no credentials configured every caller is an anonymous administrator: that is only
+//! allowed when the gRPC listener is on loopback, or with the explicit `insecure` switch (see
+//! [`crate::server`]).
 
+use std::path::PathBuf;
 use std::sync::Arc;
 
+use anyhow::{Context, bail};
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use tonic::{Request, Status};
+use tributary_model::v1::Filter;
 
-/// Checks `authorization: Bearer <token>` against the configured tokens in constant time.
-#[derive(Clone)]
-pub struct ConsumerAuth {
-    tokens: Arc<Vec<String>>,
+use crate::error::ErrorCode;
+
+/// `[[grpc.credentials]]`: one consuming team's token and scopes.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CredentialConfig {
+    /// Who holds it, for logs and errors (not a secret).
+    pub name: String,
+    /// The token, or `sha256:<64 hex digits>` of it. Exactly one of `token`, `token_file`,
+    /// `token_env` is given.
+    pub token: Option<String>,
+    /// A file holding the token (or its `sha256:` form); surrounding whitespace is ignored.
+    pub token_file: Option<PathBuf>,
+    /// An environment variable holding the token (or its `sha256:` form).
+    pub token_env: Option<String>,
+    /// Durable consumer names it may use and acknowledge: exact names, or prefixes ending in
+    /// `*` (`"billing-*"`). Empty: no durable consumers.
+    #[serde(default)]
+    pub consumers: Vec<String>,
+    /// Sources it may read. Empty: every source.
+    #[serde(default)]
+    pub sources: Vec<String>,
+    /// Event types it may read: exact, or domain prefixes ending in `*` (`"consent.*"`).
+    /// Empty: every type.
+    #[serde(default)]
+    pub types: Vec<String>,
+    /// May call `Admin` and `Adapters` (dead letters with bodies, consumers of any team,
+    /// reload).
+    #[serde(default)]
+    pub admin: bool,
 }
 
-impl ConsumerAuth {
-    /// Accepts any of `tokens`; with none, every call is let through.
-    pub fn new(tokens: Vec<String>) -> Self {
-        Self {
-            tokens: Arc::new(tokens),
+/// An authenticated caller and its scopes.
+#[derive(Debug, Clone)]
+pub struct Principal {
+    /// The credential's name; empty for the anonymous administrator.
+    pub name: String,
+    consumers: Vec<String>,
+    sources: Vec<String>,
+    types: Vec<String>,
+    admin: bool,
+}
+
+impl Principal {
+    /// The caller when no credentials are configured (loopback or explicitly insecure).
+    fn anonymous_admin() -> Self {
+        Principal {
+            name: String::new(),
+            consumers: vec!["*".to_owned()],
+            sources: Vec::new(),
+            types: Vec::new(),
+            admin: true,
         }
+    }
+
+    /// The principal of `request`, as the interceptor left it.
+    pub fn of<T>(request: &Request<T>) -> Result<Arc<Principal>, Status> {
+        request
+            .extensions()
+            .get::<Arc<Principal>>()
+            .cloned()
+            .ok_or_else(|| ErrorCode::Unauthenticated.status("missing or invalid bearer token"))
+    }
+
+    /// Refuses unless this caller may administer.
+    pub fn require_admin(&self) -> Result<(), Status> {
+        if self.admin {
+            Ok(())
+        } else {
+            Err(ErrorCode::PermissionDenied
+                .status(format!("credential `{}` has no admin scope", self.name)))
+        }
+    }
+
+    /// Refuses unless this caller may use the durable consumer `name`.
+    pub fn require_consumer(&self, name: &str) -> Result<(), Status> {
+        if self.consumers.iter().any(|scope| covers(scope, name)) {
+            Ok(())
+        } else {
+            Err(ErrorCode::PermissionDenied.status(format!(
+                "credential `{}` may not use consumer `{name}`",
+                self.name
+            )))
+        }
+    }
+
+    /// Refuses a read filter that would deliver anything outside this caller's scopes. An
+    /// empty filter means "everything", so a scoped caller must name what it reads.
+    pub fn require_readable(&self, filter: &Filter) -> Result<(), Status> {
+        if !self.sources.is_empty() {
+            if filter.sources.is_empty() {
+                return Err(self.denied("sources", &self.sources));
+            }
+            if let Some(source) = filter.sources.iter().find(|s| !self.sources.contains(s)) {
+                return Err(ErrorCode::PermissionDenied.status(format!(
+                    "credential `{}` may not read source `{source}`",
+                    self.name
+                )));
+            }
+        }
+        if !self.types.is_empty() {
+            if filter.types.is_empty() {
+                return Err(self.denied("types", &self.types));
+            }
+            if let Some(wanted) = filter
+                .types
+                .iter()
+                .find(|wanted| !self.types.iter().any(|scope| covers(scope, wanted)))
+            {
+                return Err(ErrorCode::PermissionDenied.status(format!(
+                    "credential `{}` may not read type `{wanted}`",
+                    self.name
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    fn denied(&self, what: &str, allowed: &[String]) -> Status {
+        ErrorCode::PermissionDenied.status(format!(
+            "credential `{}` may read only these {what}: {}; name them in the filter",
+            self.name,
+            allowed.join(", ")
+        ))
     }
 }
 
-impl tonic::service::Interceptor for ConsumerAuth {
-    fn call(&mut self, request: Request<()>) -> Result<Request<()>, Status> {
-        if self.tokens.is_empty() {
-            return Ok(request);
+/// Whether `scope` (exact, or a prefix ending in `*`) covers `wanted` (itself exact or a
+/// prefix pattern: `statement.*` covers `statement.created` and `statement.*`).
+fn covers(scope: &str, wanted: &str) -> bool {
+    match scope.strip_suffix('*') {
+        Some(prefix) => wanted.starts_with(prefix),
+        None => scope == wanted,
+    }
+}
+
+/// A configured credential, ready to check tokens against.
+#[derive(Debug)]
+struct Credential {
+    digest: [u8; 32],
+    principal: Arc<Principal>,
+}
+
+/// Authenticates gRPC calls: `authorization: Bearer <token>`.
+#[derive(Clone, Debug)]
+pub struct Authenticator {
+    credentials: Arc<Vec<Credential>>,
+    anonymous: Arc<Principal>,
+}
+
+impl Authenticator {
+    /// Resolves every credential's token (file, environment, hashed or plain). Refuses empty
+    /// tokens, malformed digests, and two credentials with the same token or name.
+    pub fn new(configs: &[CredentialConfig]) -> anyhow::Result<Self> {
+        let mut credentials: Vec<Credential> = Vec::with_capacity(configs.len());
+        for config in configs {
+            let digest = token_digest(config)
+                .with_context(|| format!("grpc.credentials `{}`", config.name))?;
+            if config.name.trim().is_empty() {
+                bail!("grpc.credentials: every credential needs a name");
+            }
+            if credentials
+                .iter()
+                .any(|c| c.principal.name == config.name || c.digest == digest)
+            {
+                bail!(
+                    "grpc.credentials `{}`: the name or the token is used twice",
+                    config.name
+                );
+            }
+            credentials.push(Credential {
+                digest,
+                principal: Arc::new(Principal {
+                    name: config.name.clone(),
+                    consumers: config.consumers.clone(),
+                    sources: config.sources.clone(),
+                    types: config.types.clone(),
+                    admin: config.admin,
+                }),
+            });
         }
+        Ok(Self {
+            credentials: Arc::new(credentials),
+            anonymous: Arc::new(Principal::anonymous_admin()),
+        })
+    }
+
+    /// Whether any credential is configured (otherwise every caller is an administrator).
+    pub fn is_enforcing(&self) -> bool {
+        !self.credentials.is_empty()
+    }
+
+    fn authenticate(&self, presented: Option<&str>) -> Option<Arc<Principal>> {
+        if self.credentials.is_empty() {
+            return Some(Arc::clone(&self.anonymous));
+        }
+        let digest: [u8; 32] = Sha256::digest(presented?.as_bytes()).into();
+        // Every credential is compared, so the time taken does not say which one matched.
+        let mut found = None;
+        for credential in self.credentials.iter() {
+            if bool::from(credential.digest.ct_eq(&digest)) {
+                found = Some(Arc::clone(&credential.principal));
+            }
+        }
+        found
+    }
+}
+
+impl tonic::service::Interceptor for Authenticator {
+    fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
         let presented = request
             .metadata()
             .get("authorization")
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .unwrap_or_default();
-        let valid = self.tokens.iter().fold(false, |ok, token| {
-            ok | bool::from(token.as_bytes().ct_eq(presented.as_bytes()))
-        });
-        if valid {
-            Ok(request)
-        } else {
-            Err(Status::unauthenticated("missing or invalid bearer token"))
+            .and_then(|v| v.strip_prefix("Bearer "));
+        let principal = self
+            .authenticate(presented)
+            .ok_or_else(|| ErrorCode::Unauthenticated.status("missing or invalid bearer token"))?;
+        request.extensions_mut().insert(principal);
+        Ok(request)
+    }
+}
+
+/// An interceptor that authenticates, then requires the admin scope: for whole services that
+/// only operators may call.
+#[derive(Clone, Debug)]
+pub struct AdminOnly(pub Authenticator);
+
+impl tonic::service::Interceptor for AdminOnly {
+    fn call(&mut self, request: Request<()>) -> Result<Request<()>, Status> {
+        let request = self.0.call(request)?;
+        Principal::of(&request)?.require_admin()?;
+        Ok(request)
+    }
+}
+
+/// The SHA-256 of a credential's token, from wherever the config says it is.
+fn token_digest(config: &CredentialConfig) -> anyhow::Result<[u8; 32]> {
+    let value = match (&config.token, &config.token_file, &config.token_env) {
+        (Some(token), None, None) => token.clone(),
+        (None, Some(path), None) => std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read token_file {}", path.display()))?,
+        (None, None, Some(variable)) => std::env::var(variable)
+            .with_context(|| format!("environment variable {variable} is not set"))?,
+        _ => bail!("give exactly one of token, token_file, token_env"),
+    };
+    let value = value.trim();
+    if value.is_empty() {
+        bail!("the token is empty");
+    }
+    if let Some(hex_digest) = value.strip_prefix("sha256:") {
+        let bytes = hex::decode(hex_digest)
+            .ok()
+            .and_then(|bytes| <[u8; 32]>::try_from(bytes).ok())
+            .context("sha256: must be followed by 64 hex digits")?;
+        return Ok(bytes);
+    }
+    if value.len() < 16 {
+        bail!("the token is shorter than 16 characters");
+    }
+    Ok(Sha256::digest(value.as_bytes()).into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn credential(name: &str, token: &str) -> CredentialConfig {
+        CredentialConfig {
+            name: name.to_owned(),
+            token: Some(token.to_owned()),
+            token_file: None,
+            token_env: None,
+            consumers: vec!["billing-*".to_owned(), "audit".to_owned()],
+            sources: vec!["arcadia".to_owned()],
+            types: vec!["statement.*".to_owned(), "meter.created".to_owned()],
+            admin: false,
         }
+    }
+
+    #[test]
+    fn tokens_plain_or_hashed_authenticate_their_own_principal() {
+        let hashed = format!(
+            "sha256:{}",
+            hex::encode(Sha256::digest(b"second-team-token-xyz"))
+        );
+        let auth = Authenticator::new(&[
+            credential("billing", "billing-team-token-1"),
+            credential("second", &hashed),
+        ])
+        .expect("valid");
+        let found = |token| auth.authenticate(Some(token)).map(|p| p.name.clone());
+        assert_eq!(found("billing-team-token-1").as_deref(), Some("billing"));
+        assert_eq!(found("second-team-token-xyz").as_deref(), Some("second"));
+        assert_eq!(found(hashed.as_str()), None, "the digest is not the token");
+        assert_eq!(found("billing-team-token-2"), None);
+        assert!(auth.authenticate(None).is_none());
+    }
+
+    #[test]
+    fn empty_short_or_ambiguous_tokens_are_refused() {
+        for bad in ["", "   ", "short", "sha256:abcd"] {
+            let error = Authenticator::new(&[credential("team", bad)]).expect_err(bad);
+            assert!(format!("{error:#}").contains("grpc.credentials `team`"));
+        }
+        let both = CredentialConfig {
+            token_env: Some("X".into()),
+            ..credential("team", "a-long-enough-token")
+        };
+        assert!(Authenticator::new(&[both]).is_err());
+        let twice = [
+            credential("a", "a-long-enough-token"),
+            credential("b", "a-long-enough-token"),
+        ];
+        assert!(Authenticator::new(&twice).is_err());
+    }
+
+    #[test]
+    fn scopes_cover_consumers_sources_and_types() {
+        let auth = Authenticator::new(&[credential("billing", "billing-team-token-1")]).unwrap();
+        let principal = auth.authenticate(Some("billing-team-token-1")).unwrap();
+        assert!(principal.require_consumer("billing-invoices").is_ok());
+        assert!(principal.require_consumer("audit").is_ok());
+        assert!(principal.require_consumer("audit-2").is_err());
+        assert!(principal.require_consumer("lending").is_err());
+        assert!(principal.require_admin().is_err());
+
+        let filter = |sources: &[&str], types: &[&str]| Filter {
+            sources: sources.iter().map(|s| s.to_string()).collect(),
+            types: types.iter().map(|s| s.to_string()).collect(),
+        };
+        let ok = |f: Filter| principal.require_readable(&f).is_ok();
+        assert!(ok(filter(&["arcadia"], &["statement.*"])));
+        assert!(ok(filter(
+            &["arcadia"],
+            &["statement.created", "meter.created"]
+        )));
+        assert!(!ok(filter(&[], &["statement.*"])), "all sources");
+        assert!(!ok(filter(&["arcadia"], &[])), "all types");
+        assert!(!ok(filter(&["klavi"], &["statement.*"])));
+        assert!(!ok(filter(&["arcadia"], &["meter.*"])));
+        assert!(!ok(filter(&["arcadia"], &["*"])));
+        let code = principal
+            .require_readable(&filter(&["klavi"], &["statement.*"]))
+            .unwrap_err()
+            .code();
+        assert_eq!(code, tonic::Code::PermissionDenied);
+    }
+
+    #[test]
+    fn without_credentials_everyone_is_an_administrator() {
+        let auth = Authenticator::new(&[]).unwrap();
+        assert!(!auth.is_enforcing());
+        let principal = auth.authenticate(None).unwrap();
+        assert!(principal.require_admin().is_ok());
+        assert!(principal.require_consumer("anything").is_ok());
+        assert!(principal.require_readable(&Filter::default()).is_ok());
     }
 }

@@ -13,6 +13,9 @@ use serde::Deserialize;
 pub struct Config {
     /// How long in-flight requests may take to finish after SIGTERM/SIGINT.
     pub shutdown_timeout_seconds: u64,
+    /// Allows listening on a non-loopback address without gRPC credentials. For a trusted
+    /// private network only; a loud warning is logged.
+    pub insecure: bool,
     pub http: HttpConfig,
     pub grpc: GrpcConfig,
     pub log: LogConfig,
@@ -31,6 +34,20 @@ pub struct HttpConfig {
     pub listen: SocketAddr,
     /// Largest accepted webhook body, bytes. Larger bodies get 413.
     pub body_limit: usize,
+    /// A connection must send its request headers within this time, or is closed.
+    pub header_timeout_seconds: u64,
+    /// A whole request (body read, verify, normalize, append) must finish within this time;
+    /// slower ones get 408 (body not read in time) or 503, and nothing is stored.
+    pub request_timeout_seconds: u64,
+    /// Connections served at once; more wait to be accepted.
+    pub max_connections: usize,
+    /// Largest request head (request line and headers), bytes; larger ones get 431.
+    pub max_header_bytes: usize,
+    /// Webhooks per second accepted per source (a token bucket); over it, 429 with
+    /// `Retry-After` (providers retry). 0 switches the limit off.
+    pub rate_limit_per_second: u32,
+    /// Burst above the rate a source may send at once.
+    pub rate_limit_burst: u32,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -38,9 +55,21 @@ pub struct HttpConfig {
 pub struct GrpcConfig {
     /// Address the gRPC services listen on.
     pub listen: SocketAddr,
-    /// Bearer tokens accepted from consumers (`authorization: Bearer <token>`). Empty: no
-    /// authentication (bind to a private address).
-    pub tokens: Vec<String>,
+    /// Consuming teams' credentials and scopes (see `src/auth.rs`). Empty: every caller is an
+    /// administrator, allowed only on a loopback address (or with `insecure`).
+    pub credentials: Vec<crate::auth::CredentialConfig>,
+    /// Serve gRPC server reflection (v1), so generic tools can list the services.
+    pub reflection: bool,
+    /// HTTP/2 streams at once per connection.
+    pub max_concurrent_streams: u32,
+    /// `Subscribe` streams open at once, across clients; more get RESOURCE_EXHAUSTED.
+    pub max_subscriptions: usize,
+    /// Durable consumers that may exist; creating one more gets RESOURCE_EXHAUSTED (delete
+    /// unused ones with `tributary consumers delete`).
+    pub max_consumers: usize,
+    /// Budget of one adapter call (verify or normalize); a call over it answers 503 and the
+    /// provider retries.
+    pub adapter_timeout_ms: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -179,6 +208,7 @@ impl Default for Config {
     fn default() -> Self {
         Self {
             shutdown_timeout_seconds: 10,
+            insecure: false,
             http: HttpConfig::default(),
             grpc: GrpcConfig::default(),
             log: LogConfig::default(),
@@ -248,6 +278,12 @@ impl Default for HttpConfig {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             body_limit: 1024 * 1024,
+            header_timeout_seconds: 10,
+            request_timeout_seconds: 30,
+            max_connections: 1024,
+            max_header_bytes: 64 * 1024,
+            rate_limit_per_second: 1000,
+            rate_limit_burst: 2000,
         }
     }
 }
@@ -256,7 +292,12 @@ impl Default for GrpcConfig {
     fn default() -> Self {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 50051)),
-            tokens: Vec::new(),
+            credentials: Vec::new(),
+            reflection: true,
+            max_concurrent_streams: 256,
+            max_subscriptions: 1024,
+            max_consumers: 256,
+            adapter_timeout_ms: 5000,
         }
     }
 }
@@ -291,6 +332,9 @@ pub struct Overrides {
     /// Largest accepted webhook body, bytes.
     #[arg(long, env = "TRIBUTARY_BODY_LIMIT")]
     pub body_limit: Option<usize>,
+    /// Allow a non-loopback listener without gRPC credentials (trusted networks only).
+    #[arg(long, env = "TRIBUTARY_INSECURE")]
+    pub insecure: bool,
 }
 
 impl Config {
@@ -320,6 +364,7 @@ impl Config {
         if let Some(limit) = overrides.body_limit {
             config.http.body_limit = limit;
         }
+        config.insecure |= overrides.insecure;
         Ok(config)
     }
 

@@ -21,6 +21,16 @@ pub enum ErrorCode {
     Unauthenticated,
     /// Not the provider's envelope, or not JSON.
     Malformed,
+    /// The caller's credential does not allow this.
+    PermissionDenied,
+    /// Too many requests from this source; retry after the `Retry-After` interval.
+    RateLimited,
+    /// A configured limit (subscriptions, durable consumers, connections) is reached.
+    ResourceExhausted,
+    /// The adapter took longer than its time budget; retrying later may succeed.
+    AdapterTimeout,
+    /// The request (reading its body included) took longer than the configured timeout.
+    RequestTimeout,
     /// A request argument is invalid.
     InvalidArgument,
     /// The named consumer, dead letter or other resource does not exist.
@@ -37,13 +47,18 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, for documentation and tests.
-    pub const ALL: [ErrorCode; 12] = [
+    pub const ALL: [ErrorCode; 17] = [
         ErrorCode::UnknownSource,
         ErrorCode::UnsupportedMediaType,
         ErrorCode::PayloadTooLarge,
         ErrorCode::BadBody,
         ErrorCode::Unauthenticated,
         ErrorCode::Malformed,
+        ErrorCode::PermissionDenied,
+        ErrorCode::RateLimited,
+        ErrorCode::ResourceExhausted,
+        ErrorCode::AdapterTimeout,
+        ErrorCode::RequestTimeout,
         ErrorCode::InvalidArgument,
         ErrorCode::NotFound,
         ErrorCode::OutOfRange,
@@ -64,7 +79,12 @@ impl ErrorCode {
             | ErrorCode::OutOfRange => StatusCode::BAD_REQUEST,
             ErrorCode::Unauthenticated => StatusCode::UNAUTHORIZED,
             ErrorCode::AdapterFailed | ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
-            ErrorCode::StorageUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ErrorCode::StorageUnavailable | ErrorCode::AdapterTimeout => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            ErrorCode::PermissionDenied => StatusCode::FORBIDDEN,
+            ErrorCode::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
+            ErrorCode::RateLimited | ErrorCode::ResourceExhausted => StatusCode::TOO_MANY_REQUESTS,
         }
     }
 
@@ -80,7 +100,10 @@ impl ErrorCode {
             ErrorCode::Unauthenticated => tonic::Code::Unauthenticated,
             ErrorCode::OutOfRange => tonic::Code::OutOfRange,
             ErrorCode::AdapterFailed | ErrorCode::Internal => tonic::Code::Internal,
-            ErrorCode::StorageUnavailable => tonic::Code::Unavailable,
+            ErrorCode::StorageUnavailable | ErrorCode::AdapterTimeout => tonic::Code::Unavailable,
+            ErrorCode::PermissionDenied => tonic::Code::PermissionDenied,
+            ErrorCode::RequestTimeout => tonic::Code::DeadlineExceeded,
+            ErrorCode::RateLimited | ErrorCode::ResourceExhausted => tonic::Code::ResourceExhausted,
         }
     }
 
@@ -93,6 +116,11 @@ impl ErrorCode {
             ErrorCode::BadBody => "bad_body",
             ErrorCode::Unauthenticated => "unauthenticated",
             ErrorCode::Malformed => "malformed",
+            ErrorCode::PermissionDenied => "permission_denied",
+            ErrorCode::RateLimited => "rate_limited",
+            ErrorCode::ResourceExhausted => "resource_exhausted",
+            ErrorCode::AdapterTimeout => "adapter_timeout",
+            ErrorCode::RequestTimeout => "request_timeout",
             ErrorCode::InvalidArgument => "invalid_argument",
             ErrorCode::NotFound => "not_found",
             ErrorCode::OutOfRange => "out_of_range",
@@ -111,6 +139,11 @@ impl ErrorCode {
             ErrorCode::BadBody => "unreadable body",
             ErrorCode::Unauthenticated => "verification failed",
             ErrorCode::Malformed => "malformed payload",
+            ErrorCode::PermissionDenied => "permission denied",
+            ErrorCode::RateLimited => "rate limited",
+            ErrorCode::ResourceExhausted => "limit reached",
+            ErrorCode::AdapterTimeout => "adapter timed out",
+            ErrorCode::RequestTimeout => "request timed out",
             ErrorCode::InvalidArgument => "invalid argument",
             ErrorCode::NotFound => "not found",
             ErrorCode::OutOfRange => "out of range",
@@ -193,6 +226,8 @@ mod tests {
             if matches!(
                 code,
                 ErrorCode::InvalidArgument
+                    | ErrorCode::PermissionDenied
+                    | ErrorCode::ResourceExhausted
                     | ErrorCode::NotFound
                     | ErrorCode::OutOfRange
                     | ErrorCode::Internal

@@ -49,18 +49,19 @@ impl Adapters for AdaptersService {
             skip_verification: request.skip_verification,
             ..WebhookRequest::default()
         };
-        let outcome = match ingest::normalize(&source, &webhook) {
-            Ok(normalized) => Outcome::Normalized(normalized),
-            Err(IngestError::Unauthenticated(reason)) => Outcome::Rejection(Rejection {
-                kind: RejectionKind::Unauthenticated as i32,
-                reason,
-            }),
-            Err(IngestError::Malformed(reason)) => Outcome::Rejection(Rejection {
-                kind: RejectionKind::Malformed as i32,
-                reason,
-            }),
-            Err(error) => return Err(ErrorCode::Internal.status(error.to_string())),
-        };
+        let outcome =
+            match ingest::normalize(&source, &webhook, self.app.limits.adapter_timeout).await {
+                Ok(normalized) => Outcome::Normalized(normalized),
+                Err(IngestError::Unauthenticated(reason)) => Outcome::Rejection(Rejection {
+                    kind: RejectionKind::Unauthenticated as i32,
+                    reason,
+                }),
+                Err(IngestError::Malformed(reason)) => Outcome::Rejection(Rejection {
+                    kind: RejectionKind::Malformed as i32,
+                    reason,
+                }),
+                Err(error) => return Err(ErrorCode::Internal.status(error.to_string())),
+            };
         Ok(Response::new(NormalizeResponse {
             result: Some(AdapterResult {
                 outcome: Some(outcome),

@@ -16,7 +16,7 @@ use tributary_model::v1::{
 use crate::app::App;
 use crate::error::{ErrorCode, ServiceError, log_status};
 use crate::proto::admin_server::Admin;
-use redact::redact_json;
+use redact::Redactor;
 
 /// Dead letters returned per page at most.
 const MAX_PAGE: usize = 1000;
@@ -95,7 +95,7 @@ impl Admin for AdminService {
             })
             .await?;
         for letter in &mut dead_letters {
-            present(letter, request.include_raw);
+            self.present(letter, request.include_raw);
         }
         dead_letters.truncate(limit);
         Ok(Response::new(ListDeadLettersResponse { dead_letters }))
@@ -166,11 +166,22 @@ impl AdminService {
     }
 }
 
-/// A dead letter as shown to an operator: raw body only on request, and redacted.
-fn present(letter: &mut DeadLetter, include_raw: bool) {
-    letter.raw = if include_raw {
-        redact_json(&letter.raw)
-    } else {
-        Vec::new()
-    };
+impl AdminService {
+    /// A dead letter as shown to an operator: raw body only on request, redacted with what its
+    /// adapter declares as personal data.
+    fn present(&self, letter: &mut DeadLetter, include_raw: bool) {
+        letter.raw = if include_raw {
+            let fields = self
+                .app
+                .sources
+                .plugins()
+                .iter()
+                .find(|plugin| plugin.info().name == letter.adapter)
+                .map(|plugin| plugin.info().personal_data_fields.clone())
+                .unwrap_or_default();
+            Redactor::new(&fields).redact_json(&letter.raw)
+        } else {
+            Vec::new()
+        };
+    }
 }

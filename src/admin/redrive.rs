@@ -41,7 +41,7 @@ pub async fn redrive(app: &App, letter: DeadLetter) -> Result<Redriven, IngestEr
                 skip_verification: true,
                 ..WebhookRequest::default()
             };
-            match normalize(&source, &request) {
+            match normalize(&source, &request, app.limits.adapter_timeout).await {
                 Ok(normalized) => {
                     let failure = match normalized.unmapped.first() {
                         Some(item) => Some(item.reason.clone()),

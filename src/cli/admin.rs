@@ -21,7 +21,7 @@ pub struct Connection {
         default_value = "http://127.0.0.1:50051"
     )]
     pub server: String,
-    /// Bearer token, when the server has `grpc.tokens`.
+    /// Bearer token of a credential with the admin scope (`[[grpc.credentials]]`).
     #[arg(long, env = "TRIBUTARY_TOKEN")]
     pub token: Option<String>,
 }

@@ -32,7 +32,7 @@ pub struct TryArgs {
     /// Skip signature / token verification (for a payload without its signature).
     #[arg(long)]
     pub skip_verification: bool,
-    /// Bearer token for the server's gRPC API (grpc.tokens).
+    /// Bearer token of a credential with the admin scope (`[[grpc.credentials]]`).
     #[arg(long, env = "TRIBUTARY_TOKEN")]
     pub token: Option<String>,
 }

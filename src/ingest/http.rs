@@ -139,6 +139,17 @@ async fn handle(
     };
     m.webhooks_received.get_or_create(&labels).inc();
     let reject = |reason: ErrorCode| m.reject(&labels.source, &labels.adapter, reason);
+    if let Err(wait) = app.limits.rate.check(source) {
+        reject(ErrorCode::RateLimited);
+        let mut response =
+            ErrorCode::RateLimited.problem("too many webhooks for this source; retry later");
+        let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+        response.headers_mut().insert(
+            header::RETRY_AFTER,
+            header::HeaderValue::from(seconds.max(1)),
+        );
+        return response;
+    }
     if !is_json(headers) {
         reject(ErrorCode::UnsupportedMediaType);
         return ErrorCode::UnsupportedMediaType
@@ -205,7 +216,7 @@ fn error_response(source: &str, error: &IngestError) -> Response {
             tracing::warn!(%source, %reason, "webhook rejected: malformed");
         }
         IngestError::UnknownSource(_) => {}
-        IngestError::Adapter(_) | IngestError::EmptyResult => {
+        IngestError::Adapter(_) | IngestError::EmptyResult | IngestError::AdapterTimeout => {
             tracing::error!(%source, %error, "adapter failed");
         }
         IngestError::Log(error) => tracing::error!(%source, %error, "webhook not stored"),

@@ -3,8 +3,10 @@
 //! returns `Ok`: by then the events are durable.
 
 pub mod http;
+pub mod rate_limit;
 
-use std::time::Instant;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use opentelemetry::trace::SpanKind;
 use opentelemetry::{Context, KeyValue};
@@ -37,6 +39,8 @@ pub enum IngestError {
     Adapter(#[from] HandleError),
     #[error("adapter returned no outcome")]
     EmptyResult,
+    #[error("the adapter took longer than its time budget")]
+    AdapterTimeout,
     #[error(transparent)]
     Log(#[from] LogError),
 }
@@ -68,7 +72,8 @@ pub async fn ingest(
         .sources
         .get(&request.source)
         .ok_or_else(|| IngestError::UnknownSource(request.source.clone()))?;
-    let mut normalized = verify_and_normalize(&source, &request, parent)?;
+    let mut normalized =
+        verify_and_normalize(&source, &request, parent, app.limits.adapter_timeout).await?;
     let ignored = normalized.ignored.len();
     let count = normalized.events.len();
     for (index, event) in normalized.events.iter_mut().enumerate() {
@@ -150,12 +155,13 @@ pub async fn ingest(
 const STAGE_KEY: u8 = 9 << 3;
 
 /// Calls the adapter twice on one encoding of the request, verify then normalize, each in its
-/// own span and histogram. A request that skips verification (dry runs, redrives) is
-/// normalized in one call.
-fn verify_and_normalize(
-    source: &Source,
+/// own span and histogram, each within the adapter time budget. A request that skips
+/// verification (dry runs, redrives) is normalized in one call.
+async fn verify_and_normalize(
+    source: &Arc<Source>,
     request: &WebhookRequest,
     parent: &Context,
+    budget: Duration,
 ) -> Result<Normalized, IngestError> {
     let info = source.adapter.plugin().info();
     let adapter_attributes = || {
@@ -172,22 +178,34 @@ fn verify_and_normalize(
         encoded.extend([STAGE_KEY, AdapterStage::Verify as u8]);
         let span = Stage::start("verify", SpanKind::Internal, parent, adapter_attributes);
         let started = Instant::now();
-        let result = source.adapter.handle_encoded(&encoded);
+        let (result, returned) = call_adapter(source, encoded, budget).await;
         Metrics::observe_adapter(&metrics().verify_seconds, &info.name, started.elapsed());
-        let verified = outcome(result);
+        let verified = result.and_then(outcome);
         if let Err(error) = &verified {
             span.fail(failure(error));
         }
         span.end();
         verified?;
+        encoded = returned;
         encoded.pop();
         encoded.push(AdapterStage::Normalize as u8);
     }
     let span = Stage::start("normalize", SpanKind::Internal, parent, adapter_attributes);
     let started = Instant::now();
-    let result = source.adapter.handle_encoded(&encoded);
+    let (result, _) = call_adapter(source, encoded, budget).await;
     Metrics::observe_adapter(&metrics().normalize_seconds, &info.name, started.elapsed());
-    let normalized = outcome(result);
+    let normalized = result.and_then(outcome).or_else(|error| match error {
+        // A result the host cannot decode (e.g. nested past protobuf's recursion limit) would
+        // fail the same way on every retry: keep the authentic webhook as a dead letter.
+        IngestError::Adapter(HandleError::Undecodable { .. }) => Ok(Normalized {
+            unmapped: vec![UnmappedItem {
+                reason: format!("{error}"),
+                ..UnmappedItem::default()
+            }],
+            ..Normalized::default()
+        }),
+        error => Err(error),
+    });
     match &normalized {
         Ok(normalized) => span.record(|| {
             vec![
@@ -202,6 +220,27 @@ fn verify_and_normalize(
     normalized
 }
 
+/// Runs one adapter call on the blocking pool, within `budget`, and gives the request bytes
+/// back for the next call. A call over budget answers [`IngestError::AdapterTimeout`]; its
+/// thread stays busy until the adapter returns (native code cannot be interrupted), but the
+/// request and the async workers are free.
+async fn call_adapter(
+    source: &Arc<Source>,
+    encoded: Vec<u8>,
+    budget: Duration,
+) -> (Result<AdapterResult, IngestError>, Vec<u8>) {
+    let source = Arc::clone(source);
+    let call = tokio::task::spawn_blocking(move || {
+        let result = source.adapter.handle_encoded(&encoded);
+        (result, encoded)
+    });
+    match tokio::time::timeout(budget, call).await {
+        Ok(Ok((result, encoded))) => (result.map_err(IngestError::Adapter), encoded),
+        Ok(Err(_)) => (Err(IngestError::EmptyResult), Vec::new()),
+        Err(_) => (Err(IngestError::AdapterTimeout), Vec::new()),
+    }
+}
+
 impl ServiceError for IngestError {
     fn error_code(&self) -> ErrorCode {
         match self {
@@ -209,6 +248,7 @@ impl ServiceError for IngestError {
             IngestError::Unauthenticated(_) => ErrorCode::Unauthenticated,
             IngestError::Malformed(_) => ErrorCode::Malformed,
             IngestError::Adapter(_) | IngestError::EmptyResult => ErrorCode::AdapterFailed,
+            IngestError::AdapterTimeout => ErrorCode::AdapterTimeout,
             IngestError::Log(error) => error.error_code(),
         }
     }
@@ -223,6 +263,7 @@ impl ServiceError for IngestError {
             IngestError::Adapter(_) | IngestError::EmptyResult => {
                 "the adapter failed; retry later".to_owned()
             }
+            IngestError::AdapterTimeout => "the adapter timed out; retry later".to_owned(),
             IngestError::Log(error) => match error.error_code() {
                 ErrorCode::StorageUnavailable => "storage unavailable; retry later".to_owned(),
                 _ => error.to_string(),
@@ -242,8 +283,8 @@ fn failure(error: &IngestError) -> &'static str {
 }
 
 /// The adapter's answer as a result.
-fn outcome(result: Result<AdapterResult, HandleError>) -> Result<Normalized, IngestError> {
-    match result? {
+fn outcome(result: AdapterResult) -> Result<Normalized, IngestError> {
+    match result {
         AdapterResult {
             outcome: Some(Outcome::Normalized(normalized)),
         } => Ok(normalized),
@@ -258,9 +299,15 @@ fn outcome(result: Result<AdapterResult, HandleError>) -> Result<Normalized, Ing
     }
 }
 
-/// Runs the adapter and completes the envelopes. Stores nothing (the dry run uses it as is).
-pub fn normalize(source: &Source, request: &WebhookRequest) -> Result<Normalized, IngestError> {
-    let mut normalized = outcome(source.adapter.handle(request))?;
+/// Runs the adapter (within `budget`) and completes the envelopes. Stores nothing (the dry run
+/// and redrive use it).
+pub async fn normalize(
+    source: &Arc<Source>,
+    request: &WebhookRequest,
+    budget: Duration,
+) -> Result<Normalized, IngestError> {
+    let (result, _) = call_adapter(source, request.encode_to_vec(), budget).await;
+    let mut normalized = outcome(result?)?;
     let count = normalized.events.len();
     for (index, event) in normalized.events.iter_mut().enumerate() {
         complete_event(source, request, event, index, count);

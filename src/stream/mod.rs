@@ -17,6 +17,7 @@ use opentelemetry::trace::{Link, SpanContext, SpanKind, TraceContextExt};
 use opentelemetry::{Context, KeyValue};
 
 use crate::app::App;
+use crate::auth::Principal;
 use crate::error::{ErrorCode, log_status};
 use crate::ops::metrics::metrics;
 use crate::ops::telemetry::{self, Stage};
@@ -136,8 +137,22 @@ impl EventStream for StreamService {
         request: Request<SubscribeRequest>,
     ) -> Result<Response<Self::SubscribeStream>, Status> {
         let subscriber = subscriber_context(&request);
+        let principal = Principal::of(&request)?;
         let request = request.into_inner();
+        principal.require_readable(&request.filter.clone().unwrap_or_default())?;
+        if !request.consumer.is_empty() {
+            principal.require_consumer(&request.consumer)?;
+        }
+        let permit = Arc::clone(&self.app.limits.subscriptions)
+            .try_acquire_owned()
+            .map_err(|_| {
+                ErrorCode::ResourceExhausted
+                    .status("too many open subscriptions (grpc.max_subscriptions); retry later")
+            })?;
         let log = Arc::clone(&self.app.log);
+        if !request.consumer.is_empty() {
+            self.limit_consumers(&request.consumer).await?;
+        }
         let position = start_position(log.as_ref(), &request).await?;
         let (tx, rx) = mpsc::channel(SUBSCRIPTION_BUFFER);
         let subscription = Subscription {
@@ -147,12 +162,18 @@ impl EventStream for StreamService {
             subscriber,
             position,
         };
-        tokio::spawn(subscription.run(tx, self.app.shutdown.clone()));
+        let shutdown = self.app.shutdown.clone();
+        tokio::spawn(async move {
+            subscription.run(tx, shutdown).await;
+            drop(permit);
+        });
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
 
     async fn ack(&self, request: Request<AckRequest>) -> Result<Response<AckResponse>, Status> {
+        let principal = Principal::of(&request)?;
         let request = request.into_inner();
+        principal.require_consumer(&request.consumer)?;
         let consumer = self
             .app
             .log
@@ -162,6 +183,23 @@ impl EventStream for StreamService {
         Ok(Response::new(AckResponse {
             acked_sequence: consumer.acked_sequence,
         }))
+    }
+}
+
+impl StreamService {
+    /// Refuses to create durable consumer `name` when `grpc.max_consumers` exist already (each
+    /// pins retention); an existing one may always resume.
+    async fn limit_consumers(&self, name: &str) -> Result<(), Status> {
+        let consumers = self.app.log.consumers().await.map_err(log_status)?;
+        let exists = consumers.iter().any(|consumer| consumer.name == name);
+        if !exists && consumers.len() >= self.app.limits.max_consumers {
+            return Err(ErrorCode::ResourceExhausted.status(format!(
+                "{} durable consumers exist (grpc.max_consumers); delete unused ones with \
+                 `tributary consumers delete`",
+                consumers.len()
+            )));
+        }
+        Ok(())
     }
 }
 

@@ -1,11 +1,13 @@
 //! Wires the parts together and runs the HTTP and gRPC servers until a shutdown signal.
 
+mod http;
+
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::sync::{Semaphore, watch};
 use tokio_stream::wrappers::TcpListenerStream;
 use tributary_event_log::EventLog;
 use tributary_event_log::embedded::{EmbeddedConfig, EmbeddedLog, Retention};
@@ -13,8 +15,10 @@ use tributary_event_log::embedded::{EmbeddedConfig, EmbeddedLog, Retention};
 use crate::admin::AdminService;
 use crate::admin::adapters::AdaptersService;
 use crate::app::App;
-use crate::auth::ConsumerAuth;
+use crate::app::Limits;
+use crate::auth::{AdminOnly, Authenticator};
 use crate::config::Config;
+use crate::ingest::rate_limit::SourceRateLimit;
 use crate::proto::adapters_server::AdaptersServer;
 use crate::proto::admin_server::AdminServer;
 use crate::proto::event_stream_server::EventStreamServer;
@@ -23,6 +27,9 @@ use crate::stream::StreamService;
 
 /// Runs the service with `config` until SIGINT or SIGTERM.
 pub async fn serve(config: Config) -> anyhow::Result<()> {
+    let auth = Authenticator::new(&config.grpc.credentials)?;
+    refuse_open_exposure(&config, &auth)?;
+    private_dir(&config.log.data_dir)?;
     let key = installation_key(&config.log.data_dir)?;
     let sources = Arc::new(Sources::load(&config, &key)?);
     // Hot reload: plugin directory watching (debounced) and SIGHUP.
@@ -67,35 +74,49 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         sources,
         log,
         shutdown: shutdown_rx.clone(),
+        limits: Arc::new(Limits {
+            rate: SourceRateLimit::new(
+                config.http.rate_limit_per_second,
+                config.http.rate_limit_burst,
+            ),
+            adapter_timeout: Duration::from_millis(config.grpc.adapter_timeout_ms.max(1)),
+            subscriptions: Arc::new(Semaphore::new(config.grpc.max_subscriptions)),
+            max_consumers: config.grpc.max_consumers,
+        }),
     };
 
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
     health_reporter
         .set_serving::<EventStreamServer<StreamService>>()
         .await;
-    let reflection = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(tributary_model::FILE_DESCRIPTOR_SET)
-        .build_v1()
-        .context("cannot build gRPC reflection")?;
-    let auth = ConsumerAuth::new(config.grpc.tokens.clone());
-    if config.grpc.tokens.is_empty() {
-        tracing::warn!("grpc.tokens is empty: gRPC consumers are not authenticated");
-    }
+    let reflection = if config.grpc.reflection {
+        Some(
+            tonic_reflection::server::Builder::configure()
+                .register_encoded_file_descriptor_set(tributary_model::FILE_DESCRIPTOR_SET)
+                .build_v1()
+                .context("cannot build gRPC reflection")?,
+        )
+    } else {
+        None
+    };
 
     let grpc = tonic::transport::Server::builder()
+        .max_concurrent_streams(config.grpc.max_concurrent_streams)
+        .http2_keepalive_interval(Some(Duration::from_secs(30)))
+        .http2_keepalive_timeout(Some(Duration::from_secs(10)))
         .add_service(health_service)
-        .add_service(reflection)
+        .add_optional_service(reflection)
         .add_service(EventStreamServer::with_interceptor(
             StreamService::new(app.clone()),
             auth.clone(),
         ))
         .add_service(AdaptersServer::with_interceptor(
             AdaptersService::new(app.clone()),
-            auth.clone(),
+            AdminOnly(auth.clone()),
         ))
         .add_service(AdminServer::with_interceptor(
             AdminService::new(app.clone()),
-            auth,
+            AdminOnly(auth),
         ))
         .serve_with_incoming_shutdown(
             TcpListenerStream::new(grpc_listener),
@@ -103,8 +124,12 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         );
     let router = crate::ingest::http::router(app.clone(), config.http.body_limit)
         .merge(crate::ops::router(app));
-    let http =
-        axum::serve(http_listener, router).with_graceful_shutdown(wait_for(shutdown_rx.clone()));
+    let http = http::serve(
+        http_listener,
+        router,
+        http::Limits::from(&config.http),
+        shutdown_rx.clone(),
+    );
 
     tracing::info!(http = %http_addr, grpc = %grpc_addr, "tributary listening");
     // One machine-readable line on stdout, for scripts and tests that bind port 0.
@@ -119,7 +144,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     };
     tokio::select! {
         result = async { tokio::try_join!(
-            async { http.await.context("http server failed") },
+            async { http.await; anyhow::Ok(()) },
             async { grpc.await.context("grpc server failed") },
         ) } => { result?; }
         () = signals => tracing::warn!("shutdown grace period over; exiting"),
@@ -147,4 +172,51 @@ async fn shutdown_signal() {
         () = ctrl_c => {}
         () = term => {}
     }
+}
+
+/// Refuses to listen beyond loopback with no gRPC credentials (anyone who can connect would be
+/// an administrator), unless `insecure` says the network is trusted.
+fn refuse_open_exposure(config: &Config, auth: &Authenticator) -> anyhow::Result<()> {
+    let exposed = [config.http.listen, config.grpc.listen]
+        .into_iter()
+        .any(|address| !address.ip().is_loopback());
+    if !exposed {
+        if !auth.is_enforcing() {
+            tracing::info!("no grpc.credentials: gRPC callers on loopback are administrators");
+        }
+        return Ok(());
+    }
+    if config.insecure {
+        tracing::warn!(
+            "INSECURE: listening beyond loopback with insecure = true; webhooks and events \
+             cross the network in clear{}",
+            if auth.is_enforcing() {
+                ""
+            } else {
+                ", and every gRPC caller is an administrator"
+            }
+        );
+        return Ok(());
+    }
+    if !auth.is_enforcing() {
+        anyhow::bail!(
+            "refusing to listen on a non-loopback address without grpc.credentials: every \
+             gRPC caller would be an administrator. Configure [[grpc.credentials]], or set \
+             insecure = true (--insecure) on a trusted network"
+        );
+    }
+    Ok(())
+}
+
+/// Creates the data directory readable by its owner only (it holds the installation key, raw
+/// personal data in dead letters, and the log), and tightens an existing one.
+fn private_dir(dir: &std::path::Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .with_context(|| format!("cannot create {}", dir.display()))?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+        .with_context(|| format!("cannot restrict {} to its owner", dir.display()))
 }

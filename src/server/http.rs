@@ -1,0 +1,103 @@
+//! The HTTP listener with limits on everything a client controls: connections at once, the
+//! time to send request headers, the size of the request head, and (in [`deadline`]) the time
+//! of a whole request. A client that trickles its headers is disconnected after
+//! `header_timeout`; one that trickles its body is answered 408 after `request_timeout`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::Request;
+use axum::middleware::Next;
+use axum::response::Response;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
+use tokio::net::TcpListener;
+use tokio::sync::{Semaphore, watch};
+
+use crate::config::HttpConfig;
+use crate::error::ErrorCode;
+
+/// Limits of the HTTP listener, from `[http]`.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Time for a connection to send a request's headers.
+    pub header_timeout: Duration,
+    /// Time for a whole request, body included.
+    pub request_timeout: Duration,
+    /// Connections served at once.
+    pub max_connections: usize,
+    /// Largest request head, bytes (hyper's read buffer; at least 8 KiB).
+    pub max_header_bytes: usize,
+}
+
+impl From<&HttpConfig> for Limits {
+    fn from(config: &HttpConfig) -> Self {
+        Limits {
+            header_timeout: Duration::from_secs(config.header_timeout_seconds.max(1)),
+            request_timeout: Duration::from_secs(config.request_timeout_seconds.max(1)),
+            max_connections: config.max_connections.max(1),
+            max_header_bytes: config.max_header_bytes.max(8 * 1024),
+        }
+    }
+}
+
+/// Answers 408 when the request (reading its body included) takes longer than `limit`. What
+/// was already appended stays stored: a provider's retry is then a duplicate, never a loss.
+pub async fn deadline(limit: Duration, request: Request, next: Next) -> Response {
+    match tokio::time::timeout(limit, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => ErrorCode::RequestTimeout.problem("the request took too long; retry later"),
+    }
+}
+
+/// Serves `router` on `listener` until `shutdown` fires, then lets open requests finish.
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    limits: Limits,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let router = router.layer(axum::middleware::from_fn(move |request, next| {
+        deadline(limits.request_timeout, request, next)
+    }));
+    let connections = Arc::new(Semaphore::new(limits.max_connections));
+    let graceful = GracefulShutdown::new();
+    let mut http1 = hyper::server::conn::http1::Builder::new();
+    http1
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_timeout)
+        .max_buf_size(limits.max_header_bytes);
+    loop {
+        // Accept only while under the connection cap: the rest wait in the kernel's backlog.
+        let permit = tokio::select! {
+            permit = Arc::clone(&connections).acquire_owned() => match permit {
+                Ok(permit) => permit,
+                Err(_) => break,
+            },
+            _ = shutdown.wait_for(|stop| *stop) => break,
+        };
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(error) => {
+                    // Out of file descriptors and the like: back off instead of spinning.
+                    tracing::warn!(%error, "cannot accept an HTTP connection");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = shutdown.wait_for(|stop| *stop) => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let service = TowerToHyperService::new(router.clone());
+        let connection = graceful.watch(http1.serve_connection(TokioIo::new(stream), service));
+        tokio::spawn(async move {
+            // Errors here are the client's (reset, header timeout, malformed request).
+            let _ = connection.await;
+            drop(permit);
+        });
+    }
+    graceful.shutdown().await;
+}
