@@ -48,6 +48,8 @@ pub struct HttpConfig {
     pub rate_limit_per_second: u32,
     /// Burst above the rate a source may send at once.
     pub rate_limit_burst: u32,
+    /// Serve HTTPS from these PEM files (re-read on SIGHUP).
+    pub tls: Option<crate::server::tls::TlsConfig>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -70,6 +72,9 @@ pub struct GrpcConfig {
     /// Budget of one adapter call (verify or normalize); a call over it answers 503 and the
     /// provider retries.
     pub adapter_timeout_ms: u64,
+    /// Serve gRPC over TLS from these PEM files (re-read on SIGHUP); with `client_ca_file`,
+    /// clients must present a certificate (mTLS).
+    pub tls: Option<crate::server::tls::TlsConfig>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -284,6 +289,7 @@ impl Default for HttpConfig {
             max_header_bytes: 64 * 1024,
             rate_limit_per_second: 1000,
             rate_limit_burst: 2000,
+            tls: None,
         }
     }
 }
@@ -298,6 +304,7 @@ impl Default for GrpcConfig {
             max_subscriptions: 1024,
             max_consumers: 256,
             adapter_timeout_ms: 5000,
+            tls: None,
         }
     }
 }

@@ -18,6 +18,7 @@ use tokio::sync::{Semaphore, watch};
 
 use crate::config::HttpConfig;
 use crate::error::ErrorCode;
+use crate::server::tls::Tls;
 
 /// Limits of the HTTP listener, from `[http]`.
 #[derive(Debug, Clone, Copy)]
@@ -52,11 +53,13 @@ pub async fn deadline(limit: Duration, request: Request, next: Next) -> Response
     }
 }
 
-/// Serves `router` on `listener` until `shutdown` fires, then lets open requests finish.
+/// Serves `router` on `listener` (over TLS when `tls` is given) until `shutdown` fires, then
+/// lets open requests finish.
 pub async fn serve(
     listener: TcpListener,
     router: Router,
     limits: Limits,
+    tls: Option<Arc<Tls>>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let router = router.layer(axum::middleware::from_fn(move |request, next| {
@@ -92,10 +95,29 @@ pub async fn serve(
         };
         let _ = stream.set_nodelay(true);
         let service = TowerToHyperService::new(router.clone());
-        let connection = graceful.watch(http1.serve_connection(TokioIo::new(stream), service));
+        let http1 = http1.clone();
+        let watcher = graceful.watcher();
+        let acceptor = tls.as_ref().map(|tls| tls.acceptor());
         tokio::spawn(async move {
-            // Errors here are the client's (reset, header timeout, malformed request).
-            let _ = connection.await;
+            // Errors here are the client's (reset, header or handshake timeout, bad request).
+            match acceptor {
+                None => {
+                    let _ = watcher
+                        .watch(http1.serve_connection(TokioIo::new(stream), service))
+                        .await;
+                }
+                Some(acceptor) => {
+                    // The handshake counts against the header timeout: a client that stalls
+                    // it is dropped like one that stalls its headers.
+                    let handshake =
+                        tokio::time::timeout(limits.header_timeout, acceptor.accept(stream));
+                    if let Ok(Ok(stream)) = handshake.await {
+                        let _ = watcher
+                            .watch(http1.serve_connection(TokioIo::new(stream), service))
+                            .await;
+                    }
+                }
+            }
             drop(permit);
         });
     }

@@ -1,6 +1,7 @@
 //! Wires the parts together and runs the HTTP and gRPC servers until a shutdown signal.
 
 mod http;
+pub mod tls;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -8,7 +9,7 @@ use std::time::Duration;
 use anyhow::Context;
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
-use tokio_stream::wrappers::TcpListenerStream;
+use tokio_stream::wrappers::{ReceiverStream, TcpListenerStream};
 use tributary_event_log::EventLog;
 use tributary_event_log::embedded::{EmbeddedConfig, EmbeddedLog, Retention};
 
@@ -24,11 +25,32 @@ use crate::proto::admin_server::AdminServer;
 use crate::proto::event_stream_server::EventStreamServer;
 use crate::sources::{Sources, installation_key};
 use crate::stream::StreamService;
+use tls::Tls;
 
 /// Runs the service with `config` until SIGINT or SIGTERM.
 pub async fn serve(config: Config) -> anyhow::Result<()> {
     let auth = Authenticator::new(&config.grpc.credentials)?;
     refuse_open_exposure(&config, &auth)?;
+    let http_tls = config
+        .http
+        .tls
+        .as_ref()
+        .map(|tls| Tls::new(tls, &[b"http/1.1"]))
+        .transpose()
+        .context("http.tls")?;
+    let grpc_tls = config
+        .grpc
+        .tls
+        .as_ref()
+        .map(|tls| Tls::new(tls, &[b"h2"]))
+        .transpose()
+        .context("grpc.tls")?;
+    tls::reload_on_sighup(
+        [("http", &http_tls), ("grpc", &grpc_tls)]
+            .into_iter()
+            .filter_map(|(name, tls)| Some((name, Arc::clone(tls.as_ref()?))))
+            .collect(),
+    );
     private_dir(&config.log.data_dir)?;
     let key = installation_key(&config.log.data_dir)?;
     let sources = Arc::new(Sources::load(&config, &key)?);
@@ -117,17 +139,26 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         .add_service(AdminServer::with_interceptor(
             AdminService::new(app.clone()),
             AdminOnly(auth),
-        ))
-        .serve_with_incoming_shutdown(
-            TcpListenerStream::new(grpc_listener),
-            wait_for(shutdown_rx.clone()),
-        );
+        ));
+    let grpc_shutdown = wait_for(shutdown_rx.clone());
+    let grpc: std::pin::Pin<Box<dyn Future<Output = Result<(), tonic::transport::Error>> + Send>> =
+        match &grpc_tls {
+            Some(tls) => Box::pin(grpc.serve_with_incoming_shutdown(
+                tls_incoming(grpc_listener, Arc::clone(tls), Duration::from_secs(10)),
+                grpc_shutdown,
+            )),
+            None => Box::pin(grpc.serve_with_incoming_shutdown(
+                TcpListenerStream::new(grpc_listener),
+                grpc_shutdown,
+            )),
+        };
     let router = crate::ingest::http::router(app.clone(), config.http.body_limit)
         .merge(crate::ops::router(app));
     let http = http::serve(
         http_listener,
         router,
         http::Limits::from(&config.http),
+        http_tls.clone(),
         shutdown_rx.clone(),
     );
 
@@ -174,38 +205,79 @@ async fn shutdown_signal() {
     }
 }
 
-/// Refuses to listen beyond loopback with no gRPC credentials (anyone who can connect would be
-/// an administrator), unless `insecure` says the network is trusted.
+/// Refuses to listen beyond loopback in clear (tokens and personal data would cross the
+/// network unencrypted) or, for gRPC, without credentials (anyone who can connect would be an
+/// administrator), unless `insecure` says the network is trusted (e.g. TLS ends at a proxy).
 fn refuse_open_exposure(config: &Config, auth: &Authenticator) -> anyhow::Result<()> {
-    let exposed = [config.http.listen, config.grpc.listen]
-        .into_iter()
-        .any(|address| !address.ip().is_loopback());
-    if !exposed {
+    let mut problems = Vec::new();
+    if !config.http.listen.ip().is_loopback() && config.http.tls.is_none() {
+        problems.push(format!(
+            "http.listen {} has no http.tls",
+            config.http.listen
+        ));
+    }
+    if !config.grpc.listen.ip().is_loopback() {
+        if config.grpc.tls.is_none() {
+            problems.push(format!(
+                "grpc.listen {} has no grpc.tls",
+                config.grpc.listen
+            ));
+        }
+        if !auth.is_enforcing() {
+            problems.push(format!(
+                "grpc.listen {} has no grpc.credentials (every caller would be an administrator)",
+                config.grpc.listen
+            ));
+        }
+    }
+    if problems.is_empty() {
         if !auth.is_enforcing() {
             tracing::info!("no grpc.credentials: gRPC callers on loopback are administrators");
         }
         return Ok(());
     }
+    let problems = problems.join("; ");
     if config.insecure {
-        tracing::warn!(
-            "INSECURE: listening beyond loopback with insecure = true; webhooks and events \
-             cross the network in clear{}",
-            if auth.is_enforcing() {
-                ""
-            } else {
-                ", and every gRPC caller is an administrator"
-            }
-        );
+        tracing::warn!("INSECURE (insecure = true): {problems}");
         return Ok(());
     }
-    if !auth.is_enforcing() {
-        anyhow::bail!(
-            "refusing to listen on a non-loopback address without grpc.credentials: every \
-             gRPC caller would be an administrator. Configure [[grpc.credentials]], or set \
-             insecure = true (--insecure) on a trusted network"
-        );
-    }
-    Ok(())
+    anyhow::bail!(
+        "refusing to start: {problems}. Configure TLS and [[grpc.credentials]], or set \
+         insecure = true (--insecure) on a trusted network"
+    )
+}
+
+/// TLS connections accepted on `listener`, handshakes run concurrently (a client that stalls
+/// its handshake is dropped after `handshake_timeout` and holds up no one else).
+fn tls_incoming(
+    listener: TcpListener,
+    tls: Arc<Tls>,
+    handshake_timeout: Duration,
+) -> ReceiverStream<std::io::Result<tokio_rustls::server::TlsStream<tokio::net::TcpStream>>> {
+    let (tx, rx) = tokio::sync::mpsc::channel(64);
+    tokio::spawn(async move {
+        while !tx.is_closed() {
+            let stream = match listener.accept().await {
+                Ok((stream, _)) => stream,
+                Err(error) => {
+                    tracing::warn!(%error, "cannot accept a gRPC connection");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            };
+            let _ = stream.set_nodelay(true);
+            let acceptor = tls.acceptor();
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                if let Ok(Ok(stream)) =
+                    tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await
+                {
+                    let _ = tx.send(Ok(stream)).await;
+                }
+            });
+        }
+    });
+    ReceiverStream::new(rx)
 }
 
 /// Creates the data directory readable by its owner only (it holds the installation key, raw
