@@ -10,8 +10,8 @@ use prost::Message;
 use sha2::{Digest, Sha256};
 use tributary_model::v1::AdapterInfo;
 use tributary_plugin_abi::{
-    ABI_VERSION, ABI_VERSION_SYMBOL, AbiVersionFn, AdapterVTableV1, ENTRY_SYMBOL, EntryFn,
-    PluginBuffer, STATUS_OK,
+    ABI_VERSION, ABI_VERSION_SYMBOL, AbiVersionFn, AdapterVTableV1, CreateFn, DestroyFn,
+    ENTRY_SYMBOL, EntryFn, FreeBufferFn, HandleFn, InfoFn, PluginBuffer, STATUS_OK,
 };
 
 use crate::instance::take_buffer;
@@ -43,6 +43,11 @@ pub enum LoadError {
         found: u32,
         expected: u32,
     },
+    #[error("{file}: function table has no `{function}` function (null pointer)")]
+    IncompleteTable {
+        file: PathBuf,
+        function: &'static str,
+    },
     #[error("{file}: adapter info failed: {message}")]
     Info { file: PathBuf, message: String },
     #[error("{file}: cannot copy to {copy}: {source}")]
@@ -53,11 +58,58 @@ pub enum LoadError {
     },
 }
 
+/// The fields every ABI version's table starts with; read before anything else.
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct TableHeader {
+    abi_version: u32,
+    size: u32,
+}
+
+/// [`AdapterVTableV1`] as the plugin's memory may actually hold it: function pointers can be
+/// null (a C plugin that leaves one out). Same layout (`Option<fn>` is a nullable pointer).
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct RawTableV1 {
+    abi_version: u32,
+    size: u32,
+    info: Option<InfoFn>,
+    create: Option<CreateFn>,
+    handle: Option<HandleFn>,
+    free_buffer: Option<FreeBufferFn>,
+    destroy: Option<DestroyFn>,
+}
+
+const _: () = assert!(
+    size_of::<RawTableV1>() == size_of::<AdapterVTableV1>()
+        && align_of::<RawTableV1>() == align_of::<AdapterVTableV1>()
+        && size_of::<TableHeader>() == 8
+);
+
+impl RawTableV1 {
+    fn checked(self, file: &Path) -> Result<AdapterVTableV1, LoadError> {
+        let missing = |function| LoadError::IncompleteTable {
+            file: file.to_path_buf(),
+            function,
+        };
+        Ok(AdapterVTableV1 {
+            abi_version: self.abi_version,
+            size: self.size,
+            info: self.info.ok_or_else(|| missing("info"))?,
+            create: self.create.ok_or_else(|| missing("create"))?,
+            handle: self.handle.ok_or_else(|| missing("handle"))?,
+            free_buffer: self.free_buffer.ok_or_else(|| missing("free_buffer"))?,
+            destroy: self.destroy.ok_or_else(|| missing("destroy"))?,
+        })
+    }
+}
+
 /// A loaded, checked plugin library.
 pub struct Plugin {
     // Never dropped: unloading is not sound (see the crate docs).
     _library: ManuallyDrop<Library>,
-    vtable: &'static AdapterVTableV1,
+    /// The plugin's table, copied into host memory once it was checked.
+    vtable: AdapterVTableV1,
     info: AdapterInfo,
     file: PathBuf,
     loaded_from: PathBuf,
@@ -141,30 +193,38 @@ impl Plugin {
         if table.is_null() {
             return Err(LoadError::NotAPlugin { file });
         }
-        // SAFETY: the version and size fields come first in every ABI version's table; they are
-        // read before anything else and the library is never unloaded.
-        let vtable: &'static AdapterVTableV1 = unsafe { &*table };
-        if vtable.abi_version != ABI_VERSION {
+        // SAFETY: every ABI version's table starts with two u32 fields, version then size, so
+        // a plugin exporting the entry symbol points at least at those 8 bytes (in a library
+        // that is never unloaded). Only they are read, by value and without assuming alignment;
+        // no reference to the table is formed before the checks below.
+        let header = unsafe { std::ptr::read_unaligned(table.cast::<TableHeader>()) };
+        if header.abi_version != ABI_VERSION {
             return Err(LoadError::AbiMismatch {
                 file,
-                found: vtable.abi_version,
+                found: header.abi_version,
                 expected: ABI_VERSION,
             });
         }
         let expected = size_of::<AdapterVTableV1>() as u32;
-        if vtable.size < expected {
+        if header.size < expected {
             return Err(LoadError::TableTooSmall {
                 file,
-                found: vtable.size,
+                found: header.size,
                 expected,
             });
         }
+        // SAFETY: the plugin declares ABI v1 and a table of at least `size_of::<AdapterVTableV1>()`
+        // bytes, so the whole v1 table is readable. It is copied by value without assuming
+        // alignment, into a type whose every bit pattern of a v1 table is valid (function
+        // pointers as `Option`); null ones are refused by `checked`.
+        let raw = unsafe { std::ptr::read_unaligned(table.cast::<RawTableV1>()) };
+        let vtable = raw.checked(&file)?;
 
         let mut out = PluginBuffer::EMPTY;
         // SAFETY: ABI v1 contract: `info` writes a buffer this plugin frees.
         let status = unsafe { (vtable.info)(&mut out) };
         // SAFETY: `out` was written by this plugin's `info`.
-        let bytes = unsafe { take_buffer(vtable, out) };
+        let bytes = unsafe { take_buffer(&vtable, out) };
         if status != STATUS_OK {
             return Err(LoadError::Info {
                 file,
@@ -233,8 +293,8 @@ impl Plugin {
         self.vtable.abi_version
     }
 
-    pub(crate) fn vtable(&self) -> &'static AdapterVTableV1 {
-        self.vtable
+    pub(crate) fn vtable(&self) -> &AdapterVTableV1 {
+        &self.vtable
     }
 }
 
