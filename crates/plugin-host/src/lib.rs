@@ -8,10 +8,12 @@
 pub mod fixtures;
 mod instance;
 mod plugin;
+mod trust;
 pub mod watch;
 
 pub use instance::{AdapterInstance, HandleError};
 pub use plugin::{LoadError, Plugin, library_files, load_dir};
+pub use trust::{PathKind, TrustError};
 
 /// The platform's file name for a cdylib crate named `crate_name` ("libfoo.so" on Linux).
 pub fn library_file_name(crate_name: &str) -> String {

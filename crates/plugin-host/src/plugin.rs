@@ -7,7 +7,6 @@ use std::time::SystemTime;
 
 use libloading::Library;
 use prost::Message;
-use sha2::{Digest, Sha256};
 use tributary_model::v1::AdapterInfo;
 use tributary_plugin_abi::{
     ABI_VERSION, ABI_VERSION_SYMBOL, AbiVersionFn, AdapterVTableV1, CreateFn, DestroyFn,
@@ -15,6 +14,7 @@ use tributary_plugin_abi::{
 };
 
 use crate::instance::take_buffer;
+use crate::trust::{self, TrustError};
 
 /// Why a library could not be loaded. Every variant names the file.
 #[derive(Debug, thiserror::Error)]
@@ -48,6 +48,10 @@ pub enum LoadError {
         file: PathBuf,
         function: &'static str,
     },
+    /// The library or its directory could be written by another account.
+    /// `file` is the library (or plugin directory) refused; `reason` names the path at fault.
+    #[error("{file}: refused: {reason}")]
+    Untrusted { file: PathBuf, reason: TrustError },
     #[error("{file}: adapter info failed: {message}")]
     Info { file: PathBuf, message: String },
     #[error("{file}: cannot copy to {copy}: {source}")]
@@ -130,26 +134,21 @@ impl std::fmt::Debug for Plugin {
 impl Plugin {
     /// Loads and checks the library at `file`.
     ///
-    /// Loading runs the library's initialisers: only load from trusted paths.
+    /// Loading runs the library's initialisers, so the file and its directory must be writable
+    /// by their owner only and owned by root or this process's user, else
+    /// [`LoadError::Untrusted`] (see [`TrustError`]).
     pub fn load(file: &Path) -> Result<Arc<Plugin>, LoadError> {
-        let bytes = fs::read(file).map_err(|source| LoadError::Read {
-            file: file.to_path_buf(),
-            source,
-        })?;
-        let sha256 = hex::encode(Sha256::digest(&bytes));
+        let (_, sha256) = trust::read_library(file)?;
         Self::open(file.to_path_buf(), file.to_path_buf(), sha256)
     }
 
     /// Loads a private copy of `file`, written to `copies` under a name unique to its content
     /// (`<stem>-<sha256 prefix>.so`). This is how the server loads: the dynamic loader caches
     /// libraries by path, so a rebuilt library needs a new name to be loaded again, and the
-    /// process never maps a file someone may overwrite in place. Errors name `file`.
+    /// process never maps a file someone may overwrite in place. Errors name `file`, which is
+    /// checked as by [`Plugin::load`].
     pub fn load_copy(file: &Path, copies: &Path) -> Result<Arc<Plugin>, LoadError> {
-        let bytes = fs::read(file).map_err(|source| LoadError::Read {
-            file: file.to_path_buf(),
-            source,
-        })?;
-        let sha256 = hex::encode(Sha256::digest(&bytes));
+        let (bytes, sha256) = trust::read_library(file)?;
         let stem = file
             .file_stem()
             .and_then(|s| s.to_str())
@@ -313,8 +312,18 @@ fn abi_error(library: &Library, file: PathBuf) -> LoadError {
 }
 
 /// The dynamic libraries in `dir`, sorted by file name: what a plugin directory offers.
-pub fn library_files(dir: &Path) -> Result<Vec<PathBuf>, std::io::Error> {
-    let mut files: Vec<PathBuf> = fs::read_dir(dir)?
+///
+/// The directory must be writable by its owner only and owned by root or this process's user,
+/// else [`LoadError::Untrusted`] naming `dir`. Files are listed whatever their own permissions:
+/// [`Plugin::load`] and [`Plugin::load_copy`] refuse an untrusted one with its own error, so
+/// the others still load.
+pub fn library_files(dir: &Path) -> Result<Vec<PathBuf>, LoadError> {
+    trust::check_dir(dir)?;
+    let entries = fs::read_dir(dir).map_err(|source| LoadError::Read {
+        file: dir.to_path_buf(),
+        source,
+    })?;
+    let mut files: Vec<PathBuf> = entries
         .filter_map(|entry| entry.ok().map(|e| e.path()))
         .filter(|path| path.is_file() && crate::is_library_path(path))
         .collect();
@@ -323,8 +332,9 @@ pub fn library_files(dir: &Path) -> Result<Vec<PathBuf>, std::io::Error> {
 }
 
 /// Loads every library in `dir` (sorted by file name). Returns the plugins that loaded and the
-/// errors of those that did not, so one bad file never stops the others.
-pub fn load_dir(dir: &Path) -> Result<(Vec<Arc<Plugin>>, Vec<LoadError>), std::io::Error> {
+/// errors of those that did not, so one bad file never stops the others. Fails only when the
+/// directory cannot be read or is not trusted (see [`library_files`]).
+pub fn load_dir(dir: &Path) -> Result<(Vec<Arc<Plugin>>, Vec<LoadError>), LoadError> {
     let files = library_files(dir)?;
     let mut plugins = Vec::new();
     let mut errors = Vec::new();
