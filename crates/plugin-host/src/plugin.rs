@@ -48,7 +48,7 @@ pub enum LoadError {
         file: PathBuf,
         function: &'static str,
     },
-    /// The library or its directory could be written by another account.
+    /// The library, its directory (or the plugin cache) could be written by another account.
     /// `file` is the library (or plugin directory) refused; `reason` names the path at fault.
     #[error("{file}: refused: {reason}")]
     Untrusted { file: PathBuf, reason: TrustError },
@@ -145,8 +145,11 @@ impl Plugin {
     /// Loads a private copy of `file`, written to `copies` under a name unique to its content
     /// (`<stem>-<sha256 prefix>.so`). This is how the server loads: the dynamic loader caches
     /// libraries by path, so a rebuilt library needs a new name to be loaded again, and the
-    /// process never maps a file someone may overwrite in place. Errors name `file`, which is
-    /// checked as by [`Plugin::load`].
+    /// process never maps a file someone may overwrite in place. Errors name `file`.
+    ///
+    /// `file` is checked as by [`Plugin::load`]. `copies` is created 0700 (an existing one of
+    /// this user is tightened to 0700) and each copy written 0600. An existing copy is reused
+    /// only if its SHA-256 is the one of `file`; otherwise it is written again.
     pub fn load_copy(file: &Path, copies: &Path) -> Result<Arc<Plugin>, LoadError> {
         let (bytes, sha256) = trust::read_library(file)?;
         let stem = file
@@ -158,17 +161,13 @@ impl Plugin {
             &sha256[..16],
             std::env::consts::DLL_EXTENSION
         ));
-        if !copy.exists() {
-            let copy_error = |source| LoadError::Copy {
+        trust::private_dir(copies, file)?;
+        if !trust::reusable_copy(&copy, &sha256) {
+            trust::write_copy(&copy, &bytes).map_err(|source| LoadError::Copy {
                 file: file.to_path_buf(),
                 copy: copy.clone(),
                 source,
-            };
-            fs::create_dir_all(copies).map_err(copy_error)?;
-            // Write under a temporary name, then rename: a copy is never seen half written.
-            let partial = copies.join(format!(".{stem}-{}.partial", std::process::id()));
-            fs::write(&partial, &bytes).map_err(copy_error)?;
-            fs::rename(&partial, &copy).map_err(copy_error)?;
+            })?;
         }
         Self::open(file.to_path_buf(), copy, sha256)
     }
