@@ -16,12 +16,12 @@ pub enum HandleError {
     /// The adapter reported an error instead of a result.
     #[error("adapter `{adapter}` failed: {message}")]
     Failed { adapter: String, message: String },
-    /// The adapter returned bytes that are not an `AdapterResult`.
-    #[error("adapter `{adapter}` returned an undecodable result: {source}")]
-    Undecodable {
-        adapter: String,
-        source: prost::DecodeError,
-    },
+    /// The adapter reported success but its bytes are not a usable `tributary.v1.AdapterResult`
+    /// (they do not decode, or hold neither a normalized result nor a rejection). This is the
+    /// adapter's answer to this request, not a passing fault: retrying the same request gets
+    /// the same bytes, so the service should store it as a dead letter rather than fail it.
+    #[error("adapter `{adapter}` returned an undecodable result: {reason}")]
+    Undecodable { adapter: String, reason: String },
 }
 
 /// Copies a plugin-owned buffer into host memory and hands it back to the plugin to free.
@@ -114,6 +114,9 @@ impl AdapterInstance {
     }
 
     /// Like [`Self::handle`] with an already encoded `WebhookRequest`.
+    ///
+    /// A successful result always has an outcome; one without, or bytes that do not decode,
+    /// are [`HandleError::Undecodable`].
     pub fn handle_encoded(&self, request: &[u8]) -> Result<AdapterResult, HandleError> {
         let vtable = self.plugin.vtable();
         let mut out = PluginBuffer::EMPTY;
@@ -124,12 +127,23 @@ impl AdapterInstance {
         let bytes = unsafe { take_buffer(vtable, out) };
         let adapter = || self.plugin.info().name.clone();
         match status {
-            STATUS_OK => {
-                AdapterResult::decode(bytes.as_slice()).map_err(|source| HandleError::Undecodable {
+            STATUS_OK => match AdapterResult::decode(bytes.as_slice()) {
+                Ok(result) if result.outcome.is_some() => Ok(result),
+                Ok(_) => Err(HandleError::Undecodable {
                     adapter: adapter(),
-                    source,
-                })
-            }
+                    reason: format!(
+                        "{} bytes with neither a normalized result nor a rejection",
+                        bytes.len()
+                    ),
+                }),
+                Err(error) => Err(HandleError::Undecodable {
+                    adapter: adapter(),
+                    reason: format!(
+                        "{} bytes, not a tributary.v1.AdapterResult: {error}",
+                        bytes.len()
+                    ),
+                }),
+            },
             STATUS_PANIC => {
                 self.plugin.count_panic();
                 Err(HandleError::Panicked {
