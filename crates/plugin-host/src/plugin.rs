@@ -7,14 +7,14 @@ use std::time::SystemTime;
 
 use libloading::Library;
 use prost::Message;
-use sha2::{Digest, Sha256};
 use tributary_model::v1::AdapterInfo;
 use tributary_plugin_abi::{
-    ABI_VERSION, ABI_VERSION_SYMBOL, AbiVersionFn, AdapterVTableV1, ENTRY_SYMBOL, EntryFn,
-    PluginBuffer, STATUS_OK,
+    ABI_VERSION, ABI_VERSION_SYMBOL, AbiVersionFn, AdapterVTableV1, CreateFn, DestroyFn,
+    ENTRY_SYMBOL, EntryFn, FreeBufferFn, HandleFn, InfoFn, PluginBuffer, STATUS_OK,
 };
 
 use crate::instance::take_buffer;
+use crate::trust::{self, TrustError};
 
 /// Why a library could not be loaded. Every variant names the file.
 #[derive(Debug, thiserror::Error)]
@@ -43,6 +43,15 @@ pub enum LoadError {
         found: u32,
         expected: u32,
     },
+    #[error("{file}: function table has no `{function}` function (null pointer)")]
+    IncompleteTable {
+        file: PathBuf,
+        function: &'static str,
+    },
+    /// The library, its directory (or the plugin cache) could be written by another account.
+    /// `file` is the library (or plugin directory) refused; `reason` names the path at fault.
+    #[error("{file}: refused: {reason}")]
+    Untrusted { file: PathBuf, reason: TrustError },
     #[error("{file}: adapter info failed: {message}")]
     Info { file: PathBuf, message: String },
     #[error("{file}: cannot copy to {copy}: {source}")]
@@ -53,11 +62,58 @@ pub enum LoadError {
     },
 }
 
+/// The fields every ABI version's table starts with; read before anything else.
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct TableHeader {
+    abi_version: u32,
+    size: u32,
+}
+
+/// [`AdapterVTableV1`] as the plugin's memory may actually hold it: function pointers can be
+/// null (a C plugin that leaves one out). Same layout (`Option<fn>` is a nullable pointer).
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct RawTableV1 {
+    abi_version: u32,
+    size: u32,
+    info: Option<InfoFn>,
+    create: Option<CreateFn>,
+    handle: Option<HandleFn>,
+    free_buffer: Option<FreeBufferFn>,
+    destroy: Option<DestroyFn>,
+}
+
+const _: () = assert!(
+    size_of::<RawTableV1>() == size_of::<AdapterVTableV1>()
+        && align_of::<RawTableV1>() == align_of::<AdapterVTableV1>()
+        && size_of::<TableHeader>() == 8
+);
+
+impl RawTableV1 {
+    fn checked(self, file: &Path) -> Result<AdapterVTableV1, LoadError> {
+        let missing = |function| LoadError::IncompleteTable {
+            file: file.to_path_buf(),
+            function,
+        };
+        Ok(AdapterVTableV1 {
+            abi_version: self.abi_version,
+            size: self.size,
+            info: self.info.ok_or_else(|| missing("info"))?,
+            create: self.create.ok_or_else(|| missing("create"))?,
+            handle: self.handle.ok_or_else(|| missing("handle"))?,
+            free_buffer: self.free_buffer.ok_or_else(|| missing("free_buffer"))?,
+            destroy: self.destroy.ok_or_else(|| missing("destroy"))?,
+        })
+    }
+}
+
 /// A loaded, checked plugin library.
 pub struct Plugin {
     // Never dropped: unloading is not sound (see the crate docs).
     _library: ManuallyDrop<Library>,
-    vtable: &'static AdapterVTableV1,
+    /// The plugin's table, copied into host memory once it was checked.
+    vtable: AdapterVTableV1,
     info: AdapterInfo,
     file: PathBuf,
     loaded_from: PathBuf,
@@ -78,13 +134,11 @@ impl std::fmt::Debug for Plugin {
 impl Plugin {
     /// Loads and checks the library at `file`.
     ///
-    /// Loading runs the library's initialisers: only load from trusted paths.
+    /// Loading runs the library's initialisers, so the file and its directory must be writable
+    /// by their owner only and owned by root or this process's user, else
+    /// [`LoadError::Untrusted`] (see [`TrustError`]).
     pub fn load(file: &Path) -> Result<Arc<Plugin>, LoadError> {
-        let bytes = fs::read(file).map_err(|source| LoadError::Read {
-            file: file.to_path_buf(),
-            source,
-        })?;
-        let sha256 = hex::encode(Sha256::digest(&bytes));
+        let (_, sha256) = trust::read_library(file)?;
         Self::open(file.to_path_buf(), file.to_path_buf(), sha256)
     }
 
@@ -92,12 +146,12 @@ impl Plugin {
     /// (`<stem>-<sha256 prefix>.so`). This is how the server loads: the dynamic loader caches
     /// libraries by path, so a rebuilt library needs a new name to be loaded again, and the
     /// process never maps a file someone may overwrite in place. Errors name `file`.
+    ///
+    /// `file` is checked as by [`Plugin::load`]. `copies` is created 0700 (an existing one of
+    /// this user is tightened to 0700) and each copy written 0600. An existing copy is reused
+    /// only if its SHA-256 is the one of `file`; otherwise it is written again.
     pub fn load_copy(file: &Path, copies: &Path) -> Result<Arc<Plugin>, LoadError> {
-        let bytes = fs::read(file).map_err(|source| LoadError::Read {
-            file: file.to_path_buf(),
-            source,
-        })?;
-        let sha256 = hex::encode(Sha256::digest(&bytes));
+        let (bytes, sha256) = trust::read_library(file)?;
         let stem = file
             .file_stem()
             .and_then(|s| s.to_str())
@@ -107,17 +161,13 @@ impl Plugin {
             &sha256[..16],
             std::env::consts::DLL_EXTENSION
         ));
-        if !copy.exists() {
-            let copy_error = |source| LoadError::Copy {
+        trust::private_dir(copies, file)?;
+        if !trust::reusable_copy(&copy, &sha256) {
+            trust::write_copy(&copy, &bytes).map_err(|source| LoadError::Copy {
                 file: file.to_path_buf(),
                 copy: copy.clone(),
                 source,
-            };
-            fs::create_dir_all(copies).map_err(copy_error)?;
-            // Write under a temporary name, then rename: a copy is never seen half written.
-            let partial = copies.join(format!(".{stem}-{}.partial", std::process::id()));
-            fs::write(&partial, &bytes).map_err(copy_error)?;
-            fs::rename(&partial, &copy).map_err(copy_error)?;
+            })?;
         }
         Self::open(file.to_path_buf(), copy, sha256)
     }
@@ -141,30 +191,38 @@ impl Plugin {
         if table.is_null() {
             return Err(LoadError::NotAPlugin { file });
         }
-        // SAFETY: the version and size fields come first in every ABI version's table; they are
-        // read before anything else and the library is never unloaded.
-        let vtable: &'static AdapterVTableV1 = unsafe { &*table };
-        if vtable.abi_version != ABI_VERSION {
+        // SAFETY: every ABI version's table starts with two u32 fields, version then size, so
+        // a plugin exporting the entry symbol points at least at those 8 bytes (in a library
+        // that is never unloaded). Only they are read, by value and without assuming alignment;
+        // no reference to the table is formed before the checks below.
+        let header = unsafe { std::ptr::read_unaligned(table.cast::<TableHeader>()) };
+        if header.abi_version != ABI_VERSION {
             return Err(LoadError::AbiMismatch {
                 file,
-                found: vtable.abi_version,
+                found: header.abi_version,
                 expected: ABI_VERSION,
             });
         }
         let expected = size_of::<AdapterVTableV1>() as u32;
-        if vtable.size < expected {
+        if header.size < expected {
             return Err(LoadError::TableTooSmall {
                 file,
-                found: vtable.size,
+                found: header.size,
                 expected,
             });
         }
+        // SAFETY: the plugin declares ABI v1 and a table of at least `size_of::<AdapterVTableV1>()`
+        // bytes, so the whole v1 table is readable. It is copied by value without assuming
+        // alignment, into a type whose every bit pattern of a v1 table is valid (function
+        // pointers as `Option`); null ones are refused by `checked`.
+        let raw = unsafe { std::ptr::read_unaligned(table.cast::<RawTableV1>()) };
+        let vtable = raw.checked(&file)?;
 
         let mut out = PluginBuffer::EMPTY;
         // SAFETY: ABI v1 contract: `info` writes a buffer this plugin frees.
         let status = unsafe { (vtable.info)(&mut out) };
         // SAFETY: `out` was written by this plugin's `info`.
-        let bytes = unsafe { take_buffer(vtable, out) };
+        let bytes = unsafe { take_buffer(&vtable, out) };
         if status != STATUS_OK {
             return Err(LoadError::Info {
                 file,
@@ -233,8 +291,8 @@ impl Plugin {
         self.vtable.abi_version
     }
 
-    pub(crate) fn vtable(&self) -> &'static AdapterVTableV1 {
-        self.vtable
+    pub(crate) fn vtable(&self) -> &AdapterVTableV1 {
+        &self.vtable
     }
 }
 
@@ -253,8 +311,18 @@ fn abi_error(library: &Library, file: PathBuf) -> LoadError {
 }
 
 /// The dynamic libraries in `dir`, sorted by file name: what a plugin directory offers.
-pub fn library_files(dir: &Path) -> Result<Vec<PathBuf>, std::io::Error> {
-    let mut files: Vec<PathBuf> = fs::read_dir(dir)?
+///
+/// The directory must be writable by its owner only and owned by root or this process's user,
+/// else [`LoadError::Untrusted`] naming `dir`. Files are listed whatever their own permissions:
+/// [`Plugin::load`] and [`Plugin::load_copy`] refuse an untrusted one with its own error, so
+/// the others still load.
+pub fn library_files(dir: &Path) -> Result<Vec<PathBuf>, LoadError> {
+    trust::check_dir(dir)?;
+    let entries = fs::read_dir(dir).map_err(|source| LoadError::Read {
+        file: dir.to_path_buf(),
+        source,
+    })?;
+    let mut files: Vec<PathBuf> = entries
         .filter_map(|entry| entry.ok().map(|e| e.path()))
         .filter(|path| path.is_file() && crate::is_library_path(path))
         .collect();
@@ -263,8 +331,9 @@ pub fn library_files(dir: &Path) -> Result<Vec<PathBuf>, std::io::Error> {
 }
 
 /// Loads every library in `dir` (sorted by file name). Returns the plugins that loaded and the
-/// errors of those that did not, so one bad file never stops the others.
-pub fn load_dir(dir: &Path) -> Result<(Vec<Arc<Plugin>>, Vec<LoadError>), std::io::Error> {
+/// errors of those that did not, so one bad file never stops the others. Fails only when the
+/// directory cannot be read or is not trusted (see [`library_files`]).
+pub fn load_dir(dir: &Path) -> Result<(Vec<Arc<Plugin>>, Vec<LoadError>), LoadError> {
     let files = library_files(dir)?;
     let mut plugins = Vec::new();
     let mut errors = Vec::new();

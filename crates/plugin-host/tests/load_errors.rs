@@ -1,24 +1,9 @@
 //! The host refuses libraries it cannot safely call, naming the file and the reason.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+mod common;
 
+use common::{PROBE_PLUGIN, build_c_library};
 use tributary_plugin_host::{LoadError, Plugin, load_dir};
-
-/// Builds a shared library from C source with the system compiler.
-fn build_c_library(dir: &Path, name: &str, source: &str) -> PathBuf {
-    let c_file = dir.join(format!("{name}.c"));
-    std::fs::write(&c_file, source).expect("write C source");
-    let library = dir.join(format!("lib{name}.so"));
-    let status = Command::new("cc")
-        .args(["-shared", "-fPIC", "-o"])
-        .arg(&library)
-        .arg(&c_file)
-        .status()
-        .expect("run cc");
-    assert!(status.success(), "cc failed for {name}");
-    library
-}
 
 #[test]
 fn a_library_for_another_abi_version_is_refused() {
@@ -64,6 +49,52 @@ fn a_v1_table_with_a_wrong_version_field_is_refused() {
     assert!(
         matches!(error, LoadError::AbiMismatch { found: 7, .. }),
         "{error}"
+    );
+}
+
+#[test]
+fn a_v1_table_shorter_than_declared_by_the_abi_is_refused_before_it_is_read() {
+    // Only the 8-byte header exists: the host must not read (or reference) a full v1 table.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let library = build_c_library(
+        dir.path(),
+        "short_adapter",
+        "struct table { unsigned int abi_version; unsigned int size; };\n\
+         static struct table t = { 1, 8 };\n\
+         const struct table *tributary_adapter_v1(void) { return &t; }\n",
+    );
+    let error = Plugin::load(&library).expect_err("refused");
+    let full = size_of::<tributary_plugin_abi::AdapterVTableV1>();
+    assert!(
+        matches!(error, LoadError::TableTooSmall { found: 8, expected, .. } if expected as usize == full),
+        "{error}"
+    );
+    assert_eq!(
+        error.to_string(),
+        format!(
+            "{}: function table is 8 bytes, expected at least {full}",
+            library.display()
+        )
+    );
+}
+
+#[test]
+fn a_v1_table_with_a_null_function_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let source = PROBE_PLUGIN
+        .replace(".destroy = destroy,", ".destroy = 0,")
+        .replace(
+            "static void destroy(",
+            "__attribute__((unused)) static void destroy(",
+        );
+    let library = build_c_library(dir.path(), "no_destroy", &source);
+    let error = Plugin::load(&library).expect_err("refused");
+    assert_eq!(
+        error.to_string(),
+        format!(
+            "{}: function table has no `destroy` function (null pointer)",
+            library.display()
+        )
     );
 }
 
