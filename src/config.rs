@@ -69,9 +69,6 @@ pub struct GrpcConfig {
     /// Durable consumers that may exist; creating one more gets RESOURCE_EXHAUSTED (delete
     /// unused ones with `tributary consumers delete`).
     pub max_consumers: usize,
-    /// Budget of one adapter call (verify or normalize); a call over it answers 503 and the
-    /// provider retries.
-    pub adapter_timeout_ms: u64,
     /// Serve gRPC over TLS from these PEM files (re-read on SIGHUP); with `client_ca_file`,
     /// clients must present a certificate (mTLS).
     pub tls: Option<crate::server::tls::TlsConfig>,
@@ -255,12 +252,33 @@ pub enum OtlpProtocol {
     HttpProtobuf,
 }
 
-#[derive(Debug, Clone, Deserialize, Default)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct PluginsConfig {
     /// Directory scanned for adapter libraries. Default: the directory of the `tributary`
-    /// executable, where `cargo build` puts the bundled plugins.
+    /// executable, where `cargo build` puts the bundled plugins. It and its libraries must be
+    /// writable only by their owner (root or the service's user), or they are refused.
     pub dir: Option<PathBuf>,
+    /// Reload libraries when the directory changes or on SIGHUP. Off: only the
+    /// `ReloadAdapters` admin call (or a restart) loads new versions.
+    pub hot_reload: bool,
+    /// Budget of one adapter call (verify or normalize); over it the webhook gets 503 and the
+    /// provider retries.
+    pub call_timeout_ms: u64,
+    /// Calls one adapter instance may run at once, abandoned (timed-out) ones included; more
+    /// get 503. Bounds the threads a hung adapter can hold.
+    pub max_calls_in_flight: usize,
+}
+
+impl Default for PluginsConfig {
+    fn default() -> Self {
+        Self {
+            dir: None,
+            hot_reload: true,
+            call_timeout_ms: 5000,
+            max_calls_in_flight: 64,
+        }
+    }
 }
 
 /// One source: a configured instance of an adapter.
@@ -303,7 +321,6 @@ impl Default for GrpcConfig {
             max_concurrent_streams: 256,
             max_subscriptions: 1024,
             max_consumers: 256,
-            adapter_timeout_ms: 5000,
             tls: None,
         }
     }

@@ -247,8 +247,11 @@ impl ServiceError for IngestError {
             IngestError::UnknownSource(_) => ErrorCode::UnknownSource,
             IngestError::Unauthenticated(_) => ErrorCode::Unauthenticated,
             IngestError::Malformed(_) => ErrorCode::Malformed,
+            // Busy means earlier calls are stuck past their budget: retry later, like a timeout.
+            IngestError::Adapter(HandleError::Busy { .. }) | IngestError::AdapterTimeout => {
+                ErrorCode::AdapterTimeout
+            }
             IngestError::Adapter(_) | IngestError::EmptyResult => ErrorCode::AdapterFailed,
-            IngestError::AdapterTimeout => ErrorCode::AdapterTimeout,
             IngestError::Log(error) => error.error_code(),
         }
     }
@@ -260,10 +263,12 @@ impl ServiceError for IngestError {
             IngestError::UnknownSource(name) => format!("no source named `{name}`"),
             IngestError::Unauthenticated(_) => "verification failed".to_owned(),
             IngestError::Malformed(reason) => reason.clone(),
+            IngestError::Adapter(HandleError::Busy { .. }) | IngestError::AdapterTimeout => {
+                "the adapter timed out; retry later".to_owned()
+            }
             IngestError::Adapter(_) | IngestError::EmptyResult => {
                 "the adapter failed; retry later".to_owned()
             }
-            IngestError::AdapterTimeout => "the adapter timed out; retry later".to_owned(),
             IngestError::Log(error) => match error.error_code() {
                 ErrorCode::StorageUnavailable => "storage unavailable; retry later".to_owned(),
                 _ => error.to_string(),

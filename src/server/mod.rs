@@ -55,7 +55,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let key = installation_key(&config.log.data_dir)?;
     let sources = Arc::new(Sources::load(&config, &key)?);
     // Hot reload: plugin directory watching (debounced) and SIGHUP.
-    crate::sources::watch(Arc::clone(&sources));
+    crate::sources::watch(Arc::clone(&sources), config.plugins.hot_reload);
     let retention = &config.log.retention;
     let log: Arc<dyn EventLog> = if let Some(nats) = config.log.nats()? {
         Arc::new(
@@ -101,7 +101,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
                 config.http.rate_limit_per_second,
                 config.http.rate_limit_burst,
             ),
-            adapter_timeout: Duration::from_millis(config.grpc.adapter_timeout_ms.max(1)),
+            adapter_timeout: Duration::from_millis(config.plugins.call_timeout_ms.max(1)),
             subscriptions: Arc::new(Semaphore::new(config.grpc.max_subscriptions)),
             max_consumers: config.grpc.max_consumers,
         }),

@@ -43,6 +43,8 @@ struct Setup {
     /// Configured sources; empty = one source per loaded adapter, named after it.
     configured: BTreeMap<String, SourceConfig>,
     installation_key: String,
+    /// Calls each adapter instance may run at once.
+    max_calls_in_flight: usize,
 }
 
 /// The loaded plugins and the sources built on them; reloadable while serving.
@@ -68,6 +70,7 @@ impl Sources {
                 dir,
                 configured: config.sources.clone(),
                 installation_key: installation_key.to_owned(),
+                max_calls_in_flight: config.plugins.max_calls_in_flight.max(1),
             },
             state: Mutex::default(),
         };
@@ -126,7 +129,8 @@ impl Sources {
             "config": source.config,
         });
         let adapter = AdapterInstance::create(Arc::clone(plugin), args.to_string().as_bytes())
-            .with_context(|| format!("cannot configure source `{name}`"))?;
+            .with_context(|| format!("cannot configure source `{name}`"))?
+            .with_max_in_flight(self.setup.max_calls_in_flight);
         for warning in adapter.warnings() {
             tracing::warn!(source = %name, adapter = %source.adapter, "{warning}");
         }

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 use sha2::{Digest, Sha256};
 use tributary_plugin_host::{Plugin, library_files, watch::watch_dir};
 
@@ -22,8 +22,8 @@ pub const DEBOUNCE: Duration = Duration::from_millis(250);
 /// What the reloader remembers between rounds.
 #[derive(Debug, Default)]
 pub(super) struct State {
-    /// Per library file: length and modification time when last tried.
-    tried: HashMap<PathBuf, (u64, Option<SystemTime>)>,
+    /// Per library file: what [`fingerprint`] saw when it was last tried.
+    tried: HashMap<PathBuf, Fingerprint>,
     /// Per library file: the error its latest version gave.
     failed: BTreeMap<PathBuf, String>,
 }
@@ -46,10 +46,15 @@ pub struct ReloadReport {
     pub swapped: Vec<String>,
 }
 
-fn fingerprint(file: &Path) -> (u64, Option<SystemTime>) {
+/// Length, modification time, and mode, owner and change time: an operator fixing a refused
+/// file's permissions (which changes neither length nor mtime) gets it retried.
+type Fingerprint = (u64, Option<SystemTime>, u32, u32, i64);
+
+fn fingerprint(file: &Path) -> Fingerprint {
+    use std::os::unix::fs::MetadataExt;
     std::fs::metadata(file)
-        .map(|m| (m.len(), m.modified().ok()))
-        .unwrap_or((0, None))
+        .map(|m| (m.len(), m.modified().ok(), m.mode(), m.uid(), m.ctime()))
+        .unwrap_or_default()
 }
 
 fn sha256_of(file: &Path) -> Option<String> {
@@ -75,8 +80,7 @@ impl Sources {
         let dir = &self.setup.dir;
         let old = self.snapshot();
         let mut report = ReloadReport::default();
-        let files = library_files(dir)
-            .with_context(|| format!("cannot read plugin directory {}", dir.display()))?;
+        let files = library_files(dir)?;
         state.tried.retain(|file, _| files.contains(file));
         state.failed.retain(|file, _| files.contains(file));
 
@@ -109,6 +113,22 @@ impl Sources {
             };
             state.failed.remove(&file);
             let name = plugin.info().name.clone();
+            if let Some(serving) = old.plugins.get(&name)
+                && serving.file() != file
+                && !startup
+            {
+                // A new library cannot take over a running adapter (and its sources' secrets):
+                // that takes a restart, i.e. an operator's decision.
+                let error = format!(
+                    "{} claims adapter `{name}`, which {} serves; moving an adapter to another library needs a restart",
+                    file.display(),
+                    serving.file().display()
+                );
+                tracing::error!("{error}");
+                report.failed.push(error.clone());
+                state.failed.insert(file, error);
+                continue;
+            }
             if !fresh.insert(name.clone()) {
                 let kept = plugins.get(&name).map(|p| p.file().display().to_string());
                 tracing::warn!(
@@ -210,9 +230,24 @@ impl Sources {
     }
 }
 
-/// Reloads `sources` when the plugin directory changes (debounced) and on SIGHUP. Call once
-/// from inside the runtime; the task runs for the life of the process.
-pub fn watch(sources: Arc<Sources>) -> tokio::task::JoinHandle<()> {
+/// Reloads `sources` when the plugin directory changes (debounced) and on SIGHUP, when
+/// `hot_reload` is on. Call once from inside the runtime; the task runs for the life of the
+/// process. SIGHUP is handled either way (its default action would end the process).
+pub fn watch(sources: Arc<Sources>, hot_reload: bool) -> tokio::task::JoinHandle<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    if !hot_reload {
+        tracing::info!(
+            "plugins.hot_reload = false: plugins load at start-up and on ReloadAdapters only"
+        );
+        return tokio::spawn(async move {
+            let Ok(mut hangup) = signal(SignalKind::hangup()) else {
+                return;
+            };
+            while hangup.recv().await.is_some() {
+                tracing::info!("SIGHUP: plugins not reloaded (plugins.hot_reload = false)");
+            }
+        });
+    }
     let dir = sources.plugin_dir().to_path_buf();
     let on_change = {
         let sources = Arc::clone(&sources);
@@ -230,7 +265,6 @@ pub fn watch(sources: Arc<Sources>) -> tokio::task::JoinHandle<()> {
     };
     tokio::spawn(async move {
         let _watcher = watcher;
-        use tokio::signal::unix::{SignalKind, signal};
         let Ok(mut hangup) = signal(SignalKind::hangup()) else {
             tracing::warn!("cannot listen for SIGHUP");
             std::future::pending::<()>().await;
