@@ -10,7 +10,8 @@ use tokio::sync::watch;
 use tokio_stream::wrappers::TcpListenerStream;
 use tonic::{Request, Status};
 use tributary_event_log::EventLog;
-use tributary_event_log::embedded::{EmbeddedConfig, EmbeddedLog, Retention};
+use tributary_event_log::Retention;
+use tributary_event_log_redb::{EmbeddedConfig, EmbeddedLog};
 
 use crate::admin::AdminService;
 use crate::config::Config;

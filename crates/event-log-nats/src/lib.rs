@@ -29,7 +29,7 @@ use async_trait::async_trait;
 use futures_util::future::join_all;
 use prost::Message as _;
 use tokio::sync::watch;
-use tributary_event_log::embedded::Retention;
+use tributary_event_log::Retention;
 use tributary_event_log::{AppendOutcome, AppendRequest, EventLog, LogError, RedriveOutcome};
 use tributary_model::v1::{Consumer, DeadLetter, Event};
 use tributary_model::well_known::Timestamp;

@@ -1,11 +1,12 @@
-//! The event log: where canonical events become durable, ordered and deduplicated.
+//! The event log contract: where canonical events become durable, ordered and deduplicated.
 //!
-//! [`EventLog`] is the one interface the service uses; [`embedded::EmbeddedLog`] is the default
-//! backend (a redb file in the data directory). The trait is shaped so a NATS JetStream backend
-//! maps onto it directly: the sequence is the stream sequence, the dedup key is the message id,
-//! and readers read by sequence.
+//! [`EventLog`] is the one interface the service uses. This crate holds only the contract, so
+//! a backend depends on nothing of another: `tributary-event-log-redb` (the embedded default,
+//! a redb file in the data directory) and `tributary-event-log-nats` (NATS JetStream) implement
+//! it. The trait is shaped so JetStream maps onto it directly: the sequence is the stream
+//! sequence, the dedup key is the message id, and readers read by sequence.
 
-pub mod embedded;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use tokio::sync::watch;
@@ -53,6 +54,20 @@ pub enum LogError {
     UnknownConsumer(String),
     #[error("no dead letter {0}")]
     UnknownDeadLetter(u64),
+}
+
+/// How much history the log keeps. Events still unacknowledged by a durable consumer are kept
+/// unless `override_consumers` is set.
+#[derive(Debug, Clone, Default)]
+pub struct Retention {
+    /// Remove events stored longer ago than this.
+    pub max_age: Option<Duration>,
+    /// Remove the oldest events while stored event bytes exceed this.
+    pub max_bytes: Option<u64>,
+    /// Remove events even when a durable consumer has not acknowledged them.
+    pub override_consumers: bool,
+    /// How often retention runs.
+    pub interval: Duration,
 }
 
 /// What a redrive did to a dead letter.

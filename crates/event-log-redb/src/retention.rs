@@ -9,8 +9,9 @@ use tokio::sync::{mpsc, oneshot};
 use tributary_model::v1::{Consumer, Event};
 
 use super::writer::{Job, Op, now_millis};
-use super::{CONSUMERS, DEDUP, EVENTS, META, Retention, TIME_INDEX, storage};
-use crate::LogError;
+use super::{CONSUMERS, DEDUP, EVENTS, META, TIME_INDEX, storage};
+use tributary_event_log::LogError;
+use tributary_event_log::Retention;
 
 /// Most events removed per pass, so one pass never holds the writer for long.
 const MAX_REMOVED_PER_PASS: usize = 50_000;

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use redb::Database;
 
-use crate::LogError;
+use tributary_event_log::LogError;
 
 /// How long a reopen waits for readers to finish with the old instance.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);

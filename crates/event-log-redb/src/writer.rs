@@ -16,7 +16,7 @@ use super::{
     CONSUMERS, DEAD_LETTER_TAG, DEAD_LETTERS, DEDUP, EVENTS, EmbeddedConfig, META, TIME_INDEX,
     decode_consumer, retention, storage,
 };
-use crate::{AppendOutcome, AppendRequest, LogError, RedriveOutcome};
+use tributary_event_log::{AppendOutcome, AppendRequest, LogError, RedriveOutcome};
 
 /// A write the log performs on behalf of a caller.
 #[derive(Debug)]

@@ -1,5 +1,6 @@
-//! The embedded backend: one redb file, written by a single writer thread that group-commits
-//! concurrent operations, so one fsync covers many webhooks.
+//! The embedded event log: one redb file, written by a single writer thread that
+//! group-commits concurrent operations, so one fsync covers many webhooks. It implements the
+//! backend-neutral [`EventLog`] contract of `tributary-event-log`.
 //!
 //! Why redb: pure Rust (no C toolchain), a single ACID file with copy-on-write B-trees and
 //! checksummed commits, so a crash (even `kill -9` or power loss) leaves the last committed
@@ -18,10 +19,12 @@ use async_trait::async_trait;
 use prost::Message;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use tokio::sync::{mpsc, oneshot, watch};
+use tributary_event_log::{
+    AppendOutcome, AppendRequest, EventLog, LogError, RedriveOutcome, Retention,
+};
 use tributary_model::v1::{Consumer, DeadLetter, Event};
 use tributary_model::well_known::Timestamp;
 
-use crate::{AppendOutcome, AppendRequest, EventLog, LogError, RedriveOutcome};
 use handle::DbHandle;
 use recent::Recent;
 use writer::{Op, Reply};
@@ -41,20 +44,6 @@ pub(crate) const META: TableDefinition<&str, u64> = TableDefinition::new("meta")
 
 /// Marks a dedup entry that points at a dead letter rather than an event.
 pub(crate) const DEAD_LETTER_TAG: u64 = 1 << 63;
-
-/// How much history the log keeps. Events still unacknowledged by a durable consumer are kept
-/// unless `override_consumers` is set.
-#[derive(Debug, Clone, Default)]
-pub struct Retention {
-    /// Remove events stored longer ago than this.
-    pub max_age: Option<Duration>,
-    /// Remove the oldest events while stored event bytes exceed this.
-    pub max_bytes: Option<u64>,
-    /// Remove events even when a durable consumer has not acknowledged them.
-    pub override_consumers: bool,
-    /// How often retention runs.
-    pub interval: Duration,
-}
 
 /// Settings of the embedded log.
 #[derive(Debug, Clone)]
