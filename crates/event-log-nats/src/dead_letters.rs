@@ -5,12 +5,12 @@
 use async_nats::jetstream::kv::{CreateErrorKind, Operation, UpdateErrorKind};
 use futures_util::StreamExt;
 use prost::Message as _;
-use tributary_event_log::{AppendOutcome, LogError, RedriveOutcome};
+use tributary_event_log::{AppendOutcome, LogError, RedriveOutcome, rules};
 use tributary_model::v1::{DeadLetter, Event};
 
 use crate::consumers::now;
 use crate::read::messages_after;
-use crate::{Inner, provider_id, storage};
+use crate::{Inner, storage};
 
 /// KV reads in flight while listing.
 const PARALLEL_READS: usize = 32;
@@ -89,26 +89,14 @@ pub(crate) async fn redrive(
     };
     let mut letter = decode(id, message.payload.as_ref())?;
     let revision = overlay(inner, &mut letter).await?;
-    if events.iter().any(|e| provider_id(e).is_empty()) {
-        return Err(LogError::Invalid(
-            "redriven events need provider event ids".into(),
-        ));
-    }
+    rules::validate_redrive_events(&events)?;
     // Events first: if the state write fails, a later redrive appends nothing twice (dedup)
     // and resolves the letter then.
     let mut outcome = AppendOutcome::default();
     let source = letter.source.clone();
     inner.publish_events(&source, &events, &mut outcome).await?;
 
-    letter.redrive_attempts += 1;
-    let resolved = still_failing.is_none();
-    match still_failing {
-        Some(reason) => letter.reason = reason,
-        None => {
-            letter.resolved_at = Some(now());
-            letter.resolved_sequences = outcome.sequences.clone();
-        }
-    }
+    let resolved = rules::record_redrive(&mut letter, still_failing, &outcome.sequences, now());
     let state: bytes::Bytes = DeadLetter {
         raw: Vec::new(),
         ..letter

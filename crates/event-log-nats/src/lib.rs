@@ -29,8 +29,10 @@ use async_trait::async_trait;
 use futures_util::future::join_all;
 use prost::Message as _;
 use tokio::sync::watch;
-use tributary_event_log::Retention;
-use tributary_event_log::{AppendOutcome, AppendRequest, EventLog, LogError, RedriveOutcome};
+use tributary_event_log::rules::{self, provider_event_id};
+use tributary_event_log::{
+    AppendOutcome, AppendRequest, EventLog, LogError, RedriveOutcome, Retention,
+};
 use tributary_model::v1::{Consumer, DeadLetter, Event};
 use tributary_model::well_known::Timestamp;
 
@@ -259,7 +261,7 @@ impl Inner {
             stored.sequence = 0;
             let message = PublishMessage::build()
                 .payload(stored.encode_to_vec().into())
-                .message_id(message_id(source, provider_id(event)));
+                .message_id(message_id(source, provider_event_id(event)));
             let subject = self.event_subject(source, &event.r#type);
             pending.push(
                 self.js.send_publish(subject, message).await.map_err(|e| {
@@ -339,14 +341,6 @@ fn unreachable_reason(config: &NatsConfig, state: &async_nats::connection::State
     )
 }
 
-pub(crate) fn provider_id(event: &Event) -> &str {
-    event
-        .provenance
-        .as_ref()
-        .map(|p| p.provider_event_id.as_str())
-        .unwrap_or_default()
-}
-
 /// The `Nats-Msg-Id`: `<source>:<provider event id>`. Ids that are not plain printable ASCII
 /// (they come from providers) are hex-encoded behind a `%`, so no byte can break the header
 /// and distinct ids stay distinct.
@@ -388,27 +382,10 @@ fn type_tokens(event_type: &str) -> String {
         .join(".")
 }
 
-fn validate(request: &AppendRequest) -> Result<(), LogError> {
-    if request.source.is_empty() {
-        return Err(LogError::Invalid("empty source".into()));
-    }
-    let missing = request.events.iter().any(|e| provider_id(e).is_empty())
-        || request
-            .dead_letters
-            .iter()
-            .any(|d| d.provider_event_id.is_empty());
-    if missing {
-        return Err(LogError::Invalid(
-            "every event and dead letter needs a provider event id".into(),
-        ));
-    }
-    Ok(())
-}
-
 #[async_trait]
 impl EventLog for NatsLog {
     async fn append(&self, request: AppendRequest) -> Result<AppendOutcome, LogError> {
-        validate(&request)?;
+        rules::validate_append(&request)?;
         let inner = &self.inner;
         inner.require_connection()?;
         let mut outcome = AppendOutcome::default();

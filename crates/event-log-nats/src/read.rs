@@ -6,7 +6,7 @@ use async_nats::jetstream::message::StreamMessage;
 use async_nats::jetstream::stream::{RawMessageErrorKind, Stream};
 use futures_util::StreamExt;
 use prost::Message as _;
-use tributary_event_log::LogError;
+use tributary_event_log::{LogError, rules};
 use tributary_model::v1::Event;
 use tributary_model::well_known::Timestamp;
 
@@ -104,14 +104,10 @@ pub(crate) async fn events_after(
     messages.iter().map(decode_event).collect()
 }
 
-fn nanos(time: &Timestamp) -> i128 {
-    i128::from(time.seconds) * 1_000_000_000 + i128::from(time.nanos)
-}
-
 /// The sequence just before the first event stored at or after `time` (binary search on the
 /// messages' stored times), or the newest sequence when there is none.
 pub(crate) async fn sequence_before_time(inner: &Inner, time: Timestamp) -> Result<u64, LogError> {
-    let target = nanos(&time);
+    let target = rules::unix_nanos(&time);
     let info = inner
         .events
         .get_info()

@@ -6,7 +6,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_nats::jetstream::consumer::{DeliverPolicy, push};
 use futures_util::StreamExt;
-use tributary_event_log::LogError;
+use tributary_event_log::{LogError, rules};
 use tributary_model::well_known::Timestamp;
 
 use crate::{Inner, consumers, read, storage, unreachable_reason};
@@ -109,14 +109,7 @@ async fn retention_loop(weak: Weak<Inner>, interval: Duration) {
 }
 
 fn timestamp_before(age: Duration) -> Timestamp {
-    let since = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default()
-        .saturating_sub(age);
-    Timestamp {
-        seconds: since.as_secs() as i64,
-        nanos: since.subsec_nanos() as i32,
-    }
+    rules::timestamp(SystemTime::now().checked_sub(age).unwrap_or(UNIX_EPOCH))
 }
 
 /// One retention pass: purges the oldest events by age and by size, never past the lowest

@@ -20,7 +20,7 @@ use prost::Message;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use tokio::sync::{mpsc, oneshot, watch};
 use tributary_event_log::{
-    AppendOutcome, AppendRequest, EventLog, LogError, RedriveOutcome, Retention,
+    AppendOutcome, AppendRequest, EventLog, LogError, RedriveOutcome, Retention, rules,
 };
 use tributary_model::v1::{Consumer, DeadLetter, Event};
 use tributary_model::well_known::Timestamp;
@@ -85,13 +85,6 @@ pub struct EmbeddedLog {
 
 pub(crate) fn storage(e: impl std::fmt::Display) -> LogError {
     LogError::Storage(e.to_string())
-}
-
-pub(crate) fn decode_consumer(name: &str, bytes: &[u8]) -> Result<Consumer, LogError> {
-    let mut consumer =
-        Consumer::decode(bytes).map_err(|source| LogError::Corrupt { key: 0, source })?;
-    consumer.name = name.to_owned();
-    Ok(consumer)
 }
 
 impl EmbeddedLog {
@@ -175,9 +168,7 @@ fn unexpected(reply: Reply) -> LogError {
 #[async_trait]
 impl EventLog for EmbeddedLog {
     async fn append(&self, request: AppendRequest) -> Result<AppendOutcome, LogError> {
-        if request.source.is_empty() {
-            return Err(LogError::Invalid("empty source".into()));
-        }
+        rules::validate_append(&request)?;
         match self.submit(Op::Append(request)).await? {
             Reply::Appended(outcome) => Ok(outcome),
             other => Err(unexpected(other)),
@@ -211,9 +202,7 @@ impl EventLog for EmbeddedLog {
     }
 
     async fn sequence_before_time(&self, time: Timestamp) -> Result<u64, LogError> {
-        let millis =
-            u64::try_from(time.seconds.saturating_mul(1000) + i64::from(time.nanos / 1_000_000))
-                .unwrap_or(0);
+        let millis = rules::unix_millis(&time);
         self.blocking(move |db| {
             let txn = db.begin_read().map_err(storage)?;
             let index = txn.open_table(TIME_INDEX).map_err(storage)?;
@@ -286,6 +275,7 @@ impl EventLog for EmbeddedLog {
     }
 
     async fn open_consumer(&self, name: &str, start_after: u64) -> Result<Consumer, LogError> {
+        rules::check_consumer_name(name)?;
         let op = Op::OpenConsumer {
             name: name.to_owned(),
             after: start_after,
@@ -338,8 +328,8 @@ impl EventLog for EmbeddedLog {
             let mut out = Vec::new();
             for entry in table.iter().map_err(storage)? {
                 let (name, value) = entry.map_err(storage)?;
-                let mut consumer = decode_consumer(name.value(), value.value())?;
-                consumer.lag = last.saturating_sub(consumer.acked_sequence);
+                let mut consumer = rules::decode_consumer(name.value(), value.value())?;
+                rules::set_lag(&mut consumer, last);
                 out.push(consumer);
             }
             Ok(out)

@@ -12,6 +12,7 @@ use super::writer::{Job, Op, now_millis};
 use super::{CONSUMERS, DEDUP, EVENTS, META, TIME_INDEX, storage};
 use tributary_event_log::LogError;
 use tributary_event_log::Retention;
+use tributary_event_log::rules::provider_event_id;
 
 /// Most events removed per pass, so one pass never holds the writer for long.
 const MAX_REMOVED_PER_PASS: usize = 50_000;
@@ -102,11 +103,7 @@ pub(crate) fn apply(
             let encoded = value.value();
             bytes = bytes.saturating_sub(encoded.len() as u64);
             if let Ok(event) = Event::decode(encoded) {
-                let id = event
-                    .provenance
-                    .as_ref()
-                    .map(|p| p.provider_event_id.as_str())
-                    .unwrap_or_default();
+                let id = provider_event_id(&event);
                 dedup.remove((event.source.as_str(), id)).map_err(storage)?;
             }
             removed += 1;

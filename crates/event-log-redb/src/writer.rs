@@ -14,8 +14,9 @@ use super::handle::DbHandle;
 use super::recent::Recent;
 use super::{
     CONSUMERS, DEAD_LETTER_TAG, DEAD_LETTERS, DEDUP, EVENTS, EmbeddedConfig, META, TIME_INDEX,
-    decode_consumer, retention, storage,
+    retention, storage,
 };
+use tributary_event_log::rules::{self, provider_event_id};
 use tributary_event_log::{AppendOutcome, AppendRequest, LogError, RedriveOutcome};
 
 /// A write the log performs on behalf of a caller.
@@ -185,12 +186,9 @@ pub(crate) fn now_millis() -> u64 {
         .unwrap_or(0)
 }
 
+/// Now, in the log's millisecond clock (the time index's), so stored times agree with it.
 fn now_timestamp() -> Timestamp {
-    let millis = now_millis();
-    Timestamp {
-        seconds: (millis / 1000) as i64,
-        nanos: ((millis % 1000) * 1_000_000) as i32,
-    }
+    rules::timestamp_from_millis(now_millis())
 }
 
 /// Applies every job in one transaction. On success returns one answer per job (a job whose
@@ -264,10 +262,8 @@ fn apply(
     pruned_through: &mut Option<u64>,
 ) -> Result<Result<Reply, LogError>, LogError> {
     Ok(match op {
-        Op::Append(request) => match validate(request) {
-            Ok(()) => Ok(Reply::Appended(append(txn, next, request)?)),
-            Err(e) => Err(e),
-        },
+        // Validated before it was queued (`EmbeddedLog::append`).
+        Op::Append(request) => Ok(Reply::Appended(append(txn, next, request)?)),
         Op::Redrive {
             id,
             events,
@@ -294,32 +290,6 @@ fn apply(
     })
 }
 
-fn validate(request: &AppendRequest) -> Result<(), LogError> {
-    let missing_event_id = request.events.iter().any(|e| {
-        e.provenance
-            .as_ref()
-            .is_none_or(|p| p.provider_event_id.is_empty())
-    });
-    let missing_dead_letter_id = request
-        .dead_letters
-        .iter()
-        .any(|d| d.provider_event_id.is_empty());
-    if missing_event_id || missing_dead_letter_id {
-        return Err(LogError::Invalid(
-            "every event and dead letter needs a provider event id".into(),
-        ));
-    }
-    Ok(())
-}
-
-fn provider_id(event: &Event) -> &str {
-    event
-        .provenance
-        .as_ref()
-        .map(|p| p.provider_event_id.as_str())
-        .unwrap_or_default()
-}
-
 /// Stores events not already stored under (source, provider event id).
 fn append_events(
     txn: &WriteTransaction,
@@ -338,7 +308,7 @@ fn append_events(
         .map(|v| v.value())
         .unwrap_or(0);
     for event in events {
-        let key = (source, provider_id(event));
+        let key = (source, provider_event_id(event));
         if dedup.get(key).map_err(storage)?.is_some() {
             outcome.duplicates += 1;
             continue;
@@ -350,7 +320,7 @@ fn append_events(
             .insert(sequence, encoded.as_slice())
             .map_err(storage)?;
         dedup
-            .insert((source, provider_id(event)), sequence)
+            .insert((source, provider_event_id(event)), sequence)
             .map_err(storage)?;
         if times.get(next.last_millis).map_err(storage)?.is_none() {
             times.insert(next.last_millis, sequence).map_err(storage)?;
@@ -411,10 +381,8 @@ fn redrive(
         DeadLetter::decode(stored.value())
             .map_err(|source| LogError::Corrupt { key: id, source })?
     };
-    if events.iter().any(|e| provider_id(e).is_empty()) {
-        return Ok(Err(LogError::Invalid(
-            "redriven events need provider event ids".into(),
-        )));
+    if let Err(invalid) = rules::validate_redrive_events(events) {
+        return Ok(Err(invalid));
     }
     // The dead letter holds its (source, provider id) key; release it so the events it maps
     // to can take it.
@@ -429,24 +397,21 @@ fn redrive(
     let source = letter.source.clone();
     append_events(txn, next, &source, events, &mut outcome)?;
 
-    letter.redrive_attempts += 1;
-    let resolved = still_failing.is_none();
-    match still_failing {
-        Some(reason) => {
-            letter.reason = reason;
-            // Still dead: keep its key so provider retries stay deduplicated.
-            txn.open_table(DEDUP)
-                .map_err(storage)?
-                .insert(
-                    (source.as_str(), letter.provider_event_id.as_str()),
-                    id | DEAD_LETTER_TAG,
-                )
-                .map_err(storage)?;
-        }
-        None => {
-            letter.resolved_at = Some(now_timestamp());
-            letter.resolved_sequences = outcome.sequences.clone();
-        }
+    let resolved = rules::record_redrive(
+        &mut letter,
+        still_failing,
+        &outcome.sequences,
+        now_timestamp(),
+    );
+    if !resolved {
+        // Still dead: keep its key so provider retries stay deduplicated.
+        txn.open_table(DEDUP)
+            .map_err(storage)?
+            .insert(
+                (source.as_str(), letter.provider_event_id.as_str()),
+                id | DEAD_LETTER_TAG,
+            )
+            .map_err(storage)?;
     }
     txn.open_table(DEAD_LETTERS)
         .map_err(storage)?
@@ -458,45 +423,23 @@ fn redrive(
     })))
 }
 
-fn valid_consumer_name(name: &str) -> bool {
-    (1..=128).contains(&name.len())
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
-}
-
 fn open_consumer(
     txn: &WriteTransaction,
     next: &Cursor,
     name: &str,
     after: u64,
 ) -> Result<Result<Reply, LogError>, LogError> {
-    if !valid_consumer_name(name) {
-        return Ok(Err(LogError::Invalid(format!(
-            "consumer names are 1 to 128 characters of A-Z a-z 0-9 . _ - (got {name:?})"
-        ))));
-    }
     let mut table = txn.open_table(CONSUMERS).map_err(storage)?;
     if let Some(stored) = table.get(name).map_err(storage)? {
-        let mut consumer = decode_consumer(name, stored.value())?;
-        consumer.lag = next.last_sequence.saturating_sub(consumer.acked_sequence);
+        let mut consumer = rules::decode_consumer(name, stored.value())?;
+        rules::set_lag(&mut consumer, next.last_sequence);
         return Ok(Ok(Reply::Consumer(consumer)));
     }
-    let consumer = Consumer {
-        name: String::new(),
-        acked_sequence: after.min(next.last_sequence),
-        lag: 0,
-        created_at: Some(now_timestamp()),
-        acked_at: None,
-    };
+    let consumer = rules::new_consumer(name, after, next.last_sequence, now_timestamp());
     table
-        .insert(name, consumer.encode_to_vec().as_slice())
+        .insert(name, rules::encode_consumer(&consumer).as_slice())
         .map_err(storage)?;
-    Ok(Ok(Reply::Consumer(Consumer {
-        name: name.to_owned(),
-        lag: next.last_sequence.saturating_sub(consumer.acked_sequence),
-        ..consumer
-    })))
+    Ok(Ok(Reply::Consumer(consumer)))
 }
 
 /// Moves a consumer's acknowledged sequence: forward only for acks, anywhere for a reset.
@@ -507,29 +450,19 @@ fn ack(
     sequence: u64,
     reset: bool,
 ) -> Result<Result<Reply, LogError>, LogError> {
-    if sequence > next.last_sequence {
-        return Ok(Err(LogError::Invalid(format!(
-            "sequence {sequence} is beyond the newest event ({})",
-            next.last_sequence
-        ))));
+    if let Err(invalid) = rules::check_ack_target(sequence, next.last_sequence) {
+        return Ok(Err(invalid));
     }
     let mut table = txn.open_table(CONSUMERS).map_err(storage)?;
     let mut consumer = match table.get(name).map_err(storage)? {
-        Some(stored) => decode_consumer(name, stored.value())?,
+        Some(stored) => rules::decode_consumer(name, stored.value())?,
         None => return Ok(Err(LogError::UnknownConsumer(name.to_owned()))),
     };
-    if reset || sequence > consumer.acked_sequence {
-        consumer.acked_sequence = sequence;
-        consumer.acked_at = Some(now_timestamp());
-        let stored = Consumer {
-            name: String::new(),
-            lag: 0,
-            ..consumer.clone()
-        };
+    if rules::move_consumer(&mut consumer, sequence, reset, now_timestamp()) {
         table
-            .insert(name, stored.encode_to_vec().as_slice())
+            .insert(name, rules::encode_consumer(&consumer).as_slice())
             .map_err(storage)?;
     }
-    consumer.lag = next.last_sequence.saturating_sub(consumer.acked_sequence);
+    rules::set_lag(&mut consumer, next.last_sequence);
     Ok(Ok(Reply::Consumer(consumer)))
 }

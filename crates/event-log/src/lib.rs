@@ -6,6 +6,8 @@
 //! it. The trait is shaped so JetStream maps onto it directly: the sequence is the stream
 //! sequence, the dedup key is the message id, and readers read by sequence.
 
+pub mod rules;
+
 use std::time::Duration;
 
 use async_trait::async_trait;
