@@ -62,7 +62,7 @@ pub fn log_status(error: LogError) -> Status {
         LogError::UnknownConsumer(_) | LogError::UnknownDeadLetter(_) => {
             Status::not_found(error.to_string())
         }
-        LogError::Storage(_) | LogError::Closed | LogError::Corrupt { .. } => {
+        LogError::Storage { .. } | LogError::Closed | LogError::Corrupt { .. } => {
             Status::unavailable(format!("event log: {error}"))
         }
     }

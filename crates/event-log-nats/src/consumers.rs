@@ -11,7 +11,7 @@ use tributary_event_log::{LogError, rules};
 use tributary_model::v1::Consumer;
 use tributary_model::well_known::Timestamp;
 
-use crate::{Inner, storage};
+use crate::Inner;
 
 /// Compare-and-set attempts before giving up on a contended consumer.
 const MAX_ATTEMPTS: usize = 16;
@@ -40,7 +40,7 @@ async fn load(inner: &Inner, name: &str) -> Result<Option<(Consumer, u64)>, LogE
         .consumers
         .entry(key(name))
         .await
-        .map_err(|e| storage(format!("cannot read consumer {name}: {e}")))?;
+        .map_err(|e| LogError::storage(format!("cannot read consumer {name}"), e))?;
     let Some(entry) = entry else { return Ok(None) };
     if entry.operation != Operation::Put {
         return Ok(None);
@@ -62,10 +62,17 @@ pub(crate) async fn open(inner: &Inner, name: &str, after: u64) -> Result<Consum
             Ok(_) => return Ok(consumer),
             // Created by another instance meanwhile: read it again.
             Err(e) if e.kind() == CreateErrorKind::AlreadyExists => continue,
-            Err(e) => return Err(storage(format!("cannot create consumer {name}: {e}"))),
+            Err(e) => {
+                return Err(LogError::storage(
+                    format!("cannot create consumer {name}"),
+                    e,
+                ));
+            }
         }
     }
-    Err(storage(format!("consumer {name} is changing too fast")))
+    Err(LogError::unavailable(format!(
+        "consumer {name} is changing too fast"
+    )))
 }
 
 /// Moves `name`'s acknowledged sequence: forward only for acks, anywhere for a reset.
@@ -94,13 +101,20 @@ pub(crate) async fn move_to(
                 Ok(_) => {}
                 // Another ack landed first: decide again on the newer value.
                 Err(e) if e.kind() == UpdateErrorKind::WrongLastRevision => continue,
-                Err(e) => return Err(storage(format!("cannot store consumer {name}: {e}"))),
+                Err(e) => {
+                    return Err(LogError::storage(
+                        format!("cannot store consumer {name}"),
+                        e,
+                    ));
+                }
             }
         }
         rules::set_lag(&mut consumer, inner.known_last().max(last));
         return Ok(consumer);
     }
-    Err(storage(format!("consumer {name} is changing too fast")))
+    Err(LogError::unavailable(format!(
+        "consumer {name} is changing too fast"
+    )))
 }
 
 pub(crate) async fn delete(inner: &Inner, name: &str) -> Result<bool, LogError> {
@@ -111,7 +125,7 @@ pub(crate) async fn delete(inner: &Inner, name: &str) -> Result<bool, LogError> 
         .consumers
         .purge(key(name))
         .await
-        .map_err(|e| storage(format!("cannot delete consumer {name}: {e}")))?;
+        .map_err(|e| LogError::storage(format!("cannot delete consumer {name}"), e))?;
     Ok(true)
 }
 
@@ -121,10 +135,10 @@ pub(crate) async fn list(inner: &Inner) -> Result<Vec<Consumer>, LogError> {
         .consumers
         .keys()
         .await
-        .map_err(|e| storage(format!("cannot list consumers: {e}")))?
+        .map_err(|e| LogError::storage("cannot list consumers", e))?
         .try_collect()
         .await
-        .map_err(|e| storage(format!("cannot list consumers: {e}")))?;
+        .map_err(|e| LogError::storage("cannot list consumers", e))?;
     let mut names: Vec<String> = keys.iter().map(|k| name_of(k)).collect();
     names.sort();
     let mut out = Vec::with_capacity(names.len());

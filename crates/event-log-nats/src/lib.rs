@@ -141,10 +141,6 @@ pub(crate) struct Inner {
     health: Mutex<Result<(), String>>,
 }
 
-pub(crate) fn storage(e: impl std::fmt::Display) -> LogError {
-    LogError::Storage(e.to_string())
-}
-
 impl NatsLog {
     /// Connects to NATS (waiting up to `connect_timeout`), creates the streams and buckets
     /// when absent, refuses an incompatible existing stream, and starts following the stream.
@@ -208,11 +204,9 @@ impl Inner {
 
     /// The newest sequence, asked of the stream leader.
     async fn fresh_last(&self) -> Result<u64, LogError> {
-        let info = self
-            .events
-            .get_info()
-            .await
-            .map_err(|e| storage(format!("cannot read stream {}: {e}", self.config.stream)))?;
+        let info = self.events.get_info().await.map_err(|e| {
+            LogError::storage(format!("cannot read stream {}", self.config.stream), e)
+        })?;
         self.saw(info.state.last_sequence);
         Ok(info.state.last_sequence.max(self.known_last()))
     }
@@ -225,7 +219,7 @@ impl Inner {
             state => {
                 let reason = unreachable_reason(&self.config, &state);
                 self.set_health(Err(reason.clone()));
-                Err(LogError::Storage(reason))
+                Err(LogError::unavailable(reason))
             }
         }
     }
@@ -263,18 +257,19 @@ impl Inner {
                 .payload(stored.encode_to_vec().into())
                 .message_id(message_id(source, provider_event_id(event)));
             let subject = self.event_subject(source, &event.r#type);
-            pending.push(
-                self.js.send_publish(subject, message).await.map_err(|e| {
-                    storage(format!("cannot publish to {}: {e}", self.config.stream))
-                })?,
-            );
+            pending.push(self.js.send_publish(subject, message).await.map_err(|e| {
+                LogError::storage(format!("cannot publish to {}", self.config.stream), e)
+            })?);
         }
         for ack in join_all(pending.into_iter().map(|ack| ack.into_future())).await {
             let ack = ack.map_err(|e| {
-                storage(format!(
-                    "JetStream did not acknowledge an event ({}): {e}",
-                    self.config.stream
-                ))
+                LogError::storage(
+                    format!(
+                        "JetStream did not acknowledge an event ({})",
+                        self.config.stream
+                    ),
+                    e,
+                )
             })?;
             if ack.duplicate {
                 outcome.duplicates += 1;
@@ -301,18 +296,21 @@ impl Inner {
                 .message_id(message_id(source, &letter.provider_event_id));
             let subject = self.dead_letter_subject(source);
             pending.push(self.js.send_publish(subject, message).await.map_err(|e| {
-                storage(format!(
-                    "cannot publish to {}: {e}",
-                    self.config.dead_letter_stream()
-                ))
+                LogError::storage(
+                    format!("cannot publish to {}", self.config.dead_letter_stream()),
+                    e,
+                )
             })?);
         }
         for ack in join_all(pending.into_iter().map(|ack| ack.into_future())).await {
             let ack = ack.map_err(|e| {
-                storage(format!(
-                    "JetStream did not acknowledge a dead letter ({}): {e}",
-                    self.config.dead_letter_stream()
-                ))
+                LogError::storage(
+                    format!(
+                        "JetStream did not acknowledge a dead letter ({})",
+                        self.config.dead_letter_stream()
+                    ),
+                    e,
+                )
             })?;
             if ack.duplicate {
                 outcome.duplicates += 1;
@@ -327,7 +325,7 @@ impl Inner {
     fn record<T>(&self, result: Result<T, LogError>) -> Result<T, LogError> {
         match &result {
             Ok(_) => self.set_health(Ok(())),
-            Err(LogError::Storage(reason)) => self.set_health(Err(reason.clone())),
+            Err(error @ LogError::Storage { .. }) => self.set_health(Err(error.detail())),
             Err(_) => {}
         }
         result

@@ -9,7 +9,7 @@ use futures_util::StreamExt;
 use tributary_event_log::{LogError, rules};
 use tributary_model::well_known::Timestamp;
 
-use crate::{Inner, consumers, read, storage, unreachable_reason};
+use crate::{Inner, consumers, read, unreachable_reason};
 
 /// How often the probe asks the stream for its state.
 const PROBE_INTERVAL: Duration = Duration::from_secs(1);
@@ -117,11 +117,10 @@ fn timestamp_before(age: Duration) -> Timestamp {
 /// runs it; purging up to a sequence is idempotent. Returns how many events went.
 pub(crate) async fn retention_pass(inner: &Inner) -> Result<u64, LogError> {
     let retention = &inner.config.retention;
-    let info = inner
-        .events
-        .get_info()
-        .await
-        .map_err(|e| storage(format!("cannot read stream {}: {e}", inner.config.stream)))?;
+    let info =
+        inner.events.get_info().await.map_err(|e| {
+            LogError::storage(format!("cannot read stream {}", inner.config.stream), e)
+        })?;
     let state = info.state;
     if state.messages == 0 {
         return Ok(0);
@@ -154,7 +153,7 @@ pub(crate) async fn retention_pass(inner: &Inner) -> Result<u64, LogError> {
         .purge()
         .sequence(cut + 1)
         .await
-        .map_err(|e| storage(format!("cannot purge {}: {e}", inner.config.stream)))?;
+        .map_err(|e| LogError::storage(format!("cannot purge {}", inner.config.stream), e))?;
     tracing::info!(
         removed = purged.purged,
         first_kept = cut + 1,

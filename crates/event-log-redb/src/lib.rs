@@ -29,6 +29,14 @@ use handle::DbHandle;
 use recent::Recent;
 use writer::{Op, Reply};
 
+// What the log was doing, named in its storage errors.
+const CREATING: &str = "creating the tables";
+const READING_EVENTS: &str = "reading events";
+const READING_TIMES: &str = "reading the time index";
+const READING_FIRST: &str = "reading the first event";
+const READING_DEAD_LETTERS: &str = "reading dead letters";
+const READING_CONSUMERS: &str = "reading consumers";
+
 /// sequence -> encoded `Event` (with its sequence set).
 pub(crate) const EVENTS: TableDefinition<u64, &[u8]> = TableDefinition::new("events");
 /// (source, provider event id) -> sequence, or dead-letter id with [`DEAD_LETTER_TAG`].
@@ -83,15 +91,19 @@ pub struct EmbeddedLog {
     health: Arc<Mutex<Result<(), String>>>,
 }
 
-pub(crate) fn storage(e: impl std::fmt::Display) -> LogError {
-    LogError::Storage(e.to_string())
+/// Wraps a redb error as a storage failure while doing `context`.
+pub(crate) fn storage<E>(context: &'static str) -> impl Fn(E) -> LogError
+where
+    E: std::error::Error + Send + Sync + 'static,
+{
+    move |source| LogError::storage(context, source)
 }
 
 impl EmbeddedLog {
     /// Opens (or creates) the log in `config.data_dir` and starts its writer thread.
     pub fn open(config: EmbeddedConfig) -> Result<Self, LogError> {
         std::fs::create_dir_all(&config.data_dir).map_err(|e| {
-            LogError::Storage(format!("cannot create {}: {e}", config.data_dir.display()))
+            LogError::storage(format!("cannot create {}", config.data_dir.display()), e)
         })?;
         let path = config.data_dir.join("events.redb");
         let db = Arc::new(DbHandle::open(path)?);
@@ -139,30 +151,33 @@ impl EmbeddedLog {
         let db = self.db.get()?;
         tokio::task::spawn_blocking(move || f(&db))
             .await
-            .map_err(|e| LogError::Storage(format!("reader task failed: {e}")))?
+            .map_err(|e| LogError::storage("reader task failed", e))?
     }
 }
 
 /// Creates missing tables and returns the last stored sequence.
 fn init_tables(db: &Database) -> Result<u64, LogError> {
-    let txn = db.begin_write().map_err(storage)?;
+    let txn = db.begin_write().map_err(storage(CREATING))?;
     {
-        txn.open_table(EVENTS).map_err(storage)?;
-        txn.open_table(DEDUP).map_err(storage)?;
-        txn.open_table(DEAD_LETTERS).map_err(storage)?;
-        txn.open_table(TIME_INDEX).map_err(storage)?;
-        txn.open_table(CONSUMERS).map_err(storage)?;
-        txn.open_table(META).map_err(storage)?;
+        txn.open_table(EVENTS).map_err(storage(CREATING))?;
+        txn.open_table(DEDUP).map_err(storage(CREATING))?;
+        txn.open_table(DEAD_LETTERS).map_err(storage(CREATING))?;
+        txn.open_table(TIME_INDEX).map_err(storage(CREATING))?;
+        txn.open_table(CONSUMERS).map_err(storage(CREATING))?;
+        txn.open_table(META).map_err(storage(CREATING))?;
     }
-    txn.commit().map_err(storage)?;
-    let read = db.begin_read().map_err(storage)?;
-    let events = read.open_table(EVENTS).map_err(storage)?;
-    let last = events.last().map_err(storage)?.map(|(k, _)| k.value());
+    txn.commit().map_err(storage(CREATING))?;
+    let read = db.begin_read().map_err(storage(CREATING))?;
+    let events = read.open_table(EVENTS).map_err(storage(CREATING))?;
+    let last = events
+        .last()
+        .map_err(storage(CREATING))?
+        .map(|(k, _)| k.value());
     Ok(last.unwrap_or(0))
 }
 
 fn unexpected(reply: Reply) -> LogError {
-    LogError::Storage(format!("writer answered {reply:?} to the wrong request"))
+    LogError::unavailable(format!("writer answered {reply:?} to the wrong request"))
 }
 
 #[async_trait]
@@ -181,15 +196,15 @@ impl EventLog for EmbeddedLog {
             return Ok(events);
         }
         self.blocking(move |db| {
-            let txn = db.begin_read().map_err(storage)?;
-            let table = txn.open_table(EVENTS).map_err(storage)?;
+            let txn = db.begin_read().map_err(storage(READING_EVENTS))?;
+            let table = txn.open_table(EVENTS).map_err(storage(READING_EVENTS))?;
             let mut events = Vec::new();
             for entry in table
                 .range(after.saturating_add(1)..)
-                .map_err(storage)?
+                .map_err(storage(READING_EVENTS))?
                 .take(max)
             {
-                let (key, value) = entry.map_err(storage)?;
+                let (key, value) = entry.map_err(storage(READING_EVENTS))?;
                 let event = Event::decode(value.value()).map_err(|source| LogError::Corrupt {
                     key: key.value(),
                     source,
@@ -204,17 +219,21 @@ impl EventLog for EmbeddedLog {
     async fn sequence_before_time(&self, time: Timestamp) -> Result<u64, LogError> {
         let millis = rules::unix_millis(&time);
         self.blocking(move |db| {
-            let txn = db.begin_read().map_err(storage)?;
-            let index = txn.open_table(TIME_INDEX).map_err(storage)?;
-            if let Some(entry) = index.range(millis..).map_err(storage)?.next() {
-                let (_, first) = entry.map_err(storage)?;
+            let txn = db.begin_read().map_err(storage(READING_TIMES))?;
+            let index = txn.open_table(TIME_INDEX).map_err(storage(READING_TIMES))?;
+            if let Some(entry) = index
+                .range(millis..)
+                .map_err(storage(READING_TIMES))?
+                .next()
+            {
+                let (_, first) = entry.map_err(storage(READING_TIMES))?;
                 return Ok(first.value().saturating_sub(1));
             }
             // Nothing at or after `time`: start after the newest event.
-            let events = txn.open_table(EVENTS).map_err(storage)?;
+            let events = txn.open_table(EVENTS).map_err(storage(READING_TIMES))?;
             Ok(events
                 .last()
-                .map_err(storage)?
+                .map_err(storage(READING_TIMES))?
                 .map(|(k, _)| k.value())
                 .unwrap_or(0))
         })
@@ -224,9 +243,12 @@ impl EventLog for EmbeddedLog {
     async fn first_sequence(&self) -> Result<u64, LogError> {
         let last = *self.last_sequence.borrow();
         self.blocking(move |db| {
-            let txn = db.begin_read().map_err(storage)?;
-            let events = txn.open_table(EVENTS).map_err(storage)?;
-            let first = events.first().map_err(storage)?.map(|(k, _)| k.value());
+            let txn = db.begin_read().map_err(storage(READING_FIRST))?;
+            let events = txn.open_table(EVENTS).map_err(storage(READING_FIRST))?;
+            let first = events
+                .first()
+                .map_err(storage(READING_FIRST))?
+                .map(|(k, _)| k.value());
             Ok(first.unwrap_or(last + 1))
         })
         .await
@@ -234,15 +256,17 @@ impl EventLog for EmbeddedLog {
 
     async fn dead_letters(&self, after: u64, max: usize) -> Result<Vec<DeadLetter>, LogError> {
         self.blocking(move |db| {
-            let txn = db.begin_read().map_err(storage)?;
-            let table = txn.open_table(DEAD_LETTERS).map_err(storage)?;
+            let txn = db.begin_read().map_err(storage(READING_DEAD_LETTERS))?;
+            let table = txn
+                .open_table(DEAD_LETTERS)
+                .map_err(storage(READING_DEAD_LETTERS))?;
             let mut out = Vec::new();
             for entry in table
                 .range(after.saturating_add(1)..)
-                .map_err(storage)?
+                .map_err(storage(READING_DEAD_LETTERS))?
                 .take(max)
             {
-                let (key, value) = entry.map_err(storage)?;
+                let (key, value) = entry.map_err(storage(READING_DEAD_LETTERS))?;
                 out.push(DeadLetter::decode(value.value()).map_err(|source| {
                     LogError::Corrupt {
                         key: key.value(),
@@ -323,11 +347,13 @@ impl EventLog for EmbeddedLog {
     async fn consumers(&self) -> Result<Vec<Consumer>, LogError> {
         let last = *self.last_sequence.borrow();
         self.blocking(move |db| {
-            let txn = db.begin_read().map_err(storage)?;
-            let table = txn.open_table(CONSUMERS).map_err(storage)?;
+            let txn = db.begin_read().map_err(storage(READING_CONSUMERS))?;
+            let table = txn
+                .open_table(CONSUMERS)
+                .map_err(storage(READING_CONSUMERS))?;
             let mut out = Vec::new();
-            for entry in table.iter().map_err(storage)? {
-                let (name, value) = entry.map_err(storage)?;
+            for entry in table.iter().map_err(storage(READING_CONSUMERS))? {
+                let (name, value) = entry.map_err(storage(READING_CONSUMERS))?;
                 let mut consumer = rules::decode_consumer(name.value(), value.value())?;
                 rules::set_lag(&mut consumer, last);
                 out.push(consumer);

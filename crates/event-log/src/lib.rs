@@ -8,6 +8,7 @@
 
 pub mod rules;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -38,24 +39,82 @@ pub struct AppendOutcome {
     pub dead_lettered: usize,
 }
 
-/// Why the log could not do what was asked. Appends that fail store nothing.
-#[derive(Debug, thiserror::Error)]
+/// The storage's own error under a [`LogError::Storage`]. Shared (`Arc`) so that one failed
+/// commit can answer every request it batched with the same cause.
+pub type StorageSource = Arc<dyn std::error::Error + Send + Sync>;
+
+/// Why the log could not do what was asked. Callers map the variants to what a client can act
+/// on: `Invalid` to INVALID_ARGUMENT, the two `Unknown*` to NOT_FOUND, the rest to UNAVAILABLE.
+///
+/// The messages include their cause (like `Corrupt`'s decode error) because they are shown
+/// whole: in gRPC statuses, logs and `/readyz`.
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum LogError {
-    #[error("event log storage failed: {0}")]
-    Storage(String),
+    /// The storage failed (I/O error, full disk, JetStream unreachable or timing out, too much
+    /// contention); trying again later may work. `context` says what the log was doing;
+    /// `source` is the storage's error, absent when the log itself gave up.
+    #[error("event log storage failed: {}", storage_detail(.context, .source.as_ref()))]
+    Storage {
+        context: String,
+        #[source]
+        source: Option<StorageSource>,
+    },
+    /// The log was shut down while the request waited.
     #[error("event log is shutting down")]
     Closed,
+    /// A stored record no longer decodes; `key` is its sequence or id (0 for a consumer).
     #[error("stored record is corrupt at {key}: {source}")]
     Corrupt {
         key: u64,
         source: prost::DecodeError,
     },
+    /// The request breaks a rule of the log (see [`rules`]); nothing was stored.
     #[error("invalid request: {0}")]
     Invalid(String),
+    /// No durable consumer has this name.
     #[error("no consumer named `{0}`")]
     UnknownConsumer(String),
+    /// No dead letter has this id.
     #[error("no dead letter {0}")]
     UnknownDeadLetter(u64),
+}
+
+fn storage_detail(context: &str, source: Option<&StorageSource>) -> String {
+    match source {
+        Some(source) => format!("{context}: {source}"),
+        None => context.to_owned(),
+    }
+}
+
+impl LogError {
+    /// A storage failure caused by `source` while the log was doing `context`.
+    pub fn storage(
+        context: impl Into<String>,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        Self::Storage {
+            context: context.into(),
+            source: Some(Arc::new(source)),
+        }
+    }
+
+    /// A storage failure without an underlying error: the log gave up by itself (not
+    /// connected, recovering, contended).
+    pub fn unavailable(context: impl Into<String>) -> Self {
+        Self::Storage {
+            context: context.into(),
+            source: None,
+        }
+    }
+
+    /// The failure without the "event log storage failed" prefix, for `health` (which
+    /// `/readyz` shows after its own prefix).
+    pub fn detail(&self) -> String {
+        match self {
+            Self::Storage { context, source } => storage_detail(context, source.as_ref()),
+            other => other.to_string(),
+        }
+    }
 }
 
 /// How much history the log keeps. Events still unacknowledged by a durable consumer are kept
