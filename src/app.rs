@@ -1,11 +1,10 @@
 //! The state every front end shares: the sources (adapters) and the event log.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use tokio::sync::{Semaphore, watch};
 use tributary_event_log::EventLog;
-use tributary_model::well_known::Timestamp;
 
 use crate::ingest::rate_limit::SourceRateLimit;
 use crate::sources::Sources;
@@ -35,13 +34,5 @@ pub struct Limits {
     pub max_consumers: usize,
 }
 
-/// `time` as a protobuf timestamp (the epoch for a clock set before 1970).
-pub fn timestamp(time: SystemTime) -> Timestamp {
-    let since = time
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .unwrap_or_default();
-    Timestamp {
-        seconds: i64::try_from(since.as_secs()).unwrap_or(i64::MAX),
-        nanos: i32::try_from(since.subsec_nanos()).unwrap_or(0),
-    }
-}
+/// `time` as a protobuf timestamp (one conversion for the whole service).
+pub use tributary_event_log::rules::timestamp;

@@ -168,7 +168,7 @@ impl LogConfig {
             duplicate_window: Duration::from_secs(nats.duplicate_window_seconds),
             max_age: nats.max_age_seconds.map(Duration::from_secs),
             max_bytes: nats.max_bytes,
-            retention: tributary_event_log::embedded::Retention {
+            retention: tributary_event_log::Retention {
                 max_age: retention.max_age_seconds.map(Duration::from_secs),
                 max_bytes: retention.max_bytes,
                 override_consumers: retention.override_consumers,

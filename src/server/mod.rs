@@ -11,7 +11,8 @@ use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 use tokio_stream::wrappers::{ReceiverStream, TcpListenerStream};
 use tributary_event_log::EventLog;
-use tributary_event_log::embedded::{EmbeddedConfig, EmbeddedLog, Retention};
+use tributary_event_log::Retention;
+use tributary_event_log_redb::{EmbeddedConfig, EmbeddedLog};
 
 use crate::admin::AdminService;
 use crate::admin::adapters::AdaptersService;

@@ -2,37 +2,19 @@
 //! changed with compare-and-set on the entry's revision, so acks stay cumulative and never
 //! move backwards whichever instance receives them. Same rules as the embedded log.
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 use async_nats::jetstream::kv::{CreateErrorKind, Operation, UpdateErrorKind};
 use bytes::Bytes;
 use futures_util::TryStreamExt;
-use prost::Message as _;
-use tributary_event_log::LogError;
+use tributary_event_log::{LogError, rules};
 use tributary_model::v1::Consumer;
 use tributary_model::well_known::Timestamp;
 
-use crate::{Inner, storage};
+use crate::Inner;
 
 /// Compare-and-set attempts before giving up on a contended consumer.
 const MAX_ATTEMPTS: usize = 16;
-
-fn valid_name(name: &str) -> bool {
-    (1..=128).contains(&name.len())
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
-}
-
-fn check_name(name: &str) -> Result<(), LogError> {
-    if valid_name(name) {
-        Ok(())
-    } else {
-        Err(LogError::Invalid(format!(
-            "consumer names are 1 to 128 characters of A-Z a-z 0-9 . _ - (got {name:?})"
-        )))
-    }
-}
 
 /// The KV key of a consumer: names may hold dots (subject separators), so `.` becomes `=2E`
 /// (`=` never appears in a valid name).
@@ -45,23 +27,11 @@ fn name_of(key: &str) -> String {
 }
 
 pub(crate) fn now() -> Timestamp {
-    let since = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default();
-    Timestamp {
-        seconds: since.as_secs() as i64,
-        nanos: since.subsec_nanos() as i32,
-    }
+    rules::timestamp(SystemTime::now())
 }
 
 fn encode(consumer: &Consumer) -> Bytes {
-    Consumer {
-        name: String::new(),
-        lag: 0,
-        ..consumer.clone()
-    }
-    .encode_to_vec()
-    .into()
+    rules::encode_consumer(consumer).into()
 }
 
 /// The stored consumer and its revision; `None` when absent or deleted.
@@ -70,45 +40,39 @@ async fn load(inner: &Inner, name: &str) -> Result<Option<(Consumer, u64)>, LogE
         .consumers
         .entry(key(name))
         .await
-        .map_err(|e| storage(format!("cannot read consumer {name}: {e}")))?;
+        .map_err(|e| LogError::storage(format!("cannot read consumer {name}"), e))?;
     let Some(entry) = entry else { return Ok(None) };
     if entry.operation != Operation::Put {
         return Ok(None);
     }
-    let mut consumer = Consumer::decode(entry.value.as_ref())
-        .map_err(|source| LogError::Corrupt { key: 0, source })?;
-    consumer.name = name.to_owned();
+    let consumer = rules::decode_consumer(name, entry.value.as_ref())?;
     Ok(Some((consumer, entry.revision)))
 }
 
 pub(crate) async fn open(inner: &Inner, name: &str, after: u64) -> Result<Consumer, LogError> {
-    check_name(name)?;
+    rules::check_consumer_name(name)?;
     for _ in 0..MAX_ATTEMPTS {
         let last = inner.fresh_last().await?;
         if let Some((mut consumer, _)) = load(inner, name).await? {
-            consumer.lag = last.saturating_sub(consumer.acked_sequence);
+            rules::set_lag(&mut consumer, last);
             return Ok(consumer);
         }
-        let consumer = Consumer {
-            name: name.to_owned(),
-            acked_sequence: after.min(last),
-            lag: 0,
-            created_at: Some(now()),
-            acked_at: None,
-        };
+        let consumer = rules::new_consumer(name, after, last, now());
         match inner.consumers.create(key(name), encode(&consumer)).await {
-            Ok(_) => {
-                return Ok(Consumer {
-                    lag: last.saturating_sub(consumer.acked_sequence),
-                    ..consumer
-                });
-            }
+            Ok(_) => return Ok(consumer),
             // Created by another instance meanwhile: read it again.
             Err(e) if e.kind() == CreateErrorKind::AlreadyExists => continue,
-            Err(e) => return Err(storage(format!("cannot create consumer {name}: {e}"))),
+            Err(e) => {
+                return Err(LogError::storage(
+                    format!("cannot create consumer {name}"),
+                    e,
+                ));
+            }
         }
     }
-    Err(storage(format!("consumer {name} is changing too fast")))
+    Err(LogError::unavailable(format!(
+        "consumer {name} is changing too fast"
+    )))
 }
 
 /// Moves `name`'s acknowledged sequence: forward only for acks, anywhere for a reset.
@@ -123,18 +87,12 @@ pub(crate) async fn move_to(
         // Perhaps appended through another instance and not seen here yet.
         last = inner.fresh_last().await?;
     }
-    if sequence > last {
-        return Err(LogError::Invalid(format!(
-            "sequence {sequence} is beyond the newest event ({last})"
-        )));
-    }
+    rules::check_ack_target(sequence, last)?;
     for _ in 0..MAX_ATTEMPTS {
         let Some((mut consumer, revision)) = load(inner, name).await? else {
             return Err(LogError::UnknownConsumer(name.to_owned()));
         };
-        if reset || sequence > consumer.acked_sequence {
-            consumer.acked_sequence = sequence;
-            consumer.acked_at = Some(now());
+        if rules::move_consumer(&mut consumer, sequence, reset, now()) {
             match inner
                 .consumers
                 .update(key(name), encode(&consumer), revision)
@@ -143,27 +101,31 @@ pub(crate) async fn move_to(
                 Ok(_) => {}
                 // Another ack landed first: decide again on the newer value.
                 Err(e) if e.kind() == UpdateErrorKind::WrongLastRevision => continue,
-                Err(e) => return Err(storage(format!("cannot store consumer {name}: {e}"))),
+                Err(e) => {
+                    return Err(LogError::storage(
+                        format!("cannot store consumer {name}"),
+                        e,
+                    ));
+                }
             }
         }
-        consumer.lag = inner
-            .known_last()
-            .max(last)
-            .saturating_sub(consumer.acked_sequence);
+        rules::set_lag(&mut consumer, inner.known_last().max(last));
         return Ok(consumer);
     }
-    Err(storage(format!("consumer {name} is changing too fast")))
+    Err(LogError::unavailable(format!(
+        "consumer {name} is changing too fast"
+    )))
 }
 
 pub(crate) async fn delete(inner: &Inner, name: &str) -> Result<bool, LogError> {
-    if !valid_name(name) || load(inner, name).await?.is_none() {
+    if !rules::is_valid_consumer_name(name) || load(inner, name).await?.is_none() {
         return Ok(false);
     }
     inner
         .consumers
         .purge(key(name))
         .await
-        .map_err(|e| storage(format!("cannot delete consumer {name}: {e}")))?;
+        .map_err(|e| LogError::storage(format!("cannot delete consumer {name}"), e))?;
     Ok(true)
 }
 
@@ -173,16 +135,16 @@ pub(crate) async fn list(inner: &Inner) -> Result<Vec<Consumer>, LogError> {
         .consumers
         .keys()
         .await
-        .map_err(|e| storage(format!("cannot list consumers: {e}")))?
+        .map_err(|e| LogError::storage("cannot list consumers", e))?
         .try_collect()
         .await
-        .map_err(|e| storage(format!("cannot list consumers: {e}")))?;
+        .map_err(|e| LogError::storage("cannot list consumers", e))?;
     let mut names: Vec<String> = keys.iter().map(|k| name_of(k)).collect();
     names.sort();
     let mut out = Vec::with_capacity(names.len());
     for name in names {
         if let Some((mut consumer, _)) = load(inner, &name).await? {
-            consumer.lag = last.saturating_sub(consumer.acked_sequence);
+            rules::set_lag(&mut consumer, last);
             out.push(consumer);
         }
     }
@@ -202,7 +164,7 @@ mod tests {
     #[test]
     fn keys_round_trip() {
         for name in ["billing", "a.b.c", "x-y_z.1"] {
-            assert!(valid_name(name));
+            assert!(rules::is_valid_consumer_name(name));
             assert!(!key(name).contains('.'));
             assert_eq!(name_of(&key(name)), name);
         }

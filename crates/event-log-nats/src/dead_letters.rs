@@ -5,12 +5,12 @@
 use async_nats::jetstream::kv::{CreateErrorKind, Operation, UpdateErrorKind};
 use futures_util::StreamExt;
 use prost::Message as _;
-use tributary_event_log::{AppendOutcome, LogError, RedriveOutcome};
+use tributary_event_log::{AppendOutcome, LogError, RedriveOutcome, rules};
 use tributary_model::v1::{DeadLetter, Event};
 
+use crate::Inner;
 use crate::consumers::now;
 use crate::read::messages_after;
-use crate::{Inner, provider_id, storage};
 
 /// KV reads in flight while listing.
 const PARALLEL_READS: usize = 32;
@@ -31,7 +31,7 @@ async fn overlay(inner: &Inner, letter: &mut DeadLetter) -> Result<u64, LogError
         .dead_state
         .entry(id.to_string())
         .await
-        .map_err(|e| storage(format!("cannot read dead letter {id} state: {e}")))?;
+        .map_err(|e| LogError::storage(format!("cannot read dead letter {id} state"), e))?;
     let Some(entry) = entry else { return Ok(0) };
     if entry.operation != Operation::Put {
         return Ok(0);
@@ -49,10 +49,10 @@ pub(crate) async fn list(
     max: usize,
 ) -> Result<Vec<DeadLetter>, LogError> {
     let info = inner.dead.get_info().await.map_err(|e| {
-        storage(format!(
-            "cannot read stream {}: {e}",
-            inner.config.dead_letter_stream()
-        ))
+        LogError::storage(
+            format!("cannot read stream {}", inner.config.dead_letter_stream()),
+            e,
+        )
     })?;
     let filter = inner.config.dead_letters_filter();
     let messages =
@@ -85,30 +85,23 @@ pub(crate) async fn redrive(
         {
             return Err(LogError::UnknownDeadLetter(id));
         }
-        Err(e) => return Err(storage(format!("cannot read dead letter {id}: {e}"))),
+        Err(e) => {
+            return Err(LogError::storage(
+                format!("cannot read dead letter {id}"),
+                e,
+            ));
+        }
     };
     let mut letter = decode(id, message.payload.as_ref())?;
     let revision = overlay(inner, &mut letter).await?;
-    if events.iter().any(|e| provider_id(e).is_empty()) {
-        return Err(LogError::Invalid(
-            "redriven events need provider event ids".into(),
-        ));
-    }
+    rules::validate_redrive_events(&events)?;
     // Events first: if the state write fails, a later redrive appends nothing twice (dedup)
     // and resolves the letter then.
     let mut outcome = AppendOutcome::default();
     let source = letter.source.clone();
     inner.publish_events(&source, &events, &mut outcome).await?;
 
-    letter.redrive_attempts += 1;
-    let resolved = still_failing.is_none();
-    match still_failing {
-        Some(reason) => letter.reason = reason,
-        None => {
-            letter.resolved_at = Some(now());
-            letter.resolved_sequences = outcome.sequences.clone();
-        }
-    }
+    let resolved = rules::record_redrive(&mut letter, still_failing, &outcome.sequences, now());
     let state: bytes::Bytes = DeadLetter {
         raw: Vec::new(),
         ..letter
@@ -123,7 +116,7 @@ pub(crate) async fn redrive(
             .await
             .map_err(|e| match e.kind() {
                 CreateErrorKind::AlreadyExists => concurrent(id),
-                _ => storage(format!("cannot store dead letter {id} state: {e}")),
+                _ => LogError::storage(format!("cannot store dead letter {id} state"), e),
             })
     } else {
         inner
@@ -132,7 +125,7 @@ pub(crate) async fn redrive(
             .await
             .map_err(|e| match e.kind() {
                 UpdateErrorKind::WrongLastRevision => concurrent(id),
-                _ => storage(format!("cannot store dead letter {id} state: {e}")),
+                _ => LogError::storage(format!("cannot store dead letter {id} state"), e),
             })
     };
     written?;
@@ -143,7 +136,7 @@ pub(crate) async fn redrive(
 }
 
 fn concurrent(id: u64) -> LogError {
-    LogError::Storage(format!(
+    LogError::unavailable(format!(
         "dead letter {id} was redriven by another instance at the same time; list it again"
     ))
 }

@@ -29,8 +29,10 @@ use async_trait::async_trait;
 use futures_util::future::join_all;
 use prost::Message as _;
 use tokio::sync::watch;
-use tributary_event_log::embedded::Retention;
-use tributary_event_log::{AppendOutcome, AppendRequest, EventLog, LogError, RedriveOutcome};
+use tributary_event_log::rules::{self, provider_event_id};
+use tributary_event_log::{
+    AppendOutcome, AppendRequest, EventLog, LogError, RedriveOutcome, Retention,
+};
 use tributary_model::v1::{Consumer, DeadLetter, Event};
 use tributary_model::well_known::Timestamp;
 
@@ -139,10 +141,6 @@ pub(crate) struct Inner {
     health: Mutex<Result<(), String>>,
 }
 
-pub(crate) fn storage(e: impl std::fmt::Display) -> LogError {
-    LogError::Storage(e.to_string())
-}
-
 impl NatsLog {
     /// Connects to NATS (waiting up to `connect_timeout`), creates the streams and buckets
     /// when absent, refuses an incompatible existing stream, and starts following the stream.
@@ -206,11 +204,9 @@ impl Inner {
 
     /// The newest sequence, asked of the stream leader.
     async fn fresh_last(&self) -> Result<u64, LogError> {
-        let info = self
-            .events
-            .get_info()
-            .await
-            .map_err(|e| storage(format!("cannot read stream {}: {e}", self.config.stream)))?;
+        let info = self.events.get_info().await.map_err(|e| {
+            LogError::storage(format!("cannot read stream {}", self.config.stream), e)
+        })?;
         self.saw(info.state.last_sequence);
         Ok(info.state.last_sequence.max(self.known_last()))
     }
@@ -223,7 +219,7 @@ impl Inner {
             state => {
                 let reason = unreachable_reason(&self.config, &state);
                 self.set_health(Err(reason.clone()));
-                Err(LogError::Storage(reason))
+                Err(LogError::unavailable(reason))
             }
         }
     }
@@ -259,20 +255,21 @@ impl Inner {
             stored.sequence = 0;
             let message = PublishMessage::build()
                 .payload(stored.encode_to_vec().into())
-                .message_id(message_id(source, provider_id(event)));
+                .message_id(message_id(source, provider_event_id(event)));
             let subject = self.event_subject(source, &event.r#type);
-            pending.push(
-                self.js.send_publish(subject, message).await.map_err(|e| {
-                    storage(format!("cannot publish to {}: {e}", self.config.stream))
-                })?,
-            );
+            pending.push(self.js.send_publish(subject, message).await.map_err(|e| {
+                LogError::storage(format!("cannot publish to {}", self.config.stream), e)
+            })?);
         }
         for ack in join_all(pending.into_iter().map(|ack| ack.into_future())).await {
             let ack = ack.map_err(|e| {
-                storage(format!(
-                    "JetStream did not acknowledge an event ({}): {e}",
-                    self.config.stream
-                ))
+                LogError::storage(
+                    format!(
+                        "JetStream did not acknowledge an event ({})",
+                        self.config.stream
+                    ),
+                    e,
+                )
             })?;
             if ack.duplicate {
                 outcome.duplicates += 1;
@@ -299,18 +296,21 @@ impl Inner {
                 .message_id(message_id(source, &letter.provider_event_id));
             let subject = self.dead_letter_subject(source);
             pending.push(self.js.send_publish(subject, message).await.map_err(|e| {
-                storage(format!(
-                    "cannot publish to {}: {e}",
-                    self.config.dead_letter_stream()
-                ))
+                LogError::storage(
+                    format!("cannot publish to {}", self.config.dead_letter_stream()),
+                    e,
+                )
             })?);
         }
         for ack in join_all(pending.into_iter().map(|ack| ack.into_future())).await {
             let ack = ack.map_err(|e| {
-                storage(format!(
-                    "JetStream did not acknowledge a dead letter ({}): {e}",
-                    self.config.dead_letter_stream()
-                ))
+                LogError::storage(
+                    format!(
+                        "JetStream did not acknowledge a dead letter ({})",
+                        self.config.dead_letter_stream()
+                    ),
+                    e,
+                )
             })?;
             if ack.duplicate {
                 outcome.duplicates += 1;
@@ -325,7 +325,7 @@ impl Inner {
     fn record<T>(&self, result: Result<T, LogError>) -> Result<T, LogError> {
         match &result {
             Ok(_) => self.set_health(Ok(())),
-            Err(LogError::Storage(reason)) => self.set_health(Err(reason.clone())),
+            Err(error @ LogError::Storage { .. }) => self.set_health(Err(error.detail())),
             Err(_) => {}
         }
         result
@@ -337,14 +337,6 @@ fn unreachable_reason(config: &NatsConfig, state: &async_nats::connection::State
         "NATS JetStream at {} is unreachable (connection {state}); reconnecting",
         config.servers.join(",")
     )
-}
-
-pub(crate) fn provider_id(event: &Event) -> &str {
-    event
-        .provenance
-        .as_ref()
-        .map(|p| p.provider_event_id.as_str())
-        .unwrap_or_default()
 }
 
 /// The `Nats-Msg-Id`: `<source>:<provider event id>`. Ids that are not plain printable ASCII
@@ -388,27 +380,10 @@ fn type_tokens(event_type: &str) -> String {
         .join(".")
 }
 
-fn validate(request: &AppendRequest) -> Result<(), LogError> {
-    if request.source.is_empty() {
-        return Err(LogError::Invalid("empty source".into()));
-    }
-    let missing = request.events.iter().any(|e| provider_id(e).is_empty())
-        || request
-            .dead_letters
-            .iter()
-            .any(|d| d.provider_event_id.is_empty());
-    if missing {
-        return Err(LogError::Invalid(
-            "every event and dead letter needs a provider event id".into(),
-        ));
-    }
-    Ok(())
-}
-
 #[async_trait]
 impl EventLog for NatsLog {
     async fn append(&self, request: AppendRequest) -> Result<AppendOutcome, LogError> {
-        validate(&request)?;
+        rules::validate_append(&request)?;
         let inner = &self.inner;
         inner.require_connection()?;
         let mut outcome = AppendOutcome::default();

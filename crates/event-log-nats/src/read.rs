@@ -6,11 +6,11 @@ use async_nats::jetstream::message::StreamMessage;
 use async_nats::jetstream::stream::{RawMessageErrorKind, Stream};
 use futures_util::StreamExt;
 use prost::Message as _;
-use tributary_event_log::LogError;
+use tributary_event_log::{LogError, rules};
 use tributary_model::v1::Event;
 use tributary_model::well_known::Timestamp;
 
-use crate::{Inner, storage};
+use crate::Inner;
 
 /// Gets in flight per read.
 const PARALLEL_GETS: usize = 64;
@@ -20,10 +20,13 @@ async fn get(stream: &Stream, sequence: u64) -> Result<Option<StreamMessage>, Lo
     match stream.get_raw_message(sequence).await {
         Ok(message) => Ok(Some(message)),
         Err(e) if e.kind() == RawMessageErrorKind::NoMessageFound => Ok(None),
-        Err(e) => Err(storage(format!(
-            "cannot read sequence {sequence} of {}: {e}",
-            stream.cached_info().config.name
-        ))),
+        Err(e) => Err(LogError::storage(
+            format!(
+                "cannot read sequence {sequence} of {}",
+                stream.cached_info().config.name
+            ),
+            e,
+        )),
     }
 }
 
@@ -40,10 +43,13 @@ pub(crate) async fn first_at_or_after(
     match request.send().await {
         Ok(message) => Ok(Some(message)),
         Err(e) if e.kind() == RawMessageErrorKind::NoMessageFound => Ok(None),
-        Err(e) => Err(storage(format!(
-            "cannot read {} from sequence {sequence}: {e}",
-            stream.cached_info().config.name
-        ))),
+        Err(e) => Err(LogError::storage(
+            format!(
+                "cannot read {} from sequence {sequence}",
+                stream.cached_info().config.name
+            ),
+            e,
+        )),
     }
 }
 
@@ -104,19 +110,14 @@ pub(crate) async fn events_after(
     messages.iter().map(decode_event).collect()
 }
 
-fn nanos(time: &Timestamp) -> i128 {
-    i128::from(time.seconds) * 1_000_000_000 + i128::from(time.nanos)
-}
-
 /// The sequence just before the first event stored at or after `time` (binary search on the
 /// messages' stored times), or the newest sequence when there is none.
 pub(crate) async fn sequence_before_time(inner: &Inner, time: Timestamp) -> Result<u64, LogError> {
-    let target = nanos(&time);
-    let info = inner
-        .events
-        .get_info()
-        .await
-        .map_err(|e| storage(format!("cannot read stream {}: {e}", inner.config.stream)))?;
+    let target = rules::unix_nanos(&time);
+    let info =
+        inner.events.get_info().await.map_err(|e| {
+            LogError::storage(format!("cannot read stream {}", inner.config.stream), e)
+        })?;
     let state = info.state;
     inner.saw(state.last_sequence);
     if state.messages == 0 {
@@ -143,11 +144,10 @@ pub(crate) async fn sequence_before_time(inner: &Inner, time: Timestamp) -> Resu
 }
 
 pub(crate) async fn first_sequence(inner: &Inner) -> Result<u64, LogError> {
-    let info = inner
-        .events
-        .get_info()
-        .await
-        .map_err(|e| storage(format!("cannot read stream {}: {e}", inner.config.stream)))?;
+    let info =
+        inner.events.get_info().await.map_err(|e| {
+            LogError::storage(format!("cannot read stream {}", inner.config.stream), e)
+        })?;
     inner.saw(info.state.last_sequence);
     Ok(if info.state.messages == 0 {
         info.state.last_sequence + 1

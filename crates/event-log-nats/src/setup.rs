@@ -8,7 +8,7 @@ use async_nats::jetstream::stream::{self, DiscardPolicy, RetentionPolicy, Storag
 use async_nats::jetstream::{self, ErrorCode, kv};
 use tributary_event_log::LogError;
 
-use crate::{NatsConfig, Storage, storage};
+use crate::{NatsConfig, Storage};
 
 /// What `ensure` found or created.
 pub(crate) struct Parts {
@@ -71,11 +71,14 @@ pub(crate) async fn connect(config: &NatsConfig) -> Result<async_nats::Client, L
                 tokio::time::sleep(Duration::from_millis(250)).await;
             }
             Err(error) => {
-                return Err(storage(format!(
-                    "cannot connect to NATS at {} within {:?}: {error}",
-                    config.servers.join(","),
-                    config.connect_timeout
-                )));
+                return Err(LogError::storage(
+                    format!(
+                        "cannot connect to NATS at {} within {:?}",
+                        config.servers.join(","),
+                        config.connect_timeout
+                    ),
+                    error,
+                ));
             }
         }
     }
@@ -207,9 +210,10 @@ async fn ensure_stream(
                 GetStreamErrorKind::JetStream(e) if e.error_code() == ErrorCode::STREAM_NOT_FOUND
             );
             if !missing {
-                return Err(storage(format!(
-                    "cannot reach JetStream for stream {name}: {error}"
-                )));
+                return Err(LogError::storage(
+                    format!("cannot reach JetStream for stream {name}"),
+                    error,
+                ));
             }
             match js.create_stream(wanted.clone()).await {
                 Ok(stream) => {
@@ -220,7 +224,7 @@ async fn ensure_stream(
                 Err(create) => js
                     .get_stream(&name)
                     .await
-                    .map_err(|_| storage(format!("cannot create stream {name}: {create}"))),
+                    .map_err(|_| LogError::storage(format!("cannot create stream {name}"), create)),
             }
         }
     }
@@ -266,7 +270,7 @@ async fn ensure_bucket(
     }
     js.get_key_value(&bucket)
         .await
-        .map_err(|e| storage(format!("cannot create KV bucket {bucket}: {e}")))
+        .map_err(|e| LogError::storage(format!("cannot create KV bucket {bucket}"), e))
 }
 
 /// Finds or creates everything the log uses.

@@ -6,10 +6,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_nats::jetstream::consumer::{DeliverPolicy, push};
 use futures_util::StreamExt;
-use tributary_event_log::LogError;
+use tributary_event_log::{LogError, rules};
 use tributary_model::well_known::Timestamp;
 
-use crate::{Inner, consumers, read, storage, unreachable_reason};
+use crate::{Inner, consumers, read, unreachable_reason};
 
 /// How often the probe asks the stream for its state.
 const PROBE_INTERVAL: Duration = Duration::from_secs(1);
@@ -109,14 +109,7 @@ async fn retention_loop(weak: Weak<Inner>, interval: Duration) {
 }
 
 fn timestamp_before(age: Duration) -> Timestamp {
-    let since = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default()
-        .saturating_sub(age);
-    Timestamp {
-        seconds: since.as_secs() as i64,
-        nanos: since.subsec_nanos() as i32,
-    }
+    rules::timestamp(SystemTime::now().checked_sub(age).unwrap_or(UNIX_EPOCH))
 }
 
 /// One retention pass: purges the oldest events by age and by size, never past the lowest
@@ -124,11 +117,10 @@ fn timestamp_before(age: Duration) -> Timestamp {
 /// runs it; purging up to a sequence is idempotent. Returns how many events went.
 pub(crate) async fn retention_pass(inner: &Inner) -> Result<u64, LogError> {
     let retention = &inner.config.retention;
-    let info = inner
-        .events
-        .get_info()
-        .await
-        .map_err(|e| storage(format!("cannot read stream {}: {e}", inner.config.stream)))?;
+    let info =
+        inner.events.get_info().await.map_err(|e| {
+            LogError::storage(format!("cannot read stream {}", inner.config.stream), e)
+        })?;
     let state = info.state;
     if state.messages == 0 {
         return Ok(0);
@@ -161,7 +153,7 @@ pub(crate) async fn retention_pass(inner: &Inner) -> Result<u64, LogError> {
         .purge()
         .sequence(cut + 1)
         .await
-        .map_err(|e| storage(format!("cannot purge {}: {e}", inner.config.stream)))?;
+        .map_err(|e| LogError::storage(format!("cannot purge {}", inner.config.stream), e))?;
     tracing::info!(
         removed = purged.purged,
         first_kept = cut + 1,

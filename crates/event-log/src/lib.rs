@@ -1,22 +1,31 @@
-//! The event log: where canonical events become durable, ordered and deduplicated.
+//! The event log contract: where canonical events become durable, ordered and deduplicated.
 //!
-//! [`EventLog`] is the one interface the service uses; [`embedded::EmbeddedLog`] is the default
-//! backend (a redb file in the data directory). The trait is shaped so a NATS JetStream backend
-//! maps onto it directly: the sequence is the stream sequence, the dedup key is the message id,
-//! and readers read by sequence.
+//! [`EventLog`] is the one interface the service uses. This crate holds only the contract, so
+//! a backend depends on nothing of another: `tributary-event-log-redb` (the embedded default,
+//! a redb file in the data directory) and `tributary-event-log-nats` (NATS JetStream) implement
+//! it. The trait is shaped so JetStream maps onto it directly: the sequence is the stream
+//! sequence, the dedup key is the message id, and readers read by sequence.
 
-pub mod embedded;
+pub mod rules;
+
+#[cfg(feature = "conformance")]
+pub mod conformance;
+
+use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use tokio::sync::watch;
 use tributary_model::v1::{Consumer, DeadLetter, Event};
 use tributary_model::well_known::Timestamp;
 
-/// Everything one webhook produced, appended atomically: all of it is stored, or none of it.
+/// Everything one webhook produced. Whether it is stored as one unit depends on the backend
+/// (see [`EventLog`]); retrying a failed append is always safe.
 #[derive(Debug, Clone, Default)]
 pub struct AppendRequest {
-    /// The source that received the webhook; with each item's provider event id it forms the
-    /// dedup key.
+    /// The source that received the webhook (non-empty); with each item's provider event id it
+    /// forms the dedup key. Each event's and dead letter's own `source` should be the same:
+    /// redrive and retention use those.
     pub source: String,
     /// Canonical events, in order. `provenance.provider_event_id` must be non-empty.
     pub events: Vec<Event>,
@@ -35,24 +44,96 @@ pub struct AppendOutcome {
     pub dead_lettered: usize,
 }
 
-/// Why the log could not do what was asked. Appends that fail store nothing.
-#[derive(Debug, thiserror::Error)]
+/// The storage's own error under a [`LogError::Storage`]. Shared (`Arc`) so that one failed
+/// commit can answer every request it batched with the same cause.
+pub type StorageSource = Arc<dyn std::error::Error + Send + Sync>;
+
+/// Why the log could not do what was asked. Callers map the variants to what a client can act
+/// on: `Invalid` to INVALID_ARGUMENT, the two `Unknown*` to NOT_FOUND, the rest to UNAVAILABLE.
+///
+/// The messages include their cause (like `Corrupt`'s decode error) because they are shown
+/// whole: in gRPC statuses, logs and `/readyz`.
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum LogError {
-    #[error("event log storage failed: {0}")]
-    Storage(String),
+    /// The storage failed (I/O error, full disk, JetStream unreachable or timing out, too much
+    /// contention); trying again later may work. `context` says what the log was doing;
+    /// `source` is the storage's error, absent when the log itself gave up.
+    #[error("event log storage failed: {}", storage_detail(.context, .source.as_ref()))]
+    Storage {
+        context: String,
+        #[source]
+        source: Option<StorageSource>,
+    },
+    /// The log was shut down while the request waited.
     #[error("event log is shutting down")]
     Closed,
+    /// A stored record no longer decodes; `key` is its sequence or id (0 for a consumer).
     #[error("stored record is corrupt at {key}: {source}")]
     Corrupt {
         key: u64,
         source: prost::DecodeError,
     },
+    /// The request breaks a rule of the log (see [`rules`]); nothing was stored.
     #[error("invalid request: {0}")]
     Invalid(String),
+    /// No durable consumer has this name.
     #[error("no consumer named `{0}`")]
     UnknownConsumer(String),
+    /// No dead letter has this id.
     #[error("no dead letter {0}")]
     UnknownDeadLetter(u64),
+}
+
+fn storage_detail(context: &str, source: Option<&StorageSource>) -> String {
+    match source {
+        Some(source) => format!("{context}: {source}"),
+        None => context.to_owned(),
+    }
+}
+
+impl LogError {
+    /// A storage failure caused by `source` while the log was doing `context`.
+    pub fn storage(
+        context: impl Into<String>,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        Self::Storage {
+            context: context.into(),
+            source: Some(Arc::new(source)),
+        }
+    }
+
+    /// A storage failure without an underlying error: the log gave up by itself (not
+    /// connected, recovering, contended).
+    pub fn unavailable(context: impl Into<String>) -> Self {
+        Self::Storage {
+            context: context.into(),
+            source: None,
+        }
+    }
+
+    /// The failure without the "event log storage failed" prefix, for `health` (which
+    /// `/readyz` shows after its own prefix).
+    pub fn detail(&self) -> String {
+        match self {
+            Self::Storage { context, source } => storage_detail(context, source.as_ref()),
+            other => other.to_string(),
+        }
+    }
+}
+
+/// How much history the log keeps. Events still unacknowledged by a durable consumer are kept
+/// unless `override_consumers` is set.
+#[derive(Debug, Clone, Default)]
+pub struct Retention {
+    /// Remove events stored longer ago than this.
+    pub max_age: Option<Duration>,
+    /// Remove the oldest events while stored event bytes exceed this.
+    pub max_bytes: Option<u64>,
+    /// Remove events even when a durable consumer has not acknowledged them.
+    pub override_consumers: bool,
+    /// How often retention runs.
+    pub interval: Duration,
 }
 
 /// What a redrive did to a dead letter.
@@ -65,28 +146,63 @@ pub struct RedriveOutcome {
 }
 
 /// The durable, ordered, deduplicated log of canonical events.
+///
+/// Sequences start at 1, increase, and are never reused, not even after retention removed
+/// every event. Items are deduplicated on (source, provider event id). The `conformance`
+/// module (feature `conformance`) checks the promises below with exact values.
+///
+/// # What is atomic where
+///
+/// - **redb** (`tributary-event-log-redb`): each write (`append`, `redrive`, a consumer
+///   change) is applied inside one write transaction of a group commit, so it is stored whole
+///   or not at all, and a failed commit fails every operation of its batch. One append's
+///   events get consecutive sequences. Dedup keys last as long as their item, and events and
+///   dead letters share them.
+/// - **NATS JetStream** (`tributary-event-log-nats`): there is no multi-message transaction.
+///   `append` publishes each event in order and then each dead letter, one message apiece,
+///   and succeeds only when JetStream acknowledged all of them. If it fails part-way, what was
+///   acknowledged stays stored (subscribers may see part of a webhook) and the error is
+///   returned; retrying the same request stores only the rest, the stored items coming back
+///   as duplicates, provided the retry arrives within the stream's duplicate window (dedup
+///   does not reach further back). Concurrent appends may interleave: one append's sequences
+///   increase but need not be consecutive. Events and dead letters are deduplicated
+///   separately (two streams). `redrive` publishes the events first, then writes the dead
+///   letter's state with compare-and-set: if that write fails, the events stay and the letter
+///   stays unresolved, and redriving it again stores no event twice. Each consumer change is
+///   one compare-and-set write. docs/deployment.md has the details.
 #[async_trait]
 pub trait EventLog: Send + Sync + 'static {
-    /// Stores a webhook's events and dead letters durably, skipping items whose
-    /// (source, provider event id) is already stored. Returns once they are durable.
+    /// Stores a webhook's events and dead letters, skipping items whose (source, provider
+    /// event id) is already stored (also within the request). Returns once they are durable:
+    /// committed with fsync (redb), acknowledged by the stream (JetStream). An invalid request
+    /// ([`rules::validate_append`]) is refused before anything is stored.
     async fn append(&self, request: AppendRequest) -> Result<AppendOutcome, LogError>;
 
-    /// Up to `max` events with a sequence greater than `after`, in order.
+    /// Up to `max` events with a sequence greater than `after`, in order, skipping sequences
+    /// retention removed: a reader notices a gap when the first event returned is past
+    /// `after + 1` (the service answers OUT_OF_RANGE then).
     async fn read_after(&self, after: u64, max: usize) -> Result<Vec<Event>, LogError>;
 
     /// The sequence just before the first event stored at or after `time` (so that
-    /// `read_after` of it starts there).
+    /// `read_after` of it starts there); when no stored event is that recent, the newest
+    /// sequence, so reading starts with the next append. (Known deviation: redb answers 0
+    /// once retention removed every event; reading from 0 then also starts with the next
+    /// append.)
     async fn sequence_before_time(&self, time: Timestamp) -> Result<u64, LogError>;
 
     /// The sequence of the oldest event still stored (retention removes older ones);
-    /// `last + 1` when the log is empty.
+    /// `last + 1` when no event is stored. A position `p` was removed when `p + 1` is below it.
     async fn first_sequence(&self) -> Result<u64, LogError>;
 
-    /// Dead letters with an id greater than `after`, up to `max`.
+    /// Dead letters with an id greater than `after`, up to `max`, by id. Ids start at 1 and
+    /// are separate from event sequences.
     async fn dead_letters(&self, after: u64, max: usize) -> Result<Vec<DeadLetter>, LogError>;
 
-    /// Appends the events a redrive produced for dead letter `id` and marks it resolved, or,
-    /// with `still_failing`, records the new reason and keeps it. Atomic.
+    /// Appends the events a redrive produced for dead letter `id` (under the letter's source,
+    /// deduplicated like an append) and marks it resolved with their sequences, or, with
+    /// `still_failing`, records the new reason and keeps it (and its dedup key). Either way
+    /// counts an attempt. An unknown `id` is [`LogError::UnknownDeadLetter`], checked before
+    /// the events. Atomic with redb only (see above).
     async fn redrive(
         &self,
         id: u64,
@@ -94,24 +210,29 @@ pub trait EventLog: Send + Sync + 'static {
         still_failing: Option<String>,
     ) -> Result<RedriveOutcome, LogError>;
 
-    /// The durable consumer `name`, creating it positioned after `start_after` when absent.
+    /// The durable consumer `name`, creating it positioned after `start_after` (at most the
+    /// newest sequence) when absent; an existing one keeps its position. Names follow
+    /// [`rules::check_consumer_name`].
     async fn open_consumer(&self, name: &str, start_after: u64) -> Result<Consumer, LogError>;
 
-    /// Moves `name`'s acknowledged sequence forward to `sequence` (never backwards). Durable
-    /// on return.
+    /// Moves `name`'s acknowledged sequence forward to `sequence` (an older ack changes
+    /// nothing). Durable on return. A sequence past the newest is [`LogError::Invalid`]
+    /// (checked first), a missing consumer [`LogError::UnknownConsumer`].
     async fn ack(&self, name: &str, sequence: u64) -> Result<Consumer, LogError>;
 
-    /// Sets `name`'s acknowledged sequence to `after`, backwards or forwards.
+    /// Sets `name`'s acknowledged sequence to `after`, backwards or forwards (not past the
+    /// newest sequence). Errors as for `ack`.
     async fn reset_consumer(&self, name: &str, after: u64) -> Result<Consumer, LogError>;
 
-    /// Deletes `name`; false when there was none.
+    /// Deletes `name`; false when there was none (or the name is invalid).
     async fn delete_consumer(&self, name: &str) -> Result<bool, LogError>;
 
-    /// Every durable consumer, with its lag.
+    /// Every durable consumer, by name, with its lag (newest sequence minus acknowledged).
     async fn consumers(&self) -> Result<Vec<Consumer>, LogError>;
 
-    /// The sequence of the newest event (0 when empty); changes are announced on the receiver,
-    /// which subscribers await to tail the log live.
+    /// The newest sequence ever assigned (0 when none); changes are announced on the
+    /// receiver, which subscribers await to tail the log live. An append's sequences are
+    /// announced before it returns.
     fn last_sequence(&self) -> watch::Receiver<u64>;
 
     /// `Ok` while the log can write; the last storage error otherwise.

@@ -1,5 +1,6 @@
-//! The embedded backend: one redb file, written by a single writer thread that group-commits
-//! concurrent operations, so one fsync covers many webhooks.
+//! The embedded event log: one redb file, written by a single writer thread that
+//! group-commits concurrent operations, so one fsync covers many webhooks. It implements the
+//! backend-neutral [`EventLog`] contract of `tributary-event-log`.
 //!
 //! Why redb: pure Rust (no C toolchain), a single ACID file with copy-on-write B-trees and
 //! checksummed commits, so a crash (even `kill -9` or power loss) leaves the last committed
@@ -18,13 +19,23 @@ use async_trait::async_trait;
 use prost::Message;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use tokio::sync::{mpsc, oneshot, watch};
+use tributary_event_log::{
+    AppendOutcome, AppendRequest, EventLog, LogError, RedriveOutcome, Retention, rules,
+};
 use tributary_model::v1::{Consumer, DeadLetter, Event};
 use tributary_model::well_known::Timestamp;
 
-use crate::{AppendOutcome, AppendRequest, EventLog, LogError, RedriveOutcome};
 use handle::DbHandle;
 use recent::Recent;
 use writer::{Op, Reply};
+
+// What the log was doing, named in its storage errors.
+const CREATING: &str = "creating the tables";
+const READING_EVENTS: &str = "reading events";
+const READING_TIMES: &str = "reading the time index";
+const READING_FIRST: &str = "reading the first event";
+const READING_DEAD_LETTERS: &str = "reading dead letters";
+const READING_CONSUMERS: &str = "reading consumers";
 
 /// sequence -> encoded `Event` (with its sequence set).
 pub(crate) const EVENTS: TableDefinition<u64, &[u8]> = TableDefinition::new("events");
@@ -41,20 +52,6 @@ pub(crate) const META: TableDefinition<&str, u64> = TableDefinition::new("meta")
 
 /// Marks a dedup entry that points at a dead letter rather than an event.
 pub(crate) const DEAD_LETTER_TAG: u64 = 1 << 63;
-
-/// How much history the log keeps. Events still unacknowledged by a durable consumer are kept
-/// unless `override_consumers` is set.
-#[derive(Debug, Clone, Default)]
-pub struct Retention {
-    /// Remove events stored longer ago than this.
-    pub max_age: Option<Duration>,
-    /// Remove the oldest events while stored event bytes exceed this.
-    pub max_bytes: Option<u64>,
-    /// Remove events even when a durable consumer has not acknowledged them.
-    pub override_consumers: bool,
-    /// How often retention runs.
-    pub interval: Duration,
-}
 
 /// Settings of the embedded log.
 #[derive(Debug, Clone)]
@@ -94,22 +91,19 @@ pub struct EmbeddedLog {
     health: Arc<Mutex<Result<(), String>>>,
 }
 
-pub(crate) fn storage(e: impl std::fmt::Display) -> LogError {
-    LogError::Storage(e.to_string())
-}
-
-pub(crate) fn decode_consumer(name: &str, bytes: &[u8]) -> Result<Consumer, LogError> {
-    let mut consumer =
-        Consumer::decode(bytes).map_err(|source| LogError::Corrupt { key: 0, source })?;
-    consumer.name = name.to_owned();
-    Ok(consumer)
+/// Wraps a redb error as a storage failure while doing `context`.
+pub(crate) fn storage<E>(context: &'static str) -> impl Fn(E) -> LogError
+where
+    E: std::error::Error + Send + Sync + 'static,
+{
+    move |source| LogError::storage(context, source)
 }
 
 impl EmbeddedLog {
     /// Opens (or creates) the log in `config.data_dir` and starts its writer thread.
     pub fn open(config: EmbeddedConfig) -> Result<Self, LogError> {
         std::fs::create_dir_all(&config.data_dir).map_err(|e| {
-            LogError::Storage(format!("cannot create {}: {e}", config.data_dir.display()))
+            LogError::storage(format!("cannot create {}", config.data_dir.display()), e)
         })?;
         let path = config.data_dir.join("events.redb");
         let db = Arc::new(DbHandle::open(path)?);
@@ -157,38 +151,39 @@ impl EmbeddedLog {
         let db = self.db.get()?;
         tokio::task::spawn_blocking(move || f(&db))
             .await
-            .map_err(|e| LogError::Storage(format!("reader task failed: {e}")))?
+            .map_err(|e| LogError::storage("reader task failed", e))?
     }
 }
 
 /// Creates missing tables and returns the last stored sequence.
 fn init_tables(db: &Database) -> Result<u64, LogError> {
-    let txn = db.begin_write().map_err(storage)?;
+    let txn = db.begin_write().map_err(storage(CREATING))?;
     {
-        txn.open_table(EVENTS).map_err(storage)?;
-        txn.open_table(DEDUP).map_err(storage)?;
-        txn.open_table(DEAD_LETTERS).map_err(storage)?;
-        txn.open_table(TIME_INDEX).map_err(storage)?;
-        txn.open_table(CONSUMERS).map_err(storage)?;
-        txn.open_table(META).map_err(storage)?;
+        txn.open_table(EVENTS).map_err(storage(CREATING))?;
+        txn.open_table(DEDUP).map_err(storage(CREATING))?;
+        txn.open_table(DEAD_LETTERS).map_err(storage(CREATING))?;
+        txn.open_table(TIME_INDEX).map_err(storage(CREATING))?;
+        txn.open_table(CONSUMERS).map_err(storage(CREATING))?;
+        txn.open_table(META).map_err(storage(CREATING))?;
     }
-    txn.commit().map_err(storage)?;
-    let read = db.begin_read().map_err(storage)?;
-    let events = read.open_table(EVENTS).map_err(storage)?;
-    let last = events.last().map_err(storage)?.map(|(k, _)| k.value());
+    txn.commit().map_err(storage(CREATING))?;
+    let read = db.begin_read().map_err(storage(CREATING))?;
+    let events = read.open_table(EVENTS).map_err(storage(CREATING))?;
+    let last = events
+        .last()
+        .map_err(storage(CREATING))?
+        .map(|(k, _)| k.value());
     Ok(last.unwrap_or(0))
 }
 
 fn unexpected(reply: Reply) -> LogError {
-    LogError::Storage(format!("writer answered {reply:?} to the wrong request"))
+    LogError::unavailable(format!("writer answered {reply:?} to the wrong request"))
 }
 
 #[async_trait]
 impl EventLog for EmbeddedLog {
     async fn append(&self, request: AppendRequest) -> Result<AppendOutcome, LogError> {
-        if request.source.is_empty() {
-            return Err(LogError::Invalid("empty source".into()));
-        }
+        rules::validate_append(&request)?;
         match self.submit(Op::Append(request)).await? {
             Reply::Appended(outcome) => Ok(outcome),
             other => Err(unexpected(other)),
@@ -201,15 +196,15 @@ impl EventLog for EmbeddedLog {
             return Ok(events);
         }
         self.blocking(move |db| {
-            let txn = db.begin_read().map_err(storage)?;
-            let table = txn.open_table(EVENTS).map_err(storage)?;
+            let txn = db.begin_read().map_err(storage(READING_EVENTS))?;
+            let table = txn.open_table(EVENTS).map_err(storage(READING_EVENTS))?;
             let mut events = Vec::new();
             for entry in table
                 .range(after.saturating_add(1)..)
-                .map_err(storage)?
+                .map_err(storage(READING_EVENTS))?
                 .take(max)
             {
-                let (key, value) = entry.map_err(storage)?;
+                let (key, value) = entry.map_err(storage(READING_EVENTS))?;
                 let event = Event::decode(value.value()).map_err(|source| LogError::Corrupt {
                     key: key.value(),
                     source,
@@ -222,21 +217,23 @@ impl EventLog for EmbeddedLog {
     }
 
     async fn sequence_before_time(&self, time: Timestamp) -> Result<u64, LogError> {
-        let millis =
-            u64::try_from(time.seconds.saturating_mul(1000) + i64::from(time.nanos / 1_000_000))
-                .unwrap_or(0);
+        let millis = rules::unix_millis(&time);
         self.blocking(move |db| {
-            let txn = db.begin_read().map_err(storage)?;
-            let index = txn.open_table(TIME_INDEX).map_err(storage)?;
-            if let Some(entry) = index.range(millis..).map_err(storage)?.next() {
-                let (_, first) = entry.map_err(storage)?;
+            let txn = db.begin_read().map_err(storage(READING_TIMES))?;
+            let index = txn.open_table(TIME_INDEX).map_err(storage(READING_TIMES))?;
+            if let Some(entry) = index
+                .range(millis..)
+                .map_err(storage(READING_TIMES))?
+                .next()
+            {
+                let (_, first) = entry.map_err(storage(READING_TIMES))?;
                 return Ok(first.value().saturating_sub(1));
             }
             // Nothing at or after `time`: start after the newest event.
-            let events = txn.open_table(EVENTS).map_err(storage)?;
+            let events = txn.open_table(EVENTS).map_err(storage(READING_TIMES))?;
             Ok(events
                 .last()
-                .map_err(storage)?
+                .map_err(storage(READING_TIMES))?
                 .map(|(k, _)| k.value())
                 .unwrap_or(0))
         })
@@ -246,9 +243,12 @@ impl EventLog for EmbeddedLog {
     async fn first_sequence(&self) -> Result<u64, LogError> {
         let last = *self.last_sequence.borrow();
         self.blocking(move |db| {
-            let txn = db.begin_read().map_err(storage)?;
-            let events = txn.open_table(EVENTS).map_err(storage)?;
-            let first = events.first().map_err(storage)?.map(|(k, _)| k.value());
+            let txn = db.begin_read().map_err(storage(READING_FIRST))?;
+            let events = txn.open_table(EVENTS).map_err(storage(READING_FIRST))?;
+            let first = events
+                .first()
+                .map_err(storage(READING_FIRST))?
+                .map(|(k, _)| k.value());
             Ok(first.unwrap_or(last + 1))
         })
         .await
@@ -256,15 +256,17 @@ impl EventLog for EmbeddedLog {
 
     async fn dead_letters(&self, after: u64, max: usize) -> Result<Vec<DeadLetter>, LogError> {
         self.blocking(move |db| {
-            let txn = db.begin_read().map_err(storage)?;
-            let table = txn.open_table(DEAD_LETTERS).map_err(storage)?;
+            let txn = db.begin_read().map_err(storage(READING_DEAD_LETTERS))?;
+            let table = txn
+                .open_table(DEAD_LETTERS)
+                .map_err(storage(READING_DEAD_LETTERS))?;
             let mut out = Vec::new();
             for entry in table
                 .range(after.saturating_add(1)..)
-                .map_err(storage)?
+                .map_err(storage(READING_DEAD_LETTERS))?
                 .take(max)
             {
-                let (key, value) = entry.map_err(storage)?;
+                let (key, value) = entry.map_err(storage(READING_DEAD_LETTERS))?;
                 out.push(DeadLetter::decode(value.value()).map_err(|source| {
                     LogError::Corrupt {
                         key: key.value(),
@@ -297,6 +299,7 @@ impl EventLog for EmbeddedLog {
     }
 
     async fn open_consumer(&self, name: &str, start_after: u64) -> Result<Consumer, LogError> {
+        rules::check_consumer_name(name)?;
         let op = Op::OpenConsumer {
             name: name.to_owned(),
             after: start_after,
@@ -344,13 +347,15 @@ impl EventLog for EmbeddedLog {
     async fn consumers(&self) -> Result<Vec<Consumer>, LogError> {
         let last = *self.last_sequence.borrow();
         self.blocking(move |db| {
-            let txn = db.begin_read().map_err(storage)?;
-            let table = txn.open_table(CONSUMERS).map_err(storage)?;
+            let txn = db.begin_read().map_err(storage(READING_CONSUMERS))?;
+            let table = txn
+                .open_table(CONSUMERS)
+                .map_err(storage(READING_CONSUMERS))?;
             let mut out = Vec::new();
-            for entry in table.iter().map_err(storage)? {
-                let (name, value) = entry.map_err(storage)?;
-                let mut consumer = decode_consumer(name.value(), value.value())?;
-                consumer.lag = last.saturating_sub(consumer.acked_sequence);
+            for entry in table.iter().map_err(storage(READING_CONSUMERS))? {
+                let (name, value) = entry.map_err(storage(READING_CONSUMERS))?;
+                let mut consumer = rules::decode_consumer(name.value(), value.value())?;
+                rules::set_lag(&mut consumer, last);
                 out.push(consumer);
             }
             Ok(out)

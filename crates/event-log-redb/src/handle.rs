@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use redb::Database;
 
-use crate::LogError;
+use tributary_event_log::LogError;
 
 /// How long a reopen waits for readers to finish with the old instance.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
@@ -29,7 +29,7 @@ pub(crate) struct DbHandle {
 impl DbHandle {
     pub fn open(path: PathBuf) -> Result<Self, LogError> {
         let db = create(&path)
-            .map_err(|e| LogError::Storage(format!("cannot open {}: {e}", path.display())))?;
+            .map_err(|e| LogError::storage(format!("cannot open {}", path.display()), e))?;
         Ok(Self {
             path,
             current: RwLock::new(Some(Arc::new(db))),
@@ -42,7 +42,7 @@ impl DbHandle {
             .read()
             .ok()
             .and_then(|db| db.clone())
-            .ok_or_else(|| LogError::Storage("event log is recovering from a storage fault".into()))
+            .ok_or_else(|| LogError::unavailable("event log is recovering from a storage fault"))
     }
 
     /// Closes the database (after readers let go of it) and opens it again. On failure the
@@ -65,16 +65,15 @@ impl DbHandle {
                         if let Ok(mut current) = self.current.write() {
                             *current = Some(still_shared);
                         }
-                        return Err(LogError::Storage(
-                            "cannot reopen the event log: readers still hold it".into(),
+                        return Err(LogError::unavailable(
+                            "cannot reopen the event log: readers still hold it",
                         ));
                     }
                 }
             }
         }
-        let db = create(&self.path).map_err(|e| {
-            LogError::Storage(format!("cannot reopen {}: {e}", self.path.display()))
-        })?;
+        let db = create(&self.path)
+            .map_err(|e| LogError::storage(format!("cannot reopen {}", self.path.display()), e))?;
         let db = Arc::new(db);
         if let Ok(mut current) = self.current.write() {
             *current = Some(Arc::clone(&db));

@@ -14,9 +14,20 @@ use super::handle::DbHandle;
 use super::recent::Recent;
 use super::{
     CONSUMERS, DEAD_LETTER_TAG, DEAD_LETTERS, DEDUP, EVENTS, EmbeddedConfig, META, TIME_INDEX,
-    decode_consumer, retention, storage,
+    retention, storage,
 };
-use crate::{AppendOutcome, AppendRequest, LogError, RedriveOutcome};
+use tributary_event_log::rules::{self, provider_event_id};
+use tributary_event_log::{AppendOutcome, AppendRequest, LogError, RedriveOutcome};
+
+// What the log was doing, named in its storage errors.
+const LOADING: &str = "loading the newest sequence";
+const COMMITTING: &str = "committing";
+const DELETING_CONSUMER: &str = "deleting a consumer";
+const STORING_EVENTS: &str = "storing events";
+const STORING_DEAD_LETTERS: &str = "storing dead letters";
+const REDRIVING: &str = "redriving a dead letter";
+const STORING_CONSUMER: &str = "storing a consumer";
+const MOVING_CONSUMER: &str = "moving a consumer";
 
 /// A write the log performs on behalf of a caller.
 #[derive(Debug)]
@@ -121,23 +132,19 @@ pub(crate) fn spawn(
                     }
                     Err(error) => {
                         tracing::error!(%error, operations = batch.len(), "event log commit failed");
-                        let message = match error {
-                            LogError::Storage(message) => message,
-                            other => other.to_string(),
-                        };
                         // Nothing of the batch was committed. redb refuses further work after
                         // an I/O error, so the next batch reopens the file and reloads the
                         // cursor from what is stored.
                         faulted = true;
-                        set_health(&health, Err(message.clone()));
+                        set_health(&health, Err(error.detail()));
                         for job in batch.drain(..) {
-                            let _ = job.reply.send(Err(LogError::Storage(message.clone())));
+                            let _ = job.reply.send(Err(error.clone()));
                         }
                     }
                 }
             }
         })
-        .map_err(|e| LogError::Storage(format!("cannot start writer thread: {e}")))?;
+        .map_err(|e| LogError::storage("cannot start the writer thread", e))?;
     Ok(())
 }
 
@@ -148,33 +155,36 @@ fn set_health(health: &Mutex<Result<(), String>>, status: Result<(), String>) {
 }
 
 fn load_cursor(db: &Database) -> Result<Cursor, LogError> {
-    let txn = db.begin_write().map_err(storage)?;
+    let txn = db.begin_write().map_err(storage(LOADING))?;
     let cursor = {
-        let events = txn.open_table(EVENTS).map_err(storage)?;
-        let dead = txn.open_table(DEAD_LETTERS).map_err(storage)?;
-        let times = txn.open_table(TIME_INDEX).map_err(storage)?;
-        let meta = txn.open_table(META).map_err(storage)?;
+        let events = txn.open_table(EVENTS).map_err(storage(LOADING))?;
+        let dead = txn.open_table(DEAD_LETTERS).map_err(storage(LOADING))?;
+        let times = txn.open_table(TIME_INDEX).map_err(storage(LOADING))?;
+        let meta = txn.open_table(META).map_err(storage(LOADING))?;
         // The highest sequence ever assigned survives retention emptying the table.
-        let stored_last = events.last().map_err(storage)?.map(|(k, _)| k.value());
+        let stored_last = events
+            .last()
+            .map_err(storage(LOADING))?
+            .map(|(k, _)| k.value());
         let recorded_last = meta
             .get("last_sequence")
-            .map_err(storage)?
+            .map_err(storage(LOADING))?
             .map(|v| v.value());
         Cursor {
             last_sequence: stored_last.unwrap_or(0).max(recorded_last.unwrap_or(0)),
             last_dead_letter: dead
                 .last()
-                .map_err(storage)?
+                .map_err(storage(LOADING))?
                 .map(|(k, _)| k.value())
                 .unwrap_or(0),
             last_millis: times
                 .last()
-                .map_err(storage)?
+                .map_err(storage(LOADING))?
                 .map(|(k, _)| k.value())
                 .unwrap_or(0),
         }
     };
-    txn.abort().map_err(storage)?;
+    txn.abort().map_err(storage(LOADING))?;
     Ok(cursor)
 }
 
@@ -185,12 +195,9 @@ pub(crate) fn now_millis() -> u64 {
         .unwrap_or(0)
 }
 
+/// Now, in the log's millisecond clock (the time index's), so stored times agree with it.
 fn now_timestamp() -> Timestamp {
-    let millis = now_millis();
-    Timestamp {
-        seconds: (millis / 1000) as i64,
-        nanos: ((millis % 1000) * 1_000_000) as i32,
-    }
+    rules::timestamp_from_millis(now_millis())
 }
 
 /// Applies every job in one transaction. On success returns one answer per job (a job whose
@@ -202,9 +209,10 @@ fn commit_batch(
     batch: &mut [Job],
     recent: &RwLock<Recent>,
 ) -> Result<Vec<Result<Reply, LogError>>, LogError> {
-    let mut txn = db.begin_write().map_err(storage)?;
+    let mut txn = db.begin_write().map_err(storage(COMMITTING))?;
     if !config.durable {
-        txn.set_durability(Durability::None).map_err(storage)?;
+        txn.set_durability(Durability::None)
+            .map_err(storage(COMMITTING))?;
     }
     let mut next = Cursor {
         last_sequence: cursor.last_sequence,
@@ -223,10 +231,10 @@ fn commit_batch(
         )?);
     }
     txn.open_table(META)
-        .map_err(storage)?
+        .map_err(storage(COMMITTING))?
         .insert("last_sequence", next.last_sequence)
-        .map_err(storage)?;
-    txn.commit().map_err(storage)?;
+        .map_err(storage(COMMITTING))?;
+    txn.commit().map_err(storage(COMMITTING))?;
     // Committed: keep the new events for caught-up subscribers (before `last_sequence`
     // announces them).
     if let Ok(mut recent) = recent.write() {
@@ -264,10 +272,8 @@ fn apply(
     pruned_through: &mut Option<u64>,
 ) -> Result<Result<Reply, LogError>, LogError> {
     Ok(match op {
-        Op::Append(request) => match validate(request) {
-            Ok(()) => Ok(Reply::Appended(append(txn, next, request)?)),
-            Err(e) => Err(e),
-        },
+        // Validated before it was queued (`EmbeddedLog::append`).
+        Op::Append(request) => Ok(Reply::Appended(append(txn, next, request)?)),
         Op::Redrive {
             id,
             events,
@@ -279,9 +285,9 @@ fn apply(
         Op::DeleteConsumer { name } => {
             let removed = txn
                 .open_table(CONSUMERS)
-                .map_err(storage)?
+                .map_err(storage(DELETING_CONSUMER))?
                 .remove(name.as_str())
-                .map_err(storage)?
+                .map_err(storage(DELETING_CONSUMER))?
                 .is_some();
             Ok(Reply::Deleted(removed))
         }
@@ -294,32 +300,6 @@ fn apply(
     })
 }
 
-fn validate(request: &AppendRequest) -> Result<(), LogError> {
-    let missing_event_id = request.events.iter().any(|e| {
-        e.provenance
-            .as_ref()
-            .is_none_or(|p| p.provider_event_id.is_empty())
-    });
-    let missing_dead_letter_id = request
-        .dead_letters
-        .iter()
-        .any(|d| d.provider_event_id.is_empty());
-    if missing_event_id || missing_dead_letter_id {
-        return Err(LogError::Invalid(
-            "every event and dead letter needs a provider event id".into(),
-        ));
-    }
-    Ok(())
-}
-
-fn provider_id(event: &Event) -> &str {
-    event
-        .provenance
-        .as_ref()
-        .map(|p| p.provider_event_id.as_str())
-        .unwrap_or_default()
-}
-
 /// Stores events not already stored under (source, provider event id).
 fn append_events(
     txn: &WriteTransaction,
@@ -328,18 +308,20 @@ fn append_events(
     events: &mut [Event],
     outcome: &mut AppendOutcome,
 ) -> Result<(), LogError> {
-    let mut table = txn.open_table(EVENTS).map_err(storage)?;
-    let mut dedup = txn.open_table(DEDUP).map_err(storage)?;
-    let mut times = txn.open_table(TIME_INDEX).map_err(storage)?;
-    let mut meta = txn.open_table(META).map_err(storage)?;
+    let mut table = txn.open_table(EVENTS).map_err(storage(STORING_EVENTS))?;
+    let mut dedup = txn.open_table(DEDUP).map_err(storage(STORING_EVENTS))?;
+    let mut times = txn
+        .open_table(TIME_INDEX)
+        .map_err(storage(STORING_EVENTS))?;
+    let mut meta = txn.open_table(META).map_err(storage(STORING_EVENTS))?;
     let mut bytes = meta
         .get("event_bytes")
-        .map_err(storage)?
+        .map_err(storage(STORING_EVENTS))?
         .map(|v| v.value())
         .unwrap_or(0);
     for event in events {
-        let key = (source, provider_id(event));
-        if dedup.get(key).map_err(storage)?.is_some() {
+        let key = (source, provider_event_id(event));
+        if dedup.get(key).map_err(storage(STORING_EVENTS))?.is_some() {
             outcome.duplicates += 1;
             continue;
         }
@@ -348,18 +330,25 @@ fn append_events(
         let encoded = event.encode_to_vec();
         table
             .insert(sequence, encoded.as_slice())
-            .map_err(storage)?;
+            .map_err(storage(STORING_EVENTS))?;
         dedup
-            .insert((source, provider_id(event)), sequence)
-            .map_err(storage)?;
-        if times.get(next.last_millis).map_err(storage)?.is_none() {
-            times.insert(next.last_millis, sequence).map_err(storage)?;
+            .insert((source, provider_event_id(event)), sequence)
+            .map_err(storage(STORING_EVENTS))?;
+        if times
+            .get(next.last_millis)
+            .map_err(storage(STORING_EVENTS))?
+            .is_none()
+        {
+            times
+                .insert(next.last_millis, sequence)
+                .map_err(storage(STORING_EVENTS))?;
         }
         bytes += encoded.len() as u64;
         next.last_sequence = sequence;
         outcome.sequences.push(sequence);
     }
-    meta.insert("event_bytes", bytes).map_err(storage)?;
+    meta.insert("event_bytes", bytes)
+        .map_err(storage(STORING_EVENTS))?;
     Ok(())
 }
 
@@ -372,24 +361,32 @@ fn append(
     let source = request.source.as_str();
     append_events(txn, next, source, &mut request.events, &mut outcome)?;
 
-    let mut dead = txn.open_table(DEAD_LETTERS).map_err(storage)?;
-    let mut dedup = txn.open_table(DEDUP).map_err(storage)?;
+    let mut dead = txn
+        .open_table(DEAD_LETTERS)
+        .map_err(storage(STORING_DEAD_LETTERS))?;
+    let mut dedup = txn
+        .open_table(DEDUP)
+        .map_err(storage(STORING_DEAD_LETTERS))?;
     for letter in &mut request.dead_letters {
         let key = (source, letter.provider_event_id.as_str());
-        if dedup.get(key).map_err(storage)?.is_some() {
+        if dedup
+            .get(key)
+            .map_err(storage(STORING_DEAD_LETTERS))?
+            .is_some()
+        {
             outcome.duplicates += 1;
             continue;
         }
         let letter_id = next.last_dead_letter + 1;
         letter.id = letter_id;
         dead.insert(letter_id, letter.encode_to_vec().as_slice())
-            .map_err(storage)?;
+            .map_err(storage(STORING_DEAD_LETTERS))?;
         dedup
             .insert(
                 (source, letter.provider_event_id.as_str()),
                 letter_id | DEAD_LETTER_TAG,
             )
-            .map_err(storage)?;
+            .map_err(storage(STORING_DEAD_LETTERS))?;
         next.last_dead_letter = letter_id;
         outcome.dead_lettered += 1;
     }
@@ -404,65 +401,58 @@ fn redrive(
     still_failing: Option<String>,
 ) -> Result<Result<Reply, LogError>, LogError> {
     let mut letter = {
-        let dead = txn.open_table(DEAD_LETTERS).map_err(storage)?;
-        let Some(stored) = dead.get(id).map_err(storage)? else {
+        let dead = txn.open_table(DEAD_LETTERS).map_err(storage(REDRIVING))?;
+        let Some(stored) = dead.get(id).map_err(storage(REDRIVING))? else {
             return Ok(Err(LogError::UnknownDeadLetter(id)));
         };
         DeadLetter::decode(stored.value())
             .map_err(|source| LogError::Corrupt { key: id, source })?
     };
-    if events.iter().any(|e| provider_id(e).is_empty()) {
-        return Ok(Err(LogError::Invalid(
-            "redriven events need provider event ids".into(),
-        )));
+    if let Err(invalid) = rules::validate_redrive_events(events) {
+        return Ok(Err(invalid));
     }
     // The dead letter holds its (source, provider id) key; release it so the events it maps
     // to can take it.
     {
-        let mut dedup = txn.open_table(DEDUP).map_err(storage)?;
+        let mut dedup = txn.open_table(DEDUP).map_err(storage(REDRIVING))?;
         let key = (letter.source.as_str(), letter.provider_event_id.as_str());
-        if dedup.get(key).map_err(storage)?.map(|v| v.value()) == Some(id | DEAD_LETTER_TAG) {
-            dedup.remove(key).map_err(storage)?;
+        if dedup
+            .get(key)
+            .map_err(storage(REDRIVING))?
+            .map(|v| v.value())
+            == Some(id | DEAD_LETTER_TAG)
+        {
+            dedup.remove(key).map_err(storage(REDRIVING))?;
         }
     }
     let mut outcome = AppendOutcome::default();
     let source = letter.source.clone();
     append_events(txn, next, &source, events, &mut outcome)?;
 
-    letter.redrive_attempts += 1;
-    let resolved = still_failing.is_none();
-    match still_failing {
-        Some(reason) => {
-            letter.reason = reason;
-            // Still dead: keep its key so provider retries stay deduplicated.
-            txn.open_table(DEDUP)
-                .map_err(storage)?
-                .insert(
-                    (source.as_str(), letter.provider_event_id.as_str()),
-                    id | DEAD_LETTER_TAG,
-                )
-                .map_err(storage)?;
-        }
-        None => {
-            letter.resolved_at = Some(now_timestamp());
-            letter.resolved_sequences = outcome.sequences.clone();
-        }
+    let resolved = rules::record_redrive(
+        &mut letter,
+        still_failing,
+        &outcome.sequences,
+        now_timestamp(),
+    );
+    if !resolved {
+        // Still dead: keep its key so provider retries stay deduplicated.
+        txn.open_table(DEDUP)
+            .map_err(storage(REDRIVING))?
+            .insert(
+                (source.as_str(), letter.provider_event_id.as_str()),
+                id | DEAD_LETTER_TAG,
+            )
+            .map_err(storage(REDRIVING))?;
     }
     txn.open_table(DEAD_LETTERS)
-        .map_err(storage)?
+        .map_err(storage(REDRIVING))?
         .insert(id, letter.encode_to_vec().as_slice())
-        .map_err(storage)?;
+        .map_err(storage(REDRIVING))?;
     Ok(Ok(Reply::Redriven(RedriveOutcome {
         sequences: outcome.sequences,
         resolved,
     })))
-}
-
-fn valid_consumer_name(name: &str) -> bool {
-    (1..=128).contains(&name.len())
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
 }
 
 fn open_consumer(
@@ -471,32 +461,19 @@ fn open_consumer(
     name: &str,
     after: u64,
 ) -> Result<Result<Reply, LogError>, LogError> {
-    if !valid_consumer_name(name) {
-        return Ok(Err(LogError::Invalid(format!(
-            "consumer names are 1 to 128 characters of A-Z a-z 0-9 . _ - (got {name:?})"
-        ))));
-    }
-    let mut table = txn.open_table(CONSUMERS).map_err(storage)?;
-    if let Some(stored) = table.get(name).map_err(storage)? {
-        let mut consumer = decode_consumer(name, stored.value())?;
-        consumer.lag = next.last_sequence.saturating_sub(consumer.acked_sequence);
+    let mut table = txn
+        .open_table(CONSUMERS)
+        .map_err(storage(STORING_CONSUMER))?;
+    if let Some(stored) = table.get(name).map_err(storage(STORING_CONSUMER))? {
+        let mut consumer = rules::decode_consumer(name, stored.value())?;
+        rules::set_lag(&mut consumer, next.last_sequence);
         return Ok(Ok(Reply::Consumer(consumer)));
     }
-    let consumer = Consumer {
-        name: String::new(),
-        acked_sequence: after.min(next.last_sequence),
-        lag: 0,
-        created_at: Some(now_timestamp()),
-        acked_at: None,
-    };
+    let consumer = rules::new_consumer(name, after, next.last_sequence, now_timestamp());
     table
-        .insert(name, consumer.encode_to_vec().as_slice())
-        .map_err(storage)?;
-    Ok(Ok(Reply::Consumer(Consumer {
-        name: name.to_owned(),
-        lag: next.last_sequence.saturating_sub(consumer.acked_sequence),
-        ..consumer
-    })))
+        .insert(name, rules::encode_consumer(&consumer).as_slice())
+        .map_err(storage(STORING_CONSUMER))?;
+    Ok(Ok(Reply::Consumer(consumer)))
 }
 
 /// Moves a consumer's acknowledged sequence: forward only for acks, anywhere for a reset.
@@ -507,29 +484,21 @@ fn ack(
     sequence: u64,
     reset: bool,
 ) -> Result<Result<Reply, LogError>, LogError> {
-    if sequence > next.last_sequence {
-        return Ok(Err(LogError::Invalid(format!(
-            "sequence {sequence} is beyond the newest event ({})",
-            next.last_sequence
-        ))));
+    if let Err(invalid) = rules::check_ack_target(sequence, next.last_sequence) {
+        return Ok(Err(invalid));
     }
-    let mut table = txn.open_table(CONSUMERS).map_err(storage)?;
-    let mut consumer = match table.get(name).map_err(storage)? {
-        Some(stored) => decode_consumer(name, stored.value())?,
+    let mut table = txn
+        .open_table(CONSUMERS)
+        .map_err(storage(MOVING_CONSUMER))?;
+    let mut consumer = match table.get(name).map_err(storage(MOVING_CONSUMER))? {
+        Some(stored) => rules::decode_consumer(name, stored.value())?,
         None => return Ok(Err(LogError::UnknownConsumer(name.to_owned()))),
     };
-    if reset || sequence > consumer.acked_sequence {
-        consumer.acked_sequence = sequence;
-        consumer.acked_at = Some(now_timestamp());
-        let stored = Consumer {
-            name: String::new(),
-            lag: 0,
-            ..consumer.clone()
-        };
+    if rules::move_consumer(&mut consumer, sequence, reset, now_timestamp()) {
         table
-            .insert(name, stored.encode_to_vec().as_slice())
-            .map_err(storage)?;
+            .insert(name, rules::encode_consumer(&consumer).as_slice())
+            .map_err(storage(MOVING_CONSUMER))?;
     }
-    consumer.lag = next.last_sequence.saturating_sub(consumer.acked_sequence);
+    rules::set_lag(&mut consumer, next.last_sequence);
     Ok(Ok(Reply::Consumer(consumer)))
 }

@@ -45,7 +45,7 @@ impl Recent {
         if after.saturating_add(1) < first {
             return None;
         }
-        let skip = usize::try_from(after + 1 - first).unwrap_or(usize::MAX);
+        let skip = usize::try_from(after.saturating_add(1) - first).unwrap_or(usize::MAX);
         Some(self.events.iter().skip(skip).take(max).cloned().collect())
     }
 
@@ -82,6 +82,7 @@ mod tests {
         assert_eq!(sequences(recent.after(6, 1)), Some(vec![7]));
         assert_eq!(sequences(recent.after(8, 10)), Some(vec![]));
         assert_eq!(sequences(recent.after(99, 10)), Some(vec![]));
+        assert_eq!(sequences(recent.after(u64::MAX, 10)), Some(vec![]));
         recent.extend([event(10)]);
         assert_eq!(
             sequences(recent.after(8, 10)),

@@ -1,0 +1,311 @@
+//! The log's rules, written once for every backend: what a valid request is, how a durable
+//! consumer moves, what a redrive records on its dead letter, and the time conversions the
+//! backends share. A backend only decides where things are stored; the conformance suite
+//! checks that the results match.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use prost::Message;
+use tributary_model::v1::{Consumer, DeadLetter, Event};
+use tributary_model::well_known::Timestamp;
+
+use crate::{AppendRequest, LogError};
+
+/// Longest durable consumer name, in bytes.
+pub const MAX_CONSUMER_NAME: usize = 128;
+
+/// The provider's event id of `event` (its dedup key within the source); empty when missing.
+pub fn provider_event_id(event: &Event) -> &str {
+    event
+        .provenance
+        .as_ref()
+        .map(|p| p.provider_event_id.as_str())
+        .unwrap_or_default()
+}
+
+/// Refuses an append a backend must not store: without a source, or with an item that has no
+/// provider event id (nothing to deduplicate on).
+pub fn validate_append(request: &AppendRequest) -> Result<(), LogError> {
+    if request.source.is_empty() {
+        return Err(LogError::Invalid("empty source".into()));
+    }
+    let missing = request
+        .events
+        .iter()
+        .any(|e| provider_event_id(e).is_empty())
+        || request
+            .dead_letters
+            .iter()
+            .any(|d| d.provider_event_id.is_empty());
+    if missing {
+        return Err(LogError::Invalid(
+            "every event and dead letter needs a provider event id".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Refuses redriven events without provider event ids (checked after the dead letter is
+/// found, so an unknown id is reported first).
+pub fn validate_redrive_events(events: &[Event]) -> Result<(), LogError> {
+    if events.iter().any(|e| provider_event_id(e).is_empty()) {
+        return Err(LogError::Invalid(
+            "redriven events need provider event ids".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Whether `name` may name a durable consumer: 1 to 128 bytes of `A-Z a-z 0-9 . _ -`, so it
+/// is safe as a key in every backend (a NATS KV key, a redb key) and in logs.
+pub fn is_valid_consumer_name(name: &str) -> bool {
+    (1..=MAX_CONSUMER_NAME).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
+
+/// [`is_valid_consumer_name`] as the error a caller gets.
+pub fn check_consumer_name(name: &str) -> Result<(), LogError> {
+    if is_valid_consumer_name(name) {
+        Ok(())
+    } else {
+        Err(LogError::Invalid(format!(
+            "consumer names are 1 to {MAX_CONSUMER_NAME} characters of A-Z a-z 0-9 . _ - \
+             (got {name:?})"
+        )))
+    }
+}
+
+/// Refuses moving a consumer past the newest event: it would acknowledge events that do not
+/// exist yet.
+pub fn check_ack_target(sequence: u64, last: u64) -> Result<(), LogError> {
+    if sequence > last {
+        return Err(LogError::Invalid(format!(
+            "sequence {sequence} is beyond the newest event ({last})"
+        )));
+    }
+    Ok(())
+}
+
+/// A durable consumer created now, positioned after `start_after` but never past the newest
+/// event `last`.
+pub fn new_consumer(name: &str, start_after: u64, last: u64, now: Timestamp) -> Consumer {
+    let acked_sequence = start_after.min(last);
+    Consumer {
+        name: name.to_owned(),
+        acked_sequence,
+        lag: last.saturating_sub(acked_sequence),
+        created_at: Some(now),
+        acked_at: None,
+    }
+}
+
+/// Moves `consumer` to `sequence`: forward only for an ack (acks are cumulative, a late or
+/// repeated one changes nothing), anywhere for a reset. Returns whether it changed and so
+/// must be stored.
+pub fn move_consumer(consumer: &mut Consumer, sequence: u64, reset: bool, now: Timestamp) -> bool {
+    if reset || sequence > consumer.acked_sequence {
+        consumer.acked_sequence = sequence;
+        consumer.acked_at = Some(now);
+        true
+    } else {
+        false
+    }
+}
+
+/// Sets `consumer.lag` from the newest event `last`.
+pub fn set_lag(consumer: &mut Consumer, last: u64) {
+    consumer.lag = last.saturating_sub(consumer.acked_sequence);
+}
+
+/// A consumer as stored: without its name (the key) and lag (derived on read).
+pub fn encode_consumer(consumer: &Consumer) -> Vec<u8> {
+    Consumer {
+        name: String::new(),
+        lag: 0,
+        ..consumer.clone()
+    }
+    .encode_to_vec()
+}
+
+/// A stored consumer read back under its key `name` (lag 0 until [`set_lag`]).
+pub fn decode_consumer(name: &str, bytes: &[u8]) -> Result<Consumer, LogError> {
+    let mut consumer =
+        Consumer::decode(bytes).map_err(|source| LogError::Corrupt { key: 0, source })?;
+    consumer.name = name.to_owned();
+    Ok(consumer)
+}
+
+/// Records a redrive on its dead letter: one more attempt, and either the new reason
+/// (`still_failing`) or the resolution with the `sequences` appended. Returns whether it is
+/// resolved.
+pub fn record_redrive(
+    letter: &mut DeadLetter,
+    still_failing: Option<String>,
+    sequences: &[u64],
+    now: Timestamp,
+) -> bool {
+    letter.redrive_attempts += 1;
+    match still_failing {
+        Some(reason) => {
+            letter.reason = reason;
+            false
+        }
+        None => {
+            letter.resolved_at = Some(now);
+            letter.resolved_sequences = sequences.to_vec();
+            true
+        }
+    }
+}
+
+/// `time` as a protobuf timestamp (times before 1970 become the epoch).
+pub fn timestamp(time: SystemTime) -> Timestamp {
+    let since = time.duration_since(UNIX_EPOCH).unwrap_or_default();
+    Timestamp {
+        seconds: i64::try_from(since.as_secs()).unwrap_or(i64::MAX),
+        // Below 10^9, so it fits.
+        nanos: i32::try_from(since.subsec_nanos()).unwrap_or(0),
+    }
+}
+
+/// The timestamp `millis` milliseconds after the epoch.
+pub fn timestamp_from_millis(millis: u64) -> Timestamp {
+    timestamp(UNIX_EPOCH + Duration::from_millis(millis))
+}
+
+/// Milliseconds since the epoch of a (client-given) timestamp, saturating: before 1970 is 0,
+/// out of range is `u64::MAX`.
+pub fn unix_millis(time: &Timestamp) -> u64 {
+    let millis = time
+        .seconds
+        .saturating_mul(1000)
+        .saturating_add(i64::from(time.nanos / 1_000_000));
+    u64::try_from(millis).unwrap_or(0)
+}
+
+/// Nanoseconds since the epoch of a timestamp (exact: `i128` holds every value).
+pub fn unix_nanos(time: &Timestamp) -> i128 {
+    i128::from(time.seconds) * 1_000_000_000 + i128::from(time.nanos)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tributary_model::v1::Provenance;
+
+    fn event(id: &str) -> Event {
+        Event {
+            provenance: Some(Provenance {
+                provider_event_id: id.into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn appends_need_a_source_and_provider_ids() {
+        let ok = AppendRequest {
+            source: "s".into(),
+            events: vec![event("a")],
+            dead_letters: vec![DeadLetter {
+                provider_event_id: "b".into(),
+                ..Default::default()
+            }],
+        };
+        assert!(validate_append(&ok).is_ok());
+        let no_source = AppendRequest {
+            source: String::new(),
+            ..ok.clone()
+        };
+        assert!(
+            matches!(validate_append(&no_source), Err(LogError::Invalid(m)) if m == "empty source")
+        );
+        for bad in [
+            AppendRequest {
+                events: vec![Event::default()],
+                ..ok.clone()
+            },
+            AppendRequest {
+                events: vec![event("")],
+                ..ok.clone()
+            },
+            AppendRequest {
+                dead_letters: vec![DeadLetter::default()],
+                ..ok.clone()
+            },
+        ] {
+            assert!(matches!(validate_append(&bad), Err(LogError::Invalid(_))));
+        }
+        assert!(validate_redrive_events(&[event("a")]).is_ok());
+        assert!(validate_redrive_events(&[Event::default()]).is_err());
+    }
+
+    #[test]
+    fn consumer_names() {
+        let longest = "a".repeat(MAX_CONSUMER_NAME);
+        for name in ["billing", "a.b_c-1", "Z9", longest.as_str()] {
+            assert!(is_valid_consumer_name(name), "{name}");
+        }
+        let too_long = "a".repeat(MAX_CONSUMER_NAME + 1);
+        for name in ["", "has space", "a/b", "a*", "é", "a>b", too_long.as_str()] {
+            assert!(!is_valid_consumer_name(name), "{name}");
+            assert!(matches!(
+                check_consumer_name(name),
+                Err(LogError::Invalid(_))
+            ));
+        }
+    }
+
+    #[test]
+    fn consumers_move_forward_unless_reset() {
+        let now = timestamp_from_millis(5_000);
+        let mut consumer = new_consumer("c", 9, 4, now);
+        assert_eq!((consumer.acked_sequence, consumer.lag), (4, 0));
+        assert!(!move_consumer(&mut consumer, 3, false, now));
+        assert_eq!(consumer.acked_sequence, 4);
+        assert!(move_consumer(&mut consumer, 2, true, now));
+        set_lag(&mut consumer, 10);
+        assert_eq!((consumer.acked_sequence, consumer.lag), (2, 8));
+        let stored = decode_consumer("c", &encode_consumer(&consumer)).expect("decodes");
+        assert_eq!(stored, Consumer { lag: 0, ..consumer });
+        assert!(check_ack_target(10, 10).is_ok());
+        assert!(check_ack_target(11, 10).is_err());
+    }
+
+    #[test]
+    fn redrives_count_attempts() {
+        let now = timestamp_from_millis(1_500);
+        let mut letter = DeadLetter::default();
+        assert!(!record_redrive(&mut letter, Some("still".into()), &[], now));
+        assert_eq!(
+            (letter.redrive_attempts, letter.reason.as_str()),
+            (1, "still")
+        );
+        assert!(record_redrive(&mut letter, None, &[7, 8], now));
+        assert_eq!(letter.redrive_attempts, 2);
+        assert_eq!(letter.resolved_sequences, vec![7, 8]);
+        assert_eq!(letter.resolved_at, Some(now));
+    }
+
+    #[test]
+    fn time_conversions() {
+        let t = timestamp_from_millis(1_234);
+        assert_eq!((t.seconds, t.nanos), (1, 234_000_000));
+        assert_eq!(unix_millis(&t), 1_234);
+        assert_eq!(unix_nanos(&t), 1_234_000_000);
+        let huge = Timestamp {
+            seconds: i64::MAX,
+            nanos: 999_999_999,
+        };
+        assert_eq!(unix_millis(&huge), i64::MAX as u64);
+        let negative = Timestamp {
+            seconds: -5,
+            nanos: 0,
+        };
+        assert_eq!(unix_millis(&negative), 0);
+        assert_eq!(timestamp(UNIX_EPOCH - Duration::from_secs(1)).seconds, 0);
+    }
+}
