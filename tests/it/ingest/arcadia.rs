@@ -1,13 +1,13 @@
 //! The whole path through the real binary: Arcadia seed webhooks over HTTP, read back over gRPC.
 
-mod common;
-
 use std::collections::HashSet;
 use std::time::Duration;
 
-use common::{Server, delivered_json, expected_delivery, fixtures};
 use serde_json::{Value, json};
 use tributary_model::v1::{Filter, subscribe_request::Start};
+
+use crate::support;
+use crate::support::{Server, delivered_json, expected_delivery, fixtures};
 
 /// Arcadia as a source whose personal-data hashes match the fixtures'.
 const CONFIG: &str = r#"
@@ -17,7 +17,7 @@ config = { personal_data = { hash_key = "fixture-installation-key" } }
 "#;
 
 /// Every example from the Arcadia seed (the bare examples and the scenario walk-throughs).
-fn seed_examples() -> Vec<common::Fixture> {
+fn seed_examples() -> Vec<support::Fixture> {
     fixtures("arcadia", &["seed-", "scenario-"])
 }
 

@@ -1,15 +1,14 @@
 //! When the log cannot write (disk full), webhooks get 503 and nothing half-written remains;
 //! the service recovers by itself when space returns. Needs root (mounts a small tmpfs).
 
-mod common;
-
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use common::{Server, arcadia_webhook};
 use serde_json::json;
+
+use crate::support::{Server, arcadia_webhook};
 
 /// A size-limited tmpfs, unmounted on drop.
 struct SmallDisk {

@@ -1,14 +1,11 @@
 //! OpenTelemetry traces through the real binary: an OTLP collector inside the test (gRPC and
 //! HTTP/protobuf) receives the spans of webhooks; the delivered events carry the trace.
 
-mod common;
-
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{Server, arcadia_webhook, fixtures};
 use hmac::{Hmac, Mac};
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
     TraceService, TraceServiceServer,
@@ -24,6 +21,8 @@ use sha2::Sha256;
 use tokio_stream::StreamExt;
 use tokio_stream::wrappers::TcpListenerStream;
 use tributary_model::v1::{Event, SubscribeRequest, subscribe_request::Start};
+
+use crate::support::{Server, arcadia_webhook, fixtures};
 
 const CONFIG: &str = r#"
 [sources.arcadia]

@@ -2,12 +2,10 @@
 //! compiler against the generated header: its fixtures pass through the same host, and it
 //! serves end to end over HTTP and gRPC.
 
-mod adapter_support;
-mod common;
-
-use adapter_support::{build_quokka, c_example, cli, list, normalize, version_of};
-use common::Server;
 use tributary_model::v1::{Filter, event::Payload};
+
+use crate::support::Server;
+use crate::support::adapters::{build_quokka, c_example, cli, list, normalize, version_of};
 
 const CONFIG: &str = r#"
 [sources.quokka]

@@ -1,16 +1,15 @@
 //! Klavi event arrays through the real binary: signed over HTTP, read back over gRPC, with the
 //! tax ids kept out of logs and events.
 
-mod common;
-
 use std::collections::HashMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use common::{Fixture, Server, delivered_json, expected_delivery, fixtures};
 use hmac::{Hmac, Mac};
 use serde_json::{Value, json};
 use sha2::Sha256;
 use tributary_model::v1::{Filter, subscribe_request::Start};
+
+use crate::support::{Fixture, Server, delivered_json, expected_delivery, fixtures};
 
 /// The secret key of the fixtures (`plugins/klavi/fixtures/adapter-config.json`).
 const SECRET: &str = "klavi-fixture-secret";

@@ -2,13 +2,10 @@
 //! the adapter is fixed (a newer build hot-reloaded into the plugin directory) a redrive turns
 //! it into events and marks it resolved.
 
-mod common;
-
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use common::Server;
 use serde_json::json;
 use tributary::proto::adapters_client::AdaptersClient;
 use tributary::proto::admin_client::AdminClient;
@@ -17,9 +14,12 @@ use tributary_model::v1::{
     ConsentStatus, ListAdaptersRequest, ListDeadLettersRequest, RedriveDeadLettersRequest,
 };
 
+use crate::support;
+use crate::support::Server;
+
 /// Builds the C example adapter into `out`; `maps_expired` is the "fixed" release.
 fn build_quokka(out: &Path, version: &str, maps_expired: bool) {
-    let repo = common::repo();
+    let repo = support::repo();
     let partial = out.with_extension("partial");
     let mut cc = Command::new("cc");
     cc.args(["-shared", "-fPIC", "-O2", "-Wall", "-Werror"])

@@ -41,7 +41,7 @@ pub fn build_quokka(out: &Path, version: &str) {
 /// The test-only plugin that panics on `PANIC` (an example of the SDK crate), built if needed.
 pub fn panicking_library() -> PathBuf {
     let file = tributary_plugin_host::library_file_name("panicking");
-    let built = crate::common::plugin_dir().join("examples").join(&file);
+    let built = super::server::plugin_dir().join("examples").join(&file);
     if !built.exists() {
         let status = Command::new(env!("CARGO"))
             .args([

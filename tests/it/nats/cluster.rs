@@ -2,15 +2,15 @@
 //! node under load: every webhook that got a 2xx is delivered exactly once, and the node
 //! rejoins.
 
-mod common;
-
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{NatsCluster, Server, arcadia_webhook, nats_config};
 use tokio_stream::StreamExt;
 use tributary_model::v1::{Event, SubscribeRequest};
+
+use crate::support;
+use crate::support::{NatsCluster, Server, arcadia_webhook, nats_config};
 
 const STREAM: &str = "TRIBUTARY_EVENTS";
 
@@ -119,7 +119,7 @@ async fn losing_a_node_under_load_loses_no_acknowledged_webhook_and_the_node_rej
             _ => tokio::time::sleep(Duration::from_millis(500)).await,
         }
     };
-    common::assert_exactly_once(&events, &acknowledged);
+    support::assert_exactly_once(&events, &acknowledged);
 
     // The killed node rejoins and catches up: three replicas, all current.
     cluster.nodes[victim].restart();

@@ -1,15 +1,15 @@
 //! Many Tributary instances on one JetStream stream, and JetStream outages. Every test starts
 //! its own nats-server on free ports.
 
-mod common;
-
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use common::{Nats, Server, arcadia_webhook, nats_config};
 use serde_json::json;
 use tokio_stream::StreamExt;
 use tributary_model::v1::{AckRequest, Event, SubscribeRequest};
+
+use crate::support;
+use crate::support::{Nats, Server, arcadia_webhook, nats_config};
 
 fn ids(events: &[Event]) -> Vec<String> {
     events
@@ -217,7 +217,7 @@ async fn an_incompatible_existing_stream_is_refused_at_start_up() {
         .arg("--data-dir")
         .arg(dir.path().join("data"))
         .arg("--plugin-dir")
-        .arg(common::plugin_dir())
+        .arg(support::plugin_dir())
         .arg("--config")
         .arg(&path)
         .output()

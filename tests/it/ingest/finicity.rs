@@ -1,16 +1,16 @@
 //! Finicity / Mastercard Connect webhooks through the real binary: signed over HTTP, read back
 //! over gRPC.
 
-mod common;
-
 use std::collections::HashSet;
 use std::time::Duration;
 
-use common::{Fixture, Server, delivered_json, expected_delivery, fixtures};
 use hmac::{Hmac, Mac};
 use serde_json::{Value, json};
 use sha2::Sha256;
 use tributary_model::v1::{Filter, subscribe_request::Start};
+
+use crate::support;
+use crate::support::{Fixture, Server, delivered_json, expected_delivery, fixtures};
 
 /// The partner secret of the fixtures (`plugins/finicity/fixtures/adapter-config.json`).
 const SECRET: &str = "fixture-partner-secret";
@@ -78,7 +78,7 @@ fn fixture(name: &str) -> Fixture {
 
 /// Fixtures signed with the default header and config whose expectation is stored events.
 fn mapping_cases() -> Vec<Fixture> {
-    let dir = common::repo().join("plugins/finicity/fixtures");
+    let dir = support::repo().join("plugins/finicity/fixtures");
     fixtures("finicity", &[""])
         .into_iter()
         .filter(|f| !dir.join(format!("{}.config.json", f.name)).exists())

@@ -1,15 +1,14 @@
 //! `GET /metrics`: parses as Prometheus/OpenMetrics text, and the counters move exactly as the
 //! webhooks sent say they must.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use common::{Server, arcadia_webhook};
 use serde_json::json;
 use tokio_stream::StreamExt;
 use tributary_model::v1::{SubscribeRequest, subscribe_request::Start};
+
+use crate::support::{Server, arcadia_webhook};
 
 const CONFIG: &str = r#"
 [sources.arcadia]

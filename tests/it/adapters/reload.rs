@@ -1,16 +1,14 @@
 //! Hot reload: a rebuilt library dropped into the plugin directory is swapped in while
 //! webhooks flow (no request fails), and a broken one leaves the previous version serving.
 
-mod adapter_support;
-mod common;
-
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use adapter_support::{build_quokka, list, normalize, version_of};
-use common::Server;
 use tributary_model::v1::Filter;
+
+use crate::support::Server;
+use crate::support::adapters::{build_quokka, list, normalize, version_of};
 
 fn webhook(n: usize) -> Vec<u8> {
     format!(r#"{{"id": "qk_evt_{n}", "kind": "consent.granted", "consent": "qc_{n}", "at": 1714564800}}"#)

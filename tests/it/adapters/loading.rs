@@ -1,9 +1,8 @@
 //! A bad library in the plugin directory is refused with a clear error; the service keeps
 //! running with the others.
 
-mod common;
-
-use common::{Server, plugin_dir};
+use crate::support;
+use crate::support::{Server, plugin_dir};
 
 #[tokio::test]
 async fn bad_libraries_are_refused_and_the_others_serve() {
@@ -29,7 +28,7 @@ async fn bad_libraries_are_refused_and_the_others_serve() {
 
     let server = Server::start_with_plugins("", plugins.path());
     let seed = std::fs::read(
-        common::repo().join("plugins/arcadia/fixtures/seed-statement-new-data-available.raw.json"),
+        support::repo().join("plugins/arcadia/fixtures/seed-statement-new-data-available.raw.json"),
     )
     .expect("seed");
     let (status, body) = server.post("arcadia", &seed, &[]).await;
@@ -103,7 +102,7 @@ async fn reload_reports_a_broken_library_and_the_previous_version_keeps_serving(
         .expect("arcadia still loaded");
     assert_eq!(arcadia.panics, 0);
     let seed = std::fs::read(
-        common::repo().join("plugins/arcadia/fixtures/seed-statement-new-data-available.raw.json"),
+        support::repo().join("plugins/arcadia/fixtures/seed-statement-new-data-available.raw.json"),
     )
     .expect("seed");
     assert_eq!(server.post("arcadia", &seed, &[]).await.0, 200);

@@ -1,11 +1,8 @@
 //! Delivery that loses nothing: durable consumers, retention, slow consumers, crashes.
 
-mod common;
-
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{Backend, Server, arcadia_webhook};
 use tokio_stream::StreamExt;
 use tonic::Code;
 use tributary::proto::admin_client::AdminClient;
@@ -13,6 +10,9 @@ use tributary_model::v1::{
     AckRequest, DeleteConsumerRequest, ListConsumersRequest, ResetConsumerRequest,
     SubscribeRequest, reset_consumer_request::Position, subscribe_request::Start,
 };
+
+use crate::support;
+use crate::support::{Backend, Server, arcadia_webhook};
 
 /// Runs a case against both event-log backends, as `<case>::embedded` and `<case>::nats` (a
 /// JetStream server of the test's own).
@@ -390,7 +390,7 @@ async fn every_acknowledged_webhook_survives_kill_9_exactly_once(backend: Backen
         acknowledged.len()
     );
     let events = server.collect_all(0, Duration::from_secs(2)).await;
-    common::assert_exactly_once(&events, &acknowledged);
+    support::assert_exactly_once(&events, &acknowledged);
 }
 
 on_both_backends!(sigterm_ends_streams_with_a_reconnect_status_and_exits_cleanly);

@@ -1,11 +1,8 @@
 //! Crash isolation: a panic inside an adapter costs that request a 500 (the provider retries);
 //! it is logged with the adapter's name, and every other request is served.
 
-mod adapter_support;
-mod common;
-
-use adapter_support::panicking_library;
-use common::Server;
+use crate::support::Server;
+use crate::support::adapters::panicking_library;
 
 #[tokio::test]
 async fn a_panicking_adapter_fails_only_that_request() {
