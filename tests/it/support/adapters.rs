@@ -1,6 +1,5 @@
 //! Helpers for the adapter tests: build the C example adapter, find the panicking test plugin,
 //! run the CLI, call the Adapters gRPC service.
-#![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -10,10 +9,7 @@ use tributary_model::v1::{
     Header, ListAdaptersRequest, ListAdaptersResponse, NormalizeRequest, NormalizeResponse,
 };
 
-/// The repository root.
-pub fn repo() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
+use super::{plugin_dir, repo};
 
 /// The C example adapter's directory.
 pub fn c_example() -> PathBuf {
@@ -41,7 +37,7 @@ pub fn build_quokka(out: &Path, version: &str) {
 /// The test-only plugin that panics on `PANIC` (an example of the SDK crate), built if needed.
 pub fn panicking_library() -> PathBuf {
     let file = tributary_plugin_host::library_file_name("panicking");
-    let built = super::server::plugin_dir().join("examples").join(&file);
+    let built = plugin_dir().join("examples").join(&file);
     if !built.exists() {
         let status = Command::new(env!("CARGO"))
             .args([

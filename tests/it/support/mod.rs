@@ -1,6 +1,28 @@
-//! Shared helpers of the integration tests.
+//! Shared helpers of the integration tests: the server under test, NATS servers, the bundled
+//! fixtures, adapters built for a test, and checks over delivered events.
 
 pub mod adapters;
+pub mod events;
+pub mod fixtures;
+pub mod nats;
 pub mod server;
 
-pub use server::*;
+use std::path::{Path, PathBuf};
+
+pub use events::assert_exactly_once;
+pub use fixtures::{Fixture, arcadia_webhook, delivered_json, expected_delivery, fixtures};
+pub use nats::{Backend, Nats, NatsCluster, nats_config};
+pub use server::Server;
+
+/// The directory cargo built the plugins into (next to the binary).
+pub fn plugin_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_tributary"))
+        .parent()
+        .expect("binary has a directory")
+        .to_path_buf()
+}
+
+/// The repository root.
+pub fn repo() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
