@@ -32,10 +32,6 @@ macro_rules! on_both_backends {
     };
 }
 
-/// The load tests take turns: each measures its own ingest, which another flood in the same
-/// process would distort.
-static HEAVY: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
 async fn post_many(server: &Server, prefix: &str, range: std::ops::Range<usize>) {
     for i in range {
         let (status, body) = server
@@ -275,7 +271,8 @@ on_both_backends!(
 async fn a_stalled_subscriber_slows_nothing_and_memory_stays_bounded(backend: Backend) {
     const BASELINE: usize = 4_000;
     const TOTAL: usize = 20_000;
-    let _turn = HEAVY.lock().await;
+    // Each measures its own ingest, which another flood in the same process would distort.
+    let _turn = support::heavy_turn().await;
     let server = Server::start(&backend.config(""));
     let reader = {
         let mut client = server.client().await;
@@ -341,7 +338,8 @@ on_both_backends!(
     (flavor = "multi_thread", worker_threads = 2)
 );
 async fn every_acknowledged_webhook_survives_kill_9_exactly_once(backend: Backend) {
-    let _turn = HEAVY.lock().await;
+    // Each measures its own ingest, which another flood in the same process would distort.
+    let _turn = support::heavy_turn().await;
     let mut server = Server::start(&backend.config(""));
     let acknowledged: Arc<Mutex<Vec<String>>> = Arc::default();
     for round in 0..3u64 {

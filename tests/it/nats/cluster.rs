@@ -72,6 +72,7 @@ async fn try_collect_all(server: &Server) -> Result<Vec<Event>, tonic::Status> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn losing_a_node_under_load_loses_no_acknowledged_webhook_and_the_node_rejoins() {
+    let _turn = support::heavy_turn().await;
     let mut cluster = NatsCluster::start();
     let config = nats_config(
         "[log.nats]\nreplicas = 3\nrequest_timeout_seconds = 3\n",

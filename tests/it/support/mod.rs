@@ -14,6 +14,21 @@ pub use fixtures::{Fixture, arcadia_webhook, delivered_json, expected_delivery, 
 pub use nats::{Backend, Nats, NatsCluster, nats_config};
 pub use server::Server;
 
+/// The tests that load the machine (floods, a cargo build) or bound how long something takes.
+/// They take turns: each one measures or needs the two cores that separate test binaries, run
+/// one after another, used to give it.
+static HEAVY: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// Waits for this heavy test's turn; the turn lasts as long as the guard.
+pub async fn heavy_turn() -> tokio::sync::MutexGuard<'static, ()> {
+    HEAVY.lock().await
+}
+
+/// [`heavy_turn`] for a test outside an async runtime.
+pub fn heavy_turn_blocking() -> tokio::sync::MutexGuard<'static, ()> {
+    HEAVY.blocking_lock()
+}
+
 /// The directory cargo built the plugins into (next to the binary).
 pub fn plugin_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_tributary"))
