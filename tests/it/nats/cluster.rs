@@ -9,8 +9,7 @@ use std::time::{Duration, Instant};
 use tokio_stream::StreamExt;
 use tributary_model::v1::{Event, SubscribeRequest};
 
-use crate::support;
-use crate::support::{NatsCluster, Server, arcadia_webhook, nats_config};
+use crate::support::{self, NatsCluster, Server, nats_config, post_arcadia};
 
 const STREAM: &str = "TRIBUTARY_EVENTS";
 
@@ -36,12 +35,7 @@ fn load(
                     let id = format!("whk_cluster-{worker}-{i}");
                     i += 1;
                     while !stop.load(Ordering::Relaxed) {
-                        let sent = client
-                            .post(&url)
-                            .header("content-type", "application/json")
-                            .body(arcadia_webhook(&id))
-                            .send()
-                            .await;
+                        let sent = post_arcadia(&client, &url, &id).await;
                         if matches!(&sent, Ok(r) if r.status().is_success()) {
                             acknowledged.push(id);
                             continue 'next;

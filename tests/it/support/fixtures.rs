@@ -1,7 +1,9 @@
 //! The bundled plugins' fixtures as webhooks to send, and the events the server should deliver
 //! for them.
 
+use hmac::{Hmac, Mac};
 use serde_json::Value;
+use sha2::Sha256;
 use tributary_model::v1::Event;
 
 use super::repo;
@@ -51,6 +53,21 @@ pub fn fixtures(adapter: &str, prefixes: &[&str]) -> Vec<Fixture> {
         .collect()
 }
 
+/// The fixture `name` of `plugins/<adapter>/fixtures`.
+pub fn fixture(adapter: &str, name: &str) -> Fixture {
+    fixtures(adapter, &[name])
+        .into_iter()
+        .find(|f| f.name == name)
+        .unwrap_or_else(|| panic!("no fixture {name}"))
+}
+
+/// Lowercase hex HMAC-SHA256 of `body` keyed with `key`: how Finicity and Klavi sign webhooks.
+pub fn hmac_hex(key: &str, body: &[u8]) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(key.as_bytes()).expect("any key length");
+    mac.update(body);
+    hex::encode(mac.finalize().into_bytes())
+}
+
 /// The canonical JSON of an event as delivered, without the receive time (which varies).
 pub fn delivered_json(event: &Event) -> Value {
     let mut json = serde_json::to_value(event).expect("event json");
@@ -86,13 +103,32 @@ pub fn expected_delivery(mut event: Value, source: &str, sequence: u64, adapter:
     event
 }
 
-/// An Arcadia statement webhook with its own `whk_` id, so it is not a duplicate.
-pub fn arcadia_webhook(id: &str) -> Vec<u8> {
-    let raw = std::fs::read(
+/// The Arcadia seed's statement webhook, byte for byte.
+pub fn arcadia_seed() -> Vec<u8> {
+    std::fs::read(
         repo().join("plugins/arcadia/fixtures/seed-statement-new-data-available.raw.json"),
     )
-    .expect("seed");
-    let mut json: Value = serde_json::from_slice(&raw).expect("json");
+    .expect("seed")
+}
+
+/// POSTs [`arcadia_webhook`]`(id)` to `url` (a server's `/webhooks/arcadia`) over the caller's
+/// client, as the load loops do: each worker keeps one client.
+pub async fn post_arcadia(
+    client: &reqwest::Client,
+    url: &str,
+    id: &str,
+) -> reqwest::Result<reqwest::Response> {
+    client
+        .post(url)
+        .header("content-type", "application/json")
+        .body(arcadia_webhook(id))
+        .send()
+        .await
+}
+
+/// An Arcadia statement webhook with its own `whk_` id, so it is not a duplicate.
+pub fn arcadia_webhook(id: &str) -> Vec<u8> {
+    let mut json: Value = serde_json::from_slice(&arcadia_seed()).expect("json");
     json["id"] = Value::from(id);
     serde_json::to_vec(&json).expect("encode")
 }

@@ -9,10 +9,13 @@ pub mod server;
 
 use std::path::{Path, PathBuf};
 
-pub use events::assert_exactly_once;
-pub use fixtures::{Fixture, arcadia_webhook, delivered_json, expected_delivery, fixtures};
+pub use events::{ack, assert_exactly_once, next_event, provider_ids};
+pub use fixtures::{
+    Fixture, arcadia_seed, arcadia_webhook, delivered_json, expected_delivery, fixture, fixtures,
+    hmac_hex, post_arcadia,
+};
 pub use nats::{Backend, Nats, NatsCluster, nats_config};
-pub use server::Server;
+pub use server::{Server, serve_command};
 
 /// The tests that load the machine (floods, a cargo build) or bound how long something takes.
 /// They take turns: each one measures or needs the two cores that separate test binaries, run

@@ -9,10 +9,46 @@ use std::time::Duration;
 
 use serde_json::Value;
 use tokio_stream::StreamExt;
+use tonic::Streaming;
+use tonic::transport::Channel;
+use tributary::proto::admin_client::AdminClient;
 use tributary::proto::event_stream_client::EventStreamClient;
-use tributary_model::v1::{Event, Filter, SubscribeRequest, subscribe_request::Start};
+use tributary_model::v1::{
+    DeadLetter, Event, Filter, ListDeadLettersRequest, SubscribeRequest, subscribe_request::Start,
+};
 
 use super::plugin_dir;
+
+/// How long [`Server::assert_no_more`] waits for an event that must not come.
+const QUIET: Duration = Duration::from_millis(300);
+
+/// `tributary serve` on free loopback ports with `data` as its data directory, as every test
+/// runs it: `RUST_LOG=info`, and neither `TRIBUTARY_CONFIG` nor any `OTEL_*` variable of the
+/// test process passed on. Without `--plugin-dir` it loads no plugins.
+pub fn serve_command(data: &Path, config: Option<&Path>) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_tributary"));
+    command
+        .arg("serve")
+        .args([
+            "--http-listen",
+            "127.0.0.1:0",
+            "--grpc-listen",
+            "127.0.0.1:0",
+        ])
+        .arg("--data-dir")
+        .arg(data)
+        .env("RUST_LOG", "info")
+        .env_remove("TRIBUTARY_CONFIG");
+    for (name, _) in std::env::vars() {
+        if name.starts_with("OTEL_") {
+            command.env_remove(name);
+        }
+    }
+    if let Some(config) = config {
+        command.arg("--config").arg(config);
+    }
+    command
+}
 
 /// A running server. Killed on drop; its data directory survives in `data` for restarts.
 pub struct Server {
@@ -73,32 +109,13 @@ impl Server {
             .append(true)
             .open(&stderr_path)
             .expect("stderr file");
-        let mut command = Command::new(env!("CARGO_BIN_EXE_tributary"));
+        let mut command = serve_command(data, config);
         command
-            .arg("serve")
-            .args([
-                "--http-listen",
-                "127.0.0.1:0",
-                "--grpc-listen",
-                "127.0.0.1:0",
-            ])
-            .arg("--data-dir")
-            .arg(data)
             .args(extra)
-            .env("RUST_LOG", "info")
-            .env_remove("TRIBUTARY_CONFIG")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(stderr);
-        for (name, _) in std::env::vars() {
-            if name.starts_with("OTEL_") {
-                command.env_remove(name);
-            }
-        }
-        command.envs(env.iter().copied());
-        if let Some(config) = config {
-            command.arg("--config").arg(config);
-        }
         if !extra.contains(&"--plugin-dir") {
             command.arg("--plugin-dir").arg(plugin_dir());
         }
@@ -168,24 +185,56 @@ impl Server {
         (status, json)
     }
 
-    pub async fn client(&self) -> EventStreamClient<tonic::transport::Channel> {
+    /// `GET path` over HTTP: status and body.
+    pub async fn get(&self, path: &str) -> (u16, String) {
+        let response = reqwest::get(self.url(path)).await.expect("GET");
+        let status = response.status().as_u16();
+        (status, response.text().await.expect("body"))
+    }
+
+    pub async fn client(&self) -> EventStreamClient<Channel> {
         EventStreamClient::connect(format!("http://{}", self.grpc))
             .await
             .expect("gRPC connect")
     }
 
+    /// A client of the Admin service (consumers, dead letters).
+    pub async fn admin(&self) -> AdminClient<Channel> {
+        AdminClient::connect(format!("http://{}", self.grpc))
+            .await
+            .expect("admin")
+    }
+
+    /// The dead letters the Admin service lists for `request`.
+    pub async fn dead_letters(&self, request: ListDeadLettersRequest) -> Vec<DeadLetter> {
+        self.admin()
+            .await
+            .list_dead_letters(request)
+            .await
+            .expect("list")
+            .into_inner()
+            .dead_letters
+    }
+
+    /// Subscribes over a client of its own; the stream keeps the connection.
+    pub async fn subscribe(&self, request: SubscribeRequest) -> Streaming<Event> {
+        self.client()
+            .await
+            .subscribe(request)
+            .await
+            .expect("subscribe")
+            .into_inner()
+    }
+
     /// Subscribes and collects exactly `count` events (panics after 20 s without them).
     pub async fn collect(&self, filter: Filter, start: Option<Start>, count: usize) -> Vec<Event> {
-        let mut client = self.client().await;
-        let mut stream = client
+        let mut stream = self
             .subscribe(SubscribeRequest {
                 filter: Some(filter),
                 start,
                 ..Default::default()
             })
-            .await
-            .expect("subscribe")
-            .into_inner();
+            .await;
         let mut events = Vec::with_capacity(count);
         while events.len() < count {
             match tokio::time::timeout(Duration::from_secs(20), stream.next()).await {
@@ -196,19 +245,16 @@ impl Server {
         events
     }
 
-    /// Asserts that no further event arrives within `wait` after the given start.
-    pub async fn assert_no_more(&self, start: Option<Start>, wait: Duration) {
-        let mut client = self.client().await;
-        let mut stream = client
+    /// Asserts that no further event arrives within 300 ms after the given start.
+    pub async fn assert_no_more(&self, start: Option<Start>) {
+        let mut stream = self
             .subscribe(SubscribeRequest {
                 filter: None,
                 start,
                 ..Default::default()
             })
-            .await
-            .expect("subscribe")
-            .into_inner();
-        if let Ok(Some(item)) = tokio::time::timeout(wait, stream.next()).await {
+            .await;
+        if let Ok(Some(item)) = tokio::time::timeout(QUIET, stream.next()).await {
             panic!("unexpected extra item: {item:?}");
         }
     }
@@ -256,15 +302,12 @@ impl Server {
 
     /// Every event after `after`, read until the stream has been idle for `idle`.
     pub async fn collect_all(&self, after: u64, idle: Duration) -> Vec<Event> {
-        let mut client = self.client().await;
-        let mut stream = client
+        let mut stream = self
             .subscribe(SubscribeRequest {
                 start: Some(Start::AfterSequence(after)),
                 ..Default::default()
             })
-            .await
-            .expect("subscribe")
-            .into_inner();
+            .await;
         let mut events = Vec::new();
         while let Ok(Some(item)) = tokio::time::timeout(idle, stream.next()).await {
             events.push(item.expect("event"));
