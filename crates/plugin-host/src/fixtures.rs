@@ -158,15 +158,10 @@ fn run_case(
         read_json_opt(&dir.join(format!("{name}.request.json")))?.unwrap_or(json!({}));
 
     let adapter = &plugin.info().name;
-    let create_args = json!({
-        "host": { "source": adapter, "installation_key": FIXTURE_INSTALLATION_KEY },
-        "config": config,
-    });
-    let instance =
-        match AdapterInstance::create(Arc::clone(plugin), create_args.to_string().as_bytes()) {
-            Ok(instance) => instance,
-            Err(e) => return Ok(Outcome::Error(format!("create: {e}"))),
-        };
+    let instance = match create_instance(plugin, adapter, FIXTURE_INSTALLATION_KEY, &config) {
+        Ok(instance) => instance,
+        Err(e) => return Ok(Outcome::Error(format!("create: {e}"))),
+    };
 
     let headers = request_spec
         .get("headers")
@@ -245,4 +240,47 @@ pub fn built_library(crate_name: &str) -> PathBuf {
         .map(|dir| dir.join(&file))
         .find(|candidate| candidate.exists())
         .unwrap_or_else(|| PathBuf::from(file))
+}
+
+/// Loads the plugin a crate builds (found by [`built_library`]); panics when it cannot.
+#[track_caller]
+pub fn load_built(crate_name: &str) -> Arc<Plugin> {
+    let library = built_library(crate_name);
+    Plugin::load(&library)
+        .unwrap_or_else(|e| panic!("plugin {} does not load: {e}", library.display()))
+}
+
+/// An instance of `plugin` for `source`, created as the host creates one: with the
+/// installation key and the adapter's `config`.
+pub fn create_instance(
+    plugin: &Arc<Plugin>,
+    source: &str,
+    installation_key: &str,
+    config: &Value,
+) -> Result<AdapterInstance, crate::HandleError> {
+    let create_args = json!({
+        "host": { "source": source, "installation_key": installation_key },
+        "config": config,
+    });
+    AdapterInstance::create(Arc::clone(plugin), create_args.to_string().as_bytes())
+}
+
+/// The golden-fixture test of an adapter crate: runs every case of `<manifest_dir>/fixtures`
+/// through the crate's built plugin, loaded exactly as the server loads it, and panics with the
+/// report (a diff per mismatch) unless all pass. With `UPDATE_FIXTURES` set it rewrites the
+/// expectations instead (review the diff before committing).
+///
+/// ```ignore
+/// #[test]
+/// fn golden_fixtures() {
+///     tributary_plugin_host::fixtures::assert_golden(env!("CARGO_PKG_NAME"), env!("CARGO_MANIFEST_DIR"));
+/// }
+/// ```
+#[track_caller]
+pub fn assert_golden(crate_name: &str, manifest_dir: impl AsRef<Path>) {
+    let plugin = load_built(crate_name);
+    let dir = manifest_dir.as_ref().join("fixtures");
+    let update = std::env::var_os("UPDATE_FIXTURES").is_some();
+    let report = run_dir(&plugin, &dir, update).expect("fixtures run");
+    assert!(report.passed(), "{report}");
 }

@@ -26,6 +26,8 @@ pub mod convert;
 pub mod ffi;
 pub mod personal_data;
 mod request;
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod verify;
 
 pub use request::Request;

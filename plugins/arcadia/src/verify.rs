@@ -163,30 +163,18 @@ fn percent_decode(text: &str) -> Vec<u8> {
 mod tests {
     use super::*;
     use crate::config::LegacyHmacConfig;
-    use tributary_plugin_sdk::model::v1::{Header, WebhookRequest};
-    use tributary_plugin_sdk::model::well_known::Timestamp;
-    use tributary_plugin_sdk::verify::hmac_sha256;
+    use tributary_plugin_sdk::model::v1::WebhookRequest;
+    use tributary_plugin_sdk::testing::{sign_hex, webhook};
 
     const NOW: i64 = 1_704_067_200;
     const BODY: &[u8] = br#"{"id":"whk_1","eventType":"STATUS_CHANGE"}"#;
 
     fn request(headers: &[(&str, &str)], query: &str) -> WebhookRequest {
-        WebhookRequest {
-            headers: headers
-                .iter()
-                .map(|(name, value)| Header {
-                    name: name.to_ascii_lowercase(),
-                    value: (*value).to_owned(),
-                })
-                .collect(),
-            query: query.to_owned(),
-            body: BODY.to_vec(),
-            received_at: Some(Timestamp {
-                seconds: NOW,
-                nanos: 0,
-            }),
-            ..Default::default()
-        }
+        webhook(BODY)
+            .headers(headers)
+            .query(query)
+            .received_at(NOW)
+            .build()
     }
 
     fn verifier(headers: &[(&str, &str)], query: &[(&str, &str)], hmac: bool) -> Verifier {
@@ -213,7 +201,7 @@ mod tests {
 
     fn signed(timestamp: i64, secret: &[u8]) -> WebhookRequest {
         let ts = timestamp.to_string();
-        let sig = hex::encode(hmac_sha256(secret, &[ts.as_bytes(), b".", BODY]));
+        let sig = sign_hex(secret, &[ts.as_bytes(), b".", BODY]);
         request(&[(TIMESTAMP_HEADER, &ts), (SIGNATURE_HEADER, &sig)], "")
     }
 

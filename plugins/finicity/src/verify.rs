@@ -92,16 +92,13 @@ impl Verifier {
 mod tests {
     use super::*;
     use serde_json::json;
-    use tributary_plugin_sdk::model::v1::{Header, RejectionKind, WebhookRequest};
+    use tributary_plugin_sdk::model::v1::{RejectionKind, WebhookRequest};
+    use tributary_plugin_sdk::testing::{sign_hex, webhook};
 
     const BODY: &[u8] = br#"{"eventType":"ping","payload":{}}"#;
 
-    fn hex(bytes: &[u8]) -> String {
-        bytes.iter().map(|b| format!("{b:02x}")).collect()
-    }
-
     fn sign(secret: &str, body: &[u8]) -> String {
-        hex(&verify::hmac_sha256(secret.as_bytes(), &[body]))
+        sign_hex(secret.as_bytes(), &[body])
     }
 
     fn verifier(config: serde_json::Value) -> Verifier {
@@ -110,17 +107,7 @@ mod tests {
     }
 
     fn request(headers: &[(&str, &str)], body: &[u8]) -> WebhookRequest {
-        WebhookRequest {
-            headers: headers
-                .iter()
-                .map(|(name, value)| Header {
-                    name: name.to_ascii_lowercase(),
-                    value: (*value).to_owned(),
-                })
-                .collect(),
-            body: body.to_vec(),
-            ..Default::default()
-        }
+        webhook(body).headers(headers).build()
     }
 
     fn check(v: &Verifier, headers: &[(&str, &str)], body: &[u8]) -> Result<(), String> {

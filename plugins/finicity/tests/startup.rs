@@ -1,21 +1,11 @@
 //! Start-up through the real dynamically loaded plugin: config errors and operator warnings.
 
-use std::sync::Arc;
-
 use serde_json::json;
-use tributary_plugin_host::{AdapterInstance, Plugin, fixtures};
-
-fn plugin() -> Arc<Plugin> {
-    let library = fixtures::built_library(env!("CARGO_PKG_NAME"));
-    Plugin::load(&library).expect("plugin loads")
-}
+use tributary_plugin_host::{AdapterInstance, fixtures};
 
 fn create(config: serde_json::Value) -> Result<AdapterInstance, String> {
-    let args = json!({
-        "host": {"source": "finicity", "installation_key": "k"},
-        "config": config,
-    });
-    AdapterInstance::create(plugin(), args.to_string().as_bytes()).map_err(|e| e.to_string())
+    let plugin = fixtures::load_built(env!("CARGO_PKG_NAME"));
+    fixtures::create_instance(&plugin, "finicity", "k", &config).map_err(|e| e.to_string())
 }
 
 #[test]

@@ -140,6 +140,7 @@ fn received_seconds(request: &Request<'_>) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tributary_plugin_sdk::testing::{sign_hex, webhook};
 
     const BODY: &[u8] = br#"[{"eventId":"e1","eventName":"link_created"}]"#;
     const RECEIVED: i64 = 1_704_067_200;
@@ -150,28 +151,11 @@ mod tests {
     }
 
     fn request(headers: &[(&str, &str)]) -> WebhookRequest {
-        WebhookRequest {
-            headers: headers
-                .iter()
-                .map(|(name, value)| Header {
-                    name: name.to_ascii_lowercase(),
-                    value: (*value).to_owned(),
-                })
-                .collect(),
-            body: BODY.to_vec(),
-            received_at: Some(Timestamp {
-                seconds: RECEIVED,
-                nanos: 0,
-            }),
-            ..Default::default()
-        }
+        webhook(BODY).headers(headers).received_at(RECEIVED).build()
     }
 
     fn sign(key: &str) -> String {
-        verify::hmac_sha256(key.as_bytes(), &[BODY])
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect()
+        sign_hex(key.as_bytes(), &[BODY])
     }
 
     fn check(v: &Verifier, headers: &[(&str, &str)]) -> Result<(), Rejection> {

@@ -18,13 +18,11 @@ const TAX_IDS: [&str; 5] = [
 ];
 
 fn plugin() -> Arc<Plugin> {
-    Plugin::load(&fixtures::built_library(env!("CARGO_PKG_NAME"))).expect("plugin loads")
+    fixtures::load_built(env!("CARGO_PKG_NAME"))
 }
 
 fn create(plugin: &Arc<Plugin>, config: serde_json::Value) -> Result<AdapterInstance, String> {
-    let args = json!({"host": {"source": "klavi", "installation_key": "k"}, "config": config});
-    AdapterInstance::create(Arc::clone(plugin), args.to_string().as_bytes())
-        .map_err(|e| e.to_string())
+    fixtures::create_instance(plugin, "klavi", "k", &config).map_err(|e| e.to_string())
 }
 
 #[test]

@@ -2,15 +2,14 @@
 //! node under load: every webhook that got a 2xx is delivered exactly once, and the node
 //! rejoins.
 
-mod common;
-
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{NatsCluster, Server, arcadia_webhook, nats_config};
 use tokio_stream::StreamExt;
 use tributary_model::v1::{Event, SubscribeRequest};
+
+use crate::support::{self, NatsCluster, Server, nats_config, post_arcadia};
 
 const STREAM: &str = "TRIBUTARY_EVENTS";
 
@@ -36,12 +35,7 @@ fn load(
                     let id = format!("whk_cluster-{worker}-{i}");
                     i += 1;
                     while !stop.load(Ordering::Relaxed) {
-                        let sent = client
-                            .post(&url)
-                            .header("content-type", "application/json")
-                            .body(arcadia_webhook(&id))
-                            .send()
-                            .await;
+                        let sent = post_arcadia(&client, &url, &id).await;
                         if matches!(&sent, Ok(r) if r.status().is_success()) {
                             acknowledged.push(id);
                             continue 'next;
@@ -72,6 +66,7 @@ async fn try_collect_all(server: &Server) -> Result<Vec<Event>, tonic::Status> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn losing_a_node_under_load_loses_no_acknowledged_webhook_and_the_node_rejoins() {
+    let _turn = support::heavy_turn().await;
     let mut cluster = NatsCluster::start();
     let config = nats_config(
         "[log.nats]\nreplicas = 3\nrequest_timeout_seconds = 3\n",
@@ -119,7 +114,7 @@ async fn losing_a_node_under_load_loses_no_acknowledged_webhook_and_the_node_rej
             _ => tokio::time::sleep(Duration::from_millis(500)).await,
         }
     };
-    common::assert_exactly_once(&events, &acknowledged);
+    support::assert_exactly_once(&events, &acknowledged);
 
     // The killed node rejoins and catches up: three replicas, all current.
     cluster.nodes[victim].restart();

@@ -1,28 +1,17 @@
 //! Many Tributary instances on one JetStream stream, and JetStream outages. Every test starts
 //! its own nats-server on free ports.
 
-mod common;
-
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use common::{Nats, Server, arcadia_webhook, nats_config};
 use serde_json::json;
 use tokio_stream::StreamExt;
-use tributary_model::v1::{AckRequest, Event, SubscribeRequest};
+use tributary_model::v1::SubscribeRequest;
 
-fn ids(events: &[Event]) -> Vec<String> {
-    events
-        .iter()
-        .map(|e| {
-            e.provenance
-                .as_ref()
-                .expect("provenance")
-                .provider_event_id
-                .clone()
-        })
-        .collect()
-}
+use crate::support::{
+    Nats, Server, ack, arcadia_webhook, nats_config, next_event, plugin_dir, provider_ids,
+    serve_command,
+};
 
 /// Waits until `/readyz` answers `status` (panics after `within`); returns its body.
 async fn wait_ready(server: &Server, status: u16, within: Duration) -> String {
@@ -77,11 +66,7 @@ async fn two_instances_share_one_stream_and_a_durable_consumer_moves_between_the
         );
     }
     for expected in 1..=30u64 {
-        let event = tokio::time::timeout(Duration::from_secs(10), live.next())
-            .await
-            .expect("live event in time")
-            .expect("open")
-            .expect("event");
+        let event = next_event(&mut live, Duration::from_secs(10)).await;
         assert_eq!(event.sequence, expected);
     }
 
@@ -99,15 +84,8 @@ async fn two_instances_share_one_stream_and_a_durable_consumer_moves_between_the
         let event = stream.next().await.expect("open").expect("event");
         assert_eq!(event.sequence, expected);
     }
-    let acked = a_client
-        .ack(AckRequest {
-            consumer: "ledger".into(),
-            sequence: 15,
-        })
-        .await
-        .expect("ack")
-        .into_inner();
-    assert_eq!(acked.acked_sequence, 15);
+    let acked = ack(&mut a_client, "ledger", 15).await.expect("ack");
+    assert_eq!(acked, 15);
 
     // A dies; the consumer reconnects to B and resumes right after its last ack.
     a.kill9();
@@ -121,28 +99,17 @@ async fn two_instances_share_one_stream_and_a_durable_consumer_moves_between_the
         .expect("subscribe")
         .into_inner();
     for expected in 16..=30u64 {
-        let event = tokio::time::timeout(Duration::from_secs(10), stream.next())
-            .await
-            .expect("event in time")
-            .expect("open")
-            .expect("event");
+        let event = next_event(&mut stream, Duration::from_secs(10)).await;
         assert_eq!(event.sequence, expected);
     }
     // Acks through B move the same consumer; they never go backwards.
-    let acked = b_client
-        .ack(AckRequest {
-            consumer: "ledger".into(),
-            sequence: 10,
-        })
-        .await
-        .expect("ack")
-        .into_inner();
-    assert_eq!(acked.acked_sequence, 15);
+    let acked = ack(&mut b_client, "ledger", 10).await.expect("ack");
+    assert_eq!(acked, 15);
 
     // Everything exactly once in the stream, in order, no gap.
     let events = b.collect_all(0, Duration::from_millis(500)).await;
     let expected: Vec<String> = (0..30).map(|i| format!("whk_multi-{i}")).collect();
-    assert_eq!(ids(&events), expected);
+    assert_eq!(provider_ids(&events), expected);
     for (index, event) in events.iter().enumerate() {
         assert_eq!(event.sequence, index as u64 + 1);
     }
@@ -188,7 +155,7 @@ async fn jetstream_unreachable_gives_503_and_readyz_says_why_then_recovers() {
     );
 
     let events = server.collect_all(0, Duration::from_millis(500)).await;
-    assert_eq!(ids(&events), vec!["whk_before", "whk_during"]);
+    assert_eq!(provider_ids(&events), vec!["whk_before", "whk_during"]);
     let mut counts: HashMap<u64, usize> = HashMap::new();
     for event in &events {
         *counts.entry(event.sequence).or_default() += 1;
@@ -206,20 +173,9 @@ async fn an_incompatible_existing_stream_is_refused_at_start_up() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("tributary.toml");
     std::fs::write(&path, config).expect("write config");
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_tributary"))
-        .arg("serve")
-        .args([
-            "--http-listen",
-            "127.0.0.1:0",
-            "--grpc-listen",
-            "127.0.0.1:0",
-        ])
-        .arg("--data-dir")
-        .arg(dir.path().join("data"))
+    let output = serve_command(&dir.path().join("data"), Some(&path))
         .arg("--plugin-dir")
-        .arg(common::plugin_dir())
-        .arg("--config")
-        .arg(&path)
+        .arg(plugin_dir())
         .output()
         .expect("run tributary");
     assert!(!output.status.success());

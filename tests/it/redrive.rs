@@ -2,50 +2,19 @@
 //! the adapter is fixed (a newer build hot-reloaded into the plugin directory) a redrive turns
 //! it into events and marks it resolved.
 
-mod common;
-
-use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
-use common::Server;
 use serde_json::json;
-use tributary::proto::adapters_client::AdaptersClient;
-use tributary::proto::admin_client::AdminClient;
 use tributary_model::v1::event::Payload;
-use tributary_model::v1::{
-    ConsentStatus, ListAdaptersRequest, ListDeadLettersRequest, RedriveDeadLettersRequest,
-};
+use tributary_model::v1::{ConsentStatus, ListDeadLettersRequest, RedriveDeadLettersRequest};
 
-/// Builds the C example adapter into `out`; `maps_expired` is the "fixed" release.
-fn build_quokka(out: &Path, version: &str, maps_expired: bool) {
-    let repo = common::repo();
-    let partial = out.with_extension("partial");
-    let mut cc = Command::new("cc");
-    cc.args(["-shared", "-fPIC", "-O2", "-Wall", "-Werror"])
-        .arg(format!("-DQUOKKA_VERSION=\"{version}\""))
-        .arg("-I")
-        .arg(repo.join("crates/plugin-abi/include"))
-        .arg("-o")
-        .arg(&partial)
-        .arg(repo.join("examples/c-adapter/quokka.c"));
-    if maps_expired {
-        cc.arg("-DQUOKKA_MAPS_EXPIRED");
-    }
-    assert!(cc.status().expect("run cc").success(), "cc failed");
-    std::fs::rename(&partial, out).expect("rename into place");
-}
+use crate::support::Server;
+use crate::support::adapters::{build_quokka, build_quokka_with, cli_success, list};
 
 async fn quokka_version(server: &Server) -> String {
-    let mut adapters = AdaptersClient::connect(format!("http://{}", server.grpc))
+    list(server.grpc)
         .await
-        .expect("connect");
-    let list = adapters
-        .list_adapters(ListAdaptersRequest {})
-        .await
-        .expect("list")
-        .into_inner();
-    list.adapters
+        .adapters
         .iter()
         .filter_map(|a| a.info.as_ref())
         .find(|i| i.name == "quokka")
@@ -59,7 +28,7 @@ async fn a_dead_letter_is_redriven_through_the_fixed_adapter() {
     let library = plugins
         .path()
         .join(tributary_plugin_host::library_file_name("quokka"));
-    build_quokka(&library, "1.0.0", false);
+    build_quokka(&library, "1.0.0");
     let server = Server::start_with_plugins(
         "[sources.quokka]\nadapter = \"quokka\"\nconfig = { token = \"qk-token\" }\n",
         plugins.path(),
@@ -76,18 +45,12 @@ async fn a_dead_letter_is_redriven_through_the_fixed_adapter() {
         (json!(0), json!(1))
     );
 
-    let mut admin = AdminClient::connect(format!("http://{}", server.grpc))
-        .await
-        .expect("admin");
-    let listed = admin
-        .list_dead_letters(ListDeadLettersRequest {
+    let listed = server
+        .dead_letters(ListDeadLettersRequest {
             include_raw: true,
             ..Default::default()
         })
-        .await
-        .expect("list")
-        .into_inner()
-        .dead_letters;
+        .await;
     assert_eq!(listed.len(), 1);
     let letter = &listed[0];
     assert_eq!(
@@ -110,6 +73,7 @@ async fn a_dead_letter_is_redriven_through_the_fixed_adapter() {
     assert_eq!(raw["id"], json!("qk_evt_7"));
 
     // Redriven through the same (unfixed) adapter: still dead, with its reason.
+    let mut admin = server.admin().await;
     let outcomes = admin
         .redrive_dead_letters(RedriveDeadLettersRequest { ids: vec![1] })
         .await
@@ -121,7 +85,7 @@ async fn a_dead_letter_is_redriven_through_the_fixed_adapter() {
     assert_eq!(outcomes[0].reason, "unknown kind");
 
     // The fixed adapter is dropped into the plugin directory and hot-reloaded.
-    build_quokka(&library, "2.0.0", true);
+    build_quokka_with(&library, "2.0.0", &["QUOKKA_MAPS_EXPIRED"]);
     let mut waited = Duration::ZERO;
     while quokka_version(&server).await != "2.0.0" {
         assert!(
@@ -133,17 +97,9 @@ async fn a_dead_letter_is_redriven_through_the_fixed_adapter() {
     }
 
     // The CLI redrives every unresolved dead letter.
-    let output = Command::new(env!("CARGO_BIN_EXE_tributary"))
-        .args(["dead-letters", "redrive", "--server"])
-        .arg(format!("http://{}", server.grpc))
-        .output()
-        .expect("run cli");
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let outcome: serde_json::Value = serde_json::from_slice(&output.stdout).expect("one JSON line");
+    let url = format!("http://{}", server.grpc);
+    let output = cli_success(&["dead-letters", "redrive", "--server", &url]);
+    let outcome: serde_json::Value = serde_json::from_str(&output).expect("one JSON line");
     assert_eq!(
         outcome,
         json!({"id": "1", "resolved": true, "sequences": ["1"]})
@@ -171,22 +127,14 @@ async fn a_dead_letter_is_redriven_through_the_fixed_adapter() {
     }
 
     // Resolved: gone from the default listing, kept with its outcome otherwise.
-    let unresolved = admin
-        .list_dead_letters(ListDeadLettersRequest::default())
-        .await
-        .expect("list")
-        .into_inner()
-        .dead_letters;
+    let unresolved = server.dead_letters(ListDeadLettersRequest::default()).await;
     assert!(unresolved.is_empty());
-    let all = admin
-        .list_dead_letters(ListDeadLettersRequest {
+    let all = server
+        .dead_letters(ListDeadLettersRequest {
             include_resolved: true,
             ..Default::default()
         })
-        .await
-        .expect("list")
-        .into_inner()
-        .dead_letters;
+        .await;
     assert_eq!(all.len(), 1);
     assert!(all[0].resolved_at.is_some());
     assert_eq!(
@@ -210,18 +158,12 @@ async fn dead_letter_listings_redact_personal_data() {
         "payload": {"personalTaxId": "25872252137", "linkId": "l-1"}}]);
     let (status, answer) = server.post("klavi", body.to_string().as_bytes(), &[]).await;
     assert_eq!((status, answer["dead_lettered"].clone()), (200, json!(1)));
-    let mut admin = AdminClient::connect(format!("http://{}", server.grpc))
-        .await
-        .expect("admin");
-    let listed = admin
-        .list_dead_letters(ListDeadLettersRequest {
+    let listed = server
+        .dead_letters(ListDeadLettersRequest {
             include_raw: true,
             ..Default::default()
         })
-        .await
-        .expect("list")
-        .into_inner()
-        .dead_letters;
+        .await;
     let raw: serde_json::Value = serde_json::from_slice(&listed[0].raw).expect("json");
     assert_eq!(raw["payload"]["personalTaxId"], json!("[redacted]"));
     assert_eq!(raw["payload"]["linkId"], json!("l-1"));

@@ -5,6 +5,8 @@
 use std::path::Path;
 use std::process::Command;
 
+use crate::support;
+
 /// The tutorial's `sh` blocks, in order.
 fn tutorial_commands(markdown: &str) -> Vec<String> {
     let mut blocks = Vec::new();
@@ -28,8 +30,10 @@ fn tutorial_commands(markdown: &str) -> Vec<String> {
 
 #[test]
 fn the_tutorial_scaffolds_builds_and_passes_its_fixtures() {
-    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let doc = std::fs::read_to_string(repo.join("docs/writing-an-adapter.md")).expect("tutorial");
+    // A cargo build of a new crate: the cores are its for minutes.
+    let _turn = support::heavy_turn_blocking();
+    let doc = std::fs::read_to_string(support::repo().join("docs/writing-an-adapter.md"))
+        .expect("tutorial");
     let commands = tutorial_commands(&doc);
     assert!(commands.len() >= 2, "the tutorial has its sh blocks");
     let script = format!("set -euxo pipefail\n{}", commands.concat());

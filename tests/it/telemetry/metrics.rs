@@ -1,15 +1,13 @@
 //! `GET /metrics`: parses as Prometheus/OpenMetrics text, and the counters move exactly as the
 //! webhooks sent say they must.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use common::{Server, arcadia_webhook};
 use serde_json::json;
-use tokio_stream::StreamExt;
 use tributary_model::v1::{SubscribeRequest, subscribe_request::Start};
+
+use crate::support::{Server, arcadia_webhook, next_event};
 
 const CONFIG: &str = r#"
 [sources.arcadia]
@@ -205,21 +203,14 @@ async fn counters_move_exactly_as_the_webhooks_say() {
 
     // A durable consumer that read the one event without acknowledging it: lag 1; its stream
     // is an active subscription while open.
-    let mut client = server.client().await;
-    let mut stream = client
+    let mut stream = server
         .subscribe(SubscribeRequest {
             consumer: "metrics-consumer".into(),
             start: Some(Start::FromEarliest(true)),
             ..Default::default()
         })
-        .await
-        .expect("subscribe")
-        .into_inner();
-    let event = tokio::time::timeout(Duration::from_secs(20), stream.next())
-        .await
-        .expect("in time")
-        .expect("an event")
-        .expect("ok");
+        .await;
+    let event = next_event(&mut stream, Duration::from_secs(20)).await;
     assert_eq!(event.sequence, 1);
 
     let after = scrape(&server).await;

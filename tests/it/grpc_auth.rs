@@ -1,14 +1,13 @@
 //! Consumers authenticate with a bearer token when `grpc.tokens` is configured; health checks
 //! stay open for load balancers.
 
-mod common;
-
-use common::Server;
 use tonic::Code;
 use tonic::metadata::MetadataValue;
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_client::HealthClient;
 use tributary_model::v1::SubscribeRequest;
+
+use crate::support::Server;
 
 #[tokio::test]
 async fn consumers_need_a_valid_token_when_tokens_are_configured() {

@@ -1,16 +1,14 @@
 //! Finicity / Mastercard Connect webhooks through the real binary: signed over HTTP, read back
 //! over gRPC.
 
-mod common;
-
 use std::collections::HashSet;
-use std::time::Duration;
 
-use common::{Fixture, Server, delivered_json, expected_delivery, fixtures};
-use hmac::{Hmac, Mac};
 use serde_json::{Value, json};
-use sha2::Sha256;
 use tributary_model::v1::{Filter, subscribe_request::Start};
+
+use crate::support::{
+    self, Fixture, Server, delivered_json, expected_delivery, fixtures, hmac_hex,
+};
 
 /// The partner secret of the fixtures (`plugins/finicity/fixtures/adapter-config.json`).
 const SECRET: &str = "fixture-partner-secret";
@@ -41,16 +39,9 @@ const MAPPED_TYPES: [&str; 15] = [
     "unableToConnect",
 ];
 
-/// Lowercase hex HMAC-SHA256 of the exact body bytes.
-fn sign(secret: &str, body: &[u8]) -> String {
-    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("any key length");
-    mac.update(body);
-    hex::encode(mac.finalize().into_bytes())
-}
-
 /// POSTs `body` signed with the fixture secret in `X-Finicity-Signature`.
 async fn post_signed(server: &Server, body: &[u8]) -> (u16, Value) {
-    let signature = sign(SECRET, body);
+    let signature = hmac_hex(SECRET, body);
     server
         .post("finicity", body, &[("X-Finicity-Signature", &signature)])
         .await
@@ -70,15 +61,12 @@ async fn post_as_recorded(server: &Server, fixture: &Fixture) -> (u16, Value) {
 }
 
 fn fixture(name: &str) -> Fixture {
-    fixtures("finicity", &[name])
-        .into_iter()
-        .find(|f| f.name == name)
-        .unwrap_or_else(|| panic!("no fixture {name}"))
+    support::fixture("finicity", name)
 }
 
 /// Fixtures signed with the default header and config whose expectation is stored events.
 fn mapping_cases() -> Vec<Fixture> {
-    let dir = common::repo().join("plugins/finicity/fixtures");
+    let dir = support::repo().join("plugins/finicity/fixtures");
     fixtures("finicity", &[""])
         .into_iter()
         .filter(|f| !dir.join(format!("{}.config.json", f.name)).exists())
@@ -88,9 +76,7 @@ fn mapping_cases() -> Vec<Fixture> {
 }
 
 async fn assert_nothing_stored(server: &Server) {
-    server
-        .assert_no_more(None, Duration::from_millis(300))
-        .await;
+    server.assert_no_more(None).await;
 }
 
 fn assert_unauthorized((status, body): (u16, Value), case: &str) {
@@ -112,7 +98,7 @@ async fn every_signed_connect_event_reaches_a_subscriber_exactly_and_in_order() 
             .expect("signature");
         assert_eq!(
             recorded.to_lowercase(),
-            sign(SECRET, &case.raw),
+            hmac_hex(SECRET, &case.raw),
             "{}",
             case.name
         );
@@ -159,10 +145,7 @@ async fn every_signed_connect_event_reaches_a_subscriber_exactly_and_in_order() 
         assert!(event.received_at.is_some());
     }
     server
-        .assert_no_more(
-            Some(Start::AfterSequence(expected.len() as u64)),
-            Duration::from_millis(300),
-        )
+        .assert_no_more(Some(Start::AfterSequence(expected.len() as u64)))
         .await;
 }
 
@@ -182,8 +165,8 @@ async fn wrong_missing_and_malformed_signatures_get_401_and_store_nothing() {
         assert_unauthorized(post_as_recorded(&server, &fixture(name)).await, name);
     }
     let header = "X-Finicity-Signature";
-    let wrong = sign("another-secret", &started.raw);
-    let good = sign(SECRET, &started.raw);
+    let wrong = hmac_hex("another-secret", &started.raw);
+    let good = hmac_hex(SECRET, &started.raw);
     let truncated = &good[..63];
     let prefixed = format!("sha256={good}");
     let attempts: [(&str, Vec<(&str, &str)>); 5] = [
@@ -236,9 +219,7 @@ async fn a_retried_event_id_adds_nothing() {
         delivered_json(&events[0]),
         expected_delivery(event, "finicity", 1, "finicity")
     );
-    server
-        .assert_no_more(Some(Start::AfterSequence(1)), Duration::from_millis(300))
-        .await;
+    server.assert_no_more(Some(Start::AfterSequence(1))).await;
 }
 
 #[tokio::test]
@@ -291,7 +272,7 @@ async fn the_au_signature_header_works_when_configured() {
     assert_nothing_stored(&server).await;
 
     let case = fixture("signature-au-header");
-    let signature = sign(SECRET, &case.raw);
+    let signature = hmac_hex(SECRET, &case.raw);
     assert_eq!(case.request["headers"]["X-Signature"], json!(signature));
     let (status, body) = server
         .post("finicity", &case.raw, &[("x-signature", &signature)])

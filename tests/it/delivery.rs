@@ -1,18 +1,16 @@
 //! Delivery that loses nothing: durable consumers, retention, slow consumers, crashes.
 
-mod common;
-
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{Backend, Server, arcadia_webhook};
 use tokio_stream::StreamExt;
 use tonic::Code;
-use tributary::proto::admin_client::AdminClient;
 use tributary_model::v1::{
-    AckRequest, DeleteConsumerRequest, ListConsumersRequest, ResetConsumerRequest,
-    SubscribeRequest, reset_consumer_request::Position, subscribe_request::Start,
+    DeleteConsumerRequest, ListConsumersRequest, ResetConsumerRequest, SubscribeRequest,
+    reset_consumer_request::Position, subscribe_request::Start,
 };
+
+use crate::support::{self, Backend, Server, ack, arcadia_webhook, next_event, post_arcadia};
 
 /// Runs a case against both event-log backends, as `<case>::embedded` and `<case>::nats` (a
 /// JetStream server of the test's own).
@@ -32,10 +30,6 @@ macro_rules! on_both_backends {
     };
 }
 
-/// The load tests take turns: each measures its own ingest, which another flood in the same
-/// process would distort.
-static HEAVY: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
 async fn post_many(server: &Server, prefix: &str, range: std::ops::Range<usize>) {
     for i in range {
         let (status, body) = server
@@ -50,22 +44,15 @@ async fn post_many(server: &Server, prefix: &str, range: std::ops::Range<usize>)
 }
 
 async fn consume(server: &Server, consumer: &str, count: usize) -> Vec<u64> {
-    let mut client = server.client().await;
-    let mut stream = client
+    let mut stream = server
         .subscribe(SubscribeRequest {
             consumer: consumer.into(),
             ..Default::default()
         })
-        .await
-        .expect("subscribe")
-        .into_inner();
+        .await;
     let mut sequences = Vec::new();
     while sequences.len() < count {
-        let event = tokio::time::timeout(Duration::from_secs(20), stream.next())
-            .await
-            .expect("event in time")
-            .expect("stream open")
-            .expect("event");
+        let event = next_event(&mut stream, Duration::from_secs(20)).await;
         sequences.push(event.sequence);
     }
     sequences
@@ -77,38 +64,14 @@ async fn a_durable_consumer_resumes_after_its_last_ack_across_restarts(backend: 
     post_many(&server, "durable", 0..5).await;
     assert_eq!(consume(&server, "billing", 5).await, vec![1, 2, 3, 4, 5]);
     let mut client = server.client().await;
-    let acked = client
-        .ack(AckRequest {
-            consumer: "billing".into(),
-            sequence: 3,
-        })
-        .await
-        .expect("ack")
-        .into_inner();
-    assert_eq!(acked.acked_sequence, 3);
+    assert_eq!(ack(&mut client, "billing", 3).await.expect("ack"), 3);
     // Acks never move backwards.
-    let acked = client
-        .ack(AckRequest {
-            consumer: "billing".into(),
-            sequence: 2,
-        })
-        .await
-        .expect("ack")
-        .into_inner();
-    assert_eq!(acked.acked_sequence, 3);
-    let error = client
-        .ack(AckRequest {
-            consumer: "nobody".into(),
-            sequence: 1,
-        })
+    assert_eq!(ack(&mut client, "billing", 2).await.expect("ack"), 3);
+    let error = ack(&mut client, "nobody", 1)
         .await
         .expect_err("unknown consumer");
     assert_eq!(error.code(), Code::NotFound);
-    let error = client
-        .ack(AckRequest {
-            consumer: "billing".into(),
-            sequence: 99,
-        })
+    let error = ack(&mut client, "billing", 99)
         .await
         .expect_err("beyond the log");
     assert_eq!(error.code(), Code::InvalidArgument);
@@ -118,9 +81,7 @@ async fn a_durable_consumer_resumes_after_its_last_ack_across_restarts(backend: 
     // 4 and 5 were delivered but not acknowledged: delivered again, then 6 and 7.
     assert_eq!(consume(&server, "billing", 4).await, vec![4, 5, 6, 7]);
 
-    let mut admin = AdminClient::connect(format!("http://{}", server.grpc))
-        .await
-        .expect("admin");
+    let mut admin = server.admin().await;
     let consumers = admin
         .list_consumers(ListConsumersRequest {})
         .await
@@ -155,16 +116,13 @@ async fn a_durable_consumer_resumes_after_its_last_ack_across_restarts(backend: 
         .into_inner();
     assert!(deleted.deleted);
     // A new consumer of the same name starts where its request says.
-    let mut client = server.client().await;
-    let mut stream = client
+    let mut stream = server
         .subscribe(SubscribeRequest {
             consumer: "billing".into(),
             start: Some(Start::AfterSequence(6)),
             ..Default::default()
         })
-        .await
-        .expect("subscribe")
-        .into_inner();
+        .await;
     let event = stream.next().await.expect("open").expect("event");
     assert_eq!(event.sequence, 7);
 }
@@ -251,11 +209,7 @@ async fn flood(server: &Server, prefix: &str, count: usize, connections: usize) 
         tasks.push(tokio::spawn(async move {
             let client = reqwest::Client::new();
             for i in (worker..count).step_by(connections) {
-                let response = client
-                    .post(&url)
-                    .header("content-type", "application/json")
-                    .body(arcadia_webhook(&format!("whk_{prefix}-{i}")))
-                    .send()
+                let response = post_arcadia(&client, &url, &format!("whk_{prefix}-{i}"))
                     .await
                     .expect("POST");
                 assert_eq!(response.status().as_u16(), 200);
@@ -275,23 +229,15 @@ on_both_backends!(
 async fn a_stalled_subscriber_slows_nothing_and_memory_stays_bounded(backend: Backend) {
     const BASELINE: usize = 4_000;
     const TOTAL: usize = 20_000;
-    let _turn = HEAVY.lock().await;
+    // Each measures its own ingest, which another flood in the same process would distort.
+    let _turn = support::heavy_turn().await;
     let server = Server::start(&backend.config(""));
     let reader = {
-        let mut client = server.client().await;
+        let mut stream = server.subscribe(SubscribeRequest::default()).await;
         tokio::spawn(async move {
-            let mut stream = client
-                .subscribe(SubscribeRequest::default())
-                .await
-                .expect("subscribe")
-                .into_inner();
             let mut last = 0;
             while last < (BASELINE + TOTAL) as u64 {
-                let event = tokio::time::timeout(Duration::from_secs(60), stream.next())
-                    .await
-                    .expect("event in time")
-                    .expect("open")
-                    .expect("event");
+                let event = next_event(&mut stream, Duration::from_secs(60)).await;
                 assert_eq!(event.sequence, last + 1, "in order, no gap");
                 last = event.sequence;
             }
@@ -341,7 +287,8 @@ on_both_backends!(
     (flavor = "multi_thread", worker_threads = 2)
 );
 async fn every_acknowledged_webhook_survives_kill_9_exactly_once(backend: Backend) {
-    let _turn = HEAVY.lock().await;
+    // Each measures its own ingest, which another flood in the same process would distort.
+    let _turn = support::heavy_turn().await;
     let mut server = Server::start(&backend.config(""));
     let acknowledged: Arc<Mutex<Vec<String>>> = Arc::default();
     for round in 0..3u64 {
@@ -356,12 +303,7 @@ async fn every_acknowledged_webhook_survives_kill_9_exactly_once(backend: Backen
                 while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                     let id = format!("whk_kill-{round}-{worker}-{i}");
                     i += 1;
-                    let sent = client
-                        .post(&url)
-                        .header("content-type", "application/json")
-                        .body(arcadia_webhook(&id))
-                        .send()
-                        .await;
+                    let sent = post_arcadia(&client, &url, &id).await;
                     match sent {
                         Ok(response) if response.status().is_success() => {
                             acknowledged.lock().expect("lock").push(id);
@@ -390,19 +332,14 @@ async fn every_acknowledged_webhook_survives_kill_9_exactly_once(backend: Backen
         acknowledged.len()
     );
     let events = server.collect_all(0, Duration::from_secs(2)).await;
-    common::assert_exactly_once(&events, &acknowledged);
+    support::assert_exactly_once(&events, &acknowledged);
 }
 
 on_both_backends!(sigterm_ends_streams_with_a_reconnect_status_and_exits_cleanly);
 async fn sigterm_ends_streams_with_a_reconnect_status_and_exits_cleanly(backend: Backend) {
     let mut server = Server::start(&backend.config("shutdown_timeout_seconds = 5\n"));
     post_many(&server, "term", 0..2).await;
-    let mut client = server.client().await;
-    let mut stream = client
-        .subscribe(SubscribeRequest::default())
-        .await
-        .expect("subscribe")
-        .into_inner();
+    let mut stream = server.subscribe(SubscribeRequest::default()).await;
     for expected in 1..=2 {
         let event = stream.next().await.expect("open").expect("event");
         assert_eq!(event.sequence, expected);

@@ -1,16 +1,14 @@
 //! Hot reload: a rebuilt library dropped into the plugin directory is swapped in while
 //! webhooks flow (no request fails), and a broken one leaves the previous version serving.
 
-mod adapter_support;
-mod common;
-
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use adapter_support::{build_quokka, list, normalize, version_of};
-use common::Server;
 use tributary_model::v1::Filter;
+
+use crate::support::adapters::{build_quokka, list, normalize, version_of};
+use crate::support::{self, Server};
 
 fn webhook(n: usize) -> Vec<u8> {
     format!(r#"{{"id": "qk_evt_{n}", "kind": "consent.granted", "consent": "qc_{n}", "at": 1714564800}}"#)
@@ -36,6 +34,7 @@ async fn wait_for_version(server: &Server, version: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_rebuilt_plugin_is_swapped_in_under_load_without_failing_a_request() {
+    let _turn = support::heavy_turn().await;
     let plugins = tempfile::tempdir().expect("tempdir");
     let library = plugins.path().join("libquokka.so");
     build_quokka(&library, "1.0.0");

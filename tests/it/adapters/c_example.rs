@@ -2,12 +2,12 @@
 //! compiler against the generated header: its fixtures pass through the same host, and it
 //! serves end to end over HTTP and gRPC.
 
-mod adapter_support;
-mod common;
-
-use adapter_support::{build_quokka, c_example, cli, list, normalize, version_of};
-use common::Server;
 use tributary_model::v1::{Filter, event::Payload};
+
+use crate::support::Server;
+use crate::support::adapters::{
+    build_quokka, c_example, cli, cli_success, list, normalize, version_of,
+};
 
 const CONFIG: &str = r#"
 [sources.quokka]
@@ -21,18 +21,12 @@ fn the_c_adapter_passes_its_fixtures_with_the_cli_runner() {
     let library = dir.path().join("libquokka.so");
     build_quokka(&library, "1.0.0");
     let fixtures = c_example().join("fixtures");
-    let out = cli(&[
+    let stdout = cli_success(&[
         "adapter",
         "test",
         library.to_str().expect("utf-8"),
         fixtures.to_str().expect("utf-8"),
     ]);
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
     assert!(stdout.contains("quokka 1.0.0 (ABI 1"), "{stdout}");
     assert!(stdout.contains("5 fixtures, 0 failed"), "{stdout}");
 
@@ -148,7 +142,7 @@ async fn the_c_adapter_serves_end_to_end_over_http_and_grpc() {
     // The CLI wrapper of the same RPC.
     let file = c_example().join("fixtures/consent-granted.raw.json");
     let server_url = format!("http://{}", server.grpc);
-    let out = cli(&[
+    let stdout = cli_success(&[
         "adapter",
         "try",
         "quokka",
@@ -158,12 +152,6 @@ async fn the_c_adapter_serves_end_to_end_over_http_and_grpc() {
         "--header",
         "x-quokka-token=s3cret",
     ]);
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
     assert!(stdout.contains("\"consentId\": \"qc_9\""), "{stdout}");
     let out = cli(&[
         "adapter",
@@ -174,7 +162,7 @@ async fn the_c_adapter_serves_end_to_end_over_http_and_grpc() {
         &server_url,
     ]);
     assert!(!out.status.success(), "no token: rejected");
-    let out = cli(&[
+    cli_success(&[
         "adapter",
         "try",
         "quokka",
@@ -183,9 +171,4 @@ async fn the_c_adapter_serves_end_to_end_over_http_and_grpc() {
         &server_url,
         "--skip-verification",
     ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
 }

@@ -1,6 +1,5 @@
 //! Helpers for the adapter tests: build the C example adapter, find the panicking test plugin,
 //! run the CLI, call the Adapters gRPC service.
-#![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -10,10 +9,7 @@ use tributary_model::v1::{
     Header, ListAdaptersRequest, ListAdaptersResponse, NormalizeRequest, NormalizeResponse,
 };
 
-/// The repository root.
-pub fn repo() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
+use super::{plugin_dir, repo};
 
 /// The C example adapter's directory.
 pub fn c_example() -> PathBuf {
@@ -23,10 +19,16 @@ pub fn c_example() -> PathBuf {
 /// Builds the C example adapter (Quokka Pay) with gcc/cc as `out`, reporting `version`.
 /// Builds under a temporary name and renames, so a watching server never sees a partial file.
 pub fn build_quokka(out: &Path, version: &str) {
+    build_quokka_with(out, version, &[]);
+}
+
+/// [`build_quokka`] with extra preprocessor `defines` (e.g. `QUOKKA_MAPS_EXPIRED`).
+pub fn build_quokka_with(out: &Path, version: &str, defines: &[&str]) {
     let partial = out.with_extension("partial");
     let status = Command::new("cc")
         .args(["-shared", "-fPIC", "-O2", "-Wall", "-Wextra", "-Werror"])
         .arg(format!("-DQUOKKA_VERSION=\"{version}\""))
+        .args(defines.iter().map(|name| format!("-D{name}")))
         .arg("-I")
         .arg(repo().join("crates/plugin-abi/include"))
         .arg("-o")
@@ -38,11 +40,13 @@ pub fn build_quokka(out: &Path, version: &str) {
     std::fs::rename(&partial, out).expect("rename into place");
 }
 
-/// The test-only plugin that panics on `PANIC` (an example of the SDK crate), built if needed.
-pub fn panicking_library() -> PathBuf {
+/// The test-only plugin that panics on `PANIC` (an example of the SDK crate), built if needed
+/// (`cargo test` without a target filter has built it; a build takes a heavy test's turn).
+pub async fn panicking_library() -> PathBuf {
     let file = tributary_plugin_host::library_file_name("panicking");
-    let built = crate::common::plugin_dir().join("examples").join(&file);
+    let built = plugin_dir().join("examples").join(&file);
     if !built.exists() {
+        let _turn = super::heavy_turn().await;
         let status = Command::new(env!("CARGO"))
             .args([
                 "build",
@@ -66,6 +70,19 @@ pub fn cli(args: &[&str]) -> Output {
         .env_remove("RUST_BACKTRACE")
         .output()
         .expect("run tributary")
+}
+
+/// Runs the `tributary` binary with `args`, asserts it succeeded (showing its output when not)
+/// and returns its standard output.
+pub fn cli_success(args: &[&str]) -> String {
+    let out = cli(args);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{args:?} failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
 }
 
 /// A gRPC client of the Adapters service.

@@ -1,15 +1,19 @@
 //! A bad library in the plugin directory is refused with a clear error; the service keeps
 //! running with the others.
 
-mod common;
+use crate::support::{Server, arcadia_seed, plugin_dir};
 
-use common::{Server, plugin_dir};
-
-#[tokio::test]
-async fn bad_libraries_are_refused_and_the_others_serve() {
+/// A plugin directory of the test's own holding only the built Arcadia plugin.
+fn only_arcadia() -> tempfile::TempDir {
     let plugins = tempfile::tempdir().expect("tempdir");
     let arcadia = tributary_plugin_host::library_file_name("tributary_adapter_arcadia");
     std::fs::copy(plugin_dir().join(&arcadia), plugins.path().join(&arcadia)).expect("copy");
+    plugins
+}
+
+#[tokio::test]
+async fn bad_libraries_are_refused_and_the_others_serve() {
+    let plugins = only_arcadia();
     std::fs::write(plugins.path().join("libgarbage.so"), b"not a library").expect("write");
     let c_file = plugins.path().join("future.c");
     std::fs::write(
@@ -28,11 +32,7 @@ async fn bad_libraries_are_refused_and_the_others_serve() {
     assert!(status.success());
 
     let server = Server::start_with_plugins("", plugins.path());
-    let seed = std::fs::read(
-        common::repo().join("plugins/arcadia/fixtures/seed-statement-new-data-available.raw.json"),
-    )
-    .expect("seed");
-    let (status, body) = server.post("arcadia", &seed, &[]).await;
+    let (status, body) = server.post("arcadia", &arcadia_seed(), &[]).await;
     assert_eq!(status, 200, "{body}");
     let (status, _) = server.post("finicity", b"{}", &[]).await;
     assert_eq!(status, 404, "finicity was not in this plugin directory");
@@ -54,9 +54,7 @@ async fn bad_libraries_are_refused_and_the_others_serve() {
 
 #[tokio::test]
 async fn reload_reports_a_broken_library_and_the_previous_version_keeps_serving() {
-    let plugins = tempfile::tempdir().expect("tempdir");
-    let arcadia = tributary_plugin_host::library_file_name("tributary_adapter_arcadia");
-    std::fs::copy(plugin_dir().join(&arcadia), plugins.path().join(&arcadia)).expect("copy");
+    let plugins = only_arcadia();
     let server = Server::start_with_plugins("", plugins.path());
     let mut adapters = tributary::proto::adapters_client::AdaptersClient::connect(format!(
         "http://{}",
@@ -102,9 +100,5 @@ async fn reload_reports_a_broken_library_and_the_previous_version_keeps_serving(
         .find(|a| a.info.as_ref().is_some_and(|i| i.name == "arcadia"))
         .expect("arcadia still loaded");
     assert_eq!(arcadia.panics, 0);
-    let seed = std::fs::read(
-        common::repo().join("plugins/arcadia/fixtures/seed-statement-new-data-available.raw.json"),
-    )
-    .expect("seed");
-    assert_eq!(server.post("arcadia", &seed, &[]).await.0, 200);
+    assert_eq!(server.post("arcadia", &arcadia_seed(), &[]).await.0, 200);
 }

@@ -1,16 +1,13 @@
 //! Crash isolation: a panic inside an adapter costs that request a 500 (the provider retries);
 //! it is logged with the adapter's name, and every other request is served.
 
-mod adapter_support;
-mod common;
-
-use adapter_support::panicking_library;
-use common::Server;
+use crate::support::Server;
+use crate::support::adapters::panicking_library;
 
 #[tokio::test]
 async fn a_panicking_adapter_fails_only_that_request() {
     let plugins = tempfile::tempdir().expect("tempdir");
-    let library = panicking_library();
+    let library = panicking_library().await;
     std::fs::copy(
         &library,
         plugins.path().join(library.file_name().expect("name")),
@@ -50,8 +47,7 @@ async fn a_panicking_adapter_fails_only_that_request() {
     }
     let (status, body) = server.post("panicking", br#"{"id": "after"}"#, &[]).await;
     assert_eq!(status, 200, "{body}");
-    let ready = reqwest::get(server.url("/readyz")).await.expect("readyz");
-    assert_eq!(ready.status().as_u16(), 200);
+    assert_eq!(server.get("/readyz").await.0, 200);
 
     let logs = server.logs();
     assert!(

@@ -1,15 +1,14 @@
 //! When the log cannot write (disk full), webhooks get 503 and nothing half-written remains;
 //! the service recovers by itself when space returns. Needs root (mounts a small tmpfs).
 
-mod common;
-
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use common::{Server, arcadia_webhook};
 use serde_json::json;
+
+use crate::support::{Server, arcadia_webhook, provider_ids};
 
 /// A size-limited tmpfs, unmounted on drop.
 struct SmallDisk {
@@ -99,14 +98,8 @@ async fn disk_full_gives_503_stores_nothing_partial_and_recovers() {
         }
     }
     assert_eq!(refused.len(), 3, "the disk never filled");
-    let client = reqwest::Client::new();
-    let ready = client
-        .get(server.url("/readyz"))
-        .send()
-        .await
-        .expect("readyz");
-    assert_eq!(ready.status().as_u16(), 503);
-    let detail = ready.text().await.expect("body");
+    let (status, detail) = server.get("/readyz").await;
+    assert_eq!(status, 503);
     assert!(detail.contains("No space left on device"), "{detail}");
 
     // Space returns: the service recovers by itself.
@@ -116,25 +109,11 @@ async fn disk_full_gives_503_stores_nothing_partial_and_recovers() {
         .await;
     assert_eq!(status, 200, "{body}");
     acknowledged.push("whk_after".into());
-    let ready = client
-        .get(server.url("/readyz"))
-        .send()
-        .await
-        .expect("readyz");
-    assert_eq!(ready.status().as_u16(), 200);
+    assert_eq!(server.get("/readyz").await.0, 200);
 
     // Every acknowledged webhook is stored once, in order with no gap; nothing refused is.
     let events = server.collect_all(0, Duration::from_secs(1)).await;
-    let ids: Vec<String> = events
-        .iter()
-        .map(|e| {
-            e.provenance
-                .as_ref()
-                .expect("provenance")
-                .provider_event_id
-                .clone()
-        })
-        .collect();
+    let ids = provider_ids(&events);
     assert_eq!(ids, acknowledged);
     for (index, event) in events.iter().enumerate() {
         assert_eq!(event.sequence, index as u64 + 1);

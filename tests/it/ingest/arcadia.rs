@@ -1,13 +1,12 @@
 //! The whole path through the real binary: Arcadia seed webhooks over HTTP, read back over gRPC.
 
-mod common;
-
 use std::collections::HashSet;
 use std::time::Duration;
 
-use common::{Server, delivered_json, expected_delivery, fixtures};
 use serde_json::{Value, json};
-use tributary_model::v1::{Filter, subscribe_request::Start};
+use tributary_model::v1::{Filter, SubscribeRequest, subscribe_request::Start};
+
+use crate::support::{self, Server, delivered_json, expected_delivery, fixtures, next_event};
 
 /// Arcadia as a source whose personal-data hashes match the fixtures'.
 const CONFIG: &str = r#"
@@ -17,7 +16,7 @@ config = { personal_data = { hash_key = "fixture-installation-key" } }
 "#;
 
 /// Every example from the Arcadia seed (the bare examples and the scenario walk-throughs).
-fn seed_examples() -> Vec<common::Fixture> {
+fn seed_examples() -> Vec<support::Fixture> {
     fixtures("arcadia", &["seed-", "scenario-"])
 }
 
@@ -84,10 +83,7 @@ async fn every_arcadia_seed_example_is_delivered_in_order_and_resumable() {
     let want: Vec<u64> = (n + 1..=expected.len() as u64).collect();
     assert_eq!(sequences, want);
     server
-        .assert_no_more(
-            Some(Start::AfterSequence(expected.len() as u64)),
-            Duration::from_millis(300),
-        )
+        .assert_no_more(Some(Start::AfterSequence(expected.len() as u64)))
         .await;
 
     // Filters: by canonical type and by domain prefix.
@@ -124,9 +120,7 @@ async fn a_retried_webhook_is_stored_once() {
     assert_eq!(second["duplicates"], json!(1));
     let events = server.collect(Filter::default(), None, 1).await;
     assert_eq!(events[0].sequence, 1);
-    server
-        .assert_no_more(Some(Start::AfterSequence(1)), Duration::from_millis(300))
-        .await;
+    server.assert_no_more(Some(Start::AfterSequence(1))).await;
 }
 
 #[tokio::test]
@@ -134,25 +128,21 @@ async fn a_live_subscriber_receives_new_events() {
     let server = Server::start(CONFIG);
     let examples = seed_examples();
     let collector = {
-        let grpc = server.client().await;
+        let mut stream = server
+            .subscribe(SubscribeRequest {
+                filter: None,
+                start: Some(Start::FromLatest(true)),
+                ..Default::default()
+            })
+            .await;
         tokio::spawn(async move {
-            let mut grpc = grpc;
-            let mut stream = grpc
-                .subscribe(tributary_model::v1::SubscribeRequest {
-                    filter: None,
-                    start: Some(Start::FromLatest(true)),
-                    ..Default::default()
-                })
-                .await
-                .expect("subscribe")
-                .into_inner();
             let mut got = Vec::new();
             while got.len() < 3 {
-                use tokio_stream::StreamExt;
-                match tokio::time::timeout(Duration::from_secs(20), stream.next()).await {
-                    Ok(Some(Ok(event))) => got.push(event.sequence),
-                    other => panic!("{other:?}"),
-                }
+                got.push(
+                    next_event(&mut stream, Duration::from_secs(20))
+                        .await
+                        .sequence,
+                );
             }
             got
         })
@@ -239,9 +229,7 @@ config = { verification = { headers = { "X-Arcadia-Token" = "t0ken" } } }
     assert_eq!(response.status().as_u16(), 405);
 
     // Nothing stored so far; then an authentic one is stored as sequence 1.
-    server
-        .assert_no_more(None, Duration::from_millis(300))
-        .await;
+    server.assert_no_more(None).await;
     let (status, body) = server.post("arcadia", &seed.raw, &token).await;
     assert_eq!((status, body["sequences"].clone()), (200, json!([1])));
 
@@ -263,9 +251,7 @@ config = { verification = { headers = { "X-Arcadia-Token" = "t0ken" } } }
         (body["dead_lettered"].clone(), body["duplicates"].clone()),
         (json!(0), json!(1))
     );
-    server
-        .assert_no_more(Some(Start::AfterSequence(1)), Duration::from_millis(300))
-        .await;
+    server.assert_no_more(Some(Start::AfterSequence(1))).await;
 
     let logs = server.logs();
     assert!(!logs.contains("t0ken"), "secret in logs");
@@ -298,17 +284,6 @@ async fn events_survive_a_restart_and_sequences_continue() {
 #[tokio::test]
 async fn health_and_readiness() {
     let server = Server::start(CONFIG);
-    let client = reqwest::Client::new();
-    let health = client
-        .get(server.url("/healthz"))
-        .send()
-        .await
-        .expect("healthz");
-    assert_eq!(health.status().as_u16(), 200);
-    let ready = client
-        .get(server.url("/readyz"))
-        .send()
-        .await
-        .expect("readyz");
-    assert_eq!(ready.status().as_u16(), 200);
+    assert_eq!(server.get("/healthz").await.0, 200);
+    assert_eq!(server.get("/readyz").await.0, 200);
 }

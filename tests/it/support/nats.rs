@@ -1,0 +1,240 @@
+//! NATS JetStream: real nats-server processes on free loopback ports, each with its own store.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use serde_json::Value;
+
+/// The nats-server executable: `$NATS_SERVER`, else `nats-server` on PATH, else Debian's path.
+pub fn nats_server_bin() -> PathBuf {
+    if let Some(path) = std::env::var_os("NATS_SERVER") {
+        return PathBuf::from(path);
+    }
+    let on_path = std::env::var_os("PATH")
+        .map(|paths| std::env::split_paths(&paths).collect::<Vec<_>>())
+        .unwrap_or_default()
+        .into_iter()
+        .map(|dir| dir.join("nats-server"))
+        .find(|candidate| candidate.is_file());
+    on_path.unwrap_or_else(|| PathBuf::from("/usr/sbin/nats-server"))
+}
+
+/// A free TCP port on 127.0.0.1 (bound, then released for the server to take).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+/// `GET path` on 127.0.0.1:`port` over plain HTTP/1.0: status and body (None when refused).
+pub fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    let status = response.split_whitespace().nth(1)?.parse().ok()?;
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    Some((status, body))
+}
+
+/// One nats-server with JetStream (a single node, or a member of a [`NatsCluster`]). Killed on
+/// drop; its store survives a [`Nats::kill`] for [`Nats::restart`].
+pub struct Nats {
+    child: Option<Child>,
+    pub name: String,
+    pub port: u16,
+    pub monitor: u16,
+    pub config: PathBuf,
+    pub log: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Nats {
+    /// A single JetStream server, ready to use.
+    pub fn start() -> Nats {
+        let mut node = Nats::configure("n1", None);
+        node.spawn();
+        node.wait_healthy(Duration::from_secs(20));
+        node
+    }
+
+    /// Writes the config of a node; `cluster` is (own route port, every route port).
+    fn configure(name: &str, cluster: Option<(u16, &[u16])>) -> Nats {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let port = free_port();
+        let monitor = free_port();
+        let store = dir.path().join("jetstream");
+        let mut text = format!(
+            "server_name: {name}\nlisten: 127.0.0.1:{port}\nhttp: 127.0.0.1:{monitor}\n\
+             max_payload: 8MB\n\
+             jetstream {{\n  store_dir: \"{}\"\n  max_memory_store: 256MB\n  max_file_store: 2GB\n}}\n",
+            store.display()
+        );
+        if let Some((own, all)) = cluster {
+            let routes: Vec<String> = all
+                .iter()
+                .filter(|p| **p != own)
+                .map(|p| format!("nats-route://127.0.0.1:{p}"))
+                .collect();
+            text.push_str(&format!(
+                "cluster {{\n  name: tributary-test\n  listen: 127.0.0.1:{own}\n  routes: [{}]\n}}\n",
+                routes.join(", ")
+            ));
+        }
+        let config = dir.path().join("nats.conf");
+        std::fs::write(&config, text).expect("write nats config");
+        Nats {
+            child: None,
+            name: name.to_owned(),
+            port,
+            monitor,
+            log: dir.path().join("nats.log"),
+            config,
+            _dir: dir,
+        }
+    }
+
+    fn spawn(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .expect("nats log");
+        let child = Command::new(nats_server_bin())
+            .arg("-c")
+            .arg(&self.config)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start nats-server (apt-get install nats-server)");
+        self.child = Some(child);
+    }
+
+    /// Waits until `/healthz` answers 200 (JetStream ready; in a cluster, a meta leader known).
+    pub fn wait_healthy(&self, within: Duration) {
+        let started = std::time::Instant::now();
+        loop {
+            if let Some((200, _)) = http_get(self.monitor, "/healthz") {
+                return;
+            }
+            if started.elapsed() > within {
+                panic!(
+                    "nats-server {} not healthy after {within:?}:\n{}",
+                    self.name,
+                    std::fs::read_to_string(&self.log).unwrap_or_default()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    /// Kills the server with SIGKILL; its store stays for [`Nats::restart`].
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts the server again on the same ports, config and store.
+    pub fn restart(&mut self) {
+        self.kill();
+        self.spawn();
+    }
+
+    /// The stream's entry in `/jsz` as this node sees it (`null` when absent).
+    pub fn jsz_stream(&self, stream: &str) -> Value {
+        let Some((200, body)) = http_get(self.monitor, "/jsz?accounts=true&streams=true") else {
+            return Value::Null;
+        };
+        let jsz: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+        jsz["account_details"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .flat_map(|account| {
+                account["stream_detail"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default()
+            })
+            .find(|s| s["name"] == stream)
+            .unwrap_or(Value::Null)
+    }
+}
+
+impl Drop for Nats {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Three nats-server processes on loopback joined by cluster routes.
+pub struct NatsCluster {
+    pub nodes: Vec<Nats>,
+}
+
+impl NatsCluster {
+    pub fn start() -> NatsCluster {
+        let routes = [free_port(), free_port(), free_port()];
+        let mut nodes: Vec<Nats> = (0..3)
+            .map(|i| Nats::configure(&format!("n{}", i + 1), Some((routes[i], &routes))))
+            .collect();
+        for node in &mut nodes {
+            node.spawn();
+        }
+        for node in &nodes {
+            node.wait_healthy(Duration::from_secs(30));
+        }
+        NatsCluster { nodes }
+    }
+
+    /// Every node's URL, comma-separated (the form of `log.backend`).
+    pub fn urls(&self) -> String {
+        self.nodes
+            .iter()
+            .map(Nats::url)
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+}
+
+/// Which event log a test's server uses.
+pub enum Backend {
+    /// The default redb file in the data directory.
+    Embedded,
+    /// A single JetStream server of the test's own.
+    Nats(Nats),
+}
+
+impl Backend {
+    /// A fresh single-node JetStream for this test.
+    pub fn nats() -> Backend {
+        Backend::Nats(Nats::start())
+    }
+
+    /// `base` (a TOML config) with this backend selected.
+    pub fn config(&self, base: &str) -> String {
+        match self {
+            Backend::Embedded => base.to_owned(),
+            Backend::Nats(nats) => nats_config(base, &nats.url()),
+        }
+    }
+}
+
+/// `base` with `log.backend` set to `urls` (appended: `[log]` may follow `[log.retention]`).
+pub fn nats_config(base: &str, urls: &str) -> String {
+    format!("{base}\n[log]\nbackend = \"{urls}\"\n")
+}
