@@ -225,9 +225,10 @@ mod tests {
 
     /// `{"l1": {"l2": ... {"l<levels>": "bottom"}}}`: `levels` objects inside the top one.
     fn nested(levels: usize) -> Value {
-        (1..=levels)
-            .rev()
-            .fold(json!("bottom"), |inner, level| json!({ format!("l{level}"): inner }))
+        (1..=levels).rev().fold(
+            json!("bottom"),
+            |inner, level| json!({ format!("l{level}"): inner }),
+        )
     }
 
     fn result_with_metadata(metadata: Struct) -> AdapterResult {
@@ -283,7 +284,9 @@ mod tests {
             expected = &expected[format!("l{n}")];
         }
         assert_eq!(&kept, expected, "nothing dropped");
-        let path: String = (MAX_STRUCT_DEPTH + 1..=40).map(|n| format!("/l{n}")).collect();
+        let path: String = (MAX_STRUCT_DEPTH + 1..=40)
+            .map(|n| format!("/l{n}"))
+            .collect();
         assert_eq!(kept.pointer(&path), Some(&json!("bottom")));
     }
 
