@@ -34,8 +34,14 @@ use tributary_plugin_sdk::{Adapter, HostContext, Request};
 /// seeds taken from fixtures are fresh): 2024-01-01T00:00:00Z.
 pub const RECEIVED_AT: i64 = 1_704_067_200;
 
+/// A fuzz target.
+pub type Target = fn(&[u8]);
+
+/// Adds valid credentials to a request (the harness knows the secrets).
+type Sign = fn(&mut WebhookRequest);
+
 /// The cargo-fuzz targets, by name (also the corpus directories under `corpus/`).
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[(&str, Target)] = &[
     ("arcadia", fuzz_arcadia),
     ("finicity", fuzz_finicity),
     ("klavi", fuzz_klavi),
@@ -131,13 +137,13 @@ fn instance<A: Adapter>(source: &str, config: Value) -> A {
 /// The configurations one adapter is fuzzed with.
 struct Instances<A> {
     /// Verification configured, each with the harness's way to add valid credentials.
-    configured: Vec<(A, fn(&mut WebhookRequest))>,
+    configured: Vec<(A, Sign)>,
     disabled: A,
     unconfigured: A,
 }
 
 impl<A: Adapter> Instances<A> {
-    fn new(source: &str, configured: Vec<(Value, fn(&mut WebhookRequest))>) -> Self {
+    fn new(source: &str, configured: Vec<(Value, Sign)>) -> Self {
         Self {
             configured: configured
                 .into_iter()
