@@ -7,6 +7,10 @@
  * kind "consent.granted" / "consent.revoked" become canonical consent events; any other kind is
  * dead-lettered as an unmapped item; a body without "id" or "kind" is rejected as malformed.
  *
+ * Fail closed: without a configured "token" every webhook is rejected as unauthenticated (401).
+ * Only `"verification": {"disabled": true}` (local testing) accepts webhooks without a token,
+ * with a start-up warning; it cannot be combined with a token.
+ *
  * Only the C ABI (tributary_plugin.h, generated from the Rust definitions) and hand-written
  * protobuf encoding are used: no Rust, no libraries. Build:
  *   cc -shared -fPIC -O2 -Wall -Wextra -I../../crates/plugin-abi/include -o libquokka.so quokka.c
@@ -117,9 +121,23 @@ static long long json_integer(const char *json, const char *key) {
   return v ? strtoll(v, NULL, 10) : 0;
 }
 
+/* Whether `"verification": {"disabled": true}` is set in the config object: the literal `true`
+ * for "disabled" inside the "verification" object (up to its first '}'; it holds no nested
+ * objects). Anything else keeps verification on. */
+static int verification_disabled(const char *config) {
+  const char *v = json_value(config, "verification");
+  if (!v || *v != '{') return 0;
+  const char *end = strchr(v, '}');
+  const char *d = json_value(v, "disabled");
+  return d && end && d < end && strncmp(d, "true", 4) == 0;
+}
+
 /* ---- the adapter ---------------------------------------------------------------------- */
 
-typedef struct { char token[256]; } quokka;
+typedef struct {
+  char token[256];
+  int disabled; /* verification switched off explicitly */
+} quokka;
 
 static int32_t info(PluginBuffer *out) {
   buf b = {0};
@@ -142,10 +160,24 @@ static int32_t create(const uint8_t *args, size_t args_len, void **instance, Plu
   }
   if (args_len) memcpy(json, args, args_len);
   const char *config = json_value(json, "config");
-  if (config) json_string(config, "token", q->token, sizeof q->token);
+  if (config && *config == '{') {
+    json_string(config, "token", q->token, sizeof q->token);
+    q->disabled = verification_disabled(config);
+  }
   free(json);
+  if (q->disabled && q->token[0]) {
+    free(q);
+    *msg = message("verification.disabled = true cannot be combined with a token: remove one of them");
+    return TRIBUTARY_STATUS_ERROR;
+  }
   *instance = q;
-  *msg = message(q->token[0] ? "" : "no token configured: webhook verification is switched off");
+  if (q->disabled)
+    *msg = message("quokka: webhook verification is switched off (verification.disabled = true): "
+                   "anyone who can reach the endpoint can inject events");
+  else if (!q->token[0])
+    *msg = message("quokka: no token configured: every webhook is rejected (401) until `token` is set");
+  else
+    *msg = message("");
   return TRIBUTARY_STATUS_OK;
 }
 
@@ -227,9 +259,11 @@ static int32_t handle(const void *instance, const uint8_t *bytes, size_t len, Pl
     *out = message("undecodable request");
     return TRIBUTARY_STATUS_ERROR;
   }
-  if (q->token[0] && !r.skip_verification &&
-      !(r.token && constant_time_equal(r.token, r.token_len, q->token)))
-    return reject(out, 1, "missing or wrong x-quokka-token");
+  if (!q->disabled && !r.skip_verification) {
+    if (!q->token[0]) return reject(out, 1, "no token configured");
+    if (!(r.token && constant_time_equal(r.token, r.token_len, q->token)))
+      return reject(out, 1, "missing or wrong x-quokka-token");
+  }
 
   char *json = calloc(r.body_len + 1, 1);
   if (!json) {

@@ -16,6 +16,7 @@ impl Adapter for Panicking {
             version: env!("CARGO_PKG_VERSION").into(),
             provider: "Test".into(),
             description: "panics on bodies containing PANIC (tests only)".into(),
+            personal_data_fields: Vec::new(),
         }
     }
 

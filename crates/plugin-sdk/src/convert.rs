@@ -3,7 +3,8 @@
 
 use serde_json::Value;
 use tributary_model::v1::{Date, Money, Quantity};
-use tributary_model::well_known::{Struct, Timestamp};
+use tributary_model::well_known::value::Kind;
+use tributary_model::well_known::{ListValue, Struct, Timestamp, Value as StructValue};
 
 /// Splits a decimal into whole units and billionths (same sign). Digits past the ninth decimal
 /// are truncated. Accepts JSON numbers and numeric strings; `None` for null or non-numbers.
@@ -150,18 +151,63 @@ pub fn date_at(object: &Value, key: &str) -> Option<Date> {
     object.get(key)?.as_str().and_then(date)
 }
 
+/// How many JSON levels [`to_struct`] keeps as nested `Struct`/`ListValue` messages (the object
+/// passed in is level 1).
+///
+/// Every JSON level costs up to three nested protobuf messages (`Struct` -> map entry ->
+/// `Value`), and decoders refuse deep messages (prost stops at 100 levels), so a provider
+/// payload nested 40 levels deep would produce a result the host cannot decode. 16 levels keep
+/// an event far below that limit wherever it is embedded.
+pub const MAX_STRUCT_DEPTH: usize = 16;
+
 /// A JSON object as a protobuf `Struct` (partner metadata); `None` for anything else.
+///
+/// Objects and arrays deeper than [`MAX_STRUCT_DEPTH`] levels are not dropped: each one is
+/// replaced by a string `Value` holding its compact JSON text (`{"a":{"b":1}}`), so nothing is
+/// lost and the result always decodes. Numbers become doubles, as in every `Struct`.
 pub fn to_struct(value: &Value) -> Option<Struct> {
-    if !value.is_object() {
+    let Value::Object(map) = value else {
         return None;
+    };
+    Some(object_to_struct(map, 1))
+}
+
+/// `map` sits at JSON level `depth` (1 = the top object).
+fn object_to_struct(map: &serde_json::Map<String, Value>, depth: usize) -> Struct {
+    Struct {
+        fields: map
+            .iter()
+            .map(|(key, value)| (key.clone(), to_value(value, depth + 1)))
+            .collect(),
     }
-    serde_json::from_value(value.clone()).ok()
+}
+
+/// `value` sits at JSON level `depth`.
+fn to_value(value: &Value, depth: usize) -> StructValue {
+    let kind = match value {
+        Value::Null => Kind::NullValue(0),
+        Value::Bool(b) => Kind::BoolValue(*b),
+        // serde_json numbers always have an f64 view (without the arbitrary_precision feature).
+        Value::Number(n) => Kind::NumberValue(n.as_f64().unwrap_or_default()),
+        Value::String(s) => Kind::StringValue(s.clone()),
+        Value::Object(_) | Value::Array(_) if depth > MAX_STRUCT_DEPTH => {
+            Kind::StringValue(value.to_string())
+        }
+        Value::Object(map) => Kind::StructValue(object_to_struct(map, depth)),
+        Value::Array(items) => Kind::ListValue(ListValue {
+            values: items.iter().map(|item| to_value(item, depth + 1)).collect(),
+        }),
+    };
+    StructValue { kind: Some(kind) }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use prost::Message;
     use serde_json::json;
+    use tributary_model::v1::adapter_result::Outcome;
+    use tributary_model::v1::{AdapterResult, Event, Normalized};
 
     #[test]
     fn decimals_are_exact() {
@@ -175,6 +221,108 @@ mod tests {
         assert_eq!(decimal(&json!(null)), None);
         assert_eq!(decimal(&json!("abc")), None);
         assert_eq!(decimal(&json!("-")), None);
+    }
+
+    /// `{"l1": {"l2": ... {"l<levels>": "bottom"}}}`: `levels` objects inside the top one.
+    fn nested(levels: usize) -> Value {
+        (1..=levels).rev().fold(
+            json!("bottom"),
+            |inner, level| json!({ format!("l{level}"): inner }),
+        )
+    }
+
+    fn result_with_metadata(metadata: Struct) -> AdapterResult {
+        AdapterResult {
+            outcome: Some(Outcome::Normalized(Normalized {
+                events: vec![Event {
+                    partner_metadata: Some(metadata),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            })),
+        }
+    }
+
+    #[test]
+    fn deep_json_is_capped_and_still_decodes() {
+        let deep = nested(40);
+        // What the SDK did before the cap: the host cannot decode the result.
+        let uncapped: Struct = serde_json::from_value(deep.clone()).expect("converts");
+        let bytes = result_with_metadata(uncapped).encode_to_vec();
+        assert!(AdapterResult::decode(bytes.as_slice()).is_err());
+
+        let capped = to_struct(&deep).expect("an object");
+        let bytes = result_with_metadata(capped).encode_to_vec();
+        let decoded = AdapterResult::decode(bytes.as_slice()).expect("decodes");
+        let Some(Outcome::Normalized(normalized)) = decoded.outcome else {
+            panic!("normalized");
+        };
+        let metadata = normalized.events[0]
+            .partner_metadata
+            .clone()
+            .expect("metadata");
+        // Levels 1..=16 are Structs; the object at level 17 is its own JSON text.
+        let mut level = metadata;
+        for n in 1..MAX_STRUCT_DEPTH {
+            let value = level.fields.remove(&format!("l{n}")).expect("key");
+            let Some(Kind::StructValue(inner)) = value.kind else {
+                panic!("level {} is not a Struct", n + 1);
+            };
+            level = inner;
+        }
+        let value = level
+            .fields
+            .remove(&format!("l{MAX_STRUCT_DEPTH}"))
+            .expect("key");
+        let Some(Kind::StringValue(text)) = value.kind else {
+            panic!("level {} is not a string", MAX_STRUCT_DEPTH + 1);
+        };
+        assert!(!text.contains(' '), "compact JSON: {text}");
+        let kept: Value = serde_json::from_str(&text).expect("JSON text");
+        let mut expected = &deep;
+        for n in 1..=MAX_STRUCT_DEPTH {
+            expected = &expected[format!("l{n}")];
+        }
+        assert_eq!(&kept, expected, "nothing dropped");
+        let path: String = (MAX_STRUCT_DEPTH + 1..=40)
+            .map(|n| format!("/l{n}"))
+            .collect();
+        assert_eq!(kept.pointer(&path), Some(&json!("bottom")));
+    }
+
+    #[test]
+    fn shallow_json_is_unchanged_and_arrays_count_as_levels() {
+        let value = json!({"a": 1.5, "b": [true, null, "x", {"c": 2.5}], "d": {"e": "f"}});
+        let converted = to_struct(&value).expect("an object");
+        assert_eq!(serde_json::to_value(&converted).expect("JSON"), value);
+        // null is an explicit NullValue (a Value without kind is invalid for other runtimes).
+        let Some(Kind::ListValue(list)) = converted.fields["b"].kind.clone() else {
+            panic!("list");
+        };
+        assert_eq!(list.values[1].kind, Some(Kind::NullValue(0)));
+        assert_eq!(to_struct(&json!([1])), None);
+        assert_eq!(to_struct(&json!("x")), None);
+
+        // An array at level 17 becomes text too, scalars at any level stay scalars.
+        let mut deep = json!([[1]]);
+        for _ in 0..MAX_STRUCT_DEPTH - 1 {
+            deep = json!({ "k": deep });
+        }
+        let mut level = to_struct(&deep).expect("object");
+        for _ in 1..MAX_STRUCT_DEPTH - 1 {
+            let Some(Kind::StructValue(inner)) = level.fields.remove("k").and_then(|v| v.kind)
+            else {
+                panic!("struct");
+            };
+            level = inner;
+        }
+        let Some(Kind::ListValue(list)) = level.fields.remove("k").and_then(|v| v.kind) else {
+            panic!("list at level 16");
+        };
+        assert_eq!(
+            list.values[0].kind,
+            Some(Kind::StringValue("[1]".to_owned()))
+        );
     }
 
     #[test]

@@ -10,7 +10,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use prost::Message;
 use tributary_model::v1::{
-    AdapterResult, Normalized, Stage, WebhookRequest, adapter_result::Outcome,
+    AdapterInfo, AdapterResult, Normalized, Stage, WebhookRequest, adapter_result::Outcome,
 };
 use tributary_plugin_abi::{
     ABI_VERSION, AdapterVTableV1, PluginBuffer, STATUS_ERROR, STATUS_OK, STATUS_PANIC,
@@ -69,7 +69,19 @@ unsafe fn guarded(out: *mut PluginBuffer, f: impl FnOnce() -> Result<Vec<u8>, St
 
 unsafe extern "C" fn info<A: Adapter>(out: *mut PluginBuffer) -> i32 {
     // SAFETY: forwarded from the host's contract.
-    unsafe { guarded(out, || Ok(A::info().encode_to_vec())) }
+    unsafe { guarded(out, || Ok(adapter_info::<A>().encode_to_vec())) }
+}
+
+/// `A::info()` as the host receives it: personal-data field names lowercased, sorted and
+/// deduplicated (the proto promises lowercase names).
+pub fn adapter_info<A: Adapter>() -> AdapterInfo {
+    let mut info = A::info();
+    let fields = &mut info.personal_data_fields;
+    fields.iter_mut().for_each(|f| *f = f.trim().to_lowercase());
+    fields.retain(|f| !f.is_empty());
+    fields.sort();
+    fields.dedup();
+    info
 }
 
 /// The JSON the host passes to `create`: the host context plus the source's `config` table.
@@ -186,7 +198,7 @@ unsafe extern "C" fn destroy<A: Adapter>(instance: *mut c_void) {
 
 #[cfg(test)]
 mod tests {
-    use tributary_model::v1::{AdapterInfo, Event, Rejection, Stage};
+    use tributary_model::v1::{Event, Rejection, Stage};
 
     use super::*;
     use crate::reject;
@@ -198,7 +210,10 @@ mod tests {
         type Config = serde_json::Value;
 
         fn info() -> AdapterInfo {
-            AdapterInfo::default()
+            AdapterInfo {
+                personal_data_fields: vec!["UserName".into(), " email".into(), "username".into()],
+                ..AdapterInfo::default()
+            }
         }
 
         fn new(_: Self::Config, _: &HostContext) -> Result<Self, String> {
@@ -245,5 +260,13 @@ mod tests {
         assert_eq!(events(run(b"no", Stage::Verify)), None);
         // The host verified in an earlier call: normalize alone.
         assert_eq!(events(run(b"no", Stage::Normalize)), Some(1));
+    }
+
+    #[test]
+    fn personal_data_fields_reach_the_host_lowercase_sorted_once() {
+        assert_eq!(
+            adapter_info::<Probe>().personal_data_fields,
+            vec!["email".to_owned(), "username".to_owned()]
+        );
     }
 }

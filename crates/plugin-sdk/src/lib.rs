@@ -9,9 +9,9 @@
 //! struct Acme;
 //! impl Adapter for Acme {
 //!     type Config = serde_json::Value;
-//!     fn info() -> AdapterInfo { AdapterInfo { name: "acme".into(), version: env!("CARGO_PKG_VERSION").into(), ..Default::default() } }
+//!     fn info() -> AdapterInfo { AdapterInfo { name: "acme".into(), version: env!("CARGO_PKG_VERSION").into(), personal_data_fields: vec!["email".into()], ..Default::default() } }
 //!     fn new(_config: Self::Config, _host: &HostContext) -> Result<Self, String> { Ok(Acme) }
-//!     fn verify(&self, _request: &Request<'_>) -> Result<(), Rejection> { Ok(()) }
+//!     fn verify(&self, _request: &Request<'_>) -> Result<(), Rejection> { Err(reject::unauthenticated("no secret configured")) }
 //!     fn normalize(&self, request: &Request<'_>) -> Result<Normalized, Rejection> { todo!() }
 //! }
 //! export_adapter!(Acme);
@@ -58,7 +58,9 @@ pub trait Adapter: Sized + Send + Sync + 'static {
     /// The source's `config` table from the service configuration (secrets, policy).
     type Config: DeserializeOwned;
 
-    /// Name, version and provider of this adapter.
+    /// Name, version and provider of this adapter, and `personal_data_fields`: the JSON key
+    /// names of the provider's payloads that hold personal data, which the host redacts when it
+    /// shows raw bodies (dead letters). The SDK lowercases, sorts and deduplicates them.
     fn info() -> AdapterInfo;
 
     /// Builds an instance for one source. Errors are shown to the operator at start-up.
@@ -70,6 +72,10 @@ pub trait Adapter: Sized + Send + Sync + 'static {
     }
 
     /// Checks the request is authentic (signature, shared header...). Runs before `normalize`.
+    ///
+    /// Fail closed: while no secret is configured, reject every request with
+    /// [`reject::unauthenticated`]; accept unverified requests only when the operator switched
+    /// verification off explicitly ([`verify::VerificationSwitch`], with a start-up warning).
     fn verify(&self, request: &Request<'_>) -> Result<(), Rejection>;
 
     /// Maps the verified request to canonical events; unknown items go to `unmapped`.

@@ -1,8 +1,77 @@
 //! Verification helpers. Every comparison with a secret is constant-time.
+//!
+//! Adapters fail closed: until verification is configured (a secret, a token...) every webhook
+//! is rejected as unauthenticated (HTTP 401). The only way to accept unauthenticated webhooks is
+//! the explicit switch every adapter spells the same, `"verification": {"disabled": true}`
+//! ([`VerificationSwitch`]), which also produces a start-up warning ([`disabled_warning`]).
+
+use std::fmt;
 
 use hmac::{Hmac, Mac};
+use serde::de::{self, Deserializer, MapAccess, Visitor};
+use serde::{Deserialize, de::value::MapAccessDeserializer};
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
+
+/// The config spelling of the switch, for messages: `verification.disabled = true`.
+pub const DISABLED_SWITCH: &str = "verification.disabled = true";
+
+/// The `verification` table of an adapter whose secrets live elsewhere in its config:
+/// `{"disabled": true}` switches verification off, anything else (or nothing) keeps it on.
+///
+/// A bare string (`verification = "none"`, the spelling of earlier versions) is refused with a
+/// message naming the new spelling, so an old config cannot silently change meaning.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct VerificationSwitch {
+    /// Accept webhooks without checking them. Only for local testing.
+    pub disabled: bool,
+}
+
+impl<'de> Deserialize<'de> for VerificationSwitch {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Table {
+            #[serde(default)]
+            disabled: bool,
+        }
+
+        struct SwitchVisitor;
+
+        impl<'de> Visitor<'de> for SwitchVisitor {
+            type Value = VerificationSwitch;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a table such as {\"disabled\": true}")
+            }
+
+            fn visit_str<E: de::Error>(self, text: &str) -> Result<Self::Value, E> {
+                Err(E::custom(format!(
+                    "verification = {text:?} is not accepted: configure the secret to verify \
+                     webhooks, or switch verification off with {{\"disabled\": true}} \
+                     (TOML: verification = {{ disabled = true }})"
+                )))
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+                let table = Table::deserialize(MapAccessDeserializer::new(map))?;
+                Ok(VerificationSwitch {
+                    disabled: table.disabled,
+                })
+            }
+        }
+
+        deserializer.deserialize_any(SwitchVisitor)
+    }
+}
+
+/// The start-up warning of an adapter whose verification is switched off.
+pub fn disabled_warning(adapter: &str) -> String {
+    format!(
+        "{adapter}: webhook verification is switched off ({DISABLED_SWITCH}): anyone who can \
+         reach the endpoint can inject events"
+    )
+}
 
 /// Compares two byte strings in time that depends only on their lengths.
 pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
@@ -55,6 +124,26 @@ mod tests {
             hex::encode(hmac_sha256(b"Jefe", &[b"what do ya want for nothing?"])),
             expected
         );
+    }
+
+    #[test]
+    fn the_switch_is_a_table_and_old_strings_are_refused() {
+        let parse = |text: &str| serde_json::from_str::<VerificationSwitch>(text);
+        assert_eq!(
+            parse(r#"{"disabled": true}"#).ok(),
+            Some(VerificationSwitch { disabled: true })
+        );
+        assert_eq!(
+            parse(r#"{"disabled": false}"#).ok(),
+            Some(VerificationSwitch::default())
+        );
+        assert_eq!(parse("{}").ok(), Some(VerificationSwitch::default()));
+        let old = parse(r#""none""#).expect_err("old spelling").to_string();
+        assert!(old.contains("disabled = true"), "{old}");
+        assert!(parse(r#"{"disable": true}"#).is_err(), "typo");
+        assert!(parse(r#"{"disabled": "yes"}"#).is_err());
+        assert!(parse("true").is_err());
+        assert!(disabled_warning("acme").contains("verification.disabled = true"));
     }
 
     #[test]

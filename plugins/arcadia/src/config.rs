@@ -14,6 +14,7 @@ use tributary_plugin_sdk::personal_data::PersonalDataPolicy;
 ///     "query": {"token": "..."},
 ///     "legacy_hmac": {"secret": "...", "tolerance_seconds": 300}
 ///   },
+///   // or, for local testing only: "verification": {"disabled": true}
 ///   "personal_data": {"default": "hash", "fields": {"username": "mask"}},
 ///   "default_currency": "USD"
 /// }
@@ -21,7 +22,8 @@ use tributary_plugin_sdk::personal_data::PersonalDataPolicy;
 #[derive(Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
-    /// How webhooks are authenticated. Nothing configured = no verification (with a warning).
+    /// How webhooks are authenticated. Nothing configured = every webhook is rejected (401),
+    /// with a start-up warning; `{"disabled": true}` switches verification off explicitly.
     #[serde(default)]
     pub verification: VerificationConfig,
     /// Treatment of usernames, account numbers and meter numbers.
@@ -33,10 +35,15 @@ pub struct Config {
     pub default_currency: String,
 }
 
-/// Verification modes. Every configured check must pass; they can be combined.
+/// Verification modes. Every configured check must pass; they can be combined. With none
+/// configured every webhook is rejected, unless `disabled` is set (and then no check may be).
 #[derive(Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct VerificationConfig {
+    /// Accept webhooks without any check (local testing only; a start-up warning says so).
+    /// The same spelling as every other adapter: `"verification": {"disabled": true}`.
+    #[serde(default)]
+    pub disabled: bool,
     /// Custom headers Arcadia is set up to send, name -> expected value.
     #[serde(default)]
     pub headers: BTreeMap<String, String>,

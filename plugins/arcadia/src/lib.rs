@@ -13,6 +13,36 @@ use tributary_plugin_sdk::prelude::*;
 
 pub use config::{Config, LegacyHmacConfig, VerificationConfig};
 
+/// JSON keys (lowercase) of Arcadia payloads that hold personal data: login usernames, account,
+/// meter and point-of-delivery numbers (raw, normalized, summary and previous forms), service
+/// addresses and site names, the e-mail addresses in `createdBy`/`lastModifiedBy`, uploaded
+/// file names and the download `token` (it grants access to an export). The host redacts them
+/// when it shows a raw body.
+pub const PERSONAL_DATA_FIELDS: &[&str] = &[
+    "username",
+    "username2",
+    "username3",
+    "username4",
+    "accountnumber",
+    "accountnumbers",
+    "normalizedaccountnumber",
+    "summaryaccountnumber",
+    "normalizedsummaryaccountnumber",
+    "meternumber",
+    "normalizedmeternumber",
+    "previousmeternumber",
+    "pointofdeliverynumber",
+    "normalizedpointofdeliverynumber",
+    "serviceaddress",
+    "site",
+    "sitenames",
+    "createdby",
+    "lastmodifiedby",
+    "email",
+    "filename",
+    "token",
+];
+
 /// The Arcadia adapter: one instance per configured source.
 pub struct Arcadia {
     verifier: verify::Verifier,
@@ -30,6 +60,7 @@ impl Adapter for Arcadia {
             description:
                 "Arcadia Plug API webhooks (utility credentials, accounts, statements, meters)"
                     .into(),
+            personal_data_fields: PERSONAL_DATA_FIELDS.iter().map(|f| (*f).into()).collect(),
         }
     }
 
@@ -135,5 +166,27 @@ mod tests {
             serde_json::from_value(serde_json::json!({"default_currency": "usd"})).expect("parses");
         assert!(Arcadia::new(config, &host).is_err());
         assert_eq!(adapter().warnings().len(), 1);
+    }
+
+    #[test]
+    fn personal_data_fields_are_declared_in_lowercase() {
+        let declared = tributary_plugin_sdk::ffi::adapter_info::<Arcadia>().personal_data_fields;
+        assert_eq!(declared.len(), PERSONAL_DATA_FIELDS.len(), "no duplicates");
+        for field in PERSONAL_DATA_FIELDS {
+            assert_eq!(*field, field.to_lowercase());
+        }
+        for key in [
+            "username",
+            "username2",
+            "accountNumber",
+            "accountNumbers",
+            "meterNumber",
+            "normalizedMeterNumber",
+            "createdBy",
+            "lastModifiedBy",
+            "token",
+        ] {
+            assert!(declared.contains(&key.to_lowercase()), "{key}");
+        }
     }
 }

@@ -4,7 +4,9 @@
 use tributary_plugin_sdk::Request;
 use tributary_plugin_sdk::model::v1::Rejection;
 use tributary_plugin_sdk::reject;
-use tributary_plugin_sdk::verify::{constant_time_eq, hmac_sha256_hex_matches};
+use tributary_plugin_sdk::verify::{
+    DISABLED_SWITCH, constant_time_eq, disabled_warning, hmac_sha256_hex_matches,
+};
 
 use crate::config::VerificationConfig;
 
@@ -18,10 +20,13 @@ pub struct Verifier {
     headers: Vec<(String, String)>,
     query: Vec<(String, String)>,
     hmac: Option<(Vec<u8>, u64)>,
+    /// Switched off explicitly (`verification.disabled = true`): everything is accepted.
+    disabled: bool,
 }
 
 impl Verifier {
-    /// Builds the checks; refuses empty names, values and secrets (they would match too much).
+    /// Builds the checks; refuses empty names, values and secrets (they would match too much),
+    /// and `disabled` together with a check (which one did the operator mean?).
     pub fn from_config(config: VerificationConfig) -> Result<Self, String> {
         for (kind, map) in [("headers", &config.headers), ("query", &config.query)] {
             for (name, value) in map {
@@ -39,28 +44,38 @@ impl Verifier {
             Some(h) => Some((h.secret.into_bytes(), h.tolerance_seconds)),
             None => None,
         };
-        Ok(Self {
+        let verifier = Self {
             headers: config.headers.into_iter().collect(),
             query: config.query.into_iter().collect(),
             hmac,
-        })
+            disabled: config.disabled,
+        };
+        if verifier.disabled && verifier.has_checks() {
+            return Err(format!(
+                "{DISABLED_SWITCH} cannot be combined with verification.headers, \
+                 verification.query or verification.legacy_hmac: remove one of them"
+            ));
+        }
+        Ok(verifier)
     }
 
     /// Whether any check is configured.
-    pub fn is_enabled(&self) -> bool {
+    pub fn has_checks(&self) -> bool {
         !self.headers.is_empty() || !self.query.is_empty() || self.hmac.is_some()
     }
 
     /// Start-up warnings about the configured checks.
     pub fn warnings(&self) -> Vec<String> {
         let mut warnings = Vec::new();
-        if !self.is_enabled() {
-            warnings.push(
-                "arcadia: webhook verification is OFF (Arcadia's current API signs nothing): \
-                 configure verification.headers and/or verification.query with the custom \
-                 webhook parameters agreed with Arcadia, or verification.legacy_hmac"
-                    .to_owned(),
-            );
+        if self.disabled {
+            warnings.push(disabled_warning("arcadia"));
+        } else if !self.has_checks() {
+            warnings.push(format!(
+                "arcadia: webhook verification is not configured: every webhook is rejected \
+                 (401) until verification.headers and/or verification.query (the custom webhook \
+                 parameters agreed with Arcadia) or verification.legacy_hmac is set, or \
+                 verification is switched off with {DISABLED_SWITCH}"
+            ));
         } else if self.headers.is_empty() && self.hmac.is_none() {
             warnings.push(
                 "arcadia: verification relies on query parameters only; they may appear in \
@@ -71,8 +86,17 @@ impl Verifier {
         warnings
     }
 
-    /// Runs every configured check. Reasons name the failing check, never a value.
+    /// Runs every configured check. Reasons name the failing check, never a value. Without
+    /// any check every request is rejected, unless verification is switched off.
     pub fn verify(&self, request: &Request<'_>) -> Result<(), Rejection> {
+        if self.disabled {
+            return Ok(());
+        }
+        if !self.has_checks() {
+            return Err(reject::unauthenticated(
+                "verification is not configured for this source",
+            ));
+        }
         for (name, expected) in &self.headers {
             let actual = request
                 .header(name)
@@ -185,6 +209,7 @@ mod tests {
                 .collect()
         };
         Verifier::from_config(VerificationConfig {
+            disabled: false,
             headers: own(headers),
             query: own(query),
             legacy_hmac: hmac.then(|| LegacyHmacConfig {
@@ -246,16 +271,63 @@ mod tests {
     }
 
     #[test]
-    fn nothing_configured_accepts_and_warns() {
+    fn nothing_configured_rejects_everything_and_warns() {
         let v = verifier(&[], &[], false);
-        assert!(!v.is_enabled());
-        assert!(check(&v, &request(&[], "")));
-        assert_eq!(v.warnings().len(), 1);
+        assert!(!v.has_checks());
+        let rejection = v.verify(&Request::new(&request(&[], ""))).unwrap_err();
+        assert_eq!(
+            rejection.kind,
+            tributary_plugin_sdk::model::v1::RejectionKind::Unauthenticated as i32
+        );
+        assert!(!check(&v, &signed(NOW, b"s3cret")));
+        assert!(!check(&v, &request(&[("X-Arcadia-Token", "x")], "token=x")));
+        let warnings = v.warnings();
+        assert_eq!(warnings.len(), 1);
+        assert!(
+            warnings[0].contains("every webhook is rejected"),
+            "{warnings:?}"
+        );
         assert!(
             verifier(&[("X-Token", "h")], &[], false)
                 .warnings()
                 .is_empty()
         );
+    }
+
+    #[test]
+    fn explicit_switch_accepts_and_warns() {
+        let v = Verifier::from_config(VerificationConfig {
+            disabled: true,
+            ..Default::default()
+        })
+        .expect("valid");
+        assert!(check(&v, &request(&[], "")));
+        let warnings = v.warnings();
+        assert_eq!(warnings.len(), 1);
+        assert!(
+            warnings[0].contains("verification.disabled = true"),
+            "{warnings:?}"
+        );
+    }
+
+    #[test]
+    fn switch_and_checks_together_are_refused() {
+        let config = VerificationConfig {
+            disabled: true,
+            headers: [("X-Token".to_owned(), "h".to_owned())].into(),
+            ..Default::default()
+        };
+        let error = Verifier::from_config(config).err().expect("refused");
+        assert!(error.contains("cannot be combined"), "{error}");
+        let config = VerificationConfig {
+            disabled: true,
+            legacy_hmac: Some(LegacyHmacConfig {
+                secret: "s".into(),
+                tolerance_seconds: 300,
+            }),
+            ..Default::default()
+        };
+        assert!(Verifier::from_config(config).is_err());
     }
 
     #[test]

@@ -2,21 +2,10 @@
 
 use serde::Deserialize;
 use tributary_plugin_sdk::personal_data::PersonalDataPolicy;
+use tributary_plugin_sdk::verify::VerificationSwitch;
 
 /// The header Finicity (US) puts the body signature in.
 pub const DEFAULT_SIGNATURE_HEADER: &str = "X-Finicity-Signature";
-
-/// How requests are authenticated.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Verification {
-    /// HMAC-SHA256 of the raw body, keyed with `secret`, lowercase hex in `signature_header`.
-    #[default]
-    Hmac,
-    /// No verification at all: every request is accepted. Only for local testing; the adapter
-    /// warns at start-up.
-    None,
-}
 
 /// Adapter configuration, e.g. (TOML):
 ///
@@ -24,7 +13,7 @@ pub enum Verification {
 /// [sources.finicity.config]
 /// secret = "partner-secret"
 /// signature_header = "X-Finicity-Signature"   # "X-Signature" for Mastercard AU
-/// verification = "hmac"                       # or "none", explicitly
+/// # verification = { disabled = true }         # local testing only: accept unsigned webhooks
 /// personal_data = { default = "hash" }
 /// ```
 #[derive(Debug, Clone, Deserialize)]
@@ -36,9 +25,11 @@ pub struct Config {
     /// The header holding the signature.
     #[serde(default = "default_signature_header")]
     pub signature_header: String,
-    /// `hmac` (the default) or `none`.
+    /// `{"disabled": true}` accepts unsigned requests (with a start-up warning); it cannot be
+    /// combined with a `secret`. Otherwise requests must carry the HMAC, and without a secret
+    /// every request is rejected.
     #[serde(default)]
-    pub verification: Verification,
+    pub verification: VerificationSwitch,
     /// Treatment of personal data (field `account_number`).
     #[serde(default)]
     pub personal_data: PersonalDataPolicy,

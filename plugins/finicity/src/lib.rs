@@ -10,12 +10,29 @@ mod verify;
 use tributary_plugin_sdk::personal_data::PersonalDataGuard;
 use tributary_plugin_sdk::prelude::*;
 
-pub use config::{Config, DEFAULT_SIGNATURE_HEADER, Verification};
+pub use config::{Config, DEFAULT_SIGNATURE_HEADER};
 use envelope::Envelope;
 use verify::Verifier;
 
 /// The `eventType` Finicity sends to check the webhook URL; acknowledged, never stored.
 const PING: &str = "ping";
+
+/// JSON keys (lowercase) of Finicity payloads that hold personal data: an account's `number`
+/// (and the `realAccountNumber` / `accountNumber` spellings of other Finicity APIs), its
+/// masked display form, its `name` and the customer's own `accountNickname`, and contact
+/// fields. `customerId`/`consumerId` are Finicity's opaque ids. The host redacts these keys
+/// when it shows a raw body.
+pub const PERSONAL_DATA_FIELDS: &[&str] = &[
+    "number",
+    "accountnumber",
+    "realaccountnumber",
+    "accountnumberdisplay",
+    "name",
+    "accountnickname",
+    "username",
+    "email",
+    "phone",
+];
 
 /// One configured Finicity source.
 pub struct Finicity {
@@ -34,6 +51,7 @@ impl Adapter for Finicity {
             description: "Finicity / Mastercard Open Banking Connect webhooks: session activity, \
                           connections, MFA and accounts, signed with HMAC-SHA256."
                 .into(),
+            personal_data_fields: PERSONAL_DATA_FIELDS.iter().map(|f| (*f).into()).collect(),
         }
     }
 
@@ -71,3 +89,20 @@ impl Adapter for Finicity {
 }
 
 export_adapter!(Finicity);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn personal_data_fields_are_declared_in_lowercase() {
+        let declared = tributary_plugin_sdk::ffi::adapter_info::<Finicity>().personal_data_fields;
+        assert_eq!(declared.len(), PERSONAL_DATA_FIELDS.len(), "no duplicates");
+        for field in PERSONAL_DATA_FIELDS {
+            assert_eq!(*field, field.to_lowercase());
+        }
+        for key in ["number", "name", "accountNickname", "accountNumberDisplay"] {
+            assert!(declared.contains(&key.to_lowercase()), "{key}");
+        }
+    }
+}

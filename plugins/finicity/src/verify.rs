@@ -2,9 +2,10 @@
 //! HMAC-SHA256 of the raw request body, keyed with the partner secret.
 
 use tributary_plugin_sdk::model::v1::Rejection;
+use tributary_plugin_sdk::verify::DISABLED_SWITCH;
 use tributary_plugin_sdk::{Request, reject, verify};
 
-use crate::config::{Config, Verification};
+use crate::config::Config;
 
 /// Length of a hex-encoded SHA-256 MAC.
 const SIGNATURE_HEX_LEN: usize = 64;
@@ -26,17 +27,23 @@ pub enum Verifier {
 }
 
 impl Verifier {
-    /// Builds the verifier from the config. Fails on an empty header name.
+    /// Builds the verifier from the config. Fails on an empty header name, and on a secret
+    /// together with `verification.disabled = true` (which one did the operator mean?).
     pub fn from_config(config: &Config) -> Result<Self, String> {
         let header = config.signature_header.trim();
         if header.is_empty() {
             return Err("signature_header must not be empty".into());
         }
         let secret = config.secret.as_deref().unwrap_or_default();
-        Ok(match config.verification {
-            Verification::None => Verifier::Off,
-            Verification::Hmac if secret.is_empty() => Verifier::NoSecret,
-            Verification::Hmac => Verifier::Hmac {
+        Ok(match (config.verification.disabled, secret.is_empty()) {
+            (true, true) => Verifier::Off,
+            (true, false) => {
+                return Err(format!(
+                    "{DISABLED_SWITCH} cannot be combined with a secret: remove one of them"
+                ));
+            }
+            (false, true) => Verifier::NoSecret,
+            (false, false) => Verifier::Hmac {
                 secret: secret.as_bytes().to_vec(),
                 header: header.to_owned(),
             },
@@ -47,16 +54,11 @@ impl Verifier {
     pub fn warnings(&self) -> Vec<String> {
         match self {
             Verifier::Hmac { .. } => Vec::new(),
-            Verifier::NoSecret => vec![
+            Verifier::NoSecret => vec![format!(
                 "finicity: no secret configured: every webhook is rejected (401) until `secret` \
-                 is set (or verification is switched off explicitly with verification = \"none\")"
-                    .into(),
-            ],
-            Verifier::Off => vec![
-                "finicity: signature verification is switched off (verification = \"none\"): \
-                 anyone who can reach the endpoint can inject events"
-                    .into(),
-            ],
+                 is set (or verification is switched off explicitly with {DISABLED_SWITCH})"
+            )],
+            Verifier::Off => vec![verify::disabled_warning("finicity")],
         }
     }
 
@@ -166,7 +168,8 @@ mod tests {
         for config in [
             json!({}),
             json!({"secret": ""}),
-            json!({"verification": "hmac"}),
+            json!({"verification": {}}),
+            json!({"verification": {"disabled": false}}),
         ] {
             let v = verifier(config);
             let sig = sign("", BODY);
@@ -180,17 +183,38 @@ mod tests {
 
     #[test]
     fn explicit_off_accepts_and_warns() {
-        let v = verifier(json!({"verification": "none"}));
+        let v = verifier(json!({"verification": {"disabled": true}}));
         assert_eq!(check(&v, &[], BODY), Ok(()));
-        assert!(v.warnings().iter().any(|w| w.contains("switched off")));
+        assert!(
+            v.warnings()
+                .iter()
+                .any(|w| w.contains("switched off") && w.contains(DISABLED_SWITCH))
+        );
+        // An empty secret is no secret: still just "off".
+        let v = verifier(json!({"verification": {"disabled": true}, "secret": ""}));
+        assert_eq!(check(&v, &[], BODY), Ok(()));
+    }
+
+    #[test]
+    fn switch_with_a_secret_is_refused() {
+        let config: Config =
+            serde_json::from_value(json!({"secret": "s", "verification": {"disabled": true}}))
+                .expect("parses");
+        let error = Verifier::from_config(&config).expect_err("refused");
+        assert!(error.contains("cannot be combined"), "{error}");
     }
 
     #[test]
     fn config_refuses_typos_and_empty_header() {
         let typo: Result<Config, _> = serde_json::from_value(json!({"secert": "x"}));
         assert!(typo.is_err());
-        let bad: Result<Config, _> = serde_json::from_value(json!({"verification": "off"}));
-        assert!(bad.is_err());
+        for old in ["off", "none", "hmac"] {
+            let bad: Result<Config, _> = serde_json::from_value(json!({"verification": old}));
+            assert!(bad.is_err(), "{old}");
+        }
+        let typo: Result<Config, _> =
+            serde_json::from_value(json!({"verification": {"disable": true}}));
+        assert!(typo.is_err());
         let config: Config =
             serde_json::from_value(json!({"secret": "x", "signature_header": " "}))
                 .expect("parses");

@@ -31,7 +31,7 @@ fn missing_secret_starts_but_warns() {
 
 #[test]
 fn verification_off_warns() {
-    let instance = create(json!({"verification": "none"})).expect("starts");
+    let instance = create(json!({"verification": {"disabled": true}})).expect("starts");
     assert!(
         instance
             .warnings()
@@ -47,6 +47,8 @@ fn bad_config_is_refused_at_start_up() {
     for config in [
         json!({"secret": "s", "signature_heder": "X"}),
         json!({"verification": "off"}),
+        json!({"verification": "none"}),
+        json!({"secret": "s", "verification": {"disabled": true}}),
         json!({"secret": "s", "signature_header": ""}),
         json!({"secret": "s", "personal_data": {"default": "encrypt"}}),
     ] {

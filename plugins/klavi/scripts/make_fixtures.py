@@ -101,8 +101,9 @@ def sign(body: bytes, key: str = SECRET) -> str:
     return hmac.new(key.encode(), body, hashlib.sha256).hexdigest()
 
 
-def write(case, body, headers=None, config=None, signed=True, pretty=True):
-    """Writes one case. `body` is a JSON value or raw bytes."""
+def write(case, body, headers=None, config=None, signed=True, pretty=True, timestamp=True):
+    """Writes one case. `body` is a JSON value or raw bytes. Signed requests carry a fresh
+    X-Klavi-Timestamp too (the adapter requires it by default) unless `timestamp` is False."""
     if isinstance(body, bytes):
         raw = body
     elif pretty:
@@ -113,6 +114,8 @@ def write(case, body, headers=None, config=None, signed=True, pretty=True):
     all_headers = {"Content-Type": "application/json"}
     if signed:
         all_headers["X-Klavi-Signature"] = sign(raw)
+        if timestamp:
+            all_headers["X-Klavi-Timestamp"] = str(RECEIVED_AT)
     all_headers.update(headers or {})
     spec = {"headers": all_headers}
     (DIR / f"{case}.request.json").write_text(json.dumps(spec, indent=2) + "\n")
@@ -222,6 +225,14 @@ def main():
     business_request["payload"]["businessTaxId"] = CNPJ
     business_request["payload"]["requestBody"]["taxId"] = CNPJ
     write("tax-ids-formatted-and-business", [business, business_request])
+    # externalInfo nested 40 levels: the SDK keeps 16 levels as a Struct, the rest as JSON text
+    # (a deeper Struct would make the result undecodable for the host).
+    deep = link_created("1495468585495-01")
+    nested = "bottom"
+    for level in range(40, 0, -1):
+        nested = {f"l{level}": nested}
+    deep["externalInfo"] = nested
+    write("external-info-nested-40-levels", [deep], pretty=False)
 
     # Malformed bodies: refused whole, nothing stored.
     write("malformed-not-json", b'[{"eventId": "1", "eventName": "link_created"')
@@ -286,8 +297,15 @@ def main():
         config=with_secret(signature_header="X-Signature", timestamp_header="X-Sent-At"),
         signed=False,
     )
+    write("timestamp-missing", seed, timestamp=False)
+    write(
+        "timestamp-missing-not-required",
+        seed,
+        config=with_secret(require_timestamp=False),
+        timestamp=False,
+    )
     write("no-secret-configured", seed, config={})
-    write("verification-none", seed, config={"verification": "none"}, signed=False)
+    write("verification-disabled", seed, config={"verification": {"disabled": True}}, signed=False)
 
 
 if __name__ == "__main__":

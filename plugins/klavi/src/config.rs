@@ -2,6 +2,7 @@
 
 use serde::Deserialize;
 use tributary_plugin_sdk::personal_data::PersonalDataPolicy;
+use tributary_plugin_sdk::verify::VerificationSwitch;
 
 /// Default header carrying the hex HMAC-SHA256 of the body.
 pub const DEFAULT_SIGNATURE_HEADER: &str = "X-Klavi-Signature";
@@ -10,44 +11,41 @@ pub const DEFAULT_TIMESTAMP_HEADER: &str = "X-Klavi-Timestamp";
 /// Default freshness window for the timestamp header, in seconds.
 pub const DEFAULT_MAX_AGE_SECONDS: u64 = 300;
 
-/// How requests are authenticated.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum VerificationMode {
-    /// `X-Klavi-Signature` must be the hex HMAC-SHA256 of the raw body under `secret_key`.
-    #[default]
-    Hmac,
-    /// No verification at all (explicit opt-out; a start-up warning says so).
-    None,
-}
-
 /// Configuration of one Klavi source.
 ///
 /// ```json
 /// {"secret_key": "...", "signature_header": "X-Klavi-Signature",
 ///  "timestamp_header": "X-Klavi-Timestamp", "max_age_seconds": 300,
-///  "verification": "hmac", "personal_data": {"default": "hash"}}
+///  "require_timestamp": true, "personal_data": {"default": "hash"}}
 /// ```
+///
+/// Local testing only: `{"verification": {"disabled": true}}` (without `secret_key`).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
-    /// The partner's Klavi secretKey. Without it (and `verification = "hmac"`) every request
-    /// is refused.
+    /// The partner's Klavi secretKey. Without it every request is refused, unless verification
+    /// is switched off.
     #[serde(default)]
     pub secret_key: Option<String>,
     /// Header holding the signature.
     #[serde(default = "default_signature_header")]
     pub signature_header: String,
-    /// Header holding the unix-seconds timestamp (checked only when present).
+    /// Header holding the unix-seconds timestamp.
     #[serde(default = "default_timestamp_header")]
     pub timestamp_header: String,
     /// Largest accepted distance, in seconds, between the timestamp header and the time the
     /// request was received (either direction). 0 switches the timestamp check off.
     #[serde(default = "default_max_age_seconds")]
     pub max_age_seconds: u64,
-    /// `"hmac"` (default) or `"none"`.
+    /// Whether a request without the timestamp header is refused (401). Default: yes whenever
+    /// the timestamp is checked (`max_age_seconds` > 0); `false` accepts such requests (signed,
+    /// but with no freshness check, so a captured webhook can be replayed), with a warning.
     #[serde(default)]
-    pub verification: VerificationMode,
+    pub require_timestamp: Option<bool>,
+    /// `{"disabled": true}` accepts unsigned requests (with a start-up warning); it cannot be
+    /// combined with a `secret_key`.
+    #[serde(default)]
+    pub verification: VerificationSwitch,
     /// Treatment of `personal_tax_id` (CPF) and `business_tax_id` (CNPJ).
     #[serde(default)]
     pub personal_data: PersonalDataPolicy,
@@ -60,7 +58,8 @@ impl Default for Config {
             signature_header: default_signature_header(),
             timestamp_header: default_timestamp_header(),
             max_age_seconds: DEFAULT_MAX_AGE_SECONDS,
-            verification: VerificationMode::default(),
+            require_timestamp: None,
+            verification: VerificationSwitch::default(),
             personal_data: PersonalDataPolicy::default(),
         }
     }
@@ -85,7 +84,8 @@ mod tests {
     #[test]
     fn empty_config_takes_defaults() {
         let config: Config = serde_json::from_str("{}").expect("valid");
-        assert_eq!(config.verification, VerificationMode::Hmac);
+        assert!(!config.verification.disabled);
+        assert_eq!(config.require_timestamp, None);
         assert_eq!(config.signature_header, DEFAULT_SIGNATURE_HEADER);
         assert_eq!(config.max_age_seconds, 300);
         assert!(config.secret_key.is_none());
@@ -95,5 +95,7 @@ mod tests {
     fn typos_are_refused() {
         assert!(serde_json::from_str::<Config>(r#"{"secret": "x"}"#).is_err());
         assert!(serde_json::from_str::<Config>(r#"{"verification": "off"}"#).is_err());
+        assert!(serde_json::from_str::<Config>(r#"{"verification": "none"}"#).is_err());
+        assert!(serde_json::from_str::<Config>(r#"{"require_timestamps": true}"#).is_err());
     }
 }

@@ -16,6 +16,12 @@ use tributary_plugin_sdk::prelude::*;
 use crate::config::Config;
 use crate::verify::Verifier;
 
+/// JSON keys (lowercase) of Klavi payloads that hold personal data under Brazil's LGPD: the CPF
+/// (`personalTaxId`), the CNPJ (`businessTaxId`), a product request's `taxId`, and the `cpf` /
+/// `cnpj` spellings of Klavi's other APIs. The host redacts them when it shows a raw body.
+pub const PERSONAL_DATA_FIELDS: &[&str] =
+    &["personaltaxid", "businesstaxid", "taxid", "cpf", "cnpj"];
+
 /// One configured Klavi source.
 pub struct Klavi {
     verifier: Verifier,
@@ -33,11 +39,12 @@ impl Adapter for Klavi {
             description: "Klavi open-finance API events: links, consents, data requests and \
                           data products"
                 .into(),
+            personal_data_fields: PERSONAL_DATA_FIELDS.iter().map(|f| (*f).into()).collect(),
         }
     }
 
     fn new(config: Self::Config, host: &HostContext) -> Result<Self, String> {
-        let verifier = Verifier::from_config(&config);
+        let verifier = Verifier::from_config(&config)?;
         let guard = config.personal_data.resolve(&host.installation_key)?;
         Ok(Self { verifier, guard })
     }
@@ -90,3 +97,20 @@ impl Adapter for Klavi {
 }
 
 export_adapter!(Klavi);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn personal_data_fields_are_declared_in_lowercase() {
+        let declared = tributary_plugin_sdk::ffi::adapter_info::<Klavi>().personal_data_fields;
+        assert_eq!(declared.len(), PERSONAL_DATA_FIELDS.len(), "no duplicates");
+        for field in PERSONAL_DATA_FIELDS {
+            assert_eq!(*field, field.to_lowercase());
+        }
+        for key in ["personalTaxId", "businessTaxId", "taxId"] {
+            assert!(declared.contains(&key.to_lowercase()), "{key}");
+        }
+    }
+}

@@ -1,11 +1,14 @@
 //! Request authentication: `X-Klavi-Signature` (hex HMAC-SHA256 of the raw body keyed with the
-//! partner's secret key) and an optional `X-Klavi-Timestamp` freshness window.
+//! partner's secret key) and the `X-Klavi-Timestamp` freshness window (the header is required
+//! unless `require_timestamp = false`).
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use tributary_plugin_sdk::prelude::*;
 
-use crate::config::{Config, VerificationMode};
+use tributary_plugin_sdk::verify::DISABLED_SWITCH;
+
+use crate::config::Config;
 
 /// The verification settings of one source, resolved at start-up.
 #[derive(Debug, Clone)]
@@ -14,6 +17,8 @@ pub struct Verifier {
     signature_header: String,
     timestamp_header: String,
     max_age_seconds: u64,
+    /// A request without the timestamp header is refused.
+    require_timestamp: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -27,38 +32,57 @@ enum Mode {
 }
 
 impl Verifier {
-    /// Builds the verifier from the source config.
-    pub fn from_config(config: &Config) -> Self {
+    /// Builds the verifier from the source config. Refuses contradictions: a `secret_key` with
+    /// `verification.disabled = true`, `require_timestamp = true` with `max_age_seconds = 0`.
+    pub fn from_config(config: &Config) -> Result<Self, String> {
         let key = config.secret_key.as_deref().unwrap_or_default();
-        let mode = match config.verification {
-            VerificationMode::None => Mode::Off,
-            VerificationMode::Hmac if key.is_empty() => Mode::MissingKey,
-            VerificationMode::Hmac => Mode::Hmac(key.as_bytes().to_vec()),
+        let mode = match (config.verification.disabled, key.is_empty()) {
+            (true, true) => Mode::Off,
+            (true, false) => {
+                return Err(format!(
+                    "{DISABLED_SWITCH} cannot be combined with a secret_key: remove one of them"
+                ));
+            }
+            (false, true) => Mode::MissingKey,
+            (false, false) => Mode::Hmac(key.as_bytes().to_vec()),
         };
-        Self {
+        let checks_timestamp = config.max_age_seconds > 0;
+        let require_timestamp = match config.require_timestamp {
+            Some(true) if !checks_timestamp => {
+                return Err(
+                    "require_timestamp = true needs max_age_seconds > 0 (0 switches the \
+                     timestamp check off)"
+                        .into(),
+                );
+            }
+            Some(required) => required,
+            None => checks_timestamp,
+        };
+        Ok(Self {
             mode,
             signature_header: config.signature_header.clone(),
             timestamp_header: config.timestamp_header.clone(),
             max_age_seconds: config.max_age_seconds,
-        }
+            require_timestamp,
+        })
     }
 
     /// Start-up warnings for the operator.
     pub fn warnings(&self) -> Vec<String> {
         let mut warnings = Vec::new();
         match self.mode {
-            Mode::Off => warnings.push(
-                "klavi: verification = \"none\": webhooks are accepted without checking \
-                 their signature"
-                    .to_owned(),
-            ),
-            Mode::MissingKey => warnings.push(
+            Mode::Off => warnings.push(verify::disabled_warning("klavi")),
+            Mode::MissingKey => warnings.push(format!(
                 "klavi: no secret_key configured: every webhook will be refused (401); set \
-                 secret_key, or verification = \"none\" to switch verification off"
-                    .to_owned(),
-            ),
+                 secret_key, or {DISABLED_SWITCH} to switch verification off"
+            )),
             Mode::Hmac(_) if self.max_age_seconds == 0 => warnings.push(format!(
                 "klavi: max_age_seconds = 0: the {} header is not checked",
+                self.timestamp_header
+            )),
+            Mode::Hmac(_) if !self.require_timestamp => warnings.push(format!(
+                "klavi: require_timestamp = false: a signed webhook without the {} header is \
+                 accepted with no freshness check (it can be replayed)",
                 self.timestamp_header
             )),
             Mode::Hmac(_) => {}
@@ -66,7 +90,7 @@ impl Verifier {
         warnings
     }
 
-    /// Checks the signature, then the timestamp when present.
+    /// Checks the signature, then the timestamp (a missing one only when not required).
     pub fn verify(&self, request: &Request<'_>) -> Result<(), Rejection> {
         let key = match &self.mode {
             Mode::Off => return Ok(()),
@@ -98,6 +122,12 @@ impl Verifier {
             return Ok(());
         }
         let Some(value) = request.header(&self.timestamp_header) else {
+            if self.require_timestamp {
+                return Err(reject::unauthenticated(format!(
+                    "missing {} header",
+                    self.timestamp_header
+                )));
+            }
             return Ok(());
         };
         let Ok(sent) = value.trim().parse::<i64>() else {
@@ -147,8 +177,10 @@ mod tests {
 
     fn verifier(config: serde_json::Value) -> Verifier {
         let config: Config = serde_json::from_value(config).expect("config");
-        Verifier::from_config(&config)
+        Verifier::from_config(&config).expect("valid config")
     }
+
+    const NOW: &str = "1704067200";
 
     fn request(headers: &[(&str, &str)]) -> WebhookRequest {
         webhook(BODY).headers(headers).received_at(RECEIVED).build()
@@ -170,9 +202,15 @@ mod tests {
     fn correct_signature_passes_in_any_case_and_with_prefix() {
         let v = verifier(serde_json::json!({"secret_key": "s3cret"}));
         let sig = sign("s3cret");
-        assert!(check(&v, &[("X-Klavi-Signature", &sig)]).is_ok());
-        assert!(check(&v, &[("x-klavi-signature", &sig.to_uppercase())]).is_ok());
-        assert!(check(&v, &[("X-Klavi-Signature", &format!("sha256={sig}"))]).is_ok());
+        let ok = |sig: &str| {
+            check(
+                &v,
+                &[("X-Klavi-Signature", sig), ("X-Klavi-Timestamp", NOW)],
+            )
+        };
+        assert!(ok(&sig).is_ok());
+        assert!(ok(&sig.to_uppercase()).is_ok());
+        assert!(ok(&format!("sha256={sig}")).is_ok());
         assert!(v.warnings().is_empty());
     }
 
@@ -181,7 +219,10 @@ mod tests {
         let v = verifier(serde_json::json!({"secret_key": "s3cret"}));
         assert!(is_unauthenticated(check(
             &v,
-            &[("X-Klavi-Signature", &sign("other"))]
+            &[
+                ("X-Klavi-Signature", &sign("other")),
+                ("X-Klavi-Timestamp", NOW)
+            ]
         )));
         assert!(is_unauthenticated(check(&v, &[])));
         assert!(is_unauthenticated(check(
@@ -215,6 +256,7 @@ mod tests {
             ("X-Klavi-Timestamp", "1"),
         ];
         assert!(check(&v, &headers).is_ok());
+        assert!(check(&v, &headers[..1]).is_ok(), "not required either");
         assert_eq!(v.warnings().len(), 1);
     }
 
@@ -224,10 +266,14 @@ mod tests {
             "secret_key": "k", "signature_header": "X-Sig", "timestamp_header": "X-Ts"
         }));
         let sig = sign("k");
-        assert!(check(&v, &[("X-Sig", &sig)]).is_ok());
+        assert!(check(&v, &[("X-Sig", &sig), ("X-Ts", NOW)]).is_ok());
         assert!(is_unauthenticated(check(
             &v,
-            &[("X-Klavi-Signature", &sig)]
+            &[("X-Klavi-Signature", &sig), ("X-Ts", NOW)]
+        )));
+        assert!(is_unauthenticated(check(
+            &v,
+            &[("X-Sig", &sig), ("X-Klavi-Timestamp", NOW)]
         )));
         assert!(is_unauthenticated(check(
             &v,
@@ -248,9 +294,63 @@ mod tests {
     }
 
     #[test]
-    fn explicit_none_accepts_and_warns() {
-        let v = verifier(serde_json::json!({"verification": "none"}));
+    fn explicit_switch_accepts_and_warns() {
+        let v = verifier(serde_json::json!({"verification": {"disabled": true}}));
         assert!(check(&v, &[]).is_ok());
-        assert_eq!(v.warnings().len(), 1);
+        let warnings = v.warnings();
+        assert_eq!(warnings.len(), 1);
+        assert!(warnings[0].contains(DISABLED_SWITCH), "{warnings:?}");
+    }
+
+    #[test]
+    fn contradictions_are_refused() {
+        for config in [
+            serde_json::json!({"secret_key": "k", "verification": {"disabled": true}}),
+            serde_json::json!({"secret_key": "k", "require_timestamp": true, "max_age_seconds": 0}),
+        ] {
+            let config: Config = serde_json::from_value(config).expect("parses");
+            assert!(Verifier::from_config(&config).is_err());
+        }
+    }
+
+    #[test]
+    fn missing_timestamp_is_refused_by_default() {
+        let sig = sign("k");
+        let v = verifier(serde_json::json!({"secret_key": "k"}));
+        let missing = check(&v, &[("X-Klavi-Signature", &sig)]);
+        assert!(
+            matches!(&missing, Err(r) if r.reason == "missing X-Klavi-Timestamp header"),
+            "{missing:?}"
+        );
+        let v = verifier(serde_json::json!({"secret_key": "k", "require_timestamp": true}));
+        assert!(is_unauthenticated(check(
+            &v,
+            &[("X-Klavi-Signature", &sig)]
+        )));
+        // Still refused when the signature is wrong, whatever the timestamp.
+        assert!(is_unauthenticated(check(
+            &v,
+            &[
+                ("X-Klavi-Signature", &sign("x")),
+                ("X-Klavi-Timestamp", NOW)
+            ]
+        )));
+    }
+
+    #[test]
+    fn require_timestamp_false_accepts_a_missing_one_but_checks_a_present_one() {
+        let sig = sign("k");
+        let v = verifier(serde_json::json!({"secret_key": "k", "require_timestamp": false}));
+        assert!(check(&v, &[("X-Klavi-Signature", &sig)]).is_ok());
+        assert!(is_unauthenticated(check(
+            &v,
+            &[("X-Klavi-Signature", &sig), ("X-Klavi-Timestamp", "1")]
+        )));
+        let warnings = v.warnings();
+        assert_eq!(warnings.len(), 1);
+        assert!(
+            warnings[0].contains("require_timestamp = false"),
+            "{warnings:?}"
+        );
     }
 }

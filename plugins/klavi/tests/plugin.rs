@@ -30,6 +30,14 @@ fn config_typos_are_refused_at_start_up() {
     let plugin = plugin();
     assert!(create(&plugin, json!({"secret": "x"})).is_err());
     assert!(create(&plugin, json!({"verification": "off"})).is_err());
+    assert!(create(&plugin, json!({"verification": "none"})).is_err());
+    assert!(
+        create(
+            &plugin,
+            json!({"secret_key": "x", "verification": {"disabled": true}})
+        )
+        .is_err()
+    );
     assert!(create(&plugin, json!({"personal_data": {"default": "encrypt"}})).is_err());
     let instance = create(&plugin, json!({"secret_key": "x"})).expect("valid config");
     assert!(instance.warnings().is_empty());
@@ -45,7 +53,7 @@ fn missing_secret_and_disabled_verification_warn() {
             .iter()
             .any(|w| w.contains("secret_key"))
     );
-    let off = create(&plugin, json!({"verification": "none"})).expect("starts");
+    let off = create(&plugin, json!({"verification": {"disabled": true}})).expect("starts");
     assert!(off.warnings().iter().any(|w| w.contains("verification")));
 }
 
@@ -72,7 +80,7 @@ fn tax_ids_never_leave_in_clear_unless_kept() {
         for policy in &policies {
             let instance = create(
                 &plugin,
-                json!({"verification": "none", "personal_data": policy}),
+                json!({"verification": {"disabled": true}, "personal_data": policy}),
             )
             .expect("starts");
             let request = WebhookRequest {

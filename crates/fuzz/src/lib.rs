@@ -1,0 +1,318 @@
+//! Fuzz targets for the bundled adapters and for the plugin boundary, as plain functions over
+//! `&[u8]` so they run three ways: under cargo-fuzz (`fuzz/`, one-line wrappers), in
+//! `tests/corpus.rs` (every committed corpus file, on every `cargo test`), and by hand.
+//!
+//! An adapter target turns the bytes into a [`WebhookRequest`] ([`parse_input`]), runs verify
+//! and normalize in process through the adapter type (as the SDK's C boundary does), then
+//! encodes the result and decodes it again with prost exactly as the host does. It panics (a
+//! finding) when:
+//! - the adapter panics (a 500 for the provider, counted as a plugin crash);
+//! - the host could not decode the result (e.g. a `Struct` nested past prost's limit);
+//! - verification does not fail closed: with an empty config every request must be rejected
+//!   as unauthenticated; with verification switched off none may be; with valid credentials
+//!   added by the harness the request must pass verification.
+//!
+//! Each input runs against several configurations of the adapter: verification configured
+//! (request as given), configured with valid credentials added, switched off, and not
+//! configured at all.
+
+use std::sync::OnceLock;
+
+use prost::Message;
+use serde_json::{Value, json};
+use tributary_adapter_arcadia::Arcadia;
+use tributary_adapter_finicity::Finicity;
+use tributary_adapter_klavi::Klavi;
+use tributary_model::v1::adapter_result::Outcome;
+use tributary_model::v1::{AdapterResult, Header, RejectionKind, WebhookRequest};
+use tributary_model::well_known::Timestamp;
+use tributary_plugin_sdk::ffi::run_adapter;
+use tributary_plugin_sdk::verify::hmac_sha256;
+use tributary_plugin_sdk::{Adapter, HostContext, Request};
+
+/// When every fuzzed request is received (the fixtures' receive time, so the timestamps in
+/// seeds taken from fixtures are fresh): 2024-01-01T00:00:00Z.
+pub const RECEIVED_AT: i64 = 1_704_067_200;
+
+/// A fuzz target.
+pub type Target = fn(&[u8]);
+
+/// Adds valid credentials to a request (the harness knows the secrets).
+type Sign = fn(&mut WebhookRequest);
+
+/// The cargo-fuzz targets, by name (also the corpus directories under `corpus/`).
+pub const TARGETS: &[(&str, Target)] = &[
+    ("arcadia", fuzz_arcadia),
+    ("finicity", fuzz_finicity),
+    ("klavi", fuzz_klavi),
+    ("plugin_result", fuzz_plugin_result),
+];
+
+/// Arcadia's fuzz configuration: a custom header and a query token (the current API).
+pub const ARCADIA_TOKEN: &str = "tok_3f9a-77/b.c";
+/// Arcadia's query token.
+pub const ARCADIA_QUERY_TOKEN: &str = "q-secret_1";
+/// Arcadia's legacy HMAC secret (the 2022 API), fuzzed as a second configuration.
+pub const ARCADIA_LEGACY_SECRET: &str = "whsec_legacy_example";
+/// Finicity's partner secret (as in its fixtures).
+pub const FINICITY_SECRET: &str = "fixture-partner-secret";
+/// Klavi's secret key (as in its fixtures).
+pub const KLAVI_SECRET: &str = "klavi-fixture-secret";
+
+/// Splits fuzz bytes into a request: header lines, an empty line, then the body.
+///
+/// ```text
+/// x-klavi-signature: 1f2e...
+/// ?token=abc            <- a line starting with '?' is the query string
+///                       <- the first "\n\n" ends the head
+/// [{"eventId": ...}]    <- the body, byte for byte
+/// ```
+///
+/// Without "\n\n" the whole input is the body. Header names are lowercased (as the host
+/// does); names and values are read as UTF-8, invalid bytes replaced.
+pub fn parse_input(data: &[u8], source: &str) -> WebhookRequest {
+    let (head, body) = match data.windows(2).position(|w| w == b"\n\n") {
+        Some(at) => (&data[..at], &data[at + 2..]),
+        None => (&[][..], data),
+    };
+    let mut headers = Vec::new();
+    let mut query = String::new();
+    for line in head.split(|b| *b == b'\n') {
+        let line = String::from_utf8_lossy(line);
+        if let Some(q) = line.strip_prefix('?') {
+            query = q.to_owned();
+        } else if let Some((name, value)) = line.split_once(':') {
+            headers.push(Header {
+                name: name.trim().to_ascii_lowercase(),
+                value: value.trim_start().to_owned(),
+            });
+        }
+    }
+    WebhookRequest {
+        source: source.to_owned(),
+        method: "POST".to_owned(),
+        path: format!("/webhooks/{source}"),
+        query,
+        headers,
+        body: body.to_vec(),
+        received_at: Some(Timestamp {
+            seconds: RECEIVED_AT,
+            nanos: 0,
+        }),
+        ..Default::default()
+    }
+}
+
+/// The inverse of [`parse_input`], for writing seeds: header lines, the query line, an empty
+/// line, the body.
+pub fn format_input(headers: &[(String, String)], query: &str, body: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for (name, value) in headers {
+        out.extend_from_slice(format!("{name}: {value}\n").as_bytes());
+    }
+    if !query.is_empty() {
+        out.extend_from_slice(format!("?{query}\n").as_bytes());
+    }
+    if headers.is_empty() && query.is_empty() {
+        out.push(b'\n');
+    }
+    out.push(b'\n');
+    out.extend_from_slice(body);
+    out
+}
+
+/// One adapter instance built from a JSON config, as the host's `create` would.
+fn instance<A: Adapter>(source: &str, config: Value) -> A {
+    let config: A::Config = match serde_json::from_value(config) {
+        Ok(config) => config,
+        Err(e) => panic!("fuzz config for {source} is invalid: {e}"),
+    };
+    let host = HostContext {
+        source: source.to_owned(),
+        installation_key: "fuzz-installation-key".to_owned(),
+    };
+    A::new(config, &host).unwrap_or_else(|e| panic!("fuzz config for {source} refused: {e}"))
+}
+
+/// The configurations one adapter is fuzzed with.
+struct Instances<A> {
+    /// Verification configured, each with the harness's way to add valid credentials.
+    configured: Vec<(A, Sign)>,
+    disabled: A,
+    unconfigured: A,
+}
+
+impl<A: Adapter> Instances<A> {
+    fn new(source: &str, configured: Vec<(Value, Sign)>) -> Self {
+        Self {
+            configured: configured
+                .into_iter()
+                .map(|(config, sign)| (instance(source, config), sign))
+                .collect(),
+            disabled: instance(source, json!({"verification": {"disabled": true}})),
+            unconfigured: instance(source, json!({})),
+        }
+    }
+
+    fn run(&self, data: &[u8], source: &str) {
+        let request = parse_input(data, source);
+        for (adapter, sign) in &self.configured {
+            decode_as_host(handle(adapter, &request));
+            let mut signed = request.clone();
+            sign(&mut signed);
+            let outcome = decode_as_host(handle(adapter, &signed));
+            assert!(
+                !is_unauthenticated(&outcome),
+                "{source}: valid credentials were rejected: {outcome:?}"
+            );
+        }
+        let outcome = decode_as_host(handle(&self.disabled, &request));
+        assert!(
+            !is_unauthenticated(&outcome),
+            "{source}: verification is switched off but the request was rejected: {outcome:?}"
+        );
+        let outcome = decode_as_host(handle(&self.unconfigured, &request));
+        assert!(
+            is_unauthenticated(&outcome),
+            "{source}: verification is not configured, yet the request was not rejected as \
+             unauthenticated: {outcome:?}"
+        );
+    }
+}
+
+/// Verify then normalize, as the SDK's `handle` does across the C boundary.
+fn handle<A: Adapter>(adapter: &A, request: &WebhookRequest) -> Outcome {
+    run_adapter(adapter, &Request::new(request))
+}
+
+fn is_unauthenticated(outcome: &Outcome) -> bool {
+    matches!(outcome, Outcome::Rejection(r) if r.kind == RejectionKind::Unauthenticated as i32)
+}
+
+/// Encodes the result as the plugin does and decodes it as the host does; panics if the host
+/// could not. Also renders it as proto3 JSON (the fixture runner and operator tools do).
+fn decode_as_host(outcome: Outcome) -> Outcome {
+    let bytes = AdapterResult {
+        outcome: Some(outcome),
+    }
+    .encode_to_vec();
+    let decoded = match AdapterResult::decode(bytes.as_slice()) {
+        Ok(decoded) => decoded,
+        Err(e) => panic!("the host cannot decode this adapter result: {e}"),
+    };
+    let _ = serde_json::to_vec(&decoded);
+    decoded.outcome.expect("an outcome was encoded")
+}
+
+/// Replaces every header `name` by one with `value`.
+fn set_header(request: &mut WebhookRequest, name: &str, value: String) {
+    request
+        .headers
+        .retain(|h| !h.name.eq_ignore_ascii_case(name));
+    request.headers.push(Header {
+        name: name.to_owned(),
+        value,
+    });
+}
+
+fn hex_hmac(secret: &str, parts: &[&[u8]]) -> String {
+    hex::encode(hmac_sha256(secret.as_bytes(), parts))
+}
+
+fn arcadia_token(request: &mut WebhookRequest) {
+    set_header(request, "x-arcadia-token", ARCADIA_TOKEN.to_owned());
+    // Prepended: the adapter reads the first `token` parameter.
+    request.query = format!("token={ARCADIA_QUERY_TOKEN}&{}", request.query);
+}
+
+fn arcadia_legacy_signature(request: &mut WebhookRequest) {
+    let timestamp = RECEIVED_AT.to_string();
+    let signature = hex_hmac(
+        ARCADIA_LEGACY_SECRET,
+        &[timestamp.as_bytes(), b".", &request.body],
+    );
+    set_header(request, "arc-webhook-timestamp", timestamp);
+    set_header(request, "arc-webhook-signature", signature);
+}
+
+fn finicity_signature(request: &mut WebhookRequest) {
+    let signature = hex_hmac(FINICITY_SECRET, &[&request.body]);
+    set_header(request, "x-finicity-signature", signature);
+}
+
+fn klavi_signature(request: &mut WebhookRequest) {
+    let signature = hex_hmac(KLAVI_SECRET, &[&request.body]);
+    set_header(request, "x-klavi-signature", signature);
+    set_header(request, "x-klavi-timestamp", RECEIVED_AT.to_string());
+}
+
+/// Arcadia: custom header + query token, and the legacy HMAC, each as given and signed;
+/// switched off; not configured.
+pub fn fuzz_arcadia(data: &[u8]) {
+    static INSTANCES: OnceLock<Instances<Arcadia>> = OnceLock::new();
+    INSTANCES
+        .get_or_init(|| {
+            Instances::new(
+                "arcadia",
+                vec![
+                    (
+                        json!({"verification": {
+                            "headers": {"X-Arcadia-Token": ARCADIA_TOKEN},
+                            "query": {"token": ARCADIA_QUERY_TOKEN},
+                        }}),
+                        arcadia_token,
+                    ),
+                    (
+                        json!({"verification": {"legacy_hmac": {"secret": ARCADIA_LEGACY_SECRET}},
+                               "personal_data": {"default": "mask"}, "default_currency": "USD"}),
+                        arcadia_legacy_signature,
+                    ),
+                ],
+            )
+        })
+        .run(data, "arcadia");
+}
+
+/// Finicity: the body HMAC, as given and signed; switched off; not configured.
+pub fn fuzz_finicity(data: &[u8]) {
+    static INSTANCES: OnceLock<Instances<Finicity>> = OnceLock::new();
+    INSTANCES
+        .get_or_init(|| {
+            Instances::new(
+                "finicity",
+                vec![(json!({"secret": FINICITY_SECRET}), finicity_signature)],
+            )
+        })
+        .run(data, "finicity");
+}
+
+/// Klavi: the body HMAC and the required timestamp, as given and signed; switched off; not
+/// configured.
+pub fn fuzz_klavi(data: &[u8]) {
+    static INSTANCES: OnceLock<Instances<Klavi>> = OnceLock::new();
+    INSTANCES
+        .get_or_init(|| {
+            Instances::new(
+                "klavi",
+                vec![(
+                    json!({"secret_key": KLAVI_SECRET, "personal_data": {"default": "mask"}}),
+                    klavi_signature,
+                )],
+            )
+        })
+        .run(data, "klavi");
+}
+
+/// Arbitrary bytes as a plugin's answer: if they decode as an `AdapterResult` (as the host
+/// decodes whatever a plugin returns), re-encoding, decoding again and rendering JSON must not
+/// panic or fail.
+pub fn fuzz_plugin_result(data: &[u8]) {
+    let Ok(result) = AdapterResult::decode(data) else {
+        return;
+    };
+    let bytes = result.encode_to_vec();
+    if let Err(e) = AdapterResult::decode(bytes.as_slice()) {
+        panic!("a re-encoded AdapterResult does not decode: {e}");
+    }
+    let _ = serde_json::to_vec(&result);
+}
