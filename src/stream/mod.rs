@@ -236,8 +236,8 @@ async fn start_position(log: &dyn EventLog, request: &SubscribeRequest) -> Resul
         position = consumer.acked_sequence;
     }
     let first = log.first_sequence().await.map_err(log_status)?;
-    if position > 0 && position + 1 < first {
-        return Err(removed(position + 1, first));
+    if position > 0 && position.saturating_add(1) < first {
+        return Err(removed(position.saturating_add(1), first));
     }
     Ok(position)
 }
@@ -282,9 +282,11 @@ impl Subscription {
                 }
                 continue;
             };
-            if first.sequence > position + 1 && position > 0 {
+            if first.sequence > position.saturating_add(1) && position > 0 {
                 // Retention removed events this subscriber had not read yet.
-                let _ = tx.send(Err(removed(position + 1, first.sequence))).await;
+                let _ = tx
+                    .send(Err(removed(position.saturating_add(1), first.sequence)))
+                    .await;
                 return;
             }
             if !self.deliver(batch, &tx).await {
