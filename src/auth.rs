@@ -48,7 +48,8 @@ pub struct CredentialConfig {
     #[serde(default)]
     pub types: Vec<String>,
     /// May call `Admin` and `Adapters` (dead letters with bodies, consumers of any team,
-    /// reload).
+    /// reload), and so may also read everything and use any consumer name: the scopes above
+    /// are ignored.
     #[serde(default)]
     pub admin: bool,
 }
@@ -191,15 +192,23 @@ impl Authenticator {
                     config.name
                 );
             }
-            credentials.push(Credential {
-                digest,
-                principal: Arc::new(Principal {
+            let principal = if config.admin {
+                Principal {
+                    name: config.name.clone(),
+                    ..Principal::anonymous_admin()
+                }
+            } else {
+                Principal {
                     name: config.name.clone(),
                     consumers: config.consumers.clone(),
                     sources: config.sources.clone(),
                     types: config.types.clone(),
-                    admin: config.admin,
-                }),
+                    admin: false,
+                }
+            };
+            credentials.push(Credential {
+                digest,
+                principal: Arc::new(principal),
             });
         }
         Ok(Self {

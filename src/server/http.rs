@@ -29,7 +29,7 @@ pub struct Limits {
     pub request_timeout: Duration,
     /// Connections served at once.
     pub max_connections: usize,
-    /// Largest request head, bytes (hyper's read buffer; at least 8 KiB).
+    /// Largest request head (request line and headers), bytes.
     pub max_header_bytes: usize,
 }
 
@@ -71,7 +71,7 @@ pub async fn serve(
     http1
         .timer(TokioTimer::new())
         .header_read_timeout(limits.header_timeout)
-        .max_buf_size(limits.max_header_bytes);
+        .max_header_size(limits.max_header_bytes);
     loop {
         // Accept only while under the connection cap: the rest wait in the kernel's backlog.
         let permit = tokio::select! {

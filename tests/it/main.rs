@@ -40,4 +40,5 @@ mod telemetry {
 mod delivery;
 mod grpc_auth;
 mod redrive;
+mod security;
 mod storage_faults;

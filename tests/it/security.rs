@@ -1,0 +1,806 @@
+//! Production safety through the real binary: scoped credentials on every RPC, TLS and mTLS,
+//! fail-closed adapters, limits on what clients control, private data files, and refusals at
+//! start-up (exposed listeners, writable plugin directories).
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+use tonic::Code;
+use tonic::metadata::MetadataValue;
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
+use tributary::proto::adapters_client::AdaptersClient;
+use tributary::proto::admin_client::AdminClient;
+use tributary::proto::event_stream_client::EventStreamClient;
+use tributary_model::v1::{
+    AckRequest, DeleteConsumerRequest, Filter, ListAdaptersRequest, ListConsumersRequest,
+    ListDeadLettersRequest, NormalizeRequest, RedriveDeadLettersRequest, ReloadAdaptersRequest,
+    ResetConsumerRequest, SubscribeRequest, reset_consumer_request::Position,
+};
+
+use crate::support::{Server, arcadia_webhook, fixtures, plugin_dir, serve_command};
+
+const READER_TOKEN: &str = "billing-team-token-0001";
+const OTHER_TOKEN: &str = "lending-team-token-0002";
+const ADMIN_TOKEN: &str = "operators-token-0003";
+
+/// Arcadia with verification switched off explicitly: these tests are about other checks.
+const OPEN_ARCADIA: &str = "[sources.arcadia]\nadapter = \"arcadia\"\n\
+                            config = { verification = { disabled = true } }\n";
+
+fn credentials() -> String {
+    format!(
+        r#"
+[[grpc.credentials]]
+name = "billing"
+token = "{READER_TOKEN}"
+consumers = ["billing-*"]
+sources = ["arcadia"]
+types = ["statement.*"]
+
+[[grpc.credentials]]
+name = "lending"
+token = "sha256:{}"
+consumers = ["lending-*"]
+
+[[grpc.credentials]]
+name = "operators"
+token_env = "TEST_OPERATOR_TOKEN"
+admin = true
+"#,
+        hex::encode(<sha2::Sha256 as sha2::Digest>::digest(OTHER_TOKEN))
+    )
+}
+
+fn with_token<T>(message: T, token: Option<&str>) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    if let Some(token) = token {
+        let value: MetadataValue<_> = format!("Bearer {token}").parse().expect("header");
+        request.metadata_mut().insert("authorization", value);
+    }
+    request
+}
+
+async fn channel(server: &Server) -> Channel {
+    Channel::from_shared(format!("http://{}", server.grpc))
+        .expect("uri")
+        .connect()
+        .await
+        .expect("connect")
+}
+
+fn arcadia_filter() -> Filter {
+    Filter {
+        sources: vec!["arcadia".into()],
+        types: vec!["statement.*".into()],
+    }
+}
+
+/// The code of one call made with `token`.
+macro_rules! code_of {
+    ($client:expr, $method:ident, $message:expr, $token:expr) => {
+        match $client.clone().$method(with_token($message, $token)).await {
+            Ok(_) => Code::Ok,
+            Err(status) => status.code(),
+        }
+    };
+}
+
+#[tokio::test]
+async fn each_rpc_needs_the_right_scope() {
+    let config = format!("{OPEN_ARCADIA}{}", credentials());
+    let server = Server::start_with_env(&config, &[("TEST_OPERATOR_TOKEN", ADMIN_TOKEN)]);
+    let channel = channel(&server).await;
+    let stream = EventStreamClient::new(channel.clone());
+    let admin = AdminClient::new(channel.clone());
+    let adapters = AdaptersClient::new(channel);
+
+    let subscribe = |filter: Filter, consumer: &str| SubscribeRequest {
+        filter: Some(filter),
+        consumer: consumer.into(),
+        ..SubscribeRequest::default()
+    };
+    let reset = || ResetConsumerRequest {
+        name: "billing-1".into(),
+        position: Some(Position::AfterSequence(0)),
+    };
+    let normalize = || NormalizeRequest {
+        source: "arcadia".into(),
+        body: arcadia_webhook("whk_dry"),
+        ..NormalizeRequest::default()
+    };
+
+    // (call, no token, billing, lending, operators)
+    use Code::{Ok as Yes, PermissionDenied as Denied, Unauthenticated as NoAuth};
+    let matrix: Vec<(&str, [Code; 4])> = vec![
+        (
+            "Subscribe in scope",
+            [
+                code_of!(stream, subscribe, subscribe(arcadia_filter(), ""), None),
+                code_of!(
+                    stream,
+                    subscribe,
+                    subscribe(arcadia_filter(), ""),
+                    Some(READER_TOKEN)
+                ),
+                code_of!(
+                    stream,
+                    subscribe,
+                    subscribe(arcadia_filter(), ""),
+                    Some(OTHER_TOKEN)
+                ),
+                code_of!(
+                    stream,
+                    subscribe,
+                    subscribe(arcadia_filter(), ""),
+                    Some(ADMIN_TOKEN)
+                ),
+            ],
+        ),
+        (
+            "Subscribe to everything",
+            [
+                code_of!(stream, subscribe, subscribe(Filter::default(), ""), None),
+                code_of!(
+                    stream,
+                    subscribe,
+                    subscribe(Filter::default(), ""),
+                    Some(READER_TOKEN)
+                ),
+                code_of!(
+                    stream,
+                    subscribe,
+                    subscribe(Filter::default(), ""),
+                    Some(OTHER_TOKEN)
+                ),
+                code_of!(
+                    stream,
+                    subscribe,
+                    subscribe(Filter::default(), ""),
+                    Some(ADMIN_TOKEN)
+                ),
+            ],
+        ),
+        (
+            "Subscribe as billing-1",
+            [
+                code_of!(
+                    stream,
+                    subscribe,
+                    subscribe(arcadia_filter(), "billing-1"),
+                    None
+                ),
+                code_of!(
+                    stream,
+                    subscribe,
+                    subscribe(arcadia_filter(), "billing-1"),
+                    Some(READER_TOKEN)
+                ),
+                code_of!(
+                    stream,
+                    subscribe,
+                    subscribe(arcadia_filter(), "billing-1"),
+                    Some(OTHER_TOKEN)
+                ),
+                code_of!(
+                    stream,
+                    subscribe,
+                    subscribe(arcadia_filter(), "billing-1"),
+                    Some(ADMIN_TOKEN)
+                ),
+            ],
+        ),
+        (
+            "Ack billing-1",
+            [
+                code_of!(stream, ack, ack_request("billing-1"), None),
+                code_of!(stream, ack, ack_request("billing-1"), Some(READER_TOKEN)),
+                code_of!(stream, ack, ack_request("billing-1"), Some(OTHER_TOKEN)),
+                code_of!(stream, ack, ack_request("billing-1"), Some(ADMIN_TOKEN)),
+            ],
+        ),
+        (
+            "ListConsumers",
+            [
+                code_of!(admin, list_consumers, ListConsumersRequest::default(), None),
+                code_of!(
+                    admin,
+                    list_consumers,
+                    ListConsumersRequest::default(),
+                    Some(READER_TOKEN)
+                ),
+                code_of!(
+                    admin,
+                    list_consumers,
+                    ListConsumersRequest::default(),
+                    Some(OTHER_TOKEN)
+                ),
+                code_of!(
+                    admin,
+                    list_consumers,
+                    ListConsumersRequest::default(),
+                    Some(ADMIN_TOKEN)
+                ),
+            ],
+        ),
+        (
+            "ResetConsumer",
+            [
+                code_of!(admin, reset_consumer, reset(), None),
+                code_of!(admin, reset_consumer, reset(), Some(READER_TOKEN)),
+                code_of!(admin, reset_consumer, reset(), Some(OTHER_TOKEN)),
+                code_of!(admin, reset_consumer, reset(), Some(ADMIN_TOKEN)),
+            ],
+        ),
+        (
+            "ListDeadLetters",
+            [
+                code_of!(
+                    admin,
+                    list_dead_letters,
+                    ListDeadLettersRequest::default(),
+                    None
+                ),
+                code_of!(
+                    admin,
+                    list_dead_letters,
+                    ListDeadLettersRequest::default(),
+                    Some(READER_TOKEN)
+                ),
+                code_of!(
+                    admin,
+                    list_dead_letters,
+                    ListDeadLettersRequest::default(),
+                    Some(OTHER_TOKEN)
+                ),
+                code_of!(
+                    admin,
+                    list_dead_letters,
+                    ListDeadLettersRequest::default(),
+                    Some(ADMIN_TOKEN)
+                ),
+            ],
+        ),
+        (
+            "RedriveDeadLetters",
+            [
+                code_of!(
+                    admin,
+                    redrive_dead_letters,
+                    RedriveDeadLettersRequest::default(),
+                    None
+                ),
+                code_of!(
+                    admin,
+                    redrive_dead_letters,
+                    RedriveDeadLettersRequest::default(),
+                    Some(READER_TOKEN)
+                ),
+                code_of!(
+                    admin,
+                    redrive_dead_letters,
+                    RedriveDeadLettersRequest::default(),
+                    Some(OTHER_TOKEN)
+                ),
+                code_of!(
+                    admin,
+                    redrive_dead_letters,
+                    RedriveDeadLettersRequest::default(),
+                    Some(ADMIN_TOKEN)
+                ),
+            ],
+        ),
+        (
+            "ListAdapters",
+            [
+                code_of!(
+                    adapters,
+                    list_adapters,
+                    ListAdaptersRequest::default(),
+                    None
+                ),
+                code_of!(
+                    adapters,
+                    list_adapters,
+                    ListAdaptersRequest::default(),
+                    Some(READER_TOKEN)
+                ),
+                code_of!(
+                    adapters,
+                    list_adapters,
+                    ListAdaptersRequest::default(),
+                    Some(OTHER_TOKEN)
+                ),
+                code_of!(
+                    adapters,
+                    list_adapters,
+                    ListAdaptersRequest::default(),
+                    Some(ADMIN_TOKEN)
+                ),
+            ],
+        ),
+        (
+            "Normalize",
+            [
+                code_of!(adapters, normalize, normalize(), None),
+                code_of!(adapters, normalize, normalize(), Some(READER_TOKEN)),
+                code_of!(adapters, normalize, normalize(), Some(OTHER_TOKEN)),
+                code_of!(adapters, normalize, normalize(), Some(ADMIN_TOKEN)),
+            ],
+        ),
+        (
+            "ReloadAdapters",
+            [
+                code_of!(
+                    adapters,
+                    reload_adapters,
+                    ReloadAdaptersRequest::default(),
+                    None
+                ),
+                code_of!(
+                    adapters,
+                    reload_adapters,
+                    ReloadAdaptersRequest::default(),
+                    Some(READER_TOKEN)
+                ),
+                code_of!(
+                    adapters,
+                    reload_adapters,
+                    ReloadAdaptersRequest::default(),
+                    Some(OTHER_TOKEN)
+                ),
+                code_of!(
+                    adapters,
+                    reload_adapters,
+                    ReloadAdaptersRequest::default(),
+                    Some(ADMIN_TOKEN)
+                ),
+            ],
+        ),
+        (
+            // Runs last: it deletes the consumer the rows above created.
+            "DeleteConsumer",
+            [
+                code_of!(admin, delete_consumer, delete_request("billing-1"), None),
+                code_of!(
+                    admin,
+                    delete_consumer,
+                    delete_request("billing-1"),
+                    Some(READER_TOKEN)
+                ),
+                code_of!(
+                    admin,
+                    delete_consumer,
+                    delete_request("billing-1"),
+                    Some(OTHER_TOKEN)
+                ),
+                code_of!(
+                    admin,
+                    delete_consumer,
+                    delete_request("billing-1"),
+                    Some(ADMIN_TOKEN)
+                ),
+            ],
+        ),
+    ];
+    let expected: Vec<(&str, [Code; 4])> = vec![
+        ("Subscribe in scope", [NoAuth, Yes, Yes, Yes]),
+        ("Subscribe to everything", [NoAuth, Denied, Yes, Yes]),
+        ("Subscribe as billing-1", [NoAuth, Yes, Denied, Yes]),
+        ("Ack billing-1", [NoAuth, Yes, Denied, Yes]),
+        ("ListConsumers", [NoAuth, Denied, Denied, Yes]),
+        ("ResetConsumer", [NoAuth, Denied, Denied, Yes]),
+        ("ListDeadLetters", [NoAuth, Denied, Denied, Yes]),
+        ("RedriveDeadLetters", [NoAuth, Denied, Denied, Yes]),
+        ("ListAdapters", [NoAuth, Denied, Denied, Yes]),
+        ("Normalize", [NoAuth, Denied, Denied, Yes]),
+        ("ReloadAdapters", [NoAuth, Denied, Denied, Yes]),
+        ("DeleteConsumer", [NoAuth, Denied, Denied, Yes]),
+    ];
+    assert_eq!(matrix, expected);
+
+    // A scoped reader may not widen its filter to another source or type.
+    for filter in [
+        Filter {
+            sources: vec!["klavi".into()],
+            types: vec!["statement.*".into()],
+        },
+        Filter {
+            sources: vec!["arcadia".into()],
+            types: vec!["meter.*".into()],
+        },
+    ] {
+        let code = code_of!(stream, subscribe, subscribe(filter, ""), Some(READER_TOKEN));
+        assert_eq!(code, Code::PermissionDenied);
+    }
+
+    let logs = server.logs();
+    for token in [READER_TOKEN, OTHER_TOKEN, ADMIN_TOKEN] {
+        assert!(!logs.contains(token), "a token reached the logs");
+    }
+}
+
+fn ack_request(consumer: &str) -> AckRequest {
+    AckRequest {
+        consumer: consumer.into(),
+        sequence: 0,
+    }
+}
+
+fn delete_request(name: &str) -> DeleteConsumerRequest {
+    DeleteConsumerRequest { name: name.into() }
+}
+
+#[tokio::test]
+async fn empty_or_short_tokens_stop_start_up() {
+    for token in ["", "short"] {
+        let config = format!("[[grpc.credentials]]\nname = \"team\"\ntoken = \"{token}\"\n");
+        let (ok, stderr) = start_and_wait_for_exit(&config, &[]);
+        assert!(!ok, "started with token {token:?}");
+        assert!(stderr.contains("grpc.credentials `team`"), "{stderr}");
+    }
+}
+
+#[tokio::test]
+async fn every_bundled_adapter_fails_closed_until_verification_is_configured() {
+    let server = Server::start("");
+    let klavi = fixtures("klavi", &["consent"]);
+    let finicity = fixtures("finicity", &["added-minimal"]);
+    for (source, body) in [
+        ("arcadia", arcadia_webhook("whk_unsigned")),
+        ("finicity", finicity[0].raw.clone()),
+        ("klavi", klavi[0].raw.clone()),
+    ] {
+        let (status, answer) = server.post(source, &body, &[]).await;
+        assert_eq!(status, 401, "{source}: {answer}");
+        assert_eq!(answer["detail"], "verification failed");
+    }
+    let logs = server.logs();
+    assert!(logs.contains("verification"), "a start-up warning says why");
+
+    let open = Server::start(OPEN_ARCADIA);
+    let (status, answer) = open
+        .post("arcadia", &arcadia_webhook("whk_open"), &[])
+        .await;
+    assert_eq!(status, 200, "{answer}");
+}
+
+#[tokio::test]
+async fn a_burst_over_the_source_rate_gets_429_with_retry_after() {
+    let config = format!("{OPEN_ARCADIA}[http]\nrate_limit_per_second = 1\nrate_limit_burst = 2\n");
+    let server = Server::start(&config);
+    let client = reqwest::Client::new();
+    let mut statuses = Vec::new();
+    let mut retry_after = None;
+    for i in 0..6 {
+        let response = client
+            .post(server.url("/webhooks/arcadia"))
+            .header("content-type", "application/json")
+            .body(arcadia_webhook(&format!("whk_burst_{i}")))
+            .send()
+            .await
+            .expect("POST");
+        statuses.push(response.status().as_u16());
+        if response.status() == 429 {
+            retry_after = response
+                .headers()
+                .get("retry-after")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse::<u64>().ok());
+        }
+    }
+    assert_eq!(&statuses[..2], &[200, 200], "the burst is served");
+    assert!(statuses.contains(&429), "{statuses:?}");
+    assert!(
+        retry_after.is_some_and(|s| (1..=2).contains(&s)),
+        "{retry_after:?}"
+    );
+    let metrics = server.get("/metrics").await.1;
+    assert!(metrics.contains("reason=\"rate_limited\""), "{metrics}");
+}
+
+#[tokio::test]
+async fn a_client_trickling_its_headers_is_disconnected() {
+    let server = Server::start("[http]\nheader_timeout_seconds = 1\n");
+    let mut stream = TcpStream::connect(server.http).expect("connect");
+    stream
+        .write_all(b"POST /webhooks/arcadia HTTP/1.1\r\nHost: x\r\n")
+        .expect("write");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .expect("timeout");
+    let started = Instant::now();
+    let mut buffer = Vec::new();
+    // hyper answers 408 (or just closes) once the header timeout passes; either way the
+    // connection ends well before the read timeout.
+    let _ = stream.read_to_end(&mut buffer);
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "connection still open after {:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn oversize_request_heads_are_refused() {
+    let server = Server::start(OPEN_ARCADIA);
+    let response = reqwest::Client::new()
+        .post(server.url("/webhooks/arcadia"))
+        .header("content-type", "application/json")
+        .header("x-padding", "a".repeat(100 * 1024))
+        .body(arcadia_webhook("whk_big_head"))
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(response.status().as_u16(), 431);
+}
+
+#[tokio::test]
+async fn durable_consumers_are_capped_and_deleting_one_frees_a_place() {
+    let server = Server::start("[grpc]\nmax_consumers = 2\n");
+    let mut client = server.client().await;
+    let open = |name: &str| SubscribeRequest {
+        consumer: name.into(),
+        ..SubscribeRequest::default()
+    };
+    client.subscribe(open("a")).await.expect("first");
+    client.subscribe(open("b")).await.expect("second");
+    let error = client.subscribe(open("c")).await.expect_err("third");
+    assert_eq!(error.code(), Code::ResourceExhausted);
+    assert!(error.message().contains("tributary consumers delete"));
+    client
+        .subscribe(open("a"))
+        .await
+        .expect("an existing one resumes");
+
+    let mut admin = AdminClient::new(channel(&server).await);
+    let deleted = admin
+        .delete_consumer(DeleteConsumerRequest { name: "b".into() })
+        .await
+        .expect("delete")
+        .into_inner();
+    assert!(deleted.deleted);
+    client.subscribe(open("c")).await.expect("room again");
+}
+
+#[tokio::test]
+async fn the_data_directory_and_key_are_private() {
+    let server = Server::start("");
+    let mode = |path: &Path| {
+        std::fs::metadata(path)
+            .expect("metadata")
+            .permissions()
+            .mode()
+            & 0o777
+    };
+    assert_eq!(mode(&server.data), 0o700);
+    assert_eq!(mode(&server.data.join("installation.key")), 0o600);
+    assert_eq!(mode(&server.data.join("plugin-cache")), 0o700);
+}
+
+/// Runs `tributary serve` with `config` and extra flags; true when it became ready (then it is
+/// killed), false when it exited first; and what it logged.
+fn start_and_wait_for_exit(config: &str, extra: &[&str]) -> (bool, String) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config_path = dir.path().join("tributary.toml");
+    std::fs::write(&config_path, config).expect("config");
+    let mut command = serve_command(&dir.path().join("data"), Some(&config_path));
+    if !extra.contains(&"--plugin-dir") {
+        command.arg("--plugin-dir").arg(plugin_dir());
+    }
+    let output = command
+        .args(extra)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    wait_ready_or_exit(output)
+}
+
+fn wait_ready_or_exit(mut child: std::process::Child) -> (bool, String) {
+    use std::io::BufRead;
+    let stdout = child.stdout.take().expect("stdout");
+    let ready = std::io::BufReader::new(stdout)
+        .lines()
+        .map_while(Result::ok)
+        .any(|line| line.starts_with("tributary ready "));
+    if ready {
+        let _ = child.kill();
+    }
+    let output = child.wait_with_output().expect("wait");
+    (ready, String::from_utf8_lossy(&output.stderr).into_owned())
+}
+
+#[tokio::test]
+async fn listening_beyond_loopback_needs_tls_and_credentials_or_insecure() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let run = |extra: &[&str]| {
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_tributary"))
+            .args([
+                "serve",
+                "--http-listen",
+                "0.0.0.0:0",
+                "--grpc-listen",
+                "127.0.0.1:0",
+            ])
+            .arg("--data-dir")
+            .arg(dir.path().join("data"))
+            .arg("--plugin-dir")
+            .arg(plugin_dir())
+            .args(extra)
+            .env_remove("TRIBUTARY_CONFIG")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn");
+        wait_ready_or_exit(child)
+    };
+    let (ready, stderr) = run(&[]);
+    assert!(!ready);
+    assert!(stderr.contains("refusing to start"), "{stderr}");
+    assert!(stderr.contains("has no http.tls"), "{stderr}");
+    let (ready, stderr) = run(&["--insecure"]);
+    assert!(ready, "{stderr}");
+    assert!(stderr.contains("INSECURE"), "{stderr}");
+}
+
+#[tokio::test]
+async fn a_plugin_directory_others_can_write_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let plugins = dir.path().join("plugins");
+    std::fs::create_dir(&plugins).expect("mkdir");
+    let library = "libtributary_adapter_arcadia.so";
+    std::fs::copy(plugin_dir().join(library), plugins.join(library)).expect("copy");
+    std::fs::set_permissions(&plugins, std::fs::Permissions::from_mode(0o777)).expect("chmod");
+    let plugins_arg = plugins.to_str().expect("utf-8");
+    let (ready, stderr) = start_and_wait_for_exit("", &["--plugin-dir", plugins_arg]);
+    assert!(!ready, "started with a world-writable plugin directory");
+    assert!(stderr.contains(plugins_arg), "{stderr}");
+    assert!(stderr.contains("writable"), "{stderr}");
+}
+
+/// A CA, a server certificate for 127.0.0.1 and a client certificate, written as PEM files.
+struct Pki {
+    _dir: tempfile::TempDir,
+    ca: String,
+    config: String,
+    client_cert: String,
+    client_key: String,
+}
+
+fn pki() -> Pki {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ca_key = KeyPair::generate().expect("key");
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("params");
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca_cert = ca_params.self_signed(&ca_key).expect("ca");
+    let issuer = Issuer::new(ca_params, ca_key);
+    let server_key = KeyPair::generate().expect("key");
+    let server_cert = CertificateParams::new(vec!["127.0.0.1".to_owned(), "localhost".into()])
+        .expect("params")
+        .signed_by(&server_key, &issuer)
+        .expect("server cert");
+    let client_key = KeyPair::generate().expect("key");
+    let client_cert = CertificateParams::new(vec!["billing.internal".to_owned()])
+        .expect("params")
+        .signed_by(&client_key, &issuer)
+        .expect("client cert");
+    let write = |name: &str, text: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).expect("write pem");
+        path.display().to_string()
+    };
+    let cert = write("server.pem", &server_cert.pem());
+    let key = write("server.key", &server_key.serialize_pem());
+    let ca = write("ca.pem", &ca_cert.pem());
+    let config = format!(
+        "{OPEN_ARCADIA}[http.tls]\ncert_file = \"{cert}\"\nkey_file = \"{key}\"\n\
+         [grpc.tls]\ncert_file = \"{cert}\"\nkey_file = \"{key}\"\nclient_ca_file = \"{ca}\"\n"
+    );
+    Pki {
+        ca: ca_cert.pem(),
+        config,
+        client_cert: client_cert.pem(),
+        client_key: client_key.serialize_pem(),
+        _dir: dir,
+    }
+}
+
+/// POSTs over HTTPS with rustls trusting only `ca`; the status line's code.
+async fn https_post(address: std::net::SocketAddr, ca: &str, body: &[u8]) -> u16 {
+    use rustls::pki_types::pem::PemObject;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls::pki_types::CertificateDer::pem_slice_iter(ca.as_bytes()) {
+        roots.add(cert.expect("pem")).expect("root");
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+    let tcp = tokio::net::TcpStream::connect(address)
+        .await
+        .expect("connect");
+    let name = rustls::pki_types::ServerName::try_from("127.0.0.1").expect("name");
+    let mut tls = connector.connect(name, tcp).await.expect("TLS handshake");
+    let head = format!(
+        "POST /webhooks/arcadia HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    tls.write_all(head.as_bytes()).await.expect("write");
+    tls.write_all(body).await.expect("write");
+    let mut answer = String::new();
+    let _ = tls.read_to_string(&mut answer).await;
+    answer
+        .split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or(0)
+}
+
+#[tokio::test]
+async fn https_and_grpc_over_mtls_with_generated_certificates() {
+    let pki = pki();
+    let server = Server::start(&pki.config);
+
+    // HTTPS: the webhook is stored; plain HTTP on the same port gets no answer.
+    let status = https_post(server.http, &pki.ca, &arcadia_webhook("whk_tls")).await;
+    assert_eq!(status, 200);
+    let plain = reqwest::Client::new()
+        .get(server.url("/healthz"))
+        .timeout(Duration::from_secs(15))
+        .send()
+        .await;
+    assert!(plain.is_err(), "plain HTTP answered on the TLS port");
+
+    // gRPC over TLS requires a client certificate from the CA.
+    let uri = format!("https://127.0.0.1:{}", server.grpc.port());
+    let tls = ClientTlsConfig::new()
+        .ca_certificate(Certificate::from_pem(&pki.ca))
+        .domain_name("127.0.0.1");
+    let without_identity = Channel::from_shared(uri.clone())
+        .expect("uri")
+        .tls_config(tls.clone())
+        .expect("tls")
+        .connect()
+        .await;
+    let refused = match without_identity {
+        Err(_) => true,
+        Ok(channel) => EventStreamClient::new(channel)
+            .subscribe(SubscribeRequest::default())
+            .await
+            .is_err(),
+    };
+    assert!(refused, "a client without a certificate was served");
+
+    let channel = Channel::from_shared(uri)
+        .expect("uri")
+        .tls_config(tls.identity(Identity::from_pem(&pki.client_cert, &pki.client_key)))
+        .expect("tls")
+        .connect()
+        .await
+        .expect("mTLS connect");
+    let mut stream = EventStreamClient::new(channel)
+        .subscribe(SubscribeRequest::default())
+        .await
+        .expect("subscribe over mTLS")
+        .into_inner();
+    let event = tokio::time::timeout(Duration::from_secs(10), stream.message())
+        .await
+        .expect("in time")
+        .expect("stream")
+        .expect("an event");
+    assert_eq!(event.sequence, 1);
+    assert_eq!(event.id, "arcadia:whk_tls");
+}
