@@ -18,8 +18,10 @@ use crate::error::{ErrorCode, ServiceError, log_status};
 use crate::proto::admin_server::Admin;
 use redact::Redactor;
 
-/// Dead letters returned per page at most.
+/// Dead letters returned (or redriven) per call at most.
 const MAX_PAGE: usize = 1000;
+/// Dead letters redriven per call by default.
+const REDRIVE_PAGE: usize = 100;
 
 /// The admin service, on the same sources and log as the rest.
 #[derive(Clone)]
@@ -105,13 +107,36 @@ impl Admin for AdminService {
         &self,
         request: Request<RedriveDeadLettersRequest>,
     ) -> Result<Response<RedriveDeadLettersResponse>, Status> {
-        let ids = request.into_inner().ids;
-        let letters = self.unresolved(&ids).await?;
+        let request = request.into_inner();
+        if request.ids.len() > MAX_PAGE {
+            return Err(ErrorCode::InvalidArgument
+                .status(format!("at most {MAX_PAGE} dead letter ids per call")));
+        }
+        // One page at a time: a redrive of "all" never holds every body in memory.
+        let (letters, next_after_id) = if request.ids.is_empty() {
+            let limit = match request.limit {
+                0 => REDRIVE_PAGE,
+                n => (n as usize).min(MAX_PAGE),
+            };
+            let letters = self
+                .scan(request.after_id, limit, |d| d.resolved_at.is_none())
+                .await?;
+            let next = match letters.last() {
+                Some(last) if letters.len() == limit => last.id,
+                _ => 0,
+            };
+            (letters, next)
+        } else {
+            (self.unresolved(&request.ids).await?, 0)
+        };
         let mut outcomes = Vec::with_capacity(letters.len());
         for letter in letters {
             outcomes.push(self.redrive(letter).await?);
         }
-        Ok(Response::new(RedriveDeadLettersResponse { outcomes }))
+        Ok(Response::new(RedriveDeadLettersResponse {
+            outcomes,
+            next_after_id,
+        }))
     }
 }
 
@@ -139,11 +164,11 @@ impl AdminService {
         Ok(out)
     }
 
-    /// The unresolved dead letters among `ids` (all of them when `ids` is empty).
+    /// The unresolved dead letters among `ids`.
     async fn unresolved(&self, ids: &[u64]) -> Result<Vec<DeadLetter>, Status> {
         let out = self
-            .scan(0, usize::MAX, |d| {
-                d.resolved_at.is_none() && (ids.is_empty() || ids.contains(&d.id))
+            .scan(0, ids.len(), |d| {
+                d.resolved_at.is_none() && ids.contains(&d.id)
             })
             .await?;
         if let Some(missing) = ids.iter().find(|id| !out.iter().any(|d| d.id == **id)) {

@@ -140,13 +140,32 @@ pub async fn dead_letters(command: DeadLettersCommand) -> anyhow::Result<()> {
         }
         DeadLettersCommand::Redrive { connection, ids } => {
             let mut admin = client(&connection).await?;
-            let outcomes = admin
-                .redrive_dead_letters(RedriveDeadLettersRequest { ids })
-                .await?
-                .into_inner()
-                .outcomes;
-            for outcome in &outcomes {
-                print_json(outcome)?;
+            let all = ids.is_empty();
+            let mut after_id = 0;
+            let (mut resolved, mut still_dead) = (0usize, 0usize);
+            loop {
+                let page = admin
+                    .redrive_dead_letters(RedriveDeadLettersRequest {
+                        ids: ids.clone(),
+                        after_id,
+                        limit: 0,
+                    })
+                    .await?
+                    .into_inner();
+                for outcome in &page.outcomes {
+                    if outcome.resolved {
+                        resolved += 1;
+                    } else {
+                        still_dead += 1;
+                    }
+                    print_json(outcome)?;
+                }
+                // Progress on stderr, so stdout stays one JSON object per line.
+                eprintln!("redriven: {resolved} resolved, {still_dead} still dead");
+                if !all || page.next_after_id == 0 {
+                    break;
+                }
+                after_id = page.next_after_id;
             }
         }
     }

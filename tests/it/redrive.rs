@@ -75,7 +75,10 @@ async fn a_dead_letter_is_redriven_through_the_fixed_adapter() {
     // Redriven through the same (unfixed) adapter: still dead, with its reason.
     let mut admin = server.admin().await;
     let outcomes = admin
-        .redrive_dead_letters(RedriveDeadLettersRequest { ids: vec![1] })
+        .redrive_dead_letters(RedriveDeadLettersRequest {
+            ids: vec![1],
+            ..RedriveDeadLettersRequest::default()
+        })
         .await
         .expect("redrive")
         .into_inner()

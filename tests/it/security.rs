@@ -804,3 +804,53 @@ async fn https_and_grpc_over_mtls_with_generated_certificates() {
     assert_eq!(event.sequence, 1);
     assert_eq!(event.id, "arcadia:whk_tls");
 }
+
+#[tokio::test]
+async fn a_redrive_of_all_goes_a_page_at_a_time() {
+    let server = Server::start(OPEN_ARCADIA);
+    for i in 0..3 {
+        let mut json: serde_json::Value =
+            serde_json::from_slice(&arcadia_webhook(&format!("whk_dead_{i}"))).expect("json");
+        json["eventType"] = "no.such.event".into();
+        let (status, answer) = server
+            .post("arcadia", json.to_string().as_bytes(), &[])
+            .await;
+        assert_eq!((status, &answer["dead_lettered"]), (200, &1.into()));
+    }
+    let mut admin = AdminClient::new(channel(&server).await);
+    let mut after_id = 0;
+    let mut pages = Vec::new();
+    loop {
+        let page = admin
+            .redrive_dead_letters(RedriveDeadLettersRequest {
+                ids: Vec::new(),
+                after_id,
+                limit: 2,
+            })
+            .await
+            .expect("redrive")
+            .into_inner();
+        pages.push(
+            page.outcomes
+                .iter()
+                .map(|o| (o.id, o.resolved))
+                .collect::<Vec<_>>(),
+        );
+        if page.next_after_id == 0 {
+            break;
+        }
+        after_id = page.next_after_id;
+    }
+    // Still unmappable: each stays dead, and each is visited exactly once.
+    assert_eq!(pages, vec![vec![(1, false), (2, false)], vec![(3, false)]]);
+
+    let too_many = RedriveDeadLettersRequest {
+        ids: (1..=1001).collect(),
+        ..RedriveDeadLettersRequest::default()
+    };
+    let error = admin
+        .redrive_dead_letters(too_many)
+        .await
+        .expect_err("1001 ids");
+    assert_eq!(error.code(), Code::InvalidArgument);
+}
