@@ -166,26 +166,7 @@ async fn handle(
             return ErrorCode::BadBody.problem(&rejection.body_text());
         }
     };
-    let request = WebhookRequest {
-        source: source.to_owned(),
-        method: "POST".to_owned(),
-        path: format!("/webhooks/{source}"),
-        query: query.unwrap_or_default(),
-        headers: headers
-            .iter()
-            .filter_map(|(name, value)| {
-                Some(Header {
-                    name: name.as_str().to_owned(),
-                    value: value.to_str().ok()?.to_owned(),
-                })
-            })
-            .collect(),
-        body: body.to_vec(),
-        received_at: Some(timestamp(SystemTime::now())),
-        skip_verification: false,
-        ..WebhookRequest::default()
-    };
-
+    let request = webhook_request(source, query, headers, &body);
     match ingest(app, request, span.context()).await {
         Ok(accepted) => {
             m.webhooks_accepted.get_or_create(&labels).inc();
@@ -203,6 +184,35 @@ async fn handle(
             reject(error.error_code());
             error_response(source, &error)
         }
+    }
+}
+
+/// The webhook as the adapter sees it. Header values that are not visible ASCII are dropped
+/// (no provider signs with them).
+fn webhook_request(
+    source: &str,
+    query: Option<String>,
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> WebhookRequest {
+    WebhookRequest {
+        source: source.to_owned(),
+        method: "POST".to_owned(),
+        path: format!("/webhooks/{source}"),
+        query: query.unwrap_or_default(),
+        headers: headers
+            .iter()
+            .filter_map(|(name, value)| {
+                Some(Header {
+                    name: name.as_str().to_owned(),
+                    value: value.to_str().ok()?.to_owned(),
+                })
+            })
+            .collect(),
+        body: body.to_vec(),
+        received_at: Some(timestamp(SystemTime::now())),
+        skip_verification: false,
+        ..WebhookRequest::default()
     }
 }
 

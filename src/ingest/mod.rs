@@ -12,7 +12,7 @@ use opentelemetry::trace::SpanKind;
 use opentelemetry::{Context, KeyValue};
 use prost::Message;
 use sha2::{Digest, Sha256};
-use tributary_event_log::{AppendRequest, LogError};
+use tributary_event_log::{AppendOutcome, AppendRequest, LogError};
 use tributary_model::v1::{
     AdapterResult, DeadLetter, Event, Normalized, Provenance, RejectionKind, Stage as AdapterStage,
     UnmappedItem, WebhookRequest, adapter_result::Outcome,
@@ -128,6 +128,19 @@ pub async fn ingest(
         ]
     });
     span.end();
+    count_stored(&source, &outcome, ignored);
+    Ok(Accepted {
+        accepted: outcome.sequences.len(),
+        duplicates: outcome.duplicates,
+        dead_lettered: outcome.dead_lettered,
+        ignored,
+        sequences: outcome.sequences,
+    })
+}
+
+/// Counts what one webhook stored, per source.
+fn count_stored(source: &Source, outcome: &AppendOutcome, ignored: usize) {
+    let m = metrics();
     let labels = SourceLabels {
         source: source.name.clone(),
         adapter: source.adapter.plugin().info().name.clone(),
@@ -142,13 +155,6 @@ pub async fn ingest(
         .get_or_create(&labels)
         .inc_by(outcome.dead_lettered as u64);
     m.ignored.get_or_create(&labels).inc_by(ignored as u64);
-    Ok(Accepted {
-        accepted: outcome.sequences.len(),
-        duplicates: outcome.duplicates,
-        dead_lettered: outcome.dead_lettered,
-        ignored,
-        sequences: outcome.sequences,
-    })
 }
 
 /// Protobuf key of `WebhookRequest.stage` (field 9, varint).

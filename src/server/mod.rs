@@ -32,56 +32,13 @@ use tls::Tls;
 pub async fn serve(config: Config) -> anyhow::Result<()> {
     let auth = Authenticator::new(&config.grpc.credentials)?;
     refuse_open_exposure(&config, &auth)?;
-    let http_tls = config
-        .http
-        .tls
-        .as_ref()
-        .map(|tls| Tls::new(tls, &[b"http/1.1"]))
-        .transpose()
-        .context("http.tls")?;
-    let grpc_tls = config
-        .grpc
-        .tls
-        .as_ref()
-        .map(|tls| Tls::new(tls, &[b"h2"]))
-        .transpose()
-        .context("grpc.tls")?;
-    tls::reload_on_sighup(
-        [("http", &http_tls), ("grpc", &grpc_tls)]
-            .into_iter()
-            .filter_map(|(name, tls)| Some((name, Arc::clone(tls.as_ref()?))))
-            .collect(),
-    );
+    let (http_tls, grpc_tls) = listener_tls(&config)?;
     private_dir(&config.log.data_dir)?;
     let key = installation_key(&config.log.data_dir)?;
     let sources = Arc::new(Sources::load(&config, &key)?);
     // Hot reload: plugin directory watching (debounced) and SIGHUP.
     crate::sources::watch(Arc::clone(&sources), config.plugins.hot_reload);
-    let retention = &config.log.retention;
-    let log: Arc<dyn EventLog> = if let Some(nats) = config.log.nats()? {
-        Arc::new(
-            tributary_event_log_nats::NatsLog::connect(nats)
-                .await
-                .context("cannot open the event log on NATS JetStream")?,
-        )
-    } else {
-        Arc::new(
-            EmbeddedLog::open(EmbeddedConfig {
-                durable: config.log.durable,
-                retention: Retention {
-                    max_age: retention.max_age_seconds.map(Duration::from_secs),
-                    max_bytes: retention.max_bytes,
-                    override_consumers: retention.override_consumers,
-                    interval: Duration::from_secs(retention.interval_seconds.max(1)),
-                },
-                ..EmbeddedConfig::new(&config.log.data_dir)
-            })
-            .context("cannot open the event log")?,
-        )
-    };
-    if !config.log.durable {
-        tracing::warn!("log.durable = false: a crash may lose acknowledged webhooks");
-    }
+    let log = open_log(&config).await?;
 
     let http_listener = TcpListener::bind(config.http.listen)
         .await
@@ -97,73 +54,30 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         sources,
         log,
         shutdown: shutdown_rx.clone(),
-        limits: Arc::new(Limits {
-            rate: SourceRateLimit::new(
-                config.http.rate_limit_per_second,
-                config.http.rate_limit_burst,
-            ),
-            adapter_timeout: Duration::from_millis(config.plugins.call_timeout_ms.max(1)),
-            subscriptions: Arc::new(Semaphore::new(config.grpc.max_subscriptions)),
-            max_consumers: config.grpc.max_consumers,
-        }),
+        limits: Arc::new(limits(&config)),
     };
-
-    let (health_reporter, health_service) = tonic_health::server::health_reporter();
-    health_reporter
-        .set_serving::<EventStreamServer<StreamService>>()
-        .await;
-    let reflection = if config.grpc.reflection {
-        Some(
-            tonic_reflection::server::Builder::configure()
-                .register_encoded_file_descriptor_set(tributary_model::FILE_DESCRIPTOR_SET)
-                .build_v1()
-                .context("cannot build gRPC reflection")?,
-        )
-    } else {
-        None
-    };
-
-    let grpc = tonic::transport::Server::builder()
-        .max_concurrent_streams(config.grpc.max_concurrent_streams)
-        .http2_keepalive_interval(Some(Duration::from_secs(30)))
-        .http2_keepalive_timeout(Some(Duration::from_secs(10)))
-        .add_service(health_service)
-        .add_optional_service(reflection)
-        .add_service(EventStreamServer::with_interceptor(
-            StreamService::new(app.clone()),
-            auth.clone(),
-        ))
-        .add_service(AdaptersServer::with_interceptor(
-            AdaptersService::new(app.clone()),
-            AdminOnly(auth.clone()),
-        ))
-        .add_service(AdminServer::with_interceptor(
-            AdminService::new(app.clone()),
-            AdminOnly(auth),
-        ));
+    let grpc = grpc_server(&app, auth, &config).await?;
     let grpc_shutdown = wait_for(shutdown_rx.clone());
-    let grpc: std::pin::Pin<Box<dyn Future<Output = Result<(), tonic::transport::Error>> + Send>> =
-        match &grpc_tls {
-            Some(tls) => Box::pin(grpc.serve_with_incoming_shutdown(
-                tls_incoming(grpc_listener, Arc::clone(tls), Duration::from_secs(10)),
-                grpc_shutdown,
-            )),
-            None => Box::pin(grpc.serve_with_incoming_shutdown(
-                TcpListenerStream::new(grpc_listener),
-                grpc_shutdown,
-            )),
-        };
+    let grpc: BoxFuture<Result<(), tonic::transport::Error>> = match &grpc_tls {
+        Some(tls) => Box::pin(grpc.serve_with_incoming_shutdown(
+            tls_incoming(grpc_listener, Arc::clone(tls), Duration::from_secs(10)),
+            grpc_shutdown,
+        )),
+        None => Box::pin(
+            grpc.serve_with_incoming_shutdown(TcpListenerStream::new(grpc_listener), grpc_shutdown),
+        ),
+    };
     let router = crate::ingest::http::router(app.clone(), config.http.body_limit)
         .merge(crate::ops::router(app));
     let http = http::serve(
         http_listener,
         router,
         http::Limits::from(&config.http),
-        http_tls.clone(),
-        shutdown_rx.clone(),
+        http_tls,
+        shutdown_rx,
     );
 
-    tracing::info!(http = %http_addr, grpc = %grpc_addr, "tributary listening");
+    tracing::info!(http = %http_addr, grpc = %grpc_addr, version = env!("TRIBUTARY_COMMIT"), "tributary listening");
     // One machine-readable line on stdout, for scripts and tests that bind port 0.
     println!("tributary ready http={http_addr} grpc={grpc_addr}");
 
@@ -182,6 +96,115 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         () = signals => tracing::warn!("shutdown grace period over; exiting"),
     }
     Ok(())
+}
+
+type BoxFuture<T> = std::pin::Pin<Box<dyn Future<Output = T> + Send>>;
+
+/// The TLS settings of the HTTP and gRPC listeners, re-read on SIGHUP.
+fn listener_tls(config: &Config) -> anyhow::Result<(Option<Arc<Tls>>, Option<Arc<Tls>>)> {
+    let http = config
+        .http
+        .tls
+        .as_ref()
+        .map(|tls| Tls::new(tls, &[b"http/1.1"]))
+        .transpose()
+        .context("http.tls")?;
+    let grpc = config
+        .grpc
+        .tls
+        .as_ref()
+        .map(|tls| Tls::new(tls, &[b"h2"]))
+        .transpose()
+        .context("grpc.tls")?;
+    tls::reload_on_sighup(
+        [("http", &http), ("grpc", &grpc)]
+            .into_iter()
+            .filter_map(|(name, tls)| Some((name, Arc::clone(tls.as_ref()?))))
+            .collect(),
+    );
+    Ok((http, grpc))
+}
+
+/// The configured event log: NATS JetStream when `log.backend` names servers, else redb.
+async fn open_log(config: &Config) -> anyhow::Result<Arc<dyn EventLog>> {
+    if !config.log.durable {
+        tracing::warn!("log.durable = false: a crash may lose acknowledged webhooks");
+    }
+    let retention = &config.log.retention;
+    if let Some(nats) = config.log.nats()? {
+        return Ok(Arc::new(
+            tributary_event_log_nats::NatsLog::connect(nats)
+                .await
+                .context("cannot open the event log on NATS JetStream")?,
+        ));
+    }
+    Ok(Arc::new(
+        EmbeddedLog::open(EmbeddedConfig {
+            durable: config.log.durable,
+            retention: Retention {
+                max_age: retention.max_age_seconds.map(Duration::from_secs),
+                max_bytes: retention.max_bytes,
+                override_consumers: retention.override_consumers,
+                interval: Duration::from_secs(retention.interval_seconds.max(1)),
+            },
+            ..EmbeddedConfig::new(&config.log.data_dir)
+        })
+        .context("cannot open the event log")?,
+    ))
+}
+
+/// The limits on what clients control, from `[http]`, `[grpc]` and `[plugins]`.
+fn limits(config: &Config) -> Limits {
+    Limits {
+        rate: SourceRateLimit::new(
+            config.http.rate_limit_per_second,
+            config.http.rate_limit_burst,
+        ),
+        adapter_timeout: Duration::from_millis(config.plugins.call_timeout_ms.max(1)),
+        subscriptions: Arc::new(Semaphore::new(config.grpc.max_subscriptions)),
+        max_consumers: config.grpc.max_consumers,
+    }
+}
+
+/// The gRPC services: health and reflection open, `EventStream` for any credential (each RPC
+/// checks its scope), `Adapters` and `Admin` for the admin scope only.
+async fn grpc_server(
+    app: &App,
+    auth: Authenticator,
+    config: &Config,
+) -> anyhow::Result<tonic::transport::server::Router> {
+    let (health_reporter, health_service) = tonic_health::server::health_reporter();
+    health_reporter
+        .set_serving::<EventStreamServer<StreamService>>()
+        .await;
+    let reflection = if config.grpc.reflection {
+        Some(
+            tonic_reflection::server::Builder::configure()
+                .register_encoded_file_descriptor_set(tributary_model::FILE_DESCRIPTOR_SET)
+                .build_v1()
+                .context("cannot build gRPC reflection")?,
+        )
+    } else {
+        None
+    };
+    Ok(tonic::transport::Server::builder()
+        .max_concurrent_streams(config.grpc.max_concurrent_streams)
+        .http2_keepalive_interval(Some(Duration::from_secs(30)))
+        .http2_keepalive_timeout(Some(Duration::from_secs(10)))
+        .add_service(health_service)
+        .add_optional_service(reflection)
+        .add_service(EventStreamServer::with_interceptor(
+            StreamService::new(app.clone()),
+            auth.clone(),
+        ))
+        .add_service(AdaptersServer::with_interceptor(
+            AdaptersService::new(app.clone()),
+            AdminOnly(auth.clone()),
+        ))
+        .add_service(AdminServer::with_interceptor(
+            AdminService::new(app.clone()),
+            AdminOnly(auth),
+        )))
 }
 
 async fn wait_for(mut shutdown: watch::Receiver<bool>) {
