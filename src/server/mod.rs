@@ -100,8 +100,11 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
 
 type BoxFuture<T> = std::pin::Pin<Box<dyn Future<Output = T> + Send>>;
 
+/// A listener's TLS, when configured.
+type ListenerTls = Option<Arc<Tls>>;
+
 /// The TLS settings of the HTTP and gRPC listeners, re-read on SIGHUP.
-fn listener_tls(config: &Config) -> anyhow::Result<(Option<Arc<Tls>>, Option<Arc<Tls>>)> {
+fn listener_tls(config: &Config) -> anyhow::Result<(ListenerTls, ListenerTls)> {
     let http = config
         .http
         .tls
