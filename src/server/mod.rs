@@ -176,19 +176,39 @@ async fn grpc_server(
     auth: Authenticator,
     config: &Config,
 ) -> anyhow::Result<tonic::transport::server::Router> {
+    // Health per service (and "" for the server), as grpc.health.v1 clients expect.
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
     health_reporter
         .set_serving::<EventStreamServer<StreamService>>()
         .await;
-    let reflection = if config.grpc.reflection {
-        Some(
+    health_reporter
+        .set_serving::<AdaptersServer<AdaptersService>>()
+        .await;
+    health_reporter
+        .set_serving::<AdminServer<AdminService>>()
+        .await;
+    // Reflection v1, and v1alpha for the tools that speak only it (grpcio-reflection, older
+    // grpcurl).
+    let (reflection, reflection_alpha) = if config.grpc.reflection {
+        let builder = || {
             tonic_reflection::server::Builder::configure()
                 .register_encoded_file_descriptor_set(tributary_model::FILE_DESCRIPTOR_SET)
-                .build_v1()
-                .context("cannot build gRPC reflection")?,
+                .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        };
+        (
+            Some(
+                builder()
+                    .build_v1()
+                    .context("cannot build gRPC reflection")?,
+            ),
+            Some(
+                builder()
+                    .build_v1alpha()
+                    .context("cannot build gRPC reflection")?,
+            ),
         )
     } else {
-        None
+        (None, None)
     };
     Ok(tonic::transport::Server::builder()
         .max_concurrent_streams(config.grpc.max_concurrent_streams)
@@ -196,6 +216,7 @@ async fn grpc_server(
         .http2_keepalive_timeout(Some(Duration::from_secs(10)))
         .add_service(health_service)
         .add_optional_service(reflection)
+        .add_optional_service(reflection_alpha)
         .add_service(EventStreamServer::with_interceptor(
             StreamService::new(app.clone()),
             auth.clone(),
