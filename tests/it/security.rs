@@ -854,3 +854,92 @@ async fn a_redrive_of_all_goes_a_page_at_a_time() {
         .expect_err("1001 ids");
     assert_eq!(error.code(), Code::InvalidArgument);
 }
+
+/// A fresh CA and a server certificate for 127.0.0.1 it signed: (CA PEM, cert PEM, key PEM).
+fn ca_and_server_certificate() -> (String, String, String) {
+    let ca_key = KeyPair::generate().expect("key");
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("params");
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca_cert = ca_params.self_signed(&ca_key).expect("ca");
+    let issuer = Issuer::new(ca_params, ca_key);
+    let key = KeyPair::generate().expect("key");
+    let cert = CertificateParams::new(vec!["127.0.0.1".to_owned()])
+        .expect("params")
+        .signed_by(&key, &issuer)
+        .expect("cert");
+    (ca_cert.pem(), cert.pem(), key.serialize_pem())
+}
+
+#[tokio::test]
+async fn sighup_rereads_certificates_without_dropping_streams() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (first_ca, cert, key) = ca_and_server_certificate();
+    let cert_file = dir.path().join("cert.pem");
+    let key_file = dir.path().join("key.pem");
+    std::fs::write(&cert_file, cert).expect("cert");
+    std::fs::write(&key_file, key).expect("key");
+    let files = format!(
+        "cert_file = \"{}\"\nkey_file = \"{}\"\n",
+        cert_file.display(),
+        key_file.display()
+    );
+    let server = Server::start(&format!(
+        "{OPEN_ARCADIA}[http.tls]\n{files}[grpc.tls]\n{files}"
+    ));
+
+    // A stream opened with the first certificate.
+    let tls = ClientTlsConfig::new()
+        .ca_certificate(Certificate::from_pem(&first_ca))
+        .domain_name("127.0.0.1");
+    let channel = Channel::from_shared(format!("https://127.0.0.1:{}", server.grpc.port()))
+        .expect("uri")
+        .tls_config(tls)
+        .expect("tls")
+        .connect()
+        .await
+        .expect("connect");
+    let mut stream = EventStreamClient::new(channel)
+        .subscribe(SubscribeRequest::default())
+        .await
+        .expect("subscribe")
+        .into_inner();
+    assert_eq!(
+        https_post(server.http, &first_ca, &arcadia_webhook("whk_before")).await,
+        200
+    );
+
+    // New files from another CA, then SIGHUP.
+    let (second_ca, cert, key) = ca_and_server_certificate();
+    std::fs::write(&cert_file, cert).expect("cert");
+    std::fs::write(&key_file, key).expect("key");
+    let hup = std::process::Command::new("kill")
+        .args(["-HUP", &server.pid().to_string()])
+        .status()
+        .expect("kill");
+    assert!(hup.success());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !server.logs().contains("TLS certificate reloaded") {
+        assert!(
+            Instant::now() < deadline,
+            "no reload logged:\n{}",
+            server.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // New connections get the new certificate; the old stream still delivers.
+    assert_eq!(
+        https_post(server.http, &second_ca, &arcadia_webhook("whk_after")).await,
+        200
+    );
+    let mut ids = Vec::new();
+    while ids.len() < 2 {
+        let event = tokio::time::timeout(Duration::from_secs(10), stream.message())
+            .await
+            .expect("in time")
+            .expect("stream still open")
+            .expect("an event");
+        ids.push(event.id);
+    }
+    assert_eq!(ids, ["arcadia:whk_before", "arcadia:whk_after"]);
+}
