@@ -190,7 +190,9 @@ fn is_unauthenticated(outcome: &Outcome) -> bool {
 }
 
 /// Encodes the result as the plugin does and decodes it as the host does; panics if the host
-/// could not. Also renders it as proto3 JSON (the fixture runner and operator tools do).
+/// could not. Then the proto3 JSON mapping (fixture runner, operator tools, JSON consumers)
+/// must round-trip: this refuses what protobuf itself does not define, such as a `Timestamp`
+/// outside 0001-01-01..9999-12-31.
 fn decode_as_host(outcome: Outcome) -> Outcome {
     let bytes = AdapterResult {
         outcome: Some(outcome),
@@ -200,7 +202,16 @@ fn decode_as_host(outcome: Outcome) -> Outcome {
         Ok(decoded) => decoded,
         Err(e) => panic!("the host cannot decode this adapter result: {e}"),
     };
-    let _ = serde_json::to_vec(&decoded);
+    let json = match serde_json::to_vec(&decoded) {
+        Ok(json) => json,
+        Err(e) => panic!("the adapter result has no proto3 JSON form: {e}: {decoded:?}"),
+    };
+    if let Err(e) = serde_json::from_slice::<AdapterResult>(&json) {
+        panic!(
+            "the adapter result's proto3 JSON does not read back: {e}: {}",
+            String::from_utf8_lossy(&json)
+        );
+    }
     decoded.outcome.expect("an outcome was encoded")
 }
 

@@ -78,18 +78,36 @@ pub fn quantity(value: &Value, unit: &str) -> Option<Quantity> {
     })
 }
 
-/// An RFC 3339 instant ("2024-02-21T00:00:00.000+00:00", "2022-06-25T20:08:17.848Z").
-pub fn timestamp(text: &str) -> Option<Timestamp> {
-    let ts: jiff::Timestamp = text.trim().parse().ok()?;
-    Some(Timestamp {
-        seconds: ts.as_second(),
-        nanos: ts.subsec_nanosecond(),
-    })
+/// The first second a protobuf `Timestamp` can hold: 0001-01-01T00:00:00Z.
+pub const MIN_TIMESTAMP_SECONDS: i64 = -62_135_596_800;
+/// The last second a protobuf `Timestamp` can hold: 9999-12-31T23:59:59Z.
+pub const MAX_TIMESTAMP_SECONDS: i64 = 253_402_300_799;
+
+/// A `Timestamp` protobuf defines: years 0001 to 9999, `nanos` in 0..1e9 (negative nanos are
+/// carried into the seconds). `None` otherwise: consumers and the proto3 JSON mapping refuse
+/// other values, so an adapter leaves such a time empty instead of emitting it.
+pub fn checked_timestamp(seconds: i64, nanos: i32) -> Option<Timestamp> {
+    let (seconds, nanos) = if nanos < 0 {
+        (seconds.checked_sub(1)?, nanos.checked_add(1_000_000_000)?)
+    } else {
+        (seconds, nanos)
+    };
+    ((MIN_TIMESTAMP_SECONDS..=MAX_TIMESTAMP_SECONDS).contains(&seconds)
+        && (0..1_000_000_000).contains(&nanos))
+    .then_some(Timestamp { seconds, nanos })
 }
 
-/// An instant given as Unix epoch seconds (Finicity dates).
-pub fn timestamp_from_epoch_seconds(seconds: i64) -> Timestamp {
-    Timestamp { seconds, nanos: 0 }
+/// An RFC 3339 instant ("2024-02-21T00:00:00.000+00:00", "2022-06-25T20:08:17.848Z"); `None`
+/// when it does not parse or lies outside the years 0001-9999.
+pub fn timestamp(text: &str) -> Option<Timestamp> {
+    let ts: jiff::Timestamp = text.trim().parse().ok()?;
+    checked_timestamp(ts.as_second(), ts.subsec_nanosecond())
+}
+
+/// An instant given as Unix epoch seconds (Finicity dates); `None` outside the years
+/// 0001-9999.
+pub fn timestamp_from_epoch_seconds(seconds: i64) -> Option<Timestamp> {
+    checked_timestamp(seconds, 0)
 }
 
 /// A calendar date "YYYY-MM-DD".
@@ -332,6 +350,25 @@ mod tests {
         let ts = timestamp("2022-06-25T20:08:17.848Z").expect("valid");
         assert_eq!((ts.seconds, ts.nanos), (1_656_187_697, 848_000_000));
         assert!(timestamp("yesterday").is_none());
+        // Before 1970 with a fraction: nanos stay positive (protobuf's rule).
+        let ts = timestamp("1969-12-31T23:59:59.5Z").expect("valid");
+        assert_eq!((ts.seconds, ts.nanos), (-1, 500_000_000));
+        // Outside protobuf's years 0001-9999: no Timestamp.
+        assert!(timestamp("0000-12-31T23:59:59Z").is_none());
+        assert!(timestamp("-0001-01-01T00:00:00Z").is_none());
+        assert!(timestamp("0001-01-01T00:00:00Z").is_some());
+        assert!(timestamp("9999-12-30T21:59:59.999999999Z").is_some());
+        assert!(timestamp_from_epoch_seconds(MAX_TIMESTAMP_SECONDS + 1).is_none());
+        assert!(timestamp_from_epoch_seconds(i64::MIN).is_none());
+        assert_eq!(
+            timestamp_from_epoch_seconds(1_700_000_000),
+            Some(Timestamp {
+                seconds: 1_700_000_000,
+                nanos: 0
+            })
+        );
+        assert!(checked_timestamp(0, 1_000_000_000).is_none());
+        assert!(checked_timestamp(i64::MIN, -1).is_none());
         let d = date("2023-01-12").expect("valid");
         assert_eq!((d.year, d.month, d.day), (2023, 1, 12));
         assert!(date("2023-13-12").is_none());

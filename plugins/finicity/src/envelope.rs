@@ -96,17 +96,18 @@ impl<'a> Envelope<'a> {
     }
 }
 
-/// Parses the `<epoch ms>-...` prefix of an event id into an instant.
+/// Parses the `<epoch ms>-...` prefix of an event id into an instant; `None` when it is not one
+/// or lies after 9999 (16 digits reach the year 318857, which no Timestamp can hold).
 pub fn event_time(event_id: &str) -> Option<Timestamp> {
     let millis = event_id.split('-').next()?;
     if millis.is_empty() || millis.len() > 16 || !millis.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
     let millis: i64 = millis.parse().ok()?;
-    Some(Timestamp {
-        seconds: millis / 1000,
-        nanos: i32::try_from((millis % 1000) * 1_000_000).ok()?,
-    })
+    convert::checked_timestamp(
+        millis / 1000,
+        i32::try_from((millis % 1000) * 1_000_000).ok()?,
+    )
 }
 
 #[cfg(test)]
@@ -122,6 +123,12 @@ mod tests {
         assert!(event_time("abc-123").is_none());
         assert!(event_time("-123").is_none());
         assert!(event_time("99999999999999999999-x").is_none());
+        // Found by fuzzing: the year 13401 has no Timestamp (nor proto3 JSON form).
+        assert!(event_time("360745050347000-abbca").is_none());
+        assert!(
+            event_time("253402300799999-x").is_some(),
+            "the last millisecond of 9999"
+        );
         let ts = event_time("1495468585000").expect("time without suffix");
         assert_eq!((ts.seconds, ts.nanos), (1_495_468_585, 0));
     }

@@ -150,14 +150,16 @@ fn status(provider_status: &str) -> AccountStatus {
 }
 
 /// An instant given as epoch seconds, a JSON integer or a numeric string; `None` when absent,
-/// zero or not a number.
+/// zero, not a number or outside the years 0001-9999.
 fn epoch_seconds(value: Option<&Value>) -> Option<Timestamp> {
     let seconds = match value? {
         Value::Number(n) => n.as_i64()?,
         Value::String(s) => s.trim().parse().ok()?,
         _ => return None,
     };
-    (seconds > 0).then(|| convert::timestamp_from_epoch_seconds(seconds))
+    (seconds > 0)
+        .then(|| convert::timestamp_from_epoch_seconds(seconds))
+        .flatten()
 }
 
 #[cfg(test)]
