@@ -168,12 +168,7 @@ impl LogConfig {
             duplicate_window: Duration::from_secs(nats.duplicate_window_seconds),
             max_age: nats.max_age_seconds.map(Duration::from_secs),
             max_bytes: nats.max_bytes,
-            retention: tributary_event_log::Retention {
-                max_age: retention.max_age_seconds.map(Duration::from_secs),
-                max_bytes: retention.max_bytes,
-                override_consumers: retention.override_consumers,
-                interval: Duration::from_secs(retention.interval_seconds.max(1)),
-            },
+            retention: retention.to_log(),
             connect_timeout: Duration::from_secs(nats.connect_timeout_seconds),
             request_timeout: Duration::from_secs(nats.request_timeout_seconds.max(1)),
             ..NatsConfig::new(servers)
@@ -181,7 +176,8 @@ impl LogConfig {
     }
 }
 
-/// How much history the log keeps. Nothing is removed by default.
+/// How much history the log keeps. No event is removed by default; resolved dead letters go
+/// after 30 days and at most 100,000 dead letters are kept.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RetentionConfig {
@@ -193,15 +189,57 @@ pub struct RetentionConfig {
     pub override_consumers: bool,
     /// Seconds between retention passes.
     pub interval_seconds: u64,
+    /// How long a (source, provider event id) stays a duplicate after retention removed its
+    /// event or dead letter (at least this long after it was first stored). Must exceed the
+    /// longest provider retry period (Finicity: 3 days). 0: keys go with their items.
+    pub dedup_horizon_seconds: u64,
+    /// Remove resolved dead letters resolved longer ago than this. 0: never by age.
+    pub dead_letter_max_age_seconds: u64,
+    /// Remove the oldest dead letters (resolved or not) beyond this many. 0: no limit.
+    pub dead_letter_max_count: u64,
 }
+
+/// The longest retry period of the bundled providers (Finicity: once a day for 3 days).
+const LONGEST_PROVIDER_RETRY_SECONDS: u64 = 3 * 24 * 3600;
 
 impl Default for RetentionConfig {
     fn default() -> Self {
+        let defaults = tributary_event_log::Retention::default();
         Self {
             max_age_seconds: None,
             max_bytes: None,
             override_consumers: false,
             interval_seconds: 30,
+            dedup_horizon_seconds: defaults.dedup_horizon.as_secs(),
+            dead_letter_max_age_seconds: defaults
+                .dead_letter_max_age
+                .map_or(0, |age| age.as_secs()),
+            dead_letter_max_count: defaults.dead_letter_max_count.unwrap_or(0),
+        }
+    }
+}
+
+impl RetentionConfig {
+    /// The log's retention settings (0 meaning "off" where documented).
+    pub fn to_log(&self) -> tributary_event_log::Retention {
+        use std::time::Duration;
+        if self.dedup_horizon_seconds < LONGEST_PROVIDER_RETRY_SECONDS {
+            tracing::warn!(
+                dedup_horizon_seconds = self.dedup_horizon_seconds,
+                "log.retention.dedup_horizon_seconds is shorter than the providers' retry \
+                 periods (3 days): a retry of a removed event may be stored again"
+            );
+        }
+        tributary_event_log::Retention {
+            max_age: self.max_age_seconds.map(Duration::from_secs),
+            max_bytes: self.max_bytes,
+            override_consumers: self.override_consumers,
+            interval: Duration::from_secs(self.interval_seconds.max(1)),
+            dedup_horizon: Duration::from_secs(self.dedup_horizon_seconds),
+            dead_letter_max_age: (self.dead_letter_max_age_seconds > 0)
+                .then(|| Duration::from_secs(self.dead_letter_max_age_seconds)),
+            dead_letter_max_count: (self.dead_letter_max_count > 0)
+                .then_some(self.dead_letter_max_count),
         }
     }
 }
@@ -446,6 +484,39 @@ mod tests {
             format!("{error:#}").contains("unknown field `listen_addr`"),
             "{error:#}"
         );
+    }
+
+    #[test]
+    fn retention_defaults_and_zero_meaning_off() {
+        use std::time::Duration;
+        let defaults = RetentionConfig::default().to_log();
+        assert_eq!(defaults.max_age, None);
+        assert_eq!(defaults.dedup_horizon, Duration::from_secs(2_592_000));
+        assert_eq!(
+            defaults.dead_letter_max_age,
+            Some(Duration::from_secs(2_592_000))
+        );
+        assert_eq!(defaults.dead_letter_max_count, Some(100_000));
+        let config: Config = toml::from_str(
+            "[log.retention]\nmax_age_seconds = 60\ndedup_horizon_seconds = 864000\n\
+             dead_letter_max_age_seconds = 0\ndead_letter_max_count = 5\n",
+        )
+        .expect("parses");
+        let retention = config.log.retention.to_log();
+        assert_eq!(retention.max_age, Some(Duration::from_secs(60)));
+        assert_eq!(retention.dedup_horizon, Duration::from_secs(864_000));
+        assert_eq!(retention.dead_letter_max_age, None, "0 is off");
+        assert_eq!(retention.dead_letter_max_count, Some(5));
+        let off: Config =
+            toml::from_str("[log.retention]\ndead_letter_max_count = 0\n").expect("parses");
+        assert_eq!(off.log.retention.to_log().dead_letter_max_count, None);
+        // The NATS backend gets the same settings.
+        let nats: Config = toml::from_str(
+            "[log]\nbackend = \"nats://a:4222\"\n[log.retention]\ndedup_horizon_seconds = 5\n",
+        )
+        .expect("parses");
+        let nats = nats.log.nats().expect("valid").expect("nats");
+        assert_eq!(nats.retention.dedup_horizon, Duration::from_secs(5));
     }
 
     #[test]

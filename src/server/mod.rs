@@ -11,7 +11,6 @@ use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 use tokio_stream::wrappers::{ReceiverStream, TcpListenerStream};
 use tributary_event_log::EventLog;
-use tributary_event_log::Retention;
 use tributary_event_log_redb::{EmbeddedConfig, EmbeddedLog};
 
 use crate::admin::AdminService;
@@ -57,7 +56,6 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let sources = Arc::new(Sources::load(&config, &key)?);
     // Hot reload: plugin directory watching (debounced) and SIGHUP.
     crate::sources::watch(Arc::clone(&sources), config.plugins.hot_reload);
-    let retention = &config.log.retention;
     let log: Arc<dyn EventLog> = if let Some(nats) = config.log.nats()? {
         Arc::new(
             tributary_event_log_nats::NatsLog::connect(nats)
@@ -68,12 +66,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         Arc::new(
             EmbeddedLog::open(EmbeddedConfig {
                 durable: config.log.durable,
-                retention: Retention {
-                    max_age: retention.max_age_seconds.map(Duration::from_secs),
-                    max_bytes: retention.max_bytes,
-                    override_consumers: retention.override_consumers,
-                    interval: Duration::from_secs(retention.interval_seconds.max(1)),
-                },
+                retention: config.log.retention.to_log(),
                 ..EmbeddedConfig::new(&config.log.data_dir)
             })
             .context("cannot open the event log")?,
