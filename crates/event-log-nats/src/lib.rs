@@ -4,8 +4,9 @@
 //! The mapping, in short:
 //! - canonical events are messages of one stream (`TRIBUTARY_EVENTS` by default) on subjects
 //!   `<prefix>.events.<source>.<type>`; the **stream sequence is the event sequence**;
-//! - dedup is JetStream's: the `Nats-Msg-Id` header is `<source>:<provider event id>` and the
-//!   stream's duplicate window must cover the providers' retry periods;
+//! - dedup is JetStream's within the stream's duplicate window (the `Nats-Msg-Id` header is
+//!   `<source>:<provider event id>`) and, beyond it, a KV bucket `<stream>_DEDUP` of the keys
+//!   seen, kept for the dedup horizon (see `dedup`);
 //! - dead letters are messages of a second stream (`<stream>_DEAD_LETTERS`, the message
 //!   sequence is the dead-letter id); their redrive state lives in a KV bucket;
 //! - durable consumer positions live in a KV bucket, updated with compare-and-set so acks stay
@@ -15,10 +16,12 @@
 
 mod consumers;
 mod dead_letters;
+mod dedup;
 mod read;
 mod setup;
 mod tasks;
 
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -53,7 +56,7 @@ pub struct NatsConfig {
     /// first connection.
     pub servers: Vec<String>,
     /// Name of the events stream; the other names derive from it (`<stream>_DEAD_LETTERS`,
-    /// KV buckets `<stream>_CONSUMERS` and `<stream>_DEAD_LETTER_STATE`).
+    /// KV buckets `<stream>_CONSUMERS`, `<stream>_DEAD_LETTER_STATE` and `<stream>_DEDUP`).
     pub stream: String,
     /// First subject token: events on `<prefix>.events.>`, dead letters on
     /// `<prefix>.dead_letters.>`.
@@ -62,8 +65,8 @@ pub struct NatsConfig {
     pub replicas: usize,
     /// File or memory storage.
     pub storage: Storage,
-    /// JetStream's dedup window: a provider retry arriving later than this after the first
-    /// delivery is stored again.
+    /// JetStream's dedup window (`Nats-Msg-Id`). Beyond it the `<stream>_DEDUP` bucket keeps
+    /// dedup for `retention.dedup_horizon`.
     pub duplicate_window: Duration,
     /// Hard age limit JetStream enforces itself, whatever durable consumers still need.
     pub max_age: Option<Duration>,
@@ -71,7 +74,8 @@ pub struct NatsConfig {
     /// consumers still need.
     pub max_bytes: Option<u64>,
     /// Retention Tributary applies itself, like the embedded log: never past what a durable
-    /// consumer has not acknowledged unless `override_consumers`.
+    /// consumer has not acknowledged unless `override_consumers`; dead letters by age and
+    /// count; `dedup_horizon` is the `<stream>_DEDUP` bucket's `max_age` (zero: no bucket).
     pub retention: Retention,
     /// How long start-up waits for NATS.
     pub connect_timeout: Duration,
@@ -92,10 +96,7 @@ impl NatsConfig {
             duplicate_window: Duration::from_secs(4 * 24 * 3600),
             max_age: None,
             max_bytes: None,
-            retention: Retention {
-                interval: Duration::from_secs(30),
-                ..Retention::default()
-            },
+            retention: Retention::default(),
             connect_timeout: Duration::from_secs(10),
             request_timeout: Duration::from_secs(5),
         }
@@ -120,6 +121,10 @@ impl NatsConfig {
     fn dead_letter_bucket(&self) -> String {
         format!("{}_DEAD_LETTER_STATE", self.stream)
     }
+
+    fn dedup_bucket(&self) -> String {
+        format!("{}_DEDUP", self.stream)
+    }
 }
 
 /// The JetStream event log. Cheap to clone.
@@ -136,6 +141,12 @@ pub(crate) struct Inner {
     dead: Stream,
     consumers: jetstream::kv::Store,
     dead_state: jetstream::kv::Store,
+    /// The stream behind `dead_state`, which dead-letter retention sweeps.
+    dead_state_stream: Stream,
+    /// Where the next dead-letter state sweep continues (0: from the start).
+    sweep_after: AtomicU64,
+    /// Keys seen, beyond the duplicate window; `None` with a zero dedup horizon.
+    dedup: Option<jetstream::kv::Store>,
     last_tx: watch::Sender<u64>,
     last_rx: watch::Receiver<u64>,
     health: Mutex<Result<(), String>>,
@@ -161,6 +172,9 @@ impl NatsLog {
             dead: parts.dead,
             consumers: parts.consumers,
             dead_state: parts.dead_state,
+            dead_state_stream: parts.dead_state_stream,
+            sweep_after: AtomicU64::new(0),
+            dedup: parts.dedup,
             last_tx,
             last_rx,
             health: Mutex::new(Ok(())),
@@ -174,7 +188,8 @@ impl NatsLog {
         Ok(Self { inner })
     }
 
-    /// Runs one retention pass now (it also runs every `retention.interval`).
+    /// Runs one retention pass now (it also runs every `retention.interval`); returns how many
+    /// events it removed.
     pub async fn enforce_retention(&self) -> Result<u64, LogError> {
         tasks::retention_pass(&self.inner).await
     }
@@ -241,16 +256,28 @@ impl Inner {
         )
     }
 
-    /// Publishes `events` of `source` in order and waits for every acknowledgement. Only
-    /// acknowledged, non-duplicate messages count as stored.
+    /// Publishes `events` of `source` in order, except those whose dedup key is recorded, and
+    /// waits for every acknowledgement, then records their keys. Only acknowledged,
+    /// non-duplicate messages count as stored.
     async fn publish_events(
         &self,
         source: &str,
         events: &[Event],
         outcome: &mut AppendOutcome,
     ) -> Result<(), LogError> {
+        let keys: Vec<String> = events
+            .iter()
+            .map(|e| dedup::key(dedup::Kind::Event, source, provider_event_id(e)))
+            .collect();
+        let seen = dedup::seen(self, &keys).await?;
         let mut pending = Vec::with_capacity(events.len());
-        for event in events {
+        let mut pending_keys = Vec::with_capacity(events.len());
+        for ((event, key), seen) in events.iter().zip(keys).zip(seen) {
+            if seen {
+                outcome.duplicates += 1;
+                continue;
+            }
+            pending_keys.push(key);
             let mut stored = event.clone();
             stored.sequence = 0;
             let message = PublishMessage::build()
@@ -261,7 +288,9 @@ impl Inner {
                 LogError::storage(format!("cannot publish to {}", self.config.stream), e)
             })?);
         }
-        for ack in join_all(pending.into_iter().map(|ack| ack.into_future())).await {
+        let acks = join_all(pending.into_iter().map(|ack| ack.into_future())).await;
+        let mut stored = Vec::with_capacity(acks.len());
+        for (ack, key) in acks.into_iter().zip(pending_keys) {
             let ack = ack.map_err(|e| {
                 LogError::storage(
                     format!(
@@ -277,8 +306,9 @@ impl Inner {
                 self.saw(ack.sequence);
                 outcome.sequences.push(ack.sequence);
             }
+            stored.push((key, ack.sequence));
         }
-        Ok(())
+        dedup::remember(self, stored).await
     }
 
     async fn publish_dead_letters(
@@ -287,8 +317,19 @@ impl Inner {
         letters: &[DeadLetter],
         outcome: &mut AppendOutcome,
     ) -> Result<(), LogError> {
+        let keys: Vec<String> = letters
+            .iter()
+            .map(|l| dedup::key(dedup::Kind::DeadLetter, source, &l.provider_event_id))
+            .collect();
+        let seen = dedup::seen(self, &keys).await?;
         let mut pending = Vec::with_capacity(letters.len());
-        for letter in letters {
+        let mut pending_keys = Vec::with_capacity(letters.len());
+        for ((letter, key), seen) in letters.iter().zip(keys).zip(seen) {
+            if seen {
+                outcome.duplicates += 1;
+                continue;
+            }
+            pending_keys.push(key);
             let mut stored = letter.clone();
             stored.id = 0;
             let message = PublishMessage::build()
@@ -302,7 +343,9 @@ impl Inner {
                 )
             })?);
         }
-        for ack in join_all(pending.into_iter().map(|ack| ack.into_future())).await {
+        let acks = join_all(pending.into_iter().map(|ack| ack.into_future())).await;
+        let mut stored = Vec::with_capacity(acks.len());
+        for (ack, key) in acks.into_iter().zip(pending_keys) {
             let ack = ack.map_err(|e| {
                 LogError::storage(
                     format!(
@@ -317,8 +360,9 @@ impl Inner {
             } else {
                 outcome.dead_lettered += 1;
             }
+            stored.push((key, ack.sequence));
         }
-        Ok(())
+        dedup::remember(self, stored).await
     }
 
     /// Records the result of a write for `/readyz`.

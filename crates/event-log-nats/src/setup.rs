@@ -16,6 +16,8 @@ pub(crate) struct Parts {
     pub dead: Stream,
     pub consumers: kv::Store,
     pub dead_state: kv::Store,
+    pub dead_state_stream: Stream,
+    pub dedup: Option<kv::Store>,
 }
 
 fn valid_name(name: &str) -> bool {
@@ -233,7 +235,12 @@ async fn ensure_stream(
 /// A KV bucket is a stream named `KV_<bucket>` on `$KV.<bucket>.>` with one message per key.
 /// async-nats' own `create_key_value` reads account fields nats-server 2.9 does not send, so
 /// the stream is created here with the same settings.
-fn bucket_config(config: &NatsConfig, bucket: &str, description: &str) -> stream::Config {
+fn bucket_config(
+    config: &NatsConfig,
+    bucket: &str,
+    description: &str,
+    max_age: Duration,
+) -> stream::Config {
     stream::Config {
         name: format!("KV_{bucket}"),
         description: Some(description.into()),
@@ -249,21 +256,44 @@ fn bucket_config(config: &NatsConfig, bucket: &str, description: &str) -> stream
         deny_delete: true,
         allow_direct: true,
         discard: DiscardPolicy::New,
+        max_age,
+        // JetStream's rule: the duplicate window may not exceed max_age (2 minutes otherwise,
+        // as async-nats sets it).
+        duplicate_window: if max_age.is_zero() {
+            Duration::from_secs(120)
+        } else {
+            max_age.min(Duration::from_secs(120))
+        },
         ..Default::default()
     }
 }
 
+/// Finds or creates a KV bucket whose entries expire after `max_age` (zero: never). An
+/// existing bucket with another `max_age` keeps it (logged), like a stream.
 async fn ensure_bucket(
     js: &jetstream::Context,
     config: &NatsConfig,
     bucket: String,
     description: &str,
+    max_age: Duration,
 ) -> Result<kv::Store, LogError> {
     if let Ok(store) = js.get_key_value(&bucket).await {
+        if let Ok(stream) = js.get_stream(format!("KV_{bucket}")).await {
+            let found = stream.cached_info().config.max_age;
+            if found != max_age {
+                tracing::warn!(
+                    %bucket,
+                    found = ?found,
+                    configured = ?max_age,
+                    "the existing KV bucket's max_age differs from the configuration; keeping \
+                     the bucket's (change it with `nats kv edit`)"
+                );
+            }
+        }
         return Ok(store);
     }
     if let Err(create) = js
-        .create_stream(bucket_config(config, &bucket, description))
+        .create_stream(bucket_config(config, &bucket, description, max_age))
         .await
     {
         tracing::debug!(%create, %bucket, "bucket creation failed; perhaps created meanwhile");
@@ -285,6 +315,7 @@ pub(crate) async fn ensure(
         config,
         config.consumers_bucket(),
         "Tributary durable consumer positions",
+        Duration::ZERO,
     )
     .await?;
     let dead_state = ensure_bucket(
@@ -292,13 +323,36 @@ pub(crate) async fn ensure(
         config,
         config.dead_letter_bucket(),
         "Tributary dead-letter redrive state",
+        Duration::ZERO,
     )
     .await?;
+    let state_stream = format!("KV_{}", config.dead_letter_bucket());
+    let dead_state_stream = js
+        .get_stream(&state_stream)
+        .await
+        .map_err(|e| LogError::storage(format!("cannot read stream {state_stream}"), e))?;
+    let horizon = config.retention.dedup_horizon;
+    let dedup = if horizon.is_zero() {
+        None
+    } else {
+        Some(
+            ensure_bucket(
+                js,
+                config,
+                config.dedup_bucket(),
+                "Tributary dedup keys (source, provider event id) seen, for the dedup horizon",
+                horizon,
+            )
+            .await?,
+        )
+    };
     Ok(Parts {
         events,
         dead,
         consumers,
         dead_state,
+        dead_state_stream,
+        dedup,
     })
 }
 
