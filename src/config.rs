@@ -83,7 +83,8 @@ pub struct LogConfig {
     pub durable: bool,
     pub retention: RetentionConfig,
     /// `"embedded"` (default: the redb file in `data_dir`) or NATS JetStream server URLs,
-    /// comma-separated (`"nats://10.0.0.1:4222,nats://10.0.0.2:4222"`). See docs/deployment.md.
+    /// comma-separated (`"nats://10.0.0.1:4222,nats://10.0.0.2:4222"`, or `tls://`), never
+    /// with credentials (refused: they go in `[log.nats]`). See docs/deployment.md.
     pub backend: String,
     /// Stream settings when `backend` is NATS JetStream.
     pub nats: NatsLogConfig,
@@ -114,6 +115,26 @@ pub struct NatsLogConfig {
     pub connect_timeout_seconds: u64,
     /// Bound on each JetStream request and publish acknowledgement.
     pub request_timeout_seconds: u64,
+    /// NATS credentials file (user JWT and nkey seed, e.g. from `nsc`). One authentication
+    /// method at most: this, `nkey_seed_file`, `user`, or `token_file`.
+    pub creds_file: Option<PathBuf>,
+    /// File holding a user nkey seed (`SU...`).
+    pub nkey_seed_file: Option<PathBuf>,
+    /// User name, with its password in `password_file` or the variable `password_env`.
+    pub user: Option<String>,
+    /// File holding `user`'s password (trailing newline ignored).
+    pub password_file: Option<PathBuf>,
+    /// Environment variable holding `user`'s password.
+    pub password_env: Option<String>,
+    /// File holding a token (trailing newline ignored).
+    pub token_file: Option<PathBuf>,
+    /// PEM CA certificate(s) of the servers (default: the system's). Setting any `tls_*`
+    /// file, or a `tls://` URL, makes TLS required.
+    pub tls_ca_file: Option<PathBuf>,
+    /// PEM client certificate, for servers that verify clients (with `tls_client_key_file`).
+    pub tls_client_cert_file: Option<PathBuf>,
+    /// PEM key of `tls_client_cert_file`.
+    pub tls_client_key_file: Option<PathBuf>,
 }
 
 /// JetStream storage of the streams and buckets.
@@ -138,7 +159,88 @@ impl Default for NatsLogConfig {
             max_bytes: None,
             connect_timeout_seconds: 10,
             request_timeout_seconds: 5,
+            creds_file: None,
+            nkey_seed_file: None,
+            user: None,
+            password_file: None,
+            password_env: None,
+            token_file: None,
+            tls_ca_file: None,
+            tls_client_cert_file: None,
+            tls_client_key_file: None,
         }
+    }
+}
+
+impl NatsLogConfig {
+    /// The one authentication method configured, its secret read from its file or variable.
+    /// Errors name the setting, never the secret.
+    fn auth(&self) -> anyhow::Result<tributary_event_log_nats::NatsAuth> {
+        use tributary_event_log_nats::{NatsAuth, Secret};
+        let methods = [
+            self.creds_file.is_some(),
+            self.nkey_seed_file.is_some(),
+            self.user.is_some(),
+            self.token_file.is_some(),
+        ];
+        if methods.iter().filter(|set| **set).count() > 1 {
+            anyhow::bail!(
+                "log.nats: set one of creds_file, nkey_seed_file, user (with password_file or \
+                 password_env) and token_file"
+            );
+        }
+        if self.user.is_none() && (self.password_file.is_some() || self.password_env.is_some()) {
+            anyhow::bail!("log.nats: password_file and password_env need a user");
+        }
+        let read = |path: &Path, setting: &str| -> anyhow::Result<Secret> {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read log.nats.{setting} {}", path.display()))?;
+            let secret = text.trim_end_matches(['\r', '\n']);
+            if secret.is_empty() {
+                anyhow::bail!("log.nats.{setting} {} is empty", path.display());
+            }
+            Ok(Secret::new(secret))
+        };
+        if let Some(path) = &self.creds_file {
+            return Ok(NatsAuth::CredsFile(path.clone()));
+        }
+        if let Some(path) = &self.nkey_seed_file {
+            return Ok(NatsAuth::NkeySeedFile(path.clone()));
+        }
+        if let Some(path) = &self.token_file {
+            return Ok(NatsAuth::Token(read(path, "token_file")?));
+        }
+        let Some(user) = &self.user else {
+            return Ok(NatsAuth::None);
+        };
+        let password = match (&self.password_file, &self.password_env) {
+            (Some(path), None) => read(path, "password_file")?,
+            (None, Some(variable)) => match std::env::var(variable) {
+                Ok(password) if !password.is_empty() => Secret::new(password),
+                _ => anyhow::bail!(
+                    "log.nats.password_env: the environment variable {variable} is unset or empty"
+                ),
+            },
+            _ => anyhow::bail!(
+                "log.nats.user needs its password in exactly one of password_file and \
+                 password_env"
+            ),
+        };
+        Ok(NatsAuth::UserPassword {
+            user: user.clone(),
+            password,
+        })
+    }
+
+    fn tls(&self) -> anyhow::Result<tributary_event_log_nats::NatsTls> {
+        if self.tls_client_cert_file.is_some() != self.tls_client_key_file.is_some() {
+            anyhow::bail!("log.nats: tls_client_cert_file and tls_client_key_file go together");
+        }
+        Ok(tributary_event_log_nats::NatsTls {
+            ca_file: self.tls_ca_file.clone(),
+            client_cert_file: self.tls_client_cert_file.clone(),
+            client_key_file: self.tls_client_key_file.clone(),
+        })
     }
 }
 
@@ -152,12 +254,17 @@ impl LogConfig {
             return Ok(None);
         }
         let servers: Vec<String> = backend.split(',').map(|s| s.trim().to_owned()).collect();
-        if let Some(bad) = servers.iter().find(|s| !s.starts_with("nats://")) {
-            anyhow::bail!("log.backend: expected \"embedded\" or nats:// URLs, got {bad:?}");
+        if let Some(problem) = servers
+            .iter()
+            .find_map(|s| tributary_event_log_nats::server_url_problem(s))
+        {
+            anyhow::bail!("log.backend: expected \"embedded\" or NATS server URLs: {problem}");
         }
         let nats = &self.nats;
         let retention = &self.retention;
         Ok(Some(NatsConfig {
+            auth: nats.auth()?,
+            tls: nats.tls()?,
             stream: nats.stream.clone(),
             subject_prefix: nats.subject_prefix.clone(),
             replicas: nats.replicas,
@@ -535,5 +642,116 @@ mod tests {
         assert_eq!(nats.duplicate_window.as_secs(), 4 * 24 * 3600);
         let bad: Config = toml::from_str("[log]\nbackend = \"redis://x\"\n").expect("parses");
         assert!(bad.log.nats().is_err());
+        let tls: Config = toml::from_str(
+            "[log]\nbackend = \"tls://a:4222\"\n[log.nats]\ntls_ca_file = \"/etc/ca.pem\"\n",
+        )
+        .expect("parses");
+        let tls = tls.log.nats().expect("valid").expect("nats");
+        assert_eq!(tls.servers, ["tls://a:4222"]);
+        assert_eq!(
+            tls.tls.ca_file.as_deref(),
+            Some(std::path::Path::new("/etc/ca.pem"))
+        );
+    }
+
+    fn nats_log(toml_text: &str) -> anyhow::Result<tributary_event_log_nats::NatsConfig> {
+        let config: Config = toml::from_str(toml_text).expect("parses");
+        Ok(config.log.nats()?.expect("nats"))
+    }
+
+    #[test]
+    fn nats_urls_with_credentials_are_refused_pointing_at_the_settings() {
+        for backend in [
+            "nats://alice:hunter2@a:4222",
+            "nats://a:4222,tls://hunter2@b:4222",
+        ] {
+            let error =
+                nats_log(&format!("[log]\nbackend = \"{backend}\"\n")).expect_err("refused");
+            let text = format!("{error:#}");
+            assert!(!text.contains("hunter2"), "{text}");
+            assert!(!text.contains("alice"), "{text}");
+            assert!(text.contains("***@"), "{text}");
+            assert!(text.contains("password_file"), "{text}");
+            assert!(text.contains("creds_file"), "{text}");
+        }
+    }
+
+    #[test]
+    fn nats_credentials_come_from_files_or_the_environment() {
+        use tributary_event_log_nats::{NatsAuth, Secret};
+        let dir = tempfile::tempdir().expect("tempdir");
+        let password = dir.path().join("password");
+        std::fs::write(&password, "hunter2\n").expect("write");
+        let head = "[log]\nbackend = \"nats://a:4222\"\n[log.nats]\n";
+        let with = |lines: &str| nats_log(&format!("{head}{lines}"));
+
+        assert_eq!(with("").expect("valid").auth, NatsAuth::None);
+        let config =
+            with(&format!("user = \"alice\"\npassword_file = {password:?}\n")).expect("valid");
+        assert_eq!(
+            config.auth,
+            NatsAuth::UserPassword {
+                user: "alice".into(),
+                password: Secret::new("hunter2"),
+            }
+        );
+        assert!(!format!("{config:?}").contains("hunter2"));
+        // Setting a variable is unsafe (and forbidden here): read one every process has.
+        let path = std::env::var("PATH").expect("PATH is set");
+        let config = with("user = \"alice\"\npassword_env = \"PATH\"\n").expect("valid");
+        assert_eq!(
+            config.auth,
+            NatsAuth::UserPassword {
+                user: "alice".into(),
+                password: Secret::new(path),
+            }
+        );
+        assert_eq!(
+            with(&format!("token_file = {password:?}\n"))
+                .expect("valid")
+                .auth,
+            NatsAuth::Token(Secret::new("hunter2"))
+        );
+        assert_eq!(
+            with("creds_file = \"/run/secrets/t.creds\"\n")
+                .expect("valid")
+                .auth,
+            NatsAuth::CredsFile("/run/secrets/t.creds".into())
+        );
+        assert_eq!(
+            with("nkey_seed_file = \"/run/secrets/t.nk\"\n")
+                .expect("valid")
+                .auth,
+            NatsAuth::NkeySeedFile("/run/secrets/t.nk".into())
+        );
+
+        for (lines, expected) in [
+            (
+                "user = \"alice\"\n".to_owned(),
+                "exactly one of password_file and password_env",
+            ),
+            (format!("password_file = {password:?}\n"), "need a user"),
+            (
+                format!("user = \"a\"\npassword_file = {password:?}\ntoken_file = {password:?}\n"),
+                "set one of",
+            ),
+            (
+                "user = \"a\"\npassword_env = \"TRIBUTARY_TEST_UNSET_VARIABLE_9C1\"\n".to_owned(),
+                "unset or empty",
+            ),
+            (
+                "user = \"a\"\npassword_file = \"/nonexistent/pw\"\n".to_owned(),
+                "cannot read log.nats.password_file",
+            ),
+            (
+                "tls_client_cert_file = \"/c.pem\"\n".to_owned(),
+                "go together",
+            ),
+        ] {
+            let error = with(&lines).expect_err(&lines);
+            let text = format!("{error:#}");
+            assert!(text.contains(expected), "{lines}: {text}");
+            assert!(!text.contains("hunter2"), "{text}");
+        }
     }
 }

@@ -86,7 +86,7 @@ async fn probe(weak: Weak<Inner>) {
         let Some(inner) = weak.upgrade() else { return };
         let state = inner.client.connection_state();
         if state != async_nats::connection::State::Connected {
-            inner.set_health(Err(unreachable_reason(&inner.config, &state)));
+            inner.set_health(Err(unreachable_reason(&state)));
             continue;
         }
         match inner.events.get_info().await {
