@@ -83,7 +83,8 @@ pub struct LogConfig {
     pub durable: bool,
     pub retention: RetentionConfig,
     /// `"embedded"` (default: the redb file in `data_dir`) or NATS JetStream server URLs,
-    /// comma-separated (`"nats://10.0.0.1:4222,nats://10.0.0.2:4222"`). See docs/deployment.md.
+    /// comma-separated (`"nats://10.0.0.1:4222,nats://10.0.0.2:4222"`, or `tls://`), never
+    /// with credentials (refused: they go in `[log.nats]`). See docs/deployment.md.
     pub backend: String,
     /// Stream settings when `backend` is NATS JetStream.
     pub nats: NatsLogConfig,
@@ -114,6 +115,26 @@ pub struct NatsLogConfig {
     pub connect_timeout_seconds: u64,
     /// Bound on each JetStream request and publish acknowledgement.
     pub request_timeout_seconds: u64,
+    /// NATS credentials file (user JWT and nkey seed, e.g. from `nsc`). One authentication
+    /// method at most: this, `nkey_seed_file`, `user`, or `token_file`.
+    pub creds_file: Option<PathBuf>,
+    /// File holding a user nkey seed (`SU...`).
+    pub nkey_seed_file: Option<PathBuf>,
+    /// User name, with its password in `password_file` or the variable `password_env`.
+    pub user: Option<String>,
+    /// File holding `user`'s password (trailing newline ignored).
+    pub password_file: Option<PathBuf>,
+    /// Environment variable holding `user`'s password.
+    pub password_env: Option<String>,
+    /// File holding a token (trailing newline ignored).
+    pub token_file: Option<PathBuf>,
+    /// PEM CA certificate(s) of the servers (default: the system's). Setting any `tls_*`
+    /// file, or a `tls://` URL, makes TLS required.
+    pub tls_ca_file: Option<PathBuf>,
+    /// PEM client certificate, for servers that verify clients (with `tls_client_key_file`).
+    pub tls_client_cert_file: Option<PathBuf>,
+    /// PEM key of `tls_client_cert_file`.
+    pub tls_client_key_file: Option<PathBuf>,
 }
 
 /// JetStream storage of the streams and buckets.
@@ -138,7 +159,88 @@ impl Default for NatsLogConfig {
             max_bytes: None,
             connect_timeout_seconds: 10,
             request_timeout_seconds: 5,
+            creds_file: None,
+            nkey_seed_file: None,
+            user: None,
+            password_file: None,
+            password_env: None,
+            token_file: None,
+            tls_ca_file: None,
+            tls_client_cert_file: None,
+            tls_client_key_file: None,
         }
+    }
+}
+
+impl NatsLogConfig {
+    /// The one authentication method configured, its secret read from its file or variable.
+    /// Errors name the setting, never the secret.
+    fn auth(&self) -> anyhow::Result<tributary_event_log_nats::NatsAuth> {
+        use tributary_event_log_nats::{NatsAuth, Secret};
+        let methods = [
+            self.creds_file.is_some(),
+            self.nkey_seed_file.is_some(),
+            self.user.is_some(),
+            self.token_file.is_some(),
+        ];
+        if methods.iter().filter(|set| **set).count() > 1 {
+            anyhow::bail!(
+                "log.nats: set one of creds_file, nkey_seed_file, user (with password_file or \
+                 password_env) and token_file"
+            );
+        }
+        if self.user.is_none() && (self.password_file.is_some() || self.password_env.is_some()) {
+            anyhow::bail!("log.nats: password_file and password_env need a user");
+        }
+        let read = |path: &Path, setting: &str| -> anyhow::Result<Secret> {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read log.nats.{setting} {}", path.display()))?;
+            let secret = text.trim_end_matches(['\r', '\n']);
+            if secret.is_empty() {
+                anyhow::bail!("log.nats.{setting} {} is empty", path.display());
+            }
+            Ok(Secret::new(secret))
+        };
+        if let Some(path) = &self.creds_file {
+            return Ok(NatsAuth::CredsFile(path.clone()));
+        }
+        if let Some(path) = &self.nkey_seed_file {
+            return Ok(NatsAuth::NkeySeedFile(path.clone()));
+        }
+        if let Some(path) = &self.token_file {
+            return Ok(NatsAuth::Token(read(path, "token_file")?));
+        }
+        let Some(user) = &self.user else {
+            return Ok(NatsAuth::None);
+        };
+        let password = match (&self.password_file, &self.password_env) {
+            (Some(path), None) => read(path, "password_file")?,
+            (None, Some(variable)) => match std::env::var(variable) {
+                Ok(password) if !password.is_empty() => Secret::new(password),
+                _ => anyhow::bail!(
+                    "log.nats.password_env: the environment variable {variable} is unset or empty"
+                ),
+            },
+            _ => anyhow::bail!(
+                "log.nats.user needs its password in exactly one of password_file and \
+                 password_env"
+            ),
+        };
+        Ok(NatsAuth::UserPassword {
+            user: user.clone(),
+            password,
+        })
+    }
+
+    fn tls(&self) -> anyhow::Result<tributary_event_log_nats::NatsTls> {
+        if self.tls_client_cert_file.is_some() != self.tls_client_key_file.is_some() {
+            anyhow::bail!("log.nats: tls_client_cert_file and tls_client_key_file go together");
+        }
+        Ok(tributary_event_log_nats::NatsTls {
+            ca_file: self.tls_ca_file.clone(),
+            client_cert_file: self.tls_client_cert_file.clone(),
+            client_key_file: self.tls_client_key_file.clone(),
+        })
     }
 }
 
@@ -152,12 +254,17 @@ impl LogConfig {
             return Ok(None);
         }
         let servers: Vec<String> = backend.split(',').map(|s| s.trim().to_owned()).collect();
-        if let Some(bad) = servers.iter().find(|s| !s.starts_with("nats://")) {
-            anyhow::bail!("log.backend: expected \"embedded\" or nats:// URLs, got {bad:?}");
+        if let Some(problem) = servers
+            .iter()
+            .find_map(|s| tributary_event_log_nats::server_url_problem(s))
+        {
+            anyhow::bail!("log.backend: expected \"embedded\" or NATS server URLs: {problem}");
         }
         let nats = &self.nats;
         let retention = &self.retention;
         Ok(Some(NatsConfig {
+            auth: nats.auth()?,
+            tls: nats.tls()?,
             stream: nats.stream.clone(),
             subject_prefix: nats.subject_prefix.clone(),
             replicas: nats.replicas,
@@ -168,12 +275,7 @@ impl LogConfig {
             duplicate_window: Duration::from_secs(nats.duplicate_window_seconds),
             max_age: nats.max_age_seconds.map(Duration::from_secs),
             max_bytes: nats.max_bytes,
-            retention: tributary_event_log::Retention {
-                max_age: retention.max_age_seconds.map(Duration::from_secs),
-                max_bytes: retention.max_bytes,
-                override_consumers: retention.override_consumers,
-                interval: Duration::from_secs(retention.interval_seconds.max(1)),
-            },
+            retention: retention.to_log(),
             connect_timeout: Duration::from_secs(nats.connect_timeout_seconds),
             request_timeout: Duration::from_secs(nats.request_timeout_seconds.max(1)),
             ..NatsConfig::new(servers)
@@ -181,7 +283,8 @@ impl LogConfig {
     }
 }
 
-/// How much history the log keeps. Nothing is removed by default.
+/// How much history the log keeps. No event is removed by default; resolved dead letters go
+/// after 30 days and at most 100,000 dead letters are kept.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RetentionConfig {
@@ -193,15 +296,57 @@ pub struct RetentionConfig {
     pub override_consumers: bool,
     /// Seconds between retention passes.
     pub interval_seconds: u64,
+    /// How long a (source, provider event id) stays a duplicate after retention removed its
+    /// event or dead letter (at least this long after it was first stored). Must exceed the
+    /// longest provider retry period (Finicity: 3 days). 0: keys go with their items.
+    pub dedup_horizon_seconds: u64,
+    /// Remove resolved dead letters resolved longer ago than this. 0: never by age.
+    pub dead_letter_max_age_seconds: u64,
+    /// Remove the oldest dead letters (resolved or not) beyond this many. 0: no limit.
+    pub dead_letter_max_count: u64,
 }
+
+/// The longest retry period of the bundled providers (Finicity: once a day for 3 days).
+const LONGEST_PROVIDER_RETRY_SECONDS: u64 = 3 * 24 * 3600;
 
 impl Default for RetentionConfig {
     fn default() -> Self {
+        let defaults = tributary_event_log::Retention::default();
         Self {
             max_age_seconds: None,
             max_bytes: None,
             override_consumers: false,
             interval_seconds: 30,
+            dedup_horizon_seconds: defaults.dedup_horizon.as_secs(),
+            dead_letter_max_age_seconds: defaults
+                .dead_letter_max_age
+                .map_or(0, |age| age.as_secs()),
+            dead_letter_max_count: defaults.dead_letter_max_count.unwrap_or(0),
+        }
+    }
+}
+
+impl RetentionConfig {
+    /// The log's retention settings (0 meaning "off" where documented).
+    pub fn to_log(&self) -> tributary_event_log::Retention {
+        use std::time::Duration;
+        if self.dedup_horizon_seconds < LONGEST_PROVIDER_RETRY_SECONDS {
+            tracing::warn!(
+                dedup_horizon_seconds = self.dedup_horizon_seconds,
+                "log.retention.dedup_horizon_seconds is shorter than the providers' retry \
+                 periods (3 days): a retry of a removed event may be stored again"
+            );
+        }
+        tributary_event_log::Retention {
+            max_age: self.max_age_seconds.map(Duration::from_secs),
+            max_bytes: self.max_bytes,
+            override_consumers: self.override_consumers,
+            interval: Duration::from_secs(self.interval_seconds.max(1)),
+            dedup_horizon: Duration::from_secs(self.dedup_horizon_seconds),
+            dead_letter_max_age: (self.dead_letter_max_age_seconds > 0)
+                .then(|| Duration::from_secs(self.dead_letter_max_age_seconds)),
+            dead_letter_max_count: (self.dead_letter_max_count > 0)
+                .then_some(self.dead_letter_max_count),
         }
     }
 }
@@ -449,6 +594,39 @@ mod tests {
     }
 
     #[test]
+    fn retention_defaults_and_zero_meaning_off() {
+        use std::time::Duration;
+        let defaults = RetentionConfig::default().to_log();
+        assert_eq!(defaults.max_age, None);
+        assert_eq!(defaults.dedup_horizon, Duration::from_secs(2_592_000));
+        assert_eq!(
+            defaults.dead_letter_max_age,
+            Some(Duration::from_secs(2_592_000))
+        );
+        assert_eq!(defaults.dead_letter_max_count, Some(100_000));
+        let config: Config = toml::from_str(
+            "[log.retention]\nmax_age_seconds = 60\ndedup_horizon_seconds = 864000\n\
+             dead_letter_max_age_seconds = 0\ndead_letter_max_count = 5\n",
+        )
+        .expect("parses");
+        let retention = config.log.retention.to_log();
+        assert_eq!(retention.max_age, Some(Duration::from_secs(60)));
+        assert_eq!(retention.dedup_horizon, Duration::from_secs(864_000));
+        assert_eq!(retention.dead_letter_max_age, None, "0 is off");
+        assert_eq!(retention.dead_letter_max_count, Some(5));
+        let off: Config =
+            toml::from_str("[log.retention]\ndead_letter_max_count = 0\n").expect("parses");
+        assert_eq!(off.log.retention.to_log().dead_letter_max_count, None);
+        // The NATS backend gets the same settings.
+        let nats: Config = toml::from_str(
+            "[log]\nbackend = \"nats://a:4222\"\n[log.retention]\ndedup_horizon_seconds = 5\n",
+        )
+        .expect("parses");
+        let nats = nats.log.nats().expect("valid").expect("nats");
+        assert_eq!(nats.retention.dedup_horizon, Duration::from_secs(5));
+    }
+
+    #[test]
     fn log_backend_selects_nats_with_its_stream_settings() {
         assert!(LogConfig::default().nats().expect("valid").is_none());
         let config: Config = toml::from_str(
@@ -464,5 +642,116 @@ mod tests {
         assert_eq!(nats.duplicate_window.as_secs(), 4 * 24 * 3600);
         let bad: Config = toml::from_str("[log]\nbackend = \"redis://x\"\n").expect("parses");
         assert!(bad.log.nats().is_err());
+        let tls: Config = toml::from_str(
+            "[log]\nbackend = \"tls://a:4222\"\n[log.nats]\ntls_ca_file = \"/etc/ca.pem\"\n",
+        )
+        .expect("parses");
+        let tls = tls.log.nats().expect("valid").expect("nats");
+        assert_eq!(tls.servers, ["tls://a:4222"]);
+        assert_eq!(
+            tls.tls.ca_file.as_deref(),
+            Some(std::path::Path::new("/etc/ca.pem"))
+        );
+    }
+
+    fn nats_log(toml_text: &str) -> anyhow::Result<tributary_event_log_nats::NatsConfig> {
+        let config: Config = toml::from_str(toml_text).expect("parses");
+        Ok(config.log.nats()?.expect("nats"))
+    }
+
+    #[test]
+    fn nats_urls_with_credentials_are_refused_pointing_at_the_settings() {
+        for backend in [
+            "nats://alice:hunter2@a:4222",
+            "nats://a:4222,tls://hunter2@b:4222",
+        ] {
+            let error =
+                nats_log(&format!("[log]\nbackend = \"{backend}\"\n")).expect_err("refused");
+            let text = format!("{error:#}");
+            assert!(!text.contains("hunter2"), "{text}");
+            assert!(!text.contains("alice"), "{text}");
+            assert!(text.contains("***@"), "{text}");
+            assert!(text.contains("password_file"), "{text}");
+            assert!(text.contains("creds_file"), "{text}");
+        }
+    }
+
+    #[test]
+    fn nats_credentials_come_from_files_or_the_environment() {
+        use tributary_event_log_nats::{NatsAuth, Secret};
+        let dir = tempfile::tempdir().expect("tempdir");
+        let password = dir.path().join("password");
+        std::fs::write(&password, "hunter2\n").expect("write");
+        let head = "[log]\nbackend = \"nats://a:4222\"\n[log.nats]\n";
+        let with = |lines: &str| nats_log(&format!("{head}{lines}"));
+
+        assert_eq!(with("").expect("valid").auth, NatsAuth::None);
+        let config =
+            with(&format!("user = \"alice\"\npassword_file = {password:?}\n")).expect("valid");
+        assert_eq!(
+            config.auth,
+            NatsAuth::UserPassword {
+                user: "alice".into(),
+                password: Secret::new("hunter2"),
+            }
+        );
+        assert!(!format!("{config:?}").contains("hunter2"));
+        // Setting a variable is unsafe (and forbidden here): read one every process has.
+        let path = std::env::var("PATH").expect("PATH is set");
+        let config = with("user = \"alice\"\npassword_env = \"PATH\"\n").expect("valid");
+        assert_eq!(
+            config.auth,
+            NatsAuth::UserPassword {
+                user: "alice".into(),
+                password: Secret::new(path),
+            }
+        );
+        assert_eq!(
+            with(&format!("token_file = {password:?}\n"))
+                .expect("valid")
+                .auth,
+            NatsAuth::Token(Secret::new("hunter2"))
+        );
+        assert_eq!(
+            with("creds_file = \"/run/secrets/t.creds\"\n")
+                .expect("valid")
+                .auth,
+            NatsAuth::CredsFile("/run/secrets/t.creds".into())
+        );
+        assert_eq!(
+            with("nkey_seed_file = \"/run/secrets/t.nk\"\n")
+                .expect("valid")
+                .auth,
+            NatsAuth::NkeySeedFile("/run/secrets/t.nk".into())
+        );
+
+        for (lines, expected) in [
+            (
+                "user = \"alice\"\n".to_owned(),
+                "exactly one of password_file and password_env",
+            ),
+            (format!("password_file = {password:?}\n"), "need a user"),
+            (
+                format!("user = \"a\"\npassword_file = {password:?}\ntoken_file = {password:?}\n"),
+                "set one of",
+            ),
+            (
+                "user = \"a\"\npassword_env = \"TRIBUTARY_TEST_UNSET_VARIABLE_9C1\"\n".to_owned(),
+                "unset or empty",
+            ),
+            (
+                "user = \"a\"\npassword_file = \"/nonexistent/pw\"\n".to_owned(),
+                "cannot read log.nats.password_file",
+            ),
+            (
+                "tls_client_cert_file = \"/c.pem\"\n".to_owned(),
+                "go together",
+            ),
+        ] {
+            let error = with(&lines).expect_err(&lines);
+            let text = format!("{error:#}");
+            assert!(text.contains(expected), "{lines}: {text}");
+            assert!(!text.contains("hunter2"), "{text}");
+        }
     }
 }

@@ -11,7 +11,6 @@ use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 use tokio_stream::wrappers::{ReceiverStream, TcpListenerStream};
 use tributary_event_log::EventLog;
-use tributary_event_log::Retention;
 use tributary_event_log_redb::{EmbeddedConfig, EmbeddedLog};
 
 use crate::admin::AdminService;
@@ -133,7 +132,6 @@ async fn open_log(config: &Config) -> anyhow::Result<Arc<dyn EventLog>> {
     if !config.log.durable {
         tracing::warn!("log.durable = false: a crash may lose acknowledged webhooks");
     }
-    let retention = &config.log.retention;
     if let Some(nats) = config.log.nats()? {
         return Ok(Arc::new(
             tributary_event_log_nats::NatsLog::connect(nats)
@@ -144,12 +142,7 @@ async fn open_log(config: &Config) -> anyhow::Result<Arc<dyn EventLog>> {
     Ok(Arc::new(
         EmbeddedLog::open(EmbeddedConfig {
             durable: config.log.durable,
-            retention: Retention {
-                max_age: retention.max_age_seconds.map(Duration::from_secs),
-                max_bytes: retention.max_bytes,
-                override_consumers: retention.override_consumers,
-                interval: Duration::from_secs(retention.interval_seconds.max(1)),
-            },
+            retention: config.log.retention.to_log(),
             ..EmbeddedConfig::new(&config.log.data_dir)
         })
         .context("cannot open the event log")?,

@@ -4,8 +4,9 @@
 //! The mapping, in short:
 //! - canonical events are messages of one stream (`TRIBUTARY_EVENTS` by default) on subjects
 //!   `<prefix>.events.<source>.<type>`; the **stream sequence is the event sequence**;
-//! - dedup is JetStream's: the `Nats-Msg-Id` header is `<source>:<provider event id>` and the
-//!   stream's duplicate window must cover the providers' retry periods;
+//! - dedup is JetStream's within the stream's duplicate window (the `Nats-Msg-Id` header is
+//!   `<source>:<provider event id>`) and, beyond it, a KV bucket `<stream>_DEDUP` of the keys
+//!   seen, kept for the dedup horizon (see `dedup`);
 //! - dead letters are messages of a second stream (`<stream>_DEAD_LETTERS`, the message
 //!   sequence is the dead-letter id); their redrive state lives in a KV bucket;
 //! - durable consumer positions live in a KV bucket, updated with compare-and-set so acks stay
@@ -15,10 +16,13 @@
 
 mod consumers;
 mod dead_letters;
+mod dedup;
 mod read;
 mod setup;
 mod tasks;
 
+use std::path::PathBuf;
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -46,14 +50,132 @@ pub enum Storage {
     Memory,
 }
 
-/// Settings of the JetStream log.
-#[derive(Debug, Clone)]
+/// A password or token: kept out of `Debug` output, and so out of logs.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(secret: impl Into<String>) -> Self {
+        Self(secret.into())
+    }
+
+    pub(crate) fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+/// How the log authenticates to NATS. Credentials never go in server URLs (refused).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum NatsAuth {
+    /// No credentials.
+    #[default]
+    None,
+    /// A NATS credentials file (user JWT and nkey seed, e.g. from `nsc`).
+    CredsFile(PathBuf),
+    /// A file holding a user nkey seed (`SU...`).
+    NkeySeedFile(PathBuf),
+    /// User name and password.
+    UserPassword { user: String, password: Secret },
+    /// A token.
+    Token(Secret),
+}
+
+/// TLS to NATS: required when a server URL is `tls://` or any file here is set.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NatsTls {
+    /// PEM CA certificate(s) the servers' certificates chain to; default: the system's.
+    pub ca_file: Option<PathBuf>,
+    /// PEM client certificate, when the servers verify clients (with `client_key_file`).
+    pub client_cert_file: Option<PathBuf>,
+    /// PEM key of `client_cert_file`.
+    pub client_key_file: Option<PathBuf>,
+}
+
+impl NatsTls {
+    fn is_set(&self) -> bool {
+        self.ca_file.is_some() || self.client_cert_file.is_some() || self.client_key_file.is_some()
+    }
+}
+
+/// Why `url` cannot name a NATS server, `None` when it can: it must be `nats://` or `tls://`
+/// and carry no credentials (`user:password@` or `token@`): those go in files or the
+/// environment, never in a URL, which ends up in logs and error messages. The reason never
+/// repeats the credentials.
+pub fn server_url_problem(url: &str) -> Option<String> {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return Some(format!(
+            "{:?} is not a NATS server URL (nats://host:port or tls://host:port)",
+            redact_url(url)
+        ));
+    };
+    if scheme != "nats" && scheme != "tls" {
+        return Some(format!(
+            "{} is not a NATS server URL: the scheme must be nats:// or tls://",
+            redact_url(url)
+        ));
+    }
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    if authority.contains('@') {
+        return Some(format!(
+            "{} carries credentials in the URL; refused (URLs end up in logs): give them in \
+             [log.nats] instead: creds_file, nkey_seed_file, user with password_file or \
+             password_env, or token_file",
+            redact_url(url)
+        ));
+    }
+    if authority.is_empty() {
+        return Some(format!("{} names no host", redact_url(url)));
+    }
+    None
+}
+
+/// `url` with any credentials (`user:password@`, `token@`) replaced by `***`, for logs and
+/// errors.
+pub fn redact_url(url: &str) -> String {
+    let (scheme, rest) = match url.split_once("://") {
+        Some((scheme, rest)) => (Some(scheme), rest),
+        None => (None, url),
+    };
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(end);
+    let host = match authority.rfind('@') {
+        Some(at) => format!("***@{}", &authority[at + 1..]),
+        None => authority.to_owned(),
+    };
+    match scheme {
+        Some(scheme) => format!("{scheme}://{host}{tail}"),
+        None => format!("{host}{tail}"),
+    }
+}
+
+/// The server URLs, credentials redacted, comma-separated.
+pub(crate) fn redacted_servers(servers: &[String]) -> String {
+    servers
+        .iter()
+        .map(|s| redact_url(s))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// Settings of the JetStream log. Its `Debug` output shows the servers without credentials
+/// and no secret.
+#[derive(Clone)]
 pub struct NatsConfig {
-    /// NATS server URLs (`nats://host:port`); any one of a cluster is enough, more help the
-    /// first connection.
+    /// NATS server URLs (`nats://host:port`, or `tls://host:port`); any one of a cluster is
+    /// enough, more help the first connection. Never with credentials (see `auth`).
     pub servers: Vec<String>,
+    /// Credentials.
+    pub auth: NatsAuth,
+    /// TLS settings.
+    pub tls: NatsTls,
     /// Name of the events stream; the other names derive from it (`<stream>_DEAD_LETTERS`,
-    /// KV buckets `<stream>_CONSUMERS` and `<stream>_DEAD_LETTER_STATE`).
+    /// KV buckets `<stream>_CONSUMERS`, `<stream>_DEAD_LETTER_STATE` and `<stream>_DEDUP`).
     pub stream: String,
     /// First subject token: events on `<prefix>.events.>`, dead letters on
     /// `<prefix>.dead_letters.>`.
@@ -62,8 +184,8 @@ pub struct NatsConfig {
     pub replicas: usize,
     /// File or memory storage.
     pub storage: Storage,
-    /// JetStream's dedup window: a provider retry arriving later than this after the first
-    /// delivery is stored again.
+    /// JetStream's dedup window (`Nats-Msg-Id`). Beyond it the `<stream>_DEDUP` bucket keeps
+    /// dedup for `retention.dedup_horizon`.
     pub duplicate_window: Duration,
     /// Hard age limit JetStream enforces itself, whatever durable consumers still need.
     pub max_age: Option<Duration>,
@@ -71,7 +193,8 @@ pub struct NatsConfig {
     /// consumers still need.
     pub max_bytes: Option<u64>,
     /// Retention Tributary applies itself, like the embedded log: never past what a durable
-    /// consumer has not acknowledged unless `override_consumers`.
+    /// consumer has not acknowledged unless `override_consumers`; dead letters by age and
+    /// count; `dedup_horizon` is the `<stream>_DEDUP` bucket's `max_age` (zero: no bucket).
     pub retention: Retention,
     /// How long start-up waits for NATS.
     pub connect_timeout: Duration,
@@ -79,12 +202,35 @@ pub struct NatsConfig {
     pub request_timeout: Duration,
 }
 
+impl std::fmt::Debug for NatsConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let servers: Vec<String> = self.servers.iter().map(|s| redact_url(s)).collect();
+        f.debug_struct("NatsConfig")
+            .field("servers", &servers)
+            .field("auth", &self.auth)
+            .field("tls", &self.tls)
+            .field("stream", &self.stream)
+            .field("subject_prefix", &self.subject_prefix)
+            .field("replicas", &self.replicas)
+            .field("storage", &self.storage)
+            .field("duplicate_window", &self.duplicate_window)
+            .field("max_age", &self.max_age)
+            .field("max_bytes", &self.max_bytes)
+            .field("retention", &self.retention)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("request_timeout", &self.request_timeout)
+            .finish()
+    }
+}
+
 impl NatsConfig {
-    /// Defaults for `servers`: stream `TRIBUTARY_EVENTS`, R1 file storage, a 4-day dedup
-    /// window, no limits.
+    /// Defaults for `servers`: no credentials, stream `TRIBUTARY_EVENTS`, R1 file storage, a
+    /// 4-day dedup window, default retention (no event limits).
     pub fn new(servers: Vec<String>) -> Self {
         Self {
             servers,
+            auth: NatsAuth::None,
+            tls: NatsTls::default(),
             stream: "TRIBUTARY_EVENTS".into(),
             subject_prefix: "tributary".into(),
             replicas: 1,
@@ -92,10 +238,7 @@ impl NatsConfig {
             duplicate_window: Duration::from_secs(4 * 24 * 3600),
             max_age: None,
             max_bytes: None,
-            retention: Retention {
-                interval: Duration::from_secs(30),
-                ..Retention::default()
-            },
+            retention: Retention::default(),
             connect_timeout: Duration::from_secs(10),
             request_timeout: Duration::from_secs(5),
         }
@@ -120,6 +263,10 @@ impl NatsConfig {
     fn dead_letter_bucket(&self) -> String {
         format!("{}_DEAD_LETTER_STATE", self.stream)
     }
+
+    fn dedup_bucket(&self) -> String {
+        format!("{}_DEDUP", self.stream)
+    }
 }
 
 /// The JetStream event log. Cheap to clone.
@@ -136,6 +283,12 @@ pub(crate) struct Inner {
     dead: Stream,
     consumers: jetstream::kv::Store,
     dead_state: jetstream::kv::Store,
+    /// The stream behind `dead_state`, which dead-letter retention sweeps.
+    dead_state_stream: Stream,
+    /// Where the next dead-letter state sweep continues (0: from the start).
+    sweep_after: AtomicU64,
+    /// Keys seen, beyond the duplicate window; `None` with a zero dedup horizon.
+    dedup: Option<jetstream::kv::Store>,
     last_tx: watch::Sender<u64>,
     last_rx: watch::Receiver<u64>,
     health: Mutex<Result<(), String>>,
@@ -161,6 +314,9 @@ impl NatsLog {
             dead: parts.dead,
             consumers: parts.consumers,
             dead_state: parts.dead_state,
+            dead_state_stream: parts.dead_state_stream,
+            sweep_after: AtomicU64::new(0),
+            dedup: parts.dedup,
             last_tx,
             last_rx,
             health: Mutex::new(Ok(())),
@@ -174,7 +330,8 @@ impl NatsLog {
         Ok(Self { inner })
     }
 
-    /// Runs one retention pass now (it also runs every `retention.interval`).
+    /// Runs one retention pass now (it also runs every `retention.interval`); returns how many
+    /// events it removed.
     pub async fn enforce_retention(&self) -> Result<u64, LogError> {
         tasks::retention_pass(&self.inner).await
     }
@@ -217,7 +374,7 @@ impl Inner {
         match self.client.connection_state() {
             async_nats::connection::State::Connected => Ok(()),
             state => {
-                let reason = unreachable_reason(&self.config, &state);
+                let reason = unreachable_reason(&state);
                 self.set_health(Err(reason.clone()));
                 Err(LogError::unavailable(reason))
             }
@@ -241,16 +398,28 @@ impl Inner {
         )
     }
 
-    /// Publishes `events` of `source` in order and waits for every acknowledgement. Only
-    /// acknowledged, non-duplicate messages count as stored.
+    /// Publishes `events` of `source` in order, except those whose dedup key is recorded, and
+    /// waits for every acknowledgement, then records their keys. Only acknowledged,
+    /// non-duplicate messages count as stored.
     async fn publish_events(
         &self,
         source: &str,
         events: &[Event],
         outcome: &mut AppendOutcome,
     ) -> Result<(), LogError> {
+        let keys: Vec<String> = events
+            .iter()
+            .map(|e| dedup::key(dedup::Kind::Event, source, provider_event_id(e)))
+            .collect();
+        let seen = dedup::seen(self, &keys).await?;
         let mut pending = Vec::with_capacity(events.len());
-        for event in events {
+        let mut pending_keys = Vec::with_capacity(events.len());
+        for ((event, key), seen) in events.iter().zip(keys).zip(seen) {
+            if seen {
+                outcome.duplicates += 1;
+                continue;
+            }
+            pending_keys.push(key);
             let mut stored = event.clone();
             stored.sequence = 0;
             let message = PublishMessage::build()
@@ -261,7 +430,9 @@ impl Inner {
                 LogError::storage(format!("cannot publish to {}", self.config.stream), e)
             })?);
         }
-        for ack in join_all(pending.into_iter().map(|ack| ack.into_future())).await {
+        let acks = join_all(pending.into_iter().map(|ack| ack.into_future())).await;
+        let mut stored = Vec::with_capacity(acks.len());
+        for (ack, key) in acks.into_iter().zip(pending_keys) {
             let ack = ack.map_err(|e| {
                 LogError::storage(
                     format!(
@@ -277,8 +448,9 @@ impl Inner {
                 self.saw(ack.sequence);
                 outcome.sequences.push(ack.sequence);
             }
+            stored.push((key, ack.sequence));
         }
-        Ok(())
+        dedup::remember(self, stored).await
     }
 
     async fn publish_dead_letters(
@@ -287,8 +459,19 @@ impl Inner {
         letters: &[DeadLetter],
         outcome: &mut AppendOutcome,
     ) -> Result<(), LogError> {
+        let keys: Vec<String> = letters
+            .iter()
+            .map(|l| dedup::key(dedup::Kind::DeadLetter, source, &l.provider_event_id))
+            .collect();
+        let seen = dedup::seen(self, &keys).await?;
         let mut pending = Vec::with_capacity(letters.len());
-        for letter in letters {
+        let mut pending_keys = Vec::with_capacity(letters.len());
+        for ((letter, key), seen) in letters.iter().zip(keys).zip(seen) {
+            if seen {
+                outcome.duplicates += 1;
+                continue;
+            }
+            pending_keys.push(key);
             let mut stored = letter.clone();
             stored.id = 0;
             let message = PublishMessage::build()
@@ -302,7 +485,9 @@ impl Inner {
                 )
             })?);
         }
-        for ack in join_all(pending.into_iter().map(|ack| ack.into_future())).await {
+        let acks = join_all(pending.into_iter().map(|ack| ack.into_future())).await;
+        let mut stored = Vec::with_capacity(acks.len());
+        for (ack, key) in acks.into_iter().zip(pending_keys) {
             let ack = ack.map_err(|e| {
                 LogError::storage(
                     format!(
@@ -317,8 +502,9 @@ impl Inner {
             } else {
                 outcome.dead_lettered += 1;
             }
+            stored.push((key, ack.sequence));
         }
-        Ok(())
+        dedup::remember(self, stored).await
     }
 
     /// Records the result of a write for `/readyz`.
@@ -332,11 +518,9 @@ impl Inner {
     }
 }
 
-fn unreachable_reason(config: &NatsConfig, state: &async_nats::connection::State) -> String {
-    format!(
-        "NATS JetStream at {} is unreachable (connection {state}); reconnecting",
-        config.servers.join(",")
-    )
+/// Shown on `/readyz` and logged: names no server (URLs stay out of health strings).
+fn unreachable_reason(state: &async_nats::connection::State) -> String {
+    format!("NATS JetStream is unreachable (connection {state}); reconnecting")
 }
 
 /// The `Nats-Msg-Id`: `<source>:<provider event id>`. Ids that are not plain printable ASCII
@@ -454,7 +638,7 @@ impl EventLog for NatsLog {
         let inner = &self.inner;
         let state = inner.client.connection_state();
         if state != async_nats::connection::State::Connected {
-            return Err(unreachable_reason(&inner.config, &state));
+            return Err(unreachable_reason(&state));
         }
         inner
             .health
@@ -474,6 +658,75 @@ mod tests {
         assert_eq!(message_id("arcadia", "a b"), "arcadia:%612062");
         assert_eq!(message_id("arcadia", "%61"), "arcadia:%253631");
         assert_ne!(message_id("s", "a\r\nb"), message_id("s", "a  b"));
+    }
+
+    #[test]
+    fn urls_with_credentials_are_refused_without_repeating_them() {
+        for url in [
+            "nats://10.0.0.1:4222",
+            "tls://nats-1:4222",
+            "nats://[::1]:4222",
+        ] {
+            assert_eq!(server_url_problem(url), None, "{url}");
+        }
+        for (url, shown) in [
+            ("nats://alice:hunter2@h:4222", "nats://***@h:4222"),
+            ("tls://tok3n@h:4222", "tls://***@h:4222"),
+            ("nats://:hunter2@h", "nats://***@h"),
+            ("nats://a:b@c@h:1", "nats://***@h:1"),
+        ] {
+            let problem = server_url_problem(url).expect("refused");
+            assert!(problem.contains(shown), "{problem}");
+            assert!(problem.contains("password_file"), "{problem}");
+            for secret in ["hunter2", "tok3n", "alice"] {
+                assert!(!problem.contains(secret), "{problem}");
+            }
+        }
+        let bad_scheme = server_url_problem("redis://u:hunter2@h").expect("refused");
+        assert!(bad_scheme.contains("nats:// or tls://"), "{bad_scheme}");
+        assert!(!bad_scheme.contains("hunter2"), "{bad_scheme}");
+        let no_scheme = server_url_problem("u:hunter2@h:4222").expect("refused");
+        assert!(!no_scheme.contains("hunter2"), "{no_scheme}");
+        assert!(server_url_problem("nats://").is_some());
+    }
+
+    #[test]
+    fn redaction_removes_only_credentials() {
+        assert_eq!(redact_url("nats://h:4222"), "nats://h:4222");
+        assert_eq!(redact_url("nats://u:p@h:4222/x?y"), "nats://***@h:4222/x?y");
+        assert_eq!(redact_url("u:p@h:4222"), "***@h:4222");
+        assert_eq!(
+            redacted_servers(&["nats://a:1".into(), "tls://t@b:2".into()]),
+            "nats://a:1,tls://***@b:2"
+        );
+    }
+
+    #[test]
+    fn secrets_stay_out_of_debug_and_health() {
+        let config = NatsConfig {
+            auth: NatsAuth::UserPassword {
+                user: "alice".into(),
+                password: Secret::new("hunter2"),
+            },
+            ..NatsConfig::new(vec!["nats://10.1.2.3:4222".into()])
+        };
+        let shown = format!("{config:?}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(shown.contains("Secret(***)"), "{shown}");
+        let in_url = NatsConfig::new(vec!["nats://bob:hunter2@h:4222".into()]);
+        let shown = format!("{in_url:?}");
+        assert!(shown.contains("nats://***@h:4222"), "{shown}");
+        assert!(
+            !shown.contains("hunter2") && !shown.contains("bob"),
+            "{shown}"
+        );
+        let token = format!("{:?}", NatsAuth::Token(Secret::new("tok3n")));
+        assert_eq!(token, "Token(Secret(***))");
+        let reason = unreachable_reason(&async_nats::connection::State::Disconnected);
+        assert_eq!(
+            reason,
+            "NATS JetStream is unreachable (connection disconnected); reconnecting"
+        );
     }
 
     #[test]

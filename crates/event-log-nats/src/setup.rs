@@ -8,7 +8,7 @@ use async_nats::jetstream::stream::{self, DiscardPolicy, RetentionPolicy, Storag
 use async_nats::jetstream::{self, ErrorCode, kv};
 use tributary_event_log::LogError;
 
-use crate::{NatsConfig, Storage};
+use crate::{NatsAuth, NatsConfig, Storage, redacted_servers, server_url_problem};
 
 /// What `ensure` found or created.
 pub(crate) struct Parts {
@@ -16,6 +16,8 @@ pub(crate) struct Parts {
     pub dead: Stream,
     pub consumers: kv::Store,
     pub dead_state: kv::Store,
+    pub dead_state_stream: Stream,
+    pub dedup: Option<kv::Store>,
 }
 
 fn valid_name(name: &str) -> bool {
@@ -29,6 +31,14 @@ fn valid_name(name: &str) -> bool {
 pub(crate) fn validate(config: &NatsConfig) -> Result<(), LogError> {
     if config.servers.is_empty() {
         return Err(LogError::Invalid("no NATS server URL given".into()));
+    }
+    if let Some(problem) = config.servers.iter().find_map(|s| server_url_problem(s)) {
+        return Err(LogError::Invalid(problem));
+    }
+    if config.tls.client_cert_file.is_some() != config.tls.client_key_file.is_some() {
+        return Err(LogError::Invalid(
+            "a TLS client certificate needs its key, and a key its certificate".into(),
+        ));
     }
     if !valid_name(&config.stream) {
         return Err(LogError::Invalid(format!(
@@ -51,30 +61,120 @@ pub(crate) fn validate(config: &NatsConfig) -> Result<(), LogError> {
     Ok(())
 }
 
+/// Credentials read once, before connecting.
+enum Credentials {
+    None,
+    /// The credentials file's text (JWT and seed).
+    Creds(String),
+    Seed(String),
+    UserPassword(String, String),
+    Token(String),
+}
+
+/// Reads the credential files. Errors name the file and what is wrong, never its contents.
+fn load_credentials(auth: &NatsAuth) -> Result<Credentials, LogError> {
+    let read = |path: &std::path::Path, what: &str| {
+        std::fs::read_to_string(path).map_err(|e| {
+            LogError::Invalid(format!(
+                "cannot read the NATS {what} {}: {e}",
+                path.display()
+            ))
+        })
+    };
+    Ok(match auth {
+        NatsAuth::None => Credentials::None,
+        NatsAuth::CredsFile(path) => {
+            let text = read(path, "credentials file")?;
+            // Parsed here so that a broken file is reported at once, not as a failed connect.
+            async_nats::ConnectOptions::with_credentials(&text).map_err(|e| {
+                LogError::Invalid(format!(
+                    "NATS credentials file {} is not usable: {e}",
+                    path.display(),
+                ))
+            })?;
+            Credentials::Creds(text)
+        }
+        NatsAuth::NkeySeedFile(path) => {
+            let text = read(path, "nkey seed file")?;
+            let seed = text
+                .lines()
+                .map(str::trim)
+                .find(|line| line.starts_with('S'))
+                .unwrap_or_default()
+                .to_owned();
+            if let Err(e) = nkeys::KeyPair::from_seed(&seed) {
+                return Err(LogError::Invalid(format!(
+                    "NATS nkey seed file {} holds no valid seed (a line starting with S): {e}",
+                    path.display(),
+                )));
+            }
+            Credentials::Seed(seed)
+        }
+        NatsAuth::UserPassword { user, password } => {
+            Credentials::UserPassword(user.clone(), password.expose().to_owned())
+        }
+        NatsAuth::Token(token) => Credentials::Token(token.expose().to_owned()),
+    })
+}
+
+/// The client options for one attempt: credentials, TLS, timeouts, reconnecting forever.
+fn options(
+    config: &NatsConfig,
+    credentials: &Credentials,
+) -> Result<async_nats::ConnectOptions, LogError> {
+    let mut options = async_nats::ConnectOptions::new()
+        .name("tributary")
+        .connection_timeout(Duration::from_secs(2))
+        .request_timeout(Some(config.request_timeout))
+        .max_reconnects(None)
+        .reconnect_delay_callback(|attempts| {
+            Duration::from_millis((attempts as u64 * 100).min(1000))
+        });
+    options = match credentials {
+        Credentials::None => options,
+        Credentials::Creds(text) => options
+            .credentials(text)
+            .map_err(|e| LogError::Invalid(format!("NATS credentials are not usable: {e}")))?,
+        Credentials::Seed(seed) => options.nkey(seed.clone()),
+        Credentials::UserPassword(user, password) => {
+            options.user_and_password(user.clone(), password.clone())
+        }
+        Credentials::Token(token) => options.token(token.clone()),
+    };
+    let tls = &config.tls;
+    if let Some(ca) = &tls.ca_file {
+        options = options.add_root_certificates(ca.clone());
+    }
+    if let (Some(cert), Some(key)) = (&tls.client_cert_file, &tls.client_key_file) {
+        options = options.add_client_certificate(cert.clone(), key.clone());
+    }
+    if tls.is_set() || config.servers.iter().any(|s| s.starts_with("tls://")) {
+        options = options.require_tls(true);
+    }
+    Ok(options)
+}
+
 /// Connects, retrying until `connect_timeout`. Once connected the client reconnects by itself
-/// forever (every second at most between attempts).
+/// forever (every second at most between attempts). Logs and errors name the servers without
+/// credentials (URLs carrying some are refused by `validate` anyway).
 pub(crate) async fn connect(config: &NatsConfig) -> Result<async_nats::Client, LogError> {
+    let credentials = load_credentials(&config.auth)?;
+    let servers = redacted_servers(&config.servers);
     let started = Instant::now();
     loop {
-        let options = async_nats::ConnectOptions::new()
-            .name("tributary")
-            .connection_timeout(Duration::from_secs(2))
-            .request_timeout(Some(config.request_timeout))
-            .max_reconnects(None)
-            .reconnect_delay_callback(|attempts| {
-                Duration::from_millis((attempts as u64 * 100).min(1000))
-            });
-        match options.connect(config.servers.as_slice()).await {
+        match options(config, &credentials)?
+            .connect(config.servers.as_slice())
+            .await
+        {
             Ok(client) => return Ok(client),
             Err(error) if started.elapsed() < config.connect_timeout => {
-                tracing::warn!(%error, servers = ?config.servers, "NATS not reachable yet");
+                tracing::warn!(%error, %servers, "NATS not reachable yet");
                 tokio::time::sleep(Duration::from_millis(250)).await;
             }
             Err(error) => {
                 return Err(LogError::storage(
                     format!(
-                        "cannot connect to NATS at {} within {:?}",
-                        config.servers.join(","),
+                        "cannot connect to NATS at {servers} within {:?}",
                         config.connect_timeout
                     ),
                     error,
@@ -233,7 +333,12 @@ async fn ensure_stream(
 /// A KV bucket is a stream named `KV_<bucket>` on `$KV.<bucket>.>` with one message per key.
 /// async-nats' own `create_key_value` reads account fields nats-server 2.9 does not send, so
 /// the stream is created here with the same settings.
-fn bucket_config(config: &NatsConfig, bucket: &str, description: &str) -> stream::Config {
+fn bucket_config(
+    config: &NatsConfig,
+    bucket: &str,
+    description: &str,
+    max_age: Duration,
+) -> stream::Config {
     stream::Config {
         name: format!("KV_{bucket}"),
         description: Some(description.into()),
@@ -249,21 +354,44 @@ fn bucket_config(config: &NatsConfig, bucket: &str, description: &str) -> stream
         deny_delete: true,
         allow_direct: true,
         discard: DiscardPolicy::New,
+        max_age,
+        // JetStream's rule: the duplicate window may not exceed max_age (2 minutes otherwise,
+        // as async-nats sets it).
+        duplicate_window: if max_age.is_zero() {
+            Duration::from_secs(120)
+        } else {
+            max_age.min(Duration::from_secs(120))
+        },
         ..Default::default()
     }
 }
 
+/// Finds or creates a KV bucket whose entries expire after `max_age` (zero: never). An
+/// existing bucket with another `max_age` keeps it (logged), like a stream.
 async fn ensure_bucket(
     js: &jetstream::Context,
     config: &NatsConfig,
     bucket: String,
     description: &str,
+    max_age: Duration,
 ) -> Result<kv::Store, LogError> {
     if let Ok(store) = js.get_key_value(&bucket).await {
+        if let Ok(stream) = js.get_stream(format!("KV_{bucket}")).await {
+            let found = stream.cached_info().config.max_age;
+            if found != max_age {
+                tracing::warn!(
+                    %bucket,
+                    found = ?found,
+                    configured = ?max_age,
+                    "the existing KV bucket's max_age differs from the configuration; keeping \
+                     the bucket's (change it with `nats kv edit`)"
+                );
+            }
+        }
         return Ok(store);
     }
     if let Err(create) = js
-        .create_stream(bucket_config(config, &bucket, description))
+        .create_stream(bucket_config(config, &bucket, description, max_age))
         .await
     {
         tracing::debug!(%create, %bucket, "bucket creation failed; perhaps created meanwhile");
@@ -285,6 +413,7 @@ pub(crate) async fn ensure(
         config,
         config.consumers_bucket(),
         "Tributary durable consumer positions",
+        Duration::ZERO,
     )
     .await?;
     let dead_state = ensure_bucket(
@@ -292,13 +421,36 @@ pub(crate) async fn ensure(
         config,
         config.dead_letter_bucket(),
         "Tributary dead-letter redrive state",
+        Duration::ZERO,
     )
     .await?;
+    let state_stream = format!("KV_{}", config.dead_letter_bucket());
+    let dead_state_stream = js
+        .get_stream(&state_stream)
+        .await
+        .map_err(|e| LogError::storage(format!("cannot read stream {state_stream}"), e))?;
+    let horizon = config.retention.dedup_horizon;
+    let dedup = if horizon.is_zero() {
+        None
+    } else {
+        Some(
+            ensure_bucket(
+                js,
+                config,
+                config.dedup_bucket(),
+                "Tributary dedup keys (source, provider event id) seen, for the dedup horizon",
+                horizon,
+            )
+            .await?,
+        )
+    };
     Ok(Parts {
         events,
         dead,
         consumers,
         dead_state,
+        dead_state_stream,
+        dedup,
     })
 }
 

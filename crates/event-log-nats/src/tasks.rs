@@ -1,12 +1,16 @@
 //! Background work of each instance: follow the stream (live tail across instances), probe
-//! JetStream for `/readyz`, and apply retention.
+//! JetStream for `/readyz`, and apply retention (events, dead letters).
 
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_nats::jetstream::consumer::{DeliverPolicy, push};
+use async_nats::jetstream::stream::RawMessageErrorKind;
 use futures_util::StreamExt;
+use prost::Message as _;
 use tributary_event_log::{LogError, rules};
+use tributary_model::v1::DeadLetter;
 use tributary_model::well_known::Timestamp;
 
 use crate::{Inner, consumers, read, unreachable_reason};
@@ -15,12 +19,14 @@ use crate::{Inner, consumers, read, unreachable_reason};
 const PROBE_INTERVAL: Duration = Duration::from_secs(1);
 /// Pause before following the stream again after the follower failed.
 const FOLLOW_RETRY: Duration = Duration::from_secs(1);
+/// Dead-letter states examined per retention pass (the sweep continues there next pass).
+const STATES_PER_PASS: usize = 2048;
 
 pub(crate) fn spawn(inner: &Arc<Inner>) {
     tokio::spawn(follow(Arc::downgrade(inner)));
     tokio::spawn(probe(Arc::downgrade(inner)));
     let retention = &inner.config.retention;
-    if retention.max_age.is_some() || retention.max_bytes.is_some() {
+    if retention.removes_anything() {
         tokio::spawn(retention_loop(
             Arc::downgrade(inner),
             retention.interval.max(Duration::from_millis(100)),
@@ -80,7 +86,7 @@ async fn probe(weak: Weak<Inner>) {
         let Some(inner) = weak.upgrade() else { return };
         let state = inner.client.connection_state();
         if state != async_nats::connection::State::Connected {
-            inner.set_health(Err(unreachable_reason(&inner.config, &state)));
+            inner.set_health(Err(unreachable_reason(&state)));
             continue;
         }
         match inner.events.get_info().await {
@@ -112,11 +118,22 @@ fn timestamp_before(age: Duration) -> Timestamp {
     rules::timestamp(SystemTime::now().checked_sub(age).unwrap_or(UNIX_EPOCH))
 }
 
-/// One retention pass: purges the oldest events by age and by size, never past the lowest
-/// acknowledged sequence of the durable consumers unless `override_consumers`. Every instance
-/// runs it; purging up to a sequence is idempotent. Returns how many events went.
+/// One retention pass: events, then dead letters. Every instance runs it; each step is
+/// idempotent. Returns how many events went.
 pub(crate) async fn retention_pass(inner: &Inner) -> Result<u64, LogError> {
+    let events = purge_events(inner).await?;
+    remove_dead_letters(inner).await?;
+    Ok(events)
+}
+
+/// Purges the oldest events by age and by size, never past the lowest acknowledged sequence
+/// of the durable consumers unless `override_consumers`. Their dedup keys stay in the
+/// `<stream>_DEDUP` bucket for the horizon. Returns how many events went.
+async fn purge_events(inner: &Inner) -> Result<u64, LogError> {
     let retention = &inner.config.retention;
+    if retention.max_age.is_none() && retention.max_bytes.is_none() {
+        return Ok(0);
+    }
     let info =
         inner.events.get_info().await.map_err(|e| {
             LogError::storage(format!("cannot read stream {}", inner.config.stream), e)
@@ -160,4 +177,140 @@ pub(crate) async fn retention_pass(inner: &Inner) -> Result<u64, LogError> {
         "retention removed old events"
     );
     Ok(purged.purged)
+}
+
+/// Dead-letter retention: the oldest letters beyond `dead_letter_max_count` are purged (one
+/// request), then a sweep of the redrive-state bucket removes resolved letters resolved before
+/// `dead_letter_max_age` (letter and state) and the states of purged letters. The dedup keys
+/// (`d.` keys in `<stream>_DEDUP`) stay for the horizon. Returns how many letters went.
+async fn remove_dead_letters(inner: &Inner) -> Result<u64, LogError> {
+    let retention = &inner.config.retention;
+    if retention.dead_letter_max_age.is_none() && retention.dead_letter_max_count.is_none() {
+        return Ok(0);
+    }
+    let stream = inner.config.dead_letter_stream();
+    let mut removed = 0;
+    if let Some(max_count) = retention.dead_letter_max_count {
+        let info = inner
+            .dead
+            .get_info()
+            .await
+            .map_err(|e| LogError::storage(format!("cannot read stream {stream}"), e))?;
+        if info.state.messages > max_count {
+            let purged = inner
+                .dead
+                .purge()
+                .keep(max_count)
+                .await
+                .map_err(|e| LogError::storage(format!("cannot purge {stream}"), e))?;
+            removed += purged.purged;
+        }
+    }
+    removed += sweep_dead_letter_states(inner).await?;
+    if removed > 0 {
+        tracing::info!(removed, "retention removed dead letters");
+    }
+    Ok(removed)
+}
+
+/// Examines up to [`STATES_PER_PASS`] redrive states, continuing where the last pass stopped:
+/// a state whose letter was purged goes; a letter resolved before the age limit goes with its
+/// state. Returns how many letters went by age.
+async fn sweep_dead_letter_states(inner: &Inner) -> Result<u64, LogError> {
+    let stream = inner.config.dead_letter_stream();
+    let info = inner
+        .dead
+        .get_info()
+        .await
+        .map_err(|e| LogError::storage(format!("cannot read stream {stream}"), e))?;
+    let first_letter = if info.state.messages == 0 {
+        info.state.last_sequence + 1
+    } else {
+        info.state.first_sequence
+    };
+    let states = &inner.dead_state_stream;
+    let states_name = states.cached_info().config.name.clone();
+    let state_info = states
+        .get_info()
+        .await
+        .map_err(|e| LogError::storage(format!("cannot read stream {states_name}"), e))?;
+    let (first, last) = (
+        state_info.state.first_sequence,
+        state_info.state.last_sequence,
+    );
+    let cutoff = inner
+        .config
+        .retention
+        .dead_letter_max_age
+        .map(|age| rules::unix_millis(&timestamp_before(age)));
+    let prefix = format!("$KV.{}.", inner.config.dead_letter_bucket());
+    let filter = format!("{prefix}>");
+    let mut after = inner
+        .sweep_after
+        .load(Ordering::Relaxed)
+        .max(first.saturating_sub(1));
+    let mut examined = 0;
+    let mut removed = 0;
+    loop {
+        let messages = read::messages_after(states, &filter, after, last, 256).await?;
+        if messages.is_empty() {
+            after = 0;
+            break;
+        }
+        for message in &messages {
+            after = message.sequence;
+            examined += 1;
+            let Some(id) = message
+                .subject
+                .as_str()
+                .strip_prefix(prefix.as_str())
+                .and_then(|id| id.parse::<u64>().ok())
+            else {
+                continue;
+            };
+            let expired = cutoff.is_some_and(|cutoff| {
+                DeadLetter::decode(message.payload.as_ref())
+                    .ok()
+                    .and_then(|state| state.resolved_at)
+                    .is_some_and(|at| rules::unix_millis(&at) < cutoff)
+            });
+            if expired {
+                delete_dead_letter(inner, id).await?;
+                removed += 1;
+            } else if id >= first_letter {
+                continue;
+            }
+            // Its letter is gone: so goes its state (all of the subject, no marker left).
+            states
+                .purge()
+                .filter(message.subject.as_str())
+                .await
+                .map_err(|e| {
+                    LogError::storage(format!("cannot remove dead letter {id} state"), e)
+                })?;
+        }
+        if after >= last {
+            after = 0;
+            break;
+        }
+        if examined >= STATES_PER_PASS {
+            break;
+        }
+    }
+    inner.sweep_after.store(after, Ordering::Relaxed);
+    Ok(removed)
+}
+
+/// Deletes dead letter `id` from its stream; already gone is fine.
+async fn delete_dead_letter(inner: &Inner, id: u64) -> Result<(), LogError> {
+    let Err(error) = inner.dead.delete_message(id).await else {
+        return Ok(());
+    };
+    match inner.dead.get_raw_message(id).await {
+        Err(gone) if gone.kind() == RawMessageErrorKind::NoMessageFound => Ok(()),
+        _ => Err(LogError::storage(
+            format!("cannot remove dead letter {id}"),
+            error,
+        )),
+    }
 }

@@ -39,19 +39,32 @@ const READING_CONSUMERS: &str = "reading consumers";
 
 /// sequence -> encoded `Event` (with its sequence set).
 pub(crate) const EVENTS: TableDefinition<u64, &[u8]> = TableDefinition::new("events");
-/// (source, provider event id) -> sequence, or dead-letter id with [`DEAD_LETTER_TAG`].
+/// (source, provider event id) -> sequence, or dead-letter id with [`DEAD_LETTER_TAG`], or
+/// [`RETIRED`] once retention removed the item (the key outlives it, see [`DEDUP_RETIRED`]).
 pub(crate) const DEDUP: TableDefinition<(&str, &str), u64> = TableDefinition::new("dedup");
+/// (unix ms of the removal, source, provider event id) of every [`RETIRED`] dedup key, oldest
+/// first, so retention prunes the keys older than the dedup horizon without a scan.
+pub(crate) const DEDUP_RETIRED: TableDefinition<(u64, &str, &str), ()> =
+    TableDefinition::new("dedup_retired");
+/// (unix ms of `resolved_at`, dead-letter id) of every resolved dead letter, oldest first, for
+/// dead-letter retention by age.
+pub(crate) const RESOLVED: TableDefinition<(u64, u64), ()> =
+    TableDefinition::new("resolved_dead_letters");
 /// dead-letter id -> encoded `DeadLetter`.
 pub(crate) const DEAD_LETTERS: TableDefinition<u64, &[u8]> = TableDefinition::new("dead_letters");
 /// log time (unix ms, non-decreasing) -> first sequence appended in that millisecond.
 pub(crate) const TIME_INDEX: TableDefinition<u64, u64> = TableDefinition::new("time_index");
 /// durable consumer name -> encoded `Consumer` (lag not stored).
 pub(crate) const CONSUMERS: TableDefinition<&str, &[u8]> = TableDefinition::new("consumers");
-/// counters: "event_bytes" (stored event bytes, for size retention).
+/// counters: "event_bytes" (stored event bytes, for size retention), "last_sequence" and
+/// "last_dead_letter" (the highest ever assigned, which outlive their items), and
+/// "resolved_index" (1 once [`RESOLVED`] covers every stored dead letter).
 pub(crate) const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 
 /// Marks a dedup entry that points at a dead letter rather than an event.
 pub(crate) const DEAD_LETTER_TAG: u64 = 1 << 63;
+/// A dedup entry whose item retention removed: still a duplicate until the horizon passes.
+pub(crate) const RETIRED: u64 = u64::MAX;
 
 /// Settings of the embedded log.
 #[derive(Debug, Clone)]
@@ -112,8 +125,6 @@ impl EmbeddedLog {
         let health = Arc::new(Mutex::new(Ok(())));
         let (ops, jobs) = mpsc::channel(4096);
         let interval = config.retention.interval;
-        let has_retention =
-            config.retention.max_age.is_some() || config.retention.max_bytes.is_some();
         let recent = Arc::new(RwLock::new(Recent::new()));
         writer::spawn(
             Arc::clone(&db),
@@ -123,9 +134,9 @@ impl EmbeddedLog {
             Arc::clone(&health),
             Arc::clone(&recent),
         )?;
-        if has_retention {
-            retention::schedule(ops.clone(), interval);
-        }
+        // Always: besides the configured limits, each pass prunes dedup keys past the horizon
+        // (perhaps retired under an earlier configuration).
+        retention::schedule(&ops, interval);
         Ok(Self {
             db,
             recent,
@@ -165,6 +176,9 @@ fn init_tables(db: &Database) -> Result<u64, LogError> {
         txn.open_table(TIME_INDEX).map_err(storage(CREATING))?;
         txn.open_table(CONSUMERS).map_err(storage(CREATING))?;
         txn.open_table(META).map_err(storage(CREATING))?;
+        txn.open_table(DEDUP_RETIRED).map_err(storage(CREATING))?;
+        txn.open_table(RESOLVED).map_err(storage(CREATING))?;
+        index_resolved_dead_letters(&txn)?;
     }
     txn.commit().map_err(storage(CREATING))?;
     let read = db.begin_read().map_err(storage(CREATING))?;
@@ -174,6 +188,41 @@ fn init_tables(db: &Database) -> Result<u64, LogError> {
         .map_err(storage(CREATING))?
         .map(|(k, _)| k.value());
     Ok(last.unwrap_or(0))
+}
+
+/// Fills [`RESOLVED`] from the stored dead letters once: files written before the index
+/// existed have resolved letters it does not list.
+fn index_resolved_dead_letters(txn: &redb::WriteTransaction) -> Result<(), LogError> {
+    const INDEXING: &str = "indexing resolved dead letters";
+    let mut meta = txn.open_table(META).map_err(storage(INDEXING))?;
+    if meta
+        .get("resolved_index")
+        .map_err(storage(INDEXING))?
+        .is_some()
+    {
+        return Ok(());
+    }
+    let dead = txn.open_table(DEAD_LETTERS).map_err(storage(INDEXING))?;
+    let mut resolved = txn.open_table(RESOLVED).map_err(storage(INDEXING))?;
+    let mut indexed = 0u64;
+    for entry in dead.iter().map_err(storage(INDEXING))? {
+        let (id, value) = entry.map_err(storage(INDEXING))?;
+        // An undecodable letter is reported when read; it is only left out of the index.
+        if let Ok(letter) = DeadLetter::decode(value.value())
+            && let Some(at) = &letter.resolved_at
+        {
+            resolved
+                .insert((rules::unix_millis(at), id.value()), ())
+                .map_err(storage(INDEXING))?;
+            indexed += 1;
+        }
+    }
+    meta.insert("resolved_index", 1)
+        .map_err(storage(INDEXING))?;
+    if indexed > 0 {
+        tracing::info!(indexed, "indexed resolved dead letters for retention");
+    }
+    Ok(())
 }
 
 fn unexpected(reply: Reply) -> LogError {

@@ -1,34 +1,48 @@
 //! Retention: removes the oldest events by age and by size, never past what a durable consumer
-//! still has to acknowledge (unless configured to).
+//! still has to acknowledge (unless configured to); removes resolved dead letters by age and
+//! the oldest dead letters beyond a count; and prunes the dedup keys of removed items once
+//! they are older than the dedup horizon. Until then a removed item's key stays in `dedup` as
+//! [`RETIRED`], so a provider retry is still a duplicate.
 
 use std::time::Duration;
 
 use prost::Message;
-use redb::{ReadableTable, WriteTransaction};
+use redb::{ReadableTable, ReadableTableMetadata, Table, WriteTransaction};
 use tokio::sync::{mpsc, oneshot};
-use tributary_model::v1::{Consumer, Event};
+use tributary_model::v1::{Consumer, DeadLetter, Event};
 
 use super::writer::{Job, Op, now_millis};
-use super::{CONSUMERS, DEDUP, EVENTS, META, TIME_INDEX, storage};
+use super::{
+    CONSUMERS, DEAD_LETTER_TAG, DEAD_LETTERS, DEDUP, DEDUP_RETIRED, EVENTS, META, RESOLVED,
+    RETIRED, TIME_INDEX, storage,
+};
 use tributary_event_log::LogError;
 use tributary_event_log::Retention;
-use tributary_event_log::rules::provider_event_id;
+use tributary_event_log::rules::{self, provider_event_id};
 
 // What the log was doing, named in its storage errors.
 const RETENTION: &str = "applying retention";
 
 /// Most events removed per pass, so one pass never holds the writer for long.
 const MAX_REMOVED_PER_PASS: usize = 50_000;
+/// Most dead letters removed per pass (they carry raw bodies).
+const MAX_DEAD_LETTERS_PER_PASS: u64 = 10_000;
+/// Most retired dedup keys pruned per pass.
+const MAX_KEYS_PER_PASS: usize = 100_000;
 
-/// Asks the writer to run retention every `interval`.
-pub(crate) fn schedule(ops: mpsc::Sender<Job>, interval: Duration) {
+/// Asks the writer to run retention every `interval`, until the log is dropped (the task holds
+/// no sender, so it never keeps the writer, and with it the file, open).
+pub(crate) fn schedule(ops: &mpsc::Sender<Job>, interval: Duration) {
+    let interval = interval.max(Duration::from_millis(10));
+    let ops = ops.downgrade();
     tokio::spawn(async move {
         let mut ticker = tokio::time::interval(interval);
         ticker.tick().await;
         loop {
             ticker.tick().await;
+            let Some(sender) = ops.upgrade() else { return };
             let (reply, answer) = oneshot::channel();
-            if ops
+            if sender
                 .send(Job {
                     op: Op::Retention,
                     reply,
@@ -38,6 +52,7 @@ pub(crate) fn schedule(ops: mpsc::Sender<Job>, interval: Duration) {
             {
                 return;
             }
+            drop(sender);
             if let Ok(Err(error)) = answer.await {
                 tracing::warn!(%error, "retention pass failed");
             }
@@ -45,11 +60,115 @@ pub(crate) fn schedule(ops: mpsc::Sender<Job>, interval: Duration) {
     });
 }
 
+/// The dedup table and the index of its retired keys, which removals change together.
+struct Keys<'txn> {
+    dedup: Table<'txn, (&'static str, &'static str), u64>,
+    retired: Table<'txn, (u64, &'static str, &'static str), ()>,
+    /// Unix ms of this pass: when the keys it retires were retired.
+    now: u64,
+    /// Zero horizon: keys go with their items.
+    keep: bool,
+}
+
+impl<'txn> Keys<'txn> {
+    fn open(
+        txn: &'txn WriteTransaction,
+        retention: &Retention,
+        now: u64,
+    ) -> Result<Self, LogError> {
+        Ok(Keys {
+            dedup: txn.open_table(DEDUP).map_err(storage(RETENTION))?,
+            retired: txn.open_table(DEDUP_RETIRED).map_err(storage(RETENTION))?,
+            now,
+            keep: !retention.dedup_horizon.is_zero(),
+        })
+    }
+
+    /// The item `owner` (a sequence, or a dead-letter id with its tag) was removed: its key
+    /// stays as a duplicate until the horizon passes. A key that now belongs to another item
+    /// (a redrive's event took the dead letter's) is left alone.
+    fn retire(&mut self, source: &str, id: &str, owner: u64) -> Result<(), LogError> {
+        let current = self
+            .dedup
+            .get((source, id))
+            .map_err(storage(RETENTION))?
+            .map(|v| v.value());
+        if current != Some(owner) {
+            return Ok(());
+        }
+        if self.keep {
+            self.dedup
+                .insert((source, id), RETIRED)
+                .map_err(storage(RETENTION))?;
+            self.retired
+                .insert((self.now, source, id), ())
+                .map_err(storage(RETENTION))?;
+        } else {
+            self.dedup
+                .remove((source, id))
+                .map_err(storage(RETENTION))?;
+        }
+        Ok(())
+    }
+
+    /// Forgets retired keys retired before `cutoff` (unix ms). Returns how many.
+    fn prune(&mut self, cutoff: u64) -> Result<usize, LogError> {
+        let stale: Vec<(u64, String, String)> = self
+            .retired
+            .iter()
+            .map_err(storage(RETENTION))?
+            .map_while(|entry| entry.ok())
+            .map(|(key, _)| {
+                let (at, source, id) = key.value();
+                (at, source.to_owned(), id.to_owned())
+            })
+            .take_while(|(at, _, _)| *at < cutoff)
+            .take(MAX_KEYS_PER_PASS)
+            .collect();
+        for (at, source, id) in &stale {
+            let key = (source.as_str(), id.as_str());
+            self.retired
+                .remove((*at, key.0, key.1))
+                .map_err(storage(RETENTION))?;
+            let current = self.dedup.get(key).map_err(storage(RETENTION))?;
+            if current.map(|v| v.value()) == Some(RETIRED) {
+                self.dedup.remove(key).map_err(storage(RETENTION))?;
+            }
+        }
+        Ok(stale.len())
+    }
+}
+
+fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+}
+
 /// One retention pass inside the writer's transaction. Returns the newest sequence it removed,
 /// if any.
 pub(crate) fn apply(
     txn: &WriteTransaction,
     retention: &Retention,
+) -> Result<Option<u64>, LogError> {
+    let now = now_millis();
+    let mut keys = Keys::open(txn, retention, now)?;
+    let removed_through = remove_events(txn, retention, &mut keys)?;
+    let letters = remove_dead_letters(txn, retention, &mut keys)?;
+    let pruned = keys.prune(now.saturating_sub(millis(retention.dedup_horizon)))?;
+    if letters > 0 || pruned > 0 {
+        tracing::info!(
+            dead_letters = letters,
+            dedup_keys = pruned,
+            "retention removed dead letters and expired dedup keys"
+        );
+    }
+    Ok(removed_through)
+}
+
+/// Removes events by age and size. Returns the newest sequence it removed, if any.
+fn remove_events(
+    txn: &WriteTransaction,
+    retention: &Retention,
+    keys: &mut Keys<'_>,
 ) -> Result<Option<u64>, LogError> {
     let mut events = txn.open_table(EVENTS).map_err(storage(RETENTION))?;
     let Some(first) = events
@@ -75,7 +194,7 @@ pub(crate) fn apply(
     // Highest sequence that may go, by age.
     let mut cut = 0;
     if let Some(max_age) = retention.max_age {
-        let cutoff = now_millis().saturating_sub(max_age.as_millis() as u64);
+        let cutoff = keys.now.saturating_sub(millis(max_age));
         let first_kept = times
             .range(cutoff..)
             .map_err(storage(RETENTION))?
@@ -98,7 +217,6 @@ pub(crate) fn apply(
         }
     }
 
-    let mut dedup = txn.open_table(DEDUP).map_err(storage(RETENTION))?;
     let mut removed = 0u64;
     let mut sequence = first;
     while sequence <= limit && (removed as usize) < MAX_REMOVED_PER_PASS {
@@ -110,10 +228,7 @@ pub(crate) fn apply(
             let encoded = value.value();
             bytes = bytes.saturating_sub(encoded.len() as u64);
             if let Ok(event) = Event::decode(encoded) {
-                let id = provider_event_id(&event);
-                dedup
-                    .remove((event.source.as_str(), id))
-                    .map_err(storage(RETENTION))?;
+                keys.retire(&event.source, provider_event_id(&event), sequence)?;
             }
             removed += 1;
         }
@@ -141,4 +256,316 @@ pub(crate) fn apply(
         return Ok(Some(sequence - 1));
     }
     Ok(None)
+}
+
+/// Removes resolved dead letters resolved before the age limit, then the oldest beyond the
+/// count limit. Returns how many went.
+fn remove_dead_letters(
+    txn: &WriteTransaction,
+    retention: &Retention,
+    keys: &mut Keys<'_>,
+) -> Result<u64, LogError> {
+    let mut dead = txn.open_table(DEAD_LETTERS).map_err(storage(RETENTION))?;
+    let mut resolved = txn.open_table(RESOLVED).map_err(storage(RETENTION))?;
+    let mut removed = 0u64;
+    if let Some(max_age) = retention.dead_letter_max_age {
+        let cutoff = keys.now.saturating_sub(millis(max_age));
+        let expired: Vec<u64> = resolved
+            .iter()
+            .map_err(storage(RETENTION))?
+            .map_while(|entry| entry.ok())
+            .map(|(key, _)| key.value())
+            .take_while(|(at, _)| *at < cutoff)
+            .take(MAX_DEAD_LETTERS_PER_PASS as usize)
+            .map(|(_, id)| id)
+            .collect();
+        for id in expired {
+            remove_dead_letter(&mut dead, &mut resolved, keys, id)?;
+            removed += 1;
+        }
+    }
+    if let Some(max_count) = retention.dead_letter_max_count {
+        let stored = dead.len().map_err(storage(RETENTION))?;
+        let excess = stored
+            .saturating_sub(max_count)
+            .min(MAX_DEAD_LETTERS_PER_PASS.saturating_sub(removed));
+        for _ in 0..excess {
+            let oldest = dead
+                .first()
+                .map_err(storage(RETENTION))?
+                .map(|(id, _)| id.value());
+            let Some(id) = oldest else { break };
+            remove_dead_letter(&mut dead, &mut resolved, keys, id)?;
+            removed += 1;
+        }
+    }
+    Ok(removed)
+}
+
+/// Removes dead letter `id` and its index entry, and retires its dedup key.
+fn remove_dead_letter(
+    dead: &mut Table<'_, u64, &'static [u8]>,
+    resolved: &mut Table<'_, (u64, u64), ()>,
+    keys: &mut Keys<'_>,
+    id: u64,
+) -> Result<(), LogError> {
+    let letter = match dead.remove(id).map_err(storage(RETENTION))? {
+        // Undecodable: removed all the same, its key cannot be found.
+        Some(value) => DeadLetter::decode(value.value()).ok(),
+        None => None,
+    };
+    let Some(letter) = letter else {
+        return Ok(());
+    };
+    if let Some(at) = &letter.resolved_at {
+        resolved
+            .remove((rules::unix_millis(at), id))
+            .map_err(storage(RETENTION))?;
+    }
+    keys.retire(
+        &letter.source,
+        &letter.provider_event_id,
+        id | DEAD_LETTER_TAG,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Instant;
+
+    use redb::ReadableDatabase;
+    use tributary_event_log::{AppendOutcome, AppendRequest, EventLog};
+    use tributary_model::v1::Provenance;
+
+    use super::*;
+    use crate::{EmbeddedConfig, EmbeddedLog};
+
+    const SOURCE: &str = "s";
+
+    fn event(id: &str) -> Event {
+        Event {
+            source: SOURCE.into(),
+            provenance: Some(Provenance {
+                provider_event_id: id.into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    fn letter(id: &str) -> DeadLetter {
+        DeadLetter {
+            source: SOURCE.into(),
+            provider_event_id: id.into(),
+            ..Default::default()
+        }
+    }
+
+    fn request(events: &[&str], letters: &[&str]) -> AppendRequest {
+        AppendRequest {
+            source: SOURCE.into(),
+            events: events.iter().map(|id| event(id)).collect(),
+            dead_letters: letters.iter().map(|id| letter(id)).collect(),
+        }
+    }
+
+    fn outcome(sequences: &[u64], duplicates: usize, dead_lettered: usize) -> AppendOutcome {
+        AppendOutcome {
+            sequences: sequences.to_vec(),
+            duplicates,
+            dead_lettered,
+        }
+    }
+
+    fn open(dir: &std::path::Path, retention: Retention) -> EmbeddedLog {
+        let started = Instant::now();
+        loop {
+            let config = EmbeddedConfig {
+                retention: retention.clone(),
+                ..EmbeddedConfig::new(dir)
+            };
+            match EmbeddedLog::open(config) {
+                Ok(log) => return log,
+                Err(error) if started.elapsed() > Duration::from_secs(10) => {
+                    panic!("cannot open: {error}")
+                }
+                // The previous log's writer is still letting go of the file.
+                Err(_) => std::thread::sleep(Duration::from_millis(20)),
+            }
+        }
+    }
+
+    async fn append(log: &EmbeddedLog, request: AppendRequest) -> AppendOutcome {
+        log.append(request).await.expect("append")
+    }
+
+    async fn eventually<F, Fut>(what: &str, mut check: F)
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = bool>,
+    {
+        let started = Instant::now();
+        while !check().await {
+            assert!(started.elapsed() < Duration::from_secs(20), "{what}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// The dedup entries (value per key) and the retired index, as stored.
+    fn stored_keys(log: &EmbeddedLog) -> (Vec<(String, u64)>, usize) {
+        let db = log.db.get().expect("db");
+        let txn = db.begin_read().expect("read");
+        let dedup = txn.open_table(DEDUP).expect("dedup");
+        let keys = dedup
+            .iter()
+            .expect("iter")
+            .map(|entry| {
+                let (key, value) = entry.expect("entry");
+                (key.value().1.to_owned(), value.value())
+            })
+            .collect();
+        let retired = txn.open_table(DEDUP_RETIRED).expect("retired");
+        (keys, retired.len().expect("len") as usize)
+    }
+
+    fn eager_events(horizon: Duration) -> Retention {
+        Retention {
+            max_age: Some(Duration::ZERO),
+            interval: Duration::from_millis(20),
+            dedup_horizon: horizon,
+            ..Retention::default()
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn retired_keys_stay_for_the_horizon_then_go() {
+        let dir = tempfile::tempdir().expect("dir");
+        let horizon = Duration::from_millis(600);
+        let log = open(dir.path(), eager_events(horizon));
+        assert_eq!(
+            append(&log, request(&["a"], &[])).await,
+            outcome(&[1], 0, 0)
+        );
+        eventually("event 1 removed", || async {
+            log.first_sequence().await.ok() == Some(2)
+        })
+        .await;
+        let removed = Instant::now();
+        assert_eq!(stored_keys(&log), (vec![("a".into(), RETIRED)], 1));
+        assert_eq!(append(&log, request(&["a"], &[])).await, outcome(&[], 1, 0));
+
+        // Once the horizon passed, a pass forgets the key: the same id is new again.
+        let mut stored_again = None;
+        while stored_again.is_none() {
+            let got = append(&log, request(&["a"], &[])).await;
+            if got.sequences.is_empty() {
+                assert!(
+                    removed.elapsed() < Duration::from_secs(20),
+                    "key never pruned"
+                );
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            } else {
+                stored_again = Some(got);
+            }
+        }
+        assert!(
+            removed.elapsed() >= horizon,
+            "pruned after {:?}",
+            removed.elapsed()
+        );
+        assert_eq!(stored_again, Some(outcome(&[2], 0, 0)));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_zero_horizon_forgets_keys_with_their_items() {
+        let dir = tempfile::tempdir().expect("dir");
+        let log = open(dir.path(), eager_events(Duration::ZERO));
+        assert_eq!(
+            append(&log, request(&["a"], &[])).await,
+            outcome(&[1], 0, 0)
+        );
+        eventually("event 1 removed", || async {
+            log.first_sequence().await.ok() == Some(2)
+        })
+        .await;
+        assert_eq!(stored_keys(&log), (vec![], 0));
+        assert_eq!(
+            append(&log, request(&["a"], &[])).await,
+            outcome(&[2], 0, 0)
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn removed_dead_letters_leave_retired_keys() {
+        let dir = tempfile::tempdir().expect("dir");
+        let retention = Retention {
+            interval: Duration::from_millis(20),
+            dead_letter_max_count: Some(1),
+            ..Retention::default()
+        };
+        let log = open(dir.path(), retention);
+        assert_eq!(
+            append(&log, request(&[], &["x", "y"])).await,
+            outcome(&[], 0, 2)
+        );
+        eventually("dead letter 1 removed", || async {
+            log.dead_letters(0, 10).await.map(|l| l.len()).ok() == Some(1)
+        })
+        .await;
+        assert_eq!(
+            stored_keys(&log),
+            (
+                vec![("x".into(), RETIRED), ("y".into(), 2 | DEAD_LETTER_TAG)],
+                1
+            )
+        );
+    }
+
+    /// A file written before the resolved index existed: its resolved dead letters are indexed
+    /// when it is opened, so retention by age finds them.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn resolved_dead_letters_of_older_files_are_indexed() {
+        let dir = tempfile::tempdir().expect("dir");
+        {
+            let log = open(dir.path(), Retention::default());
+            append(&log, request(&[], &["x", "y"])).await;
+            let redriven = log
+                .redrive(1, vec![event("x")], None)
+                .await
+                .expect("redrive");
+            assert!(redriven.resolved);
+            // Undo the index, as in a file of the previous version.
+            let db = log.db.get().expect("db");
+            let txn = db.begin_write().expect("write");
+            {
+                let mut index = txn.open_table(RESOLVED).expect("index");
+                index.retain(|_, _| false).expect("clear");
+                txn.open_table(META)
+                    .expect("meta")
+                    .remove("resolved_index")
+                    .expect("flag");
+            }
+            txn.commit().expect("commit");
+        }
+        let retention = Retention {
+            interval: Duration::from_millis(20),
+            dead_letter_max_age: Some(Duration::ZERO),
+            ..Retention::default()
+        };
+        let log = open(dir.path(), retention);
+        eventually("resolved dead letter 1 removed", || async {
+            let ids: Option<Vec<u64>> = log
+                .dead_letters(0, 10)
+                .await
+                .ok()
+                .map(|letters| letters.iter().map(|l| l.id).collect());
+            ids == Some(vec![2])
+        })
+        .await;
+        // The redriven event holds x's key; y's letter still holds its own.
+        assert_eq!(
+            stored_keys(&log),
+            (vec![("x".into(), 1), ("y".into(), 2 | DEAD_LETTER_TAG)], 0)
+        );
+    }
 }

@@ -13,8 +13,8 @@ use tributary_model::well_known::Timestamp;
 use super::handle::DbHandle;
 use super::recent::Recent;
 use super::{
-    CONSUMERS, DEAD_LETTER_TAG, DEAD_LETTERS, DEDUP, EVENTS, EmbeddedConfig, META, TIME_INDEX,
-    retention, storage,
+    CONSUMERS, DEAD_LETTER_TAG, DEAD_LETTERS, DEDUP, EVENTS, EmbeddedConfig, META, RESOLVED,
+    TIME_INDEX, retention, storage,
 };
 use tributary_event_log::rules::{self, provider_event_id};
 use tributary_event_log::{AppendOutcome, AppendRequest, LogError, RedriveOutcome};
@@ -170,13 +170,19 @@ fn load_cursor(db: &Database) -> Result<Cursor, LogError> {
             .get("last_sequence")
             .map_err(storage(LOADING))?
             .map(|v| v.value());
+        // Likewise the highest dead-letter id survives retention removing the newest letters.
+        let recorded_letter = meta
+            .get("last_dead_letter")
+            .map_err(storage(LOADING))?
+            .map(|v| v.value());
         Cursor {
             last_sequence: stored_last.unwrap_or(0).max(recorded_last.unwrap_or(0)),
             last_dead_letter: dead
                 .last()
                 .map_err(storage(LOADING))?
                 .map(|(k, _)| k.value())
-                .unwrap_or(0),
+                .unwrap_or(0)
+                .max(recorded_letter.unwrap_or(0)),
             last_millis: times
                 .last()
                 .map_err(storage(LOADING))?
@@ -230,10 +236,13 @@ fn commit_batch(
             &mut pruned_through,
         )?);
     }
-    txn.open_table(META)
-        .map_err(storage(COMMITTING))?
-        .insert("last_sequence", next.last_sequence)
-        .map_err(storage(COMMITTING))?;
+    {
+        let mut meta = txn.open_table(META).map_err(storage(COMMITTING))?;
+        meta.insert("last_sequence", next.last_sequence)
+            .map_err(storage(COMMITTING))?;
+        meta.insert("last_dead_letter", next.last_dead_letter)
+            .map_err(storage(COMMITTING))?;
+    }
     txn.commit().map_err(storage(COMMITTING))?;
     // Committed: keep the new events for caught-up subscribers (before `last_sequence`
     // announces them).
@@ -429,12 +438,23 @@ fn redrive(
     let source = letter.source.clone();
     append_events(txn, next, &source, events, &mut outcome)?;
 
+    let previously_resolved = letter.resolved_at.as_ref().map(rules::unix_millis);
     let resolved = rules::record_redrive(
         &mut letter,
         still_failing,
         &outcome.sequences,
         now_timestamp(),
     );
+    if let (true, Some(at)) = (resolved, letter.resolved_at.as_ref()) {
+        // Index the resolution for retention by age (a second resolution moves it).
+        let mut index = txn.open_table(RESOLVED).map_err(storage(REDRIVING))?;
+        if let Some(before) = previously_resolved {
+            index.remove((before, id)).map_err(storage(REDRIVING))?;
+        }
+        index
+            .insert((rules::unix_millis(at), id), ())
+            .map_err(storage(REDRIVING))?;
+    }
     if !resolved {
         // Still dead: keep its key so provider retries stay deduplicated.
         txn.open_table(DEDUP)

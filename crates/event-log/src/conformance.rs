@@ -73,6 +73,9 @@ macro_rules! conformance_tests {
             everything_survives_reopening,
             retention_keeps_what_consumers_still_need,
             retention_can_override_consumers,
+            dedup_outlives_the_retention_of_events,
+            dead_letters_beyond_the_count_are_removed_keeping_their_dedup_keys,
+            resolved_dead_letters_expire_keeping_their_dedup_keys,
         );
     };
     (@each $store:expr; $($check:ident),+ $(,)?) => {
@@ -955,7 +958,22 @@ fn eager(override_consumers: bool) -> Retention {
         max_bytes: None,
         override_consumers,
         interval: EAGER,
+        ..Retention::default()
     }
+}
+
+/// Retention that runs often and removes only dead letters.
+fn eager_dead_letters(max_age: Option<Duration>, max_count: Option<u64>) -> Retention {
+    Retention {
+        interval: EAGER,
+        dead_letter_max_age: max_age,
+        dead_letter_max_count: max_count,
+        ..Retention::default()
+    }
+}
+
+fn letter_ids(letters: &[DeadLetter]) -> Vec<u64> {
+    letters.iter().map(|l| l.id).collect()
 }
 
 /// Retention removes the oldest events but never one a durable consumer has not acknowledged;
@@ -1013,4 +1031,151 @@ pub async fn retention_can_override_consumers(store: impl Store) {
     assert_eq!(sequences_after(&log, 0).await, Vec::<u64>::new());
     assert_eq!(consumers(&log).await, vec![("ignored".to_owned(), 0, 3)]);
     assert_eq!(last(&log), 3);
+}
+
+/// Retention removing an event does not forget its (source, provider event id): a provider
+/// retry arriving afterwards (within the dedup horizon, 30 days by default) is a duplicate,
+/// also after reopening, while new ids are stored as usual.
+pub async fn dedup_outlives_the_retention_of_events(store: impl Store) {
+    {
+        let log = open_with(&store, eager(false)).await;
+        assert_eq!(
+            append(&log, request(&["g1", "g2"], &[])).await,
+            outcome(&[1, 2], 0, 0)
+        );
+        tokio::time::sleep(TICK).await;
+        eventually("events 1 and 2 removed", || async {
+            first(&log).await == 3
+        })
+        .await;
+        assert_eq!(sequences_after(&log, 0).await, Vec::<u64>::new());
+        assert_eq!(
+            append(&log, request(&["g1", "g2", "g3"], &[])).await,
+            outcome(&[3], 2, 0),
+            "retries of removed events are duplicates"
+        );
+    }
+    let log = open(&store).await;
+    assert_eq!(
+        append(&log, request(&["g1", "g2", "g3", "g4"], &[])).await,
+        outcome(&[4], 3, 0),
+        "still after reopening"
+    );
+    assert_eq!(last(&log), 4);
+}
+
+/// With `dead_letter_max_count`, retention removes the oldest dead letters (resolved or not)
+/// beyond the count; their keys stay, so retries of them are duplicates, and ids are not
+/// reused.
+pub async fn dead_letters_beyond_the_count_are_removed_keeping_their_dedup_keys(store: impl Store) {
+    {
+        let log = open_with(&store, eager_dead_letters(None, Some(2))).await;
+        assert_eq!(
+            append(&log, request(&[], &["x", "y", "z"])).await,
+            outcome(&[], 0, 3)
+        );
+        eventually("dead letter 1 removed", || async {
+            letter_ids(&letters(&log, 0, 10).await) == [2, 3]
+        })
+        .await;
+        assert_eq!(
+            append(&log, request(&[], &["x", "y"])).await,
+            outcome(&[], 2, 0),
+            "a removed dead letter's key stays"
+        );
+        assert_eq!(append(&log, request(&[], &["w"])).await, outcome(&[], 0, 1));
+        eventually("dead letter 2 removed", || async {
+            letter_ids(&letters(&log, 0, 10).await) == [3, 4]
+        })
+        .await;
+        let listed = letters(&log, 0, 10).await;
+        assert_eq!(
+            listed,
+            vec![
+                DeadLetter {
+                    id: 3,
+                    ..dead_letter(SOURCE, "z")
+                },
+                DeadLetter {
+                    id: 4,
+                    ..dead_letter(SOURCE, "w")
+                },
+            ]
+        );
+    }
+    let log = open(&store).await;
+    assert_eq!(
+        append(&log, request(&[], &["x", "y", "v"])).await,
+        outcome(&[], 2, 1)
+    );
+    assert_eq!(
+        letter_ids(&letters(&log, 0, 10).await),
+        vec![3, 4, 5],
+        "ids are not reused"
+    );
+    assert_eq!(last(&log), 0);
+}
+
+/// With `dead_letter_max_age`, retention removes resolved dead letters resolved longer ago
+/// and keeps unresolved ones; the keys of the removed ones stay (the provider's retry of a
+/// redriven item is a duplicate), and ids are not reused, even when the newest letter went.
+pub async fn resolved_dead_letters_expire_keeping_their_dedup_keys(store: impl Store) {
+    {
+        let log = open_with(&store, eager_dead_letters(Some(Duration::ZERO), None)).await;
+        assert_eq!(
+            append(&log, request(&[], &["p1", "p2", "p3"])).await,
+            outcome(&[], 0, 3)
+        );
+        let still = log.redrive(2, Vec::new(), Some("still".to_owned())).await;
+        assert!(still.is_ok(), "{still:?}");
+        for (id, provider_id, sequence) in [(1, "p1", 1), (3, "p3", 2)] {
+            match log
+                .redrive(id, vec![event(SOURCE, provider_id)], None)
+                .await
+            {
+                Ok(redriven) => assert_eq!(
+                    redriven,
+                    RedriveOutcome {
+                        sequences: vec![sequence],
+                        resolved: true,
+                    }
+                ),
+                Err(error) => panic!("redrive {id} failed: {error}"),
+            }
+        }
+        eventually("resolved dead letters removed", || async {
+            letter_ids(&letters(&log, 0, 10).await) == [2]
+        })
+        .await;
+        assert_eq!(
+            letters(&log, 0, 10).await,
+            vec![DeadLetter {
+                id: 2,
+                reason: "still".to_owned(),
+                redrive_attempts: 1,
+                ..dead_letter(SOURCE, "p2")
+            }],
+            "unresolved dead letters stay"
+        );
+        assert_eq!(
+            append(&log, request(&["p1", "p3"], &["p1", "p2", "p3"])).await,
+            outcome(&[], 5, 0),
+            "the provider's retries are duplicates"
+        );
+        assert_eq!(
+            sequences_after(&log, 0).await,
+            vec![1, 2],
+            "the redriven events stay"
+        );
+    }
+    let log = open(&store).await;
+    assert_eq!(
+        append(&log, request(&[], &["p4"])).await,
+        outcome(&[], 0, 1)
+    );
+    assert_eq!(
+        letter_ids(&letters(&log, 0, 10).await),
+        vec![2, 4],
+        "id 3 is not reused"
+    );
 }

@@ -122,9 +122,19 @@ impl LogError {
     }
 }
 
+/// Default [`Retention::dedup_horizon`]: 30 days, well past the longest provider retry period
+/// (Finicity retries for 3 days, Arcadia for 1).
+pub const DEFAULT_DEDUP_HORIZON: Duration = Duration::from_secs(30 * 24 * 3600);
+/// Default [`Retention::dead_letter_max_age`]: resolved dead letters go 30 days after their
+/// resolution.
+pub const DEFAULT_DEAD_LETTER_MAX_AGE: Duration = Duration::from_secs(30 * 24 * 3600);
+/// Default [`Retention::dead_letter_max_count`].
+pub const DEFAULT_DEAD_LETTER_MAX_COUNT: u64 = 100_000;
+
 /// How much history the log keeps. Events still unacknowledged by a durable consumer are kept
-/// unless `override_consumers` is set.
-#[derive(Debug, Clone, Default)]
+/// unless `override_consumers` is set. Removing an event or a dead letter never forgets its
+/// dedup key at once: see `dedup_horizon`.
+#[derive(Debug, Clone)]
 pub struct Retention {
     /// Remove events stored longer ago than this.
     pub max_age: Option<Duration>,
@@ -134,6 +144,44 @@ pub struct Retention {
     pub override_consumers: bool,
     /// How often retention runs.
     pub interval: Duration,
+    /// How long a (source, provider event id) stays a duplicate although retention removed its
+    /// event or dead letter: at least this long after the item was first stored (see
+    /// [`EventLog`] for each backend's exact rule). Must exceed the longest provider retry
+    /// period. Zero: a key goes with its item (redb) or only JetStream's duplicate window
+    /// remains (NATS).
+    pub dedup_horizon: Duration,
+    /// Remove resolved dead letters resolved longer ago than this. Unresolved ones are only
+    /// removed by `dead_letter_max_count`.
+    pub dead_letter_max_age: Option<Duration>,
+    /// Remove the oldest dead letters (resolved or not) while more than this many are stored.
+    pub dead_letter_max_count: Option<u64>,
+}
+
+impl Default for Retention {
+    /// Events are kept; dedup keys outlive removed items by [`DEFAULT_DEDUP_HORIZON`];
+    /// resolved dead letters go after [`DEFAULT_DEAD_LETTER_MAX_AGE`] and at most
+    /// [`DEFAULT_DEAD_LETTER_MAX_COUNT`] are kept; a pass every 30 seconds.
+    fn default() -> Self {
+        Self {
+            max_age: None,
+            max_bytes: None,
+            override_consumers: false,
+            interval: Duration::from_secs(30),
+            dedup_horizon: DEFAULT_DEDUP_HORIZON,
+            dead_letter_max_age: Some(DEFAULT_DEAD_LETTER_MAX_AGE),
+            dead_letter_max_count: Some(DEFAULT_DEAD_LETTER_MAX_COUNT),
+        }
+    }
+}
+
+impl Retention {
+    /// Whether any limit is set, so that passes have something to remove.
+    pub fn removes_anything(&self) -> bool {
+        self.max_age.is_some()
+            || self.max_bytes.is_some()
+            || self.dead_letter_max_age.is_some()
+            || self.dead_letter_max_count.is_some()
+    }
 }
 
 /// What a redrive did to a dead letter.
@@ -156,20 +204,40 @@ pub struct RedriveOutcome {
 /// - **redb** (`tributary-event-log-redb`): each write (`append`, `redrive`, a consumer
 ///   change) is applied inside one write transaction of a group commit, so it is stored whole
 ///   or not at all, and a failed commit fails every operation of its batch. One append's
-///   events get consecutive sequences. Dedup keys last as long as their item, and events and
-///   dead letters share them.
+///   events get consecutive sequences. Events and dead letters share dedup keys.
 /// - **NATS JetStream** (`tributary-event-log-nats`): there is no multi-message transaction.
 ///   `append` publishes each event in order and then each dead letter, one message apiece,
 ///   and succeeds only when JetStream acknowledged all of them. If it fails part-way, what was
 ///   acknowledged stays stored (subscribers may see part of a webhook) and the error is
 ///   returned; retrying the same request stores only the rest, the stored items coming back
-///   as duplicates, provided the retry arrives within the stream's duplicate window (dedup
-///   does not reach further back). Concurrent appends may interleave: one append's sequences
-///   increase but need not be consecutive. Events and dead letters are deduplicated
-///   separately (two streams). `redrive` publishes the events first, then writes the dead
+///   as duplicates. Concurrent appends may interleave: one append's sequences increase but
+///   need not be consecutive. Events and dead letters are deduplicated separately (two
+///   streams, two key spaces). `redrive` publishes the events first, then writes the dead
 ///   letter's state with compare-and-set: if that write fails, the events stay and the letter
 ///   stays unresolved, and redriving it again stores no event twice. Each consumer change is
 ///   one compare-and-set write. docs/deployment.md has the details.
+///
+/// # How long dedup lasts
+///
+/// Every backend: a (source, provider event id) is a duplicate for at least
+/// [`Retention::dedup_horizon`] after its item was first stored, **whether or not retention
+/// removed the item meanwhile** (the keys are ids only, small). Removing dead letters
+/// (`dead_letter_max_age`, `dead_letter_max_count`) keeps their keys the same way.
+///
+/// - **redb**: a key lasts as long as its item is stored, and after retention removes the
+///   item it stays (as a tombstone) for `dedup_horizon` counted from the removal; a
+///   retention pass prunes it after that. Exactly once within that time, any number of
+///   concurrent appends included (one writer).
+/// - **NATS JetStream**: two layers. The `Nats-Msg-Id` header dedups within the stream's
+///   duplicate window (4 days by default), which also covers two instances racing on the
+///   same item. Beyond it, a KV bucket `<stream>_DEDUP` holds one key per stored item with
+///   the bucket's `max_age` = `dedup_horizon` (counted from the key's last write): `append`
+///   checks it before publishing and writes it after JetStream acknowledged the message
+///   (a duplicate acknowledgement writes it too). A key does **not** outlive the horizon
+///   while its event is still in the stream. If the key write fails the append fails, and
+///   the provider's retry (within the window) writes it; a process crash between the
+///   publish and the key write leaves that item to the window alone until a retry repairs
+///   it. With a zero horizon there is no bucket and only the window applies.
 #[async_trait]
 pub trait EventLog: Send + Sync + 'static {
     /// Stores a webhook's events and dead letters, skipping items whose (source, provider
@@ -194,8 +262,9 @@ pub trait EventLog: Send + Sync + 'static {
     /// `last + 1` when no event is stored. A position `p` was removed when `p + 1` is below it.
     async fn first_sequence(&self) -> Result<u64, LogError>;
 
-    /// Dead letters with an id greater than `after`, up to `max`, by id. Ids start at 1 and
-    /// are separate from event sequences.
+    /// Dead letters with an id greater than `after`, up to `max`, by id. Ids start at 1, are
+    /// separate from event sequences and are never reused, not even after retention removed
+    /// dead letters (`Retention::dead_letter_max_age`, `dead_letter_max_count`).
     async fn dead_letters(&self, after: u64, max: usize) -> Result<Vec<DeadLetter>, LogError>;
 
     /// Appends the events a redrive produced for dead letter `id` (under the letter's source,
