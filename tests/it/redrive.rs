@@ -69,8 +69,12 @@ async fn a_dead_letter_is_redriven_through_the_fixed_adapter() {
         (letter.adapter.as_str(), letter.adapter_version.as_str()),
         ("quokka", "1.0.0")
     );
+    // Quokka declares no personal-data fields, so its raw bodies are withheld, not shown.
     let raw: serde_json::Value = serde_json::from_slice(&letter.raw).expect("raw json");
-    assert_eq!(raw["id"], json!("qk_evt_7"));
+    assert_eq!(
+        raw,
+        json!("[withheld: the adapter declares no personal-data fields]")
+    );
 
     // Redriven through the same (unfixed) adapter: still dead, with its reason.
     let mut admin = server.admin().await;
