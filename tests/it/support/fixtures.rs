@@ -61,6 +61,15 @@ pub fn fixture(adapter: &str, name: &str) -> Fixture {
         .unwrap_or_else(|| panic!("no fixture {name}"))
 }
 
+/// The current Unix time in seconds: what a provider stamps a webhook with (Klavi's
+/// `X-Klavi-Timestamp`, which its adapter requires by default).
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("after 1970")
+        .as_secs()
+}
+
 /// Lowercase hex HMAC-SHA256 of `body` keyed with `key`: how Finicity and Klavi sign webhooks.
 pub fn hmac_hex(key: &str, body: &[u8]) -> String {
     let mut mac = Hmac::<Sha256>::new_from_slice(key.as_bytes()).expect("any key length");
