@@ -10,7 +10,10 @@ use tributary_model::v1::{
     reset_consumer_request::Position, subscribe_request::Start,
 };
 
-use crate::support::{self, Backend, Server, ack, arcadia_webhook, next_event, post_arcadia};
+use crate::support::{
+    self, ARCADIA_AUTH, Backend, NO_RATE_LIMIT, Server, ack, arcadia_source, arcadia_webhook,
+    next_event, post_arcadia,
+};
 
 /// Runs a case against both event-log backends, as `<case>::embedded` and `<case>::nats` (a
 /// JetStream server of the test's own).
@@ -36,7 +39,7 @@ async fn post_many(server: &Server, prefix: &str, range: std::ops::Range<usize>)
             .post(
                 "arcadia",
                 &arcadia_webhook(&format!("whk_{prefix}-{i}")),
-                &[],
+                &ARCADIA_AUTH,
             )
             .await;
         assert_eq!(status, 200, "{body}");
@@ -60,7 +63,7 @@ async fn consume(server: &Server, consumer: &str, count: usize) -> Vec<u64> {
 
 on_both_backends!(a_durable_consumer_resumes_after_its_last_ack_across_restarts);
 async fn a_durable_consumer_resumes_after_its_last_ack_across_restarts(backend: Backend) {
-    let server = Server::start(&backend.config(""));
+    let server = Server::start(&backend.config(&arcadia_source("")));
     post_many(&server, "durable", 0..5).await;
     assert_eq!(consume(&server, "billing", 5).await, vec![1, 2, 3, 4, 5]);
     let mut client = server.client().await;
@@ -143,9 +146,10 @@ async fn invalid_consumer_names_are_refused(backend: Backend) {
 
 on_both_backends!(retention_removes_old_events_but_not_what_a_consumer_still_needs);
 async fn retention_removes_old_events_but_not_what_a_consumer_still_needs(backend: Backend) {
-    let server = Server::start(
-        &backend.config("[log.retention]\nmax_age_seconds = 1\ninterval_seconds = 1\n"),
-    );
+    let server = Server::start(&backend.config(&format!(
+        "[log.retention]\nmax_age_seconds = 1\ninterval_seconds = 1\n{}",
+        arcadia_source("")
+    )));
     post_many(&server, "old", 0..3).await;
     tokio::time::sleep(Duration::from_millis(2600)).await;
     post_many(&server, "new", 0..1).await;
@@ -231,7 +235,7 @@ async fn a_stalled_subscriber_slows_nothing_and_memory_stays_bounded(backend: Ba
     const TOTAL: usize = 20_000;
     // Each measures its own ingest, which another flood in the same process would distort.
     let _turn = support::heavy_turn().await;
-    let server = Server::start(&backend.config(""));
+    let server = Server::start(&backend.config(&format!("{}{NO_RATE_LIMIT}", arcadia_source(""))));
     let reader = {
         let mut stream = server.subscribe(SubscribeRequest::default()).await;
         tokio::spawn(async move {
@@ -289,7 +293,8 @@ on_both_backends!(
 async fn every_acknowledged_webhook_survives_kill_9_exactly_once(backend: Backend) {
     // Each measures its own ingest, which another flood in the same process would distort.
     let _turn = support::heavy_turn().await;
-    let mut server = Server::start(&backend.config(""));
+    let mut server =
+        Server::start(&backend.config(&format!("{}{NO_RATE_LIMIT}", arcadia_source(""))));
     let acknowledged: Arc<Mutex<Vec<String>>> = Arc::default();
     for round in 0..3u64 {
         let url = server.url("/webhooks/arcadia");
@@ -337,7 +342,10 @@ async fn every_acknowledged_webhook_survives_kill_9_exactly_once(backend: Backen
 
 on_both_backends!(sigterm_ends_streams_with_a_reconnect_status_and_exits_cleanly);
 async fn sigterm_ends_streams_with_a_reconnect_status_and_exits_cleanly(backend: Backend) {
-    let mut server = Server::start(&backend.config("shutdown_timeout_seconds = 5\n"));
+    let mut server = Server::start(&backend.config(&format!(
+        "shutdown_timeout_seconds = 5\n{}",
+        arcadia_source("")
+    )));
     post_many(&server, "term", 0..2).await;
     let mut stream = server.subscribe(SubscribeRequest::default()).await;
     for expected in 1..=2 {

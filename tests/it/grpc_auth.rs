@@ -1,6 +1,8 @@
-//! Consumers authenticate with a bearer token when `grpc.tokens` is configured; health checks
-//! stay open for load balancers.
+//! Consumers authenticate with a bearer token when `[[grpc.credentials]]` are configured (each
+//! token in the config as is, or as the `sha256:` digest of it); health checks stay open for
+//! load balancers.
 
+use sha2::{Digest, Sha256};
 use tonic::Code;
 use tonic::metadata::MetadataValue;
 use tonic_health::pb::HealthCheckRequest;
@@ -9,9 +11,35 @@ use tributary_model::v1::SubscribeRequest;
 
 use crate::support::Server;
 
+/// A team's token, configured as is.
+const PLAIN: &str = "consumer-secret-1-plain";
+
+/// Another team's token, configured only as its SHA-256 digest.
+const HASHED: &str = "consumer-secret-2-hashed";
+
+/// A Subscribe request carrying `authorization: <value>`.
+fn with_authorization(value: &str) -> tonic::Request<SubscribeRequest> {
+    let mut request = tonic::Request::new(SubscribeRequest::default());
+    let value: MetadataValue<_> = value.parse().expect("header");
+    request.metadata_mut().insert("authorization", value);
+    request
+}
+
 #[tokio::test]
-async fn consumers_need_a_valid_token_when_tokens_are_configured() {
-    let server = Server::start("[grpc]\ntokens = [\"consumer-secret-1\", \"consumer-secret-2\"]\n");
+async fn consumers_need_a_valid_token_when_credentials_are_configured() {
+    let digest = hex::encode(Sha256::digest(HASHED.as_bytes()));
+    let server = Server::start(&format!(
+        r#"
+[[grpc.credentials]]
+name = "billing"
+token = "{PLAIN}"
+
+[[grpc.credentials]]
+name = "operators"
+token = "sha256:{digest}"
+admin = true
+"#
+    ));
     let mut client = server.client().await;
 
     let error = client
@@ -19,21 +47,30 @@ async fn consumers_need_a_valid_token_when_tokens_are_configured() {
         .await
         .expect_err("no token");
     assert_eq!(error.code(), Code::Unauthenticated);
-
-    let mut request = tonic::Request::new(SubscribeRequest::default());
-    let wrong: MetadataValue<_> = "Bearer consumer-secret-3".parse().expect("header");
-    request.metadata_mut().insert("authorization", wrong);
-    let error = client.subscribe(request).await.expect_err("wrong token");
-    assert_eq!(error.code(), Code::Unauthenticated);
     assert_eq!(error.message(), "missing or invalid bearer token");
 
-    let mut request = tonic::Request::new(SubscribeRequest::default());
-    let right: MetadataValue<_> = "Bearer consumer-secret-2".parse().expect("header");
-    request.metadata_mut().insert("authorization", right);
-    client
-        .subscribe(request)
-        .await
-        .expect("valid token accepted");
+    for wrong in [
+        "Bearer consumer-secret-3-unknown".to_owned(),
+        // The digest in the config is not a token.
+        format!("Bearer sha256:{digest}"),
+        format!("Bearer {digest}"),
+        // Not a bearer token.
+        format!("Basic {PLAIN}"),
+    ] {
+        let error = client
+            .subscribe(with_authorization(&wrong))
+            .await
+            .expect_err("wrong token");
+        assert_eq!(error.code(), Code::Unauthenticated, "{wrong}");
+        assert_eq!(error.message(), "missing or invalid bearer token");
+    }
+
+    for right in [PLAIN, HASHED] {
+        client
+            .subscribe(with_authorization(&format!("Bearer {right}")))
+            .await
+            .unwrap_or_else(|status| panic!("{right} refused: {status:?}"));
+    }
 
     let channel = tonic::transport::Channel::from_shared(format!("http://{}", server.grpc))
         .expect("uri")
@@ -49,8 +86,7 @@ async fn consumers_need_a_valid_token_when_tokens_are_configured() {
         .expect("health is open")
         .into_inner();
     assert_eq!(status.status, 1, "SERVING");
-    assert!(
-        !server.logs().contains("consumer-secret"),
-        "tokens never logged"
-    );
+    let logs = server.logs();
+    assert!(!logs.contains("consumer-secret"), "tokens never logged");
+    assert!(!logs.contains(&digest), "token digests never logged");
 }

@@ -8,12 +8,15 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::support::{Server, arcadia_webhook, provider_ids};
+use crate::support::{
+    ARCADIA_AUTH, NO_RATE_LIMIT, Server, arcadia_source, arcadia_webhook, provider_ids,
+};
 
 /// A size-limited tmpfs, unmounted on drop.
 struct SmallDisk {
     path: PathBuf,
-    _dir: tempfile::TempDir,
+    /// The temporary directory the disk is mounted in (its config sits there too).
+    dir: tempfile::TempDir,
 }
 
 impl SmallDisk {
@@ -30,7 +33,7 @@ impl SmallDisk {
             status.success(),
             "mounting a tmpfs needs root (CI runs as root)"
         );
-        SmallDisk { path, _dir: dir }
+        SmallDisk { path, dir }
     }
 
     /// Fills the disk until `leave_kib` KiB remain.
@@ -68,23 +71,30 @@ impl Drop for SmallDisk {
     }
 }
 
-fn start_on(data: &Path) -> Server {
+/// A server with its data directory `data` on the small disk and its config (the Arcadia
+/// source; no rate limit, as the test posts until the disk is full) beside the disk.
+fn start_on(disk: &SmallDisk, data: &Path) -> Server {
     let logs = data.parent().expect("parent").to_path_buf();
-    Server::spawn(data, None, &logs, &[])
+    let config = disk.dir.path().join("tributary.toml");
+    std::fs::write(&config, format!("{}{NO_RATE_LIMIT}", arcadia_source("")))
+        .expect("write config");
+    Server::spawn(data, Some(&config), &logs, &[])
 }
 
 #[tokio::test]
 async fn disk_full_gives_503_stores_nothing_partial_and_recovers() {
     let disk = SmallDisk::mount("96m");
     let data = disk.path.join("data");
-    let server = start_on(&data);
+    let server = start_on(&disk, &data);
     let filler = disk.fill(1024);
 
     let mut acknowledged = Vec::new();
     let mut refused = Vec::new();
     for i in 0..20_000 {
         let id = format!("whk_full-{i}");
-        let (status, body) = server.post("arcadia", &arcadia_webhook(&id), &[]).await;
+        let (status, body) = server
+            .post("arcadia", &arcadia_webhook(&id), &ARCADIA_AUTH)
+            .await;
         match status {
             200 => acknowledged.push(id),
             503 => {
@@ -105,7 +115,7 @@ async fn disk_full_gives_503_stores_nothing_partial_and_recovers() {
     // Space returns: the service recovers by itself.
     std::fs::remove_file(&filler).expect("free space");
     let (status, body) = server
-        .post("arcadia", &arcadia_webhook("whk_after"), &[])
+        .post("arcadia", &arcadia_webhook("whk_after"), &ARCADIA_AUTH)
         .await;
     assert_eq!(status, 200, "{body}");
     acknowledged.push("whk_after".into());
@@ -123,7 +133,9 @@ async fn disk_full_gives_503_stores_nothing_partial_and_recovers() {
 
     // The refused webhooks, retried by the provider, are stored now.
     for id in &refused {
-        let (status, body) = server.post("arcadia", &arcadia_webhook(id), &[]).await;
+        let (status, body) = server
+            .post("arcadia", &arcadia_webhook(id), &ARCADIA_AUTH)
+            .await;
         assert_eq!((status, body["accepted"].clone()), (200, json!(1)));
     }
     drop(server);

@@ -27,8 +27,14 @@ pub const KLAVI_SECRET: &str = "bench-klavi-secret";
 pub enum Signing {
     /// A fixed shared header (Arcadia's custom-header verification).
     Header { name: &'static str, value: String },
-    /// Hex HMAC-SHA256 of the body in `header`.
-    Hmac { header: &'static str, key: Vec<u8> },
+    /// Hex HMAC-SHA256 of the body in `header`, and the send time (Unix seconds) in
+    /// `timestamp` when the provider stamps its webhooks (Klavi: `X-Klavi-Timestamp`, which
+    /// the adapter requires by default).
+    Hmac {
+        header: &'static str,
+        key: Vec<u8>,
+        timestamp: Option<&'static str>,
+    },
 }
 
 /// One payload kind, ready to be stamped with an event id.
@@ -48,8 +54,8 @@ pub struct Template {
 pub struct Webhook {
     /// Raw body bytes.
     pub body: Vec<u8>,
-    /// The authentication header.
-    pub header: (&'static str, String),
+    /// The authentication headers.
+    pub headers: Vec<(&'static str, String)>,
 }
 
 impl Template {
@@ -84,18 +90,33 @@ impl Template {
         })
     }
 
-    /// The body for request number `n`, with provider event id `bench-<n>`, and its signature.
+    /// The body for request number `n`, with provider event id `bench-<n>`, and its signature
+    /// (stamped now, when the provider stamps its webhooks).
     pub fn webhook(&self, n: u64) -> Webhook {
         let id = format!("{ID_PREFIX}{n}");
         let mut body = Vec::with_capacity(self.prefix.len() + id.len() + self.suffix.len());
         body.extend_from_slice(&self.prefix);
         body.extend_from_slice(id.as_bytes());
         body.extend_from_slice(&self.suffix);
-        let header = match &self.signing {
-            Signing::Header { name, value } => (*name, value.clone()),
-            Signing::Hmac { header, key } => (*header, hmac_hex(key, &body)),
+        let headers = match &self.signing {
+            Signing::Header { name, value } => vec![(*name, value.clone())],
+            Signing::Hmac {
+                header,
+                key,
+                timestamp,
+            } => {
+                let mut headers = vec![(*header, hmac_hex(key, &body))];
+                if let Some(name) = timestamp {
+                    let now = std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .unwrap_or_default()
+                        .as_secs();
+                    headers.push((*name, now.to_string()));
+                }
+                headers
+            }
         };
-        Webhook { body, header }
+        Webhook { body, headers }
     }
 }
 
@@ -127,10 +148,12 @@ pub fn templates(repo: &Path) -> anyhow::Result<Vec<Template>> {
     let finicity = || Signing::Hmac {
         header: "x-finicity-signature",
         key: FINICITY_SECRET.as_bytes().to_vec(),
+        timestamp: None,
     };
     let klavi = || Signing::Hmac {
         header: "x-klavi-signature",
         key: KLAVI_SECRET.as_bytes().to_vec(),
+        timestamp: Some("x-klavi-timestamp"),
     };
     Ok(vec![
         Template::load(
@@ -178,11 +201,16 @@ pub fn templates(repo: &Path) -> anyhow::Result<Vec<Template>> {
     ])
 }
 
-/// The service configuration giving each source its secret, as TOML.
+/// The service configuration giving each source its secret, as TOML. The per-source rate
+/// limit is off: the tool measures the pipeline, and its max-rate scenarios exceed the default
+/// limit (1,000 webhooks/s per source) on purpose.
 pub fn service_config(durable: bool) -> String {
     format!(
         r#"[log]
 durable = {durable}
+
+[http]
+rate_limit_per_second = 0
 
 [sources.arcadia]
 adapter = "arcadia"
@@ -213,8 +241,9 @@ mod tests {
             let webhook = template.webhook(42);
             let text = String::from_utf8(webhook.body.clone()).expect("utf8");
             assert!(text.contains("\"bench-42\""), "{}: {text}", template.kind);
-            if let Signing::Hmac { key, .. } = &template.signing {
-                assert_eq!(webhook.header.1, hmac_hex(key, &webhook.body));
+            if let Signing::Hmac { key, timestamp, .. } = &template.signing {
+                assert_eq!(webhook.headers[0].1, hmac_hex(key, &webhook.body));
+                assert_eq!(webhook.headers.len(), 1 + usize::from(timestamp.is_some()));
             }
         }
         assert_eq!(request_number("bench-42"), Some(42));

@@ -1,7 +1,8 @@
 //! A bad library in the plugin directory is refused with a clear error; the service keeps
 //! running with the others.
 
-use crate::support::{Server, arcadia_seed, plugin_dir};
+use crate::support::adapters::list;
+use crate::support::{ARCADIA_AUTH, Server, arcadia_seed, arcadia_source, plugin_dir};
 
 /// A plugin directory of the test's own holding only the built Arcadia plugin.
 fn only_arcadia() -> tempfile::TempDir {
@@ -31,11 +32,19 @@ async fn bad_libraries_are_refused_and_the_others_serve() {
         .expect("cc");
     assert!(status.success());
 
-    let server = Server::start_with_plugins("", plugins.path());
-    let (status, body) = server.post("arcadia", &arcadia_seed(), &[]).await;
+    let server = Server::start_with_plugins(&arcadia_source(""), plugins.path());
+    let (status, body) = server.post("arcadia", &arcadia_seed(), &ARCADIA_AUTH).await;
     assert_eq!(status, 200, "{body}");
     let (status, _) = server.post("finicity", b"{}", &[]).await;
     assert_eq!(status, 404, "finicity was not in this plugin directory");
+    // Only the Arcadia library loaded from this directory.
+    let loaded: Vec<String> = list(server.grpc)
+        .await
+        .adapters
+        .iter()
+        .filter_map(|a| Some(a.info.as_ref()?.name.clone()))
+        .collect();
+    assert_eq!(loaded, ["arcadia"]);
 
     let logs = server.logs();
     assert!(
@@ -55,7 +64,7 @@ async fn bad_libraries_are_refused_and_the_others_serve() {
 #[tokio::test]
 async fn reload_reports_a_broken_library_and_the_previous_version_keeps_serving() {
     let plugins = only_arcadia();
-    let server = Server::start_with_plugins("", plugins.path());
+    let server = Server::start_with_plugins(&arcadia_source(""), plugins.path());
     let mut adapters = tributary::proto::adapters_client::AdaptersClient::connect(format!(
         "http://{}",
         server.grpc
@@ -100,5 +109,6 @@ async fn reload_reports_a_broken_library_and_the_previous_version_keeps_serving(
         .find(|a| a.info.as_ref().is_some_and(|i| i.name == "arcadia"))
         .expect("arcadia still loaded");
     assert_eq!(arcadia.panics, 0);
-    assert_eq!(server.post("arcadia", &arcadia_seed(), &[]).await.0, 200);
+    let (status, _) = server.post("arcadia", &arcadia_seed(), &ARCADIA_AUTH).await;
+    assert_eq!(status, 200);
 }

@@ -5,10 +5,24 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use tributary_model::v1::Filter;
+use serde_json::json;
+use tributary_model::v1::{Filter, NormalizeRequest};
 
-use crate::support::adapters::{build_quokka, list, normalize, version_of};
-use crate::support::{self, Server};
+use crate::support::adapters::{adapters, build_quokka, list, normalize, version_of};
+use crate::support::{self, NO_RATE_LIMIT, Server};
+
+/// The token the Quokka source expects in `x-quokka-token`.
+const TOKEN: &str = "quokka-reload-token";
+
+/// The header that authenticates a webhook to the Quokka source of [`CONFIG`].
+const AUTH: (&str, &str) = ("x-quokka-token", TOKEN);
+
+/// The Quokka source, verifying [`TOKEN`].
+const CONFIG: &str = r#"
+[sources.quokka]
+adapter = "quokka"
+config = { token = "quokka-reload-token" }
+"#;
 
 fn webhook(n: usize) -> Vec<u8> {
     format!(r#"{{"id": "qk_evt_{n}", "kind": "consent.granted", "consent": "qc_{n}", "at": 1714564800}}"#)
@@ -19,7 +33,7 @@ fn webhook(n: usize) -> Vec<u8> {
 async fn wait_for_version(server: &Server, version: &str) {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let response = normalize(server.grpc, "quokka", &webhook(0), None).await;
+        let response = normalize(server.grpc, "quokka", &webhook(0), Some(AUTH)).await;
         if version_of(&response) == version {
             return;
         }
@@ -38,7 +52,11 @@ async fn a_rebuilt_plugin_is_swapped_in_under_load_without_failing_a_request() {
     let plugins = tempfile::tempdir().expect("tempdir");
     let library = plugins.path().join("libquokka.so");
     build_quokka(&library, "1.0.0");
-    let server = Arc::new(Server::start_with_plugins("", plugins.path()));
+    // Four workers post as fast as they can: no rate limit.
+    let server = Arc::new(Server::start_with_plugins(
+        &format!("{CONFIG}{NO_RATE_LIMIT}"),
+        plugins.path(),
+    ));
 
     let stop = Arc::new(AtomicBool::new(false));
     let sent = Arc::new(AtomicUsize::new(0));
@@ -48,7 +66,7 @@ async fn a_rebuilt_plugin_is_swapped_in_under_load_without_failing_a_request() {
         load.push(tokio::spawn(async move {
             let mut n = worker;
             while !stop.load(Ordering::Relaxed) {
-                let (status, body) = server.post("quokka", &webhook(n), &[]).await;
+                let (status, body) = server.post("quokka", &webhook(n), &[AUTH]).await;
                 assert_eq!(status, 200, "request {n} failed during the swap: {body}");
                 sent.fetch_add(1, Ordering::Relaxed);
                 n += 4;
@@ -113,7 +131,7 @@ async fn a_broken_library_leaves_the_previous_version_serving() {
     let plugins = tempfile::tempdir().expect("tempdir");
     let library = plugins.path().join("libquokka.so");
     build_quokka(&library, "1.0.0");
-    let server = Server::start_with_plugins("", plugins.path());
+    let server = Server::start_with_plugins(CONFIG, plugins.path());
     let sha_before = list(server.grpc).await.adapters[0].sha256.clone();
 
     // A truncated / garbage file lands on the same name.
@@ -139,10 +157,10 @@ async fn a_broken_library_leaves_the_previous_version_serving() {
             .logs()
             .contains(&format!("{}: not a loadable library", library.display()))
     );
-    let (status, body) = server.post("quokka", &webhook(1), &[]).await;
+    let (status, body) = server.post("quokka", &webhook(1), &[AUTH]).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(
-        version_of(&normalize(server.grpc, "quokka", &webhook(1), None).await),
+        version_of(&normalize(server.grpc, "quokka", &webhook(1), Some(AUTH)).await),
         "1.0.0"
     );
     assert_eq!(list(server.grpc).await.adapters[0].sha256, sha_before);
@@ -150,21 +168,29 @@ async fn a_broken_library_leaves_the_previous_version_serving() {
     // A good build afterwards is picked up.
     build_quokka(&library, "1.0.1");
     wait_for_version(&server, "1.0.1").await;
-    let (status, body) = server.post("quokka", &webhook(2), &[]).await;
+    let (status, body) = server.post("quokka", &webhook(2), &[AUTH]).await;
     assert_eq!(status, 200, "{body}");
 }
 
+/// With no `[sources]`, a library dropped into the directory is served under its adapter's name
+/// with an empty config: the new source fails closed (401 for every webhook) until an operator
+/// configures its token, but it exists and its adapter runs.
 #[tokio::test]
 async fn a_new_library_in_the_directory_becomes_a_source_without_a_restart() {
     let plugins = tempfile::tempdir().expect("tempdir");
     let server = Server::start_with_plugins("", plugins.path());
-    let (status, _) = server.post("quokka", &webhook(1), &[]).await;
+    let (status, _) = server.post("quokka", &webhook(1), &[AUTH]).await;
     assert_eq!(status, 404);
     build_quokka(&plugins.path().join("libquokka.so"), "1.0.0");
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let (status, _) = server.post("quokka", &webhook(1), &[]).await;
-        if status == 200 {
+        let (status, body) = server.post("quokka", &webhook(1), &[AUTH]).await;
+        if status != 404 {
+            assert_eq!(
+                (status, body["detail"].clone()),
+                (401, json!("verification failed")),
+                "served, and failing closed without a configured token"
+            );
             break;
         }
         assert!(
@@ -174,4 +200,22 @@ async fn a_new_library_in_the_directory_becomes_a_source_without_a_restart() {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    let logs = server.logs();
+    assert!(
+        logs.contains("source=quokka reason=no token configured"),
+        "{logs}"
+    );
+    // The new adapter maps webhooks: a dry run without verification.
+    let dry = adapters(server.grpc)
+        .await
+        .normalize(NormalizeRequest {
+            source: "quokka".into(),
+            body: webhook(1),
+            skip_verification: true,
+            ..Default::default()
+        })
+        .await
+        .expect("dry run")
+        .into_inner();
+    assert_eq!(version_of(&dry), "1.0.0");
 }

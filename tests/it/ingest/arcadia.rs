@@ -6,14 +6,16 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use tributary_model::v1::{Filter, SubscribeRequest, subscribe_request::Start};
 
-use crate::support::{self, Server, delivered_json, expected_delivery, fixtures, next_event};
+use crate::support::{
+    self, ARCADIA_AUTH, Server, arcadia_source, delivered_json, expected_delivery, fixtures,
+    next_event,
+};
 
-/// Arcadia as a source whose personal-data hashes match the fixtures'.
-const CONFIG: &str = r#"
-[sources.arcadia]
-adapter = "arcadia"
-config = { personal_data = { hash_key = "fixture-installation-key" } }
-"#;
+/// Arcadia as a source verifying the shared header, whose personal-data hashes match the
+/// fixtures'.
+fn config() -> String {
+    arcadia_source(r#"personal_data = { hash_key = "fixture-installation-key" }"#)
+}
 
 /// Every example from the Arcadia seed (the bare examples and the scenario walk-throughs).
 fn seed_examples() -> Vec<support::Fixture> {
@@ -22,7 +24,7 @@ fn seed_examples() -> Vec<support::Fixture> {
 
 #[tokio::test]
 async fn every_arcadia_seed_example_is_delivered_in_order_and_resumable() {
-    let server = Server::start(CONFIG);
+    let server = Server::start(&config());
     let examples = seed_examples();
     assert!(
         examples.len() >= 60,
@@ -33,7 +35,7 @@ async fn every_arcadia_seed_example_is_delivered_in_order_and_resumable() {
     let mut seen = HashSet::new();
     let mut expected = Vec::new();
     for example in &examples {
-        let (status, body) = server.post("arcadia", &example.raw, &[]).await;
+        let (status, body) = server.post("arcadia", &example.raw, &ARCADIA_AUTH).await;
         assert_eq!(status, 200, "{}: {body}", example.name);
         let events = example.expected["normalized"]["events"]
             .as_array()
@@ -110,11 +112,11 @@ async fn every_arcadia_seed_example_is_delivered_in_order_and_resumable() {
 
 #[tokio::test]
 async fn a_retried_webhook_is_stored_once() {
-    let server = Server::start(CONFIG);
+    let server = Server::start(&config());
     let example = &seed_examples()[0];
-    let (status, first) = server.post("arcadia", &example.raw, &[]).await;
+    let (status, first) = server.post("arcadia", &example.raw, &ARCADIA_AUTH).await;
     assert_eq!((status, first["accepted"].clone()), (200, json!(1)));
-    let (status, second) = server.post("arcadia", &example.raw, &[]).await;
+    let (status, second) = server.post("arcadia", &example.raw, &ARCADIA_AUTH).await;
     assert_eq!(status, 200);
     assert_eq!(second["accepted"], json!(0));
     assert_eq!(second["duplicates"], json!(1));
@@ -125,7 +127,7 @@ async fn a_retried_webhook_is_stored_once() {
 
 #[tokio::test]
 async fn a_live_subscriber_receives_new_events() {
-    let server = Server::start(CONFIG);
+    let server = Server::start(&config());
     let examples = seed_examples();
     let collector = {
         let mut stream = server
@@ -153,7 +155,7 @@ async fn a_live_subscriber_receives_new_events() {
         .filter(|e| e.name.starts_with("seed-"))
         .take(3)
     {
-        let (status, _) = server.post("arcadia", &example.raw, &[]).await;
+        let (status, _) = server.post("arcadia", &example.raw, &ARCADIA_AUTH).await;
         assert_eq!(status, 200);
     }
     assert_eq!(collector.await.expect("collector"), vec![1, 2, 3]);
@@ -260,14 +262,17 @@ config = { verification = { headers = { "X-Arcadia-Token" = "t0ken" } } }
 
 #[tokio::test]
 async fn events_survive_a_restart_and_sequences_continue() {
-    let server = Server::start(CONFIG);
+    let server = Server::start(&config());
     let examples = seed_examples();
     let seeds: Vec<_> = examples
         .iter()
         .filter(|e| e.name.starts_with("seed-"))
         .collect();
     for example in &seeds[..4] {
-        assert_eq!(server.post("arcadia", &example.raw, &[]).await.0, 200);
+        assert_eq!(
+            server.post("arcadia", &example.raw, &ARCADIA_AUTH).await.0,
+            200
+        );
     }
     let before = server.collect(Filter::default(), None, 4).await;
 
@@ -275,15 +280,15 @@ async fn events_survive_a_restart_and_sequences_continue() {
     let after = server.collect(Filter::default(), None, 4).await;
     assert_eq!(before, after);
     // A retry after the restart is still recognised.
-    let (_, body) = server.post("arcadia", &seeds[0].raw, &[]).await;
+    let (_, body) = server.post("arcadia", &seeds[0].raw, &ARCADIA_AUTH).await;
     assert_eq!(body["duplicates"], json!(1));
-    let (_, body) = server.post("arcadia", &seeds[4].raw, &[]).await;
+    let (_, body) = server.post("arcadia", &seeds[4].raw, &ARCADIA_AUTH).await;
     assert_eq!(body["sequences"], json!([5]));
 }
 
 #[tokio::test]
 async fn health_and_readiness() {
-    let server = Server::start(CONFIG);
+    let server = Server::start(&config());
     assert_eq!(server.get("/healthz").await.0, 200);
     assert_eq!(server.get("/readyz").await.0, 200);
 }

@@ -128,6 +128,8 @@ async fn wrong_signature_and_stale_timestamp_get_401_and_store_nothing() {
     let attempts = [
         ("wrong secret", "another-secret", Some(now)),
         ("wrong secret, no timestamp", "another-secret", None),
+        // The timestamp header is required by default (`require_timestamp`).
+        ("no timestamp", SECRET, None),
         ("stale by 10 minutes", SECRET, Some(now - 600)),
         ("stale by 1 hour", SECRET, Some(now - 3600)),
         ("10 minutes in the future", SECRET, Some(now + 600)),
@@ -148,7 +150,7 @@ async fn wrong_signature_and_stale_timestamp_get_401_and_store_nothing() {
     assert_unauthorized(over_other, "signature over other bytes");
     server.assert_no_more(None).await;
 
-    // Within the window (and without a timestamp) the same body is stored.
+    // Within the window the same body is stored.
     let (status, body) = post_with(&server, &case.raw, SECRET, Some(now - 60)).await;
     assert_eq!((status, body), (200, answer(&[1, 2, 3, 4, 5], 0, 0)));
 }

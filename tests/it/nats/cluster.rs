@@ -9,7 +9,9 @@ use std::time::{Duration, Instant};
 use tokio_stream::StreamExt;
 use tributary_model::v1::{Event, SubscribeRequest};
 
-use crate::support::{self, NatsCluster, Server, nats_config, post_arcadia};
+use crate::support::{
+    self, NO_RATE_LIMIT, NatsCluster, Server, arcadia_source, nats_config, post_arcadia,
+};
 
 const STREAM: &str = "TRIBUTARY_EVENTS";
 
@@ -69,7 +71,10 @@ async fn losing_a_node_under_load_loses_no_acknowledged_webhook_and_the_node_rej
     let _turn = support::heavy_turn().await;
     let mut cluster = NatsCluster::start();
     let config = nats_config(
-        "[log.nats]\nreplicas = 3\nrequest_timeout_seconds = 3\n",
+        &format!(
+            "[log.nats]\nreplicas = 3\nrequest_timeout_seconds = 3\n{}{NO_RATE_LIMIT}",
+            arcadia_source("")
+        ),
         &cluster.urls(),
     );
     let server = Server::start(&config);

@@ -9,8 +9,8 @@ use tokio_stream::StreamExt;
 use tributary_model::v1::SubscribeRequest;
 
 use crate::support::{
-    Nats, Server, ack, arcadia_webhook, nats_config, next_event, plugin_dir, provider_ids,
-    serve_command,
+    ARCADIA_AUTH, Nats, Server, ack, arcadia_source, arcadia_webhook, nats_config, next_event,
+    plugin_dir, provider_ids, serve_command,
 };
 
 /// Waits until `/readyz` answers `status` (panics after `within`); returns its body.
@@ -36,7 +36,7 @@ async fn wait_ready(server: &Server, status: u16, within: Duration) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_instances_share_one_stream_and_a_durable_consumer_moves_between_them() {
     let nats = Nats::start();
-    let config = nats_config("", &nats.url());
+    let config = nats_config(&arcadia_source(""), &nats.url());
     let mut a = Server::start(&config);
     let b = Server::start(&config);
 
@@ -52,13 +52,13 @@ async fn two_instances_share_one_stream_and_a_durable_consumer_moves_between_the
     for i in 0..30 {
         let (first, second) = if i % 2 == 0 { (&a, &b) } else { (&b, &a) };
         let body = arcadia_webhook(&format!("whk_multi-{i}"));
-        let (status, answer) = first.post("arcadia", &body, &[]).await;
+        let (status, answer) = first.post("arcadia", &body, &ARCADIA_AUTH).await;
         assert_eq!(
             (status, answer["accepted"].clone()),
             (200, json!(1)),
             "{answer}"
         );
-        let (status, answer) = second.post("arcadia", &body, &[]).await;
+        let (status, answer) = second.post("arcadia", &body, &ARCADIA_AUTH).await;
         assert_eq!(
             (status, answer["duplicates"].clone()),
             (200, json!(1)),
@@ -118,17 +118,23 @@ async fn two_instances_share_one_stream_and_a_durable_consumer_moves_between_the
 #[tokio::test]
 async fn jetstream_unreachable_gives_503_and_readyz_says_why_then_recovers() {
     let mut nats = Nats::start();
-    let config = nats_config("[log.nats]\nrequest_timeout_seconds = 2\n", &nats.url());
+    let config = nats_config(
+        &format!(
+            "[log.nats]\nrequest_timeout_seconds = 2\n{}",
+            arcadia_source("")
+        ),
+        &nats.url(),
+    );
     let server = Server::start(&config);
     let (status, body) = server
-        .post("arcadia", &arcadia_webhook("whk_before"), &[])
+        .post("arcadia", &arcadia_webhook("whk_before"), &ARCADIA_AUTH)
         .await;
     assert_eq!(status, 200, "{body}");
 
     nats.kill();
     let started = Instant::now();
     let (status, body) = server
-        .post("arcadia", &arcadia_webhook("whk_during"), &[])
+        .post("arcadia", &arcadia_webhook("whk_during"), &ARCADIA_AUTH)
         .await;
     assert_eq!(status, 503, "{body}");
     assert_eq!(body["detail"], json!("storage unavailable; retry later"));
@@ -146,7 +152,7 @@ async fn jetstream_unreachable_gives_503_and_readyz_says_why_then_recovers() {
     nats.wait_healthy(Duration::from_secs(20));
     wait_ready(&server, 200, Duration::from_secs(20)).await;
     let (status, body) = server
-        .post("arcadia", &arcadia_webhook("whk_during"), &[])
+        .post("arcadia", &arcadia_webhook("whk_during"), &ARCADIA_AUTH)
         .await;
     assert_eq!(
         (status, body["accepted"].clone()),

@@ -61,6 +61,15 @@ pub fn fixture(adapter: &str, name: &str) -> Fixture {
         .unwrap_or_else(|| panic!("no fixture {name}"))
 }
 
+/// The current Unix time in seconds: what a provider stamps a webhook with (Klavi's
+/// `X-Klavi-Timestamp`, which its adapter requires by default).
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("after 1970")
+        .as_secs()
+}
+
 /// Lowercase hex HMAC-SHA256 of `body` keyed with `key`: how Finicity and Klavi sign webhooks.
 pub fn hmac_hex(key: &str, body: &[u8]) -> String {
     let mut mac = Hmac::<Sha256>::new_from_slice(key.as_bytes()).expect("any key length");
@@ -111,8 +120,36 @@ pub fn arcadia_seed() -> Vec<u8> {
     .expect("seed")
 }
 
-/// POSTs [`arcadia_webhook`]`(id)` to `url` (a server's `/webhooks/arcadia`) over the caller's
-/// client, as the load loops do: each worker keeps one client.
+/// The value the tests' Arcadia source expects in `X-Arcadia-Token`. Arcadia's current API
+/// signs nothing, so a deployment agrees a custom header value with Arcadia support and
+/// configures it as the source's verification (plugins/arcadia/README.md).
+pub const ARCADIA_TOKEN: &str = "arcadia-shared-test-token";
+
+/// The header that authenticates a webhook to the source of [`arcadia_source`].
+pub const ARCADIA_AUTH: [(&str, &str); 1] = [("X-Arcadia-Token", ARCADIA_TOKEN)];
+
+/// `[sources.arcadia]` as a deployment configures it: the Arcadia adapter verifying the shared
+/// header [`ARCADIA_TOKEN`], plus `extra` inline-table entries of its adapter config (e.g.
+/// `personal_data = { ... }`; empty for none). Append it to a config after any top-level keys.
+pub fn arcadia_source(extra: &str) -> String {
+    let extra = if extra.is_empty() {
+        String::new()
+    } else {
+        format!(", {extra}")
+    };
+    format!(
+        "\n[sources.arcadia]\nadapter = \"arcadia\"\n\
+         config = {{ verification = {{ headers = {{ \"X-Arcadia-Token\" = \"{ARCADIA_TOKEN}\" }} }}{extra} }}\n"
+    )
+}
+
+/// Turns the per-source rate limit off (`[http] rate_limit_per_second = 0`): for the tests
+/// that flood one source on purpose and measure something else than the limit.
+pub const NO_RATE_LIMIT: &str = "\n[http]\nrate_limit_per_second = 0\n";
+
+/// POSTs [`arcadia_webhook`]`(id)` with [`ARCADIA_AUTH`] to `url` (a server's
+/// `/webhooks/arcadia`) over the caller's client, as the load loops do: each worker keeps one
+/// client.
 pub async fn post_arcadia(
     client: &reqwest::Client,
     url: &str,
@@ -121,6 +158,7 @@ pub async fn post_arcadia(
     client
         .post(url)
         .header("content-type", "application/json")
+        .header(ARCADIA_AUTH[0].0, ARCADIA_AUTH[0].1)
         .body(arcadia_webhook(id))
         .send()
         .await

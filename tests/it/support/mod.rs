@@ -11,8 +11,9 @@ use std::path::{Path, PathBuf};
 
 pub use events::{ack, assert_exactly_once, next_event, provider_ids};
 pub use fixtures::{
-    Fixture, arcadia_seed, arcadia_webhook, delivered_json, expected_delivery, fixture, fixtures,
-    hmac_hex, post_arcadia,
+    ARCADIA_AUTH, ARCADIA_TOKEN, Fixture, NO_RATE_LIMIT, arcadia_seed, arcadia_source,
+    arcadia_webhook, delivered_json, expected_delivery, fixture, fixtures, hmac_hex, post_arcadia,
+    unix_now,
 };
 pub use nats::{Backend, Nats, NatsCluster, nats_config};
 pub use server::{Server, serve_command};

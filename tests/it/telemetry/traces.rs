@@ -19,13 +19,15 @@ use prost::Message;
 use tokio_stream::wrappers::TcpListenerStream;
 use tributary_model::v1::{Event, SubscribeRequest, subscribe_request::Start};
 
-use crate::support::{self, Server, arcadia_webhook, fixtures, hmac_hex, next_event};
+use crate::support::{
+    self, ARCADIA_AUTH, ARCADIA_TOKEN, Server, arcadia_source, arcadia_webhook, fixtures, hmac_hex,
+    next_event, unix_now,
+};
 
-const CONFIG: &str = r#"
-[sources.arcadia]
-adapter = "arcadia"
-config = { personal_data = { hash_key = "fixture-installation-key" } }
-"#;
+/// Arcadia verifying the shared header, with the fixtures' personal-data hash key.
+fn config() -> String {
+    arcadia_source(r#"personal_data = { hash_key = "fixture-installation-key" }"#)
+}
 
 /// Everything a collector received.
 #[derive(Clone, Default)]
@@ -193,11 +195,11 @@ async fn live_subscription(server: &Server) -> tonic::Streaming<Event> {
 #[tokio::test(flavor = "multi_thread")]
 async fn one_webhook_is_one_trace_from_receive_to_delivery() {
     let (collector, endpoint) = grpc_collector().await;
-    let server = Server::start_with_env(CONFIG, &otel_env(&endpoint, "grpc"));
+    let server = Server::start_with_env(&config(), &otel_env(&endpoint, "grpc"));
     let mut stream = live_subscription(&server).await;
 
     let (status, body) = server
-        .post("arcadia", &arcadia_webhook("whk_trace-1"), &[])
+        .post("arcadia", &arcadia_webhook("whk_trace-1"), &ARCADIA_AUTH)
         .await;
     assert_eq!(status, 200, "{body}");
     let event = next_event(&mut stream, Duration::from_secs(20)).await;
@@ -273,7 +275,9 @@ async fn one_webhook_is_one_trace_from_receive_to_delivery() {
     assert!(collector.dump().contains("tributary-e2e"), "service.name");
 
     // A rejected webhook: its span carries the status, the failing stage its error.
-    let (status, _) = server.post("arcadia", b"{\"hello\": 1}", &[]).await;
+    let (status, _) = server
+        .post("arcadia", b"{\"hello\": 1}", &ARCADIA_AUTH)
+        .await;
     assert_eq!(status, 400);
     let deadline = Instant::now() + Duration::from_secs(15);
     let failed = loop {
@@ -301,7 +305,7 @@ async fn one_webhook_is_one_trace_from_receive_to_delivery() {
 #[tokio::test(flavor = "multi_thread")]
 async fn an_incoming_traceparent_is_continued_over_http_protobuf() {
     let (collector, endpoint) = http_collector().await;
-    let server = Server::start_with_env(CONFIG, &otel_env(&endpoint, "http/protobuf"));
+    let server = Server::start_with_env(&config(), &otel_env(&endpoint, "http/protobuf"));
     let mut stream = live_subscription(&server).await;
 
     let trace_id = "0af7651916cd43dd8448eb211c80319c";
@@ -311,7 +315,11 @@ async fn an_incoming_traceparent_is_continued_over_http_protobuf() {
         .post(
             "arcadia",
             &arcadia_webhook("whk_trace-2"),
-            &[("traceparent", &traceparent), ("tracestate", "vendor=x")],
+            &[
+                ("traceparent", &traceparent),
+                ("tracestate", "vendor=x"),
+                ("X-Arcadia-Token", ARCADIA_TOKEN),
+            ],
         )
         .await;
     assert_eq!(status, 200);
@@ -331,14 +339,14 @@ async fn an_incoming_traceparent_is_continued_over_http_protobuf() {
 
 #[tokio::test]
 async fn without_an_endpoint_nothing_is_exported_and_the_callers_context_is_kept() {
-    let server = Server::start(CONFIG);
+    let server = Server::start(&config());
     let mut stream = live_subscription(&server).await;
     let traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
     let (status, _) = server
         .post(
             "arcadia",
             &arcadia_webhook("whk_trace-3"),
-            &[("traceparent", traceparent)],
+            &[("traceparent", traceparent), ARCADIA_AUTH[0]],
         )
         .await;
     assert_eq!(status, 200);
@@ -353,7 +361,7 @@ async fn latencies(server: &Server, prefix: &str) -> Vec<Duration> {
     for i in 0..50 {
         let body = arcadia_webhook(&format!("whk_{prefix}-{i}"));
         let started = Instant::now();
-        let (status, body) = server.post("arcadia", &body, &[]).await;
+        let (status, body) = server.post("arcadia", &body, &ARCADIA_AUTH).await;
         took.push(started.elapsed());
         assert_eq!(status, 200, "{body}");
     }
@@ -393,7 +401,7 @@ async fn a_hanging_or_dead_collector_never_slows_webhooks() {
         let mut env = otel_env(&endpoint, protocol);
         env.push(("OTEL_BSP_SCHEDULE_DELAY", "10"));
         env.push(("OTEL_BSP_MAX_QUEUE_SIZE", "64"));
-        let server = Server::start_with_env(CONFIG, &env);
+        let server = Server::start_with_env(&config(), &env);
         let took = latencies(&server, name).await;
         let (median, max) = (took[took.len() / 2], took[took.len() - 1]);
         eprintln!("{name}: 50 webhooks, median {median:?}, max {max:?}");
@@ -441,18 +449,30 @@ config = { secret_key = "klavi-fixture-secret", personal_data = { hash_key = "fi
         assert!(response.status().as_u16() < 500, "{}", fixture.name);
         posted += 1;
     }
+    // Signed and stamped now (Klavi requires its timestamp header), so the bodies with tax ids
+    // are verified, normalized and stored, not only rejected.
+    let mut klavi_stored = 0;
     for fixture in fixtures("klavi", &[""]) {
         let signature = hmac_hex("klavi-fixture-secret", &fixture.raw);
+        let now = unix_now().to_string();
         let (status, _) = server
             .post(
                 "klavi",
                 &fixture.raw,
-                &[("x-klavi-signature", signature.as_str())],
+                &[
+                    ("x-klavi-signature", signature.as_str()),
+                    ("x-klavi-timestamp", now.as_str()),
+                ],
             )
             .await;
         assert!(status < 500, "{}", fixture.name);
+        klavi_stored += usize::from(status == 200);
         posted += 1;
     }
+    assert!(
+        klavi_stored > 10,
+        "only {klavi_stored} Klavi webhooks stored"
+    );
     // Wrongly signed too: rejections are traced and logged.
     let (status, _) = server
         .post(

@@ -71,8 +71,10 @@ fn request_and_config(case: &Case) -> (WebhookRequest, Value) {
         query: String::new(),
         headers,
         body,
+        // When the fixtures were received: their stamped timestamps (Klavi's
+        // `X-Klavi-Timestamp`) are checked against it.
         received_at: Some(Timestamp {
-            seconds: 1_700_000_000,
+            seconds: tributary_plugin_host::fixtures::FIXTURE_RECEIVED_AT,
             nanos: 0,
         }),
         skip_verification: false,
