@@ -270,18 +270,20 @@ fn remove_dead_letters(
     let mut removed = 0u64;
     if let Some(max_age) = retention.dead_letter_max_age {
         let cutoff = keys.now.saturating_sub(millis(max_age));
-        let expired: Vec<u64> = resolved
+        let expired: Vec<(u64, u64)> = resolved
             .iter()
             .map_err(storage(RETENTION))?
             .map_while(|entry| entry.ok())
             .map(|(key, _)| key.value())
             .take_while(|(at, _)| *at < cutoff)
             .take(MAX_DEAD_LETTERS_PER_PASS as usize)
-            .map(|(_, id)| id)
             .collect();
-        for id in expired {
-            remove_dead_letter(&mut dead, &mut resolved, keys, id)?;
-            removed += 1;
+        for (at, id) in expired {
+            // The entry goes even when its letter no longer decodes.
+            resolved.remove((at, id)).map_err(storage(RETENTION))?;
+            if remove_dead_letter(&mut dead, &mut resolved, keys, id)? {
+                removed += 1;
+            }
         }
     }
     if let Some(max_count) = retention.dead_letter_max_count {
@@ -302,20 +304,24 @@ fn remove_dead_letters(
     Ok(removed)
 }
 
-/// Removes dead letter `id` and its index entry, and retires its dedup key.
+/// Removes dead letter `id` and its index entry, and retires its dedup key. Returns whether
+/// there was such a letter.
 fn remove_dead_letter(
     dead: &mut Table<'_, u64, &'static [u8]>,
     resolved: &mut Table<'_, (u64, u64), ()>,
     keys: &mut Keys<'_>,
     id: u64,
-) -> Result<(), LogError> {
-    let letter = match dead.remove(id).map_err(storage(RETENTION))? {
-        // Undecodable: removed all the same, its key cannot be found.
-        Some(value) => DeadLetter::decode(value.value()).ok(),
-        None => None,
+) -> Result<bool, LogError> {
+    // Undecodable (inner `None`): removed all the same, its key cannot be found.
+    let letter = dead
+        .remove(id)
+        .map_err(storage(RETENTION))?
+        .map(|value| DeadLetter::decode(value.value()).ok());
+    let Some(letter) = letter else {
+        return Ok(false);
     };
     let Some(letter) = letter else {
-        return Ok(());
+        return Ok(true);
     };
     if let Some(at) = &letter.resolved_at {
         resolved
@@ -326,7 +332,8 @@ fn remove_dead_letter(
         &letter.source,
         &letter.provider_event_id,
         id | DEAD_LETTER_TAG,
-    )
+    )?;
+    Ok(true)
 }
 
 #[cfg(test)]
