@@ -139,14 +139,20 @@ async fn open_log(config: &Config) -> anyhow::Result<Arc<dyn EventLog>> {
                 .context("cannot open the event log on NATS JetStream")?,
         ));
     }
-    Ok(Arc::new(
-        EmbeddedLog::open(EmbeddedConfig {
-            durable: config.log.durable,
-            retention: config.log.retention.to_log(),
-            ..EmbeddedConfig::new(&config.log.data_dir)
-        })
-        .context("cannot open the event log")?,
-    ))
+    let log = EmbeddedLog::open(EmbeddedConfig {
+        durable: config.log.durable,
+        retention: config.log.retention.to_log(),
+        ..EmbeddedConfig::new(&config.log.data_dir)
+    })
+    .context("cannot open the event log")?;
+    // Dead letters hold raw personal data: the file is the owner's alone, like its directory.
+    let file = config.log.data_dir.join("events.redb");
+    if file.exists() {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600))
+            .with_context(|| format!("cannot restrict {} to its owner", file.display()))?;
+    }
+    Ok(Arc::new(log))
 }
 
 /// The limits on what clients control, from `[http]`, `[grpc]` and `[plugins]`.
