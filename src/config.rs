@@ -20,6 +20,8 @@ pub struct Config {
     pub grpc: GrpcConfig,
     pub log: LogConfig,
     pub plugins: PluginsConfig,
+    /// Separate listeners for what only operators need.
+    pub ops: OpsConfig,
     /// OpenTelemetry trace export. The standard `OTEL_*` environment variables win over it.
     pub telemetry: TelemetryConfig,
     /// Source name -> adapter instance. Empty: every loaded adapter is served as a source of
@@ -360,6 +362,7 @@ impl Default for Config {
             grpc: GrpcConfig::default(),
             log: LogConfig::default(),
             plugins: PluginsConfig::default(),
+            ops: OpsConfig::default(),
             telemetry: TelemetryConfig::default(),
             sources: BTreeMap::new(),
         }
@@ -384,6 +387,19 @@ pub struct TelemetryConfig {
     /// Fraction of new traces sampled (parent-based), when `OTEL_TRACES_SAMPLER` is unset.
     /// Default: 1.0.
     pub sample_ratio: Option<f64>,
+}
+
+/// `[ops]`: operators' endpoints on listeners of their own, so the webhook port (public) and
+/// the consumers' gRPC port never serve them. Unset: they share the main listeners (loopback by
+/// default). These listeners have no TLS: loopback only, unless `insecure`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OpsConfig {
+    /// Serves `/metrics` (and `/healthz`, `/readyz`); the webhook port then serves no metrics.
+    pub http_listen: Option<SocketAddr>,
+    /// Serves the `Admin` and `Adapters` gRPC services; the main gRPC port then serves only
+    /// `EventStream`, health and reflection.
+    pub grpc_listen: Option<SocketAddr>,
 }
 
 /// How traces are sent to the OTLP endpoint.

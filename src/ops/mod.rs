@@ -12,11 +12,17 @@ use axum::routing::get;
 use crate::app::App;
 use crate::error::ErrorCode;
 
-/// `/healthz` (the process runs), `/readyz` (the log can write) and `/metrics`.
-pub fn router(app: App) -> Router {
+/// `/healthz` (the process runs) and `/readyz` (the log can write), for load balancers.
+pub fn health_router(app: App) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(ready))
+        .with_state(app)
+}
+
+/// `/metrics` (Prometheus).
+pub fn metrics_router(app: App) -> Router {
+    Router::new()
         .route("/metrics", get(metrics_text))
         .with_state(app)
 }

@@ -47,6 +47,8 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         .with_context(|| format!("cannot listen on {} (grpc)", config.grpc.listen))?;
     let http_addr = http_listener.local_addr()?;
     let grpc_addr = grpc_listener.local_addr()?;
+    let ops_http = bind_optional(config.ops.http_listen, "ops.http_listen").await?;
+    let ops_grpc = bind_optional(config.ops.grpc_listen, "ops.grpc_listen").await?;
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let app = App {
@@ -55,7 +57,14 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         shutdown: shutdown_rx.clone(),
         limits: Arc::new(limits(&config)),
     };
-    let grpc = grpc_server(&app, auth, &config).await?;
+    let admin_apart = ops_grpc.is_some();
+    let grpc = grpc_server(
+        &app,
+        auth.clone(),
+        &config,
+        Services::consumers(!admin_apart),
+    )
+    .await?;
     let grpc_shutdown = wait_for(shutdown_rx.clone());
     let grpc: BoxFuture<Result<(), tonic::transport::Error>> = match &grpc_tls {
         Some(tls) => Box::pin(grpc.serve_with_incoming_shutdown(
@@ -66,19 +75,50 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             grpc.serve_with_incoming_shutdown(TcpListenerStream::new(grpc_listener), grpc_shutdown),
         ),
     };
-    let router = crate::ingest::http::router(app.clone(), config.http.body_limit)
-        .merge(crate::ops::router(app));
+    let mut router = crate::ingest::http::router(app.clone(), config.http.body_limit)
+        .merge(crate::ops::health_router(app.clone()));
+    if ops_http.is_none() {
+        router = router.merge(crate::ops::metrics_router(app.clone()));
+    }
     let http = http::serve(
         http_listener,
         router,
         http::Limits::from(&config.http),
         http_tls,
-        shutdown_rx,
+        shutdown_rx.clone(),
     );
 
-    tracing::info!(http = %http_addr, grpc = %grpc_addr, version = env!("TRIBUTARY_COMMIT"), "tributary listening");
     // One machine-readable line on stdout, for scripts and tests that bind port 0.
-    println!("tributary ready http={http_addr} grpc={grpc_addr}");
+    let mut ready = format!("tributary ready http={http_addr} grpc={grpc_addr}");
+    let ops_http = match ops_http {
+        Some((listener, address)) => {
+            ready.push_str(&format!(" ops_http={address}"));
+            let router = crate::ops::health_router(app.clone())
+                .merge(crate::ops::metrics_router(app.clone()));
+            let limits = http::Limits::from(&config.http);
+            Some(http::serve(
+                listener,
+                router,
+                limits,
+                None,
+                shutdown_rx.clone(),
+            ))
+        }
+        None => None,
+    };
+    let ops_grpc = match ops_grpc {
+        Some((listener, address)) => {
+            ready.push_str(&format!(" ops_grpc={address}"));
+            let server = grpc_server(&app, auth, &config, Services::ADMIN).await?;
+            Some(server.serve_with_incoming_shutdown(
+                TcpListenerStream::new(listener),
+                wait_for(shutdown_rx.clone()),
+            ))
+        }
+        None => None,
+    };
+    tracing::info!(http = %http_addr, grpc = %grpc_addr, version = env!("TRIBUTARY_COMMIT"), "tributary listening");
+    println!("{ready}");
 
     let grace = Duration::from_secs(config.shutdown_timeout_seconds);
     let signals = async move {
@@ -91,6 +131,18 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         result = async { tokio::try_join!(
             async { http.await; anyhow::Ok(()) },
             async { grpc.await.context("grpc server failed") },
+            async {
+                if let Some(ops_http) = ops_http {
+                    ops_http.await;
+                }
+                anyhow::Ok(())
+            },
+            async {
+                match ops_grpc {
+                    Some(ops_grpc) => ops_grpc.await.context("ops grpc server failed"),
+                    None => Ok(()),
+                }
+            },
         ) } => { result?; }
         () = signals => tracing::warn!("shutdown grace period over; exiting"),
     }
@@ -98,6 +150,45 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
 }
 
 type BoxFuture<T> = std::pin::Pin<Box<dyn Future<Output = T> + Send>>;
+
+/// Binds `address` when configured: the listener and its address.
+async fn bind_optional(
+    address: Option<std::net::SocketAddr>,
+    setting: &str,
+) -> anyhow::Result<Option<(TcpListener, std::net::SocketAddr)>> {
+    let Some(address) = address else {
+        return Ok(None);
+    };
+    let listener = TcpListener::bind(address)
+        .await
+        .with_context(|| format!("cannot listen on {address} ({setting})"))?;
+    let bound = listener.local_addr()?;
+    Ok(Some((listener, bound)))
+}
+
+/// Which gRPC services a listener serves (health, and reflection when on, always).
+#[derive(Clone, Copy)]
+struct Services {
+    stream: bool,
+    admin: bool,
+}
+
+impl Services {
+    /// The operators' listener: `Admin` and `Adapters`.
+    const ADMIN: Services = Services {
+        stream: false,
+        admin: true,
+    };
+
+    /// The consumers' listener: `EventStream`, and the admin services unless they have a
+    /// listener of their own.
+    fn consumers(with_admin: bool) -> Self {
+        Services {
+            stream: true,
+            admin: with_admin,
+        }
+    }
+}
 
 /// A listener's TLS, when configured.
 type ListenerTls = Option<Arc<Tls>>;
@@ -174,18 +265,23 @@ async fn grpc_server(
     app: &App,
     auth: Authenticator,
     config: &Config,
+    services: Services,
 ) -> anyhow::Result<tonic::transport::server::Router> {
     // Health per service (and "" for the server), as grpc.health.v1 clients expect.
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
-    health_reporter
-        .set_serving::<EventStreamServer<StreamService>>()
-        .await;
-    health_reporter
-        .set_serving::<AdaptersServer<AdaptersService>>()
-        .await;
-    health_reporter
-        .set_serving::<AdminServer<AdminService>>()
-        .await;
+    if services.stream {
+        health_reporter
+            .set_serving::<EventStreamServer<StreamService>>()
+            .await;
+    }
+    if services.admin {
+        health_reporter
+            .set_serving::<AdaptersServer<AdaptersService>>()
+            .await;
+        health_reporter
+            .set_serving::<AdminServer<AdminService>>()
+            .await;
+    }
     // Reflection v1, and v1alpha for the tools that speak only it (grpcio-reflection, older
     // grpcurl).
     let (reflection, reflection_alpha) = if config.grpc.reflection {
@@ -209,6 +305,15 @@ async fn grpc_server(
     } else {
         (None, None)
     };
+    let stream = services.stream.then(|| {
+        EventStreamServer::with_interceptor(StreamService::new(app.clone()), auth.clone())
+    });
+    let adapters = services.admin.then(|| {
+        AdaptersServer::with_interceptor(AdaptersService::new(app.clone()), AdminOnly(auth.clone()))
+    });
+    let admin = services
+        .admin
+        .then(|| AdminServer::with_interceptor(AdminService::new(app.clone()), AdminOnly(auth)));
     Ok(tonic::transport::Server::builder()
         .max_concurrent_streams(config.grpc.max_concurrent_streams)
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
@@ -216,18 +321,9 @@ async fn grpc_server(
         .add_service(health_service)
         .add_optional_service(reflection)
         .add_optional_service(reflection_alpha)
-        .add_service(EventStreamServer::with_interceptor(
-            StreamService::new(app.clone()),
-            auth.clone(),
-        ))
-        .add_service(AdaptersServer::with_interceptor(
-            AdaptersService::new(app.clone()),
-            AdminOnly(auth.clone()),
-        ))
-        .add_service(AdminServer::with_interceptor(
-            AdminService::new(app.clone()),
-            AdminOnly(auth),
-        )))
+        .add_optional_service(stream)
+        .add_optional_service(adapters)
+        .add_optional_service(admin))
 }
 
 async fn wait_for(mut shutdown: watch::Receiver<bool>) {
@@ -274,6 +370,16 @@ fn refuse_open_exposure(config: &Config, auth: &Authenticator) -> anyhow::Result
             problems.push(format!(
                 "grpc.listen {} has no grpc.credentials (every caller would be an administrator)",
                 config.grpc.listen
+            ));
+        }
+    }
+    for (setting, address) in [
+        ("ops.http_listen", config.ops.http_listen),
+        ("ops.grpc_listen", config.ops.grpc_listen),
+    ] {
+        if let Some(address) = address.filter(|a| !a.ip().is_loopback()) {
+            problems.push(format!(
+                "{setting} {address} is not loopback (it has no TLS)"
             ));
         }
     }

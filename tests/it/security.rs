@@ -944,3 +944,86 @@ async fn sighup_rereads_certificates_without_dropping_streams() {
     }
     assert_eq!(ids, ["arcadia:whk_before", "arcadia:whk_after"]);
 }
+
+#[tokio::test]
+async fn operators_endpoints_can_have_listeners_of_their_own() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("tributary.toml");
+    std::fs::write(
+        &config,
+        "[ops]\nhttp_listen = \"127.0.0.1:0\"\ngrpc_listen = \"127.0.0.1:0\"\n",
+    )
+    .expect("config");
+    let mut child = serve_command(&dir.path().join("data"), Some(&config))
+        .arg("--plugin-dir")
+        .arg(plugin_dir())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let ready = {
+        use std::io::BufRead;
+        let stdout = child.stdout.take().expect("stdout");
+        std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+            .find(|line| line.starts_with("tributary ready "))
+            .expect("ready line")
+    };
+    let address = |key: &str| -> std::net::SocketAddr {
+        ready
+            .split_whitespace()
+            .find_map(|part| part.strip_prefix(key))
+            .and_then(|a| a.parse().ok())
+            .unwrap_or_else(|| panic!("no {key} in {ready:?}"))
+    };
+    let (http, grpc) = (address("http="), address("grpc="));
+    let (ops_http, ops_grpc) = (address("ops_http="), address("ops_grpc="));
+
+    let get = |address: std::net::SocketAddr, path: &'static str| async move {
+        reqwest::get(format!("http://{address}{path}"))
+            .await
+            .expect("GET")
+            .status()
+            .as_u16()
+    };
+    assert_eq!(get(ops_http, "/metrics").await, 200);
+    assert_eq!(
+        get(http, "/metrics").await,
+        404,
+        "no metrics on the webhook port"
+    );
+    assert_eq!(
+        get(http, "/healthz").await,
+        200,
+        "load balancers still probe it"
+    );
+    assert_eq!(get(ops_http, "/readyz").await, 200);
+
+    let connect = |address: std::net::SocketAddr| async move {
+        Channel::from_shared(format!("http://{address}"))
+            .expect("uri")
+            .connect()
+            .await
+            .expect("connect")
+    };
+    let mut main_admin = AdminClient::new(connect(grpc).await);
+    let error = main_admin
+        .list_consumers(ListConsumersRequest::default())
+        .await
+        .expect_err("no admin on the consumers' port");
+    assert_eq!(error.code(), Code::Unimplemented);
+    let mut ops_admin = AdminClient::new(connect(ops_grpc).await);
+    ops_admin
+        .list_consumers(ListConsumersRequest::default())
+        .await
+        .expect("admin on the operators' port");
+    let error = EventStreamClient::new(connect(ops_grpc).await)
+        .subscribe(SubscribeRequest::default())
+        .await
+        .expect_err("no event stream on the operators' port");
+    assert_eq!(error.code(), Code::Unimplemented);
+    let _ = child.kill();
+    let _ = child.wait();
+}
