@@ -259,13 +259,13 @@ async fn send(
             u64::try_from(intended.duration_since(shared.t0).as_nanos()).unwrap_or(u64::MAX),
             Ordering::Release,
         );
-        let result = client
+        let mut request = client
             .post(&urls[index])
-            .header("content-type", "application/json")
-            .header(webhook.header.0, webhook.header.1)
-            .body(webhook.body)
-            .send()
-            .await;
+            .header("content-type", "application/json");
+        for (name, value) in webhook.headers {
+            request = request.header(name, value);
+        }
+        let result = request.body(webhook.body).send().await;
         let answer = match result {
             Ok(response) if response.status().is_success() => response
                 .bytes()

@@ -97,7 +97,7 @@ struct RunArgs {
     /// How long subscribers wait for missing events after the last response, seconds.
     #[arg(long, default_value_t = 15.0)]
     drain_secs: f64,
-    /// The server's RUST_LOG (the service logs one line per webhook at info).
+    /// The server's RUST_LOG (the service logs each webhook at debug).
     #[arg(long, default_value = "info")]
     server_log: String,
     /// Directory for results.json and the plots (default: print only).

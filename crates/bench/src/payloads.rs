@@ -1,8 +1,10 @@
 //! Realistic webhook bodies from the plugins' seed fixtures, each made unique per request (the
 //! provider's event id is rewritten, so the log does not deduplicate them) and signed the way
-//! the source's adapter verifies it.
+//! the source's adapter verifies it with its production settings (fail-closed adapters: every
+//! source has its secret configured, and the load tool sends what a provider would).
 
 use std::path::Path;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, bail};
 use hmac::{Hmac, Mac};
@@ -27,8 +29,13 @@ pub const KLAVI_SECRET: &str = "bench-klavi-secret";
 pub enum Signing {
     /// A fixed shared header (Arcadia's custom-header verification).
     Header { name: &'static str, value: String },
-    /// Hex HMAC-SHA256 of the body in `header`.
-    Hmac { header: &'static str, key: Vec<u8> },
+    /// Hex HMAC-SHA256 of the body in `header`, and the send time (unix seconds) in
+    /// `timestamp`, if any (Klavi's freshness check, required by default).
+    Hmac {
+        header: &'static str,
+        key: Vec<u8>,
+        timestamp: Option<&'static str>,
+    },
 }
 
 /// One payload kind, ready to be stamped with an event id.
@@ -48,8 +55,8 @@ pub struct Template {
 pub struct Webhook {
     /// Raw body bytes.
     pub body: Vec<u8>,
-    /// The authentication header.
-    pub header: (&'static str, String),
+    /// The authentication headers (name, value).
+    pub headers: Vec<(&'static str, String)>,
 }
 
 impl Template {
@@ -91,11 +98,24 @@ impl Template {
         body.extend_from_slice(&self.prefix);
         body.extend_from_slice(id.as_bytes());
         body.extend_from_slice(&self.suffix);
-        let header = match &self.signing {
-            Signing::Header { name, value } => (*name, value.clone()),
-            Signing::Hmac { header, key } => (*header, hmac_hex(key, &body)),
+        let headers = match &self.signing {
+            Signing::Header { name, value } => vec![(*name, value.clone())],
+            Signing::Hmac {
+                header,
+                key,
+                timestamp,
+            } => {
+                let mut headers = vec![(*header, hmac_hex(key, &body))];
+                if let Some(name) = timestamp {
+                    let now = SystemTime::now()
+                        .duration_since(UNIX_EPOCH)
+                        .map_or(0, |d| d.as_secs());
+                    headers.push((*name, now.to_string()));
+                }
+                headers
+            }
         };
-        Webhook { body, header }
+        Webhook { body, headers }
     }
 }
 
@@ -127,10 +147,12 @@ pub fn templates(repo: &Path) -> anyhow::Result<Vec<Template>> {
     let finicity = || Signing::Hmac {
         header: "x-finicity-signature",
         key: FINICITY_SECRET.as_bytes().to_vec(),
+        timestamp: None,
     };
     let klavi = || Signing::Hmac {
         header: "x-klavi-signature",
         key: KLAVI_SECRET.as_bytes().to_vec(),
+        timestamp: Some("x-klavi-timestamp"),
     };
     Ok(vec![
         Template::load(
@@ -178,11 +200,17 @@ pub fn templates(repo: &Path) -> anyhow::Result<Vec<Template>> {
     ])
 }
 
-/// The service configuration giving each source its secret, as TOML.
+/// The service configuration giving each source its secret, as TOML: Arcadia checks a shared
+/// `X-Arcadia-Token` header, Finicity and Klavi an HMAC of the body (Klavi also the timestamp,
+/// within its default 300 s), as in production. The per-source rate limit (default 1,000/s)
+/// is switched off: the load tool measures the service, not the limiter.
 pub fn service_config(durable: bool) -> String {
     format!(
         r#"[log]
 durable = {durable}
+
+[http]
+rate_limit_per_second = 0
 
 [sources.arcadia]
 adapter = "arcadia"
@@ -213,8 +241,12 @@ mod tests {
             let webhook = template.webhook(42);
             let text = String::from_utf8(webhook.body.clone()).expect("utf8");
             assert!(text.contains("\"bench-42\""), "{}: {text}", template.kind);
-            if let Signing::Hmac { key, .. } = &template.signing {
-                assert_eq!(webhook.header.1, hmac_hex(key, &webhook.body));
+            match &template.signing {
+                Signing::Hmac { key, timestamp, .. } => {
+                    assert_eq!(webhook.headers[0].1, hmac_hex(key, &webhook.body));
+                    assert_eq!(webhook.headers.len(), 1 + usize::from(timestamp.is_some()));
+                }
+                Signing::Header { value, .. } => assert_eq!(&webhook.headers[0].1, value),
             }
         }
         assert_eq!(request_number("bench-42"), Some(42));

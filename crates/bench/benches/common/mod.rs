@@ -71,8 +71,9 @@ fn request_and_config(case: &Case) -> (WebhookRequest, Value) {
         query: String::new(),
         headers,
         body,
+        // The fixtures' receive time: Klavi checks its signed timestamp header against it.
         received_at: Some(Timestamp {
-            seconds: 1_700_000_000,
+            seconds: tributary_plugin_host::fixtures::FIXTURE_RECEIVED_AT,
             nanos: 0,
         }),
         skip_verification: false,
