@@ -200,19 +200,40 @@ pub fn templates(repo: &Path) -> anyhow::Result<Vec<Template>> {
     ])
 }
 
+/// What the generated service configuration contains besides the sources.
+#[derive(Debug, Clone, Copy)]
+pub struct ServiceConfig<'a> {
+    /// `[log] durable`.
+    pub durable: bool,
+    /// `[http.tls]` certificate and key files.
+    pub tls: Option<(&'a Path, &'a Path)>,
+    /// Write `[http] rate_limit_per_second = 0`. Binaries from before the per-source limit
+    /// refuse the key (unknown keys stop start-up), and have no limit to switch off.
+    pub rate_limit_off: bool,
+}
+
 /// The service configuration giving each source its secret, as TOML: Arcadia checks a shared
 /// `X-Arcadia-Token` header, Finicity and Klavi an HMAC of the body (Klavi also the timestamp,
 /// within its default 300 s), as in production. The per-source rate limit (default 1,000/s)
 /// is switched off: the load tool measures the service, not the limiter.
-pub fn service_config(durable: bool) -> String {
+pub fn service_config(config: &ServiceConfig<'_>) -> String {
+    let durable = config.durable;
+    let mut http = String::new();
+    if config.rate_limit_off {
+        http.push_str("[http]\nrate_limit_per_second = 0\n\n");
+    }
+    if let Some((cert, key)) = config.tls {
+        http.push_str(&format!(
+            "[http.tls]\ncert_file = {}\nkey_file = {}\n\n",
+            toml_string(&cert.display().to_string()),
+            toml_string(&key.display().to_string()),
+        ));
+    }
     format!(
         r#"[log]
 durable = {durable}
 
-[http]
-rate_limit_per_second = 0
-
-[sources.arcadia]
+{http}[sources.arcadia]
 adapter = "arcadia"
 [sources.arcadia.config.verification.headers]
 X-Arcadia-Token = "{ARCADIA_TOKEN}"
@@ -226,6 +247,11 @@ adapter = "klavi"
 config = {{ secret_key = "{KLAVI_SECRET}" }}
 "#
     )
+}
+
+/// A TOML basic string (paths of temp directories: no control characters expected).
+fn toml_string(text: &str) -> String {
+    serde_json::Value::String(text.to_owned()).to_string()
 }
 
 #[cfg(test)]
