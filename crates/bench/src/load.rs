@@ -1,6 +1,10 @@
 //! The load generator: N HTTP connections POST webhooks at maximum rate or on an open-loop
 //! schedule while M gRPC subscribers read the stream.
 //!
+//! Each connection is one hyper HTTP/1.1 client connection (keep-alive), over TCP or, in the
+//! `--tls` scenarios, over rustls: the same client code either way, so the difference between
+//! a plain and a TLS scenario is TLS.
+//!
 //! Latency is measured from each request's *intended* send time (`t0 + n / rate` at a fixed
 //! rate), not from when a connection got round to sending it, so a stalled server shows up in
 //! the percentiles instead of silently slowing the load (no coordinated omission). At maximum
@@ -12,7 +16,14 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use axum::body::Body;
+use axum::http::{Request, header};
 use hdrhistogram::Histogram;
+use hyper::client::conn::http1::SendRequest;
+use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
 use tokio_stream::StreamExt;
 use tonic::transport::Channel;
 use tributary_model::grpc::event_stream_client::EventStreamClient;
@@ -22,6 +33,21 @@ use crate::payloads::{Template, request_number};
 
 /// Highest latency the histograms track, in microseconds (one minute).
 const MAX_LATENCY_US: u64 = 60_000_000;
+
+/// Longest wait for one answer (what the previous client, reqwest, was given).
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Largest answer body read.
+const MAX_ANSWER_BYTES: usize = 1 << 20;
+
+/// Where the webhooks go.
+#[derive(Clone)]
+pub struct Endpoint {
+    /// The server's HTTP address.
+    pub address: SocketAddr,
+    /// Speak HTTPS with this client configuration.
+    pub tls: Option<TlsConnector>,
+}
 
 /// What load to apply.
 #[derive(Debug, Clone)]
@@ -119,7 +145,7 @@ async fn subscribe(grpc: SocketAddr, count: usize) -> anyhow::Result<Vec<tonic::
 
 /// Runs `spec` against the server at `http` (and `grpc` for subscribers).
 pub async fn run(
-    http: SocketAddr,
+    http: Endpoint,
     grpc: Option<SocketAddr>,
     templates: Arc<Vec<Template>>,
     spec: &LoadSpec,
@@ -130,6 +156,18 @@ pub async fn run(
         (Some(grpc), count) => subscribe(grpc, count).await?,
         (None, _) => anyhow::bail!("subscribers need a gRPC address"),
     };
+    // Every connection is open (and through its TLS handshake) before the clock starts, like
+    // the keep-alive connections of a provider that is already sending.
+    let connecting: Vec<_> = (0..spec.connections.max(1))
+        .map(|_| {
+            let endpoint = http.clone();
+            tokio::spawn(async move { connect(&endpoint).await })
+        })
+        .collect();
+    let mut connections = Vec::with_capacity(connecting.len());
+    for connection in connecting {
+        connections.push(connection.await.context("connect task")??);
+    }
     let shared = Arc::new(Shared {
         // A short lead so every task is parked before the first intended send time.
         t0: Instant::now() + Duration::from_millis(50),
@@ -144,10 +182,12 @@ pub async fn run(
         .collect();
 
     let next = Arc::new(AtomicUsize::new(0));
-    let senders: Vec<_> = (0..spec.connections.max(1))
-        .map(|_| {
+    let senders: Vec<_> = connections
+        .into_iter()
+        .map(|connection| {
             tokio::spawn(send(
-                http,
+                http.clone(),
+                connection,
                 Arc::clone(&templates),
                 Arc::clone(&shared),
                 Arc::clone(&next),
@@ -216,22 +256,94 @@ struct Answer {
     accepted: usize,
 }
 
+type Connection = SendRequest<Body>;
+
+/// Opens one keep-alive HTTP/1.1 connection (TLS handshake included in `--tls` mode).
+async fn connect(endpoint: &Endpoint) -> anyhow::Result<Connection> {
+    let tcp = TcpStream::connect(endpoint.address)
+        .await
+        .context("connect")?;
+    tcp.set_nodelay(true).context("TCP_NODELAY")?;
+    match &endpoint.tls {
+        None => handshake(tcp).await,
+        Some(connector) => {
+            let name = rustls::pki_types::ServerName::IpAddress(endpoint.address.ip().into());
+            let tls = connector
+                .connect(name, tcp)
+                .await
+                .context("TLS handshake")?;
+            handshake(tls).await
+        }
+    }
+}
+
+async fn handshake<T>(io: T) -> anyhow::Result<Connection>
+where
+    T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(io))
+        .await
+        .context("HTTP/1.1 handshake")?;
+    tokio::spawn(async move {
+        // Ends when the sender is dropped or the server closes; errors surface on the sender.
+        let _ = connection.await;
+    });
+    Ok(sender)
+}
+
+/// POSTs one request on `connection` (reconnecting first if it is closed) and reads the
+/// answer: the number of accepted events, or why not.
+async fn post(
+    endpoint: &Endpoint,
+    connection: &mut Option<Connection>,
+    request: Request<Body>,
+) -> Result<usize, String> {
+    let sender = match connection {
+        Some(sender) if !sender.is_closed() => sender,
+        _ => connection.insert(connect(endpoint).await.map_err(|e| format!("{e:#}"))?),
+    };
+    let exchange = async {
+        sender.ready().await.map_err(|e| e.to_string())?;
+        let response = sender
+            .send_request(request)
+            .await
+            .map_err(|e| e.to_string())?;
+        let status = response.status();
+        let body = axum::body::to_bytes(Body::new(response.into_body()), MAX_ANSWER_BYTES)
+            .await
+            .map_err(|e| e.to_string())?;
+        if !status.is_success() {
+            return Err(format!("{status}: {}", String::from_utf8_lossy(&body)));
+        }
+        serde_json::from_slice::<Answer>(&body)
+            .map(|answer| answer.accepted)
+            .map_err(|e| e.to_string())
+    };
+    let result = match tokio::time::timeout(REQUEST_TIMEOUT, exchange).await {
+        Ok(result) => result,
+        Err(_) => Err(format!("no answer within {REQUEST_TIMEOUT:?}")),
+    };
+    if result.is_err() {
+        // The connection's state is unknown after a failure: start a fresh one.
+        *connection = None;
+    }
+    result
+}
+
 /// One connection: takes request numbers from `next` until `total` and POSTs them.
 async fn send(
-    http: SocketAddr,
+    endpoint: Endpoint,
+    connection: Connection,
     templates: Arc<Vec<Template>>,
     shared: Arc<Shared>,
     next: Arc<AtomicUsize>,
     total: usize,
     rate: Option<f64>,
 ) -> anyhow::Result<SendOutcome> {
-    let client = reqwest::Client::builder()
-        .pool_max_idle_per_host(1)
-        .timeout(Duration::from_secs(30))
-        .build()?;
-    let urls: Vec<String> = templates
+    let host = endpoint.address.to_string();
+    let paths: Vec<String> = templates
         .iter()
-        .map(|t| format!("http://{http}/webhooks/{}", t.source))
+        .map(|t| format!("/webhooks/{}", t.source))
         .collect();
     let mut outcome = SendOutcome {
         latency: histogram(),
@@ -239,6 +351,7 @@ async fn send(
         first_error: None,
         last_response: shared.t0,
     };
+    let mut connection = Some(connection);
     tokio::time::sleep_until(shared.t0.into()).await;
     loop {
         let n = next.fetch_add(1, Ordering::Relaxed);
@@ -247,6 +360,13 @@ async fn send(
         }
         let index = n % templates.len();
         let webhook = templates[index].webhook(n as u64);
+        let mut request = Request::post(paths[index].as_str())
+            .header(header::HOST, host.as_str())
+            .header(header::CONTENT_TYPE, "application/json");
+        for (name, value) in webhook.headers {
+            request = request.header(name, value);
+        }
+        let request = request.body(Body::from(webhook.body))?;
         let intended = match rate {
             Some(rate) => {
                 let at = shared.t0 + Duration::from_secs_f64(n as f64 / rate);
@@ -259,32 +379,13 @@ async fn send(
             u64::try_from(intended.duration_since(shared.t0).as_nanos()).unwrap_or(u64::MAX),
             Ordering::Release,
         );
-        let mut request = client
-            .post(&urls[index])
-            .header("content-type", "application/json");
-        for (name, value) in webhook.headers {
-            request = request.header(name, value);
-        }
-        let result = request.body(webhook.body).send().await;
-        let answer = match result {
-            Ok(response) if response.status().is_success() => response
-                .bytes()
-                .await
-                .map_err(|e| e.to_string())
-                .and_then(|b| serde_json::from_slice::<Answer>(&b).map_err(|e| e.to_string())),
-            Ok(response) => {
-                let status = response.status();
-                let text = response.text().await.unwrap_or_default();
-                Err(format!("{status}: {text}"))
-            }
-            Err(error) => Err(error.to_string()),
-        };
+        let answer = post(&endpoint, &mut connection, request).await;
         let now = Instant::now();
         outcome.latency.saturating_record(micros(now - intended));
         outcome.last_response = now;
         match answer {
-            Ok(Answer { accepted: 1 }) => shared.accepted[n].store(true, Ordering::Release),
-            Ok(Answer { accepted }) => {
+            Ok(1) => shared.accepted[n].store(true, Ordering::Release),
+            Ok(accepted) => {
                 outcome.errors += 1;
                 outcome
                     .first_error

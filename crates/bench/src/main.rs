@@ -4,6 +4,8 @@
 //! ```text
 //! tributary-bench                      # the full suite: JSON + table + PNG plots in --out
 //! tributary-bench --smoke              # a few hundred webhooks; fails unless all delivered once
+//! tributary-bench --tls                # also every scenario over HTTPS (self-signed, rcgen)
+//! tributary-bench --reference OLD      # also the durable scenarios against another build
 //! tributary-bench plot --input results.json --out docs/benchmarks
 //! tributary-bench noop-server          # the baseline server (started by the suite itself)
 //! ```
@@ -13,18 +15,21 @@ mod payloads;
 mod plot;
 mod process;
 mod report;
+mod tls;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 
-use crate::load::LoadSpec;
-use crate::payloads::Template;
+use crate::load::{Endpoint, LoadSpec};
+use crate::payloads::{ServiceConfig, Template};
 use crate::process::Server;
 use crate::report::{Machine, Report, Scenario, ServerStats, Setup, names};
+use crate::tls::Tls;
 
 #[derive(Parser)]
 #[command(
@@ -42,7 +47,14 @@ struct Cli {
 enum Command {
     /// Serve a no-op webhook endpoint (200, no work): the baseline. Prints
     /// "noop ready http=ADDR".
-    NoopServer,
+    NoopServer {
+        /// PEM certificate: serve HTTPS (with --tls-key).
+        #[arg(long, requires = "tls_key")]
+        tls_cert: Option<PathBuf>,
+        /// PEM private key of --tls-cert.
+        #[arg(long, requires = "tls_cert")]
+        tls_key: Option<PathBuf>,
+    },
     /// Draw the PNG plots of a results file.
     Plot {
         /// A results JSON written by a run.
@@ -63,6 +75,18 @@ struct RunArgs {
     /// unless every accepted webhook was delivered exactly once.
     #[arg(long)]
     smoke: bool,
+    /// Also run every scenario over HTTPS: a self-signed certificate (rcgen, ECDSA P-256) made
+    /// at start, `[http.tls]` on the server (the no-op baseline too), rustls in the client.
+    /// gRPC stays in clear. Each TLS scenario runs right after its plain twin.
+    #[arg(long)]
+    tls: bool,
+    /// Another `tributary` executable (e.g. built from an earlier commit) to run the durable
+    /// and non-durable 1-subscriber scenarios against, each right after the current build's.
+    #[arg(long)]
+    reference: Option<PathBuf>,
+    /// Plugin directory of --reference (default: its executable's directory).
+    #[arg(long, requires = "reference")]
+    reference_plugin_dir: Option<PathBuf>,
     /// The `tributary` executable (default: next to this one).
     #[arg(long)]
     tributary: Option<PathBuf>,
@@ -97,7 +121,7 @@ struct RunArgs {
     /// How long subscribers wait for missing events after the last response, seconds.
     #[arg(long, default_value_t = 15.0)]
     drain_secs: f64,
-    /// The server's RUST_LOG (the service logs one line per webhook at info).
+    /// The server's RUST_LOG (the service logs each webhook at debug).
     #[arg(long, default_value = "info")]
     server_log: String,
     /// Directory for results.json and the plots (default: print only).
@@ -119,7 +143,9 @@ fn main() -> std::process::ExitCode {
     };
     let result = runtime.block_on(async {
         match cli.command {
-            Some(Command::NoopServer) => noop_server().await.map(|()| true),
+            Some(Command::NoopServer { tls_cert, tls_key }) => {
+                noop_server(tls_cert.zip(tls_key)).await.map(|()| true)
+            }
             Some(Command::Plot { input, out, font }) => plot_file(&input, &out, font.as_deref()),
             None if cli.run.smoke => smoke(&cli.run).await,
             None => suite(&cli.run).await,
@@ -135,9 +161,13 @@ fn main() -> std::process::ExitCode {
     }
 }
 
-/// The baseline: accepts any `POST /webhooks/{source}`, reads the body, answers 200.
-async fn noop_server() -> anyhow::Result<()> {
+/// The baseline: accepts any `POST /webhooks/{source}`, reads the body, answers 200. Served
+/// like the service serves webhooks (a hyper HTTP/1.1 connection per accepted socket,
+/// `TCP_NODELAY`, rustls when `tls` is given) with no work behind it.
+async fn noop_server(tls: Option<(PathBuf, PathBuf)>) -> anyhow::Result<()> {
     use axum::routing::post;
+    use hyper_util::rt::TokioIo;
+    use hyper_util::service::TowerToHyperService;
     async fn accept(_body: axum::body::Bytes) -> impl axum::response::IntoResponse {
         (
             [(axum::http::header::CONTENT_TYPE, "application/json")],
@@ -145,26 +175,79 @@ async fn noop_server() -> anyhow::Result<()> {
         )
     }
     let router = axum::Router::new().route("/webhooks/{source}", post(accept));
+    let acceptor = tls
+        .map(|(cert, key)| tls::acceptor(&cert, &key))
+        .transpose()?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     println!("noop ready http={}", listener.local_addr()?);
-    axum::serve(listener, router).await?;
-    Ok(())
+    let http1 = hyper::server::conn::http1::Builder::new();
+    loop {
+        let (stream, _) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            Err(_) => {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let service = TowerToHyperService::new(router.clone());
+        let http1 = http1.clone();
+        let acceptor = acceptor.clone();
+        tokio::spawn(async move {
+            match acceptor {
+                None => {
+                    let _ = http1.serve_connection(TokioIo::new(stream), service).await;
+                }
+                Some(acceptor) => {
+                    if let Ok(stream) = acceptor.accept(stream).await {
+                        let _ = http1.serve_connection(TokioIo::new(stream), service).await;
+                    }
+                }
+            }
+        });
+    }
+}
+
+/// How a scenario reaches its server.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Variant {
+    /// The current build, plain HTTP.
+    Plain,
+    /// The current build over HTTPS.
+    Tls,
+    /// The `--reference` build, plain HTTP.
+    Reference,
 }
 
 /// What a scenario runs against.
 #[derive(Clone, Copy)]
 enum Target {
-    Noop,
-    Tributary { durable: bool },
+    Noop { tls: bool },
+    Tributary { durable: bool, variant: Variant },
 }
 
 /// Everything the scenarios share.
 struct Bench {
     binary: PathBuf,
     plugin_dir: PathBuf,
+    /// The `--reference` executable and its plugin directory.
+    reference: Option<(PathBuf, PathBuf)>,
+    /// The reference refused `[http] rate_limit_per_second` (it predates the limiter).
+    reference_without_limiter: std::sync::atomic::AtomicBool,
+    tls: Option<Tls>,
     templates: Arc<Vec<Template>>,
     server_log: String,
     drain: Duration,
+}
+
+fn plugin_dir_of(binary: &Path, explicit: Option<&PathBuf>) -> anyhow::Result<PathBuf> {
+    match explicit {
+        Some(dir) => Ok(dir.clone()),
+        None => binary
+            .parent()
+            .map(Path::to_path_buf)
+            .context("the tributary executable has no directory"),
+    }
 }
 
 impl Bench {
@@ -180,20 +263,103 @@ impl Bench {
             "no tributary executable at {} (build the workspace, or pass --tributary)",
             binary.display()
         );
-        let plugin_dir = match &args.plugin_dir {
-            Some(dir) => dir.clone(),
-            None => binary
-                .parent()
-                .map(Path::to_path_buf)
-                .context("the tributary executable has no directory")?,
+        let plugin_dir = plugin_dir_of(&binary, args.plugin_dir.as_ref())?;
+        let reference = match &args.reference {
+            Some(path) => {
+                anyhow::ensure!(path.exists(), "no reference at {}", path.display());
+                let plugins = plugin_dir_of(path, args.reference_plugin_dir.as_ref())?;
+                Some((path.clone(), plugins))
+            }
+            None => None,
+        };
+        let tls = if args.tls {
+            Some(Tls::generate()?)
+        } else {
+            None
         };
         Ok(Self {
             binary,
             plugin_dir,
+            reference,
+            reference_without_limiter: std::sync::atomic::AtomicBool::new(false),
+            tls,
             templates: Arc::new(payloads::templates(&args.repo)?),
             server_log: args.server_log.clone(),
             drain: Duration::from_secs_f64(args.drain_secs.max(0.1)),
         })
+    }
+
+    /// The variants the suite runs for a 1-subscriber scenario, plain first.
+    fn variants(&self) -> Vec<Variant> {
+        let mut variants = vec![Variant::Plain];
+        if self.reference.is_some() {
+            variants.push(Variant::Reference);
+        }
+        if self.tls.is_some() {
+            variants.push(Variant::Tls);
+        }
+        variants
+    }
+
+    fn tls_files(&self) -> anyhow::Result<(PathBuf, PathBuf)> {
+        let tls = self.tls.as_ref().context("TLS scenarios need --tls")?;
+        Ok((tls.cert_file.clone(), tls.key_file.clone()))
+    }
+
+    /// Starts the server of `target`.
+    async fn start(&self, target: Target) -> anyhow::Result<Server> {
+        let (durable, variant) = match target {
+            Target::Noop { tls } => {
+                let files = if tls { Some(self.tls_files()?) } else { None };
+                return tokio::task::spawn_blocking(move || {
+                    Server::noop(files.as_ref().map(|(c, k)| (c.as_path(), k.as_path())))
+                })
+                .await?;
+            }
+            Target::Tributary { durable, variant } => (durable, variant),
+        };
+        let files = if variant == Variant::Tls {
+            Some(self.tls_files()?)
+        } else {
+            None
+        };
+        let (binary, plugins) = match (variant, &self.reference) {
+            (Variant::Reference, Some((binary, plugins))) => (binary.clone(), plugins.clone()),
+            (Variant::Reference, None) => anyhow::bail!("no --reference given"),
+            _ => (self.binary.clone(), self.plugin_dir.clone()),
+        };
+        let log = self.server_log.clone();
+        let without_limiter =
+            variant == Variant::Reference && self.reference_without_limiter.load(Ordering::Relaxed);
+        let config = move |rate_limit_off: bool| {
+            payloads::service_config(&ServiceConfig {
+                durable,
+                tls: files.as_ref().map(|(c, k)| (c.as_path(), k.as_path())),
+                rate_limit_off,
+            })
+        };
+        let first = config(!without_limiter);
+        let (b, p, l) = (binary.clone(), plugins.clone(), log.clone());
+        let started =
+            tokio::task::spawn_blocking(move || Server::tributary(&b, &p, &first, &l)).await?;
+        match started {
+            Err(error)
+                if variant == Variant::Reference
+                    && !without_limiter
+                    && format!("{error:#}").contains("rate_limit_per_second") =>
+            {
+                // An older build without the per-source limit: nothing to switch off.
+                eprintln!("  the reference has no rate limiter; starting it without the key");
+                self.reference_without_limiter
+                    .store(true, Ordering::Relaxed);
+                let second = config(false);
+                tokio::task::spawn_blocking(move || {
+                    Server::tributary(&binary, &plugins, &second, &log)
+                })
+                .await?
+            }
+            other => other,
+        }
     }
 
     /// Starts a fresh server, applies the load, and measures the server.
@@ -207,18 +373,7 @@ impl Bench {
         subscribers: usize,
     ) -> anyhow::Result<Scenario> {
         eprintln!("running: {name} ({requests} webhooks, {connections} connections)");
-        let server = match target {
-            Target::Noop => tokio::task::spawn_blocking(Server::noop).await??,
-            Target::Tributary { durable } => {
-                let binary = self.binary.clone();
-                let plugins = self.plugin_dir.clone();
-                let log = self.server_log.clone();
-                tokio::task::spawn_blocking(move || {
-                    Server::tributary(&binary, &plugins, &payloads::service_config(durable), &log)
-                })
-                .await??
-            }
-        };
+        let server = self.start(target).await?;
         let pid = server.pid();
         // Let start-up settle before reading the idle footprint.
         tokio::time::sleep(Duration::from_millis(500)).await;
@@ -234,7 +389,19 @@ impl Bench {
             subscribers,
             drain_timeout: self.drain,
         };
-        let load = load::run(server.http, server.grpc, Arc::clone(&self.templates), &spec).await;
+        let tls = match target {
+            Target::Noop { tls } => tls,
+            Target::Tributary { variant, .. } => variant == Variant::Tls,
+        };
+        let endpoint = Endpoint {
+            address: server.http,
+            tls: if tls {
+                self.tls.as_ref().map(|t| t.connector.clone())
+            } else {
+                None
+            },
+        };
+        let load = load::run(endpoint, server.grpc, Arc::clone(&self.templates), &spec).await;
         let wall_s = started.elapsed().as_secs_f64();
         let cpu_after = process::cpu_seconds(pid, ticks).unwrap_or(0.0);
         let rss_kib = sampler.finish().await;
@@ -253,13 +420,18 @@ impl Bench {
             rss_kib,
         };
         let (server, durable) = match target {
-            Target::Noop => ("noop", None),
-            Target::Tributary { durable } => ("tributary", Some(durable)),
+            Target::Noop { .. } => ("noop", None),
+            Target::Tributary {
+                durable,
+                variant: Variant::Reference,
+            } => ("reference", Some(durable)),
+            Target::Tributary { durable, .. } => ("tributary", Some(durable)),
         };
         let setup = Setup {
             name,
             server,
             durable,
+            tls,
             connections,
             subscribers,
             rate,
@@ -272,91 +444,110 @@ impl Bench {
     }
 }
 
-/// The quick check run by the test suite.
+/// A scenario's name for `variant` of the scenario named `base`.
+fn variant_name(base: &str, variant: Variant) -> String {
+    match variant {
+        Variant::Plain => base.to_owned(),
+        Variant::Tls => names::tls(base),
+        Variant::Reference => names::reference(base),
+    }
+}
+
+/// The quick check run by the test suite (over HTTPS too with `--tls`).
 async fn smoke(args: &RunArgs) -> anyhow::Result<bool> {
     let bench = Bench::new(args)?;
     let kinds: Vec<&str> = bench.templates.iter().map(|t| t.kind).collect();
     eprintln!("payloads: {}", kinds.join(", "));
     let requests = 300;
-    let scenario = bench
-        .scenario(
-            "smoke: durable, 1 sub, max rate".into(),
-            Target::Tributary { durable: true },
-            4,
-            requests,
-            None,
-            1,
-        )
-        .await?;
-    let d = &scenario.delivery;
-    println!(
-        "smoke: sent {}, accepted {}, errors {}, delivered {}, missing {}, duplicates {}, \
-         unexpected {}, stream error {:?}; {:.0} webhooks/s, e2e p99 {:.2} ms",
-        scenario.sent,
-        scenario.accepted,
-        scenario.errors,
-        d.received,
-        d.missing,
-        d.duplicates,
-        d.unexpected,
-        d.error,
-        scenario.accepted_per_s,
-        scenario.e2e_latency_ms.unwrap_or_default().p99,
-    );
-    let ok =
-        scenario.errors == 0 && scenario.accepted == requests && scenario.delivered_exactly_once;
-    if !ok {
-        if let Some(error) = &scenario.first_error {
-            eprintln!("first error: {error}");
+    let mut ok = true;
+    let mut variants = vec![Variant::Plain];
+    if bench.tls.is_some() {
+        variants.push(Variant::Tls);
+    }
+    for variant in variants {
+        let label = match variant {
+            Variant::Tls => "smoke (TLS)",
+            _ => "smoke",
+        };
+        let scenario = bench
+            .scenario(
+                format!("{label}: durable, 1 sub, max rate"),
+                Target::Tributary {
+                    durable: true,
+                    variant,
+                },
+                4,
+                requests,
+                None,
+                1,
+            )
+            .await?;
+        let d = &scenario.delivery;
+        println!(
+            "{label}: sent {}, accepted {}, errors {}, delivered {}, missing {}, duplicates {}, \
+             unexpected {}, stream error {:?}; {:.0} webhooks/s, e2e p99 {:.2} ms",
+            scenario.sent,
+            scenario.accepted,
+            scenario.errors,
+            d.received,
+            d.missing,
+            d.duplicates,
+            d.unexpected,
+            d.error,
+            scenario.accepted_per_s,
+            scenario.e2e_latency_ms.unwrap_or_default().p99,
+        );
+        let passed = scenario.errors == 0
+            && scenario.accepted == requests
+            && scenario.delivered_exactly_once;
+        if !passed {
+            if let Some(error) = &scenario.first_error {
+                eprintln!("first error: {error}");
+            }
+            eprintln!("{label} FAILED: not every accepted webhook was delivered exactly once");
         }
-        eprintln!("smoke FAILED: not every accepted webhook was delivered exactly once");
+        ok &= passed;
     }
     Ok(ok)
 }
 
 /// The full suite: baseline, durable and non-durable, fan-out, fixed rate, optional soak.
+/// Variants of a scenario (TLS, reference build) run right after it, so that what is compared
+/// sees the same machine conditions.
 async fn suite(args: &RunArgs) -> anyhow::Result<bool> {
     let bench = Bench::new(args)?;
     let c = args.connections;
     let n = args.requests;
     let fixed = (args.rate * args.rate_secs).round() as usize;
+    let tls = bench.tls.is_some();
     let mut scenarios = Vec::new();
-    // Baseline and service back to back, so they see the same machine conditions.
-    scenarios.push(
-        bench
-            .scenario(names::NOOP_MAX.into(), Target::Noop, c, n, None, 0)
-            .await?,
-    );
-    scenarios.push(
-        bench
-            .scenario(
-                names::DURABLE_MAX.into(),
-                Target::Tributary { durable: true },
-                c,
-                n,
-                None,
-                1,
-            )
-            .await?,
-    );
-    scenarios.push(
-        bench
-            .scenario(
-                names::VOLATILE_MAX.into(),
-                Target::Tributary { durable: false },
-                c,
-                n,
-                None,
-                1,
-            )
-            .await?,
-    );
+    // Baselines and service back to back, so they see the same machine conditions.
+    let noops = |base: &str| {
+        let mut noops = vec![(base.to_owned(), Target::Noop { tls: false })];
+        if tls {
+            noops.push((names::tls(base), Target::Noop { tls: true }));
+        }
+        noops
+    };
+    for (name, target) in noops(names::NOOP_MAX) {
+        scenarios.push(bench.scenario(name, target, c, n, None, 0).await?);
+    }
+    for (base, durable) in [(names::DURABLE_MAX, true), (names::VOLATILE_MAX, false)] {
+        for variant in bench.variants() {
+            let target = Target::Tributary { durable, variant };
+            let name = variant_name(base, variant);
+            scenarios.push(bench.scenario(name, target, c, n, None, 1).await?);
+        }
+    }
     for &subscribers in args.fanout.iter().filter(|&&s| s > 1) {
         scenarios.push(
             bench
                 .scenario(
                     names::fanout(subscribers),
-                    Target::Tributary { durable: true },
+                    Target::Tributary {
+                        durable: true,
+                        variant: Variant::Plain,
+                    },
                     c,
                     n,
                     None,
@@ -367,35 +558,16 @@ async fn suite(args: &RunArgs) -> anyhow::Result<bool> {
     }
     if fixed > 0 {
         let rate = Some(args.rate);
-        scenarios.push(
-            bench
-                .scenario(names::NOOP_FIXED.into(), Target::Noop, c, fixed, rate, 0)
-                .await?,
-        );
-        scenarios.push(
-            bench
-                .scenario(
-                    names::DURABLE_FIXED.into(),
-                    Target::Tributary { durable: true },
-                    c,
-                    fixed,
-                    rate,
-                    1,
-                )
-                .await?,
-        );
-        scenarios.push(
-            bench
-                .scenario(
-                    names::VOLATILE_FIXED.into(),
-                    Target::Tributary { durable: false },
-                    c,
-                    fixed,
-                    rate,
-                    1,
-                )
-                .await?,
-        );
+        for (name, target) in noops(names::NOOP_FIXED) {
+            scenarios.push(bench.scenario(name, target, c, fixed, rate, 0).await?);
+        }
+        for (base, durable) in [(names::DURABLE_FIXED, true), (names::VOLATILE_FIXED, false)] {
+            for variant in bench.variants() {
+                let target = Target::Tributary { durable, variant };
+                let name = variant_name(base, variant);
+                scenarios.push(bench.scenario(name, target, c, fixed, rate, 1).await?);
+            }
+        }
     }
     let soak = (args.soak_rate * args.soak_secs).round() as usize;
     if soak > 0 {
@@ -403,7 +575,10 @@ async fn suite(args: &RunArgs) -> anyhow::Result<bool> {
             bench
                 .scenario(
                     names::SOAK.into(),
-                    Target::Tributary { durable: true },
+                    Target::Tributary {
+                        durable: true,
+                        variant: Variant::Plain,
+                    },
                     c,
                     soak,
                     Some(args.soak_rate),
@@ -417,6 +592,7 @@ async fn suite(args: &RunArgs) -> anyhow::Result<bool> {
         machine: Machine::detect(),
         command: std::env::args().collect::<Vec<_>>().join(" "),
         targets: report::targets(&scenarios, fanout_max),
+        comparisons: report::comparisons(&scenarios),
         scenarios,
     };
     print!("{}", report::table(&report));

@@ -1,8 +1,10 @@
 //! Realistic webhook bodies from the plugins' seed fixtures, each made unique per request (the
 //! provider's event id is rewritten, so the log does not deduplicate them) and signed the way
-//! the source's adapter verifies it.
+//! the source's adapter verifies it with its production settings (fail-closed adapters: every
+//! source has its secret configured, and the load tool sends what a provider would).
 
 use std::path::Path;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, bail};
 use hmac::{Hmac, Mac};
@@ -27,9 +29,8 @@ pub const KLAVI_SECRET: &str = "bench-klavi-secret";
 pub enum Signing {
     /// A fixed shared header (Arcadia's custom-header verification).
     Header { name: &'static str, value: String },
-    /// Hex HMAC-SHA256 of the body in `header`, and the send time (Unix seconds) in
-    /// `timestamp` when the provider stamps its webhooks (Klavi: `X-Klavi-Timestamp`, which
-    /// the adapter requires by default).
+    /// Hex HMAC-SHA256 of the body in `header`, and the send time (unix seconds) in
+    /// `timestamp`, if any (Klavi's freshness check, required by default).
     Hmac {
         header: &'static str,
         key: Vec<u8>,
@@ -54,7 +55,7 @@ pub struct Template {
 pub struct Webhook {
     /// Raw body bytes.
     pub body: Vec<u8>,
-    /// The authentication headers.
+    /// The authentication headers (name, value).
     pub headers: Vec<(&'static str, String)>,
 }
 
@@ -90,8 +91,7 @@ impl Template {
         })
     }
 
-    /// The body for request number `n`, with provider event id `bench-<n>`, and its signature
-    /// (stamped now, when the provider stamps its webhooks).
+    /// The body for request number `n`, with provider event id `bench-<n>`, and its signature.
     pub fn webhook(&self, n: u64) -> Webhook {
         let id = format!("{ID_PREFIX}{n}");
         let mut body = Vec::with_capacity(self.prefix.len() + id.len() + self.suffix.len());
@@ -107,10 +107,9 @@ impl Template {
             } => {
                 let mut headers = vec![(*header, hmac_hex(key, &body))];
                 if let Some(name) = timestamp {
-                    let now = std::time::SystemTime::now()
-                        .duration_since(std::time::UNIX_EPOCH)
-                        .unwrap_or_default()
-                        .as_secs();
+                    let now = SystemTime::now()
+                        .duration_since(UNIX_EPOCH)
+                        .map_or(0, |d| d.as_secs());
                     headers.push((*name, now.to_string()));
                 }
                 headers
@@ -201,18 +200,40 @@ pub fn templates(repo: &Path) -> anyhow::Result<Vec<Template>> {
     ])
 }
 
-/// The service configuration giving each source its secret, as TOML. The per-source rate
-/// limit is off: the tool measures the pipeline, and its max-rate scenarios exceed the default
-/// limit (1,000 webhooks/s per source) on purpose.
-pub fn service_config(durable: bool) -> String {
+/// What the generated service configuration contains besides the sources.
+#[derive(Debug, Clone, Copy)]
+pub struct ServiceConfig<'a> {
+    /// `[log] durable`.
+    pub durable: bool,
+    /// `[http.tls]` certificate and key files.
+    pub tls: Option<(&'a Path, &'a Path)>,
+    /// Write `[http] rate_limit_per_second = 0`. Binaries from before the per-source limit
+    /// refuse the key (unknown keys stop start-up), and have no limit to switch off.
+    pub rate_limit_off: bool,
+}
+
+/// The service configuration giving each source its secret, as TOML: Arcadia checks a shared
+/// `X-Arcadia-Token` header, Finicity and Klavi an HMAC of the body (Klavi also the timestamp,
+/// within its default 300 s), as in production. The per-source rate limit (default 1,000/s)
+/// is switched off: the load tool measures the service, not the limiter.
+pub fn service_config(config: &ServiceConfig<'_>) -> String {
+    let durable = config.durable;
+    let mut http = String::new();
+    if config.rate_limit_off {
+        http.push_str("[http]\nrate_limit_per_second = 0\n\n");
+    }
+    if let Some((cert, key)) = config.tls {
+        http.push_str(&format!(
+            "[http.tls]\ncert_file = {}\nkey_file = {}\n\n",
+            toml_string(&cert.display().to_string()),
+            toml_string(&key.display().to_string()),
+        ));
+    }
     format!(
         r#"[log]
 durable = {durable}
 
-[http]
-rate_limit_per_second = 0
-
-[sources.arcadia]
+{http}[sources.arcadia]
 adapter = "arcadia"
 [sources.arcadia.config.verification.headers]
 X-Arcadia-Token = "{ARCADIA_TOKEN}"
@@ -228,6 +249,11 @@ config = {{ secret_key = "{KLAVI_SECRET}" }}
     )
 }
 
+/// A TOML basic string (paths of temp directories: no control characters expected).
+fn toml_string(text: &str) -> String {
+    serde_json::Value::String(text.to_owned()).to_string()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -241,9 +267,12 @@ mod tests {
             let webhook = template.webhook(42);
             let text = String::from_utf8(webhook.body.clone()).expect("utf8");
             assert!(text.contains("\"bench-42\""), "{}: {text}", template.kind);
-            if let Signing::Hmac { key, timestamp, .. } = &template.signing {
-                assert_eq!(webhook.headers[0].1, hmac_hex(key, &webhook.body));
-                assert_eq!(webhook.headers.len(), 1 + usize::from(timestamp.is_some()));
+            match &template.signing {
+                Signing::Hmac { key, timestamp, .. } => {
+                    assert_eq!(webhook.headers[0].1, hmac_hex(key, &webhook.body));
+                    assert_eq!(webhook.headers.len(), 1 + usize::from(timestamp.is_some()));
+                }
+                Signing::Header { value, .. } => assert_eq!(&webhook.headers[0].1, value),
             }
         }
         assert_eq!(request_number("bench-42"), Some(42));

@@ -248,7 +248,7 @@ fn rss(report: &Report, file: &Path) -> anyhow::Result<()> {
     let with_samples: Vec<&Scenario> = report
         .scenarios
         .iter()
-        .filter(|s| s.server == "tributary" && !s.rss_mib.is_empty())
+        .filter(|s| s.server != "noop" && !s.rss_mib.is_empty())
         .collect();
     let max_t = with_samples
         .iter()

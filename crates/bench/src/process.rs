@@ -50,12 +50,20 @@ impl Server {
             .with_context(|| format!("cannot start {}", binary.display()))
     }
 
-    /// Starts the no-op baseline: this executable's `noop-server` subcommand.
-    pub fn noop() -> anyhow::Result<Self> {
+    /// Starts the no-op baseline: this executable's `noop-server` subcommand, over TLS with
+    /// `tls` (certificate and key files).
+    pub fn noop(tls: Option<(&Path, &Path)>) -> anyhow::Result<Self> {
         let dir = tempfile::tempdir().context("cannot create a temp directory")?;
         let exe = std::env::current_exe().context("cannot locate tributary-bench")?;
         let mut command = Command::new(exe);
         command.arg("noop-server");
+        if let Some((cert, key)) = tls {
+            command
+                .arg("--tls-cert")
+                .arg(cert)
+                .arg("--tls-key")
+                .arg(key);
+        }
         Self::spawn(command, dir, "noop ready ")
     }
 

@@ -50,10 +50,13 @@ impl Percentiles {
 pub struct Scenario {
     /// e.g. "tributary durable, 1 sub, max rate".
     pub name: String,
-    /// "tributary" or "noop".
+    /// "tributary", "reference" (the `--reference` build) or "noop".
     pub server: String,
     /// Log durability (None for the baseline).
     pub durable: Option<bool>,
+    /// Webhooks over HTTPS.
+    #[serde(default)]
+    pub tls: bool,
     pub connections: usize,
     pub subscribers: usize,
     /// Offered rate, webhooks/s (None: maximum).
@@ -103,6 +106,7 @@ pub struct Setup {
     pub name: String,
     pub server: &'static str,
     pub durable: Option<bool>,
+    pub tls: bool,
     pub connections: usize,
     pub subscribers: usize,
     pub rate: Option<f64>,
@@ -135,6 +139,7 @@ impl Scenario {
             name: setup.name,
             server: setup.server.to_owned(),
             durable: setup.durable,
+            tls: setup.tls,
             connections: setup.connections,
             subscribers: setup.subscribers,
             rate: setup.rate,
@@ -214,6 +219,17 @@ pub struct Report {
     pub command: String,
     pub scenarios: Vec<Scenario>,
     pub targets: Vec<Target>,
+    /// Ratios between scenarios of the run (TLS vs plain, reference build, no-op baseline).
+    #[serde(default)]
+    pub comparisons: Vec<Comparison>,
+}
+
+/// One ratio between two scenarios of the same run.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Comparison {
+    /// e.g. "TLS: durable, 1 sub, max rate".
+    pub what: String,
+    pub measured: String,
 }
 
 fn find<'a>(scenarios: &'a [Scenario], name: &str) -> Option<&'a Scenario> {
@@ -229,6 +245,16 @@ pub mod names {
     pub const DURABLE_FIXED: &str = "durable, 1 sub, fixed rate";
     pub const VOLATILE_FIXED: &str = "non-durable, 1 sub, fixed rate";
     pub const SOAK: &str = "soak: durable, 1 sub, fixed rate";
+
+    /// The HTTPS twin of the scenario named `base`.
+    pub fn tls(base: &str) -> String {
+        format!("{base}, TLS")
+    }
+
+    /// The `--reference` build's twin of the scenario named `base`.
+    pub fn reference(base: &str) -> String {
+        format!("reference: {base}")
+    }
 
     /// The fan-out scenario with `subscribers` subscribers (1 is `DURABLE_MAX`).
     pub fn fanout(subscribers: usize) -> String {
@@ -317,6 +343,102 @@ pub fn targets(scenarios: &[Scenario], fanout_max: usize) -> Vec<Target> {
     targets
 }
 
+/// How `new` compares with `old`: throughput, server CPU per webhook, latencies.
+fn versus(new: &Scenario, old: &Scenario) -> String {
+    let change = |new: f64, old: f64| {
+        if old > 0.0 {
+            format!("{:+.0}%", (new / old - 1.0) * 100.0)
+        } else {
+            "n/a".to_owned()
+        }
+    };
+    let mut text = String::new();
+    if new.rate.is_none() {
+        let _ = write!(
+            text,
+            "{:.0} vs {:.0} webhooks/s ({}); ",
+            new.accepted_per_s,
+            old.accepted_per_s,
+            change(new.accepted_per_s, old.accepted_per_s)
+        );
+    }
+    let _ = write!(
+        text,
+        "CPU {:.0} vs {:.0} µs/webhook ({}); http p50 {:.2} vs {:.2} ms, p99 {:.2} vs {:.2} ms",
+        new.server_cpu_us_per_webhook,
+        old.server_cpu_us_per_webhook,
+        change(new.server_cpu_us_per_webhook, old.server_cpu_us_per_webhook),
+        new.http_latency_ms.p50,
+        old.http_latency_ms.p50,
+        new.http_latency_ms.p99,
+        old.http_latency_ms.p99,
+    );
+    if let (Some(a), Some(b)) = (new.e2e_latency_ms, old.e2e_latency_ms) {
+        let _ = write!(
+            text,
+            "; e2e p50 {:.2} vs {:.2} ms, p99 {:.2} vs {:.2} ms",
+            a.p50, b.p50, a.p99, b.p99
+        );
+    }
+    text
+}
+
+/// The ratios between scenarios of one run: each TLS scenario against its plain twin, each
+/// reference scenario against the current build's, and each max-rate scenario against the
+/// no-op baseline (the TLS ones against the no-op over TLS too).
+pub fn comparisons(scenarios: &[Scenario]) -> Vec<Comparison> {
+    let mut comparisons = Vec::new();
+    for scenario in scenarios {
+        if let Some(base) = scenario.name.strip_suffix(", TLS")
+            && let Some(plain) = find(scenarios, base)
+        {
+            comparisons.push(Comparison {
+                what: format!("TLS vs plain: {base}"),
+                measured: versus(scenario, plain),
+            });
+        }
+        if let Some(base) = scenario.name.strip_prefix("reference: ")
+            && let Some(current) = find(scenarios, base)
+        {
+            comparisons.push(Comparison {
+                what: format!("current vs reference build: {base}"),
+                measured: versus(current, scenario),
+            });
+        }
+    }
+    let noop = find(scenarios, names::NOOP_MAX);
+    let noop_tls = find(scenarios, &names::tls(names::NOOP_MAX));
+    for scenario in scenarios
+        .iter()
+        .filter(|s| s.server != "noop" && s.rate.is_none() && s.subscribers == 1)
+    {
+        let mut parts = Vec::new();
+        for (label, baseline) in [("no-op", noop), ("no-op over TLS", noop_tls)] {
+            if let Some(baseline) = baseline.filter(|b| b.accepted_per_s > 0.0) {
+                parts.push(format!(
+                    "{:.0}% of the {label} baseline ({:.0})",
+                    scenario.accepted_per_s / baseline.accepted_per_s * 100.0,
+                    baseline.accepted_per_s
+                ));
+            }
+            if !scenario.tls {
+                break;
+            }
+        }
+        if !parts.is_empty() {
+            comparisons.push(Comparison {
+                what: format!("vs baseline: {}", scenario.name),
+                measured: format!(
+                    "{:.0} webhooks/s = {}",
+                    scenario.accepted_per_s,
+                    parts.join(", ")
+                ),
+            });
+        }
+    }
+    comparisons
+}
+
 /// Mean RSS over the second fifth and the last fifth of the samples (the first fifth is
 /// warm-up: allocator pools and buffers growing to their working size).
 fn rss_growth(samples: &[(f64, f64)]) -> Option<(f64, f64)> {
@@ -396,6 +518,12 @@ pub fn table(report: &Report) -> String {
                 "NO"
             }
         );
+    }
+    if !report.comparisons.is_empty() {
+        let _ = writeln!(out, "\ncomparisons (same run):");
+        for c in &report.comparisons {
+            let _ = writeln!(out, "  {}: {}", c.what, c.measured);
+        }
     }
     let _ = writeln!(out, "\ntargets:");
     for t in &report.targets {

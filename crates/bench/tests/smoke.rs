@@ -1,6 +1,7 @@
 //! Keeps the load tool from rotting: its `--smoke` mode drives the real `tributary` binary
-//! (a few hundred signed webhooks from all three providers, one gRPC subscriber) and fails
-//! unless every accepted webhook was delivered exactly once.
+//! (a few hundred signed webhooks from all three providers, one gRPC subscriber), over plain
+//! HTTP and over HTTPS (`--tls`), and fails unless every accepted webhook was delivered exactly
+//! once.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -18,6 +19,7 @@ fn smoke_mode_delivers_every_accepted_webhook_exactly_once() {
     );
     let output = Command::new(&bench)
         .arg("--smoke")
+        .arg("--tls")
         .arg("--tributary")
         .arg(&tributary)
         .output()
@@ -28,8 +30,12 @@ fn smoke_mode_delivers_every_accepted_webhook_exactly_once() {
         output.status.success(),
         "smoke failed\nstdout:\n{stdout}\nstderr:\n{stderr}"
     );
-    assert!(
-        stdout.contains("smoke: sent 300, accepted 300, errors 0, delivered 300, missing 0"),
-        "{stdout}"
-    );
+    for label in ["smoke", "smoke (TLS)"] {
+        assert!(
+            stdout.contains(&format!(
+                "{label}: sent 300, accepted 300, errors 0, delivered 300, missing 0"
+            )),
+            "{stdout}"
+        );
+    }
 }

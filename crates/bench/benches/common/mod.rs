@@ -71,8 +71,7 @@ fn request_and_config(case: &Case) -> (WebhookRequest, Value) {
         query: String::new(),
         headers,
         body,
-        // When the fixtures were received: their stamped timestamps (Klavi's
-        // `X-Klavi-Timestamp`) are checked against it.
+        // The fixtures' receive time: Klavi checks its signed timestamp header against it.
         received_at: Some(Timestamp {
             seconds: tributary_plugin_host::fixtures::FIXTURE_RECEIVED_AT,
             nanos: 0,
