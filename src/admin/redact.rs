@@ -40,7 +40,8 @@ impl Redactor {
         Self { fields }
     }
 
-    fn is_personal(&self, key: &str) -> bool {
+    /// Whether values under `key` are personal data.
+    pub fn is_personal(&self, key: &str) -> bool {
         let key = normalize(key);
         self.fields.iter().any(|field| key.contains(field.as_str()))
     }

@@ -46,6 +46,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("finicity", fuzz_finicity),
     ("klavi", fuzz_klavi),
     ("plugin_result", fuzz_plugin_result),
+    ("redact", fuzz_redact),
 ];
 
 /// Arcadia's fuzz configuration: a custom header and a query token (the current API).
@@ -326,4 +327,51 @@ pub fn fuzz_plugin_result(data: &[u8]) {
         panic!("a re-encoded AdapterResult does not decode: {e}");
     }
     let _ = serde_json::to_vec(&result);
+}
+
+/// The service's dead-letter redaction (it parses raw provider bodies that no adapter could
+/// map): the first line is the declared personal-data field names, comma-separated, the rest
+/// the body. The output must be JSON, and no scalar under a declared key may survive.
+pub fn fuzz_redact(data: &[u8]) {
+    let split = data
+        .iter()
+        .position(|byte| *byte == b'\n')
+        .unwrap_or(data.len());
+    let fields: Vec<String> = String::from_utf8_lossy(&data[..split])
+        .split(',')
+        .map(str::to_owned)
+        .collect();
+    let body = data.get(split + 1..).unwrap_or_default();
+    let redactor = tributary::admin::redact::Redactor::new(&fields);
+    let out = redactor.redact_json(body);
+    let value: serde_json::Value = match serde_json::from_slice(&out) {
+        Ok(value) => value,
+        Err(error) => panic!("redaction output is not JSON ({error})"),
+    };
+    assert_redacted(&redactor, &value, false);
+}
+
+fn assert_redacted(
+    redactor: &tributary::admin::redact::Redactor,
+    value: &serde_json::Value,
+    personal: bool,
+) {
+    use serde_json::Value;
+    match value {
+        Value::Object(map) => {
+            for (key, inner) in map {
+                assert_redacted(redactor, inner, personal || redactor.is_personal(key));
+            }
+        }
+        Value::Array(items) => {
+            for item in items {
+                assert_redacted(redactor, item, personal);
+            }
+        }
+        Value::Null => {}
+        scalar => assert!(
+            !personal || scalar.as_str() == Some("[redacted]"),
+            "a personal value survived redaction"
+        ),
+    }
 }
