@@ -2,7 +2,6 @@
 //! grpcio-reflection and older tools) and health per service.
 
 use tokio_stream::StreamExt;
-use tonic::transport::Channel;
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
@@ -13,18 +12,10 @@ use tonic_reflection::pb::v1alpha::server_reflection_response::MessageResponse;
 
 use crate::support::Server;
 
-async fn channel(server: &Server) -> Channel {
-    Channel::from_shared(format!("http://{}", server.grpc))
-        .expect("uri")
-        .connect()
-        .await
-        .expect("connect")
-}
-
 #[tokio::test]
 async fn reflection_v1alpha_lists_the_services() {
     let server = Server::start("");
-    let mut client = ServerReflectionClient::new(channel(&server).await);
+    let mut client = ServerReflectionClient::new(server.channel().await);
     let request = ServerReflectionRequest {
         host: String::new(),
         message_request: Some(MessageRequest::ListServices(String::new())),
@@ -56,7 +47,7 @@ async fn reflection_v1alpha_lists_the_services() {
 #[tokio::test]
 async fn health_answers_per_service() {
     let server = Server::start("");
-    let mut health = HealthClient::new(channel(&server).await);
+    let mut health = HealthClient::new(server.channel().await);
     for service in [
         "",
         "tributary.v1.EventStream",

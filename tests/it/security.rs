@@ -66,14 +66,6 @@ fn with_token<T>(message: T, token: Option<&str>) -> tonic::Request<T> {
     request
 }
 
-async fn channel(server: &Server) -> Channel {
-    Channel::from_shared(format!("http://{}", server.grpc))
-        .expect("uri")
-        .connect()
-        .await
-        .expect("connect")
-}
-
 fn arcadia_filter() -> Filter {
     Filter {
         sources: vec!["arcadia".into()],
@@ -95,7 +87,7 @@ macro_rules! code_of {
 async fn each_rpc_needs_the_right_scope() {
     let config = format!("{OPEN_ARCADIA}{}", credentials());
     let server = Server::start_with_env(&config, &[("TEST_OPERATOR_TOKEN", ADMIN_TOKEN)]);
-    let channel = channel(&server).await;
+    let channel = server.channel().await;
     let stream = EventStreamClient::new(channel.clone());
     let admin = AdminClient::new(channel.clone());
     let adapters = AdaptersClient::new(channel);
@@ -558,7 +550,7 @@ async fn durable_consumers_are_capped_and_deleting_one_frees_a_place() {
         .await
         .expect("an existing one resumes");
 
-    let mut admin = AdminClient::new(channel(&server).await);
+    let mut admin = AdminClient::new(server.channel().await);
     let deleted = admin
         .delete_consumer(DeleteConsumerRequest { name: "b".into() })
         .await
@@ -818,7 +810,7 @@ async fn a_redrive_of_all_goes_a_page_at_a_time() {
             .await;
         assert_eq!((status, &answer["dead_lettered"]), (200, &1.into()));
     }
-    let mut admin = AdminClient::new(channel(&server).await);
+    let mut admin = AdminClient::new(server.channel().await);
     let mut after_id = 0;
     let mut pages = Vec::new();
     loop {

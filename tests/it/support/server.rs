@@ -192,6 +192,15 @@ impl Server {
         (status, response.text().await.expect("body"))
     }
 
+    /// A plain-text channel to the gRPC port, for any service's client.
+    pub async fn channel(&self) -> Channel {
+        Channel::from_shared(format!("http://{}", self.grpc))
+            .expect("uri")
+            .connect()
+            .await
+            .expect("gRPC connect")
+    }
+
     pub async fn client(&self) -> EventStreamClient<Channel> {
         EventStreamClient::connect(format!("http://{}", self.grpc))
             .await
