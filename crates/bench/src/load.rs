@@ -62,6 +62,9 @@ pub struct LoadSpec {
     pub subscribers: usize,
     /// How long subscribers wait for missing events after the last response.
     pub drain_timeout: Duration,
+    /// Webhooks per connection before the client closes it and opens a new one (a TLS
+    /// handshake each time in `--tls` mode); `None`: keep-alive for the whole run.
+    pub requests_per_connection: Option<usize>,
 }
 
 /// What one subscriber received, checked against what was accepted.
@@ -191,8 +194,7 @@ pub async fn run(
                 Arc::clone(&templates),
                 Arc::clone(&shared),
                 Arc::clone(&next),
-                spec.requests,
-                spec.rate,
+                spec.clone(),
             ))
         })
         .collect();
@@ -330,16 +332,16 @@ async fn post(
     result
 }
 
-/// One connection: takes request numbers from `next` until `total` and POSTs them.
+/// One connection: takes request numbers from `next` until `spec.requests` and POSTs them.
 async fn send(
     endpoint: Endpoint,
     connection: Connection,
     templates: Arc<Vec<Template>>,
     shared: Arc<Shared>,
     next: Arc<AtomicUsize>,
-    total: usize,
-    rate: Option<f64>,
+    spec: LoadSpec,
 ) -> anyhow::Result<SendOutcome> {
+    let (total, rate) = (spec.requests, spec.rate);
     let host = endpoint.address.to_string();
     let paths: Vec<String> = templates
         .iter()
@@ -352,6 +354,7 @@ async fn send(
         last_response: shared.t0,
     };
     let mut connection = Some(connection);
+    let mut on_connection = 0;
     tokio::time::sleep_until(shared.t0.into()).await;
     loop {
         let n = next.fetch_add(1, Ordering::Relaxed);
@@ -379,7 +382,16 @@ async fn send(
             u64::try_from(intended.duration_since(shared.t0).as_nanos()).unwrap_or(u64::MAX),
             Ordering::Release,
         );
+        if spec
+            .requests_per_connection
+            .is_some_and(|limit| on_connection >= limit)
+        {
+            // Closed here, reopened (inside the timed request) by `post`.
+            connection = None;
+            on_connection = 0;
+        }
         let answer = post(&endpoint, &mut connection, request).await;
+        on_connection += 1;
         let now = Instant::now();
         outcome.latency.saturating_record(micros(now - intended));
         outcome.last_response = now;

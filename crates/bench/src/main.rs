@@ -100,6 +100,11 @@ struct RunArgs {
     /// commit batches what is in flight, so few connections cap durable throughput).
     #[arg(long, default_value_t = 64)]
     connections: usize,
+    /// Webhooks a connection sends before the client closes it and opens a new one (1: a
+    /// connection, and with --tls a full handshake, per webhook, like providers that do not
+    /// keep connections alive). Default: keep-alive for the whole scenario.
+    #[arg(long)]
+    requests_per_connection: Option<usize>,
     /// Webhooks per max-rate scenario.
     #[arg(long, default_value_t = 20_000)]
     requests: usize,
@@ -238,6 +243,7 @@ struct Bench {
     templates: Arc<Vec<Template>>,
     server_log: String,
     drain: Duration,
+    requests_per_connection: Option<usize>,
 }
 
 fn plugin_dir_of(binary: &Path, explicit: Option<&PathBuf>) -> anyhow::Result<PathBuf> {
@@ -286,6 +292,7 @@ impl Bench {
             templates: Arc::new(payloads::templates(&args.repo)?),
             server_log: args.server_log.clone(),
             drain: Duration::from_secs_f64(args.drain_secs.max(0.1)),
+            requests_per_connection: args.requests_per_connection.filter(|&n| n > 0),
         })
     }
 
@@ -388,6 +395,7 @@ impl Bench {
             rate,
             subscribers,
             drain_timeout: self.drain,
+            requests_per_connection: self.requests_per_connection,
         };
         let tls = match target {
             Target::Noop { tls } => tls,

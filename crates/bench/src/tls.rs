@@ -1,6 +1,7 @@
 //! The `--tls` mode: a self-signed certificate made at run time (rcgen, ECDSA P-256), written
 //! as PEM files for the servers' `[http.tls]`, and the matching rustls client and server
-//! configurations (ring, TLS 1.3 and 1.2 as rustls negotiates by default, ALPN `http/1.1`).
+//! configurations (ring, rustls' safe default protocol versions, so TLS 1.3, ALPN `http/1.1`;
+//! the client resumes no sessions).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -47,6 +48,10 @@ impl Tls {
             .with_root_certificates(roots)
             .with_no_client_auth();
         client.alpn_protocols = vec![ALPN.to_vec()];
+        // Every handshake is a full one (certificate signature included): the worst case, and
+        // what a provider whose client keeps no session cache costs. It matters only with
+        // --requests-per-connection; keep-alive connections shake hands once.
+        client.resumption = rustls::client::Resumption::disabled();
         Ok(Self {
             cert_file,
             key_file,
