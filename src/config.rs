@@ -550,6 +550,10 @@ impl Config {
             config.http.body_limit = limit;
         }
         config.insecure |= overrides.insecure;
+        for name in config.sources.keys() {
+            tributary_event_log::rules::check_source_name(name)
+                .with_context(|| format!("invalid source name in [sources.{name:?}]"))?;
+        }
         Ok(config)
     }
 
@@ -595,6 +599,19 @@ mod tests {
         let source = &config.sources["finicity-sandbox"];
         assert_eq!(source.adapter, "finicity");
         assert_eq!(source.config["secret"].as_str(), Some("s3cret"));
+    }
+
+    #[test]
+    fn source_names_that_could_collide_in_event_ids_are_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("t.toml");
+        std::fs::write(&path, "[sources.\"s:x\"]\nadapter = \"arcadia\"\n").expect("write");
+        let error = Config::load(Some(&path), &Overrides::default()).expect_err("refused");
+        assert_eq!(
+            format!("{error:#}"),
+            "invalid source name in [sources.\"s:x\"]: invalid request: source names are 1 to 64 \
+             characters of A-Z a-z 0-9 _ - (got \"s:x\")"
+        );
     }
 
     #[test]

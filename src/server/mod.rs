@@ -1,6 +1,6 @@
 //! Wires the parts together and runs the HTTP and gRPC servers until a shutdown signal.
 
-mod http;
+pub mod http;
 pub mod tls;
 
 use std::sync::Arc;
@@ -32,12 +32,10 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let auth = Authenticator::new(&config.grpc.credentials)?;
     refuse_open_exposure(&config, &auth)?;
     let (http_tls, grpc_tls) = listener_tls(&config)?;
-    private_dir(&config.log.data_dir)?;
-    let key = installation_key(&config.log.data_dir)?;
-    let sources = Arc::new(Sources::load(&config, &key)?);
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let app = open_app(&config, shutdown_rx.clone()).await?;
     // Hot reload: plugin directory watching (debounced) and SIGHUP.
-    crate::sources::watch(Arc::clone(&sources), config.plugins.hot_reload);
-    let log = open_log(&config).await?;
+    crate::sources::watch(Arc::clone(&app.sources), config.plugins.hot_reload);
 
     let http_listener = TcpListener::bind(config.http.listen)
         .await
@@ -50,13 +48,6 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let ops_http = bind_optional(config.ops.http_listen, "ops.http_listen").await?;
     let ops_grpc = bind_optional(config.ops.grpc_listen, "ops.grpc_listen").await?;
 
-    let (shutdown_tx, shutdown_rx) = watch::channel(false);
-    let app = App {
-        sources,
-        log,
-        shutdown: shutdown_rx.clone(),
-        limits: Arc::new(limits(&config)),
-    };
     let admin_apart = ops_grpc.is_some();
     let grpc = grpc_server(
         &app,
@@ -147,6 +138,22 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         () = signals => tracing::warn!("shutdown grace period over; exiting"),
     }
     Ok(())
+}
+
+/// The state every stage shares: the data directory made private, the sources' plugins
+/// loaded, the event log opened and the limits set. `shutdown` turns true when the service
+/// stops.
+pub async fn open_app(config: &Config, shutdown: watch::Receiver<bool>) -> anyhow::Result<App> {
+    private_dir(&config.log.data_dir)?;
+    let key = installation_key(&config.log.data_dir)?;
+    let sources = Arc::new(Sources::load(config, &key)?);
+    let log = open_log(config).await?;
+    Ok(App {
+        sources,
+        log,
+        shutdown,
+        limits: Arc::new(limits(config)),
+    })
 }
 
 type BoxFuture<T> = std::pin::Pin<Box<dyn Future<Output = T> + Send>>;

@@ -235,16 +235,25 @@ fn remove_events(
         sequence += 1;
     }
     if removed > 0 {
-        // Drop time-index entries that point only at removed events.
-        let stale: Vec<u64> = times
-            .iter()
-            .map_err(storage(RETENTION))?
-            .map_while(|entry| entry.ok())
-            .take_while(|(_, seq)| seq.value() < sequence)
-            .map(|(millis, _)| millis.value())
-            .collect();
+        // Time-index entries (millisecond -> its first sequence) that point at removed events
+        // go, except the newest one when its millisecond still has kept events (a batch cut
+        // in the middle): it then points at the first kept event.
+        let mut stale = Vec::new();
+        let mut next_first = last + 1;
+        for entry in times.iter().map_err(storage(RETENTION))? {
+            let (millis, first) = entry.map_err(storage(RETENTION))?;
+            if first.value() >= sequence {
+                next_first = first.value();
+                break;
+            }
+            stale.push(millis.value());
+        }
+        let partly_kept = stale.last().copied().filter(|_| sequence < next_first);
         for millis in stale {
             times.remove(millis).map_err(storage(RETENTION))?;
+        }
+        if let Some(millis) = partly_kept {
+            times.insert(millis, sequence).map_err(storage(RETENTION))?;
         }
         meta.insert("event_bytes", bytes)
             .map_err(storage(RETENTION))?;
@@ -442,6 +451,39 @@ mod tests {
             dedup_horizon: horizon,
             ..Retention::default()
         }
+    }
+
+    /// Size-based retention can cut a batch stored in one millisecond in the middle: a
+    /// subscriber starting at that time must still get the batch's kept events.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_batch_cut_in_the_middle_stays_findable_by_time() {
+        let dir = tempfile::tempdir().expect("dir");
+        let ids: Vec<String> = (0..10).map(|i| format!("e{i}")).collect();
+        // Every stored event is this long: the ids have one length, the sequences one byte.
+        let one = Event {
+            sequence: 1,
+            ..event("e0")
+        }
+        .encoded_len() as u64;
+        let log = open(
+            dir.path(),
+            Retention {
+                max_bytes: Some(4 * one),
+                interval: Duration::from_millis(20),
+                ..Retention::default()
+            },
+        );
+        let before = tributary_event_log::rules::timestamp(
+            std::time::SystemTime::now() - Duration::from_millis(1),
+        );
+        let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+        let stored = append(&log, request(&ids, &[])).await;
+        assert_eq!(stored.sequences, (1..=10).collect::<Vec<_>>());
+        eventually("the oldest six removed", || async {
+            log.first_sequence().await.ok() == Some(7)
+        })
+        .await;
+        assert_eq!(log.sequence_before_time(before).await.ok(), Some(6));
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

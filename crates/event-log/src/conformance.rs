@@ -327,7 +327,8 @@ pub async fn empty_append_stores_nothing(store: impl Store) {
     assert_eq!(letters(&log, 0, 10).await, Vec::<DeadLetter>::new());
 }
 
-/// Requests without a source or with an item lacking a provider event id are refused whole.
+/// Requests without a valid source or with an item lacking a provider event id are refused
+/// whole.
 pub async fn invalid_appends_are_refused_and_store_nothing(store: impl Store) {
     let log = open(&store).await;
     let missing = "every event and dead letter needs a provider event id";
@@ -336,7 +337,7 @@ pub async fn invalid_appends_are_refused_and_store_nothing(store: impl Store) {
         source: String::new(),
         ..request(&["a"], &["x"])
     };
-    assert_invalid(log.append(no_source).await, "empty source");
+    assert_invalid_prefix(log.append(no_source).await, "source names are");
 
     let mut no_provenance = request(&["a"], &[]);
     no_provenance.events.push(Event {
@@ -746,6 +747,14 @@ pub async fn consumer_names_are_validated(store: impl Store) {
             log.open_consumer(name, 0).await,
             "consumer names are 1 to 128 characters",
         );
+        // No consumer can have such a name: moving or deleting one finds nothing.
+        assert_unknown_consumer(log.ack(name, 0).await, name);
+        assert_unknown_consumer(log.reset_consumer(name, 0).await, name);
+        assert_eq!(
+            log.delete_consumer(name).await.ok(),
+            Some(false),
+            "{name:?}"
+        );
     }
     assert_eq!(consumers(&log).await, vec![]);
 
@@ -910,6 +919,7 @@ pub async fn redrive_still_failing_keeps_the_letter_dead(store: impl Store) {
 pub async fn redrive_of_an_unknown_dead_letter_is_refused(store: impl Store) {
     let log = open(&store).await;
     assert_unknown_dead_letter(log.redrive(7, Vec::new(), None).await, 7);
+    assert_unknown_dead_letter(log.redrive(0, Vec::new(), None).await, 0);
     append(&log, request(&[], &["x"])).await;
     assert_unknown_dead_letter(log.redrive(2, vec![event(SOURCE, "y")], None).await, 2);
     assert_unknown_dead_letter(log.redrive(999, vec![Event::default()], None).await, 999);
