@@ -24,6 +24,8 @@ pub struct Config {
     pub ops: OpsConfig,
     /// OpenTelemetry trace export. The standard `OTEL_*` environment variables win over it.
     pub telemetry: TelemetryConfig,
+    /// The encrypted raw archive of received webhooks.
+    pub archive: ArchiveConfig,
     /// Source name -> adapter instance. Empty: every loaded adapter is served as a source of
     /// its own name with an empty config.
     pub sources: BTreeMap<String, SourceConfig>,
@@ -306,6 +308,11 @@ pub struct RetentionConfig {
     pub dead_letter_max_age_seconds: u64,
     /// Remove the oldest dead letters (resolved or not) beyond this many. 0: no limit.
     pub dead_letter_max_count: u64,
+    /// Remove raw-archive entries received longer ago than this many seconds (default: keep).
+    /// Independent of the events' retention.
+    pub archive_max_age_seconds: Option<u64>,
+    /// Remove the oldest raw-archive entries while they take more bytes than this.
+    pub archive_max_bytes: Option<u64>,
 }
 
 /// The longest retry period of the bundled providers (Finicity: once a day for 3 days).
@@ -324,6 +331,8 @@ impl Default for RetentionConfig {
                 .dead_letter_max_age
                 .map_or(0, |age| age.as_secs()),
             dead_letter_max_count: defaults.dead_letter_max_count.unwrap_or(0),
+            archive_max_age_seconds: None,
+            archive_max_bytes: None,
         }
     }
 }
@@ -349,6 +358,8 @@ impl RetentionConfig {
                 .then(|| Duration::from_secs(self.dead_letter_max_age_seconds)),
             dead_letter_max_count: (self.dead_letter_max_count > 0)
                 .then_some(self.dead_letter_max_count),
+            archive_max_age: self.archive_max_age_seconds.map(Duration::from_secs),
+            archive_max_bytes: self.archive_max_bytes,
         }
     }
 }
@@ -364,6 +375,7 @@ impl Default for Config {
             plugins: PluginsConfig::default(),
             ops: OpsConfig::default(),
             telemetry: TelemetryConfig::default(),
+            archive: ArchiveConfig::default(),
             sources: BTreeMap::new(),
         }
     }
@@ -387,6 +399,38 @@ pub struct TelemetryConfig {
     /// Fraction of new traces sampled (parent-based), when `OTEL_TRACES_SAMPLER` is unset.
     /// Default: 1.0.
     pub sample_ratio: Option<f64>,
+}
+
+/// `[archive]`: every acknowledged webhook's raw body and headers, stored in the same commit as
+/// its events, sealed with XChaCha20-Poly1305. Keys: `key_file` or `key_env`, one key per line
+/// as `<key id> <64 hex digits>`, the first sealing new entries, the others opening older
+/// ones (rotation). With neither, a key is generated in `<data_dir>/archive.key` (0600): the
+/// archive is then only as safe as the data directory; give a key kept elsewhere in
+/// production.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ArchiveConfig {
+    /// Archive webhooks (default true). Off: no raw body is kept and replay has nothing to run.
+    pub enabled: bool,
+    /// File with the keys (owner-only permissions).
+    pub key_file: Option<PathBuf>,
+    /// Environment variable with the keys (lines or `;`-separated).
+    pub key_env: Option<String>,
+    /// Also keep secret-bearing headers and query parameters (`Authorization`, cookies, and
+    /// any whose value is a string of the source's config, such as a shared token). Off by
+    /// default: the kept ones (signatures, timestamps) are what re-verification needs.
+    pub keep_secret_headers: bool,
+}
+
+impl Default for ArchiveConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            key_file: None,
+            key_env: None,
+            keep_secret_headers: false,
+        }
+    }
 }
 
 /// `[ops]`: operators' endpoints on listeners of their own, so the webhook port (public) and

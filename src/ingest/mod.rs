@@ -98,6 +98,7 @@ pub async fn ingest(
         source: source.name.clone(),
         events: normalized.events,
         dead_letters,
+        archive: None,
     };
     let started = Instant::now();
     let outcome = app.log.append(append).await;

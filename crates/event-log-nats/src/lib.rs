@@ -37,7 +37,7 @@ use tributary_event_log::rules::{self, provider_event_id};
 use tributary_event_log::{
     AppendOutcome, AppendRequest, EventLog, LogError, RedriveOutcome, Retention,
 };
-use tributary_model::v1::{Consumer, DeadLetter, Event};
+use tributary_model::v1::{ArchiveEntry, Consumer, DeadLetter, Event};
 use tributary_model::well_known::Timestamp;
 
 /// Where JetStream keeps the streams' data.
@@ -628,6 +628,26 @@ impl EventLog for NatsLog {
 
     async fn consumers(&self) -> Result<Vec<Consumer>, LogError> {
         consumers::list(&self.inner).await
+    }
+
+    async fn archive_entry(&self, _id: u64) -> Result<Option<ArchiveEntry>, LogError> {
+        todo!("NATS raw archive")
+    }
+
+    async fn archive_entries(
+        &self,
+        _after: u64,
+        _max: usize,
+    ) -> Result<Vec<ArchiveEntry>, LogError> {
+        todo!("NATS raw archive")
+    }
+
+    async fn sequence_of(
+        &self,
+        _source: &str,
+        _provider_event_id: &str,
+    ) -> Result<Option<u64>, LogError> {
+        todo!("NATS raw archive")
     }
 
     fn last_sequence(&self) -> watch::Receiver<u64> {

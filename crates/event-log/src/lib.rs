@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use tokio::sync::watch;
-use tributary_model::v1::{Consumer, DeadLetter, Event};
+use tributary_model::v1::{ArchiveEntry, Consumer, DeadLetter, Event};
 use tributary_model::well_known::Timestamp;
 
 /// Everything one webhook produced. Whether it is stored as one unit depends on the backend
@@ -31,6 +31,12 @@ pub struct AppendRequest {
     pub events: Vec<Event>,
     /// Items the adapter could not map. `provider_event_id` must be non-empty.
     pub dead_letters: Vec<DeadLetter>,
+    /// The webhook itself, for the raw archive (sealed by the caller; the log stores it as
+    /// given). Stored in the same unit as the items; its `id` is assigned by the log and set
+    /// as `raw_id` on every stored event and dead letter. When an entry with the same
+    /// (`source`, `content_key`) is stored, that one is kept and extended with what this
+    /// append stored.
+    pub archive: Option<ArchiveEntry>,
 }
 
 /// What an append did.
@@ -42,6 +48,8 @@ pub struct AppendOutcome {
     pub duplicates: usize,
     /// Dead letters newly stored.
     pub dead_lettered: usize,
+    /// The archive entry of the request (new or already stored); 0 without one.
+    pub archive_id: u64,
 }
 
 /// The storage's own error under a [`LogError::Storage`]. Shared (`Arc`) so that one failed
@@ -155,6 +163,11 @@ pub struct Retention {
     pub dead_letter_max_age: Option<Duration>,
     /// Remove the oldest dead letters (resolved or not) while more than this many are stored.
     pub dead_letter_max_count: Option<u64>,
+    /// Remove raw-archive entries received longer ago than this. Independent of the events:
+    /// an event may outlive its raw webhook and the other way round.
+    pub archive_max_age: Option<Duration>,
+    /// Remove the oldest raw-archive entries while their stored bytes exceed this.
+    pub archive_max_bytes: Option<u64>,
 }
 
 impl Default for Retention {
@@ -170,6 +183,8 @@ impl Default for Retention {
             dedup_horizon: DEFAULT_DEDUP_HORIZON,
             dead_letter_max_age: Some(DEFAULT_DEAD_LETTER_MAX_AGE),
             dead_letter_max_count: Some(DEFAULT_DEAD_LETTER_MAX_COUNT),
+            archive_max_age: None,
+            archive_max_bytes: None,
         }
     }
 }
@@ -181,6 +196,8 @@ impl Retention {
             || self.max_bytes.is_some()
             || self.dead_letter_max_age.is_some()
             || self.dead_letter_max_count.is_some()
+            || self.archive_max_age.is_some()
+            || self.archive_max_bytes.is_some()
     }
 }
 
@@ -303,6 +320,21 @@ pub trait EventLog: Send + Sync + 'static {
     /// receiver, which subscribers await to tail the log live. An append's sequences are
     /// announced before it returns.
     fn last_sequence(&self) -> watch::Receiver<u64>;
+
+    /// The raw-archive entry `id`, while retention keeps it.
+    async fn archive_entry(&self, id: u64) -> Result<Option<ArchiveEntry>, LogError>;
+
+    /// Raw-archive entries with an id greater than `after`, up to `max`, by id (replay walks
+    /// them). Ids start at 1 and are never reused.
+    async fn archive_entries(&self, after: u64, max: usize) -> Result<Vec<ArchiveEntry>, LogError>;
+
+    /// The sequence of the stored event of (`source`, provider event id); `None` when there is
+    /// none (never stored, a dead letter, or removed by retention).
+    async fn sequence_of(
+        &self,
+        source: &str,
+        provider_event_id: &str,
+    ) -> Result<Option<u64>, LogError>;
 
     /// `Ok` while the log can write; the last storage error otherwise.
     fn health(&self) -> Result<(), String>;

@@ -23,6 +23,19 @@ pub fn provider_event_id(event: &Event) -> &str {
         .unwrap_or_default()
 }
 
+/// The key `event` is deduplicated on within its source: its provider event id, or, for a
+/// replay, the provider event id and the replaying adapter's version (so a replay does not
+/// collide with the original, and replaying again with the same version adds nothing).
+pub fn dedup_key(event: &Event) -> std::borrow::Cow<'_, str> {
+    let id = provider_event_id(event);
+    match (&event.replay_of, &event.provenance) {
+        (Some(_), Some(provenance)) => {
+            format!("{id}#replay@{}", provenance.adapter_version).into()
+        }
+        _ => id.into(),
+    }
+}
+
 /// Longest source name, in bytes.
 pub const MAX_SOURCE_NAME: usize = 64;
 
@@ -236,6 +249,7 @@ mod tests {
                 provider_event_id: "b".into(),
                 ..Default::default()
             }],
+            archive: None,
         };
         assert!(validate_append(&ok).is_ok());
         for source in [
