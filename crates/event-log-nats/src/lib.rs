@@ -5,7 +5,7 @@
 //! - canonical events are messages of one stream (`TRIBUTARY_EVENTS` by default) on subjects
 //!   `<prefix>.events.<source>.<type>`; the **stream sequence is the event sequence**;
 //! - dedup is JetStream's within the stream's duplicate window (the `Nats-Msg-Id` header is
-//!   `<source>:<provider event id>`) and, beyond it, a KV bucket `<stream>_DEDUP` of the keys
+//!   `<source>:<dedup key>`, the provider event id or, for a replay, `rules::dedup_key`) and, beyond it, a KV bucket `<stream>_DEDUP` of the keys
 //!   seen, kept for the dedup horizon (see `dedup`);
 //! - dead letters are messages of a second stream (`<stream>_DEAD_LETTERS`, the message
 //!   sequence is the dead-letter id); their redrive state lives in a KV bucket;
@@ -33,7 +33,7 @@ use async_trait::async_trait;
 use futures_util::future::join_all;
 use prost::Message as _;
 use tokio::sync::watch;
-use tributary_event_log::rules::{self, provider_event_id};
+use tributary_event_log::rules;
 use tributary_event_log::{
     AppendOutcome, AppendRequest, EventLog, LogError, RedriveOutcome, Retention,
 };
@@ -407,14 +407,16 @@ impl Inner {
         events: &[Event],
         outcome: &mut AppendOutcome,
     ) -> Result<(), LogError> {
-        let keys: Vec<String> = events
+        // Replays dedup apart from their originals (`rules::dedup_key`).
+        let ids: Vec<_> = events.iter().map(rules::dedup_key).collect();
+        let keys: Vec<String> = ids
             .iter()
-            .map(|e| dedup::key(dedup::Kind::Event, source, provider_event_id(e)))
+            .map(|id| dedup::key(dedup::Kind::Event, source, id))
             .collect();
         let seen = dedup::seen(self, &keys).await?;
         let mut pending = Vec::with_capacity(events.len());
         let mut pending_keys = Vec::with_capacity(events.len());
-        for ((event, key), seen) in events.iter().zip(keys).zip(seen) {
+        for (((event, id), key), seen) in events.iter().zip(&ids).zip(keys).zip(seen) {
             if seen {
                 outcome.duplicates += 1;
                 continue;
@@ -424,7 +426,7 @@ impl Inner {
             stored.sequence = 0;
             let message = PublishMessage::build()
                 .payload(stored.encode_to_vec().into())
-                .message_id(message_id(source, provider_event_id(event)));
+                .message_id(message_id(source, id));
             let subject = self.event_subject(source, &event.r#type);
             pending.push(self.js.send_publish(subject, message).await.map_err(|e| {
                 LogError::storage(format!("cannot publish to {}", self.config.stream), e)
@@ -644,10 +646,16 @@ impl EventLog for NatsLog {
 
     async fn sequence_of(
         &self,
-        _source: &str,
-        _provider_event_id: &str,
+        source: &str,
+        provider_event_id: &str,
     ) -> Result<Option<u64>, LogError> {
-        todo!("NATS raw archive")
+        let key = dedup::key(dedup::Kind::Event, source, provider_event_id);
+        let Some(sequence) = dedup::recorded_sequence(&self.inner, &key).await? else {
+            return Ok(None);
+        };
+        // The key outlives its event (dedup horizon); events go only from the front.
+        let first = read::first_sequence(&self.inner).await?;
+        Ok((sequence >= first).then_some(sequence))
     }
 
     fn last_sequence(&self) -> watch::Receiver<u64> {

@@ -146,9 +146,9 @@ pub(crate) fn expire(
     if retention.archive_max_age.is_none() && retention.archive_max_bytes.is_none() {
         return Ok(0);
     }
-    let cutoff = retention.archive_max_age.map(|age| {
-        now_millis.saturating_sub(u64::try_from(age.as_millis()).unwrap_or(u64::MAX))
-    });
+    let cutoff = retention
+        .archive_max_age
+        .map(|age| now_millis.saturating_sub(u64::try_from(age.as_millis()).unwrap_or(u64::MAX)));
     let mut table = txn.open_table(ARCHIVE).map_err(storage(EXPIRING))?;
     let mut keys = txn.open_table(ARCHIVE_KEYS).map_err(storage(EXPIRING))?;
     let mut meta = txn.open_table(META).map_err(storage(EXPIRING))?;

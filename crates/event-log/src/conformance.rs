@@ -1308,7 +1308,9 @@ pub async fn a_retry_finds_its_archive_entry_and_extends_it(store: impl Store) {
     drop(log);
     let log = open(&store).await;
     assert_eq!(
-        append(&log, archived(&[], &[], "sha256:other")).await.archive_id,
+        append(&log, archived(&[], &[], "sha256:other"))
+            .await
+            .archive_id,
         2,
         "ids continue after reopening"
     );
@@ -1337,7 +1339,9 @@ pub async fn archive_entries_expire_on_their_own(store: impl Store) {
     }
     let log = open(&store).await;
     assert_eq!(
-        append(&log, archived(&["b"], &[], "sha256:new")).await.archive_id,
+        append(&log, archived(&["b"], &[], "sha256:new"))
+            .await
+            .archive_id,
         2
     );
 }

@@ -329,7 +329,9 @@ pub trait EventLog: Send + Sync + 'static {
     async fn archive_entries(&self, after: u64, max: usize) -> Result<Vec<ArchiveEntry>, LogError>;
 
     /// The sequence of the stored event of (`source`, provider event id); `None` when there is
-    /// none (never stored, a dead letter, or removed by retention).
+    /// none (never stored, a dead letter, or removed by retention). NATS looks it up in the
+    /// `<stream>_DEDUP` bucket, so it also answers `None` with a zero dedup horizon (no bucket)
+    /// and once the key expired (an event stored longer than the horizon ago).
     async fn sequence_of(
         &self,
         source: &str,

@@ -29,9 +29,7 @@ pub fn provider_event_id(event: &Event) -> &str {
 pub fn dedup_key(event: &Event) -> std::borrow::Cow<'_, str> {
     let id = provider_event_id(event);
     match (&event.replay_of, &event.provenance) {
-        (Some(_), Some(provenance)) => {
-            format!("{id}#replay@{}", provenance.adapter_version).into()
-        }
+        (Some(_), Some(provenance)) => format!("{id}#replay@{}", provenance.adapter_version).into(),
         _ => id.into(),
     }
 }
