@@ -42,7 +42,7 @@ fn escape(text: &str) -> String {
 /// [`escape`]d text; `=E` for empty text (never stored: the log refuses empty ids), or, when
 /// the escaped text is longer than [`MAX_PLAIN_ID`], `=Z` and the text's SHA-256 in hex. No
 /// escaped text equals either (each `=` it holds is followed by two hex digits).
-fn token(text: &str) -> String {
+pub(crate) fn token(text: &str) -> String {
     if text.is_empty() {
         return "=E".into();
     }

@@ -14,6 +14,7 @@
 //! - every instance follows the stream with an ordered consumer, so an event appended through
 //!   one instance wakes live subscribers on all of them.
 
+mod archive;
 mod consumers;
 mod dead_letters;
 mod dedup;
@@ -252,6 +253,18 @@ impl NatsConfig {
         format!("{}.dead_letters.>", self.subject_prefix)
     }
 
+    fn archive_filter(&self) -> String {
+        format!("{}.archive.>", self.subject_prefix)
+    }
+
+    fn archive_stream(&self) -> String {
+        format!("{}_ARCHIVE", self.stream)
+    }
+
+    fn archive_links_bucket(&self) -> String {
+        format!("{}_ARCHIVE_LINKS", self.stream)
+    }
+
     fn dead_letter_stream(&self) -> String {
         format!("{}_DEAD_LETTERS", self.stream)
     }
@@ -289,6 +302,9 @@ pub(crate) struct Inner {
     sweep_after: AtomicU64,
     /// Keys seen, beyond the duplicate window; `None` with a zero dedup horizon.
     dedup: Option<jetstream::kv::Store>,
+    /// The raw archive's entries and their links (see `archive`).
+    archive: Stream,
+    archive_links: jetstream::kv::Store,
     last_tx: watch::Sender<u64>,
     last_rx: watch::Receiver<u64>,
     health: Mutex<Result<(), String>>,
@@ -317,6 +333,8 @@ impl NatsLog {
             dead_state_stream: parts.dead_state_stream,
             sweep_after: AtomicU64::new(0),
             dedup: parts.dedup,
+            archive: parts.archive,
+            archive_links: parts.archive_links,
             last_tx,
             last_rx,
             health: Mutex::new(Ok(())),
@@ -398,6 +416,10 @@ impl Inner {
         )
     }
 
+    fn archive_subject(&self, source: &str) -> String {
+        format!("{}.archive.{}", self.config.subject_prefix, token(source))
+    }
+
     /// Publishes `events` of `source` in order, except those whose dedup key is recorded, and
     /// waits for every acknowledgement, then records their keys. Only acknowledged,
     /// non-duplicate messages count as stored.
@@ -455,12 +477,14 @@ impl Inner {
         dedup::remember(self, stored).await
     }
 
+    /// Publishes `letters` like `publish_events` does events; returns the ids of those newly
+    /// stored.
     async fn publish_dead_letters(
         &self,
         source: &str,
         letters: &[DeadLetter],
         outcome: &mut AppendOutcome,
-    ) -> Result<(), LogError> {
+    ) -> Result<Vec<u64>, LogError> {
         let keys: Vec<String> = letters
             .iter()
             .map(|l| dedup::key(dedup::Kind::DeadLetter, source, &l.provider_event_id))
@@ -489,6 +513,7 @@ impl Inner {
         }
         let acks = join_all(pending.into_iter().map(|ack| ack.into_future())).await;
         let mut stored = Vec::with_capacity(acks.len());
+        let mut ids = Vec::with_capacity(acks.len());
         for (ack, key) in acks.into_iter().zip(pending_keys) {
             let ack = ack.map_err(|e| {
                 LogError::storage(
@@ -503,10 +528,12 @@ impl Inner {
                 outcome.duplicates += 1;
             } else {
                 outcome.dead_lettered += 1;
+                ids.push(ack.sequence);
             }
             stored.push((key, ack.sequence));
         }
-        dedup::remember(self, stored).await
+        dedup::remember(self, stored).await?;
+        Ok(ids)
     }
 
     /// Records the result of a write for `/readyz`.
@@ -568,18 +595,36 @@ fn type_tokens(event_type: &str) -> String {
 
 #[async_trait]
 impl EventLog for NatsLog {
-    async fn append(&self, request: AppendRequest) -> Result<AppendOutcome, LogError> {
+    async fn append(&self, mut request: AppendRequest) -> Result<AppendOutcome, LogError> {
         rules::validate_append(&request)?;
         let inner = &self.inner;
         inner.require_connection()?;
         let mut outcome = AppendOutcome::default();
         let result = async {
+            // The entry first, so the items can point at it; its links last, once known.
+            let archive_id = match &request.archive {
+                Some(entry) => archive::reserve(inner, &request.source, entry).await?,
+                None => 0,
+            };
+            if archive_id != 0 {
+                for event in &mut request.events {
+                    event.raw_id = archive_id;
+                }
+                for letter in &mut request.dead_letters {
+                    letter.raw_id = archive_id;
+                }
+            }
             inner
                 .publish_events(&request.source, &request.events, &mut outcome)
                 .await?;
-            inner
+            let letter_ids = inner
                 .publish_dead_letters(&request.source, &request.dead_letters, &mut outcome)
-                .await
+                .await?;
+            if let Some(entry) = &request.archive {
+                archive::link(inner, entry, archive_id, &outcome.sequences, &letter_ids).await?;
+                outcome.archive_id = archive_id;
+            }
+            Ok(())
         }
         .await;
         inner.record(result).map(|()| outcome)
@@ -632,16 +677,12 @@ impl EventLog for NatsLog {
         consumers::list(&self.inner).await
     }
 
-    async fn archive_entry(&self, _id: u64) -> Result<Option<ArchiveEntry>, LogError> {
-        todo!("NATS raw archive")
+    async fn archive_entry(&self, id: u64) -> Result<Option<ArchiveEntry>, LogError> {
+        archive::entry(&self.inner, id).await
     }
 
-    async fn archive_entries(
-        &self,
-        _after: u64,
-        _max: usize,
-    ) -> Result<Vec<ArchiveEntry>, LogError> {
-        todo!("NATS raw archive")
+    async fn archive_entries(&self, after: u64, max: usize) -> Result<Vec<ArchiveEntry>, LogError> {
+        archive::list(&self.inner, after, max).await
     }
 
     async fn sequence_of(
