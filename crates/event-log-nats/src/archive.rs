@@ -4,7 +4,9 @@
 //! links live apart; keying them by content lets a retry find its entry beyond JetStream's
 //! duplicate window too. JetStream applies the archive's retention itself (`max_age`,
 //! `max_bytes`); link records expire with the same age, counted from their last write, so they
-//! outlive their entry.
+//! outlive their entry, and a retention sweep removes those whose entry the size limit removed.
+
+use std::sync::atomic::Ordering;
 
 use async_nats::jetstream::kv::{Operation, UpdateErrorKind};
 use async_nats::jetstream::message::PublishMessage;
@@ -18,9 +20,14 @@ use crate::{Inner, dedup};
 
 /// KV reads in flight while listing.
 const PARALLEL_READS: usize = 32;
+/// Link records examined per retention pass (the sweep continues there next pass).
+const LINKS_PER_PASS: usize = 2048;
 /// Compare-and-set attempts on a link record before giving up (instances racing on one
 /// webhook: a handful at most).
 const MAX_LINK_ATTEMPTS: usize = 16;
+/// Publishes of one entry before giving up: each further one follows an entry of the same
+/// webhook that retention removed within the duplicate window.
+const MAX_PUBLISHES: usize = 16;
 
 /// The link record's key, also the entry's `Nats-Msg-Id`: (source, content key) as KV-safe
 /// tokens, so no byte of either can break a subject or a header.
@@ -83,33 +90,43 @@ pub(crate) async fn reserve(
         if get(&inner.archive, record.id).await?.is_some() {
             return Ok(record.id);
         }
-        // Retention removed it: archive the webhook anew, under a message id of its own (the
-        // old one may still be in the duplicate window, which would answer the removed id).
         message_id = format!("{key}@{}", record.id);
     }
-    let stored = ArchiveEntry {
+    let payload: bytes::Bytes = ArchiveEntry {
         id: 0,
         sequences: Vec::new(),
         dead_letter_ids: Vec::new(),
         ..entry.clone()
-    };
+    }
+    .encode_to_vec()
+    .into();
     let stream = inner.config.archive_stream();
-    let message = PublishMessage::build()
-        .payload(stored.encode_to_vec().into())
-        .message_id(message_id);
-    let ack = inner
-        .js
-        .send_publish(inner.archive_subject(source), message)
-        .await
-        .map_err(|e| LogError::storage(format!("cannot publish to {stream}"), e))?
-        .await
-        .map_err(|e| {
-            LogError::storage(
-                format!("JetStream did not acknowledge an archive entry ({stream})"),
-                e,
-            )
-        })?;
-    Ok(ack.sequence)
+    for _ in 0..MAX_PUBLISHES {
+        let message = PublishMessage::build()
+            .payload(payload.clone())
+            .message_id(message_id.as_str());
+        let ack = inner
+            .js
+            .send_publish(inner.archive_subject(source), message)
+            .await
+            .map_err(|e| LogError::storage(format!("cannot publish to {stream}"), e))?
+            .await
+            .map_err(|e| {
+                LogError::storage(
+                    format!("JetStream did not acknowledge an archive entry ({stream})"),
+                    e,
+                )
+            })?;
+        if !ack.duplicate || get(&inner.archive, ack.sequence).await?.is_some() {
+            return Ok(ack.sequence);
+        }
+        // A removed entry's id, still in the duplicate window: archive the webhook anew under
+        // a message id of its own rather than point the items at nothing.
+        message_id = format!("{key}@{}", ack.sequence);
+    }
+    Err(LogError::unavailable(format!(
+        "cannot archive a webhook of {source}: retention keeps removing its entry"
+    )))
 }
 
 /// Adds what an append stored to entry `id`'s link record (compare-and-set, so concurrent
@@ -217,8 +234,14 @@ pub(crate) async fn list(
         .await
         .map_err(|e| LogError::storage(format!("cannot read stream {stream}"), e))?;
     let filter = inner.config.archive_filter();
-    let messages =
-        messages_after(&inner.archive, &filter, after, info.state.last_sequence, max).await?;
+    let messages = messages_after(
+        &inner.archive,
+        &filter,
+        after,
+        info.state.last_sequence,
+        max,
+    )
+    .await?;
     let entries = messages
         .iter()
         .map(|m| decode(m.sequence, m.payload.as_ref()))
@@ -232,6 +255,78 @@ pub(crate) async fn list(
         .collect()
         .await;
     results.into_iter().collect()
+}
+
+/// Removes link records whose entry is gone, up to [`LINKS_PER_PASS`] per pass, continuing
+/// where the last pass stopped. Only the size limit needs it: with an age limit the records
+/// expire by themselves. Each purge is bounded by the record's revision, so a record rewritten
+/// meanwhile (a retry archiving its webhook anew) stays. Returns how many went.
+pub(crate) async fn sweep_links(inner: &Inner) -> Result<u64, LogError> {
+    if inner.config.retention.archive_max_bytes.is_none() {
+        return Ok(0);
+    }
+    let archive = inner.config.archive_stream();
+    let info = inner
+        .archive
+        .get_info()
+        .await
+        .map_err(|e| LogError::storage(format!("cannot read stream {archive}"), e))?;
+    let first_entry = if info.state.messages == 0 {
+        info.state.last_sequence + 1
+    } else {
+        info.state.first_sequence
+    };
+    let links = &inner.archive_links_stream;
+    let links_name = links.cached_info().config.name.clone();
+    let links_info = links
+        .get_info()
+        .await
+        .map_err(|e| LogError::storage(format!("cannot read stream {links_name}"), e))?;
+    let (first, last) = (
+        links_info.state.first_sequence,
+        links_info.state.last_sequence,
+    );
+    let filter = format!("$KV.{}.>", inner.config.archive_links_bucket());
+    let mut after = inner
+        .links_sweep_after
+        .load(Ordering::Relaxed)
+        .max(first.saturating_sub(1));
+    let (mut examined, mut removed) = (0, 0);
+    loop {
+        let messages = messages_after(links, &filter, after, last, 256).await?;
+        if messages.is_empty() {
+            after = 0;
+            break;
+        }
+        for message in &messages {
+            after = message.sequence;
+            examined += 1;
+            // Undecodable records are left for `archive_entry` to report.
+            let orphan = ArchiveEntry::decode(message.payload.as_ref())
+                .is_ok_and(|record| record.id < first_entry);
+            if !orphan {
+                continue;
+            }
+            links
+                .purge()
+                .filter(message.subject.as_str())
+                .sequence(message.sequence + 1)
+                .await
+                .map_err(|e| {
+                    LogError::storage(format!("cannot remove a link record of {links_name}"), e)
+                })?;
+            removed += 1;
+        }
+        if after >= last {
+            after = 0;
+            break;
+        }
+        if examined >= LINKS_PER_PASS {
+            break;
+        }
+    }
+    inner.links_sweep_after.store(after, Ordering::Relaxed);
+    Ok(removed)
 }
 
 #[cfg(test)]

@@ -305,6 +305,10 @@ pub(crate) struct Inner {
     /// The raw archive's entries and their links (see `archive`).
     archive: Stream,
     archive_links: jetstream::kv::Store,
+    /// The stream behind `archive_links`, which archive retention sweeps.
+    archive_links_stream: Stream,
+    /// Where the next link sweep continues (0: from the start).
+    links_sweep_after: AtomicU64,
     last_tx: watch::Sender<u64>,
     last_rx: watch::Receiver<u64>,
     health: Mutex<Result<(), String>>,
@@ -335,6 +339,8 @@ impl NatsLog {
             dedup: parts.dedup,
             archive: parts.archive,
             archive_links: parts.archive_links,
+            archive_links_stream: parts.archive_links_stream,
+            links_sweep_after: AtomicU64::new(0),
             last_tx,
             last_rx,
             health: Mutex::new(Ok(())),

@@ -20,6 +20,7 @@ pub(crate) struct Parts {
     pub dedup: Option<kv::Store>,
     pub archive: Stream,
     pub archive_links: kv::Store,
+    pub archive_links_stream: Stream,
 }
 
 /// Who sets a stream's limits (`max_age`, `max_bytes`, duplicate window).
@@ -556,6 +557,11 @@ pub(crate) async fn ensure(
         Limits::Applied,
     )
     .await?;
+    let links_stream = format!("KV_{}", config.archive_links_bucket());
+    let archive_links_stream = js
+        .get_stream(&links_stream)
+        .await
+        .map_err(|e| LogError::storage(format!("cannot read stream {links_stream}"), e))?;
     Ok(Parts {
         events,
         dead,
@@ -565,6 +571,7 @@ pub(crate) async fn ensure(
         dedup,
         archive,
         archive_links,
+        archive_links_stream,
     })
 }
 
