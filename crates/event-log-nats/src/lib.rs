@@ -9,6 +9,8 @@
 //!   seen, kept for the dedup horizon (see `dedup`);
 //! - dead letters are messages of a second stream (`<stream>_DEAD_LETTERS`, the message
 //!   sequence is the dead-letter id); their redrive state lives in a KV bucket;
+//! - raw-archive entries are messages of a third stream (`<stream>_ARCHIVE`, the message
+//!   sequence is the entry id); what each webhook stored lives in a KV bucket (see `archive`);
 //! - durable consumer positions live in a KV bucket, updated with compare-and-set so acks stay
 //!   cumulative whichever instance receives them;
 //! - every instance follows the stream with an ordered consumer, so an event appended through
@@ -176,10 +178,11 @@ pub struct NatsConfig {
     /// TLS settings.
     pub tls: NatsTls,
     /// Name of the events stream; the other names derive from it (`<stream>_DEAD_LETTERS`,
-    /// KV buckets `<stream>_CONSUMERS`, `<stream>_DEAD_LETTER_STATE` and `<stream>_DEDUP`).
+    /// `<stream>_ARCHIVE`, KV buckets `<stream>_CONSUMERS`, `<stream>_DEAD_LETTER_STATE`,
+    /// `<stream>_DEDUP` and `<stream>_ARCHIVE_LINKS`).
     pub stream: String,
     /// First subject token: events on `<prefix>.events.>`, dead letters on
-    /// `<prefix>.dead_letters.>`.
+    /// `<prefix>.dead_letters.>`, raw-archive entries on `<prefix>.archive.>`.
     pub subject_prefix: String,
     /// Replicas of every stream and bucket (1, or 3 on a 3-node cluster).
     pub replicas: usize,
@@ -195,7 +198,8 @@ pub struct NatsConfig {
     pub max_bytes: Option<u64>,
     /// Retention Tributary applies itself, like the embedded log: never past what a durable
     /// consumer has not acknowledged unless `override_consumers`; dead letters by age and
-    /// count; `dedup_horizon` is the `<stream>_DEDUP` bucket's `max_age` (zero: no bucket).
+    /// count; `dedup_horizon` is the `<stream>_DEDUP` bucket's `max_age` (zero: no bucket);
+    /// the archive's limits are the `<stream>_ARCHIVE` stream's own, set on every start.
     pub retention: Retention,
     /// How long start-up waits for NATS.
     pub connect_timeout: Duration,
@@ -558,7 +562,8 @@ fn unreachable_reason(state: &async_nats::connection::State) -> String {
     format!("NATS JetStream is unreachable (connection {state}); reconnecting")
 }
 
-/// The `Nats-Msg-Id`: `<source>:<provider event id>`. Ids that are not plain printable ASCII
+/// The `Nats-Msg-Id`: `<source>:<dedup key>` (the provider event id, or `rules::dedup_key`
+/// for an event). Ids that are not plain printable ASCII
 /// (they come from providers) are hex-encoded behind a `%`, so no byte can break the header
 /// and distinct ids stay distinct.
 pub(crate) fn message_id(source: &str, id: &str) -> String {

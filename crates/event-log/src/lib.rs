@@ -32,10 +32,10 @@ pub struct AppendRequest {
     /// Items the adapter could not map. `provider_event_id` must be non-empty.
     pub dead_letters: Vec<DeadLetter>,
     /// The webhook itself, for the raw archive (sealed by the caller; the log stores it as
-    /// given). Stored in the same unit as the items; its `id` is assigned by the log and set
-    /// as `raw_id` on every stored event and dead letter. When an entry with the same
-    /// (`source`, `content_key`) is stored, that one is kept and extended with what this
-    /// append stored.
+    /// given). Stored in the same unit as the items (redb; NATS: first, see [`EventLog`]); its
+    /// `id` is assigned by the log and set as `raw_id` on every stored event and dead letter.
+    /// When an entry with the same (`source`, `content_key`) is stored, that one is kept and
+    /// extended with what this append stored.
     pub archive: Option<ArchiveEntry>,
 }
 
@@ -164,9 +164,12 @@ pub struct Retention {
     /// Remove the oldest dead letters (resolved or not) while more than this many are stored.
     pub dead_letter_max_count: Option<u64>,
     /// Remove raw-archive entries received longer ago than this. Independent of the events:
-    /// an event may outlive its raw webhook and the other way round.
+    /// an event may outlive its raw webhook and the other way round. NATS: the archive
+    /// stream's own `max_age` (counted from storage, at least 100 ms), applied to an existing
+    /// stream on start.
     pub archive_max_age: Option<Duration>,
-    /// Remove the oldest raw-archive entries while their stored bytes exceed this.
+    /// Remove the oldest raw-archive entries while their stored bytes exceed this. NATS: the
+    /// archive stream's `max_bytes` (message bytes as JetStream counts them).
     pub archive_max_bytes: Option<u64>,
 }
 
@@ -213,8 +216,9 @@ pub struct RedriveOutcome {
 /// The durable, ordered, deduplicated log of canonical events.
 ///
 /// Sequences start at 1, increase, and are never reused, not even after retention removed
-/// every event. Items are deduplicated on (source, provider event id). The `conformance`
-/// module (feature `conformance`) checks the promises below with exact values.
+/// every event. Items are deduplicated on (source, provider event id); a replayed event on
+/// [`rules::dedup_key`], apart from its original. The `conformance` module (feature
+/// `conformance`) checks the promises below with exact values.
 ///
 /// # What is atomic where
 ///
@@ -233,6 +237,14 @@ pub struct RedriveOutcome {
 ///   letter's state with compare-and-set: if that write fails, the events stay and the letter
 ///   stays unresolved, and redriving it again stores no event twice. Each consumer change is
 ///   one compare-and-set write. docs/deployment.md has the details.
+///   With an archive entry, `append` publishes the entry **first** (its id is needed as the
+///   items' `raw_id`), then the items, then writes the entry's links (sequences, dead-letter
+///   ids) with compare-and-set. A failure after the entry leaves it stored with fewer (or no)
+///   links; the provider's retry finds it again and links what it newly stores, but items a
+///   failed attempt already stored come back as duplicates and stay unlisted (their `raw_id`
+///   still names the entry). A retry finds its entry by (source, content key) while the entry
+///   is stored, within the duplicate window even when its links were never written; past the
+///   window and without links it archives the webhook as a new entry.
 ///
 /// # How long dedup lasts
 ///
