@@ -387,17 +387,27 @@ async fn ensure_stream(
     let name = wanted.name.clone();
     match js.get_stream(&name).await {
         Ok(found) => {
-            let found = match limits {
-                Limits::Kept => found,
-                Limits::Applied => apply_limits(js, found, &wanted).await?,
+            let current = &found.cached_info().config;
+            // Limits about to be applied are no difference worth a warning.
+            let compared = match limits {
+                Limits::Kept => wanted.clone(),
+                Limits::Applied => stream::Config {
+                    max_age: current.max_age,
+                    max_bytes: current.max_bytes,
+                    duplicate_window: current.duplicate_window,
+                    ..wanted.clone()
+                },
             };
-            if let Some(reason) = incompatibility(&found.cached_info().config, &wanted) {
+            if let Some(reason) = incompatibility(current, &compared) {
                 return Err(LogError::Invalid(format!(
                     "{reason}; refusing to start (fix or remove the stream, or configure \
                      another [log.nats] stream)"
                 )));
             }
-            Ok(found)
+            match limits {
+                Limits::Kept => Ok(found),
+                Limits::Applied => apply_limits(js, found, &wanted).await,
+            }
         }
         Err(error) => {
             let missing = matches!(
