@@ -95,14 +95,18 @@ pub struct LogConfig {
 }
 
 /// `[log.nats]`: the JetStream stream Tributary creates when absent. An existing stream keeps
-/// its own settings (differences are logged); an incompatible one is refused at start-up.
+/// its own settings (differences are logged), except the raw archive's limits, which follow
+/// `[log.retention]`; an incompatible one is refused at start-up.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct NatsLogConfig {
-    /// Events stream; dead letters go to `<stream>_DEAD_LETTERS`, consumer positions and
-    /// dead-letter state to KV buckets `<stream>_CONSUMERS`, `<stream>_DEAD_LETTER_STATE`.
+    /// Events stream; dead letters go to `<stream>_DEAD_LETTERS`, the raw archive to
+    /// `<stream>_ARCHIVE`, consumer positions, dead-letter state, dedup keys and archive links
+    /// to KV buckets `<stream>_CONSUMERS`, `<stream>_DEAD_LETTER_STATE`, `<stream>_DEDUP`,
+    /// `<stream>_ARCHIVE_LINKS`.
     pub stream: String,
-    /// First subject token: events on `<prefix>.events.<source>.<type>`.
+    /// First subject token: events on `<prefix>.events.<source>.<type>`, raw-archive entries
+    /// on `<prefix>.archive.<source>`.
     pub subject_prefix: String,
     /// Replicas of the streams and buckets: 3 on a 3-node cluster.
     pub replicas: usize,
