@@ -5,8 +5,9 @@
 //! - canonical events are messages of one stream (`TRIBUTARY_EVENTS` by default) on subjects
 //!   `<prefix>.events.<source>.<type>`; the **stream sequence is the event sequence**;
 //! - dedup is JetStream's within the stream's duplicate window (the `Nats-Msg-Id` header is
-//!   `<source>:<dedup key>`, the provider event id or, for a replay, `rules::dedup_key`) and, beyond it, a KV bucket `<stream>_DEDUP` of the keys
-//!   seen, kept for the dedup horizon (see `dedup`);
+//!   `<source>:<dedup key>`: the provider event id, or `rules::dedup_key` for a replay) and,
+//!   beyond it, a KV bucket `<stream>_DEDUP` of the keys seen, kept for the dedup horizon
+//!   (see `dedup`);
 //! - dead letters are messages of a second stream (`<stream>_DEAD_LETTERS`, the message
 //!   sequence is the dead-letter id); their redrive state lives in a KV bucket;
 //! - raw-archive entries are messages of a third stream (`<stream>_ARCHIVE`, the message
@@ -563,9 +564,8 @@ fn unreachable_reason(state: &async_nats::connection::State) -> String {
 }
 
 /// The `Nats-Msg-Id`: `<source>:<dedup key>` (the provider event id, or `rules::dedup_key`
-/// for an event). Ids that are not plain printable ASCII
-/// (they come from providers) are hex-encoded behind a `%`, so no byte can break the header
-/// and distinct ids stay distinct.
+/// for an event). Ids that are not plain printable ASCII (they come from providers) are
+/// hex-encoded behind a `%`, so no byte can break the header and distinct ids stay distinct.
 pub(crate) fn message_id(source: &str, id: &str) -> String {
     let plain = id.bytes().all(|b| (0x21..=0x7e).contains(&b)) && !id.starts_with('%');
     if plain {
