@@ -103,7 +103,10 @@ fn service_types(data: &Value) -> Vec<String> {
 pub fn credential_id(data: &Value, nested: Option<&str>) -> String {
     let mut ids = Vec::new();
     credential_ids_of(data, &mut ids);
-    if let Some(items) = nested.and_then(|key| data.get(key)).and_then(Value::as_array) {
+    if let Some(items) = nested
+        .and_then(|key| data.get(key))
+        .and_then(Value::as_array)
+    {
         for item in items {
             credential_ids_of(item, &mut ids);
         }
@@ -140,9 +143,18 @@ mod tests {
 
     #[test]
     fn a_credential_is_linked_only_when_the_payload_names_exactly_one() {
-        assert_eq!(credential_id(&json!({"credentialId": "crd_1"}), None), "crd_1");
-        assert_eq!(credential_id(&json!({"credential": {"id": "crd_1"}}), None), "crd_1");
-        assert_eq!(credential_id(&json!({"credentialIds": ["crd_1", "crd_1"]}), None), "crd_1");
+        assert_eq!(
+            credential_id(&json!({"credentialId": "crd_1"}), None),
+            "crd_1"
+        );
+        assert_eq!(
+            credential_id(&json!({"credential": {"id": "crd_1"}}), None),
+            "crd_1"
+        );
+        assert_eq!(
+            credential_id(&json!({"credentialIds": ["crd_1", "crd_1"]}), None),
+            "crd_1"
+        );
         assert_eq!(
             credential_id(&json!({"credentials": [{"id": "crd_1"}, {"x": 1}]}), None),
             "crd_1"

@@ -183,7 +183,10 @@ mod tests {
     fn addresses_as_one_line() {
         let parts = json!({"streetLine1": "1 A St", "streetLine2": "", "city": "X",
             "state": null, "postalCode": "01234", "country": "USA"});
-        assert_eq!(address_text(&parts).as_deref(), Some("1 A St, X, 01234, USA"));
+        assert_eq!(
+            address_text(&parts).as_deref(),
+            Some("1 A St, X, 01234, USA")
+        );
         let full = json!({"fullAddress": " 1 A St, X ", "city": "ignored"});
         assert_eq!(address_text(&full).as_deref(), Some("1 A St, X"));
         assert_eq!(address_text(&json!({"fullAddress": " "})), None);
