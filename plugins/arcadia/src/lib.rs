@@ -191,6 +191,11 @@ mod tests {
             "createdBy",
             "lastModifiedBy",
             "token",
+            "summaryAccountNumber",
+            "previousMeterNumber",
+            "serviceAddress",
+            "site",
+            "siteNames",
         ] {
             assert!(declared.contains(&key.to_lowercase()), "{key}");
         }
