@@ -89,26 +89,30 @@ impl Console {
 
     /// The console's routes, under [`PREFIX`], with its security headers.
     pub fn router(self) -> Router {
-        let routes = Router::new()
-            .route("/", get(overview::page))
-            .route("/overview/live", get(overview::live))
-            .route("/login", get(session::login_page).post(session::login))
-            .route("/logout", post(session::logout))
-            .route("/sources", get(sources::page))
-            .route("/sources/reload", post(sources::reload))
-            .route("/tail", get(tail::page))
-            .route("/tail/stream", get(tail::stream))
-            .route("/dead-letters", get(dead_letters::page))
-            .route("/dead-letters/{id}", get(dead_letters::detail))
-            .route("/dead-letters/redrive", post(dead_letters::redrive))
-            .route("/consumers", get(consumers::page))
-            .route("/consumers/reset", post(consumers::reset))
-            .route("/consumers/delete", post(consumers::delete))
-            .route("/static/console.css", get(stylesheet))
-            .route("/static/console.js", get(script));
-        Router::new()
-            .route(PREFIX, get(|| async { Redirect::to("/console/") }))
-            .nest(PREFIX, routes)
+        let routes = [
+            ("/", get(overview::page)),
+            ("/overview/live", get(overview::live)),
+            ("/login", get(session::login_page).post(session::login)),
+            ("/logout", post(session::logout)),
+            ("/sources", get(sources::page)),
+            ("/sources/reload", post(sources::reload)),
+            ("/tail", get(tail::page)),
+            ("/tail/stream", get(tail::stream)),
+            ("/dead-letters", get(dead_letters::page)),
+            ("/dead-letters/{id}", get(dead_letters::detail)),
+            ("/dead-letters/redrive", post(dead_letters::redrive)),
+            ("/consumers", get(consumers::page)),
+            ("/consumers/reset", post(consumers::reset)),
+            ("/consumers/delete", post(consumers::delete)),
+            ("/static/console.css", get(stylesheet)),
+            ("/static/console.js", get(script)),
+        ];
+        let mut router =
+            Router::new().route(PREFIX, get(|| async { Redirect::to("/console/") }));
+        for (path, handler) in routes {
+            router = router.route(&format!("{PREFIX}{path}"), handler);
+        }
+        router
             .layer(axum::middleware::map_response(security_headers))
             .with_state(self)
     }

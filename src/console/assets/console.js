@@ -50,7 +50,7 @@
       var summary = document.createElement("summary");
       var parts = [
         ["seq", "#" + event.sequence],
-        ["time", (event.receivedAt || event.time || "").replace("T", " ").replace(/\.\d+Z$/, "Z")],
+        ["time", (event.receivedAt || event.time || "").replace("T", " ").replace(/\.\d+/, "").replace("+00:00", " UTC")],
         ["source", event.source],
         ["type", event.type],
         ["subject", event.subject || ""]
