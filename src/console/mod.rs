@@ -106,6 +106,7 @@ impl Console {
             ("/consumers/delete", post(consumers::delete)),
             ("/static/console.css", get(stylesheet)),
             ("/static/console.js", get(script)),
+            ("/static/favicon.svg", get(favicon)),
         ];
         let mut router =
             Router::new().route(PREFIX, get(|| async { Redirect::to("/console/") }));
@@ -122,7 +123,7 @@ impl Console {
     }
 }
 
-/// No framing, no sniffing, no referrer, nothing cached, and only the console's own script and
+/// No framing, no sniffing, no referrer to other sites, nothing cached, and only the console's own script and
 /// stylesheet may run (no inline script, so injected markup cannot execute).
 async fn security_headers(mut response: Response) -> Response {
     let headers = response.headers_mut();
@@ -137,7 +138,8 @@ async fn security_headers(mut response: Response) -> Response {
     );
     set(headers, header::X_FRAME_OPTIONS, "DENY");
     set(headers, header::X_CONTENT_TYPE_OPTIONS, "nosniff");
-    set(headers, header::REFERRER_POLICY, "no-referrer");
+    // Not "no-referrer": with it, browsers send `Origin: null` on form POSTs.
+    set(headers, header::REFERRER_POLICY, "same-origin");
     if !headers.contains_key(header::CACHE_CONTROL) {
         set(headers, header::CACHE_CONTROL, "no-store");
     }
@@ -153,6 +155,10 @@ async fn script() -> Response {
         "text/javascript; charset=utf-8",
         include_str!("assets/console.js"),
     )
+}
+
+async fn favicon() -> Response {
+    asset("image/svg+xml", include_str!("assets/favicon.svg"))
 }
 
 fn asset(content_type: &'static str, body: &'static str) -> Response {

@@ -59,6 +59,15 @@ async fn log_in_see_a_webhook_live_and_the_unverified_source_flagged() {
         browser.text(".flash.error").await,
         "That credential has no admin scope."
     );
+    // The browser logs the two refusals (and nothing else so far).
+    let errors = browser.console_errors().await;
+    let refused = |status: &str| {
+        format!("{base}/login - Failed to load resource: the server responded with a status of {status}")
+    };
+    assert_eq!(
+        errors,
+        [refused("401 (Unauthorized)"), refused("403 (Forbidden)")]
+    );
     let landed = browser.login(&base, ADMIN_TOKEN).await;
     assert_eq!(landed, format!("{base}/"));
     assert_eq!(browser.text("h1").await, "Overview");

@@ -112,11 +112,11 @@ impl Browser {
             .expect("token field");
         field.send_keys(token).await.expect("type the token");
         self.click("form button[type=submit]").await;
-        self.client
-            .wait()
-            .for_element(Locator::Css("h1"))
-            .await
-            .expect("a page after login");
+        if self.wait_for("h1", Duration::from_secs(10)).await.is_none() {
+            self.screenshot("debug-login").await;
+            let source = self.client.source().await.unwrap_or_default();
+            panic!("no page after login: {source}");
+        }
         self.client.current_url().await.expect("url").to_string()
     }
 
