@@ -422,7 +422,9 @@ mod tests {
         assert!(auth.has_admin_credential());
         let found = auth.credential_for("operators-token-123").expect("admin");
         assert!(found.is_admin());
-        let consumer = auth.credential_for("billing-team-token-1").expect("consumer");
+        let consumer = auth
+            .credential_for("billing-team-token-1")
+            .expect("consumer");
         assert!(!consumer.is_admin());
         assert!(auth.credential_for("operators-token-124").is_none());
     }

@@ -89,10 +89,17 @@ fn main() -> anyhow::Result<()> {
         Command::Consumers(command) => {
             client_runtime()?.block_on(tributary::cli::admin::consumers(command))
         }
-        Command::Events(command) => client_runtime()?.block_on(tributary::cli::events::run(command)),
+        Command::Events(command) => {
+            client_runtime()?.block_on(tributary::cli::events::run(command))
+        }
         Command::Completions { shell } => {
             use clap::CommandFactory;
-            clap_complete::generate(shell, &mut Cli::command(), "tributary", &mut std::io::stdout());
+            clap_complete::generate(
+                shell,
+                &mut Cli::command(),
+                "tributary",
+                &mut std::io::stdout(),
+            );
             Ok(())
         }
     }

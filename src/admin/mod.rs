@@ -63,14 +63,18 @@ impl Admin for AdminService {
         &self,
         request: Request<ListDeadLettersRequest>,
     ) -> Result<Response<ListDeadLettersResponse>, Status> {
-        Ok(Response::new(self.dead_letters(request.into_inner()).await?))
+        Ok(Response::new(
+            self.dead_letters(request.into_inner()).await?,
+        ))
     }
 
     async fn redrive_dead_letters(
         &self,
         request: Request<RedriveDeadLettersRequest>,
     ) -> Result<Response<RedriveDeadLettersResponse>, Status> {
-        Ok(Response::new(self.redrive_page(request.into_inner()).await?))
+        Ok(Response::new(
+            self.redrive_page(request.into_inner()).await?,
+        ))
     }
 }
 

@@ -108,7 +108,9 @@ pub async fn connect(connection: &Connection) -> anyhow::Result<(Channel, Bearer
     Ok((channel, Bearer(header)))
 }
 
-async fn client(connection: &Connection) -> anyhow::Result<AdminClient<InterceptedService<Channel, Bearer>>> {
+async fn client(
+    connection: &Connection,
+) -> anyhow::Result<AdminClient<InterceptedService<Channel, Bearer>>> {
     let (channel, bearer) = connect(connection).await?;
     Ok(AdminClient::with_interceptor(channel, bearer))
 }

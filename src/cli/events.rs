@@ -151,7 +151,10 @@ async fn tail(
             Ok(stream) => stream.into_inner(),
             Err(status) if fatal(status.code()) => bail!("{}", status.message()),
             Err(status) => {
-                eprintln!("subscribe failed: {}; retrying in {backoff:?}", status.message());
+                eprintln!(
+                    "subscribe failed: {}; retrying in {backoff:?}",
+                    status.message()
+                );
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(MAX_BACKOFF);
                 continue;

@@ -134,7 +134,9 @@ pub async fn reset(State(console): State<Console>, action: Action) -> Response {
         let current = match find(&console, &name).await {
             Ok(Some(consumer)) => consumer,
             Ok(None) => return bad(&console, &operator, &format!("no consumer named `{name}`")),
-            Err(status) => return error_page(&console, &operator, ACTIVE, status_response(&status)),
+            Err(status) => {
+                return error_page(&console, &operator, ACTIVE, status_response(&status));
+            }
         };
         let target = match &position {
             Position::AfterSequence(sequence) => format!("after sequence {sequence}"),
@@ -145,7 +147,11 @@ pub async fn reset(State(console): State<Console>, action: Action) -> Response {
             ", lag " (current.lag) ") " (target) "? Its next "
             code { "Subscribe" } " resumes from there: moving back delivers events again, moving forward skips them."
         };
-        let fields = [("name", name.as_str()), ("sequence", sequence), ("time", at)];
+        let fields = [
+            ("name", name.as_str()),
+            ("sequence", sequence),
+            ("time", at),
+        ];
         return confirm(
             &console,
             &operator,

@@ -122,7 +122,13 @@ pub async fn page(
             }
         }
     };
-    render(&console, &operator, "/console/dead-letters", "Dead letters", body)
+    render(
+        &console,
+        &operator,
+        "/console/dead-letters",
+        "Dead letters",
+        body,
+    )
 }
 
 async fn find(console: &Console, id: u64) -> Result<Option<DeadLetter>, tonic::Status> {
@@ -150,7 +156,12 @@ pub async fn detail(
         Ok(Some(letter)) => letter,
         Ok(None) => {
             let message = format!("No dead letter #{id} (removed by retention, or never stored).");
-            return error_page(&console, &operator, active, (StatusCode::NOT_FOUND, message));
+            return error_page(
+                &console,
+                &operator,
+                active,
+                (StatusCode::NOT_FOUND, message),
+            );
         }
         Err(status) => return error_page(&console, &operator, active, status_response(&status)),
     };

@@ -206,7 +206,10 @@ pub fn error_rates(samples: &[Sample], window: Duration) -> BTreeMap<String, Opt
     let Some(last) = samples.last() else {
         return out;
     };
-    let since = last.at.checked_sub(window).unwrap_or(SystemTime::UNIX_EPOCH);
+    let since = last
+        .at
+        .checked_sub(window)
+        .unwrap_or(SystemTime::UNIX_EPOCH);
     let first = samples
         .iter()
         .find(|s| s.at >= since)

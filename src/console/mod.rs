@@ -108,8 +108,7 @@ impl Console {
             ("/static/console.js", get(script)),
             ("/static/favicon.svg", get(favicon)),
         ];
-        let mut router =
-            Router::new().route(PREFIX, get(|| async { Redirect::to("/console/") }));
+        let mut router = Router::new().route(PREFIX, get(|| async { Redirect::to("/console/") }));
         for (path, handler) in routes {
             router = router.route(&format!("{PREFIX}{path}"), handler);
         }
@@ -147,7 +146,10 @@ async fn security_headers(mut response: Response) -> Response {
 }
 
 async fn stylesheet() -> Response {
-    asset("text/css; charset=utf-8", include_str!("assets/console.css"))
+    asset(
+        "text/css; charset=utf-8",
+        include_str!("assets/console.css"),
+    )
 }
 
 async fn script() -> Response {

@@ -15,7 +15,7 @@ const PALETTE: [&str; 8] = [
 ];
 
 const WIDTH: f64 = 720.0;
-const HEIGHT: f64 = 200.0;
+const HEIGHT: f64 = 220.0;
 const LEFT: f64 = 56.0;
 const RIGHT: f64 = 12.0;
 const TOP: f64 = 10.0;
@@ -33,6 +33,7 @@ pub fn lines(
     let max = series
         .values()
         .flatten()
+        .filter(|(t, _)| *t >= -span)
         .map(|(_, y)| *y)
         .fold(0.0_f64, f64::max);
     let top = nice_ceiling(max);
@@ -63,9 +64,14 @@ pub fn lines(
         } else {
             format!("−{} min", (-t / 60.0).round())
         };
+        let anchor = match step {
+            0 => "start",
+            4 => "end",
+            _ => "middle",
+        };
         let _ = write!(
             svg,
-            r##"<text x="{:.1}" y="{}" class="tick" text-anchor="middle">{text}</text>"##,
+            r##"<text x="{:.1}" y="{}" class="tick" text-anchor="{anchor}">{text}</text>"##,
             x(t),
             HEIGHT - 6.0
         );
@@ -95,7 +101,7 @@ pub fn lines(
     html! {
         figure class="plot" {
             svg id=(id) viewBox={"0 0 " (WIDTH) " " (HEIGHT)} role="img"
-                aria-labelledby=(title_id) preserveAspectRatio="none" {
+                aria-labelledby=(title_id) {
                 title id=(title_id) { (title) " (" (unit) ", last " (span / 60.0) " minutes)" }
                 (PreEscaped(svg))
             }
@@ -173,7 +179,9 @@ mod tests {
         let svg = lines("p", "Webhooks", "webhooks/s", 3600.0, &series).into_string();
         // The point two hours ago is left out; 2.0 is the top of the axis.
         assert!(
-            svg.contains(r#"<polyline points="56.0,174.0 708.0,10.0" fill="none" stroke="#0072b2""#),
+            svg.contains(
+                r##"<polyline points="56.0,194.0 708.0,10.0" fill="none" stroke="#0072b2""##
+            ),
             "{svg}"
         );
         assert!(svg.contains("arcadia: now 2"), "{svg}");

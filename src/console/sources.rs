@@ -114,7 +114,13 @@ pub async fn page(State(console): State<Console>, operator: Operator) -> Respons
             span class="note" { "Rescans the plugin directory and swaps in new or rebuilt libraries (also done on file changes and SIGHUP)." }
         }
     };
-    render(console, operator, "/console/sources", "Sources & adapters", body)
+    render(
+        console,
+        operator,
+        "/console/sources",
+        "Sources & adapters",
+        body,
+    )
 }
 
 /// `POST /console/sources/reload`: the `ReloadAdapters` call; its report is shown.

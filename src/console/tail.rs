@@ -218,7 +218,8 @@ mod tests {
 
     #[test]
     fn filters_and_starts_from_the_form() {
-        let form = Form::parse(b"source=klavi&type=consent.*,+link.created&from=sequence&sequence=5");
+        let form =
+            Form::parse(b"source=klavi&type=consent.*,+link.created&from=sequence&sequence=5");
         let f = filter(&form);
         assert_eq!(f.sources, ["klavi"]);
         assert_eq!(f.types, ["consent.*", "link.created"]);

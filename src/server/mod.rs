@@ -75,8 +75,8 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             grpc.serve_with_incoming_shutdown(TcpListenerStream::new(grpc_listener), grpc_shutdown),
         ),
     };
-    let console = console_placement(&config, &auth, ops_http.is_some(), http_tls.is_some())
-        .then(|| {
+    let console =
+        console_placement(&config, &auth, ops_http.is_some(), http_tls.is_some()).then(|| {
             let log_file = config.log.data_dir.join("events.redb");
             crate::console::Console::new(
                 app.clone(),
@@ -110,7 +110,10 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
                 .merge(crate::ops::metrics_router(app.clone()));
             if let Some(console) = console {
                 router = router
-                    .route("/", axum::routing::get(|| async { axum::response::Redirect::to("/console/") }))
+                    .route(
+                        "/",
+                        axum::routing::get(|| async { axum::response::Redirect::to("/console/") }),
+                    )
                     .merge(console.router());
             }
             let limits = http::Limits::from(&config.http);

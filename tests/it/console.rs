@@ -27,5 +27,8 @@ pub fn console_config(sources: &str) -> String {
 
 /// The console's base URL on `server`'s operators' listener.
 pub fn console_url(server: &Server) -> String {
-    format!("http://{}/console", server.ops_http.expect("ops_http listener"))
+    format!(
+        "http://{}/console",
+        server.ops_http.expect("ops_http listener")
+    )
 }

@@ -19,8 +19,7 @@ use crate::support::adapters::{build_quokka, build_quokka_with};
 use crate::support::{ARCADIA_AUTH, Server, arcadia_source, arcadia_webhook, heavy_turn};
 
 /// A source whose adapter verifies nothing: the console must flag it.
-const UNVERIFIED_SOURCE: &str =
-    "\n[sources.local-test]\nadapter = \"arcadia\"\nconfig = { verification = { disabled = true } }\n";
+const UNVERIFIED_SOURCE: &str = "\n[sources.local-test]\nadapter = \"arcadia\"\nconfig = { verification = { disabled = true } }\n";
 
 async fn post_arcadia(server: &Server, id: &str) -> u64 {
     let (status, answer) = server
@@ -62,7 +61,9 @@ async fn log_in_see_a_webhook_live_and_the_unverified_source_flagged() {
     // The browser logs the two refusals (and nothing else so far).
     let errors = browser.console_errors().await;
     let refused = |status: &str| {
-        format!("{base}/login - Failed to load resource: the server responded with a status of {status}")
+        format!(
+            "{base}/login - Failed to load resource: the server responded with a status of {status}"
+        )
     };
     assert_eq!(
         errors,
@@ -77,7 +78,6 @@ async fn log_in_see_a_webhook_live_and_the_unverified_source_flagged() {
     browser
         .wait_for_text("#overview-live table", "arcadia 3 3 3 0 0 0 none")
         .await;
-    browser.screenshot("overview").await;
 
     // Sources: verification off is flagged, first and on its row.
     browser.goto(&format!("{base}/sources")).await;
@@ -86,9 +86,7 @@ async fn log_in_see_a_webhook_live_and_the_unverified_source_flagged() {
         "Verification is switched off for: local-test"
     );
     assert_eq!(
-        browser
-            .text("tr[data-source=\"local-test\"] .badge")
-            .await,
+        browser.text("tr[data-source=\"local-test\"] .badge").await,
         "verification off"
     );
     assert!(
@@ -153,6 +151,18 @@ async fn log_in_see_a_webhook_live_and_the_unverified_source_flagged() {
     let errors = browser.console_errors().await;
     assert!(errors.is_empty(), "browser console errors: {errors:?}");
 
+    // Back to the overview: by now the plot has a few samples (one every 10 s).
+    browser.goto(&format!("{base}/")).await;
+    browser
+        .wait_for_text("#overview-live table", "arcadia 5 5 5 0 0 0 none")
+        .await;
+    // A line once two samples are 10 s apart (pushed by the live update).
+    let drawn = browser
+        .wait_for("#plot-rates polyline", Duration::from_secs(20))
+        .await;
+    assert!(drawn.is_some(), "the rates plot draws a line");
+    browser.screenshot("overview").await;
+
     // Readable at a phone's width.
     browser
         .client
@@ -178,7 +188,8 @@ async fn a_dead_letter_is_redriven_from_the_console_after_the_fixed_adapter_is_r
         ),
         plugins.path(),
     );
-    let body = json!({"id": "qk_evt_9", "kind": "consent.expired", "consent": "qc_9", "at": 1714564800});
+    let body =
+        json!({"id": "qk_evt_9", "kind": "consent.expired", "consent": "qc_9", "at": 1714564800});
     let (status, answer) = server
         .post(
             "quokka",
@@ -211,7 +222,9 @@ async fn a_dead_letter_is_redriven_from_the_console_after_the_fixed_adapter_is_r
     let started = Instant::now();
     loop {
         browser.goto(&format!("{base}/sources")).await;
-        browser.click("form[action=\"/console/sources/reload\"] button").await;
+        browser
+            .click("form[action=\"/console/sources/reload\"] button")
+            .await;
         browser.wait_for_text("h1", "Sources").await;
         if browser
             .text("tr[data-source=\"quokka\"]")
@@ -251,7 +264,10 @@ async fn a_dead_letter_is_redriven_from_the_console_after_the_fixed_adapter_is_r
     let event = crate::support::next_event(&mut stream, Duration::from_secs(5)).await;
     let json = crate::support::delivered_json(&event);
     assert_eq!(
-        (json["type"].clone(), json["provenance"]["adapterVersion"].clone()),
+        (
+            json["type"].clone(),
+            json["provenance"]["adapterVersion"].clone()
+        ),
         (json!("consent.expired"), json!("2.0.0"))
     );
 }
@@ -323,7 +339,9 @@ async fn resetting_a_consumer_in_the_console_changes_its_lag() {
         .expect("sequence field");
     field.send_keys("1").await.expect("type");
     browser
-        .click(&format!("{row} form[action=\"/console/consumers/reset\"] button"))
+        .click(&format!(
+            "{row} form[action=\"/console/consumers/reset\"] button"
+        ))
         .await;
     assert_eq!(browser.text("h1").await, "Please confirm");
     assert_eq!(
@@ -346,7 +364,9 @@ async fn resetting_a_consumer_in_the_console_changes_its_lag() {
 
     // Delete, confirmed.
     browser
-        .click(&format!("{row} form[action=\"/console/consumers/delete\"] button"))
+        .click(&format!(
+            "{row} form[action=\"/console/consumers/delete\"] button"
+        ))
         .await;
     browser.click(".confirm button[type=submit]").await;
     browser

@@ -95,7 +95,11 @@ async fn events_tail_follows_the_stream_across_a_server_restart() {
     ]);
     assert_eq!(
         summary(&tail.next_json()),
-        (json!("1"), json!("statement.available"), json!("whk_tail_1"))
+        (
+            json!("1"),
+            json!("statement.available"),
+            json!("whk_tail_1")
+        )
     );
     post(&server, "whk_tail_2").await;
     assert_eq!(summary(&tail.next_json()).0, json!("2"));
@@ -106,7 +110,11 @@ async fn events_tail_follows_the_stream_across_a_server_restart() {
     post(&server, "whk_tail_3").await;
     assert_eq!(
         summary(&tail.next_json()),
-        (json!("3"), json!("statement.available"), json!("whk_tail_3"))
+        (
+            json!("3"),
+            json!("statement.available"),
+            json!("whk_tail_3")
+        )
     );
     tail.assert_quiet(Duration::from_millis(500));
 }

@@ -46,11 +46,7 @@ async fn sessions_csrf_and_credentials() {
 
     // No cookie: pages redirect to the login page, live streams are refused.
     for path in ["/", "/sources", "/tail", "/dead-letters", "/consumers"] {
-        let response = http
-            .get(format!("{base}{path}"))
-            .send()
-            .await
-            .expect("GET");
+        let response = http.get(format!("{base}{path}")).send().await.expect("GET");
         assert_eq!(response.status(), StatusCode::SEE_OTHER, "{path}");
         assert_eq!(response.headers()[header::LOCATION], "/console/login");
     }
@@ -88,8 +84,7 @@ async fn sessions_csrf_and_credentials() {
     assert_eq!(name, "tributary_console");
     assert_eq!(id.len(), 64, "256 random bits, hex");
     assert_eq!(
-        attributes,
-        "Path=/console; Max-Age=43200; HttpOnly; SameSite=Strict",
+        attributes, "Path=/console; Max-Age=43200; HttpOnly; SameSite=Strict",
         "no Secure without TLS (loopback listener)"
     );
 
@@ -199,5 +194,8 @@ async fn the_console_needs_an_admin_credential_and_a_loopback_or_ops_listener() 
     ));
     let (status, body) = server.get("/console/login").await;
     assert_eq!(status, 200);
-    assert!(body.contains("<label for=\"token\">Admin token</label>"), "{body}");
+    assert!(
+        body.contains("<label for=\"token\">Admin token</label>"),
+        "{body}"
+    );
 }

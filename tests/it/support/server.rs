@@ -105,7 +105,14 @@ impl Server {
         extra: &[&str],
         env: &[(&str, &str)],
     ) -> Server {
-        Server::spawn_on(data, config, logs, extra, env, ("127.0.0.1:0", "127.0.0.1:0"))
+        Server::spawn_on(
+            data,
+            config,
+            logs,
+            extra,
+            env,
+            ("127.0.0.1:0", "127.0.0.1:0"),
+        )
     }
 
     fn spawn_on(
