@@ -135,7 +135,7 @@ async fn tail(
                 EventStreamClient::with_interceptor(channel, bearer)
                     .subscribe(SubscribeRequest {
                         filter: Some(filter.clone()),
-                        start: Some(start.clone()),
+                        start: Some(start),
                         ..SubscribeRequest::default()
                     })
                     .await

@@ -190,9 +190,7 @@ pub async fn stream(
                         .event("problem")
                         .data(format!("cannot encode event {}: {error}", event.sequence)),
                 },
-                Err(status) => SseEvent::default()
-                    .event("problem")
-                    .data(status.message().to_owned()),
+                Err(status) => SseEvent::default().event("problem").data(status.message()),
             };
             Ok::<_, Infallible>(event)
         });
