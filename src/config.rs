@@ -440,14 +440,29 @@ impl Default for ArchiveConfig {
 /// `[ops]`: operators' endpoints on listeners of their own, so the webhook port (public) and
 /// the consumers' gRPC port never serve them. Unset: they share the main listeners (loopback by
 /// default). These listeners have no TLS: loopback only, unless `insecure`.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct OpsConfig {
-    /// Serves `/metrics` (and `/healthz`, `/readyz`); the webhook port then serves no metrics.
+    /// Serves `/metrics` (and `/healthz`, `/readyz`, and the web console); the webhook port
+    /// then serves no metrics.
     pub http_listen: Option<SocketAddr>,
     /// Serves the `Admin` and `Adapters` gRPC services; the main gRPC port then serves only
     /// `EventStream`, health and reflection.
     pub grpc_listen: Option<SocketAddr>,
+    /// Serve the web console (`/console/`, see docs/operations.md): on `http_listen`, or, when
+    /// that is unset, on the webhook listener only while it is a loopback address. It needs a
+    /// `[[grpc.credentials]]` with `admin = true` (its token is the login).
+    pub console: bool,
+}
+
+impl Default for OpsConfig {
+    fn default() -> Self {
+        Self {
+            http_listen: None,
+            grpc_listen: None,
+            console: true,
+        }
+    }
 }
 
 /// How traces are sent to the OTLP endpoint.

@@ -26,15 +26,15 @@ const QUIET: Duration = Duration::from_millis(300);
 /// runs it: `RUST_LOG=info`, and neither `TRIBUTARY_CONFIG` nor any `OTEL_*` variable of the
 /// test process passed on. Without `--plugin-dir` it loads no plugins.
 pub fn serve_command(data: &Path, config: Option<&Path>) -> Command {
+    serve_command_on(data, config, "127.0.0.1:0", "127.0.0.1:0")
+}
+
+/// [`serve_command`] listening on the given addresses.
+fn serve_command_on(data: &Path, config: Option<&Path>, http: &str, grpc: &str) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_tributary"));
     command
         .arg("serve")
-        .args([
-            "--http-listen",
-            "127.0.0.1:0",
-            "--grpc-listen",
-            "127.0.0.1:0",
-        ])
+        .args(["--http-listen", http, "--grpc-listen", grpc])
         .arg("--data-dir")
         .arg(data)
         .env("RUST_LOG", "info")
@@ -55,6 +55,8 @@ pub struct Server {
     child: Child,
     pub http: SocketAddr,
     pub grpc: SocketAddr,
+    /// The operators' HTTP listener, when `[ops] http_listen` is configured.
+    pub ops_http: Option<SocketAddr>,
     pub data: PathBuf,
     pub stderr: PathBuf,
     pub config: Option<PathBuf>,
@@ -103,13 +105,31 @@ impl Server {
         extra: &[&str],
         env: &[(&str, &str)],
     ) -> Server {
+        Server::spawn_on(
+            data,
+            config,
+            logs,
+            extra,
+            env,
+            ("127.0.0.1:0", "127.0.0.1:0"),
+        )
+    }
+
+    fn spawn_on(
+        data: &Path,
+        config: Option<&Path>,
+        logs: &Path,
+        extra: &[&str],
+        env: &[(&str, &str)],
+        (http, grpc): (&str, &str),
+    ) -> Server {
         let stderr_path = logs.join(format!("stderr-{}.log", std::process::id()));
         let stderr = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(&stderr_path)
             .expect("stderr file");
-        let mut command = serve_command(data, config);
+        let mut command = serve_command_on(data, config, http, grpc);
         command
             .args(extra)
             .envs(env.iter().copied())
@@ -142,6 +162,10 @@ impl Server {
         Server {
             http: address("http="),
             grpc: address("grpc="),
+            ops_http: ready
+                .split_whitespace()
+                .find_map(|part| part.strip_prefix("ops_http="))
+                .and_then(|a| a.parse().ok()),
             child,
             data: data.to_path_buf(),
             stderr: stderr_path,
@@ -156,6 +180,26 @@ impl Server {
         let _ = self.child.wait();
         let logs = self.stderr.parent().expect("log dir").to_path_buf();
         let mut next = Server::spawn(&self.data, self.config.as_deref(), &logs, &[]);
+        next._dir = self._dir.take();
+        next
+    }
+
+    /// Stops this server (SIGKILL) and starts another on the same data directory, config,
+    /// plugin directory and ports, so clients that keep the addresses reconnect to it.
+    pub fn restart_on_same_ports(mut self, plugins: &Path) -> Server {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let logs = self.stderr.parent().expect("log dir").to_path_buf();
+        let (http, grpc) = (self.http.to_string(), self.grpc.to_string());
+        let extra = ["--plugin-dir", plugins.to_str().expect("utf-8 path")];
+        let mut next = Server::spawn_on(
+            &self.data,
+            self.config.as_deref(),
+            &logs,
+            &extra,
+            &[],
+            (&http, &grpc),
+        );
         next._dir = self._dir.take();
         next
     }
