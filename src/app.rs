@@ -6,6 +6,7 @@ use std::time::Duration;
 use tokio::sync::{Semaphore, watch};
 use tributary_event_log::EventLog;
 
+use crate::archive::Archive;
 use crate::ingest::rate_limit::SourceRateLimit;
 use crate::sources::Sources;
 
@@ -20,6 +21,8 @@ pub struct App {
     pub shutdown: watch::Receiver<bool>,
     /// Limits on what clients control.
     pub limits: Arc<Limits>,
+    /// Seals webhooks for the raw archive; `None` when the archive is off.
+    pub archive: Option<Arc<Archive>>,
 }
 
 /// Limits shared by the front ends (`[http]` and `[grpc]` settings).

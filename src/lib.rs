@@ -10,6 +10,7 @@
 
 pub mod admin;
 pub mod app;
+pub mod archive;
 pub mod auth;
 pub mod cli;
 pub mod config;

@@ -48,6 +48,11 @@ enum Command {
         /// The shell.
         shell: clap_complete::Shell,
     },
+    /// Show the raw webhooks kept in the encrypted archive of a running server.
+    #[command(subcommand)]
+    Raw(tributary::cli::archive::RawCommand),
+    /// Run archived webhooks again through the adapter now loaded (after a fix).
+    Replay(tributary::cli::archive::ReplayArgs),
 }
 
 /// How log lines on stderr are written.
@@ -102,6 +107,8 @@ fn main() -> anyhow::Result<()> {
             );
             Ok(())
         }
+        Command::Raw(command) => client_runtime()?.block_on(tributary::cli::archive::raw(command)),
+        Command::Replay(args) => client_runtime()?.block_on(tributary::cli::archive::replay(args)),
     }
 }
 

@@ -278,6 +278,11 @@ static int32_t handle(const void *instance, const uint8_t *bytes, size_t len, Pl
   int ok = *start == '{' && json_string(json, "id", id, sizeof id) &&
            json_string(json, "kind", kind, sizeof kind);
   if (ok && !json_string(json, "consent", consent, sizeof consent)) consent[0] = 0;
+#ifdef QUOKKA_MAPS_REASON
+  /* A later release maps the provider's "reason" (the replay test loads it). */
+  char reason[128];
+  if (!ok || !json_string(json, "reason", reason, sizeof reason)) reason[0] = 0;
+#endif
   long long at = ok ? json_integer(json, "at") : 0;
   free(json);
   if (!ok) return reject(out, 2, "not a Quokka Pay webhook: \"id\" and \"kind\" are required");
@@ -310,6 +315,9 @@ static int32_t handle(const void *instance, const uint8_t *bytes, size_t len, Pl
   field_message(&event, 12, &provenance);
   field_varint(&payload, 1, status);     /* ConsentEvent.status */
   field_string(&payload, 2, consent);    /* ConsentEvent.consent_id */
+#ifdef QUOKKA_MAPS_REASON
+  if (reason[0]) field_string(&payload, 8, reason); /* ConsentEvent.reason */
+#endif
   field_message(&event, 29, &payload);   /* Event.consent */
   field_message(&normalized, 1, &event); /* Normalized.events */
   return result(out, 1, &normalized);

@@ -2,15 +2,21 @@
 //! redrive) and the `Adapters` service. The CLI and any other admin front end go through these.
 
 pub mod adapters;
+pub mod raw;
 pub mod redact;
 pub mod redrive;
+pub mod replay;
 
+use std::pin::Pin;
+
+use tokio_stream::Stream;
+use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 use tributary_model::v1::{
-    Consumer, DeadLetter, DeleteConsumerRequest, DeleteConsumerResponse, ListConsumersRequest,
-    ListConsumersResponse, ListDeadLettersRequest, ListDeadLettersResponse,
-    RedriveDeadLettersRequest, RedriveDeadLettersResponse, RedriveOutcome, ResetConsumerRequest,
-    reset_consumer_request::Position,
+    Consumer, DeadLetter, DeleteConsumerRequest, DeleteConsumerResponse, GetRawWebhookRequest,
+    ListConsumersRequest, ListConsumersResponse, ListDeadLettersRequest, ListDeadLettersResponse,
+    RawWebhook, RedriveDeadLettersRequest, RedriveDeadLettersResponse, RedriveOutcome,
+    ReplayProgress, ReplayRequest, ResetConsumerRequest, reset_consumer_request::Position,
 };
 
 use crate::app::App;
@@ -36,8 +42,58 @@ impl AdminService {
     }
 }
 
+/// The progress messages of one `Replay` call.
+type ReplayStream = Pin<Box<dyn Stream<Item = Result<ReplayProgress, Status>> + Send>>;
+
 #[tonic::async_trait]
 impl Admin for AdminService {
+    type ReplayStream = ReplayStream;
+
+    async fn get_raw_webhook(
+        &self,
+        request: Request<GetRawWebhookRequest>,
+    ) -> Result<Response<RawWebhook>, Status> {
+        let target = request.into_inner().target.ok_or_else(|| {
+            ErrorCode::InvalidArgument.status("give sequence, event_id or archive_id")
+        })?;
+        let raw = raw::raw_webhook(&self.app, target)
+            .await
+            .map_err(|error| error.to_status())?;
+        Ok(Response::new(raw))
+    }
+
+    async fn replay(
+        &self,
+        request: Request<ReplayRequest>,
+    ) -> Result<Response<Self::ReplayStream>, Status> {
+        let request = request.into_inner();
+        if self.app.sources.get(&request.source).is_none() {
+            return Err(ErrorCode::NotFound.status(format!("no source named `{}`", request.source)));
+        }
+        let (progress, updates) = tokio::sync::mpsc::channel(16);
+        let (out, stream) = tokio::sync::mpsc::channel(16);
+        let app = self.app.clone();
+        tokio::spawn(async move {
+            let forward = async {
+                let mut updates = updates;
+                while let Some(update) = updates.recv().await {
+                    if out.send(Ok(update)).await.is_err() {
+                        break;
+                    }
+                }
+            };
+            let run = async {
+                let result = replay::replay(&app, &request, &progress).await;
+                drop(progress);
+                result
+            };
+            let ((), result) = tokio::join!(forward, run);
+            let last = result.map_err(|error| error.to_status());
+            let _ = out.send(last).await;
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(stream))))
+    }
+
     async fn list_consumers(
         &self,
         _request: Request<ListConsumersRequest>,
@@ -233,7 +289,13 @@ impl AdminService {
     /// A dead letter as shown to an operator: raw body only on request, redacted with what its
     /// adapter declares as personal data.
     fn present(&self, letter: &mut DeadLetter, include_raw: bool) {
-        letter.raw = if include_raw {
+        let opened = match &self.app.archive {
+            Some(archive) => archive.open_dead_letter(letter).is_ok(),
+            None => letter.raw_key_id.is_empty(),
+        };
+        letter.raw = if include_raw && !opened {
+            br#""[sealed: the archive key that sealed it is not configured]""#.to_vec()
+        } else if include_raw {
             let fields = self
                 .app
                 .sources

@@ -18,7 +18,12 @@ pub struct Redriven {
 
 /// Redrives one dead letter. Only storage failures are errors; an adapter that still cannot
 /// map it is an unresolved outcome.
-pub async fn redrive(app: &App, letter: DeadLetter) -> Result<Redriven, IngestError> {
+pub async fn redrive(app: &App, mut letter: DeadLetter) -> Result<Redriven, IngestError> {
+    if let Some(archive) = &app.archive {
+        archive
+            .open_dead_letter(&mut letter)
+            .map_err(IngestError::Archive)?;
+    }
     let (events, failure) = match app.sources.get(&letter.source) {
         None => (
             Vec::new(),
@@ -57,6 +62,10 @@ pub async fn redrive(app: &App, letter: DeadLetter) -> Result<Redriven, IngestEr
             }
         }
     };
+    let mut events = events;
+    for event in &mut events {
+        event.raw_id = letter.raw_id;
+    }
     let outcome = app.log.redrive(letter.id, events, failure.clone()).await?;
     Ok(Redriven {
         resolved: outcome.resolved,

@@ -108,14 +108,14 @@ pub async fn connect(connection: &Connection) -> anyhow::Result<(Channel, Bearer
     Ok((channel, Bearer(header)))
 }
 
-async fn client(
+pub(crate) async fn client(
     connection: &Connection,
 ) -> anyhow::Result<AdminClient<InterceptedService<Channel, Bearer>>> {
     let (channel, bearer) = connect(connection).await?;
     Ok(AdminClient::with_interceptor(channel, bearer))
 }
 
-fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {
+pub(crate) fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {
     println!("{}", serde_json::to_string(value)?);
     Ok(())
 }

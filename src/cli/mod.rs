@@ -2,6 +2,7 @@
 
 pub mod adapter;
 pub mod admin;
+pub mod archive;
 pub mod dry_run;
 pub mod events;
 pub mod scaffold;

@@ -230,6 +230,9 @@ fn error_response(source: &str, error: &IngestError) -> Response {
             tracing::error!(%source, %error, "adapter failed");
         }
         IngestError::Log(error) => tracing::error!(%source, %error, "webhook not stored"),
+        IngestError::Archive(error) => {
+            tracing::error!(%source, %error, "webhook not stored: raw archive");
+        }
     }
     error.error_code().problem(&error.public_message())
 }

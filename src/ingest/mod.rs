@@ -43,6 +43,8 @@ pub enum IngestError {
     AdapterTimeout,
     #[error(transparent)]
     Log(#[from] LogError),
+    #[error(transparent)]
+    Archive(crate::archive::ArchiveError),
 }
 
 /// What was stored for an accepted webhook.
@@ -79,7 +81,24 @@ pub async fn ingest(
     for (index, event) in normalized.events.iter_mut().enumerate() {
         complete_event(&source, &request, event, index, count);
     }
-    let dead_letters = dead_letters(&source, &request, normalized.unmapped);
+    let mut dead_letters = dead_letters(&source, &request, normalized.unmapped);
+    let archive = match &app.archive {
+        Some(archive) => {
+            // Raw items hold personal data: sealed at rest like the archive.
+            for letter in &mut dead_letters {
+                archive
+                    .seal_dead_letter(letter)
+                    .map_err(IngestError::Archive)?;
+            }
+            let info = source.adapter.plugin().info();
+            Some(
+                archive
+                    .seal(&request, (&info.name, &info.version), &source.secrets)
+                    .map_err(IngestError::Archive)?,
+            )
+        }
+        None => None,
+    };
     let items = count + dead_letters.len();
     let span = Stage::start("append", SpanKind::Internal, parent, || {
         vec![
@@ -98,7 +117,7 @@ pub async fn ingest(
         source: source.name.clone(),
         events: normalized.events,
         dead_letters,
-        archive: None,
+        archive,
     };
     let started = Instant::now();
     let outcome = app.log.append(append).await;
@@ -264,6 +283,7 @@ impl ServiceError for IngestError {
             }
             IngestError::Adapter(_) | IngestError::EmptyResult => ErrorCode::AdapterFailed,
             IngestError::Log(error) => error.error_code(),
+            IngestError::Archive(error) => error.error_code(),
         }
     }
 
@@ -284,6 +304,7 @@ impl ServiceError for IngestError {
                 ErrorCode::StorageUnavailable => "storage unavailable; retry later".to_owned(),
                 _ => error.to_string(),
             },
+            IngestError::Archive(_) => "the raw archive failed; retry later".to_owned(),
         }
     }
 }

@@ -168,12 +168,16 @@ pub async fn open_app(config: &Config, shutdown: watch::Receiver<bool>) -> anyho
     private_dir(&config.log.data_dir)?;
     let key = installation_key(&config.log.data_dir)?;
     let sources = Arc::new(Sources::load(config, &key)?);
+    let archive = crate::archive::Archive::open_configured(&config.archive, &config.log.data_dir)
+        .context("cannot open the raw archive")?
+        .map(Arc::new);
     let log = open_log(config).await?;
     Ok(App {
         sources,
         log,
         shutdown,
         limits: Arc::new(limits(config)),
+        archive,
     })
 }
 

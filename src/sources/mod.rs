@@ -24,6 +24,9 @@ pub use reload::{ReloadReport, watch};
 pub struct Source {
     pub name: String,
     pub adapter: AdapterInstance,
+    /// The strings of its config long enough to be secrets: the raw archive withholds headers
+    /// and query parameters that carry one.
+    pub secrets: Vec<String>,
 }
 
 /// One consistent version of the loaded plugins and the sources built on them.
@@ -143,6 +146,7 @@ impl Sources {
         Ok(Source {
             name: name.to_owned(),
             adapter,
+            secrets: crate::archive::config_secrets(&source.config),
         })
     }
 }

@@ -37,6 +37,7 @@ mod telemetry {
     mod traces;
 }
 
+mod archive;
 mod console;
 mod conventions;
 mod delivery;

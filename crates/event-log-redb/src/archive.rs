@@ -170,10 +170,7 @@ pub(crate) fn expire(
             key: key.value(),
             source,
         })?;
-        let received = entry
-            .received_at
-            .as_ref()
-            .map_or(0, |time| rules::unix_millis(time));
+        let received = entry.received_at.as_ref().map_or(0, rules::unix_millis);
         let too_old = cutoff.is_some_and(|cutoff| received < cutoff);
         if !too_old && !over_size {
             break;

@@ -241,7 +241,7 @@ fn unexpected(reply: Reply) -> LogError {
 impl EventLog for EmbeddedLog {
     async fn append(&self, request: AppendRequest) -> Result<AppendOutcome, LogError> {
         rules::validate_append(&request)?;
-        match self.submit(Op::Append(request)).await? {
+        match self.submit(Op::Append(Box::new(request))).await? {
             Reply::Appended(outcome) => Ok(outcome),
             other => Err(unexpected(other)),
         }

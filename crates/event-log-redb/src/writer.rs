@@ -32,7 +32,7 @@ const MOVING_CONSUMER: &str = "moving a consumer";
 /// A write the log performs on behalf of a caller.
 #[derive(Debug)]
 pub(crate) enum Op {
-    Append(AppendRequest),
+    Append(Box<AppendRequest>),
     Redrive {
         id: u64,
         events: Vec<Event>,

@@ -343,7 +343,10 @@ async fn resetting_a_consumer_in_the_console_changes_its_lag() {
             "{row} form[action=\"/console/consumers/reset\"] button"
         ))
         .await;
-    assert_eq!(browser.text("h1").await, "Please confirm");
+    assert_eq!(
+        browser.wait_for_text("h1", "Please confirm").await,
+        "Please confirm"
+    );
     assert_eq!(
         browser.text("#confirm-question").await,
         "Reset consumer billing-invoices (acknowledged up to 3, lag 0) after sequence 1? \

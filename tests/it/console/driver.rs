@@ -120,8 +120,10 @@ impl Browser {
         self.client.current_url().await.expect("url").to_string()
     }
 
-    /// Clicks the first element matching `css`.
+    /// Clicks the first element matching `css`, waiting (up to 10 s) for it to appear: after a
+    /// form was submitted the next page may still be loading.
     pub async fn click(&self, css: &str) {
+        self.wait_for(css, Duration::from_secs(10)).await;
         self.client
             .find(Locator::Css(css))
             .await
@@ -133,6 +135,7 @@ impl Browser {
 
     /// The text of the first element matching `css`.
     pub async fn text(&self, css: &str) -> String {
+        self.wait_for(css, Duration::from_secs(10)).await;
         self.client
             .find(Locator::Css(css))
             .await

@@ -1,0 +1,359 @@
+//! The raw archive: what a provider actually sent, kept so history can be re-normalized by a
+//! newer adapter (replay) and an operator can see the source of a wrong event. The body and
+//! headers hold personal data, so they are sealed here, before the log stores them; the log
+//! sees only the entry's clear metadata (source, content key, time, adapter).
+
+mod keys;
+
+use std::path::Path;
+
+use prost::Message;
+use sha2::{Digest, Sha256};
+use tributary_model::v1::{ArchiveEntry, DeadLetter, Header, RawWebhook, WebhookRequest};
+
+use crate::config::ArchiveConfig;
+use crate::error::{ErrorCode, ServiceError};
+
+pub use keys::Keyring;
+
+/// Headers that carry credentials whatever the provider.
+const SECRET_HEADERS: &[&str] = &[
+    "authorization",
+    "proxy-authorization",
+    "cookie",
+    "x-api-key",
+];
+/// Config strings shorter than this are not treated as secrets (too likely to match by chance).
+const MIN_SECRET_LEN: usize = 8;
+
+/// Why an archive entry could not be sealed or opened.
+#[derive(Debug, thiserror::Error)]
+pub enum ArchiveError {
+    #[error("invalid archive keys: {0}")]
+    InvalidKeys(String),
+    /// The entry was sealed with a key that is not configured (any more).
+    #[error("archive key `{0}` is not configured")]
+    UnknownKey(String),
+    /// Wrong key material, or the stored bytes were changed.
+    #[error("the archive entry cannot be opened: wrong key or altered data")]
+    Tampered,
+    #[error("the archive entry does not decode: {0}")]
+    Corrupt(#[from] prost::DecodeError),
+}
+
+impl ServiceError for ArchiveError {
+    /// A configuration fault or damaged storage: nothing the caller can fix.
+    fn error_code(&self) -> ErrorCode {
+        ErrorCode::Internal
+    }
+
+    fn public_message(&self) -> String {
+        self.to_string()
+    }
+}
+
+/// Seals webhooks into archive entries and opens them again.
+#[derive(Debug)]
+pub struct Archive {
+    keys: Keyring,
+    keep_secret_headers: bool,
+}
+
+impl Archive {
+    /// The archive `config` describes, or `None` when it is off.
+    pub fn open_configured(
+        config: &ArchiveConfig,
+        data_dir: &Path,
+    ) -> Result<Option<Self>, ArchiveError> {
+        if !config.enabled {
+            return Ok(None);
+        }
+        let keys = match (&config.key_file, &config.key_env) {
+            (Some(path), _) => Keyring::read(path)?,
+            (None, Some(name)) => {
+                let text = std::env::var(name).map_err(|_| {
+                    ArchiveError::InvalidKeys(format!("environment variable {name} is not set"))
+                })?;
+                Keyring::parse(&text)?
+            }
+            (None, None) => {
+                tracing::warn!(
+                    "archive keys are generated in the data directory (archive.key): give \
+                     archive.key_file or archive.key_env kept elsewhere to protect the archive \
+                     from someone who can read the data directory"
+                );
+                Keyring::read_or_create(&data_dir.join("archive.key"))?
+            }
+        };
+        Ok(Some(Self {
+            keys,
+            keep_secret_headers: config.keep_secret_headers,
+        }))
+    }
+
+    /// The sealed entry for `request`, received by `source` and handled by `adapter` at
+    /// `version`. `secrets` are the source's configured strings: a header or query parameter
+    /// whose value holds one is withheld (unless configured otherwise), like `SECRET_HEADERS`.
+    pub fn seal(
+        &self,
+        request: &WebhookRequest,
+        (adapter, version): (&str, &str),
+        secrets: &[String],
+    ) -> Result<ArchiveEntry, ArchiveError> {
+        let mut withheld = Vec::new();
+        let is_secret = |name: &str, value: &str| {
+            !self.keep_secret_headers
+                && (SECRET_HEADERS.contains(&name.to_ascii_lowercase().as_str())
+                    || secrets.iter().any(|secret| value.contains(secret.as_str())))
+        };
+        let headers = request
+            .headers
+            .iter()
+            .filter(|h| {
+                let secret = is_secret(&h.name, &h.value);
+                if secret {
+                    withheld.push(h.name.clone());
+                }
+                !secret
+            })
+            .cloned()
+            .collect();
+        let query = request
+            .query
+            .split('&')
+            .filter(|pair| !pair.is_empty())
+            .filter(|pair| {
+                let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+                let secret = is_secret("", value);
+                if secret {
+                    withheld.push(format!("?{name}"));
+                }
+                !secret
+            })
+            .collect::<Vec<_>>()
+            .join("&");
+        let content_key = content_key(&request.body);
+        let raw = RawWebhook {
+            source: request.source.clone(),
+            adapter: adapter.to_owned(),
+            adapter_version: version.to_owned(),
+            received_at: request.received_at,
+            method: request.method.clone(),
+            path: request.path.clone(),
+            query,
+            headers,
+            body: request.body.clone(),
+            withheld,
+            ..RawWebhook::default()
+        };
+        let sealed = self.keys.seal(
+            &associated(&request.source, &content_key),
+            &raw.encode_to_vec(),
+        )?;
+        Ok(ArchiveEntry {
+            id: 0,
+            source: request.source.clone(),
+            content_key,
+            received_at: request.received_at,
+            adapter: adapter.to_owned(),
+            adapter_version: version.to_owned(),
+            key_id: sealed.key_id,
+            nonce: sealed.nonce,
+            ciphertext: sealed.ciphertext,
+            ..ArchiveEntry::default()
+        })
+    }
+
+    /// The webhook sealed in `entry`, with the entry's id and what it produced.
+    pub fn open(&self, entry: &ArchiveEntry) -> Result<RawWebhook, ArchiveError> {
+        let plain = self.keys.open(
+            &entry.key_id,
+            &entry.nonce,
+            &associated(&entry.source, &entry.content_key),
+            &entry.ciphertext,
+        )?;
+        let mut raw = RawWebhook::decode(plain.as_slice())?;
+        raw.archive_id = entry.id;
+        raw.sequences.clone_from(&entry.sequences);
+        raw.dead_letter_ids.clone_from(&entry.dead_letter_ids);
+        Ok(raw)
+    }
+
+    /// Seals a dead letter's raw item in place (it holds personal data like the archive).
+    pub fn seal_dead_letter(&self, letter: &mut DeadLetter) -> Result<(), ArchiveError> {
+        let sealed = self
+            .keys
+            .seal(&dead_letter_associated(letter), &letter.raw)?;
+        letter.raw = sealed.ciphertext;
+        letter.raw_key_id = sealed.key_id;
+        letter.raw_nonce = sealed.nonce;
+        Ok(())
+    }
+
+    /// Opens a dead letter's raw item in place; one stored in clear is left as it is.
+    pub fn open_dead_letter(&self, letter: &mut DeadLetter) -> Result<(), ArchiveError> {
+        if letter.raw_key_id.is_empty() {
+            return Ok(());
+        }
+        letter.raw = self.keys.open(
+            &letter.raw_key_id,
+            &letter.raw_nonce,
+            &dead_letter_associated(letter),
+            &letter.raw,
+        )?;
+        letter.raw_key_id.clear();
+        letter.raw_nonce.clear();
+        Ok(())
+    }
+
+    /// The request to normalize `raw` again (verification was done when it was received).
+    pub fn replay_request(raw: &RawWebhook) -> WebhookRequest {
+        WebhookRequest {
+            source: raw.source.clone(),
+            method: raw.method.clone(),
+            path: raw.path.clone(),
+            query: raw.query.clone(),
+            headers: raw.headers.clone(),
+            body: raw.body.clone(),
+            received_at: raw.received_at,
+            skip_verification: true,
+            ..WebhookRequest::default()
+        }
+    }
+}
+
+/// "sha256:<hex>" of the body: a provider's retry sends the same bytes.
+pub fn content_key(body: &[u8]) -> String {
+    format!("sha256:{}", hex::encode(Sha256::digest(body)))
+}
+
+/// What a sealed entry is bound to: moving a ciphertext to another entry fails to open.
+fn associated(source: &str, content_key: &str) -> Vec<u8> {
+    format!("tributary-archive-v1\n{source}\n{content_key}").into_bytes()
+}
+
+/// What a sealed dead-letter item is bound to.
+fn dead_letter_associated(letter: &DeadLetter) -> Vec<u8> {
+    format!(
+        "tributary-dead-letter-v1\n{}\n{}",
+        letter.source, letter.provider_event_id
+    )
+    .into_bytes()
+}
+
+/// The strings of a source's config (any depth) long enough to be secrets.
+pub fn config_secrets(config: &toml::Table) -> Vec<String> {
+    fn walk(value: &toml::Value, out: &mut Vec<String>) {
+        match value {
+            toml::Value::String(text) if text.len() >= MIN_SECRET_LEN => out.push(text.clone()),
+            toml::Value::Array(items) => items.iter().for_each(|v| walk(v, out)),
+            toml::Value::Table(table) => table.values().for_each(|v| walk(v, out)),
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    config.values().for_each(|v| walk(v, &mut out));
+    out
+}
+
+/// A header as the archive keeps it.
+pub fn header(name: &str, value: &str) -> Header {
+    Header {
+        name: name.to_owned(),
+        value: value.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn archive(keep_secret_headers: bool) -> Archive {
+        Archive {
+            keys: Keyring::parse(
+                "k1 0101010101010101010101010101010101010101010101010101010101010101",
+            )
+            .expect("keys"),
+            keep_secret_headers,
+        }
+    }
+
+    fn request() -> WebhookRequest {
+        WebhookRequest {
+            source: "arcadia".into(),
+            method: "POST".into(),
+            path: "/webhooks/arcadia".into(),
+            query: "token=shared-secret-123&page=2".into(),
+            headers: vec![
+                header("content-type", "application/json"),
+                header("x-arcadia-token", "shared-secret-123"),
+                header("Authorization", "Bearer abc"),
+                header("x-signature", "abcdef"),
+            ],
+            body: br#"{"id":"whk_1"}"#.to_vec(),
+            ..WebhookRequest::default()
+        }
+    }
+
+    #[test]
+    fn secret_bearing_headers_and_parameters_are_withheld() {
+        let secrets = vec!["shared-secret-123".to_owned()];
+        let archive = archive(false);
+        let entry = archive
+            .seal(&request(), ("arcadia", "1.2.0"), &secrets)
+            .expect("sealed");
+        assert_eq!(
+            entry.content_key,
+            format!(
+                "sha256:{}",
+                hex::encode(Sha256::digest(br#"{"id":"whk_1"}"#))
+            )
+        );
+        assert!(!entry.ciphertext.windows(6).any(|w| w == b"whk_1\""));
+        let raw = archive.open(&entry).expect("opens");
+        assert_eq!(raw.body, br#"{"id":"whk_1"}"#);
+        assert_eq!(raw.query, "page=2");
+        assert_eq!(
+            raw.headers,
+            vec![
+                header("content-type", "application/json"),
+                header("x-signature", "abcdef")
+            ]
+        );
+        assert_eq!(raw.withheld, ["x-arcadia-token", "Authorization", "?token"]);
+        assert_eq!(
+            (raw.adapter.as_str(), raw.adapter_version.as_str()),
+            ("arcadia", "1.2.0")
+        );
+
+        let keeping = self::tests::archive(true);
+        let kept = keeping
+            .seal(&request(), ("arcadia", "1.2.0"), &secrets)
+            .expect("sealed");
+        let raw = keeping.open(&kept).expect("opens");
+        assert_eq!((raw.headers.len(), raw.withheld.len()), (4, 0));
+    }
+
+    #[test]
+    fn an_entry_moved_to_another_source_does_not_open() {
+        let archive = archive(false);
+        let mut entry = archive
+            .seal(&request(), ("arcadia", "1"), &[])
+            .expect("sealed");
+        entry.source = "elsewhere".into();
+        assert!(matches!(archive.open(&entry), Err(ArchiveError::Tampered)));
+    }
+
+    #[test]
+    fn config_strings_long_enough_are_secrets() {
+        let config: toml::Table = toml::from_str(
+            r#"verification = { headers = { "X-Token" = "long-enough-token" } }
+               secret = "short"
+               list = ["another-long-one", 3]"#,
+        )
+        .expect("toml");
+        let mut secrets = config_secrets(&config);
+        secrets.sort();
+        assert_eq!(secrets, ["another-long-one", "long-enough-token"]);
+    }
+}

@@ -1,0 +1,533 @@
+//! The raw archive through the real binary: every acknowledged webhook is kept byte for byte,
+//! sealed at rest, readable only with the admin scope, consistent with its events across
+//! kill -9, and replayable through a newer adapter.
+
+use std::path::Path;
+use std::time::{Duration, SystemTime};
+
+use serde_json::json;
+use tonic::Code;
+use tonic::metadata::MetadataValue;
+use tributary::proto::admin_client::AdminClient;
+use tributary_model::v1::event::Payload;
+use tributary_model::v1::get_raw_webhook_request::Target;
+use tributary_model::v1::{
+    Event, GetRawWebhookRequest, ListDeadLettersRequest, RawWebhook, ReplayOf, ReplayProgress,
+    ReplayRequest,
+};
+
+use crate::support::adapters::{build_quokka, build_quokka_with, cli, list};
+use crate::support::{
+    ARCADIA_AUTH, ARCADIA_TOKEN, Server, arcadia_webhook, fixtures, hmac_hex, unix_now,
+};
+
+const FINICITY_SECRET: &str = "fixture-partner-secret";
+const KLAVI_SECRET: &str = "klavi-fixture-secret";
+
+/// The three bundled providers, each verifying, personal data hashed.
+fn providers() -> String {
+    format!(
+        r#"
+[http]
+rate_limit_per_second = 0
+[sources.arcadia]
+adapter = "arcadia"
+config = {{ verification = {{ headers = {{ "X-Arcadia-Token" = "{ARCADIA_TOKEN}" }} }} }}
+[sources.finicity]
+adapter = "finicity"
+config = {{ secret = "{FINICITY_SECRET}" }}
+[sources.klavi]
+adapter = "klavi"
+config = {{ secret_key = "{KLAVI_SECRET}" }}
+"#
+    )
+}
+
+async fn raw(server: &Server, target: Target) -> RawWebhook {
+    server
+        .admin()
+        .await
+        .get_raw_webhook(GetRawWebhookRequest {
+            target: Some(target.clone()),
+        })
+        .await
+        .unwrap_or_else(|status| panic!("{target:?}: {status:?}"))
+        .into_inner()
+}
+
+/// Every file under `dir`, recursively, with its bytes.
+fn files(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).expect("read dir").flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            out.extend(files(&path));
+        } else if let Ok(bytes) = std::fs::read(&path) {
+            out.push((path.display().to_string(), bytes));
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn every_seed_webhook_is_archived_byte_for_byte_and_sealed_at_rest() {
+    let server = Server::start(&providers());
+    let mut checked = 0;
+    let sources = [
+        ("arcadia", fixtures("arcadia", &["seed-"])),
+        ("finicity", fixtures("finicity", &[""])),
+        ("klavi", fixtures("klavi", &["seed-", "array-several"])),
+    ];
+    for (source, examples) in &sources {
+        assert!(examples.len() >= 4, "{source}: {} seeds", examples.len());
+        // Rejected webhooks are not acknowledged, so not archived.
+        for example in examples
+            .iter()
+            .filter(|e| e.expected.get("rejection").is_none())
+        {
+            let signature = match *source {
+                "finicity" => hmac_hex(FINICITY_SECRET, &example.raw),
+                _ => hmac_hex(KLAVI_SECRET, &example.raw),
+            };
+            let now = unix_now().to_string();
+            let headers: Vec<(&str, &str)> = match *source {
+                "arcadia" => ARCADIA_AUTH.to_vec(),
+                "finicity" => vec![("X-Finicity-Signature", &signature)],
+                _ => vec![
+                    ("x-klavi-signature", &signature),
+                    ("x-klavi-timestamp", &now),
+                ],
+            };
+            let (status, answer) = server.post(source, &example.raw, &headers).await;
+            assert_eq!(status, 200, "{source}/{}: {answer}", example.name);
+            let Some(sequence) = answer["sequences"][0].as_u64() else {
+                continue;
+            };
+            let kept = raw(&server, Target::Sequence(sequence)).await;
+            assert_eq!(kept.body, example.raw, "{source}/{}", example.name);
+            assert_eq!(
+                (
+                    kept.source.as_str(),
+                    kept.adapter.as_str(),
+                    kept.method.as_str()
+                ),
+                (*source, *source, "POST")
+            );
+            assert!(kept.sequences.contains(&sequence), "{kept:?}");
+            assert!(kept.received_at.is_some());
+            if *source == "arcadia" {
+                // The shared token is a credential: withheld, never archived.
+                assert_eq!(kept.withheld, ["x-arcadia-token"]);
+                assert!(!kept.headers.iter().any(|h| h.value == ARCADIA_TOKEN));
+            } else {
+                assert!(kept.withheld.is_empty(), "{:?}", kept.withheld);
+                assert!(kept.headers.iter().any(|h| h.value == signature));
+            }
+            checked += 1;
+        }
+    }
+    assert!(checked >= 15, "only {checked} webhooks checked");
+    // By event id, and the same entry by its own id.
+    let by_id = raw(
+        &server,
+        Target::EventId("klavi:1495468585434-0e73d1719173766fe4dfe1a1".into()),
+    )
+    .await;
+    assert_eq!(
+        by_id,
+        raw(&server, Target::ArchiveId(by_id.archive_id)).await
+    );
+
+    for (target, code) in [
+        (Target::Sequence(9999), Code::NotFound),
+        (
+            Target::EventId("klavi:no-such-event".into()),
+            Code::NotFound,
+        ),
+        (Target::EventId("no-colon".into()), Code::InvalidArgument),
+        (Target::ArchiveId(9999), Code::NotFound),
+    ] {
+        let status = server
+            .admin()
+            .await
+            .get_raw_webhook(GetRawWebhookRequest {
+                target: Some(target.clone()),
+            })
+            .await
+            .expect_err("refused");
+        assert_eq!(status.code(), code, "{target:?}: {status:?}");
+    }
+
+    // A dead-lettered item (an event type Arcadia may add) holds an account number: its raw
+    // item is sealed at rest too, and listed opened (and redacted) to an administrator.
+    let unknown = json!({"id": "whk_pii_dead", "eventType": "ACCOUNT_RENAMED", "resource": "ACCOUNT",
+        "createdAt": "2024-02-21T00:00:00.000+00:00", "errors": [],
+        "data": {"id": "act_1", "accountNumber": "8014539319811710193", "status": "ACTIVE"}});
+    let (status, answer) = server
+        .post("arcadia", unknown.to_string().as_bytes(), &ARCADIA_AUTH)
+        .await;
+    assert_eq!(
+        (status, answer["dead_lettered"].as_u64()),
+        (200, Some(1)),
+        "{answer}"
+    );
+    let letters = server
+        .dead_letters(ListDeadLettersRequest {
+            include_raw: true,
+            ..ListDeadLettersRequest::default()
+        })
+        .await;
+    let letter = letters
+        .iter()
+        .find(|l| l.provider_event_id == "whk_pii_dead")
+        .expect("the unknown type is a dead letter");
+    assert!(letter.raw_key_id.is_empty(), "listed opened");
+    let listed: serde_json::Value = serde_json::from_slice(&letter.raw).expect("raw JSON");
+    assert_eq!(listed["data"]["status"], json!("ACTIVE"));
+    assert_ne!(
+        listed["data"]["accountNumber"],
+        json!("8014539319811710193")
+    );
+    assert_ne!(letter.raw_id, 0);
+
+    // Sealed at rest: no tax id or account number of the seeds in any data file.
+    let mut server = server;
+    assert!(server.terminate().success());
+    let clear = [
+        "25872252137",
+        "12345678901",
+        "8014539319811710193",
+        "7386149723027993238",
+    ];
+    for (file, bytes) in files(&server.data) {
+        for secret in clear {
+            assert!(
+                !bytes.windows(secret.len()).any(|w| w == secret.as_bytes()),
+                "{file} holds {secret} in clear"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn raw_webhooks_and_replay_need_the_admin_scope() {
+    let server = Server::start(&format!(
+        "{}\n[[grpc.credentials]]\nname = \"billing\"\ntoken = \"billing-consumer-token-1\"\n\n\
+         [[grpc.credentials]]\nname = \"operators\"\ntoken = \"operators-admin-token-1\"\nadmin = true\n",
+        providers()
+    ));
+    let (status, answer) = server
+        .post("arcadia", &arcadia_webhook("whk_scoped"), &ARCADIA_AUTH)
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    let admin = |token: &'static str| {
+        let channel = server.channel();
+        async move {
+            let header: MetadataValue<_> = format!("Bearer {token}").parse().expect("header");
+            AdminClient::with_interceptor(channel.await, move |mut request: tonic::Request<()>| {
+                request
+                    .metadata_mut()
+                    .insert("authorization", header.clone());
+                Ok(request)
+            })
+        }
+    };
+    let mut consumer = admin("billing-consumer-token-1").await;
+    let denied = consumer
+        .get_raw_webhook(GetRawWebhookRequest {
+            target: Some(Target::Sequence(1)),
+        })
+        .await
+        .expect_err("a consumer cannot read raw webhooks");
+    assert_eq!(denied.code(), Code::PermissionDenied);
+    let denied = consumer
+        .replay(ReplayRequest {
+            source: "arcadia".into(),
+            ..ReplayRequest::default()
+        })
+        .await
+        .expect_err("a consumer cannot replay");
+    assert_eq!(denied.code(), Code::PermissionDenied);
+
+    let kept = admin("operators-admin-token-1")
+        .await
+        .get_raw_webhook(GetRawWebhookRequest {
+            target: Some(Target::Sequence(1)),
+        })
+        .await
+        .expect("an administrator can")
+        .into_inner();
+    assert_eq!(kept.body, arcadia_webhook("whk_scoped"));
+}
+
+#[tokio::test]
+async fn kill_9_leaves_no_event_without_its_raw_webhook_and_no_raw_webhook_without_its_events() {
+    let _turn = crate::support::heavy_turn().await;
+    let mut server = Server::start(&providers());
+    let url = server.url("/webhooks/arcadia");
+    let posting = tokio::spawn(async move {
+        let client = reqwest::Client::new();
+        let mut tasks = Vec::new();
+        for worker in 0..8 {
+            let (client, url) = (client.clone(), url.clone());
+            tasks.push(tokio::spawn(async move {
+                for i in 0..200 {
+                    let _ = client
+                        .post(&url)
+                        .header("content-type", "application/json")
+                        .header(ARCADIA_AUTH[0].0, ARCADIA_AUTH[0].1)
+                        .body(arcadia_webhook(&format!("whk_crash-{worker}-{i}")))
+                        .send()
+                        .await;
+                }
+            }));
+        }
+        for task in tasks {
+            let _ = task.await;
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    server.kill9();
+    posting.abort();
+    server.respawn();
+
+    let events = server.collect_all(0, Duration::from_millis(500)).await;
+    assert!(!events.is_empty(), "nothing was stored before the kill");
+    let mut admin = server.admin().await;
+    let mut entries = std::collections::BTreeMap::new();
+    for event in &events {
+        assert_ne!(
+            event.raw_id, 0,
+            "event {} has no raw webhook",
+            event.sequence
+        );
+        if let std::collections::btree_map::Entry::Vacant(slot) = entries.entry(event.raw_id) {
+            let kept = admin
+                .get_raw_webhook(GetRawWebhookRequest {
+                    target: Some(Target::ArchiveId(event.raw_id)),
+                })
+                .await
+                .unwrap_or_else(|s| panic!("event {}: raw {}: {s:?}", event.sequence, event.raw_id))
+                .into_inner();
+            slot.insert(kept);
+        }
+        let kept = &entries[&event.raw_id];
+        assert!(kept.sequences.contains(&event.sequence), "{kept:?}");
+        let id = event
+            .provenance
+            .as_ref()
+            .map(|p| p.provider_event_id.clone());
+        assert_eq!(Some(kept.body.clone()), id.map(|id| arcadia_webhook(&id)));
+    }
+    // Entries are numbered from 1 without gaps here (no retention): none lacks its events.
+    let newest = *entries.keys().max().expect("entries");
+    for id in 1..=newest {
+        let kept = admin
+            .get_raw_webhook(GetRawWebhookRequest {
+                target: Some(Target::ArchiveId(id)),
+            })
+            .await
+            .unwrap_or_else(|s| panic!("raw {id}: {s:?}"))
+            .into_inner();
+        assert_eq!(kept.sequences.len(), 1, "{kept:?}");
+        assert!(
+            events
+                .iter()
+                .any(|e| e.sequence == kept.sequences[0] && e.raw_id == id)
+        );
+    }
+}
+
+async fn quokka_version(server: &Server) -> String {
+    list(server.grpc)
+        .await
+        .adapters
+        .iter()
+        .filter_map(|a| a.info.as_ref())
+        .find(|i| i.name == "quokka")
+        .map(|i| i.version.clone())
+        .unwrap_or_default()
+}
+
+async fn replay(server: &Server, request: ReplayRequest) -> Vec<ReplayProgress> {
+    let mut stream = server
+        .admin()
+        .await
+        .replay(request)
+        .await
+        .expect("replay")
+        .into_inner();
+    let mut out = Vec::new();
+    while let Some(progress) = stream.message().await.expect("progress") {
+        out.push(progress);
+    }
+    out
+}
+
+fn totals(progress: &[ReplayProgress]) -> (u64, u64, u64, u64, bool) {
+    let last = progress.last().expect("a final message");
+    (
+        last.webhooks,
+        last.stored,
+        last.duplicates,
+        last.unchanged,
+        last.done,
+    )
+}
+
+fn reason(event: &Event) -> &str {
+    match &event.payload {
+        Some(Payload::Consent(consent)) => consent.reason.as_str(),
+        other => panic!("unexpected payload {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn archived_webhooks_replay_through_a_newer_adapter() {
+    let plugins = tempfile::tempdir().expect("tempdir");
+    let library = plugins
+        .path()
+        .join(tributary_plugin_host::library_file_name("quokka"));
+    build_quokka(&library, "1.0.0");
+    let server = Server::start_with_plugins(
+        "[sources.quokka]\nadapter = \"quokka\"\nconfig = { token = \"qk-token-long\" }\n",
+        plugins.path(),
+    );
+    let token = [("x-quokka-token", "qk-token-long")];
+    let webhook = |id: &str, kind: &str, reason: Option<&str>| {
+        let mut body =
+            json!({"id": id, "kind": kind, "consent": format!("qc_{id}"), "at": 1714564800});
+        if let Some(reason) = reason {
+            body["reason"] = json!(reason);
+        }
+        body.to_string()
+    };
+    let server = &server;
+    let post = |body: String| async move {
+        let (status, answer) = server.post("quokka", body.as_bytes(), &token).await;
+        assert_eq!(status, 200, "{answer}");
+    };
+    post(webhook("qk_1", "consent.revoked", Some("user request"))).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let middle: tributary_model::well_known::Timestamp =
+        tributary::app::timestamp(SystemTime::now());
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    post(webhook("qk_2", "consent.granted", None)).await;
+    post(webhook("qk_3", "consent.revoked", Some("fraud suspected"))).await;
+    let originals = server.collect_all(0, Duration::from_millis(300)).await;
+    assert_eq!(originals.len(), 3);
+    assert!(
+        originals.iter().all(|e| reason(e).is_empty()),
+        "1.0.0 drops the reason"
+    );
+
+    // Version 2.0.0 maps the reason; it is hot-reloaded.
+    build_quokka_with(&library, "2.0.0", &["QUOKKA_MAPS_REASON"]);
+    let mut waited = Duration::ZERO;
+    while quokka_version(server).await != "2.0.0" {
+        assert!(
+            waited < Duration::from_secs(20),
+            "the new build was not loaded"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        waited += Duration::from_millis(100);
+    }
+
+    // A dry run from the middle on: the differences, and nothing stored.
+    let from = serde_json::to_value(middle).expect("time");
+    let from = from.as_str().expect("RFC 3339");
+    let url = format!("http://{}", server.grpc);
+    let output = cli(&[
+        "replay",
+        "--server",
+        &url,
+        "--source",
+        "quokka",
+        "--from",
+        from,
+        "--dry-run",
+    ]);
+    assert!(output.status.success(), "{output:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout),
+        "archive 3: event quokka:qk_3 (original sequence 3)\n  + consent.reason: \"fraud suspected\"\n"
+    );
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains(
+            "replayed 2 webhooks (archive entry 3): 0 stored, 0 duplicates, 1 unchanged, 0 failed"
+        ),
+        "{output:?}"
+    );
+    server
+        .assert_no_more(Some(
+            tributary_model::v1::subscribe_request::Start::AfterSequence(3),
+        ))
+        .await;
+
+    // The replay stores the changed event, marked as a replay of the original.
+    let range = ReplayRequest {
+        source: "quokka".into(),
+        from: Some(middle),
+        ..ReplayRequest::default()
+    };
+    let progress = replay(server, range.clone()).await;
+    assert_eq!(totals(&progress), (2, 1, 0, 1, true));
+    let replayed = server.collect_all(3, Duration::from_millis(300)).await;
+    assert_eq!(replayed.len(), 1);
+    let event = &replayed[0];
+    assert_eq!(
+        (event.sequence, event.id.as_str(), reason(event)),
+        (4, "quokka:qk_3#replay@2.0.0", "fraud suspected")
+    );
+    assert_eq!(
+        event.replay_of,
+        Some(ReplayOf {
+            event_id: "quokka:qk_3".into(),
+            sequence: 3,
+            adapter_version: "1.0.0".into(),
+        })
+    );
+    let provenance = event.provenance.as_ref().expect("provenance");
+    assert_eq!(
+        (
+            provenance.provider_event_id.as_str(),
+            provenance.adapter_version.as_str()
+        ),
+        ("qk_3", "2.0.0")
+    );
+    assert_eq!(event.raw_id, originals[2].raw_id);
+    assert_eq!(event.received_at, originals[2].received_at);
+
+    // Again with the same version: nothing new.
+    let progress = replay(server, range).await;
+    assert_eq!(totals(&progress), (2, 0, 1, 1, true));
+    // The whole archive: only the first webhook is new.
+    let progress = replay(
+        server,
+        ReplayRequest {
+            source: "quokka".into(),
+            ..ReplayRequest::default()
+        },
+    )
+    .await;
+    assert_eq!(totals(&progress), (3, 1, 1, 1, true));
+    assert_eq!(
+        progress.iter().filter(|p| p.webhook.is_some()).count(),
+        3,
+        "one progress message per webhook"
+    );
+    let all = server.collect_all(4, Duration::from_millis(300)).await;
+    assert_eq!(
+        all.iter()
+            .map(|e| (e.sequence, e.id.as_str(), reason(e)))
+            .collect::<Vec<_>>(),
+        [(5, "quokka:qk_1#replay@2.0.0", "user request")]
+    );
+    // Dead letters are untouched by replay.
+    assert!(
+        server
+            .dead_letters(ListDeadLettersRequest::default())
+            .await
+            .is_empty()
+    );
+}
