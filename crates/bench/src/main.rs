@@ -222,6 +222,9 @@ enum Variant {
     Tls,
     /// The `--reference` build, plain HTTP.
     Reference,
+    /// The current build with the raw archive off (`[archive] enabled = false`): what the
+    /// archive costs.
+    NoArchive,
 }
 
 /// What a scenario runs against.
@@ -298,7 +301,7 @@ impl Bench {
 
     /// The variants the suite runs for a 1-subscriber scenario, plain first.
     fn variants(&self) -> Vec<Variant> {
-        let mut variants = vec![Variant::Plain];
+        let mut variants = vec![Variant::Plain, Variant::NoArchive];
         if self.reference.is_some() {
             variants.push(Variant::Reference);
         }
@@ -343,6 +346,7 @@ impl Bench {
                 durable,
                 tls: files.as_ref().map(|(c, k)| (c.as_path(), k.as_path())),
                 rate_limit_off,
+                archive_off: variant == Variant::NoArchive,
             })
         };
         let first = config(!without_limiter);
@@ -458,6 +462,7 @@ fn variant_name(base: &str, variant: Variant) -> String {
         Variant::Plain => base.to_owned(),
         Variant::Tls => names::tls(base),
         Variant::Reference => names::reference(base),
+        Variant::NoArchive => names::no_archive(base),
     }
 }
 

@@ -210,6 +210,8 @@ pub struct ServiceConfig<'a> {
     /// Write `[http] rate_limit_per_second = 0`. Binaries from before the per-source limit
     /// refuse the key (unknown keys stop start-up), and have no limit to switch off.
     pub rate_limit_off: bool,
+    /// Write `[archive] enabled = false` (only then: older builds refuse the section).
+    pub archive_off: bool,
 }
 
 /// The service configuration giving each source its secret, as TOML: Arcadia checks a shared
@@ -228,6 +230,9 @@ pub fn service_config(config: &ServiceConfig<'_>) -> String {
             toml_string(&cert.display().to_string()),
             toml_string(&key.display().to_string()),
         ));
+    }
+    if config.archive_off {
+        http.push_str("[archive]\nenabled = false\n\n");
     }
     format!(
         r#"[log]

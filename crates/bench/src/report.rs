@@ -251,6 +251,11 @@ pub mod names {
         format!("{base}, TLS")
     }
 
+    /// The scenario named `base` with the raw archive off.
+    pub fn no_archive(base: &str) -> String {
+        format!("{base}, archive off")
+    }
+
     /// The `--reference` build's twin of the scenario named `base`.
     pub fn reference(base: &str) -> String {
         format!("reference: {base}")
