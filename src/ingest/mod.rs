@@ -21,7 +21,7 @@ use tributary_plugin_host::HandleError;
 
 use crate::app::App;
 use crate::error::{ErrorCode, ServiceError};
-use crate::ops::metrics::{Metrics, SourceLabels, metrics};
+use crate::ops::metrics::{SourceLabels, metrics};
 use crate::ops::telemetry::{self, Stage};
 use crate::sources::Source;
 
@@ -102,8 +102,7 @@ pub async fn ingest(
     let started = Instant::now();
     let outcome = app.log.append(append).await;
     let m = metrics();
-    m.append_seconds.observe(started.elapsed().as_secs_f64());
-    m.append_batch_items.observe(items as f64);
+    m.observe_append(started.elapsed(), items);
     let outcome = match outcome {
         Ok(outcome) => outcome,
         Err(error) => {
@@ -185,7 +184,7 @@ async fn verify_and_normalize(
         let span = Stage::start("verify", SpanKind::Internal, parent, adapter_attributes);
         let started = Instant::now();
         let (result, returned) = call_adapter(source, encoded, budget).await;
-        Metrics::observe_adapter(&metrics().verify_seconds, &info.name, started.elapsed());
+        metrics().observe_verify(&info.name, started.elapsed());
         let verified = result.and_then(outcome);
         if let Err(error) = &verified {
             span.fail(failure(error));
@@ -199,7 +198,7 @@ async fn verify_and_normalize(
     let span = Stage::start("normalize", SpanKind::Internal, parent, adapter_attributes);
     let started = Instant::now();
     let (result, _) = call_adapter(source, encoded, budget).await;
-    Metrics::observe_adapter(&metrics().normalize_seconds, &info.name, started.elapsed());
+    metrics().observe_normalize(&info.name, started.elapsed());
     let normalized = result.and_then(outcome).or_else(|error| match error {
         // A result the host cannot decode (e.g. nested past protobuf's recursion limit) would
         // fail the same way on every retry: keep the authentic webhook as a dead letter.

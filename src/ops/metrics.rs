@@ -15,8 +15,11 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
+use opentelemetry::KeyValue;
+
 use crate::app::App;
 use crate::error::ErrorCode;
+use crate::ops::otlp_metrics;
 
 /// The Content-Type of [`Metrics::render`]'s output.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -56,8 +59,7 @@ pub struct ConsumerLabels {
 }
 
 fn latency_histogram() -> Histogram {
-    // 100 µs .. ~3.3 s.
-    Histogram::new(exponential_buckets(0.0001, 2.0, 16))
+    Histogram::new(Metrics::latency_bounds())
 }
 
 /// Every metric Tributary exposes.
@@ -118,8 +120,8 @@ impl Metrics {
             ignored: Family::default(),
             verify_seconds: Family::new_with_constructor(latency_histogram),
             normalize_seconds: Family::new_with_constructor(latency_histogram),
-            append_seconds: Histogram::new(exponential_buckets(0.0001, 2.0, 16)),
-            append_batch_items: Histogram::new(exponential_buckets(1.0, 2.0, 12)),
+            append_seconds: Histogram::new(Metrics::latency_bounds()),
+            append_batch_items: Histogram::new(Metrics::batch_bounds()),
             subscriptions_active: Gauge::default(),
             events_delivered: Counter::default(),
             consumer_lag: Family::default(),
@@ -235,6 +237,53 @@ impl Metrics {
         Metrics { registry, ..m }
     }
 
+    /// Bucket bounds of the latency histograms, seconds: 100 µs .. ~3.3 s.
+    pub fn latency_bounds() -> Vec<f64> {
+        exponential_buckets(0.0001, 2.0, 16).collect()
+    }
+
+    /// Bucket bounds of the items-per-append histogram: 1 .. 2048.
+    pub fn batch_bounds() -> Vec<f64> {
+        exponential_buckets(1.0, 2.0, 12).collect()
+    }
+
+    /// The registry, for the OTLP bridge.
+    pub(crate) fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// Records an adapter verification's duration (Prometheus, and OTLP when exporting).
+    pub fn observe_verify(&self, adapter: &str, took: Duration) {
+        Self::observe_adapter(&self.verify_seconds, adapter, took);
+        if let Some(otlp) = otlp_metrics::histograms() {
+            otlp.verify_seconds.record(
+                took.as_secs_f64(),
+                &[KeyValue::new("adapter", adapter.to_owned())],
+            );
+        }
+    }
+
+    /// Records an adapter normalization's duration (Prometheus, and OTLP when exporting).
+    pub fn observe_normalize(&self, adapter: &str, took: Duration) {
+        Self::observe_adapter(&self.normalize_seconds, adapter, took);
+        if let Some(otlp) = otlp_metrics::histograms() {
+            otlp.normalize_seconds.record(
+                took.as_secs_f64(),
+                &[KeyValue::new("adapter", adapter.to_owned())],
+            );
+        }
+    }
+
+    /// Records one durable append: how long it took and how many items it stored.
+    pub fn observe_append(&self, took: Duration, items: usize) {
+        self.append_seconds.observe(took.as_secs_f64());
+        self.append_batch_items.observe(items as f64);
+        if let Some(otlp) = otlp_metrics::histograms() {
+            otlp.append_seconds.record(took.as_secs_f64(), &[]);
+            otlp.append_batch_items.record(items as f64, &[]);
+        }
+    }
+
     /// Counts a rejected webhook.
     pub fn reject(&self, source: &str, adapter: &str, reason: ErrorCode) {
         self.webhooks_rejected
@@ -261,6 +310,16 @@ impl Metrics {
 
     /// Refreshes the scrape-time gauges from `app` and renders everything as text.
     pub async fn render(&self, app: &App) -> String {
+        self.refresh(app).await;
+        let mut text = String::new();
+        if prometheus_client::encoding::text::encode(&mut text, &self.registry).is_err() {
+            text.clear();
+        }
+        text
+    }
+
+    /// Refreshes the gauges computed from `app` (log, consumers, plugins).
+    pub async fn refresh(&self, app: &App) {
         let log = &app.log;
         self.log_last_sequence
             .set(i64::try_from(*log.last_sequence().borrow()).unwrap_or(i64::MAX));
@@ -294,10 +353,5 @@ impl Metrics {
                 })
                 .set(i64::try_from(plugin.panics()).unwrap_or(i64::MAX));
         }
-        let mut text = String::new();
-        if prometheus_client::encoding::text::encode(&mut text, &self.registry).is_err() {
-            text.clear();
-        }
-        text
     }
 }

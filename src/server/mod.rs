@@ -57,6 +57,13 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         shutdown: shutdown_rx.clone(),
         limits: Arc::new(limits(&config)),
     };
+    if crate::ops::otlp_metrics::histograms().is_some() {
+        let interval = crate::ops::telemetry::metric_export_interval();
+        tokio::spawn(crate::ops::otlp_metrics::refresh_task(
+            app.clone(),
+            interval,
+        ));
+    }
     let admin_apart = ops_grpc.is_some();
     let grpc = grpc_server(
         &app,
