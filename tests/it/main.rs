@@ -37,6 +37,7 @@ mod telemetry {
     mod traces;
 }
 
+mod clients;
 mod conventions;
 mod delivery;
 mod grpc_auth;

@@ -26,15 +26,16 @@ const QUIET: Duration = Duration::from_millis(300);
 /// runs it: `RUST_LOG=info`, and neither `TRIBUTARY_CONFIG` nor any `OTEL_*` variable of the
 /// test process passed on. Without `--plugin-dir` it loads no plugins.
 pub fn serve_command(data: &Path, config: Option<&Path>) -> Command {
+    serve_command_on(data, config, "127.0.0.1:0")
+}
+
+/// [`serve_command`] with the gRPC listener on `grpc` (a fixed port, for clients that must
+/// find a restarted server where they left it).
+pub fn serve_command_on(data: &Path, config: Option<&Path>, grpc: &str) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_tributary"));
     command
         .arg("serve")
-        .args([
-            "--http-listen",
-            "127.0.0.1:0",
-            "--grpc-listen",
-            "127.0.0.1:0",
-        ])
+        .args(["--http-listen", "127.0.0.1:0", "--grpc-listen", grpc])
         .arg("--data-dir")
         .arg(data)
         .env("RUST_LOG", "info")
@@ -77,12 +78,27 @@ impl Server {
         Server::start_full(config_toml, &plugin_dir(), env)
     }
 
+    /// Starts a server with extra flags (e.g. `--grpc-listen 127.0.0.1:PORT`) and environment.
+    pub fn start_with_args(config_toml: &str, args: &[&str], env: &[(&str, &str)]) -> Server {
+        Server::start_inner(config_toml, &plugin_dir(), args, env)
+    }
+
     fn start_full(config_toml: &str, plugins: &Path, env: &[(&str, &str)]) -> Server {
+        Server::start_inner(config_toml, plugins, &[], env)
+    }
+
+    fn start_inner(
+        config_toml: &str,
+        plugins: &Path,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Server {
         let dir = tempfile::tempdir().expect("tempdir");
         let data = dir.path().join("data");
         let config = dir.path().join("tributary.toml");
         std::fs::write(&config, config_toml).expect("write config");
-        let extra = ["--plugin-dir", plugins.to_str().expect("utf-8 path")];
+        let mut extra = vec!["--plugin-dir", plugins.to_str().expect("utf-8 path")];
+        extra.extend_from_slice(args);
         let mut server = Server::spawn_with_env(&data, Some(&config), dir.path(), &extra, env);
         server._dir = Some(dir);
         server
@@ -109,9 +125,18 @@ impl Server {
             .append(true)
             .open(&stderr_path)
             .expect("stderr file");
-        let mut command = serve_command(data, config);
+        // `--grpc-listen ADDR` in `extra` replaces the free port (the flag may be given once).
+        let grpc = extra
+            .windows(2)
+            .find(|pair| pair[0] == "--grpc-listen")
+            .map_or("127.0.0.1:0", |pair| pair[1]);
+        let extra: Vec<&str> = match extra.iter().position(|a| *a == "--grpc-listen") {
+            Some(at) => [&extra[..at], &extra[(at + 2).min(extra.len())..]].concat(),
+            None => extra.to_vec(),
+        };
+        let mut command = serve_command_on(data, config, grpc);
         command
-            .args(extra)
+            .args(&extra)
             .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -151,11 +176,16 @@ impl Server {
     }
 
     /// Stops this server and starts another on the same data directory and config.
-    pub fn restart(mut self) -> Server {
+    pub fn restart(self) -> Server {
+        self.restart_with(&[])
+    }
+
+    /// [`Server::restart`] with extra flags (e.g. `--grpc-listen` to keep the gRPC port).
+    pub fn restart_with(mut self, extra: &[&str]) -> Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
         let logs = self.stderr.parent().expect("log dir").to_path_buf();
-        let mut next = Server::spawn(&self.data, self.config.as_deref(), &logs, &[]);
+        let mut next = Server::spawn(&self.data, self.config.as_deref(), &logs, extra);
         next._dir = self._dir.take();
         next
     }

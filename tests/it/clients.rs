@@ -1,0 +1,106 @@
+//! The client libraries against the real server: the Rust crate (`crates/client`) in this
+//! process, the Python package (`clients/python`) through the venv `.ci/test` prepares, and
+//! the README's examples, which are the example files these tests run.
+//!
+//! What each library must do: stream typed events; survive a server restart mid-stream with
+//! no gap and no duplicate handed to the handler; resume a durable consumer after a client
+//! restart; authenticate with a token; continue each event's trace so the consumer's span is
+//! a child of the delivery, in the provider's trace, as the OTLP collector sees it.
+
+mod python;
+mod readme;
+mod rust;
+
+use std::time::Duration;
+
+use crate::support::nats::free_port;
+use crate::support::{ARCADIA_AUTH, Server, arcadia_source, arcadia_webhook};
+
+/// What the seed statement webhook becomes (every `whk_` id maps to this statement).
+const STATEMENT_ID: &str = "stm_ccab4b86-30e6-0eb2-08a0-5bb9b1dc1b2b";
+
+/// A team's token and the credentials that admit it (and an operator, for the Admin service).
+const TOKEN: &str = "billing-team-token-0123456789";
+const ADMIN_TOKEN: &str = "operators-token-0123456789";
+
+fn credentials() -> String {
+    format!(
+        r#"
+[[grpc.credentials]]
+name = "billing"
+token = "{TOKEN}"
+consumers = ["billing*"]
+
+[[grpc.credentials]]
+name = "operators"
+token = "{ADMIN_TOKEN}"
+admin = true
+"#
+    )
+}
+
+/// A server on a fixed gRPC port (so a client finds it again after a restart), serving Arcadia.
+fn server_on_fixed_port(config: &str, env: &[(&str, &str)]) -> (Server, String) {
+    let grpc = format!("127.0.0.1:{}", free_port());
+    let server = Server::start_with_args(
+        &format!("{config}{}", arcadia_source("")),
+        &["--grpc-listen", &grpc],
+        env,
+    );
+    (server, grpc)
+}
+
+/// Kills `server` (SIGKILL, mid-stream) and starts it again on the same gRPC port and data.
+fn restart(server: Server, grpc: &str) -> Server {
+    server.restart_with(&["--grpc-listen", grpc])
+}
+
+/// Posts statement webhooks `whk_{prefix}-{i}` for each i; asserts each is stored.
+async fn post_statements(server: &Server, prefix: &str, ids: std::ops::Range<u32>) {
+    for i in ids {
+        let (status, body) = server
+            .post(
+                "arcadia",
+                &arcadia_webhook(&format!("whk_{prefix}-{i}")),
+                &ARCADIA_AUTH,
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["accepted"], 1, "{body}");
+    }
+}
+
+/// The line both examples print for the statement event at `sequence`.
+fn example_line(sequence: u64) -> String {
+    format!("{sequence} statement.available {STATEMENT_ID}")
+}
+
+/// A durable consumer's acknowledged sequence, as the Admin service reports it, once it
+/// reaches `expected` (panics after 15 s with the last value).
+async fn wait_acked(server: &Server, consumer: &str, expected: u64) {
+    use tonic::metadata::MetadataValue;
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    let mut admin = server.admin().await;
+    loop {
+        let mut request = tonic::Request::new(tributary_model::v1::ListConsumersRequest {});
+        let bearer: MetadataValue<_> = format!("Bearer {ADMIN_TOKEN}").parse().expect("header");
+        request.metadata_mut().insert("authorization", bearer);
+        let acked = admin
+            .list_consumers(request)
+            .await
+            .expect("list consumers")
+            .into_inner()
+            .consumers
+            .into_iter()
+            .find(|c| c.name == consumer)
+            .map(|c| c.acked_sequence);
+        if acked == Some(expected) {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{consumer} acked {acked:?}, expected {expected}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
