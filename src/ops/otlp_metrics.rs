@@ -16,6 +16,7 @@ use std::time::Duration;
 use opentelemetry::KeyValue;
 use opentelemetry::metrics::{Histogram, Meter};
 use prometheus_client::encoding::prometheus_protobuf::{encode, prometheus_data_model as pm};
+use prometheus_client::metrics::MetricType;
 
 use crate::app::App;
 use crate::ops::metrics::{Metrics, metrics};
@@ -42,17 +43,15 @@ pub fn histograms() -> Option<&'static Histograms> {
 /// Registers every Prometheus family on `meter`: counters and gauges as observers of the
 /// registry, histograms as OpenTelemetry histograms recorded beside the Prometheus ones.
 pub fn install(meter: &Meter) {
-    let Ok(families) = encode(metrics().registry()) else {
-        return;
-    };
-    for family in families {
-        let name = family.name.clone();
-        match pm::MetricType::try_from(family.r#type) {
-            Ok(pm::MetricType::Counter) => {
-                let otel_name = name.strip_suffix("_total").unwrap_or(&name).to_owned();
+    for &(name, kind, help) in metrics().catalog() {
+        match kind {
+            MetricType::Counter => {
+                let otel_name = name;
+                // The protobuf encoding names counters as Prometheus does, with `_total`.
+                let name = format!("{name}_total");
                 meter
                     .u64_observable_counter(otel_name)
-                    .with_description(family.help)
+                    .with_description(help)
                     .with_callback(move |observer| {
                         for (attributes, metric) in points(&name) {
                             if let Some(counter) = metric.counter {
@@ -62,10 +61,10 @@ pub fn install(meter: &Meter) {
                     })
                     .build();
             }
-            Ok(pm::MetricType::Gauge) => {
+            MetricType::Gauge => {
                 meter
-                    .i64_observable_gauge(name.clone())
-                    .with_description(family.help)
+                    .i64_observable_gauge(name)
+                    .with_description(help)
                     .with_callback(move |observer| {
                         for (attributes, metric) in points(&name) {
                             if let Some(gauge) = metric.gauge {
