@@ -19,7 +19,7 @@ use opentelemetry_proto::tonic::metrics::v1::number_data_point::Value as NumberV
 use opentelemetry_proto::tonic::resource::v1::Resource;
 
 use crate::support::collector::{Collected, grpc_collector, resource_attribute};
-use crate::support::{ARCADIA_AUTH, Server, arcadia_source, arcadia_webhook};
+use crate::support::{ARCADIA_AUTH, Server, arcadia_source, arcadia_webhook, repo};
 
 #[tokio::test]
 async fn reflection_v1alpha_lists_the_services() {
@@ -262,4 +262,43 @@ fn sum_points(metric: &Metric) -> Vec<(Vec<(&str, &str)>, i64)> {
             (attributes, value)
         })
         .collect()
+}
+
+#[test]
+fn the_grafana_dashboard_charts_every_metric_by_its_real_name() {
+    let source = std::fs::read_to_string(repo().join("src/ops/metrics.rs")).expect("metrics.rs");
+    let registered: std::collections::BTreeSet<&str> = source
+        .split('"')
+        .filter(|s| s.starts_with("tributary_") && !s.contains(' '))
+        .collect();
+    assert!(registered.len() >= 20, "{registered:?}");
+    let text = std::fs::read_to_string(repo().join("docs/grafana/tributary.json")).expect("json");
+    let dashboard: serde_json::Value = serde_json::from_str(&text).expect("valid JSON");
+    let mut charted = std::collections::BTreeSet::new();
+    for panel in dashboard["panels"].as_array().expect("panels") {
+        for target in panel["targets"].as_array().into_iter().flatten() {
+            let expr = target["expr"].as_str().expect("expr");
+            for word in expr.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')) {
+                if !word.starts_with("tributary_") {
+                    continue;
+                }
+                let family = ["_bucket", "_total", "_sum", "_count"]
+                    .iter()
+                    .find_map(|suffix| word.strip_suffix(suffix))
+                    .filter(|base| registered.contains(base))
+                    .unwrap_or(word);
+                assert!(
+                    registered.contains(family),
+                    "{word} in {:?} is not a registered metric",
+                    panel["title"]
+                );
+                charted.insert(family.to_owned());
+            }
+        }
+    }
+    let missing: Vec<&&str> = registered
+        .iter()
+        .filter(|name| !charted.contains(**name))
+        .collect();
+    assert!(missing.is_empty(), "not on the dashboard: {missing:?}");
 }
