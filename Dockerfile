@@ -22,10 +22,13 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
     && cp target/release/libtributary_adapter_*.so /out/plugins/
 
 FROM debian:bookworm-slim
+# The tag fixes the Debian release; rebuilds pick up its security updates.
+# hadolint ignore=DL3008
 RUN apt-get update \
     && apt-get install -y --no-install-recommends ca-certificates curl \
     && rm -rf /var/lib/apt/lists/* \
-    && useradd --system --uid 10001 --user-group --home-dir /var/lib/tributary \
+    && groupadd --system --gid 10001 tributary \
+    && useradd --system --uid 10001 --gid 10001 --home-dir /var/lib/tributary \
         --shell /usr/sbin/nologin tributary \
     && install -d -o tributary -g tributary -m 0700 /var/lib/tributary \
     && install -d -o root -g root -m 0755 /opt/tributary/plugins /etc/tributary
@@ -43,8 +46,8 @@ ENV TRIBUTARY_CONFIG=/etc/tributary/tributary.toml \
 # with the bundled ones; mount your own directory to add adapters without rebuilding).
 VOLUME ["/var/lib/tributary", "/opt/tributary/plugins"]
 EXPOSE 8080 50051
-USER tributary
+USER 10001:10001
 HEALTHCHECK --interval=15s --timeout=3s --start-period=10s --retries=3 \
-    CMD curl -fsS http://127.0.0.1:9090/readyz || exit 1
+    CMD ["sh", "-c", "curl -fsS http://127.0.0.1:9090/readyz || exit 1"]
 ENTRYPOINT ["/usr/local/bin/tributary"]
 CMD ["serve"]
