@@ -66,7 +66,7 @@ pub fn install(meter: &Meter) {
                     .i64_observable_gauge(name)
                     .with_description(help)
                     .with_callback(move |observer| {
-                        for (attributes, metric) in points(&name) {
+                        for (attributes, metric) in points(name) {
                             if let Some(gauge) = metric.gauge {
                                 observer.observe(gauge.value as i64, &attributes);
                             }
