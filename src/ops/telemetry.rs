@@ -1,5 +1,7 @@
-//! OpenTelemetry tracing: exporter set-up, W3C trace-context propagation, and the small span
-//! helpers the data path uses (see docs/observability.md for the span tree).
+//! OpenTelemetry: trace and metrics exporter set-up, the resource (`service.name`,
+//! `service.version`, `service.instance.id`, overridable by `OTEL_RESOURCE_ATTRIBUTES`), W3C
+//! trace-context propagation, and the small span helpers the data path uses (see
+//! docs/observability.md for the span tree).
 //!
 //! Export is off unless an OTLP endpoint is configured (`OTEL_EXPORTER_OTLP_ENDPOINT`,
 //! `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` or `[telemetry] otlp_endpoint`). Off, no tracer

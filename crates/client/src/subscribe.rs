@@ -20,7 +20,9 @@ use crate::error::Error;
 pub enum Start {
     /// From the earliest event still in the log.
     Earliest,
-    /// Only events appended after the subscription starts.
+    /// Only events appended after the subscription starts. Should the stream break before
+    /// its first event, it reopens from the latest again (events appended during the outage
+    /// are not delivered): resume with `After` to lose nothing.
     Latest,
     /// After this sequence (the last one you processed).
     After(u64),

@@ -69,14 +69,15 @@ fn the_readme_shows_the_example_files() {
 #[tokio::test]
 async fn the_rust_example_consumes_statements() {
     let example = {
-        // Built by `cargo test --workspace`; this builds it when only `it` was built.
+        // `cargo test --workspace` built it already (with the features of this test build, so
+        // this is a no-op then); after `cargo test --test it` it is built here.
         let _turn = heavy_turn().await;
         let status = Command::new(env!("CARGO"))
             .args([
-                "build",
+                "test",
                 "--quiet",
-                "-p",
-                "tributary-client",
+                "--workspace",
+                "--no-run",
                 "--example",
                 "consume",
             ])

@@ -33,7 +33,8 @@ RETRYABLE = frozenset(
 )
 
 Start = Union[str, int, datetime]
-"""``"earliest"``, ``"latest"``, a sequence to resume after, or an instant to start from."""
+"""``"earliest"``, ``"latest"``, a sequence to resume after, or an instant to start from.
+(A ``"latest"`` stream that breaks before its first event reopens from the latest again.)"""
 
 
 @dataclass(frozen=True)
