@@ -61,7 +61,8 @@ impl Client {
 
     /// The durable consumer `name`: the server keeps its position across client and server
     /// restarts. A new consumer starts at `start`; an existing one resumes after its last ack.
-    /// Acknowledge each event once handled with [`Consumer::ack`]; acks are sent in batches.
+    /// Acknowledge each event once handled with [`Consumer::ack`]; acks are sent in batches
+    /// by a task on the current tokio runtime (call this from within one).
     pub fn consumer(&self, name: impl Into<String>, filter: Filter, start: Start) -> Consumer {
         Consumer::new(self.clone(), name.into(), filter, start)
     }
