@@ -86,6 +86,11 @@ impl Principal {
             .ok_or_else(|| ErrorCode::Unauthenticated.status("missing or invalid bearer token"))
     }
 
+    /// Whether this caller may administer (the web console admits only those).
+    pub fn is_admin(&self) -> bool {
+        self.admin
+    }
+
     /// Refuses unless this caller may administer.
     pub fn require_admin(&self) -> Result<(), Status> {
         if self.admin {
@@ -220,6 +225,21 @@ impl Authenticator {
     /// Whether any credential is configured (otherwise every caller is an administrator).
     pub fn is_enforcing(&self) -> bool {
         !self.credentials.is_empty()
+    }
+
+    /// Whether some credential has the admin scope (the web console's login needs one).
+    pub fn has_admin_credential(&self) -> bool {
+        self.credentials.iter().any(|c| c.principal.admin)
+    }
+
+    /// The configured credential whose token is `token` (constant-time comparison, like the
+    /// gRPC interceptor's); never the anonymous administrator: with no credentials configured
+    /// no token is valid. For the web console's login.
+    pub fn credential_for(&self, token: &str) -> Option<Arc<Principal>> {
+        if self.credentials.is_empty() {
+            return None;
+        }
+        self.authenticate(Some(token))
     }
 
     fn authenticate(&self, presented: Option<&str>) -> Option<Arc<Principal>> {
@@ -387,5 +407,25 @@ mod tests {
         assert!(principal.require_admin().is_ok());
         assert!(principal.require_consumer("anything").is_ok());
         assert!(principal.require_readable(&Filter::default()).is_ok());
+        assert!(auth.credential_for("any-token-at-all-here").is_none());
+        assert!(!auth.has_admin_credential());
+    }
+
+    #[test]
+    fn the_console_login_finds_configured_credentials_only() {
+        let admin = CredentialConfig {
+            admin: true,
+            ..credential("operators", "operators-token-123")
+        };
+        let auth = Authenticator::new(&[credential("billing", "billing-team-token-1"), admin])
+            .expect("valid");
+        assert!(auth.has_admin_credential());
+        let found = auth.credential_for("operators-token-123").expect("admin");
+        assert!(found.is_admin());
+        let consumer = auth
+            .credential_for("billing-team-token-1")
+            .expect("consumer");
+        assert!(!consumer.is_admin());
+        assert!(auth.credential_for("operators-token-124").is_none());
     }
 }

@@ -25,6 +25,8 @@ pub struct Config {
     /// OpenTelemetry trace and metrics export. The standard `OTEL_*` environment variables win
     /// over it.
     pub telemetry: TelemetryConfig,
+    /// The encrypted raw archive of received webhooks.
+    pub archive: ArchiveConfig,
     /// Source name -> adapter instance. Empty: every loaded adapter is served as a source of
     /// its own name with an empty config.
     pub sources: BTreeMap<String, SourceConfig>,
@@ -94,14 +96,18 @@ pub struct LogConfig {
 }
 
 /// `[log.nats]`: the JetStream stream Tributary creates when absent. An existing stream keeps
-/// its own settings (differences are logged); an incompatible one is refused at start-up.
+/// its own settings (differences are logged), except the raw archive's limits, which follow
+/// `[log.retention]`; an incompatible one is refused at start-up.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct NatsLogConfig {
-    /// Events stream; dead letters go to `<stream>_DEAD_LETTERS`, consumer positions and
-    /// dead-letter state to KV buckets `<stream>_CONSUMERS`, `<stream>_DEAD_LETTER_STATE`.
+    /// Events stream; dead letters go to `<stream>_DEAD_LETTERS`, the raw archive to
+    /// `<stream>_ARCHIVE`, consumer positions, dead-letter state, dedup keys and archive links
+    /// to KV buckets `<stream>_CONSUMERS`, `<stream>_DEAD_LETTER_STATE`, `<stream>_DEDUP`,
+    /// `<stream>_ARCHIVE_LINKS`.
     pub stream: String,
-    /// First subject token: events on `<prefix>.events.<source>.<type>`.
+    /// First subject token: events on `<prefix>.events.<source>.<type>`, raw-archive entries
+    /// on `<prefix>.archive.<source>`.
     pub subject_prefix: String,
     /// Replicas of the streams and buckets: 3 on a 3-node cluster.
     pub replicas: usize,
@@ -307,6 +313,11 @@ pub struct RetentionConfig {
     pub dead_letter_max_age_seconds: u64,
     /// Remove the oldest dead letters (resolved or not) beyond this many. 0: no limit.
     pub dead_letter_max_count: u64,
+    /// Remove raw-archive entries received longer ago than this many seconds (default: keep).
+    /// Independent of the events' retention.
+    pub archive_max_age_seconds: Option<u64>,
+    /// Remove the oldest raw-archive entries while they take more bytes than this.
+    pub archive_max_bytes: Option<u64>,
 }
 
 /// The longest retry period of the bundled providers (Finicity: once a day for 3 days).
@@ -325,6 +336,8 @@ impl Default for RetentionConfig {
                 .dead_letter_max_age
                 .map_or(0, |age| age.as_secs()),
             dead_letter_max_count: defaults.dead_letter_max_count.unwrap_or(0),
+            archive_max_age_seconds: None,
+            archive_max_bytes: None,
         }
     }
 }
@@ -350,6 +363,8 @@ impl RetentionConfig {
                 .then(|| Duration::from_secs(self.dead_letter_max_age_seconds)),
             dead_letter_max_count: (self.dead_letter_max_count > 0)
                 .then_some(self.dead_letter_max_count),
+            archive_max_age: self.archive_max_age_seconds.map(Duration::from_secs),
+            archive_max_bytes: self.archive_max_bytes,
         }
     }
 }
@@ -365,6 +380,7 @@ impl Default for Config {
             plugins: PluginsConfig::default(),
             ops: OpsConfig::default(),
             telemetry: TelemetryConfig::default(),
+            archive: ArchiveConfig::default(),
             sources: BTreeMap::new(),
         }
     }
@@ -390,17 +406,64 @@ pub struct TelemetryConfig {
     pub sample_ratio: Option<f64>,
 }
 
+/// `[archive]`: every acknowledged webhook's raw body and headers, stored in the same commit as
+/// its events, sealed with XChaCha20-Poly1305. Keys: `key_file` or `key_env`, one key per line
+/// as `<key id> <64 hex digits>`, the first sealing new entries, the others opening older
+/// ones (rotation). With neither, a key is generated in `<data_dir>/archive.key` (0600): the
+/// archive is then only as safe as the data directory; give a key kept elsewhere in
+/// production.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ArchiveConfig {
+    /// Archive webhooks (default true). Off: no raw body is kept and replay has nothing to run.
+    pub enabled: bool,
+    /// File with the keys (owner-only permissions).
+    pub key_file: Option<PathBuf>,
+    /// Environment variable with the keys (lines or `;`-separated).
+    pub key_env: Option<String>,
+    /// Also keep secret-bearing headers and query parameters (`Authorization`, cookies, and
+    /// any whose value is a string of the source's config, such as a shared token). Off by
+    /// default: the kept ones (signatures, timestamps) are what re-verification needs.
+    pub keep_secret_headers: bool,
+}
+
+impl Default for ArchiveConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            key_file: None,
+            key_env: None,
+            keep_secret_headers: false,
+        }
+    }
+}
+
 /// `[ops]`: operators' endpoints on listeners of their own, so the webhook port (public) and
 /// the consumers' gRPC port never serve them. Unset: they share the main listeners (loopback by
 /// default). These listeners have no TLS: loopback only, unless `insecure`.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct OpsConfig {
-    /// Serves `/metrics` (and `/healthz`, `/readyz`); the webhook port then serves no metrics.
+    /// Serves `/metrics` (and `/healthz`, `/readyz`, and the web console); the webhook port
+    /// then serves no metrics.
     pub http_listen: Option<SocketAddr>,
     /// Serves the `Admin` and `Adapters` gRPC services; the main gRPC port then serves only
     /// `EventStream`, health and reflection.
     pub grpc_listen: Option<SocketAddr>,
+    /// Serve the web console (`/console/`, see docs/operations.md): on `http_listen`, or, when
+    /// that is unset, on the webhook listener only while it is a loopback address. It needs a
+    /// `[[grpc.credentials]]` with `admin = true` (its token is the login).
+    pub console: bool,
+}
+
+impl Default for OpsConfig {
+    fn default() -> Self {
+        Self {
+            http_listen: None,
+            grpc_listen: None,
+            console: true,
+        }
+    }
 }
 
 /// How traces are sent to the OTLP endpoint.
@@ -551,6 +614,10 @@ impl Config {
             config.http.body_limit = limit;
         }
         config.insecure |= overrides.insecure;
+        for name in config.sources.keys() {
+            tributary_event_log::rules::check_source_name(name)
+                .with_context(|| format!("invalid source name in [sources.{name:?}]"))?;
+        }
         Ok(config)
     }
 
@@ -596,6 +663,19 @@ mod tests {
         let source = &config.sources["finicity-sandbox"];
         assert_eq!(source.adapter, "finicity");
         assert_eq!(source.config["secret"].as_str(), Some("s3cret"));
+    }
+
+    #[test]
+    fn source_names_that_could_collide_in_event_ids_are_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("t.toml");
+        std::fs::write(&path, "[sources.\"s:x\"]\nadapter = \"arcadia\"\n").expect("write");
+        let error = Config::load(Some(&path), &Overrides::default()).expect_err("refused");
+        assert_eq!(
+            format!("{error:#}"),
+            "invalid source name in [sources.\"s:x\"]: invalid request: source names are 1 to 64 \
+             characters of A-Z a-z 0-9 _ - (got \"s:x\")"
+        );
     }
 
     #[test]

@@ -3,7 +3,8 @@
 //! The data path is one straight line, one folder per stage:
 //! [`ingest`] receives (`ingest::http`), verifies and normalizes through the source's adapter
 //! ([`sources`]) and appends to the event log; [`stream`] delivers from the log. Around it:
-//! [`admin`] (consumers, dead letters, redrive, adapters), [`ops`] (metrics, traces, health),
+//! [`admin`] (consumers, dead letters, redrive, adapters), [`console`] (the operators' web
+//! console over the same calls), [`ops`] (metrics, traces, health),
 //! [`auth`], [`config`], [`server`] (wiring) and [`cli`]. [`App`](app::App) is the state they
 //! share; [`error`] is the one error taxonomy.
 
@@ -12,6 +13,7 @@ pub mod app;
 pub mod auth;
 pub mod cli;
 pub mod config;
+pub mod console;
 pub mod error;
 pub mod ingest;
 pub mod ops;

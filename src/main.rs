@@ -40,6 +40,14 @@ enum Command {
     /// List, reset and delete durable consumers on a running server.
     #[command(subcommand)]
     Consumers(tributary::cli::admin::ConsumersCommand),
+    /// Follow the event stream of a running server, or print one event.
+    #[command(subcommand)]
+    Events(tributary::cli::events::EventsCommand),
+    /// Print a shell completion script (e.g. `tributary completions bash > /etc/bash_completion.d/tributary`).
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
 }
 
 /// How log lines on stderr are written.
@@ -83,6 +91,19 @@ fn main() -> anyhow::Result<()> {
         }
         Command::Consumers(command) => {
             client_runtime()?.block_on(tributary::cli::admin::consumers(command))
+        }
+        Command::Events(command) => {
+            client_runtime()?.block_on(tributary::cli::events::run(command))
+        }
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            clap_complete::generate(
+                shell,
+                &mut Cli::command(),
+                "tributary",
+                &mut std::io::stdout(),
+            );
+            Ok(())
         }
     }
 }

@@ -15,6 +15,7 @@ const PROTOS: &[&str] = &[
     "tributary/v1/event.proto",
     "tributary/v1/plugin.proto",
     "tributary/v1/dead_letter.proto",
+    "tributary/v1/archive.proto",
     "tributary/v1/service.proto",
 ];
 

@@ -73,6 +73,23 @@ impl Adapters for AdaptersService {
         &self,
         _request: Request<ListAdaptersRequest>,
     ) -> Result<Response<ListAdaptersResponse>, Status> {
+        Ok(Response::new(self.list()))
+    }
+
+    async fn reload_adapters(
+        &self,
+        _request: Request<ReloadAdaptersRequest>,
+    ) -> Result<Response<ReloadAdaptersResponse>, Status> {
+        Ok(Response::new(self.reload().await?))
+    }
+}
+
+/// The operations themselves, as plain calls: the gRPC handlers above and the web console
+/// ([`crate::console`]) both go through these (callers have checked the admin scope).
+impl AdaptersService {
+    /// The plugins serving now, the configured sources (with their start-up warnings) and the
+    /// libraries that failed to load.
+    pub fn list(&self) -> ListAdaptersResponse {
         let sources = &self.app.sources;
         let adapters = sources
             .plugins()
@@ -93,28 +110,27 @@ impl Adapters for AdaptersService {
             .map(|source| ConfiguredSource {
                 name: source.name.clone(),
                 adapter: source.adapter.plugin().info().name.clone(),
+                warnings: source.adapter.warnings().to_vec(),
             })
             .collect();
-        Ok(Response::new(ListAdaptersResponse {
+        ListAdaptersResponse {
             adapters,
             sources: configured,
             load_failures,
-        }))
+        }
     }
 
-    async fn reload_adapters(
-        &self,
-        _request: Request<ReloadAdaptersRequest>,
-    ) -> Result<Response<ReloadAdaptersResponse>, Status> {
+    /// Rescans the plugin directory and swaps in new or rebuilt libraries.
+    pub async fn reload(&self) -> Result<ReloadAdaptersResponse, Status> {
         let sources = Arc::clone(&self.app.sources);
         // Loading runs library initialisers and hashes files: keep it off the async workers.
         let report = tokio::task::spawn_blocking(move || sources.reload())
             .await
             .map_err(|e| Status::internal(format!("reload failed: {e}")))?;
-        Ok(Response::new(ReloadAdaptersResponse {
+        Ok(ReloadAdaptersResponse {
             loaded: report.loaded,
             failed: report.failed,
             swapped: report.swapped,
-        }))
+        })
     }
 }

@@ -42,15 +42,53 @@ impl Admin for AdminService {
         &self,
         _request: Request<ListConsumersRequest>,
     ) -> Result<Response<ListConsumersResponse>, Status> {
-        let consumers = self.app.log.consumers().await.map_err(log_status)?;
-        Ok(Response::new(ListConsumersResponse { consumers }))
+        Ok(Response::new(self.consumers().await?))
     }
 
     async fn reset_consumer(
         &self,
         request: Request<ResetConsumerRequest>,
     ) -> Result<Response<Consumer>, Status> {
-        let request = request.into_inner();
+        Ok(Response::new(self.reset(request.into_inner()).await?))
+    }
+
+    async fn delete_consumer(
+        &self,
+        request: Request<DeleteConsumerRequest>,
+    ) -> Result<Response<DeleteConsumerResponse>, Status> {
+        Ok(Response::new(self.delete(request.into_inner()).await?))
+    }
+
+    async fn list_dead_letters(
+        &self,
+        request: Request<ListDeadLettersRequest>,
+    ) -> Result<Response<ListDeadLettersResponse>, Status> {
+        Ok(Response::new(
+            self.dead_letters(request.into_inner()).await?,
+        ))
+    }
+
+    async fn redrive_dead_letters(
+        &self,
+        request: Request<RedriveDeadLettersRequest>,
+    ) -> Result<Response<RedriveDeadLettersResponse>, Status> {
+        Ok(Response::new(
+            self.redrive_page(request.into_inner()).await?,
+        ))
+    }
+}
+
+/// The operations themselves, as plain calls: the gRPC handlers above and the web console
+/// ([`crate::console`]) both go through these (callers have checked the admin scope).
+impl AdminService {
+    /// Every durable consumer with its acknowledged sequence and lag.
+    pub async fn consumers(&self) -> Result<ListConsumersResponse, Status> {
+        let consumers = self.app.log.consumers().await.map_err(log_status)?;
+        Ok(ListConsumersResponse { consumers })
+    }
+
+    /// Moves a consumer to after a sequence, or to just before a time.
+    pub async fn reset(&self, request: ResetConsumerRequest) -> Result<Consumer, Status> {
         let log = &self.app.log;
         let after = match request.position {
             Some(Position::AfterSequence(sequence)) => sequence,
@@ -61,31 +99,30 @@ impl Admin for AdminService {
                 return Err(ErrorCode::InvalidArgument.status("give after_sequence or to_time"));
             }
         };
-        let consumer = log
-            .reset_consumer(&request.name, after)
+        log.reset_consumer(&request.name, after)
             .await
-            .map_err(log_status)?;
-        Ok(Response::new(consumer))
+            .map_err(log_status)
     }
 
-    async fn delete_consumer(
+    /// Deletes a consumer; `deleted` is false when there was none.
+    pub async fn delete(
         &self,
-        request: Request<DeleteConsumerRequest>,
-    ) -> Result<Response<DeleteConsumerResponse>, Status> {
+        request: DeleteConsumerRequest,
+    ) -> Result<DeleteConsumerResponse, Status> {
         let deleted = self
             .app
             .log
-            .delete_consumer(&request.into_inner().name)
+            .delete_consumer(&request.name)
             .await
             .map_err(log_status)?;
-        Ok(Response::new(DeleteConsumerResponse { deleted }))
+        Ok(DeleteConsumerResponse { deleted })
     }
 
-    async fn list_dead_letters(
+    /// A page of dead letters, raw bodies redacted (and only on request).
+    pub async fn dead_letters(
         &self,
-        request: Request<ListDeadLettersRequest>,
-    ) -> Result<Response<ListDeadLettersResponse>, Status> {
-        let request = request.into_inner();
+        request: ListDeadLettersRequest,
+    ) -> Result<ListDeadLettersResponse, Status> {
         let limit = match request.limit {
             0 => 100,
             n => (n as usize).min(MAX_PAGE),
@@ -100,14 +137,15 @@ impl Admin for AdminService {
             self.present(letter, request.include_raw);
         }
         dead_letters.truncate(limit);
-        Ok(Response::new(ListDeadLettersResponse { dead_letters }))
+        Ok(ListDeadLettersResponse { dead_letters })
     }
 
-    async fn redrive_dead_letters(
+    /// Redrives the given unresolved dead letters, or one page of all of them (continue from
+    /// `next_after_id` until it is 0).
+    pub async fn redrive_page(
         &self,
-        request: Request<RedriveDeadLettersRequest>,
-    ) -> Result<Response<RedriveDeadLettersResponse>, Status> {
-        let request = request.into_inner();
+        request: RedriveDeadLettersRequest,
+    ) -> Result<RedriveDeadLettersResponse, Status> {
         if request.ids.len() > MAX_PAGE {
             return Err(ErrorCode::InvalidArgument
                 .status(format!("at most {MAX_PAGE} dead letter ids per call")));
@@ -133,10 +171,10 @@ impl Admin for AdminService {
         for letter in letters {
             outcomes.push(self.redrive(letter).await?);
         }
-        Ok(Response::new(RedriveDeadLettersResponse {
+        Ok(RedriveDeadLettersResponse {
             outcomes,
             next_after_id,
-        }))
+        })
     }
 }
 

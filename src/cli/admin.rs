@@ -2,7 +2,10 @@
 //! Admin gRPC service of a running server.
 
 use anyhow::Context;
+use indicatif::{ProgressBar, ProgressStyle};
+use tonic::Status;
 use tonic::metadata::MetadataValue;
+use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 use tributary_model::v1::{
     DeleteConsumerRequest, ListConsumersRequest, ListDeadLettersRequest, RedriveDeadLettersRequest,
@@ -72,19 +75,29 @@ pub enum ConsumersCommand {
     },
 }
 
-async fn client(
-    connection: &Connection,
-) -> anyhow::Result<
-    AdminClient<
-        tonic::service::interceptor::InterceptedService<Channel, impl tonic::service::Interceptor>,
-    >,
-> {
+/// Adds `authorization: Bearer <token>` to every call when a token is given.
+#[derive(Clone)]
+pub struct Bearer(Option<MetadataValue<tonic::metadata::Ascii>>);
+
+impl tonic::service::Interceptor for Bearer {
+    fn call(&mut self, mut request: tonic::Request<()>) -> Result<tonic::Request<()>, Status> {
+        if let Some(header) = &self.0 {
+            request
+                .metadata_mut()
+                .insert("authorization", header.clone());
+        }
+        Ok(request)
+    }
+}
+
+/// A channel to the server and the interceptor that authenticates on it.
+pub async fn connect(connection: &Connection) -> anyhow::Result<(Channel, Bearer)> {
     let channel = Channel::from_shared(connection.server.clone())
         .context("invalid --server address")?
         .connect()
         .await
         .with_context(|| format!("cannot connect to {}", connection.server))?;
-    let header: Option<MetadataValue<_>> = match &connection.token {
+    let header = match &connection.token {
         Some(token) => Some(
             format!("Bearer {token}")
                 .parse()
@@ -92,17 +105,14 @@ async fn client(
         ),
         None => None,
     };
-    Ok(AdminClient::with_interceptor(
-        channel,
-        move |mut request: tonic::Request<()>| {
-            if let Some(header) = &header {
-                request
-                    .metadata_mut()
-                    .insert("authorization", header.clone());
-            }
-            Ok(request)
-        },
-    ))
+    Ok((channel, Bearer(header)))
+}
+
+async fn client(
+    connection: &Connection,
+) -> anyhow::Result<AdminClient<InterceptedService<Channel, Bearer>>> {
+    let (channel, bearer) = connect(connection).await?;
+    Ok(AdminClient::with_interceptor(channel, bearer))
 }
 
 fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {
@@ -141,6 +151,12 @@ pub async fn dead_letters(command: DeadLettersCommand) -> anyhow::Result<()> {
         DeadLettersCommand::Redrive { connection, ids } => {
             let mut admin = client(&connection).await?;
             let all = ids.is_empty();
+            let total = if all {
+                count_unresolved(&mut admin).await?
+            } else {
+                ids.len() as u64
+            };
+            let progress = progress_bar(total);
             let mut after_id = 0;
             let (mut resolved, mut still_dead) = (0usize, 0usize);
             loop {
@@ -158,18 +174,56 @@ pub async fn dead_letters(command: DeadLettersCommand) -> anyhow::Result<()> {
                     } else {
                         still_dead += 1;
                     }
-                    print_json(outcome)?;
+                    progress.suspend(|| print_json(outcome))?;
+                    progress.inc(1);
                 }
-                // Progress on stderr, so stdout stays one JSON object per line.
-                eprintln!("redriven: {resolved} resolved, {still_dead} still dead");
+                progress.set_message(format!("{resolved} resolved, {still_dead} still dead"));
                 if !all || page.next_after_id == 0 {
                     break;
                 }
                 after_id = page.next_after_id;
             }
+            progress.finish_and_clear();
+            // The summary on stderr, so stdout stays one JSON object per line.
+            eprintln!("redriven: {resolved} resolved, {still_dead} still dead");
         }
     }
     Ok(())
+}
+
+/// How many dead letters are unresolved now (the length of a redrive-all's progress bar).
+async fn count_unresolved(
+    admin: &mut AdminClient<InterceptedService<Channel, Bearer>>,
+) -> anyhow::Result<u64> {
+    let (mut count, mut after_id) = (0u64, 0);
+    loop {
+        let page = admin
+            .list_dead_letters(ListDeadLettersRequest {
+                after_id,
+                limit: 1000,
+                include_resolved: false,
+                include_raw: false,
+            })
+            .await?
+            .into_inner()
+            .dead_letters;
+        let Some(last) = page.last() else {
+            return Ok(count);
+        };
+        after_id = last.id;
+        count += page.len() as u64;
+    }
+}
+
+/// A progress bar on stderr (drawn only on a terminal) for `total` steps.
+fn progress_bar(total: u64) -> ProgressBar {
+    let bar = ProgressBar::new(total);
+    if let Ok(style) =
+        ProgressStyle::with_template("{bar:40} {pos}/{len} dead letters redriven ({msg}) {elapsed}")
+    {
+        bar.set_style(style);
+    }
+    bar
 }
 
 /// Runs a consumers subcommand.

@@ -3,4 +3,5 @@
 pub mod adapter;
 pub mod admin;
 pub mod dry_run;
+pub mod events;
 pub mod scaffold;

@@ -53,6 +53,24 @@ pub async fn deadline(limit: Duration, request: Request, next: Next) -> Response
     }
 }
 
+/// `router` answering 408 past the whole-request limit, as [`serve`] runs it.
+pub fn with_deadline(router: Router, limits: &Limits) -> Router {
+    let limit = limits.request_timeout;
+    router.layer(axum::middleware::from_fn(move |request, next| {
+        deadline(limit, request, next)
+    }))
+}
+
+/// The HTTP/1 connection settings of [`serve`]: header-read timeout and request-head cap.
+pub fn http1(limits: &Limits) -> hyper::server::conn::http1::Builder {
+    let mut http1 = hyper::server::conn::http1::Builder::new();
+    http1
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_timeout)
+        .max_header_size(limits.max_header_bytes);
+    http1
+}
+
 /// Serves `router` on `listener` (over TLS when `tls` is given) until `shutdown` fires, then
 /// lets open requests finish.
 pub async fn serve(
@@ -62,16 +80,10 @@ pub async fn serve(
     tls: Option<Arc<Tls>>,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let router = router.layer(axum::middleware::from_fn(move |request, next| {
-        deadline(limits.request_timeout, request, next)
-    }));
+    let router = with_deadline(router, &limits);
     let connections = Arc::new(Semaphore::new(limits.max_connections));
     let graceful = GracefulShutdown::new();
-    let mut http1 = hyper::server::conn::http1::Builder::new();
-    http1
-        .timer(TokioTimer::new())
-        .header_read_timeout(limits.header_timeout)
-        .max_header_size(limits.max_header_bytes);
+    let http1 = http1(&limits);
     loop {
         // Accept only while under the connection cap: the rest wait in the kernel's backlog.
         let permit = tokio::select! {

@@ -1,6 +1,6 @@
 //! Wires the parts together and runs the HTTP and gRPC servers until a shutdown signal.
 
-mod http;
+pub mod http;
 pub mod tls;
 
 use std::sync::Arc;
@@ -32,12 +32,10 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let auth = Authenticator::new(&config.grpc.credentials)?;
     refuse_open_exposure(&config, &auth)?;
     let (http_tls, grpc_tls) = listener_tls(&config)?;
-    private_dir(&config.log.data_dir)?;
-    let key = installation_key(&config.log.data_dir)?;
-    let sources = Arc::new(Sources::load(&config, &key)?);
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let app = open_app(&config, shutdown_rx.clone()).await?;
     // Hot reload: plugin directory watching (debounced) and SIGHUP.
-    crate::sources::watch(Arc::clone(&sources), config.plugins.hot_reload);
-    let log = open_log(&config).await?;
+    crate::sources::watch(Arc::clone(&app.sources), config.plugins.hot_reload);
 
     let http_listener = TcpListener::bind(config.http.listen)
         .await
@@ -50,13 +48,6 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let ops_http = bind_optional(config.ops.http_listen, "ops.http_listen").await?;
     let ops_grpc = bind_optional(config.ops.grpc_listen, "ops.grpc_listen").await?;
 
-    let (shutdown_tx, shutdown_rx) = watch::channel(false);
-    let app = App {
-        sources,
-        log,
-        shutdown: shutdown_rx.clone(),
-        limits: Arc::new(limits(&config)),
-    };
     if crate::ops::otlp_metrics::histograms().is_some() {
         let interval = crate::ops::telemetry::metric_export_interval();
         tokio::spawn(crate::ops::otlp_metrics::refresh_task(
@@ -82,10 +73,23 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             grpc.serve_with_incoming_shutdown(TcpListenerStream::new(grpc_listener), grpc_shutdown),
         ),
     };
+    let console =
+        console_placement(&config, &auth, ops_http.is_some(), http_tls.is_some()).then(|| {
+            let log_file = config.log.data_dir.join("events.redb");
+            crate::console::Console::new(
+                app.clone(),
+                auth.clone(),
+                ops_http.is_none() && http_tls.is_some(),
+                log_file.exists().then_some(log_file),
+            )
+        });
     let mut router = crate::ingest::http::router(app.clone(), config.http.body_limit)
         .merge(crate::ops::health_router(app.clone()));
     if ops_http.is_none() {
         router = router.merge(crate::ops::metrics_router(app.clone()));
+        if let Some(console) = &console {
+            router = router.merge(console.clone().router());
+        }
     }
     let http = http::serve(
         http_listener,
@@ -100,8 +104,16 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let ops_http = match ops_http {
         Some((listener, address)) => {
             ready.push_str(&format!(" ops_http={address}"));
-            let router = crate::ops::health_router(app.clone())
+            let mut router = crate::ops::health_router(app.clone())
                 .merge(crate::ops::metrics_router(app.clone()));
+            if let Some(console) = console {
+                router = router
+                    .route(
+                        "/",
+                        axum::routing::get(|| async { axum::response::Redirect::to("/console/") }),
+                    )
+                    .merge(console.router());
+            }
             let limits = http::Limits::from(&config.http);
             Some(http::serve(
                 listener,
@@ -154,6 +166,56 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         () = signals => tracing::warn!("shutdown grace period over; exiting"),
     }
     Ok(())
+}
+
+/// The state every stage shares: the data directory made private, the sources' plugins
+/// loaded, the event log opened and the limits set. `shutdown` turns true when the service
+/// stops.
+pub async fn open_app(config: &Config, shutdown: watch::Receiver<bool>) -> anyhow::Result<App> {
+    private_dir(&config.log.data_dir)?;
+    let key = installation_key(&config.log.data_dir)?;
+    let sources = Arc::new(Sources::load(config, &key)?);
+    let log = open_log(config).await?;
+    Ok(App {
+        sources,
+        log,
+        shutdown,
+        limits: Arc::new(limits(config)),
+    })
+}
+
+/// Whether the web console is served, and says where (or why not) in the log: on the
+/// operators' HTTP listener when there is one, else on the webhook listener only while that is
+/// a loopback address (a public webhook port never serves it); and only when some credential
+/// has the admin scope, since its token is the login.
+fn console_placement(config: &Config, auth: &Authenticator, ops_http: bool, tls: bool) -> bool {
+    if !config.ops.console {
+        return false;
+    }
+    if !auth.has_admin_credential() {
+        tracing::info!(
+            "web console off: it needs a [[grpc.credentials]] with admin = true (its token is \
+             the login)"
+        );
+        return false;
+    }
+    if ops_http {
+        tracing::info!("web console on the ops.http_listen listener at /console/");
+        return true;
+    }
+    if !config.http.listen.ip().is_loopback() {
+        tracing::info!(
+            "web console off: http.listen is not loopback; set ops.http_listen to serve it on \
+             the operators' listener"
+        );
+        return false;
+    }
+    let scheme = if tls { "https" } else { "http" };
+    tracing::info!(
+        "web console at {scheme}://{}/console/ (loopback webhook listener)",
+        config.http.listen
+    );
+    true
 }
 
 type BoxFuture<T> = std::pin::Pin<Box<dyn Future<Output = T> + Send>>;

@@ -194,6 +194,14 @@ impl Sources {
 
         let mut by_name = HashMap::new();
         for (name, source) in configured {
+            // Also checked when the config is read; here for sources named after adapters.
+            if let Err(error) = tributary_event_log::rules::check_source_name(&name) {
+                if startup {
+                    bail!("source `{name}`: {error}");
+                }
+                report.failed.push(format!("source `{name}`: {error}"));
+                continue;
+            }
             let previous = old.by_name.get(&name);
             let Some(plugin) = plugins.get(&source.adapter) else {
                 if startup {

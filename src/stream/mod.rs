@@ -126,7 +126,8 @@ fn deliver_span(event: &Event, consumer: &str, subscriber: &SpanContext) -> Opti
     ))
 }
 
-type EventStreamResult = Pin<Box<dyn Stream<Item = Result<Event, Status>> + Send>>;
+/// A subscription's events, as `Subscribe` streams them.
+pub type EventStreamResult = Pin<Box<dyn Stream<Item = Result<Event, Status>> + Send>>;
 
 #[tonic::async_trait]
 impl EventStream for StreamService {
@@ -138,7 +139,39 @@ impl EventStream for StreamService {
     ) -> Result<Response<Self::SubscribeStream>, Status> {
         let subscriber = subscriber_context(&request);
         let principal = Principal::of(&request)?;
+        let stream = self
+            .open(&principal, request.into_inner(), subscriber)
+            .await?;
+        Ok(Response::new(stream))
+    }
+
+    async fn ack(&self, request: Request<AckRequest>) -> Result<Response<AckResponse>, Status> {
+        let principal = Principal::of(&request)?;
         let request = request.into_inner();
+        principal.require_consumer(&request.consumer)?;
+        let consumer = self
+            .app
+            .log
+            .ack(&request.consumer, request.sequence)
+            .await
+            .map_err(log_status)?;
+        Ok(Response::new(AckResponse {
+            acked_sequence: consumer.acked_sequence,
+        }))
+    }
+}
+
+impl StreamService {
+    /// Opens a subscription for `principal` (the gRPC `Subscribe`, and the web console's live
+    /// tail): checks its scopes, takes a `grpc.max_subscriptions` permit, resolves the start
+    /// and streams events as they are read from the log. `subscriber` is the caller's trace
+    /// context (empty when it has none).
+    pub async fn open(
+        &self,
+        principal: &Principal,
+        request: SubscribeRequest,
+        subscriber: SpanContext,
+    ) -> Result<EventStreamResult, Status> {
         principal.require_readable(&request.filter.clone().unwrap_or_default())?;
         if !request.consumer.is_empty() {
             principal.require_consumer(&request.consumer)?;
@@ -167,26 +200,9 @@ impl EventStream for StreamService {
             subscription.run(tx, shutdown).await;
             drop(permit);
         });
-        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+        Ok(Box::pin(ReceiverStream::new(rx)))
     }
 
-    async fn ack(&self, request: Request<AckRequest>) -> Result<Response<AckResponse>, Status> {
-        let principal = Principal::of(&request)?;
-        let request = request.into_inner();
-        principal.require_consumer(&request.consumer)?;
-        let consumer = self
-            .app
-            .log
-            .ack(&request.consumer, request.sequence)
-            .await
-            .map_err(log_status)?;
-        Ok(Response::new(AckResponse {
-            acked_sequence: consumer.acked_sequence,
-        }))
-    }
-}
-
-impl StreamService {
     /// Refuses to create durable consumer `name` when `grpc.max_consumers` exist already (each
     /// pins retention); an existing one may always resume.
     async fn limit_consumers(&self, name: &str) -> Result<(), Status> {

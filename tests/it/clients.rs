@@ -13,8 +13,7 @@ mod rust;
 
 use std::time::Duration;
 
-use crate::support::nats::free_port;
-use crate::support::{ARCADIA_AUTH, Server, arcadia_source, arcadia_webhook};
+use crate::support::{ARCADIA_AUTH, Server, arcadia_source, arcadia_webhook, plugin_dir};
 
 /// What the seed statement webhook becomes (every `whk_` id maps to this statement).
 const STATEMENT_ID: &str = "stm_ccab4b86-30e6-0eb2-08a0-5bb9b1dc1b2b";
@@ -39,20 +38,17 @@ admin = true
     )
 }
 
-/// A server on a fixed gRPC port (so a client finds it again after a restart), serving Arcadia.
-fn server_on_fixed_port(config: &str, env: &[(&str, &str)]) -> (Server, String) {
-    let grpc = format!("127.0.0.1:{}", free_port());
-    let server = Server::start_with_args(
-        &format!("{config}{}", arcadia_source("")),
-        &["--grpc-listen", &grpc],
-        env,
-    );
+/// A server serving Arcadia; returns it with its gRPC address (`host:port`).
+fn start_server(config: &str, env: &[(&str, &str)]) -> (Server, String) {
+    let server = Server::start_with_env(&format!("{config}{}", arcadia_source("")), env);
+    let grpc = server.grpc.to_string();
     (server, grpc)
 }
 
-/// Kills `server` (SIGKILL, mid-stream) and starts it again on the same gRPC port and data.
-fn restart(server: Server, grpc: &str) -> Server {
-    server.restart_with(&["--grpc-listen", grpc])
+/// Kills `server` (SIGKILL, mid-stream) and starts it again on the same ports and data, so
+/// clients find it where they left it.
+fn restart(server: Server) -> Server {
+    server.restart_on_same_ports(&plugin_dir())
 }
 
 /// Posts statement webhooks `whk_{prefix}-{i}` for each i; asserts each is stored.

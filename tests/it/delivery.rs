@@ -202,6 +202,42 @@ async fn retention_removes_old_events_but_not_what_a_consumer_still_needs(backen
     );
 }
 
+on_both_backends!(a_retry_after_retention_removed_its_event_is_still_a_duplicate);
+/// Retention removes events, not their dedup keys: a provider retrying days later (Finicity
+/// retries for 3 days) must not make the event appear again.
+async fn a_retry_after_retention_removed_its_event_is_still_a_duplicate(backend: Backend) {
+    let server = Server::start(&backend.config(&format!(
+        "[log.retention]\nmax_age_seconds = 1\ninterval_seconds = 1\n{}",
+        arcadia_source("")
+    )));
+    post_many(&server, "retried", 0..2).await;
+    tokio::time::sleep(Duration::from_millis(2600)).await;
+    post_many(&server, "fresh", 0..1).await;
+    let kept = server.collect_all(2, Duration::from_millis(300)).await;
+    assert_eq!(kept.iter().map(|e| e.sequence).collect::<Vec<_>>(), vec![3]);
+
+    for i in 0..2 {
+        let (status, body) = server
+            .post(
+                "arcadia",
+                &arcadia_webhook(&format!("whk_retried-{i}")),
+                &ARCADIA_AUTH,
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(
+            body,
+            serde_json::json!({"accepted": 0, "duplicates": 1, "dead_lettered": 0, "ignored": 0,
+                "sequences": []})
+        );
+    }
+    let after = server.collect_all(2, Duration::from_millis(300)).await;
+    assert_eq!(
+        after.iter().map(|e| e.sequence).collect::<Vec<_>>(),
+        vec![3]
+    );
+}
+
 /// Posts `count` distinct webhooks over `connections` concurrent clients.
 async fn flood(server: &Server, prefix: &str, count: usize, connections: usize) -> Duration {
     let url = server.url("/webhooks/arcadia");

@@ -38,6 +38,7 @@ mod telemetry {
 }
 
 mod clients;
+mod console;
 mod conventions;
 mod delivery;
 mod grpc_auth;

@@ -82,6 +82,10 @@ pub(crate) async fn move_to(
     sequence: u64,
     reset: bool,
 ) -> Result<Consumer, LogError> {
+    if !rules::is_valid_consumer_name(name) {
+        // Not a valid KV key, and no consumer can have it.
+        return Err(LogError::UnknownConsumer(name.to_owned()));
+    }
     let mut last = inner.known_last();
     if sequence > last {
         // Perhaps appended through another instance and not seen here yet.

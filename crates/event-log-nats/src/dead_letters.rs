@@ -78,6 +78,10 @@ pub(crate) async fn redrive(
     events: Vec<Event>,
     still_failing: Option<String>,
 ) -> Result<RedriveOutcome, LogError> {
+    if id == 0 {
+        // Ids start at 1; JetStream refuses sequence 0 as a bad request.
+        return Err(LogError::UnknownDeadLetter(id));
+    }
     let message = match inner.dead.get_raw_message(id).await {
         Ok(message) => message,
         Err(e)

@@ -42,7 +42,7 @@ fn escape(text: &str) -> String {
 /// [`escape`]d text; `=E` for empty text (never stored: the log refuses empty ids), or, when
 /// the escaped text is longer than [`MAX_PLAIN_ID`], `=Z` and the text's SHA-256 in hex. No
 /// escaped text equals either (each `=` it holds is followed by two hex digits).
-fn token(text: &str) -> String {
+pub(crate) fn token(text: &str) -> String {
     if text.is_empty() {
         return "=E".into();
     }
@@ -89,6 +89,22 @@ pub(crate) async fn seen(inner: &Inner, keys: &[String]) -> Result<Vec<bool>, Lo
             })
         })
         .collect()
+}
+
+/// The sequence recorded for event key `key`; `None` when the key is absent or there is no
+/// bucket (a zero dedup horizon: JetStream's message ids cannot be looked up).
+pub(crate) async fn recorded_sequence(inner: &Inner, key: &str) -> Result<Option<u64>, LogError> {
+    let Some(bucket) = &inner.dedup else {
+        return Ok(None);
+    };
+    let value = bucket.get(key).await.map_err(|e| {
+        LogError::storage(
+            format!("cannot read KV bucket {}", inner.config.dedup_bucket()),
+            e,
+        )
+    })?;
+    // Written by `remember`; anything else is not a sequence of ours.
+    Ok(value.and_then(|v| std::str::from_utf8(&v).ok()?.parse().ok()))
 }
 
 /// Records the keys of items JetStream acknowledged (value: the stream sequence). Fails the

@@ -5,15 +5,19 @@
 //! - canonical events are messages of one stream (`TRIBUTARY_EVENTS` by default) on subjects
 //!   `<prefix>.events.<source>.<type>`; the **stream sequence is the event sequence**;
 //! - dedup is JetStream's within the stream's duplicate window (the `Nats-Msg-Id` header is
-//!   `<source>:<provider event id>`) and, beyond it, a KV bucket `<stream>_DEDUP` of the keys
-//!   seen, kept for the dedup horizon (see `dedup`);
+//!   `<source>:<dedup key>`: the provider event id, or `rules::dedup_key` for a replay) and,
+//!   beyond it, a KV bucket `<stream>_DEDUP` of the keys seen, kept for the dedup horizon
+//!   (see `dedup`);
 //! - dead letters are messages of a second stream (`<stream>_DEAD_LETTERS`, the message
 //!   sequence is the dead-letter id); their redrive state lives in a KV bucket;
+//! - raw-archive entries are messages of a third stream (`<stream>_ARCHIVE`, the message
+//!   sequence is the entry id); what each webhook stored lives in a KV bucket (see `archive`);
 //! - durable consumer positions live in a KV bucket, updated with compare-and-set so acks stay
 //!   cumulative whichever instance receives them;
 //! - every instance follows the stream with an ordered consumer, so an event appended through
 //!   one instance wakes live subscribers on all of them.
 
+mod archive;
 mod consumers;
 mod dead_letters;
 mod dedup;
@@ -33,11 +37,11 @@ use async_trait::async_trait;
 use futures_util::future::join_all;
 use prost::Message as _;
 use tokio::sync::watch;
-use tributary_event_log::rules::{self, provider_event_id};
+use tributary_event_log::rules;
 use tributary_event_log::{
     AppendOutcome, AppendRequest, EventLog, LogError, RedriveOutcome, Retention,
 };
-use tributary_model::v1::{Consumer, DeadLetter, Event};
+use tributary_model::v1::{ArchiveEntry, Consumer, DeadLetter, Event};
 use tributary_model::well_known::Timestamp;
 
 /// Where JetStream keeps the streams' data.
@@ -175,10 +179,11 @@ pub struct NatsConfig {
     /// TLS settings.
     pub tls: NatsTls,
     /// Name of the events stream; the other names derive from it (`<stream>_DEAD_LETTERS`,
-    /// KV buckets `<stream>_CONSUMERS`, `<stream>_DEAD_LETTER_STATE` and `<stream>_DEDUP`).
+    /// `<stream>_ARCHIVE`, KV buckets `<stream>_CONSUMERS`, `<stream>_DEAD_LETTER_STATE`,
+    /// `<stream>_DEDUP` and `<stream>_ARCHIVE_LINKS`).
     pub stream: String,
     /// First subject token: events on `<prefix>.events.>`, dead letters on
-    /// `<prefix>.dead_letters.>`.
+    /// `<prefix>.dead_letters.>`, raw-archive entries on `<prefix>.archive.>`.
     pub subject_prefix: String,
     /// Replicas of every stream and bucket (1, or 3 on a 3-node cluster).
     pub replicas: usize,
@@ -194,7 +199,8 @@ pub struct NatsConfig {
     pub max_bytes: Option<u64>,
     /// Retention Tributary applies itself, like the embedded log: never past what a durable
     /// consumer has not acknowledged unless `override_consumers`; dead letters by age and
-    /// count; `dedup_horizon` is the `<stream>_DEDUP` bucket's `max_age` (zero: no bucket).
+    /// count; `dedup_horizon` is the `<stream>_DEDUP` bucket's `max_age` (zero: no bucket);
+    /// the archive's limits are the `<stream>_ARCHIVE` stream's own, set on every start.
     pub retention: Retention,
     /// How long start-up waits for NATS.
     pub connect_timeout: Duration,
@@ -252,6 +258,18 @@ impl NatsConfig {
         format!("{}.dead_letters.>", self.subject_prefix)
     }
 
+    fn archive_filter(&self) -> String {
+        format!("{}.archive.>", self.subject_prefix)
+    }
+
+    fn archive_stream(&self) -> String {
+        format!("{}_ARCHIVE", self.stream)
+    }
+
+    fn archive_links_bucket(&self) -> String {
+        format!("{}_ARCHIVE_LINKS", self.stream)
+    }
+
     fn dead_letter_stream(&self) -> String {
         format!("{}_DEAD_LETTERS", self.stream)
     }
@@ -289,6 +307,13 @@ pub(crate) struct Inner {
     sweep_after: AtomicU64,
     /// Keys seen, beyond the duplicate window; `None` with a zero dedup horizon.
     dedup: Option<jetstream::kv::Store>,
+    /// The raw archive's entries and their links (see `archive`).
+    archive: Stream,
+    archive_links: jetstream::kv::Store,
+    /// The stream behind `archive_links`, which archive retention sweeps.
+    archive_links_stream: Stream,
+    /// Where the next link sweep continues (0: from the start).
+    links_sweep_after: AtomicU64,
     last_tx: watch::Sender<u64>,
     last_rx: watch::Receiver<u64>,
     health: Mutex<Result<(), String>>,
@@ -317,6 +342,10 @@ impl NatsLog {
             dead_state_stream: parts.dead_state_stream,
             sweep_after: AtomicU64::new(0),
             dedup: parts.dedup,
+            archive: parts.archive,
+            archive_links: parts.archive_links,
+            archive_links_stream: parts.archive_links_stream,
+            links_sweep_after: AtomicU64::new(0),
             last_tx,
             last_rx,
             health: Mutex::new(Ok(())),
@@ -398,6 +427,10 @@ impl Inner {
         )
     }
 
+    fn archive_subject(&self, source: &str) -> String {
+        format!("{}.archive.{}", self.config.subject_prefix, token(source))
+    }
+
     /// Publishes `events` of `source` in order, except those whose dedup key is recorded, and
     /// waits for every acknowledgement, then records their keys. Only acknowledged,
     /// non-duplicate messages count as stored.
@@ -407,14 +440,16 @@ impl Inner {
         events: &[Event],
         outcome: &mut AppendOutcome,
     ) -> Result<(), LogError> {
-        let keys: Vec<String> = events
+        // Replays dedup apart from their originals (`rules::dedup_key`).
+        let ids: Vec<_> = events.iter().map(rules::dedup_key).collect();
+        let keys: Vec<String> = ids
             .iter()
-            .map(|e| dedup::key(dedup::Kind::Event, source, provider_event_id(e)))
+            .map(|id| dedup::key(dedup::Kind::Event, source, id))
             .collect();
         let seen = dedup::seen(self, &keys).await?;
         let mut pending = Vec::with_capacity(events.len());
         let mut pending_keys = Vec::with_capacity(events.len());
-        for ((event, key), seen) in events.iter().zip(keys).zip(seen) {
+        for (((event, id), key), seen) in events.iter().zip(&ids).zip(keys).zip(seen) {
             if seen {
                 outcome.duplicates += 1;
                 continue;
@@ -424,7 +459,7 @@ impl Inner {
             stored.sequence = 0;
             let message = PublishMessage::build()
                 .payload(stored.encode_to_vec().into())
-                .message_id(message_id(source, provider_event_id(event)));
+                .message_id(message_id(source, id));
             let subject = self.event_subject(source, &event.r#type);
             pending.push(self.js.send_publish(subject, message).await.map_err(|e| {
                 LogError::storage(format!("cannot publish to {}", self.config.stream), e)
@@ -453,12 +488,14 @@ impl Inner {
         dedup::remember(self, stored).await
     }
 
+    /// Publishes `letters` like `publish_events` does events; returns the ids of those newly
+    /// stored.
     async fn publish_dead_letters(
         &self,
         source: &str,
         letters: &[DeadLetter],
         outcome: &mut AppendOutcome,
-    ) -> Result<(), LogError> {
+    ) -> Result<Vec<u64>, LogError> {
         let keys: Vec<String> = letters
             .iter()
             .map(|l| dedup::key(dedup::Kind::DeadLetter, source, &l.provider_event_id))
@@ -487,6 +524,7 @@ impl Inner {
         }
         let acks = join_all(pending.into_iter().map(|ack| ack.into_future())).await;
         let mut stored = Vec::with_capacity(acks.len());
+        let mut ids = Vec::with_capacity(acks.len());
         for (ack, key) in acks.into_iter().zip(pending_keys) {
             let ack = ack.map_err(|e| {
                 LogError::storage(
@@ -501,10 +539,12 @@ impl Inner {
                 outcome.duplicates += 1;
             } else {
                 outcome.dead_lettered += 1;
+                ids.push(ack.sequence);
             }
             stored.push((key, ack.sequence));
         }
-        dedup::remember(self, stored).await
+        dedup::remember(self, stored).await?;
+        Ok(ids)
     }
 
     /// Records the result of a write for `/readyz`.
@@ -523,9 +563,9 @@ fn unreachable_reason(state: &async_nats::connection::State) -> String {
     format!("NATS JetStream is unreachable (connection {state}); reconnecting")
 }
 
-/// The `Nats-Msg-Id`: `<source>:<provider event id>`. Ids that are not plain printable ASCII
-/// (they come from providers) are hex-encoded behind a `%`, so no byte can break the header
-/// and distinct ids stay distinct.
+/// The `Nats-Msg-Id`: `<source>:<dedup key>` (the provider event id, or `rules::dedup_key`
+/// for an event). Ids that are not plain printable ASCII (they come from providers) are
+/// hex-encoded behind a `%`, so no byte can break the header and distinct ids stay distinct.
 pub(crate) fn message_id(source: &str, id: &str) -> String {
     let plain = id.bytes().all(|b| (0x21..=0x7e).contains(&b)) && !id.starts_with('%');
     if plain {
@@ -566,18 +606,36 @@ fn type_tokens(event_type: &str) -> String {
 
 #[async_trait]
 impl EventLog for NatsLog {
-    async fn append(&self, request: AppendRequest) -> Result<AppendOutcome, LogError> {
+    async fn append(&self, mut request: AppendRequest) -> Result<AppendOutcome, LogError> {
         rules::validate_append(&request)?;
         let inner = &self.inner;
         inner.require_connection()?;
         let mut outcome = AppendOutcome::default();
         let result = async {
+            // The entry first, so the items can point at it; its links last, once known.
+            let archive_id = match &request.archive {
+                Some(entry) => archive::reserve(inner, &request.source, entry).await?,
+                None => 0,
+            };
+            if archive_id != 0 {
+                for event in &mut request.events {
+                    event.raw_id = archive_id;
+                }
+                for letter in &mut request.dead_letters {
+                    letter.raw_id = archive_id;
+                }
+            }
             inner
                 .publish_events(&request.source, &request.events, &mut outcome)
                 .await?;
-            inner
+            let letter_ids = inner
                 .publish_dead_letters(&request.source, &request.dead_letters, &mut outcome)
-                .await
+                .await?;
+            if let Some(entry) = &request.archive {
+                archive::link(inner, entry, archive_id, &outcome.sequences, &letter_ids).await?;
+                outcome.archive_id = archive_id;
+            }
+            Ok(())
         }
         .await;
         inner.record(result).map(|()| outcome)
@@ -628,6 +686,28 @@ impl EventLog for NatsLog {
 
     async fn consumers(&self) -> Result<Vec<Consumer>, LogError> {
         consumers::list(&self.inner).await
+    }
+
+    async fn archive_entry(&self, id: u64) -> Result<Option<ArchiveEntry>, LogError> {
+        archive::entry(&self.inner, id).await
+    }
+
+    async fn archive_entries(&self, after: u64, max: usize) -> Result<Vec<ArchiveEntry>, LogError> {
+        archive::list(&self.inner, after, max).await
+    }
+
+    async fn sequence_of(
+        &self,
+        source: &str,
+        provider_event_id: &str,
+    ) -> Result<Option<u64>, LogError> {
+        let key = dedup::key(dedup::Kind::Event, source, provider_event_id);
+        let Some(sequence) = dedup::recorded_sequence(&self.inner, &key).await? else {
+            return Ok(None);
+        };
+        // The key outlives its event (dedup horizon); events go only from the front.
+        let first = read::first_sequence(&self.inner).await?;
+        Ok((sequence >= first).then_some(sequence))
     }
 
     fn last_sequence(&self) -> watch::Receiver<u64> {

@@ -16,7 +16,7 @@ use crate::Inner;
 const PARALLEL_GETS: usize = 64;
 
 /// The message at `sequence`, `None` when there is none (removed by retention or deleted).
-async fn get(stream: &Stream, sequence: u64) -> Result<Option<StreamMessage>, LogError> {
+pub(crate) async fn get(stream: &Stream, sequence: u64) -> Result<Option<StreamMessage>, LogError> {
     match stream.get_raw_message(sequence).await {
         Ok(message) => Ok(Some(message)),
         Err(e) if e.kind() == RawMessageErrorKind::NoMessageFound => Ok(None),

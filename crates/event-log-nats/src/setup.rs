@@ -18,7 +18,23 @@ pub(crate) struct Parts {
     pub dead_state: kv::Store,
     pub dead_state_stream: Stream,
     pub dedup: Option<kv::Store>,
+    pub archive: Stream,
+    pub archive_links: kv::Store,
+    pub archive_links_stream: Stream,
 }
+
+/// Who sets a stream's limits (`max_age`, `max_bytes`, duplicate window).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Limits {
+    /// Its owner (`nats stream edit`): the stream is shared, so a difference is only logged.
+    Kept,
+    /// `[log.retention]`: a changed limit (say, a shorter archive age for personal data) must
+    /// take effect on restart, so the stream is updated.
+    Applied,
+}
+
+/// JetStream refuses a `max_age` under 100 ms.
+const MIN_MAX_AGE: Duration = Duration::from_millis(100);
 
 fn valid_name(name: &str) -> bool {
     !name.is_empty()
@@ -211,6 +227,46 @@ fn events_config(config: &NatsConfig) -> stream::Config {
     }
 }
 
+/// The archive's age limit as JetStream takes it: zero for none, at least [`MIN_MAX_AGE`]
+/// (so `Duration::ZERO`, "remove at once", removes after 100 ms).
+fn archive_max_age(config: &NatsConfig) -> Duration {
+    config
+        .retention
+        .archive_max_age
+        .map_or(Duration::ZERO, |age| age.max(MIN_MAX_AGE))
+}
+
+/// JetStream's rule: the duplicate window may not exceed a non-zero `max_age`.
+fn window_within(window: Duration, max_age: Duration) -> Duration {
+    if max_age.is_zero() {
+        window
+    } else {
+        window.min(max_age)
+    }
+}
+
+fn archive_config(config: &NatsConfig) -> stream::Config {
+    let max_age = archive_max_age(config);
+    stream::Config {
+        name: config.archive_stream(),
+        description: Some("Tributary raw archive (sealed webhooks)".into()),
+        subjects: vec![config.archive_filter()],
+        retention: RetentionPolicy::Limits,
+        discard: DiscardPolicy::Old,
+        storage: storage_type(config),
+        num_replicas: config.replicas,
+        duplicate_window: window_within(config.duplicate_window, max_age),
+        max_age,
+        max_bytes: config
+            .retention
+            .archive_max_bytes
+            .map_or(-1, |b| i64::try_from(b).unwrap_or(i64::MAX)),
+        max_messages: -1,
+        max_messages_per_subject: -1,
+        ..Default::default()
+    }
+}
+
 fn dead_letters_config(config: &NatsConfig) -> stream::Config {
     stream::Config {
         name: config.dead_letter_stream(),
@@ -289,20 +345,69 @@ fn incompatibility(found: &stream::Config, wanted: &stream::Config) -> Option<St
     None
 }
 
+/// Updates `found`'s limits to `wanted`'s when they differ; returns the stream as it is now.
+async fn apply_limits(
+    js: &jetstream::Context,
+    found: Stream,
+    wanted: &stream::Config,
+) -> Result<Stream, LogError> {
+    let current = &found.cached_info().config;
+    if current.max_age == wanted.max_age
+        && current.max_bytes == wanted.max_bytes
+        && current.duplicate_window == wanted.duplicate_window
+    {
+        return Ok(found);
+    }
+    let name = &wanted.name;
+    let updated = stream::Config {
+        max_age: wanted.max_age,
+        max_bytes: wanted.max_bytes,
+        duplicate_window: wanted.duplicate_window,
+        ..current.clone()
+    };
+    js.update_stream(&updated)
+        .await
+        .map_err(|e| LogError::storage(format!("cannot apply retention to stream {name}"), e))?;
+    tracing::info!(
+        stream = %name,
+        max_age = ?wanted.max_age,
+        max_bytes = wanted.max_bytes,
+        "applied the configured retention to the existing stream"
+    );
+    js.get_stream(name)
+        .await
+        .map_err(|e| LogError::storage(format!("cannot read stream {name}"), e))
+}
+
 async fn ensure_stream(
     js: &jetstream::Context,
     wanted: stream::Config,
+    limits: Limits,
 ) -> Result<Stream, LogError> {
     let name = wanted.name.clone();
     match js.get_stream(&name).await {
         Ok(found) => {
-            if let Some(reason) = incompatibility(&found.cached_info().config, &wanted) {
+            let current = &found.cached_info().config;
+            // Limits about to be applied are no difference worth a warning.
+            let compared = match limits {
+                Limits::Kept => wanted.clone(),
+                Limits::Applied => stream::Config {
+                    max_age: current.max_age,
+                    max_bytes: current.max_bytes,
+                    duplicate_window: current.duplicate_window,
+                    ..wanted.clone()
+                },
+            };
+            if let Some(reason) = incompatibility(current, &compared) {
                 return Err(LogError::Invalid(format!(
                     "{reason}; refusing to start (fix or remove the stream, or configure \
                      another [log.nats] stream)"
                 )));
             }
-            Ok(found)
+            match limits {
+                Limits::Kept => Ok(found),
+                Limits::Applied => apply_limits(js, found, &wanted).await,
+            }
         }
         Err(error) => {
             let missing = matches!(
@@ -367,18 +472,23 @@ fn bucket_config(
 }
 
 /// Finds or creates a KV bucket whose entries expire after `max_age` (zero: never). An
-/// existing bucket with another `max_age` keeps it (logged), like a stream.
+/// existing bucket with another `max_age` keeps it (logged) with [`Limits::Kept`], like a
+/// stream, and is updated with [`Limits::Applied`].
 async fn ensure_bucket(
     js: &jetstream::Context,
     config: &NatsConfig,
     bucket: String,
     description: &str,
     max_age: Duration,
+    limits: Limits,
 ) -> Result<kv::Store, LogError> {
     if let Ok(store) = js.get_key_value(&bucket).await {
         if let Ok(stream) = js.get_stream(format!("KV_{bucket}")).await {
             let found = stream.cached_info().config.max_age;
-            if found != max_age {
+            if limits == Limits::Applied {
+                let wanted = bucket_config(config, &bucket, description, max_age);
+                apply_limits(js, stream, &wanted).await?;
+            } else if found != max_age {
                 tracing::warn!(
                     %bucket,
                     found = ?found,
@@ -406,14 +516,15 @@ pub(crate) async fn ensure(
     js: &jetstream::Context,
     config: &NatsConfig,
 ) -> Result<Parts, LogError> {
-    let events = ensure_stream(js, events_config(config)).await?;
-    let dead = ensure_stream(js, dead_letters_config(config)).await?;
+    let events = ensure_stream(js, events_config(config), Limits::Kept).await?;
+    let dead = ensure_stream(js, dead_letters_config(config), Limits::Kept).await?;
     let consumers = ensure_bucket(
         js,
         config,
         config.consumers_bucket(),
         "Tributary durable consumer positions",
         Duration::ZERO,
+        Limits::Kept,
     )
     .await?;
     let dead_state = ensure_bucket(
@@ -422,6 +533,7 @@ pub(crate) async fn ensure(
         config.dead_letter_bucket(),
         "Tributary dead-letter redrive state",
         Duration::ZERO,
+        Limits::Kept,
     )
     .await?;
     let state_stream = format!("KV_{}", config.dead_letter_bucket());
@@ -440,10 +552,26 @@ pub(crate) async fn ensure(
                 config.dedup_bucket(),
                 "Tributary dedup keys (source, provider event id) seen, for the dedup horizon",
                 horizon,
+                Limits::Kept,
             )
             .await?,
         )
     };
+    let archive = ensure_stream(js, archive_config(config), Limits::Applied).await?;
+    let archive_links = ensure_bucket(
+        js,
+        config,
+        config.archive_links_bucket(),
+        "Tributary raw-archive links ((source, content key) -> entry id, sequences, dead letters)",
+        archive_max_age(config),
+        Limits::Applied,
+    )
+    .await?;
+    let links_stream = format!("KV_{}", config.archive_links_bucket());
+    let archive_links_stream = js
+        .get_stream(&links_stream)
+        .await
+        .map_err(|e| LogError::storage(format!("cannot read stream {links_stream}"), e))?;
     Ok(Parts {
         events,
         dead,
@@ -451,6 +579,9 @@ pub(crate) async fn ensure(
         dead_state,
         dead_state_stream,
         dedup,
+        archive,
+        archive_links,
+        archive_links_stream,
     })
 }
 

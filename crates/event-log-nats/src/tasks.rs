@@ -1,5 +1,5 @@
 //! Background work of each instance: follow the stream (live tail across instances), probe
-//! JetStream for `/readyz`, and apply retention (events, dead letters).
+//! JetStream for `/readyz`, and apply retention (events, dead letters, archive links).
 
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
@@ -13,7 +13,7 @@ use tributary_event_log::{LogError, rules};
 use tributary_model::v1::DeadLetter;
 use tributary_model::well_known::Timestamp;
 
-use crate::{Inner, consumers, read, unreachable_reason};
+use crate::{Inner, archive, consumers, read, unreachable_reason};
 
 /// How often the probe asks the stream for its state.
 const PROBE_INTERVAL: Duration = Duration::from_secs(1);
@@ -118,11 +118,19 @@ fn timestamp_before(age: Duration) -> Timestamp {
     rules::timestamp(SystemTime::now().checked_sub(age).unwrap_or(UNIX_EPOCH))
 }
 
-/// One retention pass: events, then dead letters. Every instance runs it; each step is
+/// One retention pass: events, dead letters, then the links of archive entries JetStream
+/// removed (it applies the archive's limits itself). Every instance runs it; each step is
 /// idempotent. Returns how many events went.
 pub(crate) async fn retention_pass(inner: &Inner) -> Result<u64, LogError> {
     let events = purge_events(inner).await?;
     remove_dead_letters(inner).await?;
+    let links = archive::sweep_links(inner).await?;
+    if links > 0 {
+        tracing::info!(
+            links,
+            "retention removed links of removed raw-archive entries"
+        );
+    }
     Ok(events)
 }
 

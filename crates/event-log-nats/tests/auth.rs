@@ -35,6 +35,7 @@ async fn works(log: &NatsLog) {
             ..Default::default()
         }],
         dead_letters: Vec::new(),
+        archive: None,
     };
     let outcome = log.append(request).await.expect("append");
     assert_eq!(outcome.sequences, vec![1]);

@@ -38,6 +38,7 @@ fn request(events: &[&str], letters: &[&str]) -> AppendRequest {
         source: SOURCE.into(),
         events: events.iter().map(|id| event(id)).collect(),
         dead_letters: letters.iter().map(|id| letter(id)).collect(),
+        archive: None,
     }
 }
 
@@ -46,6 +47,7 @@ fn outcome(sequences: &[u64], duplicates: usize, dead_lettered: usize) -> Append
         sequences: sequences.to_vec(),
         duplicates,
         dead_lettered,
+        archive_id: 0,
     }
 }
 

@@ -6,6 +6,7 @@
 //! checksummed commits, so a crash (even `kill -9` or power loss) leaves the last committed
 //! state and nothing half-written. Readers use MVCC snapshots and never block the writer.
 
+mod archive;
 mod handle;
 mod recent;
 mod retention;
@@ -22,7 +23,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tributary_event_log::{
     AppendOutcome, AppendRequest, EventLog, LogError, RedriveOutcome, Retention, rules,
 };
-use tributary_model::v1::{Consumer, DeadLetter, Event};
+use tributary_model::v1::{ArchiveEntry, Consumer, DeadLetter, Event};
 use tributary_model::well_known::Timestamp;
 
 use handle::DbHandle;
@@ -54,6 +55,11 @@ pub(crate) const RESOLVED: TableDefinition<(u64, u64), ()> =
 pub(crate) const DEAD_LETTERS: TableDefinition<u64, &[u8]> = TableDefinition::new("dead_letters");
 /// log time (unix ms, non-decreasing) -> first sequence appended in that millisecond.
 pub(crate) const TIME_INDEX: TableDefinition<u64, u64> = TableDefinition::new("time_index");
+/// raw-archive id -> encoded `ArchiveEntry`.
+pub(crate) const ARCHIVE: TableDefinition<u64, &[u8]> = TableDefinition::new("archive");
+/// (source, content key) -> raw-archive id: a webhook's retry finds its entry.
+pub(crate) const ARCHIVE_KEYS: TableDefinition<(&str, &str), u64> =
+    TableDefinition::new("archive_keys");
 /// durable consumer name -> encoded `Consumer` (lag not stored).
 pub(crate) const CONSUMERS: TableDefinition<&str, &[u8]> = TableDefinition::new("consumers");
 /// counters: "event_bytes" (stored event bytes, for size retention), "last_sequence" and
@@ -178,6 +184,8 @@ fn init_tables(db: &Database) -> Result<u64, LogError> {
         txn.open_table(META).map_err(storage(CREATING))?;
         txn.open_table(DEDUP_RETIRED).map_err(storage(CREATING))?;
         txn.open_table(RESOLVED).map_err(storage(CREATING))?;
+        txn.open_table(ARCHIVE).map_err(storage(CREATING))?;
+        txn.open_table(ARCHIVE_KEYS).map_err(storage(CREATING))?;
         index_resolved_dead_letters(&txn)?;
     }
     txn.commit().map_err(storage(CREATING))?;
@@ -345,6 +353,32 @@ impl EventLog for EmbeddedLog {
             Reply::Redriven(outcome) => Ok(outcome),
             other => Err(unexpected(other)),
         }
+    }
+
+    async fn archive_entry(&self, id: u64) -> Result<Option<ArchiveEntry>, LogError> {
+        self.blocking(move |db| archive::get(db, id)).await
+    }
+
+    async fn archive_entries(&self, after: u64, max: usize) -> Result<Vec<ArchiveEntry>, LogError> {
+        self.blocking(move |db| archive::list(db, after, max)).await
+    }
+
+    async fn sequence_of(
+        &self,
+        source: &str,
+        provider_event_id: &str,
+    ) -> Result<Option<u64>, LogError> {
+        let (source, id) = (source.to_owned(), provider_event_id.to_owned());
+        self.blocking(move |db| {
+            let txn = db.begin_read().map_err(storage(READING_EVENTS))?;
+            let dedup = txn.open_table(DEDUP).map_err(storage(READING_EVENTS))?;
+            let owner = dedup
+                .get((source.as_str(), id.as_str()))
+                .map_err(storage(READING_EVENTS))?
+                .map(|v| v.value());
+            Ok(owner.filter(|owner| *owner != RETIRED && owner & DEAD_LETTER_TAG == 0))
+        })
+        .await
     }
 
     async fn open_consumer(&self, name: &str, start_after: u64) -> Result<Consumer, LogError> {

@@ -18,7 +18,7 @@ use super::{
 };
 use tributary_event_log::LogError;
 use tributary_event_log::Retention;
-use tributary_event_log::rules::{self, provider_event_id};
+use tributary_event_log::rules;
 
 // What the log was doing, named in its storage errors.
 const RETENTION: &str = "applying retention";
@@ -154,11 +154,13 @@ pub(crate) fn apply(
     let removed_through = remove_events(txn, retention, &mut keys)?;
     let letters = remove_dead_letters(txn, retention, &mut keys)?;
     let pruned = keys.prune(now.saturating_sub(millis(retention.dedup_horizon)))?;
-    if letters > 0 || pruned > 0 {
+    let raw = super::archive::expire(txn, retention, now)?;
+    if letters > 0 || pruned > 0 || raw > 0 {
         tracing::info!(
             dead_letters = letters,
             dedup_keys = pruned,
-            "retention removed dead letters and expired dedup keys"
+            raw_archive_entries = raw,
+            "retention removed dead letters, expired dedup keys and raw-archive entries"
         );
     }
     Ok(removed_through)
@@ -228,23 +230,32 @@ fn remove_events(
             let encoded = value.value();
             bytes = bytes.saturating_sub(encoded.len() as u64);
             if let Ok(event) = Event::decode(encoded) {
-                keys.retire(&event.source, provider_event_id(&event), sequence)?;
+                keys.retire(&event.source, &rules::dedup_key(&event), sequence)?;
             }
             removed += 1;
         }
         sequence += 1;
     }
     if removed > 0 {
-        // Drop time-index entries that point only at removed events.
-        let stale: Vec<u64> = times
-            .iter()
-            .map_err(storage(RETENTION))?
-            .map_while(|entry| entry.ok())
-            .take_while(|(_, seq)| seq.value() < sequence)
-            .map(|(millis, _)| millis.value())
-            .collect();
+        // Time-index entries (millisecond -> its first sequence) that point at removed events
+        // go, except the newest one when its millisecond still has kept events (a batch cut
+        // in the middle): it then points at the first kept event.
+        let mut stale = Vec::new();
+        let mut next_first = last + 1;
+        for entry in times.iter().map_err(storage(RETENTION))? {
+            let (millis, first) = entry.map_err(storage(RETENTION))?;
+            if first.value() >= sequence {
+                next_first = first.value();
+                break;
+            }
+            stale.push(millis.value());
+        }
+        let partly_kept = stale.last().copied().filter(|_| sequence < next_first);
         for millis in stale {
             times.remove(millis).map_err(storage(RETENTION))?;
+        }
+        if let Some(millis) = partly_kept {
+            times.insert(millis, sequence).map_err(storage(RETENTION))?;
         }
         meta.insert("event_bytes", bytes)
             .map_err(storage(RETENTION))?;
@@ -373,6 +384,7 @@ mod tests {
             source: SOURCE.into(),
             events: events.iter().map(|id| event(id)).collect(),
             dead_letters: letters.iter().map(|id| letter(id)).collect(),
+            archive: None,
         }
     }
 
@@ -381,6 +393,7 @@ mod tests {
             sequences: sequences.to_vec(),
             duplicates,
             dead_lettered,
+            archive_id: 0,
         }
     }
 
@@ -444,6 +457,39 @@ mod tests {
         }
     }
 
+    /// Size-based retention can cut a batch stored in one millisecond in the middle: a
+    /// subscriber starting at that time must still get the batch's kept events.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_batch_cut_in_the_middle_stays_findable_by_time() {
+        let dir = tempfile::tempdir().expect("dir");
+        let ids: Vec<String> = (0..10).map(|i| format!("e{i}")).collect();
+        // Every stored event is this long: the ids have one length, the sequences one byte.
+        let one = Event {
+            sequence: 1,
+            ..event("e0")
+        }
+        .encoded_len() as u64;
+        let log = open(
+            dir.path(),
+            Retention {
+                max_bytes: Some(4 * one),
+                interval: Duration::from_millis(20),
+                ..Retention::default()
+            },
+        );
+        let before = tributary_event_log::rules::timestamp(
+            std::time::SystemTime::now() - Duration::from_millis(1),
+        );
+        let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+        let stored = append(&log, request(&ids, &[])).await;
+        assert_eq!(stored.sequences, (1..=10).collect::<Vec<_>>());
+        eventually("the oldest six removed", || async {
+            log.first_sequence().await.ok() == Some(7)
+        })
+        .await;
+        assert_eq!(log.sequence_before_time(before).await.ok(), Some(6));
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn retired_keys_stay_for_the_horizon_then_go() {
         let dir = tempfile::tempdir().expect("dir");
@@ -475,8 +521,9 @@ mod tests {
                 stored_again = Some(got);
             }
         }
+        // Keys are stamped in whole milliseconds: pruning may come up to 1 ms early.
         assert!(
-            removed.elapsed() >= horizon,
+            removed.elapsed() + Duration::from_millis(2) >= horizon,
             "pruned after {:?}",
             removed.elapsed()
         );

@@ -16,7 +16,7 @@ use super::{
     CONSUMERS, DEAD_LETTER_TAG, DEAD_LETTERS, DEDUP, EVENTS, EmbeddedConfig, META, RESOLVED,
     TIME_INDEX, retention, storage,
 };
-use tributary_event_log::rules::{self, provider_event_id};
+use tributary_event_log::rules;
 use tributary_event_log::{AppendOutcome, AppendRequest, LogError, RedriveOutcome};
 
 // What the log was doing, named in its storage errors.
@@ -77,6 +77,7 @@ pub(crate) struct Cursor {
     pub last_sequence: u64,
     pub last_dead_letter: u64,
     pub last_millis: u64,
+    pub last_archive: u64,
 }
 
 pub(crate) fn spawn(
@@ -188,7 +189,12 @@ fn load_cursor(db: &Database) -> Result<Cursor, LogError> {
                 .map_err(storage(LOADING))?
                 .map(|(k, _)| k.value())
                 .unwrap_or(0),
+            last_archive: 0,
         }
+    };
+    let cursor = Cursor {
+        last_archive: super::archive::last_id(&txn)?,
+        ..cursor
     };
     txn.abort().map_err(storage(LOADING))?;
     Ok(cursor)
@@ -224,6 +230,7 @@ fn commit_batch(
         last_sequence: cursor.last_sequence,
         last_dead_letter: cursor.last_dead_letter,
         last_millis: cursor.last_millis.max(now_millis()),
+        last_archive: cursor.last_archive,
     };
     let mut replies = Vec::with_capacity(batch.len());
     let mut pruned_through = None;
@@ -329,8 +336,12 @@ fn append_events(
         .map(|v| v.value())
         .unwrap_or(0);
     for event in events {
-        let key = (source, provider_event_id(event));
-        if dedup.get(key).map_err(storage(STORING_EVENTS))?.is_some() {
+        let id = rules::dedup_key(event).into_owned();
+        if dedup
+            .get((source, id.as_str()))
+            .map_err(storage(STORING_EVENTS))?
+            .is_some()
+        {
             outcome.duplicates += 1;
             continue;
         }
@@ -341,7 +352,7 @@ fn append_events(
             .insert(sequence, encoded.as_slice())
             .map_err(storage(STORING_EVENTS))?;
         dedup
-            .insert((source, provider_event_id(event)), sequence)
+            .insert((source, id.as_str()), sequence)
             .map_err(storage(STORING_EVENTS))?;
         if times
             .get(next.last_millis)
@@ -368,6 +379,19 @@ fn append(
 ) -> Result<AppendOutcome, LogError> {
     let mut outcome = AppendOutcome::default();
     let source = request.source.as_str();
+    let archive = match request.archive.take() {
+        Some(entry) => {
+            let (id, new) = super::archive::reserve(txn, next, source, &entry)?;
+            for event in &mut request.events {
+                event.raw_id = id;
+            }
+            for letter in &mut request.dead_letters {
+                letter.raw_id = id;
+            }
+            Some((entry, id, new))
+        }
+        None => None,
+    };
     append_events(txn, next, source, &mut request.events, &mut outcome)?;
 
     let mut dead = txn
@@ -376,6 +400,7 @@ fn append(
     let mut dedup = txn
         .open_table(DEDUP)
         .map_err(storage(STORING_DEAD_LETTERS))?;
+    let mut letter_ids = Vec::new();
     for letter in &mut request.dead_letters {
         let key = (source, letter.provider_event_id.as_str());
         if dedup
@@ -398,6 +423,11 @@ fn append(
             .map_err(storage(STORING_DEAD_LETTERS))?;
         next.last_dead_letter = letter_id;
         outcome.dead_lettered += 1;
+        letter_ids.push(letter_id);
+    }
+    if let Some((entry, id, new)) = archive {
+        super::archive::store(txn, next, id, new, entry, &outcome.sequences, &letter_ids)?;
+        outcome.archive_id = id;
     }
     Ok(outcome)
 }

@@ -11,7 +11,7 @@
 use std::future::Future;
 use std::time::{Duration, Instant, SystemTime};
 
-use tributary_model::v1::{Consumer, DeadLetter, Event, Provenance};
+use tributary_model::v1::{ArchiveEntry, Consumer, DeadLetter, Event, Provenance, ReplayOf};
 use tributary_model::well_known::Timestamp;
 
 use crate::rules::{MAX_CONSUMER_NAME, timestamp};
@@ -76,6 +76,11 @@ macro_rules! conformance_tests {
             dedup_outlives_the_retention_of_events,
             dead_letters_beyond_the_count_are_removed_keeping_their_dedup_keys,
             resolved_dead_letters_expire_keeping_their_dedup_keys,
+            archive_entries_are_stored_with_their_items,
+            a_retry_finds_its_archive_entry_and_extends_it,
+            archive_entries_expire_on_their_own,
+            sequence_of_finds_stored_events_only,
+            replayed_events_dedup_per_adapter_version,
         );
     };
     (@each $store:expr; $($check:ident),+ $(,)?) => {
@@ -154,6 +159,7 @@ fn request(events: &[&str], dead_letters: &[&str]) -> AppendRequest {
             .iter()
             .map(|id| dead_letter(SOURCE, id))
             .collect(),
+        archive: None,
     }
 }
 
@@ -162,6 +168,7 @@ fn outcome(sequences: &[u64], duplicates: usize, dead_lettered: usize) -> Append
         sequences: sequences.to_vec(),
         duplicates,
         dead_lettered,
+        archive_id: 0,
     }
 }
 
@@ -327,7 +334,8 @@ pub async fn empty_append_stores_nothing(store: impl Store) {
     assert_eq!(letters(&log, 0, 10).await, Vec::<DeadLetter>::new());
 }
 
-/// Requests without a source or with an item lacking a provider event id are refused whole.
+/// Requests without a valid source or with an item lacking a provider event id are refused
+/// whole.
 pub async fn invalid_appends_are_refused_and_store_nothing(store: impl Store) {
     let log = open(&store).await;
     let missing = "every event and dead letter needs a provider event id";
@@ -336,7 +344,7 @@ pub async fn invalid_appends_are_refused_and_store_nothing(store: impl Store) {
         source: String::new(),
         ..request(&["a"], &["x"])
     };
-    assert_invalid(log.append(no_source).await, "empty source");
+    assert_invalid_prefix(log.append(no_source).await, "source names are");
 
     let mut no_provenance = request(&["a"], &[]);
     no_provenance.events.push(Event {
@@ -385,6 +393,7 @@ pub async fn duplicates_are_skipped_by_source_and_provider_event_id(store: impl 
         source: "elsewhere".to_owned(),
         events: vec![event("elsewhere", "a")],
         dead_letters: vec![dead_letter("elsewhere", "x")],
+        archive: None,
     };
     assert_eq!(append(&log, other_source).await, outcome(&[5], 0, 1));
 
@@ -471,6 +480,7 @@ pub async fn unusual_provider_event_ids_stay_distinct(store: impl Store) {
         source: "letters".to_owned(),
         events: Vec::new(),
         dead_letters: ids.iter().map(|id| dead_letter("letters", id)).collect(),
+        archive: None,
     };
     assert_eq!(
         append(&log, letters_only.clone()).await,
@@ -746,6 +756,14 @@ pub async fn consumer_names_are_validated(store: impl Store) {
             log.open_consumer(name, 0).await,
             "consumer names are 1 to 128 characters",
         );
+        // No consumer can have such a name: moving or deleting one finds nothing.
+        assert_unknown_consumer(log.ack(name, 0).await, name);
+        assert_unknown_consumer(log.reset_consumer(name, 0).await, name);
+        assert_eq!(
+            log.delete_consumer(name).await.ok(),
+            Some(false),
+            "{name:?}"
+        );
     }
     assert_eq!(consumers(&log).await, vec![]);
 
@@ -910,6 +928,7 @@ pub async fn redrive_still_failing_keeps_the_letter_dead(store: impl Store) {
 pub async fn redrive_of_an_unknown_dead_letter_is_refused(store: impl Store) {
     let log = open(&store).await;
     assert_unknown_dead_letter(log.redrive(7, Vec::new(), None).await, 7);
+    assert_unknown_dead_letter(log.redrive(0, Vec::new(), None).await, 0);
     append(&log, request(&[], &["x"])).await;
     assert_unknown_dead_letter(log.redrive(2, vec![event(SOURCE, "y")], None).await, 2);
     assert_unknown_dead_letter(log.redrive(999, vec![Event::default()], None).await, 999);
@@ -1178,4 +1197,197 @@ pub async fn resolved_dead_letters_expire_keeping_their_dedup_keys(store: impl S
         vec![2, 4],
         "id 3 is not reused"
     );
+}
+
+fn archive_entry(content_key: &str) -> ArchiveEntry {
+    ArchiveEntry {
+        source: SOURCE.to_owned(),
+        content_key: content_key.to_owned(),
+        received_at: Some(Timestamp {
+            seconds: 1_700_000_002,
+            nanos: 0,
+        }),
+        adapter: "conformance".to_owned(),
+        adapter_version: "1.0.0".to_owned(),
+        key_id: "k1".to_owned(),
+        nonce: vec![7; 24],
+        ciphertext: format!("sealed {content_key}").into_bytes(),
+        ..Default::default()
+    }
+}
+
+fn archived(events: &[&str], dead_letters: &[&str], content_key: &str) -> AppendRequest {
+    AppendRequest {
+        archive: Some(archive_entry(content_key)),
+        ..request(events, dead_letters)
+    }
+}
+
+async fn entry<L: EventLog>(log: &L, id: u64) -> Option<ArchiveEntry> {
+    match log.archive_entry(id).await {
+        Ok(entry) => entry,
+        Err(error) => panic!("archive_entry({id}) failed: {error}"),
+    }
+}
+
+async fn entry_ids<L: EventLog>(log: &L, after: u64) -> Vec<u64> {
+    match log.archive_entries(after, 100).await {
+        Ok(entries) => entries.iter().map(|e| e.id).collect(),
+        Err(error) => panic!("archive_entries({after}) failed: {error}"),
+    }
+}
+
+/// A webhook's archive entry is stored with its items: it gets an id from 1, lists what they
+/// became, and every stored item points back at it.
+pub async fn archive_entries_are_stored_with_their_items(store: impl Store) {
+    let log = open(&store).await;
+    assert_eq!(
+        append(&log, archived(&["a", "b"], &["x"], "sha256:one")).await,
+        AppendOutcome {
+            archive_id: 1,
+            ..outcome(&[1, 2], 0, 1)
+        }
+    );
+    assert_eq!(
+        entry(&log, 1).await,
+        Some(ArchiveEntry {
+            id: 1,
+            sequences: vec![1, 2],
+            dead_letter_ids: vec![1],
+            ..archive_entry("sha256:one")
+        })
+    );
+    let events = read(&log, 0, 10).await;
+    assert_eq!(events.iter().map(|e| e.raw_id).collect::<Vec<_>>(), [1, 1]);
+    assert_eq!(letters(&log, 0, 10).await[0].raw_id, 1);
+    assert_eq!(
+        append(&log, archived(&[], &[], "sha256:ping")).await,
+        AppendOutcome {
+            archive_id: 2,
+            ..outcome(&[], 0, 0)
+        },
+        "a webhook that produced nothing is archived too"
+    );
+    assert_eq!(
+        append(&log, request(&["c"], &[])).await,
+        outcome(&[3], 0, 0),
+        "an append without an entry archives nothing"
+    );
+    assert_eq!(read(&log, 2, 1).await[0].raw_id, 0);
+    assert_eq!(entry_ids(&log, 0).await, [1, 2]);
+    assert_eq!(entry_ids(&log, 1).await, [2]);
+    assert_eq!(entry(&log, 3).await, None);
+}
+
+/// The same webhook again (same source and content key) adds no entry: the stored one is
+/// reused, and extended with whatever the retry newly stored.
+pub async fn a_retry_finds_its_archive_entry_and_extends_it(store: impl Store) {
+    let log = open(&store).await;
+    append(&log, archived(&["a"], &[], "sha256:same")).await;
+    assert_eq!(
+        append(&log, archived(&["a"], &[], "sha256:same")).await,
+        AppendOutcome {
+            archive_id: 1,
+            ..outcome(&[], 1, 0)
+        }
+    );
+    assert_eq!(
+        append(&log, archived(&["a", "b"], &["y"], "sha256:same")).await,
+        AppendOutcome {
+            archive_id: 1,
+            ..outcome(&[2], 1, 1)
+        }
+    );
+    let stored = entry(&log, 1).await.expect("entry 1");
+    assert_eq!(
+        (stored.sequences, stored.dead_letter_ids),
+        (vec![1, 2], vec![1])
+    );
+    assert_eq!(read(&log, 1, 1).await[0].raw_id, 1);
+    assert_eq!(entry_ids(&log, 0).await, [1]);
+    drop(log);
+    let log = open(&store).await;
+    assert_eq!(
+        append(&log, archived(&[], &[], "sha256:other"))
+            .await
+            .archive_id,
+        2,
+        "ids continue after reopening"
+    );
+}
+
+/// Archive retention removes entries by age without touching events, and ids are not
+/// reused.
+pub async fn archive_entries_expire_on_their_own(store: impl Store) {
+    {
+        let log = open_with(
+            &store,
+            Retention {
+                archive_max_age: Some(Duration::ZERO),
+                interval: EAGER,
+                ..Retention::default()
+            },
+        )
+        .await;
+        append(&log, archived(&["a"], &[], "sha256:old")).await;
+        eventually("entry 1 removed", || async {
+            entry(&log, 1).await.is_none()
+        })
+        .await;
+        assert_eq!(sequences_after(&log, 0).await, [1], "events stay");
+        assert_eq!(entry_ids(&log, 0).await, Vec::<u64>::new());
+    }
+    let log = open(&store).await;
+    assert_eq!(
+        append(&log, archived(&["b"], &[], "sha256:new"))
+            .await
+            .archive_id,
+        2
+    );
+}
+
+/// `sequence_of` finds an event by its dedup key, and nothing for a dead letter or an
+/// unknown id.
+pub async fn sequence_of_finds_stored_events_only(store: impl Store) {
+    let log = open(&store).await;
+    append(&log, request(&["a", "b"], &["x"])).await;
+    for (id, expected) in [("a", Some(1)), ("b", Some(2)), ("x", None), ("zz", None)] {
+        match log.sequence_of(SOURCE, id).await {
+            Ok(got) => assert_eq!(got, expected, "{id}"),
+            Err(error) => panic!("sequence_of({id}) failed: {error}"),
+        }
+    }
+    match log.sequence_of("elsewhere", "a").await {
+        Ok(got) => assert_eq!(got, None),
+        Err(error) => panic!("sequence_of failed: {error}"),
+    }
+}
+
+/// A replayed event (`replay_of` set) is deduplicated on its provider event id and adapter
+/// version, apart from the original: replaying again with the same version adds nothing.
+pub async fn replayed_events_dedup_per_adapter_version(store: impl Store) {
+    let log = open(&store).await;
+    append(&log, request(&["a"], &[])).await;
+    let replay = |version: &str| {
+        let mut event = event(SOURCE, "a");
+        if let Some(provenance) = event.provenance.as_mut() {
+            provenance.adapter_version = version.to_owned();
+        }
+        event.replay_of = Some(ReplayOf {
+            event_id: format!("{SOURCE}:a"),
+            sequence: 1,
+            adapter_version: "1.0.0".to_owned(),
+        });
+        AppendRequest {
+            events: vec![event],
+            ..request(&[], &[])
+        }
+    };
+    assert_eq!(append(&log, replay("2.0.0")).await, outcome(&[2], 0, 0));
+    assert_eq!(append(&log, replay("2.0.0")).await, outcome(&[], 1, 0));
+    assert_eq!(append(&log, replay("3.0.0")).await, outcome(&[3], 0, 0));
+    match log.sequence_of(SOURCE, "a").await {
+        Ok(got) => assert_eq!(got, Some(1), "the original keeps its key"),
+        Err(error) => panic!("sequence_of failed: {error}"),
+    }
 }

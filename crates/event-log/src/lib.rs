@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use tokio::sync::watch;
-use tributary_model::v1::{Consumer, DeadLetter, Event};
+use tributary_model::v1::{ArchiveEntry, Consumer, DeadLetter, Event};
 use tributary_model::well_known::Timestamp;
 
 /// Everything one webhook produced. Whether it is stored as one unit depends on the backend
@@ -31,6 +31,12 @@ pub struct AppendRequest {
     pub events: Vec<Event>,
     /// Items the adapter could not map. `provider_event_id` must be non-empty.
     pub dead_letters: Vec<DeadLetter>,
+    /// The webhook itself, for the raw archive (sealed by the caller; the log stores it as
+    /// given). Stored in the same unit as the items (redb; NATS: first, see [`EventLog`]); its
+    /// `id` is assigned by the log and set as `raw_id` on every stored event and dead letter.
+    /// When an entry with the same (`source`, `content_key`) is stored, that one is kept and
+    /// extended with what this append stored.
+    pub archive: Option<ArchiveEntry>,
 }
 
 /// What an append did.
@@ -42,6 +48,8 @@ pub struct AppendOutcome {
     pub duplicates: usize,
     /// Dead letters newly stored.
     pub dead_lettered: usize,
+    /// The archive entry of the request (new or already stored); 0 without one.
+    pub archive_id: u64,
 }
 
 /// The storage's own error under a [`LogError::Storage`]. Shared (`Arc`) so that one failed
@@ -155,6 +163,14 @@ pub struct Retention {
     pub dead_letter_max_age: Option<Duration>,
     /// Remove the oldest dead letters (resolved or not) while more than this many are stored.
     pub dead_letter_max_count: Option<u64>,
+    /// Remove raw-archive entries received longer ago than this. Independent of the events:
+    /// an event may outlive its raw webhook and the other way round. NATS: the archive
+    /// stream's own `max_age` (counted from storage, at least 100 ms), applied to an existing
+    /// stream on start.
+    pub archive_max_age: Option<Duration>,
+    /// Remove the oldest raw-archive entries while their stored bytes exceed this. NATS: the
+    /// archive stream's `max_bytes` (message bytes as JetStream counts them).
+    pub archive_max_bytes: Option<u64>,
 }
 
 impl Default for Retention {
@@ -170,6 +186,8 @@ impl Default for Retention {
             dedup_horizon: DEFAULT_DEDUP_HORIZON,
             dead_letter_max_age: Some(DEFAULT_DEAD_LETTER_MAX_AGE),
             dead_letter_max_count: Some(DEFAULT_DEAD_LETTER_MAX_COUNT),
+            archive_max_age: None,
+            archive_max_bytes: None,
         }
     }
 }
@@ -181,6 +199,8 @@ impl Retention {
             || self.max_bytes.is_some()
             || self.dead_letter_max_age.is_some()
             || self.dead_letter_max_count.is_some()
+            || self.archive_max_age.is_some()
+            || self.archive_max_bytes.is_some()
     }
 }
 
@@ -196,8 +216,9 @@ pub struct RedriveOutcome {
 /// The durable, ordered, deduplicated log of canonical events.
 ///
 /// Sequences start at 1, increase, and are never reused, not even after retention removed
-/// every event. Items are deduplicated on (source, provider event id). The `conformance`
-/// module (feature `conformance`) checks the promises below with exact values.
+/// every event. Items are deduplicated on (source, provider event id); a replayed event on
+/// [`rules::dedup_key`], apart from its original. The `conformance` module (feature
+/// `conformance`) checks the promises below with exact values.
 ///
 /// # What is atomic where
 ///
@@ -216,6 +237,14 @@ pub struct RedriveOutcome {
 ///   letter's state with compare-and-set: if that write fails, the events stay and the letter
 ///   stays unresolved, and redriving it again stores no event twice. Each consumer change is
 ///   one compare-and-set write. docs/deployment.md has the details.
+///   With an archive entry, `append` publishes the entry **first** (its id is needed as the
+///   items' `raw_id`), then the items, then writes the entry's links (sequences, dead-letter
+///   ids) with compare-and-set. A failure after the entry leaves it stored with fewer (or no)
+///   links; the provider's retry finds it again and links what it newly stores, but items a
+///   failed attempt already stored come back as duplicates and stay unlisted (their `raw_id`
+///   still names the entry). A retry finds its entry by (source, content key) while the entry
+///   is stored, within the duplicate window even when its links were never written; past the
+///   window and without links it archives the webhook as a new entry.
 ///
 /// # How long dedup lasts
 ///
@@ -303,6 +332,23 @@ pub trait EventLog: Send + Sync + 'static {
     /// receiver, which subscribers await to tail the log live. An append's sequences are
     /// announced before it returns.
     fn last_sequence(&self) -> watch::Receiver<u64>;
+
+    /// The raw-archive entry `id`, while retention keeps it.
+    async fn archive_entry(&self, id: u64) -> Result<Option<ArchiveEntry>, LogError>;
+
+    /// Raw-archive entries with an id greater than `after`, up to `max`, by id (replay walks
+    /// them). Ids start at 1 and are never reused.
+    async fn archive_entries(&self, after: u64, max: usize) -> Result<Vec<ArchiveEntry>, LogError>;
+
+    /// The sequence of the stored event of (`source`, provider event id); `None` when there is
+    /// none (never stored, a dead letter, or removed by retention). NATS looks it up in the
+    /// `<stream>_DEDUP` bucket, so it also answers `None` with a zero dedup horizon (no bucket)
+    /// and once the key expired (an event stored longer than the horizon ago).
+    async fn sequence_of(
+        &self,
+        source: &str,
+        provider_event_id: &str,
+    ) -> Result<Option<u64>, LogError>;
 
     /// `Ok` while the log can write; the last storage error otherwise.
     fn health(&self) -> Result<(), String>;

@@ -23,12 +23,45 @@ pub fn provider_event_id(event: &Event) -> &str {
         .unwrap_or_default()
 }
 
-/// Refuses an append a backend must not store: without a source, or with an item that has no
-/// provider event id (nothing to deduplicate on).
-pub fn validate_append(request: &AppendRequest) -> Result<(), LogError> {
-    if request.source.is_empty() {
-        return Err(LogError::Invalid("empty source".into()));
+/// The key `event` is deduplicated on within its source: its provider event id, or, for a
+/// replay, the provider event id and the replaying adapter's version (so a replay does not
+/// collide with the original, and replaying again with the same version adds nothing).
+pub fn dedup_key(event: &Event) -> std::borrow::Cow<'_, str> {
+    let id = provider_event_id(event);
+    match (&event.replay_of, &event.provenance) {
+        (Some(_), Some(provenance)) => format!("{id}#replay@{}", provenance.adapter_version).into(),
+        _ => id.into(),
     }
+}
+
+/// Longest source name, in bytes.
+pub const MAX_SOURCE_NAME: usize = 64;
+
+/// Whether `name` may name a source: 1 to 64 bytes of `A-Z a-z 0-9 _ -`. No `:` (an event id
+/// is "<source>:<provider id>": source `s:x` with id `y` must not collide with source `s` and
+/// id `x:y`) and no `.` or `*` (backends use the name in subjects and keys).
+pub fn is_valid_source_name(name: &str) -> bool {
+    (1..=MAX_SOURCE_NAME).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-'))
+}
+
+/// [`is_valid_source_name`] as the error a caller gets.
+pub fn check_source_name(name: &str) -> Result<(), LogError> {
+    if is_valid_source_name(name) {
+        Ok(())
+    } else {
+        Err(LogError::Invalid(format!(
+            "source names are 1 to {MAX_SOURCE_NAME} characters of A-Z a-z 0-9 _ - (got {name:?})"
+        )))
+    }
+}
+
+/// Refuses an append a backend must not store: without a valid source name, or with an item
+/// that has no provider event id (nothing to deduplicate on).
+pub fn validate_append(request: &AppendRequest) -> Result<(), LogError> {
+    check_source_name(&request.source)?;
     let missing = request
         .events
         .iter()
@@ -214,15 +247,29 @@ mod tests {
                 provider_event_id: "b".into(),
                 ..Default::default()
             }],
+            archive: None,
         };
         assert!(validate_append(&ok).is_ok());
-        let no_source = AppendRequest {
-            source: String::new(),
-            ..ok.clone()
-        };
-        assert!(
-            matches!(validate_append(&no_source), Err(LogError::Invalid(m)) if m == "empty source")
-        );
+        for source in [
+            "",
+            "s:x",
+            "a.b",
+            "a*",
+            "has space",
+            &"s".repeat(MAX_SOURCE_NAME + 1),
+        ] {
+            let bad = AppendRequest {
+                source: source.to_owned(),
+                ..ok.clone()
+            };
+            assert!(
+                matches!(validate_append(&bad), Err(LogError::Invalid(m)) if m.starts_with("source names are")),
+                "{source}"
+            );
+        }
+        for source in ["arcadia", "klavi-br_2", &"s".repeat(MAX_SOURCE_NAME)] {
+            assert!(is_valid_source_name(source), "{source}");
+        }
         for bad in [
             AppendRequest {
                 events: vec![Event::default()],

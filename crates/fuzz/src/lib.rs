@@ -16,6 +16,8 @@
 //! (request as given), configured with valid credentials added, switched off, and not
 //! configured at all.
 
+mod http;
+
 use std::sync::OnceLock;
 
 use prost::Message;
@@ -29,6 +31,8 @@ use tributary_model::well_known::Timestamp;
 use tributary_plugin_sdk::ffi::run_adapter;
 use tributary_plugin_sdk::verify::hmac_sha256;
 use tributary_plugin_sdk::{Adapter, HostContext, Request};
+
+pub use http::fuzz_http_ingest;
 
 /// When every fuzzed request is received (the fixtures' receive time, so the timestamps in
 /// seeds taken from fixtures are fresh): 2024-01-01T00:00:00Z.
@@ -47,6 +51,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("klavi", fuzz_klavi),
     ("plugin_result", fuzz_plugin_result),
     ("redact", fuzz_redact),
+    ("http", fuzz_http_ingest),
 ];
 
 /// Arcadia's fuzz configuration: a custom header and a query token (the current API).

@@ -123,6 +123,40 @@ fn seeds() -> BTreeMap<(String, String), Vec<u8>> {
             );
         }
     }
+    // The HTTP target: one request per fixture, the first Arcadia one also to the source
+    // without verification, and a few connection shapes.
+    let mut first_arcadia = None;
+    for ((target, name), bytes) in seeds.clone() {
+        if !["arcadia", "finicity", "klavi"].contains(&target.as_str()) {
+            continue;
+        }
+        let body = bytes
+            .windows(2)
+            .position(|w| w == b"\n\n")
+            .map_or(&bytes[..], |at| &bytes[at + 2..]);
+        first_arcadia.get_or_insert_with(|| body.to_vec());
+        seeds.insert(
+            ("http".to_owned(), format!("{target}-{name}")),
+            http_post(&target, body),
+        );
+    }
+    let arcadia = first_arcadia.expect("an Arcadia fixture");
+    seeds.insert(
+        ("http".to_owned(), "locked-source".to_owned()),
+        http_post("locked", &arcadia),
+    );
+    let mut pipelined = http_post("arcadia", &arcadia);
+    pipelined.extend(http_post("arcadia", b"{}"));
+    pipelined.extend(http_post("nowhere", b"{}"));
+    seeds.insert(("http".to_owned(), "pipelined".to_owned()), pipelined);
+    seeds.insert(
+        ("http".to_owned(), "truncated-body".to_owned()),
+        http_post("klavi", b"[]")[..60].to_vec(),
+    );
+    seeds.insert(
+        ("http".to_owned(), "get-and-garbage".to_owned()),
+        b"GET /webhooks/arcadia HTTP/1.1\r\nhost: fuzz\r\n\r\n\x00\xff garbage\r\n\r\n".to_vec(),
+    );
     // The depth bug (a result the host could not decode), in each adapter's free-form field.
     let arcadia = json!({"id": "whk_deep", "eventType": "STATUS_CHANGE", "resource": "ACCOUNT",
         "createdAt": "2024-02-21T00:00:00.000+00:00", "errors": [],
@@ -137,6 +171,18 @@ fn seeds() -> BTreeMap<(String, String), Vec<u8>> {
         );
     }
     seeds
+}
+
+/// One JSON webhook as a client writes it on the wire.
+fn http_post(source: &str, body: &[u8]) -> Vec<u8> {
+    let mut request = format!(
+        "POST /webhooks/{source} HTTP/1.1\r\nhost: fuzz\r\ncontent-type: application/json\r\n\
+         content-length: {}\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    request.extend_from_slice(body);
+    request
 }
 
 /// Byte equality, except for encoded results: their `Struct` maps encode in hash order, so

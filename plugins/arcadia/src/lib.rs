@@ -140,7 +140,13 @@ mod tests {
             "accounts": [null, {"id": {}}], "serviceTypes": [1, null],
             "accountNumbers": [1, null], "totalAccounts": 99_999_999_999_i64,
             "customData": [1], "correlationIds": "c", "amountDue": true,
-            "createdAt": "yesterday", "statementDate": "2023-02-30"
+            "createdAt": "yesterday", "statementDate": "2023-02-30",
+            "summaryAccountNumber": 7, "prepaid": "yes", "isAccessible": 1,
+            "siteNames": {"a": 1}, "meterConstantMultiplier": "x",
+            "previousMeterConstantMultiplier": [2], "currentTariff": [1],
+            "serviceAddress": 5, "site": {"id": 3, "name": {}}, "token": {"t": 1},
+            "credentials": "c", "credentialIds": [null, 4], "credential": "crd_x",
+            "latestNewStatementAt": false
         });
         for (resource, event_type) in pairs {
             for data in [odd.clone(), serde_json::json!({}), serde_json::json!([1])] {
@@ -185,6 +191,11 @@ mod tests {
             "createdBy",
             "lastModifiedBy",
             "token",
+            "summaryAccountNumber",
+            "previousMeterNumber",
+            "serviceAddress",
+            "site",
+            "siteNames",
         ] {
             assert!(declared.contains(&key.to_lowercase()), "{key}");
         }

@@ -238,16 +238,36 @@ def main():
     write("malformed-not-json", b'[{"eventId": "1", "eventName": "link_created"')
     write("malformed-body-is-a-string", b'"link_created"')
     write("malformed-body-is-null", b"null")
-    write("malformed-element-not-object", [link_created(), 42])
+
+    # Elements that are not Klavi events: each one dead-lettered (keyed by the host on its
+    # content), its siblings stored.
+    write("element-not-object-dead-lettered", [link_created(), 42])
     no_id = link_created()
     del no_id["eventId"]
-    write("malformed-element-without-event-id", [no_id])
+    write("element-without-event-id-dead-lettered", [no_id])
     empty_id = link_created()
     empty_id["eventId"] = ""
-    write("malformed-element-with-empty-event-id", [link_created("ok-1"), empty_id])
+    write("element-with-empty-event-id-dead-lettered", [link_created("ok-1"), empty_id])
     no_name = link_created()
     del no_name["eventName"]
-    write("malformed-element-without-event-name", [no_name])
+    write("element-without-event-name-dead-lettered", [no_name])
+    # Good and bad elements interleaved: the order is kept within events and within dead
+    # letters. The element without an eventName shares its eventId with a stored sibling.
+    consent_no_id = consent("consent_authorised", PERMISSIONS_GRANTED)
+    del consent_no_id["eventId"]
+    revoked_no_name = consent("consent_revoked", PERMISSIONS_GRANTED, "1495468585500-01")
+    del revoked_no_name["eventName"]
+    write(
+        "array-partially-bad",
+        [
+            link_created("1495468585500-01"),
+            consent_no_id,
+            consent("consent_revoked", PERMISSIONS_GRANTED, "1495468585500-03"),
+            "consent_expired",
+            revoked_no_name,
+            product_generated(True, "1495468585500-06"),
+        ],
+    )
 
     # Personal-data policies, on events carrying a CPF, a CNPJ and a requested tax id.
     pii = [

@@ -50,26 +50,28 @@ pub struct Envelope {
     pub event_name: String,
 }
 
-/// Reads the envelope of element `index`, or says why it is not a Klavi event.
-pub fn envelope(index: usize, element: &Value) -> Result<Envelope, Rejection> {
+/// Reads the envelope of element `index`, or says why the element is not a Klavi event. The
+/// reason names the element's position (and its eventId, when it has one), never its content.
+pub fn envelope(index: usize, element: &Value) -> Result<Envelope, String> {
     if !element.is_object() {
-        return Err(reject::malformed(format!(
+        return Err(format!(
             "element {index} is not a JSON object (got {})",
             json_kind(element)
-        )));
+        ));
     }
     let mut event_id = str_at(element, "eventId");
     if event_id.is_empty() {
         event_id = str_at(element, "eventID");
     }
     if event_id.is_empty() {
-        return Err(reject::malformed(format!("element {index} has no eventId")));
+        return Err(format!("element {index} has no eventId"));
     }
     let event_name = str_at(element, "eventName");
     if event_name.trim().is_empty() {
-        return Err(reject::malformed(format!(
-            "element {index} has no eventName"
-        )));
+        return Err(format!(
+            "element {index} (eventId {:?}) has no eventName",
+            event_id.chars().take(100).collect::<String>()
+        ));
     }
     Ok(Envelope {
         event_id,

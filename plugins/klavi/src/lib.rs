@@ -2,8 +2,10 @@
 //! and data products) to canonical Tributary events.
 //!
 //! The body is a JSON array; every element becomes one canonical event (deduplicated on its
-//! own `eventId`) or, when its eventType/eventName is unknown, one dead-lettered item. The tax
-//! ids (CPF, CNPJ) leave the adapter only after the source's personal-data policy.
+//! own `eventId`) or one dead-lettered item: when its eventType/eventName is unknown, and when
+//! it is not a Klavi event at all (not an object, no `eventId` or no `eventName`), so one bad
+//! element never costs its siblings. The tax ids (CPF, CNPJ) leave the adapter only after the
+//! source's personal-data policy.
 
 pub mod config;
 pub mod envelope;
@@ -66,28 +68,40 @@ impl Adapter for Klavi {
                 .push("empty event array: nothing to store".to_owned());
             return Ok(normalized);
         }
-        // Check every envelope first: a malformed element refuses the whole request, before
-        // anything is stored.
-        let envelopes = elements
-            .iter()
-            .enumerate()
-            .map(|(index, element)| envelope::envelope(index, &element.value))
-            .collect::<Result<Vec<_>, _>>()?;
-        for (element, envelope) in elements.iter().zip(&envelopes) {
+        for (index, element) in elements.iter().enumerate() {
+            let envelope = match envelope::envelope(index, &element.value) {
+                Ok(envelope) => envelope,
+                Err(reason) => {
+                    // Not a Klavi event, yet authentic (the whole body is signed): kept as a
+                    // dead letter. Without a usable eventId the host keys it on the element's
+                    // content (`sha256:<hex of these bytes>`), so a retry of the same array
+                    // adds nothing and it never collides with a sibling's eventId.
+                    normalized.unmapped.push(UnmappedItem {
+                        provider_event_id: String::new(),
+                        provider_event_type: tributary_plugin_sdk::convert::str_at(
+                            &element.value,
+                            "eventName",
+                        ),
+                        reason: format!("{reason}: not a Klavi event, dead-lettered"),
+                        raw: element.raw.to_vec(),
+                    });
+                    continue;
+                }
+            };
             let unmapped = |reason: String| UnmappedItem {
                 provider_event_id: envelope.event_id.clone(),
                 provider_event_type: envelope.event_name.clone(),
                 reason,
                 raw: element.raw.to_vec(),
             };
-            let Some(kind) = envelope::classify(envelope) else {
+            let Some(kind) = envelope::classify(&envelope) else {
                 normalized.unmapped.push(unmapped(format!(
                     "unknown Klavi event: eventType {:?}, eventName {:?}",
                     envelope.event_type, envelope.event_name
                 )));
                 continue;
             };
-            match map::event(&element.value, envelope, kind, &self.guard) {
+            match map::event(&element.value, &envelope, kind, &self.guard) {
                 Ok(event) => normalized.events.push(event),
                 Err(reason) => normalized.unmapped.push(unmapped(reason)),
             }

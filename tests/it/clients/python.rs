@@ -9,9 +9,7 @@ use std::time::Duration;
 
 use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
 
-use super::{
-    TOKEN, credentials, example_line, post_statements, restart, server_on_fixed_port, wait_acked,
-};
+use super::{TOKEN, credentials, example_line, post_statements, restart, start_server, wait_acked};
 use crate::support::collector::{grpc_collector, otel_env};
 use crate::support::repo;
 
@@ -95,13 +93,13 @@ fn events(sequences: std::ops::RangeInclusive<u64>) -> Vec<String> {
 
 #[tokio::test]
 async fn python_stream_survives_a_server_restart_with_no_gap_and_no_duplicate() {
-    let (server, grpc) = server_on_fixed_port(&credentials(), &[]);
+    let (server, grpc) = start_server(&credentials(), &[]);
     post_statements(&server, "py-stream", 0..3).await;
     let address = format!("http://{grpc}");
     let script = driver(&["--address", &address, "--token", TOKEN, "--count", "5"]);
     assert_eq!(script.lines(3), events(1..=3));
 
-    let server = restart(server, &grpc);
+    let server = restart(server);
     post_statements(&server, "py-stream", 3..5).await;
     assert_eq!(
         script.lines(3),
@@ -112,7 +110,7 @@ async fn python_stream_survives_a_server_restart_with_no_gap_and_no_duplicate() 
 
 #[tokio::test]
 async fn python_durable_consumer_skips_redeliveries_and_resumes_after_a_restart() {
-    let (server, grpc) = server_on_fixed_port(&credentials(), &[]);
+    let (server, grpc) = start_server(&credentials(), &[]);
     post_statements(&server, "py-durable", 0..3).await;
     let address = format!("http://{grpc}");
     let consume = |count: &str| {
@@ -136,7 +134,7 @@ async fn python_durable_consumer_skips_redeliveries_and_resumes_after_a_restart(
     post_statements(&server, "py-durable", 3..4).await;
     assert_eq!(script.lines(1), events(4..=4));
     // The server restarts and resumes after 3: 4 comes again and is not handed out twice.
-    let server = restart(server, &grpc);
+    let server = restart(server);
     post_statements(&server, "py-durable", 4..5).await;
     assert_eq!(
         script.lines(2),
@@ -157,7 +155,7 @@ async fn python_durable_consumer_skips_redeliveries_and_resumes_after_a_restart(
 
 #[tokio::test]
 async fn python_tokens_are_sent_and_refusals_raise() {
-    let (server, grpc) = server_on_fixed_port(&credentials(), &[]);
+    let (server, grpc) = start_server(&credentials(), &[]);
     post_statements(&server, "py-auth", 0..1).await;
     let address = format!("http://{grpc}");
     let script = driver(&["--address", &address, "--count", "1"]);
@@ -194,7 +192,7 @@ async fn python_tokens_are_sent_and_refusals_raise() {
 #[tokio::test(flavor = "multi_thread")]
 async fn python_consumers_span_is_a_child_of_the_delivery_and_reflection_works() {
     let (collector, endpoint) = grpc_collector().await;
-    let (server, grpc) = server_on_fixed_port("", &otel_env(&endpoint, "grpc"));
+    let (server, grpc) = start_server("", &otel_env(&endpoint, "grpc"));
     post_statements(&server, "py-trace", 0..1).await;
     let address = format!("http://{grpc}");
     let args = [
@@ -236,7 +234,7 @@ async fn python_consumers_span_is_a_child_of_the_delivery_and_reflection_works()
 
 #[tokio::test]
 async fn the_python_example_consumes_statements() {
-    let (server, grpc) = server_on_fixed_port(&credentials(), &[]);
+    let (server, grpc) = start_server(&credentials(), &[]);
     post_statements(&server, "py-example", 0..2).await;
     let address = format!("http://{grpc}");
     let script = Script::start(

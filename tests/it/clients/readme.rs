@@ -6,7 +6,7 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use super::{TOKEN, credentials, example_line, post_statements, server_on_fixed_port, wait_acked};
+use super::{TOKEN, credentials, example_line, post_statements, start_server, wait_acked};
 use crate::support::{heavy_turn, repo};
 
 const RUST_EXAMPLE: &str = "crates/client/examples/consume.rs";
@@ -90,7 +90,7 @@ async fn the_rust_example_consumes_statements() {
             .unwrap_or_else(|_| repo().join("target"));
         target.join("debug/examples/consume")
     };
-    let (server, grpc) = server_on_fixed_port(&credentials(), &[]);
+    let (server, grpc) = start_server(&credentials(), &[]);
     post_statements(&server, "rs-example", 0..2).await;
     let mut child = Command::new(example)
         .env("TRIBUTARY_ADDRESS", format!("http://{grpc}"))

@@ -12,7 +12,7 @@ use tributary_client::prelude::*;
 use tributary_client::{AckBatch, Backoff, Consumer, Subscription};
 
 use super::{
-    ADMIN_TOKEN, STATEMENT_ID, TOKEN, credentials, post_statements, restart, server_on_fixed_port,
+    ADMIN_TOKEN, STATEMENT_ID, TOKEN, credentials, post_statements, restart, start_server,
     wait_acked,
 };
 use crate::support::collector::{grpc_collector, otel_env};
@@ -61,7 +61,7 @@ async fn assert_quiet(stream: &mut (impl futures_util::Stream + Unpin)) {
 
 #[tokio::test]
 async fn typed_events_and_a_server_restart_mid_stream_with_no_gap_and_no_duplicate() {
-    let (server, grpc) = server_on_fixed_port(&credentials(), &[]);
+    let (server, grpc) = start_server(&credentials(), &[]);
     post_statements(&server, "rs-stream", 0..3).await;
     let client = connect(&grpc, TOKEN).await;
     let mut events: Subscription =
@@ -80,7 +80,7 @@ async fn typed_events_and_a_server_restart_mid_stream_with_no_gap_and_no_duplica
     assert_eq!(statement.id, STATEMENT_ID);
     assert_eq!(next_sequences(&mut events, 2).await, [2, 3]);
 
-    let server = restart(server, &grpc);
+    let server = restart(server);
     post_statements(&server, "rs-stream", 3..5).await;
     assert_eq!(next_sequences(&mut events, 2).await, [4, 5]);
     assert_quiet(&mut events).await;
@@ -88,7 +88,7 @@ async fn typed_events_and_a_server_restart_mid_stream_with_no_gap_and_no_duplica
 
 #[tokio::test]
 async fn a_durable_consumer_skips_redeliveries_and_resumes_after_a_client_restart() {
-    let (server, grpc) = server_on_fixed_port(&credentials(), &[]);
+    let (server, grpc) = start_server(&credentials(), &[]);
     post_statements(&server, "rs-durable", 0..3).await;
     let client = connect(&grpc, TOKEN).await;
     let mut consumer: Consumer = client.consumer("billing-rs", Filter::all(), Start::Earliest);
@@ -104,7 +104,7 @@ async fn a_durable_consumer_skips_redeliveries_and_resumes_after_a_client_restar
     consumer.ack(&event);
 
     // The server restarts and resumes after the ack (3): event 4 comes again and is skipped.
-    let server = restart(server, &grpc);
+    let server = restart(server);
     post_statements(&server, "rs-durable", 4..5).await;
     let event = next_sequences_with(&mut consumer, &mut handled).await;
     consumer.ack(&event);
@@ -136,7 +136,7 @@ async fn next_sequences_with(consumer: &mut Consumer, handled: &mut Vec<u64>) ->
 
 #[tokio::test]
 async fn tokens_are_sent_and_refusals_end_the_stream() {
-    let (server, grpc) = server_on_fixed_port(&credentials(), &[]);
+    let (server, grpc) = start_server(&credentials(), &[]);
     post_statements(&server, "rs-auth", 0..1).await;
 
     for (token, code) in [
@@ -185,7 +185,7 @@ async fn tls_with_a_ca_file() {
         path("key.pem", &key),
     );
     let config = format!("[grpc.tls]\ncert_file = \"{cert_file}\"\nkey_file = \"{key_file}\"\n");
-    let (server, grpc) = server_on_fixed_port(&config, &[]);
+    let (server, grpc) = start_server(&config, &[]);
     post_statements(&server, "rs-tls", 0..1).await;
     let client = Client::builder(format!("https://{grpc}"))
         .ca_file(&ca_file)
@@ -206,7 +206,7 @@ async fn tls_with_a_ca_file() {
 #[tokio::test(flavor = "multi_thread")]
 async fn the_consumers_span_is_a_child_of_the_delivery_in_the_providers_trace() {
     let (collector, endpoint) = grpc_collector().await;
-    let (server, grpc) = server_on_fixed_port("", &otel_env(&endpoint, "grpc"));
+    let (server, grpc) = start_server("", &otel_env(&endpoint, "grpc"));
     let exporter = opentelemetry_otlp::SpanExporter::builder()
         .with_tonic()
         .with_endpoint(endpoint.clone())

@@ -4,7 +4,10 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use tributary_model::v1::{Filter, SubscribeRequest, subscribe_request::Start};
+use tributary_model::v1::event::Payload;
+use tributary_model::v1::{
+    Filter, ListDeadLettersRequest, OperationStatus, SubscribeRequest, subscribe_request::Start,
+};
 
 use crate::support::{
     self, ARCADIA_AUTH, Server, arcadia_source, delivered_json, expected_delivery, fixtures,
@@ -291,4 +294,77 @@ async fn health_and_readiness() {
     let server = Server::start(&config());
     assert_eq!(server.get("/healthz").await.0, 200);
     assert_eq!(server.get("/readyz").await.0, 200);
+}
+
+#[tokio::test]
+async fn the_download_token_is_typed_for_the_consumer_and_never_logged_nor_shown_in_dead_letters() {
+    // Debug logging everywhere: the token must not appear even there.
+    let server = Server::start_with_env(&config(), &[("RUST_LOG", "debug")]);
+    let token = "dltok-5f1c9e2ab7d34c0e9a61b8f2";
+    let seed = support::fixture("arcadia", "seed-download-status-change-success");
+    let mut webhook: Value = serde_json::from_slice(&seed.raw).expect("json");
+    webhook["data"]["token"] = json!(token);
+    let body = serde_json::to_vec(&webhook).expect("encode");
+    let (status, answer) = server.post("arcadia", &body, &ARCADIA_AUTH).await;
+    assert_eq!(
+        (status, answer),
+        (
+            200,
+            json!({"accepted": 1, "duplicates": 0, "dead_lettered": 0, "ignored": 0,
+                "sequences": [1]})
+        )
+    );
+    // The same download under an event type the adapter does not know: a dead letter.
+    webhook["id"] = json!("whk_6a2b7c3d-0e1f-4a5b-8c9d-0e1f2a3b4c5d");
+    webhook["eventType"] = json!("EXPIRED");
+    let unknown = serde_json::to_vec(&webhook).expect("encode");
+    let (status, answer) = server.post("arcadia", &unknown, &ARCADIA_AUTH).await;
+    assert_eq!((status, answer["dead_lettered"].clone()), (200, json!(1)));
+
+    let events = server.collect(Filter::default(), None, 1).await;
+    match &events[0].payload {
+        Some(Payload::Export(export)) => {
+            assert_eq!(
+                (
+                    export.id.as_str(),
+                    export.status,
+                    export.method.as_str(),
+                    export.token.as_str()
+                ),
+                (
+                    "dwl_8ed41615-edd4-d81d-bf47-c4ef75edf0d8",
+                    OperationStatus::Succeeded as i32,
+                    "IN_BROWSER",
+                    token
+                )
+            );
+        }
+        other => panic!("not an export: {other:?}"),
+    }
+
+    let letters = server
+        .dead_letters(ListDeadLettersRequest {
+            include_raw: true,
+            ..Default::default()
+        })
+        .await;
+    assert_eq!(letters.len(), 1);
+    assert_eq!(
+        (
+            letters[0].provider_event_id.as_str(),
+            letters[0].reason.as_str()
+        ),
+        (
+            "whk_6a2b7c3d-0e1f-4a5b-8c9d-0e1f2a3b4c5d",
+            "no mapping for Arcadia resource \"DOWNLOAD\" with eventType \"EXPIRED\""
+        )
+    );
+    let shown: Value = serde_json::from_slice(&letters[0].raw).expect("raw json");
+    assert_eq!(shown["data"]["token"], json!("[redacted]"));
+    assert_eq!(shown["data"]["downloadMethod"], json!("IN_BROWSER"));
+    assert!(!String::from_utf8_lossy(&letters[0].raw).contains(token));
+
+    let logs = server.logs();
+    assert!(logs.contains("DEBUG"), "debug logs were captured: {logs}");
+    assert!(!logs.contains(token), "the token was logged:\n{logs}");
 }

@@ -5,7 +5,8 @@ use std::collections::HashMap;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::{Value, json};
-use tributary_model::v1::{Filter, subscribe_request::Start};
+use sha2::{Digest, Sha256};
+use tributary_model::v1::{Filter, ListDeadLettersRequest, UnmappedItem, subscribe_request::Start};
 
 use crate::support::{self, Fixture, Server, delivered_json, expected_delivery, hmac_hex};
 
@@ -296,4 +297,138 @@ async fn tax_ids_never_appear_in_clear_in_logs_or_events_by_default() {
         assert!(!delivered.contains(tax_id), "{tax_id} delivered");
     }
     assert!(!logs.contains(SECRET), "secret in the logs");
+}
+
+/// What the Admin service shows of a dead-lettered element: its bytes with the declared
+/// personal-data keys redacted, as JSON.
+fn redacted(raw: &[u8]) -> Value {
+    fn walk(value: &mut Value) {
+        match value {
+            Value::Object(fields) => {
+                for (key, inner) in fields.iter_mut() {
+                    if key.to_lowercase().contains("taxid") {
+                        *inner = json!("[redacted]");
+                    } else {
+                        walk(inner);
+                    }
+                }
+            }
+            Value::Array(items) => items.iter_mut().for_each(walk),
+            _ => {}
+        }
+    }
+    let mut value: Value = serde_json::from_slice(raw).expect("element json");
+    walk(&mut value);
+    value
+}
+
+#[tokio::test]
+async fn a_partially_bad_array_stores_the_good_elements_and_dead_letters_the_rest_once() {
+    let server = Server::start(CONFIG);
+    let case = fixture("array-partially-bad");
+    // Six elements: good, no eventId, good, a string, no eventName (its eventId is element 0's),
+    // good.
+    let unmapped: Vec<UnmappedItem> = case.expected["normalized"]["unmapped"]
+        .as_array()
+        .expect("unmapped")
+        .iter()
+        .map(|item| serde_json::from_value(item.clone()).expect("UnmappedItem json"))
+        .collect();
+    assert_eq!(unmapped.len(), 3);
+
+    let (status, body) = post_signed(&server, &case.raw).await;
+    assert_eq!((status, body), (200, answer(&[1, 2, 3], 0, 3)));
+    // Klavi retries the same array: nothing new, dead letters included.
+    for _ in 0..2 {
+        let (status, body) = post_signed(&server, &case.raw).await;
+        assert_eq!((status, body), (200, answer(&[], 6, 0)));
+    }
+
+    // The good elements, in array order.
+    let expected: Vec<Value> = expected_events(&case)
+        .into_iter()
+        .enumerate()
+        .map(|(n, event)| expected_delivery(event, "klavi", n as u64 + 1, "klavi"))
+        .collect();
+    let ids: Vec<&str> = expected
+        .iter()
+        .map(|e| e["provenance"]["providerEventId"].as_str().expect("id"))
+        .collect();
+    assert_eq!(
+        ids,
+        ["1495468585500-01", "1495468585500-03", "1495468585500-06"]
+    );
+    assert_delivered(&server, &expected).await;
+
+    // The bad elements, in array order, each keyed on its own bytes.
+    let letters = server
+        .dead_letters(ListDeadLettersRequest {
+            include_raw: true,
+            ..Default::default()
+        })
+        .await;
+    let listed: Vec<(u64, String, String, String, String, String)> = letters
+        .iter()
+        .map(|l| {
+            (
+                l.id,
+                l.source.clone(),
+                l.adapter.clone(),
+                l.provider_event_id.clone(),
+                l.provider_event_type.clone(),
+                l.reason.clone(),
+            )
+        })
+        .collect();
+    let content_id = |raw: &[u8]| format!("sha256:{}", hex::encode(Sha256::digest(raw)));
+    let expected_letters: Vec<(u64, String, String, String, String, String)> = unmapped
+        .iter()
+        .zip(1u64..)
+        .map(|(item, id)| {
+            (
+                id,
+                "klavi".to_owned(),
+                "klavi".to_owned(),
+                content_id(&item.raw),
+                item.provider_event_type.clone(),
+                item.reason.clone(),
+            )
+        })
+        .collect();
+    assert_eq!(listed, expected_letters);
+    assert_eq!(
+        expected_letters
+            .iter()
+            .map(|l| (l.4.as_str(), l.5.as_str()))
+            .collect::<Vec<_>>(),
+        [
+            (
+                "consent_authorised",
+                "element 1 has no eventId: not a Klavi event, dead-lettered"
+            ),
+            (
+                "",
+                "element 3 is not a JSON object (got a string): not a Klavi event, dead-lettered"
+            ),
+            (
+                "",
+                "element 4 (eventId \"1495468585500-01\") has no eventName: not a Klavi event, \
+                 dead-lettered"
+            ),
+        ]
+    );
+    for (letter, item) in letters.iter().zip(&unmapped) {
+        let shown: Value = serde_json::from_slice(&letter.raw).expect("raw json");
+        assert_eq!(shown, redacted(&item.raw), "dead letter {}", letter.id);
+        assert!(letter.received_at.is_some());
+        assert!(letter.resolved_at.is_none());
+    }
+    assert_eq!(
+        serde_json::from_slice::<Value>(&letters[1].raw).expect("json"),
+        json!("consent_expired")
+    );
+    let logs = server.logs();
+    for tax_id in TAX_IDS {
+        assert!(!logs.contains(tax_id), "{tax_id} in the logs:\n{logs}");
+    }
 }

@@ -26,16 +26,15 @@ const QUIET: Duration = Duration::from_millis(300);
 /// runs it: `RUST_LOG=info`, and neither `TRIBUTARY_CONFIG` nor any `OTEL_*` variable of the
 /// test process passed on. Without `--plugin-dir` it loads no plugins.
 pub fn serve_command(data: &Path, config: Option<&Path>) -> Command {
-    serve_command_on(data, config, "127.0.0.1:0")
+    serve_command_on(data, config, "127.0.0.1:0", "127.0.0.1:0")
 }
 
-/// [`serve_command`] with the gRPC listener on `grpc` (a fixed port, for clients that must
-/// find a restarted server where they left it).
-pub fn serve_command_on(data: &Path, config: Option<&Path>, grpc: &str) -> Command {
+/// [`serve_command`] listening on the given addresses.
+fn serve_command_on(data: &Path, config: Option<&Path>, http: &str, grpc: &str) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_tributary"));
     command
         .arg("serve")
-        .args(["--http-listen", "127.0.0.1:0", "--grpc-listen", grpc])
+        .args(["--http-listen", http, "--grpc-listen", grpc])
         .arg("--data-dir")
         .arg(data)
         .env("RUST_LOG", "info")
@@ -56,6 +55,8 @@ pub struct Server {
     child: Child,
     pub http: SocketAddr,
     pub grpc: SocketAddr,
+    /// The operators' HTTP listener, when `[ops] http_listen` is configured.
+    pub ops_http: Option<SocketAddr>,
     pub data: PathBuf,
     pub stderr: PathBuf,
     pub config: Option<PathBuf>,
@@ -78,27 +79,12 @@ impl Server {
         Server::start_full(config_toml, &plugin_dir(), env)
     }
 
-    /// Starts a server with extra flags (e.g. `--grpc-listen 127.0.0.1:PORT`) and environment.
-    pub fn start_with_args(config_toml: &str, args: &[&str], env: &[(&str, &str)]) -> Server {
-        Server::start_inner(config_toml, &plugin_dir(), args, env)
-    }
-
     fn start_full(config_toml: &str, plugins: &Path, env: &[(&str, &str)]) -> Server {
-        Server::start_inner(config_toml, plugins, &[], env)
-    }
-
-    fn start_inner(
-        config_toml: &str,
-        plugins: &Path,
-        args: &[&str],
-        env: &[(&str, &str)],
-    ) -> Server {
         let dir = tempfile::tempdir().expect("tempdir");
         let data = dir.path().join("data");
         let config = dir.path().join("tributary.toml");
         std::fs::write(&config, config_toml).expect("write config");
-        let mut extra = vec!["--plugin-dir", plugins.to_str().expect("utf-8 path")];
-        extra.extend_from_slice(args);
+        let extra = ["--plugin-dir", plugins.to_str().expect("utf-8 path")];
         let mut server = Server::spawn_with_env(&data, Some(&config), dir.path(), &extra, env);
         server._dir = Some(dir);
         server
@@ -119,24 +105,33 @@ impl Server {
         extra: &[&str],
         env: &[(&str, &str)],
     ) -> Server {
+        Server::spawn_on(
+            data,
+            config,
+            logs,
+            extra,
+            env,
+            ("127.0.0.1:0", "127.0.0.1:0"),
+        )
+    }
+
+    fn spawn_on(
+        data: &Path,
+        config: Option<&Path>,
+        logs: &Path,
+        extra: &[&str],
+        env: &[(&str, &str)],
+        (http, grpc): (&str, &str),
+    ) -> Server {
         let stderr_path = logs.join(format!("stderr-{}.log", std::process::id()));
         let stderr = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(&stderr_path)
             .expect("stderr file");
-        // `--grpc-listen ADDR` in `extra` replaces the free port (the flag may be given once).
-        let grpc = extra
-            .windows(2)
-            .find(|pair| pair[0] == "--grpc-listen")
-            .map_or("127.0.0.1:0", |pair| pair[1]);
-        let extra: Vec<&str> = match extra.iter().position(|a| *a == "--grpc-listen") {
-            Some(at) => [&extra[..at], &extra[(at + 2).min(extra.len())..]].concat(),
-            None => extra.to_vec(),
-        };
-        let mut command = serve_command_on(data, config, grpc);
+        let mut command = serve_command_on(data, config, http, grpc);
         command
-            .args(&extra)
+            .args(extra)
             .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -167,6 +162,10 @@ impl Server {
         Server {
             http: address("http="),
             grpc: address("grpc="),
+            ops_http: ready
+                .split_whitespace()
+                .find_map(|part| part.strip_prefix("ops_http="))
+                .and_then(|a| a.parse().ok()),
             child,
             data: data.to_path_buf(),
             stderr: stderr_path,
@@ -176,16 +175,31 @@ impl Server {
     }
 
     /// Stops this server and starts another on the same data directory and config.
-    pub fn restart(self) -> Server {
-        self.restart_with(&[])
-    }
-
-    /// [`Server::restart`] with extra flags (e.g. `--grpc-listen` to keep the gRPC port).
-    pub fn restart_with(mut self, extra: &[&str]) -> Server {
+    pub fn restart(mut self) -> Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
         let logs = self.stderr.parent().expect("log dir").to_path_buf();
-        let mut next = Server::spawn(&self.data, self.config.as_deref(), &logs, extra);
+        let mut next = Server::spawn(&self.data, self.config.as_deref(), &logs, &[]);
+        next._dir = self._dir.take();
+        next
+    }
+
+    /// Stops this server (SIGKILL) and starts another on the same data directory, config,
+    /// plugin directory and ports, so clients that keep the addresses reconnect to it.
+    pub fn restart_on_same_ports(mut self, plugins: &Path) -> Server {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let logs = self.stderr.parent().expect("log dir").to_path_buf();
+        let (http, grpc) = (self.http.to_string(), self.grpc.to_string());
+        let extra = ["--plugin-dir", plugins.to_str().expect("utf-8 path")];
+        let mut next = Server::spawn_on(
+            &self.data,
+            self.config.as_deref(),
+            &logs,
+            &extra,
+            &[],
+            (&http, &grpc),
+        );
         next._dir = self._dir.take();
         next
     }

@@ -4,7 +4,10 @@ use serde_json::Value;
 use tributary_plugin_sdk::convert::{bool_at, date_at, str_at, timestamp_at};
 use tributary_plugin_sdk::prelude::*;
 
-use super::{Envelope, Mapper, base_references, custom_data, event, institution, push_unique};
+use super::{
+    ACCOUNT_NUMBER, Envelope, Mapper, SITE, base_references, custom_data, event, institution,
+    optional_bool, push_unique,
+};
 
 /// Maps one account status change; every status is kept, unknown ones as UNSPECIFIED.
 pub fn status_change(m: &Mapper, env: &Envelope<'_>) -> Result<Event, String> {
@@ -24,10 +27,10 @@ pub fn status_change(m: &Mapper, env: &Envelope<'_>) -> Result<Event, String> {
         ("account.status_changed", AccountChange::StatusChanged)
     };
     let id = str_at(data, "id");
-    let connection_id = credential_id(data);
+    let connection_id = credential_id(data, None);
     let account = Account {
         id: id.clone(),
-        number: m.personal("account_number", &str_at(data, "accountNumber")),
+        number: m.personal(ACCOUNT_NUMBER, &str_at(data, "accountNumber")),
         name: str_at(data, "name"),
         r#type: str_at(data, "type"),
         status: status as i32,
@@ -42,6 +45,17 @@ pub fn status_change(m: &Mapper, env: &Envelope<'_>) -> Result<Event, String> {
         customer_action_required: bool_at(data, "isCustomerActionRequired"),
         latest_statement_date: date_at(data, "latestStatementDate"),
         next_expected_post_date: date_at(data, "nextExpectedPostDate"),
+        summary_account_id: str_at(data, "summaryAccountId"),
+        summary_account_number: m.personal(ACCOUNT_NUMBER, &str_at(data, "summaryAccountNumber")),
+        prepaid: optional_bool(data, "prepaid"),
+        accessible: optional_bool(data, "isAccessible"),
+        provider_classification: str_at(data, "providerClassification"),
+        last_successful_extraction_at: timestamp_at(data, "lastSuccessfulStatementExtractionAt"),
+        latest_new_statement_at: timestamp_at(data, "latestNewStatementAt"),
+        site_names: convert::strings_at(data, "siteNames")
+            .iter()
+            .filter_map(|name| m.personal(SITE, name))
+            .collect(),
         ..Default::default()
     };
     let payload = AccountEvent {
@@ -81,14 +95,76 @@ fn service_types(data: &Value) -> Vec<String> {
     types
 }
 
-/// The credential an account or meter belongs to, when the payload names it
-/// (`credentialId` or `credential.id`; the documented examples carry neither).
-pub fn credential_id(data: &Value) -> String {
-    let direct = str_at(data, "credentialId");
-    if !direct.is_empty() {
-        return direct;
+/// The credential a resource belongs to, when the payload names exactly one: `credentialId`,
+/// `credential.id`, `credentialIds[]` or `credentials[].id` of `data`, and the same keys on the
+/// nested objects under `nested` (a statement's `accountData[]`, a meter's `accounts[]`).
+/// Several different ids, or none, give an empty id: a credential is never guessed. The
+/// documented examples carry none of these keys.
+pub fn credential_id(data: &Value, nested: Option<&str>) -> String {
+    let mut ids = Vec::new();
+    credential_ids_of(data, &mut ids);
+    if let Some(items) = nested
+        .and_then(|key| data.get(key))
+        .and_then(Value::as_array)
+    {
+        for item in items {
+            credential_ids_of(item, &mut ids);
+        }
     }
-    data.get("credential")
-        .map(|c| str_at(c, "id"))
-        .unwrap_or_default()
+    match ids.as_slice() {
+        [only] => only.clone(),
+        _ => String::new(),
+    }
+}
+
+/// The credential ids one object names, added to `ids` without repeats.
+fn credential_ids_of(object: &Value, ids: &mut Vec<String>) {
+    push_unique(ids, str_at(object, "credentialId"));
+    if let Some(credential) = object.get("credential") {
+        push_unique(ids, str_at(credential, "id"));
+    }
+    for id in convert::strings_at(object, "credentialIds") {
+        push_unique(ids, id);
+    }
+    for credential in object
+        .get("credentials")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        push_unique(ids, str_at(credential, "id"));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn a_credential_is_linked_only_when_the_payload_names_exactly_one() {
+        assert_eq!(
+            credential_id(&json!({"credentialId": "crd_1"}), None),
+            "crd_1"
+        );
+        assert_eq!(
+            credential_id(&json!({"credential": {"id": "crd_1"}}), None),
+            "crd_1"
+        );
+        assert_eq!(
+            credential_id(&json!({"credentialIds": ["crd_1", "crd_1"]}), None),
+            "crd_1"
+        );
+        assert_eq!(
+            credential_id(&json!({"credentials": [{"id": "crd_1"}, {"x": 1}]}), None),
+            "crd_1"
+        );
+        let lines = json!({"accountData": [{"credentialId": "crd_1"}, {"credentialId": "crd_1"}]});
+        assert_eq!(credential_id(&lines, Some("accountData")), "crd_1");
+        assert_eq!(credential_id(&lines, None), "");
+        let two = json!({"credentialId": "crd_1", "accounts": [{"credentialId": "crd_2"}]});
+        assert_eq!(credential_id(&two, Some("accounts")), "", "never guessed");
+        assert_eq!(credential_id(&json!({"credential": "crd_1"}), None), "");
+        assert_eq!(credential_id(&json!({}), Some("accounts")), "");
+    }
 }

@@ -14,13 +14,26 @@ const USERNAME_KEYS: [&str; 4] = ["username", "username2", "username3", "usernam
 /// because it cannot tell pending from succeeded from failed.
 pub fn status_change(m: &Mapper, env: &Envelope<'_>) -> Result<Event, String> {
     let data = env.data()?;
-    let status = match str_at(data, "status").as_str() {
+    let status = match credential_status(&str_at(data, "status")) {
+        ConnectionStatus::Unspecified => {
+            return Err(format!(
+                "unknown CREDENTIAL status {:?}",
+                str_at(data, "status")
+            ));
+        }
+        status => status,
+    };
+    Ok(connection_event(m, env, data, status, false))
+}
+
+/// Canonical status of an Arcadia credential's `status`; UNSPECIFIED when unknown.
+fn credential_status(status: &str) -> ConnectionStatus {
+    match status {
         "CONNECTION_IN_PROGRESS" => ConnectionStatus::Pending,
         "CONNECTION_SUCCESS" => ConnectionStatus::Succeeded,
         "CONNECTION_FAILURE" => ConnectionStatus::Failed,
-        other => return Err(format!("unknown CREDENTIAL status {other:?}")),
-    };
-    Ok(connection_event(m, env, data, status, false))
+        _ => ConnectionStatus::Unspecified,
+    }
 }
 
 /// REAL_TIME_CREDENTIAL_VALIDATION_SUCCESS / _FAILURE: the event type decides the outcome.
@@ -148,7 +161,8 @@ fn credential_references(cred: &Value) -> References {
     }
 }
 
-/// An Arcadia credential; usernames go through the `username` policy.
+/// An Arcadia credential; usernames go through the `username` policy. Its own status is kept
+/// (on MFA prompts it is the only word on where the credential stands).
 fn credential(m: &Mapper, cred: &Value) -> Credential {
     let provider = cred.get("provider").filter(|p| p.is_object());
     let provider_flag = |key: &str| provider.is_some_and(|p| bool_at(p, key));
@@ -170,5 +184,8 @@ fn credential(m: &Mapper, cred: &Value) -> Credential {
         institution: institution(provider),
         interval_data_supported: provider_flag("isIntervalDataSupported"),
         real_time_validation_supported: provider_flag("isRealTimeCredentialValidationSupported"),
+        status: credential_status(&str_at(cred, "status")) as i32,
+        provider_status: str_at(cred, "status"),
+        provider_status_detail: str_at(cred, "statusDetail"),
     }
 }

@@ -11,6 +11,16 @@ use tributary_plugin_sdk::convert::{str_at, timestamp_at, to_struct};
 use tributary_plugin_sdk::personal_data::PersonalDataGuard;
 use tributary_plugin_sdk::prelude::*;
 
+/// Personal-data field names of the source's policy (`personal_data.fields`).
+/// Account numbers: an account's own, its summary account's, statement lines', files'.
+const ACCOUNT_NUMBER: &str = "account_number";
+/// Meter numbers: a meter's own and the one it replaced, statement meter lines'.
+const METER_NUMBER: &str = "meter_number";
+/// A meter's service address.
+const SERVICE_ADDRESS: &str = "service_address";
+/// Site names: an account's `siteNames[]` and a meter's `site`.
+const SITE: &str = "site";
+
 /// The envelope every Arcadia webhook shares.
 pub struct Envelope<'a> {
     /// `id` ("whk_..."): the dedup key.
@@ -211,6 +221,18 @@ fn provider_errors(errors: Option<&Value>) -> Vec<ProviderError> {
             },
         })
         .collect()
+}
+
+/// The boolean at `key`; `None` when absent, null or not a boolean (proto3 `optional bool`).
+fn optional_bool(object: &Value, key: &str) -> Option<bool> {
+    object.get(key).and_then(Value::as_bool)
+}
+
+/// The decimal at `key` (a JSON number or numeric string), exactly; `None` when absent or not
+/// a number.
+fn decimal_at(object: &Value, key: &str) -> Option<Decimal> {
+    let (units, nanos) = object.get(key).and_then(convert::decimal)?;
+    Some(Decimal { units, nanos })
 }
 
 /// The integer at `key` as i32, saturating; 0 when absent.

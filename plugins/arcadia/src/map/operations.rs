@@ -5,7 +5,7 @@ use serde_json::Value;
 use tributary_plugin_sdk::convert::{bool_at, date_at, str_at, strings_at};
 use tributary_plugin_sdk::prelude::*;
 
-use super::{Envelope, Mapper, base_references, event, i32_at, institution};
+use super::{ACCOUNT_NUMBER, Envelope, Mapper, base_references, event, i32_at, institution};
 
 /// FILE STATUS_CHANGE: an uploaded bill's processing; account numbers via `account_number`.
 pub fn file(m: &Mapper, env: &Envelope<'_>) -> Result<Event, String> {
@@ -32,7 +32,7 @@ pub fn file(m: &Mapper, env: &Envelope<'_>) -> Result<Event, String> {
         customer_action_required: bool_at(data, "isCustomerActionRequired"),
         account_numbers: strings_at(data, "accountNumbers")
             .iter()
-            .filter_map(|number| m.personal("account_number", number))
+            .filter_map(|number| m.personal(ACCOUNT_NUMBER, number))
             .collect(),
         institution: institution(data.get("provider")),
         errors: env.errors.clone(),
@@ -80,8 +80,9 @@ pub fn deletion(env: &Envelope<'_>) -> Result<Event, String> {
     ))
 }
 
-/// DOWNLOAD STATUS_CHANGE: export.status_changed. The download `token` is not copied into
-/// the event (it grants access to the export); it stays in the stored raw body.
+/// DOWNLOAD STATUS_CHANGE: export.status_changed. The download `token` is a credential (it
+/// fetches the export): it is carried in its typed field for the consumer that downloads, and
+/// never put in a reason, a log line or any other field.
 pub fn download(env: &Envelope<'_>) -> Result<Event, String> {
     let data: &Value = env.data()?;
     let provider_status = str_at(data, "status");
@@ -92,6 +93,7 @@ pub fn download(env: &Envelope<'_>) -> Result<Event, String> {
         provider_status,
         method: str_at(data, "downloadMethod"),
         errors: env.errors.clone(),
+        token: str_at(data, "token"),
     };
     Ok(event(
         env,

@@ -6,7 +6,10 @@ use tributary_plugin_sdk::convert::{date_at, money, quantity, str_at, timestamp_
 use tributary_plugin_sdk::prelude::*;
 
 use super::account::credential_id;
-use super::{Envelope, Mapper, base_references, event, institution, push_unique};
+use super::{
+    ACCOUNT_NUMBER, Envelope, METER_NUMBER, Mapper, base_references, event, institution,
+    push_unique,
+};
 
 /// Maps one statement event as `event_type`. Amounts are exact decimals; the currency is the
 /// item's `currencyCode`, else the statement's, else the configured default (maybe empty).
@@ -42,9 +45,11 @@ pub fn map(m: &Mapper, env: &Envelope<'_>, event_type: &str) -> Result<Event, St
             .collect(),
         institution: institution(data.get("provider")),
         errors: env.errors.clone(),
+        summary_account_number: m.personal(ACCOUNT_NUMBER, &str_at(data, "summaryAccountNumber")),
+        created_at: timestamp_at(data, "createdAt"),
     };
     let references = References {
-        connection_id: credential_id(data),
+        connection_id: credential_id(data, Some("accountData")),
         account_ids,
         ..base_references(data)
     };
@@ -59,9 +64,11 @@ pub fn map(m: &Mapper, env: &Envelope<'_>, event_type: &str) -> Result<Event, St
 
 fn account_line(m: &Mapper, line: &Value, statement_currency: &str) -> StatementAccountLine {
     let currency = m.currency(line, Some(statement_currency));
+    let provider = line.get("provider").filter(|p| p.is_object());
+    let provider_str = |key: &str| provider.map(|p| str_at(p, key)).unwrap_or_default();
     StatementAccountLine {
         account_id: str_at(line, "accountId"),
-        account_number: m.personal("account_number", &str_at(line, "accountNumber")),
+        account_number: m.personal(ACCOUNT_NUMBER, &str_at(line, "accountNumber")),
         due_date: date_at(line, "dueDate"),
         amount_due: amount(line, "amountDue", &currency),
         total_charges: amount(line, "totalCharges", &currency),
@@ -74,6 +81,9 @@ fn account_line(m: &Mapper, line: &Value, statement_currency: &str) -> Statement
             .filter(|meter| meter.is_object())
             .map(|meter| meter_line(m, meter, &currency))
             .collect(),
+        institution: institution(provider),
+        provider_classification: provider_str("classification"),
+        publisher_provider_account_id: provider_str("publisherProviderAccountId"),
     }
 }
 
@@ -81,7 +91,7 @@ fn meter_line(m: &Mapper, meter: &Value, account_currency: &str) -> StatementMet
     let currency = m.currency(meter, Some(account_currency));
     StatementMeterLine {
         meter_id: str_at(meter, "meterId"),
-        meter_number: m.personal("meter_number", &str_at(meter, "meterNumber")),
+        meter_number: m.personal(METER_NUMBER, &str_at(meter, "meterNumber")),
         point_of_delivery_number: str_at(meter, "pointOfDeliveryNumber"),
         service_type: str_at(meter, "serviceType"),
         read_date: date_at(meter, "meterReadDate"),
@@ -92,6 +102,7 @@ fn meter_line(m: &Mapper, meter: &Value, account_currency: &str) -> StatementMet
         total_usage: meter
             .get("totalUsage")
             .and_then(|usage| quantity(usage, &str_at(meter, "totalUsageUnit"))),
+        service_type_classification: str_at(meter, "serviceTypeClassification"),
     }
 }
 

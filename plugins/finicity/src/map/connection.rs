@@ -5,7 +5,7 @@ use serde_json::{Map, Value};
 use tributary_plugin_sdk::model::v1::event::Payload;
 use tributary_plugin_sdk::model::v1::{
     ConnectionEvent, ConnectionFailureReason, ConnectionStatus, Credential, Institution, MfaEvent,
-    MfaStage,
+    MfaQuestion, MfaStage,
 };
 
 use super::{Mapped, bool_of, id_at, institution_at, str_of};
@@ -40,9 +40,10 @@ pub(super) fn map(event_type: &str, payload: &Map<String, Value>) -> Mapped {
             "connection.failed"
         }
         "unableToConnect" => {
+            let code = str_of(payload, "code").trim().to_owned();
             connection.status = ConnectionStatus::Failed as i32;
-            connection.failure_reason = ConnectionFailureReason::InstitutionUnavailable as i32;
-            connection.provider_code = str_of(payload, "code");
+            connection.failure_reason = unable_to_connect_reason(&code) as i32;
+            connection.provider_code = code;
             "connection.failed"
         }
         _ => {
@@ -61,6 +62,59 @@ pub(super) fn map(event_type: &str, payload: &Map<String, Value>) -> Mapped {
     }
 }
 
+/// Why an `unableToConnect` failed, from its `code` (Finicity's aggregation status codes, see
+/// the README for the sources). The event is documented as "the institution is unavailable",
+/// so no code, 102, the 9xx maintenance codes and any code not listed keep that reason.
+fn unable_to_connect_reason(code: &str) -> ConnectionFailureReason {
+    match code {
+        "103" => ConnectionFailureReason::InvalidCredentials,
+        "108" | "109" | "185" => ConnectionFailureReason::ActionRequired,
+        "187" => ConnectionFailureReason::MfaFailed,
+        "106" | "946" => ConnectionFailureReason::AccountNotFound,
+        "945" | "947" | "948" => ConnectionFailureReason::ReauthorizationRequired,
+        "972" => ConnectionFailureReason::Unsupported,
+        _ => ConnectionFailureReason::InstitutionUnavailable,
+    }
+}
+
+/// The challenge questions of an `mfa` payload, in order: `questions[]` (objects with `text`
+/// or `question`, or plain strings), else `mfaChallenges.questions[]`, else a single
+/// `question`. Finicity does not publish this payload; empty texts are skipped.
+fn questions(payload: &Map<String, Value>) -> Vec<MfaQuestion> {
+    let nested = payload
+        .get("mfaChallenges")
+        .and_then(Value::as_object)
+        .and_then(|challenges| challenges.get("questions"));
+    let items: Vec<&Value> = match (payload.get("questions"), nested, payload.get("question")) {
+        (Some(Value::Array(items)), _, _) | (_, Some(Value::Array(items)), _) => {
+            items.iter().collect()
+        }
+        (_, _, Some(single)) => vec![single],
+        _ => Vec::new(),
+    };
+    items
+        .into_iter()
+        .filter_map(|item| {
+            let text = match item {
+                Value::String(text) => text.clone(),
+                Value::Object(object) => {
+                    let text = str_of(object, "text");
+                    if text.trim().is_empty() {
+                        str_of(object, "question")
+                    } else {
+                        text
+                    }
+                }
+                _ => String::new(),
+            };
+            let text = text.trim();
+            (!text.is_empty()).then(|| MfaQuestion {
+                text: text.to_owned(),
+            })
+        })
+        .collect()
+}
+
 /// Maps an MFA event: `mfa` (a challenge question is shown) or `mfaUpdated` (answered).
 pub(super) fn map_mfa(event_type: &str, payload: &Map<String, Value>) -> Mapped {
     let institution = institution_at(payload);
@@ -75,10 +129,69 @@ pub(super) fn map_mfa(event_type: &str, payload: &Map<String, Value>) -> Mapped 
         payload: Payload::Mfa(MfaEvent {
             stage: stage as i32,
             credential: credential(&connection_id, &institution),
+            questions: questions(payload),
             ..Default::default()
         }),
         connection_id,
         institution,
         account_ids: Vec::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn object(value: Value) -> Map<String, Value> {
+        value.as_object().cloned().unwrap_or_default()
+    }
+
+    fn texts(payload: Value) -> Vec<String> {
+        questions(&object(payload))
+            .into_iter()
+            .map(|q| q.text)
+            .collect()
+    }
+
+    #[test]
+    fn known_codes_get_their_own_reason() {
+        use ConnectionFailureReason as R;
+        let cases = [
+            ("", R::InstitutionUnavailable),
+            ("102", R::InstitutionUnavailable),
+            ("903", R::InstitutionUnavailable),
+            ("12345", R::InstitutionUnavailable),
+            ("103", R::InvalidCredentials),
+            ("108", R::ActionRequired),
+            ("109", R::ActionRequired),
+            ("185", R::ActionRequired),
+            ("187", R::MfaFailed),
+            ("106", R::AccountNotFound),
+            ("946", R::AccountNotFound),
+            ("945", R::ReauthorizationRequired),
+            ("947", R::ReauthorizationRequired),
+            ("948", R::ReauthorizationRequired),
+            ("972", R::Unsupported),
+        ];
+        for (code, reason) in cases {
+            assert_eq!(unable_to_connect_reason(code), reason, "{code}");
+        }
+    }
+
+    #[test]
+    fn question_texts_in_every_shape() {
+        assert_eq!(
+            texts(json!({"questions": [{"text": " Q1 "}, "Q2", {"question": "Q3"}, {}, 4]})),
+            ["Q1", "Q2", "Q3"]
+        );
+        assert_eq!(
+            texts(json!({"mfaChallenges": {"questions": [{"text": "Q"}]}})),
+            ["Q"]
+        );
+        assert_eq!(texts(json!({"question": "Q"})), ["Q"]);
+        assert_eq!(texts(json!({"question": {"text": "Q"}})), ["Q"]);
+        assert!(texts(json!({"questions": "Q"})).is_empty());
+        assert!(texts(json!({"institutionId": "1"})).is_empty());
     }
 }

@@ -1,0 +1,195 @@
+//! The raw archive: one entry per webhook (sealed by the service; stored as given), written in
+//! the same transaction as the webhook's events and dead letters, found by id and by
+//! (source, content key), and expired by its own age and size limits.
+
+use prost::Message;
+use redb::{Database, ReadableDatabase, ReadableTable, WriteTransaction};
+use tributary_event_log::{LogError, Retention, rules};
+use tributary_model::v1::ArchiveEntry;
+
+use super::writer::Cursor;
+use super::{ARCHIVE, ARCHIVE_KEYS, META, storage};
+
+const STORING: &str = "storing a raw-archive entry";
+const READING: &str = "reading the raw archive";
+const EXPIRING: &str = "expiring raw-archive entries";
+
+/// Most entries removed per retention pass.
+const MAX_REMOVED_PER_PASS: usize = 10_000;
+
+/// The id for `entry`: the stored entry of the same (source, content key), else a new one.
+/// Returns the id and whether it is new.
+pub(crate) fn reserve(
+    txn: &WriteTransaction,
+    cursor: &Cursor,
+    source: &str,
+    entry: &ArchiveEntry,
+) -> Result<(u64, bool), LogError> {
+    let keys = txn.open_table(ARCHIVE_KEYS).map_err(storage(STORING))?;
+    Ok(
+        match keys
+            .get((source, entry.content_key.as_str()))
+            .map_err(storage(STORING))?
+        {
+            Some(id) => (id.value(), false),
+            None => (cursor.last_archive + 1, true),
+        },
+    )
+}
+
+/// Stores `entry` under `id` with what its append stored, or, for an entry already stored,
+/// adds what this append stored to it.
+pub(crate) fn store(
+    txn: &WriteTransaction,
+    cursor: &mut Cursor,
+    id: u64,
+    new: bool,
+    mut entry: ArchiveEntry,
+    sequences: &[u64],
+    dead_letter_ids: &[u64],
+) -> Result<(), LogError> {
+    let mut table = txn.open_table(ARCHIVE).map_err(storage(STORING))?;
+    let mut meta = txn.open_table(META).map_err(storage(STORING))?;
+    let mut bytes = meta
+        .get("archive_bytes")
+        .map_err(storage(STORING))?
+        .map_or(0, |v| v.value());
+    if !new {
+        if sequences.is_empty() && dead_letter_ids.is_empty() {
+            return Ok(());
+        }
+        let Some(stored) = table.get(id).map_err(storage(STORING))? else {
+            return Ok(());
+        };
+        let stored_len = stored.value().len() as u64;
+        entry = ArchiveEntry::decode(stored.value())
+            .map_err(|source| LogError::Corrupt { key: id, source })?;
+        drop(stored);
+        bytes = bytes.saturating_sub(stored_len);
+    } else {
+        entry.id = id;
+        let mut keys = txn.open_table(ARCHIVE_KEYS).map_err(storage(STORING))?;
+        keys.insert((entry.source.as_str(), entry.content_key.as_str()), id)
+            .map_err(storage(STORING))?;
+        meta.insert("last_archive", id).map_err(storage(STORING))?;
+        cursor.last_archive = id;
+    }
+    entry.sequences.extend_from_slice(sequences);
+    entry.dead_letter_ids.extend_from_slice(dead_letter_ids);
+    let encoded = entry.encode_to_vec();
+    bytes += encoded.len() as u64;
+    table
+        .insert(id, encoded.as_slice())
+        .map_err(storage(STORING))?;
+    meta.insert("archive_bytes", bytes)
+        .map_err(storage(STORING))?;
+    Ok(())
+}
+
+/// The highest archive id ever assigned (survives retention removing the newest entries).
+pub(crate) fn last_id(txn: &WriteTransaction) -> Result<u64, LogError> {
+    let table = txn.open_table(ARCHIVE).map_err(storage(READING))?;
+    let meta = txn.open_table(META).map_err(storage(READING))?;
+    let stored = table
+        .last()
+        .map_err(storage(READING))?
+        .map_or(0, |(k, _)| k.value());
+    let recorded = meta
+        .get("last_archive")
+        .map_err(storage(READING))?
+        .map_or(0, |v| v.value());
+    Ok(stored.max(recorded))
+}
+
+/// Entry `id`, if stored.
+pub(crate) fn get(db: &Database, id: u64) -> Result<Option<ArchiveEntry>, LogError> {
+    let txn = db.begin_read().map_err(storage(READING))?;
+    let table = txn.open_table(ARCHIVE).map_err(storage(READING))?;
+    table
+        .get(id)
+        .map_err(storage(READING))?
+        .map(|value| {
+            ArchiveEntry::decode(value.value())
+                .map_err(|source| LogError::Corrupt { key: id, source })
+        })
+        .transpose()
+}
+
+/// Up to `max` entries with an id greater than `after`.
+pub(crate) fn list(db: &Database, after: u64, max: usize) -> Result<Vec<ArchiveEntry>, LogError> {
+    let txn = db.begin_read().map_err(storage(READING))?;
+    let table = txn.open_table(ARCHIVE).map_err(storage(READING))?;
+    let mut out = Vec::new();
+    for item in table
+        .range(after.saturating_add(1)..)
+        .map_err(storage(READING))?
+        .take(max)
+    {
+        let (key, value) = item.map_err(storage(READING))?;
+        out.push(
+            ArchiveEntry::decode(value.value()).map_err(|source| LogError::Corrupt {
+                key: key.value(),
+                source,
+            })?,
+        );
+    }
+    Ok(out)
+}
+
+/// Removes the oldest entries received before `now - archive_max_age` and while their bytes
+/// exceed `archive_max_bytes`. Returns how many.
+pub(crate) fn expire(
+    txn: &WriteTransaction,
+    retention: &Retention,
+    now_millis: u64,
+) -> Result<usize, LogError> {
+    if retention.archive_max_age.is_none() && retention.archive_max_bytes.is_none() {
+        return Ok(0);
+    }
+    let cutoff = retention
+        .archive_max_age
+        .map(|age| now_millis.saturating_sub(u64::try_from(age.as_millis()).unwrap_or(u64::MAX)));
+    let mut table = txn.open_table(ARCHIVE).map_err(storage(EXPIRING))?;
+    let mut keys = txn.open_table(ARCHIVE_KEYS).map_err(storage(EXPIRING))?;
+    let mut meta = txn.open_table(META).map_err(storage(EXPIRING))?;
+    let mut bytes = meta
+        .get("archive_bytes")
+        .map_err(storage(EXPIRING))?
+        .map_or(0, |v| v.value());
+    let mut doomed = Vec::new();
+    let mut freed = 0u64;
+    for item in table.iter().map_err(storage(EXPIRING))? {
+        if doomed.len() >= MAX_REMOVED_PER_PASS {
+            break;
+        }
+        let (key, value) = item.map_err(storage(EXPIRING))?;
+        let over_size = retention
+            .archive_max_bytes
+            .is_some_and(|max| bytes.saturating_sub(freed) > max);
+        let entry = ArchiveEntry::decode(value.value()).map_err(|source| LogError::Corrupt {
+            key: key.value(),
+            source,
+        })?;
+        let received = entry
+            .received_at
+            .as_ref()
+            .map_or(0, |time| rules::unix_millis(time));
+        let too_old = cutoff.is_some_and(|cutoff| received < cutoff);
+        if !too_old && !over_size {
+            break;
+        }
+        freed += value.value().len() as u64;
+        doomed.push((key.value(), entry.source, entry.content_key));
+    }
+    for (id, source, content_key) in &doomed {
+        table.remove(*id).map_err(storage(EXPIRING))?;
+        keys.remove((source.as_str(), content_key.as_str()))
+            .map_err(storage(EXPIRING))?;
+    }
+    if !doomed.is_empty() {
+        bytes = bytes.saturating_sub(freed);
+        meta.insert("archive_bytes", bytes)
+            .map_err(storage(EXPIRING))?;
+    }
+    Ok(doomed.len())
+}

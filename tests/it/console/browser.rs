@@ -1,0 +1,382 @@
+//! The console in a real headless Chromium, against the real binary: logging in, a webhook
+//! appearing in the live tail, a dead letter redriven after the fixed adapter is reloaded, a
+//! consumer reset, and a source with verification off flagged. Screenshots of each page go to
+//! `target/console-screenshots/` (docs/operations.md shows them).
+
+use std::time::{Duration, Instant};
+
+use fantoccini::Locator;
+use serde_json::json;
+use tokio_stream::StreamExt;
+use tonic::metadata::MetadataValue;
+use tonic::transport::Channel;
+use tributary::proto::event_stream_client::EventStreamClient;
+use tributary_model::v1::{AckRequest, SubscribeRequest, subscribe_request::Start};
+
+use super::driver::Browser;
+use super::{ADMIN_TOKEN, CONSUMER_TOKEN, console_config, console_url};
+use crate::support::adapters::{build_quokka, build_quokka_with};
+use crate::support::{ARCADIA_AUTH, Server, arcadia_source, arcadia_webhook, heavy_turn};
+
+/// A source whose adapter verifies nothing: the console must flag it.
+const UNVERIFIED_SOURCE: &str = "\n[sources.local-test]\nadapter = \"arcadia\"\nconfig = { verification = { disabled = true } }\n";
+
+async fn post_arcadia(server: &Server, id: &str) -> u64 {
+    let (status, answer) = server
+        .post("arcadia", &arcadia_webhook(id), &ARCADIA_AUTH)
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    answer["sequences"][0].as_u64().expect("one event stored")
+}
+
+#[tokio::test]
+async fn log_in_see_a_webhook_live_and_the_unverified_source_flagged() {
+    let _turn = heavy_turn().await;
+    let server = Server::start(&console_config(&format!(
+        "{}{UNVERIFIED_SOURCE}",
+        arcadia_source("")
+    )));
+    let base = console_url(&server);
+    for n in 1..=3 {
+        post_arcadia(&server, &format!("whk_console_{n}")).await;
+    }
+    let browser = Browser::start(1280, 1000).await;
+
+    // Not logged in: the login page.
+    browser.goto(&format!("{base}/")).await;
+    let url = browser.client.current_url().await.expect("url");
+    assert_eq!(url.path(), "/console/login");
+    // A wrong token is refused, and a consumer credential too.
+    browser.login(&base, "not-the-operators-token-at-all").await;
+    assert_eq!(
+        browser.text(".flash.error").await,
+        "That token is not valid."
+    );
+    browser.screenshot("login-refused").await;
+    browser.login(&base, CONSUMER_TOKEN).await;
+    assert_eq!(
+        browser.text(".flash.error").await,
+        "That credential has no admin scope."
+    );
+    // The browser logs the two refusals (and nothing else so far).
+    let errors = browser.console_errors().await;
+    let refused = |status: &str| {
+        format!(
+            "{base}/login - Failed to load resource: the server responded with a status of {status}"
+        )
+    };
+    assert_eq!(
+        errors,
+        [refused("401 (Unauthorized)"), refused("403 (Forbidden)")]
+    );
+    let landed = browser.login(&base, ADMIN_TOKEN).await;
+    assert_eq!(landed, format!("{base}/"));
+    assert_eq!(browser.text("h1").await, "Overview");
+    assert_eq!(browser.text("#log-last").await, "3");
+    assert_eq!(browser.text("#log-first").await, "1");
+    // The live part is pushed again every 2 s: wait for one update with the counts.
+    browser
+        .wait_for_text("#overview-live table", "arcadia 3 3 3 0 0 0 none")
+        .await;
+
+    // Sources: verification off is flagged, first and on its row.
+    browser.goto(&format!("{base}/sources")).await;
+    assert_eq!(
+        browser.text("#unverified p strong").await,
+        "Verification is switched off for: local-test"
+    );
+    assert_eq!(
+        browser.text("tr[data-source=\"local-test\"] .badge").await,
+        "verification off"
+    );
+    assert!(
+        browser
+            .client
+            .find(Locator::Css("tr[data-source=\"arcadia\"] .badge"))
+            .await
+            .is_err(),
+        "the verified source is not flagged"
+    );
+    browser.screenshot("sources").await;
+
+    // Live tail: a webhook POSTed now is listed within a second.
+    browser.goto(&format!("{base}/tail")).await;
+    browser.wait_for_text("#tail-status", "Live").await;
+    let sequence = post_arcadia(&server, "whk_console_live").await;
+    assert_eq!(sequence, 4);
+    let posted = Instant::now();
+    let row = format!("li.event[data-sequence=\"{sequence}\"]");
+    let appeared = browser.wait_for(&row, Duration::from_secs(5)).await;
+    let took = appeared.map(|_| posted.elapsed());
+    assert!(
+        took.is_some_and(|took| took <= Duration::from_secs(1)),
+        "the webhook took {took:?} to appear in the live tail"
+    );
+    // Its canonical JSON opens.
+    browser.click(&format!("{row} summary")).await;
+    let shown: serde_json::Value =
+        serde_json::from_str(&browser.text(&format!("{row} pre.json")).await).expect("JSON");
+    assert_eq!(
+        (
+            shown["sequence"].clone(),
+            shown["source"].clone(),
+            shown["type"].clone()
+        ),
+        (json!("4"), json!("arcadia"), json!("statement.available"))
+    );
+    assert_eq!(
+        shown["provenance"]["providerEventId"],
+        json!("whk_console_live")
+    );
+    browser.screenshot("live-tail").await;
+
+    // A type filter: statements are not consents.
+    let field = browser
+        .client
+        .find(Locator::Css("#tail-type"))
+        .await
+        .expect("type field");
+    field.send_keys("consent.*").await.expect("type");
+    browser.click("#tail-form button[type=submit]").await;
+    browser.wait_for_text("#tail-status", "Live").await;
+    post_arcadia(&server, "whk_console_filtered").await;
+    assert_eq!(
+        browser
+            .wait_for("li.event", Duration::from_millis(700))
+            .await,
+        None,
+        "a statement passed the consent.* filter"
+    );
+
+    let errors = browser.console_errors().await;
+    assert!(errors.is_empty(), "browser console errors: {errors:?}");
+
+    // Back to the overview: by now the plot has a few samples (one every 10 s).
+    browser.goto(&format!("{base}/")).await;
+    browser
+        .wait_for_text("#overview-live table", "arcadia 5 5 5 0 0 0 none")
+        .await;
+    // A line once two samples are 10 s apart (pushed by the live update).
+    let drawn = browser
+        .wait_for("#plot-rates polyline", Duration::from_secs(20))
+        .await;
+    assert!(drawn.is_some(), "the rates plot draws a line");
+    browser.screenshot("overview").await;
+
+    // Readable at a phone's width.
+    browser
+        .client
+        .set_window_size(390, 844)
+        .await
+        .expect("resize");
+    browser.goto(&format!("{base}/")).await;
+    browser.screenshot("overview-phone").await;
+    browser.close().await;
+}
+
+#[tokio::test]
+async fn a_dead_letter_is_redriven_from_the_console_after_the_fixed_adapter_is_reloaded() {
+    let _turn = heavy_turn().await;
+    let plugins = tempfile::tempdir().expect("tempdir");
+    let library = plugins
+        .path()
+        .join(tributary_plugin_host::library_file_name("quokka"));
+    build_quokka(&library, "1.0.0");
+    let server = Server::start_with_plugins(
+        &console_config(
+            "[sources.quokka]\nadapter = \"quokka\"\nconfig = { token = \"qk-token\" }\n",
+        ),
+        plugins.path(),
+    );
+    let body =
+        json!({"id": "qk_evt_9", "kind": "consent.expired", "consent": "qc_9", "at": 1714564800});
+    let (status, answer) = server
+        .post(
+            "quokka",
+            body.to_string().as_bytes(),
+            &[("x-quokka-token", "qk-token")],
+        )
+        .await;
+    assert_eq!((status, answer["dead_lettered"].clone()), (200, json!(1)));
+
+    let browser = Browser::start(1280, 900).await;
+    let base = console_url(&server);
+    browser.login(&base, ADMIN_TOKEN).await;
+    browser.goto(&format!("{base}/dead-letters")).await;
+    let row = browser.text("#dead-letter-1").await;
+    assert!(
+        row.starts_with("#1 quokka quokka 1.0.0 consent.expired unknown kind"),
+        "{row}"
+    );
+    browser.screenshot("dead-letters").await;
+    browser.click("#dead-letter-1 a").await;
+    assert_eq!(browser.text("h1").await, "Dead letter #1");
+    assert_eq!(
+        browser.text("#dead-letter-body").await,
+        "\"[withheld: the adapter declares no personal-data fields]\""
+    );
+
+    // The fixed adapter replaces the library; the console's reload button loads it (the
+    // directory watcher may have been first: either way 2.0.0 serves).
+    build_quokka_with(&library, "2.0.0", &["QUOKKA_MAPS_EXPIRED"]);
+    let started = Instant::now();
+    loop {
+        browser.goto(&format!("{base}/sources")).await;
+        browser
+            .click("form[action=\"/console/sources/reload\"] button")
+            .await;
+        browser.wait_for_text("h1", "Sources").await;
+        if browser
+            .text("tr[data-source=\"quokka\"]")
+            .await
+            .contains("2.0.0")
+        {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "2.0.0 never loaded"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    browser.screenshot("sources-reloaded").await;
+
+    browser.goto(&format!("{base}/dead-letters")).await;
+    browser.click("#select-1").await;
+    browser.click("button[value=\"selected\"]").await;
+    let flash = browser
+        .wait_for_text(".flash.ok", "Redriven 1: 1 resolved, 0 still dead")
+        .await;
+    assert!(flash.contains("#1: resolved, events 1"), "{flash}");
+    assert_eq!(browser.text("#no-dead-letters").await, "No dead letters.");
+    browser.screenshot("dead-letters-redriven").await;
+    let errors = browser.console_errors().await;
+    assert!(errors.is_empty(), "browser console errors: {errors:?}");
+    browser.close().await;
+
+    // The event is in the log, mapped by 2.0.0.
+    let mut stream = authenticated(&server, ADMIN_TOKEN)
+        .await
+        .subscribe(SubscribeRequest::default())
+        .await
+        .expect("subscribe")
+        .into_inner();
+    let event = crate::support::next_event(&mut stream, Duration::from_secs(5)).await;
+    let json = crate::support::delivered_json(&event);
+    assert_eq!(
+        (
+            json["type"].clone(),
+            json["provenance"]["adapterVersion"].clone()
+        ),
+        (json!("consent.expired"), json!("2.0.0"))
+    );
+}
+
+/// An `EventStream` client sending `token`.
+async fn authenticated(
+    server: &Server,
+    token: &str,
+) -> EventStreamClient<
+    tonic::service::interceptor::InterceptedService<
+        Channel,
+        impl tonic::service::Interceptor + use<>,
+    >,
+> {
+    let header: MetadataValue<_> = format!("Bearer {token}").parse().expect("header");
+    EventStreamClient::with_interceptor(
+        server.channel().await,
+        move |mut request: tonic::Request<()>| {
+            request
+                .metadata_mut()
+                .insert("authorization", header.clone());
+            Ok(request)
+        },
+    )
+}
+
+#[tokio::test]
+async fn resetting_a_consumer_in_the_console_changes_its_lag() {
+    let _turn = heavy_turn().await;
+    let server = Server::start(&console_config(&arcadia_source("")));
+    for n in 1..=3 {
+        post_arcadia(&server, &format!("whk_reset_{n}")).await;
+    }
+    // The billing team's consumer reads and acknowledges all three.
+    let mut client = authenticated(&server, CONSUMER_TOKEN).await;
+    let mut stream = client
+        .subscribe(SubscribeRequest {
+            consumer: "billing-invoices".into(),
+            start: Some(Start::FromEarliest(true)),
+            ..SubscribeRequest::default()
+        })
+        .await
+        .expect("subscribe")
+        .into_inner();
+    let mut last = 0;
+    while last < 3 {
+        last = stream.next().await.expect("event").expect("ok").sequence;
+    }
+    client
+        .ack(AckRequest {
+            consumer: "billing-invoices".into(),
+            sequence: 3,
+        })
+        .await
+        .expect("ack");
+    drop(stream);
+
+    let browser = Browser::start(1280, 800).await;
+    let base = console_url(&server);
+    browser.login(&base, ADMIN_TOKEN).await;
+    browser.goto(&format!("{base}/consumers")).await;
+    let row = "#consumer-billing-invoices";
+    assert_eq!(browser.text(&format!("{row} .acked")).await, "3");
+    assert_eq!(browser.text(&format!("{row} .lag")).await, "0");
+    let field = browser
+        .client
+        .find(Locator::Css("#seq-billing-invoices"))
+        .await
+        .expect("sequence field");
+    field.send_keys("1").await.expect("type");
+    browser
+        .click(&format!(
+            "{row} form[action=\"/console/consumers/reset\"] button"
+        ))
+        .await;
+    assert_eq!(browser.text("h1").await, "Please confirm");
+    assert_eq!(
+        browser.text("#confirm-question").await,
+        "Reset consumer billing-invoices (acknowledged up to 3, lag 0) after sequence 1? \
+         Its next Subscribe resumes from there: moving back delivers events again, moving \
+         forward skips them."
+    );
+    browser.screenshot("consumer-reset-confirm").await;
+    browser.click(".confirm button[type=submit]").await;
+    assert_eq!(
+        browser
+            .wait_for_text(".flash.ok", "Consumer billing-invoices reset")
+            .await,
+        "Consumer billing-invoices reset: acknowledged up to 1, lag 2"
+    );
+    assert_eq!(browser.text(&format!("{row} .acked")).await, "1");
+    assert_eq!(browser.text(&format!("{row} .lag")).await, "2");
+    browser.screenshot("consumers").await;
+
+    // Delete, confirmed.
+    browser
+        .click(&format!(
+            "{row} form[action=\"/console/consumers/delete\"] button"
+        ))
+        .await;
+    browser.click(".confirm button[type=submit]").await;
+    browser
+        .wait_for_text(".flash.ok", "Consumer billing-invoices deleted")
+        .await;
+    assert!(
+        browser.client.find(Locator::Css(row)).await.is_err(),
+        "the row is gone"
+    );
+    let errors = browser.console_errors().await;
+    assert!(errors.is_empty(), "browser console errors: {errors:?}");
+    browser.close().await;
+}
