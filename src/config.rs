@@ -22,7 +22,8 @@ pub struct Config {
     pub plugins: PluginsConfig,
     /// Separate listeners for what only operators need.
     pub ops: OpsConfig,
-    /// OpenTelemetry trace export. The standard `OTEL_*` environment variables win over it.
+    /// OpenTelemetry trace and metrics export. The standard `OTEL_*` environment variables win
+    /// over it.
     pub telemetry: TelemetryConfig,
     /// The encrypted raw archive of received webhooks.
     pub archive: ArchiveConfig,

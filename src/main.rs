@@ -83,6 +83,9 @@ fn main() -> anyhow::Result<()> {
             if telemetry.is_exporting() {
                 tracing::info!("exporting traces over OTLP");
             }
+            if telemetry.is_exporting_metrics() {
+                tracing::info!("exporting metrics over OTLP");
+            }
             let result = runtime.block_on(tributary::server::serve(config));
             telemetry.shutdown();
             result
@@ -127,7 +130,11 @@ fn init_logging(format: LogFormat) {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     if format == LogFormat::Json {
-        builder.json().init();
+        // Lines written while a span is active carry its trace_id and span_id.
+        let json = tracing_subscriber::fmt::format().json();
+        builder
+            .event_format(tributary::ops::log_format::TraceIds(json))
+            .init();
     } else {
         builder.init();
     }

@@ -14,6 +14,7 @@ use axum::http::{HeaderMap, StatusCode, Version, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use opentelemetry::KeyValue;
+use opentelemetry::context::FutureExt as _;
 use opentelemetry::trace::SpanKind;
 use tributary_model::v1::{Header, WebhookRequest};
 
@@ -90,7 +91,10 @@ async fn receive(
         },
         Vec::new,
     );
-    let response = handle(&app, &source, query, &headers, body, &span).await;
+    // The span is the current context while handling: log lines carry its ids.
+    let response = handle(&app, &source, query, &headers, body, &span)
+        .with_context(span.context().clone())
+        .await;
     let status = response.status();
     span.record(|| {
         let mut attributes = vec![KeyValue::new(

@@ -21,7 +21,7 @@ use tributary_plugin_host::HandleError;
 
 use crate::app::App;
 use crate::error::{ErrorCode, ServiceError};
-use crate::ops::metrics::{Metrics, SourceLabels, metrics};
+use crate::ops::metrics::{SourceLabels, metrics};
 use crate::ops::telemetry::{self, Stage};
 use crate::sources::Source;
 
@@ -122,8 +122,7 @@ pub async fn ingest(
     let started = Instant::now();
     let outcome = app.log.append(append).await;
     let m = metrics();
-    m.append_seconds.observe(started.elapsed().as_secs_f64());
-    m.append_batch_items.observe(items as f64);
+    m.observe_append(started.elapsed(), items);
     let outcome = match outcome {
         Ok(outcome) => outcome,
         Err(error) => {
@@ -228,7 +227,7 @@ fn run_stages(
             .handle_encoded(&encoded)
             .map_err(IngestError::Adapter)
             .and_then(outcome);
-        Metrics::observe_adapter(&metrics().verify_seconds, &info.name, started.elapsed());
+        metrics().observe_verify(&info.name, started.elapsed());
         if let Err(error) = &verified {
             span.fail(failure(error));
         }
@@ -240,7 +239,7 @@ fn run_stages(
     let span = Stage::start("normalize", SpanKind::Internal, parent, adapter_attributes);
     let started = Instant::now();
     let result = source.adapter.handle_encoded(&encoded);
-    Metrics::observe_adapter(&metrics().normalize_seconds, &info.name, started.elapsed());
+    metrics().observe_normalize(&info.name, started.elapsed());
     let normalized = result
         .map_err(IngestError::Adapter)
         .and_then(outcome)

@@ -13,10 +13,14 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::metrics::{MetricType, TypedMetric};
 use prometheus_client::registry::Registry;
+
+use opentelemetry::KeyValue;
 
 use crate::app::App;
 use crate::error::ErrorCode;
+use crate::ops::otlp_metrics;
 
 /// The Content-Type of [`Metrics::render`]'s output.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -56,13 +60,28 @@ pub struct ConsumerLabels {
 }
 
 fn latency_histogram() -> Histogram {
-    // 100 µs .. ~3.3 s.
-    Histogram::new(exponential_buckets(0.0001, 2.0, 16))
+    Histogram::new(Metrics::latency_bounds())
+}
+
+/// Registers `metric` and notes it in `catalog`.
+fn register<M>(
+    registry: &mut Registry,
+    catalog: &mut Vec<(&'static str, MetricType, &'static str)>,
+    name: &'static str,
+    help: &'static str,
+    metric: M,
+) where
+    M: prometheus_client::registry::Metric + TypedMetric,
+{
+    catalog.push((name, M::TYPE, help));
+    registry.register(name, help, metric);
 }
 
 /// Every metric Tributary exposes.
 pub struct Metrics {
     registry: Registry,
+    /// Every family registered: (name, type, help), for the OTLP bridge.
+    catalog: Vec<(&'static str, MetricType, &'static str)>,
     /// Webhooks that reached `POST /webhooks/{source}`.
     pub webhooks_received: Family<SourceLabels, Counter>,
     /// Webhooks answered 2xx (stored, duplicates, dead-lettered or ignored).
@@ -118,8 +137,8 @@ impl Metrics {
             ignored: Family::default(),
             verify_seconds: Family::new_with_constructor(latency_histogram),
             normalize_seconds: Family::new_with_constructor(latency_histogram),
-            append_seconds: Histogram::new(exponential_buckets(0.0001, 2.0, 16)),
-            append_batch_items: Histogram::new(exponential_buckets(1.0, 2.0, 12)),
+            append_seconds: Histogram::new(Metrics::latency_bounds()),
+            append_batch_items: Histogram::new(Metrics::batch_bounds()),
             subscriptions_active: Gauge::default(),
             events_delivered: Counter::default(),
             consumer_lag: Family::default(),
@@ -130,109 +149,207 @@ impl Metrics {
             plugin_load_failures: Gauge::default(),
             adapter_panics: Family::default(),
             registry: Registry::default(),
+            catalog: Vec::new(),
         };
         let r = &mut registry;
-        r.register(
+        let mut catalog = Vec::new();
+        register(
+            r,
+            &mut catalog,
             "tributary_webhooks_received",
             "Webhooks received on POST /webhooks/{source}",
             m.webhooks_received.clone(),
         );
-        r.register(
+        register(
+            r,
+            &mut catalog,
             "tributary_webhooks_accepted",
             "Webhooks answered 2xx",
             m.webhooks_accepted.clone(),
         );
-        r.register(
+        register(
+            r,
+            &mut catalog,
             "tributary_webhooks_rejected",
             "Webhooks answered 4xx or 5xx, by reason",
             m.webhooks_rejected.clone(),
         );
-        r.register(
+        register(
+            r,
+            &mut catalog,
             "tributary_events_accepted",
             "Canonical events newly stored",
             m.events_accepted.clone(),
         );
-        r.register(
+        register(
+            r,
+            &mut catalog,
             "tributary_duplicates",
             "Items already stored by an earlier delivery",
             m.duplicates.clone(),
         );
-        r.register(
+        register(
+            r,
+            &mut catalog,
             "tributary_dead_letters",
             "Items newly stored as dead letters",
             m.dead_lettered.clone(),
         );
-        r.register(
+        register(
+            r,
+            &mut catalog,
             "tributary_ignored",
             "Items acknowledged without storing anything",
             m.ignored.clone(),
         );
-        r.register(
+        register(
+            r,
+            &mut catalog,
             "tributary_verify_duration_seconds",
             "Adapter verification time",
             m.verify_seconds.clone(),
         );
-        r.register(
+        register(
+            r,
+            &mut catalog,
             "tributary_normalize_duration_seconds",
             "Adapter normalization time",
             m.normalize_seconds.clone(),
         );
-        r.register(
+        register(
+            r,
+            &mut catalog,
             "tributary_append_duration_seconds",
             "Time an append took to become durable (group commit and fsync)",
             m.append_seconds.clone(),
         );
-        r.register(
+        register(
+            r,
+            &mut catalog,
             "tributary_append_batch_items",
             "Items (events and dead letters) per webhook append",
             m.append_batch_items.clone(),
         );
-        r.register(
+        register(
+            r,
+            &mut catalog,
             "tributary_subscriptions_active",
             "Open Subscribe streams",
             m.subscriptions_active.clone(),
         );
-        r.register(
+        register(
+            r,
+            &mut catalog,
             "tributary_events_delivered",
             "Events handed to subscription streams",
             m.events_delivered.clone(),
         );
-        r.register(
+        register(
+            r,
+            &mut catalog,
             "tributary_consumer_lag_events",
             "Events in the log after a durable consumer's acknowledged sequence",
             m.consumer_lag.clone(),
         );
-        r.register(
+        register(
+            r,
+            &mut catalog,
             "tributary_consumer_acked_sequence",
             "A durable consumer's acknowledged sequence",
             m.consumer_acked.clone(),
         );
-        r.register(
+        register(
+            r,
+            &mut catalog,
             "tributary_log_last_sequence",
             "Sequence of the newest stored event",
             m.log_last_sequence.clone(),
         );
-        r.register(
+        register(
+            r,
+            &mut catalog,
             "tributary_log_healthy",
             "1 while the event log can write, else 0",
             m.log_healthy.clone(),
         );
-        r.register(
+        register(
+            r,
+            &mut catalog,
             "tributary_plugins_loaded",
             "Adapter plugins currently serving",
             m.plugins_loaded.clone(),
         );
-        r.register(
+        register(
+            r,
+            &mut catalog,
             "tributary_plugin_load_failures",
             "Plugin libraries whose latest version failed to load",
             m.plugin_load_failures.clone(),
         );
-        r.register(
+        register(
+            r,
+            &mut catalog,
             "tributary_adapter_panics",
             "Panics caught at the plugin boundary since the plugin was loaded",
             m.adapter_panics.clone(),
         );
-        Metrics { registry, ..m }
+        Metrics {
+            registry,
+            catalog,
+            ..m
+        }
+    }
+
+    /// Bucket bounds of the latency histograms, seconds: 100 µs .. ~3.3 s.
+    pub fn latency_bounds() -> Vec<f64> {
+        exponential_buckets(0.0001, 2.0, 16).collect()
+    }
+
+    /// Bucket bounds of the items-per-append histogram: 1 .. 2048.
+    pub fn batch_bounds() -> Vec<f64> {
+        exponential_buckets(1.0, 2.0, 12).collect()
+    }
+
+    /// The registry, for the OTLP bridge.
+    pub(crate) fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// Every registered family, empty ones included: (name, type, help).
+    pub(crate) fn catalog(&self) -> &[(&'static str, MetricType, &'static str)] {
+        &self.catalog
+    }
+
+    /// Records an adapter verification's duration (Prometheus, and OTLP when exporting).
+    pub fn observe_verify(&self, adapter: &str, took: Duration) {
+        Self::observe_adapter(&self.verify_seconds, adapter, took);
+        if let Some(otlp) = otlp_metrics::histograms() {
+            otlp.verify_seconds.record(
+                took.as_secs_f64(),
+                &[KeyValue::new("adapter", adapter.to_owned())],
+            );
+        }
+    }
+
+    /// Records an adapter normalization's duration (Prometheus, and OTLP when exporting).
+    pub fn observe_normalize(&self, adapter: &str, took: Duration) {
+        Self::observe_adapter(&self.normalize_seconds, adapter, took);
+        if let Some(otlp) = otlp_metrics::histograms() {
+            otlp.normalize_seconds.record(
+                took.as_secs_f64(),
+                &[KeyValue::new("adapter", adapter.to_owned())],
+            );
+        }
+    }
+
+    /// Records one durable append: how long it took and how many items it stored.
+    pub fn observe_append(&self, took: Duration, items: usize) {
+        self.append_seconds.observe(took.as_secs_f64());
+        self.append_batch_items.observe(items as f64);
+        if let Some(otlp) = otlp_metrics::histograms() {
+            otlp.append_seconds.record(took.as_secs_f64(), &[]);
+            otlp.append_batch_items.record(items as f64, &[]);
+        }
     }
 
     /// Counts a rejected webhook.
@@ -261,6 +378,16 @@ impl Metrics {
 
     /// Refreshes the scrape-time gauges from `app` and renders everything as text.
     pub async fn render(&self, app: &App) -> String {
+        self.refresh(app).await;
+        let mut text = String::new();
+        if prometheus_client::encoding::text::encode(&mut text, &self.registry).is_err() {
+            text.clear();
+        }
+        text
+    }
+
+    /// Refreshes the gauges computed from `app` (log, consumers, plugins).
+    pub async fn refresh(&self, app: &App) {
         let log = &app.log;
         self.log_last_sequence
             .set(i64::try_from(*log.last_sequence().borrow()).unwrap_or(i64::MAX));
@@ -294,10 +421,5 @@ impl Metrics {
                 })
                 .set(i64::try_from(plugin.panics()).unwrap_or(i64::MAX));
         }
-        let mut text = String::new();
-        if prometheus_client::encoding::text::encode(&mut text, &self.registry).is_err() {
-            text.clear();
-        }
-        text
     }
 }

@@ -1,6 +1,9 @@
-//! Operating the service: Prometheus metrics, OpenTelemetry traces, and the health endpoints.
+//! Operating the service: Prometheus metrics (also over OTLP), OpenTelemetry traces, JSON logs
+//! that correlate with them, and the health endpoints.
 
+pub mod log_format;
 pub mod metrics;
+pub mod otlp_metrics;
 pub mod telemetry;
 
 use axum::Router;

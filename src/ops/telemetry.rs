@@ -1,5 +1,7 @@
-//! OpenTelemetry tracing: exporter set-up, W3C trace-context propagation, and the small span
-//! helpers the data path uses (see docs/observability.md for the span tree).
+//! OpenTelemetry: trace and metrics exporter set-up, the resource (`service.name`,
+//! `service.version`, `service.instance.id`, overridable by `OTEL_RESOURCE_ATTRIBUTES`), W3C
+//! trace-context propagation, and the small span helpers the data path uses (see
+//! docs/observability.md for the span tree).
 //!
 //! Export is off unless an OTLP endpoint is configured (`OTEL_EXPORTER_OTLP_ENDPOINT`,
 //! `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` or `[telemetry] otlp_endpoint`). Off, no tracer
@@ -17,12 +19,15 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::Context as _;
 use opentelemetry::global::{self, BoxedTracer};
+use opentelemetry::metrics::MeterProvider as _;
 use opentelemetry::propagation::{Extractor, Injector, TextMapPropagator};
 use opentelemetry::trace::{Link, SpanBuilder, SpanContext, SpanKind, Status, TraceContextExt};
 use opentelemetry::{Context, KeyValue};
 use opentelemetry_otlp::{Protocol, WithExportConfig};
 use opentelemetry_sdk::Resource;
+use opentelemetry_sdk::metrics::SdkMeterProvider;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
+use opentelemetry_sdk::resource::{EnvResourceDetector, TelemetryResourceDetector};
 use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider};
 
 use crate::config::{OtlpProtocol, TelemetryConfig};
@@ -43,25 +48,37 @@ pub fn tracer() -> &'static BoxedTracer {
     TRACER.get_or_init(|| global::tracer(SCOPE))
 }
 
-/// The installed tracer provider, to flush and shut down on exit.
-#[must_use = "call shutdown on exit to flush the last spans"]
+/// The installed tracer and meter providers, to flush and shut down on exit.
+#[must_use = "call shutdown on exit to flush the last spans and metrics"]
 pub struct Telemetry {
     provider: Option<SdkTracerProvider>,
+    meters: Option<SdkMeterProvider>,
 }
 
 impl Telemetry {
-    /// Flushes queued spans (bounded by the exporter timeout) and stops the export thread.
+    /// Flushes queued spans and a last metrics export (bounded by the exporter timeout) and
+    /// stops the export threads.
     pub fn shutdown(self) {
         if let Some(provider) = self.provider
             && let Err(error) = provider.shutdown()
         {
             tracing::warn!(%error, "trace export did not shut down cleanly");
         }
+        if let Some(meters) = self.meters
+            && let Err(error) = meters.shutdown()
+        {
+            tracing::warn!(%error, "metrics export did not shut down cleanly");
+        }
     }
 
-    /// Whether a provider (and so an exporter) is installed.
+    /// Whether a tracer provider (and so an exporter) is installed.
     pub fn is_exporting(&self) -> bool {
         self.provider.is_some()
+    }
+
+    /// Whether metrics are exported over OTLP.
+    pub fn is_exporting_metrics(&self) -> bool {
+        self.meters.is_some()
     }
 }
 
@@ -69,26 +86,54 @@ fn env_set(name: &str) -> bool {
     std::env::var(name).is_ok_and(|v| !v.trim().is_empty())
 }
 
-/// Installs the OTLP trace pipeline when an endpoint is configured. Must run inside the tokio
-/// runtime (the gRPC exporter's channel lives there).
-pub fn init(config: &TelemetryConfig) -> anyhow::Result<Telemetry> {
+/// A telemetry signal and its `OTEL_*` variable names.
+#[derive(Clone, Copy)]
+enum Signal {
+    Traces,
+    Metrics,
+}
+
+impl Signal {
+    fn name(self) -> &'static str {
+        match self {
+            Signal::Traces => "TRACES",
+            Signal::Metrics => "METRICS",
+        }
+    }
+
+    fn path(self) -> &'static str {
+        match self {
+            Signal::Traces => "/v1/traces",
+            Signal::Metrics => "/v1/metrics",
+        }
+    }
+}
+
+/// Where a signal goes: `None` when it is not exported. The endpoint and protocol are `None`
+/// when the exporter reads them from the environment itself (the environment wins over the
+/// file).
+struct Target<'a> {
+    endpoint: Option<&'a str>,
+    protocol: Option<OtlpProtocol>,
+}
+
+fn target(config: &TelemetryConfig, signal: Signal) -> Option<Target<'_>> {
+    let name = signal.name();
     let disabled = std::env::var("OTEL_SDK_DISABLED").is_ok_and(|v| v.eq_ignore_ascii_case("true"))
-        || std::env::var("OTEL_TRACES_EXPORTER").is_ok_and(|v| v.trim() == "none");
-    let env_endpoint =
-        env_set("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") || env_set("OTEL_EXPORTER_OTLP_ENDPOINT");
+        || std::env::var(format!("OTEL_{name}_EXPORTER")).is_ok_and(|v| v.trim() == "none");
+    let env_endpoint = env_set(&format!("OTEL_EXPORTER_OTLP_{name}_ENDPOINT"))
+        || env_set("OTEL_EXPORTER_OTLP_ENDPOINT");
     let file_endpoint = config
         .otlp_endpoint
         .as_deref()
         .map(str::trim)
         .filter(|e| !e.is_empty());
     if disabled || !(env_endpoint || file_endpoint.is_some()) {
-        return Ok(Telemetry { provider: None });
+        return None;
     }
-    let env_protocol =
-        env_set("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL") || env_set("OTEL_EXPORTER_OTLP_PROTOCOL");
-    // The environment wins over the file: the exporter reads the variables itself when no
-    // endpoint or protocol is given programmatically. An endpoint from the file without a
-    // protocol gets the OTLP default, HTTP/protobuf.
+    let env_protocol = env_set(&format!("OTEL_EXPORTER_OTLP_{name}_PROTOCOL"))
+        || env_set("OTEL_EXPORTER_OTLP_PROTOCOL");
+    // An endpoint from the file without a protocol gets the OTLP default, HTTP/protobuf.
     let endpoint = if env_endpoint { None } else { file_endpoint };
     let protocol = if env_protocol {
         None
@@ -97,20 +142,90 @@ pub fn init(config: &TelemetryConfig) -> anyhow::Result<Telemetry> {
             .otlp_protocol
             .or(endpoint.map(|_| OtlpProtocol::HttpProtobuf))
     };
+    Some(Target { endpoint, protocol })
+}
+
+/// This process's `service.instance.id`: a random UUID (version 4), one per process.
+pub fn instance_id() -> &'static str {
+    static ID: OnceLock<String> = OnceLock::new();
+    ID.get_or_init(|| {
+        let mut bytes = [0u8; 16];
+        if getrandom::fill(&mut bytes).is_err() {
+            bytes = std::process::id()
+                .to_be_bytes()
+                .repeat(4)
+                .try_into()
+                .unwrap_or_default();
+        }
+        bytes[6] = (bytes[6] & 0x0f) | 0x40;
+        bytes[8] = (bytes[8] & 0x3f) | 0x80;
+        let hex = hex::encode(bytes);
+        format!(
+            "{}-{}-{}-{}-{}",
+            &hex[0..8],
+            &hex[8..12],
+            &hex[12..16],
+            &hex[16..20],
+            &hex[20..32]
+        )
+    })
+}
+
+/// The resource of every span and metric: `service.name` (the file's `service_name`, else
+/// `tributary`), `service.version`, `service.instance.id`, the SDK's `telemetry.sdk.*`; then
+/// `OTEL_RESOURCE_ATTRIBUTES` overrides any of them, and `OTEL_SERVICE_NAME` the name (the
+/// OpenTelemetry SDK specification's order).
+pub fn resource(config: &TelemetryConfig) -> Resource {
+    let mut builder = Resource::builder_empty()
+        .with_detector(Box::new(TelemetryResourceDetector))
+        .with_service_name(config.service_name.clone().unwrap_or_else(|| SCOPE.into()))
+        .with_attributes([
+            KeyValue::new("service.version", env!("CARGO_PKG_VERSION")),
+            KeyValue::new("service.instance.id", instance_id()),
+        ])
+        .with_detector(Box::new(EnvResourceDetector::new()));
+    if let Ok(name) = std::env::var("OTEL_SERVICE_NAME")
+        && !name.trim().is_empty()
+    {
+        builder = builder.with_service_name(name);
+    }
+    builder.build()
+}
+
+/// Installs the OTLP trace and metrics pipelines when an endpoint is configured. Must run
+/// inside the tokio runtime (the gRPC exporters' channels live there).
+pub fn init(config: &TelemetryConfig) -> anyhow::Result<Telemetry> {
+    let resource = resource(config);
+    let provider = match target(config, Signal::Traces) {
+        Some(target) => Some(tracer_provider(config, &target, resource.clone())?),
+        None => None,
+    };
+    let meters = match target(config, Signal::Metrics) {
+        Some(target) => Some(meter_provider(&target, resource)?),
+        None => None,
+    };
+    Ok(Telemetry { provider, meters })
+}
+
+fn tracer_provider(
+    config: &TelemetryConfig,
+    target: &Target<'_>,
+    resource: Resource,
+) -> anyhow::Result<SdkTracerProvider> {
     let builder = opentelemetry_otlp::SpanExporter::builder();
-    let exporter = match protocol {
+    let exporter = match target.protocol {
         Some(OtlpProtocol::Grpc) => {
             let builder = builder.with_tonic();
-            match endpoint {
+            match target.endpoint {
                 Some(endpoint) => builder.with_endpoint(endpoint).build(),
                 None => builder.build(),
             }
         }
         Some(OtlpProtocol::HttpProtobuf) => {
             let builder = builder.with_http().with_protocol(Protocol::HttpBinary);
-            match endpoint {
+            match target.endpoint {
                 Some(endpoint) => builder
-                    .with_endpoint(format!("{}/v1/traces", endpoint.trim_end_matches('/')))
+                    .with_endpoint(signal_url(endpoint, Signal::Traces))
                     .build(),
                 None => builder.build(),
             }
@@ -118,20 +233,8 @@ pub fn init(config: &TelemetryConfig) -> anyhow::Result<Telemetry> {
         None => builder.build(),
     }
     .context("cannot build the OTLP trace exporter")?;
-
-    let mut resource = Resource::builder();
-    let env_names_service = env_set("OTEL_SERVICE_NAME")
-        || std::env::var("OTEL_RESOURCE_ATTRIBUTES").is_ok_and(|v| v.contains("service.name="));
-    if !env_names_service {
-        resource =
-            resource.with_service_name(config.service_name.clone().unwrap_or_else(|| SCOPE.into()));
-    }
     let mut provider = SdkTracerProvider::builder()
-        .with_resource(
-            resource
-                .with_attribute(KeyValue::new("service.version", env!("CARGO_PKG_VERSION")))
-                .build(),
-        )
+        .with_resource(resource)
         // Bounded queue (OTEL_BSP_MAX_QUEUE_SIZE, default 2048), dropped when full; exports on
         // the processor's own thread.
         .with_batch_exporter(exporter);
@@ -145,9 +248,56 @@ pub fn init(config: &TelemetryConfig) -> anyhow::Result<Telemetry> {
     let provider = provider.build();
     global::set_tracer_provider(provider.clone());
     ENABLED.store(true, Ordering::Relaxed);
-    Ok(Telemetry {
-        provider: Some(provider),
-    })
+    Ok(provider)
+}
+
+/// The periodic metrics export (`OTEL_METRIC_EXPORT_INTERVAL`, default 60 s, on the reader's
+/// own thread) of the bridged Prometheus metrics (`otlp_metrics`).
+fn meter_provider(target: &Target<'_>, resource: Resource) -> anyhow::Result<SdkMeterProvider> {
+    let builder = opentelemetry_otlp::MetricExporter::builder();
+    let exporter = match target.protocol {
+        Some(OtlpProtocol::Grpc) => {
+            let builder = builder.with_tonic();
+            match target.endpoint {
+                Some(endpoint) => builder.with_endpoint(endpoint).build(),
+                None => builder.build(),
+            }
+        }
+        Some(OtlpProtocol::HttpProtobuf) => {
+            let builder = builder.with_http().with_protocol(Protocol::HttpBinary);
+            match target.endpoint {
+                Some(endpoint) => builder
+                    .with_endpoint(signal_url(endpoint, Signal::Metrics))
+                    .build(),
+                None => builder.build(),
+            }
+        }
+        None => builder.build(),
+    }
+    .context("cannot build the OTLP metrics exporter")?;
+    let provider = SdkMeterProvider::builder()
+        .with_resource(resource)
+        .with_periodic_exporter(exporter)
+        .build();
+    crate::ops::otlp_metrics::install(&provider.meter(SCOPE));
+    Ok(provider)
+}
+
+/// `endpoint` (a base URL) with the signal's OTLP/HTTP path.
+fn signal_url(endpoint: &str, signal: Signal) -> String {
+    format!("{}{}", endpoint.trim_end_matches('/'), signal.path())
+}
+
+/// The metrics export interval (`OTEL_METRIC_EXPORT_INTERVAL`, milliseconds; default 60 s).
+pub fn metric_export_interval() -> std::time::Duration {
+    std::env::var("OTEL_METRIC_EXPORT_INTERVAL")
+        .ok()
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .filter(|ms| *ms > 0)
+        .map_or(
+            std::time::Duration::from_secs(60),
+            std::time::Duration::from_millis,
+        )
 }
 
 /// Reads W3C trace-context headers from an HTTP request.

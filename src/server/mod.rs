@@ -48,6 +48,13 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let ops_http = bind_optional(config.ops.http_listen, "ops.http_listen").await?;
     let ops_grpc = bind_optional(config.ops.grpc_listen, "ops.grpc_listen").await?;
 
+    if crate::ops::otlp_metrics::histograms().is_some() {
+        let interval = crate::ops::telemetry::metric_export_interval();
+        tokio::spawn(crate::ops::otlp_metrics::refresh_task(
+            app.clone(),
+            interval,
+        ));
+    }
     let admin_apart = ops_grpc.is_some();
     let grpc = grpc_server(
         &app,

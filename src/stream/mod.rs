@@ -317,12 +317,21 @@ impl Subscription {
         batch: Vec<Event>,
         tx: &mpsc::Sender<Result<Event, Status>>,
     ) -> bool {
-        for event in batch {
+        for mut event in batch {
             self.position = event.sequence;
             if !matches(&self.filter, &event) {
                 continue;
             }
             let span = deliver_span(&event, &self.consumer, &self.subscriber);
+            // The consumer continues the trace under this delivery (the stored event keeps
+            // the ingest context; the deliver span links to it).
+            if let Some((traceparent, tracestate)) = span
+                .as_ref()
+                .and_then(|span| telemetry::inject(span.context()))
+            {
+                event.traceparent = traceparent;
+                event.tracestate = tracestate;
+            }
             let sent = tx.send(Ok(event)).await;
             if let Some(span) = span {
                 if sent.is_err() {

@@ -38,6 +38,7 @@ mod telemetry {
 }
 
 mod archive;
+mod clients;
 mod console;
 mod conventions;
 mod delivery;

@@ -849,7 +849,7 @@ async fn a_redrive_of_all_goes_a_page_at_a_time() {
 }
 
 /// A fresh CA and a server certificate for 127.0.0.1 it signed: (CA PEM, cert PEM, key PEM).
-fn ca_and_server_certificate() -> (String, String, String) {
+pub(crate) fn ca_and_server_certificate() -> (String, String, String) {
     let ca_key = KeyPair::generate().expect("key");
     let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("params");
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);

@@ -2,6 +2,7 @@
 //! fixtures, adapters built for a test, and checks over delivered events.
 
 pub mod adapters;
+pub mod collector;
 pub mod events;
 pub mod fixtures;
 pub mod nats;

@@ -3,22 +3,14 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
-    TraceService, TraceServiceServer,
-};
-use opentelemetry_proto::tonic::collector::trace::v1::{
-    ExportTraceServiceRequest, ExportTraceServiceResponse,
-};
 use opentelemetry_proto::tonic::common::v1::any_value::Value as AnyValue;
 use opentelemetry_proto::tonic::trace::v1::Span;
 use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
-use prost::Message;
-use tokio_stream::wrappers::TcpListenerStream;
 use tributary_model::v1::{Event, SubscribeRequest, subscribe_request::Start};
 
+use crate::support::collector::{grpc_collector, http_collector, otel_env};
 use crate::support::{
     self, ARCADIA_AUTH, ARCADIA_TOKEN, Server, arcadia_source, arcadia_webhook, fixtures, hmac_hex,
     next_event, unix_now,
@@ -27,128 +19,6 @@ use crate::support::{
 /// Arcadia verifying the shared header, with the fixtures' personal-data hash key.
 fn config() -> String {
     arcadia_source(r#"personal_data = { hash_key = "fixture-installation-key" }"#)
-}
-
-/// Everything a collector received.
-#[derive(Clone, Default)]
-struct Collected(Arc<Mutex<Vec<ExportTraceServiceRequest>>>);
-
-impl Collected {
-    fn push(&self, request: ExportTraceServiceRequest) {
-        self.0.lock().expect("lock").push(request);
-    }
-
-    fn spans(&self) -> Vec<Span> {
-        self.0
-            .lock()
-            .expect("lock")
-            .iter()
-            .flat_map(|r| &r.resource_spans)
-            .flat_map(|r| &r.scope_spans)
-            .flat_map(|s| s.spans.clone())
-            .collect()
-    }
-
-    /// The spans of `trace_id`, once at least `count` have arrived (panics after 15 s).
-    async fn wait_for(&self, trace_id: &str, count: usize) -> Vec<Span> {
-        let deadline = Instant::now() + Duration::from_secs(15);
-        loop {
-            let spans: Vec<Span> = self
-                .spans()
-                .into_iter()
-                .filter(|s| hex::encode(&s.trace_id) == trace_id)
-                .collect();
-            if spans.len() >= count {
-                return spans;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "only {} of {count} spans of trace {trace_id}: {spans:#?}",
-                spans.len()
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
-    /// Everything received, as text, for searching.
-    fn dump(&self) -> String {
-        format!("{:?}", self.0.lock().expect("lock"))
-    }
-}
-
-#[tonic::async_trait]
-impl TraceService for Collected {
-    async fn export(
-        &self,
-        request: tonic::Request<ExportTraceServiceRequest>,
-    ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
-        self.push(request.into_inner());
-        Ok(tonic::Response::new(ExportTraceServiceResponse::default()))
-    }
-}
-
-/// An OTLP/gRPC collector on 127.0.0.1:0; returns its endpoint URL.
-async fn grpc_collector() -> (Collected, String) {
-    let collected = Collected::default();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let address = listener.local_addr().expect("addr");
-    let service = TraceServiceServer::new(collected.clone());
-    tokio::spawn(async move {
-        tonic::transport::Server::builder()
-            .add_service(service)
-            .serve_with_incoming(TcpListenerStream::new(listener))
-            .await
-            .expect("collector");
-    });
-    (collected, format!("http://{address}"))
-}
-
-/// An OTLP/HTTP (protobuf) collector on 127.0.0.1:0; returns its base endpoint URL.
-async fn http_collector() -> (Collected, String) {
-    let collected = Collected::default();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let address = listener.local_addr().expect("addr");
-    let sink = collected.clone();
-    let app = axum::Router::new().route(
-        "/v1/traces",
-        axum::routing::post(move |body: axum::body::Bytes| {
-            let sink = sink.clone();
-            async move {
-                match ExportTraceServiceRequest::decode(body) {
-                    Ok(request) => {
-                        sink.push(request);
-                        (
-                            axum::http::StatusCode::OK,
-                            [("content-type", "application/x-protobuf")],
-                            ExportTraceServiceResponse::default().encode_to_vec(),
-                        )
-                    }
-                    Err(_) => (
-                        axum::http::StatusCode::BAD_REQUEST,
-                        [("content-type", "text/plain")],
-                        b"undecodable".to_vec(),
-                    ),
-                }
-            }
-        }),
-    );
-    tokio::spawn(async move {
-        axum::serve(listener, app).await.expect("collector");
-    });
-    (collected, format!("http://{address}"))
-}
-
-fn otel_env<'a>(endpoint: &'a str, protocol: &'a str) -> Vec<(&'a str, &'a str)> {
-    vec![
-        ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint),
-        ("OTEL_EXPORTER_OTLP_PROTOCOL", protocol),
-        ("OTEL_BSP_SCHEDULE_DELAY", "50"),
-        ("OTEL_SERVICE_NAME", "tributary-e2e"),
-    ]
 }
 
 fn attribute<'a>(span: &'a Span, key: &str) -> Option<&'a AnyValue> {
@@ -225,8 +95,9 @@ async fn one_webhook_is_one_trace_from_receive_to_delivery() {
     assert!(verify.end_time_unix_nano <= normalize.start_time_unix_nano);
     assert!(normalize.end_time_unix_nano <= append.start_time_unix_nano);
 
-    // The event carries the append span's context; delivery is its child and links to it.
-    assert_eq!(event_span, hex::encode(&append.span_id));
+    // Delivery is the append span's child and links to it; the delivered event carries the
+    // delivery's context, so the consumer's span is the delivery's child.
+    assert_eq!(event_span, hex::encode(&deliver.span_id));
     assert_eq!(deliver.parent_span_id, append.span_id);
     assert_eq!(deliver.links.len(), 1, "{:?}", deliver.links);
     assert_eq!(deliver.links[0].trace_id, append.trace_id);
