@@ -19,6 +19,7 @@ mod history;
 mod layout;
 mod overview;
 mod plot;
+mod raw;
 mod session;
 mod sources;
 mod tail;
@@ -98,6 +99,7 @@ impl Console {
             ("/sources/reload", post(sources::reload)),
             ("/tail", get(tail::page)),
             ("/tail/stream", get(tail::stream)),
+            ("/raw/{sequence}", get(raw::page)),
             ("/dead-letters", get(dead_letters::page)),
             ("/dead-letters/{id}", get(dead_letters::detail)),
             ("/dead-letters/redrive", post(dead_letters::redrive)),

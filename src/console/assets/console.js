@@ -67,6 +67,13 @@
       pre.textContent = JSON.stringify(event, null, 2);
       details.appendChild(summary);
       details.appendChild(pre);
+      if (event.rawId && event.rawId !== "0") {
+        var link = document.createElement("a");
+        link.href = "/console/raw/" + event.sequence;
+        link.className = "raw-link";
+        link.textContent = "Raw webhook as received";
+        details.appendChild(link);
+      }
       item.appendChild(details);
       return item;
     }

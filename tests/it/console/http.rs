@@ -199,3 +199,49 @@ async fn the_console_needs_an_admin_credential_and_a_loopback_or_ops_listener() 
         "{body}"
     );
 }
+
+/// The raw webhook of an event, decrypted, for a logged-in administrator; the tail's script
+/// links to it.
+#[tokio::test]
+async fn an_event_opens_its_raw_webhook() {
+    let server = Server::start(&console_config(&crate::support::arcadia_source("")));
+    let body = crate::support::arcadia_webhook("whk_console_raw");
+    let (status, answer) = server
+        .post("arcadia", &body, &crate::support::ARCADIA_AUTH)
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    let base = console_url(&server);
+    let get = |path: &str, cookie: Option<String>| {
+        let mut request = client().get(format!("{base}{path}"));
+        if let Some(cookie) = cookie {
+            request = request.header(header::COOKIE, cookie);
+        }
+        request.send()
+    };
+    let anonymous = get("/raw/1", None).await.expect("GET");
+    assert_eq!(anonymous.status(), StatusCode::SEE_OTHER);
+    let (_, cookie) = login(&base, ADMIN_TOKEN).await;
+    let pair = cookie
+        .expect("a session cookie")
+        .split_once("; ")
+        .expect("attributes")
+        .0
+        .to_owned();
+    let page = get("/raw/1", Some(pair.clone())).await.expect("GET");
+    assert_eq!(page.status(), StatusCode::OK);
+    let text = page.text().await.expect("body");
+    assert!(text.contains("Raw webhook of event #1"), "{text}");
+    assert!(text.contains("whk_console_raw"), "{text}");
+    assert!(
+        text.contains("x-arcadia-token"),
+        "named as withheld: {text}"
+    );
+    assert!(
+        !text.contains(crate::support::ARCADIA_TOKEN),
+        "the shared token is never archived"
+    );
+    let missing = get("/raw/99", Some(pair)).await.expect("GET");
+    assert_eq!(missing.status(), StatusCode::NOT_FOUND);
+    let script = get("/static/console.js", None).await.expect("GET");
+    assert!(script.text().await.expect("js").contains("/console/raw/"));
+}

@@ -1,0 +1,60 @@
+//! The raw webhook an event came from, decrypted from the raw archive (admin session only,
+//! like every console page): what the provider actually sent, next to the canonical event.
+
+use axum::extract::{Path, State};
+use axum::response::Response;
+use maud::html;
+use tributary_model::v1::get_raw_webhook_request::Target;
+
+use super::layout::{error_page, render, time};
+use super::{Console, Operator, status_response};
+use crate::admin::raw::raw_webhook;
+use crate::error::ServiceError;
+
+/// `GET /console/raw/{sequence}`.
+pub async fn page(
+    State(console): State<Console>,
+    operator: Operator,
+    Path(sequence): Path<u64>,
+) -> Response {
+    let active = "/console/tail";
+    let raw = match raw_webhook(console.app(), Target::Sequence(sequence)).await {
+        Ok(raw) => raw,
+        Err(error) => {
+            let status = error.to_status();
+            return error_page(&console, &operator, active, status_response(&status));
+        }
+    };
+    let body_text = serde_json::from_slice::<serde_json::Value>(&raw.body)
+        .ok()
+        .and_then(|value| serde_json::to_string_pretty(&value).ok())
+        .unwrap_or_else(|| String::from_utf8_lossy(&raw.body).into_owned());
+    let body = html! {
+        p { a href="/console/tail" { "← Live tail" } }
+        dl class="facts" {
+            dt { "Source" } dd { (raw.source) }
+            dt { "Adapter" } dd { (raw.adapter) " " (raw.adapter_version) }
+            dt { "Received" } dd { (time(raw.received_at.as_ref())) }
+            dt { "Request" } dd { code { (raw.method) " " (raw.path) @if !raw.query.is_empty() { "?" (raw.query) } } }
+            dt { "Archive entry" } dd { (raw.archive_id) }
+            dt { "Events" } dd { (raw.sequences.iter().map(u64::to_string).collect::<Vec<_>>().join(", ")) }
+            @if !raw.withheld.is_empty() {
+                dt { "Withheld (credentials)" } dd { (raw.withheld.join(", ")) }
+            }
+        }
+        h2 { "Headers" }
+        table {
+            thead { tr { th scope="col" { "Name" } th scope="col" { "Value" } } }
+            tbody {
+                @for header in &raw.headers {
+                    tr { td { code { (header.name) } } td { code { (header.value) } } }
+                }
+            }
+        }
+        h2 { "Body" }
+        p class="note" { "As received, personal data in clear: it is shown to administrators only." }
+        pre id="raw-body" class="json" tabindex="0" { (body_text) }
+    };
+    let title = format!("Raw webhook of event #{sequence}");
+    render(&console, &operator, active, &title, body)
+}
