@@ -71,7 +71,7 @@ pub(crate) fn store(
         let mut keys = txn.open_table(ARCHIVE_KEYS).map_err(storage(STORING))?;
         keys.insert((entry.source.as_str(), entry.content_key.as_str()), id)
             .map_err(storage(STORING))?;
-        meta.insert("last_archive", id).map_err(storage(STORING))?;
+        // The newest id is the table's last key; retention records it before removing that.
         cursor.last_archive = id;
     }
     entry.sequences.extend_from_slice(sequences);
@@ -86,7 +86,8 @@ pub(crate) fn store(
     Ok(())
 }
 
-/// The highest archive id ever assigned (survives retention removing the newest entries).
+/// The highest archive id ever assigned: the table's last key, or what retention recorded
+/// before it removed the newest entries.
 pub(crate) fn last_id(txn: &WriteTransaction) -> Result<u64, LogError> {
     let table = txn.open_table(ARCHIVE).map_err(storage(READING))?;
     let meta = txn.open_table(META).map_err(storage(READING))?;
@@ -177,6 +178,20 @@ pub(crate) fn expire(
         }
         freed += value.value().len() as u64;
         doomed.push((key.value(), entry.source, entry.content_key));
+    }
+    if let Some((newest, _, _)) = doomed.last() {
+        // Ids are never reused: keep the highest one assigned before its entry may go.
+        let stored_last = table
+            .last()
+            .map_err(storage(EXPIRING))?
+            .map_or(0, |(k, _)| k.value());
+        let recorded = meta
+            .get("last_archive")
+            .map_err(storage(EXPIRING))?
+            .map_or(0, |v| v.value());
+        let last = stored_last.max(recorded).max(*newest);
+        meta.insert("last_archive", last)
+            .map_err(storage(EXPIRING))?;
     }
     for (id, source, content_key) in &doomed {
         table.remove(*id).map_err(storage(EXPIRING))?;
