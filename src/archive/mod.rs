@@ -9,7 +9,7 @@ use std::path::Path;
 
 use prost::Message;
 use sha2::{Digest, Sha256};
-use tributary_model::v1::{ArchiveEntry, DeadLetter, Header, RawWebhook, WebhookRequest};
+use tributary_model::v1::{ArchiveEntry, DeadLetter, RawWebhook, WebhookRequest};
 
 use crate::config::ArchiveConfig;
 use crate::error::{ErrorCode, ServiceError};
@@ -256,17 +256,17 @@ pub fn config_secrets(config: &toml::Table) -> Vec<String> {
     out
 }
 
-/// A header as the archive keeps it.
-pub fn header(name: &str, value: &str) -> Header {
-    Header {
-        name: name.to_owned(),
-        value: value.to_owned(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tributary_model::v1::Header;
+
+    fn header(name: &str, value: &str) -> Header {
+        Header {
+            name: name.to_owned(),
+            value: value.to_owned(),
+        }
+    }
 
     fn archive(keep_secret_headers: bool) -> Archive {
         Archive {

@@ -11,7 +11,6 @@ use std::time::{Duration, Instant};
 use opentelemetry::trace::SpanKind;
 use opentelemetry::{Context, KeyValue};
 use prost::Message;
-use sha2::{Digest, Sha256};
 use tributary_event_log::{AppendOutcome, AppendRequest, LogError};
 use tributary_model::v1::{
     AdapterResult, DeadLetter, Event, Normalized, Provenance, RejectionKind, Stage as AdapterStage,
@@ -376,13 +375,13 @@ fn complete_event(
     event.datacontenttype = "application/protobuf".to_owned();
 }
 
-/// "sha256:<hex of the body>[:index]": a stable id for items the provider did not number, so
-/// an identical retry still deduplicates.
+/// "sha256:<hex of the body>[:index]" (the archive's content key, plus the item's index): a
+/// stable id for items the provider did not number, so an identical retry still deduplicates.
 fn content_id(body: &[u8], index: Option<usize>) -> String {
-    let digest = hex::encode(Sha256::digest(body));
+    let key = crate::archive::content_key(body);
     match index {
-        Some(index) => format!("sha256:{digest}:{index}"),
-        None => format!("sha256:{digest}"),
+        Some(index) => format!("{key}:{index}"),
+        None => key,
     }
 }
 

@@ -16,7 +16,7 @@ use tributary_model::v1::{
     ReplayRequest,
 };
 
-use crate::support::adapters::{build_quokka, build_quokka_with, cli, list};
+use crate::support::adapters::{build_quokka, build_quokka_with, cli, wait_for_version};
 use crate::support::{
     ARCADIA_AUTH, ARCADIA_TOKEN, Server, arcadia_webhook, fixtures, hmac_hex, unix_now,
 };
@@ -338,17 +338,6 @@ async fn kill_9_leaves_no_event_without_its_raw_webhook_and_no_raw_webhook_witho
     }
 }
 
-async fn quokka_version(server: &Server) -> String {
-    list(server.grpc)
-        .await
-        .adapters
-        .iter()
-        .filter_map(|a| a.info.as_ref())
-        .find(|i| i.name == "quokka")
-        .map(|i| i.version.clone())
-        .unwrap_or_default()
-}
-
 async fn replay(server: &Server, request: ReplayRequest) -> Vec<ReplayProgress> {
     let mut stream = server
         .admin()
@@ -423,15 +412,7 @@ async fn archived_webhooks_replay_through_a_newer_adapter() {
 
     // Version 2.0.0 maps the reason; it is hot-reloaded.
     build_quokka_with(&library, "2.0.0", &["QUOKKA_MAPS_REASON"]);
-    let mut waited = Duration::ZERO;
-    while quokka_version(server).await != "2.0.0" {
-        assert!(
-            waited < Duration::from_secs(20),
-            "the new build was not loaded"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        waited += Duration::from_millis(100);
-    }
+    wait_for_version(server.grpc, "quokka", "2.0.0").await;
 
     // A dry run from the middle on: the differences, and nothing stored.
     let from = serde_json::to_value(middle).expect("time");

@@ -1,26 +1,12 @@
 //! Dead letters: an authentic webhook the adapter cannot map is stored as a dead letter; after
 //! the adapter is fixed (a newer build hot-reloaded into the plugin directory) a redrive turns
 //! it into events and marks it resolved.
-
-use std::time::Duration;
-
 use serde_json::json;
 use tributary_model::v1::event::Payload;
 use tributary_model::v1::{ConsentStatus, ListDeadLettersRequest, RedriveDeadLettersRequest};
 
-use crate::support::adapters::{build_quokka, build_quokka_with, cli_success, list};
+use crate::support::adapters::{build_quokka, build_quokka_with, cli_success, wait_for_version};
 use crate::support::{Server, hmac_hex, unix_now};
-
-async fn quokka_version(server: &Server) -> String {
-    list(server.grpc)
-        .await
-        .adapters
-        .iter()
-        .filter_map(|a| a.info.as_ref())
-        .find(|i| i.name == "quokka")
-        .map(|i| i.version.clone())
-        .unwrap_or_default()
-}
 
 #[tokio::test]
 async fn a_dead_letter_is_redriven_through_the_fixed_adapter() {
@@ -93,15 +79,7 @@ async fn a_dead_letter_is_redriven_through_the_fixed_adapter() {
 
     // The fixed adapter is dropped into the plugin directory and hot-reloaded.
     build_quokka_with(&library, "2.0.0", &["QUOKKA_MAPS_EXPIRED"]);
-    let mut waited = Duration::ZERO;
-    while quokka_version(&server).await != "2.0.0" {
-        assert!(
-            waited < Duration::from_secs(20),
-            "the new build was not loaded"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        waited += Duration::from_millis(100);
-    }
+    wait_for_version(server.grpc, "quokka", "2.0.0").await;
 
     // The CLI redrives every unresolved dead letter.
     let url = format!("http://{}", server.grpc);

@@ -143,3 +143,27 @@ pub fn version_of(response: &NormalizeResponse) -> String {
         other => panic!("not normalized: {other:?}"),
     }
 }
+
+/// Waits (at most 20 s) until the server at `grpc` serves `adapter` at `version`: a build
+/// dropped into the plugin directory is hot-reloaded.
+pub async fn wait_for_version(grpc: std::net::SocketAddr, adapter: &str, version: &str) {
+    let loaded = || async {
+        list(grpc)
+            .await
+            .adapters
+            .iter()
+            .filter_map(|a| a.info.as_ref())
+            .find(|i| i.name == adapter)
+            .map(|i| i.version.clone())
+            .unwrap_or_default()
+    };
+    let mut waited = std::time::Duration::ZERO;
+    while loaded().await != version {
+        assert!(
+            waited < std::time::Duration::from_secs(20),
+            "the new build was not loaded"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        waited += std::time::Duration::from_millis(100);
+    }
+}
