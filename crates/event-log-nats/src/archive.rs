@@ -271,11 +271,7 @@ pub(crate) async fn sweep_links(inner: &Inner) -> Result<u64, LogError> {
         .get_info()
         .await
         .map_err(|e| LogError::storage(format!("cannot read stream {archive}"), e))?;
-    let first_entry = if info.state.messages == 0 {
-        info.state.last_sequence + 1
-    } else {
-        info.state.first_sequence
-    };
+    let first_entry = crate::read::first_stored(&info.state);
     let links = &inner.archive_links_stream;
     let links_name = links.cached_info().config.name.clone();
     let links_info = links

@@ -149,9 +149,15 @@ pub(crate) async fn first_sequence(inner: &Inner) -> Result<u64, LogError> {
             LogError::storage(format!("cannot read stream {}", inner.config.stream), e)
         })?;
     inner.saw(info.state.last_sequence);
-    Ok(if info.state.messages == 0 {
-        info.state.last_sequence + 1
+    Ok(first_stored(&info.state))
+}
+
+/// The oldest stored sequence of a stream; `last + 1` when it holds no message (JetStream's
+/// `first_sequence` of an emptied stream is not meaningful for that).
+pub(crate) fn first_stored(state: &async_nats::jetstream::stream::State) -> u64 {
+    if state.messages == 0 {
+        state.last_sequence + 1
     } else {
-        info.state.first_sequence
-    })
+        state.first_sequence
+    }
 }

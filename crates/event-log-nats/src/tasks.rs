@@ -231,11 +231,7 @@ async fn sweep_dead_letter_states(inner: &Inner) -> Result<u64, LogError> {
         .get_info()
         .await
         .map_err(|e| LogError::storage(format!("cannot read stream {stream}"), e))?;
-    let first_letter = if info.state.messages == 0 {
-        info.state.last_sequence + 1
-    } else {
-        info.state.first_sequence
-    };
+    let first_letter = crate::read::first_stored(&info.state);
     let states = &inner.dead_state_stream;
     let states_name = states.cached_info().config.name.clone();
     let state_info = states
