@@ -45,6 +45,19 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             .extern_path(".tributary.v1", "crate::v1")
             .compile_well_known_types(true)
             .extern_path(".google.protobuf", "::pbjson_types")
+            .compile_fds(fds.clone())?;
+        // The servers again, with `Event` sent as pre-encoded bytes (`wire::EncodedEvent`):
+        // prost resolves the most specific extern path, so every other message stays `v1`.
+        let encoded_out = out.join("grpc_encoded");
+        fs::create_dir_all(&encoded_out)?;
+        tonic_prost_build::configure()
+            .build_server(true)
+            .build_client(false)
+            .out_dir(&encoded_out)
+            .extern_path(".tributary.v1", "crate::v1")
+            .extern_path(".tributary.v1.Event", "crate::wire::EncodedEvent")
+            .compile_well_known_types(true)
+            .extern_path(".google.protobuf", "::pbjson_types")
             .compile_fds(fds)?;
     }
 

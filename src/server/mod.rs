@@ -22,10 +22,10 @@ use crate::config::Config;
 use crate::ingest::rate_limit::SourceRateLimit;
 use crate::proto::adapters_server::AdaptersServer;
 use crate::proto::admin_server::AdminServer;
-use crate::proto::event_stream_server::EventStreamServer;
 use crate::sources::{Sources, installation_key};
 use crate::stream::StreamService;
 use tls::Tls;
+use tributary_model::encoded::event_stream_server::EventStreamServer;
 
 /// Runs the service with `config` until SIGINT or SIGTERM.
 pub async fn serve(config: Config) -> anyhow::Result<()> {
@@ -70,7 +70,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             grpc_shutdown,
         )),
         None => Box::pin(
-            grpc.serve_with_incoming_shutdown(TcpListenerStream::new(grpc_listener), grpc_shutdown),
+            grpc.serve_with_incoming_shutdown(plain_incoming(grpc_listener), grpc_shutdown),
         ),
     };
     let console =
@@ -130,7 +130,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             ready.push_str(&format!(" ops_grpc={address}"));
             let server = grpc_server(&app, auth, &config, Services::ADMIN).await?;
             Some(server.serve_with_incoming_shutdown(
-                TcpListenerStream::new(listener),
+                plain_incoming(listener),
                 wait_for(shutdown_rx.clone()),
             ))
         }
@@ -475,6 +475,19 @@ fn refuse_open_exposure(config: &Config, auth: &Authenticator) -> anyhow::Result
 
 /// TLS connections accepted on `listener`, handshakes run concurrently (a client that stalls
 /// its handshake is dropped after `handshake_timeout` and holds up no one else).
+/// gRPC connections in clear, with Nagle's algorithm off: a streamed event is one small write,
+/// and waiting for the previous segment's ACK (delayed up to 40 ms by the client) would hold it.
+fn plain_incoming(
+    listener: TcpListener,
+) -> impl futures_util::Stream<Item = std::io::Result<tokio::net::TcpStream>> {
+    use futures_util::StreamExt as _;
+    TcpListenerStream::new(listener).map(|accepted| {
+        accepted.inspect(|stream| {
+            let _ = stream.set_nodelay(true);
+        })
+    })
+}
+
 fn tls_incoming(
     listener: TcpListener,
     tls: Arc<Tls>,

@@ -4,14 +4,16 @@
 use std::pin::Pin;
 use std::sync::Arc;
 
-use futures_util::Stream;
+use futures_util::{Stream, StreamExt as _};
 use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
-use tributary_event_log::EventLog;
+use tributary_event_log::{EventLog, StoredEvent};
+use tributary_model::encoded::event_stream_server::EventStream;
 use tributary_model::v1::{
     AckRequest, AckResponse, Event, Filter, SubscribeRequest, subscribe_request::Start,
 };
+use tributary_model::wire::EncodedEvent;
 
 use opentelemetry::trace::{Link, SpanContext, SpanKind, TraceContextExt};
 use opentelemetry::{Context, KeyValue};
@@ -21,7 +23,6 @@ use crate::auth::Principal;
 use crate::error::{ErrorCode, log_status};
 use crate::ops::metrics::metrics;
 use crate::ops::telemetry::{self, Stage};
-use crate::proto::event_stream_server::EventStream;
 
 /// Events buffered per subscription between the log reader and the client. With the read
 /// batch below, this bounds a subscription's memory whatever the client does.
@@ -29,7 +30,8 @@ pub const SUBSCRIPTION_BUFFER: usize = 256;
 /// Events read from the log per round trip.
 const READ_BATCH: usize = 256;
 
-/// The `EventStream` gRPC service.
+/// The `EventStream` gRPC service. Its `Subscribe` sends each event as the log stored it
+/// ([`EncodedEvent`]): one encoding, shared by every subscriber.
 #[derive(Clone)]
 pub struct StreamService {
     app: App,
@@ -42,14 +44,48 @@ impl StreamService {
     }
 }
 
-fn matches(filter: &Filter, event: &Event) -> bool {
-    let source_ok = filter.sources.is_empty() || filter.sources.contains(&event.source);
+fn matches(filter: &Filter, event: &StoredEvent) -> bool {
+    let source_ok = filter.sources.is_empty() || filter.sources.iter().any(|s| s == event.source());
     let type_ok = filter.types.is_empty()
         || filter.types.iter().any(|t| match t.strip_suffix('*') {
-            Some(prefix) => event.r#type.starts_with(prefix),
-            None => *t == event.r#type,
+            Some(prefix) => event.event_type().starts_with(prefix),
+            None => t == event.event_type(),
         });
     source_ok && type_ok
+}
+
+/// One event on one subscription: the stored encoding, and this delivery's trace context when
+/// tracing is on (it replaces the stored ingest context for the subscriber).
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    pub stored: StoredEvent,
+    pub trace: Option<(String, String)>,
+}
+
+impl Delivery {
+    /// The event decoded, as a subscriber sees it (the web console's tail).
+    pub fn event(&self) -> Result<Event, Status> {
+        let mut event = self.stored.event().map_err(|source| {
+            log_status(tributary_event_log::LogError::Corrupt {
+                key: self.stored.sequence(),
+                source,
+            })
+        })?;
+        if let Some((traceparent, tracestate)) = &self.trace {
+            event.traceparent.clone_from(traceparent);
+            event.tracestate.clone_from(tracestate);
+        }
+        Ok(event)
+    }
+
+    /// The bytes `Subscribe` sends.
+    fn into_wire(self) -> EncodedEvent {
+        let encoded = EncodedEvent::new(self.stored.encoded().clone());
+        match self.trace {
+            Some((traceparent, tracestate)) => encoded.with_trace(traceparent, tracestate),
+            None => encoded,
+        }
+    }
 }
 
 fn removed(requested: u64, first: u64) -> Status {
@@ -77,11 +113,11 @@ impl Drop for ActiveSubscription {
 /// The deliver span of one event on one subscription: a gRPC server span (the
 /// `EventStream/Subscribe` call's), child of the event's ingest context and linked to it, and
 /// linked to the subscriber's own trace context when its `Subscribe` call carried one.
-fn deliver_span(event: &Event, consumer: &str, subscriber: &SpanContext) -> Option<Stage> {
+fn deliver_span(event: &StoredEvent, consumer: &str, subscriber: &SpanContext) -> Option<Stage> {
     if !telemetry::enabled() {
         return None;
     }
-    let ingest = telemetry::span_context_of(&event.traceparent, &event.tracestate);
+    let ingest = telemetry::span_context_of(event.traceparent(), event.tracestate());
     let parent = if ingest.is_valid() {
         Context::new().with_remote_span_context(ingest.clone())
     } else {
@@ -96,9 +132,9 @@ fn deliver_span(event: &Event, consumer: &str, subscriber: &SpanContext) -> Opti
                 KeyValue::new("rpc.system", "grpc"),
                 KeyValue::new("rpc.service", "tributary.v1.EventStream"),
                 KeyValue::new("rpc.method", "Subscribe"),
-                KeyValue::new("tributary.source", event.source.clone()),
-                KeyValue::new("tributary.event.type", event.r#type.clone()),
-                KeyValue::new("tributary.event.sequence", event.sequence as i64),
+                KeyValue::new("tributary.source", event.source().to_owned()),
+                KeyValue::new("tributary.event.type", event.event_type().to_owned()),
+                KeyValue::new("tributary.event.sequence", event.sequence() as i64),
             ];
             if !consumer.is_empty() {
                 attributes.push(KeyValue::new("tributary.consumer", consumer.to_owned()));
@@ -126,12 +162,16 @@ fn deliver_span(event: &Event, consumer: &str, subscriber: &SpanContext) -> Opti
     ))
 }
 
-/// A subscription's events, as `Subscribe` streams them.
+/// A subscription's events, decoded.
 pub type EventStreamResult = Pin<Box<dyn Stream<Item = Result<Event, Status>> + Send>>;
+/// A subscription's deliveries, as read from the log.
+pub type DeliveryStream = Pin<Box<dyn Stream<Item = Result<Delivery, Status>> + Send>>;
+/// What `Subscribe` streams: the stored bytes.
+pub type WireStream = Pin<Box<dyn Stream<Item = Result<EncodedEvent, Status>> + Send>>;
 
 #[tonic::async_trait]
 impl EventStream for StreamService {
-    type SubscribeStream = EventStreamResult;
+    type SubscribeStream = WireStream;
 
     async fn subscribe(
         &self,
@@ -139,10 +179,12 @@ impl EventStream for StreamService {
     ) -> Result<Response<Self::SubscribeStream>, Status> {
         let subscriber = subscriber_context(&request);
         let principal = Principal::of(&request)?;
-        let stream = self
-            .open(&principal, request.into_inner(), subscriber)
+        let deliveries = self
+            .open_deliveries(&principal, request.into_inner(), subscriber)
             .await?;
-        Ok(Response::new(stream))
+        Ok(Response::new(Box::pin(
+            deliveries.map(|delivery| delivery.map(Delivery::into_wire)),
+        )))
     }
 
     async fn ack(&self, request: Request<AckRequest>) -> Result<Response<AckResponse>, Status> {
@@ -162,16 +204,27 @@ impl EventStream for StreamService {
 }
 
 impl StreamService {
-    /// Opens a subscription for `principal` (the gRPC `Subscribe`, and the web console's live
-    /// tail): checks its scopes, takes a `grpc.max_subscriptions` permit, resolves the start
-    /// and streams events as they are read from the log. `subscriber` is the caller's trace
-    /// context (empty when it has none).
+    /// [`open_deliveries`](Self::open_deliveries), decoded (the web console's live tail).
     pub async fn open(
         &self,
         principal: &Principal,
         request: SubscribeRequest,
         subscriber: SpanContext,
     ) -> Result<EventStreamResult, Status> {
+        let deliveries = self.open_deliveries(principal, request, subscriber).await?;
+        Ok(Box::pin(deliveries.map(|delivery| delivery?.event())))
+    }
+
+    /// Opens a subscription for `principal` (the gRPC `Subscribe`, and the web console's live
+    /// tail): checks its scopes, takes a `grpc.max_subscriptions` permit, resolves the start
+    /// and streams events as they are read from the log. `subscriber` is the caller's trace
+    /// context (empty when it has none).
+    pub async fn open_deliveries(
+        &self,
+        principal: &Principal,
+        request: SubscribeRequest,
+        subscriber: SpanContext,
+    ) -> Result<DeliveryStream, Status> {
         principal.require_readable(&request.filter.clone().unwrap_or_default())?;
         if !request.consumer.is_empty() {
             principal.require_consumer(&request.consumer)?;
@@ -271,13 +324,13 @@ struct Subscription {
 impl Subscription {
     async fn run(
         mut self,
-        tx: mpsc::Sender<Result<Event, Status>>,
+        tx: mpsc::Sender<Result<Delivery, Status>>,
         mut shutdown: watch::Receiver<bool>,
     ) {
         let _active = ActiveSubscription::new();
         let mut last = self.log.last_sequence();
         loop {
-            let batch = match self.log.read_after(self.position, READ_BATCH).await {
+            let batch = match self.log.read_stored_after(self.position, READ_BATCH).await {
                 Ok(batch) => batch,
                 Err(error) => {
                     let _ = tx.send(Err(log_status(error))).await;
@@ -298,10 +351,10 @@ impl Subscription {
                 }
                 continue;
             };
-            if first.sequence > position.saturating_add(1) && position > 0 {
+            if first.sequence() > position.saturating_add(1) && position > 0 {
                 // Retention removed events this subscriber had not read yet.
                 let _ = tx
-                    .send(Err(removed(position.saturating_add(1), first.sequence)))
+                    .send(Err(removed(position.saturating_add(1), first.sequence())))
                     .await;
                 return;
             }
@@ -314,25 +367,21 @@ impl Subscription {
     /// Sends the events of `batch` that match the filter; false when the client went away.
     async fn deliver(
         &mut self,
-        batch: Vec<Event>,
-        tx: &mpsc::Sender<Result<Event, Status>>,
+        batch: Vec<StoredEvent>,
+        tx: &mpsc::Sender<Result<Delivery, Status>>,
     ) -> bool {
-        for mut event in batch {
-            self.position = event.sequence;
-            if !matches(&self.filter, &event) {
+        for stored in batch {
+            self.position = stored.sequence();
+            if !matches(&self.filter, &stored) {
                 continue;
             }
-            let span = deliver_span(&event, &self.consumer, &self.subscriber);
+            let span = deliver_span(&stored, &self.consumer, &self.subscriber);
             // The consumer continues the trace under this delivery (the stored event keeps
             // the ingest context; the deliver span links to it).
-            if let Some((traceparent, tracestate)) = span
+            let trace = span
                 .as_ref()
-                .and_then(|span| telemetry::inject(span.context()))
-            {
-                event.traceparent = traceparent;
-                event.tracestate = tracestate;
-            }
-            let sent = tx.send(Ok(event)).await;
+                .and_then(|span| telemetry::inject(span.context()));
+            let sent = tx.send(Ok(Delivery { stored, trace })).await;
             if let Some(span) = span {
                 if sent.is_err() {
                     span.fail("subscriber went away");

@@ -117,12 +117,26 @@ struct RunArgs {
     /// Subscriber counts of the fan-out scenarios (1 is the plain durable scenario).
     #[arg(long, value_delimiter = ',', default_value = "1,10,100")]
     fanout: Vec<usize>,
-    /// Length of the RSS soak (durable, fixed rate), seconds; 0 skips it.
+    /// Offered rate of the open-loop latency scenarios (no-op and durable, 1 subscriber), for
+    /// `--rate-secs`; 0 skips them. Open loop: each webhook is due at a fixed instant and its
+    /// latency counts from then, however late the client gets to send it.
+    #[arg(long, default_value_t = 5000.0)]
+    open_loop_rate: f64,
+    /// Length of the soak (durable, 1 subscriber, fixed rate: RSS and p99 over time), seconds;
+    /// 0 skips it.
     #[arg(long, default_value_t = 0.0)]
     soak_secs: f64,
     /// Offered rate of the soak, webhooks/s.
-    #[arg(long, default_value_t = 1000.0)]
+    #[arg(long, default_value_t = 2000.0)]
     soak_rate: f64,
+    /// Run only the scenarios whose names contain one of these (repeat the flag for more), e.g.
+    /// `--only "durable, 1 sub, max rate" --only "fixed rate"`.
+    #[arg(long)]
+    only: Vec<String>,
+    /// Record a `perf record -g` profile of the server during each scenario into this directory
+    /// (`<scenario>.perf.data`; needs `perf` on the PATH).
+    #[arg(long)]
+    perf_dir: Option<PathBuf>,
     /// How long subscribers wait for missing events after the last response, seconds.
     #[arg(long, default_value_t = 15.0)]
     drain_secs: f64,
@@ -247,6 +261,9 @@ struct Bench {
     server_log: String,
     drain: Duration,
     requests_per_connection: Option<usize>,
+    /// `--only`: substrings of the scenario names to run (empty: all).
+    only: Vec<String>,
+    perf_dir: Option<PathBuf>,
 }
 
 fn plugin_dir_of(binary: &Path, explicit: Option<&PathBuf>) -> anyhow::Result<PathBuf> {
@@ -296,6 +313,8 @@ impl Bench {
             server_log: args.server_log.clone(),
             drain: Duration::from_secs_f64(args.drain_secs.max(0.1)),
             requests_per_connection: args.requests_per_connection.filter(|&n| n > 0),
+            only: args.only.clone(),
+            perf_dir: args.perf_dir.clone(),
         })
     }
 
@@ -382,12 +401,19 @@ impl Bench {
         requests: usize,
         rate: Option<f64>,
         subscribers: usize,
-    ) -> anyhow::Result<Scenario> {
+    ) -> anyhow::Result<Option<Scenario>> {
+        if !self.only.is_empty() && !self.only.iter().any(|part| name.contains(part.as_str())) {
+            return Ok(None);
+        }
         eprintln!("running: {name} ({requests} webhooks, {connections} connections)");
         let server = self.start(target).await?;
         let pid = server.pid();
         // Let start-up settle before reading the idle footprint.
         tokio::time::sleep(Duration::from_millis(500)).await;
+        let profile = match &self.perf_dir {
+            Some(dir) => Some(process::Profile::start(pid, dir, &name)?),
+            None => None,
+        };
         let idle_rss_kib = process::status_kib(pid, "VmRSS").unwrap_or(0);
         let ticks = process::clock_ticks();
         let cpu_before = process::cpu_seconds(pid, ticks).unwrap_or(0.0);
@@ -415,6 +441,9 @@ impl Bench {
         };
         let load = load::run(endpoint, server.grpc, Arc::clone(&self.templates), &spec).await;
         let wall_s = started.elapsed().as_secs_f64();
+        if let Some(profile) = profile {
+            profile.finish()?;
+        }
         let cpu_after = process::cpu_seconds(pid, ticks).unwrap_or(0.0);
         let rss_kib = sampler.finish().await;
         let peak_rss_kib = process::status_kib(pid, "VmHWM").unwrap_or(0);
@@ -452,7 +481,7 @@ impl Bench {
         if let Some(error) = &scenario.first_error {
             eprintln!("  {} errors, first: {error}", scenario.errors);
         }
-        Ok(scenario)
+        Ok(Some(scenario))
     }
 }
 
@@ -494,7 +523,8 @@ async fn smoke(args: &RunArgs) -> anyhow::Result<bool> {
                 None,
                 1,
             )
-            .await?;
+            .await?
+            .context("--only filtered out the smoke scenario")?;
         let d = &scenario.delivery;
         println!(
             "{label}: sent {}, accepted {}, errors {}, delivered {}, missing {}, duplicates {}, \
@@ -543,17 +573,17 @@ async fn suite(args: &RunArgs) -> anyhow::Result<bool> {
         noops
     };
     for (name, target) in noops(names::NOOP_MAX) {
-        scenarios.push(bench.scenario(name, target, c, n, None, 0).await?);
+        scenarios.extend(bench.scenario(name, target, c, n, None, 0).await?);
     }
     for (base, durable) in [(names::DURABLE_MAX, true), (names::VOLATILE_MAX, false)] {
         for variant in bench.variants() {
             let target = Target::Tributary { durable, variant };
             let name = variant_name(base, variant);
-            scenarios.push(bench.scenario(name, target, c, n, None, 1).await?);
+            scenarios.extend(bench.scenario(name, target, c, n, None, 1).await?);
         }
     }
     for &subscribers in args.fanout.iter().filter(|&&s| s > 1) {
-        scenarios.push(
+        scenarios.extend(
             bench
                 .scenario(
                     names::fanout(subscribers),
@@ -572,19 +602,32 @@ async fn suite(args: &RunArgs) -> anyhow::Result<bool> {
     if fixed > 0 {
         let rate = Some(args.rate);
         for (name, target) in noops(names::NOOP_FIXED) {
-            scenarios.push(bench.scenario(name, target, c, fixed, rate, 0).await?);
+            scenarios.extend(bench.scenario(name, target, c, fixed, rate, 0).await?);
         }
         for (base, durable) in [(names::DURABLE_FIXED, true), (names::VOLATILE_FIXED, false)] {
             for variant in bench.variants() {
                 let target = Target::Tributary { durable, variant };
                 let name = variant_name(base, variant);
-                scenarios.push(bench.scenario(name, target, c, fixed, rate, 1).await?);
+                scenarios.extend(bench.scenario(name, target, c, fixed, rate, 1).await?);
             }
         }
     }
+    let open_loop = (args.open_loop_rate * args.rate_secs).round() as usize;
+    if open_loop > 0 {
+        let rate = Some(args.open_loop_rate);
+        for (name, target) in noops(names::NOOP_OPEN_LOOP) {
+            scenarios.extend(bench.scenario(name, target, c, open_loop, rate, 0).await?);
+        }
+        let target = Target::Tributary {
+            durable: true,
+            variant: Variant::Plain,
+        };
+        let name = names::DURABLE_OPEN_LOOP.to_owned();
+        scenarios.extend(bench.scenario(name, target, c, open_loop, rate, 1).await?);
+    }
     let soak = (args.soak_rate * args.soak_secs).round() as usize;
     if soak > 0 {
-        scenarios.push(
+        scenarios.extend(
             bench
                 .scenario(
                     names::SOAK.into(),

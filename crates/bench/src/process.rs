@@ -188,3 +188,52 @@ impl RssSampler {
         self.handle.await.unwrap_or_default()
     }
 }
+
+/// A `perf record -g` of one server process for one scenario (`--perf-dir`).
+pub struct Profile {
+    child: Child,
+}
+
+impl Profile {
+    /// Starts recording `pid` into `dir/<scenario name>.perf.data`.
+    pub fn start(pid: u32, dir: &Path, scenario: &str) -> anyhow::Result<Self> {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        let slug: String = scenario
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+            .collect();
+        let file = dir.join(format!("{slug}.perf.data"));
+        let child = Command::new("perf")
+            .args([
+                "record",
+                "-q",
+                "-F",
+                "999",
+                "-g",
+                "-p",
+                &pid.to_string(),
+                "-o",
+            ])
+            .arg(&file)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("cannot start `perf record` (is perf installed?)")?;
+        // perf needs a moment to attach before the load starts.
+        std::thread::sleep(Duration::from_millis(300));
+        Ok(Self { child })
+    }
+
+    /// Stops recording (SIGINT, so perf writes its file) and waits for it.
+    pub fn finish(mut self) -> anyhow::Result<()> {
+        let status = Command::new("kill")
+            .args(["-INT", &self.child.id().to_string()])
+            .status()
+            .context("cannot signal perf")?;
+        if !status.success() {
+            bail!("cannot signal perf ({status})");
+        }
+        self.child.wait().context("perf did not finish")?;
+        Ok(())
+    }
+}

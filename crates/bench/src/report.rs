@@ -244,6 +244,8 @@ pub mod names {
     pub const NOOP_FIXED: &str = "noop baseline, fixed rate";
     pub const DURABLE_FIXED: &str = "durable, 1 sub, fixed rate";
     pub const VOLATILE_FIXED: &str = "non-durable, 1 sub, fixed rate";
+    pub const NOOP_OPEN_LOOP: &str = "noop baseline, open loop";
+    pub const DURABLE_OPEN_LOOP: &str = "durable, 1 sub, open loop";
     pub const SOAK: &str = "soak: durable, 1 sub, fixed rate";
 
     /// The HTTPS twin of the scenario named `base`.
@@ -310,20 +312,20 @@ pub fn targets(scenarios: &[Scenario], fanout_max: usize) -> Vec<Target> {
     let many = find(scenarios, &names::fanout(fanout_max));
     targets.push(match (durable, many) {
         (Some(one), Some(many)) if fanout_max > 1 && one.accepted_per_s > 0.0 => {
-            let cost = 1.0 - many.accepted_per_s / one.accepted_per_s;
+            let ratio = many.accepted_per_s / one.accepted_per_s;
             Target {
-                target: format!("{fanout_max} subscribers cost <= 20% of 1-subscriber throughput"),
+                target: format!("{fanout_max} subscribers >= 50% of the 1-subscriber ingest rate"),
                 measured: format!(
-                    "{:.0} vs {:.0} webhooks/s: {:.0}% lower ({:.0} events/s delivered)",
+                    "{:.0} vs {:.0} webhooks/s = {:.0}% ({:.0} events/s delivered)",
                     many.accepted_per_s,
                     one.accepted_per_s,
-                    cost * 100.0,
+                    ratio * 100.0,
                     many.delivered_per_s
                 ),
-                met: Some(cost <= 0.2),
+                met: Some(ratio >= 0.5),
             }
         }
-        _ => not_measured("100 subscribers cost <= 20% of 1-subscriber throughput"),
+        _ => not_measured("100 subscribers >= 50% of the 1-subscriber ingest rate"),
     });
     targets.push(match durable {
         Some(d) => Target {

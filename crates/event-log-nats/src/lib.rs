@@ -39,7 +39,7 @@ use prost::Message as _;
 use tokio::sync::watch;
 use tributary_event_log::rules;
 use tributary_event_log::{
-    AppendOutcome, AppendRequest, EventLog, LogError, RedriveOutcome, Retention,
+    AppendOutcome, AppendRequest, EventLog, LogError, RedriveOutcome, Retention, StoredEvent,
 };
 use tributary_model::v1::{ArchiveEntry, Consumer, DeadLetter, Event};
 use tributary_model::well_known::Timestamp;
@@ -643,6 +643,14 @@ impl EventLog for NatsLog {
 
     async fn read_after(&self, after: u64, max: usize) -> Result<Vec<Event>, LogError> {
         read::events_after(&self.inner, after, max).await
+    }
+
+    async fn read_stored_after(
+        &self,
+        after: u64,
+        max: usize,
+    ) -> Result<Vec<StoredEvent>, LogError> {
+        read::stored_events_after(&self.inner, after, max).await
     }
 
     async fn sequence_before_time(&self, time: Timestamp) -> Result<u64, LogError> {

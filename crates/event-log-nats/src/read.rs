@@ -4,9 +4,10 @@
 
 use async_nats::jetstream::message::StreamMessage;
 use async_nats::jetstream::stream::{RawMessageErrorKind, Stream};
+use bytes::Bytes;
 use futures_util::StreamExt;
 use prost::Message as _;
-use tributary_event_log::{LogError, rules};
+use tributary_event_log::{LogError, StoredEvent, rules};
 use tributary_model::v1::Event;
 use tributary_model::well_known::Timestamp;
 
@@ -109,6 +110,32 @@ pub(crate) async fn events_after(
     let messages = messages_after(&inner.events, &filter, after, inner.known_last(), max).await?;
     messages.iter().map(decode_event).collect()
 }
+
+/// [`events_after`] without decoding the payloads: each message's bytes with the stream
+/// sequence appended as `Event.sequence` (protobuf keeps the last value of a field).
+pub(crate) async fn stored_events_after(
+    inner: &Inner,
+    after: u64,
+    max: usize,
+) -> Result<Vec<StoredEvent>, LogError> {
+    let filter = inner.config.events_filter();
+    let messages = messages_after(&inner.events, &filter, after, inner.known_last(), max).await?;
+    messages
+        .iter()
+        .map(|message| {
+            let mut encoded = Vec::with_capacity(message.payload.len() + 11);
+            encoded.extend_from_slice(&message.payload);
+            prost::encoding::uint64::encode(EVENT_SEQUENCE_FIELD, &message.sequence, &mut encoded);
+            StoredEvent::decode(Bytes::from(encoded)).map_err(|source| LogError::Corrupt {
+                key: message.sequence,
+                source,
+            })
+        })
+        .collect()
+}
+
+/// Field number of `Event.sequence`.
+const EVENT_SEQUENCE_FIELD: u32 = 10;
 
 /// The sequence just before the first event stored at or after `time` (binary search on the
 /// messages' stored times), or the newest sequence when there is none.

@@ -18,10 +18,11 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use prost::Message;
+use prost::bytes::Bytes;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use tokio::sync::{mpsc, oneshot, watch};
 use tributary_event_log::{
-    AppendOutcome, AppendRequest, EventLog, LogError, RedriveOutcome, Retention, rules,
+    AppendOutcome, AppendRequest, EventLog, LogError, RedriveOutcome, Retention, StoredEvent, rules,
 };
 use tributary_model::v1::{ArchiveEntry, Consumer, DeadLetter, Event};
 use tributary_model::well_known::Timestamp;
@@ -248,6 +249,23 @@ impl EventLog for EmbeddedLog {
     }
 
     async fn read_after(&self, after: u64, max: usize) -> Result<Vec<Event>, LogError> {
+        let stored = self.read_stored_after(after, max).await?;
+        stored
+            .iter()
+            .map(|event| {
+                event.event().map_err(|source| LogError::Corrupt {
+                    key: event.sequence(),
+                    source,
+                })
+            })
+            .collect()
+    }
+
+    async fn read_stored_after(
+        &self,
+        after: u64,
+        max: usize,
+    ) -> Result<Vec<StoredEvent>, LogError> {
         let recent = self.recent.read().ok().and_then(|r| r.after(after, max));
         if let Some(events) = recent {
             return Ok(events);
@@ -262,10 +280,12 @@ impl EventLog for EmbeddedLog {
                 .take(max)
             {
                 let (key, value) = entry.map_err(storage(READING_EVENTS))?;
-                let event = Event::decode(value.value()).map_err(|source| LogError::Corrupt {
-                    key: key.value(),
-                    source,
-                })?;
+                let event = StoredEvent::decode(Bytes::copy_from_slice(value.value())).map_err(
+                    |source| LogError::Corrupt {
+                        key: key.value(),
+                        source,
+                    },
+                )?;
                 events.push(event);
             }
             Ok(events)

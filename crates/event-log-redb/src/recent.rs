@@ -1,18 +1,18 @@
-//! The newest events, already decoded, kept in memory by the writer after each commit. A
-//! subscriber that is caught up (the common case) reads them from here instead of opening a
-//! read transaction and decoding each event again, so many subscribers cost little more than
-//! one.
+//! The newest events, as committed (encoded, shared), kept in memory by the writer after each
+//! commit. A subscriber that is caught up (the common case) reads them from here instead of
+//! opening a read transaction, and sends the shared bytes as they are, so many subscribers
+//! cost little more than one.
 
 use std::collections::VecDeque;
 
-use tributary_model::v1::Event;
+use tributary_event_log::StoredEvent;
 
 /// Events kept (a few MiB at most).
 pub(crate) const RECENT_EVENTS: usize = 2048;
 
 /// A contiguous run of the newest committed events, oldest first.
 pub(crate) struct Recent {
-    events: VecDeque<Event>,
+    events: VecDeque<StoredEvent>,
 }
 
 impl Recent {
@@ -24,10 +24,10 @@ impl Recent {
 
     /// Adds newly committed events (in sequence order). A gap empties the run first, so it
     /// always holds consecutive sequences.
-    pub fn extend(&mut self, events: impl IntoIterator<Item = Event>) {
+    pub fn extend(&mut self, events: impl IntoIterator<Item = StoredEvent>) {
         for event in events {
             if let Some(last) = self.events.back()
-                && event.sequence != last.sequence + 1
+                && event.sequence() != last.sequence() + 1
             {
                 self.events.clear();
             }
@@ -40,8 +40,8 @@ impl Recent {
 
     /// Up to `max` events after `after`, or `None` when some of them are older than the run
     /// (the caller reads storage then).
-    pub fn after(&self, after: u64, max: usize) -> Option<Vec<Event>> {
-        let first = self.events.front()?.sequence;
+    pub fn after(&self, after: u64, max: usize) -> Option<Vec<StoredEvent>> {
+        let first = self.events.front()?.sequence();
         if after.saturating_add(1) < first {
             return None;
         }
@@ -51,7 +51,7 @@ impl Recent {
 
     /// Forgets events retention removed (sequence `through` and older).
     pub fn remove_through(&mut self, through: u64) {
-        while self.events.front().is_some_and(|e| e.sequence <= through) {
+        while self.events.front().is_some_and(|e| e.sequence() <= through) {
             self.events.pop_front();
         }
     }
@@ -60,16 +60,17 @@ impl Recent {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tributary_model::v1::Event;
 
-    fn event(sequence: u64) -> Event {
-        Event {
+    fn event(sequence: u64) -> StoredEvent {
+        StoredEvent::encode(&Event {
             sequence,
             ..Default::default()
-        }
+        })
     }
 
-    fn sequences(events: Option<Vec<Event>>) -> Option<Vec<u64>> {
-        events.map(|e| e.iter().map(|e| e.sequence).collect())
+    fn sequences(events: Option<Vec<StoredEvent>>) -> Option<Vec<u64>> {
+        events.map(|e| e.iter().map(StoredEvent::sequence).collect())
     }
 
     #[test]

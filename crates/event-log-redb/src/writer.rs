@@ -5,6 +5,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use prost::Message;
+use prost::bytes::Bytes;
 use redb::{Database, Durability, ReadableTable, WriteTransaction};
 use tokio::sync::{mpsc, oneshot, watch};
 use tributary_model::v1::{Consumer, DeadLetter, Event};
@@ -17,7 +18,7 @@ use super::{
     TIME_INDEX, retention, storage,
 };
 use tributary_event_log::rules;
-use tributary_event_log::{AppendOutcome, AppendRequest, LogError, RedriveOutcome};
+use tributary_event_log::{AppendOutcome, AppendRequest, LogError, RedriveOutcome, StoredEvent};
 
 // What the log was doing, named in its storage errors.
 const LOADING: &str = "loading the newest sequence";
@@ -234,6 +235,7 @@ fn commit_batch(
     };
     let mut replies = Vec::with_capacity(batch.len());
     let mut pruned_through = None;
+    let mut fresh = Vec::new();
     for job in batch.iter_mut() {
         replies.push(apply(
             &txn,
@@ -241,6 +243,7 @@ fn commit_batch(
             &mut next,
             &mut job.op,
             &mut pruned_through,
+            &mut fresh,
         )?);
     }
     {
@@ -257,25 +260,10 @@ fn commit_batch(
         if let Some(through) = pruned_through {
             recent.remove_through(through);
         }
-        let previous = cursor.last_sequence;
-        recent.extend(batch.iter().flat_map(|job| new_events(&job.op, previous)));
+        recent.extend(fresh);
     }
     *cursor = next;
     Ok(replies)
-}
-
-/// The events an operation appended in the batch just committed (after `previous`).
-fn new_events(op: &Op, previous: u64) -> Vec<Event> {
-    let events = match op {
-        Op::Append(request) => &request.events,
-        Op::Redrive { events, .. } => events,
-        _ => return Vec::new(),
-    };
-    events
-        .iter()
-        .filter(|e| e.sequence > previous)
-        .cloned()
-        .collect()
 }
 
 /// Applies one operation. The outer error is a storage failure (the batch fails); the inner
@@ -286,15 +274,16 @@ fn apply(
     next: &mut Cursor,
     op: &mut Op,
     pruned_through: &mut Option<u64>,
+    fresh: &mut Vec<StoredEvent>,
 ) -> Result<Result<Reply, LogError>, LogError> {
     Ok(match op {
         // Validated before it was queued (`EmbeddedLog::append`).
-        Op::Append(request) => Ok(Reply::Appended(append(txn, next, request)?)),
+        Op::Append(request) => Ok(Reply::Appended(append(txn, next, request, fresh)?)),
         Op::Redrive {
             id,
             events,
             still_failing,
-        } => redrive(txn, next, *id, events, still_failing.take())?,
+        } => redrive(txn, next, *id, events, still_failing.take(), fresh)?,
         Op::OpenConsumer { name, after } => open_consumer(txn, next, name, *after)?,
         Op::Ack { name, sequence } => ack(txn, next, name, *sequence, false)?,
         Op::ResetConsumer { name, after } => ack(txn, next, name, *after, true)?,
@@ -316,13 +305,15 @@ fn apply(
     })
 }
 
-/// Stores events not already stored under (source, provider event id).
+/// Stores events not already stored under (source, provider event id), and adds them to
+/// `fresh` (encoded once: the table and the subscribers share the bytes).
 fn append_events(
     txn: &WriteTransaction,
     next: &mut Cursor,
     source: &str,
     events: &mut [Event],
     outcome: &mut AppendOutcome,
+    fresh: &mut Vec<StoredEvent>,
 ) -> Result<(), LogError> {
     let mut table = txn.open_table(EVENTS).map_err(storage(STORING_EVENTS))?;
     let mut dedup = txn.open_table(DEDUP).map_err(storage(STORING_EVENTS))?;
@@ -366,6 +357,7 @@ fn append_events(
         bytes += encoded.len() as u64;
         next.last_sequence = sequence;
         outcome.sequences.push(sequence);
+        fresh.push(StoredEvent::new(event, Bytes::from(encoded)));
     }
     meta.insert("event_bytes", bytes)
         .map_err(storage(STORING_EVENTS))?;
@@ -376,6 +368,7 @@ fn append(
     txn: &WriteTransaction,
     next: &mut Cursor,
     request: &mut AppendRequest,
+    fresh: &mut Vec<StoredEvent>,
 ) -> Result<AppendOutcome, LogError> {
     let mut outcome = AppendOutcome::default();
     let source = request.source.as_str();
@@ -392,7 +385,7 @@ fn append(
         }
         None => None,
     };
-    append_events(txn, next, source, &mut request.events, &mut outcome)?;
+    append_events(txn, next, source, &mut request.events, &mut outcome, fresh)?;
 
     let mut dead = txn
         .open_table(DEAD_LETTERS)
@@ -438,6 +431,7 @@ fn redrive(
     id: u64,
     events: &mut [Event],
     still_failing: Option<String>,
+    fresh: &mut Vec<StoredEvent>,
 ) -> Result<Result<Reply, LogError>, LogError> {
     let mut letter = {
         let dead = txn.open_table(DEAD_LETTERS).map_err(storage(REDRIVING))?;
@@ -466,7 +460,7 @@ fn redrive(
     }
     let mut outcome = AppendOutcome::default();
     let source = letter.source.clone();
-    append_events(txn, next, &source, events, &mut outcome)?;
+    append_events(txn, next, &source, events, &mut outcome, fresh)?;
 
     let previously_resolved = letter.resolved_at.as_ref().map(rules::unix_millis);
     let resolved = rules::record_redrive(

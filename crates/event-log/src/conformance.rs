@@ -62,6 +62,7 @@ macro_rules! conformance_tests {
             unusual_provider_event_ids_stay_distinct,
             concurrent_appends_get_distinct_increasing_sequences,
             read_after_pages_in_order,
+            stored_reads_are_the_events_encoded,
             sequence_before_time_finds_the_event_before_a_time,
             last_sequence_announces_appends,
             durable_consumers_open_ack_reset_and_delete,
@@ -581,6 +582,45 @@ pub async fn read_after_pages_in_order(store: impl Store) {
     assert_eq!(page(read(&log, 100, 5).await), Vec::<u64>::new());
     assert_eq!(page(read(&log, u64::MAX, 5).await), Vec::<u64>::new());
     assert_eq!(read(&log, 4, 1).await, vec![stored(event(SOURCE, "p5"), 5)]);
+}
+
+/// `read_stored_after` is `read_after` encoded: the same events, each with its envelope
+/// fields, fresh from the writer and after reopening (read back from storage).
+pub async fn stored_reads_are_the_events_encoded(store: impl Store) {
+    let check = |stored: Vec<crate::StoredEvent>, events: Vec<Event>| {
+        assert_eq!(stored.len(), events.len());
+        for (stored, event) in stored.iter().zip(&events) {
+            assert_eq!(stored.event().ok().as_ref(), Some(event));
+            assert_eq!(stored.sequence(), event.sequence);
+            assert_eq!(stored.source(), event.source);
+            assert_eq!(stored.event_type(), event.r#type);
+            assert_eq!(stored.traceparent(), event.traceparent);
+        }
+    };
+    let mut traced = event(SOURCE, "t1");
+    traced.traceparent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01".into();
+    traced.r#type = "statement.available".into();
+    {
+        let log = open(&store).await;
+        let mut first = request(&[], &[]);
+        first.events = vec![traced.clone(), event(SOURCE, "t2")];
+        append(&log, first).await;
+        append(&log, request(&["t3"], &[])).await;
+        check(stored_after(&log, 0, 10).await, read(&log, 0, 10).await);
+        check(stored_after(&log, 1, 1).await, read(&log, 1, 1).await);
+        assert!(stored_after(&log, 3, 10).await.is_empty());
+    }
+    let log = open(&store).await;
+    let events = read(&log, 0, 10).await;
+    assert_eq!(events[0], stored(traced, 1));
+    check(stored_after(&log, 0, 10).await, events);
+}
+
+async fn stored_after<L: EventLog>(log: &L, after: u64, max: usize) -> Vec<crate::StoredEvent> {
+    match log.read_stored_after(after, max).await {
+        Ok(events) => events,
+        Err(error) => panic!("read_stored_after({after}, {max}) failed: {error}"),
+    }
 }
 
 fn now() -> Timestamp {

@@ -7,6 +7,7 @@
 //! sequence, the dedup key is the message id, and readers read by sequence.
 
 pub mod rules;
+mod stored;
 
 #[cfg(feature = "conformance")]
 pub mod conformance;
@@ -18,6 +19,8 @@ use async_trait::async_trait;
 use tokio::sync::watch;
 use tributary_model::v1::{ArchiveEntry, Consumer, DeadLetter, Event};
 use tributary_model::well_known::Timestamp;
+
+pub use stored::StoredEvent;
 
 /// Everything one webhook produced. Whether it is stored as one unit depends on the backend
 /// (see [`EventLog`]); retrying a failed append is always safe.
@@ -279,6 +282,19 @@ pub trait EventLog: Send + Sync + 'static {
     /// retention removed: a reader notices a gap when the first event returned is past
     /// `after + 1` (the service answers OUT_OF_RANGE then).
     async fn read_after(&self, after: u64, max: usize) -> Result<Vec<Event>, LogError>;
+
+    /// [`read_after`](Self::read_after), as stored: each event's encoding, shared. Delivery
+    /// reads this, so a subscriber costs a reference-count bump per event, not a decode and
+    /// an encode. The default encodes what `read_after` returns; backends that hold events
+    /// encoded answer without decoding them.
+    async fn read_stored_after(
+        &self,
+        after: u64,
+        max: usize,
+    ) -> Result<Vec<StoredEvent>, LogError> {
+        let events = self.read_after(after, max).await?;
+        Ok(events.iter().map(StoredEvent::encode).collect())
+    }
 
     /// The sequence just before the first event stored at or after `time` (so that
     /// `read_after` of it starts there); when no stored event is that recent, the newest

@@ -19,6 +19,25 @@ pub mod grpc {
     include!(concat!(env!("OUT_DIR"), "/grpc/tributary.v1.rs"));
 }
 
+/// Wire types the server sends as already-encoded bytes.
+#[cfg(feature = "grpc")]
+pub mod wire;
+
+/// Services generated on [`wire`] types: the `EventStream` server whose `Subscribe` streams
+/// [`wire::EncodedEvent`]s (the same bytes on the wire as `v1::Event`).
+#[cfg(feature = "grpc")]
+pub mod encoded {
+    pub use crate::encoded_services::event_stream_server;
+}
+
+/// Every `tributary.v1` server, generated again with `Event` as [`wire::EncodedEvent`]; only
+/// `EventStream` is used (see [`encoded`]).
+#[cfg(feature = "grpc")]
+#[allow(clippy::all, missing_docs, dead_code)]
+mod encoded_services {
+    include!(concat!(env!("OUT_DIR"), "/grpc_encoded/tributary.v1.rs"));
+}
+
 /// Encoded `FileDescriptorSet` of `tributary.v1`, for gRPC server reflection.
 pub const FILE_DESCRIPTOR_SET: &[u8] =
     include_bytes!(concat!(env!("OUT_DIR"), "/tributary_descriptor.bin"));
