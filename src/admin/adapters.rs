@@ -65,6 +65,7 @@ impl Adapters for AdaptersService {
         Ok(Response::new(NormalizeResponse {
             result: Some(AdapterResult {
                 outcome: Some(outcome),
+                timings: None,
             }),
         }))
     }

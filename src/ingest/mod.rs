@@ -6,15 +6,15 @@ pub mod http;
 pub mod rate_limit;
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use opentelemetry::trace::SpanKind;
 use opentelemetry::{Context, KeyValue};
 use prost::Message;
 use tributary_event_log::{AppendOutcome, AppendRequest, LogError};
 use tributary_model::v1::{
-    AdapterResult, DeadLetter, Event, Normalized, Provenance, RejectionKind, Stage as AdapterStage,
-    UnmappedItem, WebhookRequest, adapter_result::Outcome,
+    AdapterResult, DeadLetter, Event, Normalized, Provenance, RejectionKind, UnmappedItem,
+    WebhookRequest, adapter_result::Outcome,
 };
 use tributary_plugin_host::HandleError;
 
@@ -175,26 +175,21 @@ fn count_stored(source: &Source, outcome: &AppendOutcome, ignored: usize) {
     m.ignored.get_or_create(&labels).inc_by(ignored as u64);
 }
 
-/// Protobuf key of `WebhookRequest.stage` (field 9, varint).
-const STAGE_KEY: u8 = 9 << 3;
-
-/// Verifies then normalizes on one encoding of the request, in one trip to the blocking pool
-/// (each hop costs wake-ups and a thread hand-off; two per webhook cost 20% of the throughput).
-/// Each call has its own span and histogram; the pair gets twice the adapter budget. A request
-/// that skips verification (dry runs, redrives) is normalized in one call.
+/// Verifies and normalizes in one adapter call (`STAGE_ALL`), on the blocking pool, within
+/// twice `budget`. The adapter reports how long each stage took, so each still gets its span and
+/// histogram. A request that skips verification (dry runs, redrives) is only normalized.
 async fn verify_and_normalize(
     source: &Arc<Source>,
     request: &WebhookRequest,
     parent: &Context,
     budget: Duration,
 ) -> Result<Normalized, IngestError> {
-    // `stage` is left unset (0) in the encoding and appended as a last field: protobuf keeps
-    // the last value of a scalar field, so one encoding serves both calls.
     let encoded = request.encode_to_vec();
     let verify = !request.skip_verification;
+    // Both stages share the call: twice the budget of one.
     let budget = if verify { budget * 2 } else { budget };
     let (source, parent) = (Arc::clone(source), parent.clone());
-    let call = tokio::task::spawn_blocking(move || run_stages(&source, encoded, verify, &parent));
+    let call = tokio::task::spawn_blocking(move || run_stages(&source, &encoded, verify, &parent));
     match tokio::time::timeout(budget, call).await {
         Ok(Ok(normalized)) => normalized,
         Ok(Err(_)) => Err(IngestError::EmptyResult),
@@ -202,10 +197,10 @@ async fn verify_and_normalize(
     }
 }
 
-/// The blocking part of [`verify_and_normalize`]: the adapter calls and their spans.
+/// The blocking part of [`verify_and_normalize`]: the adapter call, then its stages' spans.
 fn run_stages(
     source: &Source,
-    mut encoded: Vec<u8>,
+    encoded: &[u8],
     verify: bool,
     parent: &Context,
 ) -> Result<Normalized, IngestError> {
@@ -217,28 +212,19 @@ fn run_stages(
             KeyValue::new("tributary.adapter.version", info.version.clone()),
         ]
     };
-    if verify {
-        encoded.extend([STAGE_KEY, AdapterStage::Verify as u8]);
-        let span = Stage::start("verify", SpanKind::Internal, parent, adapter_attributes);
-        let started = Instant::now();
-        let verified = source
-            .adapter
-            .handle_encoded(&encoded)
-            .map_err(IngestError::Adapter)
-            .and_then(outcome);
-        metrics().observe_verify(&info.name, started.elapsed());
-        if let Err(error) = &verified {
-            span.fail(failure(error));
-        }
-        span.end();
-        verified?;
-        encoded.pop();
-        encoded.push(AdapterStage::Normalize as u8);
-    }
-    let span = Stage::start("normalize", SpanKind::Internal, parent, adapter_attributes);
+    let start = SystemTime::now();
     let started = Instant::now();
-    let result = source.adapter.handle_encoded(&encoded);
-    metrics().observe_normalize(&info.name, started.elapsed());
+    let result = source.adapter.handle_encoded(encoded);
+    let took = started.elapsed();
+    // Adapters built before the timings existed: the whole call counts as normalize.
+    let timings = result.as_ref().ok().and_then(|r| r.timings);
+    let (verify_took, normalize_took) = match timings {
+        Some(t) => (
+            Duration::from_nanos(t.verify_nanos),
+            Duration::from_nanos(t.normalize_nanos),
+        ),
+        None => (Duration::ZERO, took),
+    };
     let normalized = result
         .map_err(IngestError::Adapter)
         .and_then(outcome)
@@ -255,17 +241,42 @@ fn run_stages(
             }),
             error => Err(error),
         });
-    match &normalized {
-        Ok(normalized) => span.record(|| {
-            vec![
-                KeyValue::new("tributary.event.count", normalized.events.len() as i64),
-                KeyValue::new("tributary.unmapped.count", normalized.unmapped.len() as i64),
-                KeyValue::new("tributary.ignored.count", normalized.ignored.len() as i64),
-            ]
-        }),
-        Err(error) => span.fail(failure(error)),
+    let unauthenticated = matches!(normalized, Err(IngestError::Unauthenticated(_)));
+    if verify && timings.is_some() {
+        metrics().observe_verify(&info.name, verify_took);
+        let failure = match &normalized {
+            Err(error) if unauthenticated => Some(failure(error)),
+            _ => None,
+        };
+        Stage::record_past(
+            "verify",
+            parent,
+            (start, verify_took),
+            adapter_attributes,
+            failure,
+        );
     }
-    span.end();
+    if unauthenticated {
+        return normalized;
+    }
+    metrics().observe_normalize(&info.name, normalize_took);
+    Stage::record_past(
+        "normalize",
+        parent,
+        (start + verify_took, normalize_took),
+        || {
+            let mut attributes = adapter_attributes();
+            if let Ok(normalized) = &normalized {
+                attributes.extend([
+                    KeyValue::new("tributary.event.count", normalized.events.len() as i64),
+                    KeyValue::new("tributary.unmapped.count", normalized.unmapped.len() as i64),
+                    KeyValue::new("tributary.ignored.count", normalized.ignored.len() as i64),
+                ]);
+            }
+            attributes
+        },
+        normalized.as_ref().err().map(failure),
+    );
     normalized
 }
 
@@ -322,15 +333,17 @@ fn outcome(result: AdapterResult) -> Result<Normalized, IngestError> {
     match result {
         AdapterResult {
             outcome: Some(Outcome::Normalized(normalized)),
+            ..
         } => Ok(normalized),
         AdapterResult {
             outcome: Some(Outcome::Rejection(rejection)),
+            ..
         } => Err(if rejection.kind == RejectionKind::Unauthenticated as i32 {
             IngestError::Unauthenticated(rejection.reason)
         } else {
             IngestError::Malformed(rejection.reason)
         }),
-        AdapterResult { outcome: None } => Err(IngestError::EmptyResult),
+        AdapterResult { outcome: None, .. } => Err(IngestError::EmptyResult),
     }
 }
 

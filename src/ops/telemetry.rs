@@ -21,7 +21,9 @@ use anyhow::Context as _;
 use opentelemetry::global::{self, BoxedTracer};
 use opentelemetry::metrics::MeterProvider as _;
 use opentelemetry::propagation::{Extractor, Injector, TextMapPropagator};
-use opentelemetry::trace::{Link, SpanBuilder, SpanContext, SpanKind, Status, TraceContextExt};
+use opentelemetry::trace::{
+    Link, Span as _, SpanBuilder, SpanContext, SpanKind, Status, TraceContextExt,
+};
 use opentelemetry::{Context, KeyValue};
 use opentelemetry_otlp::{Protocol, WithExportConfig};
 use opentelemetry_sdk::Resource;
@@ -428,6 +430,29 @@ impl Stage {
     /// Ends the span now.
     pub fn end(self) {
         self.cx.span().end();
+    }
+
+    /// Records span `name` under `parent` that already happened: from `start` for `took`
+    /// (a stage timed inside an adapter call). Nothing is built unless exporting.
+    pub fn record_past(
+        name: &'static str,
+        parent: &Context,
+        (start, took): (std::time::SystemTime, std::time::Duration),
+        attributes: impl FnOnce() -> Vec<KeyValue>,
+        failure: Option<&'static str>,
+    ) {
+        if !enabled() {
+            return;
+        }
+        let mut span = SpanBuilder::from_name(name)
+            .with_kind(SpanKind::Internal)
+            .with_start_time(start)
+            .with_attributes(attributes())
+            .start_with_context(tracer(), parent);
+        if let Some(description) = failure {
+            span.set_status(Status::error(description));
+        }
+        span.end_with_timestamp(start + took);
     }
 }
 

@@ -202,6 +202,7 @@ fn is_unauthenticated(outcome: &Outcome) -> bool {
 fn decode_as_host(outcome: Outcome) -> Outcome {
     let bytes = AdapterResult {
         outcome: Some(outcome),
+        timings: None,
     }
     .encode_to_vec();
     let decoded = match AdapterResult::decode(bytes.as_slice()) {

@@ -258,6 +258,7 @@ mod tests {
                 }],
                 ..Default::default()
             })),
+            timings: None,
         }
     }
 

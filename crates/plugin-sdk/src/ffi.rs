@@ -7,10 +7,12 @@ use std::any::Any;
 use std::ffi::c_void;
 use std::mem::ManuallyDrop;
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::time::{Duration, Instant};
 
 use prost::Message;
 use tributary_model::v1::{
-    AdapterInfo, AdapterResult, Normalized, Stage, WebhookRequest, adapter_result::Outcome,
+    AdapterInfo, AdapterResult, Normalized, Stage, StageTimings, WebhookRequest,
+    adapter_result::Outcome,
 };
 use tributary_plugin_abi::{
     ABI_VERSION, AdapterVTableV1, PluginBuffer, STATUS_ERROR, STATUS_OK, STATUS_PANIC,
@@ -146,9 +148,10 @@ unsafe extern "C" fn handle<A: Adapter>(
         };
         let request =
             WebhookRequest::decode(bytes).map_err(|e| format!("undecodable request: {e}"))?;
-        let outcome = run_adapter(adapter, &Request::new(&request));
+        let (outcome, timings) = run_adapter_timed(adapter, &Request::new(&request));
         Ok(AdapterResult {
             outcome: Some(outcome),
+            timings: Some(timings),
         }
         .encode_to_vec())
     };
@@ -160,20 +163,39 @@ unsafe extern "C" fn handle<A: Adapter>(
 /// one of the two only: `STAGE_VERIFY` answers a rejection or an empty [`Normalized`] after
 /// verification; `STAGE_NORMALIZE` skips verification (the host ran it in an earlier call).
 pub fn run_adapter<A: Adapter>(adapter: &A, request: &Request<'_>) -> Outcome {
+    run_adapter_timed(adapter, request).0
+}
+
+/// [`run_adapter`], with how long each stage took (the host traces both stages of one call).
+pub fn run_adapter_timed<A: Adapter>(
+    adapter: &A,
+    request: &Request<'_>,
+) -> (Outcome, StageTimings) {
+    let mut timings = StageTimings::default();
     let stage = request.raw().stage();
-    if stage != Stage::Normalize
-        && !request.skip_verification()
-        && let Err(rejection) = adapter.verify(request)
-    {
-        return Outcome::Rejection(rejection);
+    if stage != Stage::Normalize && !request.skip_verification() {
+        let started = Instant::now();
+        let verified = adapter.verify(request);
+        timings.verify_nanos = nanos(started.elapsed());
+        if let Err(rejection) = verified {
+            return (Outcome::Rejection(rejection), timings);
+        }
     }
     if stage == Stage::Verify {
-        return Outcome::Normalized(Normalized::default());
+        return (Outcome::Normalized(Normalized::default()), timings);
     }
-    match adapter.normalize(request) {
+    let started = Instant::now();
+    let normalized = adapter.normalize(request);
+    timings.normalize_nanos = nanos(started.elapsed());
+    let outcome = match normalized {
         Ok(normalized) => Outcome::Normalized(normalized),
         Err(rejection) => Outcome::Rejection(rejection),
-    }
+    };
+    (outcome, timings)
+}
+
+fn nanos(took: Duration) -> u64 {
+    u64::try_from(took.as_nanos()).unwrap_or(u64::MAX)
 }
 
 unsafe extern "C" fn free_buffer(buffer: PluginBuffer) {
