@@ -27,6 +27,8 @@ pub struct Config {
     pub telemetry: TelemetryConfig,
     /// The encrypted raw archive of received webhooks.
     pub archive: ArchiveConfig,
+    /// How `CloudEventStream` names events as CloudEvents (source URI, type prefix).
+    pub cloudevents: CloudEventsConfig,
     /// Source name -> adapter instance. Empty: every loaded adapter is served as a source of
     /// its own name with an empty config.
     pub sources: BTreeMap<String, SourceConfig>,
@@ -381,6 +383,7 @@ impl Default for Config {
             ops: OpsConfig::default(),
             telemetry: TelemetryConfig::default(),
             archive: ArchiveConfig::default(),
+            cloudevents: CloudEventsConfig::default(),
             sources: BTreeMap::new(),
         }
     }
@@ -436,6 +439,158 @@ impl Default for ArchiveConfig {
             keep_secret_headers: false,
         }
     }
+}
+
+/// `[cloudevents]`: the CloudEvents names of events on `CloudEventStream` (docs/taxonomy.md).
+/// CloudEvents requires `source` + `id` to be unique across everything a consumer reads, so
+/// an installation sharing consumers with another one names itself in `source_prefix`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CloudEventsConfig {
+    /// Put before the source name to make the CloudEvent `source`, a URI-reference
+    /// (RFC 3986). Default `"tributary:///"` (no installation name: `tributary:///arcadia`);
+    /// e.g. `"tributary://prod-eu/"` gives `tributary://prod-eu/arcadia`.
+    pub source_prefix: String,
+    /// Put before the canonical type to make the CloudEvent `type`: empty (default) or a
+    /// reverse-DNS prefix ending in `.` (`"com.example.tributary."` gives
+    /// `com.example.tributary.statement.available`).
+    pub type_prefix: String,
+}
+
+impl Default for CloudEventsConfig {
+    fn default() -> Self {
+        Self {
+            source_prefix: "tributary:///".to_owned(),
+            type_prefix: String::new(),
+        }
+    }
+}
+
+/// Why a `[cloudevents]` setting was refused at start-up.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum CloudEventsConfigError {
+    /// The prefix plus a source name is not an RFC 3986 URI-reference.
+    #[error(
+        "cloudevents.source_prefix {prefix:?}: {prefix:?} + a source name ({example:?}) is not a \
+         URI-reference (RFC 3986): {reason}"
+    )]
+    SourcePrefix {
+        /// The configured prefix.
+        prefix: String,
+        /// The source URI it made.
+        example: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// The type prefix is not reverse-DNS labels each followed by a dot.
+    #[error(
+        "cloudevents.type_prefix {0:?}: use empty or reverse-DNS labels of a-z 0-9 - each \
+         followed by a dot, e.g. \"com.example.tributary.\""
+    )]
+    TypePrefix(String),
+}
+
+impl CloudEventsConfig {
+    /// Checks that `source_prefix` + each source name (and any source name: they are 1 to 64
+    /// characters of `A-Z a-z 0-9 _ -`) is a URI-reference, and that `type_prefix` is
+    /// reverse-DNS, so no event ever gets an invalid CloudEvent `source` or `type`.
+    pub fn validate<'a>(
+        &self,
+        sources: impl IntoIterator<Item = &'a str>,
+    ) -> Result<(), CloudEventsConfigError> {
+        for source in std::iter::once("source").chain(sources) {
+            let example = format!("{}{source}", self.source_prefix);
+            if let Err(reason) = check_uri_reference(&example) {
+                return Err(CloudEventsConfigError::SourcePrefix {
+                    prefix: self.source_prefix.clone(),
+                    example,
+                    reason,
+                });
+            }
+        }
+        let type_ok = self.type_prefix.is_empty()
+            || self.type_prefix.strip_suffix('.').is_some_and(|labels| {
+                labels.split('.').all(|label| {
+                    !label.is_empty()
+                        && !label.starts_with('-')
+                        && !label.ends_with('-')
+                        && label
+                            .bytes()
+                            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                })
+            });
+        if !type_ok {
+            return Err(CloudEventsConfigError::TypePrefix(self.type_prefix.clone()));
+        }
+        Ok(())
+    }
+}
+
+/// Whether `text` is an RFC 3986 URI-reference: only URI characters (percent-encodings whole),
+/// a valid scheme before the first `:` when that `:` comes before any `/`, `?` or `#` (otherwise
+/// it would be a relative reference whose first segment has a colon, which RFC 3986 forbids),
+/// at most one `#`, and brackets only around an IP literal host.
+fn check_uri_reference(text: &str) -> Result<(), &'static str> {
+    const ALLOWED: &[u8] = b"-._~:/?#[]@!$&'()*+,;=";
+    let bytes = text.as_bytes();
+    let mut index = 0;
+    while let Some(&byte) = bytes.get(index) {
+        if byte == b'%' {
+            let hex = bytes.get(index + 1..index + 3);
+            if !hex.is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit)) {
+                return Err("a % must start a percent-encoding (%XX)");
+            }
+            index += 3;
+            continue;
+        }
+        if !(byte.is_ascii_alphanumeric() || ALLOWED.contains(&byte)) {
+            return Err("only letters, digits, -._~:/?#[]@!$&'()*+,;= and %XX are allowed");
+        }
+        index += 1;
+    }
+    if text.is_empty() {
+        return Err("it is empty");
+    }
+    if text.matches('#').count() > 1 {
+        return Err("at most one # (the fragment)");
+    }
+    let head_end = text.find(['/', '?', '#']).unwrap_or(text.len());
+    let rest = match text[..head_end].find(':') {
+        Some(colon) => {
+            let scheme = &text[..colon];
+            let valid = scheme
+                .bytes()
+                .next()
+                .is_some_and(|b| b.is_ascii_alphabetic())
+                && scheme
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"+-.".contains(&b));
+            if !valid {
+                return Err(
+                    "the part before the first : must be a scheme (a letter, then letters, digits, + - .)",
+                );
+            }
+            &text[colon + 1..]
+        }
+        None => text,
+    };
+    let authority = rest
+        .strip_prefix("//")
+        .map(|after| &after[..after.find(['/', '?', '#']).unwrap_or(after.len())]);
+    let host = authority.map(|a| a.rsplit_once('@').map_or(a, |(_, host)| host));
+    let brackets_ok = |part: &str| !part.contains(['[', ']']);
+    let (in_host, elsewhere) = match host {
+        Some(host) if host.starts_with('[') => (
+            host.find(']')
+                .is_some_and(|end| brackets_ok(&host[1..end]) && brackets_ok(&host[end + 1..])),
+            rest.replacen(host, "", 1),
+        ),
+        _ => (true, rest.to_owned()),
+    };
+    if !in_host || !brackets_ok(&elsewhere) {
+        return Err("[ and ] only around an IP literal host");
+    }
+    Ok(())
 }
 
 /// `[ops]`: operators' endpoints on listeners of their own, so the webhook port (public) and
@@ -618,6 +773,9 @@ impl Config {
             tributary_event_log::rules::check_source_name(name)
                 .with_context(|| format!("invalid source name in [sources.{name:?}]"))?;
         }
+        config
+            .cloudevents
+            .validate(config.sources.keys().map(String::as_str))?;
         Ok(config)
     }
 
@@ -676,6 +834,91 @@ mod tests {
             "invalid source name in [sources.\"s:x\"]: invalid request: source names are 1 to 64 \
              characters of A-Z a-z 0-9 _ - (got \"s:x\")"
         );
+    }
+
+    #[test]
+    fn cloudevents_prefixes_are_checked_at_load() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("t.toml");
+        let load = |text: &str| {
+            std::fs::write(&path, text).expect("write");
+            Config::load(Some(&path), &Overrides::default())
+        };
+        let defaults = load("").expect("defaults");
+        assert_eq!(defaults.cloudevents.source_prefix, "tributary:///");
+        assert_eq!(defaults.cloudevents.type_prefix, "");
+        let set = load(
+            "[cloudevents]\nsource_prefix = \"tributary://prod-eu/\"\n\
+             type_prefix = \"com.example.tributary.\"\n",
+        )
+        .expect("valid");
+        assert_eq!(
+            set.cloudevents,
+            CloudEventsConfig {
+                source_prefix: "tributary://prod-eu/".into(),
+                type_prefix: "com.example.tributary.".into(),
+            }
+        );
+        let error = load("[cloudevents]\nsource_prefix = \"my events/\"\n").expect_err("space");
+        assert_eq!(
+            format!("{error:#}"),
+            "cloudevents.source_prefix \"my events/\": \"my events/\" + a source name \
+             (\"my events/source\") is not a URI-reference (RFC 3986): only letters, digits, \
+             -._~:/?#[]@!$&'()*+,;= and %XX are allowed"
+        );
+        let error = load("[cloudevents]\ntype_prefix = \"Com.Example\"\n").expect_err("case");
+        assert_eq!(
+            format!("{error:#}"),
+            "cloudevents.type_prefix \"Com.Example\": use empty or reverse-DNS labels of a-z \
+             0-9 - each followed by a dot, e.g. \"com.example.tributary.\""
+        );
+    }
+
+    #[test]
+    fn uri_references_and_reverse_dns_prefixes() {
+        for valid in [
+            "tributary:///arcadia",
+            "tributary://prod-eu/arcadia",
+            "https://events.example.com/tributary/arcadia",
+            "urn:tributary:arcadia",
+            "/tributary/arcadia",
+            "arcadia",
+            "//host:8080/a%2Fb",
+            "http://[::1]/arcadia",
+            "tributary:///x?installation=eu#arcadia",
+        ] {
+            assert_eq!(check_uri_reference(valid), Ok(()), "{valid}");
+        }
+        for invalid in [
+            "",
+            "a b",
+            "1tributary://x/a",
+            "tri_butary:a",
+            "a%2",
+            "a%zz",
+            "x#a#b",
+            "tributary://h/[a]",
+            "tributary://h/\u{e9}",
+        ] {
+            assert!(check_uri_reference(invalid).is_err(), "{invalid:?}");
+        }
+        let with_type = |type_prefix: &str| CloudEventsConfig {
+            type_prefix: type_prefix.into(),
+            ..CloudEventsConfig::default()
+        };
+        for valid in ["", "com.example.", "io.tributary-eu.v1."] {
+            assert_eq!(with_type(valid).validate([]), Ok(()), "{valid}");
+        }
+        for invalid in [
+            "com.example",
+            ".com.",
+            "com..x.",
+            "com.-x.",
+            "com.ex_ample.",
+            "Com.",
+        ] {
+            assert!(with_type(invalid).validate([]).is_err(), "{invalid}");
+        }
     }
 
     #[test]

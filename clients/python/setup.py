@@ -28,7 +28,14 @@ def proto_root() -> Path:
 
 
 def protos(root: Path) -> list:
-    return sorted((root / "tributary" / "v1").glob("*.proto"))
+    # Not cloudevent_stream.proto: it imports io.cloudevents.v1, whose generated Python module
+    # cannot be imported as `io.cloudevents` (`io` is a standard module). CloudEvents consumers
+    # use their own SDK's CloudEvent class with a plain gRPC channel instead.
+    return sorted(
+        path
+        for path in (root / "tributary" / "v1").glob("*.proto")
+        if path.name != "cloudevent_stream.proto"
+    )
 
 
 def runtime_requirements() -> list:

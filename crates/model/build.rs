@@ -1,5 +1,7 @@
 //! Compiles proto/tributary/v1 into prost types plus their proto3 JSON (serde) mapping, and,
-//! with the `grpc` feature, the tonic services and clients on those same types. protox is a
+//! with the `grpc` feature, the tonic services and clients on those same types. Also compiles
+//! the CloudEvents Protobuf Format (proto/io/cloudevents/v1), which `CloudEventStream` streams
+//! (prost types only: no JSON mapping, CloudEvents has its own JSON format). protox is a
 //! pure-Rust protobuf compiler: no `protoc` is needed on the machine.
 
 use std::{env, fs, path::PathBuf};
@@ -7,6 +9,7 @@ use std::{env, fs, path::PathBuf};
 use protox::prost::Message as _;
 
 const PROTOS: &[&str] = &[
+    "io/cloudevents/v1/cloudevents.proto",
     "tributary/v1/common.proto",
     "tributary/v1/connection.proto",
     "tributary/v1/utility.proto",
@@ -17,6 +20,7 @@ const PROTOS: &[&str] = &[
     "tributary/v1/dead_letter.proto",
     "tributary/v1/archive.proto",
     "tributary/v1/service.proto",
+    "tributary/v1/cloudevent_stream.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -43,6 +47,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             .build_client(true)
             .out_dir(&grpc_out)
             .extern_path(".tributary.v1", "crate::v1")
+            .extern_path(".io.cloudevents.v1", "crate::cloudevents::v1")
             .compile_well_known_types(true)
             .extern_path(".google.protobuf", "::pbjson_types")
             .compile_fds(fds.clone())?;
@@ -56,6 +61,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             .out_dir(&encoded_out)
             .extern_path(".tributary.v1", "crate::v1")
             .extern_path(".tributary.v1.Event", "crate::wire::EncodedEvent")
+            .extern_path(".io.cloudevents.v1", "crate::cloudevents::v1")
             .compile_well_known_types(true)
             .extern_path(".google.protobuf", "::pbjson_types")
             .compile_fds(fds)?;

@@ -176,9 +176,12 @@ fn wanted(kind: &str, types: &[String]) -> bool {
         })
 }
 
-/// Attributes that differ between any original and its replay by construction.
+/// Attributes that differ between any original and its replay by construction, and
+/// `specversion`, which events stored before Tributary set it lack (an envelope attribute the
+/// host fills, never a change in what the adapter made).
 const IGNORED: &[&str] = &[
     "sequence",
+    "specversion",
     "traceparent",
     "tracestate",
     "rawId",

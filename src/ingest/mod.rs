@@ -363,8 +363,8 @@ pub async fn normalize(
 }
 
 /// Fills the envelope attributes the host owns: id, source, provenance of the adapter, received
-/// time, content type, and a content-derived id when the provider gave none. The trace context
-/// is set by [`ingest`]: the append span's.
+/// time, content type, CloudEvents spec version, and a content-derived id when the provider gave
+/// none. The trace context is set by [`ingest`]: the append span's.
 fn complete_event(
     source: &Source,
     request: &WebhookRequest,
@@ -386,6 +386,7 @@ fn complete_event(
         event.time = request.received_at;
     }
     event.datacontenttype = "application/protobuf".to_owned();
+    event.specversion = crate::stream::cloudevents::SPEC_VERSION.to_owned();
 }
 
 /// "sha256:<hex of the body>[:index]" (the archive's content key, plus the item's index): a

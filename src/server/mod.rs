@@ -22,8 +22,10 @@ use crate::config::Config;
 use crate::ingest::rate_limit::SourceRateLimit;
 use crate::proto::adapters_server::AdaptersServer;
 use crate::proto::admin_server::AdminServer;
+use crate::proto::cloud_event_stream_server::CloudEventStreamServer;
 use crate::sources::{Sources, installation_key};
 use crate::stream::StreamService;
+use crate::stream::cloudevents::CloudEventService;
 use tls::Tls;
 use tributary_model::encoded::event_stream_server::EventStreamServer;
 
@@ -253,7 +255,7 @@ impl Services {
         admin: true,
     };
 
-    /// The consumers' listener: `EventStream`, and the admin services unless they have a
+    /// The consumers' listener: `EventStream` and `CloudEventStream`, and the admin services unless they have a
     /// listener of their own.
     fn consumers(with_admin: bool) -> Self {
         Services {
@@ -332,8 +334,8 @@ fn limits(config: &Config) -> Limits {
     }
 }
 
-/// The gRPC services: health and reflection open, `EventStream` for any credential (each RPC
-/// checks its scope), `Adapters` and `Admin` for the admin scope only.
+/// The gRPC services: health and reflection open, `EventStream` and `CloudEventStream` for any
+/// credential (each RPC checks its scope), `Adapters` and `Admin` for the admin scope only.
 async fn grpc_server(
     app: &App,
     auth: Authenticator,
@@ -345,6 +347,9 @@ async fn grpc_server(
     if services.stream {
         health_reporter
             .set_serving::<EventStreamServer<StreamService>>()
+            .await;
+        health_reporter
+            .set_serving::<CloudEventStreamServer<CloudEventService>>()
             .await;
     }
     if services.admin {
@@ -381,6 +386,12 @@ async fn grpc_server(
     let stream = services.stream.then(|| {
         EventStreamServer::with_interceptor(StreamService::new(app.clone()), auth.clone())
     });
+    let cloud_events = services.stream.then(|| {
+        CloudEventStreamServer::with_interceptor(
+            CloudEventService::new(StreamService::new(app.clone()), config.cloudevents.clone()),
+            auth.clone(),
+        )
+    });
     let adapters = services.admin.then(|| {
         AdaptersServer::with_interceptor(AdaptersService::new(app.clone()), AdminOnly(auth.clone()))
     });
@@ -395,6 +406,7 @@ async fn grpc_server(
         .add_optional_service(reflection)
         .add_optional_service(reflection_alpha)
         .add_optional_service(stream)
+        .add_optional_service(cloud_events)
         .add_optional_service(adapters)
         .add_optional_service(admin))
 }

@@ -1,6 +1,8 @@
 //! The deliver stage: `EventStream.Subscribe` (catch-up from the log, then live tail, filtered)
 //! and `Ack` for durable consumers. Delivery reads only from the log.
 
+pub mod cloudevents;
+
 use std::pin::Pin;
 use std::sync::Arc;
 

@@ -7,7 +7,7 @@
 //! restart; authenticate with a token; continue each event's trace so the consumer's span is
 //! a child of the delivery, in the provider's trace, as the OTLP collector sees it.
 
-mod python;
+pub(crate) mod python;
 mod readme;
 mod rust;
 

@@ -39,6 +39,7 @@ mod telemetry {
 
 mod archive;
 mod clients;
+mod cloudevents;
 mod console;
 mod conventions;
 mod delivery;

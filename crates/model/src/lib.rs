@@ -12,6 +12,16 @@ pub mod v1 {
     include!(concat!(env!("OUT_DIR"), "/tributary.v1.serde.rs"));
 }
 
+/// `io.cloudevents.v1`: the CloudEvents Protobuf Format (`CloudEvent`, `CloudEventBatch`), as
+/// the `CloudEventStream` service streams it to CloudEvents SDKs.
+pub mod cloudevents {
+    /// The CloudEvents 1.0 protobuf messages (proto/io/cloudevents/v1/cloudevents.proto).
+    #[allow(clippy::all, missing_docs)]
+    pub mod v1 {
+        include!(concat!(env!("OUT_DIR"), "/io.cloudevents.v1.rs"));
+    }
+}
+
 /// `tributary.v1` gRPC services (server traits) and clients, on the [`v1`] message types.
 #[cfg(feature = "grpc")]
 #[allow(clippy::all, missing_docs)]
@@ -38,7 +48,7 @@ mod encoded_services {
     include!(concat!(env!("OUT_DIR"), "/grpc_encoded/tributary.v1.rs"));
 }
 
-/// Encoded `FileDescriptorSet` of `tributary.v1`, for gRPC server reflection.
+/// Encoded `FileDescriptorSet` of `tributary.v1` (and `io.cloudevents.v1`), for gRPC server reflection.
 pub const FILE_DESCRIPTOR_SET: &[u8] =
     include_bytes!(concat!(env!("OUT_DIR"), "/tributary_descriptor.bin"));
 

@@ -13,8 +13,8 @@ use super::{TOKEN, credentials, example_line, post_statements, restart, start_se
 use crate::support::collector::{grpc_collector, otel_env};
 use crate::support::repo;
 
-/// The venv's interpreter; the tests cannot run without it.
-pub(super) fn python() -> PathBuf {
+/// The venv's interpreter; the tests cannot run without it (also the CloudEvents client's).
+pub(crate) fn python() -> PathBuf {
     let python = repo().join("target/py-venv/bin/python");
     assert!(
         python.exists(),

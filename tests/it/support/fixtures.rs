@@ -110,6 +110,7 @@ pub fn expected_delivery(mut event: Value, source: &str, sequence: u64, adapter:
         "datacontenttype".into(),
         Value::from("application/protobuf"),
     );
+    object.insert("specversion".into(), Value::from("1.0"));
     object.insert("sequence".into(), Value::from(sequence.to_string()));
     event
 }
