@@ -98,6 +98,9 @@ pub struct LoadResult {
     pub http: Histogram<u64>,
     /// POST start -> subscriber receipt, microseconds, over all subscribers.
     pub e2e: Histogram<u64>,
+    /// The same, per fifth of the run (by request number: in send order), to see whether the
+    /// tail drifts over a soak.
+    pub e2e_fifths: Vec<Histogram<u64>>,
     /// Events received over all subscribers.
     pub deliveries: u64,
     /// Seconds from the start to the last receipt.
@@ -218,12 +221,16 @@ pub async fn run(
     shared.expected.store(accepted, Ordering::Release);
 
     let mut e2e = histogram();
+    let mut e2e_fifths: Vec<_> = (0..FIFTHS).map(|_| histogram()).collect();
     let mut deliveries = 0;
     let mut last_receipt = shared.t0;
     let mut delivery = Vec::new();
     for reader in readers {
         let outcome = reader.await.context("subscriber task")?;
         e2e.add(&outcome.latency).context("merge histogram")?;
+        for (all, fifth) in e2e_fifths.iter_mut().zip(&outcome.fifths) {
+            all.add(fifth).context("merge histogram")?;
+        }
         deliveries += outcome.received;
         last_receipt = last_receipt.max(outcome.last_receipt);
         delivery.push(check(&outcome, &shared));
@@ -238,6 +245,7 @@ pub async fn run(
             .as_secs_f64(),
         http: http_hist,
         e2e,
+        e2e_fifths,
         deliveries,
         deliver_secs: last_receipt
             .saturating_duration_since(shared.t0)
@@ -412,8 +420,13 @@ async fn send(
     Ok(outcome)
 }
 
+/// Parts of a run the e2e latency is also recorded for.
+const FIFTHS: usize = 5;
+
 struct ReadOutcome {
     latency: Histogram<u64>,
+    /// `latency` per fifth of the requests.
+    fifths: Vec<Histogram<u64>>,
     /// Copies received per request number.
     counts: Vec<u8>,
     received: u64,
@@ -431,6 +444,7 @@ async fn read(
 ) -> ReadOutcome {
     let mut outcome = ReadOutcome {
         latency: histogram(),
+        fifths: (0..FIFTHS).map(|_| histogram()).collect(),
         counts: vec![0; shared.sent_at.len()],
         received: 0,
         foreign: 0,
@@ -457,9 +471,12 @@ async fn read(
                 };
                 let sent =
                     shared.t0 + Duration::from_nanos(shared.sent_at[n].load(Ordering::Acquire));
-                outcome
-                    .latency
-                    .saturating_record(micros(now.saturating_duration_since(sent)));
+                let latency = micros(now.saturating_duration_since(sent));
+                outcome.latency.saturating_record(latency);
+                let fifth = n * FIFTHS / outcome.counts.len();
+                if let Some(histogram) = outcome.fifths.get_mut(fifth) {
+                    histogram.saturating_record(latency);
+                }
                 if outcome.counts[n] == 0 {
                     distinct += 1;
                 }

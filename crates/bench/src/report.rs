@@ -74,6 +74,9 @@ pub struct Scenario {
     pub http_latency_ms: Percentiles,
     /// POST start -> subscriber receipt (None without subscribers).
     pub e2e_latency_ms: Option<Percentiles>,
+    /// The e2e p99 of each fifth of the requests, in send order (empty without subscribers).
+    #[serde(default)]
+    pub e2e_p99_by_fifth_ms: Vec<f64>,
     /// Server CPU time (user + system) during the load, seconds.
     pub server_cpu_s: f64,
     /// Server CPU during the load, % of one core.
@@ -152,6 +155,14 @@ impl Scenario {
             deliveries: load.deliveries,
             http_latency_ms: Percentiles::of(&load.http),
             e2e_latency_ms: (setup.subscribers > 0).then(|| Percentiles::of(&load.e2e)),
+            e2e_p99_by_fifth_ms: if setup.subscribers > 0 {
+                load.e2e_fifths
+                    .iter()
+                    .map(|h| Percentiles::of(h).p99)
+                    .collect()
+            } else {
+                Vec::new()
+            },
             server_cpu_s: stats.cpu_s,
             server_cpu_percent: per_s(stats.cpu_s * 100.0, stats.wall_s),
             server_cpu_us_per_webhook: per_s(stats.cpu_s * 1e6, load.accepted as f64),
@@ -345,6 +356,17 @@ pub fn targets(scenarios: &[Scenario], fanout_max: usize) -> Vec<Target> {
                 met: Some(late <= early * 1.05 + 1.0),
             },
             None => not_measured("RSS flat under load over 5 minutes"),
+        },
+    );
+    targets.push(
+        match find(scenarios, names::SOAK).map(|s| s.e2e_p99_by_fifth_ms.as_slice()) {
+            Some([first, .., last]) => Target {
+                target: "e2e p99 stable over the soak (last fifth <= first fifth x 1.5 + 1 ms)"
+                    .into(),
+                measured: format!("p99 {first:.2} ms in the first fifth, {last:.2} ms in the last"),
+                met: Some(*last <= first * 1.5 + 1.0),
+            },
+            _ => not_measured("e2e p99 stable over the soak"),
         },
     );
     targets
