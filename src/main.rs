@@ -10,6 +10,7 @@ use tributary::config::{Config, Overrides};
 /// Per-webhook work allocates on the ingest workers and frees on the log's writer thread;
 /// mimalloc handles that cross-thread pattern with far less time in the allocator than glibc's
 /// arenas (docs/benchmarks.md).
+#[cfg(feature = "mimalloc")]
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
