@@ -82,15 +82,28 @@ impl Adapter for Arcadia {
     }
 
     fn normalize(&self, request: &Request<'_>) -> Result<Normalized, Rejection> {
-        let body = request.json()?;
-        let envelope = map::Envelope::parse(&body)?;
-        let mapped = self.mapper.map(&envelope);
-        Ok(single_event(
-            mapped,
-            &envelope.id,
-            &envelope.event_type,
-            request,
-        ))
+        // Straight from the body into types; through a `Value` only when that cannot be done
+        // with the same outcome (see `Envelope::from_body`).
+        let parsed;
+        let envelope = match map::Envelope::from_body(request.body()) {
+            Some(envelope) => envelope?,
+            None => {
+                parsed = request.json()?;
+                map::Envelope::from_value(&parsed)?
+            }
+        };
+        Ok(self.normalize_envelope(&envelope, request))
+    }
+}
+
+impl Arcadia {
+    fn normalize_envelope(
+        &self,
+        envelope: &map::Envelope<'_>,
+        request: &Request<'_>,
+    ) -> Normalized {
+        let mapped = self.mapper.map(envelope);
+        single_event(mapped, &envelope.id, &envelope.event_type, request)
     }
 }
 
@@ -157,6 +170,129 @@ mod tests {
                 let normalized = run(&a, &body).expect("never rejected");
                 assert_eq!(normalized.events.len() + normalized.unmapped.len(), 1);
             }
+        }
+    }
+
+    /// The same body through the `Value` path only (what `normalize` falls back to).
+    fn run_via_value(a: &Arcadia, body: &[u8]) -> Result<Normalized, Rejection> {
+        let request = WebhookRequest {
+            body: body.to_vec(),
+            ..Default::default()
+        };
+        let request = Request::new(&request);
+        let parsed = request.json()?;
+        let envelope = map::Envelope::from_value(&parsed)?;
+        Ok(a.normalize_envelope(&envelope, &request))
+    }
+
+    fn run_bytes(a: &Arcadia, body: &[u8]) -> Result<Normalized, Rejection> {
+        let request = WebhookRequest {
+            body: body.to_vec(),
+            ..Default::default()
+        };
+        a.normalize(&Request::new(&request))
+    }
+
+    /// Statement bodies read straight into types give what the `Value` path gives: fields of
+    /// every wrong type, repeated keys (the last wins), escaped keys, a wrong `data` hint (a
+    /// credential webhook mentioning "STATEMENT"), nesting at serde_json's limit, and bodies
+    /// the parser refuses (same rejection text).
+    #[test]
+    fn typed_statement_reads_agree_with_the_value_path() {
+        let a = adapter();
+        let seed = include_str!("../fixtures/seed-statement-new-data-available.raw.json");
+        let seed_value: serde_json::Value = serde_json::from_str(seed).expect("fixture");
+        let odd = [
+            serde_json::json!(null),
+            serde_json::json!(12),
+            serde_json::json!(-1.25),
+            serde_json::json!("7.5"),
+            serde_json::json!(true),
+            serde_json::json!([1, "a", {"id": "x"}]),
+            serde_json::json!({"id": "crd_9", "x": [null]}),
+        ];
+        let mut bodies: Vec<Vec<u8>> = vec![seed.as_bytes().to_vec()];
+        let data = seed_value["data"].as_object().expect("data");
+        let line = seed_value["data"]["accountData"][0]
+            .as_object()
+            .expect("line");
+        let meter = seed_value["data"]["accountData"][0]["meterData"][0]
+            .as_object()
+            .expect("meter");
+        let extra = [
+            "credentialId",
+            "credential",
+            "credentialIds",
+            "credentials",
+            "correlationId",
+            "summaryAccountNumber",
+        ];
+        for value in &odd {
+            let keys = data.keys().map(String::as_str).chain(extra);
+            for key in keys {
+                let mut body = seed_value.clone();
+                body["data"][key] = value.clone();
+                bodies.push(body.to_string().into_bytes());
+            }
+            for key in line.keys().map(String::as_str).chain(extra) {
+                let mut body = seed_value.clone();
+                body["data"]["accountData"][0][key] = value.clone();
+                bodies.push(body.to_string().into_bytes());
+            }
+            for key in meter.keys() {
+                let mut body = seed_value.clone();
+                body["data"]["accountData"][0]["meterData"][0][key] = value.clone();
+                bodies.push(body.to_string().into_bytes());
+            }
+            for key in ["data", "errors", "createdAt", "id"] {
+                let mut body = seed_value.clone();
+                body[key] = value.clone();
+                bodies.push(body.to_string().into_bytes());
+            }
+        }
+        let deep = |n: usize| format!("{}{}", "[".repeat(n), "]".repeat(n));
+        for text in [
+            seed.replacen("\"amountDue\"", "\"amountDue\" : 1, \"amountDue\"", 1),
+            seed.replacen("\"accountData\"", "\"accountData\" : 5, \"accountData\"", 1),
+            seed.replacen(
+                "\"resource\"",
+                "\"resource\" : \"CREDENTIAL\", \"resource\"",
+                1,
+            ),
+            seed.replacen("\"resource\"", "\"resourc\\u0065\"", 1),
+            seed.replacen(
+                "\"STATEMENT\"",
+                "\"CREDENTIAL\", \"note\": \"STATEMENT\"",
+                1,
+            ),
+            seed.replacen(
+                "\"data\" : {",
+                &format!("\"data\" : {{\"x\": {},", deep(126)),
+                1,
+            ),
+            seed.replacen(
+                "\"data\" : {",
+                &format!("\"data\" : {{\"x\": {},", deep(127)),
+                1,
+            ),
+            seed.replacen("\"type\"", "\"x\": 1e400, \"type\"", 1),
+            seed.replacen("BILL", "BI\\qLL", 1),
+            seed[..seed.len() / 2].to_owned(),
+            "[]".to_owned(),
+            "\"STATEMENT\"".to_owned(),
+        ] {
+            bodies.push(text.into_bytes());
+        }
+        let mut invalid_utf8 = seed.as_bytes().to_vec();
+        invalid_utf8.insert(seed.find("BILL").expect("type"), 0xff);
+        bodies.push(invalid_utf8);
+        for body in &bodies {
+            assert_eq!(
+                run_bytes(&a, body),
+                run_via_value(&a, body),
+                "{}",
+                String::from_utf8_lossy(body)
+            );
         }
     }
 
