@@ -193,15 +193,46 @@ mod tests {
         a.normalize(&Request::new(&request))
     }
 
-    /// Statement bodies read straight into types give what the `Value` path gives: fields of
-    /// every wrong type, repeated keys (the last wins), escaped keys, a wrong `data` hint (a
-    /// credential webhook mentioning "STATEMENT"), nesting at serde_json's limit, and bodies
-    /// the parser refuses (same rejection text).
+    /// Every node of `root` replaced by each of `odd`, one at a time.
+    fn mutations(root: &serde_json::Value, odd: &[serde_json::Value]) -> Vec<Vec<u8>> {
+        fn paths(value: &serde_json::Value, path: String, out: &mut Vec<String>) {
+            match value {
+                serde_json::Value::Object(map) => {
+                    for (key, child) in map {
+                        paths(child, format!("{path}/{key}"), out);
+                    }
+                }
+                serde_json::Value::Array(items) => {
+                    for (i, child) in items.iter().enumerate() {
+                        paths(child, format!("{path}/{i}"), out);
+                    }
+                }
+                _ => {}
+            }
+            out.push(path);
+        }
+        let mut all = Vec::new();
+        paths(root, String::new(), &mut all);
+        let mut bodies = Vec::new();
+        for path in all {
+            for value in odd {
+                let mut body = root.clone();
+                if let Some(slot) = body.pointer_mut(&path) {
+                    *slot = value.clone();
+                    bodies.push(body.to_string().into_bytes());
+                }
+            }
+        }
+        bodies
+    }
+
+    /// Statement and meter bodies read straight into types give what the `Value` path gives:
+    /// every node replaced by values of other types, credential keys added, repeated keys
+    /// (the last wins), escaped keys, a wrong `data` hint, nesting at serde_json's limit, and
+    /// bodies the parser refuses (same rejection text).
     #[test]
-    fn typed_statement_reads_agree_with_the_value_path() {
+    fn typed_reads_agree_with_the_value_path() {
         let a = adapter();
-        let seed = include_str!("../fixtures/seed-statement-new-data-available.raw.json");
-        let seed_value: serde_json::Value = serde_json::from_str(seed).expect("fixture");
         let odd = [
             serde_json::json!(null),
             serde_json::json!(12),
@@ -209,83 +240,74 @@ mod tests {
             serde_json::json!("7.5"),
             serde_json::json!(true),
             serde_json::json!([1, "a", {"id": "x"}]),
-            serde_json::json!({"id": "crd_9", "x": [null]}),
+            serde_json::json!({"id": "crd_9", "fullAddress": " 1 A St ", "name": "n"}),
         ];
-        let mut bodies: Vec<Vec<u8>> = vec![seed.as_bytes().to_vec()];
-        let data = seed_value["data"].as_object().expect("data");
-        let line = seed_value["data"]["accountData"][0]
-            .as_object()
-            .expect("line");
-        let meter = seed_value["data"]["accountData"][0]["meterData"][0]
-            .as_object()
-            .expect("meter");
-        let extra = [
-            "credentialId",
-            "credential",
-            "credentialIds",
-            "credentials",
-            "correlationId",
-            "summaryAccountNumber",
+        let fixtures = [
+            include_str!("../fixtures/seed-statement-new-data-available.raw.json"),
+            include_str!("../fixtures/statement-summary-account-and-credential.raw.json"),
+            include_str!("../fixtures/seed-meter-new-data-available.raw.json"),
+            include_str!("../fixtures/meter-status-change-all-fields.raw.json"),
+            include_str!("../fixtures/meter-status-change-other-shapes.raw.json"),
         ];
-        for value in &odd {
-            let keys = data.keys().map(String::as_str).chain(extra);
-            for key in keys {
-                let mut body = seed_value.clone();
-                body["data"][key] = value.clone();
-                bodies.push(body.to_string().into_bytes());
-            }
-            for key in line.keys().map(String::as_str).chain(extra) {
-                let mut body = seed_value.clone();
-                body["data"]["accountData"][0][key] = value.clone();
-                bodies.push(body.to_string().into_bytes());
-            }
-            for key in meter.keys() {
-                let mut body = seed_value.clone();
-                body["data"]["accountData"][0]["meterData"][0][key] = value.clone();
-                bodies.push(body.to_string().into_bytes());
-            }
-            for key in ["data", "errors", "createdAt", "id"] {
-                let mut body = seed_value.clone();
-                body[key] = value.clone();
-                bodies.push(body.to_string().into_bytes());
-            }
-        }
         let deep = |n: usize| format!("{}{}", "[".repeat(n), "]".repeat(n));
-        for text in [
-            seed.replacen("\"amountDue\"", "\"amountDue\" : 1, \"amountDue\"", 1),
-            seed.replacen("\"accountData\"", "\"accountData\" : 5, \"accountData\"", 1),
-            seed.replacen(
-                "\"resource\"",
-                "\"resource\" : \"CREDENTIAL\", \"resource\"",
-                1,
-            ),
-            seed.replacen("\"resource\"", "\"resourc\\u0065\"", 1),
-            seed.replacen(
-                "\"STATEMENT\"",
-                "\"CREDENTIAL\", \"note\": \"STATEMENT\"",
-                1,
-            ),
-            seed.replacen(
-                "\"data\" : {",
-                &format!("\"data\" : {{\"x\": {},", deep(126)),
-                1,
-            ),
-            seed.replacen(
-                "\"data\" : {",
-                &format!("\"data\" : {{\"x\": {},", deep(127)),
-                1,
-            ),
-            seed.replacen("\"type\"", "\"x\": 1e400, \"type\"", 1),
-            seed.replacen("BILL", "BI\\qLL", 1),
-            seed[..seed.len() / 2].to_owned(),
-            "[]".to_owned(),
-            "\"STATEMENT\"".to_owned(),
-        ] {
-            bodies.push(text.into_bytes());
+        let mut bodies: Vec<Vec<u8>> = Vec::new();
+        for seed in fixtures {
+            let root: serde_json::Value = serde_json::from_str(seed).expect("fixture");
+            bodies.push(seed.as_bytes().to_vec());
+            bodies.extend(mutations(&root, &odd));
+            for key in [
+                "credentialId",
+                "credential",
+                "credentialIds",
+                "credentials",
+                "correlationId",
+                "customData",
+            ] {
+                for value in &odd {
+                    let mut body = root.clone();
+                    body["data"][key] = value.clone();
+                    bodies.push(body.to_string().into_bytes());
+                }
+            }
+            for text in [
+                seed.replacen("\"id\"", "\"id\" : 1, \"id\"", 1),
+                seed.replacen("\"data\"", "\"data\" : 5, \"data\"", 1),
+                seed.replacen(
+                    "\"resource\"",
+                    "\"resource\" : \"CREDENTIAL\", \"resource\"",
+                    1,
+                ),
+                seed.replacen("\"resource\"", "\"resourc\\u0065\"", 1),
+                seed.replacen(
+                    "\"STATEMENT\"",
+                    "\"CREDENTIAL\", \"note\": \"STATEMENT\"",
+                    1,
+                ),
+                seed.replacen("\"METER\"", "\"STATEMENT\"", 1),
+                seed.replacen("\"METER\"", "\"CREDENTIAL\", \"note\": \"METER\"", 1),
+                seed.replacen(
+                    "\"data\" : {",
+                    &format!("\"data\" : {{\"x\": {},", deep(126)),
+                    1,
+                ),
+                seed.replacen(
+                    "\"data\" : {",
+                    &format!("\"data\" : {{\"x\": {},", deep(127)),
+                    1,
+                ),
+                seed.replacen("\"id\"", "\"x\": 1e400, \"id\"", 1),
+                seed.replacen("\"id\" : \"", "\"id\" : \"\\q", 1),
+                seed[..seed.len() / 2].to_owned(),
+            ] {
+                bodies.push(text.into_bytes());
+            }
+            let mut invalid_utf8 = seed.as_bytes().to_vec();
+            invalid_utf8.insert(seed.find("\"id\"").expect("id") + 1, 0xff);
+            bodies.push(invalid_utf8);
         }
-        let mut invalid_utf8 = seed.as_bytes().to_vec();
-        invalid_utf8.insert(seed.find("BILL").expect("type"), 0xff);
-        bodies.push(invalid_utf8);
+        for body in ["[]", "\"STATEMENT\"", "{\"resource\": \"METER\"}"] {
+            bodies.push(body.as_bytes().to_vec());
+        }
         for body in &bodies {
             assert_eq!(
                 run_bytes(&a, body),
@@ -294,6 +316,7 @@ mod tests {
                 String::from_utf8_lossy(body)
             );
         }
+        assert!(bodies.len() > 2_000, "{}", bodies.len());
     }
 
     #[test]

@@ -5,7 +5,9 @@ mod credential;
 mod meter;
 mod operations;
 mod statement;
+mod typed;
 
+use meter::MeterData;
 use statement::StatementData;
 
 use std::borrow::Cow;
@@ -49,6 +51,8 @@ enum Data<'a> {
     /// STATEMENT `data`, when the body was read straight into types (boxed: the struct is
     /// large, and moving it around cost more than the allocation).
     Statement(Obj<Box<StatementData<'a>>>),
+    /// METER `data`, likewise.
+    Meter(Obj<Box<MeterData<'a>>>),
     /// Any resource's `data`, kept whole (the object check happens in [`Envelope::data`]).
     Value(Value),
 }
@@ -58,7 +62,31 @@ enum Data<'a> {
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum DataKind {
     Statement,
+    Meter,
     Value,
+}
+
+impl DataKind {
+    /// The hint: the quoted resource name, which normally only that resource's webhooks
+    /// carry; the first that appears in the body.
+    fn guess(text: &str) -> Self {
+        if text.contains("\"STATEMENT\"") {
+            Self::Statement
+        } else if text.contains("\"METER\"") {
+            Self::Meter
+        } else {
+            Self::Value
+        }
+    }
+
+    /// Whether `data` read this way fits the envelope's `resource`.
+    fn fits(self, resource: &str) -> bool {
+        match self {
+            Self::Statement => resource == "STATEMENT",
+            Self::Meter => resource == "METER",
+            Self::Value => true,
+        }
+    }
 }
 
 /// The envelope's JSON fields before the checks of [`Envelope::parse`].
@@ -111,6 +139,7 @@ impl<'de> Visitor<'de> for EnvelopeVisitor {
                 "data" => {
                     raw.data = match self.0 {
                         DataKind::Statement => Data::Statement(map.next_value()?),
+                        DataKind::Meter => Data::Meter(map.next_value()?),
                         DataKind::Value => Data::Value(map.next_value()?),
                     }
                 }
@@ -164,19 +193,13 @@ impl<'a> Envelope<'a> {
         // A body that parses is UTF-8 throughout (strings are checked, the rest is ASCII);
         // checked once here, the parser then reads it as a `str` without checking strings.
         let text = std::str::from_utf8(body).ok()?;
-        // The hint: only a statement webhook normally carries this string.
-        let kind = if text.contains("\"STATEMENT\"") {
-            DataKind::Statement
-        } else {
-            DataKind::Value
-        };
+        let kind = DataKind::guess(text);
         let mut de = serde_json::Deserializer::from_str(text);
         let raw = EnvelopeSeed(kind).deserialize(&mut de).ok()?;
         de.end().ok()?;
         let envelope = Self::parse(raw);
         if let Ok(env) = &envelope
-            && kind == DataKind::Statement
-            && env.resource != "STATEMENT"
+            && !kind.fits(&env.resource)
         {
             return None;
         }
@@ -234,6 +257,22 @@ impl<'a> Envelope<'a> {
                 Ok(Obj(None)) => Err(self.no_data()),
                 Err(e) => Err(format!("STATEMENT data: {e}")),
             },
+            Data::Meter(_) => Err(self.no_data()),
+        }
+    }
+
+    /// Runs `f` on the METER `data`, typed (read from the `Value` when the body went that
+    /// way), or says why the event cannot be mapped without it.
+    fn with_meter_data<R>(&self, f: impl FnOnce(&MeterData<'_>) -> R) -> Result<R, String> {
+        match &self.data {
+            Data::Meter(Obj(Some(data))) => Ok(f(data)),
+            Data::Meter(Obj(None)) => Err(self.no_data()),
+            Data::Value(value) => match Obj::<MeterData<'_>>::deserialize(value) {
+                Ok(Obj(Some(data))) => Ok(f(&data)),
+                Ok(Obj(None)) => Err(self.no_data()),
+                Err(e) => Err(format!("METER data: {e}")),
+            },
+            Data::Statement(_) => Err(self.no_data()),
         }
     }
 
@@ -402,13 +441,6 @@ fn provider_errors(errors: Option<&Value>) -> Vec<ProviderError> {
 /// The boolean at `key`; `None` when absent, null or not a boolean (proto3 `optional bool`).
 fn optional_bool(object: &Value, key: &str) -> Option<bool> {
     object.get(key).and_then(Value::as_bool)
-}
-
-/// The decimal at `key` (a JSON number or numeric string), exactly; `None` when absent or not
-/// a number.
-fn decimal_at(object: &Value, key: &str) -> Option<Decimal> {
-    let (units, nanos) = object.get(key).and_then(convert::decimal)?;
-    Some(Decimal { units, nanos })
 }
 
 /// The integer at `key` as i32, saturating; 0 when absent.

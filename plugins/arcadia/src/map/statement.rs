@@ -4,11 +4,14 @@
 //! Read into typed structs that borrow from the body (no `Value` tree): each field is read the
 //! way the `convert` helpers read it from a `Value` (see `tributary_plugin_sdk::lenient`).
 
-use tributary_plugin_sdk::convert::date;
 use tributary_plugin_sdk::lenient::{Num, Obj, Objects, Str, Strings, Text};
 use tributary_plugin_sdk::lenient_object;
 use tributary_plugin_sdk::prelude::*;
 
+use super::typed::{
+    CredentialRefs, IdOnly, Provider, correlation_ids, credential_id, date_of, instant_of,
+    institution,
+};
 use super::{ACCOUNT_NUMBER, Envelope, METER_NUMBER, Mapper, event, push_unique};
 
 lenient_object! {
@@ -81,26 +84,6 @@ lenient_object! {
     }
 }
 
-lenient_object! {
-    /// A `provider` object: the institution, plus what statement account lines add.
-    #[derive(Clone)]
-    pub struct Provider<'a> {
-        "id" => id: Text<'a>,
-        "name" => name: Text<'a>,
-        "country" => country: Text<'a>,
-        "classification" => classification: Text<'a>,
-        "publisherProviderAccountId" => publisher_provider_account_id: Text<'a>,
-    }
-}
-
-lenient_object! {
-    /// An object of which only `id` is read (`credential`, `credentials[]`).
-    #[derive(Clone)]
-    pub struct IdOnly<'a> {
-        "id" => id: Text<'a>,
-    }
-}
-
 /// Maps one statement event as `event_type`. Amounts are exact decimals; the currency is the
 /// item's `currencyCode`, else the statement's, else the configured default (maybe empty).
 pub fn map(m: &Mapper, env: &Envelope<'_>, event_type: &str) -> Result<Event, String> {
@@ -137,15 +120,24 @@ fn map_data(m: &Mapper, env: &Envelope<'_>, data: &StatementData<'_>, event_type
         summary_account_number: m.personal(ACCOUNT_NUMBER, data.summary_account_number.as_str()),
         created_at: instant_of(&data.created_at),
     };
-    let mut correlation_ids = Vec::new();
-    for cid in std::iter::once(&data.correlation_id.0).chain(&data.correlation_ids.0) {
-        push_unique(&mut correlation_ids, cid.clone().into_owned());
-    }
+    // The statement's own credential keys, then each account line's.
+    let refs = std::iter::once(CredentialRefs {
+        credential_id: &data.credential_id,
+        credential: &data.credential,
+        credential_ids: &data.credential_ids,
+        credentials: &data.credentials,
+    })
+    .chain(lines.iter().map(|line| CredentialRefs {
+        credential_id: &line.credential_id,
+        credential: &line.credential,
+        credential_ids: &line.credential_ids,
+        credentials: &line.credentials,
+    }));
     let references = References {
-        connection_id: credential_id(data),
+        connection_id: credential_id(refs),
         account_ids,
         institution: institution(&data.provider),
-        correlation_ids,
+        correlation_ids: correlation_ids(&data.correlation_id, &data.correlation_ids),
         ..Default::default()
     };
     event(env, event_type, id, references, Payload::Statement(payload))
@@ -209,71 +201,4 @@ fn amount(value: Num, currency: &str) -> Option<Money> {
         units,
         nanos,
     })
-}
-
-/// `date_at`: a "YYYY-MM-DD" string.
-fn date_of(value: &Str<'_>) -> Option<Date> {
-    value.get().and_then(date)
-}
-
-/// `timestamp_at`: an RFC 3339 string.
-fn instant_of(value: &Str<'_>) -> Option<Timestamp> {
-    value.get().and_then(timestamp)
-}
-
-/// `provider` {id, name, country} as an Institution; `None` when not an object or empty.
-fn institution(provider: &Obj<Provider<'_>>) -> Option<Institution> {
-    let provider = provider.0.as_ref()?;
-    let institution = Institution {
-        id: provider.id.to_string_owned(),
-        name: provider.name.to_string_owned(),
-        country: provider.country.to_string_owned(),
-    };
-    (institution != Institution::default()).then_some(institution)
-}
-
-/// `account::credential_id` for a statement: the credential named by `data` and its account
-/// lines, when exactly one.
-fn credential_id(data: &StatementData<'_>) -> String {
-    let mut ids = Vec::new();
-    credential_ids_of(
-        &mut ids,
-        &data.credential_id,
-        &data.credential,
-        &data.credential_ids,
-        &data.credentials,
-    );
-    for line in &data.account_data.0 {
-        credential_ids_of(
-            &mut ids,
-            &line.credential_id,
-            &line.credential,
-            &line.credential_ids,
-            &line.credentials,
-        );
-    }
-    match ids.as_slice() {
-        [only] => only.clone(),
-        _ => String::new(),
-    }
-}
-
-/// `account::credential_ids_of` on typed fields, in the same order.
-fn credential_ids_of(
-    ids: &mut Vec<String>,
-    credential_id: &Text<'_>,
-    credential: &Obj<IdOnly<'_>>,
-    credential_ids: &Strings<'_>,
-    credentials: &Objects<IdOnly<'_>>,
-) {
-    push_unique(ids, credential_id.to_string_owned());
-    if let Some(credential) = &credential.0 {
-        push_unique(ids, credential.id.to_string_owned());
-    }
-    for id in &credential_ids.0 {
-        push_unique(ids, id.clone().into_owned());
-    }
-    for credential in &credentials.0 {
-        push_unique(ids, credential.id.to_string_owned());
-    }
 }
