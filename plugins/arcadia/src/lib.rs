@@ -226,7 +226,7 @@ mod tests {
         bodies
     }
 
-    /// Statement and meter bodies read straight into types give what the `Value` path gives:
+    /// Statement, meter and credential bodies read straight into types give what the `Value` path gives:
     /// every node replaced by values of other types, credential keys added, repeated keys
     /// (the last wins), escaped keys, a wrong `data` hint, nesting at serde_json's limit, and
     /// bodies the parser refuses (same rejection text).
@@ -248,6 +248,10 @@ mod tests {
             include_str!("../fixtures/seed-meter-new-data-available.raw.json"),
             include_str!("../fixtures/meter-status-change-all-fields.raw.json"),
             include_str!("../fixtures/meter-status-change-other-shapes.raw.json"),
+            include_str!("../fixtures/seed-credential-status-change-success.raw.json"),
+            include_str!("../fixtures/credential-errors-usernames-extra-fields.raw.json"),
+            include_str!("../fixtures/scenario-mfa-failure-4-rtcv-failure.raw.json"),
+            include_str!("../fixtures/mfa-challenge-method-with-errors.raw.json"),
         ];
         let deep = |n: usize| format!("{}{}", "[".repeat(n), "]".repeat(n));
         let mut bodies: Vec<Vec<u8>> = Vec::new();
@@ -285,6 +289,7 @@ mod tests {
                 ),
                 seed.replacen("\"METER\"", "\"STATEMENT\"", 1),
                 seed.replacen("\"METER\"", "\"CREDENTIAL\", \"note\": \"METER\"", 1),
+                seed.replacen("\"CREDENTIAL\"", "\"ACCOUNT\", \"note\": \"CREDENTIAL\"", 1),
                 seed.replacen(
                     "\"data\" : {",
                     &format!("\"data\" : {{\"x\": {},", deep(126)),

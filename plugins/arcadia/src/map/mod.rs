@@ -7,6 +7,7 @@ mod operations;
 mod statement;
 mod typed;
 
+use credential::CredentialData;
 use meter::MeterData;
 use statement::StatementData;
 
@@ -53,6 +54,8 @@ enum Data<'a> {
     Statement(Obj<Box<StatementData<'a>>>),
     /// METER `data`, likewise.
     Meter(Obj<Box<MeterData<'a>>>),
+    /// CREDENTIAL `data`, likewise.
+    Credential(Obj<Box<CredentialData<'a>>>),
     /// Any resource's `data`, kept whole (the object check happens in [`Envelope::data`]).
     Value(Value),
 }
@@ -63,6 +66,7 @@ enum Data<'a> {
 enum DataKind {
     Statement,
     Meter,
+    Credential,
     Value,
 }
 
@@ -74,6 +78,8 @@ impl DataKind {
             Self::Statement
         } else if text.contains("\"METER\"") {
             Self::Meter
+        } else if text.contains("\"CREDENTIAL\"") {
+            Self::Credential
         } else {
             Self::Value
         }
@@ -84,6 +90,7 @@ impl DataKind {
         match self {
             Self::Statement => resource == "STATEMENT",
             Self::Meter => resource == "METER",
+            Self::Credential => resource == "CREDENTIAL",
             Self::Value => true,
         }
     }
@@ -140,6 +147,7 @@ impl<'de> Visitor<'de> for EnvelopeVisitor {
                     raw.data = match self.0 {
                         DataKind::Statement => Data::Statement(map.next_value()?),
                         DataKind::Meter => Data::Meter(map.next_value()?),
+                        DataKind::Credential => Data::Credential(map.next_value()?),
                         DataKind::Value => Data::Value(map.next_value()?),
                     }
                 }
@@ -179,6 +187,26 @@ impl<'de> Visitor<'de> for EnvelopeVisitor {
     fn visit_unit<E>(self) -> Result<Self::Value, E> {
         Ok(None)
     }
+}
+
+/// `Envelope::$name`: runs `f` on the typed `data` of one resource, read from the `Value` when
+/// the body went that way. `data` of another resource is impossible (`DataKind::fits`), and
+/// treated as missing.
+macro_rules! with_typed_data {
+    ($(#[$doc:meta])* $name:ident, $variant:ident, $ty:ident) => {
+        $(#[$doc])*
+        fn $name<R>(&self, f: impl FnOnce(&$ty<'_>) -> R) -> Result<R, String> {
+            match &self.data {
+                Data::$variant(Obj(Some(data))) => Ok(f(data)),
+                Data::Value(value) => match Obj::<$ty<'_>>::deserialize(value) {
+                    Ok(Obj(Some(data))) => Ok(f(&data)),
+                    Ok(Obj(None)) => Err(self.no_data()),
+                    Err(e) => Err(format!("{} data: {e}", self.resource)),
+                },
+                _ => Err(self.no_data()),
+            }
+        }
+    };
 }
 
 impl<'a> Envelope<'a> {
@@ -246,35 +274,19 @@ impl<'a> Envelope<'a> {
         }
     }
 
-    /// Runs `f` on the STATEMENT `data`, typed (read from the `Value` when the body went
-    /// that way), or says why the event cannot be mapped without it.
-    fn with_statement_data<R>(&self, f: impl FnOnce(&StatementData<'_>) -> R) -> Result<R, String> {
-        match &self.data {
-            Data::Statement(Obj(Some(data))) => Ok(f(data)),
-            Data::Statement(Obj(None)) => Err(self.no_data()),
-            Data::Value(value) => match Obj::<StatementData<'_>>::deserialize(value) {
-                Ok(Obj(Some(data))) => Ok(f(&data)),
-                Ok(Obj(None)) => Err(self.no_data()),
-                Err(e) => Err(format!("STATEMENT data: {e}")),
-            },
-            Data::Meter(_) => Err(self.no_data()),
-        }
-    }
-
-    /// Runs `f` on the METER `data`, typed (read from the `Value` when the body went that
-    /// way), or says why the event cannot be mapped without it.
-    fn with_meter_data<R>(&self, f: impl FnOnce(&MeterData<'_>) -> R) -> Result<R, String> {
-        match &self.data {
-            Data::Meter(Obj(Some(data))) => Ok(f(data)),
-            Data::Meter(Obj(None)) => Err(self.no_data()),
-            Data::Value(value) => match Obj::<MeterData<'_>>::deserialize(value) {
-                Ok(Obj(Some(data))) => Ok(f(&data)),
-                Ok(Obj(None)) => Err(self.no_data()),
-                Err(e) => Err(format!("METER data: {e}")),
-            },
-            Data::Statement(_) => Err(self.no_data()),
-        }
-    }
+    with_typed_data!(
+        /// Runs `f` on the STATEMENT `data`, typed (read from the `Value` when the body went
+        /// that way), or says why the event cannot be mapped without it.
+        with_statement_data, Statement, StatementData
+    );
+    with_typed_data!(
+        /// The same for METER `data`.
+        with_meter_data, Meter, MeterData
+    );
+    with_typed_data!(
+        /// The same for CREDENTIAL `data`.
+        with_credential_data, Credential, CredentialData
+    );
 
     /// Why an event without a `data` object cannot be mapped.
     fn no_data(&self) -> String {

@@ -2,7 +2,7 @@
 //! ids and the date/instant readers, each read as the `Value` helpers of `map` read them.
 
 use tributary_plugin_sdk::convert::date;
-use tributary_plugin_sdk::lenient::{Obj, Objects, Str, Strings, Text};
+use tributary_plugin_sdk::lenient::{Flag, Obj, Objects, Str, Strings, Text};
 use tributary_plugin_sdk::lenient_object;
 use tributary_plugin_sdk::prelude::*;
 
@@ -17,6 +17,8 @@ lenient_object! {
         "country" => country: Text<'a>,
         "classification" => classification: Text<'a>,
         "publisherProviderAccountId" => publisher_provider_account_id: Text<'a>,
+        "isIntervalDataSupported" => interval_data_supported: Flag,
+        "isRealTimeCredentialValidationSupported" => real_time_validation_supported: Flag,
     }
 }
 
