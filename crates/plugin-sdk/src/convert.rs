@@ -133,12 +133,32 @@ pub fn timestamp_from_epoch_seconds(seconds: i64) -> Option<Timestamp> {
 
 /// A calendar date "YYYY-MM-DD".
 pub fn date(text: &str) -> Option<Date> {
-    let date: jiff::civil::Date = text.trim().parse().ok()?;
+    let text = text.trim();
+    let date = match plain_date(text) {
+        Some(date) => date,
+        None => text.parse().ok()?,
+    };
     Some(Date {
         year: i32::from(date.year()),
         month: i32::from(date.month()),
         day: i32::from(date.day()),
     })
+}
+
+/// Exactly "DDDD-DD-DD", a valid date: what jiff's parser gives for it, without its general
+/// ISO 8601 machinery. `None` for anything else (which then goes through jiff).
+fn plain_date(text: &str) -> Option<jiff::civil::Date> {
+    let b = text.as_bytes();
+    if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
+        return None;
+    }
+    let digits = |range: std::ops::Range<usize>| {
+        b[range].iter().try_fold(0_i16, |acc, &c| {
+            c.is_ascii_digit().then(|| acc * 10 + i16::from(c - b'0'))
+        })
+    };
+    let (year, month, day) = (digits(0..4)?, digits(5..7)?, digits(8..10)?);
+    jiff::civil::Date::new(year, i8::try_from(month).ok()?, i8::try_from(day).ok()?).ok()
 }
 
 /// The string at `key`, or empty when absent or null. Numbers are rendered as text (ids that
@@ -453,6 +473,40 @@ mod tests {
         );
         assert!(checked_timestamp(0, 1_000_000_000).is_none());
         assert!(checked_timestamp(i64::MIN, -1).is_none());
+        // The plain "DDDD-DD-DD" path gives what jiff's parser gives, for every day of a few
+        // years (leap and not), impossible days and months, year 0000 and odd digits.
+        for year in ["0000", "0001", "1900", "2000", "2023", "2024", "9999"] {
+            for month in 0..=13 {
+                for day in 0..=32 {
+                    let text = format!("{year}-{month:02}-{day:02}");
+                    let slow = text
+                        .parse::<jiff::civil::Date>()
+                        .ok()
+                        .map(|d| (d.year(), d.month(), d.day()));
+                    let fast = date(&text).map(|d| (d.year, d.month, d.day));
+                    let slow = slow.map(|(y, m, d)| (i32::from(y), i32::from(m), i32::from(d)));
+                    assert_eq!(fast, slow, "{text}");
+                }
+            }
+        }
+        for text in [
+            "2023-1-12",
+            "2023-01-1x",
+            "+2023-01-12",
+            "2023-01-12T00:00",
+            " 2023-01-12 ",
+        ] {
+            let slow = text.trim().parse::<jiff::civil::Date>().ok();
+            assert_eq!(
+                date(text).map(|d| (d.year, d.month, d.day)),
+                slow.map(|d| (
+                    i32::from(d.year()),
+                    i32::from(d.month()),
+                    i32::from(d.day())
+                )),
+                "{text}"
+            );
+        }
         let d = date("2023-01-12").expect("valid");
         assert_eq!((d.year, d.month, d.day), (2023, 1, 12));
         assert!(date("2023-13-12").is_none());
