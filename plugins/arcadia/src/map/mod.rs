@@ -71,17 +71,25 @@ enum DataKind {
 }
 
 impl DataKind {
-    /// The hint: the quoted resource name, which normally only that resource's webhooks
-    /// carry; the first that appears in the body.
+    /// The hint: the string after the last `"resource"` key, found without parsing (it is
+    /// the last key of Arcadia's webhooks, so the search from the end is short). Anything odd
+    /// means `Value`.
     fn guess(text: &str) -> Self {
-        if text.contains("\"STATEMENT\"") {
-            Self::Statement
-        } else if text.contains("\"METER\"") {
-            Self::Meter
-        } else if text.contains("\"CREDENTIAL\"") {
-            Self::Credential
-        } else {
-            Self::Value
+        const KEY: &str = "\"resource\"";
+        let Some(at) = text.rfind(KEY) else {
+            return Self::Value;
+        };
+        let name = text[at + KEY.len()..]
+            .trim_start()
+            .strip_prefix(':')
+            .map(str::trim_start)
+            .and_then(|rest| rest.strip_prefix('"'))
+            .and_then(|rest| rest.split('"').next());
+        match name {
+            Some("STATEMENT") => Self::Statement,
+            Some("METER") => Self::Meter,
+            Some("CREDENTIAL") => Self::Credential,
+            _ => Self::Value,
         }
     }
 
