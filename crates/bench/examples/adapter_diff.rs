@@ -1,7 +1,8 @@
 //! Differential check of two builds of one adapter: every fixture body, every corpus file of
 //! the adapter's fuzz target, and thousands of mutations of the fixture bodies (each value
 //! replaced by values of other JSON types, keys repeated, bodies cut short) go through both
-//! libraries, under a few configurations; any difference in the result is printed.
+//! libraries, under the adapter's fixture config and one with masked personal data, plus the
+//! signed fixtures verified (as given and tampered); any difference in the result is printed.
 //!
 //! For a change that must not change behaviour (a faster parser, say):
 //!
@@ -18,6 +19,7 @@ use std::process::ExitCode;
 use serde_json::{Value, json};
 use tributary_plugin_host::{AdapterInstance, Plugin};
 use tributary_plugin_sdk::model::v1::{Header, WebhookRequest};
+use tributary_plugin_sdk::model::well_known::Timestamp;
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -164,13 +166,20 @@ fn main() -> ExitCode {
     let load = |file: &str| Plugin::load(Path::new(file)).expect("plugin loads");
     let (before, after) = (load(before), load(after));
     let host = json!({"source": "diff", "installation_key": "00".repeat(32)});
-    let configs = [
-        json!({"verification": {"disabled": true}}),
-        json!({"verification": {"disabled": true}, "default_currency": "EUR",
-               "personal_data": {"default": "mask", "fields": {"meter_number": "keep"}}}),
-    ];
-
     let fixtures = repo().join("plugins").join(adapter).join("fixtures");
+    // The adapter's fixture config (secrets), then the same with masked personal data (and,
+    // for Arcadia, a default currency). Requests skip verification, except the signed
+    // fixtures below.
+    let base: Value = std::fs::read(fixtures.join("adapter-config.json"))
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_else(|| json!({}));
+    let mut masked = base.clone();
+    masked["personal_data"] = json!({"default": "mask", "fields": {"meter_number": "keep"}});
+    if adapter == "arcadia" {
+        masked["default_currency"] = json!("EUR");
+    }
+    let configs = [base, masked];
     let mut bodies: Vec<Vec<u8>> = Vec::new();
     let mut entries: Vec<_> = std::fs::read_dir(&fixtures)
         .expect("fixtures")
@@ -201,14 +210,52 @@ fn main() -> ExitCode {
         bodies.push(data);
     }
 
+    // The fixtures with signed headers, verified (skip_verification off), as given and with
+    // the signature's last digit changed.
+    let mut signed: Vec<WebhookRequest> = Vec::new();
+    for path in &entries {
+        let spec = path.to_string_lossy().replace(".raw.json", ".request.json");
+        let Some(spec) = std::fs::read(&spec)
+            .ok()
+            .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
+        else {
+            continue;
+        };
+        let mut req = request(adapter, std::fs::read(path).expect("read"));
+        req.skip_verification = false;
+        req.received_at = Some(Timestamp {
+            seconds: tributary_plugin_host::fixtures::FIXTURE_RECEIVED_AT,
+            nanos: 0,
+        });
+        req.query = spec["query"].as_str().unwrap_or_default().to_owned();
+        for (name, value) in spec["headers"].as_object().into_iter().flatten() {
+            req.headers.push(Header {
+                name: name.to_ascii_lowercase(),
+                value: value.as_str().unwrap_or_default().to_owned(),
+            });
+        }
+        let mut tampered = req.clone();
+        for header in &mut tampered.headers {
+            if let Some(last) = header.value.pop() {
+                header.value.push(if last == '0' { '1' } else { '0' });
+            }
+        }
+        signed.push(req);
+        signed.push(tampered);
+    }
+
     let mut differences = 0;
     let mut runs = 0;
     for config in &configs {
         let args = json!({"host": host, "config": config}).to_string();
         let old = AdapterInstance::create(before.clone(), args.as_bytes()).expect("before");
         let new = AdapterInstance::create(after.clone(), args.as_bytes()).expect("after");
-        for body in &bodies {
-            let req = request(adapter, body.clone());
+        let requests = bodies
+            .iter()
+            .map(|body| request(adapter, body.clone()))
+            .chain(signed.iter().cloned());
+        for req in requests {
+            let body = &req.body;
             let (a, b) = (old.handle(&req), new.handle(&req));
             runs += 1;
             let same = match (&a, &b) {
