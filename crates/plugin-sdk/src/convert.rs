@@ -14,14 +14,35 @@ pub fn decimal(value: &Value) -> Option<(i64, i32)> {
             if let Some(i) = n.as_i64() {
                 Some((i, 0))
             } else {
-                // `f64`'s Display is the shortest text that reads back to the same f64, so a
-                // JSON `94.99` becomes "94.99" again and is parsed exactly from there.
-                parse_decimal(&n.as_f64()?.to_string())
+                decimal_from_f64(n.as_f64()?)
             }
         }
         Value::String(s) => parse_decimal(s.trim()),
         _ => None,
     }
+}
+
+/// Below this magnitude an f64 is spaced by less than 1e-9 (ulp(1e6) is about 1.2e-10), so at
+/// most one decimal with nine fractional digits reads back to it.
+const FAST_DECIMAL_LIMIT: f64 = 1e6;
+
+/// A JSON float as units and billionths: exactly what parsing its shortest round-trip text
+/// (`f64`'s Display: a JSON `94.99` becomes "94.99" again) with [`parse_decimal`] gives.
+///
+/// Fast path, without formatting: when `c = round(x * 1e9)` reads back to `x` (`c / 1e9 == x`,
+/// both exact in f64 and the division correctly rounded) and `|x| < 1e6`, `c` is the only
+/// nine-digit decimal that reads back to `x`, and the shortest text has no more than nine
+/// fractional digits, so it is that decimal. Anything else takes the formatting path.
+pub fn decimal_from_f64(x: f64) -> Option<(i64, i32)> {
+    if x.abs() < FAST_DECIMAL_LIMIT {
+        let scaled = (x * 1e9).round();
+        // |scaled| <= 1e15 < 2^53: exact as i64 and back.
+        let c = scaled as i64;
+        if (c as f64) / 1e9 == x {
+            return Some((c / 1_000_000_000, (c % 1_000_000_000) as i32));
+        }
+    }
+    parse_decimal(&x.to_string())
 }
 
 /// Parses `[-+]digits[.digits]` into units and nanos.
@@ -112,12 +133,32 @@ pub fn timestamp_from_epoch_seconds(seconds: i64) -> Option<Timestamp> {
 
 /// A calendar date "YYYY-MM-DD".
 pub fn date(text: &str) -> Option<Date> {
-    let date: jiff::civil::Date = text.trim().parse().ok()?;
+    let text = text.trim();
+    let date = match plain_date(text) {
+        Some(date) => date,
+        None => text.parse().ok()?,
+    };
     Some(Date {
         year: i32::from(date.year()),
         month: i32::from(date.month()),
         day: i32::from(date.day()),
     })
+}
+
+/// Exactly "DDDD-DD-DD", a valid date: what jiff's parser gives for it, without its general
+/// ISO 8601 machinery. `None` for anything else (which then goes through jiff).
+fn plain_date(text: &str) -> Option<jiff::civil::Date> {
+    let b = text.as_bytes();
+    if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
+        return None;
+    }
+    let digits = |range: std::ops::Range<usize>| {
+        b[range].iter().try_fold(0_i16, |acc, &c| {
+            c.is_ascii_digit().then(|| acc * 10 + i16::from(c - b'0'))
+        })
+    };
+    let (year, month, day) = (digits(0..4)?, digits(5..7)?, digits(8..10)?);
+    jiff::civil::Date::new(year, i8::try_from(month).ok()?, i8::try_from(day).ok()?).ok()
 }
 
 /// The string at `key`, or empty when absent or null. Numbers are rendered as text (ids that
@@ -239,6 +280,69 @@ mod tests {
         assert_eq!(decimal(&json!(null)), None);
         assert_eq!(decimal(&json!("abc")), None);
         assert_eq!(decimal(&json!("-")), None);
+        assert_eq!(decimal(&json!(-0.0)), Some((0, 0)));
+        assert_eq!(decimal(&json!(1e-10)), Some((0, 0)));
+        assert_eq!(decimal(&json!(0.000000001)), Some((0, 1)));
+        assert_eq!(
+            decimal(&json!(123456789.123)),
+            Some((123_456_789, 123_000_000))
+        );
+    }
+
+    /// The fast path gives what the formatting path gives, on every kind of float: short
+    /// decimals, long fractions, values near the fast path's limit, tiny and huge ones.
+    #[test]
+    fn fast_decimal_path_equals_formatting() {
+        let slow = |x: f64| parse_decimal(&x.to_string());
+        // A small deterministic generator (xorshift), no extra dependency.
+        let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let mut checked = 0;
+        for i in 0..400_000_u64 {
+            let r = next();
+            let x = match i % 5 {
+                // Any bit pattern.
+                0 => f64::from_bits(r),
+                // Cents and other short decimals, as providers send amounts.
+                1 => (r % 200_000_000) as f64 / 100.0 - 1_000_000.0,
+                2 => (r % 2_000_000_000_000) as f64 / 1e6 - 1_000_000.0,
+                // Up to 12 fractional digits, below and around the limit.
+                3 => (r % 2_000_000_000_000_000) as f64 / 1e12 - 1_000.0,
+                _ => (r % 4_000_000_000) as f64 / 1e3 - 2_000_000.0 + 0.5e-9,
+            };
+            if !x.is_finite() {
+                continue;
+            }
+            assert_eq!(decimal_from_f64(x), slow(x), "{x:e}");
+            checked += 1;
+        }
+        for x in [
+            0.0,
+            -0.0,
+            1e-9,
+            -1e-9,
+            5e-10,
+            999_999.999_999_999,
+            1e6,
+            -1e6,
+            0.1,
+            0.2,
+            0.3,
+            94.99,
+            1831.85,
+            616.09,
+            722.97,
+            2e-9,
+            1.000_000_000_5,
+        ] {
+            assert_eq!(decimal_from_f64(x), slow(x), "{x:e}");
+        }
+        assert!(checked > 300_000);
     }
 
     /// `{"l1": {"l2": ... {"l<levels>": "bottom"}}}`: `levels` objects inside the top one.
@@ -370,6 +474,40 @@ mod tests {
         );
         assert!(checked_timestamp(0, 1_000_000_000).is_none());
         assert!(checked_timestamp(i64::MIN, -1).is_none());
+        // The plain "DDDD-DD-DD" path gives what jiff's parser gives, for every day of a few
+        // years (leap and not), impossible days and months, year 0000 and odd digits.
+        for year in ["0000", "0001", "1900", "2000", "2023", "2024", "9999"] {
+            for month in 0..=13 {
+                for day in 0..=32 {
+                    let text = format!("{year}-{month:02}-{day:02}");
+                    let slow = text
+                        .parse::<jiff::civil::Date>()
+                        .ok()
+                        .map(|d| (d.year(), d.month(), d.day()));
+                    let fast = date(&text).map(|d| (d.year, d.month, d.day));
+                    let slow = slow.map(|(y, m, d)| (i32::from(y), i32::from(m), i32::from(d)));
+                    assert_eq!(fast, slow, "{text}");
+                }
+            }
+        }
+        for text in [
+            "2023-1-12",
+            "2023-01-1x",
+            "+2023-01-12",
+            "2023-01-12T00:00",
+            " 2023-01-12 ",
+        ] {
+            let slow = text.trim().parse::<jiff::civil::Date>().ok();
+            assert_eq!(
+                date(text).map(|d| (d.year, d.month, d.day)),
+                slow.map(|d| (
+                    i32::from(d.year()),
+                    i32::from(d.month()),
+                    i32::from(d.day())
+                )),
+                "{text}"
+            );
+        }
         let d = date("2023-01-12").expect("valid");
         assert_eq!((d.year, d.month, d.day), (2023, 1, 12));
         assert!(date("2023-13-12").is_none());

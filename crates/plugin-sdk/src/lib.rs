@@ -24,6 +24,7 @@
 pub mod convert;
 #[doc(hidden)]
 pub mod ffi;
+pub mod lenient;
 pub mod personal_data;
 mod request;
 #[cfg(feature = "testing")]

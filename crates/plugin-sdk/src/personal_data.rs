@@ -4,11 +4,12 @@
 //! span in clear unless an operator chose so.
 
 use std::collections::HashMap;
+use std::fmt;
 
+use hmac::{Hmac, Mac};
 use serde::Deserialize;
+use sha2::Sha256;
 use tributary_model::v1::{PersonalData, PersonalDataTreatment};
-
-use crate::verify::hmac_sha256;
 
 /// What to do with one personal-data field.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
@@ -65,11 +66,23 @@ impl Default for PersonalDataPolicy {
     }
 }
 
-/// A policy ready to apply: the key is resolved.
-#[derive(Debug, Clone)]
+/// A policy ready to apply: the key is resolved, and its HMAC state prepared once (hashing a
+/// value then costs two SHA-256 blocks instead of four).
+#[derive(Clone)]
 pub struct PersonalDataGuard {
     policy: PersonalDataPolicy,
-    key: Vec<u8>,
+    mac: Hmac<Sha256>,
+}
+
+/// Without the key: a guard may end up in a log line.
+impl fmt::Debug for PersonalDataGuard {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PersonalDataGuard")
+            .field("default", &self.policy.default)
+            .field("fields", &self.policy.fields)
+            .field("mask_keep_last", &self.policy.mask_keep_last)
+            .finish_non_exhaustive()
+    }
 }
 
 impl PersonalDataPolicy {
@@ -89,10 +102,9 @@ impl PersonalDataPolicy {
                     .into(),
             );
         }
-        Ok(PersonalDataGuard {
-            policy: self,
-            key: key.into_bytes(),
-        })
+        let mac = Hmac::<Sha256>::new_from_slice(key.as_bytes())
+            .map_err(|e| format!("personal_data: hash key: {e}"))?;
+        Ok(PersonalDataGuard { policy: self, mac })
     }
 }
 
@@ -121,10 +133,7 @@ impl PersonalDataGuard {
                 treatment: PersonalDataTreatment::Masked as i32,
             },
             Treatment::Hash => PersonalData {
-                value: format!(
-                    "hmac-sha256:{}",
-                    hex::encode(hmac_sha256(&self.key, &[value.as_bytes()]))
-                ),
+                value: self.hash(value),
                 treatment: PersonalDataTreatment::Hashed as i32,
             },
         }
@@ -133,6 +142,24 @@ impl PersonalDataGuard {
     /// Like [`Self::apply`] but `None` for an empty value, for optional message fields.
     pub fn apply_opt(&self, field: &str, value: &str) -> Option<PersonalData> {
         (!value.is_empty()).then(|| self.apply(field, value))
+    }
+}
+
+impl PersonalDataGuard {
+    /// "hmac-sha256:" and the lowercase hex of the value's HMAC under the policy's key.
+    fn hash(&self, value: &str) -> String {
+        const PREFIX: &str = "hmac-sha256:";
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let mut mac = self.mac.clone();
+        mac.update(value.as_bytes());
+        let digest = mac.finalize().into_bytes();
+        let mut out = String::with_capacity(PREFIX.len() + 2 * digest.len());
+        out.push_str(PREFIX);
+        for byte in digest {
+            out.push(char::from(HEX[usize::from(byte >> 4)]));
+            out.push(char::from(HEX[usize::from(byte & 0x0f)]));
+        }
+        out
     }
 }
 
@@ -148,6 +175,7 @@ fn mask(value: &str, keep_last: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::verify::hmac_sha256;
 
     fn guard(toml_like: serde_json::Value) -> PersonalDataGuard {
         let policy: PersonalDataPolicy = serde_json::from_value(toml_like).expect("policy");

@@ -89,15 +89,50 @@ pub fn hmac_sha256(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
 
 /// Whether `signature_hex` (hex, either case, surrounding whitespace ignored) is the
 /// HMAC-SHA256 of the concatenated `parts` under `key`. Constant-time in the signature.
+///
+/// An adapter that checks every webhook with the same key keeps an [`HmacKey`] instead.
 pub fn hmac_sha256_hex_matches(key: &[u8], parts: &[&[u8]], signature_hex: &str) -> bool {
-    let Ok(signature) = hex::decode(signature_hex.trim()) else {
-        return false;
-    };
-    let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("HMAC accepts keys of any length");
-    for part in parts {
-        mac.update(part);
+    HmacKey::new(key).matches_hex(parts, signature_hex)
+}
+
+/// An HMAC-SHA256 key prepared once, when the adapter is created: each check then hashes the
+/// message only (the key's two padded blocks are already absorbed), and the signature is
+/// decoded on the stack.
+#[derive(Clone)]
+pub struct HmacKey(Hmac<Sha256>);
+
+impl HmacKey {
+    /// Prepares `key` (any length: HMAC hashes longer keys first).
+    pub fn new(key: &[u8]) -> Self {
+        // `Hmac` takes keys of any length; `KeyInit::new_from_slice` only exists for the
+        // fixed-size ciphers that do not.
+        Self(
+            <Hmac<Sha256> as hmac::digest::KeyInit>::new_from_slice(key)
+                .unwrap_or_else(|_| unreachable!("HMAC accepts keys of any length")),
+        )
     }
-    mac.verify_slice(&signature).is_ok()
+
+    /// Whether `signature_hex` (hex, either case, surrounding whitespace ignored) is the
+    /// HMAC-SHA256 of the concatenated `parts`. Constant-time in the signature; anything but
+    /// 64 hex digits is no match.
+    pub fn matches_hex(&self, parts: &[&[u8]], signature_hex: &str) -> bool {
+        let mut signature = [0_u8; 32];
+        if hex::decode_to_slice(signature_hex.trim(), &mut signature).is_err() {
+            return false;
+        }
+        let mut mac = self.0.clone();
+        for part in parts {
+            mac.update(part);
+        }
+        mac.verify_slice(&signature).is_ok()
+    }
+}
+
+/// Without the key.
+impl fmt::Debug for HmacKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("HmacKey(..)")
+    }
 }
 
 #[cfg(test)]
@@ -120,6 +155,15 @@ mod tests {
         ));
         assert!(!hmac_sha256_hex_matches(b"Jefe", &[b"other"], expected));
         assert!(!hmac_sha256_hex_matches(b"Jefe", &[b"x"], "not hex"));
+        // Only a whole 32-byte signature matches: shorter, longer or odd hex is refused.
+        let key = HmacKey::new(b"Jefe");
+        let parts: &[&[u8]] = &[b"what do ya want for nothing?"];
+        assert!(key.matches_hex(parts, &format!("  {expected}\n")));
+        assert!(!key.matches_hex(parts, &expected[..62]));
+        assert!(!key.matches_hex(parts, &format!("{expected}00")));
+        assert!(!key.matches_hex(parts, &expected[..63]));
+        assert!(!key.matches_hex(parts, ""));
+        assert_eq!(format!("{key:?}"), "HmacKey(..)");
         assert_eq!(
             hex::encode(hmac_sha256(b"Jefe", &[b"what do ya want for nothing?"])),
             expected

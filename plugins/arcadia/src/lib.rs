@@ -82,15 +82,28 @@ impl Adapter for Arcadia {
     }
 
     fn normalize(&self, request: &Request<'_>) -> Result<Normalized, Rejection> {
-        let body = request.json()?;
-        let envelope = map::Envelope::parse(&body)?;
-        let mapped = self.mapper.map(&envelope);
-        Ok(single_event(
-            mapped,
-            &envelope.id,
-            &envelope.event_type,
-            request,
-        ))
+        // Straight from the body into types; through a `Value` only when that cannot be done
+        // with the same outcome (see `Envelope::from_body`).
+        let parsed;
+        let envelope = match map::Envelope::from_body(request.body()) {
+            Some(envelope) => envelope?,
+            None => {
+                parsed = request.json()?;
+                map::Envelope::from_value(&parsed)?
+            }
+        };
+        Ok(self.normalize_envelope(&envelope, request))
+    }
+}
+
+impl Arcadia {
+    fn normalize_envelope(
+        &self,
+        envelope: &map::Envelope<'_>,
+        request: &Request<'_>,
+    ) -> Normalized {
+        let mapped = self.mapper.map(envelope);
+        single_event(mapped, &envelope.id, &envelope.event_type, request)
     }
 }
 
@@ -158,6 +171,157 @@ mod tests {
                 assert_eq!(normalized.events.len() + normalized.unmapped.len(), 1);
             }
         }
+    }
+
+    /// The same body through the `Value` path only (what `normalize` falls back to).
+    fn run_via_value(a: &Arcadia, body: &[u8]) -> Result<Normalized, Rejection> {
+        let request = WebhookRequest {
+            body: body.to_vec(),
+            ..Default::default()
+        };
+        let request = Request::new(&request);
+        let parsed = request.json()?;
+        let envelope = map::Envelope::from_value(&parsed)?;
+        Ok(a.normalize_envelope(&envelope, &request))
+    }
+
+    fn run_bytes(a: &Arcadia, body: &[u8]) -> Result<Normalized, Rejection> {
+        let request = WebhookRequest {
+            body: body.to_vec(),
+            ..Default::default()
+        };
+        a.normalize(&Request::new(&request))
+    }
+
+    /// Every node of `root` replaced by each of `odd`, one at a time.
+    fn mutations(root: &serde_json::Value, odd: &[serde_json::Value]) -> Vec<Vec<u8>> {
+        fn paths(value: &serde_json::Value, path: String, out: &mut Vec<String>) {
+            match value {
+                serde_json::Value::Object(map) => {
+                    for (key, child) in map {
+                        paths(child, format!("{path}/{key}"), out);
+                    }
+                }
+                serde_json::Value::Array(items) => {
+                    for (i, child) in items.iter().enumerate() {
+                        paths(child, format!("{path}/{i}"), out);
+                    }
+                }
+                _ => {}
+            }
+            out.push(path);
+        }
+        let mut all = Vec::new();
+        paths(root, String::new(), &mut all);
+        let mut bodies = Vec::new();
+        for path in all {
+            for value in odd {
+                let mut body = root.clone();
+                if let Some(slot) = body.pointer_mut(&path) {
+                    *slot = value.clone();
+                    bodies.push(body.to_string().into_bytes());
+                }
+            }
+        }
+        bodies
+    }
+
+    /// Statement, meter and credential bodies read straight into types give what the `Value` path gives:
+    /// every node replaced by values of other types, credential keys added, repeated keys
+    /// (the last wins), escaped keys, a wrong `data` hint, nesting at serde_json's limit, and
+    /// bodies the parser refuses (same rejection text).
+    #[test]
+    fn typed_reads_agree_with_the_value_path() {
+        let a = adapter();
+        let odd = [
+            serde_json::json!(null),
+            serde_json::json!(12),
+            serde_json::json!(-1.25),
+            serde_json::json!("7.5"),
+            serde_json::json!(true),
+            serde_json::json!([1, "a", {"id": "x"}]),
+            serde_json::json!({"id": "crd_9", "fullAddress": " 1 A St ", "name": "n"}),
+        ];
+        let fixtures = [
+            include_str!("../fixtures/seed-statement-new-data-available.raw.json"),
+            include_str!("../fixtures/statement-summary-account-and-credential.raw.json"),
+            include_str!("../fixtures/seed-meter-new-data-available.raw.json"),
+            include_str!("../fixtures/meter-status-change-all-fields.raw.json"),
+            include_str!("../fixtures/meter-status-change-other-shapes.raw.json"),
+            include_str!("../fixtures/seed-credential-status-change-success.raw.json"),
+            include_str!("../fixtures/credential-errors-usernames-extra-fields.raw.json"),
+            include_str!("../fixtures/scenario-mfa-failure-4-rtcv-failure.raw.json"),
+            include_str!("../fixtures/mfa-challenge-method-with-errors.raw.json"),
+        ];
+        let deep = |n: usize| format!("{}{}", "[".repeat(n), "]".repeat(n));
+        let mut bodies: Vec<Vec<u8>> = Vec::new();
+        for seed in fixtures {
+            let root: serde_json::Value = serde_json::from_str(seed).expect("fixture");
+            bodies.push(seed.as_bytes().to_vec());
+            bodies.extend(mutations(&root, &odd));
+            for key in [
+                "credentialId",
+                "credential",
+                "credentialIds",
+                "credentials",
+                "correlationId",
+                "customData",
+            ] {
+                for value in &odd {
+                    let mut body = root.clone();
+                    body["data"][key] = value.clone();
+                    bodies.push(body.to_string().into_bytes());
+                }
+            }
+            for text in [
+                seed.replacen("\"id\"", "\"id\" : 1, \"id\"", 1),
+                seed.replacen("\"data\"", "\"data\" : 5, \"data\"", 1),
+                seed.replacen(
+                    "\"resource\"",
+                    "\"resource\" : \"CREDENTIAL\", \"resource\"",
+                    1,
+                ),
+                seed.replacen("\"resource\"", "\"resourc\\u0065\"", 1),
+                seed.replacen(
+                    "\"STATEMENT\"",
+                    "\"CREDENTIAL\", \"note\": \"STATEMENT\"",
+                    1,
+                ),
+                seed.replacen("\"METER\"", "\"STATEMENT\"", 1),
+                seed.replacen("\"METER\"", "\"CREDENTIAL\", \"note\": \"METER\"", 1),
+                seed.replacen("\"CREDENTIAL\"", "\"ACCOUNT\", \"note\": \"CREDENTIAL\"", 1),
+                seed.replacen(
+                    "\"data\" : {",
+                    &format!("\"data\" : {{\"x\": {},", deep(126)),
+                    1,
+                ),
+                seed.replacen(
+                    "\"data\" : {",
+                    &format!("\"data\" : {{\"x\": {},", deep(127)),
+                    1,
+                ),
+                seed.replacen("\"id\"", "\"x\": 1e400, \"id\"", 1),
+                seed.replacen("\"id\" : \"", "\"id\" : \"\\q", 1),
+                seed[..seed.len() / 2].to_owned(),
+            ] {
+                bodies.push(text.into_bytes());
+            }
+            let mut invalid_utf8 = seed.as_bytes().to_vec();
+            invalid_utf8.insert(seed.find("\"id\"").expect("id") + 1, 0xff);
+            bodies.push(invalid_utf8);
+        }
+        for body in ["[]", "\"STATEMENT\"", "{\"resource\": \"METER\"}"] {
+            bodies.push(body.as_bytes().to_vec());
+        }
+        for body in &bodies {
+            assert_eq!(
+                run_bytes(&a, body),
+                run_via_value(&a, body),
+                "{}",
+                String::from_utf8_lossy(body)
+            );
+        }
+        assert!(bodies.len() > 2_000, "{}", bodies.len());
     }
 
     #[test]

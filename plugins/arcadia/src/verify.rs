@@ -4,9 +4,7 @@
 use tributary_plugin_sdk::Request;
 use tributary_plugin_sdk::model::v1::Rejection;
 use tributary_plugin_sdk::reject;
-use tributary_plugin_sdk::verify::{
-    DISABLED_SWITCH, constant_time_eq, disabled_warning, hmac_sha256_hex_matches,
-};
+use tributary_plugin_sdk::verify::{DISABLED_SWITCH, HmacKey, constant_time_eq, disabled_warning};
 
 use crate::config::VerificationConfig;
 
@@ -19,7 +17,8 @@ pub const SIGNATURE_HEADER: &str = "Arc-Webhook-Signature";
 pub struct Verifier {
     headers: Vec<(String, String)>,
     query: Vec<(String, String)>,
-    hmac: Option<(Vec<u8>, u64)>,
+    /// The legacy HMAC key (prepared once) and the timestamp tolerance in seconds.
+    hmac: Option<(HmacKey, u64)>,
     /// Switched off explicitly (`verification.disabled = true`): everything is accepted.
     disabled: bool,
 }
@@ -41,7 +40,7 @@ impl Verifier {
             Some(h) if h.secret.is_empty() => {
                 return Err("verification.legacy_hmac.secret must not be empty".into());
             }
-            Some(h) => Some((h.secret.into_bytes(), h.tolerance_seconds)),
+            Some(h) => Some((HmacKey::new(h.secret.as_bytes()), h.tolerance_seconds)),
             None => None,
         };
         let verifier = Self {
@@ -126,7 +125,7 @@ impl Verifier {
 
 fn verify_legacy_hmac(
     request: &Request<'_>,
-    secret: &[u8],
+    secret: &HmacKey,
     tolerance: u64,
 ) -> Result<(), Rejection> {
     let timestamp_text = request
@@ -150,7 +149,7 @@ fn verify_legacy_hmac(
         )));
     }
     let parts: [&[u8]; 3] = [timestamp_text.as_bytes(), b".", request.body()];
-    if !hmac_sha256_hex_matches(secret, &parts, signature) {
+    if !secret.matches_hex(&parts, signature) {
         return Err(reject::unauthenticated(format!(
             "`{SIGNATURE_HEADER}` does not match the body"
         )));

@@ -15,8 +15,8 @@ const SIGNATURE_HEX_LEN: usize = 64;
 pub enum Verifier {
     /// Check the HMAC in `header` with `secret`.
     Hmac {
-        /// The partner secret (never empty).
-        secret: Vec<u8>,
+        /// The partner secret (never empty), prepared once.
+        secret: verify::HmacKey,
         /// The header name (matched case-insensitively).
         header: String,
     },
@@ -44,7 +44,7 @@ impl Verifier {
             }
             (false, true) => Verifier::NoSecret,
             (false, false) => Verifier::Hmac {
-                secret: secret.as_bytes().to_vec(),
+                secret: verify::HmacKey::new(secret.as_bytes()),
                 header: header.to_owned(),
             },
         })
@@ -80,7 +80,7 @@ impl Verifier {
                 "malformed {header}: expected {SIGNATURE_HEX_LEN} hex characters"
             )));
         }
-        if verify::hmac_sha256_hex_matches(secret, &[request.body()], signature) {
+        if secret.matches_hex(&[request.body()], signature) {
             Ok(())
         } else {
             Err(reject::unauthenticated(format!(

@@ -23,8 +23,8 @@ pub struct Verifier {
 
 #[derive(Debug, Clone)]
 enum Mode {
-    /// Check the HMAC with this key.
-    Hmac(Vec<u8>),
+    /// Check the HMAC with this key (prepared once).
+    Hmac(verify::HmacKey),
     /// HMAC asked for but no key configured: refuse everything.
     MissingKey,
     /// Explicitly switched off.
@@ -44,7 +44,7 @@ impl Verifier {
                 ));
             }
             (false, true) => Mode::MissingKey,
-            (false, false) => Mode::Hmac(key.as_bytes().to_vec()),
+            (false, false) => Mode::Hmac(verify::HmacKey::new(key.as_bytes())),
         };
         let checks_timestamp = config.max_age_seconds > 0;
         let require_timestamp = match config.require_timestamp {
@@ -108,7 +108,7 @@ impl Verifier {
             )));
         };
         let signature = strip_scheme(signature.trim());
-        if !verify::hmac_sha256_hex_matches(key, &[request.body()], signature) {
+        if !key.matches_hex(&[request.body()], signature) {
             return Err(reject::unauthenticated(format!(
                 "{} does not match the body",
                 self.signature_header

@@ -5,7 +5,8 @@
 //! profile: in-process calls `tributary_plugin_sdk::ffi::run_adapter` on an instance built with
 //! `Adapter::new`; the dynamic side loads `lib<adapter>.so` with `tributary_plugin_host`, as the
 //! service does (protobuf encode of the request, FFI call under `catch_unwind`, protobuf decode
-//! of the result, buffer free).
+//! of the result, buffer free). `verify` and `normalize` time the two in-process stages on
+//! their own.
 
 use std::hint::black_box;
 use std::path::{Path, PathBuf};
@@ -135,6 +136,14 @@ pub fn bench_case<A: Adapter>(c: &mut Criterion, case: &Case) {
         b.iter(|| {
             tributary_plugin_sdk::ffi::run_adapter(&adapter, &Request::new(black_box(&request)))
         })
+    });
+    // The two stages of `in-process` on their own: the signature check (HMAC of the body
+    // where the fixture config has a secret) and the parse + mapping.
+    group.bench_function("verify", |b| {
+        b.iter(|| adapter.verify(&Request::new(black_box(&request))))
+    });
+    group.bench_function("normalize", |b| {
+        b.iter(|| adapter.normalize(&Request::new(black_box(&request))))
     });
     group.bench_function("dylib", |b| b.iter(|| dynamic.handle(black_box(&request))));
     group.finish();

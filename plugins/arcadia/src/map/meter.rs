@@ -2,71 +2,132 @@
 //! meter.intervals_updated / meter.status_changed.
 
 use serde_json::Value;
-use tributary_plugin_sdk::convert::{bool_at, date_at, str_at, timestamp_at};
+use tributary_plugin_sdk::convert::{str_at, to_struct};
+use tributary_plugin_sdk::lenient::{Flag, Num, Obj, Objects, Str, Strings, Text};
+use tributary_plugin_sdk::lenient_object;
 use tributary_plugin_sdk::prelude::*;
 
-use super::account::credential_id;
-use super::{
-    Envelope, METER_NUMBER, Mapper, SERVICE_ADDRESS, SITE, base_references, custom_data,
-    decimal_at, event, push_unique,
+use super::typed::{
+    CredentialRefs, IdOnly, Provider, correlation_ids, credential_id, date_of, instant_of,
+    institution,
 };
+use super::{Envelope, METER_NUMBER, Mapper, SERVICE_ADDRESS, SITE, event, push_unique};
+
+lenient_object! {
+    /// METER `data`: the keys the mapping reads. The fields whose shape varies (tariff,
+    /// address, site) and the partner's `customData` stay `Value`s (usually null).
+    #[derive(Clone)]
+    pub struct MeterData<'a> {
+        "id" => id: Text<'a>,
+        "meterNumber" => meter_number: Text<'a>,
+        "pointOfDeliveryNumber" => point_of_delivery_number: Text<'a>,
+        "serviceType" => service_type: Text<'a>,
+        "serviceTypeClassification" => service_type_classification: Text<'a>,
+        "status" => status: Text<'a>,
+        "statusDetail" => status_detail: Text<'a>,
+        "earliestIntervalAt" => earliest_interval_at: Str<'a>,
+        "latestIntervalAt" => latest_interval_at: Str<'a>,
+        "localTimezone" => local_timezone: Text<'a>,
+        "nextExpectedPostDate" => next_expected_post_date: Str<'a>,
+        "latestStatementDate" => latest_statement_date: Str<'a>,
+        "isIntervalsProductActive" => intervals_product_active: Flag,
+        "meterConstantMultiplier" => constant_multiplier: Num,
+        "previousMeterConstantMultiplier" => previous_constant_multiplier: Num,
+        "previousMeterNumber" => previous_meter_number: Text<'a>,
+        "currentTariff" => current_tariff: Value,
+        "serviceAddress" => service_address: Value,
+        "site" => site: Value,
+        "customData" => custom_data: Value,
+        "accounts" => accounts: Objects<MeterAccount<'a>>,
+        "provider" => provider: Obj<Provider<'a>>,
+        "correlationId" => correlation_id: Text<'a>,
+        "correlationIds" => correlation_ids: Strings<'a>,
+        "credentialId" => credential_id: Text<'a>,
+        "credential" => credential: Obj<IdOnly<'a>>,
+        "credentialIds" => credential_ids: Strings<'a>,
+        "credentials" => credentials: Objects<IdOnly<'a>>,
+    }
+}
+
+lenient_object! {
+    /// One `accounts[]` entry of a meter.
+    #[derive(Clone)]
+    pub struct MeterAccount<'a> {
+        "id" => id: Text<'a>,
+        "credentialId" => credential_id: Text<'a>,
+        "credential" => credential: Obj<IdOnly<'a>>,
+        "credentialIds" => credential_ids: Strings<'a>,
+        "credentials" => credentials: Objects<IdOnly<'a>>,
+    }
+}
 
 /// Maps one meter event as `event_type`; meter numbers go through the `meter_number` policy.
 pub fn map(m: &Mapper, env: &Envelope<'_>, event_type: &str) -> Result<Event, String> {
-    let data = env.data()?;
-    let provider_status = str_at(data, "status");
+    env.with_meter_data(|data| map_data(m, env, data, event_type))
+}
+
+fn map_data(m: &Mapper, env: &Envelope<'_>, data: &MeterData<'_>, event_type: &str) -> Event {
+    let provider_status = data.status.to_string_owned();
     let mut account_ids = Vec::new();
-    for account in data
-        .get("accounts")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
-        push_unique(&mut account_ids, str_at(account, "id"));
+    for account in &data.accounts.0 {
+        push_unique(&mut account_ids, account.id.to_string_owned());
     }
-    let id = str_at(data, "id");
+    let id = data.id.to_string_owned();
     let payload = MeterEvent {
         id: id.clone(),
-        meter_number: m.personal(METER_NUMBER, &str_at(data, "meterNumber")),
-        point_of_delivery_number: str_at(data, "pointOfDeliveryNumber"),
-        service_type: str_at(data, "serviceType"),
+        meter_number: m.personal(METER_NUMBER, data.meter_number.as_str()),
+        point_of_delivery_number: data.point_of_delivery_number.to_string_owned(),
+        service_type: data.service_type.to_string_owned(),
         status: interval_status(&provider_status) as i32,
         provider_status,
-        provider_status_detail: str_at(data, "statusDetail"),
-        earliest_interval_at: timestamp_at(data, "earliestIntervalAt"),
-        latest_interval_at: timestamp_at(data, "latestIntervalAt"),
-        local_timezone: str_at(data, "localTimezone"),
-        next_expected_post_date: date_at(data, "nextExpectedPostDate"),
-        intervals_product_active: bool_at(data, "isIntervalsProductActive"),
+        provider_status_detail: data.status_detail.to_string_owned(),
+        earliest_interval_at: instant_of(&data.earliest_interval_at),
+        latest_interval_at: instant_of(&data.latest_interval_at),
+        local_timezone: data.local_timezone.to_string_owned(),
+        next_expected_post_date: date_of(&data.next_expected_post_date),
+        intervals_product_active: data.intervals_product_active.is_true(),
         account_ids: account_ids.clone(),
         errors: env.errors.clone(),
-        constant_multiplier: decimal_at(data, "meterConstantMultiplier"),
-        previous_constant_multiplier: decimal_at(data, "previousMeterConstantMultiplier"),
-        previous_meter_number: m.personal(METER_NUMBER, &str_at(data, "previousMeterNumber")),
-        current_tariff: data.get("currentTariff").and_then(tariff),
-        service_address: data
-            .get("serviceAddress")
-            .and_then(address_text)
+        constant_multiplier: decimal(data.constant_multiplier),
+        previous_constant_multiplier: decimal(data.previous_constant_multiplier),
+        previous_meter_number: m.personal(METER_NUMBER, data.previous_meter_number.as_str()),
+        current_tariff: tariff(&data.current_tariff),
+        service_address: address_text(&data.service_address)
             .and_then(|address| m.personal(SERVICE_ADDRESS, &address)),
-        site: data
-            .get("site")
-            .and_then(site_name)
-            .and_then(|name| m.personal(SITE, &name)),
-        site_id: data
-            .get("site")
-            .map(|site| str_at(site, "id"))
-            .unwrap_or_default(),
-        latest_statement_date: date_at(data, "latestStatementDate"),
-        service_type_classification: str_at(data, "serviceTypeClassification"),
+        site: site_name(&data.site).and_then(|name| m.personal(SITE, &name)),
+        site_id: str_at(&data.site, "id"),
+        latest_statement_date: date_of(&data.latest_statement_date),
+        service_type_classification: data.service_type_classification.to_string_owned(),
     };
+    // The meter's own credential keys, then each account's.
+    let refs = std::iter::once(CredentialRefs {
+        credential_id: &data.credential_id,
+        credential: &data.credential,
+        credential_ids: &data.credential_ids,
+        credentials: &data.credentials,
+    })
+    .chain(data.accounts.0.iter().map(|account| CredentialRefs {
+        credential_id: &account.credential_id,
+        credential: &account.credential,
+        credential_ids: &account.credential_ids,
+        credentials: &account.credentials,
+    }));
     let references = References {
-        connection_id: credential_id(data, Some("accounts")),
+        connection_id: credential_id(refs),
         account_ids,
-        ..base_references(data)
+        institution: institution(&data.provider),
+        correlation_ids: correlation_ids(&data.correlation_id, &data.correlation_ids),
+        ..Default::default()
     };
     let mut event = event(env, event_type, id, references, Payload::Meter(payload));
-    event.partner_metadata = custom_data(data);
-    Ok(event)
+    event.partner_metadata = to_struct(&data.custom_data);
+    event
+}
+
+/// `decimal_at`: a number or numeric string, exactly.
+fn decimal(value: Num) -> Option<Decimal> {
+    let (units, nanos) = value.0?;
+    Some(Decimal { units, nanos })
 }
 
 /// `currentTariff`: the seeds only show `null`. Consumer code of the API reads an object with

@@ -5,9 +5,21 @@ mod credential;
 mod meter;
 mod operations;
 mod statement;
+mod typed;
 
+use credential::CredentialData;
+use meter::MeterData;
+use statement::StatementData;
+
+use std::borrow::Cow;
+use std::fmt;
+
+use serde::Deserialize;
+use serde::de::value::SeqAccessDeserializer;
+use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
-use tributary_plugin_sdk::convert::{str_at, timestamp_at, to_struct};
+use tributary_plugin_sdk::convert::{str_at, to_struct};
+use tributary_plugin_sdk::lenient::{Key, Obj, Skip, Str};
 use tributary_plugin_sdk::personal_data::PersonalDataGuard;
 use tributary_plugin_sdk::prelude::*;
 
@@ -21,52 +33,275 @@ const SERVICE_ADDRESS: &str = "service_address";
 /// Site names: an account's `siteNames[]` and a meter's `site`.
 const SITE: &str = "site";
 
-/// The envelope every Arcadia webhook shares.
+/// The envelope every Arcadia webhook shares, read straight from the body (strings borrowed
+/// from it) or from a parsed `Value` (see [`Envelope::parse`]).
 pub struct Envelope<'a> {
     /// `id` ("whk_..."): the dedup key.
-    pub id: String,
+    pub id: Cow<'a, str>,
     /// `eventType` ("STATUS_CHANGE").
-    pub event_type: String,
+    pub event_type: Cow<'a, str>,
     /// `resource` ("CREDENTIAL").
-    pub resource: String,
+    pub resource: Cow<'a, str>,
     created_at: Option<Timestamp>,
-    data: Option<&'a Value>,
+    data: Data<'a>,
     errors: Vec<ProviderError>,
 }
 
+/// `data`, typed for the resources that have typed mappers, a `Value` for the others.
+enum Data<'a> {
+    /// STATEMENT `data`, when the body was read straight into types (boxed: the struct is
+    /// large, and moving it around cost more than the allocation).
+    Statement(Obj<Box<StatementData<'a>>>),
+    /// METER `data`, likewise.
+    Meter(Obj<Box<MeterData<'a>>>),
+    /// CREDENTIAL `data`, likewise.
+    Credential(Obj<Box<CredentialData<'a>>>),
+    /// Any resource's `data`, kept whole (the object check happens in [`Envelope::data`]).
+    Value(Value),
+}
+
+/// What to read `data` as: decided before the envelope is read, so from a hint (see
+/// [`Envelope::from_body`]); a wrong hint costs a second parse, never a different result.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum DataKind {
+    Statement,
+    Meter,
+    Credential,
+    Value,
+}
+
+impl DataKind {
+    /// The hint: the string after the last `"resource"` key, found without parsing (it is
+    /// the last key of Arcadia's webhooks, so the search from the end is short). Anything odd
+    /// means `Value`.
+    fn guess(text: &str) -> Self {
+        const KEY: &str = "\"resource\"";
+        let Some(at) = text.rfind(KEY) else {
+            return Self::Value;
+        };
+        let name = text[at + KEY.len()..]
+            .trim_start()
+            .strip_prefix(':')
+            .map(str::trim_start)
+            .and_then(|rest| rest.strip_prefix('"'))
+            .and_then(|rest| rest.split('"').next());
+        match name {
+            Some("STATEMENT") => Self::Statement,
+            Some("METER") => Self::Meter,
+            Some("CREDENTIAL") => Self::Credential,
+            _ => Self::Value,
+        }
+    }
+
+    /// Whether `data` read this way fits the envelope's `resource`.
+    fn fits(self, resource: &str) -> bool {
+        match self {
+            Self::Statement => resource == "STATEMENT",
+            Self::Meter => resource == "METER",
+            Self::Credential => resource == "CREDENTIAL",
+            Self::Value => true,
+        }
+    }
+}
+
+/// The envelope's JSON fields before the checks of [`Envelope::parse`].
+struct RawEnvelope<'a> {
+    id: Str<'a>,
+    event_type: Str<'a>,
+    resource: Str<'a>,
+    created_at: Str<'a>,
+    data: Data<'a>,
+    errors: Value,
+}
+
+/// Reads a body's top level: `None` when it is not an object. Unknown keys are checked and
+/// skipped; a repeated key keeps its last value (as in a `Value`).
+struct EnvelopeSeed(DataKind);
+
+impl<'de> DeserializeSeed<'de> for EnvelopeSeed {
+    type Value = Option<RawEnvelope<'de>>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_any(EnvelopeVisitor(self.0))
+    }
+}
+
+struct EnvelopeVisitor(DataKind);
+
+impl<'de> Visitor<'de> for EnvelopeVisitor {
+    type Value = Option<RawEnvelope<'de>>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut raw = RawEnvelope {
+            id: Str::default(),
+            event_type: Str::default(),
+            resource: Str::default(),
+            created_at: Str::default(),
+            data: Data::Value(Value::Null),
+            errors: Value::Null,
+        };
+        while let Some(key) = map.next_key::<Key<'de>>()? {
+            match &*key.0 {
+                "id" => raw.id = map.next_value()?,
+                "eventType" => raw.event_type = map.next_value()?,
+                "resource" => raw.resource = map.next_value()?,
+                "createdAt" => raw.created_at = map.next_value()?,
+                "errors" => raw.errors = map.next_value()?,
+                "data" => {
+                    raw.data = match self.0 {
+                        DataKind::Statement => Data::Statement(map.next_value()?),
+                        DataKind::Meter => Data::Meter(map.next_value()?),
+                        DataKind::Credential => Data::Credential(map.next_value()?),
+                        DataKind::Value => Data::Value(map.next_value()?),
+                    }
+                }
+                _ => {
+                    map.next_value::<Skip>()?;
+                }
+            }
+        }
+        Ok(Some(raw))
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
+        Skip::deserialize(SeqAccessDeserializer::new(seq))?;
+        Ok(None)
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+
+    fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+
+    fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+
+    fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+
+    fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+
+    fn visit_unit<E>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+}
+
+/// `Envelope::$name`: runs `f` on the typed `data` of one resource, read from the `Value` when
+/// the body went that way. `data` of another resource is impossible (`DataKind::fits`), and
+/// treated as missing.
+macro_rules! with_typed_data {
+    ($(#[$doc:meta])* $name:ident, $variant:ident, $ty:ident) => {
+        $(#[$doc])*
+        fn $name<R>(&self, f: impl FnOnce(&$ty<'_>) -> R) -> Result<R, String> {
+            match &self.data {
+                Data::$variant(Obj(Some(data))) => Ok(f(data)),
+                Data::Value(value) => match Obj::<$ty<'_>>::deserialize(value) {
+                    Ok(Obj(Some(data))) => Ok(f(&data)),
+                    Ok(Obj(None)) => Err(self.no_data()),
+                    Err(e) => Err(format!("{} data: {e}", self.resource)),
+                },
+                _ => Err(self.no_data()),
+            }
+        }
+    };
+}
+
 impl<'a> Envelope<'a> {
-    /// Reads the envelope; a body without `id`, `eventType` and `resource` strings is not an
+    /// Reads the envelope straight from the body when it can; `None` when the body must be
+    /// read as a `Value` instead ([`Envelope::from_value`]): it does not parse (the `Value`
+    /// parse then gives the exact error) or the hint for `data` was wrong.
+    ///
+    /// The typed read goes through the same serde_json parser, token by token, with the same
+    /// nesting limit, and checks what it skips ([`Skip`]), so it succeeds exactly when
+    /// `serde_json::from_slice::<Value>` does.
+    pub fn from_body(body: &'a [u8]) -> Option<Result<Self, Rejection>> {
+        // A body that parses is UTF-8 throughout (strings are checked, the rest is ASCII);
+        // checked once here, the parser then reads it as a `str` without checking strings.
+        let text = std::str::from_utf8(body).ok()?;
+        let kind = DataKind::guess(text);
+        let mut de = serde_json::Deserializer::from_str(text);
+        let raw = EnvelopeSeed(kind).deserialize(&mut de).ok()?;
+        de.end().ok()?;
+        let envelope = Self::parse(raw);
+        if let Ok(env) = &envelope
+            && !kind.fits(&env.resource)
+        {
+            return None;
+        }
+        Some(envelope)
+    }
+
+    /// Reads the envelope from a parsed body (strings borrowed from it).
+    pub fn from_value(body: &'a Value) -> Result<Self, Rejection> {
+        let raw = EnvelopeSeed(DataKind::Value)
+            .deserialize(body)
+            .map_err(|e| reject::malformed(format!("Arcadia envelope: {e}")))?;
+        Self::parse(raw)
+    }
+
+    /// Checks the envelope; a body without `id`, `eventType` and `resource` strings is not an
     /// Arcadia webhook (malformed).
-    pub fn parse(body: &'a Value) -> Result<Self, Rejection> {
-        if !body.is_object() {
+    fn parse(raw: Option<RawEnvelope<'a>>) -> Result<Self, Rejection> {
+        let Some(raw) = raw else {
             return Err(reject::malformed(
                 "Arcadia webhook body must be a JSON object",
             ));
-        }
-        let required = |key: &str| match body.get(key) {
-            Some(Value::String(s)) if !s.is_empty() => Ok(s.clone()),
+        };
+        let required = |key: &str, value: Str<'a>| match value.0 {
+            Some(s) if !s.is_empty() => Ok(s),
             _ => Err(reject::malformed(format!(
                 "Arcadia envelope has no non-empty string `{key}`"
             ))),
         };
         Ok(Self {
-            id: required("id")?,
-            event_type: required("eventType")?,
-            resource: required("resource")?,
-            created_at: timestamp_at(body, "createdAt"),
-            data: body.get("data").filter(|d| d.is_object()),
-            errors: provider_errors(body.get("errors")),
+            id: required("id", raw.id)?,
+            event_type: required("eventType", raw.event_type)?,
+            resource: required("resource", raw.resource)?,
+            created_at: raw.created_at.get().and_then(timestamp),
+            data: raw.data,
+            errors: provider_errors(Some(&raw.errors)),
         })
     }
 
-    /// The `data` object, or why the event cannot be mapped without it.
-    fn data(&self) -> Result<&'a Value, String> {
-        self.data.ok_or_else(|| {
-            format!(
-                "{} {} webhook has no `data` object",
-                self.resource, self.event_type
-            )
-        })
+    /// The `data` object as a `Value`, or why the event cannot be mapped without it.
+    fn data(&self) -> Result<&Value, String> {
+        match &self.data {
+            Data::Value(value) if value.is_object() => Ok(value),
+            _ => Err(self.no_data()),
+        }
+    }
+
+    with_typed_data!(
+        /// Runs `f` on the STATEMENT `data`, typed (read from the `Value` when the body went
+        /// that way), or says why the event cannot be mapped without it.
+        with_statement_data, Statement, StatementData
+    );
+    with_typed_data!(
+        /// The same for METER `data`.
+        with_meter_data, Meter, MeterData
+    );
+    with_typed_data!(
+        /// The same for CREDENTIAL `data`.
+        with_credential_data, Credential, CredentialData
+    );
+
+    /// Why an event without a `data` object cannot be mapped.
+    fn no_data(&self) -> String {
+        format!(
+            "{} {} webhook has no `data` object",
+            self.resource, self.event_type
+        )
     }
 }
 
@@ -87,7 +322,7 @@ impl Mapper {
 
     /// The canonical event, or the reason the envelope is dead-lettered.
     pub fn map(&self, env: &Envelope<'_>) -> Result<Event, String> {
-        match (env.resource.as_str(), env.event_type.as_str()) {
+        match (&*env.resource, &*env.event_type) {
             ("CREDENTIAL", "STATUS_CHANGE") => credential::status_change(self, env),
             ("CREDENTIAL", "REAL_TIME_CREDENTIAL_VALIDATION_SUCCESS") => {
                 credential::real_time_validation(self, env, true)
@@ -119,11 +354,11 @@ impl Mapper {
         self.guard.apply_opt(field, value)
     }
 
-    /// `currencyCode` of `object` when set, else the configured fallback (maybe empty).
-    fn currency(&self, object: &Value, fallback: Option<&str>) -> String {
-        let own = str_at(object, "currencyCode");
+    /// `own` (an item's `currencyCode`) when set, else the fallback, else the configured
+    /// default (maybe empty).
+    fn currency_of(&self, own: &str, fallback: Option<&str>) -> String {
         if !own.is_empty() {
-            return own;
+            return own.to_owned();
         }
         fallback.unwrap_or(&self.default_currency).to_owned()
     }
@@ -142,9 +377,9 @@ fn event(
         subject,
         time: env.created_at,
         provenance: Some(Provenance {
-            provider_event_id: env.id.clone(),
-            provider_event_type: env.event_type.clone(),
-            provider_resource: env.resource.clone(),
+            provider_event_id: env.id.clone().into_owned(),
+            provider_event_type: env.event_type.clone().into_owned(),
+            provider_resource: env.resource.clone().into_owned(),
             provider_created_at: env.created_at,
             ..Default::default()
         }),
@@ -226,13 +461,6 @@ fn provider_errors(errors: Option<&Value>) -> Vec<ProviderError> {
 /// The boolean at `key`; `None` when absent, null or not a boolean (proto3 `optional bool`).
 fn optional_bool(object: &Value, key: &str) -> Option<bool> {
     object.get(key).and_then(Value::as_bool)
-}
-
-/// The decimal at `key` (a JSON number or numeric string), exactly; `None` when absent or not
-/// a number.
-fn decimal_at(object: &Value, key: &str) -> Option<Decimal> {
-    let (units, nanos) = object.get(key).and_then(convert::decimal)?;
-    Some(Decimal { units, nanos })
 }
 
 /// The integer at `key` as i32, saturating; 0 when absent.

@@ -1,111 +1,204 @@
 //! STATEMENT NEW_DATA_AVAILABLE / EXISTING_DATA_UPDATED: statement.available / .updated. The
 //! `data` is Arcadia's *summarized* statement: totals, plus per-account and per-meter lines.
+//!
+//! Read into typed structs that borrow from the body (no `Value` tree): each field is read the
+//! way the `convert` helpers read it from a `Value` (see `tributary_plugin_sdk::lenient`).
 
-use serde_json::Value;
-use tributary_plugin_sdk::convert::{date_at, money, quantity, str_at, timestamp_at};
+use tributary_plugin_sdk::lenient::{Num, Obj, Objects, Str, Strings, Text};
+use tributary_plugin_sdk::lenient_object;
 use tributary_plugin_sdk::prelude::*;
 
-use super::account::credential_id;
-use super::{
-    ACCOUNT_NUMBER, Envelope, METER_NUMBER, Mapper, base_references, event, institution,
-    push_unique,
+use super::typed::{
+    CredentialRefs, IdOnly, Provider, correlation_ids, credential_id, date_of, instant_of,
+    institution,
 };
+use super::{ACCOUNT_NUMBER, Envelope, METER_NUMBER, Mapper, event, push_unique};
+
+lenient_object! {
+    /// STATEMENT `data`: the keys the mapping reads.
+    #[derive(Clone)]
+    pub struct StatementData<'a> {
+        "id" => id: Text<'a>,
+        "type" => r#type: Text<'a>,
+        "invoiceNumber" => invoice_number: Text<'a>,
+        "statementDate" => statement_date: Str<'a>,
+        "periodStartDate" => period_start_date: Str<'a>,
+        "periodEndDate" => period_end_date: Str<'a>,
+        "dueDate" => due_date: Str<'a>,
+        "amountDue" => amount_due: Num,
+        "totalCharges" => total_charges: Num,
+        "outstandingBalance" => outstanding_balance: Num,
+        "currencyCode" => currency_code: Text<'a>,
+        "dataIngestionMethod" => data_ingestion_method: Text<'a>,
+        "discoveredAt" => discovered_at: Str<'a>,
+        "createdAt" => created_at: Str<'a>,
+        "summaryAccountNumber" => summary_account_number: Text<'a>,
+        "accountData" => account_data: Objects<AccountLine<'a>>,
+        "provider" => provider: Obj<Provider<'a>>,
+        "correlationId" => correlation_id: Text<'a>,
+        "correlationIds" => correlation_ids: Strings<'a>,
+        "credentialId" => credential_id: Text<'a>,
+        "credential" => credential: Obj<IdOnly<'a>>,
+        "credentialIds" => credential_ids: Strings<'a>,
+        "credentials" => credentials: Objects<IdOnly<'a>>,
+    }
+}
+
+lenient_object! {
+    /// One `accountData[]` line.
+    #[derive(Clone)]
+    pub struct AccountLine<'a> {
+        "accountId" => account_id: Text<'a>,
+        "accountNumber" => account_number: Text<'a>,
+        "dueDate" => due_date: Str<'a>,
+        "amountDue" => amount_due: Num,
+        "totalCharges" => total_charges: Num,
+        "outstandingBalance" => outstanding_balance: Num,
+        "currencyCode" => currency_code: Text<'a>,
+        "meterData" => meter_data: Objects<MeterLine<'a>>,
+        "provider" => provider: Obj<Provider<'a>>,
+        "credentialId" => credential_id: Text<'a>,
+        "credential" => credential: Obj<IdOnly<'a>>,
+        "credentialIds" => credential_ids: Strings<'a>,
+        "credentials" => credentials: Objects<IdOnly<'a>>,
+    }
+}
+
+lenient_object! {
+    /// One `meterData[]` line of an account line.
+    #[derive(Clone)]
+    pub struct MeterLine<'a> {
+        "meterId" => meter_id: Text<'a>,
+        "meterNumber" => meter_number: Text<'a>,
+        "pointOfDeliveryNumber" => point_of_delivery_number: Text<'a>,
+        "serviceType" => service_type: Text<'a>,
+        "serviceTypeClassification" => service_type_classification: Text<'a>,
+        "meterReadDate" => meter_read_date: Str<'a>,
+        "previousReadDate" => previous_read_date: Str<'a>,
+        "amountDue" => amount_due: Num,
+        "totalCharges" => total_charges: Num,
+        "outstandingBalance" => outstanding_balance: Num,
+        "currencyCode" => currency_code: Text<'a>,
+        "totalUsage" => total_usage: Num,
+        "totalUsageUnit" => total_usage_unit: Text<'a>,
+    }
+}
 
 /// Maps one statement event as `event_type`. Amounts are exact decimals; the currency is the
 /// item's `currencyCode`, else the statement's, else the configured default (maybe empty).
 pub fn map(m: &Mapper, env: &Envelope<'_>, event_type: &str) -> Result<Event, String> {
-    let data = env.data()?;
-    let currency = m.currency(data, None);
-    let lines: Vec<&Value> = data
-        .get("accountData")
-        .and_then(Value::as_array)
-        .map(|items| items.iter().filter(|i| i.is_object()).collect())
-        .unwrap_or_default();
+    env.with_statement_data(|data| map_data(m, env, data, event_type))
+}
+
+fn map_data(m: &Mapper, env: &Envelope<'_>, data: &StatementData<'_>, event_type: &str) -> Event {
+    let currency = m.currency_of(data.currency_code.as_str(), None);
+    let lines = &data.account_data.0;
     let mut account_ids = Vec::new();
-    for line in &lines {
-        push_unique(&mut account_ids, str_at(line, "accountId"));
+    for line in lines {
+        push_unique(&mut account_ids, line.account_id.to_string_owned());
     }
-    let id = str_at(data, "id");
+    let id = data.id.to_string_owned();
     let payload = StatementEvent {
         id: id.clone(),
-        r#type: str_at(data, "type"),
-        invoice_number: str_at(data, "invoiceNumber"),
-        statement_date: date_at(data, "statementDate"),
-        period_start: date_at(data, "periodStartDate"),
-        period_end: date_at(data, "periodEndDate"),
-        due_date: date_at(data, "dueDate"),
-        amount_due: amount(data, "amountDue", &currency),
-        total_charges: amount(data, "totalCharges", &currency),
-        outstanding_balance: amount(data, "outstandingBalance", &currency),
-        data_ingestion_method: str_at(data, "dataIngestionMethod"),
-        discovered_at: timestamp_at(data, "discoveredAt"),
+        r#type: data.r#type.to_string_owned(),
+        invoice_number: data.invoice_number.to_string_owned(),
+        statement_date: date_of(&data.statement_date),
+        period_start: date_of(&data.period_start_date),
+        period_end: date_of(&data.period_end_date),
+        due_date: date_of(&data.due_date),
+        amount_due: amount(data.amount_due, &currency),
+        total_charges: amount(data.total_charges, &currency),
+        outstanding_balance: amount(data.outstanding_balance, &currency),
+        data_ingestion_method: data.data_ingestion_method.to_string_owned(),
+        discovered_at: instant_of(&data.discovered_at),
         accounts: lines
             .iter()
             .map(|line| account_line(m, line, &currency))
             .collect(),
-        institution: institution(data.get("provider")),
+        institution: institution(&data.provider),
         errors: env.errors.clone(),
-        summary_account_number: m.personal(ACCOUNT_NUMBER, &str_at(data, "summaryAccountNumber")),
-        created_at: timestamp_at(data, "createdAt"),
+        summary_account_number: m.personal(ACCOUNT_NUMBER, data.summary_account_number.as_str()),
+        created_at: instant_of(&data.created_at),
     };
+    // The statement's own credential keys, then each account line's.
+    let refs = std::iter::once(CredentialRefs {
+        credential_id: &data.credential_id,
+        credential: &data.credential,
+        credential_ids: &data.credential_ids,
+        credentials: &data.credentials,
+    })
+    .chain(lines.iter().map(|line| CredentialRefs {
+        credential_id: &line.credential_id,
+        credential: &line.credential,
+        credential_ids: &line.credential_ids,
+        credentials: &line.credentials,
+    }));
     let references = References {
-        connection_id: credential_id(data, Some("accountData")),
+        connection_id: credential_id(refs),
         account_ids,
-        ..base_references(data)
+        institution: institution(&data.provider),
+        correlation_ids: correlation_ids(&data.correlation_id, &data.correlation_ids),
+        ..Default::default()
     };
-    Ok(event(
-        env,
-        event_type,
-        id,
-        references,
-        Payload::Statement(payload),
-    ))
+    event(env, event_type, id, references, Payload::Statement(payload))
 }
 
-fn account_line(m: &Mapper, line: &Value, statement_currency: &str) -> StatementAccountLine {
-    let currency = m.currency(line, Some(statement_currency));
-    let provider = line.get("provider").filter(|p| p.is_object());
-    let provider_str = |key: &str| provider.map(|p| str_at(p, key)).unwrap_or_default();
+fn account_line(
+    m: &Mapper,
+    line: &AccountLine<'_>,
+    statement_currency: &str,
+) -> StatementAccountLine {
+    let currency = m.currency_of(line.currency_code.as_str(), Some(statement_currency));
+    let provider = line.provider.0.as_ref();
     StatementAccountLine {
-        account_id: str_at(line, "accountId"),
-        account_number: m.personal(ACCOUNT_NUMBER, &str_at(line, "accountNumber")),
-        due_date: date_at(line, "dueDate"),
-        amount_due: amount(line, "amountDue", &currency),
-        total_charges: amount(line, "totalCharges", &currency),
-        outstanding_balance: amount(line, "outstandingBalance", &currency),
+        account_id: line.account_id.to_string_owned(),
+        account_number: m.personal(ACCOUNT_NUMBER, line.account_number.as_str()),
+        due_date: date_of(&line.due_date),
+        amount_due: amount(line.amount_due, &currency),
+        total_charges: amount(line.total_charges, &currency),
+        outstanding_balance: amount(line.outstanding_balance, &currency),
         meters: line
-            .get("meterData")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .filter(|meter| meter.is_object())
+            .meter_data
+            .0
+            .iter()
             .map(|meter| meter_line(m, meter, &currency))
             .collect(),
-        institution: institution(provider),
-        provider_classification: provider_str("classification"),
-        publisher_provider_account_id: provider_str("publisherProviderAccountId"),
+        institution: institution(&line.provider),
+        provider_classification: provider
+            .map(|p| p.classification.to_string_owned())
+            .unwrap_or_default(),
+        publisher_provider_account_id: provider
+            .map(|p| p.publisher_provider_account_id.to_string_owned())
+            .unwrap_or_default(),
     }
 }
 
-fn meter_line(m: &Mapper, meter: &Value, account_currency: &str) -> StatementMeterLine {
-    let currency = m.currency(meter, Some(account_currency));
+fn meter_line(m: &Mapper, meter: &MeterLine<'_>, account_currency: &str) -> StatementMeterLine {
+    let currency = m.currency_of(meter.currency_code.as_str(), Some(account_currency));
     StatementMeterLine {
-        meter_id: str_at(meter, "meterId"),
-        meter_number: m.personal(METER_NUMBER, &str_at(meter, "meterNumber")),
-        point_of_delivery_number: str_at(meter, "pointOfDeliveryNumber"),
-        service_type: str_at(meter, "serviceType"),
-        read_date: date_at(meter, "meterReadDate"),
-        previous_read_date: date_at(meter, "previousReadDate"),
-        amount_due: amount(meter, "amountDue", &currency),
-        total_charges: amount(meter, "totalCharges", &currency),
-        outstanding_balance: amount(meter, "outstandingBalance", &currency),
-        total_usage: meter
-            .get("totalUsage")
-            .and_then(|usage| quantity(usage, &str_at(meter, "totalUsageUnit"))),
-        service_type_classification: str_at(meter, "serviceTypeClassification"),
+        meter_id: meter.meter_id.to_string_owned(),
+        meter_number: m.personal(METER_NUMBER, meter.meter_number.as_str()),
+        point_of_delivery_number: meter.point_of_delivery_number.to_string_owned(),
+        service_type: meter.service_type.to_string_owned(),
+        read_date: date_of(&meter.meter_read_date),
+        previous_read_date: date_of(&meter.previous_read_date),
+        amount_due: amount(meter.amount_due, &currency),
+        total_charges: amount(meter.total_charges, &currency),
+        outstanding_balance: amount(meter.outstanding_balance, &currency),
+        total_usage: meter.total_usage.0.map(|(units, nanos)| Quantity {
+            units,
+            nanos,
+            unit: meter.total_usage_unit.to_string_owned(),
+        }),
+        service_type_classification: meter.service_type_classification.to_string_owned(),
     }
 }
 
-fn amount(object: &Value, key: &str, currency: &str) -> Option<Money> {
-    object.get(key).and_then(|value| money(value, currency))
+fn amount(value: Num, currency: &str) -> Option<Money> {
+    let (units, nanos) = value.0?;
+    Some(Money {
+        currency_code: currency.to_owned(),
+        units,
+        nanos,
+    })
 }
