@@ -170,10 +170,15 @@ fn latency(report: &Report, file: &Path) -> anyhow::Result<()> {
         .iter()
         .filter(|s| s.rate.is_none())
         .collect();
-    let rate = fixed.first().and_then(|s| s.rate).unwrap_or(0.0);
+    let mut rates: Vec<f64> = fixed.iter().filter_map(|s| s.rate).collect();
+    rates.dedup();
+    let rates: Vec<String> = rates.iter().map(|r| format!("{r:.0}")).collect();
     percentiles(
         &left,
-        &format!("Latency at a fixed {rate:.0} webhooks/s (ms, log)"),
+        &format!(
+            "Latency at a fixed {} webhooks/s (ms, log)",
+            rates.join(" or ")
+        ),
         &fixed,
     )?;
     percentiles(&right, "Latency at maximum rate (ms, log)", &max)?;
