@@ -70,10 +70,12 @@ impl StoredEvent {
         &self.0.encoded
     }
 
+    /// Its position in the log.
     pub fn sequence(&self) -> u64 {
         self.0.envelope.sequence
     }
 
+    /// The source that received it (subscription filters and scopes read it).
     pub fn source(&self) -> &str {
         &self.0.envelope.source
     }
@@ -88,6 +90,7 @@ impl StoredEvent {
         &self.0.envelope.traceparent
     }
 
+    /// The ingest trace state that goes with [`traceparent`](Self::traceparent).
     pub fn tracestate(&self) -> &str {
         &self.0.envelope.tracestate
     }
