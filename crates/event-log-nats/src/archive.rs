@@ -227,12 +227,7 @@ pub(crate) async fn list(
     after: u64,
     max: usize,
 ) -> Result<Vec<ArchiveEntry>, LogError> {
-    let stream = inner.config.archive_stream();
-    let info = inner
-        .archive
-        .get_info()
-        .await
-        .map_err(|e| LogError::storage(format!("cannot read stream {stream}"), e))?;
+    let info = crate::read::stream_info(&inner.archive).await?;
     let filter = inner.config.archive_filter();
     let messages = messages_after(
         &inner.archive,
@@ -265,19 +260,11 @@ pub(crate) async fn sweep_links(inner: &Inner) -> Result<u64, LogError> {
     if inner.config.retention.archive_max_bytes.is_none() {
         return Ok(0);
     }
-    let archive = inner.config.archive_stream();
-    let info = inner
-        .archive
-        .get_info()
-        .await
-        .map_err(|e| LogError::storage(format!("cannot read stream {archive}"), e))?;
+    let info = crate::read::stream_info(&inner.archive).await?;
     let first_entry = crate::read::first_stored(&info.state);
     let links = &inner.archive_links_stream;
-    let links_name = links.cached_info().config.name.clone();
-    let links_info = links
-        .get_info()
-        .await
-        .map_err(|e| LogError::storage(format!("cannot read stream {links_name}"), e))?;
+    let links_info = crate::read::stream_info(links).await?;
+    let links_name = &links_info.config.name;
     let (first, last) = (
         links_info.state.first_sequence,
         links_info.state.last_sequence,

@@ -48,12 +48,7 @@ pub(crate) async fn list(
     after: u64,
     max: usize,
 ) -> Result<Vec<DeadLetter>, LogError> {
-    let info = inner.dead.get_info().await.map_err(|e| {
-        LogError::storage(
-            format!("cannot read stream {}", inner.config.dead_letter_stream()),
-            e,
-        )
-    })?;
+    let info = crate::read::stream_info(&inner.dead).await?;
     let filter = inner.config.dead_letters_filter();
     let messages =
         messages_after(&inner.dead, &filter, after, info.state.last_sequence, max).await?;

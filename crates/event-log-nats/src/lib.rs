@@ -390,9 +390,7 @@ impl Inner {
 
     /// The newest sequence, asked of the stream leader.
     async fn fresh_last(&self) -> Result<u64, LogError> {
-        let info = self.events.get_info().await.map_err(|e| {
-            LogError::storage(format!("cannot read stream {}", self.config.stream), e)
-        })?;
+        let info = read::stream_info(&self.events).await?;
         self.saw(info.state.last_sequence);
         Ok(info.state.last_sequence.max(self.known_last()))
     }

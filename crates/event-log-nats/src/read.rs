@@ -141,11 +141,7 @@ const EVENT_SEQUENCE_FIELD: u32 = 10;
 /// messages' stored times), or the newest sequence when there is none.
 pub(crate) async fn sequence_before_time(inner: &Inner, time: Timestamp) -> Result<u64, LogError> {
     let target = rules::unix_nanos(&time);
-    let info =
-        inner.events.get_info().await.map_err(|e| {
-            LogError::storage(format!("cannot read stream {}", inner.config.stream), e)
-        })?;
-    let state = info.state;
+    let state = stream_info(&inner.events).await?.state;
     inner.saw(state.last_sequence);
     if state.messages == 0 {
         return Ok(state.last_sequence);
@@ -171,16 +167,23 @@ pub(crate) async fn sequence_before_time(inner: &Inner, time: Timestamp) -> Resu
 }
 
 pub(crate) async fn first_sequence(inner: &Inner) -> Result<u64, LogError> {
-    let info =
-        inner.events.get_info().await.map_err(|e| {
-            LogError::storage(format!("cannot read stream {}", inner.config.stream), e)
-        })?;
+    let info = stream_info(&inner.events).await?;
     inner.saw(info.state.last_sequence);
     Ok(first_stored(&info.state))
 }
 
 /// The oldest stored sequence of a stream; `last + 1` when it holds no message (JetStream's
 /// `first_sequence` of an emptied stream is not meaningful for that).
+/// The stream's current info (state, config), asked of its leader; an error names the stream.
+pub(crate) async fn stream_info(
+    stream: &Stream,
+) -> Result<async_nats::jetstream::stream::Info, LogError> {
+    stream.get_info().await.map_err(|e| {
+        let name = &stream.cached_info().config.name;
+        LogError::storage(format!("cannot read stream {name}"), e)
+    })
+}
+
 pub(crate) fn first_stored(state: &async_nats::jetstream::stream::State) -> u64 {
     if state.messages == 0 {
         state.last_sequence + 1

@@ -142,11 +142,7 @@ async fn purge_events(inner: &Inner) -> Result<u64, LogError> {
     if retention.max_age.is_none() && retention.max_bytes.is_none() {
         return Ok(0);
     }
-    let info =
-        inner.events.get_info().await.map_err(|e| {
-            LogError::storage(format!("cannot read stream {}", inner.config.stream), e)
-        })?;
-    let state = info.state;
+    let state = crate::read::stream_info(&inner.events).await?.state;
     if state.messages == 0 {
         return Ok(0);
     }
@@ -199,11 +195,7 @@ async fn remove_dead_letters(inner: &Inner) -> Result<u64, LogError> {
     let stream = inner.config.dead_letter_stream();
     let mut removed = 0;
     if let Some(max_count) = retention.dead_letter_max_count {
-        let info = inner
-            .dead
-            .get_info()
-            .await
-            .map_err(|e| LogError::storage(format!("cannot read stream {stream}"), e))?;
+        let info = crate::read::stream_info(&inner.dead).await?;
         if info.state.messages > max_count {
             let purged = inner
                 .dead
@@ -225,19 +217,10 @@ async fn remove_dead_letters(inner: &Inner) -> Result<u64, LogError> {
 /// a state whose letter was purged goes; a letter resolved before the age limit goes with its
 /// state. Returns how many letters went by age.
 async fn sweep_dead_letter_states(inner: &Inner) -> Result<u64, LogError> {
-    let stream = inner.config.dead_letter_stream();
-    let info = inner
-        .dead
-        .get_info()
-        .await
-        .map_err(|e| LogError::storage(format!("cannot read stream {stream}"), e))?;
+    let info = crate::read::stream_info(&inner.dead).await?;
     let first_letter = crate::read::first_stored(&info.state);
     let states = &inner.dead_state_stream;
-    let states_name = states.cached_info().config.name.clone();
-    let state_info = states
-        .get_info()
-        .await
-        .map_err(|e| LogError::storage(format!("cannot read stream {states_name}"), e))?;
+    let state_info = crate::read::stream_info(states).await?;
     let (first, last) = (
         state_info.state.first_sequence,
         state_info.state.last_sequence,
