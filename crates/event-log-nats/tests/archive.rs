@@ -7,7 +7,6 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use futures_util::TryStreamExt;
 use tributary_event_log::{AppendRequest, EventLog, Retention};
 use tributary_event_log_nats::{NatsConfig, NatsLog};
 use tributary_model::v1::{ArchiveEntry, DeadLetter, Event, Provenance};
@@ -101,20 +100,7 @@ async fn limits(nats: &support::Nats, name: &str) -> (Duration, i64, Duration) {
 
 /// The keys of the archive's link bucket.
 async fn link_keys(nats: &support::Nats, stream: &str) -> Vec<String> {
-    let js = jetstream(nats).await;
-    let bucket = js
-        .get_key_value(format!("{stream}_ARCHIVE_LINKS"))
-        .await
-        .expect("links bucket");
-    let mut keys: Vec<String> = bucket
-        .keys()
-        .await
-        .expect("keys")
-        .try_collect()
-        .await
-        .expect("keys");
-    keys.sort();
-    keys
+    support::bucket_keys(nats, &format!("{stream}_ARCHIVE_LINKS")).await
 }
 
 /// With a one-second duplicate window, a retry two seconds later still finds its entry (the

@@ -6,7 +6,6 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use futures_util::TryStreamExt;
 use tributary_event_log::{AppendOutcome, AppendRequest, EventLog, Retention};
 use tributary_event_log_nats::{NatsConfig, NatsLog};
 use tributary_model::v1::{DeadLetter, Event, Provenance};
@@ -143,23 +142,7 @@ async fn dedup_reaches_past_the_duplicate_window_until_the_horizon() {
 
 /// The redrive-state keys left in the bucket.
 async fn state_keys(nats: &support::Nats, stream: &str) -> Vec<String> {
-    let client = async_nats::connect(nats.url.as_str())
-        .await
-        .expect("client");
-    let js = async_nats::jetstream::new(client);
-    let bucket = js
-        .get_key_value(format!("{stream}_DEAD_LETTER_STATE"))
-        .await
-        .expect("state bucket");
-    let mut keys: Vec<String> = bucket
-        .keys()
-        .await
-        .expect("keys")
-        .try_collect()
-        .await
-        .expect("keys");
-    keys.sort();
-    keys
+    support::bucket_keys(nats, &format!("{stream}_DEAD_LETTER_STATE")).await
 }
 
 /// Dead letters purged by the count limit lose their redrive state too; a resolved letter

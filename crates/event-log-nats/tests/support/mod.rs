@@ -93,3 +93,24 @@ impl Drop for Nats {
         let _ = self.child.wait();
     }
 }
+
+/// The keys of KV bucket `bucket` on `nats`, sorted.
+pub async fn bucket_keys(nats: &Nats, bucket: &str) -> Vec<String> {
+    use futures_util::TryStreamExt as _;
+    let client = async_nats::connect(nats.url.as_str())
+        .await
+        .expect("client");
+    let bucket = async_nats::jetstream::new(client)
+        .get_key_value(bucket)
+        .await
+        .expect("bucket");
+    let mut keys: Vec<String> = bucket
+        .keys()
+        .await
+        .expect("keys")
+        .try_collect()
+        .await
+        .expect("keys");
+    keys.sort();
+    keys
+}
