@@ -209,31 +209,42 @@ pub fn init(config: &TelemetryConfig) -> anyhow::Result<Telemetry> {
     Ok(Telemetry { provider, meters })
 }
 
+/// Builds an OTLP exporter from `$builder` (span or metric: different builder types with the
+/// same steps) for `$target`: gRPC, or HTTP/protobuf with the signal's path on the endpoint;
+/// without a protocol, the SDK's own defaults and `OTEL_*` variables.
+macro_rules! otlp_exporter {
+    ($builder:expr, $target:expr, $signal:expr) => {{
+        let builder = $builder;
+        match $target.protocol {
+            Some(OtlpProtocol::Grpc) => {
+                let builder = builder.with_tonic();
+                match $target.endpoint {
+                    Some(endpoint) => builder.with_endpoint(endpoint).build(),
+                    None => builder.build(),
+                }
+            }
+            Some(OtlpProtocol::HttpProtobuf) => {
+                let builder = builder.with_http().with_protocol(Protocol::HttpBinary);
+                match $target.endpoint {
+                    Some(endpoint) => builder.with_endpoint(signal_url(endpoint, $signal)).build(),
+                    None => builder.build(),
+                }
+            }
+            None => builder.build(),
+        }
+    }};
+}
+
 fn tracer_provider(
     config: &TelemetryConfig,
     target: &Target<'_>,
     resource: Resource,
 ) -> anyhow::Result<SdkTracerProvider> {
-    let builder = opentelemetry_otlp::SpanExporter::builder();
-    let exporter = match target.protocol {
-        Some(OtlpProtocol::Grpc) => {
-            let builder = builder.with_tonic();
-            match target.endpoint {
-                Some(endpoint) => builder.with_endpoint(endpoint).build(),
-                None => builder.build(),
-            }
-        }
-        Some(OtlpProtocol::HttpProtobuf) => {
-            let builder = builder.with_http().with_protocol(Protocol::HttpBinary);
-            match target.endpoint {
-                Some(endpoint) => builder
-                    .with_endpoint(signal_url(endpoint, Signal::Traces))
-                    .build(),
-                None => builder.build(),
-            }
-        }
-        None => builder.build(),
-    }
+    let exporter = otlp_exporter!(
+        opentelemetry_otlp::SpanExporter::builder(),
+        target,
+        Signal::Traces
+    )
     .context("cannot build the OTLP trace exporter")?;
     let mut provider = SdkTracerProvider::builder()
         .with_resource(resource)
@@ -256,26 +267,11 @@ fn tracer_provider(
 /// The periodic metrics export (`OTEL_METRIC_EXPORT_INTERVAL`, default 60 s, on the reader's
 /// own thread) of the bridged Prometheus metrics (`otlp_metrics`).
 fn meter_provider(target: &Target<'_>, resource: Resource) -> anyhow::Result<SdkMeterProvider> {
-    let builder = opentelemetry_otlp::MetricExporter::builder();
-    let exporter = match target.protocol {
-        Some(OtlpProtocol::Grpc) => {
-            let builder = builder.with_tonic();
-            match target.endpoint {
-                Some(endpoint) => builder.with_endpoint(endpoint).build(),
-                None => builder.build(),
-            }
-        }
-        Some(OtlpProtocol::HttpProtobuf) => {
-            let builder = builder.with_http().with_protocol(Protocol::HttpBinary);
-            match target.endpoint {
-                Some(endpoint) => builder
-                    .with_endpoint(signal_url(endpoint, Signal::Metrics))
-                    .build(),
-                None => builder.build(),
-            }
-        }
-        None => builder.build(),
-    }
+    let exporter = otlp_exporter!(
+        opentelemetry_otlp::MetricExporter::builder(),
+        target,
+        Signal::Metrics
+    )
     .context("cannot build the OTLP metrics exporter")?;
     let provider = SdkMeterProvider::builder()
         .with_resource(resource)
