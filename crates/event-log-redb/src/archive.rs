@@ -7,6 +7,7 @@ use redb::{Database, ReadableDatabase, ReadableTable, WriteTransaction};
 use tributary_event_log::{LogError, Retention, rules};
 use tributary_model::v1::ArchiveEntry;
 
+use super::tables::AppendTables;
 use super::writer::Cursor;
 use super::{ARCHIVE, ARCHIVE_KEYS, META, storage};
 
@@ -20,14 +21,14 @@ const MAX_REMOVED_PER_PASS: usize = 10_000;
 /// The id for `entry`: the stored entry of the same (source, content key), else a new one.
 /// Returns the id and whether it is new.
 pub(crate) fn reserve(
-    txn: &WriteTransaction,
+    tables: &AppendTables<'_>,
     cursor: &Cursor,
     source: &str,
     entry: &ArchiveEntry,
 ) -> Result<(u64, bool), LogError> {
-    let keys = txn.open_table(ARCHIVE_KEYS).map_err(storage(STORING))?;
     Ok(
-        match keys
+        match tables
+            .archive_keys
             .get((source, entry.content_key.as_str()))
             .map_err(storage(STORING))?
         {
@@ -40,7 +41,7 @@ pub(crate) fn reserve(
 /// Stores `entry` under `id` with what its append stored, or, for an entry already stored,
 /// adds what this append stored to it.
 pub(crate) fn store(
-    txn: &WriteTransaction,
+    tables: &mut AppendTables<'_>,
     cursor: &mut Cursor,
     id: u64,
     new: bool,
@@ -48,28 +49,23 @@ pub(crate) fn store(
     sequences: &[u64],
     dead_letter_ids: &[u64],
 ) -> Result<(), LogError> {
-    let mut table = txn.open_table(ARCHIVE).map_err(storage(STORING))?;
-    let mut meta = txn.open_table(META).map_err(storage(STORING))?;
-    let mut bytes = meta
-        .get("archive_bytes")
-        .map_err(storage(STORING))?
-        .map_or(0, |v| v.value());
     if !new {
         if sequences.is_empty() && dead_letter_ids.is_empty() {
             return Ok(());
         }
-        let Some(stored) = table.get(id).map_err(storage(STORING))? else {
+        let Some(stored) = tables.archive.get(id).map_err(storage(STORING))? else {
             return Ok(());
         };
         let stored_len = stored.value().len() as u64;
         entry = ArchiveEntry::decode(stored.value())
             .map_err(|source| LogError::Corrupt { key: id, source })?;
         drop(stored);
-        bytes = bytes.saturating_sub(stored_len);
+        tables.archive_bytes = tables.archive_bytes.saturating_sub(stored_len);
     } else {
         entry.id = id;
-        let mut keys = txn.open_table(ARCHIVE_KEYS).map_err(storage(STORING))?;
-        keys.insert((entry.source.as_str(), entry.content_key.as_str()), id)
+        tables
+            .archive_keys
+            .insert((entry.source.as_str(), entry.content_key.as_str()), id)
             .map_err(storage(STORING))?;
         // The newest id is the table's last key; retention records it before removing that.
         cursor.last_archive = id;
@@ -77,11 +73,10 @@ pub(crate) fn store(
     entry.sequences.extend_from_slice(sequences);
     entry.dead_letter_ids.extend_from_slice(dead_letter_ids);
     let encoded = entry.encode_to_vec();
-    bytes += encoded.len() as u64;
-    table
+    tables.archive_bytes += encoded.len() as u64;
+    tables
+        .archive
         .insert(id, encoded.as_slice())
-        .map_err(storage(STORING))?;
-    meta.insert("archive_bytes", bytes)
         .map_err(storage(STORING))?;
     Ok(())
 }

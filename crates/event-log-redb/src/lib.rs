@@ -10,6 +10,7 @@ mod archive;
 mod handle;
 mod recent;
 mod retention;
+mod tables;
 mod writer;
 
 use std::path::PathBuf;

@@ -13,9 +13,10 @@ use tributary_model::well_known::Timestamp;
 
 use super::handle::DbHandle;
 use super::recent::Recent;
+use super::tables::AppendTables;
 use super::{
-    CONSUMERS, DEAD_LETTER_TAG, DEAD_LETTERS, DEDUP, EVENTS, EmbeddedConfig, META, RESOLVED,
-    TIME_INDEX, retention, storage,
+    CONSUMERS, DEAD_LETTER_TAG, DEAD_LETTERS, EVENTS, EmbeddedConfig, META, RESOLVED, TIME_INDEX,
+    retention, storage,
 };
 use tributary_event_log::rules;
 use tributary_event_log::{AppendOutcome, AppendRequest, LogError, RedriveOutcome, StoredEvent};
@@ -236,22 +237,29 @@ fn commit_batch(
     let mut replies = Vec::with_capacity(batch.len());
     let mut pruned_through = None;
     let mut fresh = Vec::new();
-    for job in batch.iter_mut() {
-        replies.push(apply(
-            &txn,
-            config,
-            &mut next,
-            &mut job.op,
-            &mut pruned_through,
-            &mut fresh,
-        )?);
-    }
     {
-        let mut meta = txn.open_table(META).map_err(storage(COMMITTING))?;
-        meta.insert("last_sequence", next.last_sequence)
-            .map_err(storage(COMMITTING))?;
-        meta.insert("last_dead_letter", next.last_dead_letter)
-            .map_err(storage(COMMITTING))?;
+        // Opened by the first append or redrive, closed (counters recorded) before retention,
+        // which opens the same tables, and before the commit.
+        let mut tables: Option<AppendTables> = None;
+        for job in batch.iter_mut() {
+            if matches!(job.op, Op::Retention)
+                && let Some(open) = tables.take()
+            {
+                open.close(&next)?;
+            }
+            replies.push(apply(
+                &txn,
+                &mut tables,
+                config,
+                &mut next,
+                &mut job.op,
+                &mut pruned_through,
+                &mut fresh,
+            )?);
+        }
+        if let Some(open) = tables {
+            open.close(&next)?;
+        }
     }
     txn.commit().map_err(storage(COMMITTING))?;
     // Committed: keep the new events for caught-up subscribers (before `last_sequence`
@@ -268,8 +276,9 @@ fn commit_batch(
 
 /// Applies one operation. The outer error is a storage failure (the batch fails); the inner
 /// one is this caller's mistake (nothing written for it).
-fn apply(
-    txn: &WriteTransaction,
+fn apply<'txn>(
+    txn: &'txn WriteTransaction,
+    tables: &mut Option<AppendTables<'txn>>,
     config: &EmbeddedConfig,
     next: &mut Cursor,
     op: &mut Op,
@@ -278,12 +287,18 @@ fn apply(
 ) -> Result<Result<Reply, LogError>, LogError> {
     Ok(match op {
         // Validated before it was queued (`EmbeddedLog::append`).
-        Op::Append(request) => Ok(Reply::Appended(append(txn, next, request, fresh)?)),
+        Op::Append(request) => {
+            let tables = open_tables(txn, tables)?;
+            Ok(Reply::Appended(append(tables, next, request, fresh)?))
+        }
         Op::Redrive {
             id,
             events,
             still_failing,
-        } => redrive(txn, next, *id, events, still_failing.take(), fresh)?,
+        } => {
+            let tables = open_tables(txn, tables)?;
+            redrive(txn, tables, next, *id, events, still_failing.take(), fresh)?
+        }
         Op::OpenConsumer { name, after } => open_consumer(txn, next, name, *after)?,
         Op::Ack { name, sequence } => ack(txn, next, name, *sequence, false)?,
         Op::ResetConsumer { name, after } => ack(txn, next, name, *after, true)?,
@@ -305,30 +320,31 @@ fn apply(
     })
 }
 
+/// The batch's append tables, opened on first use.
+fn open_tables<'a, 'txn>(
+    txn: &'txn WriteTransaction,
+    tables: &'a mut Option<AppendTables<'txn>>,
+) -> Result<&'a mut AppendTables<'txn>, LogError> {
+    Ok(match tables {
+        Some(open) => open,
+        None => tables.insert(AppendTables::open(txn)?),
+    })
+}
+
 /// Stores events not already stored under (source, provider event id), and adds them to
 /// `fresh` (encoded once: the table and the subscribers share the bytes).
 fn append_events(
-    txn: &WriteTransaction,
+    tables: &mut AppendTables<'_>,
     next: &mut Cursor,
     source: &str,
     events: &mut [Event],
     outcome: &mut AppendOutcome,
     fresh: &mut Vec<StoredEvent>,
 ) -> Result<(), LogError> {
-    let mut table = txn.open_table(EVENTS).map_err(storage(STORING_EVENTS))?;
-    let mut dedup = txn.open_table(DEDUP).map_err(storage(STORING_EVENTS))?;
-    let mut times = txn
-        .open_table(TIME_INDEX)
-        .map_err(storage(STORING_EVENTS))?;
-    let mut meta = txn.open_table(META).map_err(storage(STORING_EVENTS))?;
-    let mut bytes = meta
-        .get("event_bytes")
-        .map_err(storage(STORING_EVENTS))?
-        .map(|v| v.value())
-        .unwrap_or(0);
     for event in events {
         let id = rules::dedup_key(event).into_owned();
-        if dedup
+        if tables
+            .dedup
             .get((source, id.as_str()))
             .map_err(storage(STORING_EVENTS))?
             .is_some()
@@ -339,33 +355,35 @@ fn append_events(
         let sequence = next.last_sequence + 1;
         event.sequence = sequence;
         let encoded = event.encode_to_vec();
-        table
+        tables
+            .events
             .insert(sequence, encoded.as_slice())
             .map_err(storage(STORING_EVENTS))?;
-        dedup
+        tables
+            .dedup
             .insert((source, id.as_str()), sequence)
             .map_err(storage(STORING_EVENTS))?;
-        if times
+        if tables
+            .times
             .get(next.last_millis)
             .map_err(storage(STORING_EVENTS))?
             .is_none()
         {
-            times
+            tables
+                .times
                 .insert(next.last_millis, sequence)
                 .map_err(storage(STORING_EVENTS))?;
         }
-        bytes += encoded.len() as u64;
+        tables.event_bytes += encoded.len() as u64;
         next.last_sequence = sequence;
         outcome.sequences.push(sequence);
         fresh.push(StoredEvent::new(event, Bytes::from(encoded)));
     }
-    meta.insert("event_bytes", bytes)
-        .map_err(storage(STORING_EVENTS))?;
     Ok(())
 }
 
 fn append(
-    txn: &WriteTransaction,
+    tables: &mut AppendTables<'_>,
     next: &mut Cursor,
     request: &mut AppendRequest,
     fresh: &mut Vec<StoredEvent>,
@@ -374,7 +392,7 @@ fn append(
     let source = request.source.as_str();
     let archive = match request.archive.take() {
         Some(entry) => {
-            let (id, new) = super::archive::reserve(txn, next, source, &entry)?;
+            let (id, new) = super::archive::reserve(tables, next, source, &entry)?;
             for event in &mut request.events {
                 event.raw_id = id;
             }
@@ -385,18 +403,20 @@ fn append(
         }
         None => None,
     };
-    append_events(txn, next, source, &mut request.events, &mut outcome, fresh)?;
+    append_events(
+        tables,
+        next,
+        source,
+        &mut request.events,
+        &mut outcome,
+        fresh,
+    )?;
 
-    let mut dead = txn
-        .open_table(DEAD_LETTERS)
-        .map_err(storage(STORING_DEAD_LETTERS))?;
-    let mut dedup = txn
-        .open_table(DEDUP)
-        .map_err(storage(STORING_DEAD_LETTERS))?;
     let mut letter_ids = Vec::new();
     for letter in &mut request.dead_letters {
         let key = (source, letter.provider_event_id.as_str());
-        if dedup
+        if tables
+            .dedup
             .get(key)
             .map_err(storage(STORING_DEAD_LETTERS))?
             .is_some()
@@ -406,9 +426,12 @@ fn append(
         }
         let letter_id = next.last_dead_letter + 1;
         letter.id = letter_id;
-        dead.insert(letter_id, letter.encode_to_vec().as_slice())
+        tables
+            .dead_letters
+            .insert(letter_id, letter.encode_to_vec().as_slice())
             .map_err(storage(STORING_DEAD_LETTERS))?;
-        dedup
+        tables
+            .dedup
             .insert(
                 (source, letter.provider_event_id.as_str()),
                 letter_id | DEAD_LETTER_TAG,
@@ -419,7 +442,15 @@ fn append(
         letter_ids.push(letter_id);
     }
     if let Some((entry, id, new)) = archive {
-        super::archive::store(txn, next, id, new, entry, &outcome.sequences, &letter_ids)?;
+        super::archive::store(
+            tables,
+            next,
+            id,
+            new,
+            entry,
+            &outcome.sequences,
+            &letter_ids,
+        )?;
         outcome.archive_id = id;
     }
     Ok(outcome)
@@ -427,6 +458,7 @@ fn append(
 
 fn redrive(
     txn: &WriteTransaction,
+    tables: &mut AppendTables<'_>,
     next: &mut Cursor,
     id: u64,
     events: &mut [Event],
@@ -434,8 +466,7 @@ fn redrive(
     fresh: &mut Vec<StoredEvent>,
 ) -> Result<Result<Reply, LogError>, LogError> {
     let mut letter = {
-        let dead = txn.open_table(DEAD_LETTERS).map_err(storage(REDRIVING))?;
-        let Some(stored) = dead.get(id).map_err(storage(REDRIVING))? else {
+        let Some(stored) = tables.dead_letters.get(id).map_err(storage(REDRIVING))? else {
             return Ok(Err(LogError::UnknownDeadLetter(id)));
         };
         DeadLetter::decode(stored.value())
@@ -446,21 +477,19 @@ fn redrive(
     }
     // The dead letter holds its (source, provider id) key; release it so the events it maps
     // to can take it.
+    let key = (letter.source.as_str(), letter.provider_event_id.as_str());
+    if tables
+        .dedup
+        .get(key)
+        .map_err(storage(REDRIVING))?
+        .map(|v| v.value())
+        == Some(id | DEAD_LETTER_TAG)
     {
-        let mut dedup = txn.open_table(DEDUP).map_err(storage(REDRIVING))?;
-        let key = (letter.source.as_str(), letter.provider_event_id.as_str());
-        if dedup
-            .get(key)
-            .map_err(storage(REDRIVING))?
-            .map(|v| v.value())
-            == Some(id | DEAD_LETTER_TAG)
-        {
-            dedup.remove(key).map_err(storage(REDRIVING))?;
-        }
+        tables.dedup.remove(key).map_err(storage(REDRIVING))?;
     }
     let mut outcome = AppendOutcome::default();
     let source = letter.source.clone();
-    append_events(txn, next, &source, events, &mut outcome, fresh)?;
+    append_events(tables, next, &source, events, &mut outcome, fresh)?;
 
     let previously_resolved = letter.resolved_at.as_ref().map(rules::unix_millis);
     let resolved = rules::record_redrive(
@@ -481,16 +510,16 @@ fn redrive(
     }
     if !resolved {
         // Still dead: keep its key so provider retries stay deduplicated.
-        txn.open_table(DEDUP)
-            .map_err(storage(REDRIVING))?
+        tables
+            .dedup
             .insert(
                 (source.as_str(), letter.provider_event_id.as_str()),
                 id | DEAD_LETTER_TAG,
             )
             .map_err(storage(REDRIVING))?;
     }
-    txn.open_table(DEAD_LETTERS)
-        .map_err(storage(REDRIVING))?
+    tables
+        .dead_letters
         .insert(id, letter.encode_to_vec().as_slice())
         .map_err(storage(REDRIVING))?;
     Ok(Ok(Reply::Redriven(RedriveOutcome {
