@@ -25,6 +25,10 @@ const SECRET_HEADERS: &[&str] = &[
 ];
 /// Config strings shorter than this are not treated as secrets (too likely to match by chance).
 const MIN_SECRET_LEN: usize = 8;
+/// How entries are compressed before sealing (`ArchiveEntry.compression`).
+const LZ4: &str = "lz4";
+/// Largest webhook an entry opens to: far above any body limit the service accepts.
+const MAX_RAW_BYTES: usize = 1 << 30;
 
 /// Why an archive entry could not be sealed or opened.
 #[derive(Debug, thiserror::Error)]
@@ -39,6 +43,11 @@ pub enum ArchiveError {
     Tampered,
     #[error("the archive entry does not decode: {0}")]
     Corrupt(#[from] prost::DecodeError),
+    #[error("the archive entry does not decompress")]
+    Decompress,
+    /// Written by a newer version of the service.
+    #[error("the archive entry uses an unknown compression `{0}`")]
+    UnknownCompression(String),
 }
 
 impl ServiceError for ArchiveError {
@@ -146,10 +155,10 @@ impl Archive {
             withheld,
             ..RawWebhook::default()
         };
-        let sealed = self.keys.seal(
-            &associated(&request.source, &content_key),
-            &raw.encode_to_vec(),
-        )?;
+        let packed = lz4_flex::block::compress_prepend_size(&raw.encode_to_vec());
+        let sealed = self
+            .keys
+            .seal(&associated(&request.source, &content_key, LZ4), &packed)?;
         Ok(ArchiveEntry {
             id: 0,
             source: request.source.clone(),
@@ -160,6 +169,7 @@ impl Archive {
             key_id: sealed.key_id,
             nonce: sealed.nonce,
             ciphertext: sealed.ciphertext,
+            compression: LZ4.to_owned(),
             ..ArchiveEntry::default()
         })
     }
@@ -169,9 +179,14 @@ impl Archive {
         let plain = self.keys.open(
             &entry.key_id,
             &entry.nonce,
-            &associated(&entry.source, &entry.content_key),
+            &associated(&entry.source, &entry.content_key, &entry.compression),
             &entry.ciphertext,
         )?;
+        let plain = match entry.compression.as_str() {
+            "" => plain,
+            LZ4 => decompress(&plain)?,
+            other => return Err(ArchiveError::UnknownCompression(other.to_owned())),
+        };
         let mut raw = RawWebhook::decode(plain.as_slice())?;
         raw.archive_id = entry.id;
         raw.sequences.clone_from(&entry.sequences);
@@ -227,9 +242,27 @@ pub fn content_key(body: &[u8]) -> String {
     format!("sha256:{}", hex::encode(Sha256::digest(body)))
 }
 
-/// What a sealed entry is bound to: moving a ciphertext to another entry fails to open.
-fn associated(source: &str, content_key: &str) -> Vec<u8> {
-    format!("tributary-archive-v1\n{source}\n{content_key}").into_bytes()
+/// What a sealed entry is bound to: moving a ciphertext to another entry, or changing how it
+/// says it was compressed, fails to open. (Entries sealed before compression bind no method.)
+fn associated(source: &str, content_key: &str, compression: &str) -> Vec<u8> {
+    let mut data = format!("tributary-archive-v1\n{source}\n{content_key}");
+    if !compression.is_empty() {
+        data.push('\n');
+        data.push_str(compression);
+    }
+    data.into_bytes()
+}
+
+/// An LZ4 block with its size first. The bytes were authenticated before this, so the size
+/// is the one the service wrote; the bound only keeps a damaged key file from allocating
+/// without limit.
+fn decompress(packed: &[u8]) -> Result<Vec<u8>, ArchiveError> {
+    let (size, block) =
+        lz4_flex::block::uncompressed_size(packed).map_err(|_| ArchiveError::Decompress)?;
+    if size > MAX_RAW_BYTES {
+        return Err(ArchiveError::Decompress);
+    }
+    lz4_flex::block::decompress(block, size).map_err(|_| ArchiveError::Decompress)
 }
 
 /// What a sealed dead-letter item is bound to.
@@ -342,6 +375,61 @@ mod tests {
             .expect("sealed");
         entry.source = "elsewhere".into();
         assert!(matches!(archive.open(&entry), Err(ArchiveError::Tampered)));
+    }
+
+    #[test]
+    fn entries_are_compressed_and_the_method_is_sealed_with_them() {
+        let archive = archive(false);
+        let mut request = request();
+        request.body = br#"{"lineItems":["#
+            .iter()
+            .chain(br#"{"charge":12.5,"unit":"kWh"},"#.repeat(40).iter())
+            .copied()
+            .collect();
+        let encoded_len = RawWebhook {
+            body: request.body.clone(),
+            ..RawWebhook::default()
+        }
+        .encoded_len();
+        let entry = archive.seal(&request, ("a", "1"), &[]).expect("sealed");
+        assert_eq!(entry.compression, "lz4");
+        assert!(
+            entry.ciphertext.len() < encoded_len / 4,
+            "{} sealed bytes for a {encoded_len}-byte webhook",
+            entry.ciphertext.len()
+        );
+        assert_eq!(archive.open(&entry).expect("opens").body, request.body);
+
+        let mut changed = entry.clone();
+        changed.compression.clear();
+        assert!(matches!(
+            archive.open(&changed),
+            Err(ArchiveError::Tampered)
+        ));
+    }
+
+    #[test]
+    fn entries_sealed_before_compression_still_open() {
+        let archive = archive(false);
+        let raw = RawWebhook {
+            source: "arcadia".into(),
+            body: br#"{"id":"whk_1"}"#.to_vec(),
+            ..RawWebhook::default()
+        };
+        let key = content_key(&raw.body);
+        let sealed = archive
+            .keys
+            .seal(&associated("arcadia", &key, ""), &raw.encode_to_vec())
+            .expect("sealed");
+        let entry = ArchiveEntry {
+            source: "arcadia".into(),
+            content_key: key,
+            key_id: sealed.key_id,
+            nonce: sealed.nonce,
+            ciphertext: sealed.ciphertext,
+            ..ArchiveEntry::default()
+        };
+        assert_eq!(archive.open(&entry).expect("opens").body, raw.body);
     }
 
     #[test]
