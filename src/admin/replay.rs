@@ -99,7 +99,7 @@ async fn replay_one(
     };
     let mut changed = Vec::new();
     for mut event in normalized.events {
-        if !wanted(&event.r#type, &request.types) {
+        if !crate::stream::type_selected(&event.r#type, &request.types) {
             continue;
         }
         let provider_event_id = rules::provider_event_id(&event).to_owned();
@@ -160,20 +160,6 @@ async fn replay_one(
     outcome.sequences = stored.sequences;
     outcome.duplicates = u32::try_from(stored.duplicates).unwrap_or(u32::MAX);
     Ok(outcome)
-}
-
-/// Whether `kind` is selected by `types` (empty: all). "consent." and "consent.*" select a
-/// domain.
-fn wanted(kind: &str, types: &[String]) -> bool {
-    types.is_empty()
-        || types.iter().any(|filter| {
-            let prefix = filter.strip_suffix('*').unwrap_or(filter);
-            if prefix.ends_with('.') {
-                kind.starts_with(prefix)
-            } else {
-                kind == filter
-            }
-        })
 }
 
 /// Attributes that differ between any original and its replay by construction, and
@@ -247,20 +233,6 @@ fn flatten(prefix: &str, value: &Value, out: &mut BTreeMap<String, String>) {
 mod tests {
     use super::*;
     use tributary_model::v1::Provenance;
-
-    #[test]
-    fn types_select_exact_names_and_domains() {
-        let types = |t: &[&str]| t.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
-        assert!(wanted("consent.granted", &[]));
-        assert!(wanted("consent.granted", &types(&["consent.*"])));
-        assert!(wanted("consent.granted", &types(&["consent."])));
-        assert!(wanted(
-            "consent.granted",
-            &types(&["bill.paid", "consent.granted"])
-        ));
-        assert!(!wanted("consent.granted", &types(&["consent"])));
-        assert!(!wanted("consentx.granted", &types(&["consent.*"])));
-    }
 
     #[test]
     fn diffs_name_changed_added_and_removed_fields() {

@@ -19,6 +19,7 @@ use super::layout::render;
 use super::overview::sse;
 use super::{Console, Form, Operator, status_response};
 use crate::app::timestamp;
+use crate::stream::Reader;
 
 /// `GET /console/tail`.
 pub async fn page(
@@ -165,7 +166,12 @@ pub async fn stream(
     let events = match console
         .inner
         .stream
-        .open(&operator.principal, request, SpanContext::empty_context())
+        .open(
+            &operator.principal,
+            request,
+            Reader::ConsoleTail,
+            SpanContext::empty_context(),
+        )
         .await
     {
         Ok(events) => events,

@@ -67,7 +67,12 @@ impl CloudEventStream for CloudEventService {
         let principal = Principal::of(&request)?;
         let events = self
             .stream
-            .open(&principal, request.into_inner(), subscriber)
+            .open(
+                &principal,
+                request.into_inner(),
+                super::Reader::CloudEventStream,
+                subscriber,
+            )
             .await?;
         let config = Arc::clone(&self.config);
         let cloud_events =

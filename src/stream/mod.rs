@@ -48,12 +48,19 @@ impl StreamService {
 
 fn matches(filter: &Filter, event: &StoredEvent) -> bool {
     let source_ok = filter.sources.is_empty() || filter.sources.iter().any(|s| s == event.source());
-    let type_ok = filter.types.is_empty()
-        || filter.types.iter().any(|t| match t.strip_suffix('*') {
-            Some(prefix) => event.event_type().starts_with(prefix),
-            None => t == event.event_type(),
-        });
-    source_ok && type_ok
+    source_ok && type_selected(event.event_type(), &filter.types)
+}
+
+/// Whether the canonical type `kind` is selected by `types` (empty: all): each is an exact
+/// type, a prefix ending in `*` ("consent.*"), or a domain ending in `.` ("consent."). One rule
+/// for subscriptions and replays, so a filter means the same wherever it is given.
+pub fn type_selected(kind: &str, types: &[String]) -> bool {
+    types.is_empty()
+        || types.iter().any(|filter| match filter.strip_suffix('*') {
+            Some(prefix) => kind.starts_with(prefix),
+            None if filter.ends_with('.') => kind.starts_with(filter.as_str()),
+            None => kind == filter,
+        })
 }
 
 /// One event on one subscription: the stored encoding, and this delivery's trace context when
@@ -112,10 +119,43 @@ impl Drop for ActiveSubscription {
     }
 }
 
-/// The deliver span of one event on one subscription: a gRPC server span (the
-/// `EventStream/Subscribe` call's), child of the event's ingest context and linked to it, and
-/// linked to the subscriber's own trace context when its `Subscribe` call carried one.
-fn deliver_span(event: &StoredEvent, consumer: &str, subscriber: &SpanContext) -> Option<Stage> {
+/// Who reads a subscription, named in its deliver spans.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reader {
+    /// `tributary.v1.EventStream/Subscribe`.
+    EventStream,
+    /// `tributary.v1.CloudEventStream/Subscribe`.
+    CloudEventStream,
+    /// The web console's live tail (no gRPC call).
+    ConsoleTail,
+}
+
+impl Reader {
+    /// The span name, and the gRPC service for a gRPC reader.
+    fn span(self) -> (&'static str, Option<&'static str>) {
+        match self {
+            Self::EventStream => (
+                "tributary.v1.EventStream/Subscribe",
+                Some("tributary.v1.EventStream"),
+            ),
+            Self::CloudEventStream => (
+                "tributary.v1.CloudEventStream/Subscribe",
+                Some("tributary.v1.CloudEventStream"),
+            ),
+            Self::ConsoleTail => ("tributary.console/tail", None),
+        }
+    }
+}
+
+/// The deliver span of one event on one subscription: for a gRPC reader a server span (its
+/// `Subscribe` call's), child of the event's ingest context and linked to it, and linked to
+/// the subscriber's own trace context when its call carried one.
+fn deliver_span(
+    event: &StoredEvent,
+    reader: Reader,
+    consumer: &str,
+    subscriber: &SpanContext,
+) -> Option<Stage> {
     if !telemetry::enabled() {
         return None;
     }
@@ -125,19 +165,29 @@ fn deliver_span(event: &StoredEvent, consumer: &str, subscriber: &SpanContext) -
     } else {
         Context::new()
     };
+    let (name, service) = reader.span();
+    let kind = match service {
+        Some(_) => SpanKind::Server,
+        None => SpanKind::Internal,
+    };
     Some(Stage::start_linked(
-        "tributary.v1.EventStream/Subscribe",
-        SpanKind::Server,
+        name,
+        kind,
         &parent,
         || {
-            let mut attributes = vec![
-                KeyValue::new("rpc.system", "grpc"),
-                KeyValue::new("rpc.service", "tributary.v1.EventStream"),
-                KeyValue::new("rpc.method", "Subscribe"),
+            let mut attributes = Vec::with_capacity(7);
+            if let Some(service) = service {
+                attributes.extend([
+                    KeyValue::new("rpc.system", "grpc"),
+                    KeyValue::new("rpc.service", service),
+                    KeyValue::new("rpc.method", "Subscribe"),
+                ]);
+            }
+            attributes.extend([
                 KeyValue::new("tributary.source", event.source().to_owned()),
                 KeyValue::new("tributary.event.type", event.event_type().to_owned()),
                 KeyValue::new("tributary.event.sequence", event.sequence() as i64),
-            ];
+            ]);
             if !consumer.is_empty() {
                 attributes.push(KeyValue::new("tributary.consumer", consumer.to_owned()));
             }
@@ -182,7 +232,12 @@ impl EventStream for StreamService {
         let subscriber = subscriber_context(&request);
         let principal = Principal::of(&request)?;
         let deliveries = self
-            .open_deliveries(&principal, request.into_inner(), subscriber)
+            .open_deliveries(
+                &principal,
+                request.into_inner(),
+                Reader::EventStream,
+                subscriber,
+            )
             .await?;
         Ok(Response::new(Box::pin(
             deliveries.map(|delivery| delivery.map(Delivery::into_wire)),
@@ -211,9 +266,12 @@ impl StreamService {
         &self,
         principal: &Principal,
         request: SubscribeRequest,
+        reader: Reader,
         subscriber: SpanContext,
     ) -> Result<EventStreamResult, Status> {
-        let deliveries = self.open_deliveries(principal, request, subscriber).await?;
+        let deliveries = self
+            .open_deliveries(principal, request, reader, subscriber)
+            .await?;
         Ok(Box::pin(deliveries.map(|delivery| delivery?.event())))
     }
 
@@ -225,6 +283,7 @@ impl StreamService {
         &self,
         principal: &Principal,
         request: SubscribeRequest,
+        reader: Reader,
         subscriber: SpanContext,
     ) -> Result<DeliveryStream, Status> {
         principal.require_readable(&request.filter.clone().unwrap_or_default())?;
@@ -247,6 +306,7 @@ impl StreamService {
             log,
             filter: request.filter.unwrap_or_default(),
             consumer: request.consumer,
+            reader,
             subscriber,
             position,
         };
@@ -319,6 +379,7 @@ struct Subscription {
     log: Arc<dyn EventLog>,
     filter: Filter,
     consumer: String,
+    reader: Reader,
     subscriber: SpanContext,
     position: u64,
 }
@@ -377,7 +438,7 @@ impl Subscription {
             if !matches(&self.filter, &stored) {
                 continue;
             }
-            let span = deliver_span(&stored, &self.consumer, &self.subscriber);
+            let span = deliver_span(&stored, self.reader, &self.consumer, &self.subscriber);
             // The consumer continues the trace under this delivery (the stored event keeps
             // the ingest context; the deliver span links to it).
             let trace = span
@@ -396,5 +457,26 @@ impl Subscription {
             metrics().events_delivered.inc();
         }
         true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn types_select_exact_names_prefixes_and_domains() {
+        let types = |t: &[&str]| t.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+        assert!(type_selected("consent.granted", &[]));
+        assert!(type_selected("consent.granted", &types(&["consent.*"])));
+        assert!(type_selected("consent.granted", &types(&["consent."])));
+        assert!(type_selected("consent.granted", &types(&["cons*"])));
+        assert!(type_selected(
+            "consent.granted",
+            &types(&["bill.paid", "consent.granted"])
+        ));
+        assert!(!type_selected("consent.granted", &types(&["consent"])));
+        assert!(!type_selected("consentx.granted", &types(&["consent.*"])));
+        assert!(!type_selected("consentx.granted", &types(&["consent."])));
     }
 }

@@ -383,3 +383,53 @@ config = { secret_key = "klavi-fixture-secret", personal_data = { hash_key = "fi
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_cloudevents_delivery_is_named_after_its_own_rpc() {
+    use tributary::proto::cloud_event_stream_client::CloudEventStreamClient;
+    use tributary_model::cloudevents::v1::cloud_event::cloud_event_attribute_value::Attr;
+
+    let (collector, endpoint) = grpc_collector().await;
+    let server = Server::start_with_env(&config(), &otel_env(&endpoint, "grpc"));
+    let mut cloud_events = CloudEventStreamClient::new(server.channel().await)
+        .subscribe(SubscribeRequest {
+            start: Some(Start::FromLatest(true)),
+            ..Default::default()
+        })
+        .await
+        .expect("subscribe to CloudEvents")
+        .into_inner();
+
+    let (status, body) = server
+        .post("arcadia", &arcadia_webhook("whk_trace-ce"), &ARCADIA_AUTH)
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let cloud_event = tokio::time::timeout(Duration::from_secs(20), cloud_events.message())
+        .await
+        .expect("a CloudEvent in time")
+        .expect("stream open")
+        .expect("a CloudEvent");
+    let traceparent = match cloud_event
+        .attributes
+        .get("traceparent")
+        .and_then(|value| value.attr.as_ref())
+    {
+        Some(Attr::CeString(traceparent)) => traceparent.clone(),
+        other => panic!("traceparent: {other:?}"),
+    };
+    let parts: Vec<&str> = traceparent.split('-').collect();
+    let (trace_id, span_id) = (parts[1], parts[2]);
+
+    let spans = collector.wait_for(trace_id, 5).await;
+    let deliver = spans
+        .iter()
+        .find(|s| hex::encode(&s.span_id) == span_id)
+        .expect("the deliver span the CloudEvent continues");
+    assert_eq!(deliver.name, "tributary.v1.CloudEventStream/Subscribe");
+    assert_eq!(deliver.kind, SpanKind::Server as i32);
+    assert_eq!(
+        string_attribute(deliver, "rpc.service"),
+        "tributary.v1.CloudEventStream"
+    );
+    assert_eq!(string_attribute(deliver, "rpc.method"), "Subscribe");
+}
