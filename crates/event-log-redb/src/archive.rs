@@ -2,6 +2,8 @@
 //! the same transaction as the webhook's events and dead letters, found by id and by
 //! (source, content key), and expired by its own age and size limits.
 
+use std::borrow::Cow;
+
 use prost::Message;
 use redb::{Database, ReadableDatabase, ReadableTable, WriteTransaction};
 use tributary_event_log::{LogError, Retention, rules};
@@ -9,7 +11,7 @@ use tributary_model::v1::ArchiveEntry;
 
 use super::tables::AppendTables;
 use super::writer::Cursor;
-use super::{ARCHIVE, ARCHIVE_KEYS, META, storage};
+use super::{ARCHIVE, ARCHIVE_KEYS, DEAD_LETTER_TAG, META, RETIRED, storage};
 
 const STORING: &str = "storing a raw-archive entry";
 const READING: &str = "reading the raw archive";
@@ -18,14 +20,29 @@ const EXPIRING: &str = "expiring raw-archive entries";
 /// Most entries removed per retention pass.
 const MAX_REMOVED_PER_PASS: usize = 10_000;
 
-/// The id for `entry`: the stored entry of the same (source, content key), else a new one.
-/// Returns the id and whether it is new.
-pub(crate) fn reserve(
+/// The id for `entry`: the stored entry of the same webhook (same source and content key),
+/// else a new one. Returns the id and whether it is new.
+///
+/// A retry of a webhook that stored items finds its entry through an item's dedup key (the
+/// first of `items`, the request's dedup keys, that is stored points at its entry), so only
+/// entries that stored no item are indexed by content key ([`ARCHIVE_KEYS`]). Indexing every
+/// entry cost a B-tree leaf rewritten per webhook: content keys are random, so each insert
+/// lands on a page of its own.
+pub(crate) fn reserve<'a>(
     tables: &AppendTables<'_>,
     cursor: &Cursor,
     source: &str,
     entry: &ArchiveEntry,
+    items: impl Iterator<Item = Cow<'a, str>>,
 ) -> Result<(u64, bool), LogError> {
+    for item in items {
+        if let Some(id) = entry_of_item(tables, source, &item)? {
+            if stored_content_key(tables, id)?.as_deref() == Some(entry.content_key.as_str()) {
+                return Ok((id, false));
+            }
+            break;
+        }
+    }
     Ok(
         match tables
             .archive_keys
@@ -36,6 +53,74 @@ pub(crate) fn reserve(
             None => (cursor.last_archive + 1, true),
         },
     )
+}
+
+/// Just the `raw_id` of an encoded `Event` (field 15): prost skips the rest.
+#[derive(Clone, PartialEq, prost::Message)]
+struct EventRawId {
+    #[prost(uint64, tag = "15")]
+    raw_id: u64,
+}
+
+/// Just the `raw_id` of an encoded `DeadLetter` (field 13).
+#[derive(Clone, PartialEq, prost::Message)]
+struct DeadLetterRawId {
+    #[prost(uint64, tag = "13")]
+    raw_id: u64,
+}
+
+/// The archive entry of the item stored under (`source`, `item`), if one is.
+fn entry_of_item(
+    tables: &AppendTables<'_>,
+    source: &str,
+    item: &str,
+) -> Result<Option<u64>, LogError> {
+    let Some(owner) = tables
+        .dedup
+        .get((source, item))
+        .map_err(storage(STORING))?
+        .map(|v| v.value())
+    else {
+        return Ok(None);
+    };
+    let corrupt = |key| move |source| LogError::Corrupt { key, source };
+    let raw_id = if owner == RETIRED {
+        0
+    } else if owner & DEAD_LETTER_TAG != 0 {
+        let id = owner & !DEAD_LETTER_TAG;
+        match tables.dead_letters.get(id).map_err(storage(STORING))? {
+            Some(stored) => {
+                DeadLetterRawId::decode(stored.value())
+                    .map_err(corrupt(id))?
+                    .raw_id
+            }
+            None => 0,
+        }
+    } else {
+        match tables.events.get(owner).map_err(storage(STORING))? {
+            Some(stored) => {
+                EventRawId::decode(stored.value())
+                    .map_err(corrupt(owner))?
+                    .raw_id
+            }
+            None => 0,
+        }
+    };
+    Ok((raw_id != 0).then_some(raw_id))
+}
+
+/// The content key of stored entry `id`, if it is stored.
+fn stored_content_key(tables: &AppendTables<'_>, id: u64) -> Result<Option<String>, LogError> {
+    tables
+        .archive
+        .get(id)
+        .map_err(storage(STORING))?
+        .map(|stored| {
+            ArchiveEntry::decode(stored.value())
+                .map(|entry| entry.content_key)
+                .map_err(|source| LogError::Corrupt { key: id, source })
+        })
+        .transpose()
 }
 
 /// Stores `entry` under `id` with what its append stored, or, for an entry already stored,
@@ -63,10 +148,13 @@ pub(crate) fn store(
         tables.archive_bytes = tables.archive_bytes.saturating_sub(stored_len);
     } else {
         entry.id = id;
-        tables
-            .archive_keys
-            .insert((entry.source.as_str(), entry.content_key.as_str()), id)
-            .map_err(storage(STORING))?;
+        if sequences.is_empty() && dead_letter_ids.is_empty() {
+            // No item leads a retry here: index the entry by its content.
+            tables
+                .archive_keys
+                .insert((entry.source.as_str(), entry.content_key.as_str()), id)
+                .map_err(storage(STORING))?;
+        }
         // The newest id is the table's last key; retention records it before removing that.
         cursor.last_archive = id;
     }

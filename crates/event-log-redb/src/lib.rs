@@ -59,7 +59,8 @@ pub(crate) const DEAD_LETTERS: TableDefinition<u64, &[u8]> = TableDefinition::ne
 pub(crate) const TIME_INDEX: TableDefinition<u64, u64> = TableDefinition::new("time_index");
 /// raw-archive id -> encoded `ArchiveEntry`.
 pub(crate) const ARCHIVE: TableDefinition<u64, &[u8]> = TableDefinition::new("archive");
-/// (source, content key) -> raw-archive id: a webhook's retry finds its entry.
+/// (source, content key) -> raw-archive id of the entries whose webhook stored no event or
+/// dead letter (a retry of the others finds its entry through them).
 pub(crate) const ARCHIVE_KEYS: TableDefinition<(&str, &str), u64> =
     TableDefinition::new("archive_keys");
 /// durable consumer name -> encoded `Consumer` (lag not stored).

@@ -392,7 +392,13 @@ fn append(
     let source = request.source.as_str();
     let archive = match request.archive.take() {
         Some(entry) => {
-            let (id, new) = super::archive::reserve(tables, next, source, &entry)?;
+            let items = request.events.iter().map(rules::dedup_key).chain(
+                request
+                    .dead_letters
+                    .iter()
+                    .map(|letter| letter.provider_event_id.as_str().into()),
+            );
+            let (id, new) = super::archive::reserve(tables, next, source, &entry, items)?;
             for event in &mut request.events {
                 event.raw_id = id;
             }

@@ -1345,13 +1345,50 @@ pub async fn a_retry_finds_its_archive_entry_and_extends_it(store: impl Store) {
     );
     assert_eq!(read(&log, 1, 1).await[0].raw_id, 1);
     assert_eq!(entry_ids(&log, 0).await, [1]);
+    assert_eq!(
+        append(&log, archived(&["c", "a"], &[], "sha256:same")).await,
+        AppendOutcome {
+            archive_id: 1,
+            ..outcome(&[3], 1, 0)
+        },
+        "found through any stored item, not only the first"
+    );
+    assert_eq!(entry(&log, 1).await.expect("entry 1").sequences, [1, 2, 3]);
+    for _ in 0..2 {
+        assert_eq!(
+            append(&log, archived(&[], &[], "sha256:nothing")).await,
+            AppendOutcome {
+                archive_id: 2,
+                ..outcome(&[], 0, 0)
+            },
+            "a webhook that stored nothing is found again too"
+        );
+    }
+    assert_eq!(
+        append(&log, archived(&["a"], &[], "sha256:edited")).await,
+        AppendOutcome {
+            archive_id: 3,
+            ..outcome(&[], 1, 0)
+        },
+        "another body with a stored item's id is another webhook"
+    );
+    assert_eq!(entry_ids(&log, 0).await, [1, 2, 3]);
     drop(log);
     let log = open(&store).await;
+    for _ in 0..2 {
+        assert_eq!(
+            append(&log, archived(&[], &[], "sha256:nothing"))
+                .await
+                .archive_id,
+            2,
+            "found again after reopening"
+        );
+    }
     assert_eq!(
         append(&log, archived(&[], &[], "sha256:other"))
             .await
             .archive_id,
-        2,
+        4,
         "ids continue after reopening"
     );
 }

@@ -228,7 +228,11 @@ pub struct RedriveOutcome {
 /// - **redb** (`tributary-event-log-redb`): each write (`append`, `redrive`, a consumer
 ///   change) is applied inside one write transaction of a group commit, so it is stored whole
 ///   or not at all, and a failed commit fails every operation of its batch. One append's
-///   events get consecutive sequences. Events and dead letters share dedup keys.
+///   events get consecutive sequences. Events and dead letters share dedup keys. A retry
+///   finds its archive entry through a stored item of the webhook (whose `raw_id` names it)
+///   with the same content key, or, for a webhook that stored no item, by (source, content
+///   key). When retention has removed every item of a webhook, its retry archives it as a
+///   new entry (still storing no item twice).
 /// - **NATS JetStream** (`tributary-event-log-nats`): there is no multi-message transaction.
 ///   `append` publishes each event in order and then each dead letter, one message apiece,
 ///   and succeeds only when JetStream acknowledged all of them. If it fails part-way, what was
