@@ -744,9 +744,10 @@ impl<'de> LenientObject<'de> for Skip {
 /// `T`, arrays as items of the same kind, strings borrowed. For fields and array items that
 /// providers send in more than one shape (an account object or a bare id; one object or an
 /// array of them), where what the adapter does depends on the shape.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub enum Item<'a, T> {
     /// The key was not there (a field that was never read).
+    #[default]
     Absent,
     /// `null`.
     Null,
@@ -760,12 +761,6 @@ pub enum Item<'a, T> {
     Array(Vec<Item<'a, T>>),
     /// An object, read as `T`.
     Object(T),
-}
-
-impl<T> Default for Item<'_, T> {
-    fn default() -> Self {
-        Self::Absent
-    }
 }
 
 impl<T> Item<'_, T> {
@@ -873,6 +868,19 @@ impl<'de, T: LenientObject<'de>> Deserialize<'de> for Item<'de, T> {
         Item::read_into(deserializer, &mut out)?;
         Ok(out)
     }
+}
+
+/// Reads a whole body straight into `T`; `None` when it is not UTF-8 or does not parse, and
+/// only then: the lenient types accept what `serde_json::from_slice::<Value>` accepts, so a
+/// caller parses a `Value` on `None` to report the exact error (or, should the two ever
+/// disagree, to read `T` from it). Checking UTF-8 once up front lets the parser borrow strings
+/// without checking each one.
+pub fn from_body<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Option<T> {
+    let text = std::str::from_utf8(body).ok()?;
+    let mut de = serde_json::Deserializer::from_str(text);
+    let value = T::deserialize(&mut de).ok()?;
+    de.end().ok()?;
+    Some(value)
 }
 
 /// Declares a struct read from a JSON object by key, every field lenient (use the types of
@@ -1205,6 +1213,25 @@ mod tests {
         for body in [r#"{"item": [1e400]}"#, r#"{"scalar": {"a": "\q"}}"#] {
             assert!(serde_json::from_str::<Value>(body).is_err());
             assert!(serde_json::from_str::<Shapes<'_>>(body).is_err(), "{body}");
+        }
+    }
+
+    /// `from_body` reads a body exactly when `serde_json::from_slice::<Value>` does: trailing
+    /// bytes, invalid UTF-8 and a byte-order mark are refused, trailing whitespace is not.
+    #[test]
+    fn from_body_reads_what_a_value_reads() {
+        let bodies: [&[u8]; 7] = [
+            b"{\"text\": \"a\"}",
+            b" {\"text\": \"a\"} \n",
+            b"{\"text\": \"a\"} x",
+            b"{\"text\": \"\xff\"}",
+            b"\xef\xbb\xbf{}",
+            b"[1, {}]",
+            b"",
+        ];
+        for body in bodies {
+            let value = serde_json::from_slice::<Value>(body).is_ok();
+            assert_eq!(from_body::<Skip>(body).is_some(), value, "{body:?}");
         }
     }
 }
