@@ -712,6 +712,177 @@ impl<'de, T: LenientObject<'de>> Deserialize<'de> for Objects<T> {
     }
 }
 
+/// An id as providers send it, a string or a number (`convert::strings_at` items): a string as
+/// is, a number as its JSON text, anything else (booleans too) empty.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Id<'a>(pub Cow<'a, str>);
+
+impl Id<'_> {
+    /// The id (empty when the field was absent, or neither a string nor a number).
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl<'de> Deserialize<'de> for Id<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let item = StringItem::deserialize(deserializer)?;
+        Ok(Id(item.0.unwrap_or_default()))
+    }
+}
+
+place_by_value!(Id<'de>);
+
+/// Objects none of whose keys are wanted, so that [`Item<Skip>`](Item) keeps scalars only.
+impl<'de> LenientObject<'de> for Skip {
+    fn fill<A: MapAccess<'de>>(&mut self, map: A) -> Result<(), A::Error> {
+        SkipVisitor.visit_map(map).map(drop)
+    }
+}
+
+/// Any JSON value told apart by its kind, as a `match` on a `Value` tells it: objects read as
+/// `T`, arrays as items of the same kind, strings borrowed. For fields and array items that
+/// providers send in more than one shape (an account object or a bare id; one object or an
+/// array of them), where what the adapter does depends on the shape.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub enum Item<'a, T> {
+    /// The key was not there (a field that was never read).
+    #[default]
+    Absent,
+    /// `null`.
+    Null,
+    /// A boolean.
+    Bool(bool),
+    /// A number, as a `Value` holds it.
+    Number(Number),
+    /// A string.
+    Str(Cow<'a, str>),
+    /// An array, every item read.
+    Array(Vec<Item<'a, T>>),
+    /// An object, read as `T`.
+    Object(T),
+}
+
+impl<T> Item<'_, T> {
+    /// The object, if the value was one.
+    pub fn as_object(&self) -> Option<&T> {
+        match self {
+            Self::Object(object) => Some(object),
+            _ => None,
+        }
+    }
+
+    /// The items, if the value was an array.
+    pub fn as_array(&self) -> Option<&[Self]> {
+        match self {
+            Self::Array(items) => Some(items),
+            _ => None,
+        }
+    }
+}
+
+/// One item of an [`Item::Array`]: pushed, then filled in place.
+struct ItemElement<'p, 'a, T>(&'p mut Vec<Item<'a, T>>);
+
+impl<'de, T: LenientObject<'de>> DeserializeSeed<'de> for ItemElement<'_, 'de, T> {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        self.0.push(Item::Absent);
+        match self.0.last_mut() {
+            Some(item) => Item::read_into(deserializer, item),
+            None => Ok(()),
+        }
+    }
+}
+
+impl<'de, T: LenientObject<'de>> Place<'de> for Item<'de, T> {
+    fn read_into<D: Deserializer<'de>>(deserializer: D, place: &mut Self) -> Result<(), D::Error> {
+        struct V<'p, 'a, T>(&'p mut Item<'a, T>);
+        impl<'de, T: LenientObject<'de>> Visitor<'de> for V<'_, 'de, T> {
+            type Value = ();
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<(), A::Error> {
+                *self.0 = Item::Object(T::default());
+                match self.0 {
+                    Item::Object(object) => object.fill(map),
+                    _ => Ok(()),
+                }
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+                let mut items = Vec::new();
+                while seq.next_element_seed(ItemElement(&mut items))?.is_some() {}
+                *self.0 = Item::Array(items);
+                Ok(())
+            }
+            fn visit_borrowed_str<E>(self, s: &'de str) -> Result<(), E> {
+                *self.0 = Item::Str(Cow::Borrowed(s));
+                Ok(())
+            }
+            fn visit_str<E>(self, s: &str) -> Result<(), E> {
+                *self.0 = Item::Str(Cow::Owned(s.to_owned()));
+                Ok(())
+            }
+            fn visit_string<E>(self, s: String) -> Result<(), E> {
+                *self.0 = Item::Str(Cow::Owned(s));
+                Ok(())
+            }
+            fn visit_bool<E>(self, b: bool) -> Result<(), E> {
+                *self.0 = Item::Bool(b);
+                Ok(())
+            }
+            fn visit_i64<E>(self, i: i64) -> Result<(), E> {
+                *self.0 = Item::Number(Number::from(i));
+                Ok(())
+            }
+            fn visit_u64<E>(self, u: u64) -> Result<(), E> {
+                *self.0 = Item::Number(Number::from(u));
+                Ok(())
+            }
+            fn visit_f64<E>(self, f: f64) -> Result<(), E> {
+                // As a `Value`: a float no `Number` can hold is null.
+                *self.0 = Number::from_f64(f).map_or(Item::Null, Item::Number);
+                Ok(())
+            }
+            fn visit_unit<E>(self) -> Result<(), E> {
+                *self.0 = Item::Null;
+                Ok(())
+            }
+            fn visit_none<E>(self) -> Result<(), E> {
+                *self.0 = Item::Null;
+                Ok(())
+            }
+            fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+                Item::read_into(d, self.0)
+            }
+        }
+        deserializer.deserialize_any(V(place))
+    }
+}
+
+impl<'de, T: LenientObject<'de>> Deserialize<'de> for Item<'de, T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let mut out = Item::Absent;
+        Item::read_into(deserializer, &mut out)?;
+        Ok(out)
+    }
+}
+
+/// Reads a whole body straight into `T`; `None` when it is not UTF-8 or does not parse, and
+/// only then: the lenient types accept what `serde_json::from_slice::<Value>` accepts, so a
+/// caller parses a `Value` on `None` to report the exact error (or, should the two ever
+/// disagree, to read `T` from it). Checking UTF-8 once up front lets the parser borrow strings
+/// without checking each one.
+pub fn from_body<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Option<T> {
+    let text = std::str::from_utf8(body).ok()?;
+    let mut de = serde_json::Deserializer::from_str(text);
+    let value = T::deserialize(&mut de).ok()?;
+    de.end().ok()?;
+    Some(value)
+}
+
 /// Declares a struct read from a JSON object by key, every field lenient (use the types of
 /// this module, `serde_json::Value` for a subtree kept whole, or another `lenient_object!`
 /// struct inside [`Obj`]/[`Objects`]). Unknown keys are checked and skipped ([`Skip`]); a
@@ -957,6 +1128,110 @@ mod tests {
             let value = serde_json::from_str::<Value>(&body).is_ok();
             let typed = serde_json::from_str::<Probe<'_>>(&body).is_ok();
             assert_eq!(typed, value, "{body:.60}");
+        }
+    }
+
+    lenient_object! {
+        /// The shape-keeping types, under keys of their own.
+        struct Shapes<'a> {
+            "id" => id: Id<'a>,
+            "item" => item: Item<'a, Inner<'a>>,
+            "scalar" => scalar: Item<'a, Skip>,
+        }
+    }
+
+    /// How a `match` on a `Value` sees `value` (objects by their `id`, or not at all).
+    fn kind_of(value: Option<&Value>, objects: bool) -> String {
+        match value {
+            None => "absent".into(),
+            Some(Value::Null) => "null".into(),
+            Some(Value::Bool(b)) => format!("bool {b}"),
+            Some(Value::Number(n)) => format!("number {n}"),
+            Some(Value::String(s)) => format!("str {s}"),
+            Some(Value::Array(items)) => {
+                let items: Vec<String> = items.iter().map(|i| kind_of(Some(i), objects)).collect();
+                format!("[{}]", items.join(", "))
+            }
+            Some(object) if objects => format!("object {}", convert::str_at(object, "id")),
+            Some(_) => "object".into(),
+        }
+    }
+
+    /// The same description of what an [`Item`] read.
+    fn kind_of_item<T>(item: &Item<'_, T>, id: impl Fn(&T) -> String + Copy) -> String {
+        match item {
+            Item::Absent => "absent".into(),
+            Item::Null => "null".into(),
+            Item::Bool(b) => format!("bool {b}"),
+            Item::Number(n) => format!("number {n}"),
+            Item::Str(s) => format!("str {s}"),
+            Item::Array(items) => {
+                let items: Vec<String> = items.iter().map(|i| kind_of_item(i, id)).collect();
+                format!("[{}]", items.join(", "))
+            }
+            Item::Object(object) => id(object),
+        }
+    }
+
+    fn check_shapes(shapes: &Shapes<'_>, object: &Value) {
+        let id = match object.get("id") {
+            Some(Value::String(s)) => s.clone(),
+            Some(Value::Number(n)) => n.to_string(),
+            _ => String::new(),
+        };
+        assert_eq!(shapes.id.as_str(), id, "{object}");
+        let item = kind_of_item(&shapes.item, |o| format!("object {}", o.id.as_str()));
+        assert_eq!(item, kind_of(object.get("item"), true), "{object}");
+        let scalar = kind_of_item(&shapes.scalar, |_| "object".into());
+        assert_eq!(scalar, kind_of(object.get("scalar"), false), "{object}");
+    }
+
+    /// `Id` reads what `strings_at` keeps of an item; `Item` tells every kind apart as a
+    /// `match` on a `Value` does, absent from null included; from bytes and from a `Value`.
+    #[test]
+    fn shapes_read_like_a_value() {
+        let mut objects = vec![json!({})];
+        for sample in samples() {
+            objects.push(json!({"id": sample, "item": sample, "scalar": sample}));
+        }
+        objects.push(json!({"item": [[{"id": "deep"}, 2], {"id": 3}, "s", null]}));
+        for object in objects {
+            let text = object.to_string();
+            let from_bytes: Shapes<'_> = serde_json::from_str(&text).expect("never refused");
+            check_shapes(&from_bytes, &object);
+            let from_value = Shapes::deserialize(&object).expect("never refused");
+            check_shapes(&from_value, &object);
+        }
+        // A repeated key replaces the whole earlier value.
+        let text = r#"{"item": {"id": "a"}, "item": [{"id": "b"}], "scalar": {}, "scalar": 1}"#;
+        let shapes: Shapes<'_> = serde_json::from_str(text).expect("parses");
+        assert_eq!(
+            kind_of_item(&shapes.item, |o| format!("object {}", o.id.as_str())),
+            "[object b]"
+        );
+        assert!(matches!(&shapes.scalar, Item::Number(n) if n.as_u64() == Some(1)));
+        for body in [r#"{"item": [1e400]}"#, r#"{"scalar": {"a": "\q"}}"#] {
+            assert!(serde_json::from_str::<Value>(body).is_err());
+            assert!(serde_json::from_str::<Shapes<'_>>(body).is_err(), "{body}");
+        }
+    }
+
+    /// `from_body` reads a body exactly when `serde_json::from_slice::<Value>` does: trailing
+    /// bytes, invalid UTF-8 and a byte-order mark are refused, trailing whitespace is not.
+    #[test]
+    fn from_body_reads_what_a_value_reads() {
+        let bodies: [&[u8]; 7] = [
+            b"{\"text\": \"a\"}",
+            b" {\"text\": \"a\"} \n",
+            b"{\"text\": \"a\"} x",
+            b"{\"text\": \"\xff\"}",
+            b"\xef\xbb\xbf{}",
+            b"[1, {}]",
+            b"",
+        ];
+        for body in bodies {
+            let value = serde_json::from_slice::<Value>(body).is_ok();
+            assert_eq!(from_body::<Skip>(body).is_some(), value, "{body:?}");
         }
     }
 }

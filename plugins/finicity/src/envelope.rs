@@ -1,68 +1,107 @@
 //! The Finicity Connect envelope: `{"customerId", "consumerId", "eventType", "eventId",
-//! "payload", "webhookData"}`, one event per request.
+//! "payload", "webhookData"}`, one event per request, read straight from the body into
+//! borrowing types.
 
+use std::borrow::Cow;
+
+use serde::Deserialize;
 use serde_json::{Map, Value};
 use tributary_plugin_sdk::convert;
+use tributary_plugin_sdk::lenient::{Item, Obj, Str, Text};
+use tributary_plugin_sdk::lenient_object;
 use tributary_plugin_sdk::model::v1::Rejection;
 use tributary_plugin_sdk::model::well_known::{Struct, Timestamp};
 use tributary_plugin_sdk::reject;
 
+use crate::map::Payload;
+
+lenient_object! {
+    /// The envelope's JSON fields, before the checks of [`Envelope::parse`]. `webhookData`
+    /// stays a `Value`: it is passed on whole, as partner metadata.
+    pub struct RawEnvelope<'a> {
+        "eventType" => event_type: Str<'a>,
+        "eventId" => event_id: Text<'a>,
+        "customerId" => customer_id: Text<'a>,
+        "consumerId" => consumer_id: Text<'a>,
+        "payload" => payload: Item<'a, Box<Payload<'a>>>,
+        "webhookData" => webhook_data: Value,
+    }
+}
+
+/// A body as read: the envelope's fields when it is an object, `None` for any other JSON.
+pub type Body<'a> = Obj<RawEnvelope<'a>>;
+
+/// Reads a body from a parsed `Value` (strings borrowed from it): the path for bodies
+/// [`lenient::from_body`](tributary_plugin_sdk::lenient::from_body) does not read. Every field
+/// type takes any JSON, so this does not fail; if it did, the body would be malformed.
+pub fn body_from_value(value: &Value) -> Result<Body<'_>, Rejection> {
+    Body::deserialize(value).map_err(|e| reject::malformed(format!("Finicity envelope: {e}")))
+}
+
 /// The envelope fields every event carries. Only `eventType` is required to parse.
 #[derive(Debug)]
 pub struct Envelope<'a> {
-    /// `eventType` as received ("started", "ping").
-    pub event_type: &'a str,
-    /// `eventId` ("<epoch ms>-<24 hex>"); empty when absent (ping).
-    pub event_id: String,
+    /// `eventType` as received, trimmed ("started", "ping").
+    pub event_type: Cow<'a, str>,
+    /// `eventId` ("<epoch ms>-<24 hex>"), trimmed; empty when absent (ping).
+    pub event_id: Cow<'a, str>,
     /// `customerId`; empty when absent.
-    pub customer_id: String,
+    pub customer_id: Text<'a>,
     /// `consumerId`; empty when absent.
-    pub consumer_id: String,
-    /// `payload`; `Value::Null` when absent.
-    pub payload: &'a Value,
+    pub consumer_id: Text<'a>,
+    /// `payload`; `Absent` when absent.
+    pub payload: Item<'a, Box<Payload<'a>>>,
     /// `webhookData`; `Value::Null` when absent.
-    pub webhook_data: &'a Value,
+    pub webhook_data: Value,
 }
 
 /// What `payload` is.
-pub enum PayloadShape<'a> {
+pub enum PayloadShape<'r, 'a> {
     /// An object (absent or null payloads count as an empty object).
-    Object(&'a Map<String, Value>),
+    Object(&'r Payload<'a>),
     /// An array (Finicity `done` with report info for several reports).
-    Array(&'a [Value]),
+    Array(&'r [Item<'a, Box<Payload<'a>>>]),
     /// Anything else: a string, number or boolean.
     Other,
 }
 
+/// `text` without surrounding whitespace, still borrowed when it was.
+fn trimmed(text: Cow<'_, str>) -> Cow<'_, str> {
+    match text {
+        Cow::Borrowed(s) => Cow::Borrowed(s.trim()),
+        Cow::Owned(s) if s.trim().len() == s.len() => Cow::Owned(s),
+        Cow::Owned(s) => Cow::Owned(s.trim().to_owned()),
+    }
+}
+
 impl<'a> Envelope<'a> {
-    /// Reads the envelope of a JSON body. Not an object, or no string `eventType`: malformed.
-    pub fn parse(body: &'a Value) -> Result<Self, Rejection> {
-        let object = body.as_object().ok_or_else(|| {
+    /// Checks a body's envelope. Not an object, or no string `eventType`: malformed.
+    pub fn parse(body: Body<'a>) -> Result<Self, Rejection> {
+        let raw = body.0.ok_or_else(|| {
             reject::malformed("body is not a JSON object (a Finicity Connect event envelope)")
         })?;
-        let event_type = object
-            .get("eventType")
-            .and_then(Value::as_str)
-            .map(str::trim)
+        let event_type = raw
+            .event_type
+            .0
+            .map(trimmed)
             .filter(|t| !t.is_empty())
             .ok_or_else(|| reject::malformed("envelope has no eventType string"))?;
         Ok(Envelope {
             event_type,
-            event_id: convert::str_at(body, "eventId").trim().to_owned(),
-            customer_id: convert::str_at(body, "customerId"),
-            consumer_id: convert::str_at(body, "consumerId"),
-            payload: object.get("payload").unwrap_or(&Value::Null),
-            webhook_data: object.get("webhookData").unwrap_or(&Value::Null),
+            event_id: trimmed(raw.event_id.0),
+            customer_id: raw.customer_id,
+            consumer_id: raw.consumer_id,
+            payload: raw.payload,
+            webhook_data: raw.webhook_data,
         })
     }
 
-    /// The payload's shape.
-    pub fn payload_shape(&self) -> PayloadShape<'a> {
-        static EMPTY: std::sync::OnceLock<Map<String, Value>> = std::sync::OnceLock::new();
-        match self.payload {
-            Value::Null => PayloadShape::Object(EMPTY.get_or_init(Map::new)),
-            Value::Object(map) => PayloadShape::Object(map),
-            Value::Array(items) => PayloadShape::Array(items),
+    /// The payload's shape; `empty` stands for an absent or null payload.
+    pub fn payload_shape<'r>(&'r self, empty: &'r Payload<'a>) -> PayloadShape<'r, 'a> {
+        match &self.payload {
+            Item::Absent | Item::Null => PayloadShape::Object(empty),
+            Item::Object(payload) => PayloadShape::Object(payload),
+            Item::Array(items) => PayloadShape::Array(items),
             _ => PayloadShape::Other,
         }
     }
@@ -75,9 +114,9 @@ impl<'a> Envelope<'a> {
     /// `webhookData` as partner metadata: an object as is; any other non-null value wrapped as
     /// `{"value": ...}` so nothing is lost.
     pub fn partner_metadata(&self) -> Option<Struct> {
-        match self.webhook_data {
+        match &self.webhook_data {
             Value::Null => None,
-            Value::Object(_) => convert::to_struct(self.webhook_data),
+            object @ Value::Object(_) => convert::to_struct(object),
             other => {
                 let mut wrapped = Map::new();
                 wrapped.insert("value".to_owned(), other.clone());
@@ -89,9 +128,9 @@ impl<'a> Envelope<'a> {
     /// The event's subject: the customer (else the consumer) the Connect session belongs to.
     pub fn subject(&self) -> String {
         if self.customer_id.is_empty() {
-            self.consumer_id.clone()
+            self.consumer_id.to_string_owned()
         } else {
-            self.customer_id.clone()
+            self.customer_id.to_string_owned()
         }
     }
 }
@@ -133,16 +172,24 @@ mod tests {
         assert_eq!((ts.seconds, ts.nanos), (1_495_468_585, 0));
     }
 
+    fn parse(body: &Value) -> Result<Envelope<'_>, Rejection> {
+        Envelope::parse(Body::deserialize(body).expect("any JSON reads"))
+    }
+
     #[test]
     fn envelope_requires_object_and_event_type() {
-        assert!(Envelope::parse(&json!([])).is_err());
-        assert!(Envelope::parse(&json!({"payload": {}})).is_err());
-        assert!(Envelope::parse(&json!({"eventType": 3})).is_err());
-        assert!(Envelope::parse(&json!({"eventType": " "})).is_err());
+        assert!(parse(&json!([])).is_err());
+        assert!(parse(&json!({"payload": {}})).is_err());
+        assert!(parse(&json!({"eventType": 3})).is_err());
+        assert!(parse(&json!({"eventType": " "})).is_err());
         let body = json!({"eventType": "ping"});
-        let envelope = Envelope::parse(&body).expect("parses");
+        let envelope = parse(&body).expect("parses");
         assert!(envelope.event_id.is_empty());
-        assert!(matches!(envelope.payload_shape(), PayloadShape::Object(m) if m.is_empty()));
+        let empty = Payload::default();
+        assert!(matches!(
+            envelope.payload_shape(&empty),
+            PayloadShape::Object(p) if std::ptr::eq(p, &empty)
+        ));
         assert!(envelope.partner_metadata().is_none());
     }
 }

@@ -7,6 +7,7 @@ mod envelope;
 mod map;
 mod verify;
 
+use tributary_plugin_sdk::lenient;
 use tributary_plugin_sdk::personal_data::PersonalDataGuard;
 use tributary_plugin_sdk::prelude::*;
 
@@ -70,21 +71,31 @@ impl Adapter for Finicity {
     }
 
     fn normalize(&self, request: &Request<'_>) -> Result<Normalized, Rejection> {
-        let body = request.json()?;
-        let envelope = Envelope::parse(&body)?;
+        // Straight from the body into types; through a `Value` only when the body does not
+        // parse, for the exact error (see `lenient::from_body`).
+        let parsed;
+        let body = match lenient::from_body(request.body()) {
+            Some(body) => body,
+            None => {
+                parsed = request.json()?;
+                envelope::body_from_value(&parsed)?
+            }
+        };
+        Ok(self.normalize_body(Envelope::parse(body)?, request))
+    }
+}
+
+impl Finicity {
+    /// Maps a checked envelope, however its body was read.
+    fn normalize_body(&self, envelope: Envelope<'_>, request: &Request<'_>) -> Normalized {
         if envelope.event_type == PING {
-            return Ok(Normalized {
+            return Normalized {
                 ignored: vec![PING.into()],
                 ..Default::default()
-            });
+            };
         }
         let mapped = map::event(&envelope, &self.guard);
-        Ok(single_event(
-            mapped,
-            &envelope.event_id,
-            envelope.event_type,
-            request,
-        ))
+        single_event(mapped, &envelope.event_id, &envelope.event_type, request)
     }
 }
 
@@ -93,6 +104,134 @@ export_adapter!(Finicity);
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::{Value, json};
+
+    fn adapter() -> Finicity {
+        let host = HostContext {
+            source: "finicity".into(),
+            installation_key: "k".into(),
+        };
+        let config = serde_json::from_value(json!({"verification": {"disabled": true}}));
+        Finicity::new(config.expect("config"), &host).expect("adapter")
+    }
+
+    fn request(body: &[u8]) -> WebhookRequest {
+        WebhookRequest {
+            body: body.to_vec(),
+            ..Default::default()
+        }
+    }
+
+    /// The same body through the `Value` path only (what `normalize` falls back to).
+    fn run_via_value(a: &Finicity, body: &[u8]) -> Result<Normalized, Rejection> {
+        let request = request(body);
+        let request = Request::new(&request);
+        let parsed = request.json()?;
+        let body = envelope::body_from_value(&parsed)?;
+        Ok(a.normalize_body(Envelope::parse(body)?, &request))
+    }
+
+    /// Every node of `root` replaced by each of `odd`, one at a time.
+    fn mutations(root: &Value, odd: &[Value]) -> Vec<Vec<u8>> {
+        fn paths(value: &Value, path: String, out: &mut Vec<String>) {
+            match value {
+                Value::Object(map) => {
+                    for (key, child) in map {
+                        paths(child, format!("{path}/{key}"), out);
+                    }
+                }
+                Value::Array(items) => {
+                    for (i, child) in items.iter().enumerate() {
+                        paths(child, format!("{path}/{i}"), out);
+                    }
+                }
+                _ => {}
+            }
+            out.push(path);
+        }
+        let mut all = Vec::new();
+        paths(root, String::new(), &mut all);
+        let mut bodies = Vec::new();
+        for path in all {
+            for value in odd {
+                let mut body = root.clone();
+                if let Some(slot) = body.pointer_mut(&path) {
+                    *slot = value.clone();
+                    bodies.push(body.to_string().into_bytes());
+                }
+            }
+        }
+        bodies
+    }
+
+    /// Bodies read straight into types give what reading them from a `Value` gives: every
+    /// fixture with each node replaced by values of other types, repeated and escaped keys,
+    /// nesting at serde_json's limit, and bodies the parser refuses (same rejection text).
+    #[test]
+    fn typed_reads_agree_with_the_value_path() {
+        let a = adapter();
+        let odd = [
+            json!(null),
+            json!(-12),
+            json!(1.25),
+            json!(" 1607450357 "),
+            json!(true),
+            json!([1, "a", {"id": "x"}, null]),
+            json!({"id": 9, "text": " Q ", "reportId": "r"}),
+        ];
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures");
+        let mut seeds: Vec<_> = std::fs::read_dir(dir)
+            .expect("fixtures")
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.to_string_lossy().ends_with(".raw.json"))
+            .collect();
+        seeds.sort();
+        let deep = |n: usize| format!("{}{}", "[".repeat(n), "]".repeat(n));
+        let mut bodies: Vec<Vec<u8>> = Vec::new();
+        for path in seeds {
+            let seed = std::fs::read_to_string(&path).expect("fixture");
+            bodies.push(seed.clone().into_bytes());
+            if let Ok(root) = serde_json::from_str::<Value>(&seed) {
+                bodies.extend(mutations(&root, &odd));
+            }
+            for (from, to) in [
+                ("\"eventType\"", "\"eventType\": \"ping\", \"eventType\""),
+                ("\"eventId\"", "\"eventId\": 1, \"eventId\""),
+                (
+                    "\"payload\"",
+                    "\"payload\": {\"accounts\": [1]}, \"payload\"",
+                ),
+                ("\"accounts\"", "\"accounts\": 5, \"accounts\""),
+                ("\"eventType\"", "\"ev\\u0065ntType\""),
+                ("\"payload\"", &format!("\"x\": {}, \"payload\"", deep(126))),
+                ("\"payload\"", &format!("\"x\": {}, \"payload\"", deep(127))),
+                ("\"eventId\"", "\"x\": 1e400, \"eventId\""),
+            ] {
+                bodies.push(seed.replacen(from, to, 1).into_bytes());
+            }
+            bodies.push(seed.as_bytes()[..seed.len() / 2].to_vec());
+        }
+        for body in [
+            "[]",
+            "\"x\"",
+            "null",
+            "{\"eventType\": \"ping\"} x",
+            "\u{feff}{}",
+        ] {
+            bodies.push(body.as_bytes().to_vec());
+        }
+        bodies.push(b"{\"eventType\": \"\xff\"}".to_vec());
+        for body in &bodies {
+            assert_eq!(
+                a.normalize(&Request::new(&request(body))),
+                run_via_value(&a, body),
+                "{}",
+                String::from_utf8_lossy(body)
+            );
+        }
+        assert!(bodies.len() > 3_000, "{}", bodies.len());
+    }
 
     #[test]
     fn personal_data_fields_are_declared_in_lowercase() {

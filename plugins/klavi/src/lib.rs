@@ -12,6 +12,7 @@ pub mod envelope;
 pub mod map;
 pub mod verify;
 
+use tributary_plugin_sdk::lenient;
 use tributary_plugin_sdk::personal_data::PersonalDataGuard;
 use tributary_plugin_sdk::prelude::*;
 
@@ -60,17 +61,39 @@ impl Adapter for Klavi {
     }
 
     fn normalize(&self, request: &Request<'_>) -> Result<Normalized, Rejection> {
-        let elements = envelope::elements(request)?;
+        // Straight from the body into types, in one parse; through a `Value` only when the
+        // body does not parse, for the exact error (see `lenient::from_body`).
+        let parsed;
+        let body = match lenient::from_body(request.body()) {
+            Some(body) => body,
+            None => {
+                parsed = request.json()?;
+                envelope::body_from_value(&parsed)?
+            }
+        };
+        self.normalize_body(&body, request)
+    }
+}
+
+impl Klavi {
+    /// Maps every element of a body, however it was read.
+    fn normalize_body(
+        &self,
+        body: &envelope::Body<'_>,
+        request: &Request<'_>,
+    ) -> Result<Normalized, Rejection> {
+        let mut elements = envelope::elements(body, request.body())?;
         let mut normalized = Normalized::default();
-        if elements.is_empty() {
+        if elements.items.is_empty() {
             normalized
                 .ignored
                 .push("empty event array: nothing to store".to_owned());
             return Ok(normalized);
         }
-        for (index, element) in elements.iter().enumerate() {
-            let envelope = match envelope::envelope(index, &element.value) {
-                Ok(envelope) => envelope,
+        let items = elements.items;
+        for (index, element) in items.iter().enumerate() {
+            let (event, envelope) = match envelope::envelope(index, element) {
+                Ok(found) => found,
                 Err(reason) => {
                     // Not a Klavi event, yet authentic (the whole body is signed): kept as a
                     // dead letter. Without a usable eventId the host keys it on the element's
@@ -78,33 +101,32 @@ impl Adapter for Klavi {
                     // adds nothing and it never collides with a sibling's eventId.
                     normalized.unmapped.push(UnmappedItem {
                         provider_event_id: String::new(),
-                        provider_event_type: tributary_plugin_sdk::convert::str_at(
-                            &element.value,
-                            "eventName",
-                        ),
+                        provider_event_type: envelope::event_name(element),
                         reason: format!("{reason}: not a Klavi event, dead-lettered"),
-                        raw: element.raw.to_vec(),
+                        raw: elements.raw(index)?.to_vec(),
                     });
                     continue;
                 }
             };
-            let unmapped = |reason: String| UnmappedItem {
-                provider_event_id: envelope.event_id.clone(),
-                provider_event_type: envelope.event_name.clone(),
-                reason,
-                raw: element.raw.to_vec(),
-            };
-            let Some(kind) = envelope::classify(&envelope) else {
-                normalized.unmapped.push(unmapped(format!(
+            let reason = match envelope::classify(&envelope) {
+                None => format!(
                     "unknown Klavi event: eventType {:?}, eventName {:?}",
                     envelope.event_type, envelope.event_name
-                )));
-                continue;
+                ),
+                Some(kind) => match map::event(event, &envelope, kind, &self.guard) {
+                    Ok(event) => {
+                        normalized.events.push(event);
+                        continue;
+                    }
+                    Err(reason) => reason,
+                },
             };
-            match map::event(&element.value, &envelope, kind, &self.guard) {
-                Ok(event) => normalized.events.push(event),
-                Err(reason) => normalized.unmapped.push(unmapped(reason)),
-            }
+            normalized.unmapped.push(UnmappedItem {
+                provider_event_id: envelope.event_id.to_owned(),
+                provider_event_type: envelope.event_name.to_owned(),
+                reason,
+                raw: elements.raw(index)?.to_vec(),
+            });
         }
         Ok(normalized)
     }
@@ -115,6 +137,171 @@ export_adapter!(Klavi);
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::{Value, json};
+
+    fn adapter() -> Klavi {
+        let host = HostContext {
+            source: "klavi".into(),
+            installation_key: "k".into(),
+        };
+        let config = serde_json::from_value(json!({"verification": {"disabled": true}}));
+        Klavi::new(config.expect("config"), &host).expect("adapter")
+    }
+
+    fn request(body: &[u8]) -> WebhookRequest {
+        WebhookRequest {
+            body: body.to_vec(),
+            ..Default::default()
+        }
+    }
+
+    /// The same body through the `Value` path only (what `normalize` falls back to).
+    fn run_via_value(a: &Klavi, body: &[u8]) -> Result<Normalized, Rejection> {
+        let request = request(body);
+        let request = Request::new(&request);
+        let parsed = request.json()?;
+        let body = envelope::body_from_value(&parsed)?;
+        a.normalize_body(&body, &request)
+    }
+
+    /// Every node of `root` replaced by each of `odd`, one at a time.
+    fn mutations(root: &Value, odd: &[Value]) -> Vec<Vec<u8>> {
+        fn paths(value: &Value, path: String, out: &mut Vec<String>) {
+            match value {
+                Value::Object(map) => {
+                    for (key, child) in map {
+                        paths(child, format!("{path}/{key}"), out);
+                    }
+                }
+                Value::Array(items) => {
+                    for (i, child) in items.iter().enumerate() {
+                        paths(child, format!("{path}/{i}"), out);
+                    }
+                }
+                _ => {}
+            }
+            out.push(path);
+        }
+        let mut all = Vec::new();
+        paths(root, String::new(), &mut all);
+        let mut bodies = Vec::new();
+        for path in all {
+            for value in odd {
+                let mut body = root.clone();
+                if let Some(slot) = body.pointer_mut(&path) {
+                    *slot = value.clone();
+                    bodies.push(body.to_string().into_bytes());
+                }
+            }
+        }
+        bodies
+    }
+
+    /// Bodies read straight into types give what reading them from a `Value` gives: every
+    /// fixture with each node replaced by values of other types, repeated and escaped keys,
+    /// nesting at serde_json's limit, and bodies the parser refuses (same rejection text).
+    #[test]
+    fn typed_reads_agree_with_the_value_path() {
+        let a = adapter();
+        let odd = [
+            json!(null),
+            json!(-12),
+            json!(1.25),
+            json!(" 258.722.521-37 "),
+            json!(true),
+            json!([1, "a", {"consentId": "x"}, null]),
+            json!({"consentId": 9, "pix": "https://x", "eventId": "e", "eventName": "link_created"}),
+        ];
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures");
+        let mut seeds: Vec<_> = std::fs::read_dir(dir)
+            .expect("fixtures")
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.to_string_lossy().ends_with(".raw.json"))
+            .collect();
+        seeds.sort();
+        let deep = |n: usize| format!("{}{}", "[".repeat(n), "]".repeat(n));
+        let mut bodies: Vec<Vec<u8>> = Vec::new();
+        for path in seeds {
+            let seed = std::fs::read_to_string(&path).expect("fixture");
+            bodies.push(seed.clone().into_bytes());
+            if let Ok(root) = serde_json::from_str::<Value>(&seed) {
+                bodies.extend(mutations(&root, &odd));
+            }
+            for (from, to) in [
+                ("\"eventId\"", "\"eventId\": \"first\", \"eventId\""),
+                ("\"eventName\"", "\"eventName\": 5, \"eventName\""),
+                (
+                    "\"payload\"",
+                    "\"payload\": {\"linkId\": \"l\"}, \"payload\"",
+                ),
+                ("\"consents\"", "\"consents\": [{}, {}], \"consents\""),
+                (
+                    "\"productCallbackURL\"",
+                    "\"productCallbackURL\": null, \"productsCallbackURL\"",
+                ),
+                ("\"eventName\"", "\"ev\\u0065ntName\""),
+                ("\"payload\"", &format!("\"x\": {}, \"payload\"", deep(125))),
+                ("\"payload\"", &format!("\"x\": {}, \"payload\"", deep(126))),
+                ("\"eventId\"", "\"x\": 1e400, \"eventId\""),
+            ] {
+                bodies.push(seed.replacen(from, to, 1).into_bytes());
+            }
+            bodies.push(seed.as_bytes()[..seed.len() / 2].to_vec());
+        }
+        for body in [
+            "[]",
+            "[[]]",
+            "\"x\"",
+            "null",
+            "[{}] x",
+            "\u{feff}[]",
+            "[1, {}, \"s\"]",
+        ] {
+            bodies.push(body.as_bytes().to_vec());
+        }
+        bodies.push(b"[{\"eventId\": \"\xff\"}]".to_vec());
+        for body in &bodies {
+            assert_eq!(
+                a.normalize(&Request::new(&request(body))),
+                run_via_value(&a, body),
+                "{}",
+                String::from_utf8_lossy(body)
+            );
+        }
+        assert!(bodies.len() > 3_000, "{}", bodies.len());
+    }
+
+    /// In a partly bad array every element keeps its place and its own bytes: events for the
+    /// good ones, dead letters (with the element's bytes as received) for the others.
+    #[test]
+    fn partly_bad_arrays_keep_order_and_element_bytes() {
+        let body =
+            br#" [ {"eventId": "a", "eventName": "link_created", "payload": {"linkId": "l1"}},
+            7 , {"eventName": "link_created"},{"eventId":"d","eventName":"analysis_finished"},
+            {"eventId": "e", "eventName": "Link Created"} ] "#;
+        let normalized = adapter()
+            .normalize(&Request::new(&request(body)))
+            .expect("maps");
+        let ids: Vec<&str> = normalized
+            .events
+            .iter()
+            .filter_map(|e| e.provenance.as_ref())
+            .map(|p| p.provider_event_id.as_str())
+            .collect();
+        assert_eq!(ids, ["a", "e"]);
+        let raw: Vec<&[u8]> = normalized.unmapped.iter().map(|u| &u.raw[..]).collect();
+        assert_eq!(
+            raw,
+            [
+                &b"7"[..],
+                br#"{"eventName": "link_created"}"#,
+                br#"{"eventId":"d","eventName":"analysis_finished"}"#,
+            ]
+        );
+        assert_eq!(normalized.unmapped[1].provider_event_type, "link_created");
+        assert_eq!(normalized.unmapped[2].provider_event_id, "d");
+    }
 
     #[test]
     fn personal_data_fields_are_declared_in_lowercase() {

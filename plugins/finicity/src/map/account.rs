@@ -1,15 +1,16 @@
 //! Accounts: discovered, added (full account objects) and accountsDeleted (ids only).
 
-use serde_json::{Map, Value};
 use tributary_plugin_sdk::convert;
-use tributary_plugin_sdk::model::v1::event::Payload;
+use tributary_plugin_sdk::lenient::{Item, Skip};
+use tributary_plugin_sdk::model::v1::event::Payload as EventPayload;
 use tributary_plugin_sdk::model::v1::{
-    Account, AccountChange, AccountEvent, AccountStatus, Institution, ProviderError,
+    Account, AccountChange, AccountEvent, AccountStatus, Institution, Money, ProviderError,
 };
 use tributary_plugin_sdk::model::well_known::Timestamp;
 use tributary_plugin_sdk::personal_data::PersonalDataGuard;
 
-use super::{Mapped, bool_of, id_at, institution_at, str_of};
+use super::payload::{Account as AccountObject, Payload};
+use super::{Mapped, id, institution};
 
 /// The personal-data field name of account numbers.
 pub const ACCOUNT_NUMBER_FIELD: &str = "account_number";
@@ -17,7 +18,7 @@ pub const ACCOUNT_NUMBER_FIELD: &str = "account_number";
 /// Maps an account event. `customer_id` is the envelope's, used for accounts that carry none.
 pub(super) fn map(
     event_type: &str,
-    payload: &Map<String, Value>,
+    payload: &Payload<'_>,
     customer_id: &str,
     guard: &PersonalDataGuard,
 ) -> Mapped {
@@ -26,43 +27,41 @@ pub(super) fn map(
         "added" => ("account.added", AccountChange::Added),
         _ => ("account.deleted", AccountChange::Deleted),
     };
-    let institution = institution_at(payload);
-    let items: &[Value] = match payload.get("accounts") {
-        Some(Value::Array(items)) => items,
-        _ => &[],
-    };
+    let institution = institution(&payload.institution_id);
+    let items = payload.accounts.as_array().unwrap_or_default();
     let mut accounts = Vec::with_capacity(items.len());
     let mut errors = Vec::new();
     for (index, item) in items.iter().enumerate() {
-        let account = match item {
-            Value::Object(object) => Some(full(object, customer_id, &institution, guard)),
-            Value::String(_) | Value::Number(_) => Some(Account {
-                id: scalar_id(item),
-                institution: institution.clone(),
-                customer_id: customer_id.to_owned(),
-                ..Default::default()
-            }),
-            _ => None,
+        let scalar_id = match item {
+            Item::Object(object) => {
+                accounts.push(full(object, customer_id, &institution, guard));
+                continue;
+            }
+            Item::Str(id) => id.trim().to_owned(),
+            Item::Number(n) => n.to_string(),
+            _ => {
+                errors.push(ProviderError {
+                    code: "unrecognized_account".into(),
+                    message: format!("accounts[{index}] is neither an account object nor an id"),
+                });
+                continue;
+            }
         };
-        match account {
-            Some(account) => accounts.push(account),
-            None => errors.push(ProviderError {
-                code: "unrecognized_account".into(),
-                message: format!("accounts[{index}] is neither an account object nor an id"),
-            }),
-        }
+        accounts.push(Account {
+            id: scalar_id,
+            institution: institution.clone(),
+            customer_id: customer_id.to_owned(),
+            ..Default::default()
+        });
     }
-    if payload
-        .get("accounts")
-        .is_some_and(|v| !v.is_array() && !v.is_null())
-    {
+    if !matches!(payload.accounts, Item::Absent | Item::Null | Item::Array(_)) {
         errors.push(ProviderError {
             code: "unrecognized_accounts".into(),
             message: "accounts is not an array".into(),
         });
     }
 
-    let mut connection_id = id_at(payload, "institutionLoginId");
+    let mut connection_id = id(&payload.institution_login_id);
     if connection_id.is_empty() {
         connection_id = accounts
             .iter()
@@ -79,10 +78,10 @@ pub(super) fn map(
         .collect();
     Mapped {
         kind,
-        payload: Payload::Account(AccountEvent {
+        payload: EventPayload::Account(AccountEvent {
             change: change as i32,
             accounts,
-            oauth: bool_of(payload, "oauth"),
+            oauth: payload.oauth.is_true(),
             errors,
         }),
         connection_id,
@@ -91,46 +90,40 @@ pub(super) fn map(
     }
 }
 
-fn scalar_id(value: &Value) -> String {
-    match value {
-        Value::String(s) => s.trim().to_owned(),
-        Value::Number(n) => n.to_string(),
-        _ => String::new(),
-    }
-}
-
 /// A full Finicity account object.
 fn full(
-    object: &Map<String, Value>,
+    object: &AccountObject<'_>,
     customer_id: &str,
     payload_institution: &Option<Institution>,
     guard: &PersonalDataGuard,
 ) -> Account {
-    let currency = str_of(object, "currency").trim().to_owned();
-    let provider_status = str_of(object, "status");
-    let mut account_customer = id_at(object, "customerId");
+    let currency = object.currency.as_str().trim().to_owned();
+    let provider_status = object.status.to_string_owned();
+    let mut account_customer = id(&object.customer_id);
     if account_customer.is_empty() {
         account_customer = customer_id.to_owned();
     }
     Account {
-        id: id_at(object, "id"),
-        number: guard.apply_opt(ACCOUNT_NUMBER_FIELD, str_of(object, "number").trim()),
-        name: str_of(object, "name"),
-        r#type: str_of(object, "type"),
+        id: id(&object.id),
+        number: guard.apply_opt(ACCOUNT_NUMBER_FIELD, object.number.as_str().trim()),
+        name: object.name.to_string_owned(),
+        r#type: object.r#type.to_string_owned(),
         status: status(&provider_status) as i32,
         provider_status,
-        balance: object
-            .get("balance")
-            .and_then(|balance| convert::money(balance, &currency)),
+        balance: object.balance.0.map(|(units, nanos)| Money {
+            currency_code: currency.clone(),
+            units,
+            nanos,
+        }),
         currency_code: currency,
-        connection_id: id_at(object, "institutionLoginId"),
-        institution: institution_at(object).or_else(|| payload_institution.clone()),
+        connection_id: id(&object.institution_login_id),
+        institution: institution(&object.institution_id).or_else(|| payload_institution.clone()),
         customer_id: account_customer,
-        created_at: epoch_seconds(object.get("createdDate")),
-        last_updated_at: epoch_seconds(object.get("lastUpdatedDate")),
+        created_at: epoch_seconds(&object.created_date),
+        last_updated_at: epoch_seconds(&object.last_updated_date),
         display_position: object
-            .get("displayPosition")
-            .and_then(Value::as_i64)
+            .display_position
+            .0
             .and_then(|p| i32::try_from(p).ok())
             .unwrap_or_default(),
         ..Default::default()
@@ -151,10 +144,10 @@ fn status(provider_status: &str) -> AccountStatus {
 
 /// An instant given as epoch seconds, a JSON integer or a numeric string; `None` when absent,
 /// zero, not a number or outside the years 0001-9999.
-fn epoch_seconds(value: Option<&Value>) -> Option<Timestamp> {
-    let seconds = match value? {
-        Value::Number(n) => n.as_i64()?,
-        Value::String(s) => s.trim().parse().ok()?,
+fn epoch_seconds(value: &Item<'_, Skip>) -> Option<Timestamp> {
+    let seconds = match value {
+        Item::Number(n) => n.as_i64()?,
+        Item::Str(s) => s.trim().parse().ok()?,
         _ => return None,
     };
     (seconds > 0)
@@ -165,18 +158,24 @@ fn epoch_seconds(value: Option<&Value>) -> Option<Timestamp> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use serde::Deserialize;
+    use serde_json::{Value, json};
+
+    fn epoch(value: Value) -> Option<Timestamp> {
+        epoch_seconds(&Item::deserialize(&value).expect("any JSON reads"))
+    }
 
     #[test]
     fn epoch_seconds_accepts_numbers_and_numeric_strings() {
-        let ts = epoch_seconds(Some(&json!(1607450357))).expect("number");
+        let ts = epoch(json!(1607450357)).expect("number");
         assert_eq!(ts.seconds, 1_607_450_357);
-        let ts = epoch_seconds(Some(&json!("1607450357"))).expect("string");
+        let ts = epoch(json!(" 1607450357")).expect("string");
         assert_eq!(ts.seconds, 1_607_450_357);
-        assert!(epoch_seconds(Some(&json!(0))).is_none());
-        assert!(epoch_seconds(Some(&json!("soon"))).is_none());
-        assert!(epoch_seconds(Some(&json!(1.5))).is_none());
-        assert!(epoch_seconds(None).is_none());
+        assert!(epoch(json!(0)).is_none());
+        assert!(epoch(json!("soon")).is_none());
+        assert!(epoch(json!(1.5)).is_none());
+        assert!(epoch(json!(null)).is_none());
+        assert!(epoch_seconds(&Item::Absent).is_none());
     }
 
     #[test]

@@ -1,14 +1,15 @@
 //! Connection attempts (adding, processing, invalidCredentials, unableToConnect,
 //! credentialsUpdated) and MFA (mfa, mfaUpdated).
 
-use serde_json::{Map, Value};
-use tributary_plugin_sdk::model::v1::event::Payload;
+use tributary_plugin_sdk::lenient::Item;
+use tributary_plugin_sdk::model::v1::event::Payload as EventPayload;
 use tributary_plugin_sdk::model::v1::{
     ConnectionEvent, ConnectionFailureReason, ConnectionStatus, Credential, Institution, MfaEvent,
     MfaQuestion, MfaStage,
 };
 
-use super::{Mapped, bool_of, id_at, institution_at, str_of};
+use super::payload::{Payload, Question};
+use super::{Mapped, id, institution};
 
 /// The sign-in Finicity holds (institutionLoginId at an institution), when anything is known.
 fn credential(connection_id: &str, institution: &Option<Institution>) -> Option<Credential> {
@@ -20,12 +21,12 @@ fn credential(connection_id: &str, institution: &Option<Institution>) -> Option<
 }
 
 /// Maps a connection event.
-pub(super) fn map(event_type: &str, payload: &Map<String, Value>) -> Mapped {
-    let institution = institution_at(payload);
-    let connection_id = id_at(payload, "institutionLoginId");
+pub(super) fn map(event_type: &str, payload: &Payload<'_>) -> Mapped {
+    let institution = institution(&payload.institution_id);
+    let connection_id = id(&payload.institution_login_id);
     let mut connection = ConnectionEvent {
         provider_status: event_type.to_owned(),
-        oauth: bool_of(payload, "oauth"),
+        oauth: payload.oauth.is_true(),
         credential: credential(&connection_id, &institution),
         ..Default::default()
     };
@@ -40,7 +41,7 @@ pub(super) fn map(event_type: &str, payload: &Map<String, Value>) -> Mapped {
             "connection.failed"
         }
         "unableToConnect" => {
-            let code = str_of(payload, "code").trim().to_owned();
+            let code = payload.code.as_str().trim().to_owned();
             connection.status = ConnectionStatus::Failed as i32;
             connection.failure_reason = unable_to_connect_reason(&code) as i32;
             connection.provider_code = code;
@@ -49,13 +50,13 @@ pub(super) fn map(event_type: &str, payload: &Map<String, Value>) -> Mapped {
         _ => {
             // credentialsUpdated
             connection.status = ConnectionStatus::CredentialsUpdated as i32;
-            connection.mfa_required = bool_of(payload, "mfa");
+            connection.mfa_required = payload.mfa.is_true();
             "connection.credentials_updated"
         }
     };
     Mapped {
         kind,
-        payload: Payload::Connection(connection),
+        payload: EventPayload::Connection(connection),
         connection_id,
         institution,
         account_ids: Vec::new(),
@@ -80,32 +81,26 @@ fn unable_to_connect_reason(code: &str) -> ConnectionFailureReason {
 /// The challenge questions of an `mfa` payload, in order: `questions[]` (objects with `text`
 /// or `question`, or plain strings), else `mfaChallenges.questions[]`, else a single
 /// `question`. Finicity does not publish this payload; empty texts are skipped.
-fn questions(payload: &Map<String, Value>) -> Vec<MfaQuestion> {
-    let nested = payload
-        .get("mfaChallenges")
-        .and_then(Value::as_object)
-        .and_then(|challenges| challenges.get("questions"));
-    let items: Vec<&Value> = match (payload.get("questions"), nested, payload.get("question")) {
-        (Some(Value::Array(items)), _, _) | (_, Some(Value::Array(items)), _) => {
-            items.iter().collect()
-        }
-        (_, _, Some(single)) => vec![single],
-        _ => Vec::new(),
+fn questions(payload: &Payload<'_>) -> Vec<MfaQuestion> {
+    let nested = payload.mfa_challenges.0.as_ref().map(|c| &c.questions);
+    let items: &[Item<'_, Question<'_>>] = match (&payload.questions, nested) {
+        (Item::Array(items), _) | (_, Some(Item::Array(items))) => items,
+        // An absent `question` gives no text, as any item without one.
+        _ => std::slice::from_ref(&payload.question),
     };
     items
-        .into_iter()
+        .iter()
         .filter_map(|item| {
             let text = match item {
-                Value::String(text) => text.clone(),
-                Value::Object(object) => {
-                    let text = str_of(object, "text");
-                    if text.trim().is_empty() {
-                        str_of(object, "question")
+                Item::Str(text) => text,
+                Item::Object(object) => {
+                    if object.text.as_str().trim().is_empty() {
+                        object.question.as_str()
                     } else {
-                        text
+                        object.text.as_str()
                     }
                 }
-                _ => String::new(),
+                _ => "",
             };
             let text = text.trim();
             (!text.is_empty()).then(|| MfaQuestion {
@@ -116,9 +111,9 @@ fn questions(payload: &Map<String, Value>) -> Vec<MfaQuestion> {
 }
 
 /// Maps an MFA event: `mfa` (a challenge question is shown) or `mfaUpdated` (answered).
-pub(super) fn map_mfa(event_type: &str, payload: &Map<String, Value>) -> Mapped {
-    let institution = institution_at(payload);
-    let connection_id = id_at(payload, "institutionLoginId");
+pub(super) fn map_mfa(event_type: &str, payload: &Payload<'_>) -> Mapped {
+    let institution = institution(&payload.institution_id);
+    let connection_id = id(&payload.institution_login_id);
     let (kind, stage) = if event_type == "mfa" {
         ("mfa.challenge_issued", MfaStage::CodeEntry)
     } else {
@@ -126,7 +121,7 @@ pub(super) fn map_mfa(event_type: &str, payload: &Map<String, Value>) -> Mapped 
     };
     Mapped {
         kind,
-        payload: Payload::Mfa(MfaEvent {
+        payload: EventPayload::Mfa(MfaEvent {
             stage: stage as i32,
             credential: credential(&connection_id, &institution),
             questions: questions(payload),
@@ -141,17 +136,12 @@ pub(super) fn map_mfa(event_type: &str, payload: &Map<String, Value>) -> Mapped 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
-
-    fn object(value: Value) -> Map<String, Value> {
-        value.as_object().cloned().unwrap_or_default()
-    }
+    use serde::Deserialize;
+    use serde_json::{Value, json};
 
     fn texts(payload: Value) -> Vec<String> {
-        questions(&object(payload))
-            .into_iter()
-            .map(|q| q.text)
-            .collect()
+        let payload = Payload::deserialize(&payload).expect("an object");
+        questions(&payload).into_iter().map(|q| q.text).collect()
     }
 
     #[test]

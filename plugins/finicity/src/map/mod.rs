@@ -5,12 +5,15 @@
 
 mod account;
 mod connection;
+mod payload;
 mod session;
 
-use serde_json::{Map, Value};
-use tributary_plugin_sdk::model::v1::event::Payload;
+use tributary_plugin_sdk::lenient::Id;
+use tributary_plugin_sdk::model::v1::event::Payload as EventPayload;
 use tributary_plugin_sdk::model::v1::{Event, Institution, Provenance, References};
 use tributary_plugin_sdk::personal_data::PersonalDataGuard;
+
+pub use payload::Payload;
 
 use crate::envelope::{Envelope, PayloadShape};
 
@@ -42,7 +45,7 @@ fn family(event_type: &str) -> Option<Family> {
 struct Mapped {
     /// Canonical type.
     kind: &'static str,
-    payload: Payload,
+    payload: EventPayload,
     /// institutionLoginId, when known.
     connection_id: String,
     institution: Option<Institution>,
@@ -51,7 +54,7 @@ struct Mapped {
 
 /// Maps the event, or says why it cannot be mapped (the item is then dead-lettered).
 pub fn event(envelope: &Envelope<'_>, guard: &PersonalDataGuard) -> Result<Event, String> {
-    let event_type = envelope.event_type;
+    let event_type: &str = &envelope.event_type;
     let family = family(event_type).ok_or_else(|| {
         format!(
             "unknown Finicity Connect eventType \"{}\"",
@@ -63,15 +66,18 @@ pub fn event(envelope: &Envelope<'_>, guard: &PersonalDataGuard) -> Result<Event
             "{event_type} event has no eventId, so it cannot be deduplicated"
         ));
     }
-    let mapped = match (family, envelope.payload_shape()) {
+    let empty = Payload::default();
+    let mapped = match (family, envelope.payload_shape(&empty)) {
         (Family::Session, PayloadShape::Array(items)) if event_type == "done" => {
-            session::map(event_type, &Map::new(), items)
+            session::map(event_type, &empty, items)
         }
         (_, PayloadShape::Object(payload)) => match family {
             Family::Session => session::map(event_type, payload, &[]),
             Family::Connection => connection::map(event_type, payload),
             Family::Mfa => connection::map_mfa(event_type, payload),
-            Family::Account => account::map(event_type, payload, &envelope.customer_id, guard),
+            Family::Account => {
+                account::map(event_type, payload, envelope.customer_id.as_str(), guard)
+            }
         },
         _ => return Err(format!("{event_type} event payload is not a JSON object")),
     };
@@ -81,14 +87,14 @@ pub fn event(envelope: &Envelope<'_>, guard: &PersonalDataGuard) -> Result<Event
         subject: envelope.subject(),
         time,
         provenance: Some(Provenance {
-            provider_event_id: envelope.event_id.clone(),
+            provider_event_id: envelope.event_id.clone().into_owned(),
             provider_event_type: event_type.to_owned(),
             provider_created_at: time,
             ..Default::default()
         }),
         references: Some(References {
-            customer_id: envelope.customer_id.clone(),
-            consumer_id: envelope.consumer_id.clone(),
+            customer_id: envelope.customer_id.to_string_owned(),
+            consumer_id: envelope.consumer_id.to_string_owned(),
             connection_id: mapped.connection_id,
             account_ids: mapped.account_ids,
             institution: mapped.institution,
@@ -100,35 +106,16 @@ pub fn event(envelope: &Envelope<'_>, guard: &PersonalDataGuard) -> Result<Event
     })
 }
 
-/// An id the provider sends as a string or a number; empty when absent.
-fn id_at(object: &Map<String, Value>, key: &str) -> String {
-    match object.get(key) {
-        Some(Value::String(s)) => s.trim().to_owned(),
-        Some(Value::Number(n)) => n.to_string(),
-        _ => String::new(),
-    }
+/// An id the provider sends as a string or a number (`Id`), trimmed; empty when absent.
+fn id(id: &Id<'_>) -> String {
+    id.as_str().trim().to_owned()
 }
 
-/// The institution named by `institutionId`, when present.
-fn institution_at(object: &Map<String, Value>) -> Option<Institution> {
-    let id = id_at(object, "institutionId");
+/// The institution named by an `institutionId`, when present.
+fn institution(institution_id: &Id<'_>) -> Option<Institution> {
+    let id = id(institution_id);
     (!id.is_empty()).then(|| Institution {
         id,
         ..Default::default()
     })
-}
-
-/// The string at `key` of an object (numbers and booleans rendered as text); empty when absent.
-fn str_of(object: &Map<String, Value>, key: &str) -> String {
-    match object.get(key) {
-        Some(Value::String(s)) => s.clone(),
-        Some(Value::Number(n)) => n.to_string(),
-        Some(Value::Bool(b)) => b.to_string(),
-        _ => String::new(),
-    }
-}
-
-/// The boolean at `key`; false when absent or not a boolean.
-fn bool_of(object: &Map<String, Value>, key: &str) -> bool {
-    object.get(key).and_then(Value::as_bool).unwrap_or(false)
 }

@@ -1,19 +1,20 @@
 //! Session activity: started, done, institutionSupported / institutionNotSupported,
 //! institutionNotFound.
 
-use serde_json::{Map, Value};
-use tributary_plugin_sdk::model::v1::event::Payload;
+use tributary_plugin_sdk::lenient::Item;
+use tributary_plugin_sdk::model::v1::event::Payload as EventPayload;
 use tributary_plugin_sdk::model::v1::{SessionActivity, SessionEvent, SessionReport};
 
-use super::{Mapped, id_at, institution_at, str_of};
+use super::payload::{DescribesReport, Payload};
+use super::{Mapped, id, institution};
 
 /// Maps a session event. `report_items` is the payload when `done` sent an array of reports.
 pub(super) fn map(
     event_type: &str,
-    payload: &Map<String, Value>,
-    report_items: &[Value],
+    payload: &Payload<'_>,
+    report_items: &[Item<'_, Box<Payload<'_>>>],
 ) -> Mapped {
-    let institution = institution_at(payload);
+    let institution = institution(&payload.institution_id);
     let mut session = SessionEvent {
         institution: institution.clone(),
         ..Default::default()
@@ -40,14 +41,14 @@ pub(super) fn map(
         _ => {
             // institutionNotFound
             session.activity = SessionActivity::InstitutionNotFound as i32;
-            session.search_query = str_of(payload, "query");
+            session.search_query = payload.query.to_string_owned();
             "session.institution_not_found"
         }
     };
     Mapped {
         kind,
-        payload: Payload::Session(session),
-        connection_id: id_at(payload, "institutionLoginId"),
+        payload: EventPayload::Session(session),
+        connection_id: id(&payload.institution_login_id),
         institution,
         account_ids: Vec::new(),
     }
@@ -55,21 +56,21 @@ pub(super) fn map(
 
 /// Report info inside an object payload: an array under `reportData` or `reports`, or the
 /// payload itself when it names a report (`reportId`).
-fn reports_in_object(payload: &Map<String, Value>) -> Vec<SessionReport> {
-    for key in ["reportData", "reports"] {
-        if let Some(Value::Array(items)) = payload.get(key) {
+fn reports_in_object(payload: &Payload<'_>) -> Vec<SessionReport> {
+    for items in [&payload.report_data, &payload.reports] {
+        if let Item::Array(items) = items {
             return reports(items);
         }
     }
     report(payload).into_iter().collect()
 }
 
-fn reports(items: &[Value]) -> Vec<SessionReport> {
+fn reports<'a, T: DescribesReport<'a>>(items: &[Item<'a, T>]) -> Vec<SessionReport> {
     items
         .iter()
         .filter_map(|item| match item {
-            Value::Object(object) => report(object),
-            Value::String(id) if !id.trim().is_empty() => Some(SessionReport {
+            Item::Object(object) => report(object),
+            Item::Str(id) if !id.trim().is_empty() => Some(SessionReport {
                 id: id.trim().to_owned(),
                 ..Default::default()
             }),
@@ -79,20 +80,21 @@ fn reports(items: &[Value]) -> Vec<SessionReport> {
 }
 
 /// One report description; `None` when it names no report at all.
-fn report(object: &Map<String, Value>) -> Option<SessionReport> {
-    let mut id = id_at(object, "reportId");
-    if id.is_empty() {
-        id = id_at(object, "id");
+fn report<'a>(object: &impl DescribesReport<'a>) -> Option<SessionReport> {
+    let keys = object.report_keys();
+    let mut report_id = id(keys.report_id);
+    if report_id.is_empty() {
+        report_id = id(keys.id);
     }
-    let mut report_type = str_of(object, "type");
+    let mut report_type = keys.r#type.to_string_owned();
     if report_type.is_empty() {
-        report_type = str_of(object, "reportType");
+        report_type = keys.report_type.to_string_owned();
     }
     let report = SessionReport {
-        id,
+        id: report_id,
         r#type: report_type,
-        portfolio_id: id_at(object, "portfolioId"),
-        status: str_of(object, "status"),
+        portfolio_id: id(keys.portfolio_id),
+        status: keys.status.to_string_owned(),
     };
     (!report.id.is_empty() || !report.portfolio_id.is_empty()).then_some(report)
 }

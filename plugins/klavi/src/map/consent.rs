@@ -1,24 +1,24 @@
 //! consent_* -> consent.granted / rejected / revoked / expired / failed / deleted.
 
-use serde_json::Value;
-use tributary_plugin_sdk::convert::{str_at, strings_at, timestamp_at};
+use tributary_plugin_sdk::lenient::Item;
 use tributary_plugin_sdk::prelude::*;
 
 use super::Mapped;
+use super::typed::{Consent, Payload as KlaviPayload, owned};
 
 /// `payload.consents`: an object, or an array holding exactly one object.
-pub fn consent_object(payload: &Value) -> Option<&Value> {
-    match payload.get("consents")? {
-        object @ Value::Object(_) => Some(object),
-        Value::Array(items) if items.len() == 1 => items.first().filter(|v| v.is_object()),
+pub fn consent_object<'r, 'a>(payload: &'r KlaviPayload<'a>) -> Option<&'r Consent<'a>> {
+    match &payload.consents {
+        Item::Object(consent) => Some(consent),
+        Item::Array(items) if items.len() == 1 => items.first().and_then(Item::as_object),
         _ => None,
     }
 }
 
 /// Maps a consent lifecycle event. Missing consent fields stay empty; an array of several
 /// consents cannot be carried by one event (one eventId) and is refused for dead-lettering.
-pub fn consent(payload: &Value, status: ConsentStatus) -> Result<Mapped, String> {
-    if let Some(Value::Array(items)) = payload.get("consents")
+pub fn consent(payload: &KlaviPayload<'_>, status: ConsentStatus) -> Result<Mapped, String> {
+    if let Item::Array(items) = &payload.consents
         && items.len() > 1
     {
         return Err(format!(
@@ -26,29 +26,34 @@ pub fn consent(payload: &Value, status: ConsentStatus) -> Result<Mapped, String>
             items.len()
         ));
     }
-    let empty = Value::Null;
+    let empty = Consent::default();
     let consents = consent_object(payload).unwrap_or(&empty);
-    let consent_id = str_at(consents, "consentId");
-    let institution_code = str_at(consents, "institutionCode");
-    let reason = ["failureReason", "reason"]
-        .iter()
-        .flat_map(|key| [str_at(payload, key), str_at(consents, key)])
-        .find(|r| !r.is_empty())
-        .unwrap_or_default();
+    let consent_id = consents.consent_id.to_string_owned();
+    let institution_code = consents.institution_code.to_string_owned();
+    let reason = [
+        &payload.failure_reason,
+        &consents.failure_reason,
+        &payload.reason,
+        &consents.reason,
+    ]
+    .into_iter()
+    .find(|r| !r.is_empty())
+    .map(|r| r.to_string_owned())
+    .unwrap_or_default();
     Ok(Mapped {
         r#type: canonical_type(status),
         subject: consent_id.clone(),
         payload: Payload::Consent(ConsentEvent {
             status: status as i32,
             consent_id,
-            external_track_id: str_at(consents, "externalTrackId"),
+            external_track_id: consents.external_track_id.to_string_owned(),
             institution: (!institution_code.is_empty()).then(|| Institution {
                 id: institution_code,
                 ..Default::default()
             }),
-            permissions_requested: strings_at(consents, "permissionsApply"),
-            permissions_granted: strings_at(consents, "permissionsGranted"),
-            expires_at: timestamp_at(consents, "expireAt"),
+            permissions_requested: owned(&consents.permissions_apply),
+            permissions_granted: owned(&consents.permissions_granted),
+            expires_at: consents.expire_at.get().and_then(timestamp),
             reason,
         }),
     })

@@ -4,13 +4,16 @@
 mod connection;
 mod consent;
 mod product;
+mod typed;
 
-use serde_json::Value;
-use tributary_plugin_sdk::convert::{str_at, timestamp_at, to_struct};
+use tributary_plugin_sdk::convert::to_struct;
 use tributary_plugin_sdk::personal_data::PersonalDataGuard;
 use tributary_plugin_sdk::prelude::*;
 
-use crate::envelope::{Envelope, Kind};
+pub use typed::Payload as KlaviPayload;
+use typed::RequestBody;
+
+use crate::envelope::{Envelope, Kind, RawEvent};
 
 /// Personal-data field name of `payload.personalTaxId` (CPF).
 pub const PERSONAL_TAX_ID: &str = "personal_tax_id";
@@ -29,51 +32,57 @@ pub struct Mapped {
 
 /// Builds the canonical event for a classified element.
 pub fn event(
-    element: &Value,
-    envelope: &Envelope,
+    element: &RawEvent<'_>,
+    envelope: &Envelope<'_>,
     kind: Kind,
     guard: &PersonalDataGuard,
 ) -> Result<Event, String> {
-    let payload = element.get("payload").unwrap_or(&Value::Null);
+    // A payload that is not an object reads as an empty one.
+    let empty = KlaviPayload::default();
+    let payload = element.payload.0.as_ref().unwrap_or(&empty);
     let mapped = match kind {
         Kind::LinkCreated => connection::link_created(payload),
         Kind::Consent(status) => consent::consent(payload, status)?,
         Kind::ProductRequestReceived => product::request_received(payload),
         Kind::ProductGenerated(status) => product::generated(payload, status),
     };
-    let time = timestamp_at(element, "eventTime");
+    let time = element.event_time.get().and_then(timestamp);
     Ok(Event {
         r#type: mapped.r#type.to_owned(),
         subject: mapped.subject,
         time,
         provenance: Some(Provenance {
-            provider_event_id: envelope.event_id.clone(),
-            provider_event_type: envelope.event_name.clone(),
-            provider_resource: envelope.event_type.clone(),
+            provider_event_id: envelope.event_id.to_owned(),
+            provider_event_type: envelope.event_name.to_owned(),
+            provider_resource: envelope.event_type.to_owned(),
             provider_created_at: time,
             ..Default::default()
         }),
         references: Some(references(element, payload, guard)),
-        partner_metadata: element.get("externalInfo").and_then(to_struct),
+        partner_metadata: to_struct(&element.external_info),
         payload: Some(mapped.payload),
         ..Default::default()
     })
 }
 
 /// partnerAppId, the link, the institution and the tax ids (after the policy).
-fn references(element: &Value, payload: &Value, guard: &PersonalDataGuard) -> References {
-    let request_body = payload.get("requestBody").unwrap_or(&Value::Null);
+fn references(
+    element: &RawEvent<'_>,
+    payload: &KlaviPayload<'_>,
+    guard: &PersonalDataGuard,
+) -> References {
+    let empty = RequestBody::default();
+    let request_body = payload.request_body.0.as_ref().unwrap_or(&empty);
     let consents = consent::consent_object(payload);
-    let connection_id =
-        first_non_empty([str_at(payload, "linkId"), str_at(request_body, "linkId")]);
+    let connection_id = first_non_empty([payload.link_id.as_str(), request_body.link_id.as_str()]);
     let institution_code = first_non_empty([
         consents
-            .map(|c| str_at(c, "institutionCode"))
+            .map(|c| c.institution_code.as_str())
             .unwrap_or_default(),
-        str_at(request_body, "institutionCode"),
+        request_body.institution_code.as_str(),
     ]);
     References {
-        partner_app_id: str_at(element, "partnerAppId"),
+        partner_app_id: element.partner_app_id.to_string_owned(),
         connection_id,
         institution: (!institution_code.is_empty()).then(|| Institution {
             id: institution_code,
@@ -88,10 +97,14 @@ fn references(element: &Value, payload: &Value, guard: &PersonalDataGuard) -> Re
 /// when it differs from both; empty values are skipped. Values are reduced to their digits
 /// ("258.722.521-37" -> "25872252137") before the policy, so hashes do not depend on
 /// formatting.
-fn tax_ids(payload: &Value, request_body: &Value, guard: &PersonalDataGuard) -> Vec<TaxId> {
-    let personal = digits_of(&str_at(payload, "personalTaxId"));
-    let business = digits_of(&str_at(payload, "businessTaxId"));
-    let requested = digits_of(&str_at(request_body, "taxId"));
+fn tax_ids(
+    payload: &KlaviPayload<'_>,
+    request_body: &RequestBody<'_>,
+    guard: &PersonalDataGuard,
+) -> Vec<TaxId> {
+    let personal = digits_of(payload.personal_tax_id.as_str());
+    let business = digits_of(payload.business_tax_id.as_str());
+    let requested = digits_of(request_body.tax_id.as_str());
     let mut ids = Vec::new();
     let mut push = |kind: TaxIdKind, field: &str, value: &str| {
         if !value.is_empty() {
@@ -121,16 +134,18 @@ fn digits_of(value: &str) -> String {
         .collect()
 }
 
-fn first_non_empty<const N: usize>(values: [String; N]) -> String {
+fn first_non_empty<const N: usize>(values: [&str; N]) -> String {
     values
         .into_iter()
         .find(|v| !v.is_empty())
         .unwrap_or_default()
+        .to_owned()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde::Deserialize;
     use tributary_plugin_sdk::personal_data::PersonalDataPolicy;
 
     #[test]
@@ -143,7 +158,8 @@ mod tests {
             "businessTaxId": "",
             "requestBody": {"taxId": "25872252137"}
         });
-        let body = payload.get("requestBody").unwrap_or(&Value::Null);
+        let payload = KlaviPayload::deserialize(&payload).expect("an object");
+        let body = payload.request_body.0.as_ref().expect("an object");
         let ids = tax_ids(&payload, body, &guard);
         assert_eq!(ids.len(), 1);
         let text = format!("{ids:?}");

@@ -1,33 +1,37 @@
 //! product_request_received -> data_request.received;
 //! product_generated_success / failed -> data_product.ready / failed.
 
-use serde_json::Value;
-use tributary_plugin_sdk::convert::{str_at, strings_at};
+use tributary_plugin_sdk::lenient::Item;
 use tributary_plugin_sdk::prelude::*;
 
 use super::Mapped;
-
-/// Spellings of the product -> callback URL map: the webhook example says
-/// `productCallbackURL`, the request APIs say `productsCallbackURL`.
-const CALLBACK_KEYS: [&str; 4] = [
-    "productCallbackURL",
-    "productsCallbackURL",
-    "productCallbackUrl",
-    "productsCallbackUrl",
-];
+use super::typed::{Payload as KlaviPayload, RequestBody, owned};
 
 /// A data request was accepted: request id, products, callback URLs, consents drawn on.
-pub fn request_received(payload: &Value) -> Mapped {
-    let request_id = str_at(payload, "requestId");
-    let body = payload.get("requestBody").unwrap_or(&Value::Null);
-    let callbacks = CALLBACK_KEYS
-        .iter()
-        .find_map(|key| body.get(*key))
-        .and_then(Value::as_object);
+pub fn request_received(payload: &KlaviPayload<'_>) -> Mapped {
+    let request_id = payload.request_id.to_string_owned();
+    let empty = RequestBody::default();
+    let body = payload.request_body.0.as_ref().unwrap_or(&empty);
+    // Spellings of the product -> callback URL map: the webhook example says
+    // `productCallbackURL`, the request APIs say `productsCallbackURL`. The first present
+    // counts, object or not.
+    let callbacks = [
+        &body.product_callback_url,
+        &body.products_callback_url,
+        &body.product_callback_url_lower,
+        &body.products_callback_url_lower,
+    ]
+    .into_iter()
+    .find(|callbacks| !matches!(callbacks, Item::Absent))
+    .and_then(Item::as_object);
     let callback_urls = callbacks
         .map(|map| {
-            map.iter()
-                .filter_map(|(product, url)| url.as_str().map(|u| (product.clone(), u.to_owned())))
+            map.0
+                .iter()
+                .filter_map(|(product, url)| {
+                    let url = url.as_ref()?;
+                    Some((product.clone().into_owned(), url.clone().into_owned()))
+                })
                 .collect()
         })
         .unwrap_or_default();
@@ -36,16 +40,16 @@ pub fn request_received(payload: &Value) -> Mapped {
         subject: request_id.clone(),
         payload: Payload::DataRequest(DataRequestEvent {
             request_id,
-            products: strings_at(body, "products"),
+            products: owned(&body.products),
             callback_urls,
-            consent_ids: strings_at(body, "consentIds"),
+            consent_ids: owned(&body.consent_ids),
         }),
     }
 }
 
 /// A requested product was generated, or failed (with Klavi's reason).
-pub fn generated(payload: &Value, status: DataProductStatus) -> Mapped {
-    let request_id = str_at(payload, "requestId");
+pub fn generated(payload: &KlaviPayload<'_>, status: DataProductStatus) -> Mapped {
+    let request_id = payload.request_id.to_string_owned();
     Mapped {
         r#type: match status {
             DataProductStatus::Failed => "data_product.failed",
@@ -55,8 +59,8 @@ pub fn generated(payload: &Value, status: DataProductStatus) -> Mapped {
         payload: Payload::DataProduct(DataProductEvent {
             status: status as i32,
             request_id,
-            product: str_at(payload, "product"),
-            failure_reason: str_at(payload, "failureReason"),
+            product: payload.product.to_string_owned(),
+            failure_reason: payload.failure_reason.to_string_owned(),
             ..Default::default()
         }),
     }
