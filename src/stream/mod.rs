@@ -7,8 +7,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use futures_util::{Stream, StreamExt as _};
-use tokio::sync::{mpsc, watch};
-use tokio_stream::wrappers::ReceiverStream;
+use tokio::sync::{OwnedSemaphorePermit, watch};
 use tonic::{Request, Response, Status};
 use tributary_event_log::{EventLog, StoredEvent};
 use tributary_model::encoded::event_stream_server::EventStream;
@@ -26,10 +25,7 @@ use crate::error::{ErrorCode, log_status};
 use crate::ops::metrics::metrics;
 use crate::ops::telemetry::{self, Stage};
 
-/// Events buffered per subscription between the log reader and the client. With the read
-/// batch below, this bounds a subscription's memory whatever the client does.
-pub const SUBSCRIPTION_BUFFER: usize = 256;
-/// Events read from the log per round trip.
+/// Events read from the log per round trip: the most a subscription holds in memory.
 const READ_BATCH: usize = 256;
 
 /// The `EventStream` gRPC service. Its `Subscribe` sends each event as the log stored it
@@ -301,21 +297,22 @@ impl StreamService {
             self.limit_consumers(&request.consumer).await?;
         }
         let position = start_position(log.as_ref(), &request).await?;
-        let (tx, rx) = mpsc::channel(SUBSCRIPTION_BUFFER);
-        let subscription = Subscription {
+        let last = log.last_sequence();
+        Ok(Subscription {
             log,
             filter: request.filter.unwrap_or_default(),
             consumer: request.consumer,
             reader,
             subscriber,
             position,
-        };
-        let shutdown = self.app.shutdown.clone();
-        tokio::spawn(async move {
-            subscription.run(tx, shutdown).await;
-            drop(permit);
-        });
-        Ok(Box::pin(ReceiverStream::new(rx)))
+            pending: Vec::new().into_iter(),
+            last,
+            shutdown: self.app.shutdown.clone(),
+            ended: false,
+            _active: ActiveSubscription::new(),
+            _permit: permit,
+        }
+        .into_stream())
     }
 
     /// Refuses to create durable consumer `name` when `grpc.max_consumers` exist already (each
@@ -374,7 +371,10 @@ async fn start_position(log: &dyn EventLog, request: &SubscribeRequest) -> Resul
 }
 
 /// One subscription's reader: reads batches after its position from the log, and when caught
-/// up waits on the log's `last_sequence` watch.
+/// up waits on the log's `last_sequence` watch. It is the response stream itself, polled by
+/// the connection that sends it: no task or channel between the log and the client, so an
+/// event costs a subscriber no extra wake-up. Holding one batch at most bounds its memory
+/// whatever the client does.
 struct Subscription {
     log: Arc<dyn EventLog>,
     filter: Filter,
@@ -382,81 +382,87 @@ struct Subscription {
     reader: Reader,
     subscriber: SpanContext,
     position: u64,
+    /// The read batch's events not yet looked at.
+    pending: std::vec::IntoIter<StoredEvent>,
+    last: watch::Receiver<u64>,
+    shutdown: watch::Receiver<bool>,
+    /// Set once the stream ended with an error: nothing follows it.
+    ended: bool,
+    _active: ActiveSubscription,
+    _permit: OwnedSemaphorePermit,
 }
 
 impl Subscription {
-    async fn run(
-        mut self,
-        tx: mpsc::Sender<Result<Delivery, Status>>,
-        mut shutdown: watch::Receiver<bool>,
-    ) {
-        let _active = ActiveSubscription::new();
-        let mut last = self.log.last_sequence();
+    /// The subscription as a stream of deliveries.
+    fn into_stream(self) -> DeliveryStream {
+        Box::pin(futures_util::stream::unfold(self, |mut this| async move {
+            let item = this.next().await?;
+            Some((item, this))
+        }))
+    }
+
+    /// The next delivery, an error that ends the stream, or `None` when the log went away.
+    async fn next(&mut self) -> Option<Result<Delivery, Status>> {
+        if self.ended {
+            return None;
+        }
         loop {
+            for stored in self.pending.by_ref() {
+                self.position = stored.sequence();
+                if matches(&self.filter, &stored) {
+                    return Some(Ok(self.delivery(stored)));
+                }
+            }
             let batch = match self.log.read_stored_after(self.position, READ_BATCH).await {
                 Ok(batch) => batch,
-                Err(error) => {
-                    let _ = tx.send(Err(log_status(error))).await;
-                    return;
-                }
+                Err(error) => return self.end(log_status(error)),
             };
             let position = self.position;
             let Some(first) = batch.first() else {
-                tokio::select! {
-                    changed = async { last.wait_for(|newest| *newest > position).await.is_ok() } => {
-                        if !changed { return; }
+                let (last, shutdown) = (&mut self.last, &mut self.shutdown);
+                // Some(true): newer events; Some(false): the log went away; None: shutdown.
+                let newer = tokio::select! {
+                    changed = last.wait_for(|newest| *newest > position) => Some(changed.is_ok()),
+                    _ = shutdown.wait_for(|stop| *stop) => None,
+                };
+                match newer {
+                    Some(true) => continue,
+                    Some(false) => return None,
+                    None => {
+                        return self.end(Status::unavailable(
+                            "server shutting down; reconnect after your last sequence",
+                        ));
                     }
-                    _ = async { shutdown.wait_for(|stop| *stop).await.is_ok() } => {
-                        let _ = tx.send(Err(Status::unavailable("server shutting down; reconnect after your last sequence"))).await;
-                        return;
-                    }
-                    _ = tx.closed() => return,
                 }
-                continue;
             };
             if first.sequence() > position.saturating_add(1) && position > 0 {
                 // Retention removed events this subscriber had not read yet.
-                let _ = tx
-                    .send(Err(removed(position.saturating_add(1), first.sequence())))
-                    .await;
-                return;
+                let removed = removed(position.saturating_add(1), first.sequence());
+                return self.end(removed);
             }
-            if !self.deliver(batch, &tx).await {
-                return;
-            }
+            self.pending = batch.into_iter();
         }
     }
 
-    /// Sends the events of `batch` that match the filter; false when the client went away.
-    async fn deliver(
-        &mut self,
-        batch: Vec<StoredEvent>,
-        tx: &mpsc::Sender<Result<Delivery, Status>>,
-    ) -> bool {
-        for stored in batch {
-            self.position = stored.sequence();
-            if !matches(&self.filter, &stored) {
-                continue;
-            }
-            let span = deliver_span(&stored, self.reader, &self.consumer, &self.subscriber);
-            // The consumer continues the trace under this delivery (the stored event keeps
-            // the ingest context; the deliver span links to it).
-            let trace = span
-                .as_ref()
-                .and_then(|span| telemetry::inject(span.context()));
-            let sent = tx.send(Ok(Delivery { stored, trace })).await;
-            if let Some(span) = span {
-                if sent.is_err() {
-                    span.fail("subscriber went away");
-                }
-                span.end();
-            }
-            if sent.is_err() {
-                return false;
-            }
-            metrics().events_delivered.inc();
+    /// `stored` as this subscription delivers it, with its deliver span recorded.
+    fn delivery(&self, stored: StoredEvent) -> Delivery {
+        let span = deliver_span(&stored, self.reader, &self.consumer, &self.subscriber);
+        // The consumer continues the trace under this delivery (the stored event keeps the
+        // ingest context; the deliver span links to it).
+        let trace = span
+            .as_ref()
+            .and_then(|span| telemetry::inject(span.context()));
+        if let Some(span) = span {
+            span.end();
         }
-        true
+        metrics().events_delivered.inc();
+        Delivery { stored, trace }
+    }
+
+    /// Ends the stream with `status`.
+    fn end(&mut self, status: Status) -> Option<Result<Delivery, Status>> {
+        self.ended = true;
+        Some(Err(status))
     }
 }
 
