@@ -27,7 +27,7 @@ fn the_c_adapter_passes_its_fixtures_with_the_cli_runner() {
         library.to_str().expect("utf-8"),
         fixtures.to_str().expect("utf-8"),
     ]);
-    assert!(stdout.contains("quokka 1.0.0 (ABI 1"), "{stdout}");
+    assert!(stdout.contains("quokka 1.0.0 (ABI 2"), "{stdout}");
     assert!(stdout.contains("7 fixtures, 0 failed"), "{stdout}");
 
     // A version that maps differently fails with a diff and a non-zero exit.
