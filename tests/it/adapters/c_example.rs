@@ -130,7 +130,7 @@ async fn the_c_adapter_serves_end_to_end_over_http_and_grpc() {
         .iter()
         .find(|a| a.info.as_ref().is_some_and(|i| i.name == "quokka"))
         .expect("quokka listed");
-    assert_eq!(quokka.abi_version, 1);
+    assert_eq!(quokka.abi_version, 2);
     assert_eq!(quokka.file, library.display().to_string());
     let sha = tributary_plugin_host::Plugin::load(&library)
         .expect("load")
