@@ -11,8 +11,9 @@
  * Only `"verification": {"disabled": true}` (local testing) accepts webhooks without a token,
  * with a start-up warning; it cannot be combined with a token.
  *
- * Only the C ABI (tributary_plugin.h, generated from the Rust definitions) and hand-written
- * protobuf encoding are used: no Rust, no libraries. Build:
+ * Only the C ABI (tributary_plugin.h, generated from the Rust definitions: the request arrives
+ * as a RequestView struct) and hand-written protobuf encoding of the result are used: no Rust,
+ * no libraries. Build:
  *   cc -shared -fPIC -O2 -Wall -Wextra -I../../crates/plugin-abi/include -o libquokka.so quokka.c
  */
 #include <stdlib.h>
@@ -181,54 +182,13 @@ static int32_t create(const uint8_t *args, size_t args_len, void **instance, Plu
   return TRIBUTARY_STATUS_OK;
 }
 
-/* The parts of a WebhookRequest this adapter reads. Pointers into the request bytes. */
-typedef struct {
-  const uint8_t *body; size_t body_len;
-  const uint8_t *token; size_t token_len;
-  int skip_verification;
-} request;
-
-static int read_varint(const uint8_t **p, const uint8_t *end, uint64_t *v) {
-  *v = 0;
-  for (int shift = 0; *p < end && shift < 64; shift += 7) {
-    uint8_t byte = *(*p)++;
-    *v |= (uint64_t)(byte & 0x7f) << shift;
-    if (!(byte & 0x80)) return 1;
+/* The x-quokka-token header of the request, or NULL. */
+static const ByteSlice *token_header(const RequestView *r) {
+  for (size_t i = 0; i < r->headers_len; i++) {
+    const HeaderView *h = &r->headers[i];
+    if (h->name.len == 14 && memcmp(h->name.ptr, "x-quokka-token", 14) == 0) return &h->value;
   }
-  return 0;
-}
-
-/* Walks one message; calls back for each length-delimited field and varint field. */
-static int decode(const uint8_t *p, const uint8_t *end, request *r, int in_header) {
-  const uint8_t *name = NULL, *value = NULL;
-  size_t name_len = 0, value_len = 0;
-  while (p < end) {
-    uint64_t key, n;
-    if (!read_varint(&p, end, &key)) return 0;
-    unsigned field = key >> 3, wire = key & 7;
-    if (wire == 0) {
-      if (!read_varint(&p, end, &n)) return 0;
-      if (!in_header && field == 8) r->skip_verification = n != 0;
-    } else if (wire == 2) {
-      if (!read_varint(&p, end, &n) || n > (uint64_t)(end - p)) return 0;
-      if (in_header && field == 1) { name = p; name_len = n; }
-      else if (in_header && field == 2) { value = p; value_len = n; }
-      else if (!in_header && field == 5 && !decode(p, p + n, r, 1)) return 0;
-      else if (!in_header && field == 6) { r->body = p; r->body_len = n; }
-      p += n;
-    } else if (wire == 1 && end - p >= 8) {
-      p += 8;
-    } else if (wire == 5 && end - p >= 4) {
-      p += 4;
-    } else {
-      return 0;
-    }
-  }
-  if (in_header && name && name_len == 14 && memcmp(name, "x-quokka-token", 14) == 0) {
-    r->token = value;
-    r->token_len = value_len;
-  }
-  return 1;
+  return NULL;
 }
 
 static int32_t result(PluginBuffer *out, unsigned outcome_field, buf *outcome) {
@@ -252,25 +212,26 @@ static int constant_time_equal(const uint8_t *a, size_t a_len, const char *b) {
   return diff == 0;
 }
 
-static int32_t handle(const void *instance, const uint8_t *bytes, size_t len, PluginBuffer *out) {
+/* The request is a view of the host's memory, valid during this call only. */
+static int32_t handle(const void *instance, const RequestView *r, PluginBuffer *out) {
   const quokka *q = instance;
-  request r = {0};
-  if (!q || !decode(bytes, bytes + len, &r, 0)) {
-    *out = message("undecodable request");
+  if (!q || !r) {
+    *out = message("no instance or request");
     return TRIBUTARY_STATUS_ERROR;
   }
-  if (!q->disabled && !r.skip_verification) {
+  if (!q->disabled && !(r->flags & TRIBUTARY_REQUEST_SKIP_VERIFICATION)) {
     if (!q->token[0]) return reject(out, 1, "no token configured");
-    if (!(r.token && constant_time_equal(r.token, r.token_len, q->token)))
+    const ByteSlice *token = token_header(r);
+    if (!(token && constant_time_equal(token->ptr, token->len, q->token)))
       return reject(out, 1, "missing or wrong x-quokka-token");
   }
 
-  char *json = calloc(r.body_len + 1, 1);
+  char *json = calloc(r->body.len + 1, 1);
   if (!json) {
     *out = message("out of memory");
     return TRIBUTARY_STATUS_ERROR;
   }
-  if (r.body_len) memcpy(json, r.body, r.body_len);
+  if (r->body.len) memcpy(json, r->body.ptr, r->body.len);
   char id[128], kind[64], consent[128];
   int status = 0;
   const char *start = json;
@@ -327,9 +288,9 @@ static void free_buffer(PluginBuffer buffer) { free(buffer.ptr); }
 
 static void destroy(void *instance) { free(instance); }
 
-static const AdapterVTableV1 VTABLE = {
+static const AdapterVTableV2 VTABLE = {
     .abi_version = TRIBUTARY_ABI_VERSION,
-    .size = sizeof(AdapterVTableV1),
+    .size = sizeof(AdapterVTableV2),
     .info = info,
     .create = create,
     .handle = handle,
@@ -337,6 +298,6 @@ static const AdapterVTableV1 VTABLE = {
     .destroy = destroy,
 };
 
-const struct AdapterVTableV1 *tributary_adapter_v1(void) { return &VTABLE; }
+const struct AdapterVTableV2 *tributary_adapter_v2(void) { return &VTABLE; }
 
 uint32_t tributary_abi_version(void) { return TRIBUTARY_ABI_VERSION; }

@@ -10,7 +10,6 @@ use std::time::{Duration, Instant, SystemTime};
 
 use opentelemetry::trace::SpanKind;
 use opentelemetry::{Context, KeyValue};
-use prost::Message;
 use tributary_event_log::{AppendOutcome, AppendRequest, LogError};
 use tributary_model::v1::{
     AdapterResult, DeadLetter, Event, Normalized, Provenance, RejectionKind, UnmappedItem,
@@ -184,12 +183,13 @@ async fn verify_and_normalize(
     parent: &Context,
     budget: Duration,
 ) -> Result<Normalized, IngestError> {
-    let encoded = request.encode_to_vec();
+    // The blocking task owns its copy; the adapter reads it in place (plugin ABI v2).
+    let request = request.clone();
     let verify = !request.skip_verification;
     // Both stages share the call: twice the budget of one.
     let budget = if verify { budget * 2 } else { budget };
     let (source, parent) = (Arc::clone(source), parent.clone());
-    let call = tokio::task::spawn_blocking(move || run_stages(&source, &encoded, verify, &parent));
+    let call = tokio::task::spawn_blocking(move || run_stages(&source, &request, verify, &parent));
     match tokio::time::timeout(budget, call).await {
         Ok(Ok(normalized)) => normalized,
         Ok(Err(_)) => Err(IngestError::EmptyResult),
@@ -200,7 +200,7 @@ async fn verify_and_normalize(
 /// The blocking part of [`verify_and_normalize`]: the adapter call, then its stages' spans.
 fn run_stages(
     source: &Source,
-    encoded: &[u8],
+    request: &WebhookRequest,
     verify: bool,
     parent: &Context,
 ) -> Result<Normalized, IngestError> {
@@ -214,7 +214,7 @@ fn run_stages(
     };
     let start = SystemTime::now();
     let started = Instant::now();
-    let result = source.adapter.handle_encoded(encoded);
+    let result = source.adapter.handle(request);
     let took = started.elapsed();
     // Adapters built before the timings existed: the whole call counts as normalize.
     let timings = result.as_ref().ok().and_then(|r| r.timings);

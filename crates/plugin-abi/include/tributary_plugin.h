@@ -1,10 +1,11 @@
 /*
- * Tributary plugin ABI v1, for adapters written in C (or any language with a C FFI).
+ * Tributary plugin ABI v2, for adapters written in C (or any language with a C FFI).
  *
  * A plugin exports two functions:
- *   const AdapterVTableV1 *tributary_adapter_v1(void);  -- a pointer to a static table
+ *   const AdapterVTableV2 *tributary_adapter_v2(void);  -- a pointer to a static table
  *   uint32_t tributary_abi_version(void);               -- returns TRIBUTARY_ABI_VERSION
- * Requests and results are protobuf messages of proto/tributary/v1/plugin.proto.
+ * handle() gets the request as a RequestView of host memory (valid during the call) and
+ * returns an encoded tributary.v1.AdapterResult (proto/tributary/v1/plugin.proto).
  * Every buffer a plugin returns is freed by the host calling the plugin's own free_buffer.
  * handle() is called concurrently from many threads: instances must be immutable.
  */
@@ -17,13 +18,13 @@
 #include <stddef.h>
 #include <stdint.h>
 /* The entry symbol's prototype (the table's type is below). */
-struct AdapterVTableV1;
-const struct AdapterVTableV1 *tributary_adapter_v1(void);
+struct AdapterVTableV2;
+const struct AdapterVTableV2 *tributary_adapter_v2(void);
 uint32_t tributary_abi_version(void);
 
 
 // The ABI version this crate describes. Bumped on any incompatible change to the table.
-#define TRIBUTARY_ABI_VERSION 1
+#define TRIBUTARY_ABI_VERSION 2
 
 // The call succeeded; the output buffer holds the result.
 #define TRIBUTARY_STATUS_OK 0
@@ -33,6 +34,21 @@ uint32_t tributary_abi_version(void);
 
 // The adapter panicked; the output buffer holds the panic message. The instance stays usable.
 #define TRIBUTARY_STATUS_PANIC 2
+
+// [`RequestView::flags`]: `received_at_seconds`/`received_at_nanos` hold the receive time.
+#define TRIBUTARY_REQUEST_HAS_RECEIVED_AT 1
+
+// [`RequestView::flags`]: skip signature checks (dry runs only).
+#define TRIBUTARY_REQUEST_SKIP_VERIFICATION 2
+
+// [`RequestView::stage`]: verify, then normalize.
+#define TRIBUTARY_STAGE_ALL 0
+
+// [`RequestView::stage`]: verify only; the result is a rejection or an empty `Normalized`.
+#define TRIBUTARY_STAGE_VERIFY 1
+
+// [`RequestView::stage`]: normalize only; the host already verified this request.
+#define TRIBUTARY_STAGE_NORMALIZE 2
 
 // A byte buffer allocated by the plugin. Hand it back to the plugin's `free_buffer`.
 typedef struct PluginBuffer {
@@ -56,12 +72,56 @@ typedef int32_t (*CreateFn)(const uint8_t *args,
                             void **instance,
                             struct PluginBuffer *message);
 
-// Handles one encoded `tributary.v1.WebhookRequest`; writes an encoded
-// `tributary.v1.AdapterResult` to `out`. Called concurrently from many threads: instances are
-// immutable after `create`.
+// A borrowed byte slice: `len` bytes at `ptr` (which may be null when `len` is 0). Owned by
+// whoever passes it and valid only during the call it is passed to.
+typedef struct ByteSlice {
+  // Start of the bytes; may be null when `len` is 0.
+  const uint8_t *ptr;
+  // Number of bytes.
+  size_t len;
+} ByteSlice;
+
+// One HTTP header of a [`RequestView`]: UTF-8 name (lowercase) and value.
+typedef struct HeaderView {
+  // The header name, lowercase UTF-8.
+  struct ByteSlice name;
+  // The header value, UTF-8.
+  struct ByteSlice value;
+} HeaderView;
+
+// One webhook as the host received it, by pointer into host memory: the fields of
+// `tributary.v1.WebhookRequest` without its encoding. Text fields are UTF-8. Everything it
+// points to is owned by the host and valid only during the `handle` call.
+typedef struct RequestView {
+  // The source that received it.
+  struct ByteSlice source;
+  // HTTP method.
+  struct ByteSlice method;
+  // Request path.
+  struct ByteSlice path;
+  // The raw query string, without '?'.
+  struct ByteSlice query;
+  // `headers_len` headers; may be null when `headers_len` is 0.
+  const struct HeaderView *headers;
+  // Number of headers.
+  size_t headers_len;
+  // The raw body, byte for byte as received.
+  struct ByteSlice body;
+  // Receive time, Unix seconds (when flagged [`REQUEST_HAS_RECEIVED_AT`]).
+  int64_t received_at_seconds;
+  // Receive time, nanoseconds within the second (when flagged).
+  int32_t received_at_nanos;
+  // [`STAGE_ALL`], [`STAGE_VERIFY`] or [`STAGE_NORMALIZE`].
+  uint32_t stage;
+  // [`REQUEST_HAS_RECEIVED_AT`] | [`REQUEST_SKIP_VERIFICATION`].
+  uint32_t flags;
+} RequestView;
+
+// Handles one webhook, passed as a view of host memory valid during the call; writes an
+// encoded `tributary.v1.AdapterResult` to `out`. Called concurrently from many threads:
+// instances are immutable after `create`.
 typedef int32_t (*HandleFn)(const void *instance,
-                            const uint8_t *request,
-                            size_t request_len,
+                            const struct RequestView *request,
                             struct PluginBuffer *out);
 
 // Frees a buffer this plugin returned.
@@ -70,21 +130,21 @@ typedef void (*FreeBufferFn)(struct PluginBuffer buffer);
 // Destroys an instance made by `create`.
 typedef void (*DestroyFn)(void *instance);
 
-// The function table a plugin exports (ABI v1).
-typedef struct AdapterVTableV1 {
+// The function table a plugin exports (ABI v2).
+typedef struct AdapterVTableV2 {
   // Must equal [`ABI_VERSION`].
   uint32_t abi_version;
-  // `size_of::<AdapterVTableV1>()` as the plugin saw it.
+  // `size_of::<AdapterVTableV2>()` as the plugin saw it.
   uint32_t size;
   InfoFn info;
   CreateFn create;
   HandleFn handle;
   FreeBufferFn free_buffer;
   DestroyFn destroy;
-} AdapterVTableV1;
+} AdapterVTableV2;
 
 // Signature of the entry symbol [`ENTRY_SYMBOL`].
-typedef const struct AdapterVTableV1 *(*EntryFn)(void);
+typedef const struct AdapterVTableV2 *(*EntryFn)(void);
 
 // Signature of [`ABI_VERSION_SYMBOL`].
 typedef uint32_t (*AbiVersionFn)(void);

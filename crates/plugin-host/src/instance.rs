@@ -3,8 +3,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use prost::Message;
-use tributary_model::v1::{AdapterResult, WebhookRequest};
-use tributary_plugin_abi::{AdapterVTableV1, PluginBuffer, STATUS_OK, STATUS_PANIC};
+use tributary_model::v1::{AdapterResult, Header, WebhookRequest};
+use tributary_plugin_abi::{
+    AdapterVTableV2, ByteSlice, HeaderView, PluginBuffer, REQUEST_HAS_RECEIVED_AT,
+    REQUEST_SKIP_VERIFICATION, RequestView, STATUS_OK, STATUS_PANIC,
+};
 
 use crate::plugin::Plugin;
 
@@ -31,32 +34,109 @@ pub enum HandleError {
     Busy { adapter: String, in_flight: usize },
 }
 
+/// A buffer the plugin returned, read in place and handed back to the plugin's `free_buffer`
+/// when dropped (also on unwind), so its bytes are never copied into host memory.
+pub(crate) struct PluginBytes<'a> {
+    vtable: &'a AdapterVTableV2,
+    buffer: PluginBuffer,
+}
+
+impl<'a> PluginBytes<'a> {
+    /// Takes ownership of `buffer`.
+    ///
+    /// # Safety
+    /// `buffer` must have been returned by a function of `vtable` and not freed yet.
+    pub(crate) unsafe fn new(vtable: &'a AdapterVTableV2, buffer: PluginBuffer) -> Self {
+        Self { vtable, buffer }
+    }
+
+    /// The plugin's bytes, valid until this is dropped.
+    pub(crate) fn as_slice(&self) -> &[u8] {
+        if self.buffer.ptr.is_null() || self.buffer.len == 0 {
+            return &[];
+        }
+        // SAFETY: per the ABI the plugin wrote `len` initialised bytes at `ptr`; they stay
+        // until `free_buffer`, which only `drop` calls.
+        unsafe { std::slice::from_raw_parts(self.buffer.ptr, self.buffer.len) }
+    }
+}
+
+impl Drop for PluginBytes<'_> {
+    fn drop(&mut self) {
+        if self.buffer.ptr.is_null() {
+            return;
+        }
+        let buffer = std::mem::replace(&mut self.buffer, PluginBuffer::EMPTY);
+        // SAFETY: the buffer came from this plugin (`new`'s contract) and is freed exactly
+        // once, here.
+        unsafe { (self.vtable.free_buffer)(buffer) };
+    }
+}
+
 /// Copies a plugin-owned buffer into host memory and hands it back to the plugin to free.
 ///
 /// # Safety
 /// `buffer` must have been returned by a function of `vtable` and not freed yet.
-pub(crate) unsafe fn take_buffer(vtable: &AdapterVTableV1, buffer: PluginBuffer) -> Vec<u8> {
-    if buffer.ptr.is_null() {
-        return Vec::new();
+pub(crate) unsafe fn take_buffer(vtable: &AdapterVTableV2, buffer: PluginBuffer) -> Vec<u8> {
+    // SAFETY: forwarded from this function's contract.
+    unsafe { PluginBytes::new(vtable, buffer) }
+        .as_slice()
+        .to_vec()
+}
+
+/// Requests with at most this many headers pass their header views on the stack.
+const INLINE_HEADERS: usize = 16;
+
+/// A placeholder for the unused slots of the inline header array.
+const NO_HEADER: HeaderView = HeaderView {
+    name: ByteSlice::EMPTY,
+    value: ByteSlice::EMPTY,
+};
+
+fn header_view(header: &Header) -> HeaderView {
+    HeaderView {
+        name: ByteSlice::new(header.name.as_bytes()),
+        value: ByteSlice::new(header.value.as_bytes()),
     }
-    // SAFETY: per the ABI the plugin wrote `len` initialised bytes at `ptr`.
-    let bytes = unsafe { std::slice::from_raw_parts(buffer.ptr, buffer.len) }.to_vec();
-    // SAFETY: the buffer came from this plugin and is freed exactly once, here.
-    unsafe { (vtable.free_buffer)(buffer) };
-    bytes
+}
+
+/// The ABI v2 view of `request` with these header views; borrows both.
+fn request_view(request: &WebhookRequest, headers: &[HeaderView]) -> RequestView {
+    let received = request.received_at.unwrap_or_default();
+    let mut flags = 0;
+    if request.received_at.is_some() {
+        flags |= REQUEST_HAS_RECEIVED_AT;
+    }
+    if request.skip_verification {
+        flags |= REQUEST_SKIP_VERIFICATION;
+    }
+    RequestView {
+        source: ByteSlice::new(request.source.as_bytes()),
+        method: ByteSlice::new(request.method.as_bytes()),
+        path: ByteSlice::new(request.path.as_bytes()),
+        query: ByteSlice::new(request.query.as_bytes()),
+        headers: headers.as_ptr(),
+        headers_len: headers.len(),
+        body: ByteSlice::new(&request.body),
+        received_at_seconds: received.seconds,
+        received_at_nanos: received.nanos,
+        // Unknown values are passed as they are: the plugin refuses them.
+        stage: u32::try_from(request.stage).unwrap_or(u32::MAX),
+        flags,
+    }
 }
 
 /// One configured instance of a plugin (one source). `Send + Sync`: share it in an `Arc`.
 ///
 /// # Deadlines
 ///
-/// A call into native code cannot be interrupted, and [`Self::handle_encoded`] blocks its
+/// A call into native code cannot be interrupted, and [`Self::handle`] blocks its
 /// thread until the adapter returns. An async service therefore runs each call on a blocking
 /// thread and stops waiting at the deadline, e.g. with tokio:
 ///
 /// ```ignore
 /// let source = Arc::clone(&source); // whatever owns the instance, in an Arc
-/// let call = tokio::task::spawn_blocking(move || source.adapter.handle_encoded(&encoded));
+/// let call = tokio::task::spawn_blocking(move || source.adapter.handle(&request));
 /// match tokio::time::timeout(budget, call).await {
 ///     Ok(Ok(result)) => result,           // the adapter's answer (or HandleError)
 ///     Ok(Err(join_error)) => ...,         // the blocking task itself failed
@@ -86,7 +166,7 @@ impl Drop for CallGuard<'_> {
     }
 }
 
-// SAFETY: ABI v1 requires instances to be immutable after `create` and `handle` to be callable
+// SAFETY: the ABI requires instances to be immutable after `create` and `handle` to be callable
 // from any thread concurrently (the SDK requires `Adapter: Send + Sync`).
 unsafe impl Send for AdapterInstance {}
 // SAFETY: as above.
@@ -106,7 +186,7 @@ impl AdapterInstance {
         let vtable = plugin.vtable();
         let mut instance: *mut c_void = std::ptr::null_mut();
         let mut error = PluginBuffer::EMPTY;
-        // SAFETY: ABI v1 contract; the slice outlives the call.
+        // SAFETY: ABI v2 contract; the slice outlives the call.
         let status = unsafe {
             (vtable.create)(
                 create_args.as_ptr(),
@@ -176,28 +256,53 @@ impl AdapterInstance {
         &self.plugin
     }
 
-    /// Runs one webhook through the adapter (verify, then normalize).
+    /// Runs one webhook through the adapter (verify, then normalize, or the request's `stage`).
+    ///
+    /// The adapter reads the request in place (ABI v2: a view of `request`, nothing encoded or
+    /// copied) and its result is decoded straight from the plugin's buffer. Blocks until the
+    /// adapter returns: see [Deadlines](Self#deadlines). A successful result always has an
+    /// outcome; one without, or bytes that do not decode, are [`HandleError::Undecodable`].
     pub fn handle(&self, request: &WebhookRequest) -> Result<AdapterResult, HandleError> {
-        self.handle_encoded(&request.encode_to_vec())
+        if request.headers.len() <= INLINE_HEADERS {
+            let mut headers = [NO_HEADER; INLINE_HEADERS];
+            for (slot, header) in headers.iter_mut().zip(&request.headers) {
+                *slot = header_view(header);
+            }
+            let headers = &headers[..request.headers.len()];
+            self.call(&request_view(request, headers))
+        } else {
+            let headers: Vec<HeaderView> = request.headers.iter().map(header_view).collect();
+            self.call(&request_view(request, &headers))
+        }
     }
 
-    /// Like [`Self::handle`] with an already encoded `WebhookRequest`.
-    ///
-    /// Blocks until the adapter returns: see [Deadlines](Self#deadlines). A successful result
-    /// always has an outcome; one without, or bytes that do not decode, are
-    /// [`HandleError::Undecodable`].
+    /// Like [`Self::handle`] with an encoded `WebhookRequest` (decoded here first: prefer
+    /// [`Self::handle`] when the message is at hand). Bytes that do not decode are
+    /// [`HandleError::Failed`], as a v1 adapter answered them.
     pub fn handle_encoded(&self, request: &[u8]) -> Result<AdapterResult, HandleError> {
+        match WebhookRequest::decode(request) {
+            Ok(request) => self.handle(&request),
+            Err(error) => Err(HandleError::Failed {
+                adapter: self.plugin.info().name.clone(),
+                message: format!("undecodable request: {error}"),
+            }),
+        }
+    }
+
+    /// One `handle` call across the boundary with `view`, whose memory outlives the call.
+    fn call(&self, view: &RequestView) -> Result<AdapterResult, HandleError> {
         let _call = self.enter()?;
         let vtable = self.plugin.vtable();
         let mut out = PluginBuffer::EMPTY;
-        // SAFETY: ABI v1 contract; the instance is alive and the slice outlives the call.
-        let status =
-            unsafe { (vtable.handle)(self.instance, request.as_ptr(), request.len(), &mut out) };
-        // SAFETY: `out` was written by this plugin.
-        let bytes = unsafe { take_buffer(vtable, out) };
+        // SAFETY: ABI v2 contract; the instance is alive, and the view and everything it
+        // points to (borrowed from the caller) outlive the call.
+        let status = unsafe { (vtable.handle)(self.instance, view, &mut out) };
+        // SAFETY: `out` was written by this plugin and is freed once, when `bytes` drops.
+        let bytes = unsafe { PluginBytes::new(vtable, out) };
+        let bytes = bytes.as_slice();
         let adapter = || self.plugin.info().name.clone();
         match status {
-            STATUS_OK => match AdapterResult::decode(bytes.as_slice()) {
+            STATUS_OK => match AdapterResult::decode(bytes) {
                 Ok(result) if result.outcome.is_some() => Ok(result),
                 Ok(_) => Err(HandleError::Undecodable {
                     adapter: adapter(),
@@ -218,12 +323,12 @@ impl AdapterInstance {
                 self.plugin.count_panic();
                 Err(HandleError::Panicked {
                     adapter: adapter(),
-                    message: String::from_utf8_lossy(&bytes).into_owned(),
+                    message: String::from_utf8_lossy(bytes).into_owned(),
                 })
             }
             _ => Err(HandleError::Failed {
                 adapter: adapter(),
-                message: String::from_utf8_lossy(&bytes).into_owned(),
+                message: String::from_utf8_lossy(bytes).into_owned(),
             }),
         }
     }

@@ -1,4 +1,4 @@
-//! Loads adapter plugins and calls them across the C ABI (v1).
+//! Loads adapter plugins and calls them across the C ABI (v2).
 //!
 //! A [`Plugin`] is a loaded library whose ABI version and function table were checked before
 //! the first call. Libraries are never unloaded (`dlclose` with thread-local destructors is not

@@ -9,7 +9,7 @@ use libloading::Library;
 use prost::Message;
 use tributary_model::v1::AdapterInfo;
 use tributary_plugin_abi::{
-    ABI_VERSION, ABI_VERSION_SYMBOL, AbiVersionFn, AdapterVTableV1, CreateFn, DestroyFn,
+    ABI_VERSION, ABI_VERSION_SYMBOL, AbiVersionFn, AdapterVTableV2, CreateFn, DestroyFn,
     ENTRY_SYMBOL, EntryFn, FreeBufferFn, HandleFn, InfoFn, PluginBuffer, STATUS_OK,
 };
 
@@ -29,9 +29,9 @@ pub enum LoadError {
         file: PathBuf,
         source: libloading::Error,
     },
-    #[error("{file}: not a Tributary plugin (no `tributary_adapter_v1` symbol)")]
+    #[error("{file}: not a Tributary plugin (no `tributary_adapter_v2` symbol)")]
     NotAPlugin { file: PathBuf },
-    #[error("{file}: built for plugin ABI {found}, this host speaks ABI {expected}")]
+    #[error("{file}: built for plugin ABI {found}, this host speaks ABI {expected}: {}", abi_advice(*.found, *.expected))]
     AbiMismatch {
         file: PathBuf,
         found: u32,
@@ -70,11 +70,11 @@ struct TableHeader {
     size: u32,
 }
 
-/// [`AdapterVTableV1`] as the plugin's memory may actually hold it: function pointers can be
+/// [`AdapterVTableV2`] as the plugin's memory may actually hold it: function pointers can be
 /// null (a C plugin that leaves one out). Same layout (`Option<fn>` is a nullable pointer).
 #[repr(C)]
 #[derive(Clone, Copy)]
-struct RawTableV1 {
+struct RawTableV2 {
     abi_version: u32,
     size: u32,
     info: Option<InfoFn>,
@@ -85,18 +85,18 @@ struct RawTableV1 {
 }
 
 const _: () = assert!(
-    size_of::<RawTableV1>() == size_of::<AdapterVTableV1>()
-        && align_of::<RawTableV1>() == align_of::<AdapterVTableV1>()
+    size_of::<RawTableV2>() == size_of::<AdapterVTableV2>()
+        && align_of::<RawTableV2>() == align_of::<AdapterVTableV2>()
         && size_of::<TableHeader>() == 8
 );
 
-impl RawTableV1 {
-    fn checked(self, file: &Path) -> Result<AdapterVTableV1, LoadError> {
+impl RawTableV2 {
+    fn checked(self, file: &Path) -> Result<AdapterVTableV2, LoadError> {
         let missing = |function| LoadError::IncompleteTable {
             file: file.to_path_buf(),
             function,
         };
-        Ok(AdapterVTableV1 {
+        Ok(AdapterVTableV2 {
             abi_version: self.abi_version,
             size: self.size,
             info: self.info.ok_or_else(|| missing("info"))?,
@@ -113,7 +113,7 @@ pub struct Plugin {
     // Never dropped: unloading is not sound (see the crate docs).
     _library: ManuallyDrop<Library>,
     /// The plugin's table, copied into host memory once it was checked.
-    vtable: AdapterVTableV1,
+    vtable: AdapterVTableV2,
     info: AdapterInfo,
     file: PathBuf,
     loaded_from: PathBuf,
@@ -203,7 +203,7 @@ impl Plugin {
                 expected: ABI_VERSION,
             });
         }
-        let expected = size_of::<AdapterVTableV1>() as u32;
+        let expected = size_of::<AdapterVTableV2>() as u32;
         if header.size < expected {
             return Err(LoadError::TableTooSmall {
                 file,
@@ -211,15 +211,15 @@ impl Plugin {
                 expected,
             });
         }
-        // SAFETY: the plugin declares ABI v1 and a table of at least `size_of::<AdapterVTableV1>()`
-        // bytes, so the whole v1 table is readable. It is copied by value without assuming
-        // alignment, into a type whose every bit pattern of a v1 table is valid (function
+        // SAFETY: the plugin declares ABI v2 and a table of at least `size_of::<AdapterVTableV2>()`
+        // bytes, so the whole v2 table is readable. It is copied by value without assuming
+        // alignment, into a type whose every bit pattern of a v2 table is valid (function
         // pointers as `Option`); null ones are refused by `checked`.
-        let raw = unsafe { std::ptr::read_unaligned(table.cast::<RawTableV1>()) };
+        let raw = unsafe { std::ptr::read_unaligned(table.cast::<RawTableV2>()) };
         let vtable = raw.checked(&file)?;
 
         let mut out = PluginBuffer::EMPTY;
-        // SAFETY: ABI v1 contract: `info` writes a buffer this plugin frees.
+        // SAFETY: ABI v2 contract: `info` writes a buffer this plugin frees.
         let status = unsafe { (vtable.info)(&mut out) };
         // SAFETY: `out` was written by this plugin's `info`.
         let bytes = unsafe { take_buffer(&vtable, out) };
@@ -291,12 +291,25 @@ impl Plugin {
         self.vtable.abi_version
     }
 
-    pub(crate) fn vtable(&self) -> &AdapterVTableV1 {
+    pub(crate) fn vtable(&self) -> &AdapterVTableV2 {
         &self.vtable
     }
 }
 
-/// Explains a library without the v1 entry symbol: another ABI version, or not a plugin.
+/// What to do about a library built for another ABI version.
+fn abi_advice(found: u32, expected: u32) -> String {
+    if found < expected {
+        format!(
+            "rebuild it against tributary-plugin-sdk {} (or a C adapter against this host's \
+             tributary_plugin.h)",
+            env!("CARGO_PKG_VERSION")
+        )
+    } else {
+        "run it on a host that speaks its ABI".to_owned()
+    }
+}
+
+/// Explains a library without the v2 entry symbol: another ABI version, or not a plugin.
 fn abi_error(library: &Library, file: PathBuf) -> LoadError {
     // SAFETY: the version symbol's type is fixed across ABI versions.
     match unsafe { library.get::<AbiVersionFn>(ABI_VERSION_SYMBOL) } {

@@ -6,21 +6,21 @@ use common::{PROBE_PLUGIN, build_c_library};
 use tributary_plugin_host::{LoadError, Plugin, load_dir};
 
 #[test]
-fn a_library_for_another_abi_version_is_refused() {
+fn a_library_for_an_older_abi_version_is_refused_with_how_to_rebuild_it() {
     let dir = tempfile::tempdir().expect("tempdir");
     let library = build_c_library(
         dir.path(),
-        "future_adapter",
-        "unsigned int tributary_abi_version(void) { return 2; }\n\
-         const void *tributary_adapter_v2(void) { return 0; }\n",
+        "v1_adapter",
+        "unsigned int tributary_abi_version(void) { return 1; }\n\
+         const void *tributary_adapter_v1(void) { return 0; }\n",
     );
     let error = Plugin::load(&library).expect_err("refused");
     assert!(
         matches!(
             error,
             LoadError::AbiMismatch {
-                found: 2,
-                expected: 1,
+                found: 1,
+                expected: 2,
                 ..
             }
         ),
@@ -29,21 +29,43 @@ fn a_library_for_another_abi_version_is_refused() {
     assert_eq!(
         error.to_string(),
         format!(
-            "{}: built for plugin ABI 2, this host speaks ABI 1",
+            "{}: built for plugin ABI 1, this host speaks ABI 2: rebuild it against \
+             tributary-plugin-sdk {} (or a C adapter against this host's tributary_plugin.h)",
+            library.display(),
+            env!("CARGO_PKG_VERSION")
+        )
+    );
+}
+
+#[test]
+fn a_library_for_a_newer_abi_version_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let library = build_c_library(
+        dir.path(),
+        "future_adapter",
+        "unsigned int tributary_abi_version(void) { return 3; }\n\
+         const void *tributary_adapter_v3(void) { return 0; }\n",
+    );
+    let error = Plugin::load(&library).expect_err("refused");
+    assert_eq!(
+        error.to_string(),
+        format!(
+            "{}: built for plugin ABI 3, this host speaks ABI 2: run it on a host that speaks \
+             its ABI",
             library.display()
         )
     );
 }
 
 #[test]
-fn a_v1_table_with_a_wrong_version_field_is_refused() {
+fn a_v2_table_with_a_wrong_version_field_is_refused() {
     let dir = tempfile::tempdir().expect("tempdir");
     let library = build_c_library(
         dir.path(),
         "lying_adapter",
         "struct table { unsigned int abi_version; unsigned int size; };\n\
          static struct table t = { 7, 8 };\n\
-         const struct table *tributary_adapter_v1(void) { return &t; }\n",
+         const struct table *tributary_adapter_v2(void) { return &t; }\n",
     );
     let error = Plugin::load(&library).expect_err("refused");
     assert!(
@@ -53,18 +75,18 @@ fn a_v1_table_with_a_wrong_version_field_is_refused() {
 }
 
 #[test]
-fn a_v1_table_shorter_than_declared_by_the_abi_is_refused_before_it_is_read() {
-    // Only the 8-byte header exists: the host must not read (or reference) a full v1 table.
+fn a_v2_table_shorter_than_declared_by_the_abi_is_refused_before_it_is_read() {
+    // Only the 8-byte header exists: the host must not read (or reference) a full v2 table.
     let dir = tempfile::tempdir().expect("tempdir");
     let library = build_c_library(
         dir.path(),
         "short_adapter",
         "struct table { unsigned int abi_version; unsigned int size; };\n\
-         static struct table t = { 1, 8 };\n\
-         const struct table *tributary_adapter_v1(void) { return &t; }\n",
+         static struct table t = { 2, 8 };\n\
+         const struct table *tributary_adapter_v2(void) { return &t; }\n",
     );
     let error = Plugin::load(&library).expect_err("refused");
-    let full = size_of::<tributary_plugin_abi::AdapterVTableV1>();
+    let full = size_of::<tributary_plugin_abi::AdapterVTableV2>();
     assert!(
         matches!(error, LoadError::TableTooSmall { found: 8, expected, .. } if expected as usize == full),
         "{error}"
@@ -79,7 +101,7 @@ fn a_v1_table_shorter_than_declared_by_the_abi_is_refused_before_it_is_read() {
 }
 
 #[test]
-fn a_v1_table_with_a_null_function_is_refused() {
+fn a_v2_table_with_a_null_function_is_refused() {
     let dir = tempfile::tempdir().expect("tempdir");
     let source = PROBE_PLUGIN
         .replace(".destroy = destroy,", ".destroy = 0,")
@@ -110,7 +132,7 @@ fn a_library_without_the_entry_symbol_is_not_a_plugin() {
     assert_eq!(
         error.to_string(),
         format!(
-            "{}: not a Tributary plugin (no `tributary_adapter_v1` symbol)",
+            "{}: not a Tributary plugin (no `tributary_adapter_v2` symbol)",
             library.display()
         )
     );

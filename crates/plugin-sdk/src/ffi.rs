@@ -11,20 +11,19 @@ use std::time::{Duration, Instant};
 
 use prost::Message;
 use tributary_model::v1::{
-    AdapterInfo, AdapterResult, Normalized, Stage, StageTimings, WebhookRequest,
-    adapter_result::Outcome,
+    AdapterInfo, AdapterResult, Normalized, Stage, StageTimings, adapter_result::Outcome,
 };
 use tributary_plugin_abi::{
-    ABI_VERSION, AdapterVTableV1, PluginBuffer, STATUS_ERROR, STATUS_OK, STATUS_PANIC,
+    ABI_VERSION, AdapterVTableV2, PluginBuffer, RequestView, STATUS_ERROR, STATUS_OK, STATUS_PANIC,
 };
 
 use crate::{Adapter, HostContext, Request};
 
 /// The function table for adapter `A`.
-pub const fn vtable<A: Adapter>() -> AdapterVTableV1 {
-    AdapterVTableV1 {
+pub const fn vtable<A: Adapter>() -> AdapterVTableV2 {
+    AdapterVTableV2 {
         abi_version: ABI_VERSION,
-        size: size_of::<AdapterVTableV1>() as u32,
+        size: size_of::<AdapterVTableV2>() as u32,
         info: info::<A>,
         create: create::<A>,
         handle: handle::<A>,
@@ -130,25 +129,23 @@ unsafe extern "C" fn create<A: Adapter>(
 
 unsafe extern "C" fn handle<A: Adapter>(
     instance: *const c_void,
-    request: *const u8,
-    request_len: usize,
+    request: *const RequestView,
     out: *mut PluginBuffer,
 ) -> i32 {
     let run = || -> Result<Vec<u8>, String> {
         if instance.is_null() {
             return Err("null adapter instance".to_owned());
         }
+        if request.is_null() {
+            return Err("null request".to_owned());
+        }
         // SAFETY: `instance` came from `create::<A>` and is alive until `destroy`.
         let adapter = unsafe { &*instance.cast::<A>() };
-        let bytes = if request.is_null() {
-            &[][..]
-        } else {
-            // SAFETY: the host passes a valid slice for the duration of the call.
-            unsafe { std::slice::from_raw_parts(request, request_len) }
-        };
-        let request =
-            WebhookRequest::decode(bytes).map_err(|e| format!("undecodable request: {e}"))?;
-        let (outcome, timings) = run_adapter_timed(adapter, &Request::new(&request));
+        // SAFETY: the host passes a valid view, and the memory it points to, for the duration
+        // of the call (ABI v2); nothing here outlives the call.
+        let request = unsafe { Request::from_view(&*request) }
+            .map_err(|e| format!("invalid request: {e}"))?;
+        let (outcome, timings) = run_adapter_timed(adapter, &request);
         Ok(AdapterResult {
             outcome: Some(outcome),
             timings: Some(timings),
@@ -172,7 +169,7 @@ pub fn run_adapter_timed<A: Adapter>(
     request: &Request<'_>,
 ) -> (Outcome, StageTimings) {
     let mut timings = StageTimings::default();
-    let stage = request.raw().stage();
+    let stage = request.stage();
     if stage != Stage::Normalize && !request.skip_verification() {
         let started = Instant::now();
         let verified = adapter.verify(request);
@@ -220,7 +217,7 @@ unsafe extern "C" fn destroy<A: Adapter>(instance: *mut c_void) {
 
 #[cfg(test)]
 mod tests {
-    use tributary_model::v1::{Event, Rejection, Stage};
+    use tributary_model::v1::{Event, Rejection, Stage, WebhookRequest};
 
     use super::*;
     use crate::reject;

@@ -17,8 +17,9 @@
 //! export_adapter!(Acme);
 //! ```
 //!
-//! The SDK owns the C boundary: it decodes the request, runs `verify` then `normalize` inside
-//! `catch_unwind`, encodes the result and frees what it allocated. Adapters stay synchronous
+//! The SDK owns the C boundary: it borrows the request from the host's memory (ABI v2), runs
+//! `verify` then `normalize` inside `catch_unwind`, encodes the result and frees what it
+//! allocated. Adapters stay synchronous
 //! and pure: no async runtime, no I/O.
 
 pub mod convert;
@@ -143,14 +144,14 @@ pub mod prelude {
     pub use tributary_model::well_known::{Struct, Timestamp};
 }
 
-/// Exports an [`Adapter`] type as a Tributary plugin (ABI v1). Call it once per cdylib.
+/// Exports an [`Adapter`] type as a Tributary plugin (ABI v2). Call it once per cdylib.
 #[macro_export]
 macro_rules! export_adapter {
     ($adapter:ty) => {
-        /// Entry point of the Tributary plugin ABI v1.
+        /// Entry point of the Tributary plugin ABI v2.
         #[unsafe(no_mangle)]
-        pub extern "C" fn tributary_adapter_v1() -> *const $crate::abi::AdapterVTableV1 {
-            static VTABLE: $crate::abi::AdapterVTableV1 = $crate::ffi::vtable::<$adapter>();
+        pub extern "C" fn tributary_adapter_v2() -> *const $crate::abi::AdapterVTableV2 {
+            static VTABLE: $crate::abi::AdapterVTableV2 = $crate::ffi::vtable::<$adapter>();
             &VTABLE
         }
 

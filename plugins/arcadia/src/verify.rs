@@ -138,9 +138,7 @@ fn verify_legacy_hmac(
         reject::unauthenticated(format!("`{TIMESTAMP_HEADER}` is not Unix seconds"))
     })?;
     let received = request
-        .raw()
-        .received_at
-        .as_ref()
+        .received_at()
         .map(|t| t.seconds)
         .ok_or_else(|| reject::unauthenticated("request has no receive time"))?;
     if received.abs_diff(timestamp) > tolerance {

@@ -27,7 +27,7 @@ fn the_c_adapter_passes_its_fixtures_with_the_cli_runner() {
         library.to_str().expect("utf-8"),
         fixtures.to_str().expect("utf-8"),
     ]);
-    assert!(stdout.contains("quokka 1.0.0 (ABI 1"), "{stdout}");
+    assert!(stdout.contains("quokka 1.0.0 (ABI 2"), "{stdout}");
     assert!(stdout.contains("7 fixtures, 0 failed"), "{stdout}");
 
     // A version that maps differently fails with a diff and a non-zero exit.
@@ -130,7 +130,7 @@ async fn the_c_adapter_serves_end_to_end_over_http_and_grpc() {
         .iter()
         .find(|a| a.info.as_ref().is_some_and(|i| i.name == "quokka"))
         .expect("quokka listed");
-    assert_eq!(quokka.abi_version, 1);
+    assert_eq!(quokka.abi_version, 2);
     assert_eq!(quokka.file, library.display().to_string());
     let sha = tributary_plugin_host::Plugin::load(&library)
         .expect("load")

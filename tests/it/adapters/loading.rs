@@ -16,17 +16,18 @@ fn only_arcadia() -> tempfile::TempDir {
 async fn bad_libraries_are_refused_and_the_others_serve() {
     let plugins = only_arcadia();
     std::fs::write(plugins.path().join("libgarbage.so"), b"not a library").expect("write");
-    let c_file = plugins.path().join("future.c");
+    // A library built for the previous plugin ABI.
+    let c_file = plugins.path().join("old.c");
     std::fs::write(
         &c_file,
-        "unsigned int tributary_abi_version(void) { return 2; }\n\
-         const void *tributary_adapter_v2(void) { return 0; }\n",
+        "unsigned int tributary_abi_version(void) { return 1; }\n\
+         const void *tributary_adapter_v1(void) { return 0; }\n",
     )
     .expect("write");
-    let future = plugins.path().join("libfuture.so");
+    let old = plugins.path().join("libold.so");
     let status = std::process::Command::new("cc")
         .args(["-shared", "-fPIC", "-o"])
-        .arg(&future)
+        .arg(&old)
         .arg(&c_file)
         .status()
         .expect("cc");
@@ -49,8 +50,9 @@ async fn bad_libraries_are_refused_and_the_others_serve() {
     let logs = server.logs();
     assert!(
         logs.contains(&format!(
-            "{}: built for plugin ABI 2, this host speaks ABI 1",
-            future.display()
+            "{}: built for plugin ABI 1, this host speaks ABI 2: rebuild it against \
+             tributary-plugin-sdk",
+            old.display()
         )),
         "{logs}"
     );

@@ -56,12 +56,15 @@ static int32_t create(const uint8_t *args, size_t len, void **instance, PluginBu
   return TRIBUTARY_STATUS_OK;
 }
 
-static int has(const uint8_t *request, size_t len, const char *marker) {
-  return memmem(request, len, marker, strlen(marker)) != NULL;
+static int has_in(const uint8_t *bytes, size_t len, const char *marker) {
+  return len && memmem(bytes, len, marker, strlen(marker)) != NULL;
 }
 
-static int32_t handle(const void *instance, const uint8_t *request, size_t len, PluginBuffer *out) {
+static int32_t handle(const void *instance, const RequestView *request, PluginBuffer *out) {
   (void)instance;
+  const uint8_t *body = request->body.ptr;
+  size_t len = request->body.len;
+#define has(request, len, marker) has_in(body, len, marker)
   if (has(request, len, "GARBAGE")) {
     static const uint8_t garbage[] = {0xff, 0xff, 0xff};
     *out = copy_out(garbage, sizeof garbage);
@@ -86,9 +89,9 @@ static void free_buffer(PluginBuffer buffer) { free(buffer.ptr); }
 
 static void destroy(void *instance) { free(instance); }
 
-static const AdapterVTableV1 VTABLE = {
+static const AdapterVTableV2 VTABLE = {
     .abi_version = TRIBUTARY_ABI_VERSION,
-    .size = sizeof(AdapterVTableV1),
+    .size = sizeof(AdapterVTableV2),
     .info = info,
     .create = create,
     .handle = handle,
@@ -96,7 +99,7 @@ static const AdapterVTableV1 VTABLE = {
     .destroy = destroy,
 };
 
-const struct AdapterVTableV1 *tributary_adapter_v1(void) { return &VTABLE; }
+const struct AdapterVTableV2 *tributary_adapter_v2(void) { return &VTABLE; }
 uint32_t tributary_abi_version(void) { return TRIBUTARY_ABI_VERSION; }
 "#;
 
