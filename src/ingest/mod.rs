@@ -72,8 +72,15 @@ pub async fn ingest(
         .sources
         .get(&request.source)
         .ok_or_else(|| IngestError::UnknownSource(request.source.clone()))?;
-    let mut normalized =
-        verify_and_normalize(&source, &request, parent, app.limits.adapter_timeout).await?;
+    // Shared with the adapter's blocking task, which reads it in place (plugin ABI v2).
+    let request = Arc::new(request);
+    let mut normalized = verify_and_normalize(
+        &source,
+        Arc::clone(&request),
+        parent,
+        app.limits.adapter_timeout,
+    )
+    .await?;
     let ignored = normalized.ignored.len();
     let count = normalized.events.len();
     for (index, event) in normalized.events.iter_mut().enumerate() {
@@ -179,12 +186,10 @@ fn count_stored(source: &Source, outcome: &AppendOutcome, ignored: usize) {
 /// histogram. A request that skips verification (dry runs, redrives) is only normalized.
 async fn verify_and_normalize(
     source: &Arc<Source>,
-    request: &WebhookRequest,
+    request: Arc<WebhookRequest>,
     parent: &Context,
     budget: Duration,
 ) -> Result<Normalized, IngestError> {
-    // The blocking task owns its copy; the adapter reads it in place (plugin ABI v2).
-    let request = request.clone();
     let verify = !request.skip_verification;
     // Both stages share the call: twice the budget of one.
     let budget = if verify { budget * 2 } else { budget };
@@ -354,7 +359,13 @@ pub async fn normalize(
     request: &WebhookRequest,
     budget: Duration,
 ) -> Result<Normalized, IngestError> {
-    let mut normalized = verify_and_normalize(source, request, &Context::current(), budget).await?;
+    let mut normalized = verify_and_normalize(
+        source,
+        Arc::new(request.clone()),
+        &Context::current(),
+        budget,
+    )
+    .await?;
     let count = normalized.events.len();
     for (index, event) in normalized.events.iter_mut().enumerate() {
         complete_event(source, request, event, index, count);

@@ -158,7 +158,7 @@ fn strip_scheme(signature: &str) -> &str {
 
 /// The host's receive time; the wall clock only when the host gave none.
 fn received_seconds(request: &Request<'_>) -> i64 {
-    match &request.raw().received_at {
+    match request.received_at() {
         Some(ts) => ts.seconds,
         None => SystemTime::now()
             .duration_since(UNIX_EPOCH)
