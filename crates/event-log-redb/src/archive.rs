@@ -1,6 +1,7 @@
 //! The raw archive: one entry per webhook (sealed by the service; stored as given), written in
-//! the same transaction as the webhook's events and dead letters, found by id and by
-//! (source, content key), and expired by its own age and size limits.
+//! the same transaction as the webhook's events and dead letters, found by id, by a stored
+//! item of its webhook or (for a webhook that stored none) by (source, content key), and
+//! expired by its own age and size limits.
 
 use std::borrow::Cow;
 
