@@ -69,3 +69,39 @@ impl WebhookBuilder {
 pub fn sign_hex(key: &[u8], parts: &[&[u8]]) -> String {
     hex::encode(crate::verify::hmac_sha256(key, parts))
 }
+
+/// JSON bodies made from `root` with one node (a member, an item, or the root itself) replaced
+/// by one of `odd`, for every node and every value: an adapter's typed parsing must read each
+/// of them as its `Value`-based path does. Nodes whose path is not a plain JSON pointer (a key
+/// holding `/` or `~`) are left out.
+pub fn mutations(root: &serde_json::Value, odd: &[serde_json::Value]) -> Vec<Vec<u8>> {
+    fn paths(value: &serde_json::Value, path: String, out: &mut Vec<String>) {
+        match value {
+            serde_json::Value::Object(map) => {
+                for (key, child) in map {
+                    paths(child, format!("{path}/{key}"), out);
+                }
+            }
+            serde_json::Value::Array(items) => {
+                for (i, child) in items.iter().enumerate() {
+                    paths(child, format!("{path}/{i}"), out);
+                }
+            }
+            _ => {}
+        }
+        out.push(path);
+    }
+    let mut all = Vec::new();
+    paths(root, String::new(), &mut all);
+    let mut bodies = Vec::new();
+    for path in all {
+        for value in odd {
+            let mut body = root.clone();
+            if let Some(slot) = body.pointer_mut(&path) {
+                *slot = value.clone();
+                bodies.push(body.to_string().into_bytes());
+            }
+        }
+    }
+    bodies
+}

@@ -112,6 +112,7 @@ export_adapter!(Arcadia);
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tributary_plugin_sdk::testing::mutations;
 
     fn adapter() -> Arcadia {
         let host = HostContext {
@@ -191,39 +192,6 @@ mod tests {
             ..Default::default()
         };
         a.normalize(&Request::new(&request))
-    }
-
-    /// Every node of `root` replaced by each of `odd`, one at a time.
-    fn mutations(root: &serde_json::Value, odd: &[serde_json::Value]) -> Vec<Vec<u8>> {
-        fn paths(value: &serde_json::Value, path: String, out: &mut Vec<String>) {
-            match value {
-                serde_json::Value::Object(map) => {
-                    for (key, child) in map {
-                        paths(child, format!("{path}/{key}"), out);
-                    }
-                }
-                serde_json::Value::Array(items) => {
-                    for (i, child) in items.iter().enumerate() {
-                        paths(child, format!("{path}/{i}"), out);
-                    }
-                }
-                _ => {}
-            }
-            out.push(path);
-        }
-        let mut all = Vec::new();
-        paths(root, String::new(), &mut all);
-        let mut bodies = Vec::new();
-        for path in all {
-            for value in odd {
-                let mut body = root.clone();
-                if let Some(slot) = body.pointer_mut(&path) {
-                    *slot = value.clone();
-                    bodies.push(body.to_string().into_bytes());
-                }
-            }
-        }
-        bodies
     }
 
     /// Statement, meter and credential bodies read straight into types give what the `Value` path gives:

@@ -105,6 +105,7 @@ export_adapter!(Finicity);
 mod tests {
     use super::*;
     use serde_json::{Value, json};
+    use tributary_plugin_sdk::testing::mutations;
 
     fn adapter() -> Finicity {
         let host = HostContext {
@@ -129,39 +130,6 @@ mod tests {
         let parsed = request.json()?;
         let body = envelope::body_from_value(&parsed)?;
         Ok(a.normalize_body(Envelope::parse(body)?, &request))
-    }
-
-    /// Every node of `root` replaced by each of `odd`, one at a time.
-    fn mutations(root: &Value, odd: &[Value]) -> Vec<Vec<u8>> {
-        fn paths(value: &Value, path: String, out: &mut Vec<String>) {
-            match value {
-                Value::Object(map) => {
-                    for (key, child) in map {
-                        paths(child, format!("{path}/{key}"), out);
-                    }
-                }
-                Value::Array(items) => {
-                    for (i, child) in items.iter().enumerate() {
-                        paths(child, format!("{path}/{i}"), out);
-                    }
-                }
-                _ => {}
-            }
-            out.push(path);
-        }
-        let mut all = Vec::new();
-        paths(root, String::new(), &mut all);
-        let mut bodies = Vec::new();
-        for path in all {
-            for value in odd {
-                let mut body = root.clone();
-                if let Some(slot) = body.pointer_mut(&path) {
-                    *slot = value.clone();
-                    bodies.push(body.to_string().into_bytes());
-                }
-            }
-        }
-        bodies
     }
 
     /// Bodies read straight into types give what reading them from a `Value` gives: every
