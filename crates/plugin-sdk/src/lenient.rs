@@ -120,6 +120,54 @@ macro_rules! drain_containers {
     };
 }
 
+/// Implements the visitor methods for scalars and null of a place that treats them all alike:
+/// reads the value and ignores it, or runs `$action` with the visitor as `$this`.
+macro_rules! scalars_are {
+    (ignored) => {
+        scalars_are!(@each _ => {});
+    };
+    (|$this:ident| $action:expr) => {
+        scalars_are!(@each $this => { $action; });
+    };
+    (@each $this:pat => $body:block) => {
+        fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+            let $this = self;
+            $body
+            Ok(())
+        }
+        fn visit_str<E>(self, _: &str) -> Result<(), E> {
+            let $this = self;
+            $body
+            Ok(())
+        }
+        fn visit_i64<E>(self, _: i64) -> Result<(), E> {
+            let $this = self;
+            $body
+            Ok(())
+        }
+        fn visit_u64<E>(self, _: u64) -> Result<(), E> {
+            let $this = self;
+            $body
+            Ok(())
+        }
+        fn visit_f64<E>(self, _: f64) -> Result<(), E> {
+            let $this = self;
+            $body
+            Ok(())
+        }
+        fn visit_unit<E>(self) -> Result<(), E> {
+            let $this = self;
+            $body
+            Ok(())
+        }
+        fn visit_none<E>(self) -> Result<(), E> {
+            let $this = self;
+            $body
+            Ok(())
+        }
+    };
+}
+
 /// A scalar as `convert::str_at` reads it: a string as is, a number or boolean as its JSON
 /// text, anything else (absent, null, object, array) empty.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -548,34 +596,7 @@ impl<'de, T: LenientObject<'de>> Place<'de> for Obj<T> {
                 self.0.0 = None;
                 Ok(())
             }
-            fn visit_bool<E>(self, _: bool) -> Result<(), E> {
-                self.0.0 = None;
-                Ok(())
-            }
-            fn visit_str<E>(self, _: &str) -> Result<(), E> {
-                self.0.0 = None;
-                Ok(())
-            }
-            fn visit_i64<E>(self, _: i64) -> Result<(), E> {
-                self.0.0 = None;
-                Ok(())
-            }
-            fn visit_u64<E>(self, _: u64) -> Result<(), E> {
-                self.0.0 = None;
-                Ok(())
-            }
-            fn visit_f64<E>(self, _: f64) -> Result<(), E> {
-                self.0.0 = None;
-                Ok(())
-            }
-            fn visit_unit<E>(self) -> Result<(), E> {
-                self.0.0 = None;
-                Ok(())
-            }
-            fn visit_none<E>(self) -> Result<(), E> {
-                self.0.0 = None;
-                Ok(())
-            }
+            scalars_are!(|this| this.0.0 = None);
             fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
                 Obj::read_into(d, self.0)
             }
@@ -626,27 +647,7 @@ impl<'de, T: LenientObject<'de>> DeserializeSeed<'de> for Element<'_, T> {
             fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<(), A::Error> {
                 SkipVisitor.visit_seq(seq).map(drop)
             }
-            fn visit_bool<E>(self, _: bool) -> Result<(), E> {
-                Ok(())
-            }
-            fn visit_str<E>(self, _: &str) -> Result<(), E> {
-                Ok(())
-            }
-            fn visit_i64<E>(self, _: i64) -> Result<(), E> {
-                Ok(())
-            }
-            fn visit_u64<E>(self, _: u64) -> Result<(), E> {
-                Ok(())
-            }
-            fn visit_f64<E>(self, _: f64) -> Result<(), E> {
-                Ok(())
-            }
-            fn visit_unit<E>(self) -> Result<(), E> {
-                Ok(())
-            }
-            fn visit_none<E>(self) -> Result<(), E> {
-                Ok(())
-            }
+            scalars_are!(ignored);
             fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
                 Element(self.0).deserialize(d)
             }
@@ -670,27 +671,7 @@ impl<'de, T: LenientObject<'de>> Place<'de> for Objects<T> {
             fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<(), A::Error> {
                 SkipVisitor.visit_map(map).map(drop)
             }
-            fn visit_bool<E>(self, _: bool) -> Result<(), E> {
-                Ok(())
-            }
-            fn visit_str<E>(self, _: &str) -> Result<(), E> {
-                Ok(())
-            }
-            fn visit_i64<E>(self, _: i64) -> Result<(), E> {
-                Ok(())
-            }
-            fn visit_u64<E>(self, _: u64) -> Result<(), E> {
-                Ok(())
-            }
-            fn visit_f64<E>(self, _: f64) -> Result<(), E> {
-                Ok(())
-            }
-            fn visit_unit<E>(self) -> Result<(), E> {
-                Ok(())
-            }
-            fn visit_none<E>(self) -> Result<(), E> {
-                Ok(())
-            }
+            scalars_are!(ignored);
             fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
                 let mut inner = Objects(std::mem::take(self.0));
                 Objects::read_into(d, &mut inner)?;
