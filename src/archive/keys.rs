@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
-use chacha20poly1305::aead::{Aead, AeadCore, KeyInit, OsRng, Payload};
+use chacha20poly1305::aead::{Aead, AeadCore, AeadInPlace, KeyInit, OsRng, Payload};
 use chacha20poly1305::{Key, XChaCha20Poly1305, XNonce};
 
 use super::ArchiveError;
@@ -113,21 +113,17 @@ impl Keyring {
         Self::read(path)
     }
 
-    /// Seals `plaintext` with the current key, binding `associated` (not stored in it).
-    pub fn seal(&self, associated: &[u8], plaintext: &[u8]) -> Result<Sealed, ArchiveError> {
+    /// Seals `plaintext` with the current key, binding `associated` (not stored in it). The
+    /// buffer becomes the ciphertext: encrypted in place, the tag appended.
+    pub fn seal(&self, associated: &[u8], plaintext: Vec<u8>) -> Result<Sealed, ArchiveError> {
         let cipher = self
             .ciphers
             .get(&self.current)
             .ok_or_else(|| ArchiveError::UnknownKey(self.current.clone()))?;
         let nonce = XChaCha20Poly1305::generate_nonce(&mut OsRng);
-        let ciphertext = cipher
-            .encrypt(
-                &nonce,
-                Payload {
-                    msg: plaintext,
-                    aad: associated,
-                },
-            )
+        let mut ciphertext = plaintext;
+        cipher
+            .encrypt_in_place(&nonce, associated, &mut ciphertext)
             .map_err(|_| ArchiveError::Tampered)?;
         Ok(Sealed {
             key_id: self.current.clone(),
@@ -187,9 +183,9 @@ mod tests {
     #[test]
     fn the_first_key_seals_and_every_key_opens() {
         let old = Keyring::parse(&format!("old {A}")).expect("keys");
-        let sealed_old = old.seal(b"s", b"hello").expect("seal");
+        let sealed_old = old.seal(b"s", b"hello".to_vec()).expect("seal");
         let rotated = Keyring::parse(&format!("new {B}\n# retired\nold {A}")).expect("keys");
-        let sealed_new = rotated.seal(b"s", b"hello").expect("seal");
+        let sealed_new = rotated.seal(b"s", b"hello".to_vec()).expect("seal");
         assert_eq!(
             (sealed_old.key_id.as_str(), sealed_new.key_id.as_str()),
             ("old", "new")
@@ -209,7 +205,7 @@ mod tests {
     #[test]
     fn changed_bytes_or_associated_data_do_not_open() {
         let keys = Keyring::parse(&format!("k {A}")).expect("keys");
-        let sealed = keys.seal(b"source-a", b"body").expect("seal");
+        let sealed = keys.seal(b"source-a", b"body".to_vec()).expect("seal");
         let mut flipped = sealed.ciphertext.clone();
         flipped[0] ^= 1;
         for (aad, bytes) in [
@@ -252,7 +248,7 @@ mod tests {
         let first = Keyring::read_or_create(&path).expect("created");
         let mode = std::fs::metadata(&path).expect("file").permissions().mode();
         assert_eq!(mode & 0o777, 0o600);
-        let sealed = first.seal(b"", b"x").expect("seal");
+        let sealed = first.seal(b"", b"x".to_vec()).expect("seal");
         let again = Keyring::read_or_create(&path).expect("read");
         assert_eq!(
             again

@@ -112,7 +112,9 @@ impl Archive {
         let mut withheld = Vec::new();
         let is_secret = |name: &str, value: &str| {
             !self.keep_secret_headers
-                && (SECRET_HEADERS.contains(&name.to_ascii_lowercase().as_str())
+                && (SECRET_HEADERS
+                    .iter()
+                    .any(|secret| name.eq_ignore_ascii_case(secret))
                     || secrets.iter().any(|secret| value.contains(secret.as_str())))
         };
         let headers = request
@@ -155,10 +157,11 @@ impl Archive {
             withheld,
             ..RawWebhook::default()
         };
+        // Compressed, then encrypted in the same buffer (the tag appended to it).
         let packed = lz4_flex::block::compress_prepend_size(&raw.encode_to_vec());
         let sealed = self
             .keys
-            .seal(&associated(&request.source, &content_key, LZ4), &packed)?;
+            .seal(&associated(&request.source, &content_key, LZ4), packed)?;
         Ok(ArchiveEntry {
             id: 0,
             source: request.source.clone(),
@@ -196,9 +199,10 @@ impl Archive {
 
     /// Seals a dead letter's raw item in place (it holds personal data like the archive).
     pub fn seal_dead_letter(&self, letter: &mut DeadLetter) -> Result<(), ArchiveError> {
-        let sealed = self
-            .keys
-            .seal(&dead_letter_associated(letter), &letter.raw)?;
+        let sealed = self.keys.seal(
+            &dead_letter_associated(letter),
+            std::mem::take(&mut letter.raw),
+        )?;
         letter.raw = sealed.ciphertext;
         letter.raw_key_id = sealed.key_id;
         letter.raw_nonce = sealed.nonce;
@@ -239,7 +243,14 @@ impl Archive {
 
 /// "sha256:<hex>" of the body: a provider's retry sends the same bytes.
 pub fn content_key(body: &[u8]) -> String {
-    format!("sha256:{}", hex::encode(Sha256::digest(body)))
+    const PREFIX: &str = "sha256:";
+    let mut hex = [0u8; 64];
+    // A 32-byte digest always fits 64 hex digits.
+    let _ = hex::encode_to_slice(Sha256::digest(body), &mut hex);
+    let mut key = String::with_capacity(PREFIX.len() + hex.len());
+    key.push_str(PREFIX);
+    key.extend(hex.iter().map(|&digit| char::from(digit)));
+    key
 }
 
 /// What a sealed entry is bound to: moving a ciphertext to another entry, or changing how it
@@ -409,6 +420,14 @@ mod tests {
     }
 
     #[test]
+    fn the_content_key_is_the_bodys_sha256_in_hex() {
+        assert_eq!(
+            content_key(b"abc"),
+            "sha256:ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+    }
+
+    #[test]
     fn entries_sealed_before_compression_still_open() {
         let archive = archive(false);
         let raw = RawWebhook {
@@ -419,7 +438,7 @@ mod tests {
         let key = content_key(&raw.body);
         let sealed = archive
             .keys
-            .seal(&associated("arcadia", &key, ""), &raw.encode_to_vec())
+            .seal(&associated("arcadia", &key, ""), raw.encode_to_vec())
             .expect("sealed");
         let entry = ArchiveEntry {
             source: "arcadia".into(),
