@@ -2,11 +2,16 @@
 //! the same transaction as the webhook's events and dead letters, found by id, by a stored
 //! item of its webhook or (for a webhook that stored none) by (source, content key), and
 //! expired by its own age and size limits.
+//!
+//! The entries of one commit are stored as one value, a block keyed by its first id (ids in a
+//! block are consecutive): one B-tree insert per commit instead of one ~1.5 KB insert per
+//! webhook, which made the writer copy and split leaves for every webhook. A value written
+//! before blocks holds one entry; both are read (see [`decode_value`]).
 
 use std::borrow::Cow;
 
 use prost::Message;
-use redb::{Database, ReadableDatabase, ReadableTable, WriteTransaction};
+use redb::{Database, ReadableDatabase, ReadableTable, Table, WriteTransaction};
 use tributary_event_log::{LogError, Retention, rules};
 use tributary_model::v1::ArchiveEntry;
 
@@ -21,6 +26,80 @@ const EXPIRING: &str = "expiring raw-archive entries";
 /// Most entries removed per retention pass.
 const MAX_REMOVED_PER_PASS: usize = 10_000;
 
+/// The entries of one commit, in id order: the value of [`ARCHIVE`] under the first id.
+#[derive(Clone, PartialEq, prost::Message)]
+struct ArchiveBlock {
+    #[prost(message, repeated, tag = "1")]
+    entries: Vec<ArchiveEntry>,
+}
+
+/// The entries a commit adds, stored as one block when the append tables close.
+#[derive(Default)]
+pub(crate) struct PendingBlock {
+    entries: Vec<ArchiveEntry>,
+}
+
+impl PendingBlock {
+    fn get_mut(&mut self, id: u64) -> Option<&mut ArchiveEntry> {
+        let first = self.entries.first()?.id;
+        let index = usize::try_from(id.checked_sub(first)?).ok()?;
+        self.entries.get_mut(index)
+    }
+
+    /// Stores the block, if it holds any entry, and returns its stored size.
+    pub(crate) fn flush(
+        self,
+        archive: &mut Table<'_, u64, &'static [u8]>,
+    ) -> Result<u64, LogError> {
+        let Some(first) = self.entries.first().map(|entry| entry.id) else {
+            return Ok(0);
+        };
+        let encoded = ArchiveBlock {
+            entries: self.entries,
+        }
+        .encode_to_vec();
+        archive
+            .insert(first, encoded.as_slice())
+            .map_err(storage(STORING))?;
+        Ok(encoded.len() as u64)
+    }
+}
+
+/// The entries of a stored value: a block, or one entry written before blocks. An entry's
+/// encoding starts with its id (field 1 as a varint, tag byte 0x08: ids start at 1, so it is
+/// always there and first); a block's with an entry (field 1, length-delimited: 0x0a).
+fn decode_value(key: u64, value: &[u8]) -> Result<Vec<ArchiveEntry>, LogError> {
+    let corrupt = |source| LogError::Corrupt { key, source };
+    if value.first() == Some(&0x08) {
+        Ok(vec![ArchiveEntry::decode(value).map_err(corrupt)?])
+    } else {
+        Ok(ArchiveBlock::decode(value).map_err(corrupt)?.entries)
+    }
+}
+
+/// The stored value that holds entry `id` (its key and entries), if one does.
+fn find<T: ReadableTable<u64, &'static [u8]>>(
+    table: &T,
+    id: u64,
+    context: &'static str,
+) -> Result<Option<(u64, Vec<ArchiveEntry>)>, LogError> {
+    let Some((key, value)) = table
+        .range(..=id)
+        .map_err(storage(context))?
+        .next_back()
+        .transpose()
+        .map_err(storage(context))?
+    else {
+        return Ok(None);
+    };
+    let key = key.value();
+    let entries = decode_value(key, value.value())?;
+    Ok(entries
+        .iter()
+        .any(|entry| entry.id == id)
+        .then_some((key, entries)))
+}
+
 /// The id for `entry`: the stored entry of the same webhook (same source and content key),
 /// else a new one. Returns the id and whether it is new.
 ///
@@ -30,7 +109,7 @@ const MAX_REMOVED_PER_PASS: usize = 10_000;
 /// entry cost a B-tree leaf rewritten per webhook: content keys are random, so each insert
 /// lands on a page of its own.
 pub(crate) fn reserve<'a>(
-    tables: &AppendTables<'_>,
+    tables: &mut AppendTables<'_>,
     cursor: &Cursor,
     source: &str,
     entry: &ArchiveEntry,
@@ -110,22 +189,23 @@ fn entry_of_item(
     Ok((raw_id != 0).then_some(raw_id))
 }
 
-/// The content key of stored entry `id`, if it is stored.
-fn stored_content_key(tables: &AppendTables<'_>, id: u64) -> Result<Option<String>, LogError> {
-    tables
-        .archive
-        .get(id)
-        .map_err(storage(STORING))?
-        .map(|stored| {
-            ArchiveEntry::decode(stored.value())
+/// The content key of entry `id`, if it is stored or added by this commit.
+fn stored_content_key(tables: &mut AppendTables<'_>, id: u64) -> Result<Option<String>, LogError> {
+    if let Some(entry) = tables.pending_archive.get_mut(id) {
+        return Ok(Some(entry.content_key.clone()));
+    }
+    Ok(
+        find(&tables.archive, id, STORING)?.and_then(|(_, entries)| {
+            entries
+                .into_iter()
+                .find(|entry| entry.id == id)
                 .map(|entry| entry.content_key)
-                .map_err(|source| LogError::Corrupt { key: id, source })
-        })
-        .transpose()
+        }),
+    )
 }
 
-/// Stores `entry` under `id` with what its append stored, or, for an entry already stored,
-/// adds what this append stored to it.
+/// Adds `entry` under `id` with what its append stored to this commit's block, or, for an
+/// entry already stored, adds what this append stored to it.
 pub(crate) fn store(
     tables: &mut AppendTables<'_>,
     cursor: &mut Cursor,
@@ -135,20 +215,10 @@ pub(crate) fn store(
     sequences: &[u64],
     dead_letter_ids: &[u64],
 ) -> Result<(), LogError> {
-    if !new {
-        if sequences.is_empty() && dead_letter_ids.is_empty() {
-            return Ok(());
-        }
-        let Some(stored) = tables.archive.get(id).map_err(storage(STORING))? else {
-            return Ok(());
-        };
-        let stored_len = stored.value().len() as u64;
-        entry = ArchiveEntry::decode(stored.value())
-            .map_err(|source| LogError::Corrupt { key: id, source })?;
-        drop(stored);
-        tables.archive_bytes = tables.archive_bytes.saturating_sub(stored_len);
-    } else {
+    if new {
         entry.id = id;
+        entry.sequences.extend_from_slice(sequences);
+        entry.dead_letter_ids.extend_from_slice(dead_letter_ids);
         if sequences.is_empty() && dead_letter_ids.is_empty() {
             // No item leads a retry here: index the entry by its content.
             tables
@@ -156,16 +226,37 @@ pub(crate) fn store(
                 .insert((entry.source.as_str(), entry.content_key.as_str()), id)
                 .map_err(storage(STORING))?;
         }
-        // The newest id is the table's last key; retention records it before removing that.
+        // The newest id is the table's last; retention records it before removing that.
         cursor.last_archive = id;
+        tables.pending_archive.entries.push(entry);
+        return Ok(());
     }
-    entry.sequences.extend_from_slice(sequences);
-    entry.dead_letter_ids.extend_from_slice(dead_letter_ids);
-    let encoded = entry.encode_to_vec();
-    tables.archive_bytes += encoded.len() as u64;
+    if sequences.is_empty() && dead_letter_ids.is_empty() {
+        return Ok(());
+    }
+    if let Some(pending) = tables.pending_archive.get_mut(id) {
+        pending.sequences.extend_from_slice(sequences);
+        pending.dead_letter_ids.extend_from_slice(dead_letter_ids);
+        return Ok(());
+    }
+    // A retry of a webhook archived by an earlier commit: rewrite the value that holds it.
+    let Some((key, mut entries)) = find(&tables.archive, id, STORING)? else {
+        return Ok(());
+    };
+    for stored in entries.iter_mut().filter(|stored| stored.id == id) {
+        stored.sequences.extend_from_slice(sequences);
+        stored.dead_letter_ids.extend_from_slice(dead_letter_ids);
+    }
+    let stored_len = tables
+        .archive
+        .get(key)
+        .map_err(storage(STORING))?
+        .map_or(0, |value| value.value().len() as u64);
+    let encoded = ArchiveBlock { entries }.encode_to_vec();
+    tables.archive_bytes = tables.archive_bytes.saturating_sub(stored_len) + encoded.len() as u64;
     tables
         .archive
-        .insert(id, encoded.as_slice())
+        .insert(key, encoded.as_slice())
         .map_err(storage(STORING))?;
     Ok(())
 }
@@ -175,10 +266,7 @@ pub(crate) fn store(
 pub(crate) fn last_id(txn: &WriteTransaction) -> Result<u64, LogError> {
     let table = txn.open_table(ARCHIVE).map_err(storage(READING))?;
     let meta = txn.open_table(META).map_err(storage(READING))?;
-    let stored = table
-        .last()
-        .map_err(storage(READING))?
-        .map_or(0, |(k, _)| k.value());
+    let stored = newest_id(&table, READING)?;
     let recorded = meta
         .get("last_archive")
         .map_err(storage(READING))?
@@ -186,36 +274,54 @@ pub(crate) fn last_id(txn: &WriteTransaction) -> Result<u64, LogError> {
     Ok(stored.max(recorded))
 }
 
+/// The id of the newest stored entry (the last of the last value), or 0.
+fn newest_id<T: ReadableTable<u64, &'static [u8]>>(
+    table: &T,
+    context: &'static str,
+) -> Result<u64, LogError> {
+    let Some((key, value)) = table.last().map_err(storage(context))? else {
+        return Ok(0);
+    };
+    let key = key.value();
+    Ok(decode_value(key, value.value())?
+        .last()
+        .map_or(key, |entry| entry.id))
+}
+
 /// Entry `id`, if stored.
 pub(crate) fn get(db: &Database, id: u64) -> Result<Option<ArchiveEntry>, LogError> {
     let txn = db.begin_read().map_err(storage(READING))?;
     let table = txn.open_table(ARCHIVE).map_err(storage(READING))?;
-    table
-        .get(id)
-        .map_err(storage(READING))?
-        .map(|value| {
-            ArchiveEntry::decode(value.value())
-                .map_err(|source| LogError::Corrupt { key: id, source })
-        })
-        .transpose()
+    Ok(find(&table, id, READING)?
+        .and_then(|(_, entries)| entries.into_iter().find(|entry| entry.id == id)))
 }
 
 /// Up to `max` entries with an id greater than `after`.
 pub(crate) fn list(db: &Database, after: u64, max: usize) -> Result<Vec<ArchiveEntry>, LogError> {
     let txn = db.begin_read().map_err(storage(READING))?;
     let table = txn.open_table(ARCHIVE).map_err(storage(READING))?;
-    let mut out = Vec::new();
-    for item in table
-        .range(after.saturating_add(1)..)
+    let first = after.saturating_add(1);
+    // The value holding `first` starts at or before it.
+    let start = table
+        .range(..=first)
         .map_err(storage(READING))?
-        .take(max)
-    {
+        .next_back()
+        .transpose()
+        .map_err(storage(READING))?
+        .map_or(first, |(key, _)| key.value());
+    let mut out = Vec::new();
+    for item in table.range(start..).map_err(storage(READING))? {
+        if out.len() >= max {
+            break;
+        }
         let (key, value) = item.map_err(storage(READING))?;
-        out.push(
-            ArchiveEntry::decode(value.value()).map_err(|source| LogError::Corrupt {
-                key: key.value(),
-                source,
-            })?,
+        let entries = decode_value(key.value(), value.value())?;
+        let wanted = max - out.len();
+        out.extend(
+            entries
+                .into_iter()
+                .filter(|entry| entry.id > after)
+                .take(wanted),
         );
     }
     Ok(out)
@@ -241,51 +347,233 @@ pub(crate) fn expire(
         .get("archive_bytes")
         .map_err(storage(EXPIRING))?
         .map_or(0, |v| v.value());
-    let mut doomed = Vec::new();
+    // Whole values go: a block when its newest entry is too old, or while over size.
+    let mut doomed: Vec<(u64, Vec<ArchiveEntry>)> = Vec::new();
+    let mut removed = 0;
     let mut freed = 0u64;
     for item in table.iter().map_err(storage(EXPIRING))? {
-        if doomed.len() >= MAX_REMOVED_PER_PASS {
+        if removed >= MAX_REMOVED_PER_PASS {
             break;
         }
         let (key, value) = item.map_err(storage(EXPIRING))?;
         let over_size = retention
             .archive_max_bytes
             .is_some_and(|max| bytes.saturating_sub(freed) > max);
-        let entry = ArchiveEntry::decode(value.value()).map_err(|source| LogError::Corrupt {
-            key: key.value(),
-            source,
-        })?;
-        let received = entry.received_at.as_ref().map_or(0, rules::unix_millis);
-        let too_old = cutoff.is_some_and(|cutoff| received < cutoff);
+        let entries = decode_value(key.value(), value.value())?;
+        let newest = entries
+            .iter()
+            .filter_map(|entry| entry.received_at.as_ref())
+            .map(rules::unix_millis)
+            .max()
+            .unwrap_or(0);
+        let too_old = cutoff.is_some_and(|cutoff| newest < cutoff);
         if !too_old && !over_size {
             break;
         }
         freed += value.value().len() as u64;
-        doomed.push((key.value(), entry.source, entry.content_key));
+        removed += entries.len();
+        doomed.push((key.value(), entries));
     }
-    if let Some((newest, _, _)) = doomed.last() {
+    if let Some(newest) = doomed
+        .last()
+        .and_then(|(_, entries)| entries.last())
+        .map(|entry| entry.id)
+    {
         // Ids are never reused: keep the highest one assigned before its entry may go.
-        let stored_last = table
-            .last()
-            .map_err(storage(EXPIRING))?
-            .map_or(0, |(k, _)| k.value());
+        let stored_last = newest_id(&table, EXPIRING)?;
         let recorded = meta
             .get("last_archive")
             .map_err(storage(EXPIRING))?
             .map_or(0, |v| v.value());
-        let last = stored_last.max(recorded).max(*newest);
+        let last = stored_last.max(recorded).max(newest);
         meta.insert("last_archive", last)
             .map_err(storage(EXPIRING))?;
     }
-    for (id, source, content_key) in &doomed {
-        table.remove(*id).map_err(storage(EXPIRING))?;
-        keys.remove((source.as_str(), content_key.as_str()))
-            .map_err(storage(EXPIRING))?;
+    for (key, entries) in &doomed {
+        table.remove(*key).map_err(storage(EXPIRING))?;
+        for entry in entries {
+            keys.remove((entry.source.as_str(), entry.content_key.as_str()))
+                .map_err(storage(EXPIRING))?;
+        }
     }
     if !doomed.is_empty() {
         bytes = bytes.saturating_sub(freed);
         meta.insert("archive_bytes", bytes)
             .map_err(storage(EXPIRING))?;
     }
-    Ok(doomed.len())
+    Ok(removed)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use tributary_model::well_known::Timestamp;
+
+    use super::*;
+
+    type Failure = Box<dyn std::error::Error>;
+
+    fn entry(content: u64, seconds: i64) -> ArchiveEntry {
+        ArchiveEntry {
+            source: "s".to_owned(),
+            content_key: format!("sha256:{content}"),
+            received_at: Some(Timestamp { seconds, nanos: 0 }),
+            ciphertext: vec![7; 100],
+            ..ArchiveEntry::default()
+        }
+    }
+
+    fn open() -> Result<(tempfile::TempDir, Database, Cursor), Failure> {
+        let dir = tempfile::tempdir()?;
+        let db = Database::create(dir.path().join("events.redb"))?;
+        crate::init_tables(&db)?;
+        let cursor = Cursor {
+            last_sequence: 0,
+            last_dead_letter: 0,
+            last_millis: 0,
+            last_archive: 0,
+        };
+        Ok((dir, db, cursor))
+    }
+
+    /// Archives `entries` (each with the sequences its append stored) in one commit, as the
+    /// writer does; returns their ids.
+    fn commit(
+        db: &Database,
+        cursor: &mut Cursor,
+        entries: Vec<(ArchiveEntry, &[u64])>,
+    ) -> Result<Vec<u64>, Failure> {
+        let txn = db.begin_write()?;
+        let mut ids = Vec::new();
+        {
+            cursor.last_archive = last_id(&txn)?;
+            let mut tables = AppendTables::open(&txn)?;
+            for (entry, sequences) in entries {
+                let (id, new) = reserve(&mut tables, cursor, "s", &entry, std::iter::empty())?;
+                store(&mut tables, cursor, id, new, entry, sequences, &[])?;
+                ids.push(id);
+            }
+            tables.close(cursor)?;
+        }
+        txn.commit()?;
+        Ok(ids)
+    }
+
+    fn ids(entries: &[ArchiveEntry]) -> Vec<u64> {
+        entries.iter().map(|entry| entry.id).collect()
+    }
+
+    fn stored_values(db: &Database) -> Result<Vec<u64>, Failure> {
+        let txn = db.begin_read()?;
+        let table = txn.open_table(ARCHIVE)?;
+        let keys = table.iter()?.map(|item| item.map(|(key, _)| key.value()));
+        Ok(keys.collect::<Result<_, _>>()?)
+    }
+
+    #[test]
+    fn the_entries_of_one_commit_are_one_value_and_each_is_found() -> Result<(), Failure> {
+        let (_dir, db, mut cursor) = open()?;
+        let first = commit(
+            &db,
+            &mut cursor,
+            vec![(entry(1, 0), &[]), (entry(2, 0), &[]), (entry(3, 0), &[])],
+        )?;
+        let second = commit(
+            &db,
+            &mut cursor,
+            vec![(entry(4, 0), &[]), (entry(5, 0), &[])],
+        )?;
+        assert_eq!((first, second), (vec![1, 2, 3], vec![4, 5]));
+        assert_eq!(stored_values(&db)?, vec![1, 4]);
+        let found = get(&db, 2)?.ok_or("entry 2")?;
+        assert_eq!((found.id, found.content_key.as_str()), (2, "sha256:2"));
+        assert_eq!(get(&db, 6)?, None);
+        assert_eq!(ids(&list(&db, 0, 2)?), vec![1, 2]);
+        assert_eq!(ids(&list(&db, 2, 10)?), vec![3, 4, 5]);
+        assert_eq!(ids(&list(&db, 4, 10)?), vec![5]);
+        assert_eq!(ids(&list(&db, 5, 10)?), Vec::<u64>::new());
+        Ok(())
+    }
+
+    #[test]
+    fn a_retry_extends_its_entry_in_the_same_commit_and_in_a_later_one() -> Result<(), Failure> {
+        let (_dir, db, mut cursor) = open()?;
+        let ids = commit(
+            &db,
+            &mut cursor,
+            vec![(entry(1, 0), &[]), (entry(2, 0), &[]), (entry(1, 0), &[7])],
+        )?;
+        assert_eq!(ids, vec![1, 2, 1]);
+        assert_eq!(get(&db, 1)?.ok_or("entry 1")?.sequences, vec![7]);
+        assert_eq!(
+            commit(&db, &mut cursor, vec![(entry(1, 0), &[9])])?,
+            vec![1]
+        );
+        assert_eq!(get(&db, 1)?.ok_or("entry 1")?.sequences, vec![7, 9]);
+        assert_eq!(get(&db, 2)?.ok_or("entry 2")?.content_key, "sha256:2");
+        assert_eq!(stored_values(&db)?, vec![1]);
+        Ok(())
+    }
+
+    #[test]
+    fn entries_stored_one_per_value_before_blocks_are_still_read() -> Result<(), Failure> {
+        let (_dir, db, mut cursor) = open()?;
+        let txn = db.begin_write()?;
+        {
+            let mut table = txn.open_table(ARCHIVE)?;
+            let mut keys = txn.open_table(ARCHIVE_KEYS)?;
+            for id in [1, 2] {
+                let old = ArchiveEntry { id, ..entry(id, 0) };
+                table.insert(id, old.encode_to_vec().as_slice())?;
+                keys.insert(("s", old.content_key.as_str()), id)?;
+            }
+        }
+        txn.commit()?;
+        assert_eq!(commit(&db, &mut cursor, vec![(entry(3, 0), &[])])?, vec![3]);
+        assert_eq!(get(&db, 2)?.ok_or("entry 2")?.content_key, "sha256:2");
+        assert_eq!(ids(&list(&db, 0, 10)?), vec![1, 2, 3]);
+        assert_eq!(
+            commit(&db, &mut cursor, vec![(entry(2, 0), &[5])])?,
+            vec![2]
+        );
+        assert_eq!(get(&db, 2)?.ok_or("entry 2")?.sequences, vec![5]);
+        Ok(())
+    }
+
+    #[test]
+    fn retention_removes_a_value_once_its_newest_entry_is_too_old() -> Result<(), Failure> {
+        let (_dir, db, mut cursor) = open()?;
+        commit(
+            &db,
+            &mut cursor,
+            vec![(entry(1, 0), &[]), (entry(2, 100), &[])],
+        )?;
+        commit(
+            &db,
+            &mut cursor,
+            vec![(entry(3, 50), &[]), (entry(4, 5_000), &[])],
+        )?;
+        let retention = Retention {
+            archive_max_age: Some(Duration::from_secs(3_600)),
+            ..Retention::default()
+        };
+        let expire_at = |now_secs: u64| -> Result<usize, Failure> {
+            let txn = db.begin_write()?;
+            let removed = expire(&txn, &retention, now_secs * 1_000)?;
+            txn.commit()?;
+            Ok(removed)
+        };
+        // Entry 1 is past the age, but entry 2 of its commit is not yet.
+        assert_eq!(expire_at(3_700)?, 0);
+        assert_eq!(expire_at(3_701)?, 2);
+        assert_eq!(ids(&list(&db, 0, 10)?), vec![3, 4]);
+        // Ids are never reused, even once every entry is gone.
+        assert_eq!(expire_at(9_000)?, 2);
+        assert_eq!(
+            commit(&db, &mut cursor, vec![(entry(5, 9_000), &[])])?,
+            vec![5]
+        );
+        Ok(())
+    }
 }

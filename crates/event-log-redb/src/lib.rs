@@ -57,7 +57,8 @@ pub(crate) const RESOLVED: TableDefinition<(u64, u64), ()> =
 pub(crate) const DEAD_LETTERS: TableDefinition<u64, &[u8]> = TableDefinition::new("dead_letters");
 /// log time (unix ms, non-decreasing) -> first sequence appended in that millisecond.
 pub(crate) const TIME_INDEX: TableDefinition<u64, u64> = TableDefinition::new("time_index");
-/// raw-archive id -> encoded `ArchiveEntry`.
+/// first raw-archive id of a commit -> its entries (`archive::ArchiveBlock`; values written
+/// before blocks: one encoded `ArchiveEntry`).
 pub(crate) const ARCHIVE: TableDefinition<u64, &[u8]> = TableDefinition::new("archive");
 /// (source, content key) -> raw-archive id of the entries whose webhook stored no event or
 /// dead letter (a retry of the others finds its entry through them).

@@ -6,6 +6,7 @@
 use redb::{ReadableTable, Table, WriteTransaction};
 use tributary_event_log::LogError;
 
+use super::archive::PendingBlock;
 use super::writer::Cursor;
 use super::{ARCHIVE, ARCHIVE_KEYS, DEAD_LETTERS, DEDUP, EVENTS, META, TIME_INDEX, storage};
 
@@ -21,6 +22,8 @@ pub(crate) struct AppendTables<'txn> {
     pub archive: Table<'txn, u64, &'static [u8]>,
     pub archive_keys: Table<'txn, (&'static str, &'static str), u64>,
     meta: Table<'txn, &'static str, u64>,
+    /// The raw-archive entries of this commit, stored as one block when the tables close.
+    pub pending_archive: PendingBlock,
     /// Stored event bytes, for size retention ("event_bytes").
     pub event_bytes: u64,
     /// Stored raw-archive bytes, for the archive's size retention ("archive_bytes").
@@ -46,14 +49,17 @@ impl<'txn> AppendTables<'txn> {
             archive: txn.open_table(ARCHIVE).map_err(storage(OPENING))?,
             archive_keys: txn.open_table(ARCHIVE_KEYS).map_err(storage(OPENING))?,
             meta,
+            pending_archive: PendingBlock::default(),
             event_bytes,
             archive_bytes,
         })
     }
 
-    /// Records the counters (the byte totals and the highest sequence and dead-letter id
-    /// assigned, which outlive their items) and closes the tables.
+    /// Stores the commit's archive block, records the counters (the byte totals and the
+    /// highest sequence and dead-letter id assigned, which outlive their items) and closes the
+    /// tables.
     pub fn close(mut self, next: &Cursor) -> Result<(), LogError> {
+        self.archive_bytes += std::mem::take(&mut self.pending_archive).flush(&mut self.archive)?;
         for (name, value) in [
             ("event_bytes", self.event_bytes),
             ("archive_bytes", self.archive_bytes),
