@@ -8,8 +8,6 @@
 //! webhook, which made the writer copy and split leaves for every webhook. A value written
 //! before blocks holds one entry; both are read (see [`decode_value`]).
 
-use std::borrow::Cow;
-
 use prost::Message;
 use redb::{Database, ReadableDatabase, ReadableTable, Table, WriteTransaction};
 use tributary_event_log::{LogError, Retention, rules};
@@ -103,20 +101,20 @@ fn find<T: ReadableTable<u64, &'static [u8]>>(
 /// The id for `entry`: the stored entry of the same webhook (same source and content key),
 /// else a new one. Returns the id and whether it is new.
 ///
-/// A retry of a webhook that stored items finds its entry through an item's dedup key (the
-/// first of `items`, the request's dedup keys, that is stored points at its entry), so only
-/// entries that stored no item are indexed by content key ([`ARCHIVE_KEYS`]). Indexing every
-/// entry cost a B-tree leaf rewritten per webhook: content keys are random, so each insert
-/// lands on a page of its own.
-pub(crate) fn reserve<'a>(
+/// A retry of a webhook that stored items finds its entry through them: `owners` are the dedup
+/// values of the request's items stored before it (the first whose entry is known decides),
+/// so only entries that stored no item are indexed by content key ([`ARCHIVE_KEYS`]). Indexing
+/// every entry cost a B-tree leaf rewritten per webhook: content keys are random, so each
+/// insert lands on a page of its own.
+pub(crate) fn reserve(
     tables: &mut AppendTables<'_>,
     cursor: &Cursor,
     source: &str,
     entry: &ArchiveEntry,
-    items: impl Iterator<Item = Cow<'a, str>>,
+    owners: impl Iterator<Item = u64>,
 ) -> Result<(u64, bool), LogError> {
-    for item in items {
-        if let Some(id) = entry_of_item(tables, source, &item)? {
+    for owner in owners {
+        if let Some(id) = entry_of_owner(tables, owner)? {
             if stored_content_key(tables, id)?.as_deref() == Some(entry.content_key.as_str()) {
                 return Ok((id, false));
             }
@@ -149,20 +147,8 @@ struct DeadLetterRawId {
     raw_id: u64,
 }
 
-/// The archive entry of the item stored under (`source`, `item`), if one is.
-fn entry_of_item(
-    tables: &AppendTables<'_>,
-    source: &str,
-    item: &str,
-) -> Result<Option<u64>, LogError> {
-    let Some(owner) = tables
-        .dedup
-        .get((source, item))
-        .map_err(storage(STORING))?
-        .map(|v| v.value())
-    else {
-        return Ok(None);
-    };
+/// The archive entry of the stored item `owner` (its dedup value), if it has one.
+fn entry_of_owner(tables: &AppendTables<'_>, owner: u64) -> Result<Option<u64>, LogError> {
     let corrupt = |key| move |source| LogError::Corrupt { key, source };
     let raw_id = if owner == RETIRED {
         0

@@ -22,6 +22,8 @@ pub(crate) struct AppendTables<'txn> {
     pub archive: Table<'txn, u64, &'static [u8]>,
     pub archive_keys: Table<'txn, (&'static str, &'static str), u64>,
     meta: Table<'txn, &'static str, u64>,
+    /// The time-index key already written by this commit (the batch shares one millisecond).
+    pub time_indexed: Option<u64>,
     /// The raw-archive entries of this commit, stored as one block when the tables close.
     pub pending_archive: PendingBlock,
     /// Stored event bytes, for size retention ("event_bytes").
@@ -49,6 +51,7 @@ impl<'txn> AppendTables<'txn> {
             archive: txn.open_table(ARCHIVE).map_err(storage(OPENING))?,
             archive_keys: txn.open_table(ARCHIVE_KEYS).map_err(storage(OPENING))?,
             meta,
+            time_indexed: None,
             pending_archive: PendingBlock::default(),
             event_bytes,
             archive_bytes,

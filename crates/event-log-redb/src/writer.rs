@@ -15,8 +15,8 @@ use super::handle::DbHandle;
 use super::recent::Recent;
 use super::tables::AppendTables;
 use super::{
-    CONSUMERS, DEAD_LETTER_TAG, DEAD_LETTERS, EVENTS, EmbeddedConfig, META, RESOLVED, TIME_INDEX,
-    retention, storage,
+    CONSUMERS, DEAD_LETTER_TAG, DEAD_LETTERS, EVENTS, EmbeddedConfig, META, RESOLVED, RETIRED,
+    TIME_INDEX, retention, storage,
 };
 use tributary_event_log::rules;
 use tributary_event_log::{AppendOutcome, AppendRequest, LogError, RedriveOutcome, StoredEvent};
@@ -331,24 +331,70 @@ fn open_tables<'a, 'txn>(
     })
 }
 
-/// Stores events not already stored under (source, provider event id), and adds them to
-/// `fresh` (encoded once: the table and the subscribers share the bytes).
-fn append_events(
+/// Claims (`source`, `key`) for `value`: one B-tree insert, which returns the item stored
+/// under the key, if any (then the key is given back to it). Returns that owner: the item is a
+/// duplicate. Cheaper than a lookup before every insert, and it sees the items claimed earlier
+/// in the same request.
+fn claim(
+    tables: &mut AppendTables<'_>,
+    source: &str,
+    key: &str,
+    value: u64,
+    context: &'static str,
+) -> Result<Option<u64>, LogError> {
+    let owner = tables
+        .dedup
+        .insert((source, key), value)
+        .map_err(storage(context))?
+        .map(|stored| stored.value());
+    if let Some(owner) = owner {
+        tables
+            .dedup
+            .insert((source, key), owner)
+            .map_err(storage(context))?;
+    }
+    Ok(owner)
+}
+
+/// Claims the dedup key of each event under the sequence it will be stored at. Returns each
+/// event's owner: `None` for an event to store, the stored item's dedup value for a duplicate.
+fn claim_events(
+    tables: &mut AppendTables<'_>,
+    next: &Cursor,
+    source: &str,
+    events: &[Event],
+) -> Result<Vec<Option<u64>>, LogError> {
+    let mut sequence = next.last_sequence;
+    let mut owners = Vec::with_capacity(events.len());
+    for event in events {
+        let owner = claim(
+            tables,
+            source,
+            &rules::dedup_key(event),
+            sequence + 1,
+            STORING_EVENTS,
+        )?;
+        if owner.is_none() {
+            sequence += 1;
+        }
+        owners.push(owner);
+    }
+    Ok(owners)
+}
+
+/// Stores the events [`claim_events`] found new (at the sequences their keys were claimed
+/// for), and adds them to `fresh` (encoded once: the table and the subscribers share the
+/// bytes).
+fn store_events(
     tables: &mut AppendTables<'_>,
     next: &mut Cursor,
-    source: &str,
     events: &mut [Event],
+    owners: &[Option<u64>],
     outcome: &mut AppendOutcome,
     fresh: &mut Vec<StoredEvent>,
 ) -> Result<(), LogError> {
-    for event in events {
-        let id = rules::dedup_key(event).into_owned();
-        if tables
-            .dedup
-            .get((source, id.as_str()))
-            .map_err(storage(STORING_EVENTS))?
-            .is_some()
-        {
+    for (event, owner) in events.iter_mut().zip(owners) {
+        if owner.is_some() {
             outcome.duplicates += 1;
             continue;
         }
@@ -359,20 +405,20 @@ fn append_events(
             .events
             .insert(sequence, encoded.as_slice())
             .map_err(storage(STORING_EVENTS))?;
-        tables
-            .dedup
-            .insert((source, id.as_str()), sequence)
-            .map_err(storage(STORING_EVENTS))?;
-        if tables
-            .times
-            .get(next.last_millis)
-            .map_err(storage(STORING_EVENTS))?
-            .is_none()
-        {
-            tables
+        // The batch shares one millisecond: the first event of the batch indexes it.
+        if tables.time_indexed != Some(next.last_millis) {
+            if tables
                 .times
-                .insert(next.last_millis, sequence)
-                .map_err(storage(STORING_EVENTS))?;
+                .get(next.last_millis)
+                .map_err(storage(STORING_EVENTS))?
+                .is_none()
+            {
+                tables
+                    .times
+                    .insert(next.last_millis, sequence)
+                    .map_err(storage(STORING_EVENTS))?;
+            }
+            tables.time_indexed = Some(next.last_millis);
         }
         tables.event_bytes += encoded.len() as u64;
         next.last_sequence = sequence;
@@ -380,6 +426,19 @@ fn append_events(
         fresh.push(StoredEvent::new(event, Bytes::from(encoded)));
     }
     Ok(())
+}
+
+/// Stores events not already stored under (source, provider event id).
+fn append_events(
+    tables: &mut AppendTables<'_>,
+    next: &mut Cursor,
+    source: &str,
+    events: &mut [Event],
+    outcome: &mut AppendOutcome,
+    fresh: &mut Vec<StoredEvent>,
+) -> Result<(), LogError> {
+    let owners = claim_events(tables, next, source, events)?;
+    store_events(tables, next, events, &owners, outcome, fresh)
 }
 
 fn append(
@@ -390,15 +449,43 @@ fn append(
 ) -> Result<AppendOutcome, LogError> {
     let mut outcome = AppendOutcome::default();
     let source = request.source.as_str();
+    // Every item's key first: the archive entry of a retry is found through an item stored
+    // before, and the new items carry that entry's id.
+    let event_owners = claim_events(tables, next, source, &request.events)?;
+    let mut letter_owners = Vec::with_capacity(request.dead_letters.len());
+    let mut letter_id = next.last_dead_letter;
+    for letter in &request.dead_letters {
+        let owner = claim(
+            tables,
+            source,
+            &letter.provider_event_id,
+            (letter_id + 1) | DEAD_LETTER_TAG,
+            STORING_DEAD_LETTERS,
+        )?;
+        if owner.is_none() {
+            letter_id += 1;
+        }
+        letter_owners.push(owner);
+    }
     let archive = match request.archive.take() {
         Some(entry) => {
-            let items = request.events.iter().map(rules::dedup_key).chain(
-                request
-                    .dead_letters
-                    .iter()
-                    .map(|letter| letter.provider_event_id.as_str().into()),
-            );
-            let (id, new) = super::archive::reserve(tables, next, source, &entry, items)?;
+            // Owners claimed by this request itself (a key twice in it) were not stored before.
+            let (first_sequence, first_letter) = (next.last_sequence, next.last_dead_letter);
+            let stored_before = event_owners
+                .iter()
+                .chain(&letter_owners)
+                .flatten()
+                .copied()
+                .filter(|&owner| {
+                    if owner == RETIRED {
+                        true
+                    } else if owner & DEAD_LETTER_TAG != 0 {
+                        owner & !DEAD_LETTER_TAG <= first_letter
+                    } else {
+                        owner <= first_sequence
+                    }
+                });
+            let (id, new) = super::archive::reserve(tables, next, source, &entry, stored_before)?;
             for event in &mut request.events {
                 event.raw_id = id;
             }
@@ -409,24 +496,18 @@ fn append(
         }
         None => None,
     };
-    append_events(
+    store_events(
         tables,
         next,
-        source,
         &mut request.events,
+        &event_owners,
         &mut outcome,
         fresh,
     )?;
 
     let mut letter_ids = Vec::new();
-    for letter in &mut request.dead_letters {
-        let key = (source, letter.provider_event_id.as_str());
-        if tables
-            .dedup
-            .get(key)
-            .map_err(storage(STORING_DEAD_LETTERS))?
-            .is_some()
-        {
+    for (letter, owner) in request.dead_letters.iter_mut().zip(&letter_owners) {
+        if owner.is_some() {
             outcome.duplicates += 1;
             continue;
         }
@@ -435,13 +516,6 @@ fn append(
         tables
             .dead_letters
             .insert(letter_id, letter.encode_to_vec().as_slice())
-            .map_err(storage(STORING_DEAD_LETTERS))?;
-        tables
-            .dedup
-            .insert(
-                (source, letter.provider_event_id.as_str()),
-                letter_id | DEAD_LETTER_TAG,
-            )
             .map_err(storage(STORING_DEAD_LETTERS))?;
         next.last_dead_letter = letter_id;
         outcome.dead_lettered += 1;
