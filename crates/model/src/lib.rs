@@ -12,6 +12,9 @@ pub mod v1 {
     include!(concat!(env!("OUT_DIR"), "/tributary.v1.serde.rs"));
 }
 
+/// The plugin's answer with its events left encoded, for storing them as they come back.
+pub mod plugin_wire;
+
 /// `io.cloudevents.v1`: the CloudEvents Protobuf Format (`CloudEvent`, `CloudEventBatch`), as
 /// the `CloudEventStream` service streams it to CloudEvents SDKs.
 pub mod cloudevents {
