@@ -5,10 +5,9 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use prost::Message;
-use prost::bytes::Bytes;
 use redb::{Database, Durability, ReadableTable, WriteTransaction};
 use tokio::sync::{mpsc, oneshot, watch};
-use tributary_model::v1::{Consumer, DeadLetter, Event};
+use tributary_model::v1::{Consumer, DeadLetter};
 use tributary_model::well_known::Timestamp;
 
 use super::handle::DbHandle;
@@ -19,7 +18,9 @@ use super::{
     retention, storage,
 };
 use tributary_event_log::rules;
-use tributary_event_log::{AppendOutcome, AppendRequest, LogError, RedriveOutcome, StoredEvent};
+use tributary_event_log::{
+    AppendOutcome, AppendRequest, LogError, PendingEvent, RedriveOutcome, StoredEvent,
+};
 
 // What the log was doing, named in its storage errors.
 const LOADING: &str = "loading the newest sequence";
@@ -37,7 +38,7 @@ pub(crate) enum Op {
     Append(Box<AppendRequest>),
     Redrive {
         id: u64,
-        events: Vec<Event>,
+        events: Vec<PendingEvent>,
         still_failing: Option<String>,
     },
     OpenConsumer {
@@ -332,17 +333,18 @@ fn open_tables<'a, 'txn>(
 }
 
 /// Stores events not already stored under (source, provider event id), and adds them to
-/// `fresh` (encoded once: the table and the subscribers share the bytes).
+/// `fresh`. Each is stored as it was given (an adapter's bytes) with its sequence appended;
+/// the table and the subscribers share those bytes.
 fn append_events(
     tables: &mut AppendTables<'_>,
     next: &mut Cursor,
     source: &str,
-    events: &mut [Event],
+    events: &mut [PendingEvent],
     outcome: &mut AppendOutcome,
     fresh: &mut Vec<StoredEvent>,
 ) -> Result<(), LogError> {
     for event in events {
-        let id = rules::dedup_key(event).into_owned();
+        let id = event.dedup_key().into_owned();
         if tables
             .dedup
             .get((source, id.as_str()))
@@ -353,11 +355,12 @@ fn append_events(
             continue;
         }
         let sequence = next.last_sequence + 1;
-        event.sequence = sequence;
-        let encoded = event.encode_to_vec();
+        event.set_sequence(sequence);
+        let stored = event.to_stored();
+        let encoded = stored.encoded();
         tables
             .events
-            .insert(sequence, encoded.as_slice())
+            .insert(sequence, encoded.as_ref())
             .map_err(storage(STORING_EVENTS))?;
         tables
             .dedup
@@ -377,7 +380,7 @@ fn append_events(
         tables.event_bytes += encoded.len() as u64;
         next.last_sequence = sequence;
         outcome.sequences.push(sequence);
-        fresh.push(StoredEvent::new(event, Bytes::from(encoded)));
+        fresh.push(stored);
     }
     Ok(())
 }
@@ -392,7 +395,7 @@ fn append(
     let source = request.source.as_str();
     let archive = match request.archive.take() {
         Some(entry) => {
-            let items = request.events.iter().map(rules::dedup_key).chain(
+            let items = request.events.iter().map(PendingEvent::dedup_key).chain(
                 request
                     .dead_letters
                     .iter()
@@ -400,7 +403,7 @@ fn append(
             );
             let (id, new) = super::archive::reserve(tables, next, source, &entry, items)?;
             for event in &mut request.events {
-                event.raw_id = id;
+                event.set_raw_id(id);
             }
             for letter in &mut request.dead_letters {
                 letter.raw_id = id;
@@ -467,7 +470,7 @@ fn redrive(
     tables: &mut AppendTables<'_>,
     next: &mut Cursor,
     id: u64,
-    events: &mut [Event],
+    events: &mut [PendingEvent],
     still_failing: Option<String>,
     fresh: &mut Vec<StoredEvent>,
 ) -> Result<Result<Reply, LogError>, LogError> {
