@@ -1,0 +1,105 @@
+//! Completes the adapter's events into the envelopes the log stores, without decoding them:
+//! each event stays the bytes the adapter encoded, and the attributes the host owns are set
+//! as fields appended to them ([`PendingEvent`]).
+
+use tributary_event_log::PendingEvent;
+use tributary_model::plugin_wire::EncodedNormalized;
+use tributary_model::v1::{UnmappedItem, WebhookRequest};
+
+/// An adapter's normalized result with its events completed and still encoded.
+#[derive(Debug, Clone, Default)]
+pub struct Completed {
+    /// The events, in the adapter's order, ready to append.
+    pub events: Vec<PendingEvent>,
+    /// Items the adapter could not map (dead-lettered).
+    pub unmapped: Vec<UnmappedItem>,
+    /// Items acknowledged without storing anything, with why.
+    pub ignored: Vec<String>,
+}
+
+/// The adapter (name, version) that made the events, as provenance names it.
+#[derive(Debug, Clone, Copy)]
+pub struct Producer<'a> {
+    pub adapter: &'a str,
+    pub version: &'a str,
+}
+
+/// An event the adapter returned whose envelope does not decode: the whole result is
+/// unusable, as when the result itself does not decode.
+#[derive(Debug, thiserror::Error)]
+#[error("event {index} is not a tributary.v1.Event: {source}")]
+pub struct UndecodableEvent {
+    pub index: usize,
+    pub source: prost::DecodeError,
+}
+
+/// Completes every event of `normalized` (received by `source` in `request`); see
+/// [`complete_event`].
+pub fn complete(
+    source: &str,
+    producer: Producer<'_>,
+    request: &WebhookRequest,
+    normalized: EncodedNormalized,
+) -> Result<Completed, UndecodableEvent> {
+    let count = normalized.events.len();
+    let events = normalized
+        .events
+        .into_iter()
+        .enumerate()
+        .map(|(index, encoded)| {
+            let mut event = PendingEvent::decode(encoded)
+                .map_err(|source| UndecodableEvent { index, source })?;
+            complete_event(source, producer, request, &mut event, index, count)
+                .map_err(|source| UndecodableEvent { index, source })?;
+            Ok(event)
+        })
+        .collect::<Result<_, _>>()?;
+    Ok(Completed {
+        events,
+        unmapped: normalized.unmapped,
+        ignored: normalized.ignored,
+    })
+}
+
+/// Fills the envelope attributes the host owns: id, source, provenance of the adapter, received
+/// time, content type, CloudEvents spec version, and a content-derived id when the provider gave
+/// none. The trace context is set by [`super::ingest`]: the append span's. The error is an
+/// event that must be decoded to be changed and does not decode (see
+/// [`PendingEvent::clear_received_at`]).
+pub fn complete_event(
+    source: &str,
+    producer: Producer<'_>,
+    request: &WebhookRequest,
+    event: &mut PendingEvent,
+    index: usize,
+    count: usize,
+) -> Result<(), prost::DecodeError> {
+    event.set_adapter(producer.adapter.to_owned(), producer.version.to_owned());
+    if event.provider_event_id().is_empty() {
+        event.set_provider_event_id(content_id(&request.body, (count > 1).then_some(index)));
+    }
+    event.set_id(format!("{source}:{}", event.provider_event_id()));
+    event.set_source(source.to_owned());
+    match request.received_at {
+        Some(received) => {
+            event.set_received_at(received);
+            if !event.has_time() {
+                event.set_time(received);
+            }
+        }
+        None => event.clear_received_at()?,
+    }
+    event.set_datacontenttype("application/protobuf".to_owned());
+    event.set_specversion(crate::stream::cloudevents::SPEC_VERSION.to_owned());
+    Ok(())
+}
+
+/// "sha256:<hex of the body>[:index]" (the archive's content key, plus the item's index): a
+/// stable id for items the provider did not number, so an identical retry still deduplicates.
+pub(super) fn content_id(body: &[u8], index: Option<usize>) -> String {
+    let key = crate::archive::content_key(body);
+    match index {
+        Some(index) => format!("{key}:{index}"),
+        None => key,
+    }
+}
