@@ -2,7 +2,7 @@
 //! each event stays the bytes the adapter encoded, and the attributes the host owns are set
 //! as fields appended to them ([`PendingEvent`]).
 
-use tributary_event_log::PendingEvent;
+use tributary_event_log::{PendingEvent, UnreadableEvent};
 use tributary_model::plugin_wire::EncodedNormalized;
 use tributary_model::v1::{UnmappedItem, WebhookRequest};
 
@@ -24,13 +24,13 @@ pub struct Producer<'a> {
     pub version: &'a str,
 }
 
-/// An event the adapter returned whose envelope does not decode: the whole result is
-/// unusable, as when the result itself does not decode.
+/// An event the adapter returned that does not decode: the whole result is unusable, as when
+/// the result itself does not decode.
 #[derive(Debug, thiserror::Error)]
 #[error("event {index} is not a tributary.v1.Event: {source}")]
 pub struct UndecodableEvent {
     pub index: usize,
-    pub source: prost::DecodeError,
+    pub source: UnreadableEvent,
 }
 
 /// Completes every event of `normalized` (received by `source` in `request`); see
@@ -49,8 +49,12 @@ pub fn complete(
         .map(|(index, encoded)| {
             let mut event = PendingEvent::decode(encoded)
                 .map_err(|source| UndecodableEvent { index, source })?;
-            complete_event(source, producer, request, &mut event, index, count)
-                .map_err(|source| UndecodableEvent { index, source })?;
+            complete_event(source, producer, request, &mut event, index, count).map_err(
+                |source| UndecodableEvent {
+                    index,
+                    source: source.into(),
+                },
+            )?;
             Ok(event)
         })
         .collect::<Result<_, _>>()?;

@@ -387,7 +387,10 @@ pub async fn normalize(
         .map(|(index, event)| {
             event
                 .event()
-                .map_err(|source| complete::UndecodableEvent { index, source })
+                .map_err(|source| complete::UndecodableEvent {
+                    index,
+                    source: source.into(),
+                })
         })
         .collect::<Result<Vec<Event>, _>>();
     Ok(match events {

@@ -21,7 +21,7 @@ use tokio::sync::watch;
 use tributary_model::v1::{ArchiveEntry, Consumer, DeadLetter, Event};
 use tributary_model::well_known::Timestamp;
 
-pub use pending::PendingEvent;
+pub use pending::{PendingEvent, UnreadableEvent};
 pub use stored::StoredEvent;
 
 /// Everything one webhook produced. Whether it is stored as one unit depends on the backend

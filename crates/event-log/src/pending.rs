@@ -13,6 +13,7 @@ use std::borrow::Cow;
 use prost::Message;
 use prost::bytes::{BufMut, Bytes};
 use prost::encoding::{self, WireType};
+use tributary_model::check::{CheckError, check_event};
 use tributary_model::v1::Event;
 use tributary_model::well_known::Timestamp;
 
@@ -75,6 +76,17 @@ struct ProvenanceHead {
     provider_event_id: String,
 }
 
+/// Why bytes cannot be a pending event: they do not decode as a `tributary.v1.Event`.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum UnreadableEvent {
+    /// The encoding is not a decodable `Event` (checked without decoding it).
+    #[error(transparent)]
+    Invalid(#[from] CheckError),
+    /// Decoding it failed.
+    #[error(transparent)]
+    Decode(#[from] prost::DecodeError),
+}
+
 /// Envelope fields set on a pending event, appended (encoded) when it is stored. `None`: left
 /// as the encoding has it.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -105,8 +117,10 @@ pub struct PendingEvent {
 
 impl PendingEvent {
     /// Reads the head of an encoded `tributary.v1.Event` (the fields the log needs); the rest
-    /// stays encoded, unchecked. An encoding whose head fields do not decode is an error.
-    pub fn decode(encoded: Bytes) -> Result<Self, prost::DecodeError> {
+    /// stays encoded. Bytes that would not decode as an `Event` are refused
+    /// ([`check_event`]: readers decode what is stored, so nothing undecodable gets in).
+    pub fn decode(encoded: Bytes) -> Result<Self, UnreadableEvent> {
+        check_event(&encoded)?;
         let head = Head::decode(encoded.as_ref())?;
         Ok(Self {
             encoded,

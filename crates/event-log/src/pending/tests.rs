@@ -201,4 +201,10 @@ fn nothing_set_shares_the_bytes() {
 #[test]
 fn garbage_is_an_error_not_a_panic() {
     assert!(PendingEvent::decode(Bytes::from_static(&[0x1a, 0xff])).is_err());
+    // A field the head skips is still checked: provenance.provider_event_type not UTF-8.
+    let nested = Bytes::from_static(&[0x62, 0x03, 0x22, 0x01, 0xc3]);
+    assert!(matches!(
+        PendingEvent::decode(nested),
+        Err(UnreadableEvent::Invalid(_))
+    ));
 }
