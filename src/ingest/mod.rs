@@ -385,12 +385,10 @@ pub async fn normalize(
         .iter()
         .enumerate()
         .map(|(index, event)| {
-            event
-                .event()
-                .map_err(|source| complete::UndecodableEvent {
-                    index,
-                    source: source.into(),
-                })
+            event.event().map_err(|source| complete::UndecodableEvent {
+                index,
+                source: source.into(),
+            })
         })
         .collect::<Result<Vec<Event>, _>>();
     Ok(match events {

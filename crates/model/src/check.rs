@@ -18,11 +18,17 @@ use prost::encoding::{self, DecodeContext, WireType};
 #[derive(Debug, Clone, Copy)]
 enum Kind {
     /// Integers, bools and enums; `repeated` ones may also come packed.
-    Varint { repeated: bool },
+    Varint {
+        repeated: bool,
+    },
     /// fixed32, sfixed32, float.
-    Fixed32 { repeated: bool },
+    Fixed32 {
+        repeated: bool,
+    },
     /// fixed64, sfixed64, double.
-    Fixed64 { repeated: bool },
+    Fixed64 {
+        repeated: bool,
+    },
     /// UTF-8 text.
     String,
     Bytes,
