@@ -107,3 +107,86 @@ pub(super) fn content_id(body: &[u8], index: Option<usize>) -> String {
         None => key,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use prost::Message as _;
+    use prost::bytes::Bytes;
+    use tributary_model::v1::{Event, Provenance};
+    use tributary_model::well_known::Timestamp;
+
+    const PRODUCER: Producer<'static> = Producer {
+        adapter: "probe",
+        version: "1.0.0",
+    };
+
+    fn request() -> WebhookRequest {
+        WebhookRequest {
+            source: "s".into(),
+            body: b"{}".to_vec(),
+            received_at: Some(Timestamp {
+                seconds: 10,
+                nanos: 0,
+            }),
+            ..WebhookRequest::default()
+        }
+    }
+
+    #[test]
+    fn events_are_completed_still_encoded() {
+        let from_adapter = Event {
+            r#type: "statement.available".into(),
+            provenance: Some(Provenance {
+                provider_event_id: "e1".into(),
+                ..Provenance::default()
+            }),
+            ..Event::default()
+        };
+        let normalized = EncodedNormalized {
+            events: vec![
+                Bytes::from(from_adapter.encode_to_vec()),
+                Bytes::from(Event::default().encode_to_vec()),
+            ],
+            unmapped: Vec::new(),
+            ignored: vec!["ping".into()],
+        };
+        let completed = complete("s", PRODUCER, &request(), normalized).expect("completes");
+        assert_eq!(completed.ignored, vec!["ping".to_owned()]);
+        let first = completed.events[0].event().expect("decodes");
+        assert_eq!(first.id, "s:e1");
+        assert_eq!(first.source, "s");
+        assert_eq!(first.time, request().received_at);
+        assert_eq!(first.specversion, "1.0");
+        let provenance = first.provenance.expect("set");
+        assert_eq!(
+            (
+                provenance.adapter.as_str(),
+                provenance.adapter_version.as_str()
+            ),
+            ("probe", "1.0.0")
+        );
+        // No provider id: the body's content key, with the item's index (two events).
+        let second = completed.events[1].event().expect("decodes");
+        let key = crate::archive::content_key(b"{}");
+        assert_eq!(second.id, format!("s:{key}:1"));
+    }
+
+    #[test]
+    fn an_event_no_reader_could_decode_refuses_the_result() {
+        // provenance.provider_event_type is not UTF-8: the head alone would not notice.
+        let bad = Bytes::from_static(&[0x62, 0x03, 0x22, 0x01, 0xc3]);
+        let normalized = EncodedNormalized {
+            events: vec![Bytes::from(Event::default().encode_to_vec()), bad],
+            ..EncodedNormalized::default()
+        };
+        let error = complete("s", PRODUCER, &request(), normalized).expect_err("refused");
+        assert_eq!(error.index, 1);
+        assert!(
+            error
+                .to_string()
+                .starts_with("event 1 is not a tributary.v1.Event: "),
+            "{error}"
+        );
+    }
+}
