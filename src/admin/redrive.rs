@@ -2,6 +2,7 @@
 //! (after an adapter fix); the events it now maps to are appended and the letter is resolved,
 //! or it stays dead with the new reason.
 
+use tributary_event_log::PendingEvent;
 use tributary_model::v1::{DeadLetter, WebhookRequest};
 
 use crate::app::App;
@@ -62,10 +63,13 @@ pub async fn redrive(app: &App, mut letter: DeadLetter) -> Result<Redriven, Inge
             }
         }
     };
-    let mut events = events;
-    for event in &mut events {
-        event.raw_id = letter.raw_id;
-    }
+    let events = events
+        .into_iter()
+        .map(|mut event| {
+            event.raw_id = letter.raw_id;
+            PendingEvent::from(event)
+        })
+        .collect();
     let outcome = app.log.redrive(letter.id, events, failure.clone()).await?;
     Ok(Redriven {
         resolved: outcome.resolved,

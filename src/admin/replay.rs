@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 use tokio::sync::mpsc;
-use tributary_event_log::{AppendRequest, rules};
+use tributary_event_log::{AppendRequest, PendingEvent, rules};
 use tributary_model::v1::{
     ArchiveEntry, Event, EventDiff, ReplayOf, ReplayProgress, ReplayRequest, ReplayedWebhook,
 };
@@ -152,7 +152,7 @@ async fn replay_one(
         .log
         .append(AppendRequest {
             source: source.name.clone(),
-            events: changed,
+            events: changed.iter().map(PendingEvent::from).collect(),
             dead_letters: Vec::new(),
             archive: None,
         })

@@ -2,6 +2,7 @@
 //! envelopes -> append to the log. A caller may acknowledge the provider only after [`ingest`]
 //! returns `Ok`: by then the events are durable.
 
+pub mod complete;
 pub mod http;
 pub mod rate_limit;
 
@@ -11,9 +12,9 @@ use std::time::{Duration, Instant, SystemTime};
 use opentelemetry::trace::SpanKind;
 use opentelemetry::{Context, KeyValue};
 use tributary_event_log::{AppendOutcome, AppendRequest, LogError};
+use tributary_model::plugin_wire::{EncodedAdapterResult, EncodedNormalized, EncodedOutcome};
 use tributary_model::v1::{
-    AdapterResult, DeadLetter, Event, Normalized, Provenance, RejectionKind, UnmappedItem,
-    WebhookRequest, adapter_result::Outcome,
+    DeadLetter, Event, Normalized, RejectionKind, UnmappedItem, WebhookRequest,
 };
 use tributary_plugin_host::HandleError;
 
@@ -22,6 +23,7 @@ use crate::error::{ErrorCode, ServiceError};
 use crate::ops::metrics::{SourceLabels, metrics};
 use crate::ops::telemetry::{self, Stage};
 use crate::sources::Source;
+use complete::{Completed, Producer};
 
 /// Why a webhook was not stored. Each is one [`ErrorCode`].
 #[derive(Debug, thiserror::Error)]
@@ -83,9 +85,6 @@ pub async fn ingest(
     .await?;
     let ignored = normalized.ignored.len();
     let count = normalized.events.len();
-    for (index, event) in normalized.events.iter_mut().enumerate() {
-        complete_event(&source, &request, event, index, count);
-    }
     let mut dead_letters = dead_letters(&source, &request, normalized.unmapped);
     let archive = match &app.archive {
         Some(archive) => {
@@ -114,8 +113,7 @@ pub async fn ingest(
     });
     if let Some((traceparent, tracestate)) = telemetry::inject(span.context()) {
         for event in &mut normalized.events {
-            event.traceparent.clone_from(&traceparent);
-            event.tracestate.clone_from(&tracestate);
+            event.set_trace(traceparent.clone(), tracestate.clone());
         }
     }
     let append = AppendRequest {
@@ -182,14 +180,16 @@ fn count_stored(source: &Source, outcome: &AppendOutcome, ignored: usize) {
 }
 
 /// Verifies and normalizes in one adapter call (`STAGE_ALL`), on the blocking pool, within
-/// twice `budget`. The adapter reports how long each stage took, so each still gets its span and
-/// histogram. A request that skips verification (dry runs, redrives) is only normalized.
+/// twice `budget`, and completes the events' envelopes there (still encoded: they are stored
+/// as the adapter returned them). The adapter reports how long each stage took, so each still
+/// gets its span and histogram. A request that skips verification (dry runs, redrives) is only
+/// normalized.
 async fn verify_and_normalize(
     source: &Arc<Source>,
     request: Arc<WebhookRequest>,
     parent: &Context,
     budget: Duration,
-) -> Result<Normalized, IngestError> {
+) -> Result<Completed, IngestError> {
     let verify = !request.skip_verification;
     // Both stages share the call: twice the budget of one.
     let budget = if verify { budget * 2 } else { budget };
@@ -202,13 +202,14 @@ async fn verify_and_normalize(
     }
 }
 
-/// The blocking part of [`verify_and_normalize`]: the adapter call, then its stages' spans.
+/// The blocking part of [`verify_and_normalize`]: the adapter call, its events' envelopes,
+/// then its stages' spans.
 fn run_stages(
     source: &Source,
     request: &WebhookRequest,
     verify: bool,
     parent: &Context,
-) -> Result<Normalized, IngestError> {
+) -> Result<Completed, IngestError> {
     let info = source.adapter.plugin().info();
     let adapter_attributes = || {
         vec![
@@ -219,7 +220,7 @@ fn run_stages(
     };
     let start = SystemTime::now();
     let started = Instant::now();
-    let result = source.adapter.handle(request);
+    let result = source.adapter.handle_events_encoded(request);
     let took = started.elapsed();
     // Adapters built before the timings existed: the whole call counts as normalize.
     let timings = result.as_ref().ok().and_then(|r| r.timings);
@@ -230,19 +231,31 @@ fn run_stages(
         ),
         None => (Duration::ZERO, took),
     };
+    let producer = Producer {
+        adapter: &info.name,
+        version: &info.version,
+    };
     let normalized = result
         .map_err(IngestError::Adapter)
         .and_then(outcome)
+        .and_then(|normalized| {
+            complete::complete(&source.name, producer, request, normalized).map_err(|error| {
+                IngestError::Adapter(HandleError::Undecodable {
+                    adapter: info.name.clone(),
+                    reason: error.to_string(),
+                })
+            })
+        })
         .or_else(|error| match error {
             // A result the host cannot decode (e.g. nested past protobuf's recursion limit)
             // would fail the same way on every retry: keep the authentic webhook as a dead
             // letter.
-            IngestError::Adapter(HandleError::Undecodable { .. }) => Ok(Normalized {
+            IngestError::Adapter(HandleError::Undecodable { .. }) => Ok(Completed {
                 unmapped: vec![UnmappedItem {
                     reason: format!("{error}"),
                     ..UnmappedItem::default()
                 }],
-                ..Normalized::default()
+                ..Completed::default()
             }),
             error => Err(error),
         });
@@ -334,79 +347,74 @@ fn failure(error: &IngestError) -> &'static str {
 }
 
 /// The adapter's answer as a result.
-fn outcome(result: AdapterResult) -> Result<Normalized, IngestError> {
+fn outcome(result: EncodedAdapterResult) -> Result<EncodedNormalized, IngestError> {
     match result {
-        AdapterResult {
-            outcome: Some(Outcome::Normalized(normalized)),
+        EncodedAdapterResult {
+            outcome: Some(EncodedOutcome::Normalized(normalized)),
             ..
         } => Ok(normalized),
-        AdapterResult {
-            outcome: Some(Outcome::Rejection(rejection)),
+        EncodedAdapterResult {
+            outcome: Some(EncodedOutcome::Rejection(rejection)),
             ..
         } => Err(if rejection.kind == RejectionKind::Unauthenticated as i32 {
             IngestError::Unauthenticated(rejection.reason)
         } else {
             IngestError::Malformed(rejection.reason)
         }),
-        AdapterResult { outcome: None, .. } => Err(IngestError::EmptyResult),
+        EncodedAdapterResult { outcome: None, .. } => Err(IngestError::EmptyResult),
     }
 }
 
-/// Runs the adapter (within `budget`) and completes the envelopes. Stores nothing (the dry run
-/// and redrive use it).
+/// Runs the adapter (within `budget`) and completes the envelopes, decoded (what ingest
+/// would store). Stores nothing (the dry run, redrive and replay use it). An event that does
+/// not decode makes the result one unmapped item, as ingest dead-letters it.
 pub async fn normalize(
     source: &Arc<Source>,
     request: &WebhookRequest,
     budget: Duration,
 ) -> Result<Normalized, IngestError> {
-    let mut normalized = verify_and_normalize(
+    let completed = verify_and_normalize(
         source,
         Arc::new(request.clone()),
         &Context::current(),
         budget,
     )
     .await?;
-    let count = normalized.events.len();
-    for (index, event) in normalized.events.iter_mut().enumerate() {
-        complete_event(source, request, event, index, count);
-    }
-    Ok(normalized)
+    let events = completed
+        .events
+        .iter()
+        .enumerate()
+        .map(|(index, event)| {
+            event.event().map_err(|source| complete::UndecodableEvent {
+                index,
+                source: source.into(),
+            })
+        })
+        .collect::<Result<Vec<Event>, _>>();
+    Ok(match events {
+        Ok(events) => Normalized {
+            events,
+            unmapped: completed.unmapped,
+            ignored: completed.ignored,
+        },
+        Err(error) => undecodable(source, &error),
+    })
 }
 
-/// Fills the envelope attributes the host owns: id, source, provenance of the adapter, received
-/// time, content type, CloudEvents spec version, and a content-derived id when the provider gave
-/// none. The trace context is set by [`ingest`]: the append span's.
-fn complete_event(
-    source: &Source,
-    request: &WebhookRequest,
-    event: &mut Event,
-    index: usize,
-    count: usize,
-) {
-    let info = source.adapter.plugin().info();
-    let provenance = event.provenance.get_or_insert_with(Provenance::default);
-    provenance.adapter = info.name.clone();
-    provenance.adapter_version = info.version.clone();
-    if provenance.provider_event_id.is_empty() {
-        provenance.provider_event_id = content_id(&request.body, (count > 1).then_some(index));
-    }
-    event.id = format!("{}:{}", source.name, provenance.provider_event_id);
-    event.source = source.name.clone();
-    event.received_at = request.received_at;
-    if event.time.is_none() {
-        event.time = request.received_at;
-    }
-    event.datacontenttype = "application/protobuf".to_owned();
-    event.specversion = crate::stream::cloudevents::SPEC_VERSION.to_owned();
-}
-
-/// "sha256:<hex of the body>[:index]" (the archive's content key, plus the item's index): a
-/// stable id for items the provider did not number, so an identical retry still deduplicates.
-fn content_id(body: &[u8], index: Option<usize>) -> String {
-    let key = crate::archive::content_key(body);
-    match index {
-        Some(index) => format!("{key}:{index}"),
-        None => key,
+/// The result of an adapter whose events do not decode: one unmapped item saying so (the
+/// authentic webhook is kept as a dead letter; retrying would fail the same way).
+fn undecodable(source: &Source, error: &complete::UndecodableEvent) -> Normalized {
+    let adapter = source.adapter.plugin().info().name.clone();
+    let error = HandleError::Undecodable {
+        adapter,
+        reason: error.to_string(),
+    };
+    Normalized {
+        unmapped: vec![UnmappedItem {
+            reason: IngestError::Adapter(error).to_string(),
+            ..UnmappedItem::default()
+        }],
+        ..Normalized::default()
     }
 }
 
@@ -425,7 +433,7 @@ fn dead_letters(
                 item.raw
             };
             let provider_event_id = if item.provider_event_id.is_empty() {
-                content_id(&raw, None)
+                complete::content_id(&raw, None)
             } else {
                 item.provider_event_id
             };

@@ -23,6 +23,7 @@ mod ingest {
     mod arcadia;
     mod finicity;
     mod klavi;
+    mod stored_as_returned;
 }
 
 /// NATS JetStream as the event log: several instances, outages, a 3-node cluster.

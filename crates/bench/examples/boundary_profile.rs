@@ -3,8 +3,12 @@
 //! instruction counts of two runs subtract to the cost of one part.
 //!
 //! Modes: `in-process` (the adapter called directly, as the benches' in-process side),
-//! `dylib` (through the library with the host, as the service calls it), `none` (set-up only:
-//! the baseline to subtract).
+//! `dylib` (through the library with the host, the result decoded whole, as the service
+//! called it up to session 5), `none` (set-up only: the baseline to subtract). Ending at the
+//! bytes the log stores (session 6): `in-process-stored` (the adapter's events completed and
+//! encoded), `dylib-decoded-stored` (the result decoded whole, the events completed and
+//! encoded again: the service's path up to session 5) and `dylib-stored` (the plugin's
+//! encoded events read for their head, the host's fields appended: the service's path now).
 //!
 //! ```sh
 //! cargo build --release --workspace
@@ -12,6 +16,9 @@
 //! valgrind --tool=callgrind target/release/examples/boundary_profile dylib 2000 \
 //!     target/release/libtributary_adapter_arcadia.so seed-statement-new-data-available
 //! ```
+
+#[path = "../benches/common/stored.rs"]
+mod stored;
 
 use std::hint::black_box;
 use std::path::{Path, PathBuf};
@@ -71,6 +78,15 @@ fn main() {
     // Warm both paths once, whatever the mode.
     let _ = tributary_plugin_sdk::ffi::run_adapter(&adapter, &Request::new(&request));
     let _ = dynamic.handle(&request).expect("handle");
+    // And both stored forms, checked to be the same event.
+    stored::assert_same(
+        &stored::encode_decoded(tributary_plugin_sdk::ffi::run_adapter(
+            &adapter,
+            &Request::new(&request),
+        )),
+        &stored::encode_pending(dynamic.handle_events_encoded(&request).expect("handle")),
+        fixture,
+    );
     match mode.as_str() {
         "in-process" => {
             for _ in 0..count {
@@ -83,6 +99,34 @@ fn main() {
         "dylib" => {
             for _ in 0..count {
                 let _ = black_box(dynamic.handle(black_box(&request)));
+            }
+        }
+        "in-process-stored" => {
+            for _ in 0..count {
+                black_box(stored::encode_decoded(
+                    tributary_plugin_sdk::ffi::run_adapter(
+                        &adapter,
+                        &Request::new(black_box(&request)),
+                    ),
+                ));
+            }
+        }
+        "dylib-decoded-stored" => {
+            for _ in 0..count {
+                let _ = black_box(
+                    dynamic
+                        .handle(black_box(&request))
+                        .map(|result| result.outcome.map(stored::encode_decoded)),
+                );
+            }
+        }
+        "dylib-stored" => {
+            for _ in 0..count {
+                let _ = black_box(
+                    dynamic
+                        .handle_events_encoded(black_box(&request))
+                        .map(stored::encode_pending),
+                );
             }
         }
         "none" => {}

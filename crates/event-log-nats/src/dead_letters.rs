@@ -5,8 +5,8 @@
 use async_nats::jetstream::kv::{CreateErrorKind, Operation, UpdateErrorKind};
 use futures_util::StreamExt;
 use prost::Message as _;
-use tributary_event_log::{AppendOutcome, LogError, RedriveOutcome, rules};
-use tributary_model::v1::{DeadLetter, Event};
+use tributary_event_log::{AppendOutcome, LogError, PendingEvent, RedriveOutcome, rules};
+use tributary_model::v1::DeadLetter;
 
 use crate::Inner;
 use crate::consumers::now;
@@ -70,7 +70,7 @@ pub(crate) async fn list(
 pub(crate) async fn redrive(
     inner: &Inner,
     id: u64,
-    events: Vec<Event>,
+    events: Vec<PendingEvent>,
     still_failing: Option<String>,
 ) -> Result<RedriveOutcome, LogError> {
     if id == 0 {

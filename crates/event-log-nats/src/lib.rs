@@ -39,7 +39,8 @@ use prost::Message as _;
 use tokio::sync::watch;
 use tributary_event_log::rules;
 use tributary_event_log::{
-    AppendOutcome, AppendRequest, EventLog, LogError, RedriveOutcome, Retention, StoredEvent,
+    AppendOutcome, AppendRequest, EventLog, LogError, PendingEvent, RedriveOutcome, Retention,
+    StoredEvent,
 };
 use tributary_model::v1::{ArchiveEntry, Consumer, DeadLetter, Event};
 use tributary_model::well_known::Timestamp;
@@ -435,11 +436,11 @@ impl Inner {
     async fn publish_events(
         &self,
         source: &str,
-        events: &[Event],
+        events: &[PendingEvent],
         outcome: &mut AppendOutcome,
     ) -> Result<(), LogError> {
         // Replays dedup apart from their originals (`rules::dedup_key`).
-        let ids: Vec<_> = events.iter().map(rules::dedup_key).collect();
+        let ids: Vec<_> = events.iter().map(PendingEvent::dedup_key).collect();
         let keys: Vec<String> = ids
             .iter()
             .map(|id| dedup::key(dedup::Kind::Event, source, id))
@@ -453,12 +454,12 @@ impl Inner {
                 continue;
             }
             pending_keys.push(key);
-            let mut stored = event.clone();
-            stored.sequence = 0;
+            // Stored as given (an adapter's bytes, the envelope fields appended); the stream
+            // sequence is the event's, appended when it is read.
             let message = PublishMessage::build()
-                .payload(stored.encode_to_vec().into())
+                .payload(event.encode())
                 .message_id(message_id(source, id));
-            let subject = self.event_subject(source, &event.r#type);
+            let subject = self.event_subject(source, event.event_type());
             pending.push(self.js.send_publish(subject, message).await.map_err(|e| {
                 LogError::storage(format!("cannot publish to {}", self.config.stream), e)
             })?);
@@ -617,7 +618,7 @@ impl EventLog for NatsLog {
             };
             if archive_id != 0 {
                 for event in &mut request.events {
-                    event.raw_id = archive_id;
+                    event.set_raw_id(archive_id);
                 }
                 for letter in &mut request.dead_letters {
                     letter.raw_id = archive_id;
@@ -666,7 +667,7 @@ impl EventLog for NatsLog {
     async fn redrive(
         &self,
         id: u64,
-        events: Vec<Event>,
+        events: Vec<PendingEvent>,
         still_failing: Option<String>,
     ) -> Result<RedriveOutcome, LogError> {
         self.inner.require_connection()?;

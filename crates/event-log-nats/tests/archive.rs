@@ -28,7 +28,7 @@ fn event(id: &str) -> Event {
 fn archived(events: &[&str], letters: &[&str], content_key: &str) -> AppendRequest {
     AppendRequest {
         source: SOURCE.into(),
-        events: events.iter().map(|id| event(id)).collect(),
+        events: events.iter().map(|id| event(id).into()).collect(),
         dead_letters: letters
             .iter()
             .map(|id| DeadLetter {

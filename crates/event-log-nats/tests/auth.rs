@@ -26,14 +26,17 @@ fn config(url: &str, auth: NatsAuth) -> NatsConfig {
 async fn works(log: &NatsLog) {
     let request = AppendRequest {
         source: "s".into(),
-        events: vec![Event {
-            source: "s".into(),
-            provenance: Some(Provenance {
-                provider_event_id: "a".into(),
+        events: vec![
+            Event {
+                source: "s".into(),
+                provenance: Some(Provenance {
+                    provider_event_id: "a".into(),
+                    ..Default::default()
+                }),
                 ..Default::default()
-            }),
-            ..Default::default()
-        }],
+            }
+            .into(),
+        ],
         dead_letters: Vec::new(),
         archive: None,
     };

@@ -35,7 +35,7 @@ fn letter(id: &str) -> DeadLetter {
 fn request(events: &[&str], letters: &[&str]) -> AppendRequest {
     AppendRequest {
         source: SOURCE.into(),
-        events: events.iter().map(|id| event(id)).collect(),
+        events: events.iter().map(|id| event(id).into()).collect(),
         dead_letters: letters.iter().map(|id| letter(id)).collect(),
         archive: None,
     }
@@ -174,7 +174,7 @@ async fn dead_letter_retention_removes_their_redrive_state() {
             .expect("redrive");
     }
     let resolved = log
-        .redrive(3, vec![event("y")], None)
+        .redrive(3, vec![event("y").into()], None)
         .await
         .expect("redrive");
     assert!(resolved.resolved);

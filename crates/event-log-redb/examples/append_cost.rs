@@ -6,7 +6,7 @@
 
 use std::time::Instant;
 
-use tributary_event_log::{AppendRequest, EventLog};
+use tributary_event_log::{AppendRequest, EventLog, PendingEvent};
 use tributary_event_log_redb::{EmbeddedConfig, EmbeddedLog};
 use tributary_model::v1::{ArchiveEntry, Event, Provenance};
 use tributary_model::well_known::Timestamp;
@@ -41,7 +41,7 @@ fn webhook(n: usize, archive: bool) -> AppendRequest {
         .collect();
     AppendRequest {
         source: "bench".to_owned(),
-        events: vec![event],
+        events: vec![PendingEvent::from_event(&event)],
         dead_letters: Vec::new(),
         archive: archive.then(|| ArchiveEntry {
             source: "bench".to_owned(),

@@ -23,7 +23,8 @@ use prost::bytes::Bytes;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use tokio::sync::{mpsc, oneshot, watch};
 use tributary_event_log::{
-    AppendOutcome, AppendRequest, EventLog, LogError, RedriveOutcome, Retention, StoredEvent, rules,
+    AppendOutcome, AppendRequest, EventLog, LogError, PendingEvent, RedriveOutcome, Retention,
+    StoredEvent, rules,
 };
 use tributary_model::v1::{ArchiveEntry, Consumer, DeadLetter, Event};
 use tributary_model::well_known::Timestamp;
@@ -362,7 +363,7 @@ impl EventLog for EmbeddedLog {
     async fn redrive(
         &self,
         id: u64,
-        events: Vec<Event>,
+        events: Vec<PendingEvent>,
         still_failing: Option<String>,
     ) -> Result<RedriveOutcome, LogError> {
         match self

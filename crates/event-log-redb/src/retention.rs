@@ -382,7 +382,7 @@ mod tests {
     fn request(events: &[&str], letters: &[&str]) -> AppendRequest {
         AppendRequest {
             source: SOURCE.into(),
-            events: events.iter().map(|id| event(id)).collect(),
+            events: events.iter().map(|id| event(id).into()).collect(),
             dead_letters: letters.iter().map(|id| letter(id)).collect(),
             archive: None,
         }
@@ -594,7 +594,7 @@ mod tests {
             let log = open(dir.path(), Retention::default());
             append(&log, request(&[], &["x", "y"])).await;
             let redriven = log
-                .redrive(1, vec![event("x")], None)
+                .redrive(1, vec![event("x").into()], None)
                 .await
                 .expect("redrive");
             assert!(redriven.resolved);

@@ -5,10 +5,9 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use prost::Message;
-use prost::bytes::Bytes;
 use redb::{Database, Durability, ReadableTable, WriteTransaction};
 use tokio::sync::{mpsc, oneshot, watch};
-use tributary_model::v1::{Consumer, DeadLetter, Event};
+use tributary_model::v1::{Consumer, DeadLetter};
 use tributary_model::well_known::Timestamp;
 
 use super::handle::DbHandle;
@@ -19,7 +18,9 @@ use super::{
     TIME_INDEX, retention, storage,
 };
 use tributary_event_log::rules;
-use tributary_event_log::{AppendOutcome, AppendRequest, LogError, RedriveOutcome, StoredEvent};
+use tributary_event_log::{
+    AppendOutcome, AppendRequest, LogError, PendingEvent, RedriveOutcome, StoredEvent,
+};
 
 // What the log was doing, named in its storage errors.
 const LOADING: &str = "loading the newest sequence";
@@ -37,7 +38,7 @@ pub(crate) enum Op {
     Append(Box<AppendRequest>),
     Redrive {
         id: u64,
-        events: Vec<Event>,
+        events: Vec<PendingEvent>,
         still_failing: Option<String>,
     },
     OpenConsumer {
@@ -362,7 +363,7 @@ fn claim_events(
     tables: &mut AppendTables<'_>,
     next: &Cursor,
     source: &str,
-    events: &[Event],
+    events: &[PendingEvent],
 ) -> Result<Vec<Option<u64>>, LogError> {
     let mut sequence = next.last_sequence;
     let mut owners = Vec::with_capacity(events.len());
@@ -370,7 +371,7 @@ fn claim_events(
         let owner = claim(
             tables,
             source,
-            &rules::dedup_key(event),
+            &event.dedup_key(),
             sequence + 1,
             STORING_EVENTS,
         )?;
@@ -383,12 +384,12 @@ fn claim_events(
 }
 
 /// Stores the events [`claim_events`] found new (at the sequences their keys were claimed
-/// for), and adds them to `fresh` (encoded once: the table and the subscribers share the
-/// bytes).
+/// for), each as it was given (an adapter's bytes) with its sequence appended, and adds them
+/// to `fresh` (the table and the subscribers share those bytes).
 fn store_events(
     tables: &mut AppendTables<'_>,
     next: &mut Cursor,
-    events: &mut [Event],
+    events: &mut [PendingEvent],
     owners: &[Option<u64>],
     outcome: &mut AppendOutcome,
     fresh: &mut Vec<StoredEvent>,
@@ -399,11 +400,12 @@ fn store_events(
             continue;
         }
         let sequence = next.last_sequence + 1;
-        event.sequence = sequence;
-        let encoded = event.encode_to_vec();
+        event.set_sequence(sequence);
+        let stored = event.to_stored();
+        let encoded = stored.encoded();
         tables
             .events
-            .insert(sequence, encoded.as_slice())
+            .insert(sequence, encoded.as_ref())
             .map_err(storage(STORING_EVENTS))?;
         // The batch shares one millisecond: the first event of the batch indexes it.
         if tables.time_indexed != Some(next.last_millis) {
@@ -423,7 +425,7 @@ fn store_events(
         tables.event_bytes += encoded.len() as u64;
         next.last_sequence = sequence;
         outcome.sequences.push(sequence);
-        fresh.push(StoredEvent::new(event, Bytes::from(encoded)));
+        fresh.push(stored);
     }
     Ok(())
 }
@@ -433,7 +435,7 @@ fn append_events(
     tables: &mut AppendTables<'_>,
     next: &mut Cursor,
     source: &str,
-    events: &mut [Event],
+    events: &mut [PendingEvent],
     outcome: &mut AppendOutcome,
     fresh: &mut Vec<StoredEvent>,
 ) -> Result<(), LogError> {
@@ -487,7 +489,7 @@ fn append(
                 });
             let (id, new) = super::archive::reserve(tables, next, source, &entry, stored_before)?;
             for event in &mut request.events {
-                event.raw_id = id;
+                event.set_raw_id(id);
             }
             for letter in &mut request.dead_letters {
                 letter.raw_id = id;
@@ -541,7 +543,7 @@ fn redrive(
     tables: &mut AppendTables<'_>,
     next: &mut Cursor,
     id: u64,
-    events: &mut [Event],
+    events: &mut [PendingEvent],
     still_failing: Option<String>,
     fresh: &mut Vec<StoredEvent>,
 ) -> Result<Result<Reply, LogError>, LogError> {

@@ -15,7 +15,9 @@ use tributary_model::v1::{ArchiveEntry, Consumer, DeadLetter, Event, Provenance,
 use tributary_model::well_known::Timestamp;
 
 use crate::rules::{MAX_CONSUMER_NAME, timestamp};
-use crate::{AppendOutcome, AppendRequest, EventLog, LogError, RedriveOutcome, Retention};
+use crate::{
+    AppendOutcome, AppendRequest, EventLog, LogError, PendingEvent, RedriveOutcome, Retention,
+};
 
 /// Where the backends legitimately differ. Each flag names the stronger guarantee.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -82,6 +84,7 @@ macro_rules! conformance_tests {
             archive_entries_expire_on_their_own,
             sequence_of_finds_stored_events_only,
             replayed_events_dedup_per_adapter_version,
+            encoded_events_read_back_with_their_appended_fields,
         );
     };
     (@each $store:expr; $($check:ident),+ $(,)?) => {
@@ -155,7 +158,7 @@ fn dead_letter(source: &str, provider_event_id: &str) -> DeadLetter {
 fn request(events: &[&str], dead_letters: &[&str]) -> AppendRequest {
     AppendRequest {
         source: SOURCE.to_owned(),
-        events: events.iter().map(|id| event(SOURCE, id)).collect(),
+        events: events.iter().map(|id| event(SOURCE, id).into()).collect(),
         dead_letters: dead_letters
             .iter()
             .map(|id| dead_letter(SOURCE, id))
@@ -348,10 +351,13 @@ pub async fn invalid_appends_are_refused_and_store_nothing(store: impl Store) {
     assert_invalid_prefix(log.append(no_source).await, "source names are");
 
     let mut no_provenance = request(&["a"], &[]);
-    no_provenance.events.push(Event {
-        provenance: None,
-        ..event(SOURCE, "b")
-    });
+    no_provenance.events.push(
+        Event {
+            provenance: None,
+            ..event(SOURCE, "b")
+        }
+        .into(),
+    );
     assert_invalid(log.append(no_provenance).await, missing);
 
     let empty_event_id = request(&["a", ""], &["x"]);
@@ -392,7 +398,7 @@ pub async fn duplicates_are_skipped_by_source_and_provider_event_id(store: impl 
     );
     let other_source = AppendRequest {
         source: "elsewhere".to_owned(),
-        events: vec![event("elsewhere", "a")],
+        events: vec![event("elsewhere", "a").into()],
         dead_letters: vec![dead_letter("elsewhere", "x")],
         archive: None,
     };
@@ -603,7 +609,7 @@ pub async fn stored_reads_are_the_events_encoded(store: impl Store) {
     {
         let log = open(&store).await;
         let mut first = request(&[], &[]);
-        first.events = vec![traced.clone(), event(SOURCE, "t2")];
+        first.events = vec![traced.clone().into(), event(SOURCE, "t2").into()];
         append(&log, first).await;
         append(&log, request(&["t3"], &[])).await;
         check(stored_after(&log, 0, 10).await, read(&log, 0, 10).await);
@@ -859,7 +865,7 @@ pub async fn dead_letters_are_listed_by_id(store: impl Store) {
 pub async fn redrive_resolves_a_dead_letter(store: impl Store) {
     let log = open(&store).await;
     append(&log, request(&["a"], &["p1"])).await;
-    let redriven = match log.redrive(1, vec![event(SOURCE, "p1")], None).await {
+    let redriven = match log.redrive(1, vec![event(SOURCE, "p1").into()], None).await {
         Ok(outcome) => outcome,
         Err(error) => panic!("redrive failed: {error}"),
     };
@@ -906,7 +912,7 @@ pub async fn redrive_still_failing_keeps_the_letter_dead(store: impl Store) {
     append(&log, request(&[], &["p1"])).await;
 
     assert_invalid(
-        log.redrive(1, vec![Event::default()], None).await,
+        log.redrive(1, vec![Event::default().into()], None).await,
         "redriven events need provider event ids",
     );
     let untouched = DeadLetter {
@@ -942,7 +948,7 @@ pub async fn redrive_still_failing_keeps_the_letter_dead(store: impl Store) {
         (2, "again")
     );
 
-    let resolved = log.redrive(1, vec![event(SOURCE, "p1")], None).await;
+    let resolved = log.redrive(1, vec![event(SOURCE, "p1").into()], None).await;
     match resolved {
         Ok(outcome) => assert_eq!(
             outcome,
@@ -970,8 +976,14 @@ pub async fn redrive_of_an_unknown_dead_letter_is_refused(store: impl Store) {
     assert_unknown_dead_letter(log.redrive(7, Vec::new(), None).await, 7);
     assert_unknown_dead_letter(log.redrive(0, Vec::new(), None).await, 0);
     append(&log, request(&[], &["x"])).await;
-    assert_unknown_dead_letter(log.redrive(2, vec![event(SOURCE, "y")], None).await, 2);
-    assert_unknown_dead_letter(log.redrive(999, vec![Event::default()], None).await, 999);
+    assert_unknown_dead_letter(
+        log.redrive(2, vec![event(SOURCE, "y").into()], None).await,
+        2,
+    );
+    assert_unknown_dead_letter(
+        log.redrive(999, vec![Event::default().into()], None).await,
+        999,
+    );
     assert_eq!(last(&log), 0);
 }
 
@@ -1189,7 +1201,7 @@ pub async fn resolved_dead_letters_expire_keeping_their_dedup_keys(store: impl S
         assert!(still.is_ok(), "{still:?}");
         for (id, provider_id, sequence) in [(1, "p1", 1), (3, "p3", 2)] {
             match log
-                .redrive(id, vec![event(SOURCE, provider_id)], None)
+                .redrive(id, vec![event(SOURCE, provider_id).into()], None)
                 .await
             {
                 Ok(redriven) => assert_eq!(
@@ -1456,7 +1468,7 @@ pub async fn replayed_events_dedup_per_adapter_version(store: impl Store) {
             adapter_version: "1.0.0".to_owned(),
         });
         AppendRequest {
-            events: vec![event],
+            events: vec![event.into()],
             ..request(&[], &[])
         }
     };
@@ -1465,6 +1477,84 @@ pub async fn replayed_events_dedup_per_adapter_version(store: impl Store) {
     assert_eq!(append(&log, replay("3.0.0")).await, outcome(&[3], 0, 0));
     match log.sequence_of(SOURCE, "a").await {
         Ok(got) => assert_eq!(got, Some(1), "the original keeps its key"),
+        Err(error) => panic!("sequence_of failed: {error}"),
+    }
+}
+
+/// An event given as an adapter's encoding, with envelope fields set on it afterwards (sent
+/// as encoded fields appended to those bytes, some replacing values the encoding holds), reads
+/// back as the event with those fields set: decoded, and as stored.
+pub async fn encoded_events_read_back_with_their_appended_fields(store: impl Store) {
+    use prost::Message as _;
+    let log = open(&store).await;
+    let from_adapter = Event {
+        id: "set by the adapter".to_owned(),
+        time: Some(Timestamp {
+            seconds: 7,
+            nanos: 8,
+        }),
+        received_at: Some(Timestamp {
+            seconds: 1,
+            nanos: 999,
+        }),
+        provenance: Some(Provenance {
+            adapter: "set by the adapter".to_owned(),
+            provider_event_type: "KEPT".to_owned(),
+            ..Provenance::default()
+        }),
+        ..event(SOURCE, "")
+    };
+    let encoded = prost::bytes::Bytes::from(from_adapter.encode_to_vec());
+    let mut pending = match PendingEvent::decode(encoded) {
+        Ok(pending) => pending,
+        Err(error) => panic!("the head does not decode: {error}"),
+    };
+    let received = Timestamp {
+        seconds: 100,
+        nanos: 0,
+    };
+    pending.set_adapter("adapter".to_owned(), "1.2.3".to_owned());
+    pending.set_provider_event_id("e1".to_owned());
+    pending.set_id(format!("{SOURCE}:e1"));
+    pending.set_received_at(received);
+    pending.set_datacontenttype("application/protobuf".to_owned());
+    pending.set_specversion("1.0".to_owned());
+    pending.set_trace(
+        "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01".to_owned(),
+        String::new(),
+    );
+    let mut request = request(&[], &[]);
+    request.events.push(pending);
+    assert_eq!(append(&log, request).await, outcome(&[1], 0, 0));
+
+    let mut expected = Event {
+        id: format!("{SOURCE}:e1"),
+        received_at: Some(received),
+        datacontenttype: "application/protobuf".to_owned(),
+        specversion: "1.0".to_owned(),
+        traceparent: "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01".to_owned(),
+        ..from_adapter.clone()
+    };
+    if let Some(provenance) = expected.provenance.as_mut() {
+        provenance.adapter = "adapter".to_owned();
+        provenance.adapter_version = "1.2.3".to_owned();
+        provenance.provider_event_id = "e1".to_owned();
+    }
+    assert_eq!(read(&log, 0, 10).await, vec![stored(expected.clone(), 1)]);
+    let as_stored = stored_after(&log, 0, 10).await;
+    assert_eq!(as_stored.len(), 1);
+    match as_stored[0].event() {
+        Ok(event) => assert_eq!(event, stored(expected, 1)),
+        Err(error) => panic!("the stored event does not decode: {error}"),
+    }
+    assert_eq!(as_stored[0].sequence(), 1);
+    assert_eq!(as_stored[0].source(), SOURCE);
+    match log.sequence_of(SOURCE, "e1").await {
+        Ok(got) => assert_eq!(
+            got,
+            Some(1),
+            "deduplicated on the appended provider event id"
+        ),
         Err(error) => panic!("sequence_of failed: {error}"),
     }
 }

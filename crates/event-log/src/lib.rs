@@ -6,6 +6,7 @@
 //! it. The trait is shaped so JetStream maps onto it directly: the sequence is the stream
 //! sequence, the dedup key is the message id, and readers read by sequence.
 
+mod pending;
 pub mod rules;
 mod stored;
 
@@ -20,6 +21,7 @@ use tokio::sync::watch;
 use tributary_model::v1::{ArchiveEntry, Consumer, DeadLetter, Event};
 use tributary_model::well_known::Timestamp;
 
+pub use pending::{PendingEvent, UnreadableEvent};
 pub use stored::StoredEvent;
 
 /// Everything one webhook produced. Whether it is stored as one unit depends on the backend
@@ -30,8 +32,9 @@ pub struct AppendRequest {
     /// forms the dedup key. Each event's and dead letter's own `source` should be the same:
     /// redrive and retention use those.
     pub source: String,
-    /// Canonical events, in order. `provenance.provider_event_id` must be non-empty.
-    pub events: Vec<Event>,
+    /// Canonical events, in order, encoded ([`PendingEvent`]: an adapter's bytes are stored as
+    /// they came back). `provenance.provider_event_id` must be non-empty.
+    pub events: Vec<PendingEvent>,
     /// Items the adapter could not map. `provider_event_id` must be non-empty.
     pub dead_letters: Vec<DeadLetter>,
     /// The webhook itself, for the raw archive (sealed by the caller; the log stores it as
@@ -324,7 +327,7 @@ pub trait EventLog: Send + Sync + 'static {
     async fn redrive(
         &self,
         id: u64,
-        events: Vec<Event>,
+        events: Vec<PendingEvent>,
         still_failing: Option<String>,
     ) -> Result<RedriveOutcome, LogError>;
 

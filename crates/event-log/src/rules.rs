@@ -9,7 +9,7 @@ use prost::Message;
 use tributary_model::v1::{Consumer, DeadLetter, Event};
 use tributary_model::well_known::Timestamp;
 
-use crate::{AppendRequest, LogError};
+use crate::{AppendRequest, LogError, PendingEvent};
 
 /// Longest durable consumer name, in bytes.
 pub const MAX_CONSUMER_NAME: usize = 128;
@@ -27,10 +27,22 @@ pub fn provider_event_id(event: &Event) -> &str {
 /// replay, the provider event id and the replaying adapter's version (so a replay does not
 /// collide with the original, and replaying again with the same version adds nothing).
 pub fn dedup_key(event: &Event) -> std::borrow::Cow<'_, str> {
-    let id = provider_event_id(event);
-    match (&event.replay_of, &event.provenance) {
-        (Some(_), Some(provenance)) => format!("{id}#replay@{}", provenance.adapter_version).into(),
-        _ => id.into(),
+    let replay_version = match (&event.replay_of, &event.provenance) {
+        (Some(_), Some(provenance)) => Some(provenance.adapter_version.as_str()),
+        _ => None,
+    };
+    dedup_key_of(provider_event_id(event), replay_version)
+}
+
+/// [`dedup_key`] from its parts: the provider event id and, for a replay (with a provenance),
+/// the replaying adapter's version. Shared with [`PendingEvent::dedup_key`].
+pub(crate) fn dedup_key_of<'a>(
+    provider_event_id: &'a str,
+    replay_version: Option<&str>,
+) -> std::borrow::Cow<'a, str> {
+    match replay_version {
+        Some(version) => format!("{provider_event_id}#replay@{version}").into(),
+        None => provider_event_id.into(),
     }
 }
 
@@ -65,7 +77,7 @@ pub fn validate_append(request: &AppendRequest) -> Result<(), LogError> {
     let missing = request
         .events
         .iter()
-        .any(|e| provider_event_id(e).is_empty())
+        .any(|e| e.provider_event_id().is_empty())
         || request
             .dead_letters
             .iter()
@@ -80,8 +92,8 @@ pub fn validate_append(request: &AppendRequest) -> Result<(), LogError> {
 
 /// Refuses redriven events without provider event ids (checked after the dead letter is
 /// found, so an unknown id is reported first).
-pub fn validate_redrive_events(events: &[Event]) -> Result<(), LogError> {
-    if events.iter().any(|e| provider_event_id(e).is_empty()) {
+pub fn validate_redrive_events(events: &[PendingEvent]) -> Result<(), LogError> {
+    if events.iter().any(|e| e.provider_event_id().is_empty()) {
         return Err(LogError::Invalid(
             "redriven events need provider event ids".into(),
         ));
@@ -242,7 +254,7 @@ mod tests {
     fn appends_need_a_source_and_provider_ids() {
         let ok = AppendRequest {
             source: "s".into(),
-            events: vec![event("a")],
+            events: vec![event("a").into()],
             dead_letters: vec![DeadLetter {
                 provider_event_id: "b".into(),
                 ..Default::default()
@@ -272,11 +284,11 @@ mod tests {
         }
         for bad in [
             AppendRequest {
-                events: vec![Event::default()],
+                events: vec![Event::default().into()],
                 ..ok.clone()
             },
             AppendRequest {
-                events: vec![event("")],
+                events: vec![event("").into()],
                 ..ok.clone()
             },
             AppendRequest {
@@ -286,8 +298,8 @@ mod tests {
         ] {
             assert!(matches!(validate_append(&bad), Err(LogError::Invalid(_))));
         }
-        assert!(validate_redrive_events(&[event("a")]).is_ok());
-        assert!(validate_redrive_events(&[Event::default()]).is_err());
+        assert!(validate_redrive_events(&[event("a").into()]).is_ok());
+        assert!(validate_redrive_events(&[Event::default().into()]).is_err());
     }
 
     #[test]

@@ -49,6 +49,27 @@ impl StoredEvent {
         }))
     }
 
+    /// An encoding with its envelope fields already known (a [`crate::PendingEvent`]'s).
+    pub(crate) fn from_parts(
+        source: String,
+        r#type: String,
+        traceparent: String,
+        tracestate: String,
+        sequence: u64,
+        encoded: Bytes,
+    ) -> Self {
+        Self(Arc::new(Inner {
+            envelope: Envelope {
+                source,
+                r#type,
+                traceparent,
+                tracestate,
+                sequence,
+            },
+            encoded,
+        }))
+    }
+
     /// Encodes `event`.
     pub fn encode(event: &Event) -> Self {
         Self::new(event, Bytes::from(event.encode_to_vec()))

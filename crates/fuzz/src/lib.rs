@@ -21,12 +21,15 @@ mod http;
 use std::sync::OnceLock;
 
 use prost::Message;
+use prost::bytes::Bytes;
 use serde_json::{Value, json};
 use tributary_adapter_arcadia::Arcadia;
 use tributary_adapter_finicity::Finicity;
 use tributary_adapter_klavi::Klavi;
+use tributary_model::check::check_event;
+use tributary_model::plugin_wire::{EncodedAdapterResult, EncodedOutcome};
 use tributary_model::v1::adapter_result::Outcome;
-use tributary_model::v1::{AdapterResult, Header, RejectionKind, WebhookRequest};
+use tributary_model::v1::{AdapterResult, Event, Header, RejectionKind, WebhookRequest};
 use tributary_model::well_known::Timestamp;
 use tributary_plugin_sdk::ffi::run_adapter;
 use tributary_plugin_sdk::verify::hmac_sha256;
@@ -209,6 +212,8 @@ fn decode_as_host(outcome: Outcome) -> Outcome {
         Ok(decoded) => decoded,
         Err(e) => panic!("the host cannot decode this adapter result: {e}"),
     };
+    // The service keeps the events encoded and checks them instead of decoding them.
+    check_as_host(&bytes, true);
     let json = match serde_json::to_vec(&decoded) {
         Ok(json) => json,
         Err(e) => panic!("the adapter result has no proto3 JSON form: {e}: {decoded:?}"),
@@ -321,10 +326,12 @@ pub fn fuzz_klavi(data: &[u8]) {
         .run(data, "klavi");
 }
 
-/// Arbitrary bytes as a plugin's answer: if they decode as an `AdapterResult` (as the host
-/// decodes whatever a plugin returns), re-encoding, decoding again and rendering JSON must not
+/// Arbitrary bytes as a plugin's answer: read with the events left encoded (as the service
+/// reads whatever a plugin returns), the check of each event must agree with decoding it; if
+/// they decode as an `AdapterResult`, re-encoding, decoding again and rendering JSON must not
 /// panic or fail.
 pub fn fuzz_plugin_result(data: &[u8]) {
+    check_as_host(data, false);
     let Ok(result) = AdapterResult::decode(data) else {
         return;
     };
@@ -333,6 +340,28 @@ pub fn fuzz_plugin_result(data: &[u8]) {
         panic!("a re-encoded AdapterResult does not decode: {e}");
     }
     let _ = serde_json::to_vec(&result);
+}
+
+/// Reads `bytes` (an encoded `AdapterResult`) as the service does: the events left encoded
+/// and checked ([`check_event`]). The check must agree with decoding each event; with
+/// `all_valid`, every event must pass.
+fn check_as_host(bytes: &[u8], all_valid: bool) {
+    let Ok(result) = EncodedAdapterResult::decode(Bytes::copy_from_slice(bytes)) else {
+        return;
+    };
+    let Some(EncodedOutcome::Normalized(normalized)) = result.outcome else {
+        return;
+    };
+    for event in &normalized.events {
+        let checked = check_event(event);
+        let decoded = Event::decode(event.as_ref());
+        if checked.is_ok() != decoded.is_ok() {
+            panic!("check_event says {checked:?}, Event::decode says {decoded:?}");
+        }
+        if all_valid && let Err(e) = checked {
+            panic!("the host refuses an event the adapter encoded: {e}");
+        }
+    }
 }
 
 /// The service's dead-letter redaction (it parses raw provider bodies that no adapter could

@@ -12,6 +12,12 @@ pub mod v1 {
     include!(concat!(env!("OUT_DIR"), "/tributary.v1.serde.rs"));
 }
 
+/// The plugin's answer with its events left encoded, for storing them as they come back.
+pub mod plugin_wire;
+
+/// Checks that stored bytes decode as a `tributary.v1.Event`, without decoding them.
+pub mod check;
+
 /// `io.cloudevents.v1`: the CloudEvents Protobuf Format (`CloudEvent`, `CloudEventBatch`), as
 /// the `CloudEventStream` service streams it to CloudEvents SDKs.
 pub mod cloudevents {

@@ -112,6 +112,22 @@ fn read_json_opt(path: &Path) -> Result<Option<Value>, FixtureError> {
 /// Runs every case in `dir` through `plugin`. With `update`, mismatching or missing
 /// expectations are rewritten instead of reported.
 pub fn run_dir(plugin: &Arc<Plugin>, dir: &Path, update: bool) -> Result<Report, FixtureError> {
+    let names = case_names(dir)?;
+    let default_config = default_config(dir)?;
+
+    let mut report = Report::default();
+    for name in names {
+        let outcome = match run_case(plugin, dir, &name, &default_config, update) {
+            Ok(outcome) => outcome,
+            Err(e) => Outcome::Error(e.to_string()),
+        };
+        report.cases.push((name, outcome));
+    }
+    Ok(report)
+}
+
+/// The cases of a fixtures directory (`<case>.raw.json`), sorted; none is an error.
+pub fn case_names(dir: &Path) -> Result<Vec<String>, FixtureError> {
     let entries = fs::read_dir(dir).map_err(|source| FixtureError::Io {
         path: dir.to_path_buf(),
         source,
@@ -131,37 +147,27 @@ pub fn run_dir(plugin: &Arc<Plugin>, dir: &Path, update: bool) -> Result<Report,
         });
     }
     names.sort();
-    let default_config = read_json_opt(&dir.join("adapter-config.json"))?.unwrap_or(json!({}));
-
-    let mut report = Report::default();
-    for name in names {
-        let outcome = match run_case(plugin, dir, &name, &default_config, update) {
-            Ok(outcome) => outcome,
-            Err(e) => Outcome::Error(e.to_string()),
-        };
-        report.cases.push((name, outcome));
-    }
-    Ok(report)
+    Ok(names)
 }
 
-fn run_case(
-    plugin: &Arc<Plugin>,
+/// The directory's `adapter-config.json` (`{}` when absent).
+pub fn default_config(dir: &Path) -> Result<Value, FixtureError> {
+    Ok(read_json_opt(&dir.join("adapter-config.json"))?.unwrap_or(json!({})))
+}
+
+/// Case `name` of `dir` as the fixtures run it for `adapter` (also the source): the request
+/// and the adapter config (the case's own, else `default_config`).
+pub fn case(
     dir: &Path,
     name: &str,
+    adapter: &str,
     default_config: &Value,
-    update: bool,
-) -> Result<Outcome, FixtureError> {
+) -> Result<(WebhookRequest, Value), FixtureError> {
     let body = read(&dir.join(format!("{name}.raw.json")))?;
     let config = read_json_opt(&dir.join(format!("{name}.config.json")))?
         .unwrap_or_else(|| default_config.clone());
     let request_spec =
         read_json_opt(&dir.join(format!("{name}.request.json")))?.unwrap_or(json!({}));
-
-    let adapter = &plugin.info().name;
-    let instance = match create_instance(plugin, adapter, FIXTURE_INSTALLATION_KEY, &config) {
-        Ok(instance) => instance,
-        Err(e) => return Ok(Outcome::Error(format!("create: {e}"))),
-    };
 
     let headers = request_spec
         .get("headers")
@@ -176,7 +182,7 @@ fn run_case(
         })
         .unwrap_or_default();
     let request = WebhookRequest {
-        source: adapter.clone(),
+        source: adapter.to_owned(),
         method: "POST".to_owned(),
         path: format!("/webhooks/{adapter}"),
         query: request_spec
@@ -192,6 +198,22 @@ fn run_case(
         }),
         skip_verification: false,
         ..Default::default()
+    };
+    Ok((request, config))
+}
+
+fn run_case(
+    plugin: &Arc<Plugin>,
+    dir: &Path,
+    name: &str,
+    default_config: &Value,
+    update: bool,
+) -> Result<Outcome, FixtureError> {
+    let adapter = &plugin.info().name;
+    let (request, config) = case(dir, name, adapter, default_config)?;
+    let instance = match create_instance(plugin, adapter, FIXTURE_INSTALLATION_KEY, &config) {
+        Ok(instance) => instance,
+        Err(e) => return Ok(Outcome::Error(format!("create: {e}"))),
     };
     let mut result = match instance.handle(&request) {
         Ok(result) => result,

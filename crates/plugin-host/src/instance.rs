@@ -3,6 +3,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use prost::Message;
+use prost::bytes::Bytes;
+use tributary_model::plugin_wire::EncodedAdapterResult;
 use tributary_model::v1::{AdapterResult, Header, WebhookRequest};
 use tributary_plugin_abi::{
     AdapterVTableV2, ByteSlice, HeaderView, PluginBuffer, REQUEST_HAS_RECEIVED_AT,
@@ -263,6 +265,22 @@ impl AdapterInstance {
     /// adapter returns: see [Deadlines](Self#deadlines). A successful result always has an
     /// outcome; one without, or bytes that do not decode, are [`HandleError::Undecodable`].
     pub fn handle(&self, request: &WebhookRequest) -> Result<AdapterResult, HandleError> {
+        self.handle_as(request)
+    }
+
+    /// [`Self::handle`], with each event of a normalized result left as the plugin encoded it
+    /// (slices of one copy of the plugin's buffer): the service stores those bytes as they
+    /// are, so decoding the events here would be wasted. Nothing checks that the events
+    /// decode: the caller reads what it needs of them.
+    pub fn handle_events_encoded(
+        &self,
+        request: &WebhookRequest,
+    ) -> Result<EncodedAdapterResult, HandleError> {
+        self.handle_as(request)
+    }
+
+    /// The adapter call with its answer decoded as `R`.
+    fn handle_as<R: Answer>(&self, request: &WebhookRequest) -> Result<R, HandleError> {
         if request.headers.len() <= INLINE_HEADERS {
             let mut headers = [NO_HEADER; INLINE_HEADERS];
             for (slot, header) in headers.iter_mut().zip(&request.headers) {
@@ -290,7 +308,7 @@ impl AdapterInstance {
     }
 
     /// One `handle` call across the boundary with `view`, whose memory outlives the call.
-    fn call(&self, view: &RequestView) -> Result<AdapterResult, HandleError> {
+    fn call<R: Answer>(&self, view: &RequestView) -> Result<R, HandleError> {
         let _call = self.enter()?;
         let vtable = self.plugin.vtable();
         let mut out = PluginBuffer::EMPTY;
@@ -302,8 +320,8 @@ impl AdapterInstance {
         let bytes = bytes.as_slice();
         let adapter = || self.plugin.info().name.clone();
         match status {
-            STATUS_OK => match AdapterResult::decode(bytes) {
-                Ok(result) if result.outcome.is_some() => Ok(result),
+            STATUS_OK => match R::decode_answer(bytes) {
+                Ok(result) if result.has_outcome() => Ok(result),
                 Ok(_) => Err(HandleError::Undecodable {
                     adapter: adapter(),
                     reason: format!(
@@ -331,6 +349,35 @@ impl AdapterInstance {
                 message: String::from_utf8_lossy(bytes).into_owned(),
             }),
         }
+    }
+}
+
+/// A decoding of the plugin's answer (`tributary.v1.AdapterResult` bytes).
+trait Answer: Sized {
+    fn decode_answer(bytes: &[u8]) -> Result<Self, prost::DecodeError>;
+    /// Whether it holds a normalized result or a rejection.
+    fn has_outcome(&self) -> bool;
+}
+
+impl Answer for AdapterResult {
+    fn decode_answer(bytes: &[u8]) -> Result<Self, prost::DecodeError> {
+        AdapterResult::decode(bytes)
+    }
+
+    fn has_outcome(&self) -> bool {
+        self.outcome.is_some()
+    }
+}
+
+impl Answer for EncodedAdapterResult {
+    /// One copy of the plugin's buffer (freed as soon as the call returns); the events are
+    /// slices of it.
+    fn decode_answer(bytes: &[u8]) -> Result<Self, prost::DecodeError> {
+        EncodedAdapterResult::decode(Bytes::copy_from_slice(bytes))
+    }
+
+    fn has_outcome(&self) -> bool {
+        self.outcome.is_some()
     }
 }
 

@@ -7,6 +7,12 @@
 //! service does (protobuf encode of the request, FFI call under `catch_unwind`, protobuf decode
 //! of the result, buffer free). `verify` and `normalize` time the two in-process stages on
 //! their own.
+//!
+//! `in-process+stored`, `dylib+decoded+stored` (the service's path up to session 5) and
+//! `dylib+stored` (its path now) end at the bytes the log stores instead (session 6): see
+//! [`stored`].
+
+pub mod stored;
 
 use std::hint::black_box;
 use std::path::{Path, PathBuf};
@@ -146,5 +152,36 @@ pub fn bench_case<A: Adapter>(c: &mut Criterion, case: &Case) {
         b.iter(|| adapter.normalize(&Request::new(black_box(&request))))
     });
     group.bench_function("dylib", |b| b.iter(|| dynamic.handle(black_box(&request))));
+
+    let decoded = stored::encode_decoded(tributary_plugin_sdk::ffi::run_adapter(
+        &adapter,
+        &Request::new(&request),
+    ));
+    let encoded = dynamic
+        .handle_events_encoded(&request)
+        .unwrap_or_else(|e| panic!("{}: {e}", case.name));
+    stored::assert_same(&decoded, &stored::encode_pending(encoded), case.name);
+    group.bench_function("in-process+stored", |b| {
+        b.iter(|| {
+            stored::encode_decoded(tributary_plugin_sdk::ffi::run_adapter(
+                &adapter,
+                &Request::new(black_box(&request)),
+            ))
+        })
+    });
+    group.bench_function("dylib+decoded+stored", |b| {
+        b.iter(|| {
+            dynamic
+                .handle(black_box(&request))
+                .map(|result| result.outcome.map(stored::encode_decoded))
+        })
+    });
+    group.bench_function("dylib+stored", |b| {
+        b.iter(|| {
+            dynamic
+                .handle_events_encoded(black_box(&request))
+                .map(stored::encode_pending)
+        })
+    });
     group.finish();
 }

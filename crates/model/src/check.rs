@@ -1,0 +1,196 @@
+//! Checks that bytes decode as a `tributary.v1.Event` without decoding them.
+//!
+//! The service stores an adapter's encoded events as they come back and reads only a few of
+//! their fields, so nothing else would notice an event that no reader can decode (a string
+//! that is not UTF-8, a wrong wire type, messages nested past prost's recursion limit) until
+//! every subscriber failed on it. [`check_event`] walks the encoding with the schema's field
+//! kinds (generated from proto/ by build.rs) and accepts exactly what `Event::decode` accepts,
+//! allocating nothing.
+
+use std::fmt;
+
+use prost::encoding::{self, DecodeContext, WireType};
+
+/// The kind of value a field holds, as far as the wire format is concerned. Not every kind
+/// occurs under `Event` today (no bytes or 32-bit fields); the checker handles them all so a
+/// schema change cannot make it wrong.
+#[allow(dead_code)]
+#[derive(Debug, Clone, Copy)]
+enum Kind {
+    /// Integers, bools and enums; `repeated` ones may also come packed.
+    Varint {
+        repeated: bool,
+    },
+    /// fixed32, sfixed32, float.
+    Fixed32 {
+        repeated: bool,
+    },
+    /// fixed64, sfixed64, double.
+    Fixed64 {
+        repeated: bool,
+    },
+    /// UTF-8 text.
+    String,
+    Bytes,
+    /// The message `MESSAGES[i]`.
+    Message(usize),
+}
+
+mod schema {
+    use super::Kind;
+    include!(concat!(env!("OUT_DIR"), "/event_schema.rs"));
+}
+
+/// prost's default recursion limit: how deep messages may nest under the one decoded.
+const RECURSION_LIMIT: u32 = 100;
+
+/// Why bytes are not a decodable `tributary.v1.Event`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CheckError {
+    /// prost's own reading of the wire format failed (a bad key or varint, a field that
+    /// cannot be skipped).
+    Wire(prost::DecodeError),
+    /// Field `tag` came with a wire type its kind cannot have.
+    WireType { tag: u32, wire_type: WireType },
+    /// A length runs past the end of its message.
+    Truncated,
+    /// String field `tag` is not UTF-8.
+    NotUtf8 { tag: u32 },
+    /// Messages nest deeper than prost decodes.
+    TooDeep,
+}
+
+impl fmt::Display for CheckError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Wire(error) => write!(f, "{error}"),
+            Self::WireType { tag, wire_type } => {
+                write!(f, "field {tag} has the wrong wire type ({wire_type:?})")
+            }
+            Self::Truncated => write!(f, "a length runs past the end of its message"),
+            Self::NotUtf8 { tag } => write!(f, "string field {tag} is not UTF-8"),
+            Self::TooDeep => write!(f, "messages nested past the recursion limit"),
+        }
+    }
+}
+
+impl std::error::Error for CheckError {}
+
+impl From<prost::DecodeError> for CheckError {
+    fn from(error: prost::DecodeError) -> Self {
+        Self::Wire(error)
+    }
+}
+
+/// Whether `bytes` decode as a `tributary.v1.Event` (what `Event::decode` would say, without
+/// building it).
+pub fn check_event(bytes: &[u8]) -> Result<(), CheckError> {
+    check_message(bytes, schema::EVENT, RECURSION_LIMIT)
+}
+
+fn check_message(mut buf: &[u8], message: usize, depth_left: u32) -> Result<(), CheckError> {
+    let fields = schema::MESSAGES[message];
+    while !buf.is_empty() {
+        let (tag, wire_type) = key(&mut buf)?;
+        match usize::try_from(tag).ok().and_then(|at| fields.get(at)) {
+            Some(Some(kind)) => check_field(*kind, tag, wire_type, &mut buf, depth_left)?,
+            _ => encoding::skip_field(wire_type, tag, &mut buf, DecodeContext::default())?,
+        }
+    }
+    Ok(())
+}
+
+/// A field's key; a one-byte key (fields 1 to 15) read here, any other by prost (which also
+/// says why a bad one is bad).
+fn key(buf: &mut &[u8]) -> Result<(u32, WireType), CheckError> {
+    if let Some(&byte) = buf.first()
+        && (8..0x80).contains(&byte)
+        && let Ok(wire_type) = WireType::try_from(u64::from(byte & 0x07))
+    {
+        *buf = &buf[1..];
+        return Ok((u32::from(byte >> 3), wire_type));
+    }
+    Ok(encoding::decode_key(buf)?)
+}
+
+/// A varint; one byte read here, longer ones by prost.
+fn varint(buf: &mut &[u8]) -> Result<u64, CheckError> {
+    if let Some(&byte) = buf.first()
+        && byte < 0x80
+    {
+        *buf = &buf[1..];
+        return Ok(u64::from(byte));
+    }
+    Ok(encoding::decode_varint(buf)?)
+}
+
+fn check_field(
+    kind: Kind,
+    tag: u32,
+    wire_type: WireType,
+    buf: &mut &[u8],
+    depth_left: u32,
+) -> Result<(), CheckError> {
+    let wrong = || CheckError::WireType { tag, wire_type };
+    match (kind, wire_type) {
+        (Kind::Varint { .. }, WireType::Varint) => {
+            varint(buf)?;
+        }
+        (Kind::Fixed32 { .. }, WireType::ThirtyTwoBit) => {
+            take(buf, 4)?;
+        }
+        (Kind::Fixed64 { .. }, WireType::SixtyFourBit) => {
+            take(buf, 8)?;
+        }
+        (Kind::Varint { repeated: true }, WireType::LengthDelimited) => {
+            let mut packed = length_delimited(buf)?;
+            while !packed.is_empty() {
+                varint(&mut packed)?;
+            }
+        }
+        (Kind::Fixed32 { repeated: true }, WireType::LengthDelimited) => {
+            if length_delimited(buf)?.len() % 4 != 0 {
+                return Err(CheckError::Truncated);
+            }
+        }
+        (Kind::Fixed64 { repeated: true }, WireType::LengthDelimited) => {
+            if length_delimited(buf)?.len() % 8 != 0 {
+                return Err(CheckError::Truncated);
+            }
+        }
+        (Kind::String, WireType::LengthDelimited) => {
+            std::str::from_utf8(length_delimited(buf)?).map_err(|_| CheckError::NotUtf8 { tag })?;
+        }
+        (Kind::Bytes, WireType::LengthDelimited) => {
+            length_delimited(buf)?;
+        }
+        (Kind::Message(message), WireType::LengthDelimited) => {
+            if depth_left == 0 {
+                return Err(CheckError::TooDeep);
+            }
+            check_message(length_delimited(buf)?, message, depth_left - 1)?;
+        }
+        _ => return Err(wrong()),
+    }
+    Ok(())
+}
+
+/// The next `len` bytes of `buf`, consumed.
+fn take<'a>(buf: &mut &'a [u8], len: usize) -> Result<&'a [u8], CheckError> {
+    if buf.len() < len {
+        return Err(CheckError::Truncated);
+    }
+    let (taken, rest) = buf.split_at(len);
+    *buf = rest;
+    Ok(taken)
+}
+
+/// A length-delimited value's bytes, consumed.
+fn length_delimited<'a>(buf: &mut &'a [u8]) -> Result<&'a [u8], CheckError> {
+    let len = varint(buf)?;
+    let len = usize::try_from(len).map_err(|_| CheckError::Truncated)?;
+    take(buf, len)
+}
+
+#[cfg(test)]
+mod tests;
