@@ -38,10 +38,11 @@ pub(crate) struct PendingBlock {
 }
 
 impl PendingBlock {
-    fn get_mut(&mut self, id: u64) -> Option<&mut ArchiveEntry> {
+    /// Where entry `id` is in the block (ids in a block are consecutive).
+    fn index(&self, id: u64) -> Option<usize> {
         let first = self.entries.first()?.id;
         let index = usize::try_from(id.checked_sub(first)?).ok()?;
-        self.entries.get_mut(index)
+        (index < self.entries.len()).then_some(index)
     }
 
     /// Stores the block, if it holds any entry, and returns its stored size.
@@ -75,12 +76,23 @@ fn decode_value(key: u64, value: &[u8]) -> Result<Vec<ArchiveEntry>, LogError> {
     }
 }
 
-/// The stored value that holds entry `id` (its key and entries), if one does.
+/// The stored value that holds an entry.
+struct Found {
+    /// The value's key (its first entry's id).
+    key: u64,
+    /// Its size as stored.
+    stored_len: u64,
+    entries: Vec<ArchiveEntry>,
+    /// Where the entry is in `entries`.
+    index: usize,
+}
+
+/// The stored value that holds entry `id`, if one does.
 fn find<T: ReadableTable<u64, &'static [u8]>>(
     table: &T,
     id: u64,
     context: &'static str,
-) -> Result<Option<(u64, Vec<ArchiveEntry>)>, LogError> {
+) -> Result<Option<Found>, LogError> {
     let Some((key, value)) = table
         .range(..=id)
         .map_err(storage(context))?
@@ -94,8 +106,13 @@ fn find<T: ReadableTable<u64, &'static [u8]>>(
     let entries = decode_value(key, value.value())?;
     Ok(entries
         .iter()
-        .any(|entry| entry.id == id)
-        .then_some((key, entries)))
+        .position(|entry| entry.id == id)
+        .map(|index| Found {
+            key,
+            stored_len: value.value().len() as u64,
+            entries,
+            index,
+        }))
 }
 
 /// The id for `entry`: the stored entry of the same webhook (same source and content key),
@@ -107,7 +124,7 @@ fn find<T: ReadableTable<u64, &'static [u8]>>(
 /// every entry cost a B-tree leaf rewritten per webhook: content keys are random, so each
 /// insert lands on a page of its own.
 pub(crate) fn reserve(
-    tables: &mut AppendTables<'_>,
+    tables: &AppendTables<'_>,
     cursor: &Cursor,
     source: &str,
     entry: &ArchiveEntry,
@@ -176,18 +193,13 @@ fn entry_of_owner(tables: &AppendTables<'_>, owner: u64) -> Result<Option<u64>, 
 }
 
 /// The content key of entry `id`, if it is stored or added by this commit.
-fn stored_content_key(tables: &mut AppendTables<'_>, id: u64) -> Result<Option<String>, LogError> {
-    if let Some(entry) = tables.pending_archive.get_mut(id) {
-        return Ok(Some(entry.content_key.clone()));
+fn stored_content_key(tables: &AppendTables<'_>, id: u64) -> Result<Option<String>, LogError> {
+    let pending = &tables.pending_archive;
+    if let Some(index) = pending.index(id) {
+        return Ok(Some(pending.entries[index].content_key.clone()));
     }
-    Ok(
-        find(&tables.archive, id, STORING)?.and_then(|(_, entries)| {
-            entries
-                .into_iter()
-                .find(|entry| entry.id == id)
-                .map(|entry| entry.content_key)
-        }),
-    )
+    Ok(find(&tables.archive, id, STORING)?
+        .map(|mut found| found.entries.swap_remove(found.index).content_key))
 }
 
 /// Adds `entry` under `id` with what its append stored to this commit's block, or, for an
@@ -220,29 +232,28 @@ pub(crate) fn store(
     if sequences.is_empty() && dead_letter_ids.is_empty() {
         return Ok(());
     }
-    if let Some(pending) = tables.pending_archive.get_mut(id) {
-        pending.sequences.extend_from_slice(sequences);
-        pending.dead_letter_ids.extend_from_slice(dead_letter_ids);
+    let extend = |entry: &mut ArchiveEntry| {
+        entry.sequences.extend_from_slice(sequences);
+        entry.dead_letter_ids.extend_from_slice(dead_letter_ids);
+    };
+    if let Some(index) = tables.pending_archive.index(id) {
+        extend(&mut tables.pending_archive.entries[index]);
         return Ok(());
     }
     // A retry of a webhook archived by an earlier commit: rewrite the value that holds it.
-    let Some((key, mut entries)) = find(&tables.archive, id, STORING)? else {
+    let Some(mut found) = find(&tables.archive, id, STORING)? else {
         return Ok(());
     };
-    for stored in entries.iter_mut().filter(|stored| stored.id == id) {
-        stored.sequences.extend_from_slice(sequences);
-        stored.dead_letter_ids.extend_from_slice(dead_letter_ids);
+    extend(&mut found.entries[found.index]);
+    let encoded = ArchiveBlock {
+        entries: found.entries,
     }
-    let stored_len = tables
-        .archive
-        .get(key)
-        .map_err(storage(STORING))?
-        .map_or(0, |value| value.value().len() as u64);
-    let encoded = ArchiveBlock { entries }.encode_to_vec();
-    tables.archive_bytes = tables.archive_bytes.saturating_sub(stored_len) + encoded.len() as u64;
+    .encode_to_vec();
+    tables.archive_bytes =
+        tables.archive_bytes.saturating_sub(found.stored_len) + encoded.len() as u64;
     tables
         .archive
-        .insert(key, encoded.as_slice())
+        .insert(found.key, encoded.as_slice())
         .map_err(storage(STORING))?;
     Ok(())
 }
@@ -278,8 +289,7 @@ fn newest_id<T: ReadableTable<u64, &'static [u8]>>(
 pub(crate) fn get(db: &Database, id: u64) -> Result<Option<ArchiveEntry>, LogError> {
     let txn = db.begin_read().map_err(storage(READING))?;
     let table = txn.open_table(ARCHIVE).map_err(storage(READING))?;
-    Ok(find(&table, id, READING)?
-        .and_then(|(_, entries)| entries.into_iter().find(|entry| entry.id == id)))
+    Ok(find(&table, id, READING)?.map(|mut found| found.entries.swap_remove(found.index)))
 }
 
 /// Up to `max` entries with an id greater than `after`.
@@ -436,7 +446,7 @@ mod tests {
             cursor.last_archive = last_id(&txn)?;
             let mut tables = AppendTables::open(&txn)?;
             for (entry, sequences) in entries {
-                let (id, new) = reserve(&mut tables, cursor, "s", &entry, std::iter::empty())?;
+                let (id, new) = reserve(&tables, cursor, "s", &entry, std::iter::empty())?;
                 store(&mut tables, cursor, id, new, entry, sequences, &[])?;
                 ids.push(id);
             }

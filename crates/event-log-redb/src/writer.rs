@@ -1,6 +1,7 @@
 //! The single writer: drains queued operations, applies them in one write transaction and
 //! commits once (group commit), then answers every waiting request.
 
+use std::borrow::Cow;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -357,30 +358,39 @@ fn claim(
     Ok(owner)
 }
 
-/// Claims the dedup key of each event under the sequence it will be stored at. Returns each
-/// event's owner: `None` for an event to store, the stored item's dedup value for a duplicate.
+/// Claims each of `keys` for the id it will be stored under: the ids after `last`, in order,
+/// one per item not stored yet, marked with `tag`. Returns each item's owner: `None` for an
+/// item to store, the stored item's dedup value for a duplicate.
+fn claim_all<'a>(
+    tables: &mut AppendTables<'_>,
+    source: &str,
+    keys: impl Iterator<Item = Cow<'a, str>>,
+    last: u64,
+    tag: u64,
+    context: &'static str,
+) -> Result<Vec<Option<u64>>, LogError> {
+    let mut id = last;
+    let mut owners = Vec::with_capacity(keys.size_hint().0);
+    for key in keys {
+        let owner = claim(tables, source, &key, (id + 1) | tag, context)?;
+        if owner.is_none() {
+            id += 1;
+        }
+        owners.push(owner);
+    }
+    Ok(owners)
+}
+
+/// Claims the dedup key of each event under the sequence it will be stored at (see
+/// [`claim_all`]).
 fn claim_events(
     tables: &mut AppendTables<'_>,
     next: &Cursor,
     source: &str,
     events: &[PendingEvent],
 ) -> Result<Vec<Option<u64>>, LogError> {
-    let mut sequence = next.last_sequence;
-    let mut owners = Vec::with_capacity(events.len());
-    for event in events {
-        let owner = claim(
-            tables,
-            source,
-            &event.dedup_key(),
-            sequence + 1,
-            STORING_EVENTS,
-        )?;
-        if owner.is_none() {
-            sequence += 1;
-        }
-        owners.push(owner);
-    }
-    Ok(owners)
+    let keys = events.iter().map(PendingEvent::dedup_key);
+    claim_all(tables, source, keys, next.last_sequence, 0, STORING_EVENTS)
 }
 
 /// Stores the events [`claim_events`] found new (at the sequences their keys were claimed
@@ -454,21 +464,18 @@ fn append(
     // Every item's key first: the archive entry of a retry is found through an item stored
     // before, and the new items carry that entry's id.
     let event_owners = claim_events(tables, next, source, &request.events)?;
-    let mut letter_owners = Vec::with_capacity(request.dead_letters.len());
-    let mut letter_id = next.last_dead_letter;
-    for letter in &request.dead_letters {
-        let owner = claim(
-            tables,
-            source,
-            &letter.provider_event_id,
-            (letter_id + 1) | DEAD_LETTER_TAG,
-            STORING_DEAD_LETTERS,
-        )?;
-        if owner.is_none() {
-            letter_id += 1;
-        }
-        letter_owners.push(owner);
-    }
+    let letter_keys = request
+        .dead_letters
+        .iter()
+        .map(|letter| letter.provider_event_id.as_str().into());
+    let letter_owners = claim_all(
+        tables,
+        source,
+        letter_keys,
+        next.last_dead_letter,
+        DEAD_LETTER_TAG,
+        STORING_DEAD_LETTERS,
+    )?;
     let archive = match request.archive.take() {
         Some(entry) => {
             // Owners claimed by this request itself (a key twice in it) were not stored before.
