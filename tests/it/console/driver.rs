@@ -111,7 +111,7 @@ impl Browser {
             .await
             .expect("token field");
         field.send_keys(token).await.expect("type the token");
-        self.click("form button[type=submit]").await;
+        self.submit("form button[type=submit]").await;
         if self.wait_for("h1", Duration::from_secs(10)).await.is_none() {
             self.screenshot("debug-login").await;
             let source = self.client.source().await.unwrap_or_default();
@@ -131,6 +131,28 @@ impl Browser {
             .click()
             .await
             .unwrap_or_else(|e| panic!("cannot click {css}: {e}"));
+    }
+
+    /// Clicks the first element matching `css` (a form's button) and waits, up to 10 s, until
+    /// the page it was on is gone: the next page may have the same markers (a login page
+    /// answering a login, Sources redirecting to Sources), so waiting for one of them could
+    /// read the old page.
+    pub async fn submit(&self, css: &str) {
+        let before = self
+            .client
+            .find(Locator::Css("html"))
+            .await
+            .expect("a page to submit from");
+        self.click(css).await;
+        let started = Instant::now();
+        // A stale element (the old document was replaced) no longer answers.
+        while before.tag_name().await.is_ok() {
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "clicking {css} loaded no new page"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     /// The text of the first element matching `css`.
