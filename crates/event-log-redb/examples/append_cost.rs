@@ -11,7 +11,8 @@ use tributary_event_log_redb::{EmbeddedConfig, EmbeddedLog};
 use tributary_model::v1::{ArchiveEntry, Event, Provenance};
 use tributary_model::well_known::Timestamp;
 
-/// Callers in flight at once, like the load generator's connections.
+/// Callers in flight at once, like the load generator's connections (`CALLERS` overrides it:
+/// `CALLERS=1` commits every webhook on its own, as at a low rate).
 const CALLERS: usize = 64;
 
 fn webhook(n: usize, archive: bool) -> AppendRequest {
@@ -73,11 +74,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     config.durable = durable;
     let log = EmbeddedLog::open(config)?;
     let started = Instant::now();
+    let in_flight = match std::env::var("CALLERS") {
+        Ok(n) => n.parse()?,
+        Err(_) => CALLERS,
+    };
     let mut callers = Vec::new();
-    for caller in 0..CALLERS {
+    for caller in 0..in_flight {
         let log = log.clone();
         callers.push(tokio::spawn(async move {
-            for n in (caller..total).step_by(CALLERS) {
+            for n in (caller..total).step_by(in_flight) {
                 log.append(webhook(n, archive)).await?;
             }
             Ok::<_, tributary_event_log::LogError>(())
