@@ -417,6 +417,7 @@ impl Bench {
         let idle_rss_kib = process::status_kib(pid, "VmRSS").unwrap_or(0);
         let ticks = process::clock_ticks();
         let cpu_before = process::cpu_seconds(pid, ticks).unwrap_or(0.0);
+        let threads_before = process::thread_use(pid);
         let sampler = process::RssSampler::start(pid, Duration::from_millis(500));
         let started = Instant::now();
         let spec = LoadSpec {
@@ -445,6 +446,17 @@ impl Bench {
             profile.finish()?;
         }
         let cpu_after = process::cpu_seconds(pid, ticks).unwrap_or(0.0);
+        let threads = process::thread_use(pid)
+            .into_iter()
+            .map(|(name, after)| {
+                let before = threads_before.get(&name).copied().unwrap_or_default();
+                let used = process::ThreadUse {
+                    ticks: after.ticks.saturating_sub(before.ticks),
+                    switches: after.switches.saturating_sub(before.switches),
+                };
+                (name, used)
+            })
+            .collect();
         let rss_kib = sampler.finish().await;
         let peak_rss_kib = process::status_kib(pid, "VmHWM").unwrap_or(0);
         let load = load.with_context(|| {
@@ -455,6 +467,8 @@ impl Bench {
         drop(server);
         let stats = ServerStats {
             cpu_s: cpu_after - cpu_before,
+            threads,
+            ticks,
             wall_s,
             idle_rss_kib,
             peak_rss_kib,

@@ -145,6 +145,55 @@ pub fn cpu_seconds(pid: u32, ticks: f64) -> Option<f64> {
     Some((utime + stime) / ticks)
 }
 
+/// What the threads of one name (`/proc/<pid>/task/*/comm`) did: CPU time in clock ticks and
+/// context switches (voluntary and involuntary).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct ThreadUse {
+    pub ticks: u64,
+    pub switches: u64,
+}
+
+/// Per thread name, the CPU and context switches of `pid`'s live threads so far. At a low
+/// rate a webhook's CPU is mostly its hand-offs between threads, which a context-switch count
+/// shows without the noise of timing. Threads that exited are not counted (the tokio blocking
+/// pool keeps idle threads for 10 s, longer than a fixed-rate scenario's gaps).
+pub fn thread_use(pid: u32) -> std::collections::BTreeMap<String, ThreadUse> {
+    let mut by_name = std::collections::BTreeMap::new();
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return by_name;
+    };
+    for task in tasks.flatten() {
+        let dir = task.path();
+        let read = |file: &str| std::fs::read_to_string(dir.join(file)).ok();
+        let (Some(comm), Some(status), Some(stat)) = (read("comm"), read("status"), read("stat"))
+        else {
+            continue; // exited while being read
+        };
+        let switches: u64 = status
+            .lines()
+            .filter_map(|line| {
+                let value = line
+                    .strip_prefix("voluntary_ctxt_switches:")
+                    .or_else(|| line.strip_prefix("nonvoluntary_ctxt_switches:"))?;
+                value.trim().parse::<u64>().ok()
+            })
+            .sum();
+        let ticks = stat
+            .rfind(')')
+            .and_then(|end| stat.get(end + 2..))
+            .map(|rest| {
+                let fields: Vec<&str> = rest.split_whitespace().collect();
+                let field = |at: usize| fields.get(at).and_then(|f| f.parse::<u64>().ok());
+                field(11).unwrap_or(0) + field(12).unwrap_or(0)
+            })
+            .unwrap_or(0);
+        let entry: &mut ThreadUse = by_name.entry(comm.trim().to_owned()).or_default();
+        entry.ticks += ticks;
+        entry.switches += switches;
+    }
+    by_name
+}
+
 /// A `kB` field of `/proc/<pid>/status` (e.g. `VmRSS`, `VmHWM`), in KiB.
 pub fn status_kib(pid: u32, field: &str) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;

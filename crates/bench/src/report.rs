@@ -83,6 +83,13 @@ pub struct Scenario {
     pub server_cpu_percent: f64,
     /// Server CPU per accepted webhook, microseconds.
     pub server_cpu_us_per_webhook: f64,
+    /// Context switches of the server's threads per accepted webhook (threads alive at the
+    /// end; see `process::thread_use`).
+    #[serde(default)]
+    pub server_switches_per_webhook: f64,
+    /// The same, and CPU, per thread name (tokio's workers and blocking threads share one).
+    #[serde(default)]
+    pub server_threads: Vec<ThreadShare>,
     /// RSS after start-up, before any load, MiB.
     pub idle_rss_mib: f64,
     /// Peak RSS (VmHWM) at the end, MiB.
@@ -95,9 +102,21 @@ pub struct Scenario {
     pub delivery: Delivery,
 }
 
+/// What the server's threads of one name cost per accepted webhook.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ThreadShare {
+    pub name: String,
+    pub cpu_us_per_webhook: f64,
+    pub switches_per_webhook: f64,
+}
+
 /// Server-side measurements around a load run.
 pub struct ServerStats {
     pub cpu_s: f64,
+    /// Per thread name, during the load.
+    pub threads: std::collections::BTreeMap<String, crate::process::ThreadUse>,
+    /// Clock ticks per second of the threads' CPU times.
+    pub ticks: f64,
     pub wall_s: f64,
     pub idle_rss_kib: u64,
     pub peak_rss_kib: u64,
@@ -166,6 +185,23 @@ impl Scenario {
             server_cpu_s: stats.cpu_s,
             server_cpu_percent: per_s(stats.cpu_s * 100.0, stats.wall_s),
             server_cpu_us_per_webhook: per_s(stats.cpu_s * 1e6, load.accepted as f64),
+            server_switches_per_webhook: per_s(
+                stats.threads.values().map(|t| t.switches).sum::<u64>() as f64,
+                load.accepted as f64,
+            ),
+            server_threads: stats
+                .threads
+                .iter()
+                .filter(|(_, used)| used.switches > 0 || used.ticks > 0)
+                .map(|(name, used)| ThreadShare {
+                    name: name.clone(),
+                    cpu_us_per_webhook: per_s(
+                        used.ticks as f64 / stats.ticks * 1e6,
+                        load.accepted as f64,
+                    ),
+                    switches_per_webhook: per_s(used.switches as f64, load.accepted as f64),
+                })
+                .collect(),
             idle_rss_mib: stats.idle_rss_kib as f64 / MIB,
             peak_rss_mib: stats.peak_rss_kib as f64 / MIB,
             rss_mib: stats
@@ -319,6 +355,28 @@ pub fn targets(scenarios: &[Scenario], fanout_max: usize) -> Vec<Target> {
             met: Some(e2e.p99 <= 5.0),
         },
         None => not_measured("p99 end to end <= 5 ms at 2,000 webhooks/s"),
+    });
+    targets.push(match fixed {
+        Some(f) => {
+            let noop = find(scenarios, names::NOOP_FIXED).map_or(String::new(), |n| {
+                format!(
+                    " (the no-op baseline at the same rate: {:.0} µs, {:.1} context switches)",
+                    n.server_cpu_us_per_webhook, n.server_switches_per_webhook
+                )
+            });
+            Target {
+                target: format!(
+                    "server CPU <= 100 µs per webhook at {:.0} webhooks/s",
+                    f.rate.unwrap_or(0.0)
+                ),
+                measured: format!(
+                    "{:.0} µs, {:.1} context switches per webhook{noop}",
+                    f.server_cpu_us_per_webhook, f.server_switches_per_webhook
+                ),
+                met: Some(f.server_cpu_us_per_webhook <= 100.0),
+            }
+        }
+        None => not_measured("server CPU <= 100 µs per webhook at 2,000 webhooks/s"),
     });
     let many = find(scenarios, &names::fanout(fanout_max));
     targets.push(match (durable, many) {
@@ -500,7 +558,7 @@ pub fn table(report: &Report) -> String {
     );
     let _ = writeln!(
         out,
-        "{:<36} {:>9} {:>9} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>6} {:>7} {:>6} {:>6} {:>4}",
+        "{:<36} {:>9} {:>9} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>6} {:>7} {:>6} {:>5} {:>6} {:>4}",
         "scenario",
         "acc/s",
         "deliv/s",
@@ -513,6 +571,7 @@ pub fn table(report: &Report) -> String {
         "max",
         "cpu%",
         "µs/wh",
+        "cs/wh",
         "RSS",
         "ok"
     );
@@ -527,7 +586,7 @@ pub fn table(report: &Report) -> String {
         };
         let _ = writeln!(
             out,
-            "{:<36} {:>9.0} {:>9.0} {:>8.2} {:>8.2} {:>8} {:>8} {:>8} {:>8} {:>6} {:>7.0} {:>6.0} {:>6.1} {:>4}",
+            "{:<36} {:>9.0} {:>9.0} {:>8.2} {:>8.2} {:>8} {:>8} {:>8} {:>8} {:>6} {:>7.0} {:>6.0} {:>5.1} {:>6.1} {:>4}",
             s.name,
             s.accepted_per_s,
             s.delivered_per_s,
@@ -540,6 +599,7 @@ pub fn table(report: &Report) -> String {
             dash(e2e.max),
             s.server_cpu_percent,
             s.server_cpu_us_per_webhook,
+            s.server_switches_per_webhook,
             s.peak_rss_mib,
             if s.delivered_exactly_once && s.errors == 0 {
                 "yes"
@@ -547,6 +607,23 @@ pub fn table(report: &Report) -> String {
                 "NO"
             }
         );
+    }
+    let _ = writeln!(
+        out,
+        "\nserver threads (CPU µs / context switches per webhook, by thread name):"
+    );
+    for s in &report.scenarios {
+        let threads: Vec<String> = s
+            .server_threads
+            .iter()
+            .map(|t| {
+                format!(
+                    "{} {:.0} µs / {:.1}",
+                    t.name, t.cpu_us_per_webhook, t.switches_per_webhook
+                )
+            })
+            .collect();
+        let _ = writeln!(out, "  {}: {}", s.name, threads.join(", "));
     }
     if !report.comparisons.is_empty() {
         let _ = writeln!(out, "\ncomparisons (same run):");
