@@ -13,7 +13,7 @@ use std::borrow::Cow;
 use prost::Message;
 use prost::bytes::{BufMut, Bytes};
 use prost::encoding::{self, WireType};
-use tributary_model::check::{CheckError, check_event};
+use tributary_model::check::{CheckError, EventHead, check_event_head};
 use tributary_model::v1::Event;
 use tributary_model::well_known::Timestamp;
 
@@ -39,41 +39,45 @@ const PROVENANCE_PROVIDER_EVENT_ID: u32 = 3;
 const TIMESTAMP_SECONDS: u32 = 1;
 const TIMESTAMP_NANOS: u32 = 2;
 
-/// The fields of an encoded `Event` the host and the log read, with the same tags: decoding
-/// into this skips everything else (the payload above all) instead of building it.
-#[derive(Clone, PartialEq, Message)]
+/// The fields of an event the host and the log read ([`EventHead`], owned): read from an
+/// encoding by [`check_event_head`] as it checks it, or taken from a decoded event.
+#[derive(Debug, Clone, Default, PartialEq)]
 struct Head {
-    #[prost(string, tag = "2")]
     source: String,
-    #[prost(string, tag = "3")]
     r#type: String,
-    #[prost(message, optional, tag = "5")]
-    time: Option<Present>,
-    #[prost(string, tag = "7")]
+    has_time: bool,
     traceparent: String,
-    #[prost(string, tag = "8")]
     tracestate: String,
-    #[prost(uint64, tag = "10")]
     sequence: u64,
-    #[prost(message, optional, tag = "11")]
-    received_at: Option<Present>,
-    #[prost(message, optional, tag = "12")]
+    has_received_at: bool,
     provenance: Option<ProvenanceHead>,
-    #[prost(message, optional, tag = "16")]
-    replay_of: Option<Present>,
+    has_replay_of: bool,
 }
 
-/// A message field read only for whether it is there: its own fields are skipped.
-#[derive(Clone, PartialEq, Message)]
-struct Present {}
-
 /// The `Provenance` fields the log deduplicates on.
-#[derive(Clone, PartialEq, Message)]
+#[derive(Debug, Clone, Default, PartialEq)]
 struct ProvenanceHead {
-    #[prost(string, tag = "2")]
     adapter_version: String,
-    #[prost(string, tag = "3")]
     provider_event_id: String,
+}
+
+impl From<EventHead<'_>> for Head {
+    fn from(head: EventHead<'_>) -> Self {
+        Self {
+            source: head.source.to_owned(),
+            r#type: head.r#type.to_owned(),
+            has_time: head.has_time,
+            traceparent: head.traceparent.to_owned(),
+            tracestate: head.tracestate.to_owned(),
+            sequence: head.sequence,
+            has_received_at: head.has_received_at,
+            provenance: head.provenance.map(|p| ProvenanceHead {
+                adapter_version: p.adapter_version.to_owned(),
+                provider_event_id: p.provider_event_id.to_owned(),
+            }),
+            has_replay_of: head.has_replay_of,
+        }
+    }
 }
 
 /// Why bytes cannot be a pending event: they do not decode as a `tributary.v1.Event`.
@@ -82,7 +86,7 @@ pub enum UnreadableEvent {
     /// The encoding is not a decodable `Event` (checked without decoding it).
     #[error(transparent)]
     Invalid(#[from] CheckError),
-    /// Decoding it failed.
+    /// Decoding it failed (callers that decode a pending event: the dry run, a rewrite).
     #[error(transparent)]
     Decode(#[from] prost::DecodeError),
 }
@@ -118,10 +122,10 @@ pub struct PendingEvent {
 impl PendingEvent {
     /// Reads the head of an encoded `tributary.v1.Event` (the fields the log needs); the rest
     /// stays encoded. Bytes that would not decode as an `Event` are refused
-    /// ([`check_event`]: readers decode what is stored, so nothing undecodable gets in).
+    /// ([`check_event_head`]: readers decode what is stored, so nothing undecodable gets in;
+    /// the head is read in the same walk).
     pub fn decode(encoded: Bytes) -> Result<Self, UnreadableEvent> {
-        check_event(&encoded)?;
-        let head = Head::decode(encoded.as_ref())?;
+        let head = Head::from(check_event_head(&encoded)?);
         Ok(Self {
             encoded,
             head,
@@ -195,23 +199,21 @@ impl PendingEvent {
         let has_provenance = self.head.provenance.is_some()
             || self.appended.adapter.is_some()
             || self.appended.provider_event_id.is_some();
-        let replay_version = (self.head.replay_of.is_some() && has_provenance).then(|| match &self
-            .appended
-            .adapter
-        {
-            Some((_, version)) => version.as_str(),
-            None => self
-                .head
-                .provenance
-                .as_ref()
-                .map_or("", |p| p.adapter_version.as_str()),
-        });
+        let replay_version =
+            (self.head.has_replay_of && has_provenance).then(|| match &self.appended.adapter {
+                Some((_, version)) => version.as_str(),
+                None => self
+                    .head
+                    .provenance
+                    .as_ref()
+                    .map_or("", |p| p.adapter_version.as_str()),
+            });
         crate::rules::dedup_key_of(self.provider_event_id(), replay_version)
     }
 
     /// Whether `Event.time` is set.
     pub fn has_time(&self) -> bool {
-        self.appended.time.is_some() || self.head.time.is_some()
+        self.appended.time.is_some() || self.head.has_time
     }
 
     /// `Event.traceparent`.
@@ -260,7 +262,7 @@ impl PendingEvent {
     /// the field to the host); that decode is the error.
     pub fn clear_received_at(&mut self) -> Result<(), prost::DecodeError> {
         self.appended.received_at = None;
-        if self.head.received_at.is_some() {
+        if self.head.has_received_at {
             self.rewrite(|event| event.received_at = None)?;
         }
         Ok(())
@@ -328,16 +330,16 @@ fn head_of(event: &Event) -> Head {
     Head {
         source: event.source.clone(),
         r#type: event.r#type.clone(),
-        time: event.time.map(|_| Present {}),
+        has_time: event.time.is_some(),
         traceparent: event.traceparent.clone(),
         tracestate: event.tracestate.clone(),
         sequence: event.sequence,
-        received_at: event.received_at.map(|_| Present {}),
+        has_received_at: event.received_at.is_some(),
         provenance: event.provenance.as_ref().map(|p| ProvenanceHead {
             adapter_version: p.adapter_version.clone(),
             provider_event_id: p.provider_event_id.clone(),
         }),
-        replay_of: event.replay_of.as_ref().map(|_| Present {}),
+        has_replay_of: event.replay_of.is_some(),
     }
 }
 

@@ -26,7 +26,7 @@ use serde_json::{Value, json};
 use tributary_adapter_arcadia::Arcadia;
 use tributary_adapter_finicity::Finicity;
 use tributary_adapter_klavi::Klavi;
-use tributary_model::check::check_event;
+use tributary_model::check::{EventHead, ProvenanceHead, check_event, check_event_head};
 use tributary_model::plugin_wire::{EncodedAdapterResult, EncodedOutcome};
 use tributary_model::v1::adapter_result::Outcome;
 use tributary_model::v1::{AdapterResult, Event, Header, RejectionKind, WebhookRequest};
@@ -358,9 +358,34 @@ fn check_as_host(bytes: &[u8], all_valid: bool) {
         if checked.is_ok() != decoded.is_ok() {
             panic!("check_event says {checked:?}, Event::decode says {decoded:?}");
         }
+        // The host reads the head in the check's walk: the same verdict, and the head the
+        // decoded event has (the last value of a repeated field, provenances merged).
+        match (check_event_head(event), &decoded) {
+            (Ok(head), Ok(decoded)) => assert_eq!(head, head_of(decoded), "the head"),
+            (Err(_), Err(_)) => {}
+            (head, _) => panic!("check_event_head says {head:?}, check_event says {checked:?}"),
+        }
         if all_valid && let Err(e) = checked {
             panic!("the host refuses an event the adapter encoded: {e}");
         }
+    }
+}
+
+/// What [`check_event_head`] must read from an encoding of `event`.
+fn head_of(event: &Event) -> EventHead<'_> {
+    EventHead {
+        source: &event.source,
+        r#type: &event.r#type,
+        has_time: event.time.is_some(),
+        traceparent: &event.traceparent,
+        tracestate: &event.tracestate,
+        sequence: event.sequence,
+        has_received_at: event.received_at.is_some(),
+        provenance: event.provenance.as_ref().map(|p| ProvenanceHead {
+            adapter_version: &p.adapter_version,
+            provider_event_id: &p.provider_event_id,
+        }),
+        has_replay_of: event.replay_of.is_some(),
     }
 }
 

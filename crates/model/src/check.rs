@@ -5,7 +5,8 @@
 //! that is not UTF-8, a wrong wire type, messages nested past prost's recursion limit) until
 //! every subscriber failed on it. [`check_event`] walks the encoding with the schema's field
 //! kinds (generated from proto/ by build.rs) and accepts exactly what `Event::decode` accepts,
-//! allocating nothing.
+//! allocating nothing. [`check_event_head`] also reads, in the same walk, the few envelope
+//! fields the host needs of every event ([`EventHead`]), so the top level is walked once.
 
 use std::fmt;
 
@@ -85,15 +86,172 @@ impl From<prost::DecodeError> for CheckError {
 /// Whether `bytes` decode as a `tributary.v1.Event` (what `Event::decode` would say, without
 /// building it).
 pub fn check_event(bytes: &[u8]) -> Result<(), CheckError> {
-    check_message(bytes, schema::EVENT, RECURSION_LIMIT)
+    check_message(bytes, schema::EVENT, RECURSION_LIMIT, &mut Ignore)
 }
 
-fn check_message(mut buf: &[u8], message: usize, depth_left: u32) -> Result<(), CheckError> {
+/// [`check_event`], also reading the event's [`EventHead`] on the way: the host needs those
+/// fields of every event it stores, and reading them in the same walk saves decoding the top
+/// level a second time. The head is what prost would decode: the last value of a repeated
+/// scalar or string, the fields of a message that occurs twice merged.
+pub fn check_event_head(bytes: &[u8]) -> Result<EventHead<'_>, CheckError> {
+    let mut head = EventHead::default();
+    check_message(bytes, schema::EVENT, RECURSION_LIMIT, &mut head)?;
+    Ok(head)
+}
+
+/// The envelope fields of an event that the host and the log read (to route, deduplicate and
+/// trace it), borrowed from its encoding; a missing field reads as its default.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct EventHead<'a> {
+    /// `Event.source`.
+    pub source: &'a str,
+    /// `Event.type`.
+    pub r#type: &'a str,
+    /// Whether `Event.time` is set.
+    pub has_time: bool,
+    /// `Event.traceparent`.
+    pub traceparent: &'a str,
+    /// `Event.tracestate`.
+    pub tracestate: &'a str,
+    /// `Event.sequence`.
+    pub sequence: u64,
+    /// Whether `Event.received_at` is set.
+    pub has_received_at: bool,
+    /// `Event.provenance`'s fields the log deduplicates on; `None`: no provenance.
+    pub provenance: Option<ProvenanceHead<'a>>,
+    /// Whether `Event.replay_of` is set.
+    pub has_replay_of: bool,
+}
+
+/// The fields of `Event.provenance` the log deduplicates on.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ProvenanceHead<'a> {
+    /// `Provenance.adapter_version`.
+    pub adapter_version: &'a str,
+    /// `Provenance.provider_event_id`.
+    pub provider_event_id: &'a str,
+}
+
+// Field numbers the head reads (proto/tributary/v1/event.proto, common.proto).
+const EVENT_SOURCE: u32 = 2;
+const EVENT_TYPE: u32 = 3;
+const EVENT_TIME: u32 = 5;
+const EVENT_TRACEPARENT: u32 = 7;
+const EVENT_TRACESTATE: u32 = 8;
+const EVENT_SEQUENCE: u32 = 10;
+const EVENT_RECEIVED_AT: u32 = 11;
+const EVENT_PROVENANCE: u32 = 12;
+const EVENT_REPLAY_OF: u32 = 16;
+const PROVENANCE_ADAPTER_VERSION: u32 = 2;
+const PROVENANCE_PROVIDER_EVENT_ID: u32 = 3;
+
+/// What a walk does with the fields it has checked, one message level at a time: the walk
+/// calls these for the fields of the message it was given, and a visitor that wants a nested
+/// message's fields walks it with itself (or another visitor) in [`Visit::message`].
+trait Visit<'a> {
+    /// A single (not packed) varint field.
+    fn varint(&mut self, _tag: u32, _value: u64) {}
+
+    /// A string field's bytes, to be checked for UTF-8.
+    fn string(&mut self, tag: u32, bytes: &'a [u8]) -> Result<(), CheckError> {
+        check_utf8(tag, bytes)
+    }
+
+    /// A message field's body, the message `message` of the schema, to be checked.
+    fn message(
+        &mut self,
+        _tag: u32,
+        body: &'a [u8],
+        message: usize,
+        depth_left: u32,
+    ) -> Result<(), CheckError> {
+        check_message(body, message, depth_left, &mut Ignore)
+    }
+}
+
+/// Checks only.
+struct Ignore;
+
+impl Visit<'_> for Ignore {}
+
+impl<'a> Visit<'a> for EventHead<'a> {
+    fn varint(&mut self, tag: u32, value: u64) {
+        if tag == EVENT_SEQUENCE {
+            self.sequence = value;
+        }
+    }
+
+    fn string(&mut self, tag: u32, bytes: &'a [u8]) -> Result<(), CheckError> {
+        let field = match tag {
+            EVENT_SOURCE => &mut self.source,
+            EVENT_TYPE => &mut self.r#type,
+            EVENT_TRACEPARENT => &mut self.traceparent,
+            EVENT_TRACESTATE => &mut self.tracestate,
+            _ => return check_utf8(tag, bytes),
+        };
+        *field = utf8(tag, bytes)?;
+        Ok(())
+    }
+
+    fn message(
+        &mut self,
+        tag: u32,
+        body: &'a [u8],
+        message: usize,
+        depth_left: u32,
+    ) -> Result<(), CheckError> {
+        match tag {
+            EVENT_TIME => self.has_time = true,
+            EVENT_RECEIVED_AT => self.has_received_at = true,
+            EVENT_REPLAY_OF => self.has_replay_of = true,
+            // A second provenance merges into the first, as prost merges it.
+            EVENT_PROVENANCE => {
+                let provenance = self.provenance.get_or_insert_default();
+                return check_message(body, message, depth_left, provenance);
+            }
+            _ => {}
+        }
+        check_message(body, message, depth_left, &mut Ignore)
+    }
+}
+
+impl<'a> Visit<'a> for ProvenanceHead<'a> {
+    fn string(&mut self, tag: u32, bytes: &'a [u8]) -> Result<(), CheckError> {
+        let field = match tag {
+            PROVENANCE_ADAPTER_VERSION => &mut self.adapter_version,
+            PROVENANCE_PROVIDER_EVENT_ID => &mut self.provider_event_id,
+            _ => return check_utf8(tag, bytes),
+        };
+        *field = utf8(tag, bytes)?;
+        Ok(())
+    }
+}
+
+/// Whether string field `tag` is UTF-8. Most strings in events are short ASCII (ids, names,
+/// timestamps): `is_ascii` answers those word at a time, cheaper than `from_utf8`'s set-up.
+fn check_utf8(tag: u32, bytes: &[u8]) -> Result<(), CheckError> {
+    if bytes.is_ascii() {
+        return Ok(());
+    }
+    utf8(tag, bytes).map(|_| ())
+}
+
+/// String field `tag` as text.
+fn utf8(tag: u32, bytes: &[u8]) -> Result<&str, CheckError> {
+    std::str::from_utf8(bytes).map_err(|_| CheckError::NotUtf8 { tag })
+}
+
+fn check_message<'a>(
+    mut buf: &'a [u8],
+    message: usize,
+    depth_left: u32,
+    visit: &mut impl Visit<'a>,
+) -> Result<(), CheckError> {
     let fields = schema::MESSAGES[message];
     while !buf.is_empty() {
         let (tag, wire_type) = key(&mut buf)?;
         match usize::try_from(tag).ok().and_then(|at| fields.get(at)) {
-            Some(Some(kind)) => check_field(*kind, tag, wire_type, &mut buf, depth_left)?,
+            Some(Some(kind)) => check_field(*kind, tag, wire_type, &mut buf, depth_left, visit)?,
             _ => encoding::skip_field(wire_type, tag, &mut buf, DecodeContext::default())?,
         }
     }
@@ -101,7 +259,9 @@ fn check_message(mut buf: &[u8], message: usize, depth_left: u32) -> Result<(), 
 }
 
 /// A field's key; a one-byte key (fields 1 to 15) read here, any other by prost (which also
-/// says why a bad one is bad).
+/// says why a bad one is bad). Inlined: it runs for every field, and with one walk per
+/// visitor the compiler otherwise calls it.
+#[inline(always)]
 fn key(buf: &mut &[u8]) -> Result<(u32, WireType), CheckError> {
     if let Some(&byte) = buf.first()
         && (8..0x80).contains(&byte)
@@ -113,7 +273,8 @@ fn key(buf: &mut &[u8]) -> Result<(u32, WireType), CheckError> {
     Ok(encoding::decode_key(buf)?)
 }
 
-/// A varint; one byte read here, longer ones by prost.
+/// A varint; one byte read here, longer ones by prost. Inlined as [`key`] is.
+#[inline(always)]
 fn varint(buf: &mut &[u8]) -> Result<u64, CheckError> {
     if let Some(&byte) = buf.first()
         && byte < 0x80
@@ -124,17 +285,18 @@ fn varint(buf: &mut &[u8]) -> Result<u64, CheckError> {
     Ok(encoding::decode_varint(buf)?)
 }
 
-fn check_field(
+fn check_field<'a>(
     kind: Kind,
     tag: u32,
     wire_type: WireType,
-    buf: &mut &[u8],
+    buf: &mut &'a [u8],
     depth_left: u32,
+    visit: &mut impl Visit<'a>,
 ) -> Result<(), CheckError> {
     let wrong = || CheckError::WireType { tag, wire_type };
     match (kind, wire_type) {
         (Kind::Varint { .. }, WireType::Varint) => {
-            varint(buf)?;
+            visit.varint(tag, varint(buf)?);
         }
         (Kind::Fixed32 { .. }, WireType::ThirtyTwoBit) => {
             take(buf, 4)?;
@@ -159,7 +321,7 @@ fn check_field(
             }
         }
         (Kind::String, WireType::LengthDelimited) => {
-            std::str::from_utf8(length_delimited(buf)?).map_err(|_| CheckError::NotUtf8 { tag })?;
+            visit.string(tag, length_delimited(buf)?)?;
         }
         (Kind::Bytes, WireType::LengthDelimited) => {
             length_delimited(buf)?;
@@ -168,7 +330,7 @@ fn check_field(
             if depth_left == 0 {
                 return Err(CheckError::TooDeep);
             }
-            check_message(length_delimited(buf)?, message, depth_left - 1)?;
+            visit.message(tag, length_delimited(buf)?, message, depth_left - 1)?;
         }
         _ => return Err(wrong()),
     }

@@ -208,3 +208,38 @@ fn garbage_is_an_error_not_a_panic() {
         Err(UnreadableEvent::Invalid(_))
     ));
 }
+
+#[test]
+fn the_head_read_from_an_encoding_is_the_decoded_events() {
+    let replay = Event {
+        source: "s".into(),
+        traceparent: "00-a-b-01".into(),
+        tracestate: "k=v".into(),
+        sequence: 4,
+        time: Some(ts(1, 0)),
+        received_at: Some(ts(2, 0)),
+        replay_of: Some(ReplayOf::default()),
+        ..from_adapter()
+    };
+    // A second provenance (merged), a second type and sequence (the last kept).
+    let again = Event {
+        r#type: "statement.updated".into(),
+        sequence: 5,
+        provenance: Some(Provenance {
+            adapter_version: "0.2.0".into(),
+            ..Provenance::default()
+        }),
+        ..Event::default()
+    };
+    let merged = [replay.encode_to_vec(), again.encode_to_vec()].concat();
+    for bytes in [
+        from_adapter().encode_to_vec(),
+        replay.encode_to_vec(),
+        merged,
+    ] {
+        let event = Event::decode(bytes.as_slice()).expect("decodes");
+        let read = PendingEvent::decode(Bytes::from(bytes)).expect("decodes");
+        assert_eq!(read.head, PendingEvent::from_event(&event).head);
+        assert_eq!(read.dedup_key(), crate::rules::dedup_key(&event));
+    }
+}

@@ -1,5 +1,5 @@
 use super::*;
-use crate::v1::{AdapterResult, Event, adapter_result::Outcome};
+use crate::v1::{AdapterResult, Event, Provenance, adapter_result::Outcome};
 use crate::well_known::{Struct, Value, value::Kind as ValueKind};
 use prost::Message as _;
 
@@ -69,6 +69,7 @@ fn mutated_events_are_refused_exactly_when_decoding_fails() {
                 _ => bytes.truncate(at),
             }
             assert_agrees(&bytes);
+            assert_head_agrees(&bytes);
             refused += usize::from(check_event(&bytes).is_err());
         }
     }
@@ -120,4 +121,181 @@ fn nesting_is_refused_where_prost_stops() {
         refused |= check_event(&bytes) == Err(CheckError::TooDeep);
     }
     assert!(refused, "never deep enough");
+}
+
+/// The head as prost decodes it (the host's `Head` before the walk read it): the reference
+/// [`check_event_head`] must match.
+#[derive(Clone, PartialEq, prost::Message)]
+struct ProstHead {
+    #[prost(string, tag = "2")]
+    source: String,
+    #[prost(string, tag = "3")]
+    r#type: String,
+    #[prost(message, optional, tag = "5")]
+    time: Option<Present>,
+    #[prost(string, tag = "7")]
+    traceparent: String,
+    #[prost(string, tag = "8")]
+    tracestate: String,
+    #[prost(uint64, tag = "10")]
+    sequence: u64,
+    #[prost(message, optional, tag = "11")]
+    received_at: Option<Present>,
+    #[prost(message, optional, tag = "12")]
+    provenance: Option<ProstProvenance>,
+    #[prost(message, optional, tag = "16")]
+    replay_of: Option<Present>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+struct Present {}
+
+#[derive(Clone, PartialEq, prost::Message)]
+struct ProstProvenance {
+    #[prost(string, tag = "2")]
+    adapter_version: String,
+    #[prost(string, tag = "3")]
+    provider_event_id: String,
+}
+
+impl ProstHead {
+    fn borrowed(&self) -> EventHead<'_> {
+        EventHead {
+            source: &self.source,
+            r#type: &self.r#type,
+            has_time: self.time.is_some(),
+            traceparent: &self.traceparent,
+            tracestate: &self.tracestate,
+            sequence: self.sequence,
+            has_received_at: self.received_at.is_some(),
+            provenance: self.provenance.as_ref().map(|p| ProvenanceHead {
+                adapter_version: &p.adapter_version,
+                provider_event_id: &p.provider_event_id,
+            }),
+            has_replay_of: self.replay_of.is_some(),
+        }
+    }
+}
+
+/// [`check_event_head`] gives [`check_event`]'s verdict and, on what passes, the head prost
+/// decodes.
+fn assert_head_agrees(bytes: &[u8]) {
+    let head = check_event_head(bytes);
+    assert_eq!(
+        head.as_ref().err(),
+        check_event(bytes).as_ref().err(),
+        "for {bytes:02x?}"
+    );
+    if let Ok(head) = head {
+        let expected = ProstHead::decode(bytes).expect("what the check passes decodes");
+        assert_eq!(head, expected.borrowed(), "for {bytes:02x?}");
+    }
+}
+
+#[test]
+fn the_head_is_what_prost_decodes() {
+    let events = fixture_events();
+    let mut provenances = 0;
+    for event in &events {
+        assert_head_agrees(event);
+        provenances += usize::from(
+            check_event_head(event)
+                .expect("passes")
+                .provenance
+                .is_some(),
+        );
+    }
+    assert!(
+        provenances > 50,
+        "only {provenances} fixture events with a provenance"
+    );
+    // Two encodings one after the other decode as the second merged into the first: every
+    // field repeated, provenance and time occurring twice.
+    for (first, second) in events.iter().zip(events.iter().rev()) {
+        let merged = [first.as_slice(), second.as_slice()].concat();
+        assert_agrees(&merged);
+        assert_head_agrees(&merged);
+    }
+}
+
+#[test]
+fn repeated_head_fields_keep_the_last_value_and_provenances_merge() {
+    let first = Event {
+        source: "a".into(),
+        r#type: "t1".into(),
+        sequence: 7,
+        traceparent: "tp".into(),
+        time: Some(Default::default()),
+        provenance: Some(Provenance {
+            adapter_version: "1".into(),
+            provider_event_id: "p".into(),
+            ..Provenance::default()
+        }),
+        ..Event::default()
+    };
+    let second = Event {
+        r#type: "t2".into(),
+        tracestate: "ts".into(),
+        received_at: Some(Default::default()),
+        replay_of: Some(Default::default()),
+        provenance: Some(Provenance {
+            adapter_version: "2".into(),
+            ..Provenance::default()
+        }),
+        ..Event::default()
+    };
+    let bytes = [first.encode_to_vec(), second.encode_to_vec()].concat();
+    assert_head_agrees(&bytes);
+    assert_eq!(
+        check_event_head(&bytes),
+        Ok(EventHead {
+            source: "a",
+            r#type: "t2",
+            has_time: true,
+            traceparent: "tp",
+            tracestate: "ts",
+            sequence: 7,
+            has_received_at: true,
+            provenance: Some(ProvenanceHead {
+                adapter_version: "2",
+                provider_event_id: "p",
+            }),
+            has_replay_of: true,
+        })
+    );
+    // A default value written explicitly (as the host appends them) replaces the one before.
+    let mut cleared = bytes.clone();
+    encoding::string::encode(3, &String::new(), &mut cleared);
+    encoding::uint64::encode(10, &0, &mut cleared);
+    assert_head_agrees(&cleared);
+    let head = check_event_head(&cleared).expect("passes");
+    assert_eq!((head.r#type, head.sequence), ("", 0));
+    // A non-UTF-8 head string is refused as any other.
+    assert_eq!(
+        check_event_head(&[0x12, 0x01, 0xff]),
+        Err(CheckError::NotUtf8 { tag: 2 })
+    );
+    assert_head_agrees(&[0x62, 0x03, 0x1a, 0x01, 0xc3]);
+}
+
+#[test]
+fn non_ascii_strings_are_checked_as_utf8() {
+    // "é" (two bytes), a lone continuation byte, a truncated sequence, an overlong encoding,
+    // a surrogate: in the type (read by the head) and in the subject (only checked).
+    let strings: [&[u8]; 6] = [
+        "é".as_bytes(),
+        "a😀b".as_bytes(),
+        &[0x80],
+        &[0xe2, 0x82],
+        &[0xc0, 0xaf],
+        &[0xed, 0xa0, 0x80],
+    ];
+    for string in strings {
+        for tag in [3u8, 4] {
+            let mut bytes = vec![(tag << 3) | 2, string.len() as u8];
+            bytes.extend_from_slice(string);
+            assert_agrees(&bytes);
+            assert_head_agrees(&bytes);
+        }
+    }
 }
