@@ -59,10 +59,12 @@ pub struct Nats {
 impl Nats {
     /// A single JetStream server, ready to use.
     pub fn start() -> Nats {
-        let mut node = Nats::configure("n1", None);
-        node.spawn();
-        node.wait_healthy(Duration::from_secs(20));
-        node
+        with_free_ports(|| {
+            let mut node = Nats::configure("n1", None);
+            node.spawn();
+            node.await_healthy(Duration::from_secs(20))?;
+            Ok(node)
+        })
     }
 
     /// Writes the config of a node; `cluster` is (own route port, every route port).
@@ -119,18 +121,34 @@ impl Nats {
     }
 
     /// Waits until `/healthz` answers 200 (JetStream ready; in a cluster, a meta leader known).
-    pub fn wait_healthy(&self, within: Duration) {
+    pub fn wait_healthy(&mut self, within: Duration) {
+        if let Err(NotHealthy::Exited(log) | NotHealthy::TimedOut(log)) = self.await_healthy(within)
+        {
+            panic!(
+                "nats-server {} not healthy after {within:?}:\n{log}",
+                self.name
+            );
+        }
+    }
+
+    /// [`Nats::wait_healthy`], telling a server that exited (e.g. a port taken since it was
+    /// picked) from one that did not get healthy in time.
+    fn await_healthy(&mut self, within: Duration) -> Result<(), NotHealthy> {
         let started = std::time::Instant::now();
+        let log = |node: &Nats| std::fs::read_to_string(&node.log).unwrap_or_default();
         loop {
             if let Some((200, _)) = http_get(self.monitor, "/healthz") {
-                return;
+                return Ok(());
+            }
+            let exited = self
+                .child
+                .as_mut()
+                .is_some_and(|child| child.try_wait().ok().flatten().is_some());
+            if exited {
+                return Err(NotHealthy::Exited(log(self)));
             }
             if started.elapsed() > within {
-                panic!(
-                    "nats-server {} not healthy after {within:?}:\n{}",
-                    self.name,
-                    std::fs::read_to_string(&self.log).unwrap_or_default()
-                );
+                return Err(NotHealthy::TimedOut(log(self)));
             }
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -181,6 +199,29 @@ impl Drop for Nats {
     }
 }
 
+/// Why a server did not get healthy; both carry its log.
+enum NotHealthy {
+    Exited(String),
+    TimedOut(String),
+}
+
+/// Starts servers with `start`, again with newly picked ports when one exited: nats-server
+/// needs its ports written in its config (a cluster's routes name each other's), so they are
+/// picked free beforehand, and a test running in parallel can bind one before the server does.
+fn with_free_ports<T>(mut start: impl FnMut() -> Result<T, NotHealthy>) -> T {
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        match start() {
+            Ok(started) => return started,
+            Err(NotHealthy::Exited(_)) if attempts < 3 => continue,
+            Err(NotHealthy::Exited(log) | NotHealthy::TimedOut(log)) => {
+                panic!("nats-server not healthy (attempt {attempts}):\n{log}")
+            }
+        }
+    }
+}
+
 /// Three nats-server processes on loopback joined by cluster routes.
 pub struct NatsCluster {
     pub nodes: Vec<Nats>,
@@ -188,17 +229,19 @@ pub struct NatsCluster {
 
 impl NatsCluster {
     pub fn start() -> NatsCluster {
-        let routes = [free_port(), free_port(), free_port()];
-        let mut nodes: Vec<Nats> = (0..3)
-            .map(|i| Nats::configure(&format!("n{}", i + 1), Some((routes[i], &routes))))
-            .collect();
-        for node in &mut nodes {
-            node.spawn();
-        }
-        for node in &nodes {
-            node.wait_healthy(Duration::from_secs(30));
-        }
-        NatsCluster { nodes }
+        with_free_ports(|| {
+            let routes = [free_port(), free_port(), free_port()];
+            let mut nodes: Vec<Nats> = (0..3)
+                .map(|i| Nats::configure(&format!("n{}", i + 1), Some((routes[i], &routes))))
+                .collect();
+            for node in &mut nodes {
+                node.spawn();
+            }
+            for node in &mut nodes {
+                node.await_healthy(Duration::from_secs(30))?;
+            }
+            Ok(NatsCluster { nodes })
+        })
     }
 
     /// Every node's URL, comma-separated (the form of `log.backend`).
