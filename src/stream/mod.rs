@@ -6,7 +6,6 @@ pub mod cloudevents;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use bytes::Bytes;
 use futures_util::{Stream, StreamExt as _};
 use tokio::sync::{OwnedSemaphorePermit, watch};
 use tonic::{Request, Response, Status};
@@ -86,9 +85,7 @@ impl Delivery {
 
     /// The bytes `Subscribe` sends.
     fn into_wire(self) -> EncodedEvent {
-        // The stored event itself owns the bytes sent: no second reference count, shared by
-        // every subscriber, to bump and drop per delivery.
-        let encoded = EncodedEvent::new(Bytes::from_owner(self.stored));
+        let encoded = EncodedEvent::new(self.stored.encoded().clone());
         match self.trace {
             Some((traceparent, tracestate)) => encoded.with_trace(traceparent, tracestate),
             None => encoded,
@@ -102,35 +99,18 @@ fn removed(requested: u64, first: u64) -> Status {
     ))
 }
 
-/// Counts a subscription in `tributary_subscriptions_active` while alive, and its deliveries
-/// in `tributary_events_delivered` once per read batch: one shared counter bumped for every
-/// event by every subscriber is a cache line the cores fight over (100 subscribers: 100 bumps
-/// per event).
-struct SubscriptionMetrics {
-    unreported: u64,
-}
+/// Counts a subscription in `tributary_subscriptions_active` while alive.
+struct ActiveSubscription;
 
-impl SubscriptionMetrics {
+impl ActiveSubscription {
     fn new() -> Self {
         metrics().subscriptions_active.inc();
-        Self { unreported: 0 }
-    }
-
-    fn delivered(&mut self) {
-        self.unreported += 1;
-    }
-
-    fn report(&mut self) {
-        if self.unreported > 0 {
-            metrics().events_delivered.inc_by(self.unreported);
-            self.unreported = 0;
-        }
+        Self
     }
 }
 
-impl Drop for SubscriptionMetrics {
+impl Drop for ActiveSubscription {
     fn drop(&mut self) {
-        self.report();
         metrics().subscriptions_active.dec();
     }
 }
@@ -329,7 +309,7 @@ impl StreamService {
             last,
             shutdown: self.app.shutdown.clone(),
             ended: false,
-            metrics: SubscriptionMetrics::new(),
+            _active: ActiveSubscription::new(),
             _permit: permit,
         }
         .into_stream())
@@ -408,7 +388,7 @@ struct Subscription {
     shutdown: watch::Receiver<bool>,
     /// Set once the stream ended with an error: nothing follows it.
     ended: bool,
-    metrics: SubscriptionMetrics,
+    _active: ActiveSubscription,
     _permit: OwnedSemaphorePermit,
 }
 
@@ -427,14 +407,12 @@ impl Subscription {
             return None;
         }
         loop {
-            while let Some(stored) = self.pending.next() {
+            for stored in self.pending.by_ref() {
                 self.position = stored.sequence();
                 if matches(&self.filter, &stored) {
                     return Some(Ok(self.delivery(stored)));
                 }
             }
-            // The batch is delivered (a reader's next poll comes before it waits).
-            self.metrics.report();
             let batch = match self.log.read_stored_after(self.position, READ_BATCH).await {
                 Ok(batch) => batch,
                 Err(error) => return self.end(log_status(error)),
@@ -467,7 +445,7 @@ impl Subscription {
     }
 
     /// `stored` as this subscription delivers it, with its deliver span recorded.
-    fn delivery(&mut self, stored: StoredEvent) -> Delivery {
+    fn delivery(&self, stored: StoredEvent) -> Delivery {
         let span = deliver_span(&stored, self.reader, &self.consumer, &self.subscriber);
         // The consumer continues the trace under this delivery (the stored event keeps the
         // ingest context; the deliver span links to it).
@@ -477,7 +455,7 @@ impl Subscription {
         if let Some(span) = span {
             span.end();
         }
-        self.metrics.delivered();
+        metrics().events_delivered.inc();
         Delivery { stored, trace }
     }
 

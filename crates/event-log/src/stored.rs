@@ -34,14 +34,6 @@ struct Envelope {
     sequence: u64,
 }
 
-/// The event's encoding, so that a [`StoredEvent`] can own the bytes a delivery sends
-/// (`Bytes::from_owner`).
-impl AsRef<[u8]> for StoredEvent {
-    fn as_ref(&self) -> &[u8] {
-        &self.0.encoded
-    }
-}
-
 impl StoredEvent {
     /// `event` with its encoding (made by the caller, who already needed it to store it).
     pub fn new(event: &Event, encoded: Bytes) -> Self {
