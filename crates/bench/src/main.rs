@@ -450,11 +450,7 @@ impl Bench {
             .into_iter()
             .map(|(name, after)| {
                 let before = threads_before.get(&name).copied().unwrap_or_default();
-                let used = process::ThreadUse {
-                    ticks: after.ticks.saturating_sub(before.ticks),
-                    switches: after.switches.saturating_sub(before.switches),
-                };
-                (name, used)
+                (name, after.since(before))
             })
             .collect();
         let rss_kib = sampler.finish().await;

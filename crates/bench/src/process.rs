@@ -136,13 +136,18 @@ pub fn clock_ticks() -> f64 {
 /// User plus system CPU time of `pid` so far, in seconds.
 pub fn cpu_seconds(pid: u32, ticks: f64) -> Option<f64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    Some(stat_cpu_ticks(&stat)? as f64 / ticks)
+}
+
+/// utime + stime of a `/proc/.../stat` line, in clock ticks.
+fn stat_cpu_ticks(stat: &str) -> Option<u64> {
     // Fields after the command name, which is in parentheses and may contain spaces.
-    let rest = &stat[stat.rfind(')')? + 2..];
+    let rest = stat.get(stat.rfind(')')? + 2..)?;
     let fields: Vec<&str> = rest.split_whitespace().collect();
     // utime and stime are fields 14 and 15 of the whole line, 12 and 13 after the name.
-    let utime: f64 = fields.get(11)?.parse().ok()?;
-    let stime: f64 = fields.get(12)?.parse().ok()?;
-    Some((utime + stime) / ticks)
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    Some(utime + stime)
 }
 
 /// What the threads of one name (`/proc/<pid>/task/*/comm`) did: CPU time in clock ticks and
@@ -151,6 +156,16 @@ pub fn cpu_seconds(pid: u32, ticks: f64) -> Option<f64> {
 pub struct ThreadUse {
     pub ticks: u64,
     pub switches: u64,
+}
+
+impl ThreadUse {
+    /// What was used between `before` and `self`.
+    pub fn since(self, before: ThreadUse) -> ThreadUse {
+        ThreadUse {
+            ticks: self.ticks.saturating_sub(before.ticks),
+            switches: self.switches.saturating_sub(before.switches),
+        }
+    }
 }
 
 /// Per thread name, the CPU and context switches of `pid`'s live threads so far. At a low
@@ -169,26 +184,12 @@ pub fn thread_use(pid: u32) -> std::collections::BTreeMap<String, ThreadUse> {
         else {
             continue; // exited while being read
         };
-        let switches: u64 = status
-            .lines()
-            .filter_map(|line| {
-                let value = line
-                    .strip_prefix("voluntary_ctxt_switches:")
-                    .or_else(|| line.strip_prefix("nonvoluntary_ctxt_switches:"))?;
-                value.trim().parse::<u64>().ok()
-            })
-            .sum();
-        let ticks = stat
-            .rfind(')')
-            .and_then(|end| stat.get(end + 2..))
-            .map(|rest| {
-                let fields: Vec<&str> = rest.split_whitespace().collect();
-                let field = |at: usize| fields.get(at).and_then(|f| f.parse::<u64>().ok());
-                field(11).unwrap_or(0) + field(12).unwrap_or(0)
-            })
-            .unwrap_or(0);
+        let switches = ["voluntary_ctxt_switches", "nonvoluntary_ctxt_switches"]
+            .iter()
+            .filter_map(|field| status_value(&status, field))
+            .sum::<u64>();
         let entry: &mut ThreadUse = by_name.entry(comm.trim().to_owned()).or_default();
-        entry.ticks += ticks;
+        entry.ticks += stat_cpu_ticks(&stat).unwrap_or(0);
         entry.switches += switches;
     }
     by_name
@@ -197,6 +198,11 @@ pub fn thread_use(pid: u32) -> std::collections::BTreeMap<String, ThreadUse> {
 /// A `kB` field of `/proc/<pid>/status` (e.g. `VmRSS`, `VmHWM`), in KiB.
 pub fn status_kib(pid: u32, field: &str) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status_value(&status, field)
+}
+
+/// The number after `field:` in a `/proc/.../status` text (a unit after it is ignored).
+fn status_value(status: &str, field: &str) -> Option<u64> {
     status.lines().find_map(|line| {
         let value = line.strip_prefix(field)?.strip_prefix(':')?;
         value.split_whitespace().next()?.parse().ok()

@@ -122,11 +122,11 @@ impl Nats {
 
     /// Waits until `/healthz` answers 200 (JetStream ready; in a cluster, a meta leader known).
     pub fn wait_healthy(&mut self, within: Duration) {
-        if let Err(NotHealthy::Exited(log) | NotHealthy::TimedOut(log)) = self.await_healthy(within)
-        {
+        if let Err(why) = self.await_healthy(within) {
             panic!(
-                "nats-server {} not healthy after {within:?}:\n{log}",
-                self.name
+                "nats-server {} not healthy after {within:?}:\n{}",
+                self.name,
+                why.log()
             );
         }
     }
@@ -205,6 +205,14 @@ enum NotHealthy {
     TimedOut(String),
 }
 
+impl NotHealthy {
+    fn log(&self) -> &str {
+        match self {
+            NotHealthy::Exited(log) | NotHealthy::TimedOut(log) => log,
+        }
+    }
+}
+
 /// Starts servers with `start`, again with newly picked ports when one exited: nats-server
 /// needs its ports written in its config (a cluster's routes name each other's), so they are
 /// picked free beforehand, and a test running in parallel can bind one before the server does.
@@ -215,9 +223,10 @@ fn with_free_ports<T>(mut start: impl FnMut() -> Result<T, NotHealthy>) -> T {
         match start() {
             Ok(started) => return started,
             Err(NotHealthy::Exited(_)) if attempts < 3 => continue,
-            Err(NotHealthy::Exited(log) | NotHealthy::TimedOut(log)) => {
-                panic!("nats-server not healthy (attempt {attempts}):\n{log}")
-            }
+            Err(why) => panic!(
+                "nats-server not healthy (attempt {attempts}):\n{}",
+                why.log()
+            ),
         }
     }
 }
