@@ -76,6 +76,7 @@ macro_rules! conformance_tests {
             everything_survives_reopening,
             retention_keeps_what_consumers_still_need,
             retention_can_override_consumers,
+            retention_cutting_a_batch_keeps_its_time,
             dedup_outlives_the_retention_of_events,
             dead_letters_beyond_the_count_are_removed_keeping_their_dedup_keys,
             resolved_dead_letters_expire_keeping_their_dedup_keys,
@@ -1102,6 +1103,45 @@ pub async fn retention_can_override_consumers(store: impl Store) {
     assert_eq!(sequences_after(&log, 0).await, Vec::<u64>::new());
     assert_eq!(consumers(&log).await, vec![("ignored".to_owned(), 0, 3)]);
     assert_eq!(last(&log), 3);
+}
+
+/// Retention that removes part of one append (its events share one millisecond of log time)
+/// keeps that millisecond findable: `sequence_before_time` of a time before the batch points
+/// just before the first event that survived, so a `from time` subscriber skips nothing kept.
+pub async fn retention_cutting_a_batch_keeps_its_time(store: impl Store) {
+    let log = open_with(&store, eager(false)).await;
+    consumer_ok(log.open_consumer("keeper", 0).await, "open keeper");
+    append(&log, request(&["c0"], &[])).await;
+    tokio::time::sleep(TICK).await;
+    let between = now();
+    tokio::time::sleep(TICK).await;
+    assert_eq!(
+        append(&log, request(&["c1", "c2", "c3"], &[])).await,
+        outcome(&[2, 3, 4], 0, 0)
+    );
+    tokio::time::sleep(TICK).await;
+    let after_all = now();
+
+    // Removes 1 and 2: the batch 2-4 is cut after its first event.
+    consumer_ok(log.ack("keeper", 2).await, "ack 2");
+    eventually("events 1 and 2 removed", || async {
+        first(&log).await == 3
+    })
+    .await;
+    assert_eq!(sequences_after(&log, 0).await, vec![3, 4]);
+    let epoch = Timestamp {
+        seconds: 0,
+        nanos: 0,
+    };
+    assert_eq!(before_time(&log, epoch).await, 2, "from the beginning");
+    assert_eq!(before_time(&log, between).await, 2, "from before the batch");
+    assert_eq!(before_time(&log, after_all).await, 4, "after everything");
+
+    // The same after reopening (the index is stored, not rebuilt).
+    drop(log);
+    let log = open_with(&store, eager(false)).await;
+    assert_eq!(before_time(&log, between).await, 2, "after reopening");
+    assert_eq!(sequences_after(&log, 2).await, vec![3, 4]);
 }
 
 /// Retention removing an event does not forget its (source, provider event id): a provider
