@@ -7,6 +7,7 @@ pub mod http;
 pub mod rate_limit;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use opentelemetry::trace::SpanKind;
@@ -65,6 +66,12 @@ pub struct Accepted {
 /// Verifies, normalizes and durably appends one webhook, tracing each stage as a child of
 /// `parent` (the receive span). Every stored event carries the append span's trace context
 /// (`traceparent`/`tracestate`), so consumers continue the webhook's trace.
+///
+/// One blocking-pool thread carries the webhook from the adapter call to the commit when the
+/// log can append from it ([`tributary_event_log::EventLog::blocking_appender`]): the request's task is woken once,
+/// when the webhook is durable, not once per stage. The adapter keeps its time budget: past
+/// it the request answers 503 unless storing had already begun, and a webhook is never stored
+/// after that answer ([`Gate`]).
 pub async fn ingest(
     app: &App,
     request: WebhookRequest,
@@ -74,82 +81,26 @@ pub async fn ingest(
         .sources
         .get(&request.source)
         .ok_or_else(|| IngestError::UnknownSource(request.source.clone()))?;
-    // Shared with the adapter's blocking task, which reads it in place (plugin ABI v2).
-    let request = Arc::new(request);
-    let mut normalized = verify_and_normalize(
-        &source,
-        Arc::clone(&request),
-        parent,
-        app.limits.adapter_timeout,
-    )
-    .await?;
-    let ignored = normalized.ignored.len();
-    let count = normalized.events.len();
-    let mut dead_letters = dead_letters(&source, &request, normalized.unmapped);
-    let archive = match &app.archive {
-        Some(archive) => {
-            // Raw items hold personal data: sealed at rest like the archive.
-            for letter in &mut dead_letters {
-                archive
-                    .seal_dead_letter(letter)
-                    .map_err(IngestError::Archive)?;
-            }
-            let info = source.adapter.plugin().info();
-            Some(
-                archive
-                    .seal(&request, (&info.name, &info.version), &source.secrets)
-                    .map_err(IngestError::Archive)?,
-            )
-        }
-        None => None,
+    let budget = adapter_budget(&request, app.limits.adapter_timeout);
+    let gate = Arc::new(Gate::default());
+    let webhook = Webhook {
+        app: app.clone(),
+        source: Arc::clone(&source),
+        request,
+        parent: parent.clone(),
+        gate: Arc::clone(&gate),
     };
-    let items = count + dead_letters.len();
-    let span = Stage::start("append", SpanKind::Internal, parent, || {
-        vec![
-            KeyValue::new("tributary.source", source.name.clone()),
-            KeyValue::new("tributary.append.events", count as i64),
-            KeyValue::new("tributary.append.dead_letters", dead_letters.len() as i64),
-        ]
-    });
-    if let Some((traceparent, tracestate)) = telemetry::inject(span.context()) {
-        for event in &mut normalized.events {
-            event.set_trace(traceparent.clone(), tracestate.clone());
-        }
-    }
-    let append = AppendRequest {
-        source: source.name.clone(),
-        events: normalized.events,
-        dead_letters,
-        archive,
-    };
-    let started = Instant::now();
-    let outcome = app.log.append(append).await;
-    let m = metrics();
-    m.observe_append(started.elapsed(), items);
-    let outcome = match outcome {
-        Ok(outcome) => outcome,
-        Err(error) => {
-            span.fail("the event log could not store the webhook");
-            span.end();
-            return Err(error.into());
+    let call = tokio::task::spawn_blocking(move || webhook.verify_normalize_store());
+    let (outcome, ignored) = match within_budget(call, &gate, budget).await? {
+        Staged::Stored { outcome, ignored } => (outcome, ignored),
+        Staged::ToAppend(mut pending) => {
+            let ignored = pending.ignored;
+            let started = Instant::now();
+            let request = pending.take_request();
+            let outcome = app.log.append(request).await;
+            (pending.finish(outcome, started)?, ignored)
         }
     };
-    span.record(|| {
-        let sequences: Vec<i64> = outcome.sequences.iter().map(|s| *s as i64).collect();
-        vec![
-            KeyValue::new("tributary.append.accepted", sequences.len() as i64),
-            KeyValue::new("tributary.append.duplicates", outcome.duplicates as i64),
-            KeyValue::new(
-                "tributary.append.dead_lettered",
-                outcome.dead_lettered as i64,
-            ),
-            KeyValue::new(
-                "tributary.event.sequences",
-                opentelemetry::Value::Array(sequences.into()),
-            ),
-        ]
-    });
-    span.end();
     count_stored(&source, &outcome, ignored);
     Ok(Accepted {
         accepted: outcome.sequences.len(),
@@ -158,6 +109,216 @@ pub async fn ingest(
         ignored,
         sequences: outcome.sequences,
     })
+}
+
+/// Both stages share one adapter call: twice the budget of one; a request that skips
+/// verification (dry runs, redrives) has one stage.
+fn adapter_budget(request: &WebhookRequest, budget: Duration) -> Duration {
+    if request.skip_verification {
+        budget
+    } else {
+        budget * 2
+    }
+}
+
+/// Who owns a webhook once its adapter returns: the blocking thread, to store it, or the
+/// request, which stopped waiting when the adapter's budget ran out. Exactly one of them wins,
+/// so a webhook is never stored after its provider was answered 503 (and a commit already
+/// under way is waited for).
+#[derive(Default)]
+struct Gate(AtomicU8);
+
+impl Gate {
+    const RUNNING: u8 = 0;
+    const STORING: u8 = 1;
+    const ABANDONED: u8 = 2;
+
+    /// The blocking thread may store the webhook: the request still waits.
+    fn store(&self) -> bool {
+        self.swap_from_running(Self::STORING)
+    }
+
+    /// The request gives up: the webhook will not be stored.
+    fn abandon(&self) -> bool {
+        self.swap_from_running(Self::ABANDONED)
+    }
+
+    fn swap_from_running(&self, to: u8) -> bool {
+        self.0
+            .compare_exchange(Self::RUNNING, to, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+    }
+}
+
+/// Waits for the blocking part of a webhook within the adapter's `budget`; once storing began,
+/// for as long as the commit takes (the request's own time-out still bounds it).
+async fn within_budget(
+    mut call: tokio::task::JoinHandle<Result<Staged, IngestError>>,
+    gate: &Gate,
+    budget: Duration,
+) -> Result<Staged, IngestError> {
+    let joined = match tokio::time::timeout(budget, &mut call).await {
+        Ok(joined) => joined,
+        Err(_) if gate.abandon() => return Err(IngestError::AdapterTimeout),
+        Err(_) => call.await,
+    };
+    joined.unwrap_or(Err(IngestError::EmptyResult))
+}
+
+/// A webhook on its way through the blocking part of ingest.
+struct Webhook {
+    app: App,
+    source: Arc<Source>,
+    request: WebhookRequest,
+    parent: Context,
+    gate: Arc<Gate>,
+}
+
+/// How far the blocking part of ingest got.
+enum Staged {
+    /// Durable (the log appended from the blocking thread).
+    Stored {
+        outcome: AppendOutcome,
+        ignored: usize,
+    },
+    /// Ready for [`tributary_event_log::EventLog::append`], which this log only offers async.
+    ToAppend(PendingAppend),
+}
+
+impl Webhook {
+    /// The adapter call, then, unless the request gave up meanwhile, the envelopes, the
+    /// archive entry and (when the log offers it here) the commit.
+    fn verify_normalize_store(self) -> Result<Staged, IngestError> {
+        let verify = !self.request.skip_verification;
+        let completed = run_stages(&self.source, &self.request, verify, &self.parent)?;
+        if !self.gate.store() {
+            return Err(IngestError::AdapterTimeout);
+        }
+        let mut pending = PendingAppend::prepare(
+            &self.app,
+            &self.source,
+            &self.request,
+            completed,
+            &self.parent,
+        )?;
+        match self.app.log.blocking_appender() {
+            Some(appender) => {
+                let started = Instant::now();
+                let outcome = appender.append_blocking(pending.take_request());
+                let ignored = pending.ignored;
+                Ok(Staged::Stored {
+                    outcome: pending.finish(outcome, started)?,
+                    ignored,
+                })
+            }
+            None => Ok(Staged::ToAppend(pending)),
+        }
+    }
+}
+
+/// A webhook's append, prepared: its items, its archive entry and its span.
+struct PendingAppend {
+    request: Option<AppendRequest>,
+    span: Stage,
+    items: usize,
+    ignored: usize,
+}
+
+impl PendingAppend {
+    /// Dead letters for the unmapped items, the sealed archive entry and the append span,
+    /// whose trace context every event carries.
+    fn prepare(
+        app: &App,
+        source: &Source,
+        request: &WebhookRequest,
+        mut completed: Completed,
+        parent: &Context,
+    ) -> Result<Self, IngestError> {
+        let ignored = completed.ignored.len();
+        let count = completed.events.len();
+        let mut dead_letters = dead_letters(source, request, completed.unmapped);
+        let archive = match &app.archive {
+            Some(archive) => {
+                // Raw items hold personal data: sealed at rest like the archive.
+                for letter in &mut dead_letters {
+                    archive
+                        .seal_dead_letter(letter)
+                        .map_err(IngestError::Archive)?;
+                }
+                let info = source.adapter.plugin().info();
+                Some(
+                    archive
+                        .seal(request, (&info.name, &info.version), &source.secrets)
+                        .map_err(IngestError::Archive)?,
+                )
+            }
+            None => None,
+        };
+        let items = count + dead_letters.len();
+        let span = Stage::start("append", SpanKind::Internal, parent, || {
+            vec![
+                KeyValue::new("tributary.source", source.name.clone()),
+                KeyValue::new("tributary.append.events", count as i64),
+                KeyValue::new("tributary.append.dead_letters", dead_letters.len() as i64),
+            ]
+        });
+        if let Some((traceparent, tracestate)) = telemetry::inject(span.context()) {
+            for event in &mut completed.events {
+                event.set_trace(traceparent.clone(), tracestate.clone());
+            }
+        }
+        Ok(Self {
+            request: Some(AppendRequest {
+                source: source.name.clone(),
+                events: completed.events,
+                dead_letters,
+                archive,
+            }),
+            span,
+            items,
+            ignored,
+        })
+    }
+
+    /// The request to append (once).
+    fn take_request(&mut self) -> AppendRequest {
+        self.request.take().unwrap_or_default()
+    }
+
+    /// Records the append's outcome (metrics, span) begun at `started`.
+    fn finish(
+        self,
+        outcome: Result<AppendOutcome, LogError>,
+        started: Instant,
+    ) -> Result<AppendOutcome, IngestError> {
+        metrics().observe_append(started.elapsed(), self.items);
+        let span = self.span;
+        let outcome = match outcome {
+            Ok(outcome) => outcome,
+            Err(error) => {
+                span.fail("the event log could not store the webhook");
+                span.end();
+                return Err(error.into());
+            }
+        };
+        span.record(|| {
+            let sequences: Vec<i64> = outcome.sequences.iter().map(|s| *s as i64).collect();
+            vec![
+                KeyValue::new("tributary.append.accepted", sequences.len() as i64),
+                KeyValue::new("tributary.append.duplicates", outcome.duplicates as i64),
+                KeyValue::new(
+                    "tributary.append.dead_lettered",
+                    outcome.dead_lettered as i64,
+                ),
+                KeyValue::new(
+                    "tributary.event.sequences",
+                    opentelemetry::Value::Array(sequences.into()),
+                ),
+            ]
+        });
+        span.end();
+        Ok(outcome)
+    }
 }
 
 /// Counts what one webhook stored, per source.
@@ -191,8 +352,7 @@ async fn verify_and_normalize(
     budget: Duration,
 ) -> Result<Completed, IngestError> {
     let verify = !request.skip_verification;
-    // Both stages share the call: twice the budget of one.
-    let budget = if verify { budget * 2 } else { budget };
+    let budget = adapter_budget(&request, budget);
     let (source, parent) = (Arc::clone(source), parent.clone());
     let call = tokio::task::spawn_blocking(move || run_stages(&source, &request, verify, &parent));
     match tokio::time::timeout(budget, call).await {

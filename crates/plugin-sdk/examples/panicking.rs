@@ -1,5 +1,6 @@
 //! A test-only adapter that panics when the body contains `PANIC`, to show that a panic costs
-//! only that request (HTTP 500) and the service carries on. Built by `cargo test`
+//! only that request (HTTP 500) and the service carries on, and sleeps 2 s on `SLEEP`, past the
+//! tests' call budget (503, nothing stored). Built by `cargo test`
 //! (target/debug/examples/libpanicking.so); never shipped.
 
 use tributary_plugin_sdk::prelude::*;
@@ -15,7 +16,7 @@ impl Adapter for Panicking {
             name: "panicking".into(),
             version: env!("CARGO_PKG_VERSION").into(),
             provider: "Test".into(),
-            description: "panics on bodies containing PANIC (tests only)".into(),
+            description: "panics on bodies containing PANIC, sleeps on SLEEP (tests only)".into(),
             personal_data_fields: Vec::new(),
         }
     }
@@ -31,6 +32,9 @@ impl Adapter for Panicking {
     fn normalize(&self, request: &Request<'_>) -> Result<Normalized, Rejection> {
         if request.body().windows(5).any(|w| w == b"PANIC") {
             panic!("marker payload");
+        }
+        if request.body().windows(5).any(|w| w == b"SLEEP") {
+            std::thread::sleep(std::time::Duration::from_secs(2));
         }
         let body = request.json()?;
         let id = convert::str_at(&body, "id");

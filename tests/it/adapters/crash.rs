@@ -55,3 +55,32 @@ async fn a_panicking_adapter_fails_only_that_request() {
         "{logs}"
     );
 }
+
+/// An adapter past its time budget costs that request a 503 and stores nothing, not even
+/// after the call returns; the webhooks around it are stored with consecutive sequences.
+#[tokio::test]
+async fn an_adapter_past_its_budget_gets_503_and_its_webhook_is_never_stored() {
+    let plugins = tempfile::tempdir().expect("tempdir");
+    let library = panicking_library().await;
+    std::fs::copy(
+        &library,
+        plugins.path().join(library.file_name().expect("name")),
+    )
+    .expect("copy");
+    let server = Server::start_with_plugins("[plugins]\ncall_timeout_ms = 100\n", plugins.path());
+
+    let (status, body) = server.post("panicking", br#"{"id": "before"}"#, &[]).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["sequences"], serde_json::json!([1]));
+    let (status, body) = server.post("panicking", br#"{"id": "SLEEP"}"#, &[]).await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["detail"], "the adapter timed out; retry later");
+    // The call returns 2 s after it began: by then the request had given the webhook up.
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    let (status, body) = server.post("panicking", br#"{"id": "after"}"#, &[]).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["sequences"], serde_json::json!([2]));
+    let events = server.collect_all(0, std::time::Duration::from_millis(500)).await;
+    let subjects: Vec<&str> = events.iter().map(|e| e.subject.as_str()).collect();
+    assert_eq!(subjects, ["before", "after"]);
+}
