@@ -182,7 +182,7 @@ enum Staged {
         ignored: usize,
     },
     /// Ready for [`tributary_event_log::EventLog::append`], which this log only offers async.
-    ToAppend(PendingAppend),
+    ToAppend(Box<PendingAppend>),
 }
 
 impl Webhook {
@@ -211,7 +211,7 @@ impl Webhook {
                     ignored,
                 })
             }
-            None => Ok(Staged::ToAppend(pending)),
+            None => Ok(Staged::ToAppend(Box::new(pending))),
         }
     }
 }
