@@ -27,6 +27,7 @@ use tokio_rustls::TlsConnector;
 use tokio_stream::StreamExt;
 use tonic::transport::Channel;
 use tributary_model::v1::SubscribeRequest;
+use tributary_model::v1::subscribe_request::Start;
 
 use crate::payloads::{Template, request_number};
 
@@ -64,6 +65,11 @@ pub struct LoadSpec {
     /// Webhooks per connection before the client closes it and opens a new one (a TLS
     /// handshake each time in `--tls` mode); `None`: keep-alive for the whole run.
     pub requests_per_connection: Option<usize>,
+    /// Tags this run's provider event ids, so that runs sharing one log never collide.
+    pub run: String,
+    /// Subscribers start with the next append instead of the earliest event (a log that
+    /// already holds other runs' events).
+    pub from_latest: bool,
 }
 
 /// What one subscriber received, checked against what was accepted.
@@ -106,6 +112,8 @@ pub struct LoadResult {
     pub deliver_secs: f64,
     /// Per subscriber.
     pub delivery: Vec<Delivery>,
+    /// Body bytes of the accepted webhooks.
+    pub body_bytes: u64,
 }
 
 fn histogram() -> Histogram<u64> {
@@ -125,6 +133,8 @@ struct Shared {
     /// Intended send time of request n, nanoseconds after `t0`.
     sent_at: Vec<AtomicU64>,
     accepted: Vec<AtomicBool>,
+    /// Body bytes of the accepted webhooks.
+    body_bytes: AtomicU64,
     /// Number of accepted webhooks, known once sending is over.
     expected: AtomicUsize,
 }
@@ -150,7 +160,12 @@ struct ReceiptProvenance {
 async fn subscribe(
     grpc: SocketAddr,
     count: usize,
+    from_latest: bool,
 ) -> anyhow::Result<Vec<tonic::Streaming<Receipt>>> {
+    let request = SubscribeRequest {
+        start: from_latest.then_some(Start::FromLatest(true)),
+        ..SubscribeRequest::default()
+    };
     let mut streams = Vec::with_capacity(count);
     for _ in 0..count {
         let channel = Channel::from_shared(format!("http://{grpc}"))?
@@ -164,11 +179,7 @@ async fn subscribe(
         let codec = tonic_prost::ProstCodec::<SubscribeRequest, Receipt>::default();
         let path = http::uri::PathAndQuery::from_static("/tributary.v1.EventStream/Subscribe");
         let stream = client
-            .server_streaming(
-                tonic::Request::new(SubscribeRequest::default()),
-                path,
-                codec,
-            )
+            .server_streaming(tonic::Request::new(request.clone()), path, codec)
             .await
             .context("Subscribe")?
             .into_inner();
@@ -187,7 +198,7 @@ pub async fn run(
     anyhow::ensure!(!templates.is_empty(), "no payload templates");
     let streams = match (grpc, spec.subscribers) {
         (_, 0) => Vec::new(),
-        (Some(grpc), count) => subscribe(grpc, count).await?,
+        (Some(grpc), count) => subscribe(grpc, count, spec.from_latest).await?,
         (None, _) => anyhow::bail!("subscribers need a gRPC address"),
     };
     // Every connection is open (and through its TLS handshake) before the clock starts, like
@@ -207,12 +218,16 @@ pub async fn run(
         t0: Instant::now() + Duration::from_millis(50),
         sent_at: (0..spec.requests).map(|_| AtomicU64::new(0)).collect(),
         accepted: (0..spec.requests).map(|_| AtomicBool::new(false)).collect(),
+        body_bytes: AtomicU64::new(0),
         expected: AtomicUsize::new(usize::MAX),
     });
 
     let readers: Vec<_> = streams
         .into_iter()
-        .map(|stream| tokio::spawn(read(stream, Arc::clone(&shared), spec.drain_timeout)))
+        .map(|stream| {
+            let run = spec.run.clone();
+            tokio::spawn(read(stream, Arc::clone(&shared), spec.drain_timeout, run))
+        })
         .collect();
 
     let next = Arc::new(AtomicUsize::new(0));
@@ -279,6 +294,7 @@ pub async fn run(
             .saturating_duration_since(shared.t0)
             .as_secs_f64(),
         delivery,
+        body_bytes: shared.body_bytes.load(Ordering::Relaxed),
     })
 }
 
@@ -398,7 +414,8 @@ async fn send(
             break;
         }
         let index = n % templates.len();
-        let webhook = templates[index].webhook(n as u64);
+        let webhook = templates[index].webhook(&spec.run, n as u64);
+        let body_len = webhook.body.len() as u64;
         let mut request = Request::post(paths[index].as_str())
             .header(header::HOST, host.as_str())
             .header(header::CONTENT_TYPE, "application/json");
@@ -432,7 +449,10 @@ async fn send(
         outcome.latency.saturating_record(micros(now - intended));
         outcome.last_response = now;
         match answer {
-            Ok(1) => shared.accepted[n].store(true, Ordering::Release),
+            Ok(1) => {
+                shared.body_bytes.fetch_add(body_len, Ordering::Relaxed);
+                shared.accepted[n].store(true, Ordering::Release);
+            }
             Ok(accepted) => {
                 outcome.errors += 1;
                 outcome
@@ -469,6 +489,7 @@ async fn read(
     mut stream: tonic::Streaming<Receipt>,
     shared: Arc<Shared>,
     drain: Duration,
+    run: String,
 ) -> ReadOutcome {
     let mut outcome = ReadOutcome {
         latency: histogram(),
@@ -508,7 +529,7 @@ async fn read(
                 let number = event
                     .provenance
                     .as_ref()
-                    .and_then(|p| request_number(&p.provider_event_id))
+                    .and_then(|p| request_number(&p.provider_event_id, &run))
                     .filter(|n| *n < outcome.counts.len());
                 let Some(n) = number else {
                     outcome.foreign += 1;

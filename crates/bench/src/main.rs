@@ -11,6 +11,7 @@
 //! ```
 
 mod load;
+mod log_size;
 mod payloads;
 mod plot;
 mod process;
@@ -129,6 +130,15 @@ struct RunArgs {
     /// Offered rate of the soak, webhooks/s.
     #[arg(long, default_value_t = 2000.0)]
     soak_rate: f64,
+    /// Also measure against the log's size: the durable max-rate and fixed-rate scenarios,
+    /// catch-up from the earliest event, start-up after kill -9 and disk bytes per event, on
+    /// an empty log and on one holding this many webhooks (filled through the service, kept
+    /// in --large-log-dir for later runs). 0 skips it.
+    #[arg(long, default_value_t = 0)]
+    large_log_events: usize,
+    /// Where the large log lives (created and filled when it holds fewer webhooks).
+    #[arg(long, default_value = "target/bench-large-log")]
+    large_log_dir: PathBuf,
     /// Run only the scenarios whose names contain one of these (repeat the flag for more), e.g.
     /// `--only "durable, 1 sub, max rate" --only "fixed rate"`.
     #[arg(long)]
@@ -248,8 +258,20 @@ enum Target {
     Tributary { durable: bool, variant: Variant },
 }
 
+/// The load of one scenario.
+#[derive(Clone, Copy)]
+struct Shape {
+    connections: usize,
+    requests: usize,
+    rate: Option<f64>,
+    subscribers: usize,
+}
+
 /// Everything the scenarios share.
 struct Bench {
+    /// Prefix of every run tag (`next_run`): this process's start time.
+    run_base: String,
+    runs: std::sync::atomic::AtomicUsize,
     binary: PathBuf,
     plugin_dir: PathBuf,
     /// The `--reference` executable and its plugin directory.
@@ -303,7 +325,13 @@ impl Bench {
         } else {
             None
         };
+        let run_base = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis())
+            .to_string();
         Ok(Self {
+            run_base,
+            runs: std::sync::atomic::AtomicUsize::new(0),
             binary,
             plugin_dir,
             reference,
@@ -335,8 +363,9 @@ impl Bench {
         Ok((tls.cert_file.clone(), tls.key_file.clone()))
     }
 
-    /// Starts the server of `target`.
-    async fn start(&self, target: Target) -> anyhow::Result<Server> {
+    /// Starts the server of `target` on `data_dir` (kept), or a fresh one.
+    async fn start_on(&self, target: Target, data_dir: Option<&Path>) -> anyhow::Result<Server> {
+        let data_dir = data_dir.map(Path::to_path_buf);
         let (durable, variant) = match target {
             Target::Noop { tls } => {
                 let files = if tls { Some(self.tls_files()?) } else { None };
@@ -369,9 +398,16 @@ impl Bench {
             })
         };
         let first = config(!without_limiter);
-        let (b, p, l) = (binary.clone(), plugins.clone(), log.clone());
-        let started =
-            tokio::task::spawn_blocking(move || Server::tributary(&b, &p, &first, &l)).await?;
+        let (b, p, l, d) = (
+            binary.clone(),
+            plugins.clone(),
+            log.clone(),
+            data_dir.clone(),
+        );
+        let started = tokio::task::spawn_blocking(move || {
+            Server::tributary(&b, &p, &first, &l, d.as_deref())
+        })
+        .await?;
         match started {
             Err(error)
                 if variant == Variant::Reference
@@ -384,7 +420,7 @@ impl Bench {
                     .store(true, Ordering::Relaxed);
                 let second = config(false);
                 tokio::task::spawn_blocking(move || {
-                    Server::tributary(&binary, &plugins, &second, &log)
+                    Server::tributary(&binary, &plugins, &second, &log, data_dir.as_deref())
                 })
                 .await?
             }
@@ -402,11 +438,73 @@ impl Bench {
         rate: Option<f64>,
         subscribers: usize,
     ) -> anyhow::Result<Option<Scenario>> {
-        if !self.only.is_empty() && !self.only.iter().any(|part| name.contains(part.as_str())) {
+        let shape = Shape {
+            connections,
+            requests,
+            rate,
+            subscribers,
+        };
+        self.scenario_on(None, name, target, shape).await
+    }
+
+    /// The load of one run, with a run tag of its own.
+    fn load_spec(
+        &self,
+        connections: usize,
+        requests: usize,
+        rate: Option<f64>,
+        subscribers: usize,
+        from_latest: bool,
+    ) -> LoadSpec {
+        LoadSpec {
+            connections,
+            requests,
+            rate,
+            subscribers,
+            drain_timeout: self.drain,
+            requests_per_connection: self.requests_per_connection,
+            run: self.next_run(),
+            from_latest,
+        }
+    }
+
+    /// The payload templates, shared by the loads.
+    fn templates(&self) -> Arc<Vec<Template>> {
+        Arc::clone(&self.templates)
+    }
+
+    /// Whether `--only` lets the scenario named `name` run.
+    fn selected(&self, name: &str) -> bool {
+        self.only.is_empty() || self.only.iter().any(|part| name.contains(part.as_str()))
+    }
+
+    /// A tag for the next load's provider event ids, unique in this process and across
+    /// processes that share a log.
+    fn next_run(&self) -> String {
+        let n = self.runs.fetch_add(1, Ordering::Relaxed);
+        format!("{}.{n}", self.run_base)
+    }
+
+    /// [`Bench::scenario`] on the log in `data_dir` (kept; subscribers start from the latest
+    /// event) or, with `None`, on a fresh one.
+    async fn scenario_on(
+        &self,
+        data_dir: Option<&Path>,
+        name: String,
+        target: Target,
+        shape: Shape,
+    ) -> anyhow::Result<Option<Scenario>> {
+        let Shape {
+            connections,
+            requests,
+            rate,
+            subscribers,
+        } = shape;
+        if !self.selected(&name) {
             return Ok(None);
         }
         eprintln!("running: {name} ({requests} webhooks, {connections} connections)");
-        let server = self.start(target).await?;
+        let server = self.start_on(target, data_dir).await?;
         let pid = server.pid();
         // Let start-up settle before reading the idle footprint.
         tokio::time::sleep(Duration::from_millis(500)).await;
@@ -418,16 +516,10 @@ impl Bench {
         let ticks = process::clock_ticks();
         let cpu_before = process::cpu_seconds(pid, ticks).unwrap_or(0.0);
         let threads_before = process::thread_use(pid);
+        let written_before = process::io_write_bytes(pid).unwrap_or(0);
         let sampler = process::RssSampler::start(pid, Duration::from_millis(500));
         let started = Instant::now();
-        let spec = LoadSpec {
-            connections,
-            requests,
-            rate,
-            subscribers,
-            drain_timeout: self.drain,
-            requests_per_connection: self.requests_per_connection,
-        };
+        let spec = self.load_spec(connections, requests, rate, subscribers, data_dir.is_some());
         let tls = match target {
             Target::Noop { tls } => tls,
             Target::Tributary { variant, .. } => variant == Variant::Tls,
@@ -440,12 +532,15 @@ impl Bench {
                 None
             },
         };
-        let load = load::run(endpoint, server.grpc, Arc::clone(&self.templates), &spec).await;
+        let load = load::run(endpoint, server.grpc, self.templates(), &spec).await;
         let wall_s = started.elapsed().as_secs_f64();
         if let Some(profile) = profile {
             profile.finish()?;
         }
         let cpu_after = process::cpu_seconds(pid, ticks).unwrap_or(0.0);
+        let disk_write_bytes = process::io_write_bytes(pid)
+            .unwrap_or(0)
+            .saturating_sub(written_before);
         let threads = process::thread_use(pid)
             .into_iter()
             .map(|(name, after)| {
@@ -469,6 +564,7 @@ impl Bench {
             idle_rss_kib,
             peak_rss_kib,
             rss_kib,
+            disk_write_bytes,
         };
         let (server, durable) = match target {
             Target::Noop { .. } => ("noop", None),
@@ -653,13 +749,39 @@ async fn suite(args: &RunArgs) -> anyhow::Result<bool> {
                 .await?,
         );
     }
+    let log_size = if args.large_log_events > 0 {
+        let max = Shape {
+            connections: c,
+            requests: n,
+            rate: None,
+            subscribers: 1,
+        };
+        let fixed = Shape {
+            requests: fixed.max(1),
+            rate: Some(args.rate),
+            ..max
+        };
+        log_size::measure(
+            &bench,
+            &args.large_log_dir,
+            args.large_log_events,
+            max,
+            fixed,
+        )
+        .await?
+    } else {
+        Vec::new()
+    };
     let fanout_max = args.fanout.iter().copied().max().unwrap_or(1);
+    let mut targets = report::targets(&scenarios, fanout_max);
+    targets.extend(report::log_size_targets(&log_size));
     let report = Report {
         machine: Machine::detect(),
         command: std::env::args().collect::<Vec<_>>().join(" "),
-        targets: report::targets(&scenarios, fanout_max),
+        targets,
         comparisons: report::comparisons(&scenarios),
         scenarios,
+        log_size,
     };
     print!("{}", report::table(&report));
     if let Some(out) = &args.out {

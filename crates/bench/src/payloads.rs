@@ -91,9 +91,10 @@ impl Template {
         })
     }
 
-    /// The body for request number `n`, with provider event id `bench-<n>`, and its signature.
-    pub fn webhook(&self, n: u64) -> Webhook {
-        let id = format!("{ID_PREFIX}{n}");
+    /// The body for request number `n` of run `run`, with provider event id
+    /// `bench-<run>-<n>` (unique across the runs that share one log), and its signature.
+    pub fn webhook(&self, run: &str, n: u64) -> Webhook {
+        let id = format!("{ID_PREFIX}{run}-{n}");
         let mut body = Vec::with_capacity(self.prefix.len() + id.len() + self.suffix.len());
         body.extend_from_slice(&self.prefix);
         body.extend_from_slice(id.as_bytes());
@@ -127,9 +128,14 @@ pub fn hmac_hex(key: &[u8], body: &[u8]) -> String {
     hex::encode(mac.finalize().into_bytes())
 }
 
-/// The request number in a provider event id the tool sent, if it is one.
-pub fn request_number(provider_event_id: &str) -> Option<usize> {
-    provider_event_id.strip_prefix(ID_PREFIX)?.parse().ok()
+/// The request number in a provider event id run `run` sent, if it is one.
+pub fn request_number(provider_event_id: &str, run: &str) -> Option<usize> {
+    provider_event_id
+        .strip_prefix(ID_PREFIX)?
+        .strip_prefix(run)?
+        .strip_prefix('-')?
+        .parse()
+        .ok()
 }
 
 /// The six payload kinds of the three providers, read from `repo/plugins/*/fixtures`.
@@ -269,9 +275,13 @@ mod tests {
         let templates = templates(&repo).expect("templates");
         assert_eq!(templates.len(), 6);
         for template in &templates {
-            let webhook = template.webhook(42);
+            let webhook = template.webhook("r7", 42);
             let text = String::from_utf8(webhook.body.clone()).expect("utf8");
-            assert!(text.contains("\"bench-42\""), "{}: {text}", template.kind);
+            assert!(
+                text.contains("\"bench-r7-42\""),
+                "{}: {text}",
+                template.kind
+            );
             match &template.signing {
                 Signing::Hmac { key, timestamp, .. } => {
                     assert_eq!(webhook.headers[0].1, hmac_hex(key, &webhook.body));
@@ -280,7 +290,8 @@ mod tests {
                 Signing::Header { value, .. } => assert_eq!(&webhook.headers[0].1, value),
             }
         }
-        assert_eq!(request_number("bench-42"), Some(42));
-        assert_eq!(request_number("whk_1"), None);
+        assert_eq!(request_number("bench-r7-42", "r7"), Some(42));
+        assert_eq!(request_number("bench-r8-42", "r7"), None);
+        assert_eq!(request_number("whk_1", "r7"), None);
     }
 }

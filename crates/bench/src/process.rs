@@ -22,13 +22,14 @@ pub struct Server {
 }
 
 impl Server {
-    /// Starts `tributary serve` with a fresh data directory and `config_toml`, plugins from
-    /// `plugin_dir`, logging at `log_level`.
+    /// Starts `tributary serve` on `data_dir` (a fresh one when `None`) with `config_toml`,
+    /// plugins from `plugin_dir`, logging at `log_level`.
     pub fn tributary(
         binary: &Path,
         plugin_dir: &Path,
         config_toml: &str,
         log_level: &str,
+        data_dir: Option<&Path>,
     ) -> anyhow::Result<Self> {
         let dir = tempfile::tempdir().context("cannot create a temp directory")?;
         let config = dir.path().join("tributary.toml");
@@ -39,7 +40,7 @@ impl Server {
             .args(["--http-listen", "127.0.0.1:0"])
             .args(["--grpc-listen", "127.0.0.1:0"])
             .arg("--data-dir")
-            .arg(dir.path().join("data"))
+            .arg(data_dir.map_or_else(|| dir.path().join("data"), Path::to_path_buf))
             .arg("--plugin-dir")
             .arg(plugin_dir)
             .arg("--config")
@@ -120,6 +121,15 @@ impl Drop for Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Bytes the process caused to be written to storage so far (`/proc/<pid>/io` `write_bytes`:
+/// what reached the block layer, page-cache writeback included; needs the same user or root).
+pub fn io_write_bytes(pid: u32) -> Option<u64> {
+    let io = std::fs::read_to_string(format!("/proc/{pid}/io")).ok()?;
+    io.lines()
+        .find_map(|line| line.strip_prefix("write_bytes:"))
+        .and_then(|value| value.trim().parse().ok())
 }
 
 /// Clock ticks per second of `/proc/<pid>/stat` times (`getconf CLK_TCK`, usually 100).

@@ -80,7 +80,9 @@ async fn an_adapter_past_its_budget_gets_503_and_its_webhook_is_never_stored() {
     let (status, body) = server.post("panicking", br#"{"id": "after"}"#, &[]).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["sequences"], serde_json::json!([2]));
-    let events = server.collect_all(0, std::time::Duration::from_millis(500)).await;
+    let events = server
+        .collect_all(0, std::time::Duration::from_millis(500))
+        .await;
     let subjects: Vec<&str> = events.iter().map(|e| e.subject.as_str()).collect();
     assert_eq!(subjects, ["before", "after"]);
 }
