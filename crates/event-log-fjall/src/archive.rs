@@ -65,7 +65,11 @@ impl PendingBlock {
     }
 }
 
-fn summary_of(entries: &[ArchiveEntry], stored_len: u64, content_keys: Vec<Vec<u8>>) -> BlockSummary {
+fn summary_of(
+    entries: &[ArchiveEntry],
+    stored_len: u64,
+    content_keys: Vec<Vec<u8>>,
+) -> BlockSummary {
     BlockSummary {
         last_id: entries.last().map_or(0, |entry| entry.id),
         stored_len,
@@ -94,8 +98,7 @@ pub(crate) fn flush(tx: &mut Tx<'_>) -> Result<(), LogError> {
         .map_err(|source| LogError::Corrupt { key: first, source })?
         .entries;
     let summary = summary_of(&entries, len, pending.content_keys);
-    tx.staged
-        .put(Space::Archive, keys::u64_key(first), encoded);
+    tx.staged.put(Space::Archive, keys::u64_key(first), encoded);
     tx.staged.put(
         Space::ArchiveIndex,
         keys::u64_key(first),
@@ -120,8 +123,8 @@ fn block_of(store: &Store, id: u64) -> Result<Option<(u64, BlockSummary)>, LogEr
     };
     let (key, value) = item.into_inner().map_err(storage(READING))?;
     let first = keys::read_u64(&key).unwrap_or(0);
-    let summary =
-        BlockSummary::decode(value.as_ref()).map_err(|source| LogError::Corrupt { key: first, source })?;
+    let summary = BlockSummary::decode(value.as_ref())
+        .map_err(|source| LogError::Corrupt { key: first, source })?;
     Ok((id <= summary.last_id).then_some((first, summary)))
 }
 
@@ -198,7 +201,11 @@ fn entry_of_owner(tx: &Tx<'_>, owner: u64) -> Result<Option<u64>, LogError> {
             .and_then(|at| tx.fresh.get(usize::try_from(at).ok()?));
         let corrupt = |source| LogError::Corrupt { key: owner, source };
         match fresh {
-            Some(event) => EventRawId::decode(event.encoded().as_ref()).map_err(corrupt)?.raw_id,
+            Some(event) => {
+                EventRawId::decode(event.encoded().as_ref())
+                    .map_err(corrupt)?
+                    .raw_id
+            }
             None => {
                 let number = segments::number_of(owner, tx.segment_events);
                 match tx.read(Space::Events(number), &keys::u64_key(owner))? {
@@ -266,7 +273,11 @@ pub(crate) fn store(
     }
     .encode_to_vec();
     let len = encoded.len() as u64;
-    tx.next.archive_bytes = tx.next.archive_bytes.saturating_sub(found.summary.stored_len) + len;
+    tx.next.archive_bytes = tx
+        .next
+        .archive_bytes
+        .saturating_sub(found.summary.stored_len)
+        + len;
     found.summary.stored_len = len;
     tx.staged
         .put(Space::Archive, keys::u64_key(found.first), encoded);

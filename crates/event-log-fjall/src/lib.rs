@@ -171,13 +171,25 @@ impl FjallLog {
     /// an fsync): no async hop. Returns once the webhook is durable.
     pub fn append_blocking(&self, request: AppendRequest) -> Result<AppendOutcome, LogError> {
         rules::validate_append(&request)?;
-        match self
-            .inner
-            .submit_blocking(Op::Append(Box::new(request)))?
-        {
+        match self.inner.submit_blocking(Op::Append(Box::new(request)))? {
             Reply::Appended(outcome) => Ok(outcome),
             other => Err(unexpected(other)),
         }
+    }
+
+    /// The names of the database's keyspaces (segments appear as `events.<n>`, `times.<n>`
+    /// and `keys.<n>`, `n` in hex): for diagnostics and tests of retention.
+    pub fn keyspace_names(&self) -> Result<Vec<String>, LogError> {
+        let view = self.view()?;
+        let mut names: Vec<String> = view
+            .store
+            .db
+            .list_keyspace_names()
+            .iter()
+            .map(|name| name.to_string())
+            .collect();
+        names.sort();
+        Ok(names)
     }
 
     fn view(&self) -> Result<Arc<View>, LogError> {
@@ -354,9 +366,12 @@ impl Inner {
             .lock()
             .map_err(|_| LogError::unavailable("event log writer poisoned"))?;
         let result = self.retention_locked(&mut writer);
-        if let Err(error) = &result {
-            writer.faulted = true;
-            set_health(&self.health, Err(error.detail()));
+        match &result {
+            Ok(()) => set_health(&self.health, Ok(())),
+            Err(error) => {
+                writer.faulted = true;
+                set_health(&self.health, Err(error.detail()));
+            }
         }
         result
     }
@@ -378,19 +393,25 @@ impl Inner {
         for number in &pass.dropped_keys {
             writer.state.keys.remove(number);
         }
-        self.publish(&store, &writer.state);
+        // The batch is durable: a keyspace that fails to go now is an orphan the next open
+        // deletes, so its failure is logged, not returned. Deleted before readers see the
+        // new state, so a reader that sees the new first sequence sees the keyspaces gone.
+        let names = pass
+            .dropped
+            .iter()
+            .flat_map(|&n| [segments::events_name(n), segments::times_name(n)])
+            .chain(pass.dropped_keys.iter().map(|&n| segments::keys_name(n)));
+        for name in names {
+            if let Err(error) = segments::delete(&store.db, &name) {
+                tracing::warn!(%error, keyspace = name, "cannot delete a segment keyspace");
+            }
+        }
         if let Some(through) = pass.removed_through
             && let Ok(mut recent) = self.recent.write()
         {
             recent.remove_through(through);
         }
-        for number in &pass.dropped {
-            segments::delete(&store.db, &segments::events_name(*number))?;
-            segments::delete(&store.db, &segments::times_name(*number))?;
-        }
-        for number in &pass.dropped_keys {
-            segments::delete(&store.db, &segments::keys_name(*number))?;
-        }
+        self.publish(&store, &writer.state);
         Ok(())
     }
 }

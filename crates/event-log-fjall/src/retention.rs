@@ -135,7 +135,11 @@ fn events_cut(tx: &Tx<'_>, retention: &Retention, now: u64) -> Result<Option<u64
             }
             // The boundary: the oldest events of this segment, one by one.
             let start = keys::u64_key(segment.meta.first);
-            for item in segment.events.range(start..).take(MAX_TRIMMED_PER_PASS as usize) {
+            for item in segment
+                .events
+                .range(start..)
+                .take(MAX_TRIMMED_PER_PASS as usize)
+            {
                 if total <= max_bytes {
                     break 'segments;
                 }
@@ -165,6 +169,9 @@ fn first_at_or_after(segment: &Segment, cutoff: u64) -> Result<u64, LogError> {
 
 /// Drops the segments wholly at or below `cut` and trims the boundary segment.
 fn remove_events(tx: &mut Tx<'_>, cut: u64, pass: &mut Pass) -> Result<(), LogError> {
+    // The segment the next append writes to is trimmed, never dropped: dropping it would
+    // make the next append create its keyspaces again.
+    let active = segments::number_of(tx.next.last_sequence + 1, tx.segment_events);
     let numbers: Vec<u64> = tx.segments.keys().copied().collect();
     for number in numbers {
         let Some(segment) = tx.segments.get(&number).cloned() else {
@@ -173,7 +180,7 @@ fn remove_events(tx: &mut Tx<'_>, cut: u64, pass: &mut Pass) -> Result<(), LogEr
         if segment.meta.first > cut {
             break;
         }
-        if segment.meta.last <= cut {
+        if segment.meta.last <= cut && number < active {
             if pass.dropped.len() >= MAX_SEGMENTS_PER_PASS {
                 break;
             }
@@ -190,15 +197,18 @@ fn remove_events(tx: &mut Tx<'_>, cut: u64, pass: &mut Pass) -> Result<(), LogEr
     Ok(())
 }
 
-/// Removes the events of `segment` up to `cut` (which it does not reach the end of) key by
-/// key, and their time-index entries; a millisecond that keeps events keeps its entry, moved
+/// Removes the events of `segment` up to `cut` key by key, and their time-index entries; a millisecond that keeps events keeps its entry, moved
 /// to its first kept sequence. Returns the newest sequence removed.
 fn trim(tx: &mut Tx<'_>, segment: &Segment, cut: u64) -> Result<u64, LogError> {
     let number = segment.number;
     let mut freed = 0u64;
     let mut through = segment.meta.first - 1;
     let range = keys::u64_key(segment.meta.first)..=keys::u64_key(cut);
-    for item in segment.events.range(range).take(MAX_TRIMMED_PER_PASS as usize) {
+    for item in segment
+        .events
+        .range(range)
+        .take(MAX_TRIMMED_PER_PASS as usize)
+    {
         let (key, value) = item.into_inner().map_err(storage(RETENTION))?;
         freed += value.len() as u64;
         through = keys::read_u64(&key).unwrap_or(through);
@@ -219,7 +229,10 @@ fn trim(tx: &mut Tx<'_>, segment: &Segment, cut: u64) -> Result<u64, LogError> {
         }
         covered.push((key.to_vec(), first));
     }
-    let keeps_events = next_first.is_none_or(|next| next > through + 1);
+    let keeps_events = match next_first {
+        Some(next) => next > through + 1,
+        None => segment.meta.last > through,
+    };
     if let Some((newest, _)) = covered.pop() {
         if keeps_events {
             tx.staged.put(

@@ -129,10 +129,7 @@ mod tests {
         };
         assert_eq!(SegmentMeta::decode(&meta.encode()), Some(meta));
         assert_eq!(SegmentMeta::decode(b"short"), None);
-        assert_eq!(
-            [1, 4, 5, 8, 9].map(|s| number_of(s, 4)),
-            [0, 0, 1, 1, 2]
-        );
+        assert_eq!([1, 4, 5, 8, 9].map(|s| number_of(s, 4)), [0, 0, 1, 1, 2]);
         assert!(meta_key(1) < meta_key(256));
     }
 }

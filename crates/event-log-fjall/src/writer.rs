@@ -108,10 +108,7 @@ impl<'a> Tx<'a> {
 
     /// Applies one operation. The outer error is a storage failure (the whole commit fails);
     /// the inner one is this caller's mistake (nothing staged for it).
-    pub fn apply(
-        &mut self,
-                op: &mut Op,
-    ) -> Result<Result<Reply, LogError>, LogError> {
+    pub fn apply(&mut self, op: &mut Op) -> Result<Result<Reply, LogError>, LogError> {
         Ok(match op {
             // Validated before it was queued.
             Op::Append(request) => Ok(Reply::Appended(self.append(request)?)),
@@ -245,7 +242,7 @@ impl<'a> Tx<'a> {
     /// first reaches.
     fn store_events(
         &mut self,
-                source: &str,
+        source: &str,
         events: &mut [PendingEvent],
         owners: &[Option<u64>],
         outcome: &mut AppendOutcome,
@@ -291,10 +288,7 @@ impl<'a> Tx<'a> {
         Ok(())
     }
 
-    fn append(
-        &mut self,
-                request: &mut AppendRequest,
-    ) -> Result<AppendOutcome, LogError> {
+    fn append(&mut self, request: &mut AppendRequest) -> Result<AppendOutcome, LogError> {
         let mut outcome = AppendOutcome::default();
         let source = std::mem::take(&mut request.source);
         // Every item's key first: a retry's archive entry is found through an item stored
@@ -338,12 +332,7 @@ impl<'a> Tx<'a> {
             }
             None => None,
         };
-        self.store_events(
-            &source,
-            &mut request.events,
-            &event_owners,
-            &mut outcome,
-        )?;
+        self.store_events(&source, &mut request.events, &event_owners, &mut outcome)?;
 
         let mut letter_ids = Vec::new();
         for (letter, owner) in request.dead_letters.iter_mut().zip(&letter_owners) {
@@ -381,7 +370,7 @@ impl<'a> Tx<'a> {
 
     fn redrive(
         &mut self,
-                id: u64,
+        id: u64,
         events: &mut [PendingEvent],
         still_failing: Option<String>,
     ) -> Result<Result<Reply, LogError>, LogError> {
