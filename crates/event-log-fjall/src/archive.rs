@@ -89,15 +89,13 @@ pub(crate) fn flush(tx: &mut Tx<'_>) -> Result<(), LogError> {
     let Some(first) = pending.entries.first().map(|entry| entry.id) else {
         return Ok(());
     };
+    let mut summary = summary_of(&pending.entries, 0, pending.content_keys);
     let encoded = ArchiveBlock {
         entries: pending.entries,
     }
     .encode_to_vec();
     let len = encoded.len() as u64;
-    let entries = ArchiveBlock::decode(encoded.as_slice())
-        .map_err(|source| LogError::Corrupt { key: first, source })?
-        .entries;
-    let summary = summary_of(&entries, len, pending.content_keys);
+    summary.stored_len = len;
     tx.staged.put(Space::Archive, keys::u64_key(first), encoded);
     tx.staged.put(
         Space::ArchiveIndex,

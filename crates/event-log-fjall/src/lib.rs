@@ -260,9 +260,10 @@ impl Writer {
         self.state.segments.clear();
         self.state.keys.clear();
         if let Some(old) = self.store.take() {
-            let old = Arc::downgrade(&old);
+            let weak = Arc::downgrade(&old);
+            drop(old);
             let started = Instant::now();
-            while old.strong_count() > 0 {
+            while weak.strong_count() > 0 {
                 if started.elapsed() > DRAIN_TIMEOUT {
                     return Err(LogError::unavailable(
                         "cannot reopen the event log: readers still hold it",
