@@ -135,6 +135,21 @@ impl Inner {
         }
     }
 
+    /// Leads from an async task. On a multi-thread runtime the commit runs in
+    /// `block_in_place`, so the worker's other tasks (the callers that queue meanwhile and
+    /// the ones just answered) move to another worker instead of waiting for the fsync; on a
+    /// current-thread runtime it runs inline.
+    fn lead_in_task(self: &Arc<Self>) {
+        let multi_thread = tokio::runtime::Handle::try_current().is_ok_and(|handle| {
+            handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread
+        });
+        if multi_thread {
+            tokio::task::block_in_place(|| self.lead());
+        } else {
+            self.lead();
+        }
+    }
+
     /// Runs `op` through a group commit. When this task leads, it commits inline on the
     /// async worker (see [`crate::FjallLog`]'s `append` for why); otherwise it awaits the
     /// leader's answer without blocking.
@@ -146,7 +161,7 @@ impl Inner {
             done: false,
         };
         if self.enqueue(op, Notify::Task(tx)) {
-            self.lead();
+            self.lead_in_task();
         }
         loop {
             match waiter.rx.recv().await {
@@ -154,7 +169,7 @@ impl Inner {
                     waiter.done = true;
                     return reply;
                 }
-                Some(Signal::Lead) => self.lead(),
+                Some(Signal::Lead) => self.lead_in_task(),
                 None => {
                     waiter.done = true;
                     return Err(LogError::Closed);

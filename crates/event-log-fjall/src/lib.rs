@@ -474,11 +474,14 @@ fn sequence_before(view: &View, millis: u64) -> Result<Option<u64>, LogError> {
 
 #[async_trait]
 impl EventLog for FjallLog {
-    /// Commits inline when no commit is in progress: the calling worker thread blocks for
-    /// that commit's fdatasync (about a millisecond). Acceptable because at most one commit
-    /// runs at a time, so at most one async worker is ever blocked by the log, and a lone
-    /// caller saves the hop to another thread; callers arriving meanwhile await without
-    /// blocking and are committed together by the next leader.
+    /// Commits on the calling task's thread when no commit is in progress (inside
+    /// `block_in_place` on a multi-thread runtime, so the worker's other tasks move to
+    /// another worker during the fdatasync). At most one commit runs at a time, so at most
+    /// one worker thread is ever blocked by the log, and a lone caller pays no hop to a
+    /// writer thread; callers arriving meanwhile await without blocking and are committed
+    /// together by the next leader. Measured against committing fully inline (the worker
+    /// blocked with its queued tasks): the same instructions per webhook for one caller,
+    /// half the wall time per webhook with 64 callers on 2 workers.
     async fn append(&self, request: AppendRequest) -> Result<AppendOutcome, LogError> {
         rules::validate_append(&request)?;
         match self.inner.submit(Op::Append(Box::new(request))).await? {
