@@ -77,8 +77,8 @@ pub struct FjallConfig {
     pub durable: bool,
     /// Most operations folded into one commit.
     pub max_batch: usize,
-    /// Sequences per segment (at least 1). Changing it for an existing log is refused only in
-    /// effect: segment numbers are derived from it, so keep it fixed for a data directory.
+    /// Sequences per segment (at least 1) for a new log. A log keeps the value it was created
+    /// with (segment numbers derive from it); a different one here is ignored with a warning.
     pub segment_events: u64,
     pub retention: Retention,
 }
@@ -138,6 +138,7 @@ impl FjallLog {
         std::fs::create_dir_all(&dir)
             .map_err(|e| LogError::storage(format!("cannot create {}", dir.display()), e))?;
         let store = Arc::new(Store::open(&dir)?);
+        config.segment_events = store.segment_events(config.segment_events)?;
         let state = State::load(&store, config.segment_events)?;
         let last = state.counters.last_sequence;
         let view = View {

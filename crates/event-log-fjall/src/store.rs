@@ -83,6 +83,34 @@ impl Store {
     }
 }
 
+impl Store {
+    /// The segment size this log was created with; `wanted` (recorded, durably) for a new
+    /// log.
+    pub fn segment_events(&self, wanted: u64) -> Result<u64, LogError> {
+        const KEY: &str = "segment_events";
+        const RECORDING: &str = "recording the segment size";
+        if let Some(stored) = self.meta.get(KEY).map_err(storage(RECORDING))?
+            && let Some(stored) = crate::keys::read_u64(&stored)
+        {
+            if stored != wanted {
+                tracing::warn!(
+                    configured = wanted,
+                    stored,
+                    "segment size differs from the one the log was created with; keeping it"
+                );
+            }
+            return Ok(stored);
+        }
+        let mut batch = self.db.batch();
+        batch.insert(&self.meta, KEY, crate::keys::u64_key(wanted).to_vec());
+        batch
+            .durability(Some(fjall::PersistMode::SyncData))
+            .commit()
+            .map_err(storage(RECORDING))?;
+        Ok(wanted)
+    }
+}
+
 /// Opens keyspace `name`, creating it when missing; `separate`: values in blob files (the
 /// LSM tree keeps only pointers, so compaction does not rewrite large values).
 pub(crate) fn keyspace(db: &Database, name: &str, separate: bool) -> Result<Keyspace, LogError> {

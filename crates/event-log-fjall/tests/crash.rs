@@ -126,3 +126,27 @@ async fn reopening_keeps_every_segment_and_the_archive() {
         vec![11]
     );
 }
+
+/// A log keeps the segment size it was created with: reopened with another, it still finds
+/// its segments and appends where they continue.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_segment_size_of_a_log_is_kept() {
+    let dir = tempfile::tempdir().expect("dir");
+    {
+        let log = open(dir.path(), 2, Retention::default());
+        for id in ["a", "b", "c"] {
+            append(&log, request(&[id])).await;
+        }
+    }
+    let log = open(dir.path(), 1000, Retention::default());
+    assert_eq!(
+        append(&log, request(&["d", "e"])).await.sequences,
+        vec![4, 5]
+    );
+    let names = log.keyspace_names().expect("names");
+    assert!(
+        names.contains(&"events.0000000000000002".to_owned()),
+        "{names:?}"
+    );
+    assert_eq!(sequences(&log).await, vec![1, 2, 3, 4, 5]);
+}
