@@ -70,6 +70,8 @@ impl Inner {
     /// Commits the queued operations (up to `max_batch`), answers them, then hands the lead
     /// to the next waiting caller (or commits again itself when none is left to take it).
     pub(crate) fn lead(self: &Arc<Self>) {
+        // A panic while committing must not leave the queue with a leader that is gone.
+        let _unwinding = PassOnPanic(self);
         loop {
             let mut batch: Vec<Waiting> = match self.queue.lock() {
                 Ok(mut queue) => {
@@ -175,6 +177,22 @@ impl Inner {
                     return Err(LogError::Closed);
                 }
             }
+        }
+    }
+}
+
+/// Hands the lead on when the leader unwinds (its callers' channels close with it, so they
+/// answer [`LogError::Closed`]); the next leader reopens the database (see
+/// `Inner::commit`).
+struct PassOnPanic<'a>(&'a Arc<Inner>);
+
+impl Drop for PassOnPanic<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() && self.0.hand_over() {
+            let inner = Arc::clone(self.0);
+            let _ = std::thread::Builder::new()
+                .name("event-log-commit".into())
+                .spawn(move || inner.lead());
         }
     }
 }

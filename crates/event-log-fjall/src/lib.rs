@@ -299,14 +299,21 @@ impl Inner {
         }
     }
 
+    /// The writer. After a panic while it was held (its state may not match what is
+    /// stored), the next user reopens the database and reloads the state.
+    fn lock_writer(&self) -> std::sync::MutexGuard<'_, Writer> {
+        self.writer.lock().unwrap_or_else(|poisoned| {
+            let mut writer = poisoned.into_inner();
+            writer.faulted = true;
+            writer
+        })
+    }
+
     /// Applies a batch of operations and commits them as one write batch. On success returns
     /// one answer per operation (an invalid one gets its own error and wrote nothing); on
     /// failure nothing is stored, and the log is unhealthy until a commit succeeds.
     fn commit(&self, ops: &mut [Op]) -> Result<Vec<Result<Reply, LogError>>, LogError> {
-        let mut writer = self
-            .writer
-            .lock()
-            .map_err(|_| LogError::unavailable("event log writer poisoned"))?;
+        let mut writer = self.lock_writer();
         let result = self.commit_locked(&mut writer, ops);
         match &result {
             Ok(_) => {
@@ -363,10 +370,7 @@ impl Inner {
     /// dropped segments (a crash before that leaves them to the next open, which deletes
     /// keyspaces no record names).
     fn run_retention(&self) -> Result<(), LogError> {
-        let mut writer = self
-            .writer
-            .lock()
-            .map_err(|_| LogError::unavailable("event log writer poisoned"))?;
+        let mut writer = self.lock_writer();
         let result = self.retention_locked(&mut writer);
         match &result {
             Ok(()) => set_health(&self.health, Ok(())),

@@ -62,7 +62,9 @@ pub(crate) fn apply(tx: &mut Tx<'_>, retention: &Retention) -> Result<Pass, LogE
     let first_before = tx.segments.values().next().map(|s| s.meta.first);
     if let Some(cut) = events_cut(tx, retention, now)? {
         remove_events(tx, cut, &mut pass)?;
-        if let (Some(from), Some(through)) = (first_before, pass.removed_through) {
+        if let (Some(from), Some(through)) = (first_before, pass.removed_through)
+            && through >= from
+        {
             tx.staged.put(
                 Space::RetiredEvents,
                 keys::pair_key(now, from).to_vec(),
