@@ -150,6 +150,17 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let closed = write_bytes()
         .zip(written_before)
         .map(|(after, before)| after.saturating_sub(before));
+    // Opening again replays the journal's tail and reads counters and segment records: it
+    // should not grow with the number of events stored.
+    let reopen_started = Instant::now();
+    let mut reopen = FjallConfig::new(dir.path());
+    reopen.durable = durable;
+    let reopened = FjallLog::open(reopen)?;
+    let reopen_time = reopen_started.elapsed();
+    let first = reopened.first_sequence().await?;
+    let last = *reopened.last_sequence().borrow();
+    drop(reopened);
+    println!("reopened in {reopen_time:.2?}: sequences {first}..={last}");
     let show = |bytes: Option<u64>| bytes.map_or("?".to_owned(), |b| b.to_string());
     println!(
         "{} webhooks, archive {}, durable {durable}, {callers} callers{}: {:.2?} ({:.1} µs per \
