@@ -80,6 +80,7 @@ pub struct FjallConfig {
     /// Sequences per segment (at least 1) for a new log. A log keeps the value it was created
     /// with (segment numbers derive from it); a different one here is ignored with a warning.
     pub segment_events: u64,
+    /// What history is kept; a pass runs every `retention.interval` on a thread of its own.
     pub retention: Retention,
 }
 
