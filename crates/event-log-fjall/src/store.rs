@@ -1,0 +1,131 @@
+//! The open fjall database and its fixed keyspaces. Per-segment keyspaces (events, their time
+//! index and their dedup keys) are opened by [`crate::segments`].
+//!
+//! | keyspace        | key                                   | value                                  |
+//! |-----------------|---------------------------------------|----------------------------------------|
+//! | `dedup`         | (source, item key) ([`crate::keys::dedup_key`]) | owner: sequence, dead-letter id with [`DEAD_LETTER_TAG`], or [`RETIRED`] |
+//! | `retired`       | removal ms, dedup key                 | empty: retired dead-letter keys, pruned after the horizon |
+//! | `retired_events`| removal ms, first sequence            | last sequence: a run of removed events whose keys go after the horizon |
+//! | `dead_letters`  | id                                    | encoded `DeadLetter`                   |
+//! | `resolved`      | (resolved ms, id)                     | empty: dead-letter retention by age    |
+//! | `archive`       | first id of a commit's entries        | their block (key-value separated: large, written once) |
+//! | `archive_index` | first id of a block                   | block summary: retention without reading blocks |
+//! | `archive_keys`  | (source, content key)                 | id of an entry whose webhook stored no item |
+//! | `consumers`     | name                                  | encoded `Consumer` (lag derived)       |
+//! | `meta`          | counter name or `seg` + segment       | counters; segment records              |
+
+use std::path::{Path, PathBuf};
+
+use fjall::{Database, Keyspace, KeyspaceCreateOptions, KvSeparationOptions};
+use tributary_event_log::LogError;
+
+/// Marks a dedup owner that is a dead letter rather than an event.
+pub(crate) const DEAD_LETTER_TAG: u64 = 1 << 63;
+/// A dedup owner whose dead letter retention removed: still a duplicate until the horizon.
+/// (A removed *event* keeps its sequence as owner: it is retired when the sequence is below
+/// the first stored one, see `retired_events`.)
+pub(crate) const RETIRED: u64 = u64::MAX;
+
+/// The fixed keyspaces (see the module table).
+pub(crate) struct Store {
+    pub db: Database,
+    pub dedup: Keyspace,
+    pub retired: Keyspace,
+    pub retired_events: Keyspace,
+    pub dead_letters: Keyspace,
+    pub resolved: Keyspace,
+    pub archive: Keyspace,
+    pub archive_index: Keyspace,
+    pub archive_keys: Keyspace,
+    pub consumers: Keyspace,
+    pub meta: Keyspace,
+}
+
+/// The journal size before memtables are flushed (fjall's minimum): the journal is what a
+/// restart replays, so a small one keeps start-up short.
+const MAX_JOURNAL_BYTES: u64 = 64 * 1024 * 1024;
+const CACHE_BYTES: u64 = 32 * 1024 * 1024;
+
+/// Wraps a fjall error as a storage failure while doing `context`.
+pub(crate) fn storage<E>(context: &'static str) -> impl Fn(E) -> LogError
+where
+    E: std::error::Error + Send + Sync + 'static,
+{
+    move |source| LogError::storage(context, source)
+}
+
+const OPENING: &str = "opening the keyspaces";
+
+impl Store {
+    /// Opens (or creates) the database in `dir`: journal recovery only, no scan of events.
+    pub fn open(dir: &Path) -> Result<Self, LogError> {
+        let db = Database::builder(dir)
+            // Commits persist themselves (one fdatasync per group commit).
+            .manual_journal_persist(true)
+            .cache_size(CACHE_BYTES)
+            .max_journaling_size(MAX_JOURNAL_BYTES)
+            .open()
+            .map_err(|e| LogError::storage(format!("cannot open {}", dir.display()), e))?;
+        let plain = |name: &str| keyspace(&db, name, false);
+        Ok(Self {
+            dedup: plain("dedup")?,
+            retired: plain("retired")?,
+            retired_events: plain("retired_events")?,
+            dead_letters: plain("dead_letters")?,
+            resolved: plain("resolved")?,
+            archive: keyspace(&db, "archive", true)?,
+            archive_index: plain("archive_index")?,
+            archive_keys: plain("archive_keys")?,
+            consumers: plain("consumers")?,
+            meta: plain("meta")?,
+            db,
+        })
+    }
+}
+
+impl Store {
+    /// The segment size this log was created with; `wanted` (recorded, durably) for a new
+    /// log.
+    pub fn segment_events(&self, wanted: u64) -> Result<u64, LogError> {
+        const KEY: &str = "segment_events";
+        const RECORDING: &str = "recording the segment size";
+        if let Some(stored) = self.meta.get(KEY).map_err(storage(RECORDING))?
+            && let Some(stored) = crate::keys::read_u64(&stored)
+        {
+            if stored != wanted {
+                tracing::warn!(
+                    configured = wanted,
+                    stored,
+                    "segment size differs from the one the log was created with; keeping it"
+                );
+            }
+            return Ok(stored);
+        }
+        let mut batch = self.db.batch();
+        batch.insert(&self.meta, KEY, crate::keys::u64_key(wanted).to_vec());
+        batch
+            .durability(Some(fjall::PersistMode::SyncData))
+            .commit()
+            .map_err(storage(RECORDING))?;
+        Ok(wanted)
+    }
+}
+
+/// Opens keyspace `name`, creating it when missing; `separate`: values in blob files (the
+/// LSM tree keeps only pointers, so compaction does not rewrite large values).
+pub(crate) fn keyspace(db: &Database, name: &str, separate: bool) -> Result<Keyspace, LogError> {
+    db.keyspace(name, || {
+        let options = KeyspaceCreateOptions::default().manual_journal_persist(true);
+        if separate {
+            options.with_kv_separation(Some(KvSeparationOptions::default()))
+        } else {
+            options
+        }
+    })
+    .map_err(storage(OPENING))
+}
+
+/// Where the database lives under the data directory.
+pub(crate) fn database_dir(data_dir: &Path) -> PathBuf {
+    data_dir.join("fjall")
+}
