@@ -89,12 +89,30 @@ pub struct LogConfig {
     /// fsync before acknowledging (default). `false` only for benchmarks.
     pub durable: bool,
     pub retention: RetentionConfig,
-    /// `"embedded"` (default: the redb file in `data_dir`) or NATS JetStream server URLs,
-    /// comma-separated (`"nats://10.0.0.1:4222,nats://10.0.0.2:4222"`, or `tls://`), never
-    /// with credentials (refused: they go in `[log.nats]`). See docs/deployment.md.
+    /// `"embedded"` (default: the log in `data_dir`, see `engine`) or NATS JetStream server
+    /// URLs, comma-separated (`"nats://10.0.0.1:4222,nats://10.0.0.2:4222"`, or `tls://`),
+    /// never with credentials (refused: they go in `[log.nats]`). See docs/deployment.md.
     pub backend: String,
+    /// The embedded log's storage engine.
+    pub engine: EmbeddedEngine,
     /// Stream settings when `backend` is NATS JetStream.
     pub nats: NatsLogConfig,
+}
+
+/// `[log] engine`: which storage engine keeps the embedded log in `data_dir`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EmbeddedEngine {
+    /// The log-structured engine, unless `data_dir` holds a redb log (`events.redb`) and no
+    /// log-structured one: an existing data directory keeps its engine.
+    #[default]
+    Auto,
+    /// The log-structured engine (fjall: a journal and LSM trees in `data_dir/fjall/`): one
+    /// sequential append and one fsync per commit, start-up that reads only the journal's
+    /// tail, retention that drops whole segments.
+    Fjall,
+    /// One redb file (`data_dir/events.redb`): copy-on-write B-trees.
+    Redb,
 }
 
 /// `[log.nats]`: the JetStream stream Tributary creates when absent. An existing stream keeps
@@ -713,6 +731,7 @@ impl Default for LogConfig {
             durable: true,
             retention: RetentionConfig::default(),
             backend: "embedded".into(),
+            engine: EmbeddedEngine::Auto,
             nats: NatsLogConfig::default(),
         }
     }

@@ -11,6 +11,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 use tokio_stream::wrappers::{ReceiverStream, TcpListenerStream};
 use tributary_event_log::EventLog;
+use tributary_event_log_fjall::{FjallConfig, FjallLog};
 use tributary_event_log_redb::{EmbeddedConfig, EmbeddedLog};
 
 use crate::admin::AdminService;
@@ -18,7 +19,7 @@ use crate::admin::adapters::AdaptersService;
 use crate::app::App;
 use crate::app::Limits;
 use crate::auth::{AdminOnly, Authenticator};
-use crate::config::Config;
+use crate::config::{Config, EmbeddedEngine};
 use crate::ingest::rate_limit::SourceRateLimit;
 use crate::proto::adapters_server::AdaptersServer;
 use crate::proto::admin_server::AdminServer;
@@ -293,7 +294,8 @@ fn listener_tls(config: &Config) -> anyhow::Result<(ListenerTls, ListenerTls)> {
     Ok((http, grpc))
 }
 
-/// The configured event log: NATS JetStream when `log.backend` names servers, else redb.
+/// The configured event log: NATS JetStream when `log.backend` names servers, else the
+/// embedded log in `log.data_dir` on its engine (`log.engine`).
 async fn open_log(config: &Config) -> anyhow::Result<Arc<dyn EventLog>> {
     if !config.log.durable {
         tracing::warn!("log.durable = false: a crash may lose acknowledged webhooks");
@@ -305,20 +307,70 @@ async fn open_log(config: &Config) -> anyhow::Result<Arc<dyn EventLog>> {
                 .context("cannot open the event log on NATS JetStream")?,
         ));
     }
-    let log = EmbeddedLog::open(EmbeddedConfig {
-        durable: config.log.durable,
-        retention: config.log.retention.to_log(),
-        ..EmbeddedConfig::new(&config.log.data_dir)
-    })
-    .context("cannot open the event log")?;
-    // Dead letters hold raw personal data: the file is the owner's alone, like its directory.
-    let file = config.log.data_dir.join("events.redb");
-    if file.exists() {
+    let data_dir = &config.log.data_dir;
+    let engine = embedded_engine(config.log.engine, data_dir);
+    // Dead letters and the archive hold personal data: the log's files are the owner's alone.
+    let private = |path: &std::path::Path, mode: u32| -> anyhow::Result<()> {
         use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600))
-            .with_context(|| format!("cannot restrict {} to its owner", file.display()))?;
+        if path.exists() {
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+                .with_context(|| format!("cannot restrict {} to its owner", path.display()))?;
+        }
+        Ok(())
+    };
+    let log: Arc<dyn EventLog> = match engine {
+        EmbeddedEngine::Redb => {
+            let log = EmbeddedLog::open(EmbeddedConfig {
+                durable: config.log.durable,
+                retention: config.log.retention.to_log(),
+                ..EmbeddedConfig::new(data_dir)
+            })
+            .with_context(|| format!("cannot open the redb event log in {}", data_dir.display()))?;
+            private(&data_dir.join(REDB_FILE), 0o600)?;
+            Arc::new(log)
+        }
+        EmbeddedEngine::Fjall | EmbeddedEngine::Auto => {
+            let log = FjallLog::open(FjallConfig {
+                durable: config.log.durable,
+                retention: config.log.retention.to_log(),
+                ..FjallConfig::new(data_dir)
+            })
+            .with_context(|| format!("cannot open the event log in {}", data_dir.display()))?;
+            private(&data_dir.join(FJALL_DIR), 0o700)?;
+            Arc::new(log)
+        }
+    };
+    tracing::info!(
+        engine = if engine == EmbeddedEngine::Redb { "redb" } else { "fjall" },
+        data_dir = %data_dir.display(),
+        "embedded event log open"
+    );
+    Ok(log)
+}
+
+/// The redb engine's file in the data directory.
+const REDB_FILE: &str = "events.redb";
+/// The log-structured engine's directory in the data directory.
+const FJALL_DIR: &str = "fjall";
+
+/// The engine `configured` resolves to for `data_dir`: `auto` keeps a data directory's redb log
+/// (one with `events.redb` and no log-structured log), and takes the log-structured engine
+/// everywhere else.
+fn embedded_engine(configured: EmbeddedEngine, data_dir: &std::path::Path) -> EmbeddedEngine {
+    match configured {
+        EmbeddedEngine::Auto
+            if data_dir.join(REDB_FILE).exists() && !data_dir.join(FJALL_DIR).exists() =>
+        {
+            tracing::info!(
+                "{} holds a redb log: keeping the redb engine (log.engine = \"redb\"; a new \
+                 data directory gets the log-structured engine)",
+                data_dir.display()
+            );
+            EmbeddedEngine::Redb
+        }
+        EmbeddedEngine::Auto => EmbeddedEngine::Fjall,
+        other => other,
     }
-    Ok(Arc::new(log))
 }
 
 /// The limits on what clients control, from `[http]`, `[grpc]` and `[plugins]`.
