@@ -130,12 +130,18 @@ fn client_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 }
 
 fn init_logging(format: LogFormat) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    // The storage engine's own progress lines (flushes, compactions, recovery) are debug
+    // detail; its warnings and errors still show.
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new("info,fjall=warn,lsm_tree=warn"));
     // Colours only on a terminal: log files and collectors get plain text.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        // A log line that cannot be written (stderr on a full disk) is lost, not reported with
+        // `eprintln!`, which panics when stderr fails and would take the request down with it.
+        .log_internal_errors(false);
     if format == LogFormat::Json {
         // Lines written while a span is active carry its trace_id and span_id.
         let json = tracing_subscriber::fmt::format().json();
