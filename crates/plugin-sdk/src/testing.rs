@@ -105,3 +105,32 @@ pub fn mutations(root: &serde_json::Value, odd: &[serde_json::Value]) -> Vec<Vec
     }
     bodies
 }
+
+/// Whether every number in the JSON `body` keeps its value in a `serde_json::Value` (an
+/// integer within 64 bits, or a number a double holds exactly, see
+/// [`crate::convert::exact_f64`]). Adapters read numbers from the body text; a test that
+/// compares that read with a read through a `Value` can only expect the same result for such
+/// bodies. `true` for a body that is not JSON or holds a number out of a double's range (both
+/// reads refuse those alike).
+pub fn numbers_survive_a_value(body: &[u8]) -> bool {
+    fn walk(text: &str) -> bool {
+        let text = text.trim();
+        match text.as_bytes().first() {
+            Some(b'{') => serde_json::from_str::<
+                std::collections::BTreeMap<String, &serde_json::value::RawValue>,
+            >(text)
+            .map_or(true, |entries| entries.values().all(|raw| walk(raw.get()))),
+            Some(b'[') => serde_json::from_str::<Vec<&serde_json::value::RawValue>>(text)
+                .map_or(true, |items| items.iter().all(|raw| walk(raw.get()))),
+            Some(b'-' | b'0'..=b'9') => {
+                // Out of a double's range: refused by a `Value` and by the typed read alike.
+                !text.parse::<f64>().is_ok_and(f64::is_finite)
+                    || text.parse::<i64>().is_ok()
+                    || text.parse::<u64>().is_ok()
+                    || crate::convert::exact_f64(text).is_some()
+            }
+            _ => true,
+        }
+    }
+    std::str::from_utf8(body).map_or(true, walk)
+}

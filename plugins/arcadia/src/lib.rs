@@ -112,7 +112,7 @@ export_adapter!(Arcadia);
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tributary_plugin_sdk::testing::mutations;
+    use tributary_plugin_sdk::testing::{mutations, numbers_survive_a_value};
 
     fn adapter() -> Arcadia {
         let host = HostContext {
@@ -281,7 +281,9 @@ mod tests {
         for body in ["[]", "\"STATEMENT\"", "{\"resource\": \"METER\"}"] {
             bodies.push(body.as_bytes().to_vec());
         }
-        for body in &bodies {
+        // Numbers a `Value` cannot hold are read exactly from the text only (the golden
+        // fixtures check those); every other body reads the same either way.
+        for body in bodies.iter().filter(|body| numbers_survive_a_value(body)) {
             assert_eq!(
                 run_bytes(&a, body),
                 run_via_value(&a, body),

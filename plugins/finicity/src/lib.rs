@@ -105,7 +105,7 @@ export_adapter!(Finicity);
 mod tests {
     use super::*;
     use serde_json::{Value, json};
-    use tributary_plugin_sdk::testing::mutations;
+    use tributary_plugin_sdk::testing::{mutations, numbers_survive_a_value};
 
     fn adapter() -> Finicity {
         let host = HostContext {
@@ -190,7 +190,9 @@ mod tests {
             bodies.push(body.as_bytes().to_vec());
         }
         bodies.push(b"{\"eventType\": \"\xff\"}".to_vec());
-        for body in &bodies {
+        // Numbers a `Value` cannot hold are read exactly from the text only (the golden
+        // fixtures check those); every other body reads the same either way.
+        for body in bodies.iter().filter(|body| numbers_survive_a_value(body)) {
             assert_eq!(
                 a.normalize(&Request::new(&request(body))),
                 run_via_value(&a, body),

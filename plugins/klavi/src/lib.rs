@@ -138,7 +138,7 @@ export_adapter!(Klavi);
 mod tests {
     use super::*;
     use serde_json::{Value, json};
-    use tributary_plugin_sdk::testing::mutations;
+    use tributary_plugin_sdk::testing::{mutations, numbers_survive_a_value};
 
     fn adapter() -> Klavi {
         let host = HostContext {
@@ -229,7 +229,9 @@ mod tests {
             bodies.push(body.as_bytes().to_vec());
         }
         bodies.push(b"[{\"eventId\": \"\xff\"}]".to_vec());
-        for body in &bodies {
+        // Numbers a `Value` cannot hold are read exactly from the text only (the golden
+        // fixtures check those); every other body reads the same either way.
+        for body in bodies.iter().filter(|body| numbers_survive_a_value(body)) {
             assert_eq!(
                 a.normalize(&Request::new(&request(body))),
                 run_via_value(&a, body),

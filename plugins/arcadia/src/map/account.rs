@@ -73,7 +73,7 @@ pub fn status_change(m: &Mapper, env: &Envelope<'_>) -> Result<Event, String> {
         ..base_references(data)
     };
     let mut event = event(env, event_type, id, references, Payload::Account(payload));
-    event.partner_metadata = custom_data(data);
+    event.partner_metadata = custom_data(env, data);
     Ok(event)
 }
 

@@ -2,8 +2,8 @@
 //! meter.intervals_updated / meter.status_changed.
 
 use serde_json::Value;
-use tributary_plugin_sdk::convert::{str_at, to_struct};
-use tributary_plugin_sdk::lenient::{Flag, Num, Obj, Objects, Str, Strings, Text};
+use tributary_plugin_sdk::convert::str_at;
+use tributary_plugin_sdk::lenient::{Flag, Json, Num, Obj, Objects, Str, Strings, Text};
 use tributary_plugin_sdk::lenient_object;
 use tributary_plugin_sdk::prelude::*;
 
@@ -11,7 +11,9 @@ use super::typed::{
     CredentialRefs, IdOnly, Provider, correlation_ids, credential_id, date_of, instant_of,
     institution,
 };
-use super::{Envelope, METER_NUMBER, Mapper, SERVICE_ADDRESS, SITE, event, push_unique};
+use super::{
+    Envelope, METER_NUMBER, Mapper, SERVICE_ADDRESS, SITE, event, number_error, push_unique,
+};
 
 lenient_object! {
     /// METER `data`: the keys the mapping reads. The fields whose shape varies (tariff,
@@ -37,7 +39,7 @@ lenient_object! {
         "currentTariff" => current_tariff: Value,
         "serviceAddress" => service_address: Value,
         "site" => site: Value,
-        "customData" => custom_data: Value,
+        "customData" => custom_data: Json,
         "accounts" => accounts: Objects<MeterAccount<'a>>,
         "provider" => provider: Obj<Provider<'a>>,
         "correlationId" => correlation_id: Text<'a>,
@@ -63,10 +65,15 @@ lenient_object! {
 
 /// Maps one meter event as `event_type`; meter numbers go through the `meter_number` policy.
 pub fn map(m: &Mapper, env: &Envelope<'_>, event_type: &str) -> Result<Event, String> {
-    env.with_meter_data(|data| map_data(m, env, data, event_type))
+    env.with_meter_data(|data| map_data(m, env, data, event_type))?
 }
 
-fn map_data(m: &Mapper, env: &Envelope<'_>, data: &MeterData<'_>, event_type: &str) -> Event {
+fn map_data(
+    m: &Mapper,
+    env: &Envelope<'_>,
+    data: &MeterData<'_>,
+    event_type: &str,
+) -> Result<Event, String> {
     let provider_status = data.status.to_string_owned();
     let mut account_ids = Vec::new();
     for account in &data.accounts.0 {
@@ -88,8 +95,11 @@ fn map_data(m: &Mapper, env: &Envelope<'_>, data: &MeterData<'_>, event_type: &s
         intervals_product_active: data.intervals_product_active.is_true(),
         account_ids: account_ids.clone(),
         errors: env.errors.clone(),
-        constant_multiplier: decimal(data.constant_multiplier),
-        previous_constant_multiplier: decimal(data.previous_constant_multiplier),
+        constant_multiplier: decimal(data.constant_multiplier, "meterConstantMultiplier")?,
+        previous_constant_multiplier: decimal(
+            data.previous_constant_multiplier,
+            "previousMeterConstantMultiplier",
+        )?,
         previous_meter_number: m.personal(METER_NUMBER, data.previous_meter_number.as_str()),
         current_tariff: tariff(&data.current_tariff),
         service_address: address_text(&data.service_address)
@@ -120,14 +130,17 @@ fn map_data(m: &Mapper, env: &Envelope<'_>, data: &MeterData<'_>, event_type: &s
         ..Default::default()
     };
     let mut event = event(env, event_type, id, references, Payload::Meter(payload));
-    event.partner_metadata = to_struct(&data.custom_data);
-    event
+    event.partner_metadata = data.custom_data.to_struct();
+    Ok(event)
 }
 
-/// `decimal_at`: a number or numeric string, exactly.
-fn decimal(value: Num) -> Option<Decimal> {
-    let (units, nanos) = value.0?;
-    Some(Decimal { units, nanos })
+/// A number or numeric string, exactly; one that a `Decimal` cannot hold is the reason the
+/// event is dead-lettered (never rounded).
+fn decimal(value: Num, field: &str) -> Result<Option<Decimal>, String> {
+    Ok(value
+        .get()
+        .map_err(|e| number_error("METER", field, e))?
+        .map(|(units, nanos)| Decimal { units, nanos }))
 }
 
 /// `currentTariff`: the seeds only show `null`. Consumer code of the API reads an object with

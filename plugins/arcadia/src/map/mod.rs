@@ -18,8 +18,9 @@ use serde::Deserialize;
 use serde::de::value::SeqAccessDeserializer;
 use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
+use tributary_plugin_sdk::convert::DecimalError;
 use tributary_plugin_sdk::convert::{str_at, to_struct};
-use tributary_plugin_sdk::lenient::{Key, Obj, Skip, Str};
+use tributary_plugin_sdk::lenient::{Json, Key, Obj, Skip, Str};
 use tributary_plugin_sdk::personal_data::PersonalDataGuard;
 use tributary_plugin_sdk::prelude::*;
 
@@ -44,6 +45,9 @@ pub struct Envelope<'a> {
     pub resource: Cow<'a, str>,
     created_at: Option<Timestamp>,
     data: Data<'a>,
+    /// `data.customData` as its JSON text, when `data` was read as a `Value` from the body
+    /// (typed resources keep their own).
+    custom_data: Json,
     errors: Vec<ProviderError>,
 }
 
@@ -111,6 +115,7 @@ struct RawEnvelope<'a> {
     resource: Str<'a>,
     created_at: Str<'a>,
     data: Data<'a>,
+    custom_data: Json,
     errors: Value,
 }
 
@@ -142,6 +147,7 @@ impl<'de> Visitor<'de> for EnvelopeVisitor {
             resource: Str::default(),
             created_at: Str::default(),
             data: Data::Value(Value::Null),
+            custom_data: Json::default(),
             errors: Value::Null,
         };
         while let Some(key) = map.next_key::<Key<'de>>()? {
@@ -156,7 +162,11 @@ impl<'de> Visitor<'de> for EnvelopeVisitor {
                         DataKind::Statement => Data::Statement(map.next_value()?),
                         DataKind::Meter => Data::Meter(map.next_value()?),
                         DataKind::Credential => Data::Credential(map.next_value()?),
-                        DataKind::Value => Data::Value(map.next_value()?),
+                        DataKind::Value => {
+                            let data: DataValue = map.next_value()?;
+                            raw.custom_data = data.custom_data;
+                            Data::Value(data.value)
+                        }
                     }
                 }
                 _ => {
@@ -194,6 +204,91 @@ impl<'de> Visitor<'de> for EnvelopeVisitor {
 
     fn visit_unit<E>(self) -> Result<Self::Value, E> {
         Ok(None)
+    }
+}
+
+/// `data` as a `Value`, with `customData` also kept as its JSON text (partner metadata keeps
+/// every digit of its numbers, which a `Value` reads through f64).
+struct DataValue {
+    value: Value,
+    custom_data: Json,
+}
+
+impl<'de> Deserialize<'de> for DataValue {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(DataValueVisitor)
+    }
+}
+
+struct DataValueVisitor;
+
+impl DataValueVisitor {
+    fn plain(value: Value) -> DataValue {
+        DataValue {
+            value,
+            custom_data: Json::default(),
+        }
+    }
+}
+
+impl<'de> Visitor<'de> for DataValueVisitor {
+    type Value = DataValue;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<DataValue, A::Error> {
+        let mut object = serde_json::Map::new();
+        let mut custom_data = Json::default();
+        while let Some(key) = map.next_key::<Key<'de>>()? {
+            let value = if &*key.0 == "customData" {
+                let json: Json = map.next_value()?;
+                let value = json
+                    .get()
+                    .map(serde_json::from_str::<Value>)
+                    .transpose()
+                    .map_err(serde::de::Error::custom)?
+                    .unwrap_or_default();
+                custom_data = json;
+                value
+            } else {
+                map.next_value::<Value>()?
+            };
+            object.insert(key.0.into_owned(), value);
+        }
+        Ok(DataValue {
+            value: Value::Object(object),
+            custom_data,
+        })
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<DataValue, A::Error> {
+        Value::deserialize(SeqAccessDeserializer::new(seq)).map(Self::plain)
+    }
+
+    fn visit_bool<E>(self, b: bool) -> Result<DataValue, E> {
+        Ok(Self::plain(Value::Bool(b)))
+    }
+
+    fn visit_i64<E>(self, i: i64) -> Result<DataValue, E> {
+        Ok(Self::plain(Value::from(i)))
+    }
+
+    fn visit_u64<E>(self, u: u64) -> Result<DataValue, E> {
+        Ok(Self::plain(Value::from(u)))
+    }
+
+    fn visit_f64<E>(self, f: f64) -> Result<DataValue, E> {
+        Ok(Self::plain(Value::from(f)))
+    }
+
+    fn visit_str<E>(self, s: &str) -> Result<DataValue, E> {
+        Ok(Self::plain(Value::String(s.to_owned())))
+    }
+
+    fn visit_unit<E>(self) -> Result<DataValue, E> {
+        Ok(Self::plain(Value::Null))
     }
 }
 
@@ -270,6 +365,7 @@ impl<'a> Envelope<'a> {
             resource: required("resource", raw.resource)?,
             created_at: raw.created_at.get().and_then(timestamp),
             data: raw.data,
+            custom_data: raw.custom_data,
             errors: provider_errors(Some(&raw.errors)),
         })
     }
@@ -389,9 +485,20 @@ fn event(
     }
 }
 
-/// The partner's `customData` echoed on accounts and meters, when it is an object.
-fn custom_data(data: &Value) -> Option<Struct> {
-    data.get("customData").and_then(to_struct)
+/// The partner's `customData` echoed on accounts, when it is an object: from its JSON text
+/// when the body was read that way, so numbers keep every digit.
+fn custom_data(env: &Envelope<'_>, data: &Value) -> Option<Struct> {
+    match env.custom_data.get() {
+        Some(_) => env.custom_data.to_struct(),
+        None => data.get("customData").and_then(to_struct),
+    }
+}
+
+/// Why an event is dead-lettered when one of its numbers cannot be held exactly.
+fn number_error(resource: &str, field: &str, error: DecimalError) -> String {
+    format!(
+        "{resource} `{field}` {error}: the canonical decimal cannot hold it exactly, and numbers are never rounded"
+    )
 }
 
 /// References shared by every resource: institution (`provider`) and correlation ids.

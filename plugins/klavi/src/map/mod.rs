@@ -6,7 +6,6 @@ mod consent;
 mod product;
 mod typed;
 
-use tributary_plugin_sdk::convert::to_struct;
 use tributary_plugin_sdk::personal_data::PersonalDataGuard;
 use tributary_plugin_sdk::prelude::*;
 
@@ -59,7 +58,7 @@ pub fn event(
             ..Default::default()
         }),
         references: Some(references(element, payload, guard)),
-        partner_metadata: to_struct(&element.external_info),
+        partner_metadata: element.external_info.to_struct(),
         payload: Some(mapped.payload),
         ..Default::default()
     })
