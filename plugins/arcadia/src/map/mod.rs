@@ -33,6 +33,8 @@ const METER_NUMBER: &str = "meter_number";
 const SERVICE_ADDRESS: &str = "service_address";
 /// Site names: an account's `siteNames[]` and a meter's `site`.
 const SITE: &str = "site";
+/// An uploaded bill file's `fileName`.
+const FILE_NAME: &str = "file_name";
 
 /// The envelope every Arcadia webhook shares, read straight from the body (strings borrowed
 /// from it) or from a parsed `Value` (see [`Envelope::parse`]).
