@@ -492,3 +492,91 @@ async fn amounts_and_metadata_numbers_arrive_exactly_and_out_of_range_amounts_ar
     want.sort();
     assert_eq!(got, want);
 }
+
+#[tokio::test]
+async fn deletions_are_typed_by_outcome_and_file_names_follow_the_personal_data_policy() {
+    let server = Server::start(&config());
+    let cases = [
+        ("seed-deletion-status-change-success", "deletion.completed"),
+        (
+            "deletion-status-change-failure-account-target",
+            "deletion.failed",
+        ),
+        ("deletion-status-change-in-progress", "deletion.in_progress"),
+        (
+            "deletion-status-change-unknown-status",
+            "deletion.status_changed",
+        ),
+        ("seed-file-status-change-queued", "file.status_changed"),
+    ];
+    for (name, _) in cases {
+        let fixture = support::fixture("arcadia", name);
+        let (status, body) = server.post("arcadia", &fixture.raw, &ARCADIA_AUTH).await;
+        assert_eq!(
+            (status, body["accepted"].clone()),
+            (200, json!(1)),
+            "{name}"
+        );
+    }
+    let events = server.collect(Filter::default(), None, cases.len()).await;
+    let got: Vec<(&str, Option<i32>)> = events
+        .iter()
+        .map(|e| {
+            let status = match &e.payload {
+                Some(Payload::Deletion(deletion)) => Some(deletion.status),
+                _ => None,
+            };
+            (e.r#type.as_str(), status)
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (
+                "deletion.completed",
+                Some(OperationStatus::Succeeded as i32)
+            ),
+            ("deletion.failed", Some(OperationStatus::Failed as i32)),
+            (
+                "deletion.in_progress",
+                Some(OperationStatus::InProgress as i32)
+            ),
+            (
+                "deletion.status_changed",
+                Some(OperationStatus::Unspecified as i32)
+            ),
+            ("file.status_changed", None),
+        ]
+    );
+    // Only the final success matches a filter on deletion.completed.
+    let completed = server
+        .collect(
+            Filter {
+                types: vec!["deletion.completed".into()],
+                ..Default::default()
+            },
+            None,
+            1,
+        )
+        .await;
+    assert_eq!(completed[0].sequence, 1);
+
+    let Some(Payload::File(file)) = &events[4].payload else {
+        panic!("not a file: {:?}", events[4].payload);
+    };
+    let name = file.name.as_ref().expect("file name");
+    assert_eq!(
+        (
+            file.file_name.as_str(),
+            name.treatment,
+            name.value.starts_with("hmac-sha256:")
+        ),
+        (
+            "",
+            tributary_model::v1::PersonalDataTreatment::Hashed as i32,
+            true
+        )
+    );
+    let delivered = serde_json::to_string(&delivered_json(&events[4])).expect("json");
+    assert!(!delivered.contains("example-file-name"), "{delivered}");
+}
