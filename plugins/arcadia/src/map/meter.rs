@@ -33,6 +33,8 @@ lenient_object! {
         "nextExpectedPostDate" => next_expected_post_date: Str<'a>,
         "latestStatementDate" => latest_statement_date: Str<'a>,
         "isIntervalsProductActive" => intervals_product_active: Flag,
+        "createdAt" => created_at: Str<'a>,
+        "lastModifiedAt" => last_modified_at: Str<'a>,
         "meterConstantMultiplier" => constant_multiplier: Num,
         "previousMeterConstantMultiplier" => previous_constant_multiplier: Num,
         "previousMeterNumber" => previous_meter_number: Text<'a>,
@@ -108,6 +110,8 @@ fn map_data(
         site_id: str_at(&data.site, "id"),
         latest_statement_date: date_of(&data.latest_statement_date),
         service_type_classification: data.service_type_classification.to_string_owned(),
+        created_at: instant_of(&data.created_at),
+        last_modified_at: instant_of(&data.last_modified_at),
     };
     // The meter's own credential keys, then each account's.
     let refs = std::iter::once(CredentialRefs {

@@ -2,7 +2,7 @@
 //! export.status_changed.
 
 use serde_json::Value;
-use tributary_plugin_sdk::convert::{bool_at, date_at, str_at, strings_at};
+use tributary_plugin_sdk::convert::{bool_at, date_at, str_at, strings_at, timestamp_at};
 use tributary_plugin_sdk::prelude::*;
 
 use super::{
@@ -38,6 +38,8 @@ pub fn file(m: &Mapper, env: &Envelope<'_>) -> Result<Event, String> {
             .collect(),
         institution: institution(data.get("provider")),
         errors: env.errors.clone(),
+        created_at: timestamp_at(data, "createdAt"),
+        last_modified_at: timestamp_at(data, "lastModifiedAt"),
         ..Default::default()
     };
     Ok(event(
@@ -82,6 +84,8 @@ pub fn deletion(env: &Envelope<'_>) -> Result<Event, String> {
         file_count: i32_at(data, "fileCount"),
         site_count: i32_at(data, "siteCount"),
         errors: env.errors.clone(),
+        created_at: timestamp_at(data, "createdAt"),
+        last_modified_at: timestamp_at(data, "lastModifiedAt"),
     };
     Ok(event(
         env,
@@ -106,6 +110,8 @@ pub fn download(env: &Envelope<'_>) -> Result<Event, String> {
         method: str_at(data, "downloadMethod"),
         errors: env.errors.clone(),
         token: str_at(data, "token"),
+        created_at: timestamp_at(data, "createdAt"),
+        last_modified_at: timestamp_at(data, "lastModifiedAt"),
     };
     Ok(event(
         env,

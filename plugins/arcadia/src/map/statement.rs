@@ -32,6 +32,7 @@ lenient_object! {
         "dataIngestionMethod" => data_ingestion_method: Text<'a>,
         "discoveredAt" => discovered_at: Str<'a>,
         "createdAt" => created_at: Str<'a>,
+        "lastModifiedAt" => last_modified_at: Str<'a>,
         "summaryAccountNumber" => summary_account_number: Text<'a>,
         "accountData" => account_data: Objects<AccountLine<'a>>,
         "provider" => provider: Obj<Provider<'a>>,
@@ -125,6 +126,7 @@ fn map_data(
         errors: env.errors.clone(),
         summary_account_number: m.personal(ACCOUNT_NUMBER, data.summary_account_number.as_str()),
         created_at: instant_of(&data.created_at),
+        last_modified_at: instant_of(&data.last_modified_at),
     };
     // The statement's own credential keys, then each account line's.
     let refs = std::iter::once(CredentialRefs {
