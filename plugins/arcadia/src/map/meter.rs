@@ -12,7 +12,8 @@ use super::typed::{
     institution,
 };
 use super::{
-    Envelope, METER_NUMBER, Mapper, SERVICE_ADDRESS, SITE, event, number_error, push_unique,
+    ACCOUNT_NUMBER, Envelope, METER_NUMBER, Mapper, SERVICE_ADDRESS, SITE, event, extension,
+    number_error, push_unique,
 };
 
 lenient_object! {
@@ -23,6 +24,14 @@ lenient_object! {
         "id" => id: Text<'a>,
         "meterNumber" => meter_number: Text<'a>,
         "pointOfDeliveryNumber" => point_of_delivery_number: Text<'a>,
+        "normalizedMeterNumber" => normalized_meter_number: Text<'a>,
+        "normalizedPointOfDeliveryNumber" => normalized_point_of_delivery_number: Text<'a>,
+        "isIntervalsThirdPartyPortalMeter" => intervals_third_party_portal: Flag,
+        "isLocationRecommendationIgnored" => location_recommendation_ignored: Flag,
+        "isStandalone" => standalone: Flag,
+        "bulbType" => bulb_type: Text<'a>,
+        "pipeType" => pipe_type: Text<'a>,
+        "generalDescriptionAsPrinted" => general_description_as_printed: Text<'a>,
         "serviceType" => service_type: Text<'a>,
         "serviceTypeClassification" => service_type_classification: Text<'a>,
         "status" => status: Text<'a>,
@@ -58,6 +67,7 @@ lenient_object! {
     #[derive(Clone)]
     pub struct MeterAccount<'a> {
         "id" => id: Text<'a>,
+        "accountNumber" => account_number: Text<'a>,
         "credentialId" => credential_id: Text<'a>,
         "credential" => credential: Obj<IdOnly<'a>>,
         "credentialIds" => credential_ids: Strings<'a>,
@@ -112,6 +122,25 @@ fn map_data(
         service_type_classification: data.service_type_classification.to_string_owned(),
         created_at: instant_of(&data.created_at),
         last_modified_at: instant_of(&data.last_modified_at),
+        normalized_meter_number: m.personal(METER_NUMBER, data.normalized_meter_number.as_str()),
+        normalized_point_of_delivery_number: data
+            .normalized_point_of_delivery_number
+            .to_string_owned(),
+        account_numbers: data
+            .accounts
+            .0
+            .iter()
+            .filter_map(|account| m.personal(ACCOUNT_NUMBER, account.account_number.as_str()))
+            .collect(),
+        arcadia: extension(ArcadiaExtension {
+            intervals_third_party_portal: data.intervals_third_party_portal.0,
+            location_recommendation_ignored: data.location_recommendation_ignored.0,
+            standalone: data.standalone.0,
+            bulb_type: data.bulb_type.to_string_owned(),
+            pipe_type: data.pipe_type.to_string_owned(),
+            general_description_as_printed: data.general_description_as_printed.to_string_owned(),
+            ..Default::default()
+        }),
     };
     // The meter's own credential keys, then each account's.
     let refs = std::iter::once(CredentialRefs {

@@ -496,6 +496,11 @@ fn custom_data(env: &Envelope<'_>, data: &Value) -> Option<Struct> {
     }
 }
 
+/// The Arcadia extension, when it holds anything.
+fn extension(extension: ArcadiaExtension) -> Option<ArcadiaExtension> {
+    (extension != ArcadiaExtension::default()).then_some(extension)
+}
+
 /// Why an event is dead-lettered when one of its numbers cannot be held exactly.
 fn number_error(resource: &str, field: &str, error: DecimalError) -> String {
     format!(
@@ -519,6 +524,11 @@ fn institution(provider: Option<&Value>) -> Option<Institution> {
         id: str_at(provider, "id"),
         name: str_at(provider, "name"),
         country: str_at(provider, "country"),
+        interval_data_supported: optional_bool(provider, "isIntervalDataSupported"),
+        real_time_validation_supported: optional_bool(
+            provider,
+            "isRealTimeCredentialValidationSupported",
+        ),
     };
     (institution != Institution::default()).then_some(institution)
 }

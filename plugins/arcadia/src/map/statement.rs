@@ -34,6 +34,7 @@ lenient_object! {
         "createdAt" => created_at: Str<'a>,
         "lastModifiedAt" => last_modified_at: Str<'a>,
         "summaryAccountNumber" => summary_account_number: Text<'a>,
+        "normalizedSummaryAccountNumber" => normalized_summary_account_number: Text<'a>,
         "accountData" => account_data: Objects<AccountLine<'a>>,
         "provider" => provider: Obj<Provider<'a>>,
         "correlationId" => correlation_id: Text<'a>,
@@ -51,6 +52,7 @@ lenient_object! {
     pub struct AccountLine<'a> {
         "accountId" => account_id: Text<'a>,
         "accountNumber" => account_number: Text<'a>,
+        "normalizedAccountNumber" => normalized_account_number: Text<'a>,
         "dueDate" => due_date: Str<'a>,
         "amountDue" => amount_due: Num,
         "totalCharges" => total_charges: Num,
@@ -72,6 +74,8 @@ lenient_object! {
         "meterId" => meter_id: Text<'a>,
         "meterNumber" => meter_number: Text<'a>,
         "pointOfDeliveryNumber" => point_of_delivery_number: Text<'a>,
+        "normalizedMeterNumber" => normalized_meter_number: Text<'a>,
+        "normalizedPointOfDeliveryNumber" => normalized_point_of_delivery_number: Text<'a>,
         "serviceType" => service_type: Text<'a>,
         "serviceTypeClassification" => service_type_classification: Text<'a>,
         "meterReadDate" => meter_read_date: Str<'a>,
@@ -127,6 +131,10 @@ fn map_data(
         summary_account_number: m.personal(ACCOUNT_NUMBER, data.summary_account_number.as_str()),
         created_at: instant_of(&data.created_at),
         last_modified_at: instant_of(&data.last_modified_at),
+        normalized_summary_account_number: m.personal(
+            ACCOUNT_NUMBER,
+            data.normalized_summary_account_number.as_str(),
+        ),
     };
     // The statement's own credential keys, then each account line's.
     let refs = std::iter::once(CredentialRefs {
@@ -191,6 +199,8 @@ fn account_line(
         publisher_provider_account_id: provider
             .map(|p| p.publisher_provider_account_id.to_string_owned())
             .unwrap_or_default(),
+        normalized_account_number: m
+            .personal(ACCOUNT_NUMBER, line.normalized_account_number.as_str()),
     })
 }
 
@@ -222,6 +232,10 @@ fn meter_line(
             .map_err(|e| number_error("STATEMENT", &path("totalUsage"), e))?
             .map(|value| convert::quantity(value, meter.total_usage_unit.as_str())),
         service_type_classification: meter.service_type_classification.to_string_owned(),
+        normalized_meter_number: m.personal(METER_NUMBER, meter.normalized_meter_number.as_str()),
+        normalized_point_of_delivery_number: meter
+            .normalized_point_of_delivery_number
+            .to_string_owned(),
     })
 }
 
