@@ -12,6 +12,11 @@
 //!   value, as a `Value` map does;
 //! - the same types deserialize from a parsed `&Value` too (strings still borrowed), so an
 //!   adapter can fall back to a `Value` and keep one mapping path.
+//!
+//! Numbers are the exception that makes the typed read better than a `Value`: [`Num`] and
+//! [`Json`] read a number from its JSON text, so digits a double cannot hold are kept (a
+//! `Value` has already rounded a fraction through f64). For every number a double holds, they
+//! read what the `convert` helpers read from a `Value`.
 
 use std::borrow::Cow;
 use std::fmt;
