@@ -99,6 +99,16 @@ impl DataKind {
         }
     }
 
+    /// How `data` of `resource` is read.
+    fn of(resource: &str) -> Self {
+        match resource {
+            "STATEMENT" => Self::Statement,
+            "METER" => Self::Meter,
+            "CREDENTIAL" => Self::Credential,
+            _ => Self::Value,
+        }
+    }
+
     /// Whether `data` read this way fits the envelope's `resource`.
     fn fits(self, resource: &str) -> bool {
         match self {
@@ -317,7 +327,8 @@ macro_rules! with_typed_data {
 impl<'a> Envelope<'a> {
     /// Reads the envelope straight from the body when it can; `None` when the body must be
     /// read as a `Value` instead ([`Envelope::from_value`]): it does not parse (the `Value`
-    /// parse then gives the exact error) or the hint for `data` was wrong.
+    /// parse then gives the exact error). A wrong hint for `data` costs a second read of the
+    /// text.
     ///
     /// The typed read goes through the same serde_json parser, token by token, with the same
     /// nesting limit, and checks what it skips ([`Skip`]), so it succeeds exactly when
@@ -327,16 +338,25 @@ impl<'a> Envelope<'a> {
         // checked once here, the parser then reads it as a `str` without checking strings.
         let text = std::str::from_utf8(body).ok()?;
         let kind = DataKind::guess(text);
+        let envelope = Self::read(text, kind)?;
+        match &envelope {
+            // A wrong hint: read again the right way, still from the text (a `Value` would
+            // round amounts through f64).
+            Ok(env) if !kind.fits(&env.resource) => {
+                let right = DataKind::of(&env.resource);
+                Self::read(text, right)
+            }
+            _ => Some(envelope),
+        }
+    }
+
+    /// Reads the envelope from the text with `data` read as `kind`; `None` when it does not
+    /// parse.
+    fn read(text: &'a str, kind: DataKind) -> Option<Result<Self, Rejection>> {
         let mut de = serde_json::Deserializer::from_str(text);
         let raw = EnvelopeSeed(kind).deserialize(&mut de).ok()?;
         de.end().ok()?;
-        let envelope = Self::parse(raw);
-        if let Ok(env) = &envelope
-            && !kind.fits(&env.resource)
-        {
-            return None;
-        }
-        Some(envelope)
+        Some(Self::parse(raw))
     }
 
     /// Reads the envelope from a parsed body (strings borrowed from it).
