@@ -28,9 +28,17 @@ pub fn status_change(m: &Mapper, env: &Envelope<'_>) -> Result<Event, String> {
     };
     let id = str_at(data, "id");
     let connection_id = credential_id(data, None);
+    let account_number = str_at(data, "accountNumber");
+    let number = m.personal(ACCOUNT_NUMBER, &account_number);
     let account = Account {
         id: id.clone(),
-        number: m.personal(ACCOUNT_NUMBER, &str_at(data, "accountNumber")),
+        normalized_number: m.personal_or_same(
+            ACCOUNT_NUMBER,
+            &str_at(data, "normalizedAccountNumber"),
+            &account_number,
+            &number,
+        ),
+        number,
         name: str_at(data, "name"),
         r#type: str_at(data, "type"),
         status: status as i32,
@@ -56,7 +64,6 @@ pub fn status_change(m: &Mapper, env: &Envelope<'_>) -> Result<Event, String> {
             .iter()
             .filter_map(|name| m.personal(SITE, name))
             .collect(),
-        normalized_number: m.personal(ACCOUNT_NUMBER, &str_at(data, "normalizedAccountNumber")),
         normalized_summary_account_number: m.personal(
             ACCOUNT_NUMBER,
             &str_at(data, "normalizedSummaryAccountNumber"),

@@ -92,9 +92,16 @@ fn map_data(
         push_unique(&mut account_ids, account.id.to_string_owned());
     }
     let id = data.id.to_string_owned();
+    let meter_number = m.personal(METER_NUMBER, data.meter_number.as_str());
     let payload = MeterEvent {
         id: id.clone(),
-        meter_number: m.personal(METER_NUMBER, data.meter_number.as_str()),
+        normalized_meter_number: m.personal_or_same(
+            METER_NUMBER,
+            data.normalized_meter_number.as_str(),
+            data.meter_number.as_str(),
+            &meter_number,
+        ),
+        meter_number,
         point_of_delivery_number: data.point_of_delivery_number.to_string_owned(),
         service_type: data.service_type.to_string_owned(),
         status: interval_status(&provider_status) as i32,
@@ -122,7 +129,6 @@ fn map_data(
         service_type_classification: data.service_type_classification.to_string_owned(),
         created_at: instant_of(&data.created_at),
         last_modified_at: instant_of(&data.last_modified_at),
-        normalized_meter_number: m.personal(METER_NUMBER, data.normalized_meter_number.as_str()),
         normalized_point_of_delivery_number: data
             .normalized_point_of_delivery_number
             .to_string_owned(),

@@ -472,6 +472,23 @@ impl Mapper {
         self.guard.apply_opt(field, value)
     }
 
+    /// [`Mapper::personal`] of `value`, reusing `known` (the same field's result for
+    /// `known_value`) when the two values are equal: a normalized number usually repeats the
+    /// printed one, and a keyed hash costs more than the rest of a field's mapping.
+    fn personal_or_same(
+        &self,
+        field: &str,
+        value: &str,
+        known_value: &str,
+        known: &Option<PersonalData>,
+    ) -> Option<PersonalData> {
+        if value == known_value {
+            known.clone()
+        } else {
+            self.personal(field, value)
+        }
+    }
+
     /// `own` (an item's `currencyCode`) when set, else the fallback, else the configured
     /// default (maybe empty).
     fn currency_of(&self, own: &str, fallback: Option<&str>) -> String {

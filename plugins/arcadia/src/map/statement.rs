@@ -108,6 +108,8 @@ fn map_data(
         push_unique(&mut account_ids, line.account_id.to_string_owned());
     }
     let id = data.id.to_string_owned();
+    let summary_account_number = data.summary_account_number.as_str();
+    let summary_account_number_data = m.personal(ACCOUNT_NUMBER, summary_account_number);
     let payload = StatementEvent {
         id: id.clone(),
         r#type: data.r#type.to_string_owned(),
@@ -128,13 +130,15 @@ fn map_data(
             .collect::<Result<_, _>>()?,
         institution: institution(&data.provider),
         errors: env.errors.clone(),
-        summary_account_number: m.personal(ACCOUNT_NUMBER, data.summary_account_number.as_str()),
-        created_at: instant_of(&data.created_at),
-        last_modified_at: instant_of(&data.last_modified_at),
-        normalized_summary_account_number: m.personal(
+        normalized_summary_account_number: m.personal_or_same(
             ACCOUNT_NUMBER,
             data.normalized_summary_account_number.as_str(),
+            summary_account_number,
+            &summary_account_number_data,
         ),
+        summary_account_number: summary_account_number_data,
+        created_at: instant_of(&data.created_at),
+        last_modified_at: instant_of(&data.last_modified_at),
     };
     // The statement's own credential keys, then each account line's.
     let refs = std::iter::once(CredentialRefs {
@@ -174,9 +178,16 @@ fn account_line(
     let currency = m.currency_of(line.currency_code.as_str(), Some(statement_currency));
     let provider = line.provider.0.as_ref();
     let path = |key: &str| format!("accountData[{index}].{key}");
+    let account_number = m.personal(ACCOUNT_NUMBER, line.account_number.as_str());
     Ok(StatementAccountLine {
         account_id: line.account_id.to_string_owned(),
-        account_number: m.personal(ACCOUNT_NUMBER, line.account_number.as_str()),
+        normalized_account_number: m.personal_or_same(
+            ACCOUNT_NUMBER,
+            line.normalized_account_number.as_str(),
+            line.account_number.as_str(),
+            &account_number,
+        ),
+        account_number,
         due_date: date_of(&line.due_date),
         amount_due: amount(line.amount_due, &currency, &path("amountDue"))?,
         total_charges: amount(line.total_charges, &currency, &path("totalCharges"))?,
@@ -199,8 +210,6 @@ fn account_line(
         publisher_provider_account_id: provider
             .map(|p| p.publisher_provider_account_id.to_string_owned())
             .unwrap_or_default(),
-        normalized_account_number: m
-            .personal(ACCOUNT_NUMBER, line.normalized_account_number.as_str()),
     })
 }
 
@@ -212,9 +221,16 @@ fn meter_line(
 ) -> Result<StatementMeterLine, String> {
     let currency = m.currency_of(meter.currency_code.as_str(), Some(account_currency));
     let path = |key: &str| format!("{at}.{key}");
+    let meter_number = m.personal(METER_NUMBER, meter.meter_number.as_str());
     Ok(StatementMeterLine {
         meter_id: meter.meter_id.to_string_owned(),
-        meter_number: m.personal(METER_NUMBER, meter.meter_number.as_str()),
+        normalized_meter_number: m.personal_or_same(
+            METER_NUMBER,
+            meter.normalized_meter_number.as_str(),
+            meter.meter_number.as_str(),
+            &meter_number,
+        ),
+        meter_number,
         point_of_delivery_number: meter.point_of_delivery_number.to_string_owned(),
         service_type: meter.service_type.to_string_owned(),
         read_date: date_of(&meter.meter_read_date),
@@ -232,7 +248,6 @@ fn meter_line(
             .map_err(|e| number_error("STATEMENT", &path("totalUsage"), e))?
             .map(|value| convert::quantity(value, meter.total_usage_unit.as_str())),
         service_type_classification: meter.service_type_classification.to_string_owned(),
-        normalized_meter_number: m.personal(METER_NUMBER, meter.normalized_meter_number.as_str()),
         normalized_point_of_delivery_number: meter
             .normalized_point_of_delivery_number
             .to_string_owned(),
