@@ -1,102 +1,206 @@
 //! Conversions from provider JSON to canonical values: money and quantities as exact decimals
 //! (never floats), instants as Timestamps, calendar dates as Dates.
 
+use std::fmt;
+
 use serde_json::Value;
+use serde_json::value::RawValue;
 use tributary_model::v1::{Date, Money, Quantity};
 use tributary_model::well_known::value::Kind;
 use tributary_model::well_known::{ListValue, Struct, Timestamp, Value as StructValue};
 
-/// Splits a decimal into whole units and billionths (same sign). Digits past the ninth decimal
-/// are truncated. Accepts JSON numbers and numeric strings; `None` for null or non-numbers.
-pub fn decimal(value: &Value) -> Option<(i64, i32)> {
-    match value {
-        Value::Number(n) => {
-            if let Some(i) = n.as_i64() {
-                Some((i, 0))
-            } else {
-                decimal_from_f64(n.as_f64()?)
+/// Why a number cannot be held exactly by `units` (i64) plus `nanos` (billionths): the
+/// canonical decimal types (Money, Quantity, Decimal). Such a value is never rounded: the
+/// adapter dead-letters the event with this reason.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DecimalError {
+    /// A non-zero digit past the ninth decimal place.
+    TooPrecise,
+    /// The whole part does not fit in a signed 64-bit integer.
+    TooLarge,
+}
+
+impl fmt::Display for DecimalError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::TooPrecise => "has a non-zero digit past the 9th decimal place",
+            Self::TooLarge => "has a whole part beyond the 64-bit range (units)",
+        })
+    }
+}
+
+impl std::error::Error for DecimalError {}
+
+/// A decimal number's exact value as written: its significant digits (no leading or trailing
+/// zeros; empty for zero) and the position of the decimal point relative to the first of them
+/// (value = 0.d1d2... x 10^point).
+#[derive(Debug, PartialEq, Eq)]
+struct DecimalText {
+    negative: bool,
+    digits: Vec<u8>,
+    point: i64,
+}
+
+impl DecimalText {
+    /// Parses `[-+]digits[.digits][(e|E)[-+]digits]` (either digit run may be empty, not
+    /// both). `None` for anything else.
+    fn parse(text: &str) -> Option<Self> {
+        let bytes = text.as_bytes();
+        let (negative, rest) = match bytes.first()? {
+            b'-' => (true, &bytes[1..]),
+            b'+' => (false, &bytes[1..]),
+            _ => (false, bytes),
+        };
+        let digit_run = |b: &[u8]| b.iter().take_while(|c| c.is_ascii_digit()).count();
+        let (whole, rest) = rest.split_at(digit_run(rest));
+        let (fraction, rest) = match rest.split_first() {
+            Some((b'.', after)) => after.split_at(digit_run(after)),
+            _ => (&[][..], rest),
+        };
+        if whole.is_empty() && fraction.is_empty() {
+            return None;
+        }
+        let exponent = match rest.split_first() {
+            None => 0,
+            Some((b'e' | b'E', after)) => {
+                let (negative_exponent, digits) = match after.split_first() {
+                    Some((b'-', d)) => (true, d),
+                    Some((b'+', d)) => (false, d),
+                    _ => (false, after),
+                };
+                if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
+                    return None;
+                }
+                // Saturates far beyond any exponent a decimal type can hold.
+                let magnitude = digits.iter().fold(0_i64, |acc, d| {
+                    acc.saturating_mul(10).saturating_add(i64::from(d - b'0'))
+                });
+                if negative_exponent {
+                    -magnitude
+                } else {
+                    magnitude
+                }
             }
+            Some(_) => return None,
+        };
+        let all = || whole.iter().chain(fraction.iter());
+        let leading = all().take_while(|d| **d == b'0').count();
+        let mut digits: Vec<u8> = all().skip(leading).map(|d| d - b'0').collect();
+        while digits.last() == Some(&0) {
+            digits.pop();
         }
-        Value::String(s) => parse_decimal(s.trim()),
-        _ => None,
+        let point = (whole.len() as i64 - leading as i64).saturating_add(exponent);
+        Some(Self {
+            negative: negative && !digits.is_empty(),
+            digits,
+            point,
+        })
+    }
+
+    /// As units and billionths (same sign), or why it does not fit.
+    fn units_and_nanos(&self) -> Result<(i64, i32), DecimalError> {
+        if self.digits.is_empty() {
+            return Ok((0, 0));
+        }
+        // The digit at index i weighs 10^(point - 1 - i).
+        let last_weight = self.point.saturating_sub(self.digits.len() as i64);
+        if last_weight < -9 {
+            return Err(DecimalError::TooPrecise);
+        }
+        if self.point > 19 {
+            return Err(DecimalError::TooLarge);
+        }
+        let digit_at = |weight: i64| -> u64 {
+            let index = self.point - 1 - weight;
+            usize::try_from(index)
+                .ok()
+                .and_then(|i| self.digits.get(i))
+                .map_or(0, |d| u64::from(*d))
+        };
+        let mut units: u64 = 0;
+        for weight in (0..self.point.max(0)).rev() {
+            units = units
+                .checked_mul(10)
+                .and_then(|u| u.checked_add(digit_at(weight)))
+                .ok_or(DecimalError::TooLarge)?;
+        }
+        let mut nanos: i32 = 0;
+        for weight in (-9..0).rev() {
+            nanos = nanos * 10 + digit_at(weight) as i32;
+        }
+        let units = if self.negative {
+            // -2^63 is a valid i64 whole part.
+            0_i64
+                .checked_sub_unsigned(units)
+                .ok_or(DecimalError::TooLarge)?
+        } else {
+            i64::try_from(units).map_err(|_| DecimalError::TooLarge)?
+        };
+        Ok(if self.negative {
+            (units, -nanos)
+        } else {
+            (units, nanos)
+        })
     }
 }
 
-/// Below this magnitude an f64 is spaced by less than 1e-9 (ulp(1e6) is about 1.2e-10), so at
-/// most one decimal with nine fractional digits reads back to it.
-const FAST_DECIMAL_LIMIT: f64 = 1e6;
-
-/// A JSON float as units and billionths: exactly what parsing its shortest round-trip text
-/// (`f64`'s Display: a JSON `94.99` becomes "94.99" again) with [`parse_decimal`] gives.
+/// Reads a decimal exactly from its text, a JSON number's (`12345678901234567.89`, `1.5e3`)
+/// or a numeric string's (`" 619.85 "`, `"+1"`), into whole units and billionths (same sign).
 ///
-/// Fast path, without formatting: when `c = round(x * 1e9)` reads back to `x` (`c / 1e9 == x`,
-/// both exact in f64 and the division correctly rounded) and `|x| < 1e6`, `c` is the only
-/// nine-digit decimal that reads back to `x`, and the shortest text has no more than nine
-/// fractional digits, so it is that decimal. Anything else takes the formatting path.
-pub fn decimal_from_f64(x: f64) -> Option<(i64, i32)> {
-    if x.abs() < FAST_DECIMAL_LIMIT {
-        let scaled = (x * 1e9).round();
-        // |scaled| <= 1e15 < 2^53: exact as i64 and back.
-        let c = scaled as i64;
-        if (c as f64) / 1e9 == x {
-            return Some((c / 1_000_000_000, (c % 1_000_000_000) as i32));
-        }
+/// `Ok(None)` when the text is not a number. Never rounds: more than nine significant decimal
+/// places or a whole part beyond i64 is an error ([`DecimalError`]). Trailing zeros past the
+/// ninth place are not significant (`0.1000000000` is fine).
+pub fn parse_decimal(text: &str) -> Result<Option<(i64, i32)>, DecimalError> {
+    match DecimalText::parse(text.trim()) {
+        Some(decimal) => decimal.units_and_nanos().map(Some),
+        None => Ok(None),
     }
-    parse_decimal(&x.to_string())
 }
 
-/// Parses `[-+]digits[.digits]` into units and nanos.
-pub fn parse_decimal(text: &str) -> Option<(i64, i32)> {
-    let (negative, digits) = match text.as_bytes().first()? {
-        b'-' => (true, &text[1..]),
-        b'+' => (false, &text[1..]),
-        _ => (false, text),
-    };
-    let (whole, fraction) = digits.split_once('.').unwrap_or((digits, ""));
-    if whole.is_empty() && fraction.is_empty() {
-        return None;
+/// A decimal from a parsed `Value`: a number or a numeric string, as [`parse_decimal`] reads
+/// it; `Ok(None)` for null and non-numbers.
+///
+/// A `Value` has already read a fractional number through f64 (only integers up to 64 bits
+/// stay exact in it), so adapters read amounts with [`crate::lenient::Num`] straight from the
+/// body text instead; this helper is exact for what a `Value` holds.
+pub fn decimal(value: &Value) -> Result<Option<(i64, i32)>, DecimalError> {
+    match value {
+        Value::Number(n) => parse_decimal(&n.to_string()),
+        Value::String(s) => parse_decimal(s),
+        _ => Ok(None),
     }
-    if !whole
-        .bytes()
-        .chain(fraction.bytes())
-        .all(|b| b.is_ascii_digit())
-    {
-        return None;
-    }
-    let units: i64 = if whole.is_empty() {
-        0
-    } else {
-        whole.parse().ok()?
-    };
-    let mut nanos: i32 = 0;
-    for (i, b) in fraction.bytes().take(9).enumerate() {
-        nanos += i32::from(b - b'0') * 10_i32.pow(8 - i as u32);
-    }
-    Some(if negative {
-        (-units, -nanos)
-    } else {
-        (units, nanos)
-    })
 }
 
-/// A money amount; `None` when the provider sent null or no number.
-pub fn money(value: &Value, currency_code: &str) -> Option<Money> {
-    let (units, nanos) = decimal(value)?;
-    Some(Money {
+/// The double a JSON number's text stands for, when a double holds it exactly: when the
+/// double reads back as the same decimal (its shortest round-trip text names the same
+/// number, so `0.1` and `1e2` qualify, `9007199254740993` and `12345678901234567.89` do
+/// not). `None` otherwise, and for text that is not a number.
+pub fn exact_f64(text: &str) -> Option<f64> {
+    let written = DecimalText::parse(text)?;
+    let double: f64 = text.parse().ok()?;
+    if !double.is_finite() {
+        return None;
+    }
+    let read_back = DecimalText::parse(&format!("{double:e}"))?;
+    (read_back == written).then_some(double)
+}
+
+/// A money amount from units and billionths ([`parse_decimal`], [`crate::lenient::Num`]).
+pub fn money((units, nanos): (i64, i32), currency_code: &str) -> Money {
+    Money {
         currency_code: currency_code.to_owned(),
         units,
         nanos,
-    })
+    }
 }
 
-/// A measured quantity with its unit; `None` when the provider sent null or no number.
-pub fn quantity(value: &Value, unit: &str) -> Option<Quantity> {
-    let (units, nanos) = decimal(value)?;
-    Some(Quantity {
+/// A measured quantity with its unit from units and billionths.
+pub fn quantity((units, nanos): (i64, i32), unit: &str) -> Quantity {
+    Quantity {
         units,
         nanos,
         unit: unit.to_owned(),
-    })
+    }
 }
 
 /// The first second a protobuf `Timestamp` can hold: 0001-01-01T00:00:00Z.
@@ -223,41 +327,96 @@ pub const MAX_STRUCT_DEPTH: usize = 16;
 ///
 /// Objects and arrays deeper than [`MAX_STRUCT_DEPTH`] levels are not dropped: each one is
 /// replaced by a string `Value` holding its compact JSON text (`{"a":{"b":1}}`), so nothing is
-/// lost and the result always decodes. Numbers become doubles, as in every `Struct`.
+/// lost and the result always decodes. A number a double holds exactly ([`exact_f64`]) is a
+/// number value; any other (an id above 2^53) is a string value with its JSON text, so no
+/// digit is lost. A `Value` has already read fractional numbers through f64: adapters convert
+/// partner metadata from the body text with [`struct_from_json`].
 pub fn to_struct(value: &Value) -> Option<Struct> {
-    let Value::Object(map) = value else {
+    let Value::Object(_) = value else {
         return None;
     };
-    Some(object_to_struct(map, 1))
+    struct_from_json(&value.to_string())
 }
 
-/// `map` sits at JSON level `depth` (1 = the top object).
-fn object_to_struct(map: &serde_json::Map<String, Value>, depth: usize) -> Struct {
-    Struct {
-        fields: map
-            .iter()
-            .map(|(key, value)| (key.clone(), to_value(value, depth + 1)))
-            .collect(),
+/// A JSON object's text (a [`RawValue`] of the body) as a protobuf `Struct`, numbers kept
+/// exactly as [`to_struct`] says; `None` when the text is not a JSON object.
+pub fn struct_from_json(text: &str) -> Option<Struct> {
+    match json_to_value(text, 1)?.kind {
+        Some(Kind::StructValue(object)) => Some(object),
+        _ => None,
     }
 }
 
-/// `value` sits at JSON level `depth`.
-fn to_value(value: &Value, depth: usize) -> StructValue {
-    let kind = match value {
-        Value::Null => Kind::NullValue(0),
-        Value::Bool(b) => Kind::BoolValue(*b),
-        // serde_json numbers always have an f64 view (without the arbitrary_precision feature).
-        Value::Number(n) => Kind::NumberValue(n.as_f64().unwrap_or_default()),
-        Value::String(s) => Kind::StringValue(s.clone()),
-        Value::Object(_) | Value::Array(_) if depth > MAX_STRUCT_DEPTH => {
-            Kind::StringValue(value.to_string())
+/// Any JSON text (a [`RawValue`]) as a protobuf `Value`, as [`struct_from_json`] converts the
+/// values of an object; `None` when the text is not JSON.
+pub fn value_from_json(text: &str) -> Option<StructValue> {
+    json_to_value(text, 1)
+}
+
+/// The entries of a JSON object, each value's text borrowed; a repeated key keeps its last
+/// value (as in a `Value`).
+type Entries<'a> = std::collections::BTreeMap<std::borrow::Cow<'a, str>, &'a RawValue>;
+
+/// `text` sits at JSON level `depth` (1 = the top object). Containers are read one level at
+/// a time, each value kept as its text, so numbers keep every digit.
+fn json_to_value(text: &str, depth: usize) -> Option<StructValue> {
+    let text = text.trim();
+    let kind = match text.as_bytes().first()? {
+        b'{' | b'[' if depth > MAX_STRUCT_DEPTH => Kind::StringValue(compact_json(text)),
+        b'{' => {
+            let entries: Entries<'_> = serde_json::from_str(text).ok()?;
+            let mut fields = std::collections::HashMap::with_capacity(entries.len());
+            for (key, raw) in entries {
+                fields.insert(key.into_owned(), json_to_value(raw.get(), depth + 1)?);
+            }
+            Kind::StructValue(Struct {
+                fields: fields.into_iter().collect(),
+            })
         }
-        Value::Object(map) => Kind::StructValue(object_to_struct(map, depth)),
-        Value::Array(items) => Kind::ListValue(ListValue {
-            values: items.iter().map(|item| to_value(item, depth + 1)).collect(),
-        }),
+        b'[' => {
+            let items: Vec<&RawValue> = serde_json::from_str(text).ok()?;
+            let mut values = Vec::with_capacity(items.len());
+            for raw in items {
+                values.push(json_to_value(raw.get(), depth + 1)?);
+            }
+            Kind::ListValue(ListValue { values })
+        }
+        b'"' => Kind::StringValue(serde_json::from_str(text).ok()?),
+        b't' | b'f' => Kind::BoolValue(serde_json::from_str(text).ok()?),
+        b'n' => Kind::NullValue(0),
+        _ => match exact_f64(text) {
+            Some(number) => Kind::NumberValue(number),
+            // Still checked to be a JSON number (the body parsed), kept digit for digit.
+            None if DecimalText::parse(text).is_some() => Kind::StringValue(text.to_owned()),
+            None => return None,
+        },
     };
-    StructValue { kind: Some(kind) }
+    Some(StructValue { kind: Some(kind) })
+}
+
+/// JSON text without the whitespace between tokens (strings and numbers kept as written).
+fn compact_json(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut in_string = false;
+    let mut escaped = false;
+    for c in text.chars() {
+        if in_string {
+            out.push(c);
+            if escaped {
+                escaped = false;
+            } else if c == '\\' {
+                escaped = true;
+            } else if c == '"' {
+                in_string = false;
+            }
+        } else if !c.is_ascii_whitespace() {
+            if c == '"' {
+                in_string = true;
+            }
+            out.push(c);
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -270,79 +429,106 @@ mod tests {
 
     #[test]
     fn decimals_are_exact() {
-        assert_eq!(decimal(&json!(94.99)), Some((94, 990_000_000)));
-        assert_eq!(decimal(&json!(1831.85)), Some((1831, 850_000_000)));
-        assert_eq!(decimal(&json!(-0.5)), Some((0, -500_000_000)));
-        assert_eq!(decimal(&json!(-12.25)), Some((-12, -250_000_000)));
-        assert_eq!(decimal(&json!(100)), Some((100, 0)));
-        assert_eq!(decimal(&json!("619.85")), Some((619, 850_000_000)));
-        assert_eq!(decimal(&json!("0.1234567891")), Some((0, 123_456_789)));
-        assert_eq!(decimal(&json!(null)), None);
-        assert_eq!(decimal(&json!("abc")), None);
-        assert_eq!(decimal(&json!("-")), None);
-        assert_eq!(decimal(&json!(-0.0)), Some((0, 0)));
-        assert_eq!(decimal(&json!(1e-10)), Some((0, 0)));
-        assert_eq!(decimal(&json!(0.000000001)), Some((0, 1)));
+        let d = |text: &str| parse_decimal(text);
+        assert_eq!(d("94.99"), Ok(Some((94, 990_000_000))));
+        assert_eq!(d("1831.85"), Ok(Some((1831, 850_000_000))));
+        assert_eq!(d("-0.5"), Ok(Some((0, -500_000_000))));
+        assert_eq!(d("-12.25"), Ok(Some((-12, -250_000_000))));
+        assert_eq!(d("100"), Ok(Some((100, 0))));
+        assert_eq!(d(" 619.85 "), Ok(Some((619, 850_000_000))));
+        assert_eq!(d("+1"), Ok(Some((1, 0))));
+        assert_eq!(d(".5"), Ok(Some((0, 500_000_000))));
+        assert_eq!(d("5."), Ok(Some((5, 0))));
+        assert_eq!(d("-0"), Ok(Some((0, 0))));
+        assert_eq!(d("-0.0"), Ok(Some((0, 0))));
+        assert_eq!(d("0.000000001"), Ok(Some((0, 1))));
+        assert_eq!(d("1.5e3"), Ok(Some((1500, 0))));
+        assert_eq!(d("15E-1"), Ok(Some((1, 500_000_000))));
+        assert_eq!(d("1e-9"), Ok(Some((0, 1))));
+        assert_eq!(d("0e999999999999999999999"), Ok(Some((0, 0))));
+        // Beyond f64's 17 significant digits, kept exactly.
         assert_eq!(
-            decimal(&json!(123456789.123)),
-            Some((123_456_789, 123_000_000))
+            d("12345678901234567.89"),
+            Ok(Some((12_345_678_901_234_567, 890_000_000)))
         );
+        assert_eq!(d("0.123456789"), Ok(Some((0, 123_456_789))), "nine places");
+        assert_eq!(d("0.1234567890000"), Ok(Some((0, 123_456_789))));
+        assert_eq!(
+            d("9223372036854775807.999999999"),
+            Ok(Some((i64::MAX, 999_999_999)))
+        );
+        assert_eq!(
+            d("-9223372036854775808.5"),
+            Ok(Some((i64::MIN, -500_000_000)))
+        );
+        // Never rounded, never truncated.
+        assert_eq!(d("0.1234567891"), Err(DecimalError::TooPrecise));
+        assert_eq!(d("1e-10"), Err(DecimalError::TooPrecise));
+        assert_eq!(d("9223372036854775808"), Err(DecimalError::TooLarge));
+        assert_eq!(d("-9223372036854775809"), Err(DecimalError::TooLarge));
+        assert_eq!(d("123456789012345678901.5"), Err(DecimalError::TooLarge));
+        assert_eq!(d("1e19"), Err(DecimalError::TooLarge));
+        assert_eq!(d("1e999999999999999999999"), Err(DecimalError::TooLarge));
+        // Not numbers.
+        for text in [
+            "", "abc", "-", ".", "1.2.3", "1e", "1e+", "0x10", "1,5", "--1", "NaN",
+        ] {
+            assert_eq!(d(text), Ok(None), "{text:?}");
+        }
+        assert_eq!(decimal(&json!(null)), Ok(None));
+        assert_eq!(decimal(&json!(true)), Ok(None));
+        assert_eq!(decimal(&json!(94.99)), Ok(Some((94, 990_000_000))));
+        assert_eq!(decimal(&json!(u64::MAX)), Err(DecimalError::TooLarge));
+        assert_eq!(decimal(&json!("1.25")), Ok(Some((1, 250_000_000))));
     }
 
-    /// The fast path gives what the formatting path gives, on every kind of float: short
-    /// decimals, long fractions, values near the fast path's limit, tiny and huge ones.
     #[test]
-    fn fast_decimal_path_equals_formatting() {
-        let slow = |x: f64| parse_decimal(&x.to_string());
-        // A small deterministic generator (xorshift), no extra dependency.
-        let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
-        let mut next = move || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
+    fn doubles_only_when_exact() {
+        assert_eq!(exact_f64("1.5"), Some(1.5));
+        assert_eq!(exact_f64("0.1"), Some(0.1));
+        assert_eq!(exact_f64("1e2"), Some(100.0));
+        assert_eq!(exact_f64("-0"), Some(-0.0));
+        assert_eq!(exact_f64("9007199254740992"), Some(9_007_199_254_740_992.0));
+        assert_eq!(exact_f64("9007199254740993"), None);
+        assert_eq!(exact_f64("12345678901234567.89"), None);
+        assert_eq!(exact_f64("0.10000000000000000001"), None);
+        assert_eq!(exact_f64("1e400"), None);
+        assert_eq!(exact_f64("x"), None);
+    }
+
+    #[test]
+    fn metadata_numbers_keep_their_digits() {
+        let text = r#"{"id": 12345678901234567890123, "small": 42, "price": 12345678901234567.89,
+            "ratio": 0.25, "list": [9007199254740993, 1.5], "nested": {"big": -9007199254740993},
+            "s": "x", "b": false, "n": null, "dup": 1, "dup": 2}"#;
+        let converted = struct_from_json(text).expect("an object");
+        let kind = |key: &str| converted.fields[key].kind.clone();
+        let text_value = |t: &str| Some(Kind::StringValue(t.to_owned()));
+        assert_eq!(kind("id"), text_value("12345678901234567890123"));
+        assert_eq!(kind("small"), Some(Kind::NumberValue(42.0)));
+        assert_eq!(kind("price"), text_value("12345678901234567.89"));
+        assert_eq!(kind("ratio"), Some(Kind::NumberValue(0.25)));
+        assert_eq!(kind("s"), text_value("x"));
+        assert_eq!(kind("b"), Some(Kind::BoolValue(false)));
+        assert_eq!(kind("n"), Some(Kind::NullValue(0)));
+        assert_eq!(kind("dup"), Some(Kind::NumberValue(2.0)));
+        let Some(Kind::ListValue(list)) = kind("list") else {
+            panic!("list");
         };
-        let mut checked = 0;
-        for i in 0..400_000_u64 {
-            let r = next();
-            let x = match i % 5 {
-                // Any bit pattern.
-                0 => f64::from_bits(r),
-                // Cents and other short decimals, as providers send amounts.
-                1 => (r % 200_000_000) as f64 / 100.0 - 1_000_000.0,
-                2 => (r % 2_000_000_000_000) as f64 / 1e6 - 1_000_000.0,
-                // Up to 12 fractional digits, below and around the limit.
-                3 => (r % 2_000_000_000_000_000) as f64 / 1e12 - 1_000.0,
-                _ => (r % 4_000_000_000) as f64 / 1e3 - 2_000_000.0 + 0.5e-9,
-            };
-            if !x.is_finite() {
-                continue;
-            }
-            assert_eq!(decimal_from_f64(x), slow(x), "{x:e}");
-            checked += 1;
-        }
-        for x in [
-            0.0,
-            -0.0,
-            1e-9,
-            -1e-9,
-            5e-10,
-            999_999.999_999_999,
-            1e6,
-            -1e6,
-            0.1,
-            0.2,
-            0.3,
-            94.99,
-            1831.85,
-            616.09,
-            722.97,
-            2e-9,
-            1.000_000_000_5,
-        ] {
-            assert_eq!(decimal_from_f64(x), slow(x), "{x:e}");
-        }
-        assert!(checked > 300_000);
+        assert_eq!(list.values[0].kind, text_value("9007199254740993"));
+        assert_eq!(list.values[1].kind, Some(Kind::NumberValue(1.5)));
+        let Some(Kind::StructValue(nested)) = kind("nested") else {
+            panic!("struct");
+        };
+        assert_eq!(nested.fields["big"].kind, text_value("-9007199254740993"));
+        assert_eq!(struct_from_json("[1]"), None);
+        assert_eq!(struct_from_json("7"), None);
+        // From a `Value`, 64-bit integers are still exact.
+        let value = json!({"id": 18_446_744_073_709_551_615_u64});
+        assert_eq!(
+            to_struct(&value).expect("object").fields["id"].kind,
+            text_value("18446744073709551615")
+        );
     }
 
     /// `{"l1": {"l2": ... {"l<levels>": "bottom"}}}`: `levels` objects inside the top one.

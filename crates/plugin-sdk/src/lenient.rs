@@ -12,12 +12,20 @@
 //!   value, as a `Value` map does;
 //! - the same types deserialize from a parsed `&Value` too (strings still borrowed), so an
 //!   adapter can fall back to a `Value` and keep one mapping path.
+//!
+//! Numbers are the exception that makes the typed read better than a `Value`: [`Num`] and
+//! [`Json`] read a number from its JSON text, so digits a double cannot hold are kept (a
+//! `Value` has already rounded a fraction through f64). For every number a double holds, they
+//! read what the `convert` helpers read from a `Value`.
 
 use std::borrow::Cow;
 use std::fmt;
 
 use serde::de::{Deserialize, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::Number;
+use serde_json::value::RawValue;
+
+use crate::convert::DecimalError;
 
 /// Reads and discards any JSON value, checking it fully (unlike `serde::de::IgnoredAny`, which
 /// serde_json skips without checking strings or number ranges).
@@ -284,44 +292,73 @@ impl<'de> Deserialize<'de> for Str<'de> {
     }
 }
 
-/// A decimal as `convert::decimal` reads it (a JSON number, or a numeric string), as units and
-/// billionths; `None` for anything else.
+/// A decimal read exactly from the number's JSON text (or a numeric string's), as
+/// [`crate::convert::parse_decimal`] reads it: never through f64. `None` for anything that is
+/// not a number (absent, null, other types); `Some(Err(_))` for a number the canonical decimal
+/// types cannot hold (which the adapter dead-letters, never rounds).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Num(pub Option<(i64, i32)>);
+pub struct Num(pub Option<Result<(i64, i32), DecimalError>>);
+
+impl Num {
+    /// The value: `Ok(None)` when there is no number, the error when it does not fit.
+    pub fn get(self) -> Result<Option<(i64, i32)>, DecimalError> {
+        self.0.transpose()
+    }
+}
 
 impl<'de> Deserialize<'de> for Num {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = Num;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("any JSON value")
+        // The value's text: borrowed from the body when read from it, made from a `Value`
+        // otherwise (where a fraction has already been through f64).
+        let raw = Box::<RawValue>::deserialize(deserializer)?;
+        let text = raw.get();
+        Ok(Num(match text.as_bytes().first() {
+            Some(b'-' | b'0'..=b'9') => {
+                // Refused as a `Value` refuses it, so the typed read fails when that does.
+                if !text.parse::<f64>().is_ok_and(f64::is_finite) {
+                    return Err(serde::de::Error::custom("number out of range"));
+                }
+                crate::convert::parse_decimal(text).transpose()
             }
-            fn visit_str<E>(self, s: &str) -> Result<Num, E> {
-                Ok(Num(crate::convert::parse_decimal(s.trim())))
+            Some(b'"') => {
+                let s: Cow<'_, str> =
+                    serde_json::from_str(text).map_err(serde::de::Error::custom)?;
+                crate::convert::parse_decimal(&s).transpose()
             }
-            fn visit_bool<E>(self, _: bool) -> Result<Num, E> {
-                Ok(Num(None))
+            Some(b'{' | b'[') => {
+                // Checked as fully as any skipped value.
+                serde_json::from_str::<Skip>(text).map_err(serde::de::Error::custom)?;
+                None
             }
-            fn visit_i64<E>(self, i: i64) -> Result<Num, E> {
-                Ok(Num(Some((i, 0))))
-            }
-            fn visit_u64<E>(self, u: u64) -> Result<Num, E> {
-                // `Value::as_i64` first, then the f64 view (as `convert::decimal`).
-                Ok(Num(match i64::try_from(u) {
-                    Ok(i) => Some((i, 0)),
-                    Err(_) => crate::convert::decimal_from_f64(u as f64),
-                }))
-            }
-            fn visit_f64<E>(self, f: f64) -> Result<Num, E> {
-                Ok(Num(crate::convert::decimal_from_f64(f)))
-            }
-            fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Num, D::Error> {
-                Num::deserialize(d)
-            }
-            drain_containers!(Num(None));
-        }
-        deserializer.deserialize_any(V)
+            _ => None,
+        }))
+    }
+}
+
+/// A subtree kept as its JSON text (partner metadata), so numbers keep every digit; `None`
+/// when absent. Convert it with [`Json::to_struct`].
+#[derive(Debug, Clone, Default)]
+pub struct Json(pub Option<Box<RawValue>>);
+
+impl Json {
+    /// The text, when present (`"null"` for an explicit null).
+    pub fn get(&self) -> Option<&str> {
+        self.0.as_deref().map(RawValue::get)
+    }
+
+    /// An object as a protobuf `Struct` ([`crate::convert::struct_from_json`]); `None` for
+    /// anything else.
+    pub fn to_struct(&self) -> Option<crate::model::well_known::Struct> {
+        self.get().and_then(crate::convert::struct_from_json)
+    }
+}
+
+impl<'de> Deserialize<'de> for Json {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let raw = Box::<RawValue>::deserialize(deserializer)?;
+        // Checked as fully as a `Value` would be (escapes, number range).
+        serde_json::from_str::<Skip>(raw.get()).map_err(serde::de::Error::custom)?;
+        Ok(Json(Some(raw)))
     }
 }
 
@@ -539,6 +576,7 @@ place_by_value!(
     Text<'de>,
     Str<'de>,
     Num,
+    Json,
     Flag,
     Int,
     Strings<'de>,
@@ -1001,11 +1039,23 @@ mod tests {
     }
 
     /// What the `convert` helpers read from `object`, for comparison.
-    fn expected(object: &Value) -> (String, Option<String>, Option<(i64, i32)>, bool, i64) {
+    #[allow(clippy::type_complexity)]
+    fn expected(
+        object: &Value,
+    ) -> (
+        String,
+        Option<String>,
+        Option<Result<(i64, i32), convert::DecimalError>>,
+        bool,
+        i64,
+    ) {
         (
             convert::str_at(object, "text"),
             object["str"].as_str().map(str::to_owned),
-            object.get("num").and_then(convert::decimal),
+            object
+                .get("num")
+                .map_or(Ok(None), convert::decimal)
+                .transpose(),
             convert::bool_at(object, "flag"),
             convert::i64_at(object, "int"),
         )
@@ -1109,6 +1159,54 @@ mod tests {
             let value = serde_json::from_str::<Value>(&body).is_ok();
             let typed = serde_json::from_str::<Probe<'_>>(&body).is_ok();
             assert_eq!(typed, value, "{body:.60}");
+        }
+    }
+
+    lenient_object! {
+        /// Exact numbers and kept subtrees.
+        struct Exact<'a> {
+            "amount" => amount: Num,
+            "meta" => meta: Json,
+        }
+    }
+
+    /// Amounts come from the number's text, never through f64; a subtree keeps its text.
+    #[test]
+    fn numbers_are_read_from_their_text() {
+        fn read(body: &str) -> Exact<'_> {
+            serde_json::from_str(body).expect("parses")
+        }
+        let exact = read(r#"{"amount": 12345678901234567.89}"#);
+        assert_eq!(
+            exact.amount.get(),
+            Ok(Some((12_345_678_901_234_567, 890_000_000)))
+        );
+        assert_eq!(
+            read(r#"{"amount": "0.1234567891"}"#).amount.get(),
+            Err(convert::DecimalError::TooPrecise)
+        );
+        assert_eq!(
+            read(r#"{"amount": 99999999999999999999}"#).amount.get(),
+            Err(convert::DecimalError::TooLarge)
+        );
+        assert_eq!(read(r#"{"amount": [1.5]}"#).amount.get(), Ok(None));
+        assert_eq!(read("{}").amount.get(), Ok(None));
+        let meta = read(r#"{"meta": {"id": 12345678901234567890123}}"#).meta;
+        assert_eq!(meta.get(), Some(r#"{"id": 12345678901234567890123}"#));
+        let converted = meta.to_struct().expect("object");
+        assert_eq!(
+            converted.fields["id"].kind,
+            Some(crate::model::well_known::value::Kind::StringValue(
+                "12345678901234567890123".into()
+            ))
+        );
+        for body in [
+            r#"{"amount": 1e400}"#,
+            r#"{"meta": [1e400]}"#,
+            r#"{"meta": "\q"}"#,
+        ] {
+            assert!(serde_json::from_str::<Value>(body).is_err());
+            assert!(serde_json::from_str::<Exact<'_>>(body).is_err(), "{body}");
         }
     }
 

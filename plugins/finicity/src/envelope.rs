@@ -5,9 +5,9 @@
 use std::borrow::Cow;
 
 use serde::Deserialize;
-use serde_json::{Map, Value};
+use serde_json::Value;
 use tributary_plugin_sdk::convert;
-use tributary_plugin_sdk::lenient::{Item, Obj, Str, Text};
+use tributary_plugin_sdk::lenient::{Item, Json, Obj, Str, Text};
 use tributary_plugin_sdk::lenient_object;
 use tributary_plugin_sdk::model::v1::Rejection;
 use tributary_plugin_sdk::model::well_known::{Struct, Timestamp};
@@ -17,14 +17,14 @@ use crate::map::Payload;
 
 lenient_object! {
     /// The envelope's JSON fields, before the checks of [`Envelope::parse`]. `webhookData`
-    /// stays a `Value`: it is passed on whole, as partner metadata.
+    /// stays JSON text: it is passed on whole, as partner metadata, numbers digit for digit.
     pub struct RawEnvelope<'a> {
         "eventType" => event_type: Str<'a>,
         "eventId" => event_id: Text<'a>,
         "customerId" => customer_id: Text<'a>,
         "consumerId" => consumer_id: Text<'a>,
         "payload" => payload: Item<'a, Box<Payload<'a>>>,
-        "webhookData" => webhook_data: Value,
+        "webhookData" => webhook_data: Json,
     }
 }
 
@@ -51,8 +51,8 @@ pub struct Envelope<'a> {
     pub consumer_id: Text<'a>,
     /// `payload`; `Absent` when absent.
     pub payload: Item<'a, Box<Payload<'a>>>,
-    /// `webhookData`; `Value::Null` when absent.
-    pub webhook_data: Value,
+    /// `webhookData` as its JSON text; `None` when absent.
+    pub webhook_data: Json,
 }
 
 /// What `payload` is.
@@ -113,14 +113,17 @@ impl<'a> Envelope<'a> {
 
     /// `webhookData` as partner metadata: an object as is; any other non-null value wrapped as
     /// `{"value": ...}` so nothing is lost.
+    /// Numbers keep every digit (read from the body text, see `convert::struct_from_json`).
     pub fn partner_metadata(&self) -> Option<Struct> {
-        match &self.webhook_data {
-            Value::Null => None,
-            object @ Value::Object(_) => convert::to_struct(object),
-            other => {
-                let mut wrapped = Map::new();
-                wrapped.insert("value".to_owned(), other.clone());
-                convert::to_struct(&Value::Object(wrapped))
+        let text = self.webhook_data.get()?;
+        match text.as_bytes().first() {
+            Some(b'n') => None,
+            Some(b'{') => convert::struct_from_json(text),
+            _ => {
+                let value = convert::value_from_json(text)?;
+                Some(Struct {
+                    fields: [("value".to_owned(), value)].into_iter().collect(),
+                })
             }
         }
     }

@@ -5,7 +5,7 @@
 use serde::Deserialize;
 use serde_json::Value;
 use serde_json::value::RawValue;
-use tributary_plugin_sdk::lenient::{Item, Obj, Str, Text};
+use tributary_plugin_sdk::lenient::{Item, Json, Obj, Str, Text};
 use tributary_plugin_sdk::lenient_object;
 use tributary_plugin_sdk::prelude::*;
 
@@ -13,7 +13,7 @@ use crate::map::KlaviPayload;
 
 lenient_object! {
     /// One element of the array, as read (checked by [`envelope`]). `externalInfo` stays a
-    /// `Value`: it is passed on whole, as partner metadata.
+    /// JSON text: it is passed on whole, as partner metadata, numbers digit for digit.
     pub struct RawEvent<'a> {
         "eventId" => event_id: Text<'a>,
         "eventID" => event_id_capital_d: Text<'a>,
@@ -22,7 +22,7 @@ lenient_object! {
         "eventTime" => event_time: Str<'a>,
         "partnerAppId" => partner_app_id: Text<'a>,
         "payload" => payload: Obj<KlaviPayload<'a>>,
-        "externalInfo" => external_info: Value,
+        "externalInfo" => external_info: Json,
     }
 }
 

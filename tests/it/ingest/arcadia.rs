@@ -368,3 +368,215 @@ async fn the_download_token_is_typed_for_the_consumer_and_never_logged_nor_shown
     assert!(logs.contains("DEBUG"), "debug logs were captured: {logs}");
     assert!(!logs.contains(token), "the token was logged:\n{logs}");
 }
+
+/// The exact value of a metadata field: a number, or the JSON text of one a double cannot hold.
+fn metadata_field(event: &tributary_model::v1::Event, key: &str) -> Value {
+    let metadata = event.partner_metadata.as_ref().expect("partner metadata");
+    serde_json::to_value(&metadata.fields[key]).expect("json")
+}
+
+#[tokio::test]
+async fn amounts_and_metadata_numbers_arrive_exactly_and_out_of_range_amounts_are_dead_letters() {
+    let server = Server::start(&config());
+    let mapped = [
+        "statement-exact-huge-and-many-decimal-amounts",
+        "account-custom-data-big-ids",
+    ];
+    let refused = [
+        (
+            "statement-amount-beyond-i64-dead-letter",
+            "whk_exact-0003",
+            "STATEMENT `totalCharges` has a whole part beyond the 64-bit range (units): the \
+             canonical decimal cannot hold it exactly, and numbers are never rounded",
+        ),
+        (
+            "statement-amount-too-many-decimals-dead-letter",
+            "whk_exact-0002",
+            "STATEMENT `accountData[0].meterData[0].totalCharges` has a non-zero digit past the \
+             9th decimal place: the canonical decimal cannot hold it exactly, and numbers are \
+             never rounded",
+        ),
+    ];
+    let mut expected = Vec::new();
+    for name in mapped {
+        let fixture = support::fixture("arcadia", name);
+        let (status, body) = server.post("arcadia", &fixture.raw, &ARCADIA_AUTH).await;
+        assert_eq!(
+            (status, body["accepted"].clone()),
+            (200, json!(1)),
+            "{name}"
+        );
+        let event = fixture.expected["normalized"]["events"][0].clone();
+        expected.push(expected_delivery(
+            event,
+            "arcadia",
+            expected.len() as u64 + 1,
+            "arcadia",
+        ));
+    }
+    for (name, _, _) in refused {
+        let fixture = support::fixture("arcadia", name);
+        let (status, body) = server.post("arcadia", &fixture.raw, &ARCADIA_AUTH).await;
+        assert_eq!(
+            (
+                status,
+                body["accepted"].clone(),
+                body["dead_lettered"].clone()
+            ),
+            (200, json!(0), json!(1)),
+            "{name}"
+        );
+    }
+
+    let events = server.collect(Filter::default(), None, 2).await;
+    for (event, want) in events.iter().zip(&expected) {
+        assert_eq!(delivered_json(event), *want);
+    }
+    let Some(Payload::Statement(statement)) = &events[0].payload else {
+        panic!("not a statement: {:?}", events[0].payload);
+    };
+    let money = |m: &Option<tributary_model::v1::Money>| {
+        m.as_ref()
+            .map(|m| (m.units, m.nanos, m.currency_code.clone()))
+    };
+    assert_eq!(
+        money(&statement.amount_due),
+        Some((12_345_678_901_234_567, 890_000_000, "USD".into()))
+    );
+    assert_eq!(
+        money(&statement.total_charges),
+        Some((i64::MAX, 999_999_999, "USD".into()))
+    );
+    assert_eq!(
+        money(&statement.outstanding_balance),
+        Some((0, -123_456_789, "USD".into()))
+    );
+    let line = &statement.accounts[0];
+    assert_eq!(money(&line.amount_due), Some((1500, 0, "USD".into())));
+    assert_eq!(money(&line.total_charges), Some((0, 1, "USD".into())));
+    assert_eq!(
+        money(&line.outstanding_balance),
+        Some((i64::MIN, 0, "USD".into()))
+    );
+    let usage = line.meters[0].total_usage.as_ref().expect("usage");
+    assert_eq!(
+        (usage.units, usage.nanos, usage.unit.as_str()),
+        (619, 123_456_789, "kWh")
+    );
+
+    assert_eq!(
+        metadata_field(&events[1], "partnerAccountId"),
+        json!("98765432109876543210")
+    );
+    assert_eq!(
+        metadata_field(&events[1], "beyondDouble"),
+        json!("9007199254740993")
+    );
+    assert_eq!(
+        metadata_field(&events[1], "amount"),
+        json!("12345678901234567.89")
+    );
+    assert_eq!(metadata_field(&events[1], "ratio"), json!(0.5));
+    server.assert_no_more(Some(Start::AfterSequence(2))).await;
+
+    let letters = server.dead_letters(ListDeadLettersRequest::default()).await;
+    let mut got: Vec<(String, String)> = letters
+        .iter()
+        .map(|l| (l.provider_event_id.clone(), l.reason.clone()))
+        .collect();
+    got.sort();
+    let mut want: Vec<(String, String)> = refused
+        .iter()
+        .map(|(_, id, reason)| ((*id).to_owned(), (*reason).to_owned()))
+        .collect();
+    want.sort();
+    assert_eq!(got, want);
+}
+
+#[tokio::test]
+async fn deletions_are_typed_by_outcome_and_file_names_follow_the_personal_data_policy() {
+    let server = Server::start(&config());
+    let cases = [
+        ("seed-deletion-status-change-success", "deletion.completed"),
+        (
+            "deletion-status-change-failure-account-target",
+            "deletion.failed",
+        ),
+        ("deletion-status-change-in-progress", "deletion.in_progress"),
+        (
+            "deletion-status-change-unknown-status",
+            "deletion.status_changed",
+        ),
+        ("seed-file-status-change-queued", "file.status_changed"),
+    ];
+    for (name, _) in cases {
+        let fixture = support::fixture("arcadia", name);
+        let (status, body) = server.post("arcadia", &fixture.raw, &ARCADIA_AUTH).await;
+        assert_eq!(
+            (status, body["accepted"].clone()),
+            (200, json!(1)),
+            "{name}"
+        );
+    }
+    let events = server.collect(Filter::default(), None, cases.len()).await;
+    let got: Vec<(&str, Option<i32>)> = events
+        .iter()
+        .map(|e| {
+            let status = match &e.payload {
+                Some(Payload::Deletion(deletion)) => Some(deletion.status),
+                _ => None,
+            };
+            (e.r#type.as_str(), status)
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (
+                "deletion.completed",
+                Some(OperationStatus::Succeeded as i32)
+            ),
+            ("deletion.failed", Some(OperationStatus::Failed as i32)),
+            (
+                "deletion.in_progress",
+                Some(OperationStatus::InProgress as i32)
+            ),
+            (
+                "deletion.status_changed",
+                Some(OperationStatus::Unspecified as i32)
+            ),
+            ("file.status_changed", None),
+        ]
+    );
+    // Only the final success matches a filter on deletion.completed.
+    let completed = server
+        .collect(
+            Filter {
+                types: vec!["deletion.completed".into()],
+                ..Default::default()
+            },
+            None,
+            1,
+        )
+        .await;
+    assert_eq!(completed[0].sequence, 1);
+
+    let Some(Payload::File(file)) = &events[4].payload else {
+        panic!("not a file: {:?}", events[4].payload);
+    };
+    let name = file.name.as_ref().expect("file name");
+    assert_eq!(
+        (
+            file.file_name.as_str(),
+            name.treatment,
+            name.value.starts_with("hmac-sha256:")
+        ),
+        (
+            "",
+            tributary_model::v1::PersonalDataTreatment::Hashed as i32,
+            true
+        )
+    );
+    let delivered = serde_json::to_string(&delivered_json(&events[4])).expect("json");
+    assert!(!delivered.contains("example-file-name"), "{delivered}");
+}

@@ -4,7 +4,10 @@
 use std::collections::HashSet;
 
 use serde_json::{Value, json};
-use tributary_model::v1::{Filter, subscribe_request::Start};
+use tributary_model::v1::event::Payload;
+use tributary_model::v1::{
+    ConnectionStatus, Filter, ListDeadLettersRequest, subscribe_request::Start,
+};
 
 use crate::support::{
     self, Fixture, Server, delivered_json, expected_delivery, fixtures, hmac_hex,
@@ -287,5 +290,70 @@ async fn the_au_signature_header_works_when_configured() {
     assert_eq!(
         delivered_json(&events[0]),
         expected_delivery(event, "finicity", 1, "finicity")
+    );
+}
+
+#[tokio::test]
+async fn processing_is_its_own_connection_type_and_balances_are_exact() {
+    let server = Server::start(CONFIG);
+    for name in ["processing", "added-exact-balances-and-big-webhook-data"] {
+        let (status, body) = post_signed(&server, &fixture(name).raw).await;
+        assert_eq!(
+            (status, body["accepted"].clone()),
+            (200, json!(1)),
+            "{name}"
+        );
+    }
+    let events = server.collect(Filter::default(), None, 2).await;
+    let Some(Payload::Connection(connection)) = &events[0].payload else {
+        panic!("not a connection: {:?}", events[0].payload);
+    };
+    assert_eq!(
+        (events[0].r#type.as_str(), connection.status),
+        ("connection.processing", ConnectionStatus::Processing as i32)
+    );
+    let Some(Payload::Account(accounts)) = &events[1].payload else {
+        panic!("not accounts: {:?}", events[1].payload);
+    };
+    let balances: Vec<(i64, i32)> = accounts
+        .accounts
+        .iter()
+        .map(|a| {
+            a.balance
+                .as_ref()
+                .map(|b| (b.units, b.nanos))
+                .expect("balance")
+        })
+        .collect();
+    assert_eq!(
+        balances,
+        [
+            (12_345_678_901_234_567, 890_000_000),
+            (0, -1),
+            (22_327, 300_000_000)
+        ]
+    );
+    let metadata =
+        serde_json::to_value(events[1].partner_metadata.as_ref().expect("metadata")).expect("json");
+    assert_eq!(
+        metadata,
+        json!({"loanApplicationId": "12345678901234567890123", "beyondDouble": "9007199254740993",
+            "score": 712.0, "rate": 0.0425, "nested": {"id": "18446744073709551615"}})
+    );
+
+    // A balance no Money can hold is a dead letter with the reason, never rounded.
+    let refused = fixture("added-balance-too-many-decimals-dead-letter");
+    let (status, body) = post_signed(&server, &refused.raw).await;
+    assert_eq!((status, body["dead_lettered"].clone()), (200, json!(1)));
+    let letters = server.dead_letters(ListDeadLettersRequest::default()).await;
+    assert_eq!(
+        letters
+            .iter()
+            .map(|l| l.reason.as_str())
+            .collect::<Vec<_>>(),
+        [
+            "accounts[0].balance has a non-zero digit past the 9th decimal place: the canonical \
+          decimal cannot hold it exactly, and numbers are never rounded"
+        ]
     );
 }

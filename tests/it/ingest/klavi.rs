@@ -6,7 +6,10 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
-use tributary_model::v1::{Filter, ListDeadLettersRequest, UnmappedItem, subscribe_request::Start};
+use tributary_model::v1::event::Payload;
+use tributary_model::v1::{
+    Filter, ListDeadLettersRequest, TaxIdKind, UnmappedItem, subscribe_request::Start,
+};
 
 use crate::support::{self, Fixture, Server, delivered_json, expected_delivery, hmac_hex};
 
@@ -430,5 +433,35 @@ async fn a_partially_bad_array_stores_the_good_elements_and_dead_letters_the_res
     let logs = server.logs();
     for tax_id in TAX_IDS {
         assert!(!logs.contains(tax_id), "{tax_id} in the logs:\n{logs}");
+    }
+}
+
+#[tokio::test]
+async fn the_requests_tax_id_stays_apart_from_the_subjects() {
+    let server = Server::start(CONFIG);
+    let case = fixture("seed-product-request-received");
+    let (status, body) = post_signed(&server, &case.raw).await;
+    assert_eq!((status, body["accepted"].clone()), (200, json!(1)));
+    let events = server.collect(Filter::default(), None, 1).await;
+    let references = events[0].references.as_ref().expect("references");
+    let Some(Payload::DataRequest(request)) = &events[0].payload else {
+        panic!("not a data request: {:?}", events[0].payload);
+    };
+    let subject: Vec<i32> = references.tax_ids.iter().map(|t| t.kind).collect();
+    assert_eq!(subject, [TaxIdKind::BrCpf as i32]);
+    let requested = request.request_tax_id.as_ref().expect("request tax id");
+    assert_eq!(requested.kind, TaxIdKind::BrCpf as i32);
+    let subject_value = references.tax_ids[0].id.as_ref().expect("id").value.clone();
+    let requested_value = requested.id.as_ref().expect("id").value.clone();
+    assert!(subject_value.starts_with("hmac-sha256:"), "{subject_value}");
+    assert!(
+        requested_value.starts_with("hmac-sha256:"),
+        "{requested_value}"
+    );
+    // 25872252137 (the subject) and 12345678901 (the request): two people, two hashes.
+    assert_ne!(subject_value, requested_value);
+    let delivered = serde_json::to_string(&delivered_json(&events[0])).expect("json");
+    for id in TAX_IDS {
+        assert!(!delivered.contains(id), "{id} in clear: {delivered}");
     }
 }

@@ -5,8 +5,8 @@ use tributary_plugin_sdk::convert::{bool_at, date_at, str_at, timestamp_at};
 use tributary_plugin_sdk::prelude::*;
 
 use super::{
-    ACCOUNT_NUMBER, Envelope, Mapper, SITE, base_references, custom_data, event, institution,
-    optional_bool, push_unique,
+    ACCOUNT_NUMBER, Envelope, Mapper, SITE, base_references, custom_data, event, extension,
+    institution, optional_bool, push_unique,
 };
 
 /// Maps one account status change; every status is kept, unknown ones as UNSPECIFIED.
@@ -28,9 +28,17 @@ pub fn status_change(m: &Mapper, env: &Envelope<'_>) -> Result<Event, String> {
     };
     let id = str_at(data, "id");
     let connection_id = credential_id(data, None);
+    let account_number = str_at(data, "accountNumber");
+    let number = m.personal(ACCOUNT_NUMBER, &account_number);
     let account = Account {
         id: id.clone(),
-        number: m.personal(ACCOUNT_NUMBER, &str_at(data, "accountNumber")),
+        normalized_number: m.personal_or_same(
+            ACCOUNT_NUMBER,
+            &str_at(data, "normalizedAccountNumber"),
+            &account_number,
+            &number,
+        ),
+        number,
         name: str_at(data, "name"),
         r#type: str_at(data, "type"),
         status: status as i32,
@@ -56,6 +64,18 @@ pub fn status_change(m: &Mapper, env: &Envelope<'_>) -> Result<Event, String> {
             .iter()
             .filter_map(|name| m.personal(SITE, name))
             .collect(),
+        normalized_summary_account_number: m.personal(
+            ACCOUNT_NUMBER,
+            &str_at(data, "normalizedSummaryAccountNumber"),
+        ),
+        first_extracted_at: timestamp_at(data, "firstExtractedAt"),
+        history_fulfilled: optional_bool(data, "isHistoryFulfilled"),
+        service_type_details: service_type_details(data),
+        arcadia: extension(ArcadiaExtension {
+            statements_product_active: optional_bool(data, "isStatementsProductActive"),
+            intervals_third_party_portal: optional_bool(data, "isIntervalsThirdPartyPortalAccount"),
+            ..Default::default()
+        }),
         ..Default::default()
     };
     let payload = AccountEvent {
@@ -73,7 +93,7 @@ pub fn status_change(m: &Mapper, env: &Envelope<'_>) -> Result<Event, String> {
         ..base_references(data)
     };
     let mut event = event(env, event_type, id, references, Payload::Account(payload));
-    event.partner_metadata = custom_data(data);
+    event.partner_metadata = custom_data(env, data);
     Ok(event)
 }
 
@@ -91,6 +111,33 @@ fn service_types(data: &Value) -> Vec<String> {
             other => str_at(other, "serviceType"),
         };
         push_unique(&mut types, name);
+    }
+    types
+}
+
+/// `serviceTypes` with their classification: objects `{serviceType, serviceTypeClassification}`
+/// or plain strings (no classification), without repeats.
+fn service_type_details(data: &Value) -> Vec<ServiceType> {
+    let mut types: Vec<ServiceType> = Vec::new();
+    for item in data
+        .get("serviceTypes")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let service_type = match item {
+            Value::String(s) => ServiceType {
+                service_type: s.clone(),
+                ..Default::default()
+            },
+            other => ServiceType {
+                service_type: str_at(other, "serviceType"),
+                classification: str_at(other, "serviceTypeClassification"),
+            },
+        };
+        if service_type != ServiceType::default() && !types.contains(&service_type) {
+            types.push(service_type);
+        }
     }
     types
 }

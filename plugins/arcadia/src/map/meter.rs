@@ -2,8 +2,8 @@
 //! meter.intervals_updated / meter.status_changed.
 
 use serde_json::Value;
-use tributary_plugin_sdk::convert::{str_at, to_struct};
-use tributary_plugin_sdk::lenient::{Flag, Num, Obj, Objects, Str, Strings, Text};
+use tributary_plugin_sdk::convert::str_at;
+use tributary_plugin_sdk::lenient::{Flag, Json, Num, Obj, Objects, Str, Strings, Text};
 use tributary_plugin_sdk::lenient_object;
 use tributary_plugin_sdk::prelude::*;
 
@@ -11,7 +11,10 @@ use super::typed::{
     CredentialRefs, IdOnly, Provider, correlation_ids, credential_id, date_of, instant_of,
     institution,
 };
-use super::{Envelope, METER_NUMBER, Mapper, SERVICE_ADDRESS, SITE, event, push_unique};
+use super::{
+    ACCOUNT_NUMBER, Envelope, METER_NUMBER, Mapper, SERVICE_ADDRESS, SITE, event, extension,
+    number_error, push_unique,
+};
 
 lenient_object! {
     /// METER `data`: the keys the mapping reads. The fields whose shape varies (tariff,
@@ -21,6 +24,14 @@ lenient_object! {
         "id" => id: Text<'a>,
         "meterNumber" => meter_number: Text<'a>,
         "pointOfDeliveryNumber" => point_of_delivery_number: Text<'a>,
+        "normalizedMeterNumber" => normalized_meter_number: Text<'a>,
+        "normalizedPointOfDeliveryNumber" => normalized_point_of_delivery_number: Text<'a>,
+        "isIntervalsThirdPartyPortalMeter" => intervals_third_party_portal: Flag,
+        "isLocationRecommendationIgnored" => location_recommendation_ignored: Flag,
+        "isStandalone" => standalone: Flag,
+        "bulbType" => bulb_type: Text<'a>,
+        "pipeType" => pipe_type: Text<'a>,
+        "generalDescriptionAsPrinted" => general_description_as_printed: Text<'a>,
         "serviceType" => service_type: Text<'a>,
         "serviceTypeClassification" => service_type_classification: Text<'a>,
         "status" => status: Text<'a>,
@@ -31,13 +42,15 @@ lenient_object! {
         "nextExpectedPostDate" => next_expected_post_date: Str<'a>,
         "latestStatementDate" => latest_statement_date: Str<'a>,
         "isIntervalsProductActive" => intervals_product_active: Flag,
+        "createdAt" => created_at: Str<'a>,
+        "lastModifiedAt" => last_modified_at: Str<'a>,
         "meterConstantMultiplier" => constant_multiplier: Num,
         "previousMeterConstantMultiplier" => previous_constant_multiplier: Num,
         "previousMeterNumber" => previous_meter_number: Text<'a>,
         "currentTariff" => current_tariff: Value,
         "serviceAddress" => service_address: Value,
         "site" => site: Value,
-        "customData" => custom_data: Value,
+        "customData" => custom_data: Json,
         "accounts" => accounts: Objects<MeterAccount<'a>>,
         "provider" => provider: Obj<Provider<'a>>,
         "correlationId" => correlation_id: Text<'a>,
@@ -54,6 +67,7 @@ lenient_object! {
     #[derive(Clone)]
     pub struct MeterAccount<'a> {
         "id" => id: Text<'a>,
+        "accountNumber" => account_number: Text<'a>,
         "credentialId" => credential_id: Text<'a>,
         "credential" => credential: Obj<IdOnly<'a>>,
         "credentialIds" => credential_ids: Strings<'a>,
@@ -63,19 +77,31 @@ lenient_object! {
 
 /// Maps one meter event as `event_type`; meter numbers go through the `meter_number` policy.
 pub fn map(m: &Mapper, env: &Envelope<'_>, event_type: &str) -> Result<Event, String> {
-    env.with_meter_data(|data| map_data(m, env, data, event_type))
+    env.with_meter_data(|data| map_data(m, env, data, event_type))?
 }
 
-fn map_data(m: &Mapper, env: &Envelope<'_>, data: &MeterData<'_>, event_type: &str) -> Event {
+fn map_data(
+    m: &Mapper,
+    env: &Envelope<'_>,
+    data: &MeterData<'_>,
+    event_type: &str,
+) -> Result<Event, String> {
     let provider_status = data.status.to_string_owned();
     let mut account_ids = Vec::new();
     for account in &data.accounts.0 {
         push_unique(&mut account_ids, account.id.to_string_owned());
     }
     let id = data.id.to_string_owned();
+    let meter_number = m.personal(METER_NUMBER, data.meter_number.as_str());
     let payload = MeterEvent {
         id: id.clone(),
-        meter_number: m.personal(METER_NUMBER, data.meter_number.as_str()),
+        normalized_meter_number: m.personal_or_same(
+            METER_NUMBER,
+            data.normalized_meter_number.as_str(),
+            data.meter_number.as_str(),
+            &meter_number,
+        ),
+        meter_number,
         point_of_delivery_number: data.point_of_delivery_number.to_string_owned(),
         service_type: data.service_type.to_string_owned(),
         status: interval_status(&provider_status) as i32,
@@ -88,8 +114,11 @@ fn map_data(m: &Mapper, env: &Envelope<'_>, data: &MeterData<'_>, event_type: &s
         intervals_product_active: data.intervals_product_active.is_true(),
         account_ids: account_ids.clone(),
         errors: env.errors.clone(),
-        constant_multiplier: decimal(data.constant_multiplier),
-        previous_constant_multiplier: decimal(data.previous_constant_multiplier),
+        constant_multiplier: decimal(data.constant_multiplier, "meterConstantMultiplier")?,
+        previous_constant_multiplier: decimal(
+            data.previous_constant_multiplier,
+            "previousMeterConstantMultiplier",
+        )?,
         previous_meter_number: m.personal(METER_NUMBER, data.previous_meter_number.as_str()),
         current_tariff: tariff(&data.current_tariff),
         service_address: address_text(&data.service_address)
@@ -98,6 +127,26 @@ fn map_data(m: &Mapper, env: &Envelope<'_>, data: &MeterData<'_>, event_type: &s
         site_id: str_at(&data.site, "id"),
         latest_statement_date: date_of(&data.latest_statement_date),
         service_type_classification: data.service_type_classification.to_string_owned(),
+        created_at: instant_of(&data.created_at),
+        last_modified_at: instant_of(&data.last_modified_at),
+        normalized_point_of_delivery_number: data
+            .normalized_point_of_delivery_number
+            .to_string_owned(),
+        account_numbers: data
+            .accounts
+            .0
+            .iter()
+            .filter_map(|account| m.personal(ACCOUNT_NUMBER, account.account_number.as_str()))
+            .collect(),
+        arcadia: extension(ArcadiaExtension {
+            intervals_third_party_portal: data.intervals_third_party_portal.0,
+            location_recommendation_ignored: data.location_recommendation_ignored.0,
+            standalone: data.standalone.0,
+            bulb_type: data.bulb_type.to_string_owned(),
+            pipe_type: data.pipe_type.to_string_owned(),
+            general_description_as_printed: data.general_description_as_printed.to_string_owned(),
+            ..Default::default()
+        }),
     };
     // The meter's own credential keys, then each account's.
     let refs = std::iter::once(CredentialRefs {
@@ -120,14 +169,17 @@ fn map_data(m: &Mapper, env: &Envelope<'_>, data: &MeterData<'_>, event_type: &s
         ..Default::default()
     };
     let mut event = event(env, event_type, id, references, Payload::Meter(payload));
-    event.partner_metadata = to_struct(&data.custom_data);
-    event
+    event.partner_metadata = data.custom_data.to_struct();
+    Ok(event)
 }
 
-/// `decimal_at`: a number or numeric string, exactly.
-fn decimal(value: Num) -> Option<Decimal> {
-    let (units, nanos) = value.0?;
-    Some(Decimal { units, nanos })
+/// A number or numeric string, exactly; one that a `Decimal` cannot hold is the reason the
+/// event is dead-lettered (never rounded).
+fn decimal(value: Num, field: &str) -> Result<Option<Decimal>, String> {
+    Ok(value
+        .get()
+        .map_err(|e| number_error("METER", field, e))?
+        .map(|(units, nanos)| Decimal { units, nanos }))
 }
 
 /// `currentTariff`: the seeds only show `null`. Consumer code of the API reads an object with

@@ -18,8 +18,9 @@ use serde::Deserialize;
 use serde::de::value::SeqAccessDeserializer;
 use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
+use tributary_plugin_sdk::convert::DecimalError;
 use tributary_plugin_sdk::convert::{str_at, to_struct};
-use tributary_plugin_sdk::lenient::{Key, Obj, Skip, Str};
+use tributary_plugin_sdk::lenient::{Json, Key, Obj, Skip, Str};
 use tributary_plugin_sdk::personal_data::PersonalDataGuard;
 use tributary_plugin_sdk::prelude::*;
 
@@ -32,6 +33,8 @@ const METER_NUMBER: &str = "meter_number";
 const SERVICE_ADDRESS: &str = "service_address";
 /// Site names: an account's `siteNames[]` and a meter's `site`.
 const SITE: &str = "site";
+/// An uploaded bill file's `fileName`.
+const FILE_NAME: &str = "file_name";
 
 /// The envelope every Arcadia webhook shares, read straight from the body (strings borrowed
 /// from it) or from a parsed `Value` (see [`Envelope::parse`]).
@@ -44,6 +47,9 @@ pub struct Envelope<'a> {
     pub resource: Cow<'a, str>,
     created_at: Option<Timestamp>,
     data: Data<'a>,
+    /// `data.customData` as its JSON text, when `data` was read as a `Value` from the body
+    /// (typed resources keep their own).
+    custom_data: Json,
     errors: Vec<ProviderError>,
 }
 
@@ -93,6 +99,16 @@ impl DataKind {
         }
     }
 
+    /// How `data` of `resource` is read.
+    fn of(resource: &str) -> Self {
+        match resource {
+            "STATEMENT" => Self::Statement,
+            "METER" => Self::Meter,
+            "CREDENTIAL" => Self::Credential,
+            _ => Self::Value,
+        }
+    }
+
     /// Whether `data` read this way fits the envelope's `resource`.
     fn fits(self, resource: &str) -> bool {
         match self {
@@ -111,6 +127,7 @@ struct RawEnvelope<'a> {
     resource: Str<'a>,
     created_at: Str<'a>,
     data: Data<'a>,
+    custom_data: Json,
     errors: Value,
 }
 
@@ -142,6 +159,7 @@ impl<'de> Visitor<'de> for EnvelopeVisitor {
             resource: Str::default(),
             created_at: Str::default(),
             data: Data::Value(Value::Null),
+            custom_data: Json::default(),
             errors: Value::Null,
         };
         while let Some(key) = map.next_key::<Key<'de>>()? {
@@ -156,7 +174,11 @@ impl<'de> Visitor<'de> for EnvelopeVisitor {
                         DataKind::Statement => Data::Statement(map.next_value()?),
                         DataKind::Meter => Data::Meter(map.next_value()?),
                         DataKind::Credential => Data::Credential(map.next_value()?),
-                        DataKind::Value => Data::Value(map.next_value()?),
+                        DataKind::Value => {
+                            let data: DataValue = map.next_value()?;
+                            raw.custom_data = data.custom_data;
+                            Data::Value(data.value)
+                        }
                     }
                 }
                 _ => {
@@ -197,6 +219,91 @@ impl<'de> Visitor<'de> for EnvelopeVisitor {
     }
 }
 
+/// `data` as a `Value`, with `customData` also kept as its JSON text (partner metadata keeps
+/// every digit of its numbers, which a `Value` reads through f64).
+struct DataValue {
+    value: Value,
+    custom_data: Json,
+}
+
+impl<'de> Deserialize<'de> for DataValue {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(DataValueVisitor)
+    }
+}
+
+struct DataValueVisitor;
+
+impl DataValueVisitor {
+    fn plain(value: Value) -> DataValue {
+        DataValue {
+            value,
+            custom_data: Json::default(),
+        }
+    }
+}
+
+impl<'de> Visitor<'de> for DataValueVisitor {
+    type Value = DataValue;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<DataValue, A::Error> {
+        let mut object = serde_json::Map::new();
+        let mut custom_data = Json::default();
+        while let Some(key) = map.next_key::<Key<'de>>()? {
+            let value = if &*key.0 == "customData" {
+                let json: Json = map.next_value()?;
+                let value = json
+                    .get()
+                    .map(serde_json::from_str::<Value>)
+                    .transpose()
+                    .map_err(serde::de::Error::custom)?
+                    .unwrap_or_default();
+                custom_data = json;
+                value
+            } else {
+                map.next_value::<Value>()?
+            };
+            object.insert(key.0.into_owned(), value);
+        }
+        Ok(DataValue {
+            value: Value::Object(object),
+            custom_data,
+        })
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<DataValue, A::Error> {
+        Value::deserialize(SeqAccessDeserializer::new(seq)).map(Self::plain)
+    }
+
+    fn visit_bool<E>(self, b: bool) -> Result<DataValue, E> {
+        Ok(Self::plain(Value::Bool(b)))
+    }
+
+    fn visit_i64<E>(self, i: i64) -> Result<DataValue, E> {
+        Ok(Self::plain(Value::from(i)))
+    }
+
+    fn visit_u64<E>(self, u: u64) -> Result<DataValue, E> {
+        Ok(Self::plain(Value::from(u)))
+    }
+
+    fn visit_f64<E>(self, f: f64) -> Result<DataValue, E> {
+        Ok(Self::plain(Value::from(f)))
+    }
+
+    fn visit_str<E>(self, s: &str) -> Result<DataValue, E> {
+        Ok(Self::plain(Value::String(s.to_owned())))
+    }
+
+    fn visit_unit<E>(self) -> Result<DataValue, E> {
+        Ok(Self::plain(Value::Null))
+    }
+}
+
 /// `Envelope::$name`: runs `f` on the typed `data` of one resource, read from the `Value` when
 /// the body went that way. `data` of another resource is impossible (`DataKind::fits`), and
 /// treated as missing.
@@ -220,7 +327,8 @@ macro_rules! with_typed_data {
 impl<'a> Envelope<'a> {
     /// Reads the envelope straight from the body when it can; `None` when the body must be
     /// read as a `Value` instead ([`Envelope::from_value`]): it does not parse (the `Value`
-    /// parse then gives the exact error) or the hint for `data` was wrong.
+    /// parse then gives the exact error). A wrong hint for `data` costs a second read of the
+    /// text.
     ///
     /// The typed read goes through the same serde_json parser, token by token, with the same
     /// nesting limit, and checks what it skips ([`Skip`]), so it succeeds exactly when
@@ -230,16 +338,25 @@ impl<'a> Envelope<'a> {
         // checked once here, the parser then reads it as a `str` without checking strings.
         let text = std::str::from_utf8(body).ok()?;
         let kind = DataKind::guess(text);
+        let envelope = Self::read(text, kind)?;
+        match &envelope {
+            // A wrong hint: read again the right way, still from the text (a `Value` would
+            // round amounts through f64).
+            Ok(env) if !kind.fits(&env.resource) => {
+                let right = DataKind::of(&env.resource);
+                Self::read(text, right)
+            }
+            _ => Some(envelope),
+        }
+    }
+
+    /// Reads the envelope from the text with `data` read as `kind`; `None` when it does not
+    /// parse.
+    fn read(text: &'a str, kind: DataKind) -> Option<Result<Self, Rejection>> {
         let mut de = serde_json::Deserializer::from_str(text);
         let raw = EnvelopeSeed(kind).deserialize(&mut de).ok()?;
         de.end().ok()?;
-        let envelope = Self::parse(raw);
-        if let Ok(env) = &envelope
-            && !kind.fits(&env.resource)
-        {
-            return None;
-        }
-        Some(envelope)
+        Some(Self::parse(raw))
     }
 
     /// Reads the envelope from a parsed body (strings borrowed from it).
@@ -270,6 +387,7 @@ impl<'a> Envelope<'a> {
             resource: required("resource", raw.resource)?,
             created_at: raw.created_at.get().and_then(timestamp),
             data: raw.data,
+            custom_data: raw.custom_data,
             errors: provider_errors(Some(&raw.errors)),
         })
     }
@@ -354,6 +472,23 @@ impl Mapper {
         self.guard.apply_opt(field, value)
     }
 
+    /// [`Mapper::personal`] of `value`, reusing `known` (the same field's result for
+    /// `known_value`) when the two values are equal: a normalized number usually repeats the
+    /// printed one, and a keyed hash costs more than the rest of a field's mapping.
+    fn personal_or_same(
+        &self,
+        field: &str,
+        value: &str,
+        known_value: &str,
+        known: &Option<PersonalData>,
+    ) -> Option<PersonalData> {
+        if value == known_value {
+            known.clone()
+        } else {
+            self.personal(field, value)
+        }
+    }
+
     /// `own` (an item's `currencyCode`) when set, else the fallback, else the configured
     /// default (maybe empty).
     fn currency_of(&self, own: &str, fallback: Option<&str>) -> String {
@@ -389,9 +524,25 @@ fn event(
     }
 }
 
-/// The partner's `customData` echoed on accounts and meters, when it is an object.
-fn custom_data(data: &Value) -> Option<Struct> {
-    data.get("customData").and_then(to_struct)
+/// The partner's `customData` echoed on accounts, when it is an object: from its JSON text
+/// when the body was read that way, so numbers keep every digit.
+fn custom_data(env: &Envelope<'_>, data: &Value) -> Option<Struct> {
+    match env.custom_data.get() {
+        Some(_) => env.custom_data.to_struct(),
+        None => data.get("customData").and_then(to_struct),
+    }
+}
+
+/// The Arcadia extension, when it holds anything.
+fn extension(extension: ArcadiaExtension) -> Option<ArcadiaExtension> {
+    (extension != ArcadiaExtension::default()).then_some(extension)
+}
+
+/// Why an event is dead-lettered when one of its numbers cannot be held exactly.
+fn number_error(resource: &str, field: &str, error: DecimalError) -> String {
+    format!(
+        "{resource} `{field}` {error}: the canonical decimal cannot hold it exactly, and numbers are never rounded"
+    )
 }
 
 /// References shared by every resource: institution (`provider`) and correlation ids.
@@ -410,6 +561,11 @@ fn institution(provider: Option<&Value>) -> Option<Institution> {
         id: str_at(provider, "id"),
         name: str_at(provider, "name"),
         country: str_at(provider, "country"),
+        interval_data_supported: optional_bool(provider, "isIntervalDataSupported"),
+        real_time_validation_supported: optional_bool(
+            provider,
+            "isRealTimeCredentialValidationSupported",
+        ),
     };
     (institution != Institution::default()).then_some(institution)
 }

@@ -1,11 +1,13 @@
-//! FILE, DELETION and DOWNLOAD status changes: file.status_changed, deletion.completed,
+//! FILE, DELETION and DOWNLOAD status changes: file.status_changed, deletion.* (by outcome),
 //! export.status_changed.
 
 use serde_json::Value;
-use tributary_plugin_sdk::convert::{bool_at, date_at, str_at, strings_at};
+use tributary_plugin_sdk::convert::{bool_at, date_at, str_at, strings_at, timestamp_at};
 use tributary_plugin_sdk::prelude::*;
 
-use super::{ACCOUNT_NUMBER, Envelope, Mapper, base_references, event, i32_at, institution};
+use super::{
+    ACCOUNT_NUMBER, Envelope, FILE_NAME, Mapper, base_references, event, i32_at, institution,
+};
 
 /// FILE STATUS_CHANGE: an uploaded bill's processing; account numbers via `account_number`.
 pub fn file(m: &Mapper, env: &Envelope<'_>) -> Result<Event, String> {
@@ -22,7 +24,7 @@ pub fn file(m: &Mapper, env: &Envelope<'_>) -> Result<Event, String> {
     let id = str_at(data, "id");
     let payload = FileEvent {
         id: id.clone(),
-        file_name: str_at(data, "fileName"),
+        name: m.personal(FILE_NAME, &str_at(data, "fileName")),
         status: status as i32,
         provider_status,
         provider_status_details: strings_at(data, "statusDetails"),
@@ -36,6 +38,9 @@ pub fn file(m: &Mapper, env: &Envelope<'_>) -> Result<Event, String> {
             .collect(),
         institution: institution(data.get("provider")),
         errors: env.errors.clone(),
+        created_at: timestamp_at(data, "createdAt"),
+        last_modified_at: timestamp_at(data, "lastModifiedAt"),
+        ..Default::default()
     };
     Ok(event(
         env,
@@ -46,8 +51,10 @@ pub fn file(m: &Mapper, env: &Envelope<'_>) -> Result<Event, String> {
     ))
 }
 
-/// DELETION STATUS_CHANGE: always deletion.completed, the outcome in `status`. A deleted
-/// credential ("crd_...") or account ("act_...") is also put in the references.
+/// DELETION STATUS_CHANGE, typed by outcome: only a final success is `deletion.completed`; a
+/// failure is `deletion.failed`, a deletion scheduled or under way `deletion.in_progress`, and
+/// any other status `deletion.status_changed` (never claimed complete). A deleted credential
+/// ("crd_...") or account ("act_...") is also put in the references.
 pub fn deletion(env: &Envelope<'_>) -> Result<Event, String> {
     let data = env.data()?;
     let provider_status = str_at(data, "status");
@@ -59,10 +66,17 @@ pub fn deletion(env: &Envelope<'_>) -> Result<Event, String> {
         references.account_ids.push(target_id.clone());
     }
     let id = str_at(data, "id");
+    let status = operation_status(&provider_status);
+    let event_type = match status {
+        OperationStatus::Succeeded => "deletion.completed",
+        OperationStatus::Failed => "deletion.failed",
+        OperationStatus::InProgress => "deletion.in_progress",
+        OperationStatus::Unspecified => "deletion.status_changed",
+    };
     let payload = DeletionEvent {
         id: id.clone(),
         target_id,
-        status: operation_status(&provider_status) as i32,
+        status: status as i32,
         provider_status,
         account_count: i32_at(data, "accountCount"),
         meter_count: i32_at(data, "meterCount"),
@@ -70,10 +84,12 @@ pub fn deletion(env: &Envelope<'_>) -> Result<Event, String> {
         file_count: i32_at(data, "fileCount"),
         site_count: i32_at(data, "siteCount"),
         errors: env.errors.clone(),
+        created_at: timestamp_at(data, "createdAt"),
+        last_modified_at: timestamp_at(data, "lastModifiedAt"),
     };
     Ok(event(
         env,
-        "deletion.completed",
+        event_type,
         id,
         references,
         Payload::Deletion(payload),
@@ -94,6 +110,8 @@ pub fn download(env: &Envelope<'_>) -> Result<Event, String> {
         method: str_at(data, "downloadMethod"),
         errors: env.errors.clone(),
         token: str_at(data, "token"),
+        created_at: timestamp_at(data, "createdAt"),
+        last_modified_at: timestamp_at(data, "lastModifiedAt"),
     };
     Ok(event(
         env,

@@ -74,6 +74,8 @@ pub fn institution(provider: &Obj<Provider<'_>>) -> Option<Institution> {
         id: provider.id.to_string_owned(),
         name: provider.name.to_string_owned(),
         country: provider.country.to_string_owned(),
+        interval_data_supported: provider.interval_data_supported.0,
+        real_time_validation_supported: provider.real_time_validation_supported.0,
     };
     (institution != Institution::default()).then_some(institution)
 }

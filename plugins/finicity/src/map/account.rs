@@ -1,10 +1,10 @@
 //! Accounts: discovered, added (full account objects) and accountsDeleted (ids only).
 
-use tributary_plugin_sdk::convert;
+use tributary_plugin_sdk::convert::{self, DecimalError};
 use tributary_plugin_sdk::lenient::{Item, Skip};
 use tributary_plugin_sdk::model::v1::event::Payload as EventPayload;
 use tributary_plugin_sdk::model::v1::{
-    Account, AccountChange, AccountEvent, AccountStatus, Institution, Money, ProviderError,
+    Account, AccountChange, AccountEvent, AccountStatus, Institution, ProviderError,
 };
 use tributary_plugin_sdk::model::well_known::Timestamp;
 use tributary_plugin_sdk::personal_data::PersonalDataGuard;
@@ -21,7 +21,7 @@ pub(super) fn map(
     payload: &Payload<'_>,
     customer_id: &str,
     guard: &PersonalDataGuard,
-) -> Mapped {
+) -> Result<Mapped, String> {
     let (kind, change) = match event_type {
         "discovered" => ("account.discovered", AccountChange::Discovered),
         "added" => ("account.added", AccountChange::Added),
@@ -34,7 +34,12 @@ pub(super) fn map(
     for (index, item) in items.iter().enumerate() {
         let scalar_id = match item {
             Item::Object(object) => {
-                accounts.push(full(object, customer_id, &institution, guard));
+                let account = full(object, customer_id, &institution, guard).map_err(|e| {
+                    format!(
+                        "accounts[{index}].balance {e}: the canonical decimal cannot hold it exactly, and numbers are never rounded"
+                    )
+                })?;
+                accounts.push(account);
                 continue;
             }
             Item::Str(id) => id.trim().to_owned(),
@@ -76,7 +81,7 @@ pub(super) fn map(
         .map(|a| a.id.clone())
         .filter(|id| !id.is_empty())
         .collect();
-    Mapped {
+    Ok(Mapped {
         kind,
         payload: EventPayload::Account(AccountEvent {
             change: change as i32,
@@ -87,7 +92,7 @@ pub(super) fn map(
         connection_id,
         institution: reference_institution,
         account_ids,
-    }
+    })
 }
 
 /// A full Finicity account object.
@@ -96,25 +101,24 @@ fn full(
     customer_id: &str,
     payload_institution: &Option<Institution>,
     guard: &PersonalDataGuard,
-) -> Account {
+) -> Result<Account, DecimalError> {
     let currency = object.currency.as_str().trim().to_owned();
     let provider_status = object.status.to_string_owned();
     let mut account_customer = id(&object.customer_id);
     if account_customer.is_empty() {
         account_customer = customer_id.to_owned();
     }
-    Account {
+    Ok(Account {
         id: id(&object.id),
         number: guard.apply_opt(ACCOUNT_NUMBER_FIELD, object.number.as_str().trim()),
         name: object.name.to_string_owned(),
         r#type: object.r#type.to_string_owned(),
         status: status(&provider_status) as i32,
         provider_status,
-        balance: object.balance.0.map(|(units, nanos)| Money {
-            currency_code: currency.clone(),
-            units,
-            nanos,
-        }),
+        balance: object
+            .balance
+            .get()?
+            .map(|value| convert::money(value, &currency)),
         currency_code: currency,
         connection_id: id(&object.institution_login_id),
         institution: institution(&object.institution_id).or_else(|| payload_institution.clone()),
@@ -127,7 +131,7 @@ fn full(
             .and_then(|p| i32::try_from(p).ok())
             .unwrap_or_default(),
         ..Default::default()
-    }
+    })
 }
 
 /// Finicity account status ("active", "pending", "error"...); unknown values are UNSPECIFIED

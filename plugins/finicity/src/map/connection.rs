@@ -31,9 +31,14 @@ pub(super) fn map(event_type: &str, payload: &Payload<'_>) -> Mapped {
         ..Default::default()
     };
     let kind = match event_type {
-        "adding" | "processing" => {
+        "adding" => {
             connection.status = ConnectionStatus::Pending as i32;
             "connection.pending"
+        }
+        // Past sign-in: a report is being generated or the OAuth redirect is handled.
+        "processing" => {
+            connection.status = ConnectionStatus::Processing as i32;
+            "connection.processing"
         }
         "invalidCredentials" => {
             connection.status = ConnectionStatus::Failed as i32;

@@ -76,7 +76,7 @@ pub fn event(envelope: &Envelope<'_>, guard: &PersonalDataGuard) -> Result<Event
             Family::Connection => connection::map(event_type, payload),
             Family::Mfa => connection::map_mfa(event_type, payload),
             Family::Account => {
-                account::map(event_type, payload, envelope.customer_id.as_str(), guard)
+                account::map(event_type, payload, envelope.customer_id.as_str(), guard)?
             }
         },
         _ => return Err(format!("{event_type} event payload is not a JSON object")),

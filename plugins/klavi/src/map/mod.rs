@@ -6,7 +6,6 @@ mod consent;
 mod product;
 mod typed;
 
-use tributary_plugin_sdk::convert::to_struct;
 use tributary_plugin_sdk::personal_data::PersonalDataGuard;
 use tributary_plugin_sdk::prelude::*;
 
@@ -43,7 +42,7 @@ pub fn event(
     let mapped = match kind {
         Kind::LinkCreated => connection::link_created(payload),
         Kind::Consent(status) => consent::consent(payload, status)?,
-        Kind::ProductRequestReceived => product::request_received(payload),
+        Kind::ProductRequestReceived => product::request_received(payload, guard),
         Kind::ProductGenerated(status) => product::generated(payload, status),
     };
     let time = element.event_time.get().and_then(timestamp);
@@ -59,7 +58,7 @@ pub fn event(
             ..Default::default()
         }),
         references: Some(references(element, payload, guard)),
-        partner_metadata: to_struct(&element.external_info),
+        partner_metadata: element.external_info.to_struct(),
         payload: Some(mapped.payload),
         ..Default::default()
     })
@@ -88,42 +87,56 @@ fn references(
             id: institution_code,
             ..Default::default()
         }),
-        tax_ids: tax_ids(payload, request_body, guard),
+        tax_ids: tax_ids(payload, guard),
         ..Default::default()
     }
 }
 
-/// CPF (`personalTaxId`), CNPJ (`businessTaxId`) and a product request's `requestBody.taxId`
-/// when it differs from both; empty values are skipped. Values are reduced to their digits
-/// ("258.722.521-37" -> "25872252137") before the policy, so hashes do not depend on
-/// formatting.
-fn tax_ids(
-    payload: &KlaviPayload<'_>,
-    request_body: &RequestBody<'_>,
-    guard: &PersonalDataGuard,
-) -> Vec<TaxId> {
-    let personal = digits_of(payload.personal_tax_id.as_str());
-    let business = digits_of(payload.business_tax_id.as_str());
-    let requested = digits_of(request_body.tax_id.as_str());
+/// The subject's tax ids: CPF (`personalTaxId`) and CNPJ (`businessTaxId`), empty values
+/// skipped. A product request's `requestBody.taxId` is the requester's and stays apart
+/// (`DataRequestEvent.request_tax_id`, see [`tax_id`]).
+fn tax_ids(payload: &KlaviPayload<'_>, guard: &PersonalDataGuard) -> Vec<TaxId> {
     let mut ids = Vec::new();
-    let mut push = |kind: TaxIdKind, field: &str, value: &str| {
+    for (kind, field, value) in [
+        (
+            TaxIdKind::BrCpf,
+            PERSONAL_TAX_ID,
+            payload.personal_tax_id.as_str(),
+        ),
+        (
+            TaxIdKind::BrCnpj,
+            BUSINESS_TAX_ID,
+            payload.business_tax_id.as_str(),
+        ),
+    ] {
+        let value = digits_of(value);
         if !value.is_empty() {
             ids.push(TaxId {
                 kind: kind as i32,
-                id: Some(guard.apply(field, value)),
+                id: Some(guard.apply(field, &value)),
             });
-        }
-    };
-    push(TaxIdKind::BrCpf, PERSONAL_TAX_ID, &personal);
-    push(TaxIdKind::BrCnpj, BUSINESS_TAX_ID, &business);
-    if requested != personal && requested != business {
-        match requested.len() {
-            14 => push(TaxIdKind::BrCnpj, BUSINESS_TAX_ID, &requested),
-            11 => push(TaxIdKind::BrCpf, PERSONAL_TAX_ID, &requested),
-            _ => push(TaxIdKind::Unspecified, PERSONAL_TAX_ID, &requested),
         }
     }
     ids
+}
+
+/// One tax id whose kind is known by its length: 14 digits a CNPJ (`business_tax_id` policy),
+/// 11 a CPF (`personal_tax_id`), anything else UNSPECIFIED under `personal_tax_id`. `None`
+/// when empty. Values are reduced to their digits ("258.722.521-37" -> "25872252137") before
+/// the policy, so hashes do not depend on formatting and equal the subject's for the same
+/// number.
+pub fn tax_id(value: &str, guard: &PersonalDataGuard) -> Option<TaxId> {
+    let digits = digits_of(value);
+    let (kind, field) = match digits.len() {
+        0 => return None,
+        14 => (TaxIdKind::BrCnpj, BUSINESS_TAX_ID),
+        11 => (TaxIdKind::BrCpf, PERSONAL_TAX_ID),
+        _ => (TaxIdKind::Unspecified, PERSONAL_TAX_ID),
+    };
+    Some(TaxId {
+        kind: kind as i32,
+        id: Some(guard.apply(field, &digits)),
+    })
 }
 
 /// Drops the usual CPF/CNPJ punctuation (`.`, `-`, `/`, spaces).
@@ -149,7 +162,7 @@ mod tests {
     use tributary_plugin_sdk::personal_data::PersonalDataPolicy;
 
     #[test]
-    fn tax_ids_are_guarded_and_deduplicated() {
+    fn subject_and_request_tax_ids_stay_apart_and_are_guarded() {
         let guard = PersonalDataPolicy::default()
             .resolve("k")
             .expect("policy resolves");
@@ -160,10 +173,20 @@ mod tests {
         });
         let payload = KlaviPayload::deserialize(&payload).expect("an object");
         let body = payload.request_body.0.as_ref().expect("an object");
-        let ids = tax_ids(&payload, body, &guard);
+        let ids = tax_ids(&payload, &guard);
         assert_eq!(ids.len(), 1);
-        let text = format!("{ids:?}");
-        assert!(!text.contains("25872252137"));
-        assert!(!text.contains("2137"));
+        let requested = tax_id(body.tax_id.as_str(), &guard).expect("a tax id");
+        // The same CPF, however formatted, hashes alike in both places.
+        assert_eq!(ids[0], requested);
+        let other = tax_id("123.456.789-01", &guard).expect("a tax id");
+        assert_eq!(other.kind, TaxIdKind::BrCpf as i32);
+        assert_ne!(other, requested);
+        let cnpj = tax_id("12.345.678/0001-95", &guard).expect("a tax id");
+        assert_eq!(cnpj.kind, TaxIdKind::BrCnpj as i32);
+        assert_eq!(tax_id("", &guard), None);
+        let text = format!("{ids:?} {requested:?} {other:?} {cnpj:?}");
+        for clear in ["25872252137", "2137", "12345678901", "12345678000195"] {
+            assert!(!text.contains(clear), "{clear}");
+        }
     }
 }

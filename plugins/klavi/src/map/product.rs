@@ -4,11 +4,12 @@
 use tributary_plugin_sdk::lenient::Item;
 use tributary_plugin_sdk::prelude::*;
 
-use super::Mapped;
 use super::typed::{Payload as KlaviPayload, RequestBody, owned};
+use super::{Mapped, tax_id};
+use tributary_plugin_sdk::personal_data::PersonalDataGuard;
 
 /// A data request was accepted: request id, products, callback URLs, consents drawn on.
-pub fn request_received(payload: &KlaviPayload<'_>) -> Mapped {
+pub fn request_received(payload: &KlaviPayload<'_>, guard: &PersonalDataGuard) -> Mapped {
     let request_id = payload.request_id.to_string_owned();
     let empty = RequestBody::default();
     let body = payload.request_body.0.as_ref().unwrap_or(&empty);
@@ -43,6 +44,7 @@ pub fn request_received(payload: &KlaviPayload<'_>) -> Mapped {
             products: owned(&body.products),
             callback_urls,
             consent_ids: owned(&body.consent_ids),
+            request_tax_id: tax_id(body.tax_id.as_str(), guard),
         }),
     }
 }
