@@ -245,8 +245,8 @@ fn report(scenario: &str, tally: &Tally, failed_at: Instant, pause: Duration) {
         .latencies
         .iter()
         .partition(|(sent, latency)| *sent + *latency < failed_at);
-    let before = before.into_iter().map(|(_, l)| *l).collect();
-    let during = during.into_iter().map(|(_, l)| *l).collect();
+    let before = before.into_iter().map(|(_, l)| l).collect();
+    let during = during.into_iter().map(|(_, l)| l).collect();
     let (p99_before, _) = p99_max(before);
     let (p99_during, max_during) = p99_max(during);
     eprintln!(
