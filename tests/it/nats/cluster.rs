@@ -5,7 +5,7 @@
 //! what was acknowledged (nothing lost, nothing twice), follows the stream with a live
 //! subscriber that must see every event once, in order, without an error, and counts the 5xx
 //! answers (none for an election shorter than the request budget). Each prints a `FAILOVER`
-//! line with its figures (`scripts/failover-figures.sh` collects them for docs/deployment.md).
+//! line with its figures (`crates/bench/failover-figures.sh` collects them for docs/deployment.md).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -238,7 +238,7 @@ fn p99_max(mut latencies: Vec<Duration>) -> (Duration, Duration) {
     (latencies[index], max)
 }
 
-/// Prints the scenario's figures on one line (collected by scripts/failover-figures.sh).
+/// Prints the scenario's figures on one line (collected by crates/bench/failover-figures.sh).
 fn report(scenario: &str, tally: &Tally, failed_at: Instant, pause: Duration) {
     // Before: answered before the failure; during: still open at the failure or sent after.
     let (before, during): (Vec<_>, Vec<_>) = tally
