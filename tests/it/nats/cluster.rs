@@ -106,15 +106,16 @@ async fn finish(stop: &AtomicBool, workers: Vec<JoinHandle<Tally>>) -> Tally {
     tally
 }
 
+/// What a [`Follower`] saw: each event with its arrival, and the error that ended it.
+type Followed = (Vec<(Event, Instant)>, Option<tonic::Status>);
+
 /// A live subscriber: every event with its arrival time, and the error that ended the
 /// stream, if one did.
 struct Follower {
     stop: Arc<AtomicBool>,
     received: Arc<AtomicUsize>,
-    task: JoinHandle<(Vec<(Event, Instant)>, Option<tonic::Status>)>,
+    task: JoinHandle<Followed>,
 }
-
-type Followed = (Vec<(Event, Instant)>, Option<tonic::Status>);
 
 impl Follower {
     async fn start(server: &Server, request: SubscribeRequest) -> Follower {
