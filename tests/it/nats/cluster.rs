@@ -296,6 +296,8 @@ async fn through_failure(
 
     let failed_at = Instant::now();
     fail(&mut cluster).await;
+    // Load after the recovery too: it must be served as before.
+    tokio::time::sleep(Duration::from_secs(2)).await;
     let tally = finish(&stop, workers).await;
     assert!(
         tally.acknowledged.len() > 50,
