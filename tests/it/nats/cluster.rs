@@ -312,6 +312,18 @@ async fn through_failure(
         .await;
     let pause = assert_followed(scenario, &followed, error, &all, failed_at);
     report(scenario, &tally, failed_at, pause);
+    if !tally.server_errors.is_empty() {
+        // Why, for the scenario's own assertion on 5xx answers.
+        let logs = server.logs();
+        let warnings: Vec<&str> = logs
+            .lines()
+            .filter(|l| l.contains("WARN") || l.contains("ERROR"))
+            .collect();
+        eprintln!(
+            "{scenario}: warnings of the instance:\n{}",
+            warnings[warnings.len().saturating_sub(40)..].join("\n")
+        );
+    }
     drop(server);
     (tally, cluster)
 }
