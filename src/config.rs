@@ -789,7 +789,7 @@ impl Config {
         }
         config.insecure |= overrides.insecure;
         for name in config.sources.keys() {
-            tributary_event_log::rules::check_source_name(name)
+            tributary_event_log::SourceName::new(name)
                 .with_context(|| format!("invalid source name in [sources.{name:?}]"))?;
         }
         config

@@ -300,7 +300,11 @@ async fn open_log(config: &Config) -> anyhow::Result<Arc<dyn EventLog>> {
     if !config.log.durable {
         tracing::warn!("log.durable = false: a crash may lose acknowledged webhooks");
     }
-    if let Some(nats) = config.log.nats()? {
+    if let Some(mut nats) = config.log.nats()? {
+        // Appends ride through an election within the webhook's own deadline.
+        nats.append_budget = tributary_event_log_nats::append_budget_within(
+            http::Limits::from(&config.http).request_timeout,
+        );
         return Ok(Arc::new(
             tributary_event_log_nats::NatsLog::connect(nats)
                 .await

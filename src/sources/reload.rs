@@ -195,7 +195,7 @@ impl Sources {
         let mut by_name = HashMap::new();
         for (name, source) in configured {
             // Also checked when the config is read; here for sources named after adapters.
-            if let Err(error) = tributary_event_log::rules::check_source_name(&name) {
+            if let Err(error) = tributary_event_log::SourceName::new(&name) {
                 if startup {
                     bail!("source `{name}`: {error}");
                 }

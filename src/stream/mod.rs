@@ -9,7 +9,7 @@ use std::sync::Arc;
 use futures_util::{Stream, StreamExt as _};
 use tokio::sync::{OwnedSemaphorePermit, watch};
 use tonic::{Request, Response, Status};
-use tributary_event_log::{EventLog, StoredEvent};
+use tributary_event_log::{EventLog, LogError, StoredEvent};
 use tributary_model::encoded::event_stream_server::EventStream;
 use tributary_model::v1::{
     AckRequest, AckResponse, Event, Filter, SubscribeRequest, subscribe_request::Start,
@@ -27,6 +27,10 @@ use crate::ops::telemetry::{self, Stage};
 
 /// Events read from the log per round trip: the most a subscription holds in memory.
 const READ_BATCH: usize = 256;
+/// First pause before reading again after the log failed (an election, a reconnect).
+const READ_RETRY_FIRST: std::time::Duration = std::time::Duration::from_millis(100);
+/// Longest pause between such reads.
+const READ_RETRY_MAX: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// The `EventStream` gRPC service. Its `Subscribe` sends each event as the log stored it
 /// ([`EncodedEvent`]): one encoding, shared by every subscriber.
@@ -309,6 +313,7 @@ impl StreamService {
             last,
             shutdown: self.app.shutdown.clone(),
             ended: false,
+            read_failures: 0,
             _active: ActiveSubscription::new(),
             _permit: permit,
         }
@@ -388,6 +393,8 @@ struct Subscription {
     shutdown: watch::Receiver<bool>,
     /// Set once the stream ended with an error: nothing follows it.
     ended: bool,
+    /// Reads failed in a row (storage unavailable), for the pause before the next one.
+    read_failures: u32,
     _active: ActiveSubscription,
     _permit: OwnedSemaphorePermit,
 }
@@ -414,7 +421,20 @@ impl Subscription {
                 }
             }
             let batch = match self.log.read_stored_after(self.position, READ_BATCH).await {
-                Ok(batch) => batch,
+                Ok(batch) => {
+                    self.read_failures = 0;
+                    batch
+                }
+                // The log is electing a leader or reconnecting: pause and read the same
+                // position again (no gap, no duplicate) rather than end the stream.
+                Err(error @ LogError::Storage { .. }) => {
+                    if !self.pause_after_read_failure(&error).await {
+                        return self.end(Status::unavailable(
+                            "server shutting down; reconnect after your last sequence",
+                        ));
+                    }
+                    continue;
+                }
                 Err(error) => return self.end(log_status(error)),
             };
             let position = self.position;
@@ -441,6 +461,23 @@ impl Subscription {
                 return self.end(removed);
             }
             self.pending = batch.into_iter();
+        }
+    }
+
+    /// Waits before reading again after a storage failure: 100 ms doubling up to 2 s. False
+    /// when the server is shutting down meanwhile.
+    async fn pause_after_read_failure(&mut self, error: &LogError) -> bool {
+        self.read_failures = self.read_failures.saturating_add(1);
+        if self.read_failures == 1 {
+            tracing::warn!(%error, position = self.position, "cannot read the log; retrying");
+        }
+        let pause = READ_RETRY_FIRST
+            .saturating_mul(1 << self.read_failures.min(5).saturating_sub(1))
+            .min(READ_RETRY_MAX);
+        let shutdown = &mut self.shutdown;
+        tokio::select! {
+            _ = tokio::time::sleep(pause) => true,
+            _ = shutdown.wait_for(|stop| *stop) => false,
         }
     }
 

@@ -5,7 +5,9 @@
 use async_nats::jetstream::kv::{CreateErrorKind, Operation, UpdateErrorKind};
 use futures_util::StreamExt;
 use prost::Message as _;
-use tributary_event_log::{AppendOutcome, LogError, PendingEvent, RedriveOutcome, rules};
+use tributary_event_log::{
+    AppendOutcome, LogError, PendingEvent, RedriveOutcome, SourceName, rules,
+};
 use tributary_model::v1::DeadLetter;
 
 use crate::Inner;
@@ -97,8 +99,12 @@ pub(crate) async fn redrive(
     // Events first: if the state write fails, a later redrive appends nothing twice (dedup)
     // and resolves the letter then.
     let mut outcome = AppendOutcome::default();
-    let source = letter.source.clone();
-    inner.publish_events(&source, &events, &mut outcome).await?;
+    // Stored by an append, so valid; checked again rather than trusted.
+    let source = SourceName::new(&letter.source)?;
+    let mut sent = std::collections::HashSet::new();
+    inner
+        .publish_events(&source, &events, &mut outcome, &mut sent)
+        .await?;
 
     let resolved = rules::record_redrive(&mut letter, still_failing, &outcome.sequences, now());
     let state: bytes::Bytes = DeadLetter {

@@ -1,7 +1,9 @@
 //! Dedup beyond JetStream's duplicate window: a KV bucket (`<stream>_DEDUP`) with one key per
 //! stored item and `max_age` = the dedup horizon. `append` reads the keys before publishing
 //! (a key present is a duplicate, nothing is published) and writes them once JetStream
-//! acknowledged the messages, duplicates included (so a retry repairs a key a crash lost).
+//! acknowledged the messages, duplicates included (so a retry repairs a key a crash lost). A
+//! write that fails (the bucket electing a leader) does not fail the append: the key is
+//! queued and a background task writes it (`repair`).
 //! Within the window the `Nats-Msg-Id` header still decides, which also covers two instances
 //! racing on the same item; events and dead letters have separate key spaces, like their
 //! streams.
@@ -107,34 +109,67 @@ pub(crate) async fn recorded_sequence(inner: &Inner, key: &str) -> Result<Option
     Ok(value.and_then(|v| std::str::from_utf8(&v).ok()?.parse().ok()))
 }
 
-/// Records the keys of items JetStream acknowledged (value: the stream sequence). Fails the
-/// append when a write fails: the items are stored, and the provider's retry (a duplicate
-/// within the window) writes the keys then.
-pub(crate) async fn remember(inner: &Inner, stored: Vec<(String, u64)>) -> Result<(), LogError> {
+/// Records the keys of items JetStream acknowledged (value: the stream sequence). A key that
+/// cannot be written now is queued for [`repair`]: the item is stored, and until the key is
+/// written JetStream's duplicate window (days) dedups it, so the append still succeeds.
+pub(crate) async fn remember(inner: &Inner, stored: Vec<(String, u64)>) {
+    let failed = write(inner, stored).await;
+    if failed.is_empty() {
+        return;
+    }
+    tracing::warn!(
+        keys = failed.len(),
+        bucket = %inner.config.dedup_bucket(),
+        "cannot record dedup keys yet; writing them in the background"
+    );
+    inner.queue_unrecorded(failed);
+}
+
+/// Writes what [`remember`] queued; returns how many keys are still waiting.
+pub(crate) async fn repair(inner: &Inner) -> usize {
+    let queued = inner.take_unrecorded();
+    if queued.is_empty() {
+        return 0;
+    }
+    let count = queued.len();
+    let failed = write(inner, queued).await;
+    let waiting = failed.len();
+    if waiting < count {
+        tracing::info!(
+            written = count - waiting,
+            waiting,
+            "dedup keys recorded in the background"
+        );
+    }
+    inner.queue_unrecorded(failed);
+    waiting
+}
+
+/// Writes `stored` into the dedup bucket; returns the entries whose write failed.
+async fn write(inner: &Inner, stored: Vec<(String, u64)>) -> Vec<(String, u64)> {
     let Some(bucket) = &inner.dedup else {
-        return Ok(());
+        return Vec::new();
     };
     let results: Vec<_> = futures_util::stream::iter(stored)
         .map(|(key, sequence)| async move {
-            bucket
+            let written = bucket
                 .put(key.as_str(), Bytes::from(sequence.to_string()))
-                .await
+                .await;
+            (key, sequence, written)
         })
         .buffered(PARALLEL)
         .collect()
         .await;
-    for result in results {
-        result.map_err(|e| {
-            LogError::storage(
-                format!(
-                    "stored, but cannot record its dedup key in KV bucket {}",
-                    inner.config.dedup_bucket()
-                ),
-                e,
-            )
-        })?;
-    }
-    Ok(())
+    results
+        .into_iter()
+        .filter_map(|(key, sequence, written)| match written {
+            Ok(_) => None,
+            Err(error) => {
+                tracing::debug!(%error, "cannot write a dedup key");
+                Some((key, sequence))
+            }
+        })
+        .collect()
 }
 
 #[cfg(test)]

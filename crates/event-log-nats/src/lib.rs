@@ -17,6 +17,7 @@
 //! - every instance follows the stream with an ordered consumer, so an event appended through
 //!   one instance wakes live subscribers on all of them.
 
+mod append;
 mod archive;
 mod consumers;
 mod dead_letters;
@@ -25,6 +26,7 @@ mod read;
 mod setup;
 mod tasks;
 
+use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
@@ -40,7 +42,7 @@ use tokio::sync::watch;
 use tributary_event_log::rules;
 use tributary_event_log::{
     AppendOutcome, AppendRequest, EventLog, LogError, PendingEvent, RedriveOutcome, Retention,
-    StoredEvent,
+    SourceName, StoredEvent,
 };
 use tributary_model::v1::{ArchiveEntry, Consumer, DeadLetter, Event};
 use tributary_model::well_known::Timestamp;
@@ -207,6 +209,19 @@ pub struct NatsConfig {
     pub connect_timeout: Duration,
     /// Bound on every JetStream request and publish acknowledgement.
     pub request_timeout: Duration,
+    /// How long `append` keeps retrying while JetStream has no leader or cannot be reached
+    /// (an election, a node lost, a reconnect) before it fails: the webhook's own deadline
+    /// less a margin ([`append_budget_within`]), so the provider gets a 2xx after a pause
+    /// rather than a 5xx. Zero: one attempt.
+    pub append_budget: Duration,
+}
+
+/// The [`NatsConfig::append_budget`] that fits in a request deadline of `deadline`: a tenth
+/// of it (at least a second, at most five) is left for the rest of the request (reading the
+/// body, the adapter, the answer).
+pub fn append_budget_within(deadline: Duration) -> Duration {
+    let margin = (deadline / 10).clamp(Duration::from_secs(1), Duration::from_secs(5));
+    deadline.saturating_sub(margin)
 }
 
 impl std::fmt::Debug for NatsConfig {
@@ -226,13 +241,15 @@ impl std::fmt::Debug for NatsConfig {
             .field("retention", &self.retention)
             .field("connect_timeout", &self.connect_timeout)
             .field("request_timeout", &self.request_timeout)
+            .field("append_budget", &self.append_budget)
             .finish()
     }
 }
 
 impl NatsConfig {
     /// Defaults for `servers`: no credentials, stream `TRIBUTARY_EVENTS`, R1 file storage, a
-    /// 4-day dedup window, default retention (no event limits).
+    /// 4-day dedup window, default retention (no event limits), 27 s of append retries (the
+    /// HTTP front end's default 30 s request deadline, less its margin).
     pub fn new(servers: Vec<String>) -> Self {
         Self {
             servers,
@@ -248,6 +265,7 @@ impl NatsConfig {
             retention: Retention::default(),
             connect_timeout: Duration::from_secs(10),
             request_timeout: Duration::from_secs(5),
+            append_budget: append_budget_within(Duration::from_secs(30)),
         }
     }
 
@@ -318,7 +336,13 @@ pub(crate) struct Inner {
     last_tx: watch::Sender<u64>,
     last_rx: watch::Receiver<u64>,
     health: Mutex<Result<(), String>>,
+    /// Dedup keys of stored items whose KV write failed, for the repair task (see `dedup`).
+    unrecorded: Mutex<Vec<(String, u64)>>,
 }
+
+/// Dedup keys waiting for the repair task at most; beyond it the oldest are dropped (logged):
+/// JetStream's duplicate window still dedups their items.
+const MAX_UNRECORDED: usize = 100_000;
 
 impl NatsLog {
     /// Connects to NATS (waiting up to `connect_timeout`), creates the streams and buckets
@@ -350,6 +374,7 @@ impl NatsLog {
             last_tx,
             last_rx,
             health: Mutex::new(Ok(())),
+            unrecorded: Mutex::new(Vec::new()),
         });
         tasks::spawn(&inner);
         tracing::info!(
@@ -372,6 +397,33 @@ impl Inner {
         if let Ok(mut health) = self.health.lock() {
             *health = status;
         }
+    }
+
+    /// Queues dedup keys for the repair task.
+    fn queue_unrecorded(&self, keys: Vec<(String, u64)>) {
+        if keys.is_empty() {
+            return;
+        }
+        if let Ok(mut queue) = self.unrecorded.lock() {
+            queue.extend(keys);
+            if queue.len() > MAX_UNRECORDED {
+                let dropped = queue.len() - MAX_UNRECORDED;
+                queue.drain(..dropped);
+                tracing::warn!(
+                    dropped,
+                    "too many dedup keys waiting; the oldest are left to JetStream's \
+                     duplicate window"
+                );
+            }
+        }
+    }
+
+    /// The dedup keys queued for the repair task, emptying the queue.
+    fn take_unrecorded(&self) -> Vec<(String, u64)> {
+        self.unrecorded
+            .lock()
+            .map(|mut queue| std::mem::take(&mut *queue))
+            .unwrap_or_default()
     }
 
     /// Announces that the stream holds at least `sequence`.
@@ -432,41 +484,46 @@ impl Inner {
 
     /// Publishes `events` of `source` in order, except those whose dedup key is recorded, and
     /// waits for every acknowledgement, then records their keys. Only acknowledged,
-    /// non-duplicate messages count as stored.
+    /// non-duplicate messages count as stored, and duplicates of a message in `sent` (published
+    /// by an earlier attempt of the same append, whose acknowledgement was lost): those were
+    /// stored by this append. Every message published is added to `sent`.
     async fn publish_events(
         &self,
-        source: &str,
+        source: &SourceName,
         events: &[PendingEvent],
         outcome: &mut AppendOutcome,
+        sent: &mut HashSet<String>,
     ) -> Result<(), LogError> {
         // Replays dedup apart from their originals (`rules::dedup_key`).
         let ids: Vec<_> = events.iter().map(PendingEvent::dedup_key).collect();
         let keys: Vec<String> = ids
             .iter()
-            .map(|id| dedup::key(dedup::Kind::Event, source, id))
+            .map(|id| dedup::key(dedup::Kind::Event, source.as_str(), id))
             .collect();
         let seen = dedup::seen(self, &keys).await?;
         let mut pending = Vec::with_capacity(events.len());
+        let mut this_attempt = HashSet::new();
         let mut pending_keys = Vec::with_capacity(events.len());
         for (((event, id), key), seen) in events.iter().zip(&ids).zip(keys).zip(seen) {
             if seen {
                 outcome.duplicates += 1;
                 continue;
             }
-            pending_keys.push(key);
             // Stored as given (an adapter's bytes, the envelope fields appended); the stream
             // sequence is the event's, appended when it is read.
+            let id = message_id(source, id);
             let message = PublishMessage::build()
                 .payload(event.encode())
-                .message_id(message_id(source, id));
-            let subject = self.event_subject(source, event.event_type());
+                .message_id(id.as_str());
+            let subject = self.event_subject(source.as_str(), event.event_type());
             pending.push(self.js.send_publish(subject, message).await.map_err(|e| {
                 LogError::storage(format!("cannot publish to {}", self.config.stream), e)
             })?);
+            pending_keys.push((key, ours(sent, &mut this_attempt, id)));
         }
         let acks = join_all(pending.into_iter().map(|ack| ack.into_future())).await;
         let mut stored = Vec::with_capacity(acks.len());
-        for (ack, key) in acks.into_iter().zip(pending_keys) {
+        for (ack, (key, ours)) in acks.into_iter().zip(pending_keys) {
             let ack = ack.map_err(|e| {
                 LogError::storage(
                     format!(
@@ -476,7 +533,7 @@ impl Inner {
                     e,
                 )
             })?;
-            if ack.duplicate {
+            if ack.duplicate && !(ours && ack.sequence != 0) {
                 outcome.duplicates += 1;
             } else {
                 self.saw(ack.sequence);
@@ -484,47 +541,57 @@ impl Inner {
             }
             stored.push((key, ack.sequence));
         }
-        dedup::remember(self, stored).await
+        dedup::remember(self, stored).await;
+        Ok(())
     }
 
     /// Publishes `letters` like `publish_events` does events; returns the ids of those newly
     /// stored.
     async fn publish_dead_letters(
         &self,
-        source: &str,
+        source: &SourceName,
         letters: &[DeadLetter],
         outcome: &mut AppendOutcome,
+        sent: &mut HashSet<String>,
     ) -> Result<Vec<u64>, LogError> {
         let keys: Vec<String> = letters
             .iter()
-            .map(|l| dedup::key(dedup::Kind::DeadLetter, source, &l.provider_event_id))
+            .map(|l| {
+                dedup::key(
+                    dedup::Kind::DeadLetter,
+                    source.as_str(),
+                    &l.provider_event_id,
+                )
+            })
             .collect();
         let seen = dedup::seen(self, &keys).await?;
         let mut pending = Vec::with_capacity(letters.len());
+        let mut this_attempt = HashSet::new();
         let mut pending_keys = Vec::with_capacity(letters.len());
         for ((letter, key), seen) in letters.iter().zip(keys).zip(seen) {
             if seen {
                 outcome.duplicates += 1;
                 continue;
             }
-            pending_keys.push(key);
             let mut stored = letter.clone();
             stored.id = 0;
+            let id = message_id(source, &letter.provider_event_id);
             let message = PublishMessage::build()
                 .payload(stored.encode_to_vec().into())
-                .message_id(message_id(source, &letter.provider_event_id));
-            let subject = self.dead_letter_subject(source);
+                .message_id(id.as_str());
+            let subject = self.dead_letter_subject(source.as_str());
             pending.push(self.js.send_publish(subject, message).await.map_err(|e| {
                 LogError::storage(
                     format!("cannot publish to {}", self.config.dead_letter_stream()),
                     e,
                 )
             })?);
+            pending_keys.push((key, ours(sent, &mut this_attempt, id)));
         }
         let acks = join_all(pending.into_iter().map(|ack| ack.into_future())).await;
         let mut stored = Vec::with_capacity(acks.len());
         let mut ids = Vec::with_capacity(acks.len());
-        for (ack, key) in acks.into_iter().zip(pending_keys) {
+        for (ack, (key, ours)) in acks.into_iter().zip(pending_keys) {
             let ack = ack.map_err(|e| {
                 LogError::storage(
                     format!(
@@ -534,7 +601,7 @@ impl Inner {
                     e,
                 )
             })?;
-            if ack.duplicate {
+            if ack.duplicate && !(ours && ack.sequence != 0) {
                 outcome.duplicates += 1;
             } else {
                 outcome.dead_lettered += 1;
@@ -542,7 +609,7 @@ impl Inner {
             }
             stored.push((key, ack.sequence));
         }
-        dedup::remember(self, stored).await?;
+        dedup::remember(self, stored).await;
         Ok(ids)
     }
 
@@ -557,15 +624,26 @@ impl Inner {
     }
 }
 
+/// Whether a duplicate acknowledgement of `id` would be this append's own message: `id` was
+/// published by an earlier attempt (`sent`) and is its first copy in this attempt (a second
+/// copy within the request is a duplicate of the first). Records `id` in both sets.
+fn ours(sent: &mut HashSet<String>, this_attempt: &mut HashSet<String>, id: String) -> bool {
+    let first_copy = this_attempt.insert(id.clone());
+    let sent_before = !sent.insert(id);
+    first_copy && sent_before
+}
+
 /// Shown on `/readyz` and logged: names no server (URLs stay out of health strings).
 fn unreachable_reason(state: &async_nats::connection::State) -> String {
     format!("NATS JetStream is unreachable (connection {state}); reconnecting")
 }
 
 /// The `Nats-Msg-Id`: `<source>:<dedup key>` (the provider event id, or `rules::dedup_key`
-/// for an event). Ids that are not plain printable ASCII (they come from providers) are
-/// hex-encoded behind a `%`, so no byte can break the header and distinct ids stay distinct.
-pub(crate) fn message_id(source: &str, id: &str) -> String {
+/// for an event). A [`SourceName`] holds no `:`, so the id splits at its first `:` and
+/// (source, id) pairs cannot collide: `s` + `x:y` is `s:x:y`, and `s:x` is no source name.
+/// Ids that are not plain printable ASCII (they come from providers) are hex-encoded behind a
+/// `%`, so no byte can break the header and distinct ids stay distinct.
+pub(crate) fn message_id(source: &SourceName, id: &str) -> String {
     let plain = id.bytes().all(|b| (0x21..=0x7e).contains(&b)) && !id.starts_with('%');
     if plain {
         format!("{source}:{id}")
@@ -605,39 +683,12 @@ fn type_tokens(event_type: &str) -> String {
 
 #[async_trait]
 impl EventLog for NatsLog {
-    async fn append(&self, mut request: AppendRequest) -> Result<AppendOutcome, LogError> {
-        rules::validate_append(&request)?;
+    async fn append(&self, request: AppendRequest) -> Result<AppendOutcome, LogError> {
+        let source = rules::validate_append(&request)?;
         let inner = &self.inner;
-        inner.require_connection()?;
-        let mut outcome = AppendOutcome::default();
-        let result = async {
-            // The entry first, so the items can point at it; its links last, once known.
-            let archive_id = match &request.archive {
-                Some(entry) => archive::reserve(inner, &request.source, entry).await?,
-                None => 0,
-            };
-            if archive_id != 0 {
-                for event in &mut request.events {
-                    event.set_raw_id(archive_id);
-                }
-                for letter in &mut request.dead_letters {
-                    letter.raw_id = archive_id;
-                }
-            }
-            inner
-                .publish_events(&request.source, &request.events, &mut outcome)
-                .await?;
-            let letter_ids = inner
-                .publish_dead_letters(&request.source, &request.dead_letters, &mut outcome)
-                .await?;
-            if let Some(entry) = &request.archive {
-                archive::link(inner, entry, archive_id, &outcome.sequences, &letter_ids).await?;
-                outcome.archive_id = archive_id;
-            }
-            Ok(())
-        }
-        .await;
-        inner.record(result).map(|()| outcome)
+        let budget = inner.config.append_budget;
+        let result = append::append(inner, &source, request, budget).await;
+        inner.record(result)
     }
 
     async fn read_after(&self, after: u64, max: usize) -> Result<Vec<Event>, LogError> {
@@ -741,10 +792,38 @@ mod tests {
 
     #[test]
     fn message_ids_are_header_safe_and_distinct() {
-        assert_eq!(message_id("arcadia", "whk_1"), "arcadia:whk_1");
-        assert_eq!(message_id("arcadia", "a b"), "arcadia:%612062");
-        assert_eq!(message_id("arcadia", "%61"), "arcadia:%253631");
-        assert_ne!(message_id("s", "a\r\nb"), message_id("s", "a  b"));
+        let source = |name: &str| SourceName::new(name).expect("valid");
+        assert_eq!(message_id(&source("arcadia"), "whk_1"), "arcadia:whk_1");
+        assert_eq!(message_id(&source("arcadia"), "a b"), "arcadia:%612062");
+        assert_eq!(message_id(&source("arcadia"), "%61"), "arcadia:%253631");
+        assert_ne!(
+            message_id(&source("s"), "a\r\nb"),
+            message_id(&source("s"), "a  b")
+        );
+        // The first `:` ends the source: `s:x` cannot be one, so `s` + `x:y` is unambiguous.
+        assert_eq!(message_id(&source("s"), "x:y"), "s:x:y");
+        assert!(SourceName::new("s:x").is_err());
+    }
+
+    #[test]
+    fn only_a_retried_first_copy_is_this_appends_own_message() {
+        let mut sent = HashSet::new();
+        let mut first = HashSet::new();
+        assert!(!ours(&mut sent, &mut first, "s:a".into()));
+        assert!(!ours(&mut sent, &mut first, "s:a".into()), "second copy");
+        let mut retry = HashSet::new();
+        assert!(ours(&mut sent, &mut retry, "s:a".into()));
+        assert!(!ours(&mut sent, &mut retry, "s:a".into()), "second copy");
+        assert!(!ours(&mut sent, &mut retry, "s:b".into()), "never sent");
+    }
+
+    #[test]
+    fn the_append_budget_leaves_a_margin() {
+        let secs = |s| Duration::from_secs(s);
+        assert_eq!(append_budget_within(secs(30)), secs(27));
+        assert_eq!(append_budget_within(secs(5)), secs(4));
+        assert_eq!(append_budget_within(secs(1)), secs(0));
+        assert_eq!(append_budget_within(secs(120)), secs(115));
     }
 
     #[test]

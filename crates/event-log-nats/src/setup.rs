@@ -133,6 +133,9 @@ fn load_credentials(auth: &NatsAuth) -> Result<Credentials, LogError> {
     })
 }
 
+/// How often the client pings its server to notice one that stopped answering.
+const PING_INTERVAL: Duration = Duration::from_secs(2);
+
 /// The client options for one attempt: credentials, TLS, timeouts, reconnecting forever.
 fn options(
     config: &NatsConfig,
@@ -142,6 +145,9 @@ fn options(
         .name("tributary")
         .connection_timeout(Duration::from_secs(2))
         .request_timeout(Some(config.request_timeout))
+        // A frozen server keeps its socket open: three unanswered pings (about 6 s, not the
+        // default 3 minutes) and the client moves to another server of the cluster.
+        .ping_interval(PING_INTERVAL)
         .max_reconnects(None)
         .reconnect_delay_callback(|attempts| {
             Duration::from_millis((attempts as u64 * 100).min(1000))

@@ -13,10 +13,12 @@ use tributary_event_log::{LogError, rules};
 use tributary_model::v1::DeadLetter;
 use tributary_model::well_known::Timestamp;
 
-use crate::{Inner, archive, consumers, read, unreachable_reason};
+use crate::{Inner, archive, consumers, dedup, read, unreachable_reason};
 
 /// How often the probe asks the stream for its state.
 const PROBE_INTERVAL: Duration = Duration::from_secs(1);
+/// How often dedup keys an append could not record are written again.
+const REPAIR_INTERVAL: Duration = Duration::from_secs(1);
 /// Pause before following the stream again after the follower failed.
 const FOLLOW_RETRY: Duration = Duration::from_secs(1);
 /// Dead-letter states examined per retention pass (the sweep continues there next pass).
@@ -25,6 +27,9 @@ const STATES_PER_PASS: usize = 2048;
 pub(crate) fn spawn(inner: &Arc<Inner>) {
     tokio::spawn(follow(Arc::downgrade(inner)));
     tokio::spawn(probe(Arc::downgrade(inner)));
+    if inner.dedup.is_some() {
+        tokio::spawn(repair_dedup(Arc::downgrade(inner)));
+    }
     let retention = &inner.config.retention;
     if retention.removes_anything() {
         tokio::spawn(retention_loop(
@@ -75,6 +80,16 @@ async fn follow(weak: Weak<Inner>) {
             Err(error) => tracing::debug!(%error, "cannot follow the events stream yet"),
         }
         tokio::time::sleep(FOLLOW_RETRY).await;
+    }
+}
+
+/// Writes the dedup keys an append could not record (a KV write failed during an election),
+/// every second until they are all written.
+async fn repair_dedup(weak: Weak<Inner>) {
+    loop {
+        tokio::time::sleep(REPAIR_INTERVAL).await;
+        let Some(inner) = weak.upgrade() else { return };
+        dedup::repair(&inner).await;
     }
 }
 

@@ -62,6 +62,7 @@ macro_rules! conformance_tests {
             duplicates_are_skipped_by_source_and_provider_event_id,
             events_and_dead_letters_share_dedup_keys_when_capable,
             unusual_provider_event_ids_stay_distinct,
+            source_and_provider_id_pairs_cannot_collide,
             concurrent_appends_get_distinct_increasing_sequences,
             read_after_pages_in_order,
             stored_reads_are_the_events_encoded,
@@ -511,6 +512,46 @@ pub async fn unusual_provider_event_ids_stay_distinct(store: impl Store) {
         .map(|l| l.provider_event_id)
         .collect();
     assert_eq!(letter_ids, ids.map(str::to_owned).to_vec());
+}
+
+/// A (source, provider event id) pair is one key however the two are split: source `s` with
+/// id `x:y` is stored, source `s:x` (whose id `y` would read the same once joined with `:`)
+/// is refused as a source name, and `s` with `x` and `x:y` stay two items.
+pub async fn source_and_provider_id_pairs_cannot_collide(store: impl Store) {
+    let log = open(&store).await;
+    let with = |source: &str, ids: &[&str]| AppendRequest {
+        source: source.to_owned(),
+        events: ids.iter().map(|id| event(source, id).into()).collect(),
+        dead_letters: Vec::new(),
+        archive: None,
+    };
+    assert_eq!(append(&log, with("s", &["x:y"])).await, outcome(&[1], 0, 0));
+    for source in ["s:x", "s.x", "s*", "s>", "s x", ""] {
+        assert_invalid_prefix(
+            log.append(with(source, &["y"])).await,
+            "source names are 1 to 64 characters",
+        );
+    }
+    assert_eq!(
+        append(&log, with("s", &["x", "x:y", "y"])).await,
+        outcome(&[2, 3], 1, 0)
+    );
+    assert_eq!(append(&log, with("s-x", &["y"])).await, outcome(&[4], 0, 0));
+    let keys: Vec<(String, String)> = read(&log, 0, 10)
+        .await
+        .iter()
+        .map(|e| {
+            (
+                e.source.clone(),
+                crate::rules::provider_event_id(e).to_owned(),
+            )
+        })
+        .collect();
+    let expected = [("s", "x:y"), ("s", "x"), ("s", "y"), ("s-x", "y")];
+    assert_eq!(
+        keys,
+        expected.map(|(s, i)| (s.to_owned(), i.to_owned())).to_vec()
+    );
 }
 
 /// Appends running at the same time get distinct sequences with no gap; each append's

@@ -8,6 +8,7 @@
 
 mod pending;
 pub mod rules;
+mod source_name;
 mod stored;
 
 #[cfg(feature = "conformance")]
@@ -22,13 +23,14 @@ use tributary_model::v1::{ArchiveEntry, Consumer, DeadLetter, Event};
 use tributary_model::well_known::Timestamp;
 
 pub use pending::{PendingEvent, UnreadableEvent};
+pub use source_name::{MAX_SOURCE_NAME, SourceName};
 pub use stored::StoredEvent;
 
 /// Everything one webhook produced. Whether it is stored as one unit depends on the backend
 /// (see [`EventLog`]); retrying a failed append is always safe.
 #[derive(Debug, Clone, Default)]
 pub struct AppendRequest {
-    /// The source that received the webhook (non-empty); with each item's provider event id it
+    /// The source that received the webhook (a valid [`SourceName`]); with each item's provider event id it
     /// forms the dedup key. Each event's and dead letter's own `source` should be the same:
     /// redrive and retention use those.
     pub source: String,
@@ -283,10 +285,17 @@ pub trait BlockingAppend: Send + Sync {
 ///   the bucket's `max_age` = `dedup_horizon` (counted from the key's last write): `append`
 ///   checks it before publishing and writes it after JetStream acknowledged the message
 ///   (a duplicate acknowledgement writes it too). A key does **not** outlive the horizon
-///   while its event is still in the stream. If the key write fails the append fails, and
-///   the provider's retry (within the window) writes it; a process crash between the
-///   publish and the key write leaves that item to the window alone until a retry repairs
-///   it. With a zero horizon there is no bucket and only the window applies.
+///   while its event is still in the stream. If the key write fails the append still
+///   succeeds (the item is stored) and a background task writes the key once the bucket
+///   answers; meanwhile, and after a process crash between the publish and the key write,
+///   the window alone dedups that item until a retry repairs it. With a zero horizon there
+///   is no bucket and only the window applies.
+///
+/// # Riding through failures (NATS)
+///
+/// While JetStream has no leader or cannot be reached (an election, a node lost, a
+/// reconnect), `append` retries with backoff within its budget (the request's deadline less a
+/// margin) before failing; retries reuse the message ids, so nothing is stored twice.
 #[async_trait]
 pub trait EventLog: Send + Sync + 'static {
     /// Stores a webhook's events and dead letters, skipping items whose (source, provider

@@ -166,6 +166,25 @@ impl Nats {
         }
     }
 
+    /// Freezes the server (SIGSTOP): its sockets stay open, it answers nothing.
+    pub fn freeze(&self) {
+        self.signal("-STOP");
+    }
+
+    /// Lets a [`Nats::freeze`]d server run again (SIGCONT).
+    pub fn thaw(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, signal: &str) {
+        let child = self.child.as_ref().expect("nats-server running");
+        let status = Command::new("kill")
+            .args([signal, &child.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(status.success(), "kill {signal} {}", self.name);
+    }
+
     /// Starts the server again on the same ports, config and store.
     pub fn restart(&mut self) {
         self.kill();
@@ -251,6 +270,46 @@ impl NatsCluster {
             }
             Ok(NatsCluster { nodes })
         })
+    }
+
+    /// The node leading `stream`'s Raft group, asked of the running nodes; `None` while
+    /// there is none.
+    pub fn stream_leader(&self, stream: &str) -> Option<usize> {
+        let leader = self
+            .nodes
+            .iter()
+            .filter(|n| n.child.is_some())
+            .find_map(|n| {
+                n.jsz_stream(stream)["cluster"]["leader"]
+                    .as_str()
+                    .map(str::to_owned)
+            })?;
+        self.nodes.iter().position(|n| n.name == leader)
+    }
+
+    /// Waits until `stream` has a leader and every replica is current (after a node
+    /// rejoined); panics after `within`.
+    pub fn wait_stream_current(&self, stream: &str, within: Duration) {
+        let started = std::time::Instant::now();
+        loop {
+            let view = self
+                .stream_leader(stream)
+                .map(|leader| self.nodes[leader].jsz_stream(stream))
+                .unwrap_or(Value::Null);
+            let replicas = view["cluster"]["replicas"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            let current = replicas.iter().filter(|r| r["current"] == true).count();
+            if view["cluster"]["leader"].is_string() && replicas.len() == 2 && current == 2 {
+                return;
+            }
+            assert!(
+                started.elapsed() < within,
+                "stream {stream} not current after {within:?}: {view}"
+            );
+            std::thread::sleep(Duration::from_millis(250));
+        }
     }
 
     /// Every node's URL, comma-separated (the form of `log.backend`).
