@@ -16,6 +16,7 @@ pub mod cli;
 pub mod config;
 pub mod console;
 pub mod error;
+mod files;
 pub mod ingest;
 pub mod ops;
 pub mod server;
