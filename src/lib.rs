@@ -19,6 +19,7 @@ pub mod error;
 mod files;
 pub mod ingest;
 pub mod ops;
+pub mod rate_limit;
 pub mod server;
 pub mod sources;
 pub mod stream;
