@@ -1,6 +1,6 @@
 //! Who may call the gRPC services, and what each caller may do.
 //!
-//! Each consuming team gets a [`Credential`]: a bearer token (stored in the config as is, or
+//! Each consuming team gets a credential (`[[grpc.credentials]]`): a bearer token (stored in the config as is, or
 //! as `sha256:<hex>` of the token, or read from a file or environment variable) with scopes:
 //! the consumer names (prefixes) it may use, the sources and event types it may read, and
 //! whether it may administer. The interceptor authenticates every call (constant-time
