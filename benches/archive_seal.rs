@@ -1,6 +1,6 @@
 //! What the raw archive costs an HTTP worker per webhook: sealing the Arcadia statement seed
 //! (filter the headers, encode, compress, hash, encrypt) and opening it again.
-//! `cargo bench --bench archive_seal` (docs/benchmarks.md, "Session 6").
+//! `cargo bench --bench archive_seal` (docs/benchmarks.md, "Adapter and plugin-boundary cost").
 
 use std::hint::black_box;
 use std::time::Duration;

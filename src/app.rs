@@ -7,7 +7,7 @@ use tokio::sync::{Semaphore, watch};
 use tributary_event_log::EventLog;
 
 use crate::archive::Archive;
-use crate::ingest::rate_limit::SourceRateLimit;
+use crate::rate_limit::SourceRateLimit;
 use crate::sources::Sources;
 
 /// Shared by the HTTP front end, the gRPC services and the admin operations. Cheap to clone.

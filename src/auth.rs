@@ -1,6 +1,6 @@
 //! Who may call the gRPC services, and what each caller may do.
 //!
-//! Each consuming team gets a [`Credential`]: a bearer token (stored in the config as is, or
+//! Each consuming team gets a credential (`[[grpc.credentials]]`): a bearer token (stored in the config as is, or
 //! as `sha256:<hex>` of the token, or read from a file or environment variable) with scopes:
 //! the consumer names (prefixes) it may use, the sources and event types it may read, and
 //! whether it may administer. The interceptor authenticates every call (constant-time
@@ -21,7 +21,7 @@ use subtle::ConstantTimeEq;
 use tonic::{Request, Status};
 use tributary_model::v1::Filter;
 
-use crate::error::ErrorCode;
+use crate::error::{ErrorCode, OpError};
 
 /// `[[grpc.credentials]]`: one consuming team's token and scopes.
 #[derive(Debug, Clone, Deserialize)]
@@ -78,12 +78,17 @@ impl Principal {
     }
 
     /// The principal of `request`, as the interceptor left it.
-    pub fn of<T>(request: &Request<T>) -> Result<Arc<Principal>, Status> {
+    pub fn of<T>(request: &Request<T>) -> Result<Arc<Principal>, OpError> {
         request
             .extensions()
             .get::<Arc<Principal>>()
             .cloned()
-            .ok_or_else(|| ErrorCode::Unauthenticated.status("missing or invalid bearer token"))
+            .ok_or_else(|| {
+                OpError::new(
+                    ErrorCode::Unauthenticated,
+                    "missing or invalid bearer token",
+                )
+            })
     }
 
     /// Whether this caller may administer (the web console admits only those).
@@ -92,39 +97,41 @@ impl Principal {
     }
 
     /// Refuses unless this caller may administer.
-    pub fn require_admin(&self) -> Result<(), Status> {
+    pub fn require_admin(&self) -> Result<(), OpError> {
         if self.admin {
             Ok(())
         } else {
-            Err(ErrorCode::PermissionDenied
-                .status(format!("credential `{}` has no admin scope", self.name)))
+            Err(OpError::new(
+                ErrorCode::PermissionDenied,
+                format!("credential `{}` has no admin scope", self.name),
+            ))
         }
     }
 
     /// Refuses unless this caller may use the durable consumer `name`.
-    pub fn require_consumer(&self, name: &str) -> Result<(), Status> {
+    pub fn require_consumer(&self, name: &str) -> Result<(), OpError> {
         if self.consumers.iter().any(|scope| covers(scope, name)) {
             Ok(())
         } else {
-            Err(ErrorCode::PermissionDenied.status(format!(
-                "credential `{}` may not use consumer `{name}`",
-                self.name
-            )))
+            Err(OpError::new(
+                ErrorCode::PermissionDenied,
+                format!("credential `{}` may not use consumer `{name}`", self.name),
+            ))
         }
     }
 
     /// Refuses a read filter that would deliver anything outside this caller's scopes. An
     /// empty filter means "everything", so a scoped caller must name what it reads.
-    pub fn require_readable(&self, filter: &Filter) -> Result<(), Status> {
+    pub fn require_readable(&self, filter: &Filter) -> Result<(), OpError> {
         if !self.sources.is_empty() {
             if filter.sources.is_empty() {
                 return Err(self.denied("sources", &self.sources));
             }
             if let Some(source) = filter.sources.iter().find(|s| !self.sources.contains(s)) {
-                return Err(ErrorCode::PermissionDenied.status(format!(
-                    "credential `{}` may not read source `{source}`",
-                    self.name
-                )));
+                return Err(OpError::new(
+                    ErrorCode::PermissionDenied,
+                    format!("credential `{}` may not read source `{source}`", self.name),
+                ));
             }
         }
         if !self.types.is_empty() {
@@ -136,21 +143,24 @@ impl Principal {
                 .iter()
                 .find(|wanted| !self.types.iter().any(|scope| covers(scope, wanted)))
             {
-                return Err(ErrorCode::PermissionDenied.status(format!(
-                    "credential `{}` may not read type `{wanted}`",
-                    self.name
-                )));
+                return Err(OpError::new(
+                    ErrorCode::PermissionDenied,
+                    format!("credential `{}` may not read type `{wanted}`", self.name),
+                ));
             }
         }
         Ok(())
     }
 
-    fn denied(&self, what: &str, allowed: &[String]) -> Status {
-        ErrorCode::PermissionDenied.status(format!(
-            "credential `{}` may read only these {what}: {}; name them in the filter",
-            self.name,
-            allowed.join(", ")
-        ))
+    fn denied(&self, what: &str, allowed: &[String]) -> OpError {
+        OpError::new(
+            ErrorCode::PermissionDenied,
+            format!(
+                "credential `{}` may read only these {what}: {}; name them in the filter",
+                self.name,
+                allowed.join(", ")
+            ),
+        )
     }
 }
 
@@ -265,9 +275,12 @@ impl tonic::service::Interceptor for Authenticator {
             .get("authorization")
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "));
-        let principal = self
-            .authenticate(presented)
-            .ok_or_else(|| ErrorCode::Unauthenticated.status("missing or invalid bearer token"))?;
+        let principal = self.authenticate(presented).ok_or_else(|| {
+            OpError::new(
+                ErrorCode::Unauthenticated,
+                "missing or invalid bearer token",
+            )
+        })?;
         request.extensions_mut().insert(principal);
         Ok(request)
     }
@@ -392,10 +405,12 @@ mod tests {
         assert!(!ok(filter(&["klavi"], &["statement.*"])));
         assert!(!ok(filter(&["arcadia"], &["meter.*"])));
         assert!(!ok(filter(&["arcadia"], &["*"])));
-        let code = principal
-            .require_readable(&filter(&["klavi"], &["statement.*"]))
-            .unwrap_err()
-            .code();
+        let code = tonic::Status::from(
+            principal
+                .require_readable(&filter(&["klavi"], &["statement.*"]))
+                .unwrap_err(),
+        )
+        .code();
         assert_eq!(code, tonic::Code::PermissionDenied);
     }
 

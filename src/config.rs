@@ -56,7 +56,7 @@ pub struct HttpConfig {
     /// Burst above the rate a source may send at once.
     pub rate_limit_burst: u32,
     /// Serve HTTPS from these PEM files (re-read on SIGHUP).
-    pub tls: Option<crate::server::tls::TlsConfig>,
+    pub tls: Option<TlsConfig>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -78,7 +78,7 @@ pub struct GrpcConfig {
     pub max_consumers: usize,
     /// Serve gRPC over TLS from these PEM files (re-read on SIGHUP); with `client_ca_file`,
     /// clients must present a certificate (mTLS).
-    pub tls: Option<crate::server::tls::TlsConfig>,
+    pub tls: Option<TlsConfig>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -808,6 +808,19 @@ impl Config {
             .map(Path::to_path_buf)
             .context("the executable has no parent directory")
     }
+}
+
+/// `[http.tls]` / `[grpc.tls]`: PEM files.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// The certificate chain, leaf first.
+    pub cert_file: PathBuf,
+    /// The private key (PKCS#8, PKCS#1 or SEC1).
+    pub key_file: PathBuf,
+    /// CA certificates that client certificates must chain to. Set: every client must present
+    /// a valid certificate (mTLS).
+    pub client_ca_file: Option<PathBuf>,
 }
 
 #[cfg(test)]

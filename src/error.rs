@@ -1,10 +1,22 @@
 //! One error taxonomy for every front end. Each failure the service reports is classified once
-//! as an [`ErrorCode`], which decides the HTTP status, the gRPC code, the metric label and the
-//! problem+json title together, so the four can never disagree.
+//! as an [`ErrorCode`], which decides the HTTP status, the gRPC code, the metric label, the
+//! problem+json type and the console's answer together.
+//!
+//! Operations (admin, adapters, auth, replay, redrive) return domain errors that implement
+//! [`ServiceError`], or an [`OpError`] carrying the code. Each edge converts once: the gRPC
+//! services with `tonic::Status::from` (the status carries the code in its
+//! [`ERROR_CODE_METADATA`] entry), the webhook endpoint with [`ErrorCode::problem`] and the web
+//! console with [`ServiceError::http_answer`] (or [`ErrorCode::of_status`] for a status a gRPC
+//! operation returned).
 
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use tributary_event_log::LogError;
+
+/// The gRPC metadata entry (a trailer on error) naming a status's [`ErrorCode`] by its label,
+/// so any client (and the console) reads the code the service chose, not a guess from the
+/// gRPC code.
+pub const ERROR_CODE_METADATA: &str = "tributary-error-code";
 
 /// What went wrong, as a caller can act on it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -41,13 +53,15 @@ pub enum ErrorCode {
     AdapterFailed,
     /// The event log cannot write; retrying later may succeed.
     StorageUnavailable,
+    /// The service is shutting down; retry against it (or another instance) later.
+    ShuttingDown,
     /// A bug or an unexpected condition in the service.
     Internal,
 }
 
 impl ErrorCode {
     /// Every code, for documentation and tests.
-    pub const ALL: [ErrorCode; 17] = [
+    pub const ALL: [ErrorCode; 18] = [
         ErrorCode::UnknownSource,
         ErrorCode::UnsupportedMediaType,
         ErrorCode::PayloadTooLarge,
@@ -64,6 +78,7 @@ impl ErrorCode {
         ErrorCode::OutOfRange,
         ErrorCode::AdapterFailed,
         ErrorCode::StorageUnavailable,
+        ErrorCode::ShuttingDown,
         ErrorCode::Internal,
     ];
 
@@ -79,7 +94,7 @@ impl ErrorCode {
             | ErrorCode::OutOfRange => StatusCode::BAD_REQUEST,
             ErrorCode::Unauthenticated => StatusCode::UNAUTHORIZED,
             ErrorCode::AdapterFailed | ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
-            ErrorCode::StorageUnavailable | ErrorCode::AdapterTimeout => {
+            ErrorCode::StorageUnavailable | ErrorCode::AdapterTimeout | ErrorCode::ShuttingDown => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
             ErrorCode::PermissionDenied => StatusCode::FORBIDDEN,
@@ -100,7 +115,9 @@ impl ErrorCode {
             ErrorCode::Unauthenticated => tonic::Code::Unauthenticated,
             ErrorCode::OutOfRange => tonic::Code::OutOfRange,
             ErrorCode::AdapterFailed | ErrorCode::Internal => tonic::Code::Internal,
-            ErrorCode::StorageUnavailable | ErrorCode::AdapterTimeout => tonic::Code::Unavailable,
+            ErrorCode::StorageUnavailable | ErrorCode::AdapterTimeout | ErrorCode::ShuttingDown => {
+                tonic::Code::Unavailable
+            }
             ErrorCode::PermissionDenied => tonic::Code::PermissionDenied,
             ErrorCode::RequestTimeout => tonic::Code::DeadlineExceeded,
             ErrorCode::RateLimited | ErrorCode::ResourceExhausted => tonic::Code::ResourceExhausted,
@@ -126,6 +143,7 @@ impl ErrorCode {
             ErrorCode::OutOfRange => "out_of_range",
             ErrorCode::AdapterFailed => "adapter_failed",
             ErrorCode::StorageUnavailable => "storage_unavailable",
+            ErrorCode::ShuttingDown => "shutting_down",
             ErrorCode::Internal => "internal",
         }
     }
@@ -149,15 +167,26 @@ impl ErrorCode {
             ErrorCode::OutOfRange => "out of range",
             ErrorCode::AdapterFailed => "adapter failed",
             ErrorCode::StorageUnavailable => "the event log could not store the webhook",
+            ErrorCode::ShuttingDown => "shutting down",
             ErrorCode::Internal => "internal error",
         }
+    }
+
+    /// The code named by `label`, as [`label`](Self::label) writes it.
+    pub fn from_label(label: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|code| code.label() == label)
+    }
+
+    /// The problem+json `type` of this code: a stable URN a client can match on.
+    pub fn problem_type(self) -> String {
+        format!("urn:tributary:error:{}", self.label())
     }
 
     /// An RFC 9457 problem+json response with this code's status and `detail`.
     pub fn problem(self, detail: &str) -> Response {
         let status = self.http_status();
         let body = serde_json::json!({
-            "type": "about:blank",
+            "type": self.problem_type(),
             "title": status.canonical_reason().unwrap_or("Error"),
             "status": status.as_u16(),
             "detail": detail,
@@ -170,9 +199,90 @@ impl ErrorCode {
             .into_response()
     }
 
-    /// A gRPC status with this code and `message`.
+    /// A gRPC status with this code and `message`, naming the code in
+    /// [`ERROR_CODE_METADATA`].
     pub fn status(self, message: impl Into<String>) -> tonic::Status {
-        tonic::Status::new(self.grpc_code(), message)
+        let mut metadata = tonic::metadata::MetadataMap::new();
+        metadata.insert(
+            ERROR_CODE_METADATA,
+            tonic::metadata::MetadataValue::from_static(self.label()),
+        );
+        tonic::Status::with_metadata(self.grpc_code(), message, metadata)
+    }
+
+    /// The code a status was made with ([`status`](Self::status)); `Internal` for a status
+    /// the service did not classify (a transport failure, a panic in a handler).
+    pub fn of_status(status: &tonic::Status) -> Self {
+        status
+            .metadata()
+            .get(ERROR_CODE_METADATA)
+            .and_then(|value| value.to_str().ok())
+            .and_then(Self::from_label)
+            .unwrap_or(ErrorCode::Internal)
+    }
+}
+
+/// A failed operation: its code and the message the caller may see. What operations return
+/// when no richer domain error fits; domain errors convert into it with `From`.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct OpError {
+    code: ErrorCode,
+    message: String,
+}
+
+impl OpError {
+    /// A failure classified as `code`; `message` is shown to the caller as it is.
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// Any classified error, with its public message.
+    pub fn of(error: &(impl ServiceError + ?Sized)) -> Self {
+        Self::new(error.error_code(), error.public_message())
+    }
+
+    /// The message shown to the caller.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+}
+
+impl ServiceError for OpError {
+    fn error_code(&self) -> ErrorCode {
+        self.code
+    }
+
+    fn public_message(&self) -> String {
+        self.message.clone()
+    }
+}
+
+/// The gRPC edge: the one conversion every service handler uses (`?` applies it).
+impl From<OpError> for tonic::Status {
+    fn from(error: OpError) -> Self {
+        error.code.status(error.message)
+    }
+}
+
+/// A status a gRPC operation returned, classified by the code it was made with: how the web
+/// console answers a failure of an operation that speaks gRPC (the live tail's subscription).
+impl ServiceError for tonic::Status {
+    fn error_code(&self) -> ErrorCode {
+        ErrorCode::of_status(self)
+    }
+
+    fn public_message(&self) -> String {
+        self.message().to_owned()
+    }
+}
+
+impl From<LogError> for OpError {
+    fn from(error: LogError) -> Self {
+        Self::of(&error)
     }
 }
 
@@ -189,6 +299,11 @@ pub trait ServiceError: std::fmt::Display {
     /// As a gRPC status.
     fn to_status(&self) -> tonic::Status {
         self.error_code().status(self.public_message())
+    }
+
+    /// As the web console answers it: this code's HTTP status and the public message.
+    fn http_answer(&self) -> (StatusCode, String) {
+        (self.error_code().http_status(), self.public_message())
     }
 }
 
@@ -230,6 +345,7 @@ mod tests {
                     | ErrorCode::ResourceExhausted
                     | ErrorCode::NotFound
                     | ErrorCode::OutOfRange
+                    | ErrorCode::ShuttingDown
                     | ErrorCode::Internal
             ) {
                 continue; // gRPC-only or never answered to a webhook
@@ -240,6 +356,203 @@ mod tests {
                 "README's webhook status table lacks the row starting `{row}`"
             );
         }
+    }
+
+    /// Every code as each surface shows it: HTTP status, gRPC code, metric label. The problem
+    /// type and the console's answer follow from these; the test reads each surface through
+    /// the conversion its edge uses.
+    const SURFACES: [(ErrorCode, u16, tonic::Code, &str); 18] = [
+        (
+            ErrorCode::UnknownSource,
+            404,
+            tonic::Code::NotFound,
+            "unknown_source",
+        ),
+        (
+            ErrorCode::UnsupportedMediaType,
+            415,
+            tonic::Code::InvalidArgument,
+            "unsupported_media_type",
+        ),
+        (
+            ErrorCode::PayloadTooLarge,
+            413,
+            tonic::Code::ResourceExhausted,
+            "payload_too_large",
+        ),
+        (
+            ErrorCode::BadBody,
+            400,
+            tonic::Code::InvalidArgument,
+            "bad_body",
+        ),
+        (
+            ErrorCode::Unauthenticated,
+            401,
+            tonic::Code::Unauthenticated,
+            "unauthenticated",
+        ),
+        (
+            ErrorCode::Malformed,
+            400,
+            tonic::Code::InvalidArgument,
+            "malformed",
+        ),
+        (
+            ErrorCode::PermissionDenied,
+            403,
+            tonic::Code::PermissionDenied,
+            "permission_denied",
+        ),
+        (
+            ErrorCode::RateLimited,
+            429,
+            tonic::Code::ResourceExhausted,
+            "rate_limited",
+        ),
+        (
+            ErrorCode::ResourceExhausted,
+            429,
+            tonic::Code::ResourceExhausted,
+            "resource_exhausted",
+        ),
+        (
+            ErrorCode::AdapterTimeout,
+            503,
+            tonic::Code::Unavailable,
+            "adapter_timeout",
+        ),
+        (
+            ErrorCode::RequestTimeout,
+            408,
+            tonic::Code::DeadlineExceeded,
+            "request_timeout",
+        ),
+        (
+            ErrorCode::InvalidArgument,
+            400,
+            tonic::Code::InvalidArgument,
+            "invalid_argument",
+        ),
+        (ErrorCode::NotFound, 404, tonic::Code::NotFound, "not_found"),
+        (
+            ErrorCode::OutOfRange,
+            400,
+            tonic::Code::OutOfRange,
+            "out_of_range",
+        ),
+        (
+            ErrorCode::AdapterFailed,
+            500,
+            tonic::Code::Internal,
+            "adapter_failed",
+        ),
+        (
+            ErrorCode::StorageUnavailable,
+            503,
+            tonic::Code::Unavailable,
+            "storage_unavailable",
+        ),
+        (
+            ErrorCode::ShuttingDown,
+            503,
+            tonic::Code::Unavailable,
+            "shutting_down",
+        ),
+        (ErrorCode::Internal, 500, tonic::Code::Internal, "internal"),
+    ];
+
+    #[tokio::test]
+    async fn every_code_maps_the_same_way_on_every_surface() {
+        assert_eq!(
+            SURFACES.map(|(code, ..)| code),
+            ErrorCode::ALL,
+            "the table names every code once, in order"
+        );
+        for (code, http, grpc, label) in SURFACES {
+            let http = StatusCode::from_u16(http).expect("a valid status");
+            let message = "what the caller is told";
+
+            // The metric label.
+            assert_eq!(code.label(), label);
+            assert_eq!(ErrorCode::from_label(label), Some(code));
+
+            // The webhook endpoint: problem+json.
+            let response = code.problem(message);
+            assert_eq!(response.status(), http, "{label}: problem status");
+            assert_eq!(
+                response.headers()[header::CONTENT_TYPE],
+                "application/problem+json"
+            );
+            let body = axum::body::to_bytes(response.into_body(), 4096)
+                .await
+                .expect("problem body");
+            let problem: serde_json::Value = serde_json::from_slice(&body).expect("problem json");
+            assert_eq!(
+                problem,
+                serde_json::json!({
+                    "type": format!("urn:tributary:error:{label}"),
+                    "title": http.canonical_reason().expect("a reason"),
+                    "status": http.as_u16(),
+                    "detail": message,
+                }),
+                "{label}: problem body"
+            );
+
+            // The gRPC edge, and the code read back from the status as a client receives it.
+            let status = tonic::Status::from(OpError::new(code, message));
+            assert_eq!(status.code(), grpc, "{label}: gRPC code");
+            assert_eq!(status.message(), message);
+            let mut headers = axum::http::HeaderMap::new();
+            status.add_header(&mut headers).expect("status headers");
+            let received = tonic::Status::from_header_map(&headers).expect("a status");
+            assert_eq!(received.code(), grpc);
+            assert_eq!(
+                ErrorCode::of_status(&received),
+                code,
+                "{label}: code read back"
+            );
+
+            // The web console: a domain error, and a status returned by a gRPC operation.
+            assert_eq!(
+                OpError::new(code, message).http_answer(),
+                (http, message.to_owned()),
+                "{label}: console answer"
+            );
+            assert_eq!(
+                received.http_answer(),
+                (http, message.to_owned()),
+                "{label}: console answer to a status"
+            );
+        }
+    }
+
+    /// A status the service did not classify (a transport failure) is an internal error, never
+    /// a guess from its gRPC code.
+    #[test]
+    fn an_unclassified_status_is_internal() {
+        let status = tonic::Status::unauthenticated("from elsewhere");
+        assert_eq!(ErrorCode::of_status(&status), ErrorCode::Internal);
+        assert_eq!(
+            status.http_answer(),
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "from elsewhere".to_owned()
+            )
+        );
+    }
+
+    /// Operations convert domain errors with their own code and public message.
+    #[test]
+    fn domain_errors_keep_their_code() {
+        let error = OpError::from(LogError::UnknownConsumer("billing".into()));
+        assert_eq!(error.error_code(), ErrorCode::NotFound);
+        assert_eq!(
+            error.message(),
+            LogError::UnknownConsumer("billing".into()).to_string()
+        );
+        let error = OpError::from(LogError::Invalid("bad".into()));
+        assert_eq!(error.error_code(), ErrorCode::InvalidArgument);
     }
 
     #[test]

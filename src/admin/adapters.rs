@@ -11,7 +11,7 @@ use tributary_model::v1::{
 };
 
 use crate::app::{App, timestamp};
-use crate::error::ErrorCode;
+use crate::error::{ErrorCode, OpError};
 use crate::ingest::{self, IngestError};
 use crate::proto::adapters_server::Adapters;
 
@@ -36,7 +36,10 @@ impl Adapters for AdaptersService {
     ) -> Result<Response<NormalizeResponse>, Status> {
         let request = request.into_inner();
         let source = self.app.sources.get(&request.source).ok_or_else(|| {
-            ErrorCode::UnknownSource.status(format!("no source named `{}`", request.source))
+            OpError::new(
+                ErrorCode::UnknownSource,
+                format!("no source named `{}`", request.source),
+            )
         })?;
         let webhook = WebhookRequest {
             source: request.source.clone(),
@@ -60,7 +63,7 @@ impl Adapters for AdaptersService {
                     kind: RejectionKind::Malformed as i32,
                     reason,
                 }),
-                Err(error) => return Err(ErrorCode::Internal.status(error.to_string())),
+                Err(error) => return Err(OpError::of(&error).into()),
             };
         Ok(Response::new(NormalizeResponse {
             result: Some(AdapterResult {
@@ -122,12 +125,12 @@ impl AdaptersService {
     }
 
     /// Rescans the plugin directory and swaps in new or rebuilt libraries.
-    pub async fn reload(&self) -> Result<ReloadAdaptersResponse, Status> {
+    pub async fn reload(&self) -> Result<ReloadAdaptersResponse, OpError> {
         let sources = Arc::clone(&self.app.sources);
         // Loading runs library initialisers and hashes files: keep it off the async workers.
         let report = tokio::task::spawn_blocking(move || sources.reload())
             .await
-            .map_err(|e| Status::internal(format!("reload failed: {e}")))?;
+            .map_err(|e| OpError::new(ErrorCode::Internal, format!("reload failed: {e}")))?;
         Ok(ReloadAdaptersResponse {
             loaded: report.loaded,
             failed: report.failed,

@@ -20,7 +20,7 @@ use tributary_model::v1::{
 };
 
 use crate::app::App;
-use crate::error::{ErrorCode, ServiceError, log_status};
+use crate::error::{ErrorCode, OpError};
 use crate::proto::admin_server::Admin;
 use redact::Redactor;
 
@@ -54,11 +54,14 @@ impl Admin for AdminService {
         request: Request<GetRawWebhookRequest>,
     ) -> Result<Response<RawWebhook>, Status> {
         let target = request.into_inner().target.ok_or_else(|| {
-            ErrorCode::InvalidArgument.status("give sequence, event_id or archive_id")
+            OpError::new(
+                ErrorCode::InvalidArgument,
+                "give sequence, event_id or archive_id",
+            )
         })?;
         let raw = raw::raw_webhook(&self.app, target)
             .await
-            .map_err(|error| error.to_status())?;
+            .map_err(|error| OpError::of(&error))?;
         Ok(Response::new(raw))
     }
 
@@ -68,7 +71,11 @@ impl Admin for AdminService {
     ) -> Result<Response<Self::ReplayStream>, Status> {
         let request = request.into_inner();
         if self.app.sources.get(&request.source).is_none() {
-            return Err(ErrorCode::NotFound.status(format!("no source named `{}`", request.source)));
+            return Err(OpError::new(
+                ErrorCode::NotFound,
+                format!("no source named `{}`", request.source),
+            )
+            .into());
         }
         let (progress, updates) = tokio::sync::mpsc::channel(16);
         let (out, stream) = tokio::sync::mpsc::channel(16);
@@ -88,7 +95,7 @@ impl Admin for AdminService {
                 result
             };
             let ((), result) = tokio::join!(forward, run);
-            let last = result.map_err(|error| error.to_status());
+            let last = result.map_err(|error| OpError::of(&error).into());
             let _ = out.send(last).await;
         });
         Ok(Response::new(Box::pin(ReceiverStream::new(stream))))
@@ -138,39 +145,33 @@ impl Admin for AdminService {
 /// ([`crate::console`]) both go through these (callers have checked the admin scope).
 impl AdminService {
     /// Every durable consumer with its acknowledged sequence and lag.
-    pub async fn consumers(&self) -> Result<ListConsumersResponse, Status> {
-        let consumers = self.app.log.consumers().await.map_err(log_status)?;
+    pub async fn consumers(&self) -> Result<ListConsumersResponse, OpError> {
+        let consumers = self.app.log.consumers().await?;
         Ok(ListConsumersResponse { consumers })
     }
 
     /// Moves a consumer to after a sequence, or to just before a time.
-    pub async fn reset(&self, request: ResetConsumerRequest) -> Result<Consumer, Status> {
+    pub async fn reset(&self, request: ResetConsumerRequest) -> Result<Consumer, OpError> {
         let log = &self.app.log;
         let after = match request.position {
             Some(Position::AfterSequence(sequence)) => sequence,
-            Some(Position::ToTime(time)) => {
-                log.sequence_before_time(time).await.map_err(log_status)?
-            }
+            Some(Position::ToTime(time)) => log.sequence_before_time(time).await?,
             None => {
-                return Err(ErrorCode::InvalidArgument.status("give after_sequence or to_time"));
+                return Err(OpError::new(
+                    ErrorCode::InvalidArgument,
+                    "give after_sequence or to_time",
+                ));
             }
         };
-        log.reset_consumer(&request.name, after)
-            .await
-            .map_err(log_status)
+        Ok(log.reset_consumer(&request.name, after).await?)
     }
 
     /// Deletes a consumer; `deleted` is false when there was none.
     pub async fn delete(
         &self,
         request: DeleteConsumerRequest,
-    ) -> Result<DeleteConsumerResponse, Status> {
-        let deleted = self
-            .app
-            .log
-            .delete_consumer(&request.name)
-            .await
-            .map_err(log_status)?;
+    ) -> Result<DeleteConsumerResponse, OpError> {
+        let deleted = self.app.log.delete_consumer(&request.name).await?;
         Ok(DeleteConsumerResponse { deleted })
     }
 
@@ -178,7 +179,7 @@ impl AdminService {
     pub async fn dead_letters(
         &self,
         request: ListDeadLettersRequest,
-    ) -> Result<ListDeadLettersResponse, Status> {
+    ) -> Result<ListDeadLettersResponse, OpError> {
         let limit = match request.limit {
             0 => 100,
             n => (n as usize).min(MAX_PAGE),
@@ -201,10 +202,12 @@ impl AdminService {
     pub async fn redrive_page(
         &self,
         request: RedriveDeadLettersRequest,
-    ) -> Result<RedriveDeadLettersResponse, Status> {
+    ) -> Result<RedriveDeadLettersResponse, OpError> {
         if request.ids.len() > MAX_PAGE {
-            return Err(ErrorCode::InvalidArgument
-                .status(format!("at most {MAX_PAGE} dead letter ids per call")));
+            return Err(OpError::new(
+                ErrorCode::InvalidArgument,
+                format!("at most {MAX_PAGE} dead letter ids per call"),
+            ));
         }
         // One page at a time: a redrive of "all" never holds every body in memory.
         let (letters, next_after_id) = if request.ids.is_empty() {
@@ -241,15 +244,10 @@ impl AdminService {
         mut after: u64,
         limit: usize,
         keep: impl Fn(&DeadLetter) -> bool,
-    ) -> Result<Vec<DeadLetter>, Status> {
+    ) -> Result<Vec<DeadLetter>, OpError> {
         let mut out = Vec::new();
         while out.len() < limit {
-            let page = self
-                .app
-                .log
-                .dead_letters(after, MAX_PAGE)
-                .await
-                .map_err(log_status)?;
+            let page = self.app.log.dead_letters(after, MAX_PAGE).await?;
             let Some(last) = page.last() else { break };
             after = last.id;
             out.extend(page.into_iter().filter(|d| keep(d)));
@@ -259,23 +257,26 @@ impl AdminService {
     }
 
     /// The unresolved dead letters among `ids`.
-    async fn unresolved(&self, ids: &[u64]) -> Result<Vec<DeadLetter>, Status> {
+    async fn unresolved(&self, ids: &[u64]) -> Result<Vec<DeadLetter>, OpError> {
         let out = self
             .scan(0, ids.len(), |d| {
                 d.resolved_at.is_none() && ids.contains(&d.id)
             })
             .await?;
         if let Some(missing) = ids.iter().find(|id| !out.iter().any(|d| d.id == **id)) {
-            return Err(ErrorCode::NotFound.status(format!("no unresolved dead letter {missing}")));
+            return Err(OpError::new(
+                ErrorCode::NotFound,
+                format!("no unresolved dead letter {missing}"),
+            ));
         }
         Ok(out)
     }
 
-    async fn redrive(&self, letter: DeadLetter) -> Result<RedriveOutcome, Status> {
+    async fn redrive(&self, letter: DeadLetter) -> Result<RedriveOutcome, OpError> {
         let id = letter.id;
         let result = redrive::redrive(&self.app, letter)
             .await
-            .map_err(|error| error.to_status())?;
+            .map_err(|error| OpError::of(&error))?;
         Ok(RedriveOutcome {
             id,
             resolved: result.resolved,

@@ -46,7 +46,7 @@ impl Redactor {
         self.fields.iter().any(|field| key.contains(field.as_str()))
     }
 
-    /// The JSON with personal-data values replaced by "[redacted]". Bytes that are not JSON,
+    /// The JSON with personal-data values replaced by `"[redacted]"`. Bytes that are not JSON,
     /// or a body whose adapter declared no personal-data fields, are withheld entirely.
     pub fn redact_json(&self, raw: &[u8]) -> Vec<u8> {
         if self.fields.is_empty() {

@@ -9,6 +9,7 @@ use chacha20poly1305::aead::{Aead, AeadCore, AeadInPlace, KeyInit, OsRng, Payloa
 use chacha20poly1305::{Key, XChaCha20Poly1305, XNonce};
 
 use super::ArchiveError;
+use crate::files::write_private;
 
 /// Longest key id, in bytes.
 const MAX_KEY_ID: usize = 64;
@@ -158,19 +159,6 @@ impl Keyring {
             )
             .map_err(|_| ArchiveError::Tampered)
     }
-}
-
-/// Creates `path` readable by its owner only, failing if it exists.
-fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)?;
-    file.write_all(text.as_bytes())?;
-    file.sync_all()
 }
 
 #[cfg(test)]

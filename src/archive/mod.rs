@@ -241,7 +241,7 @@ impl Archive {
     }
 }
 
-/// "sha256:<hex>" of the body: a provider's retry sends the same bytes.
+/// `"sha256:<hex>"` of the body: a provider's retry sends the same bytes.
 pub fn content_key(body: &[u8]) -> String {
     const PREFIX: &str = "sha256:";
     let mut hex = [0u8; 64];

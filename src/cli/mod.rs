@@ -1,4 +1,8 @@
 //! Subcommands other than `serve`.
+//!
+//! The doc comments of the argument structs are the commands' `--help` text, written for a
+//! terminal (`plugins/<name>`), not as rustdoc markup.
+#![allow(rustdoc::invalid_html_tags)]
 
 pub mod adapter;
 pub mod admin;

@@ -11,8 +11,9 @@ use tributary_model::v1::{
 
 use super::layout::{Flash, csrf_field, error_page, render, time};
 use super::tail::parse_time;
-use super::{Action, Console, Operator, status_response};
+use super::{Action, Console, Operator};
 use crate::app::timestamp;
+use crate::error::{OpError, ServiceError};
 
 const ACTIVE: &str = "/console/consumers";
 
@@ -20,7 +21,7 @@ const ACTIVE: &str = "/console/consumers";
 pub async fn page(State(console): State<Console>, operator: Operator) -> Response {
     let consumers = match console.inner.admin.consumers().await {
         Ok(listed) => listed.consumers,
-        Err(status) => return error_page(&console, &operator, ACTIVE, status_response(&status)),
+        Err(status) => return error_page(&console, &operator, ACTIVE, status.http_answer()),
     };
     let last = *console.app().log.last_sequence().borrow();
     let body = html! {
@@ -107,7 +108,7 @@ fn confirm(
     render(console, operator, ACTIVE, "Please confirm", body)
 }
 
-async fn find(console: &Console, name: &str) -> Result<Option<Consumer>, tonic::Status> {
+async fn find(console: &Console, name: &str) -> Result<Option<Consumer>, OpError> {
     let listed = console.inner.admin.consumers().await?;
     Ok(listed.consumers.into_iter().find(|c| c.name == name))
 }
@@ -135,7 +136,7 @@ pub async fn reset(State(console): State<Console>, action: Action) -> Response {
             Ok(Some(consumer)) => consumer,
             Ok(None) => return bad(&console, &operator, &format!("no consumer named `{name}`")),
             Err(status) => {
-                return error_page(&console, &operator, ACTIVE, status_response(&status));
+                return error_page(&console, &operator, ACTIVE, status.http_answer());
             }
         };
         let target = match &position {

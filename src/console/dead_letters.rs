@@ -11,7 +11,8 @@ use tributary_model::v1::{
 };
 
 use super::layout::{Flash, age, csrf_field, error_page, render, time};
-use super::{Action, Console, Form, Operator, status_response};
+use super::{Action, Console, Form, Operator};
+use crate::error::{OpError, ServiceError};
 
 /// Letters per page of the list.
 const PAGE: u32 = 100;
@@ -44,7 +45,7 @@ pub async fn page(
                 &console,
                 &operator,
                 "/console/dead-letters",
-                status_response(&status),
+                status.http_answer(),
             );
         }
     };
@@ -131,7 +132,7 @@ pub async fn page(
     )
 }
 
-async fn find(console: &Console, id: u64) -> Result<Option<DeadLetter>, tonic::Status> {
+async fn find(console: &Console, id: u64) -> Result<Option<DeadLetter>, OpError> {
     let listed = console
         .inner
         .admin
@@ -163,7 +164,7 @@ pub async fn detail(
                 (StatusCode::NOT_FOUND, message),
             );
         }
-        Err(status) => return error_page(&console, &operator, active, status_response(&status)),
+        Err(status) => return error_page(&console, &operator, active, status.http_answer()),
     };
     let body_text = serde_json::from_slice::<serde_json::Value>(&letter.raw)
         .ok()

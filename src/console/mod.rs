@@ -263,20 +263,5 @@ impl axum::extract::FromRequest<Console> for Action {
     }
 }
 
-/// An operation's error as the console shows it: the gRPC status's message, with a matching
-/// HTTP status.
-fn status_response(status: &tonic::Status) -> (StatusCode, String) {
-    use tonic::Code;
-    let http = match status.code() {
-        Code::InvalidArgument | Code::OutOfRange => StatusCode::BAD_REQUEST,
-        Code::NotFound => StatusCode::NOT_FOUND,
-        Code::PermissionDenied => StatusCode::FORBIDDEN,
-        Code::ResourceExhausted => StatusCode::TOO_MANY_REQUESTS,
-        Code::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
-        _ => StatusCode::INTERNAL_SERVER_ERROR,
-    };
-    (http, status.message().to_owned())
-}
-
 /// How often live parts refresh.
 const LIVE_INTERVAL: Duration = Duration::from_secs(2);

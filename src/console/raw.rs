@@ -7,7 +7,7 @@ use maud::html;
 use tributary_model::v1::get_raw_webhook_request::Target;
 
 use super::layout::{error_page, render, time};
-use super::{Console, Operator, status_response};
+use super::{Console, Operator};
 use crate::admin::raw::raw_webhook;
 use crate::error::ServiceError;
 
@@ -21,8 +21,7 @@ pub async fn page(
     let raw = match raw_webhook(console.app(), Target::Sequence(sequence)).await {
         Ok(raw) => raw,
         Err(error) => {
-            let status = error.to_status();
-            return error_page(&console, &operator, active, status_response(&status));
+            return error_page(&console, &operator, active, error.http_answer());
         }
     };
     let body_text = serde_json::from_slice::<serde_json::Value>(&raw.body)

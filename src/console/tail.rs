@@ -17,8 +17,9 @@ use tributary_model::v1::{Filter, SubscribeRequest, subscribe_request::Start};
 
 use super::layout::render;
 use super::overview::sse;
-use super::{Console, Form, Operator, status_response};
+use super::{Console, Form, Operator};
 use crate::app::timestamp;
+use crate::error::ServiceError;
 use crate::stream::Reader;
 
 /// `GET /console/tail`.
@@ -175,7 +176,7 @@ pub async fn stream(
         .await
     {
         Ok(events) => events,
-        Err(status) => return status_response(&status).into_response(),
+        Err(status) => return status.http_answer().into_response(),
     };
     let mut failed = false;
     let stream = events

@@ -27,7 +27,7 @@ use crate::ops::telemetry::{self, Stage};
 /// The route of webhooks, also the receive span's name (after the method).
 const WEBHOOK_ROUTE: &str = "/webhooks/{source}";
 
-/// The webhook routes (the operational ones are added by [`crate::ops::router`]).
+/// The webhook routes (the operational ones are [`crate::ops::health_router`] and [`crate::ops::metrics_router`]).
 pub fn router(app: App, body_limit: usize) -> Router {
     Router::new()
         .route(WEBHOOK_ROUTE, post(receive))

@@ -4,7 +4,7 @@
 
 pub mod complete;
 pub mod http;
-pub mod rate_limit;
+pub use crate::rate_limit;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};

@@ -5,7 +5,7 @@
 //! Labels are bounded: source and adapter names come from the configuration (an unknown
 //! source is counted under `source=""`), reasons from a fixed list, never from a request.
 
-use std::sync::LazyLock;
+use std::sync::{LazyLock, OnceLock};
 use std::time::Duration;
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -17,13 +17,38 @@ use prometheus_client::metrics::{MetricType, TypedMetric};
 use prometheus_client::registry::Registry;
 
 use opentelemetry::KeyValue;
+use opentelemetry::metrics::Histogram as OtelHistogram;
 
 use crate::app::App;
 use crate::error::ErrorCode;
-use crate::ops::otlp_metrics;
 
 /// The Content-Type of [`Metrics::render`]'s output.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// The OpenTelemetry twins of the Prometheus histograms, recorded beside them once OTLP
+/// export is on ([`crate::ops::otlp_metrics::install`] sets them).
+pub struct OtlpHistograms {
+    /// `tributary_verify_duration_seconds`.
+    pub verify_seconds: OtelHistogram<f64>,
+    /// `tributary_normalize_duration_seconds`.
+    pub normalize_seconds: OtelHistogram<f64>,
+    /// `tributary_append_duration_seconds`.
+    pub append_seconds: OtelHistogram<f64>,
+    /// `tributary_append_batch_items`.
+    pub append_batch_items: OtelHistogram<f64>,
+}
+
+static OTLP_HISTOGRAMS: OnceLock<OtlpHistograms> = OnceLock::new();
+
+/// The OTLP histograms to record into, once OTLP export is on.
+pub fn otlp_histograms() -> Option<&'static OtlpHistograms> {
+    OTLP_HISTOGRAMS.get()
+}
+
+/// Turns OTLP recording on (the first call wins: export is configured once per process).
+pub(crate) fn set_otlp_histograms(histograms: OtlpHistograms) {
+    let _ = OTLP_HISTOGRAMS.set(histograms);
+}
 
 /// A source and the adapter serving it.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -323,7 +348,7 @@ impl Metrics {
     /// Records an adapter verification's duration (Prometheus, and OTLP when exporting).
     pub fn observe_verify(&self, adapter: &str, took: Duration) {
         Self::observe_adapter(&self.verify_seconds, adapter, took);
-        if let Some(otlp) = otlp_metrics::histograms() {
+        if let Some(otlp) = otlp_histograms() {
             otlp.verify_seconds.record(
                 took.as_secs_f64(),
                 &[KeyValue::new("adapter", adapter.to_owned())],
@@ -334,7 +359,7 @@ impl Metrics {
     /// Records an adapter normalization's duration (Prometheus, and OTLP when exporting).
     pub fn observe_normalize(&self, adapter: &str, took: Duration) {
         Self::observe_adapter(&self.normalize_seconds, adapter, took);
-        if let Some(otlp) = otlp_metrics::histograms() {
+        if let Some(otlp) = otlp_histograms() {
             otlp.normalize_seconds.record(
                 took.as_secs_f64(),
                 &[KeyValue::new("adapter", adapter.to_owned())],
@@ -346,7 +371,7 @@ impl Metrics {
     pub fn observe_append(&self, took: Duration, items: usize) {
         self.append_seconds.observe(took.as_secs_f64());
         self.append_batch_items.observe(items as f64);
-        if let Some(otlp) = otlp_metrics::histograms() {
+        if let Some(otlp) = otlp_histograms() {
             otlp.append_seconds.record(took.as_secs_f64(), &[]);
             otlp.append_batch_items.record(items as f64, &[]);
         }

@@ -10,34 +10,19 @@
 //! attributes. The scrape-time gauges (consumer lag, log, plugins) are refreshed by
 //! [`refresh_task`] at the export interval.
 
-use std::sync::OnceLock;
 use std::time::Duration;
 
 use opentelemetry::KeyValue;
-use opentelemetry::metrics::{Histogram, Meter};
+use opentelemetry::metrics::Meter;
 use prometheus_client::encoding::prometheus_protobuf::{encode, prometheus_data_model as pm};
 use prometheus_client::metrics::MetricType;
 
 use crate::app::App;
-use crate::ops::metrics::{Metrics, metrics};
-
-/// The OpenTelemetry twins of the Prometheus histograms.
-pub struct Histograms {
-    /// `tributary_verify_duration_seconds`.
-    pub verify_seconds: Histogram<f64>,
-    /// `tributary_normalize_duration_seconds`.
-    pub normalize_seconds: Histogram<f64>,
-    /// `tributary_append_duration_seconds`.
-    pub append_seconds: Histogram<f64>,
-    /// `tributary_append_batch_items`.
-    pub append_batch_items: Histogram<f64>,
-}
-
-static HISTOGRAMS: OnceLock<Histograms> = OnceLock::new();
+use crate::ops::metrics::{Metrics, OtlpHistograms, metrics, otlp_histograms, set_otlp_histograms};
 
 /// The histograms to record into, once OTLP export is on.
-pub fn histograms() -> Option<&'static Histograms> {
-    HISTOGRAMS.get()
+pub fn histograms() -> Option<&'static OtlpHistograms> {
+    otlp_histograms()
 }
 
 /// Registers every Prometheus family on `meter`: counters and gauges as observers of the
@@ -84,7 +69,7 @@ pub fn install(meter: &Meter) {
             .with_boundaries(bounds)
             .build()
     };
-    let _ = HISTOGRAMS.set(Histograms {
+    set_otlp_histograms(OtlpHistograms {
         verify_seconds: histogram(
             "tributary_verify_duration_seconds",
             "s",

@@ -2,7 +2,7 @@
 //! certificates (mTLS). The files are re-read on SIGHUP: new connections get the new
 //! certificate, open connections and streams keep theirs.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, RwLock};
 
 use anyhow::Context;
@@ -11,21 +11,9 @@ use rustls::ServerConfig;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::WebPkiClientVerifier;
-use serde::Deserialize;
 use tokio_rustls::TlsAcceptor;
 
-/// `[http.tls]` / `[grpc.tls]`: PEM files.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TlsConfig {
-    /// The certificate chain, leaf first.
-    pub cert_file: PathBuf,
-    /// The private key (PKCS#8, PKCS#1 or SEC1).
-    pub key_file: PathBuf,
-    /// CA certificates that client certificates must chain to. Set: every client must present
-    /// a valid certificate (mTLS).
-    pub client_ca_file: Option<PathBuf>,
-}
+pub use crate::config::TlsConfig;
 
 /// A listener's TLS settings, swappable while serving.
 pub struct Tls {

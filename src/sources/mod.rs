@@ -16,6 +16,7 @@ use anyhow::Context;
 use tributary_plugin_host::{AdapterInstance, Plugin};
 
 use crate::config::{Config, SourceConfig};
+use crate::files::write_private;
 
 pub use reload::{ReloadReport, watch};
 
@@ -169,16 +170,4 @@ pub fn installation_key(data_dir: &Path) -> anyhow::Result<String> {
     let key = hex::encode(bytes);
     write_private(&path, &key).with_context(|| format!("cannot write {}", path.display()))?;
     Ok(key)
-}
-
-fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)?;
-    file.write_all(text.as_bytes())?;
-    file.sync_all()
 }

@@ -449,9 +449,10 @@ impl Subscription {
                     Some(true) => continue,
                     Some(false) => return None,
                     None => {
-                        return self.end(Status::unavailable(
-                            "server shutting down; reconnect after your last sequence",
-                        ));
+                        return self
+                            .end(ErrorCode::ShuttingDown.status(
+                                "server shutting down; reconnect after your last sequence",
+                            ));
                     }
                 }
             };

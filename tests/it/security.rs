@@ -10,7 +10,6 @@ use std::process::Stdio;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
 use tonic::Code;
 use tonic::metadata::MetadataValue;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
@@ -659,7 +658,8 @@ async fn a_plugin_directory_others_can_write_is_refused() {
     assert!(stderr.contains("writable"), "{stderr}");
 }
 
-/// A CA, a server certificate for 127.0.0.1 and a client certificate, written as PEM files.
+/// A CA, a server certificate for 127.0.0.1 and a client certificate, written as PEM files,
+/// and the service's configuration serving HTTPS and gRPC over mTLS with them.
 struct Pki {
     _dir: tempfile::TempDir,
     ca: String,
@@ -670,38 +670,22 @@ struct Pki {
 
 fn pki() -> Pki {
     let dir = tempfile::tempdir().expect("tempdir");
-    let ca_key = KeyPair::generate().expect("key");
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("params");
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    let ca_cert = ca_params.self_signed(&ca_key).expect("ca");
-    let issuer = Issuer::new(ca_params, ca_key);
-    let server_key = KeyPair::generate().expect("key");
-    let server_cert = CertificateParams::new(vec!["127.0.0.1".to_owned(), "localhost".into()])
-        .expect("params")
-        .signed_by(&server_key, &issuer)
-        .expect("server cert");
-    let client_key = KeyPair::generate().expect("key");
-    let client_cert = CertificateParams::new(vec!["billing.internal".to_owned()])
-        .expect("params")
-        .signed_by(&client_key, &issuer)
-        .expect("client cert");
-    let write = |name: &str, text: &str| {
-        let path = dir.path().join(name);
-        std::fs::write(&path, text).expect("write pem");
-        path.display().to_string()
-    };
-    let cert = write("server.pem", &server_cert.pem());
-    let key = write("server.key", &server_key.serialize_pem());
-    let ca = write("ca.pem", &ca_cert.pem());
+    let pki = tributary_test_kit::pki::Pki::generate("billing.internal");
+    let files = pki.write_to(dir.path());
+    let (cert, key, ca) = (
+        files.server_cert.display(),
+        files.server_key.display(),
+        files.ca.display(),
+    );
     let config = format!(
         "{OPEN_ARCADIA}[http.tls]\ncert_file = \"{cert}\"\nkey_file = \"{key}\"\n\
          [grpc.tls]\ncert_file = \"{cert}\"\nkey_file = \"{key}\"\nclient_ca_file = \"{ca}\"\n"
     );
     Pki {
-        ca: ca_cert.pem(),
+        ca: pki.ca,
         config,
-        client_cert: client_cert.pem(),
-        client_key: client_key.serialize_pem(),
+        client_cert: pki.client_cert,
+        client_key: pki.client_key,
         _dir: dir,
     }
 }
@@ -850,17 +834,8 @@ async fn a_redrive_of_all_goes_a_page_at_a_time() {
 
 /// A fresh CA and a server certificate for 127.0.0.1 it signed: (CA PEM, cert PEM, key PEM).
 pub(crate) fn ca_and_server_certificate() -> (String, String, String) {
-    let ca_key = KeyPair::generate().expect("key");
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("params");
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    let ca_cert = ca_params.self_signed(&ca_key).expect("ca");
-    let issuer = Issuer::new(ca_params, ca_key);
-    let key = KeyPair::generate().expect("key");
-    let cert = CertificateParams::new(vec!["127.0.0.1".to_owned()])
-        .expect("params")
-        .signed_by(&key, &issuer)
-        .expect("cert");
-    (ca_cert.pem(), cert.pem(), key.serialize_pem())
+    let pki = tributary_test_kit::pki::Pki::generate("unused.internal");
+    (pki.ca, pki.server_cert, pki.server_key)
 }
 
 #[tokio::test]

@@ -12,7 +12,7 @@ use tokio::task::JoinHandle;
 use tokio::time::{Instant, sleep_until};
 use tributary_model::v1::AckRequest;
 
-use crate::connect::Raw;
+use crate::call::Raw;
 
 /// When a durable consumer sends its acks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

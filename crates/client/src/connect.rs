@@ -3,23 +3,14 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use opentelemetry::propagation::{Injector, TextMapPropagator};
-use opentelemetry::trace::TraceContextExt;
-use opentelemetry_sdk::propagation::TraceContextPropagator;
-use tonic::metadata::{AsciiMetadataValue, MetadataMap};
-use tonic::service::Interceptor;
-use tonic::service::interceptor::InterceptedService;
+use tonic::metadata::AsciiMetadataValue;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 use tributary_model::grpc::event_stream_client::EventStreamClient;
-use tributary_model::v1::Filter;
 
 use crate::ack::AckBatch;
 use crate::backoff::Backoff;
+use crate::call::{CallMetadata, Raw};
 use crate::error::Error;
-use crate::subscribe::{Consumer, Start, Subscription};
-
-/// The generated client with this crate's interceptor.
-pub(crate) type Raw = EventStreamClient<InterceptedService<Channel, CallMetadata>>;
 
 /// A connection to a Tributary server. Cheap to clone; every subscription shares the one
 /// HTTP/2 connection, which reconnects by itself.
@@ -51,20 +42,6 @@ impl Client {
             backoff: Backoff::default(),
             acks: AckBatch::default(),
         }
-    }
-
-    /// Events matching `filter` from `start` on, as a stream that survives server restarts:
-    /// it reconnects with backoff and resumes right after the last event it handed out.
-    pub fn subscribe(&self, filter: Filter, start: Start) -> Subscription {
-        Subscription::new(self.clone(), filter, start)
-    }
-
-    /// The durable consumer `name`: the server keeps its position across client and server
-    /// restarts. A new consumer starts at `start`; an existing one resumes after its last ack.
-    /// Acknowledge each event once handled with [`Consumer::ack`]; acks are sent in batches
-    /// by a task on the current tokio runtime (call this from within one).
-    pub fn consumer(&self, name: impl Into<String>, filter: Filter, start: Start) -> Consumer {
-        Consumer::new(self.clone(), name.into(), filter, start)
     }
 }
 
@@ -156,7 +133,7 @@ impl ClientBuilder {
             ),
             None => None,
         };
-        let raw = EventStreamClient::with_interceptor(channel, CallMetadata { authorization });
+        let raw = EventStreamClient::with_interceptor(channel, CallMetadata::new(authorization));
         Ok(Client {
             raw,
             backoff: self.backoff,
@@ -209,44 +186,5 @@ impl ClientBuilder {
             tls = tls.domain_name(domain.clone());
         }
         Ok(tls)
-    }
-}
-
-/// Adds the bearer token and the caller's W3C trace context (so the server links its deliver
-/// spans to the subscriber's trace) to every call.
-#[derive(Clone)]
-pub(crate) struct CallMetadata {
-    authorization: Option<AsciiMetadataValue>,
-}
-
-impl Interceptor for CallMetadata {
-    fn call(
-        &mut self,
-        mut request: tonic::Request<()>,
-    ) -> Result<tonic::Request<()>, tonic::Status> {
-        if let Some(value) = &self.authorization {
-            request
-                .metadata_mut()
-                .insert("authorization", value.clone());
-        }
-        let cx = opentelemetry::Context::current();
-        if cx.span().span_context().is_valid() {
-            TraceContextPropagator::new()
-                .inject_context(&cx, &mut MetadataInjector(request.metadata_mut()));
-        }
-        Ok(request)
-    }
-}
-
-struct MetadataInjector<'a>(&'a mut MetadataMap);
-
-impl Injector for MetadataInjector<'_> {
-    fn set(&mut self, key: &str, value: String) {
-        if let (Ok(key), Ok(value)) = (
-            tonic::metadata::AsciiMetadataKey::from_bytes(key.as_bytes()),
-            AsciiMetadataValue::try_from(value),
-        ) {
-            self.0.insert(key, value);
-        }
     }
 }

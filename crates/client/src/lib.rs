@@ -28,6 +28,7 @@
 
 mod ack;
 mod backoff;
+mod call;
 mod connect;
 mod error;
 mod subscribe;

@@ -15,6 +15,23 @@ use crate::ack::Acks;
 use crate::connect::Client;
 use crate::error::Error;
 
+/// Subscribing is what a [`Client`] is for; the methods live here, beside what they return.
+impl Client {
+    /// Events matching `filter` from `start` on, as a stream that survives server restarts:
+    /// it reconnects with backoff and resumes right after the last event it handed out.
+    pub fn subscribe(&self, filter: Filter, start: Start) -> Subscription {
+        Subscription::new(self.clone(), filter, start)
+    }
+
+    /// The durable consumer `name`: the server keeps its position across client and server
+    /// restarts. A new consumer starts at `start`; an existing one resumes after its last ack.
+    /// Acknowledge each event once handled with [`Consumer::ack`]; acks are sent in batches
+    /// by a task on the current tokio runtime (call this from within one).
+    pub fn consumer(&self, name: impl Into<String>, filter: Filter, start: Start) -> Consumer {
+        Consumer::new(self.clone(), name.into(), filter, start)
+    }
+}
+
 /// Where a subscription (or a new durable consumer) starts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Start {

@@ -1,8 +1,8 @@
 //! [`PendingEvent`]: an event on its way into the log, kept as its encoding.
 //!
 //! An adapter returns its events encoded, and the log stores them encoded: decoding each one
-//! into an `Event` to set a few envelope fields, then encoding it again, was most of what the
-//! plugin boundary cost (issue 14). A pending event keeps the bytes it was given, reads only
+//! into an `Event` to set a few envelope fields, then encoding it again, would be most of what
+//! the plugin boundary costs. A pending event keeps the bytes it was given, reads only
 //! the fields the host and the log need (its "head"), and stores the envelope fields the host
 //! and the log set as encoded fields appended to those bytes: protobuf keeps the last value of
 //! a scalar field and merges a message field that occurs again, so the stored bytes decode to

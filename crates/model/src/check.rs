@@ -3,10 +3,10 @@
 //! The service stores an adapter's encoded events as they come back and reads only a few of
 //! their fields, so nothing else would notice an event that no reader can decode (a string
 //! that is not UTF-8, a wrong wire type, messages nested past prost's recursion limit) until
-//! every subscriber failed on it. [`check_event`] walks the encoding with the schema's field
+//! every subscriber failed on it. [`check_event`](crate::check::check_event) walks the encoding with the schema's field
 //! kinds (generated from proto/ by build.rs) and accepts exactly what `Event::decode` accepts,
-//! allocating nothing. [`check_event_head`] also reads, in the same walk, the few envelope
-//! fields the host needs of every event ([`EventHead`]), so the top level is walked once.
+//! allocating nothing. [`check_event_head`](crate::check::check_event_head) also reads, in the same walk, the few envelope
+//! fields the host needs of every event ([`EventHead`](crate::check::EventHead)), so the top level is walked once.
 
 use std::fmt;
 

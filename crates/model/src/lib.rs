@@ -5,8 +5,9 @@
 //! the dry-run output use.
 
 /// `tributary.v1`: the canonical event, its payloads, the plugin-boundary messages and the
-/// gRPC request/response messages.
-#[allow(clippy::all, missing_docs)]
+/// gRPC request/response messages. (Generated: the proto comments use `<placeholder>` text,
+/// which is not rustdoc markup.)
+#[allow(clippy::all, missing_docs, rustdoc::invalid_html_tags)]
 pub mod v1 {
     include!(concat!(env!("OUT_DIR"), "/tributary.v1.rs"));
     include!(concat!(env!("OUT_DIR"), "/tributary.v1.serde.rs"));

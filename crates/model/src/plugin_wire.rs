@@ -4,7 +4,7 @@
 //! the envelope fields it owns (appended encoded fields: protobuf keeps the last value of a
 //! scalar and merges a repeated message). These mirrors have the same tags and wire types as
 //! `AdapterResult` and `Normalized`, but `events` is `repeated bytes` (an embedded message is
-//! length-delimited, like bytes): decoding a result from a [`Bytes`] buffer yields each event's
+//! length-delimited, like bytes): decoding a result from a [`Bytes`](prost::bytes::Bytes) buffer yields each event's
 //! encoding as a slice of that buffer, without decoding or copying the events.
 
 use prost::bytes::Bytes;

@@ -1,4 +1,4 @@
-//! [`EncodedEvent`]: a `tributary.v1.Event` sent as the bytes the log already holds.
+//! [`EncodedEvent`](crate::wire::EncodedEvent): a `tributary.v1.Event` sent as the bytes the log already holds.
 
 use prost::bytes::{Buf, BufMut, Bytes};
 use prost::encoding::{self, DecodeContext, WireType};

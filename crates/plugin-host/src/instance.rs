@@ -7,10 +7,11 @@ use prost::bytes::Bytes;
 use tributary_model::plugin_wire::EncodedAdapterResult;
 use tributary_model::v1::{AdapterResult, Header, WebhookRequest};
 use tributary_plugin_abi::{
-    AdapterVTableV2, ByteSlice, HeaderView, PluginBuffer, REQUEST_HAS_RECEIVED_AT,
-    REQUEST_SKIP_VERIFICATION, RequestView, STATUS_OK, STATUS_PANIC,
+    ByteSlice, HeaderView, PluginBuffer, REQUEST_HAS_RECEIVED_AT, REQUEST_SKIP_VERIFICATION,
+    RequestView, STATUS_OK, STATUS_PANIC,
 };
 
+use crate::buffer::{PluginBytes, take_buffer};
 use crate::plugin::Plugin;
 
 /// Why a call into an adapter produced no result.
@@ -34,56 +35,6 @@ pub enum HandleError {
     /// instead of taking ever more threads. Passing: retry later.
     #[error("adapter `{adapter}` is busy: {in_flight} calls still running")]
     Busy { adapter: String, in_flight: usize },
-}
-
-/// A buffer the plugin returned, read in place and handed back to the plugin's `free_buffer`
-/// when dropped (also on unwind), so its bytes are never copied into host memory.
-pub(crate) struct PluginBytes<'a> {
-    vtable: &'a AdapterVTableV2,
-    buffer: PluginBuffer,
-}
-
-impl<'a> PluginBytes<'a> {
-    /// Takes ownership of `buffer`.
-    ///
-    /// # Safety
-    /// `buffer` must have been returned by a function of `vtable` and not freed yet.
-    pub(crate) unsafe fn new(vtable: &'a AdapterVTableV2, buffer: PluginBuffer) -> Self {
-        Self { vtable, buffer }
-    }
-
-    /// The plugin's bytes, valid until this is dropped.
-    pub(crate) fn as_slice(&self) -> &[u8] {
-        if self.buffer.ptr.is_null() || self.buffer.len == 0 {
-            return &[];
-        }
-        // SAFETY: per the ABI the plugin wrote `len` initialised bytes at `ptr`; they stay
-        // until `free_buffer`, which only `drop` calls.
-        unsafe { std::slice::from_raw_parts(self.buffer.ptr, self.buffer.len) }
-    }
-}
-
-impl Drop for PluginBytes<'_> {
-    fn drop(&mut self) {
-        if self.buffer.ptr.is_null() {
-            return;
-        }
-        let buffer = std::mem::replace(&mut self.buffer, PluginBuffer::EMPTY);
-        // SAFETY: the buffer came from this plugin (`new`'s contract) and is freed exactly
-        // once, here.
-        unsafe { (self.vtable.free_buffer)(buffer) };
-    }
-}
-
-/// Copies a plugin-owned buffer into host memory and hands it back to the plugin to free.
-///
-/// # Safety
-/// `buffer` must have been returned by a function of `vtable` and not freed yet.
-pub(crate) unsafe fn take_buffer(vtable: &AdapterVTableV2, buffer: PluginBuffer) -> Vec<u8> {
-    // SAFETY: forwarded from this function's contract.
-    unsafe { PluginBytes::new(vtable, buffer) }
-        .as_slice()
-        .to_vec()
 }
 
 /// Requests with at most this many headers pass their header views on the stack.
@@ -291,19 +242,6 @@ impl AdapterInstance {
         } else {
             let headers: Vec<HeaderView> = request.headers.iter().map(header_view).collect();
             self.call(&request_view(request, &headers))
-        }
-    }
-
-    /// Like [`Self::handle`] with an encoded `WebhookRequest` (decoded here first: prefer
-    /// [`Self::handle`] when the message is at hand). Bytes that do not decode are
-    /// [`HandleError::Failed`], as a v1 adapter answered them.
-    pub fn handle_encoded(&self, request: &[u8]) -> Result<AdapterResult, HandleError> {
-        match WebhookRequest::decode(request) {
-            Ok(request) => self.handle(&request),
-            Err(error) => Err(HandleError::Failed {
-                adapter: self.plugin.info().name.clone(),
-                message: format!("undecodable request: {error}"),
-            }),
         }
     }
 

@@ -12,15 +12,17 @@
 //! Adapter calls block their thread; see [`AdapterInstance`] for running them with a
 //! deadline.
 
+mod buffer;
+mod error;
 pub mod fixtures;
 mod instance;
 mod plugin;
 mod trust;
 pub mod watch;
 
+pub use error::{LoadError, PathKind, TrustError};
 pub use instance::{AdapterInstance, HandleError};
-pub use plugin::{LoadError, Plugin, library_files, load_dir};
-pub use trust::{PathKind, TrustError};
+pub use plugin::{Plugin, library_files, load_dir};
 
 /// The platform's file name for a cdylib crate named `crate_name` ("libfoo.so" on Linux).
 pub fn library_file_name(crate_name: &str) -> String {

@@ -13,54 +13,9 @@ use tributary_plugin_abi::{
     ENTRY_SYMBOL, EntryFn, FreeBufferFn, HandleFn, InfoFn, PluginBuffer, STATUS_OK,
 };
 
-use crate::instance::take_buffer;
-use crate::trust::{self, TrustError};
-
-/// Why a library could not be loaded. Every variant names the file.
-#[derive(Debug, thiserror::Error)]
-pub enum LoadError {
-    #[error("{file}: cannot read: {source}")]
-    Read {
-        file: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("{file}: not a loadable library: {source}")]
-    Open {
-        file: PathBuf,
-        source: libloading::Error,
-    },
-    #[error("{file}: not a Tributary plugin (no `tributary_adapter_v2` symbol)")]
-    NotAPlugin { file: PathBuf },
-    #[error("{file}: built for plugin ABI {found}, this host speaks ABI {expected}: {}", abi_advice(*.found, *.expected))]
-    AbiMismatch {
-        file: PathBuf,
-        found: u32,
-        expected: u32,
-    },
-    #[error("{file}: function table is {found} bytes, expected at least {expected}")]
-    TableTooSmall {
-        file: PathBuf,
-        found: u32,
-        expected: u32,
-    },
-    #[error("{file}: function table has no `{function}` function (null pointer)")]
-    IncompleteTable {
-        file: PathBuf,
-        function: &'static str,
-    },
-    /// The library, its directory (or the plugin cache) could be written by another account.
-    /// `file` is the library (or plugin directory) refused; `reason` names the path at fault.
-    #[error("{file}: refused: {reason}")]
-    Untrusted { file: PathBuf, reason: TrustError },
-    #[error("{file}: adapter info failed: {message}")]
-    Info { file: PathBuf, message: String },
-    #[error("{file}: cannot copy to {copy}: {source}")]
-    Copy {
-        file: PathBuf,
-        copy: PathBuf,
-        source: std::io::Error,
-    },
-}
+use crate::buffer::take_buffer;
+use crate::error::LoadError;
+use crate::trust;
 
 /// The fields every ABI version's table starts with; read before anything else.
 #[repr(C)]
@@ -136,7 +91,7 @@ impl Plugin {
     ///
     /// Loading runs the library's initialisers, so the file and its directory must be writable
     /// by their owner only and owned by root or this process's user, else
-    /// [`LoadError::Untrusted`] (see [`TrustError`]).
+    /// [`LoadError::Untrusted`] (see [`TrustError`](crate::TrustError)).
     pub fn load(file: &Path) -> Result<Arc<Plugin>, LoadError> {
         let (_, sha256) = trust::read_library(file)?;
         Self::open(file.to_path_buf(), file.to_path_buf(), sha256)
@@ -293,19 +248,6 @@ impl Plugin {
 
     pub(crate) fn vtable(&self) -> &AdapterVTableV2 {
         &self.vtable
-    }
-}
-
-/// What to do about a library built for another ABI version.
-fn abi_advice(found: u32, expected: u32) -> String {
-    if found < expected {
-        format!(
-            "rebuild it against tributary-plugin-sdk {} (or a C adapter against this host's \
-             tributary_plugin.h)",
-            env!("CARGO_PKG_VERSION")
-        )
-    } else {
-        "run it on a host that speaks its ABI".to_owned()
     }
 }
 

@@ -9,60 +9,15 @@
 //! directory is 0700 and each copy 0600 (mapping a library only needs read access for its
 //! owner), and a copy is loaded only if its SHA-256 is the one of the file it was copied from.
 
-use std::fmt;
 use std::fs::{self, File, Metadata};
 use std::io::{Read, Write};
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use sha2::{Digest, Sha256};
 
-use crate::plugin::LoadError;
-
-/// What kind of path a [`TrustError`] is about.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PathKind {
-    File,
-    Directory,
-}
-
-impl fmt::Display for PathKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            PathKind::File => "file",
-            PathKind::Directory => "directory",
-        })
-    }
-}
-
-/// Why the host does not trust a plugin file or directory (see [`LoadError::Untrusted`]).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum TrustError {
-    /// Someone other than the owner may write to it.
-    #[error(
-        "{kind} {path} is writable by {writers} (mode {mode:04o}); only its owner may write to it"
-    )]
-    Writable {
-        kind: PathKind,
-        path: PathBuf,
-        /// "its group", "others" or "its group and others".
-        writers: &'static str,
-        /// The permission bits (`st_mode & 0o7777`).
-        mode: u32,
-    },
-    /// It belongs to a user who is neither root nor the one the service runs as.
-    #[error(
-        "{kind} {path} is owned by uid {owner}; only root or the service's user (uid {euid}) may own it"
-    )]
-    Owner {
-        kind: PathKind,
-        path: PathBuf,
-        owner: u32,
-        /// The service's effective uid.
-        euid: u32,
-    },
-}
+use crate::error::{LoadError, PathKind, TrustError};
 
 /// The effective user id of this process.
 pub(crate) fn euid() -> u32 {
