@@ -19,7 +19,7 @@ use crate::segments;
 use crate::staged::{Space, Staged};
 use crate::state::Counters;
 use crate::store::{DEAD_LETTER_TAG, RETIRED, Store, storage};
-use crate::writer::{EventRawId, Tx};
+use crate::tx::{EventRawId, PendingBlock, Tx};
 
 const READING: &str = "reading the raw archive";
 const EXPIRING: &str = "expiring raw-archive entries";
@@ -46,13 +46,6 @@ struct BlockSummary {
     newest_ms: u64,
     /// The `archive_keys` keys its entries wrote.
     #[prost(bytes = "vec", repeated, tag = "4")]
-    content_keys: Vec<Vec<u8>>,
-}
-
-/// The entries a commit adds, stored as one block when it finishes.
-#[derive(Default)]
-pub(crate) struct PendingBlock {
-    entries: Vec<ArchiveEntry>,
     content_keys: Vec<Vec<u8>>,
 }
 

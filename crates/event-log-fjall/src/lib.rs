@@ -8,16 +8,16 @@
 //! the log's size, where a copy-on-write B-tree rewrites a path of pages per commit. The LSM
 //! trees are written in the background (memtable flushes, compaction).
 //!
-//! - **Commits** ([`commit`]): group commit without a writer thread; the caller that finds no
+//! - **Commits** (`commit.rs`): group commit without a writer thread; the caller that finds no
 //!   commit in progress commits itself. Each batch is one atomic [`fjall::OwnedWriteBatch`]
 //!   persisted with [`fjall::PersistMode::SyncData`]; a failed one stores nothing and fails
 //!   every operation in it, and the next commit reopens the database (fjall refuses writes
 //!   after an I/O error) and retries from what is stored.
-//! - **Keyspaces** ([`store`]): dedup, retired keys, dead letters, resolved index, archive
+//! - **Keyspaces** (`store.rs`): dedup, retired keys, dead letters, resolved index, archive
 //!   (key-value separated), archive index and keys, consumers, meta.
-//! - **Segments** ([`segments`]): events, their time index and their dedup keys live in
+//! - **Segments** (`segments.rs`): events, their time index and their dedup keys live in
 //!   per-segment keyspaces, so retention drops whole keyspaces and costs O(segments removed).
-//! - **Opening** ([`state`]) reads counters and segment records from `meta`: recovery replays
+//! - **Opening** (`state.rs`) reads counters and segment records from `meta`: recovery replays
 //!   the journal's tail only and does not grow with the log.
 
 mod archive;
@@ -29,6 +29,7 @@ mod segments;
 mod staged;
 mod state;
 mod store;
+mod tx;
 mod writer;
 
 use std::path::PathBuf;
@@ -50,7 +51,8 @@ use recent::Recent;
 use segments::Segment;
 use state::State;
 use store::{DEAD_LETTER_TAG, RETIRED, Store, storage};
-use writer::{Op, Reply, Tx};
+use tx::Tx;
+use writer::{Op, Reply};
 
 // What the log was doing, named in its storage errors.
 const COMMITTING: &str = "committing";

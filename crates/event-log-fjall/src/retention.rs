@@ -26,7 +26,8 @@ use crate::keys;
 use crate::segments::{self, Segment};
 use crate::staged::Space;
 use crate::store::{DEAD_LETTER_TAG, RETIRED, storage};
-use crate::writer::{Tx, now_millis};
+use crate::tx::Tx;
+use crate::writer::now_millis;
 
 const RETENTION: &str = "applying retention";
 

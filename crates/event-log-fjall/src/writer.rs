@@ -4,24 +4,23 @@
 //! appends never store an item twice and one append's events get consecutive sequences.
 
 use std::borrow::Cow;
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use fjall::Keyspace;
 use prost::Message;
 use tributary_event_log::{
-    AppendOutcome, AppendRequest, LogError, PendingEvent, RedriveOutcome, StoredEvent, rules,
+    AppendOutcome, AppendRequest, LogError, PendingEvent, RedriveOutcome, rules,
 };
 use tributary_model::v1::{Consumer, DeadLetter};
 use tributary_model::well_known::Timestamp;
 
-use crate::archive::PendingBlock;
 use crate::keys;
-use crate::segments::{self, Segment, SegmentMeta};
+use crate::segments::{self, SegmentMeta};
 use crate::staged::{Space, Staged};
 use crate::state::{Counters, State};
 use crate::store::{DEAD_LETTER_TAG, RETIRED, Store};
+use crate::tx::{Finished, PendingBlock, Tx};
 
 /// A write the log performs on behalf of a caller.
 #[derive(Debug)]
@@ -68,25 +67,6 @@ pub(crate) fn now_millis() -> u64 {
 /// Now, in the log's millisecond clock, so stored times agree with the time index.
 fn now_timestamp() -> Timestamp {
     rules::timestamp_from_millis(now_millis())
-}
-
-/// One commit in the making.
-pub(crate) struct Tx<'a> {
-    pub store: &'a Arc<Store>,
-    pub segment_events: u64,
-    pub staged: Staged,
-    /// Counters as this commit leaves them.
-    pub next: Counters,
-    /// Segments as this commit leaves them (records changed, new ones added).
-    pub segments: BTreeMap<u64, Segment>,
-    /// `keys.<n>` keyspaces this commit writes.
-    pub keys: BTreeMap<u64, Keyspace>,
-    /// Segments whose record changed.
-    pub dirty: Vec<u64>,
-    /// Events stored by this commit, in order (kept for caught-up readers).
-    pub fresh: Vec<StoredEvent>,
-    /// The raw-archive entries this commit adds (one block).
-    pub pending_archive: PendingBlock,
 }
 
 impl<'a> Tx<'a> {
@@ -515,19 +495,4 @@ impl<'a> Tx<'a> {
             },
         ))
     }
-}
-
-/// What a commit changes in memory once its batch is durable.
-pub(crate) struct Finished {
-    pub next: Counters,
-    pub segments: BTreeMap<u64, Segment>,
-    pub keys: BTreeMap<u64, Keyspace>,
-    pub fresh: Vec<StoredEvent>,
-}
-
-/// Just the `raw_id` of an encoded `Event` (field 15): prost skips the rest.
-#[derive(Clone, PartialEq, prost::Message)]
-pub(crate) struct EventRawId {
-    #[prost(uint64, tag = "15")]
-    pub raw_id: u64,
 }
