@@ -71,7 +71,7 @@ pub struct Accepted {
 /// log can append from it ([`tributary_event_log::EventLog::blocking_appender`]): the request's task is woken once,
 /// when the webhook is durable, not once per stage. The adapter keeps its time budget: past
 /// it the request answers 503 unless storing had already begun, and a webhook is never stored
-/// after that answer ([`Gate`]).
+/// after that answer (see `Gate`).
 pub async fn ingest(
     app: &App,
     request: WebhookRequest,
