@@ -11,7 +11,7 @@ use tributary_event_log::LogError;
 pub enum ErrorCode {
     /// No source (or other named resource) by that name.
     UnknownSource,
-    /// The webhook's `Content-Type` is not JSON.
+    /// The webhook's `Content-Type` is not on its source's `content_types` allow-list.
     UnsupportedMediaType,
     /// The body is over the configured limit.
     PayloadTooLarge,

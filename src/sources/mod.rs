@@ -16,6 +16,7 @@ use anyhow::Context;
 use tributary_plugin_host::{AdapterInstance, Plugin};
 
 use crate::config::{Config, SourceConfig};
+use crate::ingest::media_type::AllowedMediaTypes;
 
 pub use reload::{ReloadReport, watch};
 
@@ -27,6 +28,8 @@ pub struct Source {
     /// The strings of its config long enough to be secrets: the raw archive withholds headers
     /// and query parameters that carry one.
     pub secrets: Vec<String>,
+    /// The `content_types` allow-list; `None`: any `Content-Type`, or none, is accepted.
+    pub content_types: Option<AllowedMediaTypes>,
 }
 
 /// One consistent version of the loaded plugins and the sources built on them.
@@ -127,6 +130,9 @@ impl Sources {
         source: &SourceConfig,
         plugin: &Arc<Plugin>,
     ) -> anyhow::Result<Source> {
+        let content_types = source
+            .allowed_media_types()
+            .with_context(|| format!("invalid [sources.{name}]"))?;
         let args = serde_json::json!({
             "host": { "source": name, "installation_key": self.setup.installation_key },
             "config": source.config,
@@ -147,6 +153,7 @@ impl Sources {
             name: name.to_owned(),
             adapter,
             secrets: crate::archive::config_secrets(&source.config),
+            content_types,
         })
     }
 }
