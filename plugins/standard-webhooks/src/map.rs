@@ -9,15 +9,23 @@ use tributary_plugin_sdk::prelude::*;
 
 use crate::config::is_type;
 
-/// The members of a payload this adapter reads; each the raw JSON text of its value.
+/// The members of a payload this adapter reads; each the raw JSON text of its value (`null`
+/// included: `None` only when the member is absent).
 #[derive(Deserialize)]
 struct Members<'a> {
-    #[serde(rename = "type", borrow, default)]
+    #[serde(rename = "type", borrow, default, deserialize_with = "present")]
     kind: Option<&'a RawValue>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "present")]
     timestamp: Option<&'a RawValue>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "present")]
     data: Option<&'a RawValue>,
+}
+
+/// A present member, whatever its value (an `Option` alone reads `null` as absent).
+fn present<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<&'de RawValue>, D::Error> {
+    <&RawValue>::deserialize(deserializer).map(Some)
 }
 
 /// A payload, read: what its members are, or why an authentic one cannot be mapped.
@@ -192,6 +200,7 @@ mod tests {
             (r#"{"other": 1}"#, ""),
             ("[1]", ""),
             ("\"x\"", ""),
+            ("null", ""),
         ] {
             let body = format!(r#"{{"type": "a.b", "data": {data}}}"#);
             let event = map(&body).expect("payload").expect("mapped");
@@ -214,6 +223,11 @@ mod tests {
             ),
             (r#"{"type": "a.b", "timestamp": 5, "data": {}}"#, "RFC 3339"),
             (r#"{"type": "a.b"}"#, "no `data`"),
+            (r#"{"type": null, "data": {}}"#, "no string `type`"),
+            (
+                r#"{"type": "a.b", "timestamp": null, "data": {}}"#,
+                "RFC 3339",
+            ),
         ] {
             let error = map(body).expect("a payload").expect_err("dead letter");
             assert!(error.contains(reason), "{body}: {error}");
