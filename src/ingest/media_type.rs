@@ -7,9 +7,7 @@
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum MediaTypeError {
     /// An empty list would turn away every webhook.
-    #[error(
-        "content_types is empty: list the media types to accept, or remove it to accept any"
-    )]
+    #[error("content_types is empty: list the media types to accept, or remove it to accept any")]
     Empty,
     /// Not `type/subtype` made of RFC 9110 token characters.
     #[error(
@@ -31,9 +29,9 @@ impl AllowedMediaTypes {
         }
         let mut types = Vec::with_capacity(configured.len());
         for entry in configured {
-            let valid = entry.split_once('/').is_some_and(|(kind, subtype)| {
-                is_token(kind) && is_token(subtype)
-            });
+            let valid = entry
+                .split_once('/')
+                .is_some_and(|(kind, subtype)| is_token(kind) && is_token(subtype));
             if !valid {
                 return Err(MediaTypeError::Invalid(entry.clone()));
             }
@@ -51,7 +49,9 @@ impl AllowedMediaTypes {
         let Some(essence) = content_type.map(essence) else {
             return false;
         };
-        self.0.iter().any(|allowed| allowed.eq_ignore_ascii_case(essence))
+        self.0
+            .iter()
+            .any(|allowed| allowed.eq_ignore_ascii_case(essence))
     }
 
     /// The accepted types, for the 415 answer's detail.
