@@ -17,6 +17,7 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
     cargo build --release --locked \
         -p tributary \
         -p tributary-adapter-arcadia -p tributary-adapter-finicity -p tributary-adapter-klavi \
+        -p tributary-adapter-standard-webhooks \
     && mkdir -p /out/plugins \
     && cp target/release/tributary /out/ \
     && cp target/release/libtributary_adapter_*.so /out/plugins/

@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use serde::Deserialize;
 
+use crate::ingest::media_type::{AllowedMediaTypes, MediaTypeError};
+
 /// The whole service configuration (the TOML file's shape).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -688,6 +690,21 @@ pub struct SourceConfig {
     /// Passed to the adapter as JSON: secrets, verification mode, personal-data policy.
     #[serde(default = "empty_table")]
     pub config: toml::Table,
+    /// Media types accepted from this source (`"application/json"`; compared without
+    /// parameters, case-insensitively); others get 415. Unset: any `Content-Type`, or none,
+    /// reaches the adapter, which decides whether the body is its provider's.
+    #[serde(default)]
+    pub content_types: Option<Vec<String>>,
+}
+
+impl SourceConfig {
+    /// The checked `content_types` allow-list; `None` when unset (every type accepted).
+    pub fn allowed_media_types(&self) -> Result<Option<AllowedMediaTypes>, MediaTypeError> {
+        self.content_types
+            .as_deref()
+            .map(AllowedMediaTypes::new)
+            .transpose()
+    }
 }
 
 fn empty_table() -> toml::Table {
@@ -788,9 +805,12 @@ impl Config {
             config.http.body_limit = limit;
         }
         config.insecure |= overrides.insecure;
-        for name in config.sources.keys() {
+        for (name, source) in &config.sources {
             tributary_event_log::SourceName::new(name)
                 .with_context(|| format!("invalid source name in [sources.{name:?}]"))?;
+            source
+                .allowed_media_types()
+                .with_context(|| format!("invalid [sources.{name}]"))?;
         }
         config
             .cloudevents
@@ -951,6 +971,52 @@ mod tests {
         ] {
             assert!(with_type(invalid).validate([]).is_err(), "{invalid}");
         }
+    }
+
+    #[test]
+    fn content_types_are_checked_at_load() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("t.toml");
+        let load = |text: &str| {
+            std::fs::write(&path, text).expect("write");
+            Config::load(Some(&path), &Overrides::default())
+        };
+        let head = "[sources.acme]\nadapter = \"arcadia\"\n";
+        let unset = load(head).expect("valid");
+        assert_eq!(unset.sources["acme"].content_types, None);
+        assert_eq!(
+            unset.sources["acme"].allowed_media_types().expect("valid"),
+            None
+        );
+        let set = load(&format!(
+            "{head}content_types = [\"Application/JSON\", \"text/plain\"]\n"
+        ))
+        .expect("valid");
+        let allowed = set.sources["acme"]
+            .allowed_media_types()
+            .expect("valid")
+            .expect("set");
+        assert_eq!(allowed.list(), "application/json, text/plain");
+        let error = load(&format!("{head}content_types = []\n")).expect_err("empty");
+        assert_eq!(
+            format!("{error:#}"),
+            "invalid [sources.acme]: content_types is empty: list the media types to accept, \
+             or remove it to accept any"
+        );
+        let error = load(&format!(
+            "{head}content_types = [\"application/json; charset=utf-8\"]\n"
+        ))
+        .expect_err("parameters");
+        assert_eq!(
+            format!("{error:#}"),
+            "invalid [sources.acme]: content_types entry \"application/json; charset=utf-8\" \
+             is not a media type such as \"application/json\" (type/subtype, without parameters)"
+        );
+        let error = load(&format!("{head}content_type = [\"text/plain\"]\n")).expect_err("typo");
+        assert!(
+            format!("{error:#}").contains("unknown field `content_type`"),
+            "{error:#}"
+        );
     }
 
     #[test]

@@ -23,7 +23,7 @@ pub const ERROR_CODE_METADATA: &str = "tributary-error-code";
 pub enum ErrorCode {
     /// No source (or other named resource) by that name.
     UnknownSource,
-    /// The webhook's `Content-Type` is not JSON.
+    /// The webhook's `Content-Type` is not on its source's `content_types` allow-list.
     UnsupportedMediaType,
     /// The body is over the configured limit.
     PayloadTooLarge,

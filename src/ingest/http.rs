@@ -35,23 +35,6 @@ pub fn router(app: App, body_limit: usize) -> Router {
         .with_state(app)
 }
 
-fn is_json(headers: &HeaderMap) -> bool {
-    let Some(value) = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-    else {
-        return false;
-    };
-    let essence = value
-        .split(';')
-        .next()
-        .unwrap_or_default()
-        .trim()
-        .to_ascii_lowercase();
-    essence == "application/json"
-        || (essence.starts_with("application/") && essence.ends_with("+json"))
-}
-
 fn protocol_version(version: Version) -> &'static str {
     match version {
         Version::HTTP_09 => "0.9",
@@ -136,6 +119,17 @@ async fn handle(
         return ErrorCode::UnknownSource.problem(&error.public_message());
     };
     let adapter = configured.adapter.plugin().info().name.clone();
+    // Checked now, answered after the rate limit: the accepted list when this type is not on it.
+    let refused_media_type = configured
+        .content_types
+        .as_ref()
+        .filter(|allowed| {
+            let content_type = headers
+                .get(header::CONTENT_TYPE)
+                .and_then(|value| value.to_str().ok());
+            !allowed.allows(content_type)
+        })
+        .map(|allowed| allowed.list());
     drop(configured);
     let labels = SourceLabels {
         source: source.to_owned(),
@@ -154,10 +148,10 @@ async fn handle(
         );
         return response;
     }
-    if !is_json(headers) {
+    if let Some(accepted) = refused_media_type {
         reject(ErrorCode::UnsupportedMediaType);
         return ErrorCode::UnsupportedMediaType
-            .problem("webhooks must be sent with Content-Type: application/json");
+            .problem(&format!("this source accepts Content-Type {accepted}"));
     }
     let body = match body {
         Ok(body) => body,

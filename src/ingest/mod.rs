@@ -4,6 +4,7 @@
 
 pub mod complete;
 pub mod http;
+pub mod media_type;
 pub use crate::rate_limit;
 
 use std::sync::Arc;

@@ -17,6 +17,7 @@ use tributary_plugin_host::{AdapterInstance, Plugin};
 
 use crate::config::{Config, SourceConfig};
 use crate::files::write_private;
+use crate::ingest::media_type::AllowedMediaTypes;
 
 pub use reload::{ReloadReport, watch};
 
@@ -28,6 +29,8 @@ pub struct Source {
     /// The strings of its config long enough to be secrets: the raw archive withholds headers
     /// and query parameters that carry one.
     pub secrets: Vec<String>,
+    /// The `content_types` allow-list; `None`: any `Content-Type`, or none, is accepted.
+    pub content_types: Option<AllowedMediaTypes>,
 }
 
 /// One consistent version of the loaded plugins and the sources built on them.
@@ -128,6 +131,9 @@ impl Sources {
         source: &SourceConfig,
         plugin: &Arc<Plugin>,
     ) -> anyhow::Result<Source> {
+        let content_types = source
+            .allowed_media_types()
+            .with_context(|| format!("invalid [sources.{name}]"))?;
         let args = serde_json::json!({
             "host": { "source": name, "installation_key": self.setup.installation_key },
             "config": source.config,
@@ -148,6 +154,7 @@ impl Sources {
             name: name.to_owned(),
             adapter,
             secrets: crate::archive::config_secrets(&source.config),
+            content_types,
         })
     }
 }

@@ -184,6 +184,7 @@ impl Sources {
                     let source = SourceConfig {
                         adapter: name.clone(),
                         config: toml::Table::new(),
+                        content_types: None,
                     };
                     (name.clone(), source)
                 })

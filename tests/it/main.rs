@@ -21,8 +21,10 @@ mod adapters {
 /// Each bundled provider's webhooks end to end: HTTP in, gRPC out.
 mod ingest {
     mod arcadia;
+    mod content_type;
     mod finicity;
     mod klavi;
+    mod standard_webhooks;
     mod stored_as_returned;
 }
 

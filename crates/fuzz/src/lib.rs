@@ -26,6 +26,7 @@ use serde_json::{Value, json};
 use tributary_adapter_arcadia::Arcadia;
 use tributary_adapter_finicity::Finicity;
 use tributary_adapter_klavi::Klavi;
+use tributary_adapter_standard_webhooks::StandardWebhooks;
 use tributary_model::check::{EventHead, ProvenanceHead, check_event, check_event_head};
 use tributary_model::plugin_wire::{EncodedAdapterResult, EncodedOutcome};
 use tributary_model::v1::adapter_result::Outcome;
@@ -52,6 +53,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("arcadia", fuzz_arcadia),
     ("finicity", fuzz_finicity),
     ("klavi", fuzz_klavi),
+    ("standard_webhooks", fuzz_standard_webhooks),
     ("plugin_result", fuzz_plugin_result),
     ("redact", fuzz_redact),
     ("http", fuzz_http_ingest),
@@ -67,6 +69,11 @@ pub const ARCADIA_LEGACY_SECRET: &str = "whsec_legacy_example";
 pub const FINICITY_SECRET: &str = "fixture-partner-secret";
 /// Klavi's secret key (as in its fixtures).
 pub const KLAVI_SECRET: &str = "klavi-fixture-secret";
+
+/// The standard-webhooks shared secret (as in its fixtures: the specification's example).
+pub const STANDARD_WEBHOOKS_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+/// The seed of the Ed25519 key the harness signs `v1a` signatures with.
+const STANDARD_WEBHOOKS_ED25519_SEED: [u8; 32] = [42; 32];
 
 /// Splits fuzz bytes into a request: header lines, an empty line, then the body.
 ///
@@ -267,6 +274,77 @@ fn klavi_signature(request: &mut WebhookRequest) {
     let signature = hex_hmac(KLAVI_SECRET, &[&request.body]);
     set_header(request, "x-klavi-signature", signature);
     set_header(request, "x-klavi-timestamp", RECEIVED_AT.to_string());
+}
+
+/// The content Standard Webhooks signs, with a fresh id and timestamp set on `request`.
+fn standard_webhooks_content(request: &mut WebhookRequest) -> Vec<u8> {
+    let timestamp = RECEIVED_AT.to_string();
+    set_header(request, "webhook-id", "msg_fuzz".to_owned());
+    set_header(request, "webhook-timestamp", timestamp.clone());
+    [b"msg_fuzz.", timestamp.as_bytes(), b".", &request.body].concat()
+}
+
+fn standard_webhooks_v1(request: &mut WebhookRequest) {
+    use base64::Engine as _;
+    let content = standard_webhooks_content(request);
+    let key = base64::engine::general_purpose::STANDARD
+        .decode(&STANDARD_WEBHOOKS_SECRET["whsec_".len()..])
+        .expect("the harness secret is base64");
+    let signature =
+        base64::engine::general_purpose::STANDARD.encode(hmac_sha256(&key, &[&content]));
+    // Beside the fuzzed header's own entries: one valid signature is enough.
+    let fuzzed = request
+        .headers
+        .iter()
+        .find(|h| h.name == "webhook-signature")
+        .map(|h| h.value.clone())
+        .unwrap_or_default();
+    let entries = fuzzed.split(' ').filter(|e| !e.is_empty()).take(8);
+    let value = entries
+        .chain(std::iter::once(format!("v1,{signature}").as_str()))
+        .collect::<Vec<_>>()
+        .join(" ");
+    set_header(request, "webhook-signature", value);
+}
+
+fn standard_webhooks_v1a(request: &mut WebhookRequest) {
+    use base64::Engine as _;
+    use ed25519_dalek::Signer as _;
+    let content = standard_webhooks_content(request);
+    let key = ed25519_dalek::SigningKey::from_bytes(&STANDARD_WEBHOOKS_ED25519_SEED);
+    let signature = base64::engine::general_purpose::STANDARD.encode(key.sign(&content).to_bytes());
+    set_header(request, "webhook-signature", format!("v1a,{signature}"));
+}
+
+/// Standard Webhooks: a `whsec_` secret (v1) and a `whpk_` key (v1a) with a type mapping,
+/// each as given and signed; switched off; not configured.
+pub fn fuzz_standard_webhooks(data: &[u8]) {
+    use base64::Engine as _;
+    static INSTANCES: OnceLock<Instances<StandardWebhooks>> = OnceLock::new();
+    INSTANCES
+        .get_or_init(|| {
+            let public = ed25519_dalek::SigningKey::from_bytes(&STANDARD_WEBHOOKS_ED25519_SEED)
+                .verifying_key();
+            let whpk = format!(
+                "whpk_{}",
+                base64::engine::general_purpose::STANDARD.encode(public.as_bytes())
+            );
+            Instances::new(
+                "standard-webhooks",
+                vec![
+                    (
+                        json!({"secrets": [STANDARD_WEBHOOKS_SECRET]}),
+                        standard_webhooks_v1,
+                    ),
+                    (
+                        json!({"secrets": [whpk], "tolerance_seconds": 60,
+                               "type_prefix": "fuzz.", "types": {"a.b": "c.d"}}),
+                        standard_webhooks_v1a,
+                    ),
+                ],
+            )
+        })
+        .run(data, "standard-webhooks");
 }
 
 /// Arcadia: custom header + query token, and the legacy HMAC, each as given and signed;

@@ -94,8 +94,13 @@ fn nested_40() -> Value {
 fn seeds() -> BTreeMap<(String, String), Vec<u8>> {
     let mut seeds = BTreeMap::new();
     let plugins = crate_dir().join("../../plugins");
-    for adapter in ["arcadia", "finicity", "klavi"] {
-        let dir = plugins.join(adapter).join("fixtures");
+    for (adapter, plugin) in [
+        ("arcadia", "arcadia"),
+        ("finicity", "finicity"),
+        ("klavi", "klavi"),
+        ("standard_webhooks", "standard-webhooks"),
+    ] {
+        let dir = plugins.join(plugin).join("fixtures");
         let mut cases: Vec<String> = fs::read_dir(&dir)
             .expect("fixtures dir")
             .filter_map(|e| {

@@ -173,6 +173,7 @@ body_limit = 4096
 [sources.arcadia]
 adapter = "arcadia"
 config = { verification = { headers = { "X-Arcadia-Token" = "t0ken" } } }
+content_types = ["application/json"]
 "#,
     );
     let seed = &seed_examples()[0];
@@ -211,7 +212,7 @@ config = { verification = { headers = { "X-Arcadia-Token" = "t0ken" } } }
     let big = format!("{{\"pad\": \"{}\"}}", "x".repeat(8192));
     let (status, _) = server.post("arcadia", big.as_bytes(), &token).await;
     assert_eq!(status, 413);
-    // 415: not JSON content type.
+    // 415: a type the source's content_types allow-list does not name.
     let response = client
         .post(server.url("/webhooks/arcadia"))
         .header("content-type", "text/plain")

@@ -50,7 +50,7 @@ fn complete_decoded(
 #[test]
 fn every_fixture_stores_the_event_the_decoding_host_made() {
     let mut compared = 0;
-    for adapter in ["arcadia", "finicity", "klavi"] {
+    for adapter in ["arcadia", "finicity", "klavi", "standard-webhooks"] {
         let plugin = fixtures::load_built(&format!("tributary-adapter-{adapter}"));
         let info = plugin.info();
         let producer = Producer {

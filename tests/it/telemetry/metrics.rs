@@ -13,6 +13,7 @@ const CONFIG: &str = r#"
 [sources.arcadia]
 adapter = "arcadia"
 config = { verification = { headers = { "X-Arcadia-Token" = "t0ken" } } }
+content_types = ["application/json"]
 "#;
 
 const TOKEN: [(&str, &str); 1] = [("x-arcadia-token", "t0ken")];

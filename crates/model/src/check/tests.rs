@@ -7,7 +7,7 @@ use prost::Message as _;
 fn fixture_events() -> Vec<Vec<u8>> {
     let plugins = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../plugins");
     let mut events = Vec::new();
-    for adapter in ["arcadia", "finicity", "klavi"] {
+    for adapter in ["arcadia", "finicity", "klavi", "standard-webhooks"] {
         let dir = plugins.join(adapter).join("fixtures");
         for entry in std::fs::read_dir(&dir).expect("fixtures") {
             let path = entry.expect("entry").path();
