@@ -68,7 +68,7 @@ struct Inner {
 
 impl Console {
     /// The console over `app`, admitting administrators of `auth`. `secure`: the listener
-    /// serves TLS. `log_file`: the embedded log's file, if any. Starts the sampler that keeps
+    /// serves TLS. `log_file`: the embedded log's file or directory, if any. Starts the sampler that keeps
     /// the last hour of per-source rates and consumer lags (it stops with the service).
     pub fn new(app: App, auth: Authenticator, secure: bool, log_file: Option<PathBuf>) -> Self {
         let history = History::default();

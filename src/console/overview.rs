@@ -108,12 +108,7 @@ async fn live_part(console: &Console) -> Markup {
     let last = *app.log.last_sequence().borrow();
     let first = app.log.first_sequence().await;
     let health = app.log.health();
-    let file_size = console
-        .inner
-        .log_file
-        .as_ref()
-        .and_then(|file| std::fs::metadata(file).ok())
-        .map(|m| m.len());
+    let file_size = console.inner.log_file.as_deref().map(disk_bytes);
     html! {
         section aria-labelledby="h-traffic" {
             h2 id="h-traffic" { "Webhooks" }
@@ -175,7 +170,7 @@ async fn live_part(console: &Console) -> Markup {
                 dt { "Events retained" }
                 dd { @match &first { Ok(first) if *first <= last => { (last - first + 1) } _ => { "0" } } }
                 @if let Some(bytes) = file_size {
-                    dt { "Log file size" } dd { (format_bytes(bytes)) }
+                    dt { "Log size on disk" } dd { (format_bytes(bytes)) }
                 }
                 dt { "Health" }
                 dd {
@@ -192,6 +187,20 @@ async fn live_part(console: &Console) -> Markup {
             p { a href="/console/consumers" { "Consumers: reset or delete" } }
         }
     }
+}
+
+/// Bytes of `path`: a file's length, or every file's under a directory (the log-structured
+/// engine's journal, tables and blob files).
+fn disk_bytes(path: &std::path::Path) -> u64 {
+    let Ok(meta) = std::fs::metadata(path) else {
+        return 0;
+    };
+    if !meta.is_dir() {
+        return meta.len();
+    }
+    std::fs::read_dir(path)
+        .map(|entries| entries.flatten().map(|e| disk_bytes(&e.path())).sum())
+        .unwrap_or(0)
 }
 
 fn format_bytes(bytes: u64) -> String {

@@ -78,12 +78,16 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     };
     let console =
         console_placement(&config, &auth, ops_http.is_some(), http_tls.is_some()).then(|| {
-            let log_file = config.log.data_dir.join("events.redb");
+            // The embedded log's storage, whichever engine holds it.
+            let log_files = [REDB_FILE, FJALL_DIR]
+                .map(|name| config.log.data_dir.join(name))
+                .into_iter()
+                .find(|path| path.exists());
             crate::console::Console::new(
                 app.clone(),
                 auth.clone(),
                 ops_http.is_none() && http_tls.is_some(),
-                log_file.exists().then_some(log_file),
+                log_files,
             )
         });
     let mut router = crate::ingest::http::router(app.clone(), config.http.body_limit)
