@@ -105,13 +105,14 @@ pub struct LogConfig {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum EmbeddedEngine {
-    /// The log-structured engine, unless `data_dir` holds a redb log (`events.redb`) and no
-    /// log-structured one: an existing data directory keeps its engine.
+    /// The engine whose log `data_dir` already holds: fjall when it has a `fjall/` directory,
+    /// redb otherwise (a new data directory gets redb, which measures faster today: see
+    /// docs/benchmarks.md, "The engine").
     #[default]
     Auto,
     /// The log-structured engine (fjall: a journal and LSM trees in `data_dir/fjall/`): one
     /// sequential append and one fsync per commit, start-up that reads only the journal's
-    /// tail, retention that drops whole segments.
+    /// tail, retention that drops whole segments, a third of redb's bytes written.
     Fjall,
     /// One redb file (`data_dir/events.redb`): copy-on-write B-trees.
     Redb,

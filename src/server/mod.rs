@@ -327,7 +327,7 @@ async fn open_log(config: &Config) -> anyhow::Result<Arc<dyn EventLog>> {
         Ok(())
     };
     let log: Arc<dyn EventLog> = match engine {
-        EmbeddedEngine::Redb => {
+        EmbeddedEngine::Redb | EmbeddedEngine::Auto => {
             let log = EmbeddedLog::open(EmbeddedConfig {
                 durable: config.log.durable,
                 retention: config.log.retention.to_log(),
@@ -337,7 +337,7 @@ async fn open_log(config: &Config) -> anyhow::Result<Arc<dyn EventLog>> {
             private(&data_dir.join(REDB_FILE), 0o600)?;
             Arc::new(log)
         }
-        EmbeddedEngine::Fjall | EmbeddedEngine::Auto => {
+        EmbeddedEngine::Fjall => {
             let log = FjallLog::open(FjallConfig {
                 durable: config.log.durable,
                 retention: config.log.retention.to_log(),
@@ -349,7 +349,7 @@ async fn open_log(config: &Config) -> anyhow::Result<Arc<dyn EventLog>> {
         }
     };
     tracing::info!(
-        engine = if engine == EmbeddedEngine::Redb { "redb" } else { "fjall" },
+        engine = if engine == EmbeddedEngine::Fjall { "fjall" } else { "redb" },
         data_dir = %data_dir.display(),
         "embedded event log open"
     );
@@ -361,22 +361,12 @@ const REDB_FILE: &str = "events.redb";
 /// The log-structured engine's directory in the data directory.
 const FJALL_DIR: &str = "fjall";
 
-/// The engine `configured` resolves to for `data_dir`: `auto` keeps a data directory's redb log
-/// (one with `events.redb` and no log-structured log), and takes the log-structured engine
-/// everywhere else.
+/// The engine `configured` resolves to for `data_dir`: `auto` keeps the engine whose log the
+/// data directory holds (fjall with a `fjall/` directory), and takes redb for a new one.
 fn embedded_engine(configured: EmbeddedEngine, data_dir: &std::path::Path) -> EmbeddedEngine {
     match configured {
-        EmbeddedEngine::Auto
-            if data_dir.join(REDB_FILE).exists() && !data_dir.join(FJALL_DIR).exists() =>
-        {
-            tracing::info!(
-                "{} holds a redb log: keeping the redb engine (log.engine = \"redb\"; a new \
-                 data directory gets the log-structured engine)",
-                data_dir.display()
-            );
-            EmbeddedEngine::Redb
-        }
-        EmbeddedEngine::Auto => EmbeddedEngine::Fjall,
+        EmbeddedEngine::Auto if data_dir.join(FJALL_DIR).exists() => EmbeddedEngine::Fjall,
+        EmbeddedEngine::Auto => EmbeddedEngine::Redb,
         other => other,
     }
 }

@@ -26,6 +26,11 @@ macro_rules! on_both_backends {
             }
 
             #[tokio::test $($flavor)?]
+            async fn fjall() {
+                super::$case(super::Backend::Fjall).await
+            }
+
+            #[tokio::test $($flavor)?]
             async fn nats() {
                 super::$case(super::Backend::nats()).await
             }

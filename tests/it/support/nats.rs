@@ -324,8 +324,10 @@ impl NatsCluster {
 
 /// Which event log a test's server uses.
 pub enum Backend {
-    /// The default redb file in the data directory.
+    /// The default embedded engine (redb) in the data directory.
     Embedded,
+    /// The embedded log on the log-structured engine (`[log] engine = "fjall"`).
+    Fjall,
     /// A single JetStream server of the test's own.
     Nats(Nats),
 }
@@ -340,6 +342,7 @@ impl Backend {
     pub fn config(&self, base: &str) -> String {
         match self {
             Backend::Embedded => base.to_owned(),
+            Backend::Fjall => format!("{base}\n[log]\nengine = \"fjall\"\n"),
             Backend::Nats(nats) => nats_config(base, &nats.url()),
         }
     }
