@@ -68,11 +68,9 @@ pub struct Accepted {
 /// `parent` (the receive span). Every stored event carries the append span's trace context
 /// (`traceparent`/`tracestate`), so consumers continue the webhook's trace.
 ///
-/// One blocking-pool thread carries the webhook from the adapter call to the commit when the
-/// log can append from it ([`tributary_event_log::EventLog::blocking_appender`]): the request's task is woken once,
-/// when the webhook is durable, not once per stage. The adapter keeps its time budget: past
-/// it the request answers 503 unless storing had already begun, and a webhook is never stored
-/// after that answer (see `Gate`).
+/// The adapter call, the envelopes and the archive entry run on a blocking-pool thread within
+/// the adapter's time budget; the request's task then appends. Past the budget the request
+/// answers 503 and the webhook is never stored (`Gate`), even if the adapter returns later.
 pub async fn ingest(
     app: &App,
     request: WebhookRequest,
@@ -91,17 +89,12 @@ pub async fn ingest(
         parent: parent.clone(),
         gate: Arc::clone(&gate),
     };
-    let call = tokio::task::spawn_blocking(move || webhook.verify_normalize_store());
-    let (outcome, ignored) = match within_budget(call, &gate, budget).await? {
-        Staged::Stored { outcome, ignored } => (outcome, ignored),
-        Staged::ToAppend(mut pending) => {
-            let ignored = pending.ignored;
-            let started = Instant::now();
-            let request = pending.take_request();
-            let outcome = app.log.append(request).await;
-            (pending.finish(outcome, started)?, ignored)
-        }
-    };
+    let call = tokio::task::spawn_blocking(move || webhook.verify_normalize_prepare());
+    let mut pending = within_budget(call, &gate, budget).await?;
+    let ignored = pending.ignored;
+    let started = Instant::now();
+    let request = pending.take_request();
+    let outcome = pending.finish(app.log.append(request).await, started)?;
     count_stored(&source, &outcome, ignored);
     Ok(Accepted {
         accepted: outcome.sequences.len(),
@@ -122,10 +115,9 @@ fn adapter_budget(request: &WebhookRequest, budget: Duration) -> Duration {
     }
 }
 
-/// Who owns a webhook once its adapter returns: the blocking thread, to store it, or the
-/// request, which stopped waiting when the adapter's budget ran out. Exactly one of them wins,
-/// so a webhook is never stored after its provider was answered 503 (and a commit already
-/// under way is waited for).
+/// Who owns a webhook once its adapter returns: the blocking thread, to prepare it for the log,
+/// or the request, which stopped waiting when the adapter's budget ran out. Exactly one of them
+/// wins, so a webhook is never stored after its provider was answered 503.
 #[derive(Default)]
 struct Gate(AtomicU8);
 
@@ -134,7 +126,7 @@ impl Gate {
     const STORING: u8 = 1;
     const ABANDONED: u8 = 2;
 
-    /// The blocking thread may store the webhook: the request still waits.
+    /// The blocking thread may go on: the request still waits.
     fn store(&self) -> bool {
         self.swap_from_running(Self::STORING)
     }
@@ -151,13 +143,13 @@ impl Gate {
     }
 }
 
-/// Waits for the blocking part of a webhook within the adapter's `budget`; once storing began,
-/// for as long as the commit takes (the request's own time-out still bounds it).
+/// Waits for the blocking part of a webhook within the adapter's `budget`; once the adapter
+/// returned in time, for the rest of that part (sealing the archive entry).
 async fn within_budget(
-    mut call: tokio::task::JoinHandle<Result<Staged, IngestError>>,
+    mut call: tokio::task::JoinHandle<Result<PendingAppend, IngestError>>,
     gate: &Gate,
     budget: Duration,
-) -> Result<Staged, IngestError> {
+) -> Result<PendingAppend, IngestError> {
     let joined = match tokio::time::timeout(budget, &mut call).await {
         Ok(joined) => joined,
         Err(_) if gate.abandon() => return Err(IngestError::AdapterTimeout),
@@ -175,45 +167,22 @@ struct Webhook {
     gate: Arc<Gate>,
 }
 
-/// How far the blocking part of ingest got.
-enum Staged {
-    /// Durable (the log appended from the blocking thread).
-    Stored {
-        outcome: AppendOutcome,
-        ignored: usize,
-    },
-    /// Ready for [`tributary_event_log::EventLog::append`], which this log only offers async.
-    ToAppend(Box<PendingAppend>),
-}
-
 impl Webhook {
-    /// The adapter call, then, unless the request gave up meanwhile, the envelopes, the
-    /// archive entry and (when the log offers it here) the commit.
-    fn verify_normalize_store(self) -> Result<Staged, IngestError> {
+    /// The adapter call, then, unless the request gave up meanwhile, the envelopes and the
+    /// archive entry.
+    fn verify_normalize_prepare(self) -> Result<PendingAppend, IngestError> {
         let verify = !self.request.skip_verification;
         let completed = run_stages(&self.source, &self.request, verify, &self.parent)?;
         if !self.gate.store() {
             return Err(IngestError::AdapterTimeout);
         }
-        let mut pending = PendingAppend::prepare(
+        PendingAppend::prepare(
             &self.app,
             &self.source,
             &self.request,
             completed,
             &self.parent,
-        )?;
-        match self.app.log.blocking_appender() {
-            Some(appender) => {
-                let started = Instant::now();
-                let outcome = appender.append_blocking(pending.take_request());
-                let ignored = pending.ignored;
-                Ok(Staged::Stored {
-                    outcome: pending.finish(outcome, started)?,
-                    ignored,
-                })
-            }
-            None => Ok(Staged::ToAppend(Box::new(pending))),
-        }
+        )
     }
 }
 

@@ -9,7 +9,7 @@
 
 use std::time::Instant;
 
-use tributary_event_log::{AppendRequest, BlockingAppend, EventLog, LogError, PendingEvent};
+use tributary_event_log::{AppendRequest, EventLog, LogError, PendingEvent};
 use tributary_event_log_fjall::{FjallConfig, FjallLog};
 use tributary_model::v1::{ArchiveEntry, Event, Provenance};
 use tributary_model::well_known::Timestamp;

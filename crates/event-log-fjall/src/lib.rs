@@ -41,8 +41,8 @@ use prost::Message;
 use prost::bytes::Bytes;
 use tokio::sync::watch;
 use tributary_event_log::{
-    AppendOutcome, AppendRequest, BlockingAppend, EventLog, LogError, PendingEvent, RedriveOutcome,
-    Retention, StoredEvent, rules,
+    AppendOutcome, AppendRequest, EventLog, LogError, PendingEvent, RedriveOutcome, Retention,
+    StoredEvent, rules,
 };
 use tributary_model::v1::{ArchiveEntry, Consumer, DeadLetter, Event};
 use tributary_model::well_known::Timestamp;
@@ -470,9 +470,10 @@ fn sequence_before(view: &View, millis: u64) -> Result<Option<u64>, LogError> {
     ))
 }
 
-/// The caller's thread leads the group commit (or waits for the one it joined): no async hop.
-impl BlockingAppend for FjallLog {
-    fn append_blocking(&self, request: AppendRequest) -> Result<AppendOutcome, LogError> {
+impl FjallLog {
+    /// [`EventLog::append`] for a caller already on a blocking thread (one that may wait for
+    /// an fsync): it leads the group commit, or waits for the one it joined; no async hop.
+    pub fn append_blocking(&self, request: AppendRequest) -> Result<AppendOutcome, LogError> {
         rules::validate_append(&request)?;
         match self.inner.submit_blocking(Op::Append(Box::new(request)))? {
             Reply::Appended(outcome) => Ok(outcome),
@@ -483,10 +484,6 @@ impl BlockingAppend for FjallLog {
 
 #[async_trait]
 impl EventLog for FjallLog {
-    fn blocking_appender(&self) -> Option<&dyn BlockingAppend> {
-        Some(self)
-    }
-
     /// Commits on the calling task's thread when no commit is in progress (inside
     /// `block_in_place` on a multi-thread runtime, so the worker's other tasks move to
     /// another worker during the fdatasync). At most one commit runs at a time, so at most

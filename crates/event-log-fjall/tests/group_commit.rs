@@ -5,7 +5,7 @@ mod common;
 use std::time::Duration;
 
 use common::{append, open, request, sequences};
-use tributary_event_log::{BlockingAppend, EventLog, Retention};
+use tributary_event_log::{EventLog, Retention};
 
 /// Threads calling `append_blocking` at once, several with the same ids: every id is stored
 /// once, and each append's events get consecutive sequences.

@@ -23,8 +23,8 @@ use prost::bytes::Bytes;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use tokio::sync::{mpsc, oneshot, watch};
 use tributary_event_log::{
-    AppendOutcome, AppendRequest, BlockingAppend, EventLog, LogError, PendingEvent, RedriveOutcome,
-    Retention, StoredEvent, rules,
+    AppendOutcome, AppendRequest, EventLog, LogError, PendingEvent, RedriveOutcome, Retention,
+    StoredEvent, rules,
 };
 use tributary_model::v1::{ArchiveEntry, Consumer, DeadLetter, Event};
 use tributary_model::well_known::Timestamp;
@@ -242,23 +242,6 @@ fn unexpected(reply: Reply) -> LogError {
     LogError::unavailable(format!("writer answered {reply:?} to the wrong request"))
 }
 
-/// The caller's thread queues the append for the writer and sleeps until the commit answers:
-/// no async task in between.
-impl BlockingAppend for EmbeddedLog {
-    fn append_blocking(&self, request: AppendRequest) -> Result<AppendOutcome, LogError> {
-        rules::validate_append(&request)?;
-        let (reply, outcome) = oneshot::channel();
-        let op = Op::Append(Box::new(request));
-        self.ops
-            .blocking_send(writer::Job { op, reply })
-            .map_err(|_| LogError::Closed)?;
-        match outcome.blocking_recv().map_err(|_| LogError::Closed)?? {
-            Reply::Appended(outcome) => Ok(outcome),
-            other => Err(unexpected(other)),
-        }
-    }
-}
-
 #[async_trait]
 impl EventLog for EmbeddedLog {
     async fn append(&self, request: AppendRequest) -> Result<AppendOutcome, LogError> {
@@ -267,10 +250,6 @@ impl EventLog for EmbeddedLog {
             Reply::Appended(outcome) => Ok(outcome),
             other => Err(unexpected(other)),
         }
-    }
-
-    fn blocking_appender(&self) -> Option<&dyn BlockingAppend> {
-        Some(self)
     }
 
     async fn read_after(&self, after: u64, max: usize) -> Result<Vec<Event>, LogError> {

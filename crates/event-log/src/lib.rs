@@ -221,16 +221,6 @@ pub struct RedriveOutcome {
     pub resolved: bool,
 }
 
-/// An append made by a thread that may block: the one that ran the adapter. Backends whose
-/// commit is synchronous at heart (the embedded log) offer it through
-/// [`EventLog::blocking_appender`], so a webhook goes from its adapter to its commit on one
-/// thread and the request is woken once, when it is durable, instead of once per stage.
-pub trait BlockingAppend: Send + Sync {
-    /// [`EventLog::append`], returning once the items are durable. Must not be called from an
-    /// async task (it may wait for a commit, fsync included).
-    fn append_blocking(&self, request: AppendRequest) -> Result<AppendOutcome, LogError>;
-}
-
 /// The durable, ordered, deduplicated log of canonical events.
 ///
 /// Sequences start at 1, increase, and are never reused, not even after retention removed
@@ -303,12 +293,6 @@ pub trait EventLog: Send + Sync + 'static {
     /// committed with fsync (redb), acknowledged by the stream (JetStream). An invalid request
     /// ([`rules::validate_append`]) is refused before anything is stored.
     async fn append(&self, request: AppendRequest) -> Result<AppendOutcome, LogError>;
-
-    /// The same [`append`](Self::append) for a thread that may block, when this backend has
-    /// one; `None` (the default): await `append`.
-    fn blocking_appender(&self) -> Option<&dyn BlockingAppend> {
-        None
-    }
 
     /// Up to `max` events with a sequence greater than `after`, in order, skipping sequences
     /// retention removed: a reader notices a gap when the first event returned is past
