@@ -68,9 +68,10 @@ pub struct Accepted {
 /// `parent` (the receive span). Every stored event carries the append span's trace context
 /// (`traceparent`/`tracestate`), so consumers continue the webhook's trace.
 ///
-/// The adapter call, the envelopes and the archive entry run on a blocking-pool thread within
-/// the adapter's time budget; the request's task then appends. Past the budget the request
-/// answers 503 and the webhook is never stored (`Gate`), even if the adapter returns later.
+/// The adapter call and the envelopes run on a blocking-pool thread within the adapter's time
+/// budget; the request's task then seals the archive entry and appends. Past the budget the
+/// request answers 503 and the webhook is never stored (`Gate`), even if the adapter returns
+/// later.
 pub async fn ingest(
     app: &App,
     request: WebhookRequest,
@@ -83,14 +84,14 @@ pub async fn ingest(
     let budget = adapter_budget(&request, app.limits.adapter_timeout);
     let gate = Arc::new(Gate::default());
     let webhook = Webhook {
-        app: app.clone(),
         source: Arc::clone(&source),
         request,
         parent: parent.clone(),
         gate: Arc::clone(&gate),
     };
-    let call = tokio::task::spawn_blocking(move || webhook.verify_normalize_prepare());
-    let mut pending = within_budget(call, &gate, budget).await?;
+    let call = tokio::task::spawn_blocking(move || webhook.verify_and_normalize());
+    let (request, completed) = within_budget(call, &gate, budget).await?;
+    let mut pending = PendingAppend::prepare(app, &source, &request, completed, parent)?;
     let ignored = pending.ignored;
     let started = Instant::now();
     let request = pending.take_request();
@@ -144,12 +145,12 @@ impl Gate {
 }
 
 /// Waits for the blocking part of a webhook within the adapter's `budget`; once the adapter
-/// returned in time, for the rest of that part (sealing the archive entry).
-async fn within_budget(
-    mut call: tokio::task::JoinHandle<Result<PendingAppend, IngestError>>,
+/// returned in time, for the rest of that part.
+async fn within_budget<T>(
+    mut call: tokio::task::JoinHandle<Result<T, IngestError>>,
     gate: &Gate,
     budget: Duration,
-) -> Result<PendingAppend, IngestError> {
+) -> Result<T, IngestError> {
     let joined = match tokio::time::timeout(budget, &mut call).await {
         Ok(joined) => joined,
         Err(_) if gate.abandon() => return Err(IngestError::AdapterTimeout),
@@ -160,7 +161,6 @@ async fn within_budget(
 
 /// A webhook on its way through the blocking part of ingest.
 struct Webhook {
-    app: App,
     source: Arc<Source>,
     request: WebhookRequest,
     parent: Context,
@@ -168,21 +168,15 @@ struct Webhook {
 }
 
 impl Webhook {
-    /// The adapter call, then, unless the request gave up meanwhile, the envelopes and the
-    /// archive entry.
-    fn verify_normalize_prepare(self) -> Result<PendingAppend, IngestError> {
+    /// The adapter call and the envelopes; the request back with them unless the request's task
+    /// gave up meanwhile.
+    fn verify_and_normalize(self) -> Result<(WebhookRequest, Completed), IngestError> {
         let verify = !self.request.skip_verification;
         let completed = run_stages(&self.source, &self.request, verify, &self.parent)?;
         if !self.gate.store() {
             return Err(IngestError::AdapterTimeout);
         }
-        PendingAppend::prepare(
-            &self.app,
-            &self.source,
-            &self.request,
-            completed,
-            &self.parent,
-        )
+        Ok((self.request, completed))
     }
 }
 
