@@ -2,7 +2,7 @@
 //! or without a ~1.3 KB archive entry, from many concurrent callers (group commit), and prints
 //! the wall time. Count instructions for a figure that noise does not move:
 //! `perf stat -e instructions:u target/release/examples/append_cost -- archive 20000`
-//! against the same with `plain` (docs/benchmarks.md, "Session 6").
+//! against the same with `plain` (docs/benchmarks.md, "The engine").
 
 use std::time::Instant;
 
