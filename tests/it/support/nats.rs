@@ -268,8 +268,38 @@ impl NatsCluster {
             for node in &mut nodes {
                 node.await_healthy(Duration::from_secs(30))?;
             }
-            Ok(NatsCluster { nodes })
+            let cluster = NatsCluster { nodes };
+            cluster.wait_meta_current(Duration::from_secs(30));
+            Ok(cluster)
         })
+    }
+
+    /// Waits until the JetStream meta group has a leader and both other servers are current in
+    /// it: before that, a replicated stream cannot be placed ("no suitable peers for
+    /// placement"), although every server already answers `/healthz`.
+    fn wait_meta_current(&self, within: Duration) {
+        let started = std::time::Instant::now();
+        loop {
+            let current = self.nodes.iter().any(|node| {
+                let Some((200, body)) = http_get(node.monitor, "/jsz") else {
+                    return false;
+                };
+                let jsz: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+                let meta = &jsz["meta_cluster"];
+                let replicas = meta["replicas"].as_array().map_or(&[][..], Vec::as_slice);
+                meta["leader"].as_str().is_some_and(|l| !l.is_empty())
+                    && replicas.len() == 2
+                    && replicas.iter().all(|r| r["current"] == Value::Bool(true))
+            });
+            if current {
+                return;
+            }
+            assert!(
+                started.elapsed() < within,
+                "the JetStream meta group was not current after {within:?}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
     }
 
     /// The node leading `stream`'s Raft group, asked of the running nodes; `None` while
