@@ -364,11 +364,24 @@ const FJALL_DIR: &str = "fjall";
 /// The engine `configured` resolves to for `data_dir`: `auto` keeps the engine whose log the
 /// data directory holds (fjall with a `fjall/` directory), and takes redb for a new one.
 fn embedded_engine(configured: EmbeddedEngine, data_dir: &std::path::Path) -> EmbeddedEngine {
-    match configured {
+    let engine = match configured {
         EmbeddedEngine::Auto if data_dir.join(FJALL_DIR).exists() => EmbeddedEngine::Fjall,
         EmbeddedEngine::Auto => EmbeddedEngine::Redb,
         other => other,
+    };
+    // The other engine's log is not read: say so, rather than look like an empty log.
+    let other = match engine {
+        EmbeddedEngine::Fjall => REDB_FILE,
+        _ => FJALL_DIR,
+    };
+    if data_dir.join(other).exists() {
+        tracing::warn!(
+            "{} also holds a log of the other engine ({other}), which is not read: log.engine \
+             chooses one",
+            data_dir.display()
+        );
     }
+    engine
 }
 
 /// The limits on what clients control, from `[http]`, `[grpc]` and `[plugins]`.
