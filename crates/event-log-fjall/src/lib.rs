@@ -23,7 +23,6 @@
 mod archive;
 mod commit;
 mod keys;
-mod recent;
 mod retention;
 mod segments;
 mod staged;
@@ -47,10 +46,10 @@ use tributary_event_log::{
 use tributary_model::v1::{ArchiveEntry, Consumer, DeadLetter, Event};
 use tributary_model::well_known::Timestamp;
 
-use recent::Recent;
 use segments::Segment;
 use state::State;
 use store::{DEAD_LETTER_TAG, RETIRED, Store, storage};
+use tributary_event_log::recent::Recent;
 use tx::Tx;
 use writer::{Op, Reply};
 

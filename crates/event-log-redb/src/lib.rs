@@ -8,7 +8,6 @@
 
 mod archive;
 mod handle;
-mod recent;
 mod retention;
 mod tables;
 mod writer;
@@ -30,7 +29,7 @@ use tributary_model::v1::{ArchiveEntry, Consumer, DeadLetter, Event};
 use tributary_model::well_known::Timestamp;
 
 use handle::DbHandle;
-use recent::Recent;
+use tributary_event_log::recent::Recent;
 use writer::{Op, Reply};
 
 // What the log was doing, named in its storage errors.

@@ -12,12 +12,12 @@ use tributary_model::v1::{Consumer, DeadLetter};
 use tributary_model::well_known::Timestamp;
 
 use super::handle::DbHandle;
-use super::recent::Recent;
 use super::tables::AppendTables;
 use super::{
     CONSUMERS, DEAD_LETTER_TAG, DEAD_LETTERS, EVENTS, EmbeddedConfig, META, RESOLVED, RETIRED,
     TIME_INDEX, retention, storage,
 };
+use tributary_event_log::recent::Recent;
 use tributary_event_log::rules;
 use tributary_event_log::{
     AppendOutcome, AppendRequest, LogError, PendingEvent, RedriveOutcome, StoredEvent,

@@ -7,6 +7,7 @@
 //! sequence, the dedup key is the message id, and readers read by sequence.
 
 mod pending;
+pub mod recent;
 pub mod rules;
 mod source_name;
 mod stored;

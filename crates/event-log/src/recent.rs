@@ -1,21 +1,28 @@
-//! The newest events, as committed (encoded, shared), kept in memory after each
+//! The newest events, as committed (encoded, shared), kept in memory by a backend after each
 //! commit. A subscriber that is caught up (the common case) reads them from here instead of
-//! reading storage, and sends the shared bytes as they are, so many subscribers
-//! cost little more than one.
+//! reading storage, and sends the shared bytes as they are, so many subscribers cost little
+//! more than one. Every embedded backend keeps one.
 
 use std::collections::VecDeque;
 
-use tributary_event_log::StoredEvent;
+use crate::StoredEvent;
 
 /// Events kept (a few MiB at most).
-pub(crate) const RECENT_EVENTS: usize = 2048;
+pub const RECENT_EVENTS: usize = 2048;
 
 /// A contiguous run of the newest committed events, oldest first.
-pub(crate) struct Recent {
+pub struct Recent {
     events: VecDeque<StoredEvent>,
 }
 
+impl Default for Recent {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl Recent {
+    /// An empty run, its window allocated once.
     pub fn new() -> Self {
         Self {
             events: VecDeque::with_capacity(RECENT_EVENTS),
