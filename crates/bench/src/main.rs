@@ -139,6 +139,10 @@ struct RunArgs {
     /// Where the large log lives (created and filled when it holds fewer webhooks).
     #[arg(long, default_value = "target/bench-large-log")]
     large_log_dir: PathBuf,
+    /// `[log] engine` of the current build's embedded log (`fjall` or `redb`); the reference
+    /// keeps its default. Unset: the build's default.
+    #[arg(long)]
+    engine: Option<String>,
     /// Run only the scenarios whose names contain one of these (repeat the flag for more), e.g.
     /// `--only "durable, 1 sub, max rate" --only "fixed rate"`.
     #[arg(long)]
@@ -283,6 +287,8 @@ struct Bench {
     server_log: String,
     drain: Duration,
     requests_per_connection: Option<usize>,
+    /// `--engine`: the current build's embedded engine.
+    engine: Option<String>,
     /// `--only`: substrings of the scenario names to run (empty: all).
     only: Vec<String>,
     perf_dir: Option<PathBuf>,
@@ -341,6 +347,7 @@ impl Bench {
             server_log: args.server_log.clone(),
             drain: Duration::from_secs_f64(args.drain_secs.max(0.1)),
             requests_per_connection: args.requests_per_connection.filter(|&n| n > 0),
+            engine: args.engine.clone(),
             only: args.only.clone(),
             perf_dir: args.perf_dir.clone(),
         })
@@ -389,9 +396,14 @@ impl Bench {
         let log = self.server_log.clone();
         let without_limiter =
             variant == Variant::Reference && self.reference_without_limiter.load(Ordering::Relaxed);
+        let engine = match variant {
+            Variant::Reference => None,
+            _ => self.engine.clone(),
+        };
         let config = move |rate_limit_off: bool| {
             payloads::service_config(&ServiceConfig {
                 durable,
+                engine: engine.as_deref(),
                 tls: files.as_ref().map(|(c, k)| (c.as_path(), k.as_path())),
                 rate_limit_off,
                 archive_off: variant == Variant::NoArchive,

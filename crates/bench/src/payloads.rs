@@ -211,6 +211,8 @@ pub fn templates(repo: &Path) -> anyhow::Result<Vec<Template>> {
 pub struct ServiceConfig<'a> {
     /// `[log] durable`.
     pub durable: bool,
+    /// `[log] engine` (only when set: older builds refuse the key).
+    pub engine: Option<&'a str>,
     /// `[http.tls]` certificate and key files.
     pub tls: Option<(&'a Path, &'a Path)>,
     /// Write `[http] rate_limit_per_second = 0`. Binaries from before the per-source limit
@@ -226,6 +228,10 @@ pub struct ServiceConfig<'a> {
 /// is switched off: the load tool measures the service, not the limiter.
 pub fn service_config(config: &ServiceConfig<'_>) -> String {
     let durable = config.durable;
+    let engine = config
+        .engine
+        .map(|engine| format!("engine = {}\n", toml_string(engine)))
+        .unwrap_or_default();
     let mut http = String::new();
     if config.rate_limit_off {
         http.push_str("[http]\nrate_limit_per_second = 0\n\n");
@@ -243,7 +249,7 @@ pub fn service_config(config: &ServiceConfig<'_>) -> String {
     format!(
         r#"[log]
 durable = {durable}
-
+{engine}
 {http}[sources.arcadia]
 adapter = "arcadia"
 [sources.arcadia.config.verification.headers]

@@ -5,8 +5,12 @@
 //! `CALLERS=1 target/release/examples/append_cost archive 20000 durable` (docs/benchmarks.md).
 //!
 //! `CALLERS` callers in flight at once (default 64); `blocking` as a fourth argument runs each
-//! caller on a thread of its own calling `append_blocking` instead of async tasks.
+//! caller on a thread of its own calling `append_blocking` instead of async tasks. `STEP=N`
+//! prints the rate of every N webhooks, to see whether the cost grows with the log; an append
+//! slower than 50 ms is printed as it happens (a stall).
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use tributary_event_log::{AppendRequest, EventLog, LogError, PendingEvent};
@@ -75,15 +79,44 @@ async fn run_async(
     callers: usize,
     archive: bool,
 ) -> Result<(), Box<dyn std::error::Error>> {
+    let step: usize = std::env::var("STEP")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let done = Arc::new(AtomicUsize::new(0));
+    let mut step_started = Instant::now();
     let mut tasks = Vec::new();
     for caller in 0..callers {
         let log = log.clone();
+        let done = Arc::clone(&done);
         tasks.push(tokio::spawn(async move {
             for n in (caller..total).step_by(callers) {
+                let started = Instant::now();
                 log.append(webhook(n, archive)).await?;
+                let took = started.elapsed();
+                if took > std::time::Duration::from_millis(50) {
+                    println!("slow append: webhook {n} took {took:.2?}");
+                }
+                done.fetch_add(1, Ordering::Relaxed);
             }
             Ok::<_, LogError>(())
         }));
+    }
+    if step > 0 {
+        let mut reported = 0;
+        while reported + step <= total {
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            let count = done.load(Ordering::Relaxed);
+            if count >= reported + step {
+                let elapsed = step_started.elapsed().as_secs_f64();
+                println!(
+                    "up to {count}: {:.0} webhooks/s",
+                    (count - reported) as f64 / elapsed
+                );
+                reported = count;
+                step_started = Instant::now();
+            }
+        }
     }
     for task in tasks {
         task.await??;

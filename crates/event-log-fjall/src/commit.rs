@@ -1,10 +1,10 @@
-//! Group commit without a writer thread: the caller that finds no commit in progress becomes
-//! the leader and commits on its own thread; callers that arrive meanwhile queue their
-//! operations and wait. When a commit ends, the leader answers its batch and hands the lead to
-//! the first waiting caller, which commits everything queued since in one batch (one journal
-//! append, one fdatasync). So a lone caller pays no thread hop, and under load each fsync
-//! covers everyone who arrived during the previous one. A caller commits at most one batch
-//! beyond its own wait.
+//! Group commit of the in-memory work without a writer thread: the caller that finds no
+//! commit in progress becomes the leader and commits on its own thread; callers that arrive
+//! meanwhile queue their operations and wait. When a commit ends, the leader hands the lead
+//! to the first waiting caller, which commits everything queued since in one batch. A commit
+//! writes its batch to the journal without waiting for the disk; the answers go out from
+//! [`crate::sync`] once the journal is synced (or at once when the log is not durable). So no
+//! caller blocks on I/O, and a lone caller pays no thread hop to commit.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -45,6 +45,23 @@ struct Waiting {
     notify: Notify,
 }
 
+/// The answer to one caller, sent once its commit is durable.
+pub(crate) struct Answer {
+    notify: Notify,
+    reply: Result<Reply, LogError>,
+}
+
+impl Answer {
+    pub fn send(self) {
+        self.notify.send(Signal::Done(self.reply));
+    }
+
+    /// Sends `error` instead: the commit did not become durable.
+    pub fn fail(self, error: LogError) {
+        self.notify.send(Signal::Done(Err(error)));
+    }
+}
+
 /// Operations waiting for a commit; `leading` while one is in progress (or handed over).
 /// Invariant: when nobody leads, nothing waits.
 #[derive(Default)]
@@ -67,8 +84,8 @@ impl Inner {
         !std::mem::replace(&mut queue.leading, true)
     }
 
-    /// Commits the queued operations (up to `max_batch`), answers them, then hands the lead
-    /// to the next waiting caller (or commits again itself when none is left to take it).
+    /// Commits the queued operations (up to `max_batch`), then hands the lead to the next
+    /// waiting caller (or commits again itself when none is left to take it).
     pub(crate) fn lead(self: &Arc<Self>) {
         // A panic while committing must not leave the queue with a leader that is gone.
         let _unwinding = PassOnPanic(self);
@@ -86,16 +103,16 @@ impl Inner {
                 ops.push(waiting.op);
                 notifies.push(waiting.notify);
             }
-            match self.commit(&mut ops) {
-                Ok(replies) => {
-                    for (notify, reply) in notifies.iter().zip(replies) {
-                        notify.send(Signal::Done(reply));
-                    }
-                }
-                Err(error) => {
-                    for notify in &notifies {
-                        notify.send(Signal::Done(Err(error.clone())));
-                    }
+            let answer = |replies: Vec<Result<Reply, LogError>>| {
+                notifies
+                    .drain(..)
+                    .zip(replies)
+                    .map(|(notify, reply)| Answer { notify, reply })
+                    .collect()
+            };
+            if let Err(error) = self.commit(&mut ops, answer) {
+                for notify in notifies.drain(..) {
+                    notify.send(Signal::Done(Err(error.clone())));
                 }
             }
             if !self.hand_over() {
@@ -137,24 +154,9 @@ impl Inner {
         }
     }
 
-    /// Leads from an async task. On a multi-thread runtime the commit runs in
-    /// `block_in_place`, so the worker's other tasks (the callers that queue meanwhile and
-    /// the ones just answered) move to another worker instead of waiting for the fsync; on a
-    /// current-thread runtime it runs inline.
-    fn lead_in_task(self: &Arc<Self>) {
-        let multi_thread = tokio::runtime::Handle::try_current().is_ok_and(|handle| {
-            handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread
-        });
-        if multi_thread {
-            tokio::task::block_in_place(|| self.lead());
-        } else {
-            self.lead();
-        }
-    }
-
     /// Runs `op` through a group commit. When this task leads, it commits inline on the
-    /// async worker (see [`crate::FjallLog`]'s `append` for why); otherwise it awaits the
-    /// leader's answer without blocking.
+    /// async worker (a write to the journal, no wait for the disk); then it awaits its answer
+    /// without blocking.
     pub(crate) async fn submit(self: &Arc<Self>, op: Op) -> Result<Reply, LogError> {
         let (tx, rx) = tokio_mpsc::unbounded_channel();
         let mut waiter = Waiter {
@@ -163,7 +165,7 @@ impl Inner {
             done: false,
         };
         if self.enqueue(op, Notify::Task(tx)) {
-            self.lead_in_task();
+            self.lead();
         }
         loop {
             match waiter.rx.recv().await {
@@ -171,7 +173,7 @@ impl Inner {
                     waiter.done = true;
                     return reply;
                 }
-                Some(Signal::Lead) => self.lead_in_task(),
+                Some(Signal::Lead) => self.lead(),
                 None => {
                     waiter.done = true;
                     return Err(LogError::Closed);

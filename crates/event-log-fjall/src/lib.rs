@@ -10,9 +10,12 @@
 //!
 //! - **Commits** (`commit.rs`): group commit without a writer thread; the caller that finds no
 //!   commit in progress commits itself. Each batch is one atomic [`fjall::OwnedWriteBatch`]
-//!   persisted with [`fjall::PersistMode::SyncData`]; a failed one stores nothing and fails
-//!   every operation in it, and the next commit reopens the database (fjall refuses writes
-//!   after an I/O error) and retries from what is stored.
+//!   written to the journal without waiting for the disk; a failed one stores nothing and
+//!   fails every operation in it, and the next commit reopens the database (fjall refuses
+//!   writes after an I/O error) and retries from what is stored.
+//! - **Durability** (`sync.rs`): one thread `fdatasync`s the journal for everything written
+//!   since its last round, then publishes those commits to readers and answers their callers,
+//!   in commit order. Nothing is visible or acknowledged before it is durable.
 //! - **Keyspaces** (`store.rs`): dedup, retired keys, dead letters, resolved index, archive
 //!   (key-value separated), archive index and keys, consumers, meta.
 //! - **Segments** (`segments.rs`): events, their time index and their dedup keys live in
@@ -28,10 +31,12 @@ mod segments;
 mod staged;
 mod state;
 mod store;
+mod sync;
 mod tx;
 mod writer;
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock, Weak};
 use std::time::{Duration, Instant};
 
@@ -52,6 +57,9 @@ use store::{DEAD_LETTER_TAG, RETIRED, Store, storage};
 use tributary_event_log::recent::Recent;
 use tx::Tx;
 use writer::{Op, Reply};
+
+use crate::commit::Answer;
+use crate::sync::{Publication, Synced, Syncer};
 
 // What the log was doing, named in its storage errors.
 const COMMITTING: &str = "committing";
@@ -126,8 +134,22 @@ pub(crate) struct Inner {
     last_tx: watch::Sender<u64>,
     last_rx: watch::Receiver<u64>,
     health: Mutex<Result<(), String>>,
+    /// Durable commits waiting for the journal's `fdatasync` (see `sync.rs`).
+    syncer: Arc<Syncer>,
+    /// A journal sync failed: every commit until the database is reopened fails too.
+    sync_failed: AtomicBool,
+    /// Counts reopens of the database, so the syncer opens the journal again.
+    generation: AtomicU64,
+    /// The highest segment whose keyspaces exist ahead of its first event.
+    prepared: AtomicU64,
     /// Dropped with the log: ends the retention thread.
     _stop_retention: Mutex<std::sync::mpsc::Sender<()>>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.syncer.stop();
+    }
 }
 
 impl FjallLog {
@@ -143,6 +165,8 @@ impl FjallLog {
         config.segment_events = store.segment_events(config.segment_events)?;
         let state = State::load(&store, config.segment_events)?;
         let last = state.counters.last_sequence;
+        let active = segments::number_of(last + 1, config.segment_events);
+        segments::prepare(&store.db, active)?;
         let view = View {
             store: Arc::clone(&store),
             segments: state.segments.values().cloned().collect(),
@@ -164,8 +188,15 @@ impl FjallLog {
             last_tx,
             last_rx,
             health: Mutex::new(Ok(())),
+            syncer: Arc::new(Syncer::default()),
+            sync_failed: AtomicBool::new(false),
+            generation: AtomicU64::new(0),
+            prepared: AtomicU64::new(active),
             _stop_retention: Mutex::new(stop),
         });
+        if inner.config.durable {
+            sync::spawn(Arc::downgrade(&inner), Arc::clone(&inner.syncer), dir)?;
+        }
         spawn_retention(Arc::downgrade(&inner), interval, stopped)?;
         Ok(Self { inner })
     }
@@ -232,7 +263,7 @@ fn spawn_retention(
     Ok(())
 }
 
-fn set_health(health: &Mutex<Result<(), String>>, status: Result<(), String>) {
+pub(crate) fn set_health(health: &Mutex<Result<(), String>>, status: Result<(), String>) {
     if let Ok(mut h) = health.lock() {
         *h = status;
     }
@@ -247,6 +278,9 @@ impl Writer {
         {
             return Ok(Arc::clone(store));
         }
+        // Commits written before the fault are answered first (they fail if their sync
+        // does); none is queued meanwhile, as this thread holds the writer.
+        inner.syncer.wait_idle();
         if let Ok(mut view) = inner.view.write() {
             *view = None;
         }
@@ -270,6 +304,8 @@ impl Writer {
         self.state = State::load(&store, inner.config.segment_events)?;
         self.store = Some(Arc::clone(&store));
         self.faulted = false;
+        inner.generation.fetch_add(1, Ordering::AcqRel);
+        inner.sync_failed.store(false, Ordering::Release);
         inner.publish(&store, &self.state);
         if let Ok(mut recent) = inner.recent.write() {
             *recent = Recent::new();
@@ -280,11 +316,15 @@ impl Writer {
 }
 
 impl Inner {
-    /// Makes the state readers see the committed one.
+    /// Makes the state readers see the committed one (durable: the syncer is idle).
     fn publish(&self, store: &Arc<Store>, state: &State) {
+        self.publish_segments(store, state.segments.values().cloned().collect());
+    }
+
+    fn publish_segments(&self, store: &Arc<Store>, segments: Vec<Segment>) {
         let view = View {
             store: Arc::clone(store),
-            segments: state.segments.values().cloned().collect(),
+            segments,
         };
         if let Ok(mut current) = self.view.write() {
             *current = Some(Arc::new(view));
@@ -301,33 +341,76 @@ impl Inner {
         })
     }
 
-    /// Applies a batch of operations and commits them as one write batch. On success returns
-    /// one answer per operation (an invalid one gets its own error and wrote nothing); on
-    /// failure nothing is stored, and the log is unhealthy until a commit succeeds.
-    fn commit(&self, ops: &mut [Op]) -> Result<Vec<Result<Reply, LogError>>, LogError> {
+    /// Applies a batch of operations and writes them to the journal as one write batch.
+    /// On success `answer` turns the replies (one per operation: an invalid one gets its own
+    /// error and wrote nothing) into answers, sent once the batch is durable; on failure
+    /// nothing is stored, and the log is unhealthy until a commit succeeds.
+    fn commit(
+        &self,
+        ops: &mut [Op],
+        answer: impl FnOnce(Vec<Result<Reply, LogError>>) -> Vec<Answer>,
+    ) -> Result<(), LogError> {
         let mut writer = self.lock_writer();
+        if self.sync_failed.load(Ordering::Acquire) {
+            writer.faulted = true;
+        }
         let result = self.commit_locked(&mut writer, ops);
-        match &result {
-            Ok(_) => {
-                if writer.faulted {
-                    tracing::info!("event log writes again");
-                }
-                set_health(&self.health, Ok(()));
-            }
+        let (replies, publication) = match result {
+            Ok(written) => written,
             Err(error) => {
                 tracing::error!(%error, operations = ops.len(), "event log commit failed");
                 writer.faulted = true;
                 set_health(&self.health, Err(error.detail()));
+                return Err(error);
+            }
+        };
+        if writer.faulted {
+            tracing::info!("event log writes again");
+        }
+        set_health(&self.health, Ok(()));
+        let answers = answer(replies);
+        if self.config.durable {
+            // Queued with the writer held: the syncer publishes in commit order.
+            self.syncer.push(Synced {
+                publication,
+                answers,
+            });
+        } else {
+            self.publish_commit(publication);
+            drop(writer);
+            for answer in answers {
+                answer.send();
             }
         }
-        result
+        Ok(())
+    }
+
+    /// Once the log is half-way through a segment, creates the next one's keyspaces on a
+    /// thread of its own (see [`segments::prepare`]).
+    fn prepare_ahead(&self, store: &Arc<Store>, last_sequence: u64) {
+        let segment_events = self.config.segment_events;
+        let next = segments::number_of(last_sequence + 1 + segment_events / 2, segment_events);
+        if self.prepared.fetch_max(next, Ordering::AcqRel) >= next {
+            return;
+        }
+        let store = Arc::clone(store);
+        let spawned = std::thread::Builder::new()
+            .name("event-log-segment".into())
+            .spawn(move || {
+                if let Err(error) = segments::prepare(&store.db, next) {
+                    tracing::warn!(%error, segment = next, "cannot create a segment ahead");
+                }
+            });
+        if let Err(error) = spawned {
+            tracing::warn!(%error, "cannot start a thread to create a segment ahead");
+        }
     }
 
     fn commit_locked(
         &self,
         writer: &mut Writer,
         ops: &mut [Op],
-    ) -> Result<Vec<Result<Reply, LogError>>, LogError> {
+    ) -> Result<(Vec<Result<Reply, LogError>>, Publication), LogError> {
         let store = writer.ensure_open(self)?;
         let mut tx = Tx::new(&store, &writer.state, self.config.segment_events);
         let mut replies = Vec::with_capacity(ops.len());
@@ -336,26 +419,23 @@ impl Inner {
         }
         let before = writer.state.counters;
         let (batch, finished) = tx.finish(&before)?;
-        let mode = self.config.durable.then_some(fjall::PersistMode::SyncData);
+        // Durable: into the page cache now (the syncer's `fdatasync` covers it).
+        let mode = self.config.durable.then_some(fjall::PersistMode::Buffer);
         batch
             .durability(mode)
             .commit()
             .map_err(storage(COMMITTING))?;
-        // Durable: readers see it (recent events before `last_sequence` announces them).
         writer.state.counters = finished.next;
         writer.state.segments = finished.segments;
         writer.state.keys = finished.keys;
-        self.publish(&store, &writer.state);
-        if let Ok(mut recent) = self.recent.write() {
-            recent.extend(finished.fresh);
-        }
-        let last = writer.state.counters.last_sequence;
-        self.last_tx.send_if_modified(|announced| {
-            let changed = *announced != last;
-            *announced = last;
-            changed
-        });
-        Ok(replies)
+        self.prepare_ahead(&store, writer.state.counters.last_sequence);
+        let publication = Publication {
+            store,
+            segments: writer.state.segments.values().cloned().collect(),
+            last_sequence: writer.state.counters.last_sequence,
+            fresh: finished.fresh,
+        };
+        Ok((replies, publication))
     }
 
     /// One retention pass: stages removals, commits them, then deletes the keyspaces of
@@ -375,6 +455,9 @@ impl Inner {
     }
 
     fn retention_locked(&self, writer: &mut Writer) -> Result<(), LogError> {
+        // Commits still waiting for their sync publish first: this pass publishes the
+        // writer's state itself, after its own synced commit.
+        self.syncer.wait_idle();
         let store = writer.ensure_open(self)?;
         let mut tx = Tx::new(&store, &writer.state, self.config.segment_events);
         let pass = retention::apply(&mut tx, &self.config.retention)?;
@@ -429,9 +512,10 @@ fn read_stored(view: &View, after: u64, max: usize) -> Result<Vec<StoredEvent>, 
             continue;
         }
         let from = after.saturating_add(1).max(segment.meta.first);
+        // Bounded by the published record: later events may be written but not yet durable.
         for item in segment
             .events
-            .range(keys::u64_key(from)..)
+            .range(keys::u64_key(from)..=keys::u64_key(segment.meta.last))
             .take(max - events.len())
         {
             let (key, value) = item.into_inner().map_err(storage(READING_EVENTS))?;
@@ -483,14 +567,10 @@ impl FjallLog {
 
 #[async_trait]
 impl EventLog for FjallLog {
-    /// Commits on the calling task's thread when no commit is in progress (inside
-    /// `block_in_place` on a multi-thread runtime, so the worker's other tasks move to
-    /// another worker during the fdatasync). At most one commit runs at a time, so at most
-    /// one worker thread is ever blocked by the log, and a lone caller pays no hop to a
-    /// writer thread; callers arriving meanwhile await without blocking and are committed
-    /// together by the next leader. Measured against committing fully inline (the worker
-    /// blocked with its queued tasks): the same instructions per webhook for one caller,
-    /// half the wall time per webhook with 64 callers on 2 workers.
+    /// Commits on the calling task's thread when no commit is in progress: a write into the
+    /// journal, never a wait for the disk, so the async worker is not blocked and not handed
+    /// off. Callers arriving meanwhile await without blocking and are committed together by
+    /// the next leader. The answer comes once the syncer has made the commit durable.
     async fn append(&self, request: AppendRequest) -> Result<AppendOutcome, LogError> {
         rules::validate_append(&request)?;
         match self.inner.submit(Op::Append(Box::new(request))).await? {

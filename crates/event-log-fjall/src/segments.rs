@@ -25,7 +25,7 @@ use crate::store::keyspace;
 pub(crate) const META_PREFIX: &[u8] = b"seg:";
 
 /// What the log knows about a live segment without reading it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) struct SegmentMeta {
     /// Oldest stored sequence (retention trims the boundary segment from the front).
     pub first: u64,
@@ -103,6 +103,15 @@ pub(crate) fn open(db: &Database, number: u64, meta: SegmentMeta) -> Result<Segm
 /// Opens (creating when missing) the dedup-key keyspace of segment `number`.
 pub(crate) fn open_keys(db: &Database, number: u64) -> Result<Keyspace, LogError> {
     keyspace(db, &keys_name(number), false)
+}
+
+/// Creates the keyspaces of segment `number` ahead of its first event: creating a keyspace
+/// costs several `fsync`s (tens of ms on a busy disk), which the commit that reaches the
+/// segment would otherwise wait for.
+pub(crate) fn prepare(db: &Database, number: u64) -> Result<(), LogError> {
+    open(db, number, SegmentMeta::default())?;
+    open_keys(db, number)?;
+    Ok(())
 }
 
 /// Deletes keyspace `name` if it exists.
