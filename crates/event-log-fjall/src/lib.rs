@@ -38,6 +38,7 @@ mod writer;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock, Weak};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
@@ -125,30 +126,48 @@ pub(crate) struct Writer {
     faulted: bool,
 }
 
-pub(crate) struct Inner {
-    config: FjallConfig,
-    queue: Mutex<commit::Queue>,
-    writer: Mutex<Writer>,
+/// What readers see and the log's health: shared with the syncer thread, which publishes
+/// durable commits into it without keeping the log itself alive.
+pub(crate) struct Shared {
     view: RwLock<Option<Arc<View>>>,
     recent: RwLock<Recent>,
     last_tx: watch::Sender<u64>,
-    last_rx: watch::Receiver<u64>,
     health: Mutex<Result<(), String>>,
-    /// Durable commits waiting for the journal's `fdatasync` (see `sync.rs`).
-    syncer: Arc<Syncer>,
     /// A journal sync failed: every commit until the database is reopened fails too.
     sync_failed: AtomicBool,
     /// Counts reopens of the database, so the syncer opens the journal again.
     generation: AtomicU64,
+}
+
+pub(crate) struct Inner {
+    config: FjallConfig,
+    queue: Mutex<commit::Queue>,
+    writer: Mutex<Writer>,
+    shared: Arc<Shared>,
+    last_rx: watch::Receiver<u64>,
+    /// Durable commits waiting for the journal's `fdatasync` (see `sync.rs`).
+    syncer: Arc<Syncer>,
+    sync_thread: Mutex<Option<JoinHandle<()>>>,
     /// The highest segment whose keyspaces exist ahead of its first event.
     prepared: AtomicU64,
+    prepare_thread: Mutex<Option<JoinHandle<()>>>,
     /// Dropped with the log: ends the retention thread.
     _stop_retention: Mutex<std::sync::mpsc::Sender<()>>,
 }
 
 impl Drop for Inner {
+    /// Lets the threads that hold the database go first, so that the database is closed
+    /// (and may be opened again) once the last handle is dropped.
     fn drop(&mut self) {
         self.syncer.stop();
+        for thread in [&self.sync_thread, &self.prepare_thread] {
+            let handle = thread.lock().ok().and_then(|mut handle| handle.take());
+            if let Some(handle) = handle
+                && handle.thread().id() != std::thread::current().id()
+            {
+                let _ = handle.join();
+            }
+        }
     }
 }
 
@@ -183,19 +202,26 @@ impl FjallLog {
                 state,
                 faulted: false,
             }),
-            view: RwLock::new(Some(Arc::new(view))),
-            recent: RwLock::new(recent),
-            last_tx,
+            shared: Arc::new(Shared {
+                view: RwLock::new(Some(Arc::new(view))),
+                recent: RwLock::new(recent),
+                last_tx,
+                health: Mutex::new(Ok(())),
+                sync_failed: AtomicBool::new(false),
+                generation: AtomicU64::new(0),
+            }),
             last_rx,
-            health: Mutex::new(Ok(())),
             syncer: Arc::new(Syncer::default()),
-            sync_failed: AtomicBool::new(false),
-            generation: AtomicU64::new(0),
+            sync_thread: Mutex::new(None),
             prepared: AtomicU64::new(active),
+            prepare_thread: Mutex::new(None),
             _stop_retention: Mutex::new(stop),
         });
         if inner.config.durable {
-            sync::spawn(Arc::downgrade(&inner), Arc::clone(&inner.syncer), dir)?;
+            let thread = sync::spawn(Arc::clone(&inner.shared), Arc::clone(&inner.syncer), dir)?;
+            if let Ok(mut slot) = inner.sync_thread.lock() {
+                *slot = Some(thread);
+            }
         }
         spawn_retention(Arc::downgrade(&inner), interval, stopped)?;
         Ok(Self { inner })
@@ -218,6 +244,7 @@ impl FjallLog {
 
     fn view(&self) -> Result<Arc<View>, LogError> {
         self.inner
+            .shared
             .view
             .read()
             .ok()
@@ -281,7 +308,7 @@ impl Writer {
         // Commits written before the fault are answered first (they fail if their sync
         // does); none is queued meanwhile, as this thread holds the writer.
         inner.syncer.wait_idle();
-        if let Ok(mut view) = inner.view.write() {
+        if let Ok(mut view) = inner.shared.view.write() {
             *view = None;
         }
         self.state.segments.clear();
@@ -304,10 +331,10 @@ impl Writer {
         self.state = State::load(&store, inner.config.segment_events)?;
         self.store = Some(Arc::clone(&store));
         self.faulted = false;
-        inner.generation.fetch_add(1, Ordering::AcqRel);
-        inner.sync_failed.store(false, Ordering::Release);
+        inner.shared.generation.fetch_add(1, Ordering::AcqRel);
+        inner.shared.sync_failed.store(false, Ordering::Release);
         inner.publish(&store, &self.state);
-        if let Ok(mut recent) = inner.recent.write() {
+        if let Ok(mut recent) = inner.shared.recent.write() {
             *recent = Recent::new();
         }
         tracing::info!(dir = %dir.display(), "event log reopened");
@@ -318,17 +345,8 @@ impl Writer {
 impl Inner {
     /// Makes the state readers see the committed one (durable: the syncer is idle).
     fn publish(&self, store: &Arc<Store>, state: &State) {
-        self.publish_segments(store, state.segments.values().cloned().collect());
-    }
-
-    fn publish_segments(&self, store: &Arc<Store>, segments: Vec<Segment>) {
-        let view = View {
-            store: Arc::clone(store),
-            segments,
-        };
-        if let Ok(mut current) = self.view.write() {
-            *current = Some(Arc::new(view));
-        }
+        self.shared
+            .publish_segments(store, state.segments.values().cloned().collect());
     }
 
     /// The writer. After a panic while it was held (its state may not match what is
@@ -351,7 +369,7 @@ impl Inner {
         answer: impl FnOnce(Vec<Result<Reply, LogError>>) -> Vec<Answer>,
     ) -> Result<(), LogError> {
         let mut writer = self.lock_writer();
-        if self.sync_failed.load(Ordering::Acquire) {
+        if self.shared.sync_failed.load(Ordering::Acquire) {
             writer.faulted = true;
         }
         let result = self.commit_locked(&mut writer, ops);
@@ -360,14 +378,14 @@ impl Inner {
             Err(error) => {
                 tracing::error!(%error, operations = ops.len(), "event log commit failed");
                 writer.faulted = true;
-                set_health(&self.health, Err(error.detail()));
+                set_health(&self.shared.health, Err(error.detail()));
                 return Err(error);
             }
         };
         if writer.faulted {
             tracing::info!("event log writes again");
         }
-        set_health(&self.health, Ok(()));
+        set_health(&self.shared.health, Ok(()));
         let answers = answer(replies);
         if self.config.durable {
             // Queued with the writer held: the syncer publishes in commit order.
@@ -376,7 +394,7 @@ impl Inner {
                 answers,
             });
         } else {
-            self.publish_commit(publication);
+            self.shared.publish_commit(publication);
             drop(writer);
             for answer in answers {
                 answer.send();
@@ -401,8 +419,21 @@ impl Inner {
                     tracing::warn!(%error, segment = next, "cannot create a segment ahead");
                 }
             });
-        if let Err(error) = spawned {
-            tracing::warn!(%error, "cannot start a thread to create a segment ahead");
+        match spawned {
+            Ok(thread) => {
+                let previous = self
+                    .prepare_thread
+                    .lock()
+                    .ok()
+                    .and_then(|mut slot| slot.replace(thread));
+                // Half a segment ago: long finished.
+                if let Some(previous) = previous {
+                    let _ = previous.join();
+                }
+            }
+            Err(error) => {
+                tracing::warn!(%error, "cannot start a thread to create a segment ahead");
+            }
         }
     }
 
@@ -445,10 +476,10 @@ impl Inner {
         let mut writer = self.lock_writer();
         let result = self.retention_locked(&mut writer);
         match &result {
-            Ok(()) => set_health(&self.health, Ok(())),
+            Ok(()) => set_health(&self.shared.health, Ok(())),
             Err(error) => {
                 writer.faulted = true;
-                set_health(&self.health, Err(error.detail()));
+                set_health(&self.shared.health, Err(error.detail()));
             }
         }
         result
@@ -488,7 +519,7 @@ impl Inner {
             }
         }
         if let Some(through) = pass.removed_through
-            && let Ok(mut recent) = self.recent.write()
+            && let Ok(mut recent) = self.shared.recent.write()
         {
             recent.remove_through(through);
         }
@@ -599,6 +630,7 @@ impl EventLog for FjallLog {
     ) -> Result<Vec<StoredEvent>, LogError> {
         let recent = self
             .inner
+            .shared
             .recent
             .read()
             .ok()
@@ -762,6 +794,7 @@ impl EventLog for FjallLog {
 
     fn health(&self) -> Result<(), String> {
         self.inner
+            .shared
             .health
             .lock()
             .map(|h| h.clone())

@@ -22,11 +22,12 @@
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::JoinHandle;
 
 use tributary_event_log::{LogError, StoredEvent};
 
-use crate::Inner;
+use crate::Shared;
 use crate::commit::Answer;
 use crate::segments::Segment;
 use crate::store::Store;
@@ -124,32 +125,33 @@ impl Syncer {
     }
 }
 
-/// Starts the syncer thread of the log in `dir` (fjall's database directory).
-pub(crate) fn spawn(inner: Weak<Inner>, syncer: Arc<Syncer>, dir: PathBuf) -> Result<(), LogError> {
+/// Starts the syncer thread of the log in `dir` (fjall's database directory). It ends after
+/// [`Syncer::stop`], once what is queued is answered.
+pub(crate) fn spawn(
+    shared: Arc<Shared>,
+    syncer: Arc<Syncer>,
+    dir: PathBuf,
+) -> Result<JoinHandle<()>, LogError> {
     std::thread::Builder::new()
         .name("event-log-sync".into())
         .spawn(move || {
             let mut journal = JournalFile::new(dir);
             while let Some(round) = syncer.next_round() {
-                // Gone: so is every caller that could wait.
-                if let Some(inner) = inner.upgrade() {
-                    let synced = if inner.sync_failed.load(Ordering::Acquire) {
-                        Err(LogError::unavailable(
-                            "an earlier journal sync failed; the log reopens at the next commit",
-                        ))
-                    } else {
-                        journal.sync(inner.generation.load(Ordering::Acquire))
-                    };
-                    inner.finish_round(round, synced);
-                }
+                let synced = if shared.sync_failed.load(Ordering::Acquire) {
+                    Err(LogError::unavailable(
+                        "an earlier journal sync failed; the log reopens at the next commit",
+                    ))
+                } else {
+                    journal.sync(shared.generation.load(Ordering::Acquire))
+                };
+                shared.finish_round(round, synced);
                 syncer.end_round();
             }
         })
-        .map_err(|e| LogError::storage("cannot start the journal syncer thread", e))?;
-    Ok(())
+        .map_err(|e| LogError::storage("cannot start the journal syncer thread", e))
 }
 
-impl Inner {
+impl Shared {
     /// Publishes and answers a round's commits once `synced` says they are durable, or fails
     /// them all.
     fn finish_round(&self, round: Vec<Synced>, synced: Result<(), LogError>) {
@@ -173,6 +175,17 @@ impl Inner {
                     }
                 }
             }
+        }
+    }
+
+    /// Makes the readers' view the one of `segments`.
+    pub(crate) fn publish_segments(&self, store: &Arc<Store>, segments: Vec<Segment>) {
+        let view = crate::View {
+            store: Arc::clone(store),
+            segments,
+        };
+        if let Ok(mut current) = self.view.write() {
+            *current = Some(Arc::new(view));
         }
     }
 
