@@ -182,6 +182,7 @@ pub async fn open_app(config: &Config, shutdown: watch::Receiver<bool>) -> anyho
     private_dir(&config.log.data_dir)?;
     let key = installation_key(&config.log.data_dir)?;
     let sources = Arc::new(Sources::load(config, &key)?);
+    crate::health::tracker().configure(config);
     let archive = crate::archive::Archive::open_configured(&config.archive, &config.log.data_dir)
         .context("cannot open the raw archive")?
         .map(Arc::new);
