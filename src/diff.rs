@@ -4,9 +4,11 @@
 //! adapter against the active one, so an operator reads one format for the past and the
 //! present.
 //!
-//! Which fields differ is decided on the events as they are; the values shown go through the
-//! personal-data redaction of raw bodies ([`Redactor`]), so a diff never shows more than a
-//! redacted dead letter would (values the redaction withholds are shown as `[withheld]`).
+//! Which fields differ is decided on the events as they are. With a [`Redactor`] the values
+//! shown go through the personal-data redaction of raw bodies, so a diff never shows more than
+//! a redacted dead letter would (values the redaction withholds are shown as `[withheld]`):
+//! the shadow's diffs, kept in memory and shown in the console, are redacted. Replay's are
+//! not: they compare stored events, which consumers receive as they are.
 
 use std::collections::BTreeMap;
 
@@ -33,12 +35,20 @@ const IGNORED: &[&str] = &[
 ];
 
 /// The fields of `after` that differ from `before` (every field of the one present when the
-/// other is absent), values redacted by `redactor`.
-pub fn changes(before: Option<&Event>, after: Option<&Event>, redactor: &Redactor) -> Vec<String> {
+/// other is absent), values redacted by `redactor` when there is one.
+pub fn changes(
+    before: Option<&Event>,
+    after: Option<&Event>,
+    redactor: Option<&Redactor>,
+) -> Vec<String> {
     let old = before.map(flat).unwrap_or_default();
     let new = after.map(flat).unwrap_or_default();
-    let old_shown = before.map(|e| shown(e, redactor)).unwrap_or_default();
-    let new_shown = after.map(|e| shown(e, redactor)).unwrap_or_default();
+    let shown = |event: Option<&Event>, all: &BTreeMap<String, String>| match (event, redactor) {
+        (Some(event), Some(redactor)) => shown(event, redactor),
+        _ => all.clone(),
+    };
+    let old_shown = shown(before, &old);
+    let new_shown = shown(after, &new);
     let show = |map: &BTreeMap<String, String>, path: &str| {
         map.get(path)
             .cloned()
@@ -137,14 +147,14 @@ mod tests {
     fn diffs_name_changed_added_and_removed_fields() {
         let shown = Redactor::new(&["taxId".to_owned()]);
         let old = event("a", "x.y", "1.0.0");
-        let same = changes(Some(&old), Some(&event("a", "x.y", "2.0.0")), &shown);
+        let same = changes(Some(&old), Some(&event("a", "x.y", "2.0.0")), Some(&shown));
         assert_eq!(same, Vec::<String>::new());
         assert_eq!(
-            changes(Some(&old), Some(&event("b", "", "2.0.0")), &shown),
+            changes(Some(&old), Some(&event("b", "", "2.0.0")), Some(&shown)),
             vec![r#"~ subject: "a" -> "b""#, r#"- type: "x.y""#]
         );
         assert_eq!(
-            changes(None, Some(&event("a", "", "2.0.0")), &shown),
+            changes(None, Some(&event("a", "", "2.0.0")), Some(&shown)),
             vec![
                 r#"+ id: "s:1""#,
                 r#"+ provenance.providerEventId: "1""#,
@@ -155,8 +165,12 @@ mod tests {
 
     #[test]
     fn values_go_through_the_redaction() {
-        let subject_is_personal = Redactor::new(&["subject".to_owned()]);
         let old = event("alice", "x.y", "1");
+        assert_eq!(
+            changes(Some(&old), Some(&event("bob", "x.y", "1")), None),
+            vec![r#"~ subject: "alice" -> "bob""#]
+        );
+        let subject_is_personal = Redactor::new(&["subject".to_owned()]);
         assert_eq!(
             changes(
                 Some(&old),

@@ -1,7 +1,7 @@
 //! Replay: archived webhooks of a source run again through the adapter loaded now (after it was
 //! fixed or extended). The events that differ from their originals are stored as new events
 //! marked `replay_of` and reported field by field ([`crate::diff`], the format a shadowed
-//! candidate's differences use too; values redacted); identical ones are not stored again,
+//! candidate's differences use too); identical ones are not stored again,
 //! and the log's dedup key for a replay includes the adapter version, so replaying twice with
 //! one version adds nothing.
 
@@ -12,7 +12,6 @@ use tributary_model::v1::{
 };
 
 use crate::admin::raw::{RawError, event_at};
-use crate::admin::redact::Redactor;
 use crate::app::App;
 use crate::archive::Archive;
 use crate::ingest::normalize;
@@ -97,7 +96,6 @@ async fn replay_one(
             return Ok(outcome);
         }
     };
-    let redactor = Redactor::new(&source.adapter.plugin().info().personal_data_fields);
     let mut changed = Vec::new();
     for mut event in normalized.events {
         if !crate::stream::type_selected(&event.r#type, &request.types) {
@@ -116,7 +114,7 @@ async fn replay_one(
             },
             None => None,
         };
-        let changes = crate::diff::changes(original.as_ref(), Some(&event), &redactor);
+        let changes = crate::diff::changes(original.as_ref(), Some(&event), None);
         if changes.is_empty() {
             outcome.unchanged += 1;
             continue;

@@ -15,6 +15,7 @@ mod adapters {
     mod crash;
     mod loading;
     mod reload;
+    mod shadow;
     mod tutorial;
 }
 

@@ -119,7 +119,7 @@ pub fn difference(
             let (a_events, c_events) = (decoded(&a.events), decoded(&c.events));
             for index in 0..a_events.len().max(c_events.len()) {
                 let (before, after) = (a_events.get(index), c_events.get(index));
-                let changes = crate::diff::changes(before, after, redactor);
+                let changes = crate::diff::changes(before, after, Some(redactor));
                 if !changes.is_empty() {
                     events.push(EventDiff {
                         event_id: before.or(after).map(|e| e.id.clone()).unwrap_or_default(),

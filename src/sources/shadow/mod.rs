@@ -279,9 +279,9 @@ impl Sources {
     pub fn promote_shadow(&self, source: &str) -> Result<ShadowStatus, ShadowError> {
         let shadow = self.running_shadow(source)?;
         let plugin = Arc::clone(shadow.candidate.plugin());
+        let status = self.status_of(&shadow);
         self.pin(source, plugin)
             .map_err(|error| ShadowError::Create(source.to_owned(), format!("{error:#}")))?;
-        let status = self.status_of(&shadow);
         self.end_shadow(source)?;
         tracing::info!(
             source,
