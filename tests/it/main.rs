@@ -37,6 +37,7 @@ mod nats {
 
 /// Metrics and traces.
 mod telemetry {
+    mod health;
     mod metrics;
     mod traces;
 }
