@@ -119,6 +119,10 @@ pub fn difference(
             let (a_events, c_events) = (decoded(&a.events), decoded(&c.events));
             for index in 0..a_events.len().max(c_events.len()) {
                 let (before, after) = (a_events.get(index), c_events.get(index));
+                // Both are completed by the same producer: equal events need no field walk.
+                if before == after {
+                    continue;
+                }
                 let changes = crate::diff::changes(before, after, Some(redactor));
                 if !changes.is_empty() {
                     events.push(EventDiff {
