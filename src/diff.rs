@@ -175,7 +175,7 @@ mod tests {
             changes(
                 Some(&old),
                 Some(&event("bob", "x.y", "1")),
-                &subject_is_personal
+                Some(&subject_is_personal)
             ),
             vec![r#"~ subject: "[redacted]" -> "[redacted]""#]
         );
@@ -184,7 +184,7 @@ mod tests {
             changes(
                 Some(&old),
                 Some(&event("bob", "x.z", "1")),
-                &nothing_declared
+                Some(&nothing_declared)
             ),
             vec![
                 "~ subject: [withheld] -> [withheld]",

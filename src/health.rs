@@ -47,9 +47,9 @@ impl std::fmt::Display for Period {
 pub fn human(d: Duration) -> String {
     let ms = d.as_millis();
     match ms {
-        _ if ms != 0 && ms % 3_600_000 == 0 => format!("{}h", ms / 3_600_000),
-        _ if ms != 0 && ms % 60_000 == 0 => format!("{}m", ms / 60_000),
-        _ if ms % 1000 == 0 => format!("{}s", ms / 1000),
+        _ if ms != 0 && ms.is_multiple_of(3_600_000) => format!("{}h", ms / 3_600_000),
+        _ if ms != 0 && ms.is_multiple_of(60_000) => format!("{}m", ms / 60_000),
+        _ if ms.is_multiple_of(1000) => format!("{}s", ms / 1000),
         _ => format!("{ms}ms"),
     }
 }
