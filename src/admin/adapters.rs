@@ -169,6 +169,7 @@ impl AdaptersService {
                 name: source.name.clone(),
                 adapter: source.adapter.plugin().info().name.clone(),
                 warnings: source.adapter.warnings().to_vec(),
+                version: source.adapter.plugin().info().version.clone(),
             })
             .collect();
         ListAdaptersResponse {

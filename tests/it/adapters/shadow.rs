@@ -254,6 +254,9 @@ async fn a_candidate_that_differs_on_one_field_is_diffed_and_never_stored_then_p
     )
     .await;
     assert_eq!(version_of(&dry_run), "2.0.0");
+    let listed = crate::support::adapters::list(server.grpc).await;
+    let source = listed.sources.iter().find(|s| s.name == "quokka");
+    assert_eq!(source.map(|s| s.version.as_str()), Some("2.0.0"));
 }
 
 fn reason(event: &tributary_model::v1::Event) -> String {
