@@ -83,7 +83,7 @@ pub async fn ingest(
         .ok_or_else(|| IngestError::UnknownSource(request.source.clone()))?;
     let budget = adapter_budget(&request, app.limits.adapter_timeout);
     let gate = Arc::new(Gate::default());
-    let tap = crate::sources::shadow::Tap::new(&app.sources, &request);
+    let tap = crate::sources::shadow::Tap::new(&app.sources, &source, &request);
     let webhook = Webhook {
         source: Arc::clone(&source),
         request,

@@ -19,6 +19,7 @@ mod worker;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime};
 
@@ -94,6 +95,8 @@ pub enum ShadowError {
 #[derive(Default)]
 pub struct Shadows {
     running: RwLock<HashMap<String, Arc<Shadow>>>,
+    /// How many run: with none, ingest's check costs one atomic load, not the lock.
+    count: AtomicUsize,
     config: ShadowConfig,
 }
 
@@ -108,11 +111,15 @@ impl Shadows {
     pub fn new(config: ShadowConfig) -> Self {
         Self {
             running: RwLock::default(),
+            count: AtomicUsize::new(0),
             config,
         }
     }
 
     fn get(&self, source: &str) -> Option<Arc<Shadow>> {
+        if self.count.load(Ordering::Acquire) == 0 {
+            return None;
+        }
         let running = self.running.read().unwrap_or_else(|p| p.into_inner());
         running.get(source).cloned()
     }
@@ -147,30 +154,33 @@ impl Stats {
 
 /// A webhook's copy on its way to the candidate, taken before the active adapter runs. Costs
 /// one lookup when the source has no shadow.
-pub struct Tap(Option<(Arc<Shadow>, WebhookRequest)>);
+pub struct Tap(Option<(Arc<Shadow>, Arc<super::Source>, WebhookRequest)>);
 
 impl Tap {
-    /// Copies `request` when its source has a shadow running.
-    pub fn new(sources: &Sources, request: &WebhookRequest) -> Self {
+    /// Copies `request` when its source (`active`, the version this request runs on) has a
+    /// shadow running.
+    pub fn new(sources: &Sources, active: &Arc<super::Source>, request: &WebhookRequest) -> Self {
         Tap(sources
             .shadows
-            .get(&request.source)
-            .map(|shadow| (shadow, request.clone())))
+            .get(&active.name)
+            .map(|shadow| (shadow, Arc::clone(active), request.clone())))
     }
 
     /// Offers the copy and the active adapter's `result` to the candidate without waiting.
     /// Results that are no adapter answer (the active adapter timed out, failed or panicked)
     /// are not compared.
     pub fn offer(self, result: &Result<(WebhookRequest, Completed), IngestError>) {
-        let Some((shadow, request)) = self.0 else {
+        let Some((shadow, source, request)) = self.0 else {
             return;
         };
         let Some(active) = Outcome::of_active(result) else {
             return;
         };
-        if let Err(mpsc::error::TrySendError::Full(_)) =
-            shadow.queue.try_send(worker::Copy { request, active })
-        {
+        if let Err(mpsc::error::TrySendError::Full(_)) = shadow.queue.try_send(worker::Copy {
+            request,
+            source,
+            active,
+        }) {
             let mut stats = shadow.stats.lock().unwrap_or_else(|p| p.into_inner());
             stats.fail(&shadow.source, "overload");
         }
@@ -223,11 +233,11 @@ impl Sources {
                 return Err(ShadowError::AlreadyRunning(source.to_owned()));
             }
             running.insert(source.to_owned(), Arc::clone(&shadow));
+            self.shadows.count.store(running.len(), Ordering::Release);
         }
         worker::spawn(
             Arc::clone(&shadow),
             receiver,
-            Arc::clone(&active),
             worker::Limits {
                 budget: Duration::from_millis(config.call_timeout_ms.max(1)),
                 cap: config.max_calls_in_flight.max(1),
@@ -306,9 +316,11 @@ impl Sources {
             .running
             .write()
             .unwrap_or_else(|p| p.into_inner());
-        running
+        let ended = running
             .remove(source)
-            .ok_or_else(|| ShadowError::NotRunning(source.to_owned()))
+            .ok_or_else(|| ShadowError::NotRunning(source.to_owned()));
+        self.shadows.count.store(running.len(), Ordering::Release);
+        ended
     }
 
     /// The candidate's plugin: `candidate` is a library file when it names one, else a

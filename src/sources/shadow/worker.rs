@@ -15,9 +15,10 @@ use crate::ingest::complete::Producer;
 use crate::ops::metrics::metrics;
 use crate::sources::Source;
 
-/// One webhook and what the active adapter did with it.
+/// One webhook, the source version that ingested it and what its adapter did with it.
 pub struct Copy {
     pub request: WebhookRequest,
+    pub source: Arc<Source>,
     pub active: Outcome,
 }
 
@@ -29,12 +30,7 @@ pub struct Limits {
 }
 
 /// Runs the shadow's worker until the queue's senders are gone (the shadow ended).
-pub fn spawn(
-    shadow: Arc<Shadow>,
-    mut queue: mpsc::Receiver<Copy>,
-    active: Arc<Source>,
-    limits: Limits,
-) {
+pub fn spawn(shadow: Arc<Shadow>, mut queue: mpsc::Receiver<Copy>, limits: Limits) {
     let permits = Arc::new(Semaphore::new(limits.cap));
     // The worker holds only a weak handle: dropping the shadow (abort, promote) closes the
     // queue and ends this loop.
@@ -46,7 +42,6 @@ pub fn spawn(
             let Ok(permit) = Arc::clone(&permits).acquire_owned().await else {
                 break;
             };
-            let active = Arc::clone(&active);
             tokio::spawn(async move {
                 let abandoned = Arc::new(AtomicBool::new(false));
                 let call = {
@@ -55,7 +50,7 @@ pub fn spawn(
                     // hanging candidate fills its cap and further copies are dropped.
                     tokio::task::spawn_blocking(move || {
                         let _permit = permit;
-                        run(&shadow, &active, copy, &abandoned)
+                        run(&shadow, copy, &abandoned)
                     })
                 };
                 match tokio::time::timeout(limits.budget, call).await {
@@ -76,12 +71,12 @@ pub fn spawn(
 type Compared = Result<Option<tributary_model::v1::ShadowDifference>, Failure>;
 
 /// The candidate's call and the comparison; `None` when the worker stopped waiting meanwhile.
-fn run(shadow: &Shadow, active: &Source, copy: Copy, abandoned: &AtomicBool) -> Option<Compared> {
+fn run(shadow: &Shadow, copy: Copy, abandoned: &AtomicBool) -> Option<Compared> {
     let result = shadow.candidate.handle_events_encoded(&copy.request);
     if abandoned.load(Ordering::Acquire) {
         return None;
     }
-    let info = active.adapter.plugin().info();
+    let info = copy.source.adapter.plugin().info();
     let producer = Producer {
         adapter: &info.name,
         version: &info.version,
