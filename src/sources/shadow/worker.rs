@@ -99,10 +99,27 @@ fn run(shadow: &Shadow, copy: Copy, abandoned: &AtomicBool) -> Option<Compared> 
     Some(Ok(difference(&copy.active, &candidate, &redactor).map(
         |mut diff| {
             diff.received_at = copy.request.received_at;
-            diff.body = redactor.redact_json(&copy.request.body);
+            diff.body = kept_body(&redactor, &copy.request.body);
             diff
         },
     )))
+}
+
+/// The largest body kept with a difference: kept differences stay small in memory whatever
+/// the body limit.
+const MAX_KEPT_BODY: usize = 16 * 1024;
+
+/// `body` redacted, or a note saying how large it was when it is too large to keep.
+fn kept_body(redactor: &Redactor, body: &[u8]) -> Vec<u8> {
+    let redacted = redactor.redact_json(body);
+    if redacted.len() <= MAX_KEPT_BODY {
+        return redacted;
+    }
+    format!(
+        "\"[not kept: {} bytes, more than {MAX_KEPT_BODY}]\"",
+        redacted.len()
+    )
+    .into_bytes()
 }
 
 fn record(shadow: &Shadow, compared: Compared) {

@@ -140,4 +140,18 @@ async fn a_signature_failure_ratio_over_its_maximum_is_flagged() {
         .await,
         r#"tributary_source_dead_letter_ratio{source="quokka"} 0.0"#
     );
+    // A kind Quokka does not map is a dead letter: 1 of 4 stored items.
+    let body = json!({"id": "qk_paused", "kind": "consent.paused", "consent": "qc_1"}).to_string();
+    let (status, answer) = server
+        .post("quokka", body.as_bytes(), &[("x-quokka-token", TOKEN)])
+        .await;
+    assert_eq!((status, answer["dead_lettered"].clone()), (200, json!(1)));
+    assert_eq!(
+        metric(
+            &server,
+            r#"tributary_source_dead_letter_ratio{source="quokka"}"#
+        )
+        .await,
+        r#"tributary_source_dead_letter_ratio{source="quokka"} 0.25"#
+    );
 }
