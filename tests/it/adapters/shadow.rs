@@ -369,6 +369,22 @@ async fn a_candidate_is_found_by_version_in_the_plugin_directory_and_checked() {
         String::from_utf8_lossy(&out.stderr).contains("no source named `nope`"),
         "{out:?}"
     );
+    // A candidate file others may write is refused, as a reload refuses it.
+    let candidates = tempfile::tempdir().expect("tempdir");
+    let writable = candidate(candidates.path(), "2.0.0", &[]);
+    std::fs::set_permissions(
+        &writable,
+        std::os::unix::fs::PermissionsExt::from_mode(0o666),
+    )
+    .expect("chmod");
+    let out = shadow_cli(&server, &["start", "quokka", &writable]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("cannot load the candidate:")
+            && stderr.contains("is writable by its group and others (mode 0666)"),
+        "{stderr}"
+    );
     let out = shadow_cli(&server, &["start", "quokka", "1.0.0"]);
     assert!(out.status.success(), "{out:?}");
 }
