@@ -35,7 +35,7 @@ pub struct Config {
     /// its own name with an empty config.
     pub sources: BTreeMap<String, SourceConfig>,
     /// Candidate adapters run beside the active one (`tributary adapter shadow`).
-    pub shadow: crate::sources::shadow::ShadowConfig,
+    pub shadow: crate::sources::shadow::config::ShadowConfig,
     /// The window over which sources' expectations (`[sources.X.expect]`) are measured.
     pub health: crate::health::HealthConfig,
 }
@@ -410,7 +410,7 @@ impl Default for Config {
             archive: ArchiveConfig::default(),
             cloudevents: CloudEventsConfig::default(),
             sources: BTreeMap::new(),
-            shadow: crate::sources::shadow::ShadowConfig::default(),
+            shadow: crate::sources::shadow::config::ShadowConfig::default(),
             health: crate::health::HealthConfig::default(),
         }
     }

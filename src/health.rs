@@ -216,15 +216,8 @@ pub fn tracker() -> &'static Health {
 
 impl Health {
     /// Sets the window and every source's expectations (at start-up).
-    pub fn configure(&self, config: &crate::config::Config) {
-        let settings = Settings {
-            window: config.health.window.0,
-            expect: config
-                .sources
-                .iter()
-                .map(|(name, source)| (name.clone(), source.expect.clone()))
-                .collect(),
-        };
+    pub fn configure(&self, window: Duration, expect: BTreeMap<String, Expect>) {
+        let settings = Settings { window, expect };
         *self.settings.write().unwrap_or_else(|p| p.into_inner()) = settings;
     }
 
@@ -279,16 +272,6 @@ impl Health {
         let mut bucket = *window.bucket(slot);
         change(&mut window, &mut bucket);
         *window.bucket(slot) = bucket;
-    }
-
-    /// Records the adapter's answer to a webhook of `source`: accepted (authentic) or
-    /// refused as unauthenticated; other answers say nothing about the provider.
-    pub fn answered<T>(&self, source: &str, result: &Result<T, crate::ingest::IngestError>) {
-        match result {
-            Ok(_) => self.verified(source, true),
-            Err(crate::ingest::IngestError::Unauthenticated(_)) => self.verified(source, false),
-            Err(_) => {}
-        }
     }
 
     /// A webhook of `source` passed verification (`true`) or failed it (`false`).

@@ -5,6 +5,7 @@
 pub mod complete;
 pub mod http;
 pub mod media_type;
+mod taps;
 pub use crate::rate_limit;
 
 use std::sync::Arc;
@@ -92,8 +93,8 @@ pub async fn ingest(
     };
     let call = tokio::task::spawn_blocking(move || webhook.verify_and_normalize());
     let result = within_budget(call, &gate, budget).await;
-    tap.offer(&result);
-    crate::health::tracker().answered(&source.name, &result);
+    tap.offer(|| taps::shadow_outcome(&result));
+    taps::report_health(&source.name, &result);
     let (request, completed) = result?;
     let mut pending = PendingAppend::prepare(app, &source, &request, completed, parent)?;
     let ignored = pending.ignored;

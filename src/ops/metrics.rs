@@ -77,16 +77,6 @@ pub struct AdapterLabels {
     pub adapter: String,
 }
 
-/// A source and a kind of difference or failure of its shadowed candidate.
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct ShadowLabels {
-    /// Source name (configured).
-    pub source: String,
-    /// A fixed kind: `event`, `dead_letter`, `rejection`, `ignored`; or for failures `panic`,
-    /// `timeout`, `overload`, `error`.
-    pub kind: String,
-}
-
 /// A source.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct OnlySourceLabels {
@@ -169,10 +159,6 @@ pub struct Metrics {
     plugins_loaded: Gauge,
     plugin_load_failures: Gauge,
     adapter_panics: Family<AdapterLabels, Gauge>,
-    /// Webhooks on which a shadowed candidate differed from the active adapter, by kind.
-    shadow_differences: Family<ShadowLabels, Counter>,
-    /// Webhooks a shadowed candidate could not answer, by kind.
-    shadow_failures: Family<ShadowLabels, Counter>,
     source_silence: Family<OnlySourceLabels, FloatGauge>,
     source_failure_ratio: Family<OnlySourceLabels, FloatGauge>,
     source_dead_letter_ratio: Family<OnlySourceLabels, FloatGauge>,
@@ -210,8 +196,6 @@ impl Metrics {
             plugins_loaded: Gauge::default(),
             plugin_load_failures: Gauge::default(),
             adapter_panics: Family::default(),
-            shadow_differences: Family::default(),
-            shadow_failures: Family::default(),
             source_silence: Family::default(),
             source_failure_ratio: Family::default(),
             source_dead_letter_ratio: Family::default(),
@@ -366,14 +350,14 @@ impl Metrics {
             &mut catalog,
             "tributary_adapter_shadow_differences",
             "Webhooks on which a shadowed candidate adapter's result differed from the active adapter's, by kind",
-            m.shadow_differences.clone(),
+            crate::sources::shadow::counters::DIFFERENCES.clone(),
         );
         register(
             r,
             &mut catalog,
             "tributary_adapter_shadow_failures",
             "Webhooks a shadowed candidate adapter could not answer (panic, timeout, overload, error)",
-            m.shadow_failures.clone(),
+            crate::sources::shadow::counters::FAILURES.clone(),
         );
         register(
             r,
@@ -469,26 +453,6 @@ impl Metrics {
                 source: source.to_owned(),
                 adapter: adapter.to_owned(),
                 reason: reason.label().to_owned(),
-            })
-            .inc();
-    }
-
-    /// Counts a webhook on which a shadowed candidate differed, for one `kind`.
-    pub fn shadow_difference(&self, source: &str, kind: &str) {
-        self.shadow_differences
-            .get_or_create(&ShadowLabels {
-                source: source.to_owned(),
-                kind: kind.to_owned(),
-            })
-            .inc();
-    }
-
-    /// Counts a webhook a shadowed candidate could not answer.
-    pub fn shadow_failure(&self, source: &str, kind: &str) {
-        self.shadow_failures
-            .get_or_create(&ShadowLabels {
-                source: source.to_owned(),
-                kind: kind.to_owned(),
             })
             .inc();
     }

@@ -7,7 +7,6 @@ use tributary_model::v1::{
 use tributary_plugin_host::HandleError;
 
 use crate::admin::redact::Redactor;
-use crate::ingest::IngestError;
 use crate::ingest::complete::{self, Completed, Producer};
 
 /// An adapter's answer to one webhook, as far as it can be compared.
@@ -39,23 +38,6 @@ impl Failure {
 }
 
 impl Outcome {
-    /// The active adapter's outcome from ingest's result; `None` when the adapter gave no
-    /// answer (timed out, failed, panicked).
-    pub fn of_active(result: &Result<(WebhookRequest, Completed), IngestError>) -> Option<Self> {
-        match result {
-            Ok((_, completed)) => Some(Outcome::Normalized(completed.clone())),
-            Err(IngestError::Unauthenticated(reason)) => Some(Outcome::Rejected {
-                kind: RejectionKind::Unauthenticated,
-                reason: reason.clone(),
-            }),
-            Err(IngestError::Malformed(reason)) => Some(Outcome::Rejected {
-                kind: RejectionKind::Malformed,
-                reason: reason.clone(),
-            }),
-            Err(_) => None,
-        }
-    }
-
     /// The candidate's outcome from its call, completed with the active adapter's `producer`
     /// (so provenance compares equal) as ingest completes events; a result that does not
     /// decode becomes one dead-lettered item, as in ingest.
@@ -68,7 +50,7 @@ impl Outcome {
         let undecodable = |error: HandleError| {
             Outcome::Normalized(Completed {
                 unmapped: vec![UnmappedItem {
-                    reason: IngestError::Adapter(error).to_string(),
+                    reason: error.to_string(),
                     ..UnmappedItem::default()
                 }],
                 ..Completed::default()

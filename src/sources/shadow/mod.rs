@@ -15,6 +15,8 @@
 //! creates); abort drops it.
 
 mod compare;
+pub mod config;
+pub mod counters;
 mod worker;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -23,44 +25,14 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime};
 
-use serde::Deserialize;
 use tokio::sync::mpsc;
 use tributary_model::v1::{ShadowCount, ShadowDifference, ShadowStatus, WebhookRequest};
 use tributary_plugin_host::{AdapterInstance, Plugin, library_files};
 
 use super::Sources;
-use crate::app::timestamp;
-use crate::ingest::IngestError;
-use crate::ingest::complete::Completed;
-use crate::ops::metrics::metrics;
 
 pub use compare::Outcome;
-
-/// `[shadow]`: how much a candidate may cost.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct ShadowConfig {
-    /// Budget of one candidate call, ms; past it the webhook counts as a `timeout`.
-    pub call_timeout_ms: u64,
-    /// Candidate calls running at once per source, timed-out ones included until they return.
-    pub max_calls_in_flight: usize,
-    /// Webhooks waiting for the candidate per source; a copy past it is dropped and counted as
-    /// an `overload`.
-    pub queue: usize,
-    /// Differing webhooks kept per source (newest first).
-    pub keep: usize,
-}
-
-impl Default for ShadowConfig {
-    fn default() -> Self {
-        Self {
-            call_timeout_ms: 1000,
-            max_calls_in_flight: 4,
-            queue: 1024,
-            keep: 50,
-        }
-    }
-}
+pub use config::ShadowConfig;
 
 /// Why a shadow operation was refused.
 #[derive(Debug, thiserror::Error)]
@@ -148,7 +120,7 @@ struct Stats {
 impl Stats {
     fn fail(&mut self, source: &str, kind: &'static str) {
         *self.failures.entry(kind).or_default() += 1;
-        metrics().shadow_failure(source, kind);
+        counters::failure(source, kind);
     }
 }
 
@@ -166,14 +138,14 @@ impl Tap {
             .map(|shadow| (shadow, Arc::clone(active), request.clone())))
     }
 
-    /// Offers the copy and the active adapter's `result` to the candidate without waiting.
-    /// Results that are no adapter answer (the active adapter timed out, failed or panicked)
-    /// are not compared.
-    pub fn offer(self, result: &Result<(WebhookRequest, Completed), IngestError>) {
+    /// Offers the copy and what the active adapter did (`active`, called only when a shadow
+    /// runs; `None`: the adapter gave no answer, nothing to compare) to the candidate without
+    /// waiting.
+    pub fn offer(self, active: impl FnOnce() -> Option<Outcome>) {
         let Some((shadow, source, request)) = self.0 else {
             return;
         };
-        let Some(active) = Outcome::of_active(result) else {
+        let Some(active) = active() else {
             return;
         };
         if let Err(mpsc::error::TrySendError::Full(_)) = shadow.queue.try_send(worker::Copy {
@@ -368,7 +340,7 @@ impl Sources {
             active_version,
             candidate_version: candidate.info().version.clone(),
             candidate_file: candidate.file().display().to_string(),
-            started_at: Some(timestamp(shadow.started_at)),
+            started_at: Some(tributary_event_log::rules::timestamp(shadow.started_at)),
             compared: stats.compared,
             differed: stats.differed,
             differences: counts(&stats.differences),

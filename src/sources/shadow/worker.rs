@@ -12,7 +12,6 @@ use super::Shadow;
 use super::compare::{Failure, Outcome, difference};
 use crate::admin::redact::Redactor;
 use crate::ingest::complete::Producer;
-use crate::ops::metrics::metrics;
 use crate::sources::Source;
 
 /// One webhook, the source version that ingested it and what its adapter did with it.
@@ -132,7 +131,7 @@ fn record(shadow: &Shadow, compared: Compared) {
             for kind in &diff.kinds {
                 let kind = known_kind(kind);
                 *stats.differences.entry(kind).or_default() += 1;
-                metrics().shadow_difference(&shadow.source, kind);
+                super::counters::difference(&shadow.source, kind);
             }
             stats.recent.push_front(diff);
             let keep = stats.keep;
