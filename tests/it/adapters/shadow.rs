@@ -257,6 +257,13 @@ async fn a_candidate_that_differs_on_one_field_is_diffed_and_never_stored_then_p
     let listed = crate::support::adapters::list(server.grpc).await;
     let source = listed.sources.iter().find(|s| s.name == "quokka");
     assert_eq!(source.map(|s| s.version.as_str()), Some("2.0.0"));
+
+    // A new library of the adapter deployed to the plugin directory serves the source again.
+    build_quokka(&library(plugins.path()), "3.0.0");
+    crate::support::adapters::wait_for_version(server.grpc, "quokka", "3.0.0").await;
+    let listed = crate::support::adapters::list(server.grpc).await;
+    let source = listed.sources.iter().find(|s| s.name == "quokka");
+    assert_eq!(source.map(|s| s.version.as_str()), Some("3.0.0"));
 }
 
 fn reason(event: &tributary_model::v1::Event) -> String {
