@@ -188,6 +188,13 @@ async fn a_candidate_that_differs_on_one_field_is_diffed_and_never_stored_then_p
             Path::new(&file).display()
         )
     );
+    let out = shadow_cli(&server, &["diff", "quokka", "--json"]);
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(json["compared"], "4");
+    assert_eq!(
+        json["recent"][0]["events"][0]["changes"],
+        json!(["+ consent.reason: [withheld]"])
+    );
     let (_, metrics) = server.get("/metrics").await;
     assert_eq!(
         metric_line(
