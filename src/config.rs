@@ -34,6 +34,10 @@ pub struct Config {
     /// Source name -> adapter instance. Empty: every loaded adapter is served as a source of
     /// its own name with an empty config.
     pub sources: BTreeMap<String, SourceConfig>,
+    /// Candidate adapters run beside the active one (`tributary adapter shadow`).
+    pub shadow: crate::sources::shadow::config::ShadowConfig,
+    /// The window over which sources' expectations (`[sources.X.expect]`) are measured.
+    pub health: crate::health::HealthConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -406,6 +410,8 @@ impl Default for Config {
             archive: ArchiveConfig::default(),
             cloudevents: CloudEventsConfig::default(),
             sources: BTreeMap::new(),
+            shadow: crate::sources::shadow::config::ShadowConfig::default(),
+            health: crate::health::HealthConfig::default(),
         }
     }
 }
@@ -696,6 +702,10 @@ pub struct SourceConfig {
     /// reaches the adapter, which decides whether the body is its provider's.
     #[serde(default)]
     pub content_types: Option<Vec<String>>,
+    /// What this provider is expected to do (`[sources.X.expect]`); a source out of it is
+    /// flagged, never refused.
+    #[serde(default)]
+    pub expect: crate::health::Expect,
 }
 
 impl SourceConfig {

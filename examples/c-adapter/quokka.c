@@ -18,6 +18,9 @@
  */
 #include <stdlib.h>
 #include <string.h>
+#ifdef QUOKKA_SLEEP_MS
+#include <unistd.h>
+#endif
 
 #include "tributary_plugin.h"
 
@@ -219,6 +222,15 @@ static int32_t handle(const void *instance, const RequestView *r, PluginBuffer *
     *out = message("no instance or request");
     return TRIBUTARY_STATUS_ERROR;
   }
+#ifdef QUOKKA_PANICS
+  /* A broken release (the shadow tests load it as a candidate): every call reports a panic. */
+  *out = message("candidate panicked");
+  return TRIBUTARY_STATUS_PANIC;
+#endif
+#ifdef QUOKKA_SLEEP_MS
+  /* A slow release (the shadow tests load it as a candidate). */
+  usleep(QUOKKA_SLEEP_MS * 1000);
+#endif
   if (!q->disabled && !(r->flags & TRIBUTARY_REQUEST_SKIP_VERIFICATION)) {
     if (!q->token[0]) return reject(out, 1, "no token configured");
     const ByteSlice *token = token_header(r);

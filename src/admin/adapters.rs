@@ -1,9 +1,14 @@
-//! The `Adapters` gRPC service: the dry-run `Normalize`, `ListAdapters` and `ReloadAdapters`.
+//! The `Adapters` gRPC service: the dry-run `Normalize`, `ListAdapters`, `ReloadAdapters` and
+//! the shadow rollout of a candidate adapter (`StartShadow`, `GetShadow`, `PromoteShadow`,
+//! `AbortShadow`; [`crate::sources::shadow`]).
 
 use std::sync::Arc;
 use std::time::SystemTime;
 
 use tonic::{Request, Response, Status};
+use tributary_model::v1::{
+    AbortShadowRequest, GetShadowRequest, PromoteShadowRequest, ShadowStatus, StartShadowRequest,
+};
 use tributary_model::v1::{
     AdapterResult, ConfiguredSource, ListAdaptersRequest, ListAdaptersResponse, LoadedAdapter,
     NormalizeRequest, NormalizeResponse, Rejection, RejectionKind, ReloadAdaptersRequest,
@@ -14,6 +19,7 @@ use crate::app::{App, timestamp};
 use crate::error::{ErrorCode, OpError};
 use crate::ingest::{self, IngestError};
 use crate::proto::adapters_server::Adapters;
+use crate::sources::shadow::ShadowError;
 
 /// Runs adapters without storing anything, and shows or reloads what is loaded.
 #[derive(Clone)]
@@ -86,6 +92,54 @@ impl Adapters for AdaptersService {
     ) -> Result<Response<ReloadAdaptersResponse>, Status> {
         Ok(Response::new(self.reload().await?))
     }
+
+    async fn start_shadow(
+        &self,
+        request: Request<StartShadowRequest>,
+    ) -> Result<Response<ShadowStatus>, Status> {
+        let request = request.into_inner();
+        Ok(Response::new(
+            self.start_shadow(&request.source, &request.candidate)
+                .await?,
+        ))
+    }
+
+    async fn get_shadow(
+        &self,
+        request: Request<GetShadowRequest>,
+    ) -> Result<Response<ShadowStatus>, Status> {
+        let source = request.into_inner().source;
+        Ok(Response::new(self.shadow(&source)?))
+    }
+
+    async fn promote_shadow(
+        &self,
+        request: Request<PromoteShadowRequest>,
+    ) -> Result<Response<ShadowStatus>, Status> {
+        let source = request.into_inner().source;
+        Ok(Response::new(self.promote_shadow(&source).await?))
+    }
+
+    async fn abort_shadow(
+        &self,
+        request: Request<AbortShadowRequest>,
+    ) -> Result<Response<ShadowStatus>, Status> {
+        let source = request.into_inner().source;
+        Ok(Response::new(self.abort_shadow(&source)?))
+    }
+}
+
+/// The code of each refusal: what the caller can act on.
+fn shadow_error(error: ShadowError) -> OpError {
+    let code = match &error {
+        ShadowError::UnknownSource(_) => ErrorCode::UnknownSource,
+        ShadowError::NotRunning(_) | ShadowError::NoSuchVersion { .. } => ErrorCode::NotFound,
+        ShadowError::AlreadyRunning(_)
+        | ShadowError::OtherAdapter { .. }
+        | ShadowError::Load(_)
+        | ShadowError::Create(..) => ErrorCode::InvalidArgument,
+    };
+    OpError::new(code, error.to_string())
 }
 
 /// The operations themselves, as plain calls: the gRPC handlers above and the web console
@@ -115,6 +169,7 @@ impl AdaptersService {
                 name: source.name.clone(),
                 adapter: source.adapter.plugin().info().name.clone(),
                 warnings: source.adapter.warnings().to_vec(),
+                version: source.adapter.plugin().info().version.clone(),
             })
             .collect();
         ListAdaptersResponse {
@@ -122,6 +177,51 @@ impl AdaptersService {
             sources: configured,
             load_failures,
         }
+    }
+
+    /// Starts shadowing `source` with `candidate` (a library file or a version of its adapter
+    /// in the plugin directory).
+    pub async fn start_shadow(
+        &self,
+        source: &str,
+        candidate: &str,
+    ) -> Result<ShadowStatus, OpError> {
+        let sources = Arc::clone(&self.app.sources);
+        let (source, candidate) = (source.to_owned(), candidate.to_owned());
+        let runtime = tokio::runtime::Handle::current();
+        // Loading runs library initialisers and hashes files: keep it off the async workers.
+        tokio::task::spawn_blocking(move || {
+            let _runtime = runtime.enter();
+            sources.start_shadow(&source, &candidate)
+        })
+        .await
+        .map_err(|e| OpError::new(ErrorCode::Internal, format!("shadow failed: {e}")))?
+        .map_err(shadow_error)
+    }
+
+    /// The shadow of `source`: counts and the last differing webhooks.
+    pub fn shadow(&self, source: &str) -> Result<ShadowStatus, OpError> {
+        self.app.sources.shadow_status(source).map_err(shadow_error)
+    }
+
+    /// Every shadow running.
+    pub fn shadows(&self) -> Vec<ShadowStatus> {
+        self.app.sources.shadow_statuses()
+    }
+
+    /// Swaps the candidate in as `source`'s adapter and ends the shadow.
+    pub async fn promote_shadow(&self, source: &str) -> Result<ShadowStatus, OpError> {
+        let sources = Arc::clone(&self.app.sources);
+        let source = source.to_owned();
+        tokio::task::spawn_blocking(move || sources.promote_shadow(&source))
+            .await
+            .map_err(|e| OpError::new(ErrorCode::Internal, format!("promote failed: {e}")))?
+            .map_err(shadow_error)
+    }
+
+    /// Drops the candidate shadowing `source`.
+    pub fn abort_shadow(&self, source: &str) -> Result<ShadowStatus, OpError> {
+        self.app.sources.abort_shadow(source).map_err(shadow_error)
     }
 
     /// Rescans the plugin directory and swaps in new or rebuilt libraries.

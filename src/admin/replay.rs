@@ -1,15 +1,14 @@
 //! Replay: archived webhooks of a source run again through the adapter loaded now (after it was
 //! fixed or extended). The events that differ from their originals are stored as new events
-//! marked `replay_of`; identical ones are not stored again, and the log's dedup key for a
-//! replay includes the adapter version, so replaying twice with one version adds nothing.
+//! marked `replay_of` and reported field by field ([`crate::diff`], the format a shadowed
+//! candidate's differences use too); identical ones are not stored again,
+//! and the log's dedup key for a replay includes the adapter version, so replaying twice with
+//! one version adds nothing.
 
-use std::collections::BTreeMap;
-
-use serde_json::Value;
 use tokio::sync::mpsc;
 use tributary_event_log::{AppendRequest, PendingEvent, rules};
 use tributary_model::v1::{
-    ArchiveEntry, Event, EventDiff, ReplayOf, ReplayProgress, ReplayRequest, ReplayedWebhook,
+    ArchiveEntry, EventDiff, ReplayOf, ReplayProgress, ReplayRequest, ReplayedWebhook,
 };
 
 use crate::admin::raw::{RawError, event_at};
@@ -115,7 +114,7 @@ async fn replay_one(
             },
             None => None,
         };
-        let changes = diff(original.as_ref(), &event);
+        let changes = crate::diff::changes(original.as_ref(), Some(&event), None);
         if changes.is_empty() {
             outcome.unchanged += 1;
             continue;
@@ -160,110 +159,4 @@ async fn replay_one(
     outcome.sequences = stored.sequences;
     outcome.duplicates = u32::try_from(stored.duplicates).unwrap_or(u32::MAX);
     Ok(outcome)
-}
-
-/// Attributes that differ between any original and its replay by construction, and
-/// `specversion`, which events stored before Tributary set it lack (an envelope attribute the
-/// host fills, never a change in what the adapter made).
-const IGNORED: &[&str] = &[
-    "sequence",
-    "specversion",
-    "traceparent",
-    "tracestate",
-    "rawId",
-    "replayOf",
-    "provenance.adapterVersion",
-];
-
-/// The fields of `new` that differ from `original` (every field when there is none), one line
-/// each, in proto3 JSON paths.
-fn diff(original: Option<&Event>, new: &Event) -> Vec<String> {
-    let flat = |event: &Event| {
-        let mut out = BTreeMap::new();
-        if let Ok(value) = serde_json::to_value(event) {
-            flatten("", &value, &mut out);
-        }
-        out.retain(|path, _| !IGNORED.contains(&path.as_str()));
-        out
-    };
-    let new = flat(new);
-    let old = original.map(flat).unwrap_or_default();
-    let mut changes = Vec::new();
-    for (path, value) in &new {
-        match old.get(path) {
-            Some(before) if before == value => {}
-            Some(before) => changes.push(format!("~ {path}: {before} -> {value}")),
-            None => changes.push(format!("+ {path}: {value}")),
-        }
-    }
-    for (path, value) in &old {
-        if !new.contains_key(path) {
-            changes.push(format!("- {path}: {value}"));
-        }
-    }
-    changes
-}
-
-fn flatten(prefix: &str, value: &Value, out: &mut BTreeMap<String, String>) {
-    let join = |key: &str| {
-        if prefix.is_empty() {
-            key.to_owned()
-        } else {
-            format!("{prefix}.{key}")
-        }
-    };
-    match value {
-        Value::Object(map) => {
-            for (key, value) in map {
-                flatten(&join(key), value, out);
-            }
-        }
-        Value::Array(items) => {
-            for (index, item) in items.iter().enumerate() {
-                flatten(&join(&index.to_string()), item, out);
-            }
-        }
-        leaf => {
-            out.insert(prefix.to_owned(), leaf.to_string());
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use tributary_model::v1::Provenance;
-
-    #[test]
-    fn diffs_name_changed_added_and_removed_fields() {
-        let event = |subject: &str, kind: &str, version: &str| Event {
-            id: "s:1".into(),
-            subject: subject.into(),
-            r#type: kind.into(),
-            sequence: 4,
-            provenance: Some(Provenance {
-                provider_event_id: "1".into(),
-                adapter_version: version.into(),
-                ..Provenance::default()
-            }),
-            ..Event::default()
-        };
-        let old = event("a", "x.y", "1.0.0");
-        assert_eq!(
-            diff(Some(&old), &event("a", "x.y", "2.0.0")),
-            Vec::<String>::new()
-        );
-        assert_eq!(
-            diff(Some(&old), &event("b", "", "2.0.0")),
-            vec![r#"~ subject: "a" -> "b""#, r#"- type: "x.y""#]
-        );
-        assert_eq!(
-            diff(None, &event("a", "", "2.0.0")),
-            vec![
-                r#"+ id: "s:1""#,
-                r#"+ provenance.providerEventId: "1""#,
-                r#"+ subject: "a""#
-            ]
-        );
-    }
 }

@@ -2,7 +2,8 @@
 //!
 //! - `new`: scaffold an adapter crate on the SDK ([`super::scaffold`]);
 //! - `test`: run a fixtures directory through a built library, loaded as the server loads it;
-//! - `try`: dry-run a payload through a running server's adapter ([`super::dry_run`]).
+//! - `try`: dry-run a payload through a running server's adapter ([`super::dry_run`]);
+//! - `shadow`: run a candidate beside a source's active adapter ([`super::shadow`]).
 
 use std::path::PathBuf;
 
@@ -21,6 +22,10 @@ pub enum AdapterCommand {
     Test(TestArgs),
     /// Send a payload through a running server's adapter (the Normalize RPC); stores nothing.
     Try(TryArgs),
+    /// Run a candidate adapter beside a source's active one on live traffic, compare, then
+    /// promote or abort it.
+    #[command(subcommand)]
+    Shadow(super::shadow::ShadowCommand),
 }
 
 /// Options of `tributary adapter test`.
@@ -42,6 +47,7 @@ pub fn run(command: AdapterCommand) -> anyhow::Result<()> {
         AdapterCommand::New(args) => super::scaffold::run(&args),
         AdapterCommand::Test(args) => test(&args),
         AdapterCommand::Try(args) => super::dry_run::run(&args),
+        AdapterCommand::Shadow(command) => super::shadow::run(command),
     }
 }
 

@@ -10,3 +10,4 @@ pub mod archive;
 pub mod dry_run;
 pub mod events;
 pub mod scaffold;
+pub mod shadow;

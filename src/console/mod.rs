@@ -19,8 +19,10 @@ mod history;
 mod layout;
 mod overview;
 mod plot;
+mod provider_health;
 mod raw;
 mod session;
+mod shadow;
 mod sources;
 mod tail;
 
@@ -97,6 +99,10 @@ impl Console {
             ("/logout", post(session::logout)),
             ("/sources", get(sources::page)),
             ("/sources/reload", post(sources::reload)),
+            ("/shadow", get(shadow::page)),
+            ("/shadow/start", post(shadow::start)),
+            ("/shadow/promote", post(shadow::promote)),
+            ("/shadow/abort", post(shadow::abort)),
             ("/tail", get(tail::page)),
             ("/tail/stream", get(tail::stream)),
             ("/raw/{sequence}", get(raw::page)),

@@ -110,6 +110,7 @@ async fn live_part(console: &Console) -> Markup {
     let health = app.log.health();
     let file_size = console.inner.log_file.as_deref().map(disk_bytes);
     html! {
+        (super::provider_health::flags(console))
         section aria-labelledby="h-traffic" {
             h2 id="h-traffic" { "Webhooks" }
             (plot::lines("plot-rates", "Webhooks per second, per source", "webhooks/s", SPAN, &rates))

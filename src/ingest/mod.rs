@@ -5,6 +5,7 @@
 pub mod complete;
 pub mod http;
 pub mod media_type;
+mod taps;
 pub use crate::rate_limit;
 
 use std::sync::Arc;
@@ -83,6 +84,7 @@ pub async fn ingest(
         .ok_or_else(|| IngestError::UnknownSource(request.source.clone()))?;
     let budget = adapter_budget(&request, app.limits.adapter_timeout);
     let gate = Arc::new(Gate::default());
+    let tap = crate::sources::shadow::Tap::new(&app.sources, &source, &request);
     let webhook = Webhook {
         source: Arc::clone(&source),
         request,
@@ -90,13 +92,17 @@ pub async fn ingest(
         gate: Arc::clone(&gate),
     };
     let call = tokio::task::spawn_blocking(move || webhook.verify_and_normalize());
-    let (request, completed) = within_budget(call, &gate, budget).await?;
+    let result = within_budget(call, &gate, budget).await;
+    tap.offer(|| taps::shadow_outcome(&result));
+    taps::report_health(&source.name, &result);
+    let (request, completed) = result?;
     let mut pending = PendingAppend::prepare(app, &source, &request, completed, parent)?;
     let ignored = pending.ignored;
     let started = Instant::now();
     let request = pending.take_request();
     let outcome = pending.finish(app.log.append(request).await, started)?;
     count_stored(&source, &outcome, ignored);
+    crate::health::tracker().stored(&source.name, outcome.sequences.len(), outcome.dead_lettered);
     Ok(Accepted {
         accepted: outcome.sequences.len(),
         duplicates: outcome.duplicates,

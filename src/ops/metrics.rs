@@ -77,6 +77,25 @@ pub struct AdapterLabels {
     pub adapter: String,
 }
 
+/// A source.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OnlySourceLabels {
+    /// Source name (configured).
+    pub source: String,
+}
+
+/// A source and one of its expectations (`[sources.X.expect]`).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ExpectationLabels {
+    /// Source name (configured).
+    pub source: String,
+    /// One of [`crate::health::EXPECTATIONS`].
+    pub expectation: String,
+}
+
+/// A gauge with a fractional value.
+type FloatGauge = Gauge<f64, std::sync::atomic::AtomicU64>;
+
 /// A durable consumer.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ConsumerLabels {
@@ -140,6 +159,10 @@ pub struct Metrics {
     plugins_loaded: Gauge,
     plugin_load_failures: Gauge,
     adapter_panics: Family<AdapterLabels, Gauge>,
+    source_silence: Family<OnlySourceLabels, FloatGauge>,
+    source_failure_ratio: Family<OnlySourceLabels, FloatGauge>,
+    source_dead_letter_ratio: Family<OnlySourceLabels, FloatGauge>,
+    source_out_of_expectation: Family<ExpectationLabels, Gauge>,
 }
 
 static METRICS: LazyLock<Metrics> = LazyLock::new(Metrics::new);
@@ -173,6 +196,10 @@ impl Metrics {
             plugins_loaded: Gauge::default(),
             plugin_load_failures: Gauge::default(),
             adapter_panics: Family::default(),
+            source_silence: Family::default(),
+            source_failure_ratio: Family::default(),
+            source_dead_letter_ratio: Family::default(),
+            source_out_of_expectation: Family::default(),
             registry: Registry::default(),
             catalog: Vec::new(),
         };
@@ -318,6 +345,48 @@ impl Metrics {
             "Panics caught at the plugin boundary since the plugin was loaded",
             m.adapter_panics.clone(),
         );
+        register(
+            r,
+            &mut catalog,
+            "tributary_adapter_shadow_differences",
+            "Webhooks on which a shadowed candidate adapter's result differed from the active adapter's, by kind",
+            crate::sources::shadow::counters::DIFFERENCES.clone(),
+        );
+        register(
+            r,
+            &mut catalog,
+            "tributary_adapter_shadow_failures",
+            "Webhooks a shadowed candidate adapter could not answer (panic, timeout, overload, error)",
+            crate::sources::shadow::counters::FAILURES.clone(),
+        );
+        register(
+            r,
+            &mut catalog,
+            "tributary_source_silence_seconds",
+            "Seconds since the source's last authentic webhook (since start-up when none came)",
+            m.source_silence.clone(),
+        );
+        register(
+            r,
+            &mut catalog,
+            "tributary_source_verification_failure_ratio",
+            "Share of the source's webhooks that failed verification over the health window",
+            m.source_failure_ratio.clone(),
+        );
+        register(
+            r,
+            &mut catalog,
+            "tributary_source_dead_letter_ratio",
+            "Share of the source's stored items that were dead letters over the health window",
+            m.source_dead_letter_ratio.clone(),
+        );
+        register(
+            r,
+            &mut catalog,
+            "tributary_source_out_of_expectation",
+            "1 while the source is out of a configured expectation ([sources.X.expect]), else 0",
+            m.source_out_of_expectation.clone(),
+        );
         Metrics {
             registry,
             catalog,
@@ -388,6 +457,47 @@ impl Metrics {
             .inc();
     }
 
+    /// Sets the provider-health gauges of every source.
+    fn refresh_health(&self, app: &App) {
+        let sources = app.sources.all();
+        let tracker = crate::health::tracker();
+        for health in tracker.report(sources.iter().map(|s| s.name.as_str())) {
+            let labels = OnlySourceLabels {
+                source: health.source.clone(),
+            };
+            self.source_silence
+                .get_or_create(&labels)
+                .set(health.silence.as_secs_f64());
+            self.source_failure_ratio
+                .get_or_create(&labels)
+                .set(health.verification_failure_ratio.unwrap_or(0.0));
+            self.source_dead_letter_ratio
+                .get_or_create(&labels)
+                .set(health.dead_letter_ratio.unwrap_or(0.0));
+            let expect = tracker.expectations(&health.source);
+            let configured = [
+                expect.max_silence.is_some(),
+                expect.max_verification_failure_ratio.is_some(),
+                expect.max_dead_letter_ratio.is_some(),
+            ];
+            for (expectation, configured) in crate::health::EXPECTATIONS.iter().zip(configured) {
+                if !configured {
+                    continue;
+                }
+                let out = health
+                    .violations
+                    .iter()
+                    .any(|v| v.expectation == *expectation);
+                self.source_out_of_expectation
+                    .get_or_create(&ExpectationLabels {
+                        source: health.source.clone(),
+                        expectation: (*expectation).to_owned(),
+                    })
+                    .set(i64::from(out));
+            }
+        }
+    }
+
     /// Records an adapter stage's duration.
     pub fn observe_adapter(
         family: &Family<AdapterLabels, Histogram>,
@@ -433,6 +543,7 @@ impl Metrics {
                     .set(gauge(consumer.acked_sequence));
             }
         }
+        self.refresh_health(app);
         let sources = &app.sources;
         let plugins = sources.plugins();
         self.plugins_loaded

@@ -30,9 +30,25 @@ pub fn metrics_router(app: App) -> Router {
         .with_state(app)
 }
 
+/// Ready while the log can write. Sources out of their expectations (`[sources.X.expect]`)
+/// are listed after "ready", one line each: a provider going quiet is worth a look, not a
+/// reason to take the instance out of rotation.
 async fn ready(State(app): State<App>) -> Response {
     match app.log.health() {
-        Ok(()) => (StatusCode::OK, "ready").into_response(),
+        Ok(()) => {
+            let mut body = "ready".to_owned();
+            let sources = app.sources.all();
+            let report = crate::health::tracker().report(sources.iter().map(|s| s.name.as_str()));
+            for health in report {
+                for violation in &health.violations {
+                    body.push_str(&format!(
+                        "\nsource {} out of expectation: {}",
+                        health.source, violation.detail
+                    ));
+                }
+            }
+            (StatusCode::OK, body).into_response()
+        }
         Err(reason) => {
             ErrorCode::StorageUnavailable.problem(&format!("event log cannot write: {reason}"))
         }

@@ -46,6 +46,20 @@ pub fn install(meter: &Meter) {
                     })
                     .build();
             }
+            // Ratios and durations keep their fractions.
+            MetricType::Gauge if name.ends_with("_ratio") || name.ends_with("_seconds") => {
+                meter
+                    .f64_observable_gauge(name)
+                    .with_description(help)
+                    .with_callback(move |observer| {
+                        for (attributes, metric) in points(name) {
+                            if let Some(gauge) = metric.gauge {
+                                observer.observe(gauge.value, &attributes);
+                            }
+                        }
+                    })
+                    .build();
+            }
             MetricType::Gauge => {
                 meter
                     .i64_observable_gauge(name)

@@ -182,6 +182,14 @@ pub async fn open_app(config: &Config, shutdown: watch::Receiver<bool>) -> anyho
     private_dir(&config.log.data_dir)?;
     let key = installation_key(&config.log.data_dir)?;
     let sources = Arc::new(Sources::load(config, &key)?);
+    crate::health::tracker().configure(
+        config.health.window.0,
+        config
+            .sources
+            .iter()
+            .map(|(name, source)| (name.clone(), source.expect.clone()))
+            .collect(),
+    );
     let archive = crate::archive::Archive::open_configured(&config.archive, &config.log.data_dir)
         .context("cannot open the raw archive")?
         .map(Arc::new);

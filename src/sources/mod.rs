@@ -7,6 +7,7 @@
 //! handed out.
 
 mod reload;
+pub mod shadow;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -62,6 +63,8 @@ pub struct Sources {
     /// Serialises reloads (watcher, SIGHUP, admin RPC) and remembers, per library file, the
     /// checksum last tried and the error it gave, so an unchanged file is not reloaded.
     state: Mutex<reload::State>,
+    /// Candidate adapters shadowing sources.
+    shadows: shadow::Shadows,
 }
 
 impl Sources {
@@ -80,6 +83,7 @@ impl Sources {
                 max_calls_in_flight: config.plugins.max_calls_in_flight.max(1),
             },
             state: Mutex::default(),
+            shadows: shadow::Shadows::new(config.shadow.clone()),
         };
         sources.refresh(true)?;
         Ok(sources)
@@ -134,16 +138,7 @@ impl Sources {
         let content_types = source
             .allowed_media_types()
             .with_context(|| format!("invalid [sources.{name}]"))?;
-        let args = serde_json::json!({
-            "host": { "source": name, "installation_key": self.setup.installation_key },
-            "config": source.config,
-        });
-        let adapter = AdapterInstance::create(Arc::clone(plugin), args.to_string().as_bytes())
-            .with_context(|| format!("cannot configure source `{name}`"))?
-            .with_max_in_flight(self.setup.max_calls_in_flight);
-        for warning in adapter.warnings() {
-            tracing::warn!(source = %name, adapter = %source.adapter, "{warning}");
-        }
+        let adapter = self.instance(name, source, plugin)?;
         tracing::info!(
             source = %name,
             adapter = %source.adapter,
@@ -156,6 +151,45 @@ impl Sources {
             secrets: crate::archive::config_secrets(&source.config),
             content_types,
         })
+    }
+
+    /// An adapter instance of `plugin` configured as source `name` (its start-up warnings
+    /// logged): a source's, or a shadowed candidate's.
+    fn instance(
+        &self,
+        name: &str,
+        source: &SourceConfig,
+        plugin: &Arc<Plugin>,
+    ) -> anyhow::Result<AdapterInstance> {
+        let args = serde_json::json!({
+            "host": { "source": name, "installation_key": self.setup.installation_key },
+            "config": source.config,
+        });
+        let adapter = AdapterInstance::create(Arc::clone(plugin), args.to_string().as_bytes())
+            .with_context(|| format!("cannot configure source `{name}`"))?
+            .with_max_in_flight(self.setup.max_calls_in_flight);
+        for warning in adapter.warnings() {
+            tracing::warn!(source = %name, adapter = %plugin.info().name, version = %plugin.info().version, "{warning}");
+        }
+        Ok(adapter)
+    }
+
+    /// The configuration of source `name` (a source named after its adapter when none is
+    /// configured).
+    fn source_config(&self, name: &str) -> SourceConfig {
+        self.setup
+            .configured
+            .get(name)
+            .cloned()
+            .unwrap_or_else(|| SourceConfig {
+                adapter: self
+                    .get(name)
+                    .map(|s| s.adapter.plugin().info().name.clone())
+                    .unwrap_or_else(|| name.to_owned()),
+                config: toml::Table::new(),
+                content_types: None,
+                expect: crate::health::Expect::default(),
+            })
     }
 }
 

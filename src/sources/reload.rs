@@ -26,6 +26,9 @@ pub(super) struct State {
     tried: HashMap<PathBuf, Fingerprint>,
     /// Per library file: the error its latest version gave.
     failed: BTreeMap<PathBuf, String>,
+    /// Per source: a promoted shadow candidate serving it instead of its adapter's library in
+    /// the plugin directory, until a new library of that adapter is loaded.
+    pinned: HashMap<String, Arc<Plugin>>,
 }
 
 impl State {
@@ -154,7 +157,10 @@ impl Sources {
             plugins.insert(name, plugin);
         }
 
-        let by_name = self.rebuild_sources(&old, &plugins, startup, &mut report)?;
+        state
+            .pinned
+            .retain(|_, plugin| !fresh.contains(&plugin.info().name));
+        let by_name = self.rebuild_sources(&old, &plugins, &state.pinned, startup, &mut report)?;
         let next = Arc::new(Snapshot { by_name, plugins });
         *self.current.write().unwrap_or_else(|p| p.into_inner()) = next;
         let changed = !report.loaded.is_empty() || !report.failed.is_empty();
@@ -174,6 +180,7 @@ impl Sources {
         &self,
         old: &Snapshot,
         plugins: &BTreeMap<String, Arc<Plugin>>,
+        pinned: &HashMap<String, Arc<Plugin>>,
         startup: bool,
         report: &mut ReloadReport,
     ) -> anyhow::Result<HashMap<String, Arc<super::Source>>> {
@@ -185,6 +192,7 @@ impl Sources {
                         adapter: name.clone(),
                         config: toml::Table::new(),
                         content_types: None,
+                        expect: crate::health::Expect::default(),
                     };
                     (name.clone(), source)
                 })
@@ -204,7 +212,7 @@ impl Sources {
                 continue;
             }
             let previous = old.by_name.get(&name);
-            let Some(plugin) = plugins.get(&source.adapter) else {
+            let Some(plugin) = pinned.get(&name).or_else(|| plugins.get(&source.adapter)) else {
                 if startup {
                     bail!(
                         "source `{name}` uses adapter `{}`, which is not loaded from {}",
@@ -236,6 +244,27 @@ impl Sources {
             }
         }
         Ok(by_name)
+    }
+}
+
+impl Sources {
+    /// Makes `plugin` (a promoted shadow candidate) serve source `name`: a new instance,
+    /// swapped in as a reload swaps one; in-flight requests finish on the version they started
+    /// with. Later reloads keep it until a new library of its adapter is loaded.
+    pub(super) fn pin(&self, name: &str, plugin: Arc<Plugin>) -> anyhow::Result<()> {
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let old = self.snapshot();
+        let config = self.source_config(name);
+        let source = self.create(name, &config, &plugin)?;
+        let mut by_name = old.by_name.clone();
+        by_name.insert(name.to_owned(), Arc::new(source));
+        state.pinned.insert(name.to_owned(), plugin);
+        let next = Arc::new(Snapshot {
+            by_name,
+            plugins: old.plugins.clone(),
+        });
+        *self.current.write().unwrap_or_else(|p| p.into_inner()) = next;
+        Ok(())
     }
 }
 

@@ -6,6 +6,7 @@ mod browser;
 mod cli;
 mod driver;
 mod http;
+mod shadow;
 
 use crate::support::Server;
 

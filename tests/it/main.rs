@@ -15,6 +15,7 @@ mod adapters {
     mod crash;
     mod loading;
     mod reload;
+    mod shadow;
     mod tutorial;
 }
 
@@ -36,6 +37,7 @@ mod nats {
 
 /// Metrics and traces.
 mod telemetry {
+    mod health;
     mod metrics;
     mod traces;
 }

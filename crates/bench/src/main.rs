@@ -253,6 +253,9 @@ enum Variant {
     /// The current build with the raw archive off (`[archive] enabled = false`): what the
     /// archive costs.
     NoArchive,
+    /// The current build with every source shadowed (`StartShadow`) by a candidate loaded
+    /// from the same libraries: what a shadow rollout costs on the ingest path.
+    Shadowed,
 }
 
 /// What a scenario runs against.
@@ -420,6 +423,12 @@ impl Bench {
             Server::tributary(&b, &p, &first, &l, d.as_deref())
         })
         .await?;
+        if variant == Variant::Shadowed {
+            let server = started?;
+            let grpc = server.grpc.context("the server has no gRPC listener")?;
+            shadow_every_source(grpc).await?;
+            return Ok(server);
+        }
         match started {
             Err(error)
                 if variant == Variant::Reference
@@ -603,6 +612,40 @@ impl Bench {
     }
 }
 
+/// Starts a shadow on every source of the server at `grpc`, each candidate being the version of
+/// its adapter that serves it (the same library, loaded again as a candidate): the comparison
+/// runs in full on every webhook, and finds no difference.
+async fn shadow_every_source(grpc: std::net::SocketAddr) -> anyhow::Result<()> {
+    use tributary_model::grpc::adapters_client::AdaptersClient;
+    use tributary_model::v1::{ListAdaptersRequest, StartShadowRequest};
+    let mut client = AdaptersClient::connect(format!("http://{grpc}"))
+        .await
+        .context("cannot connect to the Adapters service")?;
+    let list = client
+        .list_adapters(ListAdaptersRequest {})
+        .await
+        .context("ListAdapters")?
+        .into_inner();
+    for source in &list.sources {
+        let version = list
+            .adapters
+            .iter()
+            .filter_map(|a| a.info.as_ref())
+            .find(|info| info.name == source.adapter)
+            .map(|info| info.version.clone())
+            .context("a source without a loaded adapter")?;
+        client
+            .start_shadow(StartShadowRequest {
+                source: source.name.clone(),
+                candidate: version,
+            })
+            .await
+            .with_context(|| format!("cannot shadow source {}", source.name))?;
+    }
+    eprintln!("  shadowing {} sources", list.sources.len());
+    Ok(())
+}
+
 /// A scenario's name for `variant` of the scenario named `base`.
 fn variant_name(base: &str, variant: Variant) -> String {
     match variant {
@@ -610,6 +653,7 @@ fn variant_name(base: &str, variant: Variant) -> String {
         Variant::Tls => names::tls(base),
         Variant::Reference => names::reference(base),
         Variant::NoArchive => names::no_archive(base),
+        Variant::Shadowed => names::shadowed(base),
     }
 }
 
@@ -723,7 +767,12 @@ async fn suite(args: &RunArgs) -> anyhow::Result<bool> {
             scenarios.extend(bench.scenario(name, target, c, fixed, rate, 0).await?);
         }
         for (base, durable) in [(names::DURABLE_FIXED, true), (names::VOLATILE_FIXED, false)] {
-            for variant in bench.variants() {
+            let mut variants = bench.variants();
+            if durable {
+                // Right after the plain run, so the two see the same machine conditions.
+                variants.insert(1, Variant::Shadowed);
+            }
+            for variant in variants {
                 let target = Target::Tributary { durable, variant };
                 let name = variant_name(base, variant);
                 scenarios.extend(bench.scenario(name, target, c, fixed, rate, 1).await?);

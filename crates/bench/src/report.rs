@@ -315,6 +315,11 @@ pub mod names {
         format!("{base}, archive off")
     }
 
+    /// The scenario named `base` with every source shadowed by a candidate adapter.
+    pub fn shadowed(base: &str) -> String {
+        format!("{base}, shadowed")
+    }
+
     /// The `--reference` build's twin of the scenario named `base`.
     pub fn reference(base: &str) -> String {
         format!("reference: {base}")
@@ -390,6 +395,8 @@ pub fn targets(scenarios: &[Scenario], fanout_max: usize) -> Vec<Target> {
         }
         None => not_measured("server CPU <= 150 µs and <= 3 switches per webhook at 2,000/s"),
     });
+    let shadowed = find(scenarios, &names::shadowed(names::DURABLE_FIXED));
+    targets.push(shadow_cost(fixed, shadowed));
     let reference = find(scenarios, &names::reference(names::DURABLE_MAX));
     targets.push(match (durable, reference) {
         (Some(d), Some(r)) if r.accepted_per_s > 0.0 => Target {
@@ -462,6 +469,41 @@ pub fn targets(scenarios: &[Scenario], fanout_max: usize) -> Vec<Target> {
         },
     );
     targets
+}
+
+/// What a shadow rollout costs on the ingest path: the webhook's HTTP answer (p99) at the
+/// fixed rate with every source shadowed, against the same run without, at most 10% slower.
+/// The server's CPU per webhook is shown beside it: the candidate does the adapter's work
+/// again (off the request path), so the process as a whole works more.
+fn shadow_cost(plain: Option<&Scenario>, shadowed: Option<&Scenario>) -> Target {
+    let (Some(plain), Some(shadowed)) = (plain, shadowed) else {
+        return not_measured("shadowing every source costs <= 10% of HTTP p99 at 2,000/s");
+    };
+    let (p, s) = (&plain.http_latency_ms, &shadowed.http_latency_ms);
+    let latency = s.p99 / p.p99.max(f64::MIN_POSITIVE);
+    let cpu =
+        shadowed.server_cpu_us_per_webhook / plain.server_cpu_us_per_webhook.max(f64::MIN_POSITIVE);
+    Target {
+        target: format!(
+            "shadowing every source costs <= 10% of HTTP p99 at {:.0} webhooks/s",
+            plain.rate.unwrap_or(0.0)
+        ),
+        measured: format!(
+            "HTTP p99 {:.2} -> {:.2} ms ({:+.0}%), p50 {:.2} -> {:.2} ms; server CPU {:.0} -> \
+             {:.0} µs per webhook ({:+.0}%); accepted {} and {}",
+            p.p99,
+            s.p99,
+            (latency - 1.0) * 100.0,
+            p.p50,
+            s.p50,
+            plain.server_cpu_us_per_webhook,
+            shadowed.server_cpu_us_per_webhook,
+            (cpu - 1.0) * 100.0,
+            plain.accepted,
+            shadowed.accepted
+        ),
+        met: Some(latency <= 1.1 && shadowed.errors == 0),
+    }
 }
 
 /// The log-size targets: each cost on the large log within 20% of the empty log's, and a
