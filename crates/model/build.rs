@@ -31,6 +31,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let fds = protox::compile(PROTOS, [&root])?;
     let descriptor_bytes = fds.encode_to_vec();
     fs::write(out.join("event_schema.rs"), event_schema(&fds)?)?;
+    fs::write(out.join("field_numbers.rs"), field_numbers(&fds)?)?;
     fs::write(out.join("tributary_descriptor.bin"), &descriptor_bytes)?;
 
     prost_build::Config::new()
@@ -78,6 +79,46 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// `check.rs`: per message (`MESSAGES[i]`, `EVENT` first), its fields by number with the kind
 /// of value each holds, so stored events can be checked the way prost decodes them without
 /// decoding them.
+/// The messages whose field numbers code outside prost needs (encoders of appended fields,
+/// partial decoders): `(full name, module name)`.
+const NUMBERED: &[(&str, &str)] = &[
+    ("tributary.v1.Event", "event"),
+    ("tributary.v1.Provenance", "provenance"),
+    ("tributary.v1.DeadLetter", "dead_letter"),
+];
+
+/// `pub mod <module> { pub const <FIELD>: u32 = <number>; ... }` for each of [`NUMBERED`].
+fn field_numbers(
+    fds: &protox::prost_reflect::prost_types::FileDescriptorSet,
+) -> Result<String, Box<dyn std::error::Error>> {
+    use std::fmt::Write as _;
+    let mut code = String::new();
+    for (full_name, module) in NUMBERED {
+        let (package, name) = full_name
+            .rsplit_once('.')
+            .ok_or_else(|| format!("{full_name}: no package"))?;
+        let message = fds
+            .file
+            .iter()
+            .filter(|file| file.package() == package)
+            .flat_map(|file| &file.message_type)
+            .find(|message| message.name() == name)
+            .ok_or_else(|| format!("message {full_name} not in the descriptor set"))?;
+        writeln!(code, "/// Field numbers of `{full_name}`.")?;
+        writeln!(code, "pub mod {module} {{")?;
+        for field in &message.field {
+            writeln!(
+                code,
+                "    pub const {}: u32 = {};",
+                field.name().to_uppercase(),
+                field.number()
+            )?;
+        }
+        writeln!(code, "}}")?;
+    }
+    Ok(code)
+}
+
 fn event_schema(
     fds: &protox::prost_reflect::prost_types::FileDescriptorSet,
 ) -> Result<String, Box<dyn std::error::Error>> {

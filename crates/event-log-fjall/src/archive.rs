@@ -11,7 +11,9 @@
 //! per block removed (a block per commit, not per webhook).
 
 use prost::Message;
+use tributary_event_log::varint_field;
 use tributary_event_log::{LogError, Retention, rules};
+use tributary_model::fields;
 use tributary_model::v1::ArchiveEntry;
 
 use crate::keys;
@@ -19,7 +21,7 @@ use crate::segments;
 use crate::staged::{Space, Staged};
 use crate::state::Counters;
 use crate::store::{DEAD_LETTER_TAG, RETIRED, Store, storage};
-use crate::tx::{EventRawId, PendingBlock, Tx};
+use crate::tx::{PendingBlock, Tx};
 
 const READING: &str = "reading the raw archive";
 const EXPIRING: &str = "expiring raw-archive entries";
@@ -193,14 +195,14 @@ fn entry_of_owner(tx: &Tx<'_>, owner: u64) -> Result<Option<u64>, LogError> {
         let corrupt = |source| LogError::Corrupt { key: owner, source };
         match fresh {
             Some(event) => {
-                EventRawId::decode(event.encoded().as_ref())
-                    .map_err(corrupt)?
-                    .raw_id
+                varint_field(event.encoded().as_ref(), fields::event::RAW_ID).map_err(corrupt)?
             }
             None => {
                 let number = segments::number_of(owner, tx.segment_events);
                 match tx.read(Space::Events(number), &keys::u64_key(owner))? {
-                    Some(value) => EventRawId::decode(value.as_ref()).map_err(corrupt)?.raw_id,
+                    Some(value) => {
+                        varint_field(value.as_ref(), fields::event::RAW_ID).map_err(corrupt)?
+                    }
                     None => 0,
                 }
             }

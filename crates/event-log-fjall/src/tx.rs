@@ -48,10 +48,3 @@ pub(crate) struct Finished {
     pub keys: BTreeMap<u64, Keyspace>,
     pub fresh: Vec<StoredEvent>,
 }
-
-/// Just the `raw_id` of an encoded `Event` (field 15): prost skips the rest.
-#[derive(Clone, PartialEq, prost::Message)]
-pub(crate) struct EventRawId {
-    #[prost(uint64, tag = "15")]
-    pub raw_id: u64,
-}

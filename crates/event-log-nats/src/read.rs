@@ -8,6 +8,7 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 use prost::Message as _;
 use tributary_event_log::{LogError, StoredEvent, rules};
+use tributary_model::fields::event::SEQUENCE as EVENT_SEQUENCE_FIELD;
 use tributary_model::v1::Event;
 use tributary_model::well_known::Timestamp;
 
@@ -133,9 +134,6 @@ pub(crate) async fn stored_events_after(
         })
         .collect()
 }
-
-/// Field number of `Event.sequence`.
-const EVENT_SEQUENCE_FIELD: u32 = 10;
 
 /// The sequence just before the first event stored at or after `time` (binary search on the
 /// messages' stored times), or the newest sequence when there is none.

@@ -10,7 +10,9 @@
 
 use prost::Message;
 use redb::{Database, ReadableDatabase, ReadableTable, Table, WriteTransaction};
+use tributary_event_log::varint_field;
 use tributary_event_log::{LogError, Retention, rules};
+use tributary_model::fields::{dead_letter, event};
 use tributary_model::v1::ArchiveEntry;
 
 use super::tables::AppendTables;
@@ -150,20 +152,6 @@ pub(crate) fn reserve(
     )
 }
 
-/// Just the `raw_id` of an encoded `Event` (field 15): prost skips the rest.
-#[derive(Clone, PartialEq, prost::Message)]
-struct EventRawId {
-    #[prost(uint64, tag = "15")]
-    raw_id: u64,
-}
-
-/// Just the `raw_id` of an encoded `DeadLetter` (field 13).
-#[derive(Clone, PartialEq, prost::Message)]
-struct DeadLetterRawId {
-    #[prost(uint64, tag = "13")]
-    raw_id: u64,
-}
-
 /// The archive entry of the stored item `owner` (its dedup value), if it has one.
 fn entry_of_owner(tables: &AppendTables<'_>, owner: u64) -> Result<Option<u64>, LogError> {
     let corrupt = |key| move |source| LogError::Corrupt { key, source };
@@ -173,19 +161,13 @@ fn entry_of_owner(tables: &AppendTables<'_>, owner: u64) -> Result<Option<u64>, 
         let id = owner & !DEAD_LETTER_TAG;
         match tables.dead_letters.get(id).map_err(storage(STORING))? {
             Some(stored) => {
-                DeadLetterRawId::decode(stored.value())
-                    .map_err(corrupt(id))?
-                    .raw_id
+                varint_field(stored.value(), dead_letter::RAW_ID).map_err(corrupt(id))?
             }
             None => 0,
         }
     } else {
         match tables.events.get(owner).map_err(storage(STORING))? {
-            Some(stored) => {
-                EventRawId::decode(stored.value())
-                    .map_err(corrupt(owner))?
-                    .raw_id
-            }
+            Some(stored) => varint_field(stored.value(), event::RAW_ID).map_err(corrupt(owner))?,
             None => 0,
         }
     };

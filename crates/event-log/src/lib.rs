@@ -23,7 +23,7 @@ use tokio::sync::watch;
 use tributary_model::v1::{ArchiveEntry, Consumer, DeadLetter, Event};
 use tributary_model::well_known::Timestamp;
 
-pub use pending::{PendingEvent, UnreadableEvent};
+pub use pending::{PendingEvent, UnreadableEvent, varint_field};
 pub use source_name::{MAX_SOURCE_NAME, SourceName};
 pub use stored::StoredEvent;
 

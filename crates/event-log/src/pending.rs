@@ -19,23 +19,16 @@ use tributary_model::well_known::Timestamp;
 
 use crate::StoredEvent;
 
-// Field numbers of `tributary.v1.Event` (proto/tributary/v1/event.proto).
-const ID: u32 = 1;
-const SOURCE: u32 = 2;
-const TIME: u32 = 5;
-const DATACONTENTTYPE: u32 = 6;
-const TRACEPARENT: u32 = 7;
-const TRACESTATE: u32 = 8;
-const SEQUENCE: u32 = 10;
-const RECEIVED_AT: u32 = 11;
-const PROVENANCE: u32 = 12;
-const RAW_ID: u32 = 15;
-const SPECVERSION: u32 = 17;
-// Of `tributary.v1.Provenance`.
-const PROVENANCE_ADAPTER: u32 = 1;
-const PROVENANCE_ADAPTER_VERSION: u32 = 2;
-const PROVENANCE_PROVIDER_EVENT_ID: u32 = 3;
-// Of `google.protobuf.Timestamp`.
+use tributary_model::fields::event::{
+    DATACONTENTTYPE, ID, PROVENANCE, RAW_ID, RECEIVED_AT, SEQUENCE, SOURCE, SPECVERSION, TIME,
+    TRACEPARENT, TRACESTATE,
+};
+use tributary_model::fields::provenance::{
+    ADAPTER as PROVENANCE_ADAPTER, ADAPTER_VERSION as PROVENANCE_ADAPTER_VERSION,
+    PROVIDER_EVENT_ID as PROVENANCE_PROVIDER_EVENT_ID,
+};
+
+// Of `google.protobuf.Timestamp` (a well-known type, fixed forever).
 const TIMESTAMP_SECONDS: u32 = 1;
 const TIMESTAMP_NANOS: u32 = 2;
 
@@ -457,6 +450,26 @@ fn encode_timestamp(tag: u32, time: &Timestamp, buf: &mut impl BufMut) {
     encoding::encode_varint(timestamp_body_len(time) as u64, buf);
     encoding::int64::encode(TIMESTAMP_SECONDS, &time.seconds, buf);
     encoding::int32::encode(TIMESTAMP_NANOS, &time.nanos, buf);
+}
+
+/// The varint field `number` of an encoded message (the last occurrence, 0 when absent), read
+/// without decoding the rest: e.g. the `raw_id` of a stored event or dead letter.
+pub fn varint_field(mut bytes: &[u8], number: u32) -> Result<u64, prost::DecodeError> {
+    let mut value = 0;
+    while !bytes.is_empty() {
+        let (tag, wire_type) = encoding::decode_key(&mut bytes)?;
+        if tag == number && wire_type == WireType::Varint {
+            value = encoding::decode_varint(&mut bytes)?;
+        } else {
+            encoding::skip_field(
+                wire_type,
+                tag,
+                &mut bytes,
+                encoding::DecodeContext::default(),
+            )?;
+        }
+    }
+    Ok(value)
 }
 
 #[cfg(test)]

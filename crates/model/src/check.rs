@@ -132,18 +132,16 @@ pub struct ProvenanceHead<'a> {
     pub provider_event_id: &'a str,
 }
 
-// Field numbers the head reads (proto/tributary/v1/event.proto, common.proto).
-const EVENT_SOURCE: u32 = 2;
-const EVENT_TYPE: u32 = 3;
-const EVENT_TIME: u32 = 5;
-const EVENT_TRACEPARENT: u32 = 7;
-const EVENT_TRACESTATE: u32 = 8;
-const EVENT_SEQUENCE: u32 = 10;
-const EVENT_RECEIVED_AT: u32 = 11;
-const EVENT_PROVENANCE: u32 = 12;
-const EVENT_REPLAY_OF: u32 = 16;
-const PROVENANCE_ADAPTER_VERSION: u32 = 2;
-const PROVENANCE_PROVIDER_EVENT_ID: u32 = 3;
+// Field numbers the head reads.
+use crate::fields::event::{
+    PROVENANCE as EVENT_PROVENANCE, RECEIVED_AT as EVENT_RECEIVED_AT, REPLAY_OF as EVENT_REPLAY_OF,
+    SEQUENCE as EVENT_SEQUENCE, SOURCE as EVENT_SOURCE, TIME as EVENT_TIME,
+    TRACEPARENT as EVENT_TRACEPARENT, TRACESTATE as EVENT_TRACESTATE, TYPE as EVENT_TYPE,
+};
+use crate::fields::provenance::{
+    ADAPTER_VERSION as PROVENANCE_ADAPTER_VERSION,
+    PROVIDER_EVENT_ID as PROVENANCE_PROVIDER_EVENT_ID,
+};
 
 /// What a walk does with the fields it has checked, one message level at a time: the walk
 /// calls these for the fields of the message it was given, and a visitor that wants a nested

@@ -13,6 +13,13 @@ pub mod v1 {
     include!(concat!(env!("OUT_DIR"), "/tributary.v1.serde.rs"));
 }
 
+/// Field numbers of the messages that the host and the logs encode or read field by field
+/// (appended fields, partial reads), generated from the descriptors so they cannot drift
+/// from proto/.
+pub mod fields {
+    include!(concat!(env!("OUT_DIR"), "/field_numbers.rs"));
+}
+
 /// The plugin's answer with its events left encoded, for storing them as they come back.
 pub mod plugin_wire;
 

@@ -3,9 +3,7 @@
 use prost::bytes::{Buf, BufMut, Bytes};
 use prost::encoding::{self, DecodeContext, WireType};
 
-/// Field numbers of `Event.traceparent` / `Event.tracestate`.
-const TRACEPARENT: u32 = 7;
-const TRACESTATE: u32 = 8;
+use crate::fields::event::{TRACEPARENT, TRACESTATE};
 
 /// An encoded `tributary.v1.Event` that the server sends without decoding it: the
 /// `EventStream` server generated on this type (`encoded::event_stream_server`) writes the

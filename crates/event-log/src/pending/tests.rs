@@ -243,3 +243,30 @@ fn the_head_read_from_an_encoding_is_the_decoded_events() {
         assert_eq!(read.dedup_key(), crate::rules::dedup_key(&event));
     }
 }
+
+#[test]
+fn varint_field_reads_one_field_of_an_encoded_message() {
+    use prost::Message as _;
+    use tributary_model::fields;
+    use tributary_model::v1::DeadLetter;
+    let event = Event {
+        id: "e".to_owned(),
+        raw_id: 42,
+        sequence: 7,
+        ..Event::default()
+    };
+    let bytes = event.encode_to_vec();
+    assert_eq!(super::varint_field(&bytes, fields::event::RAW_ID), Ok(42));
+    assert_eq!(super::varint_field(&bytes, fields::event::SEQUENCE), Ok(7));
+    let letter = DeadLetter {
+        raw_id: 9,
+        ..DeadLetter::default()
+    };
+    let bytes = letter.encode_to_vec();
+    assert_eq!(
+        super::varint_field(&bytes, fields::dead_letter::RAW_ID),
+        Ok(9)
+    );
+    assert_eq!(super::varint_field(b"", fields::event::RAW_ID), Ok(0));
+    assert!(super::varint_field(&[0xff], fields::event::RAW_ID).is_err());
+}
