@@ -131,6 +131,10 @@ typedef void (*FreeBufferFn)(struct PluginBuffer buffer);
 typedef void (*DestroyFn)(void *instance);
 
 // The function table a plugin exports (ABI v2).
+//
+// The table only grows at its end, with optional (nullable) functions: a plugin says how much
+// of it it knows in `size`. A host reads the fields that fit in `size` and treats the others
+// as null; tables smaller than [`TABLE_V2_MIN_SIZE`] are refused.
 typedef struct AdapterVTableV2 {
   // Must equal [`ABI_VERSION`].
   uint32_t abi_version;
@@ -141,6 +145,11 @@ typedef struct AdapterVTableV2 {
   HandleFn handle;
   FreeBufferFn free_buffer;
   DestroyFn destroy;
+  // Optional (null, or beyond `size` in tables built before it): the host then reports the
+  // instance's verification state as unknown.
+  // Same signature as [`InstanceInfoFn`] (spelled out so the C header shows a nullable
+  // function pointer).
+  int32_t (*instance_info)(const void *instance, struct PluginBuffer *out);
 } AdapterVTableV2;
 
 // Signature of the entry symbol [`ENTRY_SYMBOL`].
@@ -148,5 +157,10 @@ typedef const struct AdapterVTableV2 *(*EntryFn)(void);
 
 // Signature of [`ABI_VERSION_SYMBOL`].
 typedef uint32_t (*AbiVersionFn)(void);
+
+// Writes the encoded `tributary.v1.InstanceInfo` of `instance` (how its source verifies
+// webhooks: on, not configured, switched off; the configured secrets' positions, labels and
+// expiry, never their values) to `out`. Called once, after `create`.
+typedef int32_t (*InstanceInfoFn)(const void *instance, struct PluginBuffer *out);
 
 #endif  /* TRIBUTARY_PLUGIN_H */
