@@ -69,6 +69,7 @@ impl Adapters for AdaptersService {
             result: Some(AdapterResult {
                 outcome: Some(outcome),
                 timings: None,
+                verified_by: None,
             }),
         }))
     }
@@ -115,6 +116,8 @@ impl AdaptersService {
                 name: source.name.clone(),
                 adapter: source.adapter.plugin().info().name.clone(),
                 warnings: source.adapter.warnings().to_vec(),
+                verification: source.adapter.instance_info().verification,
+                secrets: source.adapter.instance_info().secrets.clone(),
             })
             .collect();
         ListAdaptersResponse {

@@ -7,7 +7,7 @@ pub mod otlp_metrics;
 pub mod telemetry;
 
 use axum::Router;
-use axum::extract::State;
+use axum::extract::{RawQuery, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -16,6 +16,9 @@ use crate::app::App;
 use crate::error::ErrorCode;
 
 /// `/healthz` (the process runs) and `/readyz` (the log can write), for load balancers.
+/// `/readyz?verbose` also lists each check and each source's verification state, as its
+/// adapter reports it (on, not configured: all refused, off); only the log decides the
+/// status.
 pub fn health_router(app: App) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
@@ -30,13 +33,47 @@ pub fn metrics_router(app: App) -> Router {
         .with_state(app)
 }
 
-async fn ready(State(app): State<App>) -> Response {
+async fn ready(State(app): State<App>, RawQuery(query): RawQuery) -> Response {
+    let verbose = query.as_deref().is_some_and(|q| {
+        q.split('&')
+            .any(|p| p == "verbose" || p.starts_with("verbose="))
+    });
     match app.log.health() {
+        Ok(()) if verbose => (StatusCode::OK, details(&app, "[+] log ok")).into_response(),
         Ok(()) => (StatusCode::OK, "ready").into_response(),
         Err(reason) => {
-            ErrorCode::StorageUnavailable.problem(&format!("event log cannot write: {reason}"))
+            let reason = format!("event log cannot write: {reason}");
+            if verbose {
+                let detail = details(&app, &format!("[-] log: {reason}"));
+                ErrorCode::StorageUnavailable.problem(&detail)
+            } else {
+                ErrorCode::StorageUnavailable.problem(&reason)
+            }
         }
     }
+}
+
+/// The `/readyz?verbose` lines: the log's line, then one per source with its verification
+/// state ("[+]" on, "[!]" not configured or unknown, "[-]" switched off), then the verdict.
+fn details(app: &App, log_line: &str) -> String {
+    let mut lines = vec![log_line.to_owned()];
+    for source in app.sources.all().iter() {
+        let state = source.adapter.instance_info().verification;
+        let (mark, text) = match metrics::verification_state_label(state) {
+            "on" => ("[+]", "verification on"),
+            "not_configured" => ("[!]", "verification not configured: all refused"),
+            "disabled" => ("[-]", "verification off: nothing is checked"),
+            _ => ("[!]", "verification unknown"),
+        };
+        lines.push(format!("{mark} source {}: {text}", source.name));
+    }
+    let verdict = if log_line.starts_with("[+]") {
+        "ready"
+    } else {
+        "not ready"
+    };
+    lines.push(verdict.to_owned());
+    lines.join("\n") + "\n"
 }
 
 async fn metrics_text(State(app): State<App>) -> Response {
