@@ -16,6 +16,7 @@ mod adapters {
     mod loading;
     mod reload;
     mod tutorial;
+    mod verification;
 }
 
 /// Each bundled provider's webhooks end to end: HTTP in, gRPC out.
