@@ -153,7 +153,7 @@ async fn the_c_adapter_serves_end_to_end_over_http_and_grpc() {
     assert_eq!(
         source.warnings,
         [
-            "quokka: the config key `token` is deprecated and still read: move its value to           `verification.secrets`"
+            "quokka: the config key `token` is deprecated and still read: move its value to `verification.secrets`"
         ]
     );
     // Verified by that secret: the accepted webhook and the dry run (the 400 and the 401 not).
