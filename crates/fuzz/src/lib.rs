@@ -488,7 +488,10 @@ pub fn fuzz_redact(data: &[u8]) {
         Ok(value) => value,
         Err(error) => panic!("redaction output is not JSON ({error})"),
     };
-    if value.as_str().is_some_and(|text| text.starts_with("[withheld: ")) {
+    if value
+        .as_str()
+        .is_some_and(|text| text.starts_with("[withheld: "))
+    {
         return;
     }
     assert_redacted(&redactor, &value, false, false);

@@ -167,11 +167,12 @@ impl<'de> Deserialize<'de> for Verification {
     }
 }
 
-/// The start-up warning for an old config key still read: `adapter: `old` is deprecated ...`.
+/// The start-up warning for an old config key still read: `adapter: the config key `old` is
+/// deprecated and still read: move its value to `new``.
 pub fn deprecated_key_warning(adapter: &str, old: &str, new: &str) -> String {
     format!(
         "{adapter}: the config key `{old}` is deprecated and still read: move its value to \
-         `{new}` (see docs/configuration.md, \"Verification secrets\")"
+         `{new}`"
     )
 }
 
