@@ -306,6 +306,87 @@ mod tests {
         assert_eq!(events(run(b"no", Stage::Normalize)), Some(1));
     }
 
+    /// Verifies with the SDK's secrets: "new" (label "n") or "old" (until second 100).
+    struct Rotating(crate::secrets::Secrets<String>);
+
+    impl Adapter for Rotating {
+        type Config = serde_json::Value;
+
+        fn info() -> AdapterInfo {
+            AdapterInfo::default()
+        }
+
+        fn new(_: Self::Config, _: &HostContext) -> Result<Self, String> {
+            let entries: crate::secrets::Verification = serde_json::from_value(serde_json::json!(
+                {"secrets": [{"secret": "new", "label": "n"},
+                             {"secret": "old", "not_after": "1970-01-01T00:01:40Z"}]}
+            ))
+            .map_err(|e| e.to_string())?;
+            crate::secrets::Secrets::new(entries.secrets, false, |s| Ok(s.to_owned())).map(Rotating)
+        }
+
+        fn instance_info(&self) -> tributary_model::v1::InstanceInfo {
+            self.0.instance_info()
+        }
+
+        fn verify_secret(&self, request: &Request<'_>) -> Result<Option<SecretInfo>, Rejection> {
+            let body = request.body();
+            let at = crate::secrets::request_time(request);
+            self.0
+                .find(&at, |key| {
+                    crate::verify::constant_time_eq(key.as_bytes(), body)
+                })
+                .map(Some)
+                .ok_or_else(|| reject::unauthenticated("no secret matches"))
+        }
+
+        fn verify(&self, request: &Request<'_>) -> Result<(), Rejection> {
+            self.verify_secret(request).map(drop)
+        }
+
+        fn normalize(&self, _: &Request<'_>) -> Result<Normalized, Rejection> {
+            Ok(Normalized::default())
+        }
+    }
+
+    #[test]
+    fn the_secret_that_verified_and_the_instance_info_reach_the_host() {
+        let adapter =
+            Rotating::new(serde_json::Value::Null, &HostContext::default()).expect("valid");
+        let run = |body: &[u8], seconds: i64| {
+            let request = WebhookRequest {
+                body: body.to_vec(),
+                received_at: Some(tributary_model::well_known::Timestamp { seconds, nanos: 0 }),
+                ..WebhookRequest::default()
+            };
+            let result = run_adapter_timed(&adapter, &Request::new(&request));
+            let rejected = matches!(result.outcome, Some(Outcome::Rejection(_)));
+            (rejected, result.verified_by.map(|s| (s.index, s.label)))
+        };
+        assert_eq!(run(b"new", 50), (false, Some((0, "n".to_owned()))));
+        assert_eq!(run(b"old", 100), (false, Some((1, String::new()))));
+        assert_eq!(run(b"old", 101), (true, None));
+        // Through the C boundary: the table's `instance_info` encodes the same value.
+        let table = vtable::<Rotating>();
+        let describe = table.instance_info.expect("instance_info is exported");
+        let mut out = PluginBuffer::EMPTY;
+        let instance: *const Rotating = &adapter;
+        // SAFETY: `instance` is a live `Rotating` for the call; `out` is freed below.
+        let status = unsafe { describe(instance.cast(), &mut out) };
+        assert_eq!(status, STATUS_OK);
+        // SAFETY: made by `into_buffer` in this library, read before it is freed.
+        let bytes = unsafe { std::slice::from_raw_parts(out.ptr, out.len) }.to_vec();
+        // SAFETY: `out` came from this library's `into_buffer` and is freed once.
+        unsafe { (table.free_buffer)(out) };
+        let info = tributary_model::v1::InstanceInfo::decode(bytes.as_slice()).expect("decodes");
+        assert_eq!(info, adapter.instance_info());
+        assert_eq!(
+            info.verification,
+            tributary_model::v1::VerificationState::On as i32
+        );
+        assert_eq!(info.secrets.len(), 2);
+    }
+
     #[test]
     fn personal_data_fields_reach_the_host_lowercase_sorted_once() {
         assert_eq!(
