@@ -350,7 +350,7 @@ impl<K> Secrets<K> {
     }
 }
 
-/// "verification.secrets[1] (label 2026-06)": how messages name a secret.
+/// `verification.secrets[1] (label 2026-06)`: how messages name a secret.
 pub fn describe(info: &SecretInfo) -> String {
     if info.label.is_empty() {
         format!("verification.secrets[{}]", info.index)
