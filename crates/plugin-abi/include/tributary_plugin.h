@@ -6,6 +6,9 @@
  *   uint32_t tributary_abi_version(void);               -- returns TRIBUTARY_ABI_VERSION
  * handle() gets the request as a RequestView of host memory (valid during the call) and
  * returns an encoded tributary.v1.AdapterResult (proto/tributary/v1/plugin.proto).
+ * instance_info() is optional (NULL, or left out of an older, smaller table): it returns an
+ * encoded tributary.v1.InstanceInfo, how an instance verifies webhooks (on, not configured,
+ * switched off) and its secrets' positions, labels and not_after, never their values.
  * Every buffer a plugin returns is freed by the host calling the plugin's own free_buffer.
  * handle() is called concurrently from many threads: instances must be immutable.
  */
