@@ -109,7 +109,8 @@ pub async fn page(State(console): State<Console>, operator: Operator) -> Respons
                                 td { (state_badge(source)) (secrets(source)) }
                                 td {
                                     @if source.warnings.is_empty() { "none" }
-                                    @for warning in &source.warnings { p class="warning-text" { (warning) } }
+                                    // Red only for a source that accepts unchecked webhooks.
+                                    @for warning in &source.warnings { p class=(if warned { "warning-text" } else { "warning-text mild" }) { (warning) } }
                                 }
                             }
                         }

@@ -134,6 +134,10 @@ async fn a_source_without_a_secret_is_not_configured_all_refused_not_flagged_as_
     assert_eq!(badge("signed"), "verification on");
     assert!(!row(&page, "klavi").contains("badge bad"), "{page}");
     assert!(!row(&page, "klavi").contains("class=\"warned\""), "{page}");
+    assert!(
+        row(&page, "klavi").contains("<p class=\"warning-text mild\">klavi: no secret configured"),
+        "the warning is not red: {page}"
+    );
 
     // /readyz: still ready, and with details each source's state as a value.
     assert_eq!(server.get("/readyz").await, (200, "ready".to_owned()));
