@@ -84,6 +84,32 @@ fn flat(event: &Event) -> BTreeMap<String, String> {
     out
 }
 
+/// The canonical envelope's keys: Tributary's own, safe to show in a diff whatever the
+/// adapter declares (a key the adapter declares personal stays masked).
+const ENVELOPE_FIELDS: &[&str] = &[
+    "id",
+    "source",
+    "type",
+    "specversion",
+    "time",
+    "datacontenttype",
+    "subject",
+    "sequence",
+    "receivedAt",
+    "rawId",
+    "adapter",
+    "adapterVersion",
+    "providerEventId",
+];
+
+/// The redaction of a diff between canonical events: the adapter's personal-data and display
+/// fields, plus the envelope's keys.
+pub fn event_redactor(personal: &[String], display: &[String]) -> Redactor {
+    let mut display = display.to_vec();
+    display.extend(ENVELOPE_FIELDS.iter().map(|field| (*field).to_owned()));
+    Redactor::new(personal, &display)
+}
+
 /// [`flat`] of `event` after redaction; empty when the redaction withholds the whole event.
 fn shown(event: &Event, redactor: &Redactor) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
@@ -145,7 +171,7 @@ mod tests {
 
     #[test]
     fn diffs_name_changed_added_and_removed_fields() {
-        let shown = Redactor::new(&["taxId".to_owned()]);
+        let shown = event_redactor(&["taxId".to_owned()], &[]);
         let old = event("a", "x.y", "1.0.0");
         let same = changes(Some(&old), Some(&event("a", "x.y", "2.0.0")), Some(&shown));
         assert_eq!(same, Vec::<String>::new());
@@ -170,7 +196,7 @@ mod tests {
             changes(Some(&old), Some(&event("bob", "x.y", "1")), None),
             vec![r#"~ subject: "alice" -> "bob""#]
         );
-        let subject_is_personal = Redactor::new(&["subject".to_owned()]);
+        let subject_is_personal = event_redactor(&["subject".to_owned()], &[]);
         assert_eq!(
             changes(
                 Some(&old),
@@ -179,7 +205,7 @@ mod tests {
             ),
             vec![r#"~ subject: "[redacted]" -> "[redacted]""#]
         );
-        let nothing_declared = Redactor::new(&[]);
+        let nothing_declared = Redactor::new(&[], &[]);
         assert_eq!(
             changes(
                 Some(&old),

@@ -75,6 +75,7 @@ impl Adapters for AdaptersService {
             result: Some(AdapterResult {
                 outcome: Some(outcome),
                 timings: None,
+                verified_by: None,
             }),
         }))
     }
@@ -170,6 +171,8 @@ impl AdaptersService {
                 adapter: source.adapter.plugin().info().name.clone(),
                 warnings: source.adapter.warnings().to_vec(),
                 version: source.adapter.plugin().info().version.clone(),
+                verification: source.adapter.instance_info().verification,
+                secrets: source.adapter.instance_info().secrets.clone(),
             })
             .collect();
         ListAdaptersResponse {

@@ -288,7 +288,7 @@ impl AdminService {
 
 impl AdminService {
     /// A dead letter as shown to an operator: raw body only on request, redacted with what its
-    /// adapter declares as personal data.
+    /// adapter declares safe to show and as personal data.
     fn present(&self, letter: &mut DeadLetter, include_raw: bool) {
         let opened = match &self.app.archive {
             Some(archive) => archive.open_dead_letter(letter).is_ok(),
@@ -297,15 +297,21 @@ impl AdminService {
         letter.raw = if include_raw && !opened {
             br#""[sealed: the archive key that sealed it is not configured]""#.to_vec()
         } else if include_raw {
-            let fields = self
+            let (personal, display) = self
                 .app
                 .sources
                 .plugins()
                 .iter()
                 .find(|plugin| plugin.info().name == letter.adapter)
-                .map(|plugin| plugin.info().personal_data_fields.clone())
+                .map(|plugin| {
+                    let info = plugin.info();
+                    (
+                        info.personal_data_fields.clone(),
+                        info.display_fields.clone(),
+                    )
+                })
                 .unwrap_or_default();
-            Redactor::new(&fields).redact_json(&letter.raw)
+            Redactor::new(&personal, &display).redact_json(&letter.raw)
         } else {
             Vec::new()
         };

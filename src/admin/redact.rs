@@ -2,9 +2,11 @@
 //! Adapters apply the real per-source policy to events; raw bodies are stored as received
 //! (they are needed for redrive) and only ever leave the service through here.
 //!
-//! What is personal is what the adapter that received the body declares
-//! (`AdapterInfo.personal_data_fields`): every value under a matching key is replaced, inside
-//! arrays and objects too. An adapter that declares nothing gets nothing shown (fail closed).
+//! An allow-list: the adapter that received the body declares the keys whose values are safe
+//! to show (`AdapterInfo.display_fields`: ids, types, statuses); every other string and number
+//! value is masked, so a key nobody declared is hidden. What the adapter declares as personal
+//! (`AdapterInfo.personal_data_fields`) is masked whole, inside arrays and objects too, even
+//! under a display key. An adapter that declares neither gets nothing shown (fail closed).
 
 use serde_json::Value;
 
@@ -19,60 +21,84 @@ fn normalize(key: &str) -> String {
         .collect()
 }
 
-/// Which JSON keys hold personal data.
+/// Which JSON keys hold personal data, and which are safe to show.
 #[derive(Debug, Clone)]
 pub struct Redactor {
-    fields: Vec<String>,
+    personal: Vec<String>,
+    display: Vec<String>,
+}
+
+/// Normalized, non-empty, sorted, once.
+fn normalized(fields: &[String]) -> Vec<String> {
+    let mut fields: Vec<String> = fields
+        .iter()
+        .map(|field| normalize(field))
+        .filter(|field| !field.is_empty())
+        .collect();
+    fields.sort_unstable();
+    fields.dedup();
+    fields
 }
 
 impl Redactor {
-    /// From an adapter's declared field names. A key matches when its normalized form
-    /// contains a declared name (`taxid` matches `personalTaxId` and `business_tax_id`), so
-    /// the check errs towards hiding.
-    pub fn new(fields: &[String]) -> Self {
-        let mut fields: Vec<String> = fields
-            .iter()
-            .map(|field| normalize(field))
-            .filter(|field| !field.is_empty())
-            .collect();
-        fields.sort_unstable();
-        fields.dedup();
-        Self { fields }
+    /// From an adapter's declared personal-data fields (`personal`) and fields safe to show
+    /// (`display`). A key is personal when its normalized form contains a personal name
+    /// (`taxid` matches `personalTaxId` and `business_tax_id`), so that check errs towards
+    /// hiding; a key is shown only when its normalized form equals a display name and it is
+    /// not personal.
+    pub fn new(personal: &[String], display: &[String]) -> Self {
+        Self {
+            personal: normalized(personal),
+            display: normalized(display),
+        }
     }
 
     /// Whether values under `key` are personal data.
     pub fn is_personal(&self, key: &str) -> bool {
         let key = normalize(key);
-        self.fields.iter().any(|field| key.contains(field.as_str()))
+        self.personal
+            .iter()
+            .any(|field| key.contains(field.as_str()))
     }
 
-    /// The JSON with personal-data values replaced by `"[redacted]"`. Bytes that are not JSON,
-    /// or a body whose adapter declared no personal-data fields, are withheld entirely.
+    /// Whether string and number values directly under `key` may be shown.
+    pub fn is_displayable(&self, key: &str) -> bool {
+        !self.is_personal(key) && self.display.binary_search(&normalize(key)).is_ok()
+    }
+
+    /// The JSON with every string and number value masked as `"[redacted]"` except those
+    /// directly under a display key (or in arrays under one), and everything under a
+    /// personal-data key masked. Keys, booleans and `null` stay. Bytes that are not JSON, or a
+    /// body whose adapter declared neither list, are withheld entirely.
     pub fn redact_json(&self, raw: &[u8]) -> Vec<u8> {
-        if self.fields.is_empty() {
+        if self.personal.is_empty() && self.display.is_empty() {
             return b"\"[withheld: the adapter declares no personal-data fields]\"".to_vec();
         }
         match serde_json::from_slice::<Value>(raw) {
             Ok(mut value) => {
-                self.redact(&mut value);
+                self.redact(&mut value, false);
                 serde_json::to_vec(&value).unwrap_or_default()
             }
             Err(_) => b"\"[withheld: not JSON]\"".to_vec(),
         }
     }
 
-    fn redact(&self, value: &mut Value) {
+    /// `shown`: whether scalars here sit directly under a display key.
+    fn redact(&self, value: &mut Value, shown: bool) {
         match value {
             Value::Object(map) => {
                 for (key, inner) in map.iter_mut() {
                     if self.is_personal(key) {
                         redact_all(inner);
                     } else {
-                        self.redact(inner);
+                        self.redact(inner, self.is_displayable(key));
                     }
                 }
             }
-            Value::Array(items) => items.iter_mut().for_each(|item| self.redact(item)),
+            Value::Array(items) => items.iter_mut().for_each(|item| self.redact(item, shown)),
+            Value::String(_) | Value::Number(_) if !shown => {
+                *value = Value::String(REDACTED.into());
+            }
             _ => {}
         }
     }
@@ -101,7 +127,8 @@ mod tests {
             "accountNumbers",
             "number",
         ];
-        Redactor::new(&fields.map(String::from))
+        let display = ["linkId", "id", "status"];
+        Redactor::new(&fields.map(String::from), &display.map(String::from))
     }
 
     #[test]
@@ -123,12 +150,41 @@ mod tests {
     }
 
     #[test]
+    fn undeclared_strings_and_numbers_are_masked_declared_ones_shown() {
+        let raw = br#"{"id":"e1","status":"ok","STATUS":"ok2","nickname":"Bills","note":"x",
+            "amount":12.5,"flag":true,"none":null,"ids":["a","b"],
+            "nested":{"id":"n1","comment":"free text","link_id":"l2"},
+            "id_list":[{"id":"i1","memo":"m"}]}"#;
+        let redacted: Value = serde_json::from_slice(&redactor().redact_json(raw)).expect("json");
+        assert_eq!(
+            redacted,
+            serde_json::json!({"id":"e1","status":"ok","STATUS":"ok2","nickname":"[redacted]",
+                "note":"[redacted]","amount":"[redacted]","flag":true,"none":null,
+                "ids":["[redacted]","[redacted]"],
+                "nested":{"id":"n1","comment":"[redacted]","link_id":"l2"},
+                "id_list":[{"id":"i1","memo":"[redacted]"}]})
+        );
+        // A display key that is also personal stays masked.
+        let both = Redactor::new(&["taxid".into()], &["taxid".into()]);
+        assert_eq!(
+            both.redact_json(br#"{"taxId":"1"}"#),
+            br#"{"taxId":"[redacted]"}"#.to_vec()
+        );
+        // An adapter built before display fields: every string is masked, none shown.
+        let old = Redactor::new(&["cpf".into()], &[]);
+        assert_eq!(
+            old.redact_json(br#"{"eventId":"e","cpf":"1"}"#),
+            br#"{"cpf":"[redacted]","eventId":"[redacted]"}"#.to_vec()
+        );
+    }
+
+    #[test]
     fn undeclared_or_unparseable_bodies_are_withheld() {
         assert_eq!(
             redactor().redact_json(b"not json"),
             b"\"[withheld: not JSON]\"".to_vec()
         );
-        let nothing_declared = Redactor::new(&[]).redact_json(br#"{"cpf":"1"}"#);
+        let nothing_declared = Redactor::new(&[], &[]).redact_json(br#"{"cpf":"1"}"#);
         assert!(String::from_utf8_lossy(&nothing_declared).contains("withheld"));
     }
 }

@@ -96,7 +96,7 @@ pub fn create(args: &NewArgs) -> anyhow::Result<PathBuf> {
         (".gitignore", "/target\n".to_owned()),
         (
             "fixtures/adapter-config.json",
-            "{\"token\": \"fixture-token\"}\n".to_owned(),
+            "{\"verification\": {\"secrets\": [\"fixture-token\"]}}\n".to_owned(),
         ),
         ("fixtures/consent-granted.raw.json", fill(RAW)),
         (

@@ -189,7 +189,7 @@ pub async fn detail(
             }
         }
         h2 { "Body" }
-        p class="note" { "Personal-data fields the adapter declares are redacted; bodies of adapters that declare none are withheld." }
+        p class="note" { "Only the fields the adapter declares safe to show are in clear: every other value is masked, personal-data fields always; bodies of adapters that declare neither are withheld." }
         pre id="dead-letter-body" class="json" tabindex="0" { (body_text) }
         @if !resolved {
             form method="post" action="/console/dead-letters/redrive" {

@@ -1,19 +1,49 @@
-//! Sources & adapters: each source's adapter and its start-up warnings (verification switched
-//! off is shown first and loudly), each loaded plugin (file, version, SHA-256, ABI, panics),
-//! libraries that failed to load, and a reload button.
+//! Sources & adapters: each source's adapter, its verification state as the adapter reports it
+//! (switched off is shown first and loudly; not configured means every webhook is refused),
+//! its secrets' labels and ends, and its start-up warnings; each loaded plugin (file,
+//! version, SHA-256, ABI, panics), libraries that failed to load, and a reload button.
 
 use axum::extract::State;
 use axum::response::{IntoResponse, Redirect, Response};
-use maud::html;
+use maud::{Markup, html};
+use tributary_model::v1::{ConfiguredSource, VerificationState};
 
 use super::layout::{Flash, csrf_field, render, time};
 use super::{Action, Console, Operator};
 
-/// Whether a start-up warning says webhooks are not verified (the adapters' shared wording:
-/// "webhook verification is switched off").
-fn unverified(warning: &str) -> bool {
-    let warning = warning.to_ascii_lowercase();
-    warning.contains("verification") && (warning.contains("off") || warning.contains("disabled"))
+/// The source's verification state, as its adapter reports it (never read from a warning).
+fn state(source: &ConfiguredSource) -> VerificationState {
+    VerificationState::try_from(source.verification).unwrap_or(VerificationState::Unspecified)
+}
+
+/// The badge naming a source's verification state: red only when switched off.
+fn state_badge(source: &ConfiguredSource) -> Markup {
+    let (class, text) = match state(source) {
+        VerificationState::On => ("badge ok", "verification on"),
+        VerificationState::NotConfigured => ("badge warn", "not configured: all refused"),
+        VerificationState::Disabled => ("badge bad", "verification off"),
+        VerificationState::Unspecified => ("badge", "verification unknown"),
+    };
+    html! { span class=(class) data-verification=(text) { (text) } }
+}
+
+/// The configured secrets: position, label and end, never a value.
+fn secrets(source: &ConfiguredSource) -> Markup {
+    html! {
+        @if !source.secrets.is_empty() {
+            ul class="secrets" {
+                @for secret in &source.secrets {
+                    li {
+                        "#" (secret.index)
+                        @if !secret.label.is_empty() { " " code { (secret.label) } }
+                        @if let Some(end) = &secret.not_after {
+                            " until " (time(Some(end)))
+                        }
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// `GET /console/sources`.
@@ -28,7 +58,13 @@ pub async fn page(State(console): State<Console>, operator: Operator) -> Respons
     let flagged: Vec<_> = list
         .sources
         .iter()
-        .filter(|s| s.warnings.iter().any(|w| unverified(w)))
+        .filter(|s| state(s) == VerificationState::Disabled)
+        .map(|s| s.name.clone())
+        .collect();
+    let refusing: Vec<_> = list
+        .sources
+        .iter()
+        .filter(|s| state(s) == VerificationState::NotConfigured)
         .map(|s| s.name.clone())
         .collect();
     let body = html! {
@@ -37,6 +73,13 @@ pub async fn page(State(console): State<Console>, operator: Operator) -> Respons
                 p { strong { "Verification is switched off for: " (flagged.join(", ")) } }
                 p { "Anyone who can reach the webhook endpoint can inject events into these sources. "
                     "Configure their verification secrets before exposing them." }
+            }
+        }
+        @if !refusing.is_empty() {
+            div class="flash warning" role="status" id="not-configured" {
+                p { strong { "Verification is not configured for: " (refusing.join(", ")) } }
+                p { "Every webhook to these sources is refused (401) until their "
+                    code { "verification.secrets" } " are set." }
             }
         }
         @if !list.load_failures.is_empty() {
@@ -53,23 +96,21 @@ pub async fn page(State(console): State<Console>, operator: Operator) -> Respons
                         th scope="col" { "Source" }
                         th scope="col" { "Adapter" }
                         th scope="col" { "Version" }
+                        th scope="col" { "Verification" }
                         th scope="col" { "Start-up warnings" }
                     } }
                     tbody {
                         @for source in &list.sources {
-                            @let warned = !source.warnings.is_empty();
+                            @let warned = state(source) == VerificationState::Disabled;
                             tr class=[warned.then_some("warned")] data-source=(source.name) {
-                                th scope="row" {
-                                    (source.name)
-                                    @if source.warnings.iter().any(|w| unverified(w)) {
-                                        " " span class="badge bad" { "verification off" }
-                                    }
-                                }
+                                th scope="row" { (source.name) }
                                 td { (source.adapter) }
                                 td { (plugin(&source.adapter).and_then(|p| p.info.as_ref()).map(|i| i.version.as_str()).unwrap_or("—")) }
+                                td { (state_badge(source)) (secrets(source)) }
                                 td {
                                     @if source.warnings.is_empty() { "none" }
-                                    @for warning in &source.warnings { p class="warning-text" { (warning) } }
+                                    // Red only for a source that accepts unchecked webhooks.
+                                    @for warning in &source.warnings { p class=(if warned { "warning-text" } else { "warning-text mild" }) { (warning) } }
                                 }
                             }
                         }
@@ -151,16 +192,4 @@ pub async fn reload(State(console): State<Console>, action: Action) -> Response 
     tracing::info!(credential = %action.operator.principal.name, "console: adapters reloaded");
     console.inner.sessions.flash(&action.operator.key, flash);
     Redirect::to("/console/sources").into_response()
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn the_adapters_wording_of_verification_off_is_recognised() {
-        assert!(super::unverified(
-            "arcadia: webhook verification is switched off (verification.disabled = true): \
-             anyone who can reach the endpoint can inject events"
-        ));
-        assert!(!super::unverified("klavi: max_age_seconds is large"));
-    }
 }

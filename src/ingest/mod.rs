@@ -354,6 +354,11 @@ fn run_stages(
     let took = started.elapsed();
     // Adapters built before the timings existed: the whole call counts as normalize.
     let timings = result.as_ref().ok().and_then(|r| r.timings);
+    if let Some(secret) = result.as_ref().ok().and_then(|r| r.verified_by.as_ref())
+        && verify
+    {
+        metrics().verified_by(&source.name, secret);
+    }
     let (verify_took, normalize_took) = match timings {
         Some(t) => (
             Duration::from_nanos(t.verify_nanos),

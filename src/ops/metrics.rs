@@ -70,6 +70,58 @@ pub struct RejectLabels {
     pub reason: String,
 }
 
+/// A source's verification state, as its adapter instance reports it.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct VerificationLabels {
+    /// Source name.
+    pub source: String,
+    /// Adapter name.
+    pub adapter: String,
+    /// `on`, `not_configured`, `disabled` or `unknown` ([`verification_state_label`]).
+    pub state: String,
+}
+
+/// A configured verification secret of a source: its position and the operator's label, never
+/// the secret.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SecretLabels {
+    /// Source name.
+    pub source: String,
+    /// Position in the source's `verification.secrets`, from 0.
+    pub index: String,
+    /// The operator's label for it; empty when none (or not a valid label).
+    pub label: String,
+}
+
+impl SecretLabels {
+    /// Labels for `secret` of `source`. The adapter's label is kept only when it is a short
+    /// identifier (1 to 64 of `A-Z a-z 0-9 _ - . :`), so a plugin cannot put arbitrary text
+    /// (or a secret) into a label value.
+    pub fn new(source: &str, secret: &tributary_model::v1::SecretInfo) -> Self {
+        let label = &secret.label;
+        let valid = label.len() <= 64
+            && label
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"_-.:".contains(&b));
+        Self {
+            source: source.to_owned(),
+            index: secret.index.to_string(),
+            label: if valid { label.clone() } else { String::new() },
+        }
+    }
+}
+
+/// The label value of a [`tributary_model::v1::VerificationState`] (as its `i32`).
+pub fn verification_state_label(state: i32) -> &'static str {
+    use tributary_model::v1::VerificationState;
+    match VerificationState::try_from(state) {
+        Ok(VerificationState::On) => "on",
+        Ok(VerificationState::NotConfigured) => "not_configured",
+        Ok(VerificationState::Disabled) => "disabled",
+        _ => "unknown",
+    }
+}
+
 /// An adapter, for latency histograms.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct AdapterLabels {
@@ -163,6 +215,10 @@ pub struct Metrics {
     source_failure_ratio: Family<OnlySourceLabels, FloatGauge>,
     source_dead_letter_ratio: Family<OnlySourceLabels, FloatGauge>,
     source_out_of_expectation: Family<ExpectationLabels, Gauge>,
+    source_verification: Family<VerificationLabels, Gauge>,
+    secret_not_after: Family<SecretLabels, Gauge>,
+    /// Webhooks verified, by the configured secret that verified them.
+    pub webhooks_verified: Family<SecretLabels, Counter>,
 }
 
 static METRICS: LazyLock<Metrics> = LazyLock::new(Metrics::new);
@@ -200,6 +256,9 @@ impl Metrics {
             source_failure_ratio: Family::default(),
             source_dead_letter_ratio: Family::default(),
             source_out_of_expectation: Family::default(),
+            source_verification: Family::default(),
+            secret_not_after: Family::default(),
+            webhooks_verified: Family::default(),
             registry: Registry::default(),
             catalog: Vec::new(),
         };
@@ -355,9 +414,25 @@ impl Metrics {
         register(
             r,
             &mut catalog,
+            "tributary_source_verification",
+            "1 for each source's verification state as its adapter reports it: on, \
+             not_configured (every webhook refused), disabled (nothing checked) or unknown",
+            m.source_verification.clone(),
+        );
+        register(
+            r,
+            &mut catalog,
             "tributary_adapter_shadow_failures",
             "Webhooks a shadowed candidate adapter could not answer (panic, timeout, overload, error)",
             crate::sources::shadow::counters::FAILURES.clone(),
+        );
+        register(
+            r,
+            &mut catalog,
+            "tributary_verification_secret_not_after_seconds",
+            "Unix time until which a configured verification secret verifies (secrets with a \
+             not_after only), by source, position and label",
+            m.secret_not_after.clone(),
         );
         register(
             r,
@@ -386,6 +461,14 @@ impl Metrics {
             "tributary_source_out_of_expectation",
             "1 while the source is out of a configured expectation ([sources.X.expect]), else 0",
             m.source_out_of_expectation.clone(),
+        );
+        register(
+            r,
+            &mut catalog,
+            "tributary_webhooks_verified",
+            "Webhooks verified, by source and the position and label of the configured secret \
+             that verified them (never the secret)",
+            m.webhooks_verified.clone(),
         );
         Metrics {
             registry,
@@ -557,5 +640,31 @@ impl Metrics {
                 })
                 .set(i64::try_from(plugin.panics()).unwrap_or(i64::MAX));
         }
+        self.source_verification.clear();
+        self.secret_not_after.clear();
+        for source in sources.all().iter() {
+            let info = source.adapter.instance_info();
+            self.source_verification
+                .get_or_create(&VerificationLabels {
+                    source: source.name.clone(),
+                    adapter: source.adapter.plugin().info().name.clone(),
+                    state: verification_state_label(info.verification).to_owned(),
+                })
+                .set(1);
+            for secret in &info.secrets {
+                if let Some(end) = &secret.not_after {
+                    self.secret_not_after
+                        .get_or_create(&SecretLabels::new(&source.name, secret))
+                        .set(end.seconds);
+                }
+            }
+        }
+    }
+
+    /// Counts a webhook verified by `secret` of `source`.
+    pub fn verified_by(&self, source: &str, secret: &tributary_model::v1::SecretInfo) {
+        self.webhooks_verified
+            .get_or_create(&SecretLabels::new(source, secret))
+            .inc();
     }
 }

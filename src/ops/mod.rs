@@ -7,7 +7,7 @@ pub mod otlp_metrics;
 pub mod telemetry;
 
 use axum::Router;
-use axum::extract::State;
+use axum::extract::{RawQuery, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -16,6 +16,9 @@ use crate::app::App;
 use crate::error::ErrorCode;
 
 /// `/healthz` (the process runs) and `/readyz` (the log can write), for load balancers.
+/// `/readyz?verbose` also lists each check and each source's verification state, as its
+/// adapter reports it (on, not configured: all refused, off); only the log decides the
+/// status.
 pub fn health_router(app: App) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
@@ -32,27 +35,79 @@ pub fn metrics_router(app: App) -> Router {
 
 /// Ready while the log can write. Sources out of their expectations (`[sources.X.expect]`)
 /// are listed after "ready", one line each: a provider going quiet is worth a look, not a
-/// reason to take the instance out of rotation.
-async fn ready(State(app): State<App>) -> Response {
+/// reason to take the instance out of rotation. `?verbose` also lists each source's
+/// verification state.
+async fn ready(State(app): State<App>, RawQuery(query): RawQuery) -> Response {
+    let verbose = query.as_deref().is_some_and(|q| {
+        q.split('&')
+            .any(|p| p == "verbose" || p.starts_with("verbose="))
+    });
     match app.log.health() {
         Ok(()) => {
-            let mut body = "ready".to_owned();
-            let sources = app.sources.all();
-            let report = crate::health::tracker().report(sources.iter().map(|s| s.name.as_str()));
-            for health in report {
-                for violation in &health.violations {
-                    body.push_str(&format!(
-                        "\nsource {} out of expectation: {}",
-                        health.source, violation.detail
-                    ));
-                }
+            let mut body = if verbose {
+                details(&app, "[+] log ok").trim_end().to_owned()
+            } else {
+                "ready".to_owned()
+            };
+            for line in out_of_expectation(&app) {
+                body.push('\n');
+                body.push_str(&line);
+            }
+            if verbose {
+                body.push('\n');
             }
             (StatusCode::OK, body).into_response()
         }
         Err(reason) => {
-            ErrorCode::StorageUnavailable.problem(&format!("event log cannot write: {reason}"))
+            let reason = format!("event log cannot write: {reason}");
+            if verbose {
+                let detail = details(&app, &format!("[-] log: {reason}"));
+                ErrorCode::StorageUnavailable.problem(&detail)
+            } else {
+                ErrorCode::StorageUnavailable.problem(&reason)
+            }
         }
     }
+}
+
+/// One line per expectation a source is out of.
+fn out_of_expectation(app: &App) -> Vec<String> {
+    let sources = app.sources.all();
+    let report = crate::health::tracker().report(sources.iter().map(|s| s.name.as_str()));
+    report
+        .iter()
+        .flat_map(|health| {
+            health.violations.iter().map(move |violation| {
+                format!(
+                    "source {} out of expectation: {}",
+                    health.source, violation.detail
+                )
+            })
+        })
+        .collect()
+}
+
+/// The `/readyz?verbose` lines: the log's line, then one per source with its verification
+/// state ("[+]" on, "[!]" not configured or unknown, "[-]" switched off), then the verdict.
+fn details(app: &App, log_line: &str) -> String {
+    let mut lines = vec![log_line.to_owned()];
+    for source in app.sources.all().iter() {
+        let state = source.adapter.instance_info().verification;
+        let (mark, text) = match metrics::verification_state_label(state) {
+            "on" => ("[+]", "verification on"),
+            "not_configured" => ("[!]", "verification not configured: all refused"),
+            "disabled" => ("[-]", "verification off: nothing is checked"),
+            _ => ("[!]", "verification unknown"),
+        };
+        lines.push(format!("{mark} source {}: {text}", source.name));
+    }
+    let verdict = if log_line.starts_with("[+]") {
+        "ready"
+    } else {
+        "not ready"
+    };
+    lines.push(verdict.to_owned());
+    lines.join("\n") + "\n"
 }
 
 async fn metrics_text(State(app): State<App>) -> Response {

@@ -17,6 +17,7 @@ mod adapters {
     mod reload;
     mod shadow;
     mod tutorial;
+    mod verification;
 }
 
 /// Each bundled provider's webhooks end to end: HTTP in, gRPC out.

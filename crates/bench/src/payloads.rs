@@ -252,16 +252,15 @@ durable = {durable}
 {engine}
 {http}[sources.arcadia]
 adapter = "arcadia"
-[sources.arcadia.config.verification.headers]
-X-Arcadia-Token = "{ARCADIA_TOKEN}"
+config = {{ verification = {{ secrets = ["{ARCADIA_TOKEN}"] }} }}
 
 [sources.finicity]
 adapter = "finicity"
-config = {{ secret = "{FINICITY_SECRET}" }}
+config = {{ verification = {{ secrets = ["{FINICITY_SECRET}"] }} }}
 
 [sources.klavi]
 adapter = "klavi"
-config = {{ secret_key = "{KLAVI_SECRET}" }}
+config = {{ verification = {{ secrets = ["{KLAVI_SECRET}"] }} }}
 "#
     )
 }

@@ -9,7 +9,7 @@
 
 use prost::bytes::Bytes;
 
-use crate::v1::{Rejection, StageTimings, UnmappedItem};
+use crate::v1::{Rejection, SecretInfo, StageTimings, UnmappedItem};
 
 /// `tributary.v1.AdapterResult` with its events left encoded.
 #[derive(Clone, PartialEq, prost::Message)]
@@ -20,6 +20,9 @@ pub struct EncodedAdapterResult {
     /// How long each stage took inside the adapter (`AdapterResult.timings`).
     #[prost(message, optional, tag = "3")]
     pub timings: Option<StageTimings>,
+    /// Which configured secret verified the webhook (`AdapterResult.verified_by`).
+    #[prost(message, optional, tag = "4")]
+    pub verified_by: Option<SecretInfo>,
 }
 
 /// `AdapterResult.outcome`, with the normalized result's events left encoded.
@@ -76,10 +79,16 @@ mod tests {
                 verify_nanos: 1,
                 normalize_nanos: 2,
             }),
+            verified_by: Some(SecretInfo {
+                index: 1,
+                label: "2026-12".into(),
+                not_after: None,
+            }),
         };
         let bytes = Bytes::from(result.encode_to_vec());
         let encoded = EncodedAdapterResult::decode(bytes.clone()).expect("decodes");
         assert_eq!(encoded.timings, result.timings);
+        assert_eq!(encoded.verified_by, result.verified_by);
         let Some(EncodedOutcome::Normalized(normalized)) = encoded.outcome else {
             panic!("not normalized");
         };

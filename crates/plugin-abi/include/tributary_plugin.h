@@ -6,6 +6,9 @@
  *   uint32_t tributary_abi_version(void);               -- returns TRIBUTARY_ABI_VERSION
  * handle() gets the request as a RequestView of host memory (valid during the call) and
  * returns an encoded tributary.v1.AdapterResult (proto/tributary/v1/plugin.proto).
+ * instance_info() is optional (NULL, or left out of an older, smaller table): it returns an
+ * encoded tributary.v1.InstanceInfo, how an instance verifies webhooks (on, not configured,
+ * switched off) and its secrets' positions, labels and not_after, never their values.
  * Every buffer a plugin returns is freed by the host calling the plugin's own free_buffer.
  * handle() is called concurrently from many threads: instances must be immutable.
  */
@@ -131,6 +134,10 @@ typedef void (*FreeBufferFn)(struct PluginBuffer buffer);
 typedef void (*DestroyFn)(void *instance);
 
 // The function table a plugin exports (ABI v2).
+//
+// The table only grows at its end, with optional (nullable) functions: a plugin says how much
+// of it it knows in `size`. A host reads the fields that fit in `size` and treats the others
+// as null; tables smaller than [`TABLE_V2_MIN_SIZE`] are refused.
 typedef struct AdapterVTableV2 {
   // Must equal [`ABI_VERSION`].
   uint32_t abi_version;
@@ -141,6 +148,11 @@ typedef struct AdapterVTableV2 {
   HandleFn handle;
   FreeBufferFn free_buffer;
   DestroyFn destroy;
+  // Optional (null, or beyond `size` in tables built before it): the host then reports the
+  // instance's verification state as unknown.
+  // Same signature as [`InstanceInfoFn`] (spelled out so the C header shows a nullable
+  // function pointer).
+  int32_t (*instance_info)(const void *instance, struct PluginBuffer *out);
 } AdapterVTableV2;
 
 // Signature of the entry symbol [`ENTRY_SYMBOL`].
@@ -148,5 +160,10 @@ typedef const struct AdapterVTableV2 *(*EntryFn)(void);
 
 // Signature of [`ABI_VERSION_SYMBOL`].
 typedef uint32_t (*AbiVersionFn)(void);
+
+// Writes the encoded `tributary.v1.InstanceInfo` of `instance` (how its source verifies
+// webhooks: on, not configured, switched off; the configured secrets' positions, labels and
+// expiry, never their values) to `out`. Called once, after `create`.
+typedef int32_t (*InstanceInfoFn)(const void *instance, struct PluginBuffer *out);
 
 #endif  /* TRIBUTARY_PLUGIN_H */

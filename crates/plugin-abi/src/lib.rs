@@ -161,6 +161,12 @@ pub type HandleFn = unsafe extern "C" fn(
     out: *mut PluginBuffer,
 ) -> i32;
 
+/// Writes the encoded `tributary.v1.InstanceInfo` of `instance` (how its source verifies
+/// webhooks: on, not configured, switched off; the configured secrets' positions, labels and
+/// expiry, never their values) to `out`. Called once, after `create`.
+pub type InstanceInfoFn =
+    unsafe extern "C" fn(instance: *const c_void, out: *mut PluginBuffer) -> i32;
+
 /// Frees a buffer this plugin returned.
 pub type FreeBufferFn = unsafe extern "C" fn(buffer: PluginBuffer);
 
@@ -168,6 +174,10 @@ pub type FreeBufferFn = unsafe extern "C" fn(buffer: PluginBuffer);
 pub type DestroyFn = unsafe extern "C" fn(instance: *mut c_void);
 
 /// The function table a plugin exports (ABI v2).
+///
+/// The table only grows at its end, with optional (nullable) functions: a plugin says how much
+/// of it it knows in `size`. A host reads the fields that fit in `size` and treats the others
+/// as null; tables smaller than [`TABLE_V2_MIN_SIZE`] are refused.
 #[repr(C)]
 pub struct AdapterVTableV2 {
     /// Must equal [`ABI_VERSION`].
@@ -179,7 +189,16 @@ pub struct AdapterVTableV2 {
     pub handle: HandleFn,
     pub free_buffer: FreeBufferFn,
     pub destroy: DestroyFn,
+    /// Optional (null, or beyond `size` in tables built before it): the host then reports the
+    /// instance's verification state as unknown.
+    /// Same signature as [`InstanceInfoFn`] (spelled out so the C header shows a nullable
+    /// function pointer).
+    pub instance_info:
+        Option<unsafe extern "C" fn(instance: *const c_void, out: *mut PluginBuffer) -> i32>,
 }
+
+/// The size of the first ABI v2 table (up to `destroy`): the smallest table a host accepts.
+pub const TABLE_V2_MIN_SIZE: u32 = core::mem::offset_of!(AdapterVTableV2, instance_info) as u32;
 
 /// Signature of the entry symbol [`ENTRY_SYMBOL`].
 pub type EntryFn = unsafe extern "C" fn() -> *const AdapterVTableV2;

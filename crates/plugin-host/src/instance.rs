@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use prost::Message;
 use prost::bytes::Bytes;
 use tributary_model::plugin_wire::EncodedAdapterResult;
-use tributary_model::v1::{AdapterResult, Header, WebhookRequest};
+use tributary_model::v1::{AdapterResult, Header, InstanceInfo, WebhookRequest};
 use tributary_plugin_abi::{
     ByteSlice, HeaderView, PluginBuffer, REQUEST_HAS_RECEIVED_AT, REQUEST_SKIP_VERIFICATION,
     RequestView, STATUS_OK, STATUS_PANIC,
@@ -105,6 +105,8 @@ pub struct AdapterInstance {
     plugin: Arc<Plugin>,
     instance: *mut c_void,
     warnings: Vec<String>,
+    /// What the instance reported about its configuration (verification state, secrets).
+    info: InstanceInfo,
     /// Calls running now, including those whose caller stopped waiting.
     in_flight: AtomicUsize,
     max_in_flight: usize,
@@ -164,10 +166,12 @@ impl AdapterInstance {
             .filter(|l| !l.trim().is_empty())
             .map(str::to_owned)
             .collect();
+        let info = instance_info(&plugin, instance);
         Ok(Self {
             plugin,
             instance,
             warnings,
+            info,
             in_flight: AtomicUsize::new(0),
             max_in_flight: usize::MAX,
         })
@@ -202,6 +206,13 @@ impl AdapterInstance {
     /// Start-up warnings the adapter gave for this configuration.
     pub fn warnings(&self) -> &[String] {
         &self.warnings
+    }
+
+    /// How this instance verifies webhooks and its secrets (position, label, `not_after`), as
+    /// it reported them; the default (verification state unspecified) when its plugin has no
+    /// `instance_info` function (built before it) or the call failed.
+    pub fn instance_info(&self) -> &InstanceInfo {
+        &self.info
     }
 
     /// The plugin this instance runs on.
@@ -288,6 +299,26 @@ impl AdapterInstance {
             }),
         }
     }
+}
+
+/// Asks a new instance what it reports about itself; the default when it cannot say.
+fn instance_info(plugin: &Plugin, instance: *mut c_void) -> InstanceInfo {
+    let vtable = plugin.vtable();
+    let Some(describe) = vtable.instance_info else {
+        return InstanceInfo::default();
+    };
+    let mut out = PluginBuffer::EMPTY;
+    // SAFETY: ABI v2 contract: the instance is alive and `out` is freed by this plugin.
+    let status = unsafe { describe(instance, &mut out) };
+    // SAFETY: `out` was written by this plugin.
+    let bytes = unsafe { take_buffer(vtable, out) };
+    if status != STATUS_OK {
+        if status == STATUS_PANIC {
+            plugin.count_panic();
+        }
+        return InstanceInfo::default();
+    }
+    InstanceInfo::decode(bytes.as_slice()).unwrap_or_default()
 }
 
 /// A decoding of the plugin's answer (`tributary.v1.AdapterResult` bytes).

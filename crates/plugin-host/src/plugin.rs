@@ -10,7 +10,8 @@ use prost::Message;
 use tributary_model::v1::AdapterInfo;
 use tributary_plugin_abi::{
     ABI_VERSION, ABI_VERSION_SYMBOL, AbiVersionFn, AdapterVTableV2, CreateFn, DestroyFn,
-    ENTRY_SYMBOL, EntryFn, FreeBufferFn, HandleFn, InfoFn, PluginBuffer, STATUS_OK,
+    ENTRY_SYMBOL, EntryFn, FreeBufferFn, HandleFn, InfoFn, InstanceInfoFn, PluginBuffer, STATUS_OK,
+    TABLE_V2_MIN_SIZE,
 };
 
 use crate::buffer::take_buffer;
@@ -25,8 +26,9 @@ struct TableHeader {
     size: u32,
 }
 
-/// [`AdapterVTableV2`] as the plugin's memory may actually hold it: function pointers can be
-/// null (a C plugin that leaves one out). Same layout (`Option<fn>` is a nullable pointer).
+/// The first ABI v2 table ([`TABLE_V2_MIN_SIZE`] bytes), as the plugin's memory may actually
+/// hold it: function pointers can be null (a C plugin that leaves one out). Same layout as the
+/// start of [`AdapterVTableV2`] (`Option<fn>` is a nullable pointer).
 #[repr(C)]
 #[derive(Clone, Copy)]
 struct RawTableV2 {
@@ -39,14 +41,27 @@ struct RawTableV2 {
     destroy: Option<DestroyFn>,
 }
 
+/// The whole current table: the first one plus the optional functions added at its end.
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct RawTableV2Full {
+    base: RawTableV2,
+    instance_info: Option<InstanceInfoFn>,
+}
+
 const _: () = assert!(
-    size_of::<RawTableV2>() == size_of::<AdapterVTableV2>()
-        && align_of::<RawTableV2>() == align_of::<AdapterVTableV2>()
+    size_of::<RawTableV2Full>() == size_of::<AdapterVTableV2>()
+        && align_of::<RawTableV2Full>() == align_of::<AdapterVTableV2>()
+        && size_of::<RawTableV2>() == TABLE_V2_MIN_SIZE as usize
         && size_of::<TableHeader>() == 8
 );
 
 impl RawTableV2 {
-    fn checked(self, file: &Path) -> Result<AdapterVTableV2, LoadError> {
+    fn checked(
+        self,
+        file: &Path,
+        instance_info: Option<InstanceInfoFn>,
+    ) -> Result<AdapterVTableV2, LoadError> {
         let missing = |function| LoadError::IncompleteTable {
             file: file.to_path_buf(),
             function,
@@ -59,6 +74,7 @@ impl RawTableV2 {
             handle: self.handle.ok_or_else(|| missing("handle"))?,
             free_buffer: self.free_buffer.ok_or_else(|| missing("free_buffer"))?,
             destroy: self.destroy.ok_or_else(|| missing("destroy"))?,
+            instance_info,
         })
     }
 }
@@ -158,20 +174,27 @@ impl Plugin {
                 expected: ABI_VERSION,
             });
         }
-        let expected = size_of::<AdapterVTableV2>() as u32;
-        if header.size < expected {
+        if header.size < TABLE_V2_MIN_SIZE {
             return Err(LoadError::TableTooSmall {
                 file,
                 found: header.size,
-                expected,
+                expected: TABLE_V2_MIN_SIZE,
             });
         }
-        // SAFETY: the plugin declares ABI v2 and a table of at least `size_of::<AdapterVTableV2>()`
-        // bytes, so the whole v2 table is readable. It is copied by value without assuming
-        // alignment, into a type whose every bit pattern of a v2 table is valid (function
-        // pointers as `Option`); null ones are refused by `checked`.
-        let raw = unsafe { std::ptr::read_unaligned(table.cast::<RawTableV2>()) };
-        let vtable = raw.checked(&file)?;
+        // The table grows only at its end, with optional functions: a plugin built before one
+        // was added has a smaller table, and only what its `size` covers is read.
+        let vtable = if header.size as usize >= size_of::<RawTableV2Full>() {
+            // SAFETY: the plugin declares ABI v2 and a table at least as large as this host's,
+            // so all of it is readable. Copied by value without assuming alignment, into a
+            // type whose every bit pattern of a v2 table is valid (function pointers as
+            // `Option`); null required ones are refused by `checked`.
+            let raw = unsafe { std::ptr::read_unaligned(table.cast::<RawTableV2Full>()) };
+            raw.base.checked(&file, raw.instance_info)?
+        } else {
+            // SAFETY: as above, for the first v2 table (`TABLE_V2_MIN_SIZE` bytes, checked).
+            let raw = unsafe { std::ptr::read_unaligned(table.cast::<RawTableV2>()) };
+            raw.checked(&file, None)?
+        };
 
         let mut out = PluginBuffer::EMPTY;
         // SAFETY: ABI v2 contract: `info` writes a buffer this plugin frees.

@@ -18,6 +18,7 @@ impl Adapter for Panicking {
             provider: "Test".into(),
             description: "panics on bodies containing PANIC, sleeps on SLEEP (tests only)".into(),
             personal_data_fields: Vec::new(),
+            display_fields: Vec::new(),
         }
     }
 

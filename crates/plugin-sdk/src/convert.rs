@@ -549,6 +549,7 @@ mod tests {
                 ..Default::default()
             })),
             timings: None,
+            verified_by: None,
         }
     }
 

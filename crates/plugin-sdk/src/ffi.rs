@@ -11,7 +11,8 @@ use std::time::{Duration, Instant};
 
 use prost::Message;
 use tributary_model::v1::{
-    AdapterInfo, AdapterResult, Normalized, Stage, StageTimings, adapter_result::Outcome,
+    AdapterInfo, AdapterResult, Normalized, SecretInfo, Stage, StageTimings,
+    adapter_result::Outcome,
 };
 use tributary_plugin_abi::{
     ABI_VERSION, AdapterVTableV2, PluginBuffer, RequestView, STATUS_ERROR, STATUS_OK, STATUS_PANIC,
@@ -29,6 +30,7 @@ pub const fn vtable<A: Adapter>() -> AdapterVTableV2 {
         handle: handle::<A>,
         free_buffer,
         destroy: destroy::<A>,
+        instance_info: Some(instance_info::<A>),
     }
 }
 
@@ -73,16 +75,33 @@ unsafe extern "C" fn info<A: Adapter>(out: *mut PluginBuffer) -> i32 {
     unsafe { guarded(out, || Ok(adapter_info::<A>().encode_to_vec())) }
 }
 
-/// `A::info()` as the host receives it: personal-data field names lowercased, sorted and
-/// deduplicated (the proto promises lowercase names).
+/// `A::info()` as the host receives it: personal-data and display field names lowercased,
+/// sorted and deduplicated (the proto promises lowercase names).
 pub fn adapter_info<A: Adapter>() -> AdapterInfo {
     let mut info = A::info();
-    let fields = &mut info.personal_data_fields;
-    fields.iter_mut().for_each(|f| *f = f.trim().to_lowercase());
-    fields.retain(|f| !f.is_empty());
-    fields.sort();
-    fields.dedup();
+    for fields in [&mut info.personal_data_fields, &mut info.display_fields] {
+        fields.iter_mut().for_each(|f| *f = f.trim().to_lowercase());
+        fields.retain(|f| !f.is_empty());
+        fields.sort();
+        fields.dedup();
+    }
     info
+}
+
+unsafe extern "C" fn instance_info<A: Adapter>(
+    instance: *const c_void,
+    out: *mut PluginBuffer,
+) -> i32 {
+    let run = || -> Result<Vec<u8>, String> {
+        if instance.is_null() {
+            return Err("null adapter instance".to_owned());
+        }
+        // SAFETY: `instance` came from `create::<A>` and is alive until `destroy`.
+        let adapter = unsafe { &*instance.cast::<A>() };
+        Ok(adapter.instance_info().encode_to_vec())
+    };
+    // SAFETY: forwarded from the host's contract.
+    unsafe { guarded(out, run) }
 }
 
 /// The JSON the host passes to `create`: the host context plus the source's `config` table.
@@ -145,12 +164,7 @@ unsafe extern "C" fn handle<A: Adapter>(
         // of the call (ABI v2); nothing here outlives the call.
         let request = unsafe { Request::from_view(&*request) }
             .map_err(|e| format!("invalid request: {e}"))?;
-        let (outcome, timings) = run_adapter_timed(adapter, &request);
-        Ok(AdapterResult {
-            outcome: Some(outcome),
-            timings: Some(timings),
-        }
-        .encode_to_vec())
+        Ok(run_adapter_timed(adapter, &request).encode_to_vec())
     };
     // SAFETY: forwarded from the host's contract.
     unsafe { guarded(out, run) }
@@ -160,26 +174,37 @@ unsafe extern "C" fn handle<A: Adapter>(
 /// one of the two only: `STAGE_VERIFY` answers a rejection or an empty [`Normalized`] after
 /// verification; `STAGE_NORMALIZE` skips verification (the host ran it in an earlier call).
 pub fn run_adapter<A: Adapter>(adapter: &A, request: &Request<'_>) -> Outcome {
-    run_adapter_timed(adapter, request).0
+    run_adapter_timed(adapter, request)
+        .outcome
+        .unwrap_or_else(|| Outcome::Normalized(Normalized::default()))
 }
 
-/// [`run_adapter`], with how long each stage took (the host traces both stages of one call).
-pub fn run_adapter_timed<A: Adapter>(
-    adapter: &A,
-    request: &Request<'_>,
-) -> (Outcome, StageTimings) {
+/// [`run_adapter`] as the host receives it: with how long each stage took (the host traces
+/// both stages of one call) and which configured secret verified the request.
+pub fn run_adapter_timed<A: Adapter>(adapter: &A, request: &Request<'_>) -> AdapterResult {
     let mut timings = StageTimings::default();
+    let mut verified_by: Option<SecretInfo> = None;
+    let answer = |outcome, timings, verified_by| AdapterResult {
+        outcome: Some(outcome),
+        timings: Some(timings),
+        verified_by,
+    };
     let stage = request.stage();
     if stage != Stage::Normalize && !request.skip_verification() {
         let started = Instant::now();
-        let verified = adapter.verify(request);
+        let verified = adapter.verify_secret(request);
         timings.verify_nanos = nanos(started.elapsed());
-        if let Err(rejection) = verified {
-            return (Outcome::Rejection(rejection), timings);
+        match verified {
+            Ok(secret) => verified_by = secret,
+            Err(rejection) => return answer(Outcome::Rejection(rejection), timings, None),
         }
     }
     if stage == Stage::Verify {
-        return (Outcome::Normalized(Normalized::default()), timings);
+        return answer(
+            Outcome::Normalized(Normalized::default()),
+            timings,
+            verified_by,
+        );
     }
     let started = Instant::now();
     let normalized = adapter.normalize(request);
@@ -188,7 +213,7 @@ pub fn run_adapter_timed<A: Adapter>(
         Ok(normalized) => Outcome::Normalized(normalized),
         Err(rejection) => Outcome::Rejection(rejection),
     };
-    (outcome, timings)
+    answer(outcome, timings, verified_by)
 }
 
 fn nanos(took: Duration) -> u64 {
@@ -279,6 +304,87 @@ mod tests {
         assert_eq!(events(run(b"no", Stage::Verify)), None);
         // The host verified in an earlier call: normalize alone.
         assert_eq!(events(run(b"no", Stage::Normalize)), Some(1));
+    }
+
+    /// Verifies with the SDK's secrets: "new" (label "n") or "old" (until second 100).
+    struct Rotating(crate::secrets::Secrets<String>);
+
+    impl Adapter for Rotating {
+        type Config = serde_json::Value;
+
+        fn info() -> AdapterInfo {
+            AdapterInfo::default()
+        }
+
+        fn new(_: Self::Config, _: &HostContext) -> Result<Self, String> {
+            let entries: crate::secrets::Verification = serde_json::from_value(serde_json::json!(
+                {"secrets": [{"secret": "new", "label": "n"},
+                             {"secret": "old", "not_after": "1970-01-01T00:01:40Z"}]}
+            ))
+            .map_err(|e| e.to_string())?;
+            crate::secrets::Secrets::new(entries.secrets, false, |s| Ok(s.to_owned())).map(Rotating)
+        }
+
+        fn instance_info(&self) -> tributary_model::v1::InstanceInfo {
+            self.0.instance_info()
+        }
+
+        fn verify_secret(&self, request: &Request<'_>) -> Result<Option<SecretInfo>, Rejection> {
+            let body = request.body();
+            let at = crate::secrets::request_time(request);
+            self.0
+                .find(&at, |key| {
+                    crate::verify::constant_time_eq(key.as_bytes(), body)
+                })
+                .map(Some)
+                .ok_or_else(|| reject::unauthenticated("no secret matches"))
+        }
+
+        fn verify(&self, request: &Request<'_>) -> Result<(), Rejection> {
+            self.verify_secret(request).map(drop)
+        }
+
+        fn normalize(&self, _: &Request<'_>) -> Result<Normalized, Rejection> {
+            Ok(Normalized::default())
+        }
+    }
+
+    #[test]
+    fn the_secret_that_verified_and_the_instance_info_reach_the_host() {
+        let adapter =
+            Rotating::new(serde_json::Value::Null, &HostContext::default()).expect("valid");
+        let run = |body: &[u8], seconds: i64| {
+            let request = WebhookRequest {
+                body: body.to_vec(),
+                received_at: Some(tributary_model::well_known::Timestamp { seconds, nanos: 0 }),
+                ..WebhookRequest::default()
+            };
+            let result = run_adapter_timed(&adapter, &Request::new(&request));
+            let rejected = matches!(result.outcome, Some(Outcome::Rejection(_)));
+            (rejected, result.verified_by.map(|s| (s.index, s.label)))
+        };
+        assert_eq!(run(b"new", 50), (false, Some((0, "n".to_owned()))));
+        assert_eq!(run(b"old", 100), (false, Some((1, String::new()))));
+        assert_eq!(run(b"old", 101), (true, None));
+        // Through the C boundary: the table's `instance_info` encodes the same value.
+        let table = vtable::<Rotating>();
+        let describe = table.instance_info.expect("instance_info is exported");
+        let mut out = PluginBuffer::EMPTY;
+        let instance: *const Rotating = &adapter;
+        // SAFETY: `instance` is a live `Rotating` for the call; `out` is freed below.
+        let status = unsafe { describe(instance.cast(), &mut out) };
+        assert_eq!(status, STATUS_OK);
+        // SAFETY: made by `into_buffer` in this library, read before it is freed.
+        let bytes = unsafe { std::slice::from_raw_parts(out.ptr, out.len) }.to_vec();
+        // SAFETY: `out` came from this library's `into_buffer` and is freed once.
+        unsafe { (table.free_buffer)(out) };
+        let info = tributary_model::v1::InstanceInfo::decode(bytes.as_slice()).expect("decodes");
+        assert_eq!(info, adapter.instance_info());
+        assert_eq!(
+            info.verification,
+            tributary_model::v1::VerificationState::On as i32
+        );
+        assert_eq!(info.secrets.len(), 2);
     }
 
     #[test]

@@ -28,6 +28,7 @@ pub mod ffi;
 pub mod lenient;
 pub mod personal_data;
 mod request;
+pub mod secrets;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod verify;
@@ -38,7 +39,7 @@ pub use tributary_plugin_abi as abi;
 
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
-use tributary_model::v1::{AdapterInfo, Normalized, Rejection};
+use tributary_model::v1::{AdapterInfo, InstanceInfo, Normalized, Rejection, SecretInfo};
 
 /// What the host tells an adapter instance when it creates it.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -62,7 +63,9 @@ pub trait Adapter: Sized + Send + Sync + 'static {
 
     /// Name, version and provider of this adapter, and `personal_data_fields`: the JSON key
     /// names of the provider's payloads that hold personal data, which the host redacts when it
-    /// shows raw bodies (dead letters). The SDK lowercases, sorts and deduplicates them.
+    /// shows raw bodies (dead letters); and `display_fields`: the JSON keys whose string values
+    /// are safe to show (ids, types, statuses), every other string value being masked there.
+    /// The SDK lowercases, sorts and deduplicates both.
     fn info() -> AdapterInfo;
 
     /// Builds an instance for one source. Errors are shown to the operator at start-up.
@@ -71,6 +74,22 @@ pub trait Adapter: Sized + Send + Sync + 'static {
     /// Start-up warnings for the operator (e.g. "verification is switched off").
     fn warnings(&self) -> Vec<String> {
         Vec::new()
+    }
+
+    /// How this instance verifies webhooks (on, not configured, switched off) and its secrets'
+    /// positions, labels and ends: a value the host shows, never read from a warning. An
+    /// adapter keeping [`secrets::Secrets`] returns [`secrets::Secrets::instance_info`]. The
+    /// default reports nothing (the host shows "unknown").
+    fn instance_info(&self) -> InstanceInfo {
+        InstanceInfo::default()
+    }
+
+    /// [`Adapter::verify`], also saying which configured secret verified the request (position
+    /// and label, never the value; `None` when none did, e.g. verification switched off). The
+    /// host counts webhooks per secret so an operator knows when an old one can go. The
+    /// default runs `verify` and names none.
+    fn verify_secret(&self, request: &Request<'_>) -> Result<Option<SecretInfo>, Rejection> {
+        self.verify(request).map(|()| None)
     }
 
     /// Checks the request is authentic (signature, shared header...). Runs before `normalize`.
@@ -137,6 +156,7 @@ pub mod prelude {
     };
     pub use crate::personal_data::{PersonalDataPolicy, Treatment};
     pub use crate::reject;
+    pub use crate::secrets::{self, SecretEntry, Secrets, Verification};
     pub use crate::verify;
     pub use crate::{Adapter, HostContext, Request, export_adapter, single_event};
     pub use tributary_model::v1::event::Payload;

@@ -4,13 +4,16 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 use tributary_plugin_sdk::personal_data::PersonalDataPolicy;
+use tributary_plugin_sdk::secrets::SecretEntry;
 
 /// Adapter configuration. Unknown keys are refused so typos surface at start-up.
 ///
 /// ```json
 /// {
 ///   "verification": {
-///     "headers": {"X-Arcadia-Token": "..."},
+///     "header": "X-Arcadia-Token",
+///     "secrets": [{"secret": "...", "label": "2026-12"},
+///                 {"secret": "...", "not_after": "2026-12-31T00:00:00Z"}],
 ///     "query": {"token": "..."},
 ///     "legacy_hmac": {"secret": "...", "tolerance_seconds": 300}
 ///   },
@@ -44,7 +47,16 @@ pub struct VerificationConfig {
     /// The same spelling as every other adapter: `"verification": {"disabled": true}`.
     #[serde(default)]
     pub disabled: bool,
-    /// Custom headers Arcadia is set up to send, name -> expected value.
+    /// The accepted values of the custom header Arcadia is set up to send (named by
+    /// `header`), each with an optional label and `not_after`: any one still valid verifies,
+    /// so an old and a new value overlap during a rotation.
+    #[serde(default)]
+    pub secrets: Vec<SecretEntry>,
+    /// The custom header the `secrets` are expected in (default `X-Arcadia-Token`).
+    #[serde(default)]
+    pub header: Option<String>,
+    /// Deprecated: custom headers, name -> expected value, every one required (still read,
+    /// with a start-up warning; `header` + `secrets` replace it).
     #[serde(default)]
     pub headers: BTreeMap<String, String>,
     /// Custom query parameters Arcadia is set up to send, name -> expected value.

@@ -18,6 +18,41 @@ pub use config::{Config, LegacyHmacConfig, VerificationConfig};
 /// addresses and site names, the e-mail addresses in `createdBy`/`lastModifiedBy`, uploaded
 /// file names and the download `token` (it grants access to an export). The host redacts them
 /// when it shows a raw body.
+/// Keys whose string values are safe to show an operator in a raw body (ids, event types,
+/// statuses, dates and codes); every other string value is masked there.
+pub const DISPLAY_FIELDS: &[&str] = &[
+    "id",
+    "eventtype",
+    "apiversion",
+    "accountid",
+    "credentialid",
+    "meterid",
+    "statementid",
+    "summaryaccountid",
+    "deletiontargetid",
+    "publisherprovideraccountid",
+    "status",
+    "statusdetail",
+    "resource",
+    "code",
+    "classification",
+    "providerclassification",
+    "servicetype",
+    "servicetypeclassification",
+    "dataingestionmethod",
+    "downloadmethod",
+    "transfermethod",
+    "currencycode",
+    "createdat",
+    "lastmodifiedat",
+    "discoveredat",
+    "statementdate",
+    "periodstartdate",
+    "periodenddate",
+    "duedate",
+    "correlationid",
+];
+
 pub const PERSONAL_DATA_FIELDS: &[&str] = &[
     "username",
     "username2",
@@ -61,6 +96,7 @@ impl Adapter for Arcadia {
                 "Arcadia Plug API webhooks (utility credentials, accounts, statements, meters)"
                     .into(),
             personal_data_fields: PERSONAL_DATA_FIELDS.iter().map(|f| (*f).into()).collect(),
+            display_fields: DISPLAY_FIELDS.iter().map(|f| (*f).into()).collect(),
         }
     }
 
@@ -77,8 +113,16 @@ impl Adapter for Arcadia {
         self.verifier.warnings()
     }
 
-    fn verify(&self, request: &Request<'_>) -> Result<(), Rejection> {
+    fn instance_info(&self) -> InstanceInfo {
+        self.verifier.instance_info()
+    }
+
+    fn verify_secret(&self, request: &Request<'_>) -> Result<Option<SecretInfo>, Rejection> {
         self.verifier.verify(request)
+    }
+
+    fn verify(&self, request: &Request<'_>) -> Result<(), Rejection> {
+        self.verifier.verify(request).map(drop)
     }
 
     fn normalize(&self, request: &Request<'_>) -> Result<Normalized, Rejection> {

@@ -2,8 +2,9 @@
 //! legacy HMAC signature (the 2022 API). Every configured check must pass.
 
 use tributary_plugin_sdk::Request;
-use tributary_plugin_sdk::model::v1::Rejection;
+use tributary_plugin_sdk::model::v1::{InstanceInfo, Rejection, SecretInfo, VerificationState};
 use tributary_plugin_sdk::reject;
+use tributary_plugin_sdk::secrets::{self, Secrets};
 use tributary_plugin_sdk::verify::{DISABLED_SWITCH, HmacKey, constant_time_eq, disabled_warning};
 
 use crate::config::VerificationConfig;
@@ -13,14 +14,25 @@ pub const TIMESTAMP_HEADER: &str = "Arc-Webhook-Timestamp";
 /// Header carrying the legacy hex HMAC-SHA256 of `"{timestamp}.{body}"`.
 pub const SIGNATURE_HEADER: &str = "Arc-Webhook-Signature";
 
+/// The header the custom token is expected in when `verification.header` is not set.
+pub const DEFAULT_TOKEN_HEADER: &str = "X-Arcadia-Token";
+
 /// The checks configured for a source, ready to run.
 pub struct Verifier {
+    /// The custom header's accepted values (`verification.secrets`), each with its position,
+    /// label and end: any one still valid verifies.
+    tokens: Secrets<Vec<u8>>,
+    /// The header the tokens are expected in.
+    token_header: String,
+    /// Deprecated `verification.headers`: every one must match.
     headers: Vec<(String, String)>,
     query: Vec<(String, String)>,
     /// The legacy HMAC key (prepared once) and the timestamp tolerance in seconds.
     hmac: Option<(HmacKey, u64)>,
     /// Switched off explicitly (`verification.disabled = true`): everything is accepted.
     disabled: bool,
+    /// Warnings about the configuration itself (deprecated keys).
+    config_warnings: Vec<String>,
 }
 
 impl Verifier {
@@ -43,7 +55,26 @@ impl Verifier {
             Some(h) => Some((HmacKey::new(h.secret.as_bytes()), h.tolerance_seconds)),
             None => None,
         };
+        let mut config_warnings = Vec::new();
+        if !config.headers.is_empty() {
+            config_warnings.push(secrets::deprecated_key_warning(
+                "arcadia",
+                "verification.headers",
+                "verification.secrets (with verification.header naming the header)",
+            ));
+        }
+        let token_header = config
+            .header
+            .unwrap_or_else(|| DEFAULT_TOKEN_HEADER.to_owned());
+        if token_header.trim().is_empty() {
+            return Err("verification.header must not be empty".into());
+        }
+        // `disabled` together with secrets is refused below with the other checks.
+        let tokens = Secrets::new(config.secrets, false, |token| Ok(token.as_bytes().to_vec()))?;
         let verifier = Self {
+            tokens,
+            token_header,
+            config_warnings,
             headers: config.headers.into_iter().collect(),
             query: config.query.into_iter().collect(),
             hmac,
@@ -51,8 +82,9 @@ impl Verifier {
         };
         if verifier.disabled && verifier.has_checks() {
             return Err(format!(
-                "{DISABLED_SWITCH} cannot be combined with verification.headers, \
-                 verification.query or verification.legacy_hmac: remove one of them"
+                "{DISABLED_SWITCH} cannot be combined with verification.secrets, \
+                 verification.headers, verification.query or verification.legacy_hmac: remove \
+                 one of them"
             ));
         }
         Ok(verifier)
@@ -60,22 +92,45 @@ impl Verifier {
 
     /// Whether any check is configured.
     pub fn has_checks(&self) -> bool {
-        !self.headers.is_empty() || !self.query.is_empty() || self.hmac.is_some()
+        !self.tokens.is_empty()
+            || !self.headers.is_empty()
+            || !self.query.is_empty()
+            || self.hmac.is_some()
+    }
+
+    /// On (a check is configured), not configured (every webhook refused) or switched off.
+    pub fn state(&self) -> VerificationState {
+        if self.disabled {
+            VerificationState::Disabled
+        } else if self.has_checks() {
+            VerificationState::On
+        } else {
+            VerificationState::NotConfigured
+        }
+    }
+
+    /// How this source verifies, for the host: the state and the header tokens.
+    pub fn instance_info(&self) -> InstanceInfo {
+        InstanceInfo {
+            verification: self.state() as i32,
+            secrets: self.tokens.infos(),
+        }
     }
 
     /// Start-up warnings about the configured checks.
     pub fn warnings(&self) -> Vec<String> {
-        let mut warnings = Vec::new();
+        let mut warnings = self.config_warnings.clone();
+        warnings.extend(self.tokens.expired_warnings("arcadia", &secrets::now()));
         if self.disabled {
             warnings.push(disabled_warning("arcadia"));
         } else if !self.has_checks() {
             warnings.push(format!(
                 "arcadia: webhook verification is not configured: every webhook is rejected \
-                 (401) until verification.headers and/or verification.query (the custom webhook \
-                 parameters agreed with Arcadia) or verification.legacy_hmac is set, or \
+                 (401) until verification.secrets (the custom header's values agreed with \
+                 Arcadia), verification.query or verification.legacy_hmac is set, or \
                  verification is switched off with {DISABLED_SWITCH}"
             ));
-        } else if self.headers.is_empty() && self.hmac.is_none() {
+        } else if self.tokens.is_empty() && self.headers.is_empty() && self.hmac.is_none() {
             warnings.push(
                 "arcadia: verification relies on query parameters only; they may appear in \
                  proxy access logs, prefer a custom header"
@@ -85,16 +140,34 @@ impl Verifier {
         warnings
     }
 
-    /// Runs every configured check. Reasons name the failing check, never a value. Without
-    /// any check every request is rejected, unless verification is switched off.
-    pub fn verify(&self, request: &Request<'_>) -> Result<(), Rejection> {
+    /// Runs every configured check; says which header token verified (when tokens are
+    /// configured). Reasons name the failing check, never a value. Without any check every
+    /// request is rejected, unless verification is switched off.
+    pub fn verify(&self, request: &Request<'_>) -> Result<Option<SecretInfo>, Rejection> {
         if self.disabled {
-            return Ok(());
+            return Ok(None);
         }
         if !self.has_checks() {
             return Err(reject::unauthenticated(
                 "verification is not configured for this source",
             ));
+        }
+        let mut verified_by = None;
+        if !self.tokens.is_empty() {
+            let name = &self.token_header;
+            let actual = request
+                .header(name)
+                .ok_or_else(|| reject::unauthenticated(format!("missing header `{name}`")))?;
+            let at = secrets::request_time(request);
+            let token = self
+                .tokens
+                .find(&at, |token| constant_time_eq(actual.as_bytes(), token))
+                .ok_or_else(|| {
+                    reject::unauthenticated(format!(
+                        "header `{name}` does not match any secret valid at the receive time"
+                    ))
+                })?;
+            verified_by = Some(token);
         }
         for (name, expected) in &self.headers {
             let actual = request
@@ -119,7 +192,7 @@ impl Verifier {
         if let Some((secret, tolerance)) = &self.hmac {
             verify_legacy_hmac(request, secret, *tolerance)?;
         }
-        Ok(())
+        Ok(verified_by)
     }
 }
 
@@ -184,7 +257,9 @@ fn percent_decode(text: &str) -> Vec<u8> {
 mod tests {
     use super::*;
     use crate::config::LegacyHmacConfig;
+    use std::collections::BTreeMap;
     use tributary_plugin_sdk::model::v1::WebhookRequest;
+    use tributary_plugin_sdk::secrets::SecretEntry;
     use tributary_plugin_sdk::testing::{sign_hex, webhook};
 
     const NOW: i64 = 1_704_067_200;
@@ -205,9 +280,16 @@ mod tests {
                 .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
                 .collect()
         };
+        // One header: the current spelling (`header` + `secrets`).
+        assert!(headers.len() <= 1);
         Verifier::from_config(VerificationConfig {
             disabled: false,
-            headers: own(headers),
+            header: headers.first().map(|(name, _)| (*name).to_owned()),
+            secrets: headers
+                .iter()
+                .map(|(_, value)| SecretEntry::bare(*value))
+                .collect(),
+            headers: BTreeMap::new(),
             query: own(query),
             legacy_hmac: hmac.then(|| LegacyHmacConfig {
                 secret: "s3cret".into(),
@@ -215,6 +297,55 @@ mod tests {
             }),
         })
         .expect("valid config")
+    }
+
+    #[test]
+    fn the_old_headers_table_still_verifies_with_a_deprecation_warning() {
+        let v = Verifier::from_config(VerificationConfig {
+            headers: [("X-Token".to_owned(), "h".to_owned())].into(),
+            ..Default::default()
+        })
+        .expect("valid");
+        assert!(check(&v, &request(&[("X-Token", "h")], "")));
+        assert!(!check(&v, &request(&[("X-Token", "x")], "")));
+        assert_eq!(
+            v.warnings(),
+            vec![secrets::deprecated_key_warning(
+                "arcadia",
+                "verification.headers",
+                "verification.secrets (with verification.header naming the header)"
+            )]
+        );
+        assert_eq!(v.state(), VerificationState::On);
+    }
+
+    #[test]
+    fn rotation_each_token_verifies_until_its_not_after_and_is_named() {
+        let config: VerificationConfig = serde_json::from_value(serde_json::json!({
+            "secrets": [
+                {"secret": "old-token", "label": "old", "not_after": "2024-01-01T00:00:00Z"},
+                {"secret": "new-token", "label": "new"}
+            ]
+        }))
+        .expect("parses");
+        let v = Verifier::from_config(config).expect("valid");
+        let at = |token: &str, received: i64| {
+            let raw = webhook(BODY)
+                .header(DEFAULT_TOKEN_HEADER, token)
+                .received_at(received)
+                .build();
+            v.verify(&Request::new(&raw))
+                .map(|s| s.map(|s| (s.index, s.label)))
+                .map_err(|r| r.reason)
+        };
+        assert_eq!(at("old-token", NOW), Ok(Some((0, "old".to_owned()))));
+        assert_eq!(at("new-token", NOW), Ok(Some((1, "new".to_owned()))));
+        assert!(at("old-token", NOW + 1).is_err());
+        assert_eq!(at("new-token", NOW + 1), Ok(Some((1, "new".to_owned()))));
+        assert!(at("other", NOW).is_err());
+        let info = v.instance_info();
+        assert_eq!(info.verification, VerificationState::On as i32);
+        assert_eq!(info.secrets.len(), 2);
     }
 
     fn check(v: &Verifier, req: &WebhookRequest) -> bool {
@@ -271,6 +402,7 @@ mod tests {
     fn nothing_configured_rejects_everything_and_warns() {
         let v = verifier(&[], &[], false);
         assert!(!v.has_checks());
+        assert_eq!(v.state(), VerificationState::NotConfigured);
         let rejection = v.verify(&Request::new(&request(&[], ""))).unwrap_err();
         assert_eq!(
             rejection.kind,

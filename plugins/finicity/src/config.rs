@@ -2,7 +2,7 @@
 
 use serde::Deserialize;
 use tributary_plugin_sdk::personal_data::PersonalDataPolicy;
-use tributary_plugin_sdk::verify::VerificationSwitch;
+use tributary_plugin_sdk::secrets::Verification;
 
 /// The header Finicity (US) puts the body signature in.
 pub const DEFAULT_SIGNATURE_HEADER: &str = "X-Finicity-Signature";
@@ -11,25 +11,26 @@ pub const DEFAULT_SIGNATURE_HEADER: &str = "X-Finicity-Signature";
 ///
 /// ```toml
 /// [sources.finicity.config]
-/// secret = "partner-secret"
-/// signature_header = "X-Finicity-Signature"   # "X-Signature" for Mastercard AU
+/// verification = { secrets = [{ secret = "partner-secret", label = "2026-12" }] }
 /// # verification = { disabled = true }         # local testing only: accept unsigned webhooks
+/// signature_header = "X-Finicity-Signature"   # "X-Signature" for Mastercard AU
 /// personal_data = { default = "hash" }
 /// ```
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
-    /// The partner secret the signature is keyed with.
+    /// Deprecated spelling of one `verification.secrets` entry (still read, with a start-up
+    /// warning).
     #[serde(default)]
     pub secret: Option<String>,
     /// The header holding the signature.
     #[serde(default = "default_signature_header")]
     pub signature_header: String,
-    /// `{"disabled": true}` accepts unsigned requests (with a start-up warning); it cannot be
-    /// combined with a `secret`. Otherwise requests must carry the HMAC, and without a secret
-    /// every request is rejected.
+    /// `{"secrets": [...]}`: the partner secrets the signature is keyed with, each with an
+    /// optional label and `not_after` (rotation); without one every request is rejected.
+    /// `{"disabled": true}` accepts unsigned requests (with a start-up warning).
     #[serde(default)]
-    pub verification: VerificationSwitch,
+    pub verification: Verification,
     /// Treatment of personal data (field `account_number`).
     #[serde(default)]
     pub personal_data: PersonalDataPolicy,

@@ -23,6 +23,26 @@ const PING: &str = "ping";
 /// masked display form, its `name` and the customer's own `accountNickname`, and contact
 /// fields. `customerId`/`consumerId` are Finicity's opaque ids. The host redacts these keys
 /// when it shows a raw body.
+/// Keys whose string values are safe to show an operator in a raw body (ids, event types,
+/// statuses, codes); every other string value is masked there.
+pub const DISPLAY_FIELDS: &[&str] = &[
+    "eventid",
+    "eventtype",
+    "customerid",
+    "consumerid",
+    "institutionid",
+    "institutionloginid",
+    "reportid",
+    "portfolioid",
+    "loanapplicationid",
+    "status",
+    "type",
+    "code",
+    "currency",
+    "channel",
+    "marketsegment",
+];
+
 pub const PERSONAL_DATA_FIELDS: &[&str] = &[
     "number",
     "accountnumber",
@@ -53,6 +73,7 @@ impl Adapter for Finicity {
                           connections, MFA and accounts, signed with HMAC-SHA256."
                 .into(),
             personal_data_fields: PERSONAL_DATA_FIELDS.iter().map(|f| (*f).into()).collect(),
+            display_fields: DISPLAY_FIELDS.iter().map(|f| (*f).into()).collect(),
         }
     }
 
@@ -66,8 +87,16 @@ impl Adapter for Finicity {
         self.verifier.warnings()
     }
 
-    fn verify(&self, request: &Request<'_>) -> Result<(), Rejection> {
+    fn instance_info(&self) -> InstanceInfo {
+        self.verifier.instance_info()
+    }
+
+    fn verify_secret(&self, request: &Request<'_>) -> Result<Option<SecretInfo>, Rejection> {
         self.verifier.verify(request)
+    }
+
+    fn verify(&self, request: &Request<'_>) -> Result<(), Rejection> {
+        self.verifier.verify(request).map(drop)
     }
 
     fn normalize(&self, request: &Request<'_>) -> Result<Normalized, Rejection> {

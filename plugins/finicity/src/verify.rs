@@ -1,7 +1,8 @@
 //! Request authentication: `X-Finicity-Signature` (configurable name) is the lowercase hex
 //! HMAC-SHA256 of the raw request body, keyed with the partner secret.
 
-use tributary_plugin_sdk::model::v1::Rejection;
+use tributary_plugin_sdk::model::v1::{InstanceInfo, Rejection, SecretInfo, VerificationState};
+use tributary_plugin_sdk::secrets::{self, Secrets};
 use tributary_plugin_sdk::verify::DISABLED_SWITCH;
 use tributary_plugin_sdk::{Request, reject, verify};
 
@@ -10,65 +11,78 @@ use crate::config::Config;
 /// Length of a hex-encoded SHA-256 MAC.
 const SIGNATURE_HEX_LEN: usize = 64;
 
-/// Checks requests against the configured scheme. Immutable after start-up.
-#[derive(Debug, Clone)]
-pub enum Verifier {
-    /// Check the HMAC in `header` with `secret`.
-    Hmac {
-        /// The partner secret (never empty), prepared once.
-        secret: verify::HmacKey,
-        /// The header name (matched case-insensitively).
-        header: String,
-    },
-    /// Verification is on but no secret is configured: every request is refused.
-    NoSecret,
-    /// Verification is switched off explicitly.
-    Off,
+/// Checks requests against the configured secrets. Immutable after start-up.
+#[derive(Debug)]
+pub struct Verifier {
+    /// The partner secrets (never empty), prepared once, each with its position, label and
+    /// end; none (every request refused) or switched off.
+    secrets: Secrets<verify::HmacKey>,
+    /// The header name (matched case-insensitively).
+    header: String,
+    /// Warnings about the configuration itself (deprecated keys).
+    config_warnings: Vec<String>,
 }
 
 impl Verifier {
-    /// Builds the verifier from the config. Fails on an empty header name, and on a secret
-    /// together with `verification.disabled = true` (which one did the operator mean?).
+    /// Builds the verifier from the config. Fails on an empty header name, on secrets together
+    /// with `verification.disabled = true` (which one did the operator mean?) and on `secret`
+    /// together with `verification.secrets`.
     pub fn from_config(config: &Config) -> Result<Self, String> {
         let header = config.signature_header.trim();
         if header.is_empty() {
             return Err("signature_header must not be empty".into());
         }
-        let secret = config.secret.as_deref().unwrap_or_default();
-        Ok(match (config.verification.disabled, secret.is_empty()) {
-            (true, true) => Verifier::Off,
-            (true, false) => {
-                return Err(format!(
-                    "{DISABLED_SWITCH} cannot be combined with a secret: remove one of them"
-                ));
-            }
-            (false, true) => Verifier::NoSecret,
-            (false, false) => Verifier::Hmac {
-                secret: verify::HmacKey::new(secret.as_bytes()),
-                header: header.to_owned(),
-            },
+        let mut config_warnings = Vec::new();
+        let legacy = config.secret.clone().filter(|secret| !secret.is_empty());
+        let entries = secrets::merge_legacy(
+            "finicity",
+            config.verification.secrets.clone(),
+            "secret",
+            legacy,
+            &mut config_warnings,
+        )?;
+        let secrets = Secrets::new(entries, config.verification.disabled, |secret| {
+            Ok(verify::HmacKey::new(secret.as_bytes()))
+        })?;
+        Ok(Self {
+            secrets,
+            header: header.to_owned(),
+            config_warnings,
         })
+    }
+
+    /// How this source verifies, for the host.
+    pub fn instance_info(&self) -> InstanceInfo {
+        self.secrets.instance_info()
     }
 
     /// Start-up warnings about this verifier.
     pub fn warnings(&self) -> Vec<String> {
-        match self {
-            Verifier::Hmac { .. } => Vec::new(),
-            Verifier::NoSecret => vec![format!(
-                "finicity: no secret configured: every webhook is rejected (401) until `secret` \
-                 is set (or verification is switched off explicitly with {DISABLED_SWITCH})"
-            )],
-            Verifier::Off => vec![verify::disabled_warning("finicity")],
+        let mut warnings = self.config_warnings.clone();
+        match self.secrets.state() {
+            VerificationState::NotConfigured => warnings.push(format!(
+                "finicity: no secret configured: every webhook is rejected (401) until \
+                 verification.secrets lists the partner secret (or verification is switched \
+                 off explicitly with {DISABLED_SWITCH})"
+            )),
+            VerificationState::Disabled => warnings.push(verify::disabled_warning("finicity")),
+            _ => {}
         }
+        warnings.extend(self.secrets.expired_warnings("finicity", &secrets::now()));
+        warnings
     }
 
-    /// Accepts the request or says why not (the reason is only logged).
-    pub fn verify(&self, request: &Request<'_>) -> Result<(), Rejection> {
-        let (secret, header) = match self {
-            Verifier::Off => return Ok(()),
-            Verifier::NoSecret => return Err(reject::unauthenticated("no secret configured")),
-            Verifier::Hmac { secret, header } => (secret, header),
-        };
+    /// Accepts the request, saying which secret verified it, or says why not (the reason is
+    /// only logged).
+    pub fn verify(&self, request: &Request<'_>) -> Result<Option<SecretInfo>, Rejection> {
+        match self.secrets.state() {
+            VerificationState::Disabled => return Ok(None),
+            VerificationState::NotConfigured => {
+                return Err(reject::unauthenticated("no secret configured"));
+            }
+            _ => {}
+        }
+        let header = &self.header;
         let signature = request
             .header(header)
             .map(str::trim)
@@ -80,13 +94,17 @@ impl Verifier {
                 "malformed {header}: expected {SIGNATURE_HEX_LEN} hex characters"
             )));
         }
-        if secret.matches_hex(&[request.body()], signature) {
-            Ok(())
-        } else {
-            Err(reject::unauthenticated(format!(
-                "{header} does not match the body"
-            )))
-        }
+        let at = secrets::request_time(request);
+        self.secrets
+            .find(&at, |secret| {
+                secret.matches_hex(&[request.body()], signature)
+            })
+            .map(Some)
+            .ok_or_else(|| {
+                reject::unauthenticated(format!(
+                    "{header} does not match the body with any secret valid at the receive time"
+                ))
+            })
     }
 }
 
@@ -114,7 +132,7 @@ mod tests {
 
     fn check(v: &Verifier, headers: &[(&str, &str)], body: &[u8]) -> Result<(), String> {
         let raw = request(headers, body);
-        v.verify(&Request::new(&raw)).map_err(|r| {
+        v.verify(&Request::new(&raw)).map(drop).map_err(|r| {
             assert_eq!(r.kind, RejectionKind::Unauthenticated as i32);
             r.reason
         })
@@ -122,7 +140,7 @@ mod tests {
 
     #[test]
     fn correct_signature_passes_in_either_case() {
-        let v = verifier(json!({"secret": "s3cret"}));
+        let v = verifier(json!({"verification": {"secrets": ["s3cret"]}}));
         let sig = sign("s3cret", BODY);
         assert_eq!(check(&v, &[("X-Finicity-Signature", &sig)], BODY), Ok(()));
         let upper = sig.to_uppercase();
@@ -193,6 +211,48 @@ mod tests {
         // An empty secret is no secret: still just "off".
         let v = verifier(json!({"verification": {"disabled": true}, "secret": ""}));
         assert_eq!(check(&v, &[], BODY), Ok(()));
+    }
+
+    #[test]
+    fn the_old_secret_key_still_verifies_with_a_deprecation_warning() {
+        let v = verifier(json!({"secret": "s3cret"}));
+        let sig = sign("s3cret", BODY);
+        assert_eq!(check(&v, &[("X-Finicity-Signature", &sig)], BODY), Ok(()));
+        assert_eq!(
+            v.warnings(),
+            vec![secrets::deprecated_key_warning(
+                "finicity",
+                "secret",
+                "verification.secrets"
+            )]
+        );
+        let both: Config =
+            serde_json::from_value(json!({"secret": "s", "verification": {"secrets": ["n"]}}))
+                .expect("parses");
+        assert!(Verifier::from_config(&both).is_err());
+    }
+
+    #[test]
+    fn rotation_each_secret_verifies_until_its_not_after() {
+        let v = verifier(json!({"verification": {"secrets": [
+            {"secret": "old", "label": "old", "not_after": "2024-01-01T00:00:00Z"},
+            {"secret": "new", "label": "new"},
+        ]}}));
+        let at = |received: i64, secret: &str| {
+            let raw = webhook(BODY)
+                .header("X-Finicity-Signature", &sign(secret, BODY))
+                .received_at(received)
+                .build();
+            v.verify(&Request::new(&raw))
+                .map(|s| s.map(|s| (s.index, s.label)))
+                .map_err(|r| r.reason)
+        };
+        let end = 1_704_067_200; // 2024-01-01T00:00:00Z
+        assert_eq!(at(end, "old"), Ok(Some((0, "old".to_owned()))));
+        assert_eq!(at(end, "new"), Ok(Some((1, "new".to_owned()))));
+        assert!(at(end + 1, "old").is_err());
+        assert_eq!(at(end + 1, "new"), Ok(Some((1, "new".to_owned()))));
+        assert_eq!(v.instance_info().verification, VerificationState::On as i32);
     }
 
     #[test]

@@ -11,9 +11,26 @@ fn create(config: serde_json::Value) -> Result<AdapterInstance, String> {
 #[test]
 fn configured_secret_starts_without_warnings() {
     let instance =
-        create(json!({"secret": "s", "signature_header": "X-Signature"})).expect("starts");
+        create(json!({"verification": {"secrets": ["s"]}, "signature_header": "X-Signature"}))
+            .expect("starts");
     assert!(instance.warnings().is_empty(), "{:?}", instance.warnings());
     assert_eq!(instance.plugin().info().name, "finicity");
+    assert_eq!(
+        instance.instance_info().verification,
+        tributary_plugin_sdk::model::v1::VerificationState::On as i32
+    );
+}
+
+#[test]
+fn the_old_secret_key_starts_with_a_deprecation_warning() {
+    let instance = create(json!({"secret": "s"})).expect("starts");
+    assert_eq!(
+        instance.warnings(),
+        [
+            "finicity: the config key `secret` is deprecated and still read: move its value to \
+          `verification.secrets`"
+        ]
+    );
 }
 
 #[test]
@@ -49,6 +66,8 @@ fn bad_config_is_refused_at_start_up() {
         json!({"verification": "off"}),
         json!({"verification": "none"}),
         json!({"secret": "s", "verification": {"disabled": true}}),
+        json!({"secret": "s", "verification": {"secrets": ["n"]}}),
+        json!({"verification": {"secrets": [{"secret": "s", "not_after": "soon"}]}}),
         json!({"secret": "s", "signature_header": ""}),
         json!({"secret": "s", "personal_data": {"default": "encrypt"}}),
     ] {

@@ -2,7 +2,7 @@
 
 use serde::Deserialize;
 use tributary_plugin_sdk::personal_data::PersonalDataPolicy;
-use tributary_plugin_sdk::verify::VerificationSwitch;
+use tributary_plugin_sdk::secrets::Verification;
 
 /// Default header carrying the hex HMAC-SHA256 of the body.
 pub const DEFAULT_SIGNATURE_HEADER: &str = "X-Klavi-Signature";
@@ -14,7 +14,8 @@ pub const DEFAULT_MAX_AGE_SECONDS: u64 = 300;
 /// Configuration of one Klavi source.
 ///
 /// ```json
-/// {"secret_key": "...", "signature_header": "X-Klavi-Signature",
+/// {"verification": {"secrets": [{"secret": "...", "label": "2026-12"}]},
+///  "signature_header": "X-Klavi-Signature",
 ///  "timestamp_header": "X-Klavi-Timestamp", "max_age_seconds": 300,
 ///  "require_timestamp": true, "personal_data": {"default": "hash"}}
 /// ```
@@ -23,8 +24,8 @@ pub const DEFAULT_MAX_AGE_SECONDS: u64 = 300;
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
-    /// The partner's Klavi secretKey. Without it every request is refused, unless verification
-    /// is switched off.
+    /// Deprecated spelling of one `verification.secrets` entry (still read, with a start-up
+    /// warning).
     #[serde(default)]
     pub secret_key: Option<String>,
     /// Header holding the signature.
@@ -42,10 +43,11 @@ pub struct Config {
     /// but with no freshness check, so a captured webhook can be replayed), with a warning.
     #[serde(default)]
     pub require_timestamp: Option<bool>,
-    /// `{"disabled": true}` accepts unsigned requests (with a start-up warning); it cannot be
-    /// combined with a `secret_key`.
+    /// `{"secrets": [...]}`: the partner's Klavi secretKeys, each with an optional label and
+    /// `not_after` (rotation). Without one every request is refused, unless switched off with
+    /// `{"disabled": true}` (accepts unsigned requests, with a start-up warning).
     #[serde(default)]
-    pub verification: VerificationSwitch,
+    pub verification: Verification,
     /// Treatment of `personal_tax_id` (CPF) and `business_tax_id` (CNPJ).
     #[serde(default)]
     pub personal_data: PersonalDataPolicy,
@@ -59,7 +61,7 @@ impl Default for Config {
             timestamp_header: default_timestamp_header(),
             max_age_seconds: DEFAULT_MAX_AGE_SECONDS,
             require_timestamp: None,
-            verification: VerificationSwitch::default(),
+            verification: Verification::default(),
             personal_data: PersonalDataPolicy::default(),
         }
     }

@@ -25,6 +25,26 @@ use crate::verify::Verifier;
 pub const PERSONAL_DATA_FIELDS: &[&str] =
     &["personaltaxid", "businesstaxid", "taxid", "cpf", "cnpj"];
 
+/// Keys whose string values are safe to show an operator in a raw body (ids, names of
+/// events and products, statuses, times); every other string value is masked there.
+pub const DISPLAY_FIELDS: &[&str] = &[
+    "eventid",
+    "eventname",
+    "eventtype",
+    "eventtime",
+    "apiversion",
+    "linkid",
+    "consentid",
+    "requestid",
+    "analysisid",
+    "createdat",
+    "expireat",
+    "status",
+    "product",
+    "failurereason",
+    "institutioncode",
+];
+
 /// One configured Klavi source.
 pub struct Klavi {
     verifier: Verifier,
@@ -43,6 +63,7 @@ impl Adapter for Klavi {
                           data products"
                 .into(),
             personal_data_fields: PERSONAL_DATA_FIELDS.iter().map(|f| (*f).into()).collect(),
+            display_fields: DISPLAY_FIELDS.iter().map(|f| (*f).into()).collect(),
         }
     }
 
@@ -56,8 +77,16 @@ impl Adapter for Klavi {
         self.verifier.warnings()
     }
 
-    fn verify(&self, request: &Request<'_>) -> Result<(), Rejection> {
+    fn instance_info(&self) -> InstanceInfo {
+        self.verifier.instance_info()
+    }
+
+    fn verify_secret(&self, request: &Request<'_>) -> Result<Option<SecretInfo>, Rejection> {
         self.verifier.verify(request)
+    }
+
+    fn verify(&self, request: &Request<'_>) -> Result<(), Rejection> {
+        self.verifier.verify(request).map(drop)
     }
 
     fn normalize(&self, request: &Request<'_>) -> Result<Normalized, Rejection> {

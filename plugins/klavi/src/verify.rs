@@ -11,41 +11,37 @@ use tributary_plugin_sdk::verify::DISABLED_SWITCH;
 use crate::config::Config;
 
 /// The verification settings of one source, resolved at start-up.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Verifier {
-    mode: Mode,
+    /// The HMAC keys (prepared once), each with its position, label and end; or none (refuse
+    /// everything), or switched off.
+    secrets: Secrets<verify::HmacKey>,
     signature_header: String,
     timestamp_header: String,
     max_age_seconds: u64,
     /// A request without the timestamp header is refused.
     require_timestamp: bool,
-}
-
-#[derive(Debug, Clone)]
-enum Mode {
-    /// Check the HMAC with this key (prepared once).
-    Hmac(verify::HmacKey),
-    /// HMAC asked for but no key configured: refuse everything.
-    MissingKey,
-    /// Explicitly switched off.
-    Off,
+    /// Warnings about the configuration itself (deprecated keys).
+    config_warnings: Vec<String>,
 }
 
 impl Verifier {
-    /// Builds the verifier from the source config. Refuses contradictions: a `secret_key` with
-    /// `verification.disabled = true`, `require_timestamp = true` with `max_age_seconds = 0`.
+    /// Builds the verifier from the source config. Refuses contradictions: secrets with
+    /// `verification.disabled = true`, `secret_key` with `verification.secrets`,
+    /// `require_timestamp = true` with `max_age_seconds = 0`.
     pub fn from_config(config: &Config) -> Result<Self, String> {
-        let key = config.secret_key.as_deref().unwrap_or_default();
-        let mode = match (config.verification.disabled, key.is_empty()) {
-            (true, true) => Mode::Off,
-            (true, false) => {
-                return Err(format!(
-                    "{DISABLED_SWITCH} cannot be combined with a secret_key: remove one of them"
-                ));
-            }
-            (false, true) => Mode::MissingKey,
-            (false, false) => Mode::Hmac(verify::HmacKey::new(key.as_bytes())),
-        };
+        let mut config_warnings = Vec::new();
+        let legacy = config.secret_key.clone().filter(|key| !key.is_empty());
+        let entries = secrets::merge_legacy(
+            "klavi",
+            config.verification.secrets.clone(),
+            "secret_key",
+            legacy,
+            &mut config_warnings,
+        )?;
+        let secrets = Secrets::new(entries, config.verification.disabled, |key| {
+            Ok(verify::HmacKey::new(key.as_bytes()))
+        })?;
         let checks_timestamp = config.max_age_seconds > 0;
         let require_timestamp = match config.require_timestamp {
             Some(true) if !checks_timestamp => {
@@ -59,48 +55,57 @@ impl Verifier {
             None => checks_timestamp,
         };
         Ok(Self {
-            mode,
+            secrets,
             signature_header: config.signature_header.clone(),
             timestamp_header: config.timestamp_header.clone(),
             max_age_seconds: config.max_age_seconds,
             require_timestamp,
+            config_warnings,
         })
+    }
+
+    /// How this source verifies, for the host.
+    pub fn instance_info(&self) -> InstanceInfo {
+        self.secrets.instance_info()
     }
 
     /// Start-up warnings for the operator.
     pub fn warnings(&self) -> Vec<String> {
-        let mut warnings = Vec::new();
-        match self.mode {
-            Mode::Off => warnings.push(verify::disabled_warning("klavi")),
-            Mode::MissingKey => warnings.push(format!(
-                "klavi: no secret_key configured: every webhook will be refused (401); set \
-                 secret_key, or {DISABLED_SWITCH} to switch verification off"
+        let mut warnings = self.config_warnings.clone();
+        match self.secrets.state() {
+            VerificationState::Disabled => warnings.push(verify::disabled_warning("klavi")),
+            VerificationState::NotConfigured => warnings.push(format!(
+                "klavi: no secret configured: every webhook will be refused (401); list the \
+                 secretKey in verification.secrets, or set {DISABLED_SWITCH} to switch \
+                 verification off"
             )),
-            Mode::Hmac(_) if self.max_age_seconds == 0 => warnings.push(format!(
+            _ if self.max_age_seconds == 0 => warnings.push(format!(
                 "klavi: max_age_seconds = 0: the {} header is not checked",
                 self.timestamp_header
             )),
-            Mode::Hmac(_) if !self.require_timestamp => warnings.push(format!(
+            _ if !self.require_timestamp => warnings.push(format!(
                 "klavi: require_timestamp = false: a signed webhook without the {} header is \
                  accepted with no freshness check (it can be replayed)",
                 self.timestamp_header
             )),
-            Mode::Hmac(_) => {}
+            _ => {}
         }
+        warnings.extend(self.secrets.expired_warnings("klavi", &secrets::now()));
         warnings
     }
 
-    /// Checks the signature, then the timestamp (a missing one only when not required).
-    pub fn verify(&self, request: &Request<'_>) -> Result<(), Rejection> {
-        let key = match &self.mode {
-            Mode::Off => return Ok(()),
-            Mode::MissingKey => {
+    /// Checks the signature against each secret valid at the receive time, then the timestamp
+    /// (a missing one only when not required). Says which secret verified.
+    pub fn verify(&self, request: &Request<'_>) -> Result<Option<SecretInfo>, Rejection> {
+        match self.secrets.state() {
+            VerificationState::Disabled => return Ok(None),
+            VerificationState::NotConfigured => {
                 return Err(reject::unauthenticated(
-                    "no secret_key configured for this source",
+                    "no secret configured for this source",
                 ));
             }
-            Mode::Hmac(key) => key,
-        };
+            _ => {}
+        }
         let Some(signature) = request.header(&self.signature_header) else {
             return Err(reject::unauthenticated(format!(
                 "missing {} header",
@@ -108,13 +113,18 @@ impl Verifier {
             )));
         };
         let signature = strip_scheme(signature.trim());
-        if !key.matches_hex(&[request.body()], signature) {
+        let at = secrets::request_time(request);
+        let Some(secret) = self
+            .secrets
+            .find(&at, |key| key.matches_hex(&[request.body()], signature))
+        else {
             return Err(reject::unauthenticated(format!(
-                "{} does not match the body",
+                "{} does not match the body with any secret valid at the receive time",
                 self.signature_header
             )));
-        }
-        self.check_timestamp(request)
+        };
+        self.check_timestamp(request)?;
+        Ok(Some(secret))
     }
 
     fn check_timestamp(&self, request: &Request<'_>) -> Result<(), Rejection> {
@@ -191,7 +201,7 @@ mod tests {
     }
 
     fn check(v: &Verifier, headers: &[(&str, &str)]) -> Result<(), Rejection> {
-        v.verify(&Request::new(&request(headers)))
+        v.verify(&Request::new(&request(headers))).map(drop)
     }
 
     fn is_unauthenticated(result: Result<(), Rejection>) -> bool {
@@ -200,7 +210,7 @@ mod tests {
 
     #[test]
     fn correct_signature_passes_in_any_case_and_with_prefix() {
-        let v = verifier(serde_json::json!({"secret_key": "s3cret"}));
+        let v = verifier(serde_json::json!({"verification": {"secrets": ["s3cret"]}}));
         let sig = sign("s3cret");
         let ok = |sig: &str| {
             check(
@@ -216,7 +226,7 @@ mod tests {
 
     #[test]
     fn wrong_missing_or_garbled_signature_is_refused() {
-        let v = verifier(serde_json::json!({"secret_key": "s3cret"}));
+        let v = verifier(serde_json::json!({"verification": {"secrets": ["s3cret"]}}));
         assert!(is_unauthenticated(check(
             &v,
             &[
@@ -249,7 +259,8 @@ mod tests {
 
     #[test]
     fn zero_window_skips_the_timestamp() {
-        let v = verifier(serde_json::json!({"secret_key": "k", "max_age_seconds": 0}));
+        let v =
+            verifier(serde_json::json!({"verification": {"secrets": ["k"]}, "max_age_seconds": 0}));
         let sig = sign("k");
         let headers = [
             ("X-Klavi-Signature", sig.as_str()),
@@ -289,14 +300,79 @@ mod tests {
             &[("X-Klavi-Signature", &sign(""))]
         )));
         assert_eq!(v.warnings().len(), 1);
+        assert_eq!(
+            v.instance_info().verification,
+            VerificationState::NotConfigured as i32
+        );
         let v = verifier(serde_json::json!({"secret_key": ""}));
         assert!(is_unauthenticated(check(&v, &[])));
+    }
+
+    #[test]
+    fn the_old_secret_key_still_verifies_with_a_deprecation_warning() {
+        let v = verifier(serde_json::json!({"secret_key": "k"}));
+        assert!(
+            check(
+                &v,
+                &[
+                    ("X-Klavi-Signature", &sign("k")),
+                    ("X-Klavi-Timestamp", NOW)
+                ]
+            )
+            .is_ok()
+        );
+        assert_eq!(
+            v.warnings(),
+            vec![secrets::deprecated_key_warning(
+                "klavi",
+                "secret_key",
+                "verification.secrets"
+            )]
+        );
+        assert_eq!(v.instance_info().verification, VerificationState::On as i32);
+        let both = serde_json::json!({"secret_key": "k", "verification": {"secrets": ["n"]}});
+        let config: Config = serde_json::from_value(both).expect("parses");
+        assert!(Verifier::from_config(&config).is_err());
+    }
+
+    #[test]
+    fn rotation_old_and_new_both_verify_until_the_old_one_ends() {
+        let v = verifier(serde_json::json!({"verification": {"secrets": [
+            {"secret": "new", "label": "2024-new"},
+            {"secret": "old", "label": "2024-old", "not_after": "2024-01-01T00:00:00Z"},
+        ]}}));
+        let at = |received: i64, key: &str| {
+            let raw = webhook(BODY)
+                .headers(&[
+                    ("X-Klavi-Signature", &sign(key)),
+                    ("X-Klavi-Timestamp", &received.to_string()),
+                ])
+                .received_at(received)
+                .build();
+            v.verify(&Request::new(&raw))
+                .map(|s| s.map(|s| (s.index, s.label)))
+        };
+        // RECEIVED is 2024-01-01T00:00:00Z: the old key's last valid second.
+        assert_eq!(at(RECEIVED, "old"), Ok(Some((1, "2024-old".to_owned()))));
+        assert_eq!(at(RECEIVED, "new"), Ok(Some((0, "2024-new".to_owned()))));
+        assert!(is_unauthenticated(at(RECEIVED + 1, "old").map(drop)));
+        assert_eq!(
+            at(RECEIVED + 1, "new"),
+            Ok(Some((0, "2024-new".to_owned())))
+        );
+        let info = v.instance_info();
+        assert_eq!(info.secrets.len(), 2);
+        assert_eq!(info.secrets[1].label, "2024-old");
     }
 
     #[test]
     fn explicit_switch_accepts_and_warns() {
         let v = verifier(serde_json::json!({"verification": {"disabled": true}}));
         assert!(check(&v, &[]).is_ok());
+        assert_eq!(
+            v.instance_info().verification,
+            VerificationState::Disabled as i32
+        );
         let warnings = v.warnings();
         assert_eq!(warnings.len(), 1);
         assert!(warnings[0].contains(DISABLED_SWITCH), "{warnings:?}");
@@ -306,6 +382,7 @@ mod tests {
     fn contradictions_are_refused() {
         for config in [
             serde_json::json!({"secret_key": "k", "verification": {"disabled": true}}),
+            serde_json::json!({"verification": {"disabled": true, "secrets": ["k"]}}),
             serde_json::json!({"secret_key": "k", "require_timestamp": true, "max_age_seconds": 0}),
         ] {
             let config: Config = serde_json::from_value(config).expect("parses");
@@ -340,7 +417,9 @@ mod tests {
     #[test]
     fn require_timestamp_false_accepts_a_missing_one_but_checks_a_present_one() {
         let sig = sign("k");
-        let v = verifier(serde_json::json!({"secret_key": "k", "require_timestamp": false}));
+        let v = verifier(
+            serde_json::json!({"verification": {"secrets": ["k"]}, "require_timestamp": false}),
+        );
         assert!(check(&v, &[("X-Klavi-Signature", &sig)]).is_ok());
         assert!(is_unauthenticated(check(
             &v,

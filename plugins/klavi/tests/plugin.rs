@@ -39,22 +39,41 @@ fn config_typos_are_refused_at_start_up() {
         .is_err()
     );
     assert!(create(&plugin, json!({"personal_data": {"default": "encrypt"}})).is_err());
-    let instance = create(&plugin, json!({"secret_key": "x"})).expect("valid config");
+    let instance = create(&plugin, json!({"verification": {"secrets": ["x"]}})).expect("valid");
     assert!(instance.warnings().is_empty());
+    // The old key still starts, with a deprecation warning.
+    let old = create(&plugin, json!({"secret_key": "x"})).expect("valid config");
+    assert_eq!(
+        old.warnings(),
+        [
+            "klavi: the config key `secret_key` is deprecated and still read: move its value to \
+          `verification.secrets`"
+        ]
+    );
 }
 
 #[test]
 fn missing_secret_and_disabled_verification_warn() {
     let plugin = plugin();
+    use tributary_plugin_sdk::model::v1::VerificationState;
     let no_secret = create(&plugin, json!({})).expect("starts");
     assert!(
         no_secret
             .warnings()
             .iter()
-            .any(|w| w.contains("secret_key"))
+            .any(|w| w.contains("verification.secrets"))
+    );
+    // Fail closed, reported as a value: not configured, every webhook refused.
+    assert_eq!(
+        no_secret.instance_info().verification,
+        VerificationState::NotConfigured as i32
     );
     let off = create(&plugin, json!({"verification": {"disabled": true}})).expect("starts");
     assert!(off.warnings().iter().any(|w| w.contains("verification")));
+    assert_eq!(
+        off.instance_info().verification,
+        VerificationState::Disabled as i32
+    );
 }
 
 /// Every fixture body, run with every policy except `keep`, verification off: no tax id in

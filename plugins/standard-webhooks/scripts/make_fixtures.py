@@ -65,19 +65,19 @@ def signed(name, body, msg_id, config=None, timestamp=RECEIVED_AT, secret=SECRET
 
 def main():
     DIR.mkdir(exist_ok=True)
-    (DIR / "adapter-config.json").write_text(json.dumps({"secrets": [SECRET]}, indent=2) + "\n")
+    (DIR / "adapter-config.json").write_text(json.dumps({"verification": {"secrets": [SECRET]}}, indent=2) + "\n")
 
     # The specification's vectors: authentic, but `{"test": ...}` is no event (dead letter).
     write("spec-vector-v1", SPEC_BODY, headers(SPEC_ID, SPEC_TIMESTAMP, SPEC_V1),
-          {"secrets": [SPEC_SECRET], **SPEC_CONFIG})
+          {"verification": {"secrets": [SPEC_SECRET]}, **SPEC_CONFIG})
     write("spec-vector-v1a", SPEC_BODY, headers(SPEC_ID, SPEC_TIMESTAMP, SPEC_V1A),
-          {"secrets": [SPEC_WHPK], **SPEC_CONFIG})
+          {"verification": {"secrets": [SPEC_WHPK]}, **SPEC_CONFIG})
     write("spec-vector-multi-signature", SPEC_BODY, headers(
         SPEC_ID, SPEC_TIMESTAMP,
         "v1,Ceo5qEr07ixe2NLpvHk3FH9bwy/WavXrAFQ/9tdO6mc= "
         "v2,Ceo5qEr07ixe2NLpvHk3FH9bwy/WavXrAFQ/9tdO6mc= "
         f"{SPEC_V1} v1,Ceo5qEr07ixe2NLpvHk3FH9bwy/WavXrAFQ/9tdO6mc="),
-        {"secrets": [SPEC_SECRET], **SPEC_CONFIG})
+        {"verification": {"secrets": [SPEC_SECRET]}, **SPEC_CONFIG})
 
     # The specification's example payloads (full and thin).
     signed("contact-created-full",
@@ -100,7 +100,7 @@ def main():
     # No timestamp in the payload: the event's time falls to the host's receive time.
     signed("no-payload-timestamp", '{"type":"ping.sent","data":null}', "msg_no_timestamp")
     # Type mapping: a table entry, and the prefix for the rest.
-    mapping = {"secrets": [SECRET], "type_prefix": "acme.",
+    mapping = {"verification": {"secrets": [SECRET]}, "type_prefix": "acme.",
                "types": {"invoice.paid": "payment.received"}}
     signed("type-mapped", '{"type":"invoice.paid","timestamp":"2024-01-01T00:00:00Z",'
            '"data":{"id":"inv_1"}}', "msg_mapped", mapping)
@@ -111,9 +111,9 @@ def main():
     both = (sign(SECRET, "msg_rotation", RECEIVED_AT, body) + " "
             + sign(NEW_SECRET, "msg_rotation", RECEIVED_AT, body))
     write("rotation-both-signatures", body, headers("msg_rotation", RECEIVED_AT, both),
-          {"secrets": [NEW_SECRET, SECRET]})
+          {"verification": {"secrets": [NEW_SECRET, SECRET]}})
     write("rotation-new-secret-only", body, headers("msg_rotation", RECEIVED_AT, both),
-          {"secrets": [NEW_SECRET]})
+          {"verification": {"secrets": [NEW_SECRET]}})
     # Authentic but not an event: dead letters with the reason.
     signed("dead-letter-missing-type", '{"timestamp":"2024-01-01T00:00:00Z","data":{}}',
            "msg_no_type")

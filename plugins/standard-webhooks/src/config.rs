@@ -3,13 +3,16 @@
 use std::collections::BTreeMap;
 
 use serde::Deserialize;
-use tributary_plugin_sdk::verify::VerificationSwitch;
+use tributary_plugin_sdk::secrets::Verification;
 
 /// Adapter configuration. Unknown keys are refused so typos surface at start-up.
 ///
 /// ```json
 /// {
-///   "secrets": ["whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "whpk_..."],
+///   "verification": {"secrets": [
+///     "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+///     {"secret": "whpk_...", "label": "2026-12", "not_after": "2026-12-31T00:00:00Z"}
+///   ]},
 ///   "tolerance_seconds": 300,
 ///   "type_prefix": "acme.",
 ///   "types": {"invoice.paid": "payment.received"}
@@ -18,10 +21,7 @@ use tributary_plugin_sdk::verify::VerificationSwitch;
 #[derive(Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
-    /// `whsec_<base64>` (HMAC-SHA256, `v1` signatures) and `whpk_<base64>` (Ed25519 public
-    /// keys, `v1a` signatures). Any one valid signature by any of them verifies a webhook, so
-    /// an old and a new secret can be listed together while a provider rotates. None = every
-    /// webhook is rejected (401), with a start-up warning.
+    /// Deprecated spelling of `verification.secrets` (still read, with a start-up warning).
     #[serde(default)]
     pub secrets: Vec<String>,
     /// Largest accepted distance, either way, between `webhook-timestamp` and the receive
@@ -34,10 +34,14 @@ pub struct Config {
     /// Payload `type` -> canonical type, used as is.
     #[serde(default)]
     pub types: BTreeMap<String, String>,
-    /// `{"disabled": true}` accepts webhooks without any check (local testing only; a start-up
-    /// warning says so). Refused together with `secrets`.
+    /// `{"secrets": [...]}`: `whsec_<base64>` (HMAC-SHA256, `v1` signatures) and
+    /// `whpk_<base64>` (Ed25519 public keys, `v1a` signatures), each with an optional label and
+    /// `not_after`. Any one valid signature by any key still valid verifies a webhook, so an old
+    /// and a new secret can be listed together while a provider rotates. None = every webhook
+    /// is rejected (401), with a start-up warning. `{"disabled": true}` accepts webhooks
+    /// without any check (local testing only; a start-up warning says so).
     #[serde(default)]
-    pub verification: VerificationSwitch,
+    pub verification: Verification,
 }
 
 /// The specification's recommended tolerance: five minutes.

@@ -19,6 +19,8 @@ pub use config::Config;
 pub struct StandardWebhooks {
     verifier: verify::Verifier,
     types: map::TypeMap,
+    /// Warnings about the configuration itself (deprecated keys).
+    config_warnings: Vec<String>,
 }
 
 impl Adapter for StandardWebhooks {
@@ -34,27 +36,57 @@ impl Adapter for StandardWebhooks {
                 .into(),
             // The payloads are the provider's own: no key is known to hold personal data.
             personal_data_fields: Vec::new(),
+            // Only the envelope's type and time are known to be safe to show.
+            display_fields: vec!["type".into(), "timestamp".into()],
         }
     }
 
     fn new(config: Config, _host: &HostContext) -> Result<Self, String> {
         config.validate()?;
+        let mut config_warnings = Vec::new();
+        let mut entries = config.verification.secrets;
+        if !config.secrets.is_empty() {
+            if !entries.is_empty() {
+                return Err(
+                    "`secrets` and `verification.secrets` are both set: keep only \
+                            verification.secrets"
+                        .into(),
+                );
+            }
+            config_warnings.push(secrets::deprecated_key_warning(
+                "standard-webhooks",
+                "secrets",
+                "verification.secrets",
+            ));
+            entries = config.secrets.into_iter().map(SecretEntry::bare).collect();
+        }
         Ok(Self {
-            verifier: verify::Verifier::new(
-                &config.secrets,
+            verifier: verify::Verifier::from_entries(
+                entries,
                 config.tolerance_seconds,
                 config.verification.disabled,
             )?,
             types: map::TypeMap::new(config.type_prefix, config.types),
+            config_warnings,
         })
     }
 
     fn warnings(&self) -> Vec<String> {
-        self.verifier.warnings()
+        let mut warnings = self.config_warnings.clone();
+        warnings.extend(self.verifier.warnings());
+        warnings
+    }
+
+    fn instance_info(&self) -> InstanceInfo {
+        self.verifier.instance_info()
+    }
+
+    fn verify_secret(&self, request: &Request<'_>) -> Result<Option<SecretInfo>, Rejection> {
+        self.verifier.verify(request)
     }
 
     fn verify(&self, request: &Request<'_>) -> Result<(), Rejection> {
-        self.verifier.verify(request)
+        self.verifier.verify(request).map(drop)
     }
 
     fn normalize(&self, request: &Request<'_>) -> Result<Normalized, Rejection> {
@@ -95,11 +127,39 @@ mod tests {
             assert!(adapter(config.clone()).is_err(), "{config}");
         }
         let ok = adapter(serde_json::json!({
-            "secrets": ["whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"],
+            "verification": {"secrets": ["whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"]},
             "tolerance_seconds": 60, "type_prefix": "acme.", "types": {"a.b": "c.d"}
         }))
         .expect("valid");
         assert!(ok.warnings().is_empty());
+        assert_eq!(
+            ok.instance_info().verification,
+            VerificationState::On as i32
+        );
+        // The old top-level `secrets` is still read, with a deprecation warning.
+        let old = adapter(serde_json::json!({
+            "secrets": ["whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"]
+        }))
+        .expect("valid");
+        assert_eq!(
+            old.warnings(),
+            vec![secrets::deprecated_key_warning(
+                "standard-webhooks",
+                "secrets",
+                "verification.secrets"
+            )]
+        );
+        assert_eq!(
+            old.instance_info().verification,
+            VerificationState::On as i32
+        );
+        assert!(
+            adapter(serde_json::json!({
+                "secrets": ["whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"],
+                "verification": {"secrets": ["whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"]}
+            }))
+            .is_err()
+        );
         assert_eq!(
             adapter(serde_json::json!({}))
                 .expect("valid")

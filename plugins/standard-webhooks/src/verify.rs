@@ -7,8 +7,10 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use ed25519_dalek::{Signature, VerifyingKey};
 use tributary_plugin_sdk::Request;
-use tributary_plugin_sdk::model::v1::Rejection;
+use tributary_plugin_sdk::model::v1::{InstanceInfo, Rejection, SecretInfo, VerificationState};
+use tributary_plugin_sdk::model::well_known::Timestamp;
 use tributary_plugin_sdk::reject;
+use tributary_plugin_sdk::secrets::{self, SecretEntry, Secrets};
 use tributary_plugin_sdk::verify::{
     DISABLED_SWITCH, constant_time_eq, disabled_warning, hmac_sha256,
 };
@@ -25,7 +27,7 @@ pub const MAX_ID_LEN: usize = 256;
 /// Most signatures read from one `webhook-signature` header (a rotation sends two or three).
 pub const MAX_SIGNATURES: usize = 16;
 /// Most keys one source may configure.
-pub const MAX_KEYS: usize = 16;
+pub const MAX_KEYS: usize = secrets::MAX_SECRETS;
 /// The specification's bounds on a `whsec_` secret, in bytes.
 const SECRET_BYTES: std::ops::RangeInclusive<usize> = 24..=64;
 
@@ -39,10 +41,10 @@ enum Key {
 
 /// The configured keys and tolerance, ready to check webhooks.
 pub struct Verifier {
-    keys: Vec<Key>,
+    /// Each key with its position, label and end; none (every webhook refused) or switched
+    /// off.
+    keys: Secrets<Key>,
     tolerance: u64,
-    /// Switched off explicitly (`verification.disabled = true`): everything is accepted.
-    disabled: bool,
 }
 
 /// Decodes standard base64 (with padding), as the specification serialises keys and
@@ -51,90 +53,97 @@ fn base64(text: &str) -> Option<Vec<u8>> {
     STANDARD.decode(text).ok()
 }
 
-impl Verifier {
-    /// Parses the keys. Errors name the entry by position, never its value.
-    pub fn new(secrets: &[String], tolerance: u64, disabled: bool) -> Result<Self, String> {
-        if disabled && !secrets.is_empty() {
+/// One `whsec_` secret or `whpk_` public key. Errors never include the value.
+fn parse_key(secret: &str) -> Result<Key, String> {
+    let secret = secret.trim();
+    if let Some(encoded) = secret.strip_prefix("whsec_") {
+        let bytes = base64(encoded).ok_or("whsec_ must be followed by base64")?;
+        if !SECRET_BYTES.contains(&bytes.len()) {
             return Err(format!(
-                "{DISABLED_SWITCH} cannot be combined with secrets: remove one of them"
+                "a whsec_ secret decodes to {} bytes; the specification asks for {} to {}",
+                bytes.len(),
+                SECRET_BYTES.start(),
+                SECRET_BYTES.end()
             ));
         }
-        if secrets.len() > MAX_KEYS {
-            return Err(format!("secrets: at most {MAX_KEYS} keys"));
+        Ok(Key::Hmac(bytes))
+    } else if let Some(encoded) = secret.strip_prefix("whpk_") {
+        let bytes: [u8; 32] = base64(encoded)
+            .and_then(|bytes| bytes.try_into().ok())
+            .ok_or("whpk_ must be followed by a base64 32-byte Ed25519 key")?;
+        let key =
+            VerifyingKey::from_bytes(&bytes).map_err(|_| "not an Ed25519 public key".to_owned())?;
+        if key.is_weak() {
+            return Err("a weak (small-order) Ed25519 key".to_owned());
         }
-        let mut keys = Vec::with_capacity(secrets.len());
-        for (index, secret) in secrets.iter().enumerate() {
-            let entry = format!("secrets[{index}]");
-            let secret = secret.trim();
-            let key = if let Some(encoded) = secret.strip_prefix("whsec_") {
-                let bytes = base64(encoded)
-                    .ok_or_else(|| format!("{entry}: whsec_ must be followed by base64"))?;
-                if !SECRET_BYTES.contains(&bytes.len()) {
-                    return Err(format!(
-                        "{entry}: a whsec_ secret decodes to {} bytes; the specification asks \
-                         for {} to {}",
-                        bytes.len(),
-                        SECRET_BYTES.start(),
-                        SECRET_BYTES.end()
-                    ));
-                }
-                Key::Hmac(bytes)
-            } else if let Some(encoded) = secret.strip_prefix("whpk_") {
-                let bytes: [u8; 32] = base64(encoded)
-                    .and_then(|bytes| bytes.try_into().ok())
-                    .ok_or_else(|| {
-                        format!("{entry}: whpk_ must be followed by a base64 32-byte Ed25519 key")
-                    })?;
-                let key = VerifyingKey::from_bytes(&bytes)
-                    .map_err(|_| format!("{entry}: not an Ed25519 public key"))?;
-                if key.is_weak() {
-                    return Err(format!("{entry}: a weak (small-order) Ed25519 key"));
-                }
-                Key::Ed25519(key)
-            } else if secret.starts_with("whsk_") {
-                return Err(format!(
-                    "{entry}: whsk_ is the provider's private signing key; configure its whpk_ \
-                     public key instead (and treat the whsk_ key as leaked)"
-                ));
-            } else {
-                return Err(format!(
-                    "{entry}: must start with whsec_ (a shared secret) or whpk_ (an Ed25519 \
-                     public key)"
-                ));
-            };
-            keys.push(key);
-        }
+        Ok(Key::Ed25519(key))
+    } else if secret.starts_with("whsk_") {
+        Err(
+            "whsk_ is the provider's private signing key; configure its whpk_ public key \
+             instead (and treat the whsk_ key as leaked)"
+                .to_owned(),
+        )
+    } else {
+        Err("must start with whsec_ (a shared secret) or whpk_ (an Ed25519 public key)".to_owned())
+    }
+}
+
+impl Verifier {
+    /// Parses bare keys (no label, no end). Errors name the entry by position, never its
+    /// value.
+    pub fn new(secrets: &[String], tolerance: u64, disabled: bool) -> Result<Self, String> {
+        let entries = secrets.iter().map(SecretEntry::bare).collect();
+        Self::from_entries(entries, tolerance, disabled)
+    }
+
+    /// Parses `verification.secrets` entries. Errors name the entry by position, never its
+    /// value.
+    pub fn from_entries(
+        entries: Vec<SecretEntry>,
+        tolerance: u64,
+        disabled: bool,
+    ) -> Result<Self, String> {
         Ok(Self {
-            keys,
+            keys: Secrets::new(entries, disabled, parse_key)?,
             tolerance,
-            disabled,
         })
     }
 
-    /// Start-up warnings: verification switched off, or no key (every webhook rejected).
-    pub fn warnings(&self) -> Vec<String> {
-        if self.disabled {
-            vec![disabled_warning("standard-webhooks")]
-        } else if self.keys.is_empty() {
-            vec![format!(
-                "standard-webhooks: no secret is configured: every webhook is rejected (401) \
-                 until `secrets` lists the provider's whsec_ secret or whpk_ public key, or \
-                 verification is switched off with {DISABLED_SWITCH}"
-            )]
-        } else {
-            Vec::new()
-        }
+    /// How this source verifies, for the host.
+    pub fn instance_info(&self) -> InstanceInfo {
+        self.keys.instance_info()
     }
 
-    /// Checks the three headers and the signatures. Reasons name what failed, never a value.
-    pub fn verify(&self, request: &Request<'_>) -> Result<(), Rejection> {
-        if self.disabled {
-            return Ok(());
-        }
-        if self.keys.is_empty() {
-            return Err(reject::unauthenticated(
-                "no secret is configured for this source",
-            ));
+    /// Start-up warnings: verification switched off, or no key (every webhook rejected), or
+    /// keys past their `not_after`.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut warnings = match self.keys.state() {
+            VerificationState::Disabled => vec![disabled_warning("standard-webhooks")],
+            VerificationState::NotConfigured => vec![format!(
+                "standard-webhooks: no secret is configured: every webhook is rejected (401) \
+                 until verification.secrets lists the provider's whsec_ secret or whpk_ public \
+                 key, or verification is switched off with {DISABLED_SWITCH}"
+            )],
+            _ => Vec::new(),
+        };
+        warnings.extend(
+            self.keys
+                .expired_warnings("standard-webhooks", &secrets::now()),
+        );
+        warnings
+    }
+
+    /// Checks the three headers and the signatures; says which key verified. Reasons name
+    /// what failed, never a value.
+    pub fn verify(&self, request: &Request<'_>) -> Result<Option<SecretInfo>, Rejection> {
+        match self.keys.state() {
+            VerificationState::Disabled => return Ok(None),
+            VerificationState::NotConfigured => {
+                return Err(reject::unauthenticated(
+                    "no secret is configured for this source",
+                ));
+            }
+            _ => {}
         }
         let header = |name: &str| {
             request
@@ -163,13 +172,15 @@ impl Verifier {
             b".",
             request.body(),
         ];
-        if self.any_signature_matches(&parts, signatures) {
-            Ok(())
-        } else {
-            Err(reject::unauthenticated(format!(
-                "no signature in `{SIGNATURE_HEADER}` matches a configured key"
-            )))
-        }
+        let at = secrets::request_time(request);
+        self.any_signature_matches(&parts, signatures, &at)
+            .map(Some)
+            .ok_or_else(|| {
+                reject::unauthenticated(format!(
+                    "no signature in `{SIGNATURE_HEADER}` matches a configured key valid at the \
+                     receive time"
+                ))
+            })
     }
 
     /// `webhook-timestamp`: Unix seconds (digits only) within the tolerance of the receive
@@ -196,13 +207,24 @@ impl Verifier {
         Ok(())
     }
 
-    /// Whether one `v1`/`v1a` entry is a valid signature of `parts` by one configured key.
-    /// Entries of other versions, and undecodable ones, are skipped (a provider may add
-    /// schemes this adapter does not know beside one it does).
-    fn any_signature_matches(&self, parts: &[&[u8]; 5], signatures: &str) -> bool {
-        let mut hmacs: Option<Vec<[u8; 32]>> = None;
+    /// The first key valid at `at` (in configuration order) of which one `v1`/`v1a` entry is a
+    /// valid signature of `parts`. Entries of other versions, and undecodable ones, are skipped
+    /// (a provider may add schemes this adapter does not know beside one it does).
+    fn any_signature_matches(
+        &self,
+        parts: &[&[u8]; 5],
+        signatures: &str,
+        at: &Timestamp,
+    ) -> Option<SecretInfo> {
+        let valid: Vec<(&Key, &SecretInfo)> = self.keys.valid_at(at).collect();
+        let mut hmacs: Option<Vec<(usize, [u8; 32])>> = None;
         let mut message: Option<Vec<u8>> = None;
-        let mut matched = false;
+        let mut matched: Option<usize> = None;
+        let mut record = |position: usize, ok: bool| {
+            if ok {
+                matched = Some(matched.map_or(position, |m| m.min(position)));
+            }
+        };
         for entry in signatures.split(' ').filter(|s| !s.is_empty()) {
             let Some((version, encoded)) = entry.split_once(',') else {
                 continue;
@@ -213,17 +235,18 @@ impl Verifier {
             match version {
                 "v1" => {
                     let macs = hmacs.get_or_insert_with(|| {
-                        self.keys
+                        valid
                             .iter()
-                            .filter_map(|key| match key {
-                                Key::Hmac(secret) => Some(hmac_sha256(secret, parts)),
+                            .enumerate()
+                            .filter_map(|(position, (key, _))| match key {
+                                Key::Hmac(secret) => Some((position, hmac_sha256(secret, parts))),
                                 Key::Ed25519(_) => None,
                             })
                             .collect()
                     });
                     // Every key is compared, so the time does not tell which one matched.
-                    for mac in macs.iter() {
-                        matched |= constant_time_eq(mac, &signature);
+                    for (position, mac) in macs.iter() {
+                        record(*position, constant_time_eq(mac, &signature));
                     }
                 }
                 "v1a" => {
@@ -231,9 +254,9 @@ impl Verifier {
                         continue;
                     };
                     let message = message.get_or_insert_with(|| parts.concat());
-                    for key in &self.keys {
+                    for (position, (key, _)) in valid.iter().enumerate() {
                         if let Key::Ed25519(key) = key {
-                            matched |= key.verify_strict(message, &signature).is_ok();
+                            record(position, key.verify_strict(message, &signature).is_ok());
                         }
                     }
                 }
@@ -241,6 +264,8 @@ impl Verifier {
             }
         }
         matched
+            .and_then(|position| valid.get(position))
+            .map(|(_, info)| (*info).clone())
     }
 }
 
@@ -287,7 +312,7 @@ mod tests {
     }
 
     fn check(v: &Verifier, raw: &WebhookRequest) -> Result<(), Rejection> {
-        v.verify(&Request::new(raw))
+        v.verify(&Request::new(raw)).map(drop)
     }
 
     fn rejected(v: &Verifier, raw: &WebhookRequest) -> bool {
@@ -389,6 +414,53 @@ mod tests {
             check(&verifier(&[OLD]), &at(&format!("{new} {old}"))),
             Ok(())
         );
+    }
+
+    #[test]
+    fn rotation_with_not_after_names_the_key_that_verified() {
+        const OLD: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+        const NEW: &str = "whsec_c2Vjb25kLXNlY3JldC1mb3Itcm90YXRpb24tdGVzdHM=";
+        const END: i64 = 1_704_067_200; // 2024-01-01T00:00:00Z
+        let v = Verifier::from_entries(
+            vec![
+                SecretEntry {
+                    secret: OLD.into(),
+                    label: "old".into(),
+                    not_after: Some(Timestamp {
+                        seconds: END,
+                        nanos: 0,
+                    }),
+                },
+                SecretEntry {
+                    secret: NEW.into(),
+                    label: "new".into(),
+                    not_after: None,
+                },
+            ],
+            300,
+            false,
+        )
+        .expect("valid keys");
+        let at = |secret: &str, received: i64| {
+            let signature = sign_v1(secret, "msg_rot", received, SPEC_BODY);
+            let raw = request("msg_rot", &received.to_string(), &signature, received);
+            v.verify(&Request::new(&raw))
+                .map(|s| s.map(|s| (s.index, s.label)))
+                .map_err(|r| r.reason)
+        };
+        assert_eq!(at(OLD, END), Ok(Some((0, "old".to_owned()))));
+        assert_eq!(at(NEW, END), Ok(Some((1, "new".to_owned()))));
+        assert!(at(OLD, END + 1).is_err());
+        assert_eq!(at(NEW, END + 1), Ok(Some((1, "new".to_owned()))));
+        // Both signatures sent: the first configured key still valid is named.
+        let both = format!(
+            "{} {}",
+            sign_v1(NEW, "msg_rot", END, SPEC_BODY),
+            sign_v1(OLD, "msg_rot", END, SPEC_BODY)
+        );
+        let raw = request("msg_rot", &END.to_string(), &both, END);
+        let by = v.verify(&Request::new(&raw)).expect("verifies");
+        assert_eq!(by.map(|s| s.index), Some(0));
     }
 
     #[test]
@@ -522,7 +594,7 @@ mod tests {
         ] {
             let error = refuse(secret, false);
             assert!(error.contains(expected), "{secret}: {error}");
-            assert!(error.starts_with("secrets[0]: "), "{error}");
+            assert!(error.starts_with("verification.secrets[0]: "), "{error}");
             assert!(!error.contains(&secret[secret.len().min(6)..]), "{error}");
         }
         let error = refuse(&whpk(&key), true);

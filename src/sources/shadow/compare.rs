@@ -231,14 +231,14 @@ mod tests {
 
     #[test]
     fn agreement_is_no_difference() {
-        let shown = Redactor::new(&["none".to_owned()]);
+        let shown = crate::diff::event_redactor(&["none".to_owned()], &[]);
         let a = normalized(&["a"], &["x"]);
         assert_eq!(difference(&a, &normalized(&["a"], &["x"]), &shown), None);
     }
 
     #[test]
     fn events_dead_letters_and_rejections_are_told_apart() {
-        let shown = Redactor::new(&["none".to_owned()]);
+        let shown = crate::diff::event_redactor(&["none".to_owned()], &[]);
         let diff = difference(
             &normalized(&["a"], &["x"]),
             &normalized(&["a", "b"], &[]),

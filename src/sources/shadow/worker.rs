@@ -84,17 +84,17 @@ fn run(shadow: &Shadow, copy: Copy, abandoned: &AtomicBool) -> Option<Compared> 
         Ok(candidate) => candidate,
         Err(failure) => return Some(Err(failure)),
     };
-    let mut fields = info.personal_data_fields.clone();
-    fields.extend(
-        shadow
-            .candidate
-            .plugin()
-            .info()
-            .personal_data_fields
-            .iter()
-            .cloned(),
-    );
-    let redactor = Redactor::new(&fields);
+    let candidate_info = shadow.candidate.plugin().info();
+    let mut personal = info.personal_data_fields.clone();
+    personal.extend(candidate_info.personal_data_fields.iter().cloned());
+    // Shown only where both versions declare a field safe.
+    let display: Vec<String> = info
+        .display_fields
+        .iter()
+        .filter(|field| candidate_info.display_fields.contains(field))
+        .cloned()
+        .collect();
+    let redactor = crate::diff::event_redactor(&personal, &display);
     Some(Ok(difference(&copy.active, &candidate, &redactor).map(
         |mut diff| {
             diff.received_at = copy.request.received_at;

@@ -28,7 +28,7 @@ fn the_c_adapter_passes_its_fixtures_with_the_cli_runner() {
         fixtures.to_str().expect("utf-8"),
     ]);
     assert!(stdout.contains("quokka 1.0.0 (ABI 2"), "{stdout}");
-    assert!(stdout.contains("7 fixtures, 0 failed"), "{stdout}");
+    assert!(stdout.contains("9 fixtures, 0 failed"), "{stdout}");
 
     // A version that maps differently fails with a diff and a non-zero exit.
     let scratch = dir.path().join("fixtures");
@@ -138,6 +138,32 @@ async fn the_c_adapter_serves_end_to_end_over_http_and_grpc() {
         .to_owned();
     assert_eq!(quokka.sha256, sha);
     assert!(quokka.loaded_at.is_some());
+    // The C adapter reports its verification state through the table's `instance_info`; its
+    // old `token` key is one secret, read with a deprecation warning.
+    let source = listed
+        .sources
+        .iter()
+        .find(|s| s.name == "quokka")
+        .expect("quokka source");
+    assert_eq!(
+        source.verification,
+        tributary_model::v1::VerificationState::On as i32
+    );
+    assert_eq!(source.secrets.len(), 1);
+    assert_eq!(
+        source.warnings,
+        [
+            "quokka: the config key `token` is deprecated and still read: move its value to `verification.secrets`"
+        ]
+    );
+    // Verified by that secret: the accepted webhook and the dry run (the 400 and the 401 not).
+    let (_, metrics) = server.get("/metrics").await;
+    assert!(
+        metrics.contains(
+            "tributary_webhooks_verified_total{source=\"quokka\",index=\"0\",label=\"\"} 2\n"
+        ),
+        "{metrics}"
+    );
 
     // The CLI wrapper of the same RPC.
     let file = c_example().join("fixtures/consent-granted.raw.json");

@@ -303,25 +303,45 @@ async fn tax_ids_never_appear_in_clear_in_logs_or_events_by_default() {
 }
 
 /// What the Admin service shows of a dead-lettered element: its bytes with the declared
-/// personal-data keys redacted, as JSON.
+/// personal-data keys redacted and every string or number not under one of Klavi's display
+/// keys masked, as JSON.
 fn redacted(raw: &[u8]) -> Value {
-    fn walk(value: &mut Value) {
+    const DISPLAY: [&str; 15] = [
+        "eventid",
+        "eventname",
+        "eventtype",
+        "eventtime",
+        "apiversion",
+        "linkid",
+        "consentid",
+        "requestid",
+        "analysisid",
+        "createdat",
+        "expireat",
+        "status",
+        "product",
+        "failurereason",
+        "institutioncode",
+    ];
+    fn walk(value: &mut Value, shown: bool) {
         match value {
             Value::Object(fields) => {
                 for (key, inner) in fields.iter_mut() {
-                    if key.to_lowercase().contains("taxid") {
+                    let key = key.to_lowercase().replace(['_', '-'], "");
+                    if key.contains("taxid") {
                         *inner = json!("[redacted]");
                     } else {
-                        walk(inner);
+                        walk(inner, DISPLAY.contains(&key.as_str()));
                     }
                 }
             }
-            Value::Array(items) => items.iter_mut().for_each(walk),
+            Value::Array(items) => items.iter_mut().for_each(|item| walk(item, shown)),
+            Value::String(_) | Value::Number(_) if !shown => *value = json!("[redacted]"),
             _ => {}
         }
     }
     let mut value: Value = serde_json::from_slice(raw).expect("element json");
-    walk(&mut value);
+    walk(&mut value, false);
     value
 }
 
@@ -428,7 +448,8 @@ async fn a_partially_bad_array_stores_the_good_elements_and_dead_letters_the_res
     }
     assert_eq!(
         serde_json::from_slice::<Value>(&letters[1].raw).expect("json"),
-        json!("consent_expired")
+        json!("[redacted]"),
+        "a bare string is under no display key"
     );
     let logs = server.logs();
     for tax_id in TAX_IDS {

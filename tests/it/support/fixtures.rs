@@ -142,7 +142,7 @@ pub fn arcadia_source(extra: &str) -> String {
     };
     format!(
         "\n[sources.arcadia]\nadapter = \"arcadia\"\n\
-         config = {{ verification = {{ headers = {{ \"X-Arcadia-Token\" = \"{ARCADIA_TOKEN}\" }} }}{extra} }}\n"
+         config = {{ verification = {{ secrets = [\"{ARCADIA_TOKEN}\"] }}{extra} }}\n"
     )
 }
 
