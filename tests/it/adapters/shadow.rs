@@ -159,12 +159,15 @@ async fn a_candidate_that_differs_on_one_field_is_diffed_and_never_stored_then_p
     assert_eq!(diff.kinds, ["event"]);
     assert_eq!(diff.events.len(), 1);
     assert_eq!(diff.events[0].event_id, "quokka:qk_2");
-    // Quokka declares no personal-data fields: values are withheld, the path is shown.
-    assert_eq!(diff.events[0].changes, ["+ consent.reason: [withheld]"]);
+    // `reason` is not among Quokka's display fields: its value is masked, the path shown.
+    assert_eq!(
+        diff.events[0].changes,
+        [r#"+ consent.reason: "[redacted]""#]
+    );
     assert_eq!(diff.outcome, Vec::<String>::new());
     assert_eq!(
         String::from_utf8_lossy(&diff.body),
-        "\"[withheld: the adapter declares no personal-data fields]\""
+        r#"{"at":"[redacted]","consent":"qc_qk_2","id":"qk_2","kind":"consent.revoked","reason":"[redacted]"}"#
     );
 
     let out = shadow_cli(&server, &["diff", "quokka"]);
@@ -184,7 +187,7 @@ async fn a_candidate_that_differs_on_one_field_is_diffed_and_never_stored_then_p
              \n\
              webhook received {received}: event\n  \
                event quokka:qk_2\n    \
-                 + consent.reason: [withheld]\n",
+                 + consent.reason: \"[redacted]\"\n",
             Path::new(&file).display()
         )
     );
@@ -193,7 +196,7 @@ async fn a_candidate_that_differs_on_one_field_is_diffed_and_never_stored_then_p
     assert_eq!(json["compared"], "4");
     assert_eq!(
         json["recent"][0]["events"][0]["changes"],
-        json!(["+ consent.reason: [withheld]"])
+        json!([r#"+ consent.reason: "[redacted]""#])
     );
     let (_, metrics) = server.get("/metrics").await;
     assert_eq!(

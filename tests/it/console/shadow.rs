@@ -92,7 +92,7 @@ async fn start_a_shadow_read_its_diff_and_promote_it_in_the_console() {
     );
     assert_eq!(
         browser.text("#shadow-quokka pre.diff").await,
-        "event quokka:qk_2\n  + consent.reason: [withheld]"
+        "event quokka:qk_2\n  + consent.reason: \"[redacted]\""
     );
     browser.screenshot("shadow").await;
 
