@@ -213,6 +213,10 @@ pub struct ServiceConfig<'a> {
     pub durable: bool,
     /// `[log] engine` (only when set: older builds refuse the key).
     pub engine: Option<&'a str>,
+    /// Each adapter's secret under its own older key (Arcadia `verification.headers`,
+    /// Finicity `secret`, Klavi `secret_key`), for a reference build that predates
+    /// `verification.secrets`.
+    pub legacy_secrets: bool,
     /// `[http.tls]` certificate and key files.
     pub tls: Option<(&'a Path, &'a Path)>,
     /// Write `[http] rate_limit_per_second = 0`. Binaries from before the per-source limit
@@ -246,11 +250,25 @@ pub fn service_config(config: &ServiceConfig<'_>) -> String {
     if config.archive_off {
         http.push_str("[archive]\nenabled = false\n\n");
     }
-    format!(
-        r#"[log]
-durable = {durable}
-{engine}
-{http}[sources.arcadia]
+    let sources = if config.legacy_secrets {
+        format!(
+            r#"[sources.arcadia]
+adapter = "arcadia"
+[sources.arcadia.config.verification.headers]
+X-Arcadia-Token = "{ARCADIA_TOKEN}"
+
+[sources.finicity]
+adapter = "finicity"
+config = {{ secret = "{FINICITY_SECRET}" }}
+
+[sources.klavi]
+adapter = "klavi"
+config = {{ secret_key = "{KLAVI_SECRET}" }}
+"#
+        )
+    } else {
+        format!(
+            r#"[sources.arcadia]
 adapter = "arcadia"
 config = {{ verification = {{ secrets = ["{ARCADIA_TOKEN}"] }} }}
 
@@ -262,6 +280,13 @@ config = {{ verification = {{ secrets = ["{FINICITY_SECRET}"] }} }}
 adapter = "klavi"
 config = {{ verification = {{ secrets = ["{KLAVI_SECRET}"] }} }}
 "#
+        )
+    };
+    format!(
+        r#"[log]
+durable = {durable}
+{engine}
+{http}{sources}"#
     )
 }
 
