@@ -6,7 +6,8 @@
 //!
 //! `CALLERS` callers in flight at once (default 64); `blocking` as a fourth argument runs each
 //! caller on a thread of its own calling `append_blocking` instead of async tasks. `STEP=N`
-//! prints the rate of every N webhooks, to see whether the cost grows with the log; an append
+//! prints the rate of every N webhooks, to see whether the cost grows with the log
+//! (`RANDOM_IDS=1`: provider ids in no order, as real providers send them); an append
 //! slower than 50 ms is printed as it happens (a stall).
 
 use std::sync::Arc;
@@ -21,6 +22,16 @@ use tributary_model::well_known::Timestamp;
 /// Callers in flight at once, like the load generator's connections.
 const CALLERS: usize = 64;
 
+/// The provider's id of webhook `n`: in order, or (`RANDOM_IDS=1`) scattered like real
+/// providers' ids, so that dedup lookups cannot skip tables by their key ranges.
+fn provider_id(n: usize) -> String {
+    if std::env::var_os("RANDOM_IDS").is_some() {
+        format!("evt_{:016x}", (n as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15))
+    } else {
+        format!("evt_{n:08}")
+    }
+}
+
 fn webhook(n: usize, archive: bool) -> AppendRequest {
     let received_at = Some(Timestamp {
         seconds: 1_700_000_000 + n as i64 / 1000,
@@ -34,7 +45,7 @@ fn webhook(n: usize, archive: bool) -> AppendRequest {
         datacontenttype: "application/protobuf".to_owned(),
         received_at,
         provenance: Some(Provenance {
-            provider_event_id: format!("evt_{n:08}"),
+            provider_event_id: provider_id(n),
             adapter: "bench".to_owned(),
             adapter_version: "1.0.0".to_owned(),
             ..Provenance::default()

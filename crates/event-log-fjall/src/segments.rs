@@ -19,7 +19,7 @@ use fjall::{Database, Keyspace};
 use tributary_event_log::LogError;
 
 use crate::keys;
-use crate::store::keyspace;
+use crate::store::{Layout, keyspace};
 
 /// Key prefix of segment records in `meta`.
 pub(crate) const META_PREFIX: &[u8] = b"seg:";
@@ -95,14 +95,14 @@ pub(crate) fn open(db: &Database, number: u64, meta: SegmentMeta) -> Result<Segm
     Ok(Segment {
         number,
         meta,
-        events: keyspace(db, &events_name(number), false)?,
-        times: keyspace(db, &times_name(number), false)?,
+        events: keyspace(db, &events_name(number), Layout::Plain)?,
+        times: keyspace(db, &times_name(number), Layout::Plain)?,
     })
 }
 
 /// Opens (creating when missing) the dedup-key keyspace of segment `number`.
 pub(crate) fn open_keys(db: &Database, number: u64) -> Result<Keyspace, LogError> {
-    keyspace(db, &keys_name(number), false)
+    keyspace(db, &keys_name(number), Layout::Plain)
 }
 
 /// Creates the keyspaces of segment `number` ahead of its first event: creating a keyspace
@@ -119,7 +119,7 @@ pub(crate) fn delete(db: &Database, name: &str) -> Result<(), LogError> {
     if !db.keyspace_exists(name) {
         return Ok(());
     }
-    let handle = keyspace(db, name, false)?;
+    let handle = keyspace(db, name, Layout::Plain)?;
     db.delete_keyspace(handle)
         .map_err(|e| LogError::storage(format!("deleting keyspace {name}"), e))
 }
