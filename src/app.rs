@@ -7,7 +7,7 @@ use tokio::sync::{Semaphore, watch};
 use tributary_event_log::EventLog;
 
 use crate::archive::Archive;
-use crate::rate_limit::SourceRateLimit;
+use crate::rate_limit::{LogSampler, WebhookRateLimit};
 use crate::sources::Sources;
 
 /// Shared by the HTTP front end, the gRPC services and the admin operations. Cheap to clone.
@@ -27,8 +27,10 @@ pub struct App {
 
 /// Limits shared by the front ends (`[http]` and `[grpc]` settings).
 pub struct Limits {
-    /// Webhooks per second per source.
-    pub rate: SourceRateLimit,
+    /// Authentic webhooks per second per source, failed verifications per client address.
+    pub rate: WebhookRateLimit,
+    /// At most so many rejected-webhook log lines a second.
+    pub rejection_log: LogSampler,
     /// Budget of one adapter call.
     pub adapter_timeout: Duration,
     /// Permits for open `Subscribe` streams.

@@ -57,6 +57,18 @@ pub struct HttpConfig {
     pub rate_limit_per_second: u32,
     /// Burst above the rate a source may send at once.
     pub rate_limit_burst: u32,
+    /// Failed verifications per second allowed per client address and source (a token
+    /// bucket of their own, so forgeries never spend the source's budget); over it, 429
+    /// before the body is read. 0 switches the limit off.
+    pub failed_verifications_per_second: u32,
+    /// Burst of failed verifications per client address and source.
+    pub failed_verifications_burst: u32,
+    /// Rejected-webhook log lines written per second at most (the rest are counted in
+    /// `tributary_webhooks_rejected_total` only).
+    pub rejection_log_lines_per_second: u32,
+    /// Connections served at once per client address (IPv6: per /64); more are closed at
+    /// once. 0: only `max_connections` applies.
+    pub max_connections_per_address: usize,
     /// Serve HTTPS from these PEM files (re-read on SIGHUP).
     pub tls: Option<TlsConfig>,
 }
@@ -723,6 +735,10 @@ impl Default for HttpConfig {
             max_header_bytes: 64 * 1024,
             rate_limit_per_second: 1000,
             rate_limit_burst: 2000,
+            failed_verifications_per_second: 1,
+            failed_verifications_burst: 10,
+            rejection_log_lines_per_second: 10,
+            max_connections_per_address: 64,
             tls: None,
         }
     }

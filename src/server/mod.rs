@@ -1,6 +1,7 @@
 //! Wires the parts together and runs the HTTP and gRPC servers until a shutdown signal.
 
 pub mod http;
+pub mod per_address;
 pub mod tls;
 
 use std::sync::Arc;
@@ -20,7 +21,7 @@ use crate::app::App;
 use crate::app::Limits;
 use crate::auth::{AdminOnly, Authenticator};
 use crate::config::{Config, EmbeddedEngine};
-use crate::ingest::rate_limit::SourceRateLimit;
+use crate::ingest::rate_limit::{LogSampler, WebhookRateLimit};
 use crate::proto::adapters_server::AdaptersServer;
 use crate::proto::admin_server::AdminServer;
 use crate::proto::cloud_event_stream_server::CloudEventStreamServer;
@@ -387,10 +388,13 @@ fn embedded_engine(configured: EmbeddedEngine, data_dir: &std::path::Path) -> Em
 /// The limits on what clients control, from `[http]`, `[grpc]` and `[plugins]`.
 fn limits(config: &Config) -> Limits {
     Limits {
-        rate: SourceRateLimit::new(
+        rate: WebhookRateLimit::new(
             config.http.rate_limit_per_second,
             config.http.rate_limit_burst,
+            config.http.failed_verifications_per_second,
+            config.http.failed_verifications_burst,
         ),
+        rejection_log: LogSampler::new(config.http.rejection_log_lines_per_second),
         adapter_timeout: Duration::from_millis(config.plugins.call_timeout_ms.max(1)),
         subscriptions: Arc::new(Semaphore::new(config.grpc.max_subscriptions)),
         max_consumers: config.grpc.max_consumers,

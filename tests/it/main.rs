@@ -40,6 +40,7 @@ mod telemetry {
     mod traces;
 }
 
+mod abuse;
 mod archive;
 mod clients;
 mod cloudevents;
