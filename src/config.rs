@@ -85,6 +85,14 @@ pub struct GrpcConfig {
     pub reflection: bool,
     /// HTTP/2 streams at once per connection.
     pub max_concurrent_streams: u32,
+    /// Connections served at once; more wait in the accept backlog.
+    pub max_connections: usize,
+    /// Connections served at once per client address (IPv6: per /64); more are closed at
+    /// once. 0: only `max_connections` applies.
+    pub max_connections_per_address: usize,
+    /// Time for a new connection's TLS handshake, or its first byte in clear; slower ones are
+    /// closed.
+    pub handshake_timeout_seconds: u64,
     /// `Subscribe` streams open at once, across clients; more get RESOURCE_EXHAUSTED.
     pub max_subscriptions: usize,
     /// Durable consumers that may exist; creating one more gets RESOURCE_EXHAUSTED (delete
@@ -751,6 +759,9 @@ impl Default for GrpcConfig {
             credentials: Vec::new(),
             reflection: true,
             max_concurrent_streams: 256,
+            max_connections: 1024,
+            max_connections_per_address: 64,
+            handshake_timeout_seconds: 10,
             max_subscriptions: 1024,
             max_consumers: 256,
             tls: None,

@@ -1,5 +1,7 @@
 //! Wires the parts together and runs the HTTP and gRPC servers until a shutdown signal.
 
+pub mod grpc_conn;
+pub mod health;
 pub mod http;
 pub mod per_address;
 pub mod tls;
@@ -10,7 +12,6 @@ use std::time::Duration;
 use anyhow::Context;
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
-use tokio_stream::wrappers::{ReceiverStream, TcpListenerStream};
 use tributary_event_log::EventLog;
 use tributary_event_log_fjall::{FjallConfig, FjallLog};
 use tributary_event_log_redb::{EmbeddedConfig, EmbeddedLog};
@@ -68,14 +69,20 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     )
     .await?;
     let grpc_shutdown = wait_for(shutdown_rx.clone());
+    let grpc_limits = grpc_conn::Limits {
+        max_connections: config.grpc.max_connections,
+        max_connections_per_address: config.grpc.max_connections_per_address,
+        handshake_timeout: Duration::from_secs(config.grpc.handshake_timeout_seconds.max(1)),
+    };
     let grpc: BoxFuture<Result<(), tonic::transport::Error>> = match &grpc_tls {
         Some(tls) => Box::pin(grpc.serve_with_incoming_shutdown(
-            tls_incoming(grpc_listener, Arc::clone(tls), Duration::from_secs(10)),
+            grpc_conn::tls(grpc_listener, Arc::clone(tls), grpc_limits),
             grpc_shutdown,
         )),
-        None => Box::pin(
-            grpc.serve_with_incoming_shutdown(plain_incoming(grpc_listener), grpc_shutdown),
-        ),
+        None => Box::pin(grpc.serve_with_incoming_shutdown(
+            grpc_conn::plain(grpc_listener, grpc_limits),
+            grpc_shutdown,
+        )),
     };
     let console =
         console_placement(&config, &auth, ops_http.is_some(), http_tls.is_some()).then(|| {
@@ -138,7 +145,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             ready.push_str(&format!(" ops_grpc={address}"));
             let server = grpc_server(&app, auth, &config, Services::ADMIN).await?;
             Some(server.serve_with_incoming_shutdown(
-                plain_incoming(listener),
+                grpc_conn::plain(listener, grpc_limits),
                 wait_for(shutdown_rx.clone()),
             ))
         }
@@ -410,7 +417,12 @@ async fn grpc_server(
     services: Services,
 ) -> anyhow::Result<tonic::transport::server::Router> {
     // Health per service (and "" for the server), as grpc.health.v1 clients expect.
-    let (health_reporter, health_service) = tonic_health::server::health_reporter();
+    let (health_reporter, _) = tonic_health::server::health_reporter();
+    let health_service =
+        tonic_health::pb::health_server::HealthServer::new(health::CountedHealth::new(
+            health_reporter.clone(),
+            Arc::clone(&app.limits.subscriptions),
+        ));
     if services.stream {
         health_reporter
             .set_serving::<EventStreamServer<StreamService>>()
@@ -550,52 +562,6 @@ fn refuse_open_exposure(config: &Config, auth: &Authenticator) -> anyhow::Result
         "refusing to start: {problems}. Configure TLS and [[grpc.credentials]], or set \
          insecure = true (--insecure) on a trusted network"
     )
-}
-
-/// TLS connections accepted on `listener`, handshakes run concurrently (a client that stalls
-/// its handshake is dropped after `handshake_timeout` and holds up no one else).
-/// gRPC connections in clear, with Nagle's algorithm off: a streamed event is one small write,
-/// and waiting for the previous segment's ACK (delayed up to 40 ms by the client) would hold it.
-fn plain_incoming(
-    listener: TcpListener,
-) -> impl futures_util::Stream<Item = std::io::Result<tokio::net::TcpStream>> {
-    use futures_util::StreamExt as _;
-    TcpListenerStream::new(listener).map(|accepted| {
-        accepted.inspect(|stream| {
-            let _ = stream.set_nodelay(true);
-        })
-    })
-}
-
-fn tls_incoming(
-    listener: TcpListener,
-    tls: Arc<Tls>,
-    handshake_timeout: Duration,
-) -> ReceiverStream<std::io::Result<tokio_rustls::server::TlsStream<tokio::net::TcpStream>>> {
-    let (tx, rx) = tokio::sync::mpsc::channel(64);
-    tokio::spawn(async move {
-        while !tx.is_closed() {
-            let stream = match listener.accept().await {
-                Ok((stream, _)) => stream,
-                Err(error) => {
-                    tracing::warn!(%error, "cannot accept a gRPC connection");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            };
-            let _ = stream.set_nodelay(true);
-            let acceptor = tls.acceptor();
-            let tx = tx.clone();
-            tokio::spawn(async move {
-                if let Ok(Ok(stream)) =
-                    tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await
-                {
-                    let _ = tx.send(Ok(stream)).await;
-                }
-            });
-        }
-    });
-    ReceiverStream::new(rx)
 }
 
 /// Creates the data directory readable by its owner only (it holds the installation key, raw

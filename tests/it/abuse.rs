@@ -185,3 +185,105 @@ async fn slow_connections_from_one_address_leave_others_served() {
         "another address is served while the first holds its slots"
     );
 }
+
+/// A gRPC channel to `server` from the client address `from`.
+async fn channel_from(server: &Server, from: IpAddr) -> tonic::transport::Channel {
+    tonic::transport::Endpoint::from_shared(format!("http://{}", server.grpc))
+        .expect("endpoint")
+        .local_address(Some(from))
+        .connect()
+        .await
+        .expect("connect")
+}
+
+async fn serving(channel: tonic::transport::Channel) -> bool {
+    let mut health = tonic_health::pb::health_client::HealthClient::new(channel);
+    health
+        .check(tonic_health::pb::HealthCheckRequest::default())
+        .await
+        .is_ok()
+}
+
+#[tokio::test]
+async fn grpc_connections_are_capped_per_address_and_silent_ones_time_out() {
+    let config = "[grpc]\nmax_connections = 16\nmax_connections_per_address = 3\n\
+                  handshake_timeout_seconds = 1\n";
+    let server = Server::start(config);
+    // 3 silent connections take the forger's slots; a 4th is closed at once.
+    let mut silent = Vec::new();
+    for _ in 0..3 {
+        silent.push(TcpSocket::new_v4().expect("socket"));
+    }
+    let mut held = Vec::new();
+    for socket in silent {
+        socket.bind(SocketAddr::new(FORGER, 0)).expect("bind");
+        held.push(socket.connect(server.grpc).await.expect("connect"));
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let over = TcpSocket::new_v4().expect("socket");
+    over.bind(SocketAddr::new(FORGER, 0)).expect("bind");
+    let mut over = over.connect(server.grpc).await.expect("connect");
+    assert!(
+        closed(&mut over, Duration::from_millis(500)).await,
+        "a 4th connection from the same address is closed"
+    );
+    // Another address is served meanwhile.
+    assert!(serving(channel_from(&server, PROVIDER).await).await);
+    // The silent ones are closed after the handshake time-out (1 s), freeing the slots.
+    for (n, stream) in held.iter_mut().enumerate() {
+        assert!(
+            closed(stream, Duration::from_secs(3)).await,
+            "silent connection {n} closed after the time-out"
+        );
+    }
+    assert!(serving(channel_from(&server, FORGER).await).await);
+}
+
+#[tokio::test]
+async fn health_watches_count_as_subscriptions() {
+    use tributary::proto::event_stream_client::EventStreamClient;
+    use tributary_model::v1::SubscribeRequest;
+
+    let server = Server::start("[grpc]\nmax_subscriptions = 2\n");
+    let channel = server.channel().await;
+    let mut health = tonic_health::pb::health_client::HealthClient::new(channel.clone());
+    let mut watches = Vec::new();
+    for _ in 0..2 {
+        let mut watch = health
+            .watch(tonic_health::pb::HealthCheckRequest::default())
+            .await
+            .expect("watch")
+            .into_inner();
+        watch
+            .message()
+            .await
+            .expect("first status")
+            .expect("a status");
+        watches.push(watch);
+    }
+    let third = health
+        .watch(tonic_health::pb::HealthCheckRequest::default())
+        .await
+        .expect_err("a third watch");
+    assert_eq!(third.code(), tonic::Code::ResourceExhausted);
+    let subscribe = EventStreamClient::new(channel.clone())
+        .subscribe(SubscribeRequest::default())
+        .await
+        .expect_err("the watches hold every subscription");
+    assert_eq!(subscribe.code(), tonic::Code::ResourceExhausted);
+    drop(watches);
+    // The permits come back when the watches end (the server sees the reset).
+    let mut freed = false;
+    for _ in 0..50 {
+        if health
+            .watch(tonic_health::pb::HealthCheckRequest::default())
+            .await
+            .is_ok()
+        {
+            freed = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(freed, "a watch is possible again once the others ended");
+}
