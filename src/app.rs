@@ -37,6 +37,9 @@ pub struct Limits {
     pub subscriptions: Arc<Semaphore>,
     /// Durable consumers that may exist.
     pub max_consumers: usize,
+    /// Held from the check of the consumer caps to the consumer's creation, so concurrent
+    /// subscribes cannot both pass the check for the last free place.
+    pub consumer_creation: tokio::sync::Mutex<()>,
 }
 
 /// `time` as a protobuf timestamp (one conversion for the whole service).

@@ -405,6 +405,7 @@ fn limits(config: &Config) -> Limits {
         adapter_timeout: Duration::from_millis(config.plugins.call_timeout_ms.max(1)),
         subscriptions: Arc::new(Semaphore::new(config.grpc.max_subscriptions)),
         max_consumers: config.grpc.max_consumers,
+        consumer_creation: tokio::sync::Mutex::new(()),
     }
 }
 
