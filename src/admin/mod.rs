@@ -20,6 +20,7 @@ use tributary_model::v1::{
 };
 
 use crate::app::App;
+use crate::auth::Principal;
 use crate::error::{ErrorCode, OpError};
 use crate::proto::admin_server::Admin;
 use redact::Redactor;
@@ -53,6 +54,7 @@ impl Admin for AdminService {
         &self,
         request: Request<GetRawWebhookRequest>,
     ) -> Result<Response<RawWebhook>, Status> {
+        Principal::of(&request)?.require_personal_data()?;
         let target = request.into_inner().target.ok_or_else(|| {
             OpError::new(
                 ErrorCode::InvalidArgument,
@@ -126,8 +128,10 @@ impl Admin for AdminService {
         &self,
         request: Request<ListDeadLettersRequest>,
     ) -> Result<Response<ListDeadLettersResponse>, Status> {
+        let principal = Principal::of(&request)?;
         Ok(Response::new(
-            self.dead_letters(request.into_inner()).await?,
+            self.dead_letters_as(&principal, request.into_inner())
+                .await?,
         ))
     }
 
@@ -175,7 +179,21 @@ impl AdminService {
         Ok(DeleteConsumerResponse { deleted })
     }
 
-    /// A page of dead letters, raw bodies redacted (and only on request).
+    /// A page of dead letters as `principal` may see them: raw bodies only on request,
+    /// redacted unless `unredacted` is asked by a credential with the personal_data scope.
+    pub async fn dead_letters_as(
+        &self,
+        principal: &Principal,
+        request: ListDeadLettersRequest,
+    ) -> Result<ListDeadLettersResponse, OpError> {
+        if request.include_raw && request.unredacted {
+            principal.require_personal_data()?;
+        }
+        self.dead_letters(request).await
+    }
+
+    /// A page of dead letters, raw bodies redacted (and only on request; as received with
+    /// `unredacted`, which [`Self::dead_letters_as`] allows only with the personal_data scope).
     pub async fn dead_letters(
         &self,
         request: ListDeadLettersRequest,
@@ -191,7 +209,7 @@ impl AdminService {
             })
             .await?;
         for letter in &mut dead_letters {
-            self.present(letter, request.include_raw);
+            self.present(letter, request.include_raw, request.unredacted);
         }
         dead_letters.truncate(limit);
         Ok(ListDeadLettersResponse { dead_letters })
@@ -289,13 +307,15 @@ impl AdminService {
 impl AdminService {
     /// A dead letter as shown to an operator: raw body only on request, redacted with what its
     /// adapter declares as personal data.
-    fn present(&self, letter: &mut DeadLetter, include_raw: bool) {
+    fn present(&self, letter: &mut DeadLetter, include_raw: bool, unredacted: bool) {
         let opened = match &self.app.archive {
             Some(archive) => archive.open_dead_letter(letter).is_ok(),
             None => letter.raw_key_id.is_empty(),
         };
         letter.raw = if include_raw && !opened {
             br#""[sealed: the archive key that sealed it is not configured]""#.to_vec()
+        } else if include_raw && unredacted {
+            std::mem::take(&mut letter.raw)
         } else if include_raw {
             let fields = self
                 .app

@@ -42,6 +42,10 @@ pub enum DeadLettersCommand {
         /// Include raw bodies (personal-data fields redacted).
         #[arg(long)]
         raw: bool,
+        /// With --raw: the bodies as received, not redacted (needs a credential with the
+        /// personal_data scope).
+        #[arg(long, requires = "raw")]
+        unredacted: bool,
     },
     /// Run dead letters again through the adapters now loaded.
     Redrive {
@@ -127,6 +131,7 @@ pub async fn dead_letters(command: DeadLettersCommand) -> anyhow::Result<()> {
             connection,
             all,
             raw,
+            unredacted,
         } => {
             let mut admin = client(&connection).await?;
             let mut after_id = 0;
@@ -137,6 +142,7 @@ pub async fn dead_letters(command: DeadLettersCommand) -> anyhow::Result<()> {
                         limit: 1000,
                         include_resolved: all,
                         include_raw: raw,
+                        unredacted,
                     })
                     .await?
                     .into_inner()
@@ -203,6 +209,7 @@ async fn count_unresolved(
                 limit: 1000,
                 include_resolved: false,
                 include_raw: false,
+                unredacted: false,
             })
             .await?
             .into_inner()

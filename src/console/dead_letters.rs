@@ -36,6 +36,7 @@ pub async fn page(
             limit: PAGE,
             include_resolved,
             include_raw: false,
+            unredacted: false,
         })
         .await;
     let letters = match listed {
@@ -141,6 +142,7 @@ async fn find(console: &Console, id: u64) -> Result<Option<DeadLetter>, OpError>
             limit: 1,
             include_resolved: true,
             include_raw: true,
+            unredacted: false,
         })
         .await?;
     Ok(listed.dead_letters.into_iter().find(|l| l.id == id))

@@ -48,6 +48,7 @@ mod console;
 mod conventions;
 mod delivery;
 mod grpc_auth;
+mod personal_data;
 mod quotas;
 mod redrive;
 mod security;
