@@ -401,6 +401,14 @@ impl Authenticator {
         self.authenticate(Some(token))
     }
 
+    /// Whether an HTTP `Authorization` header value (`Bearer <token>`) names an administrator
+    /// (with no credentials configured, every caller is one). For `/metrics` on a shared port.
+    pub fn bearer_is_admin(&self, authorization: Option<&str>) -> bool {
+        let presented = authorization.and_then(|value| value.strip_prefix("Bearer "));
+        self.authenticate(presented)
+            .is_some_and(|principal| principal.is_admin())
+    }
+
     fn authenticate(&self, presented: Option<&str>) -> Option<Arc<Principal>> {
         if self.credentials.is_empty() {
             return Some(Arc::clone(&self.anonymous));

@@ -12,6 +12,7 @@ use std::time::Duration;
 use anyhow::Context;
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
+use tonic::service::interceptor::InterceptedService;
 use tributary_event_log::EventLog;
 use tributary_event_log_fjall::{FjallConfig, FjallLog};
 use tributary_event_log_redb::{EmbeddedConfig, EmbeddedLog};
@@ -101,7 +102,20 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let mut router = crate::ingest::http::router(app.clone(), config.http.body_limit)
         .merge(crate::ops::health_router(app.clone()));
     if ops_http.is_none() {
-        router = router.merge(crate::ops::metrics_router(app.clone()));
+        // Not on a public port without credentials; with them, admins only.
+        if auth.is_enforcing() {
+            router = router.merge(crate::ops::guarded_metrics_router(
+                app.clone(),
+                auth.clone(),
+            ));
+        } else if config.http.listen.ip().is_loopback() {
+            router = router.merge(crate::ops::metrics_router(app.clone()));
+        } else {
+            tracing::warn!(
+                "/metrics not served: http.listen is not loopback and there are no \
+                 grpc.credentials; set ops.http_listen to serve it"
+            );
+        }
         if let Some(console) = &console {
             router = router.merge(console.clone().router());
         }
@@ -442,23 +456,27 @@ async fn grpc_server(
     }
     // Reflection v1, and v1alpha for the tools that speak only it (grpcio-reflection, older
     // grpcurl).
-    let (reflection, reflection_alpha) = if config.grpc.reflection {
+    // Reflection describes the Admin and Adapters services too: only administrators may use
+    // it, on the listener that serves them.
+    let (reflection, reflection_alpha) = if config.grpc.reflection && services.admin {
         let builder = || {
             tonic_reflection::server::Builder::configure()
                 .register_encoded_file_descriptor_set(tributary_model::FILE_DESCRIPTOR_SET)
                 .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         };
         (
-            Some(
+            Some(InterceptedService::new(
                 builder()
                     .build_v1()
                     .context("cannot build gRPC reflection")?,
-            ),
-            Some(
+                AdminOnly(auth.clone()),
+            )),
+            Some(InterceptedService::new(
                 builder()
                     .build_v1alpha()
                     .context("cannot build gRPC reflection")?,
-            ),
+                AdminOnly(auth.clone()),
+            )),
         )
     } else {
         (None, None)

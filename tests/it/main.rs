@@ -53,3 +53,4 @@ mod quotas;
 mod redrive;
 mod security;
 mod storage_faults;
+mod surfaces;

@@ -204,8 +204,11 @@ async fn the_console_needs_an_admin_credential_and_a_loopback_or_ops_listener() 
 /// personal_data scope; the tail's script links to it.
 #[tokio::test]
 async fn an_event_opens_its_raw_webhook() {
-    let config = console_config(&crate::support::arcadia_source(""))
-        .replacen("admin = true\n", "admin = true\npersonal_data = true\n", 1);
+    let config = console_config(&crate::support::arcadia_source("")).replacen(
+        "admin = true\n",
+        "admin = true\npersonal_data = true\n",
+        1,
+    );
     let server = Server::start(&config);
     let body = crate::support::arcadia_webhook("whk_console_raw");
     let (status, answer) = server
