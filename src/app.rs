@@ -23,6 +23,8 @@ pub struct App {
     pub limits: Arc<Limits>,
     /// Seals webhooks for the raw archive; `None` when the archive is off.
     pub archive: Option<Arc<Archive>>,
+    /// Where admin actions and console logins are recorded.
+    pub audit: Arc<crate::audit::AuditLog>,
 }
 
 /// Limits shared by the front ends (`[http]` and `[grpc]` settings).

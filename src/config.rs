@@ -31,9 +31,33 @@ pub struct Config {
     pub archive: ArchiveConfig,
     /// How `CloudEventStream` names events as CloudEvents (source URI, type prefix).
     pub cloudevents: CloudEventsConfig,
+    /// The audit log of admin actions and console logins (`data_dir/audit.jsonl`).
+    pub audit: AuditConfig,
     /// Source name -> adapter instance. Empty: every loaded adapter is served as a source of
     /// its own name with an empty config.
     pub sources: BTreeMap<String, SourceConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuditConfig {
+    /// Entries older than this many days are dropped (checked at start-up and daily); 0 keeps
+    /// them forever.
+    pub max_age_days: u64,
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        Self { max_age_days: 365 }
+    }
+}
+
+impl AuditConfig {
+    /// The retention as a duration; `None` keeps everything.
+    pub fn max_age(&self) -> Option<std::time::Duration> {
+        (self.max_age_days > 0)
+            .then(|| std::time::Duration::from_secs(self.max_age_days.saturating_mul(86_400)))
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -425,6 +449,7 @@ impl Default for Config {
             telemetry: TelemetryConfig::default(),
             archive: ArchiveConfig::default(),
             cloudevents: CloudEventsConfig::default(),
+            audit: AuditConfig::default(),
             sources: BTreeMap::new(),
         }
     }

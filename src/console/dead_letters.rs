@@ -258,6 +258,19 @@ pub async fn redrive(State(console): State<Console>, action: Action) -> Response
         redriven = outcomes.len(),
         "console: dead letters redriven"
     );
+    let target = if action.form.get("what") == "all" {
+        "all unresolved".to_owned()
+    } else {
+        format!(
+            "ids {}",
+            action.form.all("ids").collect::<Vec<_>>().join(",")
+        )
+    };
+    let label = if failure.is_some() { "failed" } else { "ok" };
+    action
+        .operator
+        .audit_or_log(&console, "dead_letters.redrive", target, label)
+        .await;
     console
         .inner
         .sessions

@@ -19,10 +19,32 @@ pub async fn page(
     Path(sequence): Path<u64>,
 ) -> Response {
     let active = "/console/tail";
+    let target = format!("sequence {sequence}");
     if let Err(error) = operator.principal.require_personal_data() {
+        operator
+            .audit_or_log(&console, "raw.read", target, "permission_denied")
+            .await;
         return error_page(&console, &operator, active, error.http_answer());
     }
-    let raw = match raw_webhook(console.app(), Target::Sequence(sequence)).await {
+    let found = raw_webhook(console.app(), Target::Sequence(sequence)).await;
+    let label = match &found {
+        Ok(_) => "ok",
+        Err(error) => error.error_code().label(),
+    };
+    // Personal data is shown only once the read is on record.
+    if let Err(error) = operator.audit(&console, "raw.read", target, label).await {
+        tracing::error!(%error, "audit entry not written: raw read refused");
+        return error_page(
+            &console,
+            &operator,
+            active,
+            (
+                axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                "The audit log cannot be written.".to_owned(),
+            ),
+        );
+    }
+    let raw = match found {
         Ok(raw) => raw,
         Err(error) => {
             return error_page(&console, &operator, active, error.http_answer());

@@ -127,6 +127,7 @@ impl Sessions {
             key,
             csrf: session.csrf.clone(),
             principal: Arc::clone(&session.principal),
+            client: None,
         })
     }
 
@@ -204,16 +205,32 @@ fn login_form(console: &Console, error: Option<&str>, status: StatusCode) -> Res
 /// constant-time comparison the gRPC interceptor makes.
 pub async fn login(
     State(console): State<Console>,
+    client: Option<axum::Extension<crate::server::http::ClientAddr>>,
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Response {
     if !same_origin(&headers) {
         return (StatusCode::FORBIDDEN, "cross-site request refused").into_response();
     }
+    let client = client.map(|axum::Extension(client)| client.0);
+    let audit = |credential: &str, action: &'static str, outcome: &str| {
+        let record = crate::audit::Record {
+            credential: credential.to_owned(),
+            client,
+            action,
+            target: String::new(),
+            outcome: outcome.to_owned(),
+        };
+        let log = std::sync::Arc::clone(&console.app().audit);
+        async move { log.record(record).await }
+    };
     let form = Form::parse(&body);
     let token = form.get("token");
     let Some(principal) = console.inner.auth.credential_for(token) else {
         tracing::warn!("console login refused: unknown token");
+        if let Err(error) = audit("", "console.login_failed", "unauthenticated").await {
+            tracing::error!(%error, "audit entry not written");
+        }
         return login_form(
             &console,
             Some("That token is not valid."),
@@ -222,6 +239,11 @@ pub async fn login(
     };
     if !principal.is_admin() {
         tracing::warn!(credential = %principal.name, "console login refused: no admin scope");
+        if let Err(error) =
+            audit(&principal.name, "console.login_failed", "permission_denied").await
+        {
+            tracing::error!(%error, "audit entry not written");
+        }
         return login_form(
             &console,
             Some("That credential has no admin scope."),
@@ -229,6 +251,15 @@ pub async fn login(
         );
     }
     let name = principal.name.clone();
+    // A session starts only once its login is on record.
+    if let Err(error) = audit(&name, "console.login", "ok").await {
+        tracing::error!(%error, "audit entry not written: console login refused");
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the audit log cannot be written",
+        )
+            .into_response();
+    }
     let Some(id) = console.inner.sessions.start(principal) else {
         return (StatusCode::INTERNAL_SERVER_ERROR, "no randomness").into_response();
     };
@@ -243,6 +274,10 @@ pub async fn login(
 /// `POST /console/logout`.
 pub async fn logout(State(console): State<Console>, action: Action) -> Response {
     console.inner.sessions.end(&action.operator.key);
+    action
+        .operator
+        .audit_or_log(&console, "console.logout", "", "ok")
+        .await;
     let mut response = Redirect::to("/console/login").into_response();
     if let Some(cookie) = set_cookie(console.inner.secure, "", 0) {
         response.headers_mut().insert(header::SET_COOKIE, cookie);

@@ -208,12 +208,16 @@ pub async fn open_app(config: &Config, shutdown: watch::Receiver<bool>) -> anyho
         .context("cannot open the raw archive")?
         .map(Arc::new);
     let log = open_log(config).await?;
+    let audit = crate::audit::AuditLog::open(&config.log.data_dir, config.audit.max_age())
+        .context("cannot open the audit log")?;
+    tokio::spawn(Arc::clone(&audit).retention_task(shutdown.clone()));
     Ok(App {
         sources,
         log,
         shutdown,
         limits: Arc::new(limits(config)),
         archive,
+        audit,
     })
 }
 

@@ -42,6 +42,7 @@ mod telemetry {
 
 mod abuse;
 mod archive;
+mod audit;
 mod clients;
 mod cloudevents;
 mod console;
