@@ -626,7 +626,7 @@ mod tests {
         let names = ["billing-1", "lending-1", "audit", "billing-2"];
         assert!(
             billing
-                .require_consumer_quota(names[..3].iter().copied())
+                .require_consumer_quota(names[..2].iter().copied())
                 .is_ok()
         );
         assert!(
