@@ -39,9 +39,18 @@ struct Buckets<K> {
 impl<K: Eq + Hash + Clone> Buckets<K> {
     /// `None` when `per_second` is 0 (no limit).
     fn new(per_second: u32, burst: u32, max_keys: usize) -> Option<Self> {
-        (per_second > 0).then(|| Buckets {
-            per_second: f64::from(per_second),
-            burst: f64::from(burst.max(per_second)),
+        Self::with_rate(
+            f64::from(per_second),
+            f64::from(burst.max(per_second)),
+            max_keys,
+        )
+    }
+
+    /// Like [`Self::new`] with a fractional rate (e.g. a few a minute).
+    fn with_rate(per_second: f64, burst: f64, max_keys: usize) -> Option<Self> {
+        (per_second > 0.0).then(|| Buckets {
+            per_second,
+            burst: burst.max(1.0),
             max_keys,
             buckets: Mutex::new(HashMap::new()),
         })
@@ -170,6 +179,36 @@ impl WebhookRateLimit {
     pub fn failed(&self, client: IpAddr, source: &str) {
         if let Some(failed) = &self.failed {
             failed.spend(&(client_key(client), source.to_owned()));
+        }
+    }
+}
+
+/// A small budget of failures per client address (the console's logins): each failure
+/// spends a token; with none left the address is refused until one refills.
+pub struct AddressThrottle(Option<Buckets<IpAddr>>);
+
+impl AddressThrottle {
+    /// `burst` failures at once, then `per_minute`.
+    pub fn new(per_minute: u32, burst: u32) -> Self {
+        Self(Buckets::with_rate(
+            f64::from(per_minute) / 60.0,
+            f64::from(burst),
+            MAX_TRACKED_CLIENTS,
+        ))
+    }
+
+    /// `Ok` when `client` may try now; otherwise how long to wait.
+    pub fn check(&self, client: IpAddr) -> Result<(), Duration> {
+        match &self.0 {
+            Some(buckets) => buckets.ready(&client_key(client)),
+            None => Ok(()),
+        }
+    }
+
+    /// Counts a failure of `client`.
+    pub fn failed(&self, client: IpAddr) {
+        if let Some(buckets) = &self.0 {
+            buckets.spend(&client_key(client));
         }
     }
 }

@@ -46,6 +46,7 @@ mod audit;
 mod clients;
 mod cloudevents;
 mod console;
+mod console_sessions;
 mod conventions;
 mod delivery;
 mod grpc_auth;
