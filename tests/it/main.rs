@@ -43,6 +43,7 @@ mod telemetry {
 mod abuse;
 mod archive;
 mod audit;
+mod cli_tls;
 mod clients;
 mod cloudevents;
 mod console;
