@@ -18,6 +18,7 @@ use anyhow::{Context, bail};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tonic::{Request, Status};
 use tributary_model::v1::Filter;
 
@@ -52,6 +53,68 @@ pub struct CredentialConfig {
     /// are ignored.
     #[serde(default)]
     pub admin: bool,
+    /// May read personal data in the clear: raw webhook bodies (`GetRawWebhook`, the
+    /// console's raw view) and dead letters' raw items unredacted. Separate from `admin`: an
+    /// administrator without it gets PERMISSION_DENIED or the redacted form.
+    #[serde(default)]
+    pub personal_data: bool,
+    /// `Subscribe` streams (and health watches do not count here) this credential may hold at
+    /// once; default [`DEFAULT_MAX_SUBSCRIPTIONS`].
+    #[serde(default)]
+    pub max_subscriptions: Option<usize>,
+    /// Durable consumers inside this credential's `consumers` scopes that may exist; default
+    /// [`DEFAULT_MAX_CONSUMERS`] (for an admin credential: only `grpc.max_consumers`).
+    #[serde(default)]
+    pub max_consumers: Option<usize>,
+    /// Entries (sources plus types) one subscription filter may have; default
+    /// [`DEFAULT_MAX_FILTER_ENTRIES`]. Filtering costs entries x events x subscribers.
+    #[serde(default)]
+    pub max_filter_entries: Option<usize>,
+}
+
+/// Default `max_subscriptions` of a credential: a quarter of the default global cap, so one
+/// team cannot take every subscription.
+pub const DEFAULT_MAX_SUBSCRIPTIONS: usize = 256;
+/// Default `max_consumers` of a non-admin credential.
+pub const DEFAULT_MAX_CONSUMERS: usize = 32;
+/// Default `max_filter_entries` of every caller.
+pub const DEFAULT_MAX_FILTER_ENTRIES: usize = 64;
+
+/// A credential's quotas, with its own count of open subscriptions.
+#[derive(Debug, Clone)]
+struct Quota {
+    max_subscriptions: usize,
+    subscriptions: Arc<Semaphore>,
+    max_consumers: Option<usize>,
+    max_filter_entries: usize,
+}
+
+impl Quota {
+    fn of(config: Option<&CredentialConfig>) -> Self {
+        let max_subscriptions =
+            config
+                .and_then(|c| c.max_subscriptions)
+                .unwrap_or(if config.is_some() {
+                    DEFAULT_MAX_SUBSCRIPTIONS
+                } else {
+                    Semaphore::MAX_PERMITS
+                });
+        let max_consumers = match config {
+            Some(config) if config.max_consumers.is_some() => config.max_consumers,
+            Some(config) if !config.admin => Some(DEFAULT_MAX_CONSUMERS),
+            _ => None,
+        };
+        Quota {
+            max_subscriptions,
+            subscriptions: Arc::new(Semaphore::new(
+                max_subscriptions.min(Semaphore::MAX_PERMITS),
+            )),
+            max_consumers,
+            max_filter_entries: config
+                .and_then(|c| c.max_filter_entries)
+                .unwrap_or(DEFAULT_MAX_FILTER_ENTRIES),
+        }
+    }
 }
 
 /// An authenticated caller and its scopes.
@@ -63,6 +126,8 @@ pub struct Principal {
     sources: Vec<String>,
     types: Vec<String>,
     admin: bool,
+    personal_data: bool,
+    quota: Quota,
 }
 
 impl Principal {
@@ -74,7 +139,87 @@ impl Principal {
             sources: Vec::new(),
             types: Vec::new(),
             admin: true,
+            personal_data: true,
+            quota: Quota::of(None),
         }
+    }
+
+    /// Whether this caller may read personal data in the clear (`personal_data = true`).
+    pub fn may_read_personal_data(&self) -> bool {
+        self.personal_data
+    }
+
+    /// Refuses unless this caller may read personal data in the clear.
+    pub fn require_personal_data(&self) -> Result<(), OpError> {
+        if self.personal_data {
+            Ok(())
+        } else {
+            Err(OpError::new(
+                ErrorCode::PermissionDenied,
+                format!(
+                    "credential `{}` has no personal_data scope (raw bodies)",
+                    self.name
+                ),
+            ))
+        }
+    }
+
+    /// One of this credential's subscriptions (`max_subscriptions`), held while the stream
+    /// lives; RESOURCE_EXHAUSTED for this credential only when all are taken.
+    pub fn take_subscription(&self) -> Result<OwnedSemaphorePermit, OpError> {
+        Arc::clone(&self.quota.subscriptions)
+            .try_acquire_owned()
+            .map_err(|_| {
+                OpError::new(
+                    ErrorCode::ResourceExhausted,
+                    format!(
+                        "credential `{}` holds its {} subscriptions (max_subscriptions); \
+                         close one or retry later",
+                        self.name, self.quota.max_subscriptions
+                    ),
+                )
+            })
+    }
+
+    /// Refuses a filter with more entries (sources plus types) than `max_filter_entries`.
+    pub fn require_filter_size(&self, filter: &Filter) -> Result<(), OpError> {
+        let entries = filter.sources.len() + filter.types.len();
+        if entries > self.quota.max_filter_entries {
+            return Err(OpError::new(
+                ErrorCode::ResourceExhausted,
+                format!(
+                    "the filter has {entries} entries; credential `{}` may use {} \
+                     (max_filter_entries)",
+                    self.name, self.quota.max_filter_entries
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Refuses one more durable consumer when `existing` (all consumers' names) holds this
+    /// credential's `max_consumers` already: those inside its `consumers` scopes count.
+    pub fn require_consumer_quota<'a>(
+        &self,
+        existing: impl Iterator<Item = &'a str>,
+    ) -> Result<(), OpError> {
+        let Some(max) = self.quota.max_consumers else {
+            return Ok(());
+        };
+        let own = existing
+            .filter(|name| self.consumers.iter().any(|scope| covers(scope, name)))
+            .count();
+        if own >= max {
+            return Err(OpError::new(
+                ErrorCode::ResourceExhausted,
+                format!(
+                    "credential `{}` has {own} durable consumers (max_consumers {max}); delete \
+                     unused ones with `tributary consumers delete`",
+                    self.name
+                ),
+            ));
+        }
+        Ok(())
     }
 
     /// The principal of `request`, as the interceptor left it.
@@ -210,6 +355,8 @@ impl Authenticator {
             let principal = if config.admin {
                 Principal {
                     name: config.name.clone(),
+                    personal_data: config.personal_data,
+                    quota: Quota::of(Some(config)),
                     ..Principal::anonymous_admin()
                 }
             } else {
@@ -219,6 +366,8 @@ impl Authenticator {
                     sources: config.sources.clone(),
                     types: config.types.clone(),
                     admin: false,
+                    personal_data: config.personal_data,
+                    quota: Quota::of(Some(config)),
                 }
             };
             credentials.push(Credential {
@@ -250,6 +399,14 @@ impl Authenticator {
             return None;
         }
         self.authenticate(Some(token))
+    }
+
+    /// Whether an HTTP `Authorization` header value (`Bearer <token>`) names an administrator
+    /// (with no credentials configured, every caller is one). For `/metrics` on a shared port.
+    pub fn bearer_is_admin(&self, authorization: Option<&str>) -> bool {
+        let presented = authorization.and_then(|value| value.strip_prefix("Bearer "));
+        self.authenticate(presented)
+            .is_some_and(|principal| principal.is_admin())
     }
 
     fn authenticate(&self, presented: Option<&str>) -> Option<Arc<Principal>> {
@@ -340,6 +497,10 @@ mod tests {
             sources: vec!["arcadia".to_owned()],
             types: vec!["statement.*".to_owned(), "meter.created".to_owned()],
             admin: false,
+            personal_data: false,
+            max_subscriptions: None,
+            max_consumers: None,
+            max_filter_entries: None,
         }
     }
 
@@ -442,5 +603,54 @@ mod tests {
             .expect("consumer");
         assert!(!consumer.is_admin());
         assert!(auth.credential_for("operators-token-124").is_none());
+    }
+
+    #[test]
+    fn quotas_are_per_credential_with_defaults() {
+        let small = CredentialConfig {
+            max_subscriptions: Some(1),
+            max_consumers: Some(2),
+            max_filter_entries: Some(3),
+            ..credential("billing", "billing-team-token-1")
+        };
+        let auth = Authenticator::new(&[small, credential("other", "other-team-token-22")])
+            .expect("valid");
+        let billing = auth.authenticate(Some("billing-team-token-1")).unwrap();
+        let other = auth.authenticate(Some("other-team-token-22")).unwrap();
+        let held = billing.take_subscription().expect("first");
+        assert!(billing.take_subscription().is_err());
+        assert!(other.take_subscription().is_ok(), "another credential");
+        drop(held);
+        assert!(billing.take_subscription().is_ok());
+
+        let names = ["billing-1", "lending-1", "audit", "billing-2"];
+        assert!(
+            billing
+                .require_consumer_quota(names[..2].iter().copied())
+                .is_ok()
+        );
+        assert!(
+            billing
+                .require_consumer_quota(names.iter().copied())
+                .is_err()
+        );
+
+        let filter = |n: usize| Filter {
+            sources: vec!["arcadia".to_owned(); n],
+            types: Vec::new(),
+        };
+        assert!(billing.require_filter_size(&filter(3)).is_ok());
+        assert!(billing.require_filter_size(&filter(4)).is_err());
+        assert!(
+            other
+                .require_filter_size(&filter(DEFAULT_MAX_FILTER_ENTRIES))
+                .is_ok()
+        );
+        assert!(
+            other
+                .require_filter_size(&filter(DEFAULT_MAX_FILTER_ENTRIES + 1))
+                .is_err()
+        );
+        assert!(!billing.may_read_personal_data());
     }
 }

@@ -31,6 +31,8 @@ pub struct Config {
     pub archive: ArchiveConfig,
     /// How `CloudEventStream` names events as CloudEvents (source URI, type prefix).
     pub cloudevents: CloudEventsConfig,
+    /// The audit log of admin actions and console logins (`data_dir/audit.jsonl`).
+    pub audit: AuditConfig,
     /// Source name -> adapter instance. Empty: every loaded adapter is served as a source of
     /// its own name with an empty config.
     pub sources: BTreeMap<String, SourceConfig>,
@@ -38,6 +40,28 @@ pub struct Config {
     pub shadow: crate::sources::shadow::config::ShadowConfig,
     /// The window over which sources' expectations (`[sources.X.expect]`) are measured.
     pub health: crate::health::HealthConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuditConfig {
+    /// Entries older than this many days are dropped (checked at start-up and daily); 0 keeps
+    /// them forever.
+    pub max_age_days: u64,
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        Self { max_age_days: 365 }
+    }
+}
+
+impl AuditConfig {
+    /// The retention as a duration; `None` keeps everything.
+    pub fn max_age(&self) -> Option<std::time::Duration> {
+        (self.max_age_days > 0)
+            .then(|| std::time::Duration::from_secs(self.max_age_days.saturating_mul(86_400)))
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -61,6 +85,18 @@ pub struct HttpConfig {
     pub rate_limit_per_second: u32,
     /// Burst above the rate a source may send at once.
     pub rate_limit_burst: u32,
+    /// Failed verifications per second allowed per client address and source (a token
+    /// bucket of their own, so forgeries never spend the source's budget); over it, 429
+    /// before the body is read. 0 switches the limit off.
+    pub failed_verifications_per_second: u32,
+    /// Burst of failed verifications per client address and source.
+    pub failed_verifications_burst: u32,
+    /// Rejected-webhook log lines written per second at most (the rest are counted in
+    /// `tributary_webhooks_rejected_total` only).
+    pub rejection_log_lines_per_second: u32,
+    /// Connections served at once per client address (IPv6: per /64); more are closed at
+    /// once. 0: only `max_connections` applies.
+    pub max_connections_per_address: usize,
     /// Serve HTTPS from these PEM files (re-read on SIGHUP).
     pub tls: Option<TlsConfig>,
 }
@@ -77,6 +113,14 @@ pub struct GrpcConfig {
     pub reflection: bool,
     /// HTTP/2 streams at once per connection.
     pub max_concurrent_streams: u32,
+    /// Connections served at once; more wait in the accept backlog.
+    pub max_connections: usize,
+    /// Connections served at once per client address (IPv6: per /64); more are closed at
+    /// once. 0: only `max_connections` applies.
+    pub max_connections_per_address: usize,
+    /// Time for a new connection's TLS handshake, or its first byte in clear; slower ones are
+    /// closed.
+    pub handshake_timeout_seconds: u64,
     /// `Subscribe` streams open at once, across clients; more get RESOURCE_EXHAUSTED.
     pub max_subscriptions: usize,
     /// Durable consumers that may exist; creating one more gets RESOURCE_EXHAUSTED (delete
@@ -409,6 +453,7 @@ impl Default for Config {
             telemetry: TelemetryConfig::default(),
             archive: ArchiveConfig::default(),
             cloudevents: CloudEventsConfig::default(),
+            audit: AuditConfig::default(),
             sources: BTreeMap::new(),
             shadow: crate::sources::shadow::config::ShadowConfig::default(),
             health: crate::health::HealthConfig::default(),
@@ -733,6 +778,10 @@ impl Default for HttpConfig {
             max_header_bytes: 64 * 1024,
             rate_limit_per_second: 1000,
             rate_limit_burst: 2000,
+            failed_verifications_per_second: 1,
+            failed_verifications_burst: 10,
+            rejection_log_lines_per_second: 10,
+            max_connections_per_address: 64,
             tls: None,
         }
     }
@@ -745,6 +794,9 @@ impl Default for GrpcConfig {
             credentials: Vec::new(),
             reflection: true,
             max_concurrent_streams: 256,
+            max_connections: 1024,
+            max_connections_per_address: 64,
+            handshake_timeout_seconds: 10,
             max_subscriptions: 1024,
             max_consumers: 256,
             tls: None,

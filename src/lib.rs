@@ -11,6 +11,7 @@
 pub mod admin;
 pub mod app;
 pub mod archive;
+pub mod audit;
 pub mod auth;
 pub mod cli;
 pub mod config;

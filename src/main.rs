@@ -60,6 +60,9 @@ enum Command {
     Raw(tributary::cli::archive::RawCommand),
     /// Run archived webhooks again through the adapter now loaded (after a fix).
     Replay(tributary::cli::archive::ReplayArgs),
+    /// Read the audit log of a running server (admin actions, console logins).
+    #[command(subcommand)]
+    Audit(tributary::cli::audit::AuditCommand),
 }
 
 /// How log lines on stderr are written.
@@ -119,6 +122,7 @@ fn main() -> anyhow::Result<()> {
         }
         Command::Raw(command) => client_runtime()?.block_on(tributary::cli::archive::raw(command)),
         Command::Replay(args) => client_runtime()?.block_on(tributary::cli::archive::replay(args)),
+        Command::Audit(command) => client_runtime()?.block_on(tributary::cli::audit::run(command)),
     }
 }
 

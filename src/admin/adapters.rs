@@ -89,9 +89,15 @@ impl Adapters for AdaptersService {
 
     async fn reload_adapters(
         &self,
-        _request: Request<ReloadAdaptersRequest>,
+        request: Request<ReloadAdaptersRequest>,
     ) -> Result<Response<ReloadAdaptersResponse>, Status> {
-        Ok(Response::new(self.reload().await?))
+        let caller = crate::audit::Caller::of(&request);
+        let result = self.reload().await.map_err(Status::from);
+        self.app
+            .audit
+            .record_or_log(caller.record("adapters.reload", "", &result))
+            .await;
+        Ok(Response::new(result?))
     }
 
     async fn start_shadow(

@@ -14,12 +14,15 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 use tributary_model::v1::{
     Consumer, DeadLetter, DeleteConsumerRequest, DeleteConsumerResponse, GetRawWebhookRequest,
-    ListConsumersRequest, ListConsumersResponse, ListDeadLettersRequest, ListDeadLettersResponse,
-    RawWebhook, RedriveDeadLettersRequest, RedriveDeadLettersResponse, RedriveOutcome,
-    ReplayProgress, ReplayRequest, ResetConsumerRequest, reset_consumer_request::Position,
+    ListAuditEntriesRequest, ListAuditEntriesResponse, ListConsumersRequest, ListConsumersResponse,
+    ListDeadLettersRequest, ListDeadLettersResponse, RawWebhook, RedriveDeadLettersRequest,
+    RedriveDeadLettersResponse, RedriveOutcome, ReplayProgress, ReplayRequest,
+    ResetConsumerRequest, get_raw_webhook_request::Target, reset_consumer_request::Position,
 };
 
 use crate::app::App;
+use crate::audit::Caller;
+use crate::auth::Principal;
 use crate::error::{ErrorCode, OpError};
 use crate::proto::admin_server::Admin;
 use redact::Redactor;
@@ -53,30 +56,62 @@ impl Admin for AdminService {
         &self,
         request: Request<GetRawWebhookRequest>,
     ) -> Result<Response<RawWebhook>, Status> {
-        let target = request.into_inner().target.ok_or_else(|| {
-            OpError::new(
-                ErrorCode::InvalidArgument,
-                "give sequence, event_id or archive_id",
-            )
-        })?;
-        let raw = raw::raw_webhook(&self.app, target)
+        let caller = Caller::of(&request);
+        let principal = Principal::of(&request)?;
+        let target = request.into_inner().target;
+        let described = match &target {
+            Some(Target::Sequence(sequence)) => format!("sequence {sequence}"),
+            Some(Target::EventId(id)) => format!("event {id}"),
+            Some(Target::ArchiveId(id)) => format!("archive entry {id}"),
+            None => String::new(),
+        };
+        let result: Result<RawWebhook, Status> = async {
+            principal.require_personal_data()?;
+            let target = target.ok_or_else(|| {
+                OpError::new(
+                    ErrorCode::InvalidArgument,
+                    "give sequence, event_id or archive_id",
+                )
+            })?;
+            Ok(raw::raw_webhook(&self.app, target)
+                .await
+                .map_err(|error| OpError::of(&error))?)
+        }
+        .await;
+        // Personal data leaves only once the read is on record.
+        self.app
+            .audit
+            .record(caller.record("raw.read", described, &result))
             .await
-            .map_err(|error| OpError::of(&error))?;
-        Ok(Response::new(raw))
+            .map_err(|error| {
+                tracing::error!(%error, "audit entry not written: raw read refused");
+                OpError::new(
+                    ErrorCode::StorageUnavailable,
+                    "the audit log cannot be written",
+                )
+            })?;
+        Ok(Response::new(result?))
     }
 
     async fn replay(
         &self,
         request: Request<ReplayRequest>,
     ) -> Result<Response<Self::ReplayStream>, Status> {
+        let caller = Caller::of(&request);
         let request = request.into_inner();
-        if self.app.sources.get(&request.source).is_none() {
-            return Err(OpError::new(
+        let known: Result<(), Status> = match self.app.sources.get(&request.source) {
+            Some(_) => Ok(()),
+            None => Err(OpError::new(
                 ErrorCode::NotFound,
                 format!("no source named `{}`", request.source),
             )
-            .into());
-        }
+            .into()),
+        };
+        self.app
+            .audit
+            .record_or_log(caller.record("replay", request.source.clone(), &known))
+            .await;
+        known?;
         let (progress, updates) = tokio::sync::mpsc::channel(16);
         let (out, stream) = tokio::sync::mpsc::channel(16);
         let app = self.app.clone();
@@ -112,32 +147,100 @@ impl Admin for AdminService {
         &self,
         request: Request<ResetConsumerRequest>,
     ) -> Result<Response<Consumer>, Status> {
-        Ok(Response::new(self.reset(request.into_inner()).await?))
+        let caller = Caller::of(&request);
+        let request = request.into_inner();
+        let name = request.name.clone();
+        let result = self.reset(request).await.map_err(Status::from);
+        self.app
+            .audit
+            .record_or_log(caller.record("consumer.reset", name, &result))
+            .await;
+        Ok(Response::new(result?))
     }
 
     async fn delete_consumer(
         &self,
         request: Request<DeleteConsumerRequest>,
     ) -> Result<Response<DeleteConsumerResponse>, Status> {
-        Ok(Response::new(self.delete(request.into_inner()).await?))
+        let caller = Caller::of(&request);
+        let request = request.into_inner();
+        let name = request.name.clone();
+        let result = self.delete(request).await.map_err(Status::from);
+        self.app
+            .audit
+            .record_or_log(caller.record("consumer.delete", name, &result))
+            .await;
+        Ok(Response::new(result?))
     }
 
     async fn list_dead_letters(
         &self,
         request: Request<ListDeadLettersRequest>,
     ) -> Result<Response<ListDeadLettersResponse>, Status> {
-        Ok(Response::new(
-            self.dead_letters(request.into_inner()).await?,
-        ))
+        let caller = Caller::of(&request);
+        let principal = Principal::of(&request)?;
+        let request = request.into_inner();
+        if !(request.include_raw && request.unredacted) {
+            return Ok(Response::new(
+                self.dead_letters_as(&principal, request).await?,
+            ));
+        }
+        let target = format!("after id {}", request.after_id);
+        let result = self
+            .dead_letters_as(&principal, request)
+            .await
+            .map_err(Status::from);
+        self.app
+            .audit
+            .record(caller.record("dead_letters.read_unredacted", target, &result))
+            .await
+            .map_err(|error| {
+                tracing::error!(%error, "audit entry not written: raw read refused");
+                OpError::new(
+                    ErrorCode::StorageUnavailable,
+                    "the audit log cannot be written",
+                )
+            })?;
+        Ok(Response::new(result?))
     }
 
     async fn redrive_dead_letters(
         &self,
         request: Request<RedriveDeadLettersRequest>,
     ) -> Result<Response<RedriveDeadLettersResponse>, Status> {
-        Ok(Response::new(
-            self.redrive_page(request.into_inner()).await?,
-        ))
+        let caller = Caller::of(&request);
+        let request = request.into_inner();
+        let target = redrive_target(&request);
+        let result = self.redrive_page(request).await.map_err(Status::from);
+        self.app
+            .audit
+            .record_or_log(caller.record("dead_letters.redrive", target, &result))
+            .await;
+        Ok(Response::new(result?))
+    }
+
+    async fn list_audit_entries(
+        &self,
+        request: Request<ListAuditEntriesRequest>,
+    ) -> Result<Response<ListAuditEntriesResponse>, Status> {
+        let request = request.into_inner();
+        let limit = match request.limit {
+            0 => 100,
+            n => n as usize,
+        };
+        let entries = self
+            .app
+            .audit
+            .list(request.after_id, limit)
+            .await
+            .map_err(|error| {
+                tracing::error!(%error, "audit log not read");
+                OpError::new(
+                    ErrorCode::StorageUnavailable,
+                    "the audit log cannot be read",
+                )
+            })?;
+        Ok(Response::new(ListAuditEntriesResponse { entries }))
     }
 }
 
@@ -175,7 +278,21 @@ impl AdminService {
         Ok(DeleteConsumerResponse { deleted })
     }
 
-    /// A page of dead letters, raw bodies redacted (and only on request).
+    /// A page of dead letters as `principal` may see them: raw bodies only on request,
+    /// redacted unless `unredacted` is asked by a credential with the personal_data scope.
+    pub async fn dead_letters_as(
+        &self,
+        principal: &Principal,
+        request: ListDeadLettersRequest,
+    ) -> Result<ListDeadLettersResponse, OpError> {
+        if request.include_raw && request.unredacted {
+            principal.require_personal_data()?;
+        }
+        self.dead_letters(request).await
+    }
+
+    /// A page of dead letters, raw bodies redacted (and only on request; as received with
+    /// `unredacted`, which [`Self::dead_letters_as`] allows only with the personal_data scope).
     pub async fn dead_letters(
         &self,
         request: ListDeadLettersRequest,
@@ -191,7 +308,7 @@ impl AdminService {
             })
             .await?;
         for letter in &mut dead_letters {
-            self.present(letter, request.include_raw);
+            self.present(letter, request.include_raw, request.unredacted);
         }
         dead_letters.truncate(limit);
         Ok(ListDeadLettersResponse { dead_letters })
@@ -286,16 +403,28 @@ impl AdminService {
     }
 }
 
+/// What a redrive targets, for the audit log: its ids, or the page after an id.
+pub fn redrive_target(request: &RedriveDeadLettersRequest) -> String {
+    if request.ids.is_empty() {
+        format!("unresolved after id {}", request.after_id)
+    } else {
+        let ids: Vec<String> = request.ids.iter().map(u64::to_string).collect();
+        format!("ids {}", ids.join(","))
+    }
+}
+
 impl AdminService {
     /// A dead letter as shown to an operator: raw body only on request, redacted with what its
     /// adapter declares safe to show and as personal data.
-    fn present(&self, letter: &mut DeadLetter, include_raw: bool) {
+    fn present(&self, letter: &mut DeadLetter, include_raw: bool, unredacted: bool) {
         let opened = match &self.app.archive {
             Some(archive) => archive.open_dead_letter(letter).is_ok(),
             None => letter.raw_key_id.is_empty(),
         };
         letter.raw = if include_raw && !opened {
             br#""[sealed: the archive key that sealed it is not configured]""#.to_vec()
+        } else if include_raw && unredacted {
+            std::mem::take(&mut letter.raw)
         } else if include_raw {
             let (personal, display) = self
                 .app

@@ -7,6 +7,7 @@ use std::path::Path;
 
 use chacha20poly1305::aead::{Aead, AeadCore, AeadInPlace, KeyInit, OsRng, Payload};
 use chacha20poly1305::{Key, XChaCha20Poly1305, XNonce};
+use zeroize::{Zeroize, Zeroizing};
 
 use super::ArchiveError;
 use crate::files::write_private;
@@ -67,11 +68,15 @@ impl Keyring {
                     "key ids are 1 to 64 characters of A-Z a-z 0-9 . _ -",
                 ));
             }
-            let mut key = [0u8; 32];
-            hex::decode_to_slice(hex_key.trim(), &mut key)
+            // Every copy of key material is wiped when dropped (the ciphers wipe their own).
+            let mut key = Zeroizing::new([0u8; 32]);
+            hex::decode_to_slice(hex_key.trim(), key.as_mut_slice())
                 .map_err(|_| invalid("the key is not 64 hex digits (32 bytes)"))?;
             if ciphers
-                .insert(id.to_owned(), XChaCha20Poly1305::new(Key::from_slice(&key)))
+                .insert(
+                    id.to_owned(),
+                    XChaCha20Poly1305::new(Key::from_slice(key.as_slice())),
+                )
                 .is_some()
             {
                 return Err(invalid("key id given twice"));
@@ -91,7 +96,7 @@ impl Keyring {
                 "the key file must be readable by its owner only (chmod 600)".into(),
             ));
         }
-        let text = std::fs::read_to_string(path).map_err(|e| file(e.to_string()))?;
+        let text = Zeroizing::new(std::fs::read_to_string(path).map_err(|e| file(e.to_string()))?);
         Self::parse(&text).map_err(|error| match error {
             ArchiveError::InvalidKeys(why) => file(why),
             other => other,
@@ -101,12 +106,14 @@ impl Keyring {
     /// The keys in `path`, creating the file with one random key when it does not exist.
     pub fn read_or_create(path: &Path) -> Result<Self, ArchiveError> {
         if !path.exists() {
-            let key = XChaCha20Poly1305::generate_key(&mut OsRng);
-            let text = format!(
+            let mut key = XChaCha20Poly1305::generate_key(&mut OsRng);
+            let hex_key = Zeroizing::new(hex::encode(key));
+            key.as_mut_slice().zeroize();
+            let text = Zeroizing::new(format!(
                 "# Raw-archive keys: `<key id> <hex>`; the first seals. Keep a copy: without it\n\
                  # the archive cannot be read.\nk1 {}\n",
-                hex::encode(key)
-            );
+                hex_key.as_str()
+            ));
             write_private(path, &text).map_err(|e| {
                 ArchiveError::InvalidKeys(format!("{}: cannot create: {e}", path.display()))
             })?;

@@ -23,8 +23,10 @@ const SECRET_HEADERS: &[&str] = &[
     "cookie",
     "x-api-key",
 ];
-/// Config strings shorter than this are not treated as secrets (too likely to match by chance).
-const MIN_SECRET_LEN: usize = 8;
+/// Config strings at least this long are withheld wherever they appear inside a value;
+/// shorter ones (too likely to occur by chance inside other text) when they are the whole
+/// value or one of its words.
+const SUBSTRING_SECRET_LEN: usize = 8;
 /// How entries are compressed before sealing (`ArchiveEntry.compression`).
 const LZ4: &str = "lz4";
 /// Largest webhook an entry opens to: far above any body limit the service accepts.
@@ -115,7 +117,7 @@ impl Archive {
                 && (SECRET_HEADERS
                     .iter()
                     .any(|secret| name.eq_ignore_ascii_case(secret))
-                    || secrets.iter().any(|secret| value.contains(secret.as_str())))
+                    || holds_secret(value, secrets))
         };
         let headers = request
             .headers
@@ -285,11 +287,62 @@ fn dead_letter_associated(letter: &DeadLetter) -> Vec<u8> {
     .into_bytes()
 }
 
-/// The strings of a source's config (any depth) long enough to be secrets.
+/// Whether a header or query value holds one of `secrets`, compared on the value as sent
+/// and percent-decoded (as a query parameter or a header in `application/x-www-form-urlencoded`
+/// form would carry it): a long secret anywhere inside it, a short one as the whole value or
+/// one of its words (split at anything but letters, digits, `-`, `_`, `.`, `~`).
+pub fn holds_secret(value: &str, secrets: &[String]) -> bool {
+    if secrets.is_empty() {
+        return false;
+    }
+    let decoded = percent_decode(value);
+    let word = |c: char| !(c.is_alphanumeric() || matches!(c, '-' | '_' | '.' | '~'));
+    [value, decoded.as_str()].into_iter().any(|candidate| {
+        secrets
+            .iter()
+            .filter(|secret| !secret.is_empty())
+            .any(|secret| {
+                if secret.len() >= SUBSTRING_SECRET_LEN {
+                    candidate.contains(secret.as_str())
+                } else {
+                    candidate == secret || candidate.split(word).any(|part| part == secret.as_str())
+                }
+            })
+    })
+}
+
+/// `value` with `+` as a space and `%XX` escapes decoded (invalid escapes kept as they are).
+fn percent_decode(value: &str) -> String {
+    let bytes = value.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < bytes.len() => {
+                match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                    (Some(high), Some(low)) => {
+                        // Two hex digits: at most 255.
+                        out.push(u8::try_from(high * 16 + low).unwrap_or(b'?'));
+                        i += 3;
+                        continue;
+                    }
+                    _ => out.push(b'%'),
+                }
+            }
+            other => out.push(other),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Every non-empty string of a source's config (any depth): each may be a secret.
 pub fn config_secrets(config: &toml::Table) -> Vec<String> {
     fn walk(value: &toml::Value, out: &mut Vec<String>) {
         match value {
-            toml::Value::String(text) if text.len() >= MIN_SECRET_LEN => out.push(text.clone()),
+            toml::Value::String(text) if !text.is_empty() => out.push(text.clone()),
             toml::Value::Array(items) => items.iter().for_each(|v| walk(v, out)),
             toml::Value::Table(table) => table.values().for_each(|v| walk(v, out)),
             _ => {}
@@ -452,15 +505,49 @@ mod tests {
     }
 
     #[test]
-    fn config_strings_long_enough_are_secrets() {
+    fn every_config_string_is_a_secret() {
         let config: toml::Table = toml::from_str(
             r#"verification = { headers = { "X-Token" = "long-enough-token" } }
                secret = "short"
+               empty = ""
                list = ["another-long-one", 3]"#,
         )
         .expect("toml");
         let mut secrets = config_secrets(&config);
         secrets.sort();
-        assert_eq!(secrets, ["another-long-one", "long-enough-token"]);
+        assert_eq!(secrets, ["another-long-one", "long-enough-token", "short"]);
+    }
+
+    #[test]
+    fn secrets_are_found_decoded_and_whatever_their_length() {
+        let secrets = vec!["s3cr/t+x y".to_owned(), "abc".to_owned()];
+        // Percent-encoded (and `+` for a space) in a query value.
+        assert!(holds_secret("s3cr%2Ft%2Bx+y", &secrets));
+        assert!(holds_secret("prefix-s3cr%2Ft%2Bx%20y-suffix", &secrets));
+        // A short secret: the whole value, or one of its words.
+        assert!(holds_secret("abc", &secrets));
+        assert!(holds_secret("Bearer abc", &secrets));
+        assert!(holds_secret("t=1,v1=abc", &secrets));
+        assert!(holds_secret("%61bc", &secrets));
+        // ...but not inside another word.
+        assert!(!holds_secret("abcdef", &secrets));
+        assert!(!holds_secret("fabc", &secrets));
+        assert!(!holds_secret("anything", &[]));
+        assert!(holds_secret("a&b=abc", &secrets), "an & in a header value");
+        assert_eq!(percent_decode("%41%4a+%zz%4"), "AJ %zz%4");
+    }
+
+    #[test]
+    fn an_encoded_or_short_query_secret_is_withheld() {
+        let mut request = request();
+        request.query = "token=shared%2Dsecret%2D123&k=pin&page=2".into();
+        request.headers.clear();
+        let secrets = vec!["shared-secret-123".to_owned(), "pin".to_owned()];
+        let entry = archive(false)
+            .seal(&request, ("arcadia", "1.2.0"), &secrets)
+            .expect("seal");
+        let raw = archive(false).open(&entry).expect("open");
+        assert_eq!(raw.query, "page=2");
+        assert_eq!(raw.withheld, ["?token", "?k"]);
     }
 }

@@ -24,9 +24,24 @@ pub struct Connection {
         default_value = "http://127.0.0.1:50051"
     )]
     pub server: String,
-    /// Bearer token of a credential with the admin scope (`[[grpc.credentials]]`).
-    #[arg(long, env = "TRIBUTARY_TOKEN")]
+    /// Bearer token of a credential with the admin scope (`[[grpc.credentials]]`). Prefer
+    /// the environment variable or --token-file: a command line is visible to every user in
+    /// `ps`.
+    #[arg(long, env = "TRIBUTARY_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
+    /// A file holding the bearer token (surrounding whitespace ignored).
+    #[arg(long, env = "TRIBUTARY_TOKEN_FILE", conflicts_with = "token")]
+    pub token_file: Option<std::path::PathBuf>,
+    /// PEM file of the CA that signed the server's certificate: connect over TLS (an
+    /// `https://` address alone uses the system's roots).
+    #[arg(long, env = "TRIBUTARY_CA_FILE")]
+    pub ca_file: Option<std::path::PathBuf>,
+    /// PEM client certificate, for a server that requires mutual TLS (with --client-key).
+    #[arg(long, env = "TRIBUTARY_CLIENT_CERT", requires = "client_key")]
+    pub client_cert: Option<std::path::PathBuf>,
+    /// PEM private key of --client-cert.
+    #[arg(long, env = "TRIBUTARY_CLIENT_KEY", requires = "client_cert")]
+    pub client_key: Option<std::path::PathBuf>,
 }
 
 /// `tributary dead-letters` subcommands.
@@ -42,6 +57,10 @@ pub enum DeadLettersCommand {
         /// Include raw bodies (personal-data fields redacted).
         #[arg(long)]
         raw: bool,
+        /// With --raw: the bodies as received, not redacted (needs a credential with the
+        /// personal_data scope).
+        #[arg(long, requires = "raw")]
+        unredacted: bool,
     },
     /// Run dead letters again through the adapters now loaded.
     Redrive {
@@ -90,14 +109,40 @@ impl tonic::service::Interceptor for Bearer {
     }
 }
 
-/// A channel to the server and the interceptor that authenticates on it.
+/// A channel to the server and the interceptor that authenticates on it: TLS for an
+/// `https://` address or when a CA file or client certificate is given.
 pub async fn connect(connection: &Connection) -> anyhow::Result<(Channel, Bearer)> {
-    let channel = Channel::from_shared(connection.server.clone())
-        .context("invalid --server address")?
+    let mut endpoint =
+        Channel::from_shared(connection.server.clone()).context("invalid --server address")?;
+    let tls = connection.server.starts_with("https://")
+        || connection.ca_file.is_some()
+        || connection.client_cert.is_some();
+    if tls {
+        if connection.server.starts_with("http://") {
+            anyhow::bail!(
+                "--server {} is plain http:// but TLS settings are given: use https://",
+                connection.server
+            );
+        }
+        endpoint = endpoint
+            .tls_config(client_tls(connection)?)
+            .context("invalid TLS settings")?;
+    }
+    let channel = endpoint
         .connect()
         .await
         .with_context(|| format!("cannot connect to {}", connection.server))?;
-    let header = match &connection.token {
+    let token = match (&connection.token, &connection.token_file) {
+        (Some(token), _) => Some(token.trim().to_owned()),
+        (None, Some(path)) => Some(
+            std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read --token-file {}", path.display()))?
+                .trim()
+                .to_owned(),
+        ),
+        (None, None) => None,
+    };
+    let header = match token {
         Some(token) => Some(
             format!("Bearer {token}")
                 .parse()
@@ -106,6 +151,27 @@ pub async fn connect(connection: &Connection) -> anyhow::Result<(Channel, Bearer
         None => None,
     };
     Ok((channel, Bearer(header)))
+}
+
+/// The TLS settings of `connection`: its CA (else the system's roots) and client identity.
+fn client_tls(connection: &Connection) -> anyhow::Result<tonic::transport::ClientTlsConfig> {
+    let read = |path: &std::path::Path| {
+        std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))
+    };
+    let mut tls = tonic::transport::ClientTlsConfig::new();
+    match &connection.ca_file {
+        Some(ca) => {
+            tls = tls.ca_certificate(tonic::transport::Certificate::from_pem(read(ca)?));
+        }
+        None => tls = tls.with_native_roots(),
+    }
+    if let (Some(cert), Some(key)) = (&connection.client_cert, &connection.client_key) {
+        tls = tls.identity(tonic::transport::Identity::from_pem(
+            read(cert)?,
+            read(key)?,
+        ));
+    }
+    Ok(tls)
 }
 
 pub(crate) async fn client(
@@ -127,6 +193,7 @@ pub async fn dead_letters(command: DeadLettersCommand) -> anyhow::Result<()> {
             connection,
             all,
             raw,
+            unredacted,
         } => {
             let mut admin = client(&connection).await?;
             let mut after_id = 0;
@@ -137,6 +204,7 @@ pub async fn dead_letters(command: DeadLettersCommand) -> anyhow::Result<()> {
                         limit: 1000,
                         include_resolved: all,
                         include_raw: raw,
+                        unredacted,
                     })
                     .await?
                     .into_inner()
@@ -203,6 +271,7 @@ async fn count_unresolved(
                 limit: 1000,
                 include_resolved: false,
                 include_raw: false,
+                unredacted: false,
             })
             .await?
             .into_inner()

@@ -7,6 +7,7 @@
 pub mod adapter;
 pub mod admin;
 pub mod archive;
+pub mod audit;
 pub mod dry_run;
 pub mod events;
 pub mod scaffold;

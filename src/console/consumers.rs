@@ -170,6 +170,15 @@ pub async fn reset(State(console): State<Console>, action: Action) -> Response {
             position: Some(position),
         })
         .await;
+    let label = match &outcome {
+        Ok(_) => "ok".to_owned(),
+        Err(error) => crate::error::ServiceError::error_code(error)
+            .label()
+            .to_owned(),
+    };
+    operator
+        .audit_or_log(&console, "consumer.reset", name.clone(), label)
+        .await;
     let flash = match outcome {
         Ok(consumer) => {
             tracing::info!(credential = %operator.principal.name, consumer = %name, acked = consumer.acked_sequence, "console: consumer reset");
@@ -205,12 +214,21 @@ pub async fn delete(State(console): State<Console>, action: Action) -> Response 
             "Delete consumer",
         );
     }
-    let flash = match console
+    let outcome = console
         .inner
         .admin
         .delete(DeleteConsumerRequest { name: name.clone() })
-        .await
-    {
+        .await;
+    let label = match &outcome {
+        Ok(_) => "ok".to_owned(),
+        Err(error) => crate::error::ServiceError::error_code(error)
+            .label()
+            .to_owned(),
+    };
+    operator
+        .audit_or_log(&console, "consumer.delete", name.clone(), label)
+        .await;
+    let flash = match outcome {
         Ok(done) if done.deleted => {
             tracing::info!(credential = %operator.principal.name, consumer = %name, "console: consumer deleted");
             Flash::ok(format!("Consumer {name} deleted"), Vec::new())

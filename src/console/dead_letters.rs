@@ -36,6 +36,7 @@ pub async fn page(
             limit: PAGE,
             include_resolved,
             include_raw: false,
+            unredacted: false,
         })
         .await;
     let letters = match listed {
@@ -141,6 +142,7 @@ async fn find(console: &Console, id: u64) -> Result<Option<DeadLetter>, OpError>
             limit: 1,
             include_resolved: true,
             include_raw: true,
+            unredacted: false,
         })
         .await?;
     Ok(listed.dead_letters.into_iter().find(|l| l.id == id))
@@ -256,6 +258,19 @@ pub async fn redrive(State(console): State<Console>, action: Action) -> Response
         redriven = outcomes.len(),
         "console: dead letters redriven"
     );
+    let target = if action.form.get("what") == "all" {
+        "all unresolved".to_owned()
+    } else {
+        format!(
+            "ids {}",
+            action.form.all("ids").collect::<Vec<_>>().join(",")
+        )
+    };
+    let label = if failure.is_some() { "failed" } else { "ok" };
+    action
+        .operator
+        .audit_or_log(&console, "dead_letters.redrive", target, label)
+        .await;
     console
         .inner
         .sessions

@@ -40,13 +40,14 @@ impl Flash {
 }
 
 /// The pages of the navigation: path and label.
-const NAV: [(&str, &str); 6] = [
+const NAV: [(&str, &str); 7] = [
     ("/console/", "Overview"),
     ("/console/sources", "Sources & adapters"),
     ("/console/shadow", "Shadow rollouts"),
     ("/console/tail", "Live tail"),
     ("/console/dead-letters", "Dead letters"),
     ("/console/consumers", "Consumers"),
+    ("/console/audit", "Audit log"),
 ];
 
 fn head(title: &str) -> Markup {

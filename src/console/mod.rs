@@ -13,6 +13,7 @@
 //! [`crate::server`] mounts it on `[ops] http_listen`, or on the webhook listener while that
 //! is loopback (docs/operations.md).
 
+mod audit;
 mod consumers;
 mod dead_letters;
 mod history;
@@ -112,6 +113,7 @@ impl Console {
             ("/consumers", get(consumers::page)),
             ("/consumers/reset", post(consumers::reset)),
             ("/consumers/delete", post(consumers::delete)),
+            ("/audit", get(audit::page)),
             ("/static/console.css", get(stylesheet)),
             ("/static/console.js", get(script)),
             ("/static/favicon.svg", get(favicon)),
@@ -191,13 +193,55 @@ pub struct Operator {
     csrf: String,
     /// The credential that logged in.
     principal: Arc<Principal>,
+    /// The client's address (the TCP peer), for the audit log.
+    client: Option<std::net::IpAddr>,
+}
+
+impl Operator {
+    /// Records `action` on `target` with `outcome` (`ok` or an error label) in the audit log.
+    async fn audit(
+        &self,
+        console: &Console,
+        action: &'static str,
+        target: impl Into<String>,
+        outcome: impl Into<String>,
+    ) -> Result<u64, crate::audit::AuditError> {
+        console
+            .app()
+            .audit
+            .record(crate::audit::Record {
+                credential: self.principal.name.clone(),
+                client: self.client,
+                action,
+                target: target.into(),
+                outcome: outcome.into(),
+            })
+            .await
+    }
+
+    /// [`Self::audit`] for an action already done: a failure is logged.
+    async fn audit_or_log(
+        &self,
+        console: &Console,
+        action: &'static str,
+        target: impl Into<String>,
+        outcome: impl Into<String>,
+    ) {
+        if let Err(error) = self.audit(console, action, target, outcome).await {
+            tracing::error!(%error, "audit entry not written");
+        }
+    }
 }
 
 impl FromRequestParts<Console> for Operator {
     type Rejection = Response;
 
     async fn from_request_parts(parts: &mut Parts, console: &Console) -> Result<Self, Response> {
-        if let Some(operator) = console.inner.sessions.operator(&parts.headers) {
+        if let Some(mut operator) = console.inner.sessions.operator(&parts.headers) {
+            operator.client = parts
+                .extensions
+                .get::<crate::server::http::ClientAddr>()
+                .map(|client| client.0);
             return Ok(operator);
         }
         let live = parts.uri.path().ends_with("/stream") || parts.uri.path().ends_with("/live");

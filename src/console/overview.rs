@@ -72,7 +72,8 @@ pub async fn page(State(console): State<Console>, operator: Operator) -> Respons
 }
 
 /// `GET /console/overview/live`: the live part, re-rendered every few seconds (SSE).
-pub async fn live(State(console): State<Console>, _operator: Operator) -> Response {
+pub async fn live(State(console): State<Console>, operator: Operator) -> Response {
+    let session_end = operator.session_end(&console);
     let shutdown = console.app().shutdown.clone();
     let stream = futures_util::stream::unfold(
         (console, shutdown, true),
@@ -88,7 +89,7 @@ pub async fn live(State(console): State<Console>, _operator: Operator) -> Respon
             Some((Ok::<_, Infallible>(event), (console, shutdown, false)))
         },
     );
-    sse(stream)
+    sse(futures_util::StreamExt::take_until(stream, session_end))
 }
 
 /// A Server-Sent Events response with keep-alive comments.

@@ -1,5 +1,6 @@
-//! The raw webhook an event came from, decrypted from the raw archive (admin session only,
-//! like every console page): what the provider actually sent, next to the canonical event.
+//! The raw webhook an event came from, decrypted from the raw archive: what the provider
+//! actually sent, next to the canonical event. Personal data in clear, so only for a session
+//! whose credential has the personal_data scope (403 for other administrators).
 
 use axum::extract::{Path, State};
 use axum::response::Response;
@@ -18,7 +19,32 @@ pub async fn page(
     Path(sequence): Path<u64>,
 ) -> Response {
     let active = "/console/tail";
-    let raw = match raw_webhook(console.app(), Target::Sequence(sequence)).await {
+    let target = format!("sequence {sequence}");
+    if let Err(error) = operator.principal.require_personal_data() {
+        operator
+            .audit_or_log(&console, "raw.read", target, "permission_denied")
+            .await;
+        return error_page(&console, &operator, active, error.http_answer());
+    }
+    let found = raw_webhook(console.app(), Target::Sequence(sequence)).await;
+    let label = match &found {
+        Ok(_) => "ok",
+        Err(error) => error.error_code().label(),
+    };
+    // Personal data is shown only once the read is on record.
+    if let Err(error) = operator.audit(&console, "raw.read", target, label).await {
+        tracing::error!(%error, "audit entry not written: raw read refused");
+        return error_page(
+            &console,
+            &operator,
+            active,
+            (
+                axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                "The audit log cannot be written.".to_owned(),
+            ),
+        );
+    }
+    let raw = match found {
         Ok(raw) => raw,
         Err(error) => {
             return error_page(&console, &operator, active, error.http_answer());
@@ -51,7 +77,7 @@ pub async fn page(
             }
         }
         h2 { "Body" }
-        p class="note" { "As received, personal data in clear: it is shown to administrators only." }
+        p class="note" { "As received, personal data in clear: it is shown only to credentials with the personal_data scope." }
         pre id="raw-body" class="json" tabindex="0" { (body_text) }
     };
     let title = format!("Raw webhook of event #{sequence}");

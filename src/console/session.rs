@@ -32,18 +32,64 @@ const SECURE_COOKIE: &str = "__Host-tributary_console";
 /// side channel on it) never holds the id itself.
 pub type Key = [u8; 32];
 
+/// Failed logins allowed per client address at once...
+const LOGIN_FAILURES_BURST: u32 = 5;
+/// ...and then per minute.
+const LOGIN_FAILURES_PER_MINUTE: u32 = 5;
+/// How often an open live stream checks that its session has not expired.
+const SESSION_CHECK: Duration = Duration::from_secs(5);
+
 struct Session {
     csrf: String,
     principal: Arc<Principal>,
     created: Instant,
     seen: Instant,
     flash: Option<Flash>,
+    /// Dropped with the session (logout, expiry, eviction): its live streams end.
+    ended: tokio::sync::watch::Sender<()>,
 }
 
-/// The live sessions.
-#[derive(Default)]
+/// The live sessions, and the failed logins per client address.
 pub struct Sessions {
     table: Mutex<HashMap<Key, Session>>,
+    login_failures: crate::rate_limit::AddressThrottle,
+}
+
+impl Default for Sessions {
+    fn default() -> Self {
+        Self {
+            table: Mutex::new(HashMap::new()),
+            login_failures: crate::rate_limit::AddressThrottle::new(
+                LOGIN_FAILURES_PER_MINUTE,
+                LOGIN_FAILURES_BURST,
+            ),
+        }
+    }
+}
+
+impl Operator {
+    /// Resolves when this operator's session ends (logout, expiry or eviction): live streams
+    /// (SSE) stop there instead of outliving the session.
+    pub fn session_end(&self, console: &Console) -> impl Future<Output = ()> + Send + 'static {
+        let console = console.clone();
+        let key = self.key;
+        async move {
+            let Some(mut ended) = console.inner.sessions.watch(&key) else {
+                return;
+            };
+            loop {
+                tokio::select! {
+                    // Only an error can come: the sender went with the session.
+                    _ = ended.changed() => return,
+                    () = tokio::time::sleep(SESSION_CHECK) => {
+                        if !console.inner.sessions.alive(&key) {
+                            return;
+                        }
+                    }
+                }
+            }
+        }
+    }
 }
 
 fn random_hex() -> Option<String> {
@@ -86,6 +132,27 @@ impl Sessions {
         self.table.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// A receiver that errs once session `key` is gone; `None` if it is already.
+    fn watch(&self, key: &Key) -> Option<tokio::sync::watch::Receiver<()>> {
+        self.lock()
+            .get(key)
+            .map(|session| session.ended.subscribe())
+    }
+
+    /// Whether session `key` is still live (without touching it); an expired one is removed.
+    fn alive(&self, key: &Key) -> bool {
+        let now = Instant::now();
+        let mut table = self.lock();
+        match table.get(key) {
+            Some(session) if live(session, now) => true,
+            Some(_) => {
+                table.remove(key);
+                false
+            }
+            None => false,
+        }
+    }
+
     /// Starts a session for `principal`; the cookie's id.
     fn start(&self, principal: Arc<Principal>) -> Option<String> {
         let id = random_hex()?;
@@ -106,6 +173,7 @@ impl Sessions {
                 created: now,
                 seen: now,
                 flash: None,
+                ended: tokio::sync::watch::channel(()).0,
             },
         );
         Some(id)
@@ -127,6 +195,7 @@ impl Sessions {
             key,
             csrf: session.csrf.clone(),
             principal: Arc::clone(&session.principal),
+            client: None,
         })
     }
 
@@ -204,16 +273,49 @@ fn login_form(console: &Console, error: Option<&str>, status: StatusCode) -> Res
 /// constant-time comparison the gRPC interceptor makes.
 pub async fn login(
     State(console): State<Console>,
+    client: Option<axum::Extension<crate::server::http::ClientAddr>>,
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Response {
     if !same_origin(&headers) {
         return (StatusCode::FORBIDDEN, "cross-site request refused").into_response();
     }
+    let client = client.map(|axum::Extension(client)| client.0);
+    let audit = |credential: &str, action: &'static str, outcome: &str| {
+        let record = crate::audit::Record {
+            credential: credential.to_owned(),
+            client,
+            action,
+            target: String::new(),
+            outcome: outcome.to_owned(),
+        };
+        let log = std::sync::Arc::clone(&console.app().audit);
+        async move { log.record(record).await }
+    };
+    let address = client.unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
+    if let Err(wait) = console.inner.sessions.login_failures.check(address) {
+        if let Err(error) = audit("", "console.login_failed", "rate_limited").await {
+            tracing::error!(%error, "audit entry not written");
+        }
+        let mut response = login_form(
+            &console,
+            Some("Too many failed logins from this address; try again later."),
+            StatusCode::TOO_MANY_REQUESTS,
+        );
+        response.headers_mut().insert(
+            header::RETRY_AFTER,
+            HeaderValue::from(wait.as_secs().max(1)),
+        );
+        return response;
+    }
     let form = Form::parse(&body);
     let token = form.get("token");
     let Some(principal) = console.inner.auth.credential_for(token) else {
         tracing::warn!("console login refused: unknown token");
+        console.inner.sessions.login_failures.failed(address);
+        if let Err(error) = audit("", "console.login_failed", "unauthenticated").await {
+            tracing::error!(%error, "audit entry not written");
+        }
         return login_form(
             &console,
             Some("That token is not valid."),
@@ -222,6 +324,12 @@ pub async fn login(
     };
     if !principal.is_admin() {
         tracing::warn!(credential = %principal.name, "console login refused: no admin scope");
+        console.inner.sessions.login_failures.failed(address);
+        if let Err(error) =
+            audit(&principal.name, "console.login_failed", "permission_denied").await
+        {
+            tracing::error!(%error, "audit entry not written");
+        }
         return login_form(
             &console,
             Some("That credential has no admin scope."),
@@ -229,6 +337,15 @@ pub async fn login(
         );
     }
     let name = principal.name.clone();
+    // A session starts only once its login is on record.
+    if let Err(error) = audit(&name, "console.login", "ok").await {
+        tracing::error!(%error, "audit entry not written: console login refused");
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the audit log cannot be written",
+        )
+            .into_response();
+    }
     let Some(id) = console.inner.sessions.start(principal) else {
         return (StatusCode::INTERNAL_SERVER_ERROR, "no randomness").into_response();
     };
@@ -243,6 +360,10 @@ pub async fn login(
 /// `POST /console/logout`.
 pub async fn logout(State(console): State<Console>, action: Action) -> Response {
     console.inner.sessions.end(&action.operator.key);
+    action
+        .operator
+        .audit_or_log(&console, "console.logout", "", "ok")
+        .await;
     let mut response = Redirect::to("/console/login").into_response();
     if let Some(cookie) = set_cookie(console.inner.secure, "", 0) {
         response.headers_mut().insert(header::SET_COOKIE, cookie);

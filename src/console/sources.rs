@@ -166,7 +166,13 @@ pub async fn page(State(console): State<Console>, operator: Operator) -> Respons
 
 /// `POST /console/sources/reload`: the `ReloadAdapters` call; its report is shown.
 pub async fn reload(State(console): State<Console>, action: Action) -> Response {
-    let flash = match console.inner.adapters.reload().await {
+    let reloaded = console.inner.adapters.reload().await;
+    let label = if reloaded.is_ok() { "ok" } else { "failed" };
+    action
+        .operator
+        .audit_or_log(&console, "adapters.reload", "", label)
+        .await;
+    let flash = match reloaded {
         Ok(report) => {
             let mut lines = Vec::new();
             lines.extend(report.loaded.iter().map(|l| format!("loaded: {l}")));

@@ -201,7 +201,7 @@ pub async fn stream(
             };
             Ok::<_, Infallible>(event)
         });
-    sse(stream)
+    sse(stream.take_until(operator.session_end(&console)))
 }
 
 #[cfg(test)]

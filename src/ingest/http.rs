@@ -9,7 +9,7 @@ use std::time::SystemTime;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, Path, RawQuery, State};
+use axum::extract::{DefaultBodyLimit, Extension, FromRequest, Path, RawQuery, Request, State};
 use axum::http::{HeaderMap, StatusCode, Version, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
@@ -23,6 +23,8 @@ use crate::error::{ErrorCode, ServiceError};
 use crate::ingest::{IngestError, ingest};
 use crate::ops::metrics::{SourceLabels, metrics};
 use crate::ops::telemetry::{self, Stage};
+use crate::rate_limit::Refusal;
+use crate::server::http::ClientAddr;
 
 /// The route of webhooks, also the receive span's name (after the method).
 const WEBHOOK_ROUTE: &str = "/webhooks/{source}";
@@ -53,9 +55,11 @@ async fn receive(
     Path(source): Path<String>,
     RawQuery(query): RawQuery,
     version: Version,
+    client: Option<Extension<ClientAddr>>,
     headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    body: Request,
 ) -> Response {
+    let client = client.map_or(ClientAddr::UNKNOWN, |Extension(client)| client);
     let parent = telemetry::extract_http(&headers);
     let span = Stage::start_linked(
         "POST /webhooks/{source}",
@@ -75,7 +79,7 @@ async fn receive(
         Vec::new,
     );
     // The span is the current context while handling: log lines carry its ids.
-    let response = handle(&app, &source, query, &headers, body, &span)
+    let response = handle(&app, &source, query, client, &headers, body, &span)
         .with_context(span.context().clone())
         .await;
     let status = response.status();
@@ -101,8 +105,9 @@ async fn handle(
     app: &App,
     source: &str,
     query: Option<String>,
+    client: ClientAddr,
     headers: &HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    body: Request,
     span: &Stage,
 ) -> Response {
     let m = metrics();
@@ -137,10 +142,24 @@ async fn handle(
     };
     m.webhooks_received.get_or_create(&labels).inc();
     let reject = |reason: ErrorCode| m.reject(&labels.source, &labels.adapter, reason);
-    if let Err(wait) = app.limits.rate.check(source) {
+    // Checked before the body is read or the adapter runs: refusals here cost next to nothing.
+    if let Err(refusal) = app.limits.rate.check(client.0, source) {
         reject(ErrorCode::RateLimited);
-        let mut response =
-            ErrorCode::RateLimited.problem("too many webhooks for this source; retry later");
+        if let Refusal::FailedVerifications(_) = refusal {
+            sampled_warn(
+                app,
+                source,
+                "webhook refused: too many failed verifications from this address",
+            );
+        }
+        let message = match refusal {
+            Refusal::Source(_) => "too many webhooks for this source; retry later",
+            Refusal::FailedVerifications(_) => {
+                "too many failed verifications from this address; retry later"
+            }
+        };
+        let mut response = ErrorCode::RateLimited.problem(message);
+        let wait = refusal.wait();
         let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
         response.headers_mut().insert(
             header::RETRY_AFTER,
@@ -153,6 +172,7 @@ async fn handle(
         return ErrorCode::UnsupportedMediaType
             .problem(&format!("this source accepts Content-Type {accepted}"));
     }
+    let body: Result<Bytes, BytesRejection> = Bytes::from_request(body, &()).await;
     let body = match body {
         Ok(body) => body,
         Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
@@ -164,8 +184,18 @@ async fn handle(
             return ErrorCode::BadBody.problem(&rejection.body_text());
         }
     };
-    let request = webhook_request(source, query, headers, &body);
-    match ingest(app, request, span.context()).await {
+    let request = webhook_request(source, query, headers, body);
+    let result = ingest(app, request, span.context()).await;
+    // Only authentic webhooks spend the source's budget; failed verifications spend the
+    // client address's own.
+    match &result {
+        Err(IngestError::Unauthenticated(_) | IngestError::Malformed(_)) => {
+            app.limits.rate.failed(client.0, source)
+        }
+        Ok(_) => app.limits.rate.authentic(source),
+        Err(_) => {}
+    }
+    match result {
         Ok(accepted) => {
             m.webhooks_accepted.get_or_create(&labels).inc();
             tracing::debug!(
@@ -180,7 +210,7 @@ async fn handle(
         }
         Err(error) => {
             reject(error.error_code());
-            error_response(source, &error)
+            error_response(app, source, &error)
         }
     }
 }
@@ -191,7 +221,7 @@ fn webhook_request(
     source: &str,
     query: Option<String>,
     headers: &HeaderMap,
-    body: &Bytes,
+    body: Bytes,
 ) -> WebhookRequest {
     WebhookRequest {
         source: source.to_owned(),
@@ -207,21 +237,33 @@ fn webhook_request(
                 })
             })
             .collect(),
-        body: body.to_vec(),
+        // The extracted body is not copied: `Bytes` hands its buffer over when it is the only owner.
+        body: Vec::from(body),
         received_at: Some(timestamp(SystemTime::now())),
         skip_verification: false,
         ..WebhookRequest::default()
     }
 }
 
+/// A warning about a refused webhook, within the rejection log's lines per second.
+fn sampled_warn(app: &App, source: &str, message: &'static str) {
+    if let Some(suppressed) = app.limits.rejection_log.admit() {
+        tracing::warn!(%source, suppressed, "{message}");
+    }
+}
+
 /// Logs why (server-side only) and answers with the error's code and public message.
-fn error_response(source: &str, error: &IngestError) -> Response {
+fn error_response(app: &App, source: &str, error: &IngestError) -> Response {
     match error {
         IngestError::Unauthenticated(reason) => {
-            tracing::warn!(%source, %reason, "webhook rejected: verification failed");
+            if let Some(suppressed) = app.limits.rejection_log.admit() {
+                tracing::warn!(%source, %reason, suppressed, "webhook rejected: verification failed");
+            }
         }
         IngestError::Malformed(reason) => {
-            tracing::warn!(%source, %reason, "webhook rejected: malformed");
+            if let Some(suppressed) = app.limits.rejection_log.admit() {
+                tracing::warn!(%source, %reason, suppressed, "webhook rejected: malformed");
+            }
         }
         IngestError::UnknownSource(_) => {}
         IngestError::Adapter(_) | IngestError::EmptyResult | IngestError::AdapterTimeout => {

@@ -33,6 +33,29 @@ pub fn metrics_router(app: App) -> Router {
         .with_state(app)
 }
 
+/// `/metrics` for a port that is not the operators' own: it shows consumer names, lag and
+/// versions, so it answers only a request bearing an admin credential's token
+/// (`Authorization: Bearer <token>`; 401 otherwise).
+pub fn guarded_metrics_router(app: App, auth: crate::auth::Authenticator) -> Router {
+    metrics_router(app).layer(axum::middleware::from_fn(
+        move |request: axum::extract::Request, next: axum::middleware::Next| {
+            let admitted = auth.bearer_is_admin(
+                request
+                    .headers()
+                    .get(header::AUTHORIZATION)
+                    .and_then(|value| value.to_str().ok()),
+            );
+            async move {
+                if admitted {
+                    next.run(request).await
+                } else {
+                    ErrorCode::Unauthenticated.problem("metrics need an admin credential's token")
+                }
+            }
+        },
+    ))
+}
+
 /// Ready while the log can write. Sources out of their expectations (`[sources.X.expect]`)
 /// are listed after "ready", one line each: a provider going quiet is worth a look, not a
 /// reason to take the instance out of rotation. `?verbose` also lists each source's

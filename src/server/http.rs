@@ -3,6 +3,7 @@
 //! of a whole request. A client that trickles its headers is disconnected after
 //! `header_timeout`; one that trickles its body is answered 408 after `request_timeout`.
 
+use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,7 +19,18 @@ use tokio::sync::{Semaphore, watch};
 
 use crate::config::HttpConfig;
 use crate::error::ErrorCode;
+use crate::server::per_address::PerAddress;
 use crate::server::tls::Tls;
+
+/// The client address of a request (the TCP peer), as a request extension: the webhook
+/// front end keys failed verifications by it.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientAddr(pub IpAddr);
+
+impl ClientAddr {
+    /// For a request served without a listener of [`serve`]'s (tests calling the router).
+    pub const UNKNOWN: ClientAddr = ClientAddr(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+}
 
 /// Limits of the HTTP listener, from `[http]`.
 #[derive(Debug, Clone, Copy)]
@@ -29,6 +41,8 @@ pub struct Limits {
     pub request_timeout: Duration,
     /// Connections served at once.
     pub max_connections: usize,
+    /// Connections served at once per client address (0: no per-address cap).
+    pub max_connections_per_address: usize,
     /// Largest request head (request line and headers), bytes.
     pub max_header_bytes: usize,
 }
@@ -39,6 +53,7 @@ impl From<&HttpConfig> for Limits {
             header_timeout: Duration::from_secs(config.header_timeout_seconds.max(1)),
             request_timeout: Duration::from_secs(config.request_timeout_seconds.max(1)),
             max_connections: config.max_connections.max(1),
+            max_connections_per_address: config.max_connections_per_address,
             max_header_bytes: config.max_header_bytes.max(8 * 1024),
         }
     }
@@ -82,6 +97,7 @@ pub async fn serve(
 ) {
     let router = with_deadline(router, &limits);
     let connections = Arc::new(Semaphore::new(limits.max_connections));
+    let per_address = PerAddress::new(limits.max_connections_per_address);
     let graceful = GracefulShutdown::new();
     let http1 = http1(&limits);
     loop {
@@ -93,9 +109,9 @@ pub async fn serve(
             },
             _ = shutdown.wait_for(|stop| *stop) => break,
         };
-        let stream = tokio::select! {
+        let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
+                Ok(accepted) => accepted,
                 Err(error) => {
                     // Out of file descriptors and the like: back off instead of spinning.
                     tracing::warn!(%error, "cannot accept an HTTP connection");
@@ -105,8 +121,20 @@ pub async fn serve(
             },
             _ = shutdown.wait_for(|stop| *stop) => break,
         };
+        // Over its address's cap a connection is closed at once, holding no slot.
+        let Some(address_permit) = per_address.acquire(peer.ip()) else {
+            drop(stream);
+            continue;
+        };
         let _ = stream.set_nodelay(true);
-        let service = TowerToHyperService::new(router.clone());
+        let inner = TowerToHyperService::new(router.clone());
+        let client = ClientAddr(peer.ip());
+        let service = hyper::service::service_fn(
+            move |mut request: hyper::Request<hyper::body::Incoming>| {
+                request.extensions_mut().insert(client);
+                hyper::service::Service::call(&inner, request)
+            },
+        );
         let http1 = http1.clone();
         let watcher = graceful.watcher();
         let acceptor = tls.as_ref().map(|tls| tls.acceptor());
@@ -130,6 +158,7 @@ pub async fn serve(
                     }
                 }
             }
+            drop(address_permit);
             drop(permit);
         });
     }

@@ -1,6 +1,9 @@
 //! Wires the parts together and runs the HTTP and gRPC servers until a shutdown signal.
 
+pub mod grpc_conn;
+pub mod health;
 pub mod http;
+pub mod per_address;
 pub mod tls;
 
 use std::sync::Arc;
@@ -9,7 +12,7 @@ use std::time::Duration;
 use anyhow::Context;
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
-use tokio_stream::wrappers::{ReceiverStream, TcpListenerStream};
+use tonic::service::interceptor::InterceptedService;
 use tributary_event_log::EventLog;
 use tributary_event_log_fjall::{FjallConfig, FjallLog};
 use tributary_event_log_redb::{EmbeddedConfig, EmbeddedLog};
@@ -20,7 +23,7 @@ use crate::app::App;
 use crate::app::Limits;
 use crate::auth::{AdminOnly, Authenticator};
 use crate::config::{Config, EmbeddedEngine};
-use crate::ingest::rate_limit::SourceRateLimit;
+use crate::ingest::rate_limit::{LogSampler, WebhookRateLimit};
 use crate::proto::adapters_server::AdaptersServer;
 use crate::proto::admin_server::AdminServer;
 use crate::proto::cloud_event_stream_server::CloudEventStreamServer;
@@ -67,14 +70,20 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     )
     .await?;
     let grpc_shutdown = wait_for(shutdown_rx.clone());
+    let grpc_limits = grpc_conn::Limits {
+        max_connections: config.grpc.max_connections,
+        max_connections_per_address: config.grpc.max_connections_per_address,
+        handshake_timeout: Duration::from_secs(config.grpc.handshake_timeout_seconds.max(1)),
+    };
     let grpc: BoxFuture<Result<(), tonic::transport::Error>> = match &grpc_tls {
         Some(tls) => Box::pin(grpc.serve_with_incoming_shutdown(
-            tls_incoming(grpc_listener, Arc::clone(tls), Duration::from_secs(10)),
+            grpc_conn::tls(grpc_listener, Arc::clone(tls), grpc_limits),
             grpc_shutdown,
         )),
-        None => Box::pin(
-            grpc.serve_with_incoming_shutdown(plain_incoming(grpc_listener), grpc_shutdown),
-        ),
+        None => Box::pin(grpc.serve_with_incoming_shutdown(
+            grpc_conn::plain(grpc_listener, grpc_limits),
+            grpc_shutdown,
+        )),
     };
     let console =
         console_placement(&config, &auth, ops_http.is_some(), http_tls.is_some()).then(|| {
@@ -93,7 +102,20 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let mut router = crate::ingest::http::router(app.clone(), config.http.body_limit)
         .merge(crate::ops::health_router(app.clone()));
     if ops_http.is_none() {
-        router = router.merge(crate::ops::metrics_router(app.clone()));
+        // Not on a public port without credentials; with them, admins only.
+        if auth.is_enforcing() {
+            router = router.merge(crate::ops::guarded_metrics_router(
+                app.clone(),
+                auth.clone(),
+            ));
+        } else if config.http.listen.ip().is_loopback() {
+            router = router.merge(crate::ops::metrics_router(app.clone()));
+        } else {
+            tracing::warn!(
+                "/metrics not served: http.listen is not loopback and there are no \
+                 grpc.credentials; set ops.http_listen to serve it"
+            );
+        }
         if let Some(console) = &console {
             router = router.merge(console.clone().router());
         }
@@ -137,7 +159,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             ready.push_str(&format!(" ops_grpc={address}"));
             let server = grpc_server(&app, auth, &config, Services::ADMIN).await?;
             Some(server.serve_with_incoming_shutdown(
-                plain_incoming(listener),
+                grpc_conn::plain(listener, grpc_limits),
                 wait_for(shutdown_rx.clone()),
             ))
         }
@@ -194,12 +216,16 @@ pub async fn open_app(config: &Config, shutdown: watch::Receiver<bool>) -> anyho
         .context("cannot open the raw archive")?
         .map(Arc::new);
     let log = open_log(config).await?;
+    let audit = crate::audit::AuditLog::open(&config.log.data_dir, config.audit.max_age())
+        .context("cannot open the audit log")?;
+    tokio::spawn(Arc::clone(&audit).retention_task(shutdown.clone()));
     Ok(App {
         sources,
         log,
         shutdown,
         limits: Arc::new(limits(config)),
         archive,
+        audit,
     })
 }
 
@@ -395,13 +421,17 @@ fn embedded_engine(configured: EmbeddedEngine, data_dir: &std::path::Path) -> Em
 /// The limits on what clients control, from `[http]`, `[grpc]` and `[plugins]`.
 fn limits(config: &Config) -> Limits {
     Limits {
-        rate: SourceRateLimit::new(
+        rate: WebhookRateLimit::new(
             config.http.rate_limit_per_second,
             config.http.rate_limit_burst,
+            config.http.failed_verifications_per_second,
+            config.http.failed_verifications_burst,
         ),
+        rejection_log: LogSampler::new(config.http.rejection_log_lines_per_second),
         adapter_timeout: Duration::from_millis(config.plugins.call_timeout_ms.max(1)),
         subscriptions: Arc::new(Semaphore::new(config.grpc.max_subscriptions)),
         max_consumers: config.grpc.max_consumers,
+        consumer_creation: tokio::sync::Mutex::new(()),
     }
 }
 
@@ -414,7 +444,12 @@ async fn grpc_server(
     services: Services,
 ) -> anyhow::Result<tonic::transport::server::Router> {
     // Health per service (and "" for the server), as grpc.health.v1 clients expect.
-    let (health_reporter, health_service) = tonic_health::server::health_reporter();
+    let (health_reporter, _) = tonic_health::server::health_reporter();
+    let health_service =
+        tonic_health::pb::health_server::HealthServer::new(health::CountedHealth::new(
+            health_reporter.clone(),
+            Arc::clone(&app.limits.subscriptions),
+        ));
     if services.stream {
         health_reporter
             .set_serving::<EventStreamServer<StreamService>>()
@@ -433,23 +468,27 @@ async fn grpc_server(
     }
     // Reflection v1, and v1alpha for the tools that speak only it (grpcio-reflection, older
     // grpcurl).
-    let (reflection, reflection_alpha) = if config.grpc.reflection {
+    // Reflection describes the Admin and Adapters services too: only administrators may use
+    // it, on the listener that serves them.
+    let (reflection, reflection_alpha) = if config.grpc.reflection && services.admin {
         let builder = || {
             tonic_reflection::server::Builder::configure()
                 .register_encoded_file_descriptor_set(tributary_model::FILE_DESCRIPTOR_SET)
                 .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         };
         (
-            Some(
+            Some(InterceptedService::new(
                 builder()
                     .build_v1()
                     .context("cannot build gRPC reflection")?,
-            ),
-            Some(
+                AdminOnly(auth.clone()),
+            )),
+            Some(InterceptedService::new(
                 builder()
                     .build_v1alpha()
                     .context("cannot build gRPC reflection")?,
-            ),
+                AdminOnly(auth.clone()),
+            )),
         )
     } else {
         (None, None)
@@ -554,52 +593,6 @@ fn refuse_open_exposure(config: &Config, auth: &Authenticator) -> anyhow::Result
         "refusing to start: {problems}. Configure TLS and [[grpc.credentials]], or set \
          insecure = true (--insecure) on a trusted network"
     )
-}
-
-/// TLS connections accepted on `listener`, handshakes run concurrently (a client that stalls
-/// its handshake is dropped after `handshake_timeout` and holds up no one else).
-/// gRPC connections in clear, with Nagle's algorithm off: a streamed event is one small write,
-/// and waiting for the previous segment's ACK (delayed up to 40 ms by the client) would hold it.
-fn plain_incoming(
-    listener: TcpListener,
-) -> impl futures_util::Stream<Item = std::io::Result<tokio::net::TcpStream>> {
-    use futures_util::StreamExt as _;
-    TcpListenerStream::new(listener).map(|accepted| {
-        accepted.inspect(|stream| {
-            let _ = stream.set_nodelay(true);
-        })
-    })
-}
-
-fn tls_incoming(
-    listener: TcpListener,
-    tls: Arc<Tls>,
-    handshake_timeout: Duration,
-) -> ReceiverStream<std::io::Result<tokio_rustls::server::TlsStream<tokio::net::TcpStream>>> {
-    let (tx, rx) = tokio::sync::mpsc::channel(64);
-    tokio::spawn(async move {
-        while !tx.is_closed() {
-            let stream = match listener.accept().await {
-                Ok((stream, _)) => stream,
-                Err(error) => {
-                    tracing::warn!(%error, "cannot accept a gRPC connection");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            };
-            let _ = stream.set_nodelay(true);
-            let acceptor = tls.acceptor();
-            let tx = tx.clone();
-            tokio::spawn(async move {
-                if let Ok(Ok(stream)) =
-                    tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await
-                {
-                    let _ = tx.send(Ok(stream)).await;
-                }
-            });
-        }
-    });
-    ReceiverStream::new(rx)
 }
 
 /// Creates the data directory readable by its owner only (it holds the installation key, raw

@@ -286,10 +286,15 @@ impl StreamService {
         reader: Reader,
         subscriber: SpanContext,
     ) -> Result<DeliveryStream, Status> {
-        principal.require_readable(&request.filter.clone().unwrap_or_default())?;
+        let filter = request.filter.clone().unwrap_or_default();
+        principal.require_readable(&filter)?;
+        principal.require_filter_size(&filter)?;
         if !request.consumer.is_empty() {
             principal.require_consumer(&request.consumer)?;
         }
+        // The credential's quota first: a team over its own is refused without taking one of
+        // the places every team shares.
+        let credential_permit = principal.take_subscription()?;
         let permit = Arc::clone(&self.app.limits.subscriptions)
             .try_acquire_owned()
             .map_err(|_| {
@@ -297,10 +302,14 @@ impl StreamService {
                     .status("too many open subscriptions (grpc.max_subscriptions); retry later")
             })?;
         let log = Arc::clone(&self.app.log);
-        if !request.consumer.is_empty() {
-            self.limit_consumers(&request.consumer).await?;
-        }
-        let position = start_position(log.as_ref(), &request).await?;
+        let position = if request.consumer.is_empty() {
+            start_position(log.as_ref(), &request).await?
+        } else {
+            // Checked and created under one lock: the caps hold under concurrent subscribes.
+            let _creating = self.app.limits.consumer_creation.lock().await;
+            self.limit_consumers(principal, &request.consumer).await?;
+            start_position(log.as_ref(), &request).await?
+        };
         let last = log.last_sequence();
         Ok(Subscription {
             log,
@@ -316,16 +325,23 @@ impl StreamService {
             read_failures: 0,
             _active: ActiveSubscription::new(),
             _permit: permit,
+            _credential_permit: credential_permit,
         }
         .into_stream())
     }
 
     /// Refuses to create durable consumer `name` when `grpc.max_consumers` exist already (each
-    /// pins retention); an existing one may always resume.
-    async fn limit_consumers(&self, name: &str) -> Result<(), Status> {
+    /// pins retention), or the credential's `max_consumers`; an existing one may always
+    /// resume. The caller holds `consumer_creation` until the consumer is created.
+    async fn limit_consumers(&self, principal: &Principal, name: &str) -> Result<(), Status> {
         let consumers = self.app.log.consumers().await.map_err(log_status)?;
         let exists = consumers.iter().any(|consumer| consumer.name == name);
-        if !exists && consumers.len() >= self.app.limits.max_consumers {
+        if exists {
+            return Ok(());
+        }
+        principal
+            .require_consumer_quota(consumers.iter().map(|consumer| consumer.name.as_str()))?;
+        if consumers.len() >= self.app.limits.max_consumers {
             return Err(ErrorCode::ResourceExhausted.status(format!(
                 "{} durable consumers exist (grpc.max_consumers); delete unused ones with \
                  `tributary consumers delete`",
@@ -397,6 +413,7 @@ struct Subscription {
     read_failures: u32,
     _active: ActiveSubscription,
     _permit: OwnedSemaphorePermit,
+    _credential_permit: OwnedSemaphorePermit,
 }
 
 impl Subscription {

@@ -213,7 +213,8 @@ async fn every_seed_webhook_is_archived_byte_for_byte_and_sealed_at_rest() {
 async fn raw_webhooks_and_replay_need_the_admin_scope() {
     let server = Server::start(&format!(
         "{}\n[[grpc.credentials]]\nname = \"billing\"\ntoken = \"billing-consumer-token-1\"\n\n\
-         [[grpc.credentials]]\nname = \"operators\"\ntoken = \"operators-admin-token-1\"\nadmin = true\n",
+         [[grpc.credentials]]\nname = \"operators\"\ntoken = \"operators-admin-token-1\"\nadmin = true\n\
+         personal_data = true\n",
         providers()
     ));
     let (status, answer) = server
@@ -255,7 +256,7 @@ async fn raw_webhooks_and_replay_need_the_admin_scope() {
             target: Some(Target::Sequence(1)),
         })
         .await
-        .expect("an administrator can")
+        .expect("an administrator with the personal_data scope can")
         .into_inner();
     assert_eq!(kept.body, arcadia_webhook("whk_scoped"));
 }

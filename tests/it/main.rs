@@ -43,13 +43,20 @@ mod telemetry {
     mod traces;
 }
 
+mod abuse;
 mod archive;
+mod audit;
+mod cli_tls;
 mod clients;
 mod cloudevents;
 mod console;
+mod console_sessions;
 mod conventions;
 mod delivery;
 mod grpc_auth;
+mod personal_data;
+mod quotas;
 mod redrive;
 mod security;
 mod storage_faults;
+mod surfaces;

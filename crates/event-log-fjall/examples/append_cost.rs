@@ -26,7 +26,10 @@ const CALLERS: usize = 64;
 /// providers' ids, so that dedup lookups cannot skip tables by their key ranges.
 fn provider_id(n: usize) -> String {
     if std::env::var_os("RANDOM_IDS").is_some() {
-        format!("evt_{:016x}", (n as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15))
+        format!(
+            "evt_{:016x}",
+            (n as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+        )
     } else {
         format!("evt_{n:08}")
     }

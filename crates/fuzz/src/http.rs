@@ -52,6 +52,7 @@ fn harness() -> &'static Harness {
             r#"
             [http]
             rate_limit_per_second = 0
+            failed_verifications_per_second = 0
             [log]
             data_dir = "{data}"
             durable = false

@@ -56,6 +56,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("standard_webhooks", fuzz_standard_webhooks),
     ("plugin_result", fuzz_plugin_result),
     ("redact", fuzz_redact),
+    ("withhold", fuzz_withhold),
     ("http", fuzz_http_ingest),
 ];
 
@@ -465,6 +466,35 @@ fn head_of(event: &Event) -> EventHead<'_> {
             provider_event_id: &p.provider_event_id,
         }),
         has_replay_of: event.replay_of.is_some(),
+    }
+}
+
+/// The raw archive's secret withholding (`archive::holds_secret`, which percent-decodes
+/// header and query values): the first line is a comma-separated list of secrets, the rest a
+/// value. It must never panic, and must find each secret in the value that is that secret
+/// percent-encoded byte by byte (or plainly).
+pub fn fuzz_withhold(data: &[u8]) {
+    let split = data
+        .iter()
+        .position(|byte| *byte == b'\n')
+        .unwrap_or(data.len());
+    let secrets: Vec<String> = String::from_utf8_lossy(&data[..split])
+        .split(',')
+        .filter(|secret| !secret.is_empty())
+        .map(str::to_owned)
+        .collect();
+    let value = String::from_utf8_lossy(data.get(split + 1..).unwrap_or_default());
+    let _ = tributary::archive::holds_secret(&value, &secrets);
+    for secret in &secrets {
+        let encoded: String = secret.bytes().map(|byte| format!("%{byte:02X}")).collect();
+        assert!(
+            tributary::archive::holds_secret(&encoded, &secrets),
+            "a percent-encoded secret was not found"
+        );
+        assert!(
+            tributary::archive::holds_secret(secret, &secrets),
+            "a plain secret was not found"
+        );
     }
 }
 

@@ -200,11 +200,16 @@ async fn the_console_needs_an_admin_credential_and_a_loopback_or_ops_listener() 
     );
 }
 
-/// The raw webhook of an event, decrypted, for a logged-in administrator; the tail's script
-/// links to it.
+/// The raw webhook of an event, decrypted, for a logged-in administrator with the
+/// personal_data scope; the tail's script links to it.
 #[tokio::test]
 async fn an_event_opens_its_raw_webhook() {
-    let server = Server::start(&console_config(&crate::support::arcadia_source("")));
+    let config = console_config(&crate::support::arcadia_source("")).replacen(
+        "admin = true\n",
+        "admin = true\npersonal_data = true\n",
+        1,
+    );
+    let server = Server::start(&config);
     let body = crate::support::arcadia_webhook("whk_console_raw");
     let (status, answer) = server
         .post("arcadia", &body, &crate::support::ARCADIA_AUTH)

@@ -17,7 +17,10 @@ use crate::support::{
 const SECRET: &str = "fixture-partner-secret";
 
 /// Finicity as a source whose secret and personal-data hashes match the fixtures'.
+/// The failed-verification budget is off: these tests send many unsigned webhooks on purpose.
 const CONFIG: &str = r#"
+[http]
+failed_verifications_per_second = 0
 [sources.finicity]
 adapter = "finicity"
 config = { secret = "fixture-partner-secret", personal_data = { hash_key = "fixture-installation-key" } }

@@ -18,14 +18,16 @@ fn signing_key() -> SigningKey {
     SigningKey::from_bytes(&[0x5a; 32])
 }
 
-/// `[sources.acme]`: the standard-webhooks adapter with both keys and a type mapping.
+/// `[sources.acme]`: the standard-webhooks adapter with both keys and a type mapping (and the
+/// failed-verification budget off: these tests send many unauthentic webhooks on purpose).
 fn config() -> String {
     let whpk = format!(
         "whpk_{}",
         STANDARD.encode(signing_key().verifying_key().as_bytes())
     );
     format!(
-        "[sources.acme]\nadapter = \"standard-webhooks\"\n\
+        "[http]\nfailed_verifications_per_second = 0\n\
+         [sources.acme]\nadapter = \"standard-webhooks\"\n\
          config = {{ secrets = [\"{SECRET}\", \"{whpk}\"], type_prefix = \"acme.\", \
          types = {{ \"invoice.paid\" = \"payment.received\" }} }}\n\
          [sources.unconfigured]\nadapter = \"standard-webhooks\"\n"
