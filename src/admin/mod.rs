@@ -146,7 +146,7 @@ impl Admin for AdminService {
 impl AdminService {
     /// Every durable consumer with its acknowledged sequence and lag.
     pub async fn consumers(&self) -> Result<ListConsumersResponse, OpError> {
-        let consumers = self.app.log.consumers().await?;
+        let consumers = tributary_event_log::filtered::consumers(self.app.log.as_ref()).await?;
         Ok(ListConsumersResponse { consumers })
     }
 
@@ -163,7 +163,8 @@ impl AdminService {
                 ));
             }
         };
-        Ok(log.reset_consumer(&request.name, after).await?)
+        let consumer = log.reset_consumer(&request.name, after).await?;
+        Ok(tributary_event_log::filtered::counted(log.as_ref(), consumer).await?)
     }
 
     /// Deletes a consumer; `deleted` is false when there was none.

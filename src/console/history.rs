@@ -154,7 +154,7 @@ pub async fn sample(app: &App) -> Sample {
         .into_iter()
         .map(|(name, t)| (name, (t.received, t.rejected_total())))
         .collect();
-    let lags = match app.log.consumers().await {
+    let lags = match tributary_event_log::filtered::consumers(app.log.as_ref()).await {
         Ok(consumers) => consumers.into_iter().map(|c| (c.name, c.lag)).collect(),
         Err(_) => BTreeMap::new(),
     };

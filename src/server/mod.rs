@@ -58,6 +58,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             interval,
         ));
     }
+    tokio::spawn(crate::stream::advance_consumers_task(app.clone()));
     let admin_apart = ops_grpc.is_some();
     let grpc = grpc_server(
         &app,
