@@ -12,18 +12,20 @@ use tributary_model::v1::{
     ResetConsumerRequest, reset_consumer_request::Position,
 };
 
+use super::endpoint::{self, Plane};
 use crate::proto::admin_client::AdminClient;
 
 /// Where the server is and how to authenticate.
 #[derive(Debug, clap::Args)]
 pub struct Connection {
-    /// gRPC address of the running server.
-    #[arg(
-        long,
-        env = "TRIBUTARY_SERVER",
-        default_value = "http://127.0.0.1:50051"
-    )]
-    pub server: String,
+    /// gRPC address of the running server: a URL or a bare host:port. Default: read from
+    /// --config, else 127.0.0.1:50051.
+    #[arg(long, env = "TRIBUTARY_SERVER")]
+    pub server: Option<String>,
+    /// The server's TOML config file: the CLI finds the address there (`ops.grpc_listen` for
+    /// admin commands when set, else `grpc.listen`) and speaks TLS when `[grpc.tls]` is set.
+    #[arg(long, short, env = "TRIBUTARY_CONFIG")]
+    pub config: Option<std::path::PathBuf>,
     /// Bearer token of a credential with the admin scope (`[[grpc.credentials]]`).
     #[arg(long, env = "TRIBUTARY_TOKEN")]
     pub token: Option<String>,
@@ -90,13 +92,33 @@ impl tonic::service::Interceptor for Bearer {
     }
 }
 
-/// A channel to the server and the interceptor that authenticates on it.
+/// A channel to the server's event stream and the interceptor that authenticates on it.
 pub async fn connect(connection: &Connection) -> anyhow::Result<(Channel, Bearer)> {
-    let channel = Channel::from_shared(connection.server.clone())
-        .context("invalid --server address")?
+    connect_to(connection, Plane::Stream).await
+}
+
+/// A channel to where the server serves `plane` ([`super::endpoint`]), and the interceptor
+/// that authenticates on it.
+pub async fn connect_to(
+    connection: &Connection,
+    plane: Plane,
+) -> anyhow::Result<(Channel, Bearer)> {
+    let endpoint = endpoint::resolve(
+        connection.server.as_deref(),
+        connection.config.as_deref(),
+        plane,
+    )?;
+    let mut builder = Channel::from_shared(endpoint.uri.clone())
+        .with_context(|| format!("invalid server address {}", endpoint.uri))?;
+    if let Some(tls) = endpoint.tls {
+        builder = builder
+            .tls_config(tls)
+            .context("cannot set up TLS to the server")?;
+    }
+    let channel = builder
         .connect()
         .await
-        .with_context(|| format!("cannot connect to {}", connection.server))?;
+        .with_context(|| format!("cannot connect to {}", endpoint.uri))?;
     let header = match &connection.token {
         Some(token) => Some(
             format!("Bearer {token}")
@@ -111,7 +133,7 @@ pub async fn connect(connection: &Connection) -> anyhow::Result<(Channel, Bearer
 pub(crate) async fn client(
     connection: &Connection,
 ) -> anyhow::Result<AdminClient<InterceptedService<Channel, Bearer>>> {
-    let (channel, bearer) = connect(connection).await?;
+    let (channel, bearer) = connect_to(connection, Plane::Admin).await?;
     Ok(AdminClient::with_interceptor(channel, bearer))
 }
 

@@ -8,5 +8,6 @@ pub mod adapter;
 pub mod admin;
 pub mod archive;
 pub mod dry_run;
+pub mod endpoint;
 pub mod events;
 pub mod scaffold;
