@@ -71,8 +71,20 @@ enum LogFormat {
     Json,
 }
 
-fn main() -> anyhow::Result<()> {
+/// Runs the command; a failure is printed once by [`tributary::cli::report`] (no backtrace,
+/// a hint when one is known) and exits with status 1.
+fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            tributary::cli::report::print(&error);
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve {
             config,

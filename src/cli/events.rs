@@ -149,7 +149,7 @@ async fn tail(
         };
         let mut stream = match stream {
             Ok(stream) => stream.into_inner(),
-            Err(status) if fatal(status.code()) => bail!("{}", status.message()),
+            Err(status) if fatal(status.code()) => return Err(status.into()),
             Err(status) => {
                 eprintln!(
                     "subscribe failed: {}; retrying in {backoff:?}",
@@ -169,7 +169,7 @@ async fn tail(
                     // Resume right after it, whatever the original start was.
                     start = Start::AfterSequence(event.sequence);
                 }
-                Err(status) if fatal(status.code()) => bail!("{}", status.message()),
+                Err(status) if fatal(status.code()) => return Err(status.into()),
                 Err(status) => {
                     eprintln!("stream interrupted: {}; reconnecting", status.message());
                     break;
@@ -190,8 +190,7 @@ async fn get(connection: &Connection, sequence: u64, output: Output) -> anyhow::
             start: Some(Start::AfterSequence(sequence - 1)),
             ..SubscribeRequest::default()
         })
-        .await
-        .map_err(|status| anyhow::anyhow!("{}", status.message()))?
+        .await?
         .into_inner();
     // What the log holds is sent at once; waiting longer only waits for new appends.
     let first = tokio::time::timeout(Duration::from_secs(2), stream.next()).await;
@@ -201,7 +200,7 @@ async fn get(connection: &Connection, sequence: u64, output: Output) -> anyhow::
             Ok(())
         }
         Ok(Some(Ok(_))) => bail!("event {sequence} is not in the log (filtered or removed)"),
-        Ok(Some(Err(status))) => bail!("{}", status.message()),
+        Ok(Some(Err(status))) => Err(status.into()),
         Ok(None) | Err(_) => bail!("no event {sequence} yet: the log ends before it"),
     }
 }

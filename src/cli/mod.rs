@@ -10,4 +10,5 @@ pub mod archive;
 pub mod dry_run;
 pub mod endpoint;
 pub mod events;
+pub mod report;
 pub mod scaffold;
