@@ -70,6 +70,14 @@ impl Sources {
     /// skipped; a source that cannot be created stops start-up with the reason.
     pub fn load(config: &Config, installation_key: &str) -> anyhow::Result<Self> {
         let dir = config.plugin_dir()?;
+        if !dir.is_dir() {
+            anyhow::bail!(
+                "the plugin directory {} is not a directory (plugins.dir, --plugin-dir or \
+                 TRIBUTARY_PLUGIN_DIR): point it at the directory of the adapter libraries \
+                 (libtributary_adapter_*.so)",
+                dir.display()
+            );
+        }
         let sources = Sources {
             current: RwLock::default(),
             setup: Setup {

@@ -41,6 +41,7 @@ mod telemetry {
 }
 
 mod archive;
+mod cli_help;
 mod clients;
 mod cloudevents;
 mod console;

@@ -1,0 +1,219 @@
+//! The CLI as a newcomer meets it, through the real binary, output compared exactly: the
+//! server's address read from its config file, a bare `host:port`, and one error printer
+//! (`error: ...`, causes once, a hint, never a backtrace).
+
+use std::process::Output;
+
+use crate::support::nats::free_port;
+use crate::support::{Server, arcadia_source};
+
+/// Runs `tributary` with `args` and `env`, without the test process's `TRIBUTARY_*`.
+fn run(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_tributary"));
+    command.args(args);
+    for (name, _) in std::env::vars() {
+        if name.starts_with("TRIBUTARY_") || name == "RUST_BACKTRACE" {
+            command.env_remove(name);
+        }
+    }
+    command.envs(env.iter().copied());
+    command.output().expect("run tributary")
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+const UNIMPLEMENTED_HINT: &str = "hint: this address does not serve this command's service: \
+     when the server sets ops.grpc_listen, the admin commands (consumers, dead-letters, raw, \
+     replay, adapter try) are served only there; pass --config with the server's config file, \
+     or --server with the ops.grpc_listen address\n";
+
+#[tokio::test]
+async fn the_cli_finds_the_admin_port_in_the_servers_config() {
+    let ops = free_port();
+    let server = Server::start(&format!(
+        "[ops]\ngrpc_listen = \"127.0.0.1:{ops}\"\n{}",
+        arcadia_source("")
+    ));
+    let config = server.config.clone().expect("config file");
+    let config = config.to_str().expect("utf-8");
+
+    // The main port serves no Admin when ops.grpc_listen is set: the error names the setting.
+    let main = server.grpc.to_string();
+    let out = run(&["consumers", "list", "--server", &main], &[]);
+    assert!(!out.status.success());
+    assert_eq!(
+        stderr(&out),
+        format!("error: Operation is not implemented or not supported\n{UNIMPLEMENTED_HINT}")
+    );
+
+    // Through the config file (flag or environment), the admin commands reach the ops port.
+    for (args, env) in [
+        (vec!["consumers", "list", "--config", config], vec![]),
+        (
+            vec!["consumers", "list"],
+            vec![("TRIBUTARY_CONFIG", config)],
+        ),
+    ] {
+        let out = run(&args, &env);
+        assert_eq!(stderr(&out), "", "{args:?} {env:?}");
+        assert!(out.status.success());
+    }
+    // A bare host:port is a plaintext address.
+    let out = run(
+        &["consumers", "list", "--server", &format!("127.0.0.1:{ops}")],
+        &[],
+    );
+    assert_eq!(stderr(&out), "");
+    assert!(out.status.success());
+    assert_eq!(stdout(&out), "");
+}
+
+#[tokio::test]
+async fn errors_print_once_with_a_hint_and_no_backtrace() {
+    let server = Server::start(
+        "[[grpc.credentials]]\nname = \"operators\"\ntoken = \"operator-secret-1\"\nadmin = true\n",
+    );
+    let main = server.grpc.to_string();
+    let env = [("RUST_BACKTRACE", "1")];
+    let out = run(&["consumers", "list", "--server", &main], &env);
+    assert_eq!(
+        stderr(&out),
+        "error: missing or invalid bearer token\nhint: pass a token with --token or \
+         TRIBUTARY_TOKEN: the secret of one of the server's [[grpc.credentials]]\n"
+    );
+    let out = run(
+        &[
+            "consumers",
+            "delete",
+            "nobody",
+            "--server",
+            &main,
+            "--token",
+            "operator-secret-1",
+        ],
+        &env,
+    );
+    assert_eq!(stdout(&out), "{\"deleted\":false}\n");
+    let out = run(
+        &[
+            "consumers",
+            "reset",
+            "nobody",
+            "0",
+            "--server",
+            &main,
+            "--token",
+            "operator-secret-1",
+        ],
+        &env,
+    );
+    assert_eq!(stderr(&out), "error: no consumer named `nobody`\n");
+
+    // Nothing listens there: the cause once, and where the address came from.
+    let closed = free_port();
+    let out = run(
+        &[
+            "consumers",
+            "list",
+            "--server",
+            &format!("127.0.0.1:{closed}"),
+        ],
+        &env,
+    );
+    assert_eq!(
+        stderr(&out),
+        format!(
+            "error: cannot connect to http://127.0.0.1:{closed}: tcp connect error: Connection \
+             refused (os error 111)\nhint: is the server running there? the address comes from \
+             --server (or TRIBUTARY_SERVER), else from the server's config file (--config or \
+             TRIBUTARY_CONFIG), else 127.0.0.1:50051\n"
+        )
+    );
+
+    // A config typo: the line and the valid keys, no backtrace.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let typo = dir.path().join("typo.toml");
+    std::fs::write(&typo, "[grpc]\nlisten = \"127.0.0.1:0\"\nlistne = 1\n").expect("write");
+    let typo = typo.to_str().expect("utf-8");
+    let out = run(&["serve", "--config", typo], &env);
+    let err = stderr(&out);
+    // The valid keys follow; the list grows with the product.
+    assert!(
+        err.starts_with(&format!(
+            "error: invalid config file {typo}: TOML parse error at line 3, column 1\n  |\n3 | \
+             listne = 1\n  | ^^^^^^\nunknown field `listne`, expected one of `listen`, "
+        )),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 5, "no backtrace: {err}");
+}
+
+#[tokio::test]
+async fn start_up_errors_name_the_setting_and_the_next_step() {
+    // The data directory of a running server: its lock is held by that process.
+    let server = Server::start("");
+    let data = server.data.to_str().expect("utf-8").to_owned();
+    let out = run(
+        &[
+            "serve",
+            "--http-listen",
+            "127.0.0.1:0",
+            "--grpc-listen",
+            "localhost:0",
+            "--data-dir",
+            &data,
+        ],
+        &[],
+    );
+    let err = stderr(&out);
+    let last = err.lines().last().unwrap_or_default();
+    assert_eq!(
+        last,
+        format!(
+            "error: cannot open the redb event log in {data}: another process holds its lock \
+             (is another `tributary serve` using this data directory?); stop it, or give this \
+             one its own data directory (log.data_dir, --data-dir or TRIBUTARY_DATA_DIR): event \
+             log storage failed: cannot open {data}/events.redb: Database already open. Cannot \
+             acquire lock."
+        )
+    );
+
+    let out = run(&["serve", "--http-listen", "localhost:x"], &[]);
+    assert_eq!(
+        stderr(&out),
+        "error: invalid value 'localhost:x' for '--http-listen <HTTP_LISTEN>': `localhost:x`: \
+         the port must be a number from 0 to 65535\n\nFor more information, try '--help'.\n"
+    );
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let missing = dir.path().join("no-plugins");
+    let out = run(
+        &[
+            "serve",
+            "--http-listen",
+            "127.0.0.1:0",
+            "--grpc-listen",
+            "127.0.0.1:0",
+            "--data-dir",
+            dir.path().join("data").to_str().expect("utf-8"),
+            "--plugin-dir",
+            missing.to_str().expect("utf-8"),
+        ],
+        &[],
+    );
+    assert_eq!(
+        stderr(&out).lines().last().unwrap_or_default(),
+        format!(
+            "error: the plugin directory {} is not a directory (plugins.dir, --plugin-dir or \
+             TRIBUTARY_PLUGIN_DIR): point it at the directory of the adapter libraries \
+             (libtributary_adapter_*.so)",
+            missing.display()
+        )
+    );
+}
