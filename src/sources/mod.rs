@@ -106,6 +106,40 @@ impl Sources {
         self.snapshot().by_name.get(name).cloned()
     }
 
+    /// The source a dry run names: the source called `name`, else the one source served by the
+    /// adapter called `name` (`tributary adapter try klavi ...`). The error says what exists.
+    pub fn for_dry_run(&self, name: &str) -> Result<Arc<Source>, String> {
+        if let Some(source) = self.get(name) {
+            return Ok(source);
+        }
+        let all = self.all();
+        let served: Vec<&Arc<Source>> = all
+            .iter()
+            .filter(|source| source.adapter.plugin().info().name == name)
+            .collect();
+        match served.as_slice() {
+            [one] => Ok(Arc::clone(one)),
+            [] => {
+                let names: Vec<&str> = all.iter().map(|s| s.name.as_str()).collect();
+                Err(format!(
+                    "no source or adapter named `{name}` (sources: {})",
+                    if names.is_empty() {
+                        "none".to_owned()
+                    } else {
+                        names.join(", ")
+                    }
+                ))
+            }
+            several => {
+                let names: Vec<&str> = several.iter().map(|s| s.name.as_str()).collect();
+                Err(format!(
+                    "no source named `{name}`; adapter `{name}` serves the sources {}: name one",
+                    names.join(", ")
+                ))
+            }
+        }
+    }
+
     /// All sources, sorted by name.
     pub fn all(&self) -> Vec<Arc<Source>> {
         let mut all: Vec<_> = self.snapshot().by_name.values().cloned().collect();
