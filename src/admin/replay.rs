@@ -86,6 +86,7 @@ async fn replay_one(
         Ok(raw) => raw,
         Err(error) => {
             outcome.error = error.to_string();
+            outcome.outcome = "failed".to_owned();
             return Ok(outcome);
         }
     };
@@ -94,9 +95,11 @@ async fn replay_one(
         Ok(normalized) => normalized,
         Err(error) => {
             outcome.error = error.to_string();
+            outcome.outcome = "failed".to_owned();
             return Ok(outcome);
         }
     };
+    outcome.dead_lettered = u32::try_from(normalized.unmapped.len()).unwrap_or(u32::MAX);
     let mut changed = Vec::new();
     for mut event in normalized.events {
         if !crate::stream::type_selected(&event.r#type, &request.types) {
@@ -146,6 +149,7 @@ async fn replay_one(
         changed.push(event);
     }
     if request.dry_run || changed.is_empty() {
+        outcome.outcome = settled(&outcome, request.dry_run).to_owned();
         return Ok(outcome);
     }
     let stored = app
@@ -159,7 +163,25 @@ async fn replay_one(
         .await?;
     outcome.sequences = stored.sequences;
     outcome.duplicates = u32::try_from(stored.duplicates).unwrap_or(u32::MAX);
+    outcome.outcome = settled(&outcome, false).to_owned();
     Ok(outcome)
+}
+
+/// The one word saying what happened to a replayed webhook (`ReplayedWebhook.outcome`).
+fn settled(outcome: &ReplayedWebhook, dry_run: bool) -> &'static str {
+    if !outcome.error.is_empty() {
+        "failed"
+    } else if !outcome.sequences.is_empty() {
+        "stored"
+    } else if !outcome.diffs.is_empty() {
+        if dry_run { "changed" } else { "duplicate" }
+    } else if outcome.unchanged > 0 {
+        "unchanged"
+    } else if outcome.dead_lettered > 0 {
+        "dead_lettered"
+    } else {
+        "ignored"
+    }
 }
 
 /// Attributes that differ between any original and its replay by construction, and

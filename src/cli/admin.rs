@@ -8,11 +8,12 @@ use tonic::metadata::MetadataValue;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 use tributary_model::v1::{
-    DeleteConsumerRequest, ListConsumersRequest, ListDeadLettersRequest, RedriveDeadLettersRequest,
-    ResetConsumerRequest, reset_consumer_request::Position,
+    DeadLetter, DeleteConsumerRequest, ListConsumersRequest, ListDeadLettersRequest,
+    RedriveDeadLettersRequest, ResetConsumerRequest, reset_consumer_request::Position,
 };
 
 use super::endpoint::{self, Plane};
+use super::table;
 use crate::proto::admin_client::AdminClient;
 
 /// Where the server is and how to authenticate.
@@ -41,9 +42,15 @@ pub enum DeadLettersCommand {
         /// Also list resolved ones.
         #[arg(long)]
         all: bool,
-        /// Include raw bodies (personal-data fields redacted).
+        /// Include raw bodies (personal-data fields redacted; as text when UTF-8).
         #[arg(long)]
         raw: bool,
+        /// Only dead letters of this source.
+        #[arg(long)]
+        source: Option<String>,
+        /// Only dead letters whose reason contains this text.
+        #[arg(long)]
+        reason: Option<String>,
     },
     /// Run dead letters again through the adapters now loaded.
     Redrive {
@@ -149,9 +156,12 @@ pub async fn dead_letters(command: DeadLettersCommand) -> anyhow::Result<()> {
             connection,
             all,
             raw,
+            source,
+            reason,
         } => {
             let mut admin = client(&connection).await?;
             let mut after_id = 0;
+            let mut letters = Vec::new();
             loop {
                 let page = admin
                     .list_dead_letters(ListDeadLettersRequest {
@@ -165,10 +175,40 @@ pub async fn dead_letters(command: DeadLettersCommand) -> anyhow::Result<()> {
                     .dead_letters;
                 let Some(last) = page.last() else { break };
                 after_id = last.id;
-                for letter in &page {
-                    print_json(letter)?;
-                }
+                letters.extend(
+                    page.into_iter()
+                        .filter(|l| source.as_ref().is_none_or(|s| &l.source == s))
+                        .filter(|l| {
+                            reason
+                                .as_ref()
+                                .is_none_or(|r| l.reason.contains(r.as_str()))
+                        }),
+                );
             }
+            table::print_list(
+                &letters,
+                &[
+                    "ID",
+                    "SOURCE",
+                    "TYPE",
+                    "PROVIDER ID",
+                    "RECEIVED",
+                    "RESOLVED",
+                    "REASON",
+                ],
+                |l| {
+                    vec![
+                        l.id.to_string(),
+                        l.source.clone(),
+                        l.provider_event_type.clone(),
+                        l.provider_event_id.clone(),
+                        table::time(l.received_at.as_ref()),
+                        table::time(l.resolved_at.as_ref()),
+                        l.reason.clone(),
+                    ]
+                },
+                dead_letter_json,
+            )?;
         }
         DeadLettersCommand::Redrive { connection, ids } => {
             let mut admin = client(&connection).await?;
@@ -237,6 +277,32 @@ async fn count_unresolved(
     }
 }
 
+/// A dead letter as JSON, its raw body as text when it is UTF-8 (base64 otherwise).
+fn dead_letter_json(letter: &DeadLetter) -> anyhow::Result<serde_json::Value> {
+    let mut value = serde_json::to_value(letter)?;
+    if let (Ok(text), Some(object)) = (std::str::from_utf8(&letter.raw), value.as_object_mut())
+        && !letter.raw.is_empty()
+    {
+        object.insert("raw".to_owned(), serde_json::Value::from(text));
+    }
+    Ok(value)
+}
+
+/// A consumer's filter in one cell: `sources=a,b types=x.*` (`-` for none).
+fn filter_text(filter: Option<&tributary_model::v1::Filter>) -> String {
+    let Some(filter) = filter else {
+        return "-".to_owned();
+    };
+    let mut parts = Vec::new();
+    if !filter.sources.is_empty() {
+        parts.push(format!("sources={}", filter.sources.join(",")));
+    }
+    if !filter.types.is_empty() {
+        parts.push(format!("types={}", filter.types.join(",")));
+    }
+    parts.join(" ")
+}
+
 /// A progress bar on stderr (drawn only on a terminal) for `total` steps.
 fn progress_bar(total: u64) -> ProgressBar {
     let bar = ProgressBar::new(total);
@@ -253,14 +319,25 @@ pub async fn consumers(command: ConsumersCommand) -> anyhow::Result<()> {
     match command {
         ConsumersCommand::List { connection } => {
             let mut admin = client(&connection).await?;
-            for consumer in admin
+            let consumers = admin
                 .list_consumers(ListConsumersRequest {})
                 .await?
                 .into_inner()
-                .consumers
-            {
-                print_json(&consumer)?;
-            }
+                .consumers;
+            table::print_list(
+                &consumers,
+                &["NAME", "ACKED", "LAG", "FILTER", "LAST ACK"],
+                |c| {
+                    vec![
+                        c.name.clone(),
+                        c.acked_sequence.to_string(),
+                        c.lag.to_string(),
+                        filter_text(c.filter.as_ref()),
+                        table::time(c.acked_at.as_ref()),
+                    ]
+                },
+                |c| Ok(serde_json::to_value(c)?),
+            )?;
         }
         ConsumersCommand::Reset {
             connection,

@@ -12,3 +12,4 @@ pub mod endpoint;
 pub mod events;
 pub mod report;
 pub mod scaffold;
+pub mod table;

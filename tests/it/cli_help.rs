@@ -4,6 +4,8 @@
 
 use std::process::Output;
 
+use tributary_model::v1::{Filter, SubscribeRequest};
+
 use crate::support::nats::free_port;
 use crate::support::{Server, arcadia_source};
 
@@ -53,6 +55,7 @@ async fn the_cli_finds_the_admin_port_in_the_servers_config() {
     );
 
     // Through the config file (flag or environment), the admin commands reach the ops port.
+    // None yet: `none` on stderr, so stdout stays JSON lines for scripts.
     for (args, env) in [
         (vec!["consumers", "list", "--config", config], vec![]),
         (
@@ -61,7 +64,8 @@ async fn the_cli_finds_the_admin_port_in_the_servers_config() {
         ),
     ] {
         let out = run(&args, &env);
-        assert_eq!(stderr(&out), "", "{args:?} {env:?}");
+        assert_eq!(stderr(&out), "none\n", "{args:?} {env:?}");
+        assert_eq!(stdout(&out), "");
         assert!(out.status.success());
     }
     // A bare host:port is a plaintext address.
@@ -69,9 +73,51 @@ async fn the_cli_finds_the_admin_port_in_the_servers_config() {
         &["consumers", "list", "--server", &format!("127.0.0.1:{ops}")],
         &[],
     );
-    assert_eq!(stderr(&out), "");
+    assert_eq!(stderr(&out), "none\n");
     assert!(out.status.success());
-    assert_eq!(stdout(&out), "");
+
+    // On a terminal, a table.
+    let _stream = server
+        .subscribe(SubscribeRequest {
+            consumer: "billing".into(),
+            filter: Some(Filter {
+                sources: Vec::new(),
+                types: vec!["statement.*".into()],
+            }),
+            ..Default::default()
+        })
+        .await;
+    let binary = env!("CARGO_BIN_EXE_tributary");
+    let out = run_on_terminal(&format!("{binary} consumers list --config {config}"));
+    assert_eq!(
+        out,
+        "NAME     ACKED  LAG  FILTER             LAST ACK\r\nbilling  0      0    types=statement.*\r\n"
+    );
+    let out = run_on_terminal(&format!("{binary} dead-letters list --config {config}"));
+    assert_eq!(out, "none\r\n");
+    let out = run(&["consumers", "list", "--config", config], &[]);
+    let listed: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("one JSON line");
+    assert_eq!(
+        (&listed["name"], &listed["lag"], &listed["filter"]),
+        (
+            &serde_json::json!("billing"),
+            &serde_json::Value::Null, // 0, omitted in proto3 JSON
+            &serde_json::json!({"types": ["statement.*"]})
+        )
+    );
+}
+
+/// Runs `command` (a shell line) with a terminal as its stdout (`script`), returning what it
+/// printed.
+fn run_on_terminal(command: &str) -> String {
+    let out = std::process::Command::new("script")
+        .args(["-qec", command, "/dev/null"])
+        .env_remove("TRIBUTARY_CONFIG")
+        .env_remove("TRIBUTARY_SERVER")
+        .output()
+        .expect("run script");
+    assert!(out.status.success(), "{out:?}");
+    stdout(&out)
 }
 
 #[tokio::test]
