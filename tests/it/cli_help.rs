@@ -263,3 +263,33 @@ async fn start_up_errors_name_the_setting_and_the_next_step() {
         )
     );
 }
+
+#[tokio::test]
+async fn adapter_try_takes_an_adapters_name_and_headers() {
+    use crate::support::{ARCADIA_TOKEN, repo};
+    let source = arcadia_source("").replace("[sources.arcadia]", "[sources.arcadia-prod]");
+    let server = Server::start(&source);
+    let main = server.grpc.to_string();
+    let seed = repo().join("plugins/arcadia/fixtures/seed-statement-new-data-available.raw.json");
+    let seed = seed.to_str().expect("utf-8");
+    let header = format!("X-Arcadia-Token={ARCADIA_TOKEN}");
+    // No source is called `arcadia`: the one source its adapter serves is used.
+    let out = run(
+        &[
+            "adapter", "try", "arcadia", seed, "--server", &main, "--header", &header,
+        ],
+        &[],
+    );
+    assert_eq!(stderr(&out), "");
+    let result: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("JSON result");
+    assert_eq!(
+        result["normalized"]["events"][0]["source"],
+        serde_json::json!("arcadia-prod"),
+        "{result}"
+    );
+    let out = run(&["adapter", "try", "nope", seed, "--server", &main], &[]);
+    assert_eq!(
+        stderr(&out),
+        "error: no source or adapter named `nope` (sources: arcadia-prod)\n"
+    );
+}
