@@ -75,7 +75,8 @@ fn hint_for_status(status: &tonic::Status) -> Option<String> {
         Code::PermissionDenied => {
             "the token's credential lacks what this command needs: see its `scopes` (and \
              `sources`, `types`, `consumers`) in the server's [[grpc.credentials]]; admin \
-             commands need the `admin` scope"
+             commands need the `admin` scope; `events` commands name the sources and types \
+             they read with --source and --type"
                 .to_owned()
         }
         Code::Unimplemented => {

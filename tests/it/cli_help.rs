@@ -293,3 +293,43 @@ async fn adapter_try_takes_an_adapters_name_and_headers() {
         "error: no source or adapter named `nope` (sources: arcadia-prod)\n"
     );
 }
+
+#[tokio::test]
+async fn a_scoped_credential_gets_an_event_by_naming_its_source() {
+    use crate::support::{ARCADIA_AUTH, arcadia_webhook};
+    let server = Server::start(&format!(
+        "[[grpc.credentials]]\nname = \"reader\"\ntoken = \"reader-secret-0001\"\nsources = [\"arcadia\"]\n{}",
+        arcadia_source("")
+    ));
+    let (status, body) = server
+        .post("arcadia", &arcadia_webhook("whk_get_scoped"), &ARCADIA_AUTH)
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let main = server.grpc.to_string();
+    let token = ["--server", &main, "--token", "reader-secret-0001"];
+    let out = run(&[&["events", "get", "1"][..], &token].concat(), &[]);
+    assert_eq!(
+        stderr(&out),
+        "error: credential `reader` may read only these sources: arcadia; name them in the \
+         filter\nhint: the token's credential lacks what this command needs: see its `scopes` \
+         (and `sources`, `types`, `consumers`) in the server's [[grpc.credentials]]; admin \
+         commands need the `admin` scope; `events` commands name the sources and types they \
+         read with --source and --type\n"
+    );
+    let out = run(
+        &[
+            &[
+                "events", "get", "1", "--source", "arcadia", "--output", "json",
+            ][..],
+            &token,
+        ]
+        .concat(),
+        &[],
+    );
+    assert_eq!(stderr(&out), "");
+    let event: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("JSON event");
+    assert_eq!(
+        (&event["sequence"], &event["source"]),
+        (&serde_json::json!("1"), &serde_json::json!("arcadia"))
+    );
+}
