@@ -23,6 +23,8 @@ pub struct App {
     pub limits: Arc<Limits>,
     /// Seals webhooks for the raw archive; `None` when the archive is off.
     pub archive: Option<Arc<Archive>>,
+    /// The last rejected webhooks per source, in memory.
+    pub rejections: Arc<crate::ingest::rejections::Rejections>,
 }
 
 /// Limits shared by the front ends (`[http]` and `[grpc]` settings).

@@ -60,6 +60,9 @@ pub struct HttpConfig {
     pub rate_limit_burst: u32,
     /// Serve HTTPS from these PEM files (re-read on SIGHUP).
     pub tls: Option<TlsConfig>,
+    /// Rejected webhooks kept in memory per source for the rejection log (console, `tributary
+    /// rejections list`); 0 keeps none.
+    pub rejections_kept: usize,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -726,6 +729,7 @@ impl Default for HttpConfig {
             rate_limit_per_second: 1000,
             rate_limit_burst: 2000,
             tls: None,
+            rejections_kept: 50,
         }
     }
 }

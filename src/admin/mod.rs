@@ -15,8 +15,9 @@ use tonic::{Request, Response, Status};
 use tributary_model::v1::{
     Consumer, DeadLetter, DeleteConsumerRequest, DeleteConsumerResponse, GetRawWebhookRequest,
     ListConsumersRequest, ListConsumersResponse, ListDeadLettersRequest, ListDeadLettersResponse,
-    RawWebhook, RedriveDeadLettersRequest, RedriveDeadLettersResponse, RedriveOutcome,
-    ReplayProgress, ReplayRequest, ResetConsumerRequest, reset_consumer_request::Position,
+    ListRejectionsRequest, ListRejectionsResponse, RawWebhook, RedriveDeadLettersRequest,
+    RedriveDeadLettersResponse, RedriveOutcome, ReplayProgress, ReplayRequest,
+    ResetConsumerRequest, reset_consumer_request::Position,
 };
 
 use crate::app::App;
@@ -101,6 +102,13 @@ impl Admin for AdminService {
         Ok(Response::new(Box::pin(ReceiverStream::new(stream))))
     }
 
+    async fn list_rejections(
+        &self,
+        request: Request<ListRejectionsRequest>,
+    ) -> Result<Response<ListRejectionsResponse>, Status> {
+        Ok(Response::new(self.rejections(&request.into_inner())))
+    }
+
     async fn list_consumers(
         &self,
         _request: Request<ListConsumersRequest>,
@@ -144,6 +152,17 @@ impl Admin for AdminService {
 /// The operations themselves, as plain calls: the gRPC handlers above and the web console
 /// ([`crate::console`]) both go through these (callers have checked the admin scope).
 impl AdminService {
+    /// The last rejected webhooks kept in memory, newest first (`limit` 0: 100, at most 1,000).
+    pub fn rejections(&self, request: &ListRejectionsRequest) -> ListRejectionsResponse {
+        let limit = match request.limit {
+            0 => 100,
+            n => (n as usize).min(1000),
+        };
+        ListRejectionsResponse {
+            rejections: self.app.rejections.list(&request.source, limit),
+        }
+    }
+
     /// Every durable consumer with its acknowledged sequence and lag.
     pub async fn consumers(&self) -> Result<ListConsumersResponse, OpError> {
         let consumers = tributary_event_log::filtered::consumers(self.app.log.as_ref()).await?;

@@ -20,6 +20,7 @@ use tributary_model::v1::{Header, WebhookRequest};
 
 use crate::app::{App, timestamp};
 use crate::error::{ErrorCode, ServiceError};
+use crate::ingest::rejections::ClientAddr;
 use crate::ingest::{IngestError, ingest};
 use crate::ops::metrics::{SourceLabels, metrics};
 use crate::ops::telemetry::{self, Stage};
@@ -54,8 +55,10 @@ async fn receive(
     RawQuery(query): RawQuery,
     version: Version,
     headers: HeaderMap,
+    client: Option<axum::Extension<ClientAddr>>,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
+    let client = client.map(|axum::Extension(ClientAddr(address))| address);
     let parent = telemetry::extract_http(&headers);
     let span = Stage::start_linked(
         "POST /webhooks/{source}",
@@ -75,7 +78,7 @@ async fn receive(
         Vec::new,
     );
     // The span is the current context while handling: log lines carry its ids.
-    let response = handle(&app, &source, query, &headers, body, &span)
+    let response = handle(&app, &source, query, &headers, client, body, &span)
         .with_context(span.context().clone())
         .await;
     let status = response.status();
@@ -102,10 +105,27 @@ async fn handle(
     source: &str,
     query: Option<String>,
     headers: &HeaderMap,
+    client: Option<std::net::SocketAddr>,
     body: Result<Bytes, BytesRejection>,
     span: &Stage,
 ) -> Response {
     let m = metrics();
+    // The rejection log keeps what a refused request looked like (never its body).
+    let raw = body.as_ref().map(Bytes::clone).unwrap_or_default();
+    let known = app.sources.get(source).is_some();
+    let note = |code: ErrorCode, reason: &str| {
+        let status = code.http_status().as_u16();
+        app.rejections.record(
+            source,
+            known,
+            client,
+            status,
+            code.label(),
+            reason,
+            headers,
+            &raw,
+        );
+    };
     let Some(configured) = app.sources.get(source) else {
         // Unknown names are not labels: a caller could make up any number of them.
         m.webhooks_received
@@ -116,6 +136,7 @@ async fn handle(
             .inc();
         let error = IngestError::UnknownSource(source.to_owned());
         m.reject("", "", error.error_code());
+        note(ErrorCode::UnknownSource, &error.public_message());
         return ErrorCode::UnknownSource.problem(&error.public_message());
     };
     let adapter = configured.adapter.plugin().info().name.clone();
@@ -139,6 +160,7 @@ async fn handle(
     let reject = |reason: ErrorCode| m.reject(&labels.source, &labels.adapter, reason);
     if let Err(wait) = app.limits.rate.check(source) {
         reject(ErrorCode::RateLimited);
+        note(ErrorCode::RateLimited, "too many webhooks for this source");
         let mut response =
             ErrorCode::RateLimited.problem("too many webhooks for this source; retry later");
         let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
@@ -150,17 +172,23 @@ async fn handle(
     }
     if let Some(accepted) = refused_media_type {
         reject(ErrorCode::UnsupportedMediaType);
-        return ErrorCode::UnsupportedMediaType
-            .problem(&format!("this source accepts Content-Type {accepted}"));
+        let reason = format!("this source accepts Content-Type {accepted}");
+        note(ErrorCode::UnsupportedMediaType, &reason);
+        return ErrorCode::UnsupportedMediaType.problem(&reason);
     }
     let body = match body {
         Ok(body) => body,
         Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
             reject(ErrorCode::PayloadTooLarge);
+            note(
+                ErrorCode::PayloadTooLarge,
+                "body exceeds the configured limit",
+            );
             return ErrorCode::PayloadTooLarge.problem("body exceeds the configured limit");
         }
         Err(rejection) => {
             reject(ErrorCode::BadBody);
+            note(ErrorCode::BadBody, &rejection.body_text());
             return ErrorCode::BadBody.problem(&rejection.body_text());
         }
     };
@@ -180,6 +208,7 @@ async fn handle(
         }
         Err(error) => {
             reject(error.error_code());
+            note(error.error_code(), &error.public_message());
             error_response(source, &error)
         }
     }

@@ -13,6 +13,8 @@ use axum::response::Response;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
+
+use crate::ingest::rejections::ClientAddr;
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 
@@ -95,7 +97,7 @@ pub async fn serve(
         };
         let stream = tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
+                Ok(accepted) => accepted,
                 Err(error) => {
                     // Out of file descriptors and the like: back off instead of spinning.
                     tracing::warn!(%error, "cannot accept an HTTP connection");
@@ -105,8 +107,12 @@ pub async fn serve(
             },
             _ = shutdown.wait_for(|stop| *stop) => break,
         };
+        let (stream, peer) = stream;
         let _ = stream.set_nodelay(true);
-        let service = TowerToHyperService::new(router.clone());
+        let service = WithClient {
+            inner: TowerToHyperService::new(router.clone()),
+            peer,
+        };
         let http1 = http1.clone();
         let watcher = graceful.watcher();
         let acceptor = tls.as_ref().map(|tls| tls.acceptor());
@@ -134,4 +140,29 @@ pub async fn serve(
         });
     }
     graceful.shutdown().await;
+}
+
+/// The router of one connection: each request carries the connection's peer address
+/// ([`ClientAddr`], for the rejection log).
+#[derive(Clone)]
+struct WithClient {
+    inner: TowerToHyperService<Router>,
+    peer: std::net::SocketAddr,
+}
+
+impl hyper::service::Service<hyper::Request<hyper::body::Incoming>> for WithClient {
+    type Response = <TowerToHyperService<Router> as hyper::service::Service<
+        hyper::Request<hyper::body::Incoming>,
+    >>::Response;
+    type Error = <TowerToHyperService<Router> as hyper::service::Service<
+        hyper::Request<hyper::body::Incoming>,
+    >>::Error;
+    type Future = <TowerToHyperService<Router> as hyper::service::Service<
+        hyper::Request<hyper::body::Incoming>,
+    >>::Future;
+
+    fn call(&self, mut request: hyper::Request<hyper::body::Incoming>) -> Self::Future {
+        request.extensions_mut().insert(ClientAddr(self.peer));
+        self.inner.call(request)
+    }
 }

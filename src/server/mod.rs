@@ -193,6 +193,9 @@ pub async fn open_app(config: &Config, shutdown: watch::Receiver<bool>) -> anyho
         shutdown,
         limits: Arc::new(limits(config)),
         archive,
+        rejections: Arc::new(crate::ingest::rejections::Rejections::new(
+            config.http.rejections_kept,
+        )),
     })
 }
 
