@@ -60,6 +60,9 @@ enum Command {
     Raw(tributary::cli::archive::RawCommand),
     /// Run archived webhooks again through the adapter now loaded (after a fix).
     Replay(tributary::cli::archive::ReplayArgs),
+    /// Show the last webhooks a running server rejected, and why (signatures, tokens).
+    #[command(subcommand)]
+    Rejections(tributary::cli::rejections::RejectionsCommand),
 }
 
 /// How log lines on stderr are written.
@@ -131,6 +134,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Raw(command) => client_runtime()?.block_on(tributary::cli::archive::raw(command)),
         Command::Replay(args) => client_runtime()?.block_on(tributary::cli::archive::replay(args)),
+        Command::Rejections(command) => {
+            client_runtime()?.block_on(tributary::cli::rejections::run(command))
+        }
     }
 }
 

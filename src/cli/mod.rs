@@ -10,6 +10,7 @@ pub mod archive;
 pub mod dry_run;
 pub mod endpoint;
 pub mod events;
+pub mod rejections;
 pub mod report;
 pub mod scaffold;
 pub mod table;

@@ -333,3 +333,105 @@ async fn a_scoped_credential_gets_an_event_by_naming_its_source() {
         (&serde_json::json!("1"), &serde_json::json!("arcadia"))
     );
 }
+
+#[tokio::test]
+async fn rejected_webhooks_are_listed_with_redacted_headers_and_no_body() {
+    let server = Server::start(&format!(
+        "[http]\nrejections_kept = 2\n{}",
+        arcadia_source("")
+    ));
+    let body = br#"{"id":"whk_bad"}"#;
+    for _ in 0..3 {
+        let (status, _) = server
+            .post("arcadia", body, &[("X-Arcadia-Token", "wrong-token-value")])
+            .await;
+        assert_eq!(status, 401);
+    }
+    let (status, _) = server.post("made-up", b"x", &[]).await;
+    assert_eq!(status, 404);
+
+    let main = server.grpc.to_string();
+    let out = run(
+        &[
+            "rejections",
+            "list",
+            "--server",
+            &main,
+            "--source",
+            "arcadia",
+        ],
+        &[],
+    );
+    assert_eq!(stderr(&out), "");
+    let listed: Vec<serde_json::Value> = stdout(&out)
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("JSON line"))
+        .collect();
+    assert_eq!(listed.len(), 2, "rejections_kept = 2 per source");
+    let first = &listed[0];
+    assert!(
+        first["clientAddress"]
+            .as_str()
+            .is_some_and(|a| a.starts_with("127.0.0.1:")),
+        "{first}"
+    );
+    let headers: Vec<(String, String)> = first["headers"]
+        .as_array()
+        .expect("headers")
+        .iter()
+        .map(|h| {
+            (
+                h["name"].as_str().unwrap_or_default().to_owned(),
+                h["value"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .filter(|(name, _)| name == "content-type" || name == "x-arcadia-token")
+        .collect();
+    assert_eq!(
+        headers,
+        [
+            ("content-type".to_owned(), "application/json".to_owned()),
+            ("x-arcadia-token".to_owned(), "[redacted]".to_owned()),
+        ]
+    );
+    let text = stdout(&out);
+    assert!(!text.contains("wrong-token-value"), "no secret: {text}");
+    assert!(!text.contains("whk_bad"), "never the body: {text}");
+    use sha2::Digest as _;
+    assert_eq!(
+        (
+            &first["source"],
+            &first["status"],
+            &first["code"],
+            &first["bodySize"],
+            &first["bodySha256"]
+        ),
+        (
+            &serde_json::json!("arcadia"),
+            &serde_json::json!(401),
+            &serde_json::json!("unauthenticated"),
+            &serde_json::json!(body.len().to_string()),
+            &serde_json::json!(hex::encode(sha2::Sha256::digest(body))),
+        )
+    );
+    let out = run(
+        &[
+            "rejections",
+            "list",
+            "--server",
+            &main,
+            "--source",
+            "(unknown source)",
+        ],
+        &[],
+    );
+    let unknown: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("one line");
+    assert_eq!(
+        (&unknown["source"], &unknown["status"], &unknown["reason"]),
+        (
+            &serde_json::json!("made-up"),
+            &serde_json::json!(404),
+            &serde_json::json!("no source named `made-up`")
+        )
+    );
+}
