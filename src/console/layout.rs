@@ -40,12 +40,13 @@ impl Flash {
 }
 
 /// The pages of the navigation: path and label.
-const NAV: [(&str, &str); 5] = [
+const NAV: [(&str, &str); 6] = [
     ("/console/", "Overview"),
     ("/console/sources", "Sources & adapters"),
     ("/console/tail", "Live tail"),
     ("/console/dead-letters", "Dead letters"),
     ("/console/consumers", "Consumers"),
+    ("/console/rejections", "Rejections"),
 ];
 
 fn head(title: &str) -> Markup {

@@ -20,6 +20,7 @@ mod layout;
 mod overview;
 mod plot;
 mod raw;
+mod rejections;
 mod session;
 mod sources;
 mod tail;
@@ -106,6 +107,7 @@ impl Console {
             ("/consumers", get(consumers::page)),
             ("/consumers/reset", post(consumers::reset)),
             ("/consumers/delete", post(consumers::delete)),
+            ("/rejections", get(rejections::page)),
             ("/static/console.css", get(stylesheet)),
             ("/static/console.js", get(script)),
             ("/static/favicon.svg", get(favicon)),
