@@ -79,7 +79,7 @@ fn row(rejection: &RejectedWebhook) -> Markup {
             td class="source" { (rejection.source) }
             td class="client" { (rejection.client_address) }
             td class="answer" { (rejection.status) " " code { (rejection.code) } }
-            td class="reason" { (rejection.reason) }
+            td class="why" { (rejection.reason) }
             td class="headers" {
                 ul {
                     @for header in &rejection.headers {

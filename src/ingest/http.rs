@@ -208,7 +208,13 @@ async fn handle(
         }
         Err(error) => {
             reject(error.error_code());
-            note(error.error_code(), &error.public_message());
+            // Operators (admin scope) see the adapter's own reason for a failed verification,
+            // which the provider is not told.
+            let reason = match &error {
+                IngestError::Unauthenticated(_) => error.to_string(),
+                _ => error.public_message(),
+            };
+            note(error.error_code(), &reason);
             error_response(source, &error)
         }
     }

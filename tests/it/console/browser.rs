@@ -383,3 +383,84 @@ async fn resetting_a_consumer_in_the_console_changes_its_lag() {
     assert!(errors.is_empty(), "browser console errors: {errors:?}");
     browser.close().await;
 }
+
+#[tokio::test]
+async fn the_rejection_log_shows_why_webhooks_were_refused() {
+    let _turn = heavy_turn().await;
+    let server = Server::start(&console_config(&arcadia_source("")));
+    for n in 1..=2 {
+        let (status, _) = server
+            .post(
+                "arcadia",
+                &arcadia_webhook(&format!("whk_refused_{n}")),
+                &[("X-Arcadia-Token", "a-token-from-the-wrong-environment")],
+            )
+            .await;
+        assert_eq!(status, 401);
+    }
+    let (status, _) = server.post("arcadai", b"{}", &[]).await;
+    assert_eq!(status, 404);
+    let browser = Browser::start(1280, 900).await;
+    let base = console_url(&server);
+    browser.login(&base, ADMIN_TOKEN).await;
+
+    browser.goto(&format!("{base}/rejections")).await;
+    assert_eq!(browser.text("h1").await, "Rejections");
+    let sources = browser
+        .client
+        .find_all(Locator::Css("tr.rejection td.source"))
+        .await
+        .expect("rows");
+    let mut names = Vec::new();
+    for cell in sources {
+        names.push(cell.text().await.expect("text"));
+    }
+    assert_eq!(names, ["arcadai", "arcadia", "arcadia"], "newest first");
+    browser.screenshot("rejections").await;
+
+    // The filter lives in the query string: the select submits it.
+    browser
+        .client
+        .find(Locator::Css("#source option[value=\"arcadia\"]"))
+        .await
+        .expect("option")
+        .click()
+        .await
+        .expect("select");
+    browser.submit("form.filters button").await;
+    let url = browser.client.current_url().await.expect("url");
+    assert_eq!(url.query(), Some("source=arcadia"));
+    let rows = browser
+        .client
+        .find_all(Locator::Css("tr.rejection"))
+        .await
+        .expect("rows");
+    assert_eq!(rows.len(), 2);
+    assert_eq!(
+        browser.text("tr.rejection td.answer").await,
+        "401 unauthenticated"
+    );
+    let why = browser.text("tr.rejection td.why").await;
+    assert!(why.starts_with("verification failed: "), "{why}");
+    let headers = browser.text("tr.rejection td.headers").await;
+    assert!(headers.contains("x-arcadia-token: [redacted]"), "{headers}");
+    assert!(!headers.contains("wrong-environment"), "{headers}");
+    let body = browser.text("tr.rejection td.body").await;
+    assert!(
+        body.starts_with("SHA-256 ") || body.contains(" bytes"),
+        "{body}"
+    );
+    // The raw webhook of a stored event (docs/operations.md shows it).
+    let sequence = post_arcadia(&server, "whk_raw_shown").await;
+    browser.goto(&format!("{base}/raw/{sequence}")).await;
+    assert_eq!(
+        browser.text("h1").await,
+        format!("Raw webhook of event #{sequence}")
+    );
+    let raw: serde_json::Value =
+        serde_json::from_str(&browser.text("#raw-body").await).expect("the body as JSON");
+    assert_eq!(raw["id"], json!("whk_raw_shown"));
+    browser.screenshot("raw").await;
+    assert!(browser.console_errors().await.is_empty());
+    browser.close().await;
+}
