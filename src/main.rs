@@ -95,6 +95,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             overrides,
         } => {
             init_logging(log_format);
+            match &config {
+                Some(path) => tracing::info!(config = %path.display(), "reading the config file"),
+                None => tracing::info!(
+                    "no config file (--config, TRIBUTARY_CONFIG): defaults and flags"
+                ),
+            }
             let config = Config::load(config.as_deref(), &overrides)?;
             let runtime = tokio::runtime::Runtime::new().context("cannot start the runtime")?;
             // The gRPC trace exporter's channel lives on the runtime: set up inside it.

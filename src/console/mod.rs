@@ -74,6 +74,7 @@ impl Console {
     pub fn new(app: App, auth: Authenticator, secure: bool, log_file: Option<PathBuf>) -> Self {
         let history = History::default();
         history.spawn_sampler(app.clone());
+        std::sync::LazyLock::force(&overview::STARTED);
         Self {
             inner: Arc::new(Inner {
                 admin: AdminService::new(app.clone()),

@@ -174,17 +174,18 @@ fn set_cookie(secure: bool, value: &str, max_age: u64) -> Option<HeaderValue> {
 }
 
 /// `GET /console/login`.
-pub async fn login_page(State(console): State<Console>) -> Response {
-    login_form(&console, None, StatusCode::OK)
+pub async fn login_page() -> Response {
+    login_form(None, StatusCode::OK)
 }
 
-fn login_form(console: &Console, error: Option<&str>, status: StatusCode) -> Response {
-    let sources = console.app().sources.all().len();
+/// The login page. It says nothing about the installation (sources, versions): anyone who can
+/// reach the console sees it.
+fn login_form(error: Option<&str>, status: StatusCode) -> Response {
     let body = html! {
         main class="login" {
             h1 { "Tributary console" }
             p { "Log in with the token of a credential that has the admin scope "
-                code { "([[grpc.credentials]] admin = true)" } ". " (sources) " sources configured." }
+                code { "([[grpc.credentials]] admin = true)" } "." }
             @if let Some(error) = error {
                 p class="flash error" role="alert" { (error) }
             }
@@ -214,16 +215,11 @@ pub async fn login(
     let token = form.get("token");
     let Some(principal) = console.inner.auth.credential_for(token) else {
         tracing::warn!("console login refused: unknown token");
-        return login_form(
-            &console,
-            Some("That token is not valid."),
-            StatusCode::UNAUTHORIZED,
-        );
+        return login_form(Some("That token is not valid."), StatusCode::UNAUTHORIZED);
     };
     if !principal.is_admin() {
         tracing::warn!(credential = %principal.name, "console login refused: no admin scope");
         return login_form(
-            &console,
             Some("That credential has no admin scope."),
             StatusCode::FORBIDDEN,
         );

@@ -96,7 +96,12 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     if ops_http.is_none() {
         router = router.merge(crate::ops::metrics_router(app.clone()));
         if let Some(console) = &console {
-            router = router.merge(console.clone().router());
+            router = router
+                .route(
+                    "/",
+                    axum::routing::get(|| async { axum::response::Redirect::to("/console/") }),
+                )
+                .merge(console.clone().router());
         }
     }
     let http = http::serve(
