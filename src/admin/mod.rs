@@ -205,9 +205,12 @@ impl AdminService {
             n => (n as usize).min(MAX_PAGE),
         };
         let include_resolved = request.include_resolved;
+        let (source, reason) = (&request.source, &request.reason);
         let mut dead_letters = self
             .scan(request.after_id, limit, |d| {
-                include_resolved || d.resolved_at.is_none()
+                (include_resolved || d.resolved_at.is_none())
+                    && (source.is_empty() || &d.source == source)
+                    && d.reason.contains(reason.as_str())
             })
             .await?;
         for letter in &mut dead_letters {

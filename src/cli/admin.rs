@@ -169,21 +169,15 @@ pub async fn dead_letters(command: DeadLettersCommand) -> anyhow::Result<()> {
                         limit: 1000,
                         include_resolved: all,
                         include_raw: raw,
+                        source: source.clone().unwrap_or_default(),
+                        reason: reason.clone().unwrap_or_default(),
                     })
                     .await?
                     .into_inner()
                     .dead_letters;
                 let Some(last) = page.last() else { break };
                 after_id = last.id;
-                letters.extend(
-                    page.into_iter()
-                        .filter(|l| source.as_ref().is_none_or(|s| &l.source == s))
-                        .filter(|l| {
-                            reason
-                                .as_ref()
-                                .is_none_or(|r| l.reason.contains(r.as_str()))
-                        }),
-                );
+                letters.extend(page);
             }
             table::print_list(
                 &letters,
@@ -265,6 +259,7 @@ async fn count_unresolved(
                 limit: 1000,
                 include_resolved: false,
                 include_raw: false,
+                ..ListDeadLettersRequest::default()
             })
             .await?
             .into_inner()

@@ -40,10 +40,11 @@ impl Flash {
 }
 
 /// The pages of the navigation: path and label.
-const NAV: [(&str, &str); 6] = [
+const NAV: [(&str, &str); 7] = [
     ("/console/", "Overview"),
     ("/console/sources", "Sources & adapters"),
     ("/console/tail", "Live tail"),
+    ("/console/search", "Find an event"),
     ("/console/dead-letters", "Dead letters"),
     ("/console/consumers", "Consumers"),
     ("/console/rejections", "Rejections"),

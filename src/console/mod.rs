@@ -15,6 +15,7 @@
 
 mod consumers;
 mod dead_letters;
+mod events;
 mod history;
 mod layout;
 mod overview;
@@ -109,6 +110,8 @@ impl Console {
             ("/consumers/reset", post(consumers::reset)),
             ("/consumers/delete", post(consumers::delete)),
             ("/rejections", get(rejections::page)),
+            ("/events/{sequence}", get(events::page)),
+            ("/search", get(events::search)),
             ("/static/console.css", get(stylesheet)),
             ("/static/console.js", get(script)),
             ("/static/favicon.svg", get(favicon)),
