@@ -332,7 +332,7 @@ impl StreamService {
 const ADVANCE_CONSUMERS_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Moves every filtered durable consumer over the events it never receives
-/// ([`filtered::advance_all`]) every [`ADVANCE_CONSUMERS_EVERY`], until shutdown.
+/// ([`filtered::advance_all`]) every 10 seconds, until shutdown.
 pub async fn advance_consumers_task(app: App) {
     let mut shutdown = app.shutdown.clone();
     loop {
