@@ -40,13 +40,14 @@ impl Flash {
 }
 
 /// The pages of the navigation: path and label.
-const NAV: [(&str, &str); 7] = [
+const NAV: [(&str, &str); 8] = [
     ("/console/", "Overview"),
     ("/console/sources", "Sources & adapters"),
     ("/console/tail", "Live tail"),
     ("/console/search", "Find an event"),
     ("/console/dead-letters", "Dead letters"),
     ("/console/consumers", "Consumers"),
+    ("/console/replay", "Replay"),
     ("/console/rejections", "Rejections"),
 ];
 

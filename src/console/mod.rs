@@ -22,6 +22,7 @@ mod overview;
 mod plot;
 mod raw;
 mod rejections;
+mod replay;
 mod session;
 mod sources;
 mod tail;
@@ -112,6 +113,7 @@ impl Console {
             ("/rejections", get(rejections::page)),
             ("/events/{sequence}", get(events::page)),
             ("/search", get(events::search)),
+            ("/replay", get(replay::page).post(replay::run)),
             ("/static/console.css", get(stylesheet)),
             ("/static/console.js", get(script)),
             ("/static/favicon.svg", get(favicon)),

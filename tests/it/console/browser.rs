@@ -585,3 +585,41 @@ async fn an_event_is_found_by_search_and_shown_on_its_page() {
     assert!(browser.console_errors().await.is_empty());
     browser.close().await;
 }
+
+#[tokio::test]
+async fn a_replay_runs_dry_first_then_on_confirmation() {
+    let _turn = heavy_turn().await;
+    let server = Server::start(&console_config(&arcadia_source("")));
+    for n in 1..=2 {
+        post_arcadia(&server, &format!("whk_replay_{n}")).await;
+    }
+    let browser = Browser::start(1280, 900).await;
+    let base = console_url(&server);
+    browser.login(&base, ADMIN_TOKEN).await;
+    browser.goto(&format!("{base}/replay")).await;
+    browser.submit("#replay-form button").await;
+    assert_eq!(browser.text("h1").await, "Replay: dry run");
+    assert_eq!(
+        browser.text("#replay-totals").await,
+        "Dry run: 2 webhooks, 0 would change, 2 unchanged events, 0 failed."
+    );
+    let outcomes = browser
+        .client
+        .find_all(Locator::Css("#replay-outcomes td.outcome"))
+        .await
+        .expect("outcomes");
+    let mut seen = Vec::new();
+    for cell in outcomes {
+        seen.push(cell.text().await.expect("text"));
+    }
+    assert_eq!(seen, ["unchanged", "unchanged"], "every entry an outcome");
+    browser.screenshot("replay-dry-run").await;
+    browser.submit("#replay-confirm button").await;
+    assert_eq!(browser.text("h1").await, "Replay: done");
+    assert_eq!(
+        browser.text("#replay-totals").await,
+        "Replayed: 2 webhooks, 0 events stored, 2 unchanged events, 0 failed."
+    );
+    assert!(browser.console_errors().await.is_empty());
+    browser.close().await;
+}
