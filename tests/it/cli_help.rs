@@ -435,3 +435,94 @@ async fn rejected_webhooks_are_listed_with_redacted_headers_and_no_body() {
         )
     );
 }
+
+#[test]
+fn adapter_new_checks_its_repository_and_refuses_taken_names() {
+    use crate::support::repo;
+    let binary = env!("CARGO_BIN_EXE_tributary");
+    let in_dir = |cwd: &std::path::Path, args: &[&str]| {
+        std::process::Command::new(binary)
+            .args(args)
+            .current_dir(cwd)
+            .env_remove("RUST_BACKTRACE")
+            .output()
+            .expect("run tributary")
+    };
+    let outside = tempfile::tempdir().expect("tempdir");
+    let out = in_dir(
+        repo(),
+        &[
+            "adapter",
+            "new",
+            "klavi",
+            "--dir",
+            outside.path().join("k").to_str().expect("utf-8"),
+        ],
+    );
+    assert_eq!(
+        stderr(&out),
+        format!(
+            "error: adapter name `klavi` is taken by the bundled adapter in {}: choose another name\n",
+            repo().join("plugins/klavi").display()
+        )
+    );
+    let out = in_dir(
+        outside.path(),
+        &[
+            "adapter",
+            "new",
+            "acme",
+            "--repo",
+            outside.path().to_str().expect("utf-8"),
+        ],
+    );
+    assert_eq!(
+        stderr(&out),
+        format!(
+            "error: --repo {} is not a Tributary checkout (no crates/plugin-sdk/Cargo.toml): give \
+             the directory of a clone of the Tributary repository\n",
+            outside.path().display()
+        )
+    );
+    // Outside a checkout: a warning, and the SDK by absolute path.
+    let out = in_dir(
+        outside.path(),
+        &["adapter", "new", "acme-pay", "--dir", "acme-pay"],
+    );
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        stderr(&out).starts_with("warning: not inside a Tributary checkout"),
+        "{}",
+        stderr(&out)
+    );
+    let manifest =
+        std::fs::read_to_string(outside.path().join("acme-pay/Cargo.toml")).expect("manifest");
+    assert!(
+        manifest.contains(&format!(
+            "path = \"{}/crates/plugin-sdk\"",
+            repo().display()
+        )),
+        "{manifest}"
+    );
+    // Inside the checkout: relative to the crate, so the checkout can move.
+    let inside = repo().join("target/scaffold-check/acme-inside");
+    let _ = std::fs::remove_dir_all(&inside);
+    let out = in_dir(
+        repo(),
+        &[
+            "adapter",
+            "new",
+            "acme-inside",
+            "--dir",
+            inside.to_str().expect("utf-8"),
+        ],
+    );
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(stderr(&out), "");
+    let manifest = std::fs::read_to_string(inside.join("Cargo.toml")).expect("manifest");
+    let _ = std::fs::remove_dir_all(&inside);
+    assert!(
+        manifest.contains("path = \"../../../crates/plugin-sdk\""),
+        "{manifest}"
+    );
+}
