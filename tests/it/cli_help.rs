@@ -188,7 +188,16 @@ async fn errors_print_once_with_a_hint_and_no_backtrace() {
     std::fs::write(&typo, "[grpc]\nlisten = \"127.0.0.1:0\"\nlistne = 1\n").expect("write");
     let typo = typo.to_str().expect("utf-8");
     let out = run(&["serve", "--config", typo], &env);
-    let err = stderr(&out);
+    // After the start-up log's line naming the file, the error alone.
+    let logged = stderr(&out);
+    let (first, err) = logged.split_once('\n').unwrap_or_default();
+    assert!(
+        first.ends_with(&format!(
+            "INFO tributary: reading the config file config={typo}"
+        )),
+        "{logged}"
+    );
+    let err = err.to_owned();
     // The valid keys follow; the list grows with the product.
     assert!(
         err.starts_with(&format!(
