@@ -535,3 +535,47 @@ fn adapter_new_checks_its_repository_and_refuses_taken_names() {
         "{manifest}"
     );
 }
+
+#[tokio::test]
+async fn the_cli_speaks_tls_when_the_servers_config_has_grpc_tls() {
+    use std::io::{BufRead, BufReader};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let pki = tributary_test_kit::pki::Pki::generate("cli.internal");
+    let files = pki.write_to(dir.path());
+    // The chain, leaf first, then its CA: what the CLI trusts.
+    let chain = dir.path().join("chain.pem");
+    std::fs::write(&chain, format!("{}{}", pki.server_cert, pki.ca)).expect("chain");
+    let grpc = free_port();
+    let config = dir.path().join("tributary.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[grpc]\nlisten = \"127.0.0.1:{grpc}\"\n[grpc.tls]\ncert_file = \"{}\"\nkey_file = \"{}\"\n",
+            chain.display(),
+            files.server_key.display()
+        ),
+    )
+    .expect("config");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_tributary"))
+        .args(["serve", "--http-listen", "127.0.0.1:0", "--config"])
+        .arg(&config)
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .env_remove("TRIBUTARY_CONFIG")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("serve");
+    let stdout = child.stdout.take().expect("stdout");
+    let ready = BufReader::new(stdout)
+        .lines()
+        .map_while(Result::ok)
+        .find(|line| line.starts_with("tributary ready "));
+    assert!(ready.is_some(), "the server did not start");
+    let config = config.to_str().expect("utf-8");
+    let out = run(&["consumers", "list", "--config", config], &[]);
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(stderr(&out), "none\n");
+    assert!(out.status.success());
+}
