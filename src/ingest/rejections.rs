@@ -16,7 +16,7 @@ use axum::http::HeaderMap;
 use sha2::{Digest, Sha256};
 use tributary_model::v1::{Header, RejectedWebhook};
 
-use crate::app::timestamp;
+use tributary_event_log::rules::timestamp;
 
 /// The peer of an HTTP connection, set on each request by the accept loop.
 #[derive(Debug, Clone, Copy)]
