@@ -25,6 +25,8 @@ pub struct App {
     pub archive: Option<Arc<Archive>>,
     /// Where admin actions and console logins are recorded.
     pub audit: Arc<crate::audit::AuditLog>,
+    /// The last rejected webhooks per source, in memory.
+    pub rejections: Arc<crate::ingest::rejections::Rejections>,
 }
 
 /// Limits shared by the front ends (`[http]` and `[grpc]` settings).

@@ -67,7 +67,8 @@ impl AuditConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct HttpConfig {
-    /// Address the webhook front end listens on.
+    /// Address the webhook front end listens on (`localhost:<port>` is loopback).
+    #[serde(deserialize_with = "listen_address::deserialize")]
     pub listen: SocketAddr,
     /// Largest accepted webhook body, bytes. Larger bodies get 413.
     pub body_limit: usize,
@@ -99,12 +100,16 @@ pub struct HttpConfig {
     pub max_connections_per_address: usize,
     /// Serve HTTPS from these PEM files (re-read on SIGHUP).
     pub tls: Option<TlsConfig>,
+    /// Rejected webhooks kept in memory per source for the rejection log (console, `tributary
+    /// rejections list`); 0 keeps none.
+    pub rejections_kept: usize,
 }
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct GrpcConfig {
-    /// Address the gRPC services listen on.
+    /// Address the gRPC services listen on (`localhost:<port>` is loopback).
+    #[serde(deserialize_with = "listen_address::deserialize")]
     pub listen: SocketAddr,
     /// Consuming teams' credentials and scopes (see `src/auth.rs`). Empty: every caller is an
     /// administrator, allowed only on a loopback address (or with `insecure`).
@@ -783,6 +788,7 @@ impl Default for HttpConfig {
             rejection_log_lines_per_second: 10,
             max_connections_per_address: 64,
             tls: None,
+            rejections_kept: 50,
         }
     }
 }
@@ -820,11 +826,11 @@ impl Default for LogConfig {
 /// Overrides from the command line or environment; `None` keeps the file's value.
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct Overrides {
-    /// Webhook HTTP listen address.
-    #[arg(long, env = "TRIBUTARY_HTTP_LISTEN")]
+    /// Webhook HTTP listen address (IP:PORT, or localhost:PORT).
+    #[arg(long, env = "TRIBUTARY_HTTP_LISTEN", value_parser = listen_address::parse)]
     pub http_listen: Option<SocketAddr>,
-    /// gRPC listen address.
-    #[arg(long, env = "TRIBUTARY_GRPC_LISTEN")]
+    /// gRPC listen address (IP:PORT, or localhost:PORT).
+    #[arg(long, env = "TRIBUTARY_GRPC_LISTEN", value_parser = listen_address::parse)]
     pub grpc_listen: Option<SocketAddr>,
     /// Data directory of the embedded log.
     #[arg(long, env = "TRIBUTARY_DATA_DIR")]
@@ -1253,6 +1259,54 @@ mod tests {
             let text = format!("{error:#}");
             assert!(text.contains(expected), "{lines}: {text}");
             assert!(!text.contains("hunter2"), "{text}");
+        }
+    }
+}
+
+/// Listen addresses: an `IP:PORT`, or `localhost:PORT` for the IPv4 loopback (a listener binds
+/// one address, and resolving a name at start-up could pick any).
+pub mod listen_address {
+    use std::net::{Ipv4Addr, SocketAddr};
+
+    use serde::Deserialize as _;
+
+    /// Parses `text` as a listen address.
+    pub fn parse(text: &str) -> Result<SocketAddr, String> {
+        if let Some(port) = text.strip_prefix("localhost:") {
+            let port: u16 = port
+                .parse()
+                .map_err(|_| format!("`{text}`: the port must be a number from 0 to 65535"))?;
+            return Ok(SocketAddr::from((Ipv4Addr::LOCALHOST, port)));
+        }
+        text.parse().map_err(|_| {
+            format!("`{text}` is not a listen address: give IP:PORT (127.0.0.1:8080, [::]:8080) or localhost:PORT")
+        })
+    }
+
+    /// [`parse`] for serde.
+    pub fn deserialize<'de, D: serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<SocketAddr, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        parse(&text).map_err(serde::de::Error::custom)
+    }
+
+    #[cfg(test)]
+    mod tests {
+        #[test]
+        fn localhost_is_the_loopback() {
+            assert_eq!(
+                super::parse("localhost:18180"),
+                Ok("127.0.0.1:18180".parse().expect("addr"))
+            );
+            assert_eq!(
+                super::parse("[::1]:1"),
+                Ok("[::1]:1".parse().expect("addr"))
+            );
+            assert_eq!(
+                super::parse("localhost:x"),
+                Err("`localhost:x`: the port must be a number from 0 to 65535".to_owned())
+            );
         }
     }
 }

@@ -63,6 +63,9 @@ enum Command {
     /// Read the audit log of a running server (admin actions, console logins).
     #[command(subcommand)]
     Audit(tributary::cli::audit::AuditCommand),
+    /// Show the last webhooks a running server rejected, and why (signatures, tokens).
+    #[command(subcommand)]
+    Rejections(tributary::cli::rejections::RejectionsCommand),
 }
 
 /// How log lines on stderr are written.
@@ -74,8 +77,20 @@ enum LogFormat {
     Json,
 }
 
-fn main() -> anyhow::Result<()> {
+/// Runs the command; a failure is printed once by [`tributary::cli::report`] (no backtrace,
+/// a hint when one is known) and exits with status 1.
+fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            tributary::cli::report::print(&error);
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve {
             config,
@@ -83,6 +98,12 @@ fn main() -> anyhow::Result<()> {
             overrides,
         } => {
             init_logging(log_format);
+            match &config {
+                Some(path) => tracing::info!(config = %path.display(), "reading the config file"),
+                None => tracing::info!(
+                    "no config file (--config, TRIBUTARY_CONFIG): defaults and flags"
+                ),
+            }
             let config = Config::load(config.as_deref(), &overrides)?;
             let runtime = tokio::runtime::Runtime::new().context("cannot start the runtime")?;
             // The gRPC trace exporter's channel lives on the runtime: set up inside it.
@@ -123,6 +144,9 @@ fn main() -> anyhow::Result<()> {
         Command::Raw(command) => client_runtime()?.block_on(tributary::cli::archive::raw(command)),
         Command::Replay(args) => client_runtime()?.block_on(tributary::cli::archive::replay(args)),
         Command::Audit(command) => client_runtime()?.block_on(tributary::cli::audit::run(command)),
+        Command::Rejections(command) => {
+            client_runtime()?.block_on(tributary::cli::rejections::run(command))
+        }
     }
 }
 

@@ -41,16 +41,15 @@ impl Adapters for AdaptersService {
         request: Request<NormalizeRequest>,
     ) -> Result<Response<NormalizeResponse>, Status> {
         let request = request.into_inner();
-        let source = self.app.sources.get(&request.source).ok_or_else(|| {
-            OpError::new(
-                ErrorCode::UnknownSource,
-                format!("no source named `{}`", request.source),
-            )
-        })?;
+        let source = self
+            .app
+            .sources
+            .for_dry_run(&request.source)
+            .map_err(|message| OpError::new(ErrorCode::UnknownSource, message))?;
         let webhook = WebhookRequest {
-            source: request.source.clone(),
+            source: source.name.clone(),
             method: "POST".to_owned(),
-            path: format!("/webhooks/{}", request.source),
+            path: format!("/webhooks/{}", source.name),
             query: request.query,
             headers: request.headers,
             body: request.body,

@@ -15,9 +15,10 @@ use tonic::{Request, Response, Status};
 use tributary_model::v1::{
     Consumer, DeadLetter, DeleteConsumerRequest, DeleteConsumerResponse, GetRawWebhookRequest,
     ListAuditEntriesRequest, ListAuditEntriesResponse, ListConsumersRequest, ListConsumersResponse,
-    ListDeadLettersRequest, ListDeadLettersResponse, RawWebhook, RedriveDeadLettersRequest,
-    RedriveDeadLettersResponse, RedriveOutcome, ReplayProgress, ReplayRequest,
-    ResetConsumerRequest, get_raw_webhook_request::Target, reset_consumer_request::Position,
+    ListDeadLettersRequest, ListDeadLettersResponse, ListRejectionsRequest, ListRejectionsResponse,
+    RawWebhook, RedriveDeadLettersRequest, RedriveDeadLettersResponse, RedriveOutcome,
+    ReplayProgress, ReplayRequest, ResetConsumerRequest, get_raw_webhook_request::Target,
+    reset_consumer_request::Position,
 };
 
 use crate::app::App;
@@ -136,6 +137,13 @@ impl Admin for AdminService {
         Ok(Response::new(Box::pin(ReceiverStream::new(stream))))
     }
 
+    async fn list_rejections(
+        &self,
+        request: Request<ListRejectionsRequest>,
+    ) -> Result<Response<ListRejectionsResponse>, Status> {
+        Ok(Response::new(self.rejections(&request.into_inner())))
+    }
+
     async fn list_consumers(
         &self,
         _request: Request<ListConsumersRequest>,
@@ -247,9 +255,20 @@ impl Admin for AdminService {
 /// The operations themselves, as plain calls: the gRPC handlers above and the web console
 /// ([`crate::console`]) both go through these (callers have checked the admin scope).
 impl AdminService {
+    /// The last rejected webhooks kept in memory, newest first (`limit` 0: 100, at most 1,000).
+    pub fn rejections(&self, request: &ListRejectionsRequest) -> ListRejectionsResponse {
+        let limit = match request.limit {
+            0 => 100,
+            n => (n as usize).min(1000),
+        };
+        ListRejectionsResponse {
+            rejections: self.app.rejections.list(&request.source, limit),
+        }
+    }
+
     /// Every durable consumer with its acknowledged sequence and lag.
     pub async fn consumers(&self) -> Result<ListConsumersResponse, OpError> {
-        let consumers = self.app.log.consumers().await?;
+        let consumers = tributary_event_log::filtered::consumers(self.app.log.as_ref()).await?;
         Ok(ListConsumersResponse { consumers })
     }
 
@@ -266,7 +285,8 @@ impl AdminService {
                 ));
             }
         };
-        Ok(log.reset_consumer(&request.name, after).await?)
+        let consumer = log.reset_consumer(&request.name, after).await?;
+        Ok(tributary_event_log::filtered::counted(log.as_ref(), consumer).await?)
     }
 
     /// Deletes a consumer; `deleted` is false when there was none.
@@ -302,9 +322,12 @@ impl AdminService {
             n => (n as usize).min(MAX_PAGE),
         };
         let include_resolved = request.include_resolved;
+        let (source, reason) = (&request.source, &request.reason);
         let mut dead_letters = self
             .scan(request.after_id, limit, |d| {
-                include_resolved || d.resolved_at.is_none()
+                (include_resolved || d.resolved_at.is_none())
+                    && (source.is_empty() || &d.source == source)
+                    && d.reason.contains(reason.as_str())
             })
             .await?;
         for letter in &mut dead_letters {

@@ -85,6 +85,7 @@ async fn replay_one(
         Ok(raw) => raw,
         Err(error) => {
             outcome.error = error.to_string();
+            outcome.outcome = "failed".to_owned();
             return Ok(outcome);
         }
     };
@@ -93,9 +94,11 @@ async fn replay_one(
         Ok(normalized) => normalized,
         Err(error) => {
             outcome.error = error.to_string();
+            outcome.outcome = "failed".to_owned();
             return Ok(outcome);
         }
     };
+    outcome.dead_lettered = u32::try_from(normalized.unmapped.len()).unwrap_or(u32::MAX);
     let mut changed = Vec::new();
     for mut event in normalized.events {
         if !crate::stream::type_selected(&event.r#type, &request.types) {
@@ -145,6 +148,7 @@ async fn replay_one(
         changed.push(event);
     }
     if request.dry_run || changed.is_empty() {
+        outcome.outcome = settled(&outcome, request.dry_run).to_owned();
         return Ok(outcome);
     }
     let stored = app
@@ -158,5 +162,23 @@ async fn replay_one(
         .await?;
     outcome.sequences = stored.sequences;
     outcome.duplicates = u32::try_from(stored.duplicates).unwrap_or(u32::MAX);
+    outcome.outcome = settled(&outcome, false).to_owned();
     Ok(outcome)
+}
+
+/// The one word saying what happened to a replayed webhook (`ReplayedWebhook.outcome`).
+fn settled(outcome: &ReplayedWebhook, dry_run: bool) -> &'static str {
+    if !outcome.error.is_empty() {
+        "failed"
+    } else if !outcome.sequences.is_empty() {
+        "stored"
+    } else if !outcome.diffs.is_empty() {
+        if dry_run { "changed" } else { "duplicate" }
+    } else if outcome.unchanged > 0 {
+        "unchanged"
+    } else if outcome.dead_lettered > 0 {
+        "dead_lettered"
+    } else {
+        "ignored"
+    }
 }

@@ -8,22 +8,25 @@ use tonic::metadata::MetadataValue;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 use tributary_model::v1::{
-    DeleteConsumerRequest, ListConsumersRequest, ListDeadLettersRequest, RedriveDeadLettersRequest,
-    ResetConsumerRequest, reset_consumer_request::Position,
+    DeadLetter, DeleteConsumerRequest, ListConsumersRequest, ListDeadLettersRequest,
+    RedriveDeadLettersRequest, ResetConsumerRequest, reset_consumer_request::Position,
 };
 
+use super::endpoint::{self, Plane};
+use super::table;
 use crate::proto::admin_client::AdminClient;
 
 /// Where the server is and how to authenticate.
 #[derive(Debug, clap::Args)]
 pub struct Connection {
-    /// gRPC address of the running server.
-    #[arg(
-        long,
-        env = "TRIBUTARY_SERVER",
-        default_value = "http://127.0.0.1:50051"
-    )]
-    pub server: String,
+    /// gRPC address of the running server: a URL or a bare host:port. Default: read from
+    /// --config, else 127.0.0.1:50051.
+    #[arg(long, env = "TRIBUTARY_SERVER")]
+    pub server: Option<String>,
+    /// The server's TOML config file: the CLI finds the address there (`ops.grpc_listen` for
+    /// admin commands when set, else `grpc.listen`) and speaks TLS when `[grpc.tls]` is set.
+    #[arg(long, short, env = "TRIBUTARY_CONFIG")]
+    pub config: Option<std::path::PathBuf>,
     /// Bearer token of a credential with the admin scope (`[[grpc.credentials]]`). Prefer
     /// the environment variable or --token-file: a command line is visible to every user in
     /// `ps`.
@@ -54,13 +57,19 @@ pub enum DeadLettersCommand {
         /// Also list resolved ones.
         #[arg(long)]
         all: bool,
-        /// Include raw bodies (personal-data fields redacted).
+        /// Include raw bodies (personal-data fields redacted; as text when UTF-8).
         #[arg(long)]
         raw: bool,
         /// With --raw: the bodies as received, not redacted (needs a credential with the
         /// personal_data scope).
         #[arg(long, requires = "raw")]
         unredacted: bool,
+        /// Only dead letters of this source.
+        #[arg(long)]
+        source: Option<String>,
+        /// Only dead letters whose reason contains this text.
+        #[arg(long)]
+        reason: Option<String>,
     },
     /// Run dead letters again through the adapters now loaded.
     Redrive {
@@ -109,29 +118,52 @@ impl tonic::service::Interceptor for Bearer {
     }
 }
 
-/// A channel to the server and the interceptor that authenticates on it: TLS for an
-/// `https://` address or when a CA file or client certificate is given.
+/// A channel to the server's event stream and the interceptor that authenticates on it.
 pub async fn connect(connection: &Connection) -> anyhow::Result<(Channel, Bearer)> {
-    let mut endpoint =
-        Channel::from_shared(connection.server.clone()).context("invalid --server address")?;
-    let tls = connection.server.starts_with("https://")
+    connect_to(connection, Plane::Stream).await
+}
+
+/// A channel to where the server serves `plane` ([`super::endpoint`]), and the interceptor
+/// that authenticates on it. TLS when the server's config has `[grpc.tls]`, for an `https://`
+/// address, or when a CA file or client certificate is given (these take precedence).
+pub async fn connect_to(
+    connection: &Connection,
+    plane: Plane,
+) -> anyhow::Result<(Channel, Bearer)> {
+    let endpoint = endpoint::resolve(
+        connection.server.as_deref(),
+        connection.config.as_deref(),
+        plane,
+    )?;
+    let mut builder = Channel::from_shared(endpoint.uri.clone())
+        .with_context(|| format!("invalid server address {}", endpoint.uri))?;
+    let explicit_tls = endpoint.uri.starts_with("https://")
         || connection.ca_file.is_some()
         || connection.client_cert.is_some();
-    if tls {
-        if connection.server.starts_with("http://") {
-            anyhow::bail!(
-                "--server {} is plain http:// but TLS settings are given: use https://",
-                connection.server
-            );
-        }
-        endpoint = endpoint
-            .tls_config(client_tls(connection)?)
-            .context("invalid TLS settings")?;
+    if explicit_tls && endpoint.uri.starts_with("http://") && endpoint.tls.is_none() {
+        anyhow::bail!(
+            "--server {} is plain http:// but TLS settings are given: use https://",
+            endpoint.uri
+        );
     }
-    let channel = endpoint
+    let tls = if connection.ca_file.is_some() || connection.client_cert.is_some() {
+        Some(client_tls(connection)?)
+    } else if endpoint.tls.is_some() {
+        endpoint.tls
+    } else if explicit_tls {
+        Some(client_tls(connection)?)
+    } else {
+        None
+    };
+    if let Some(tls) = tls {
+        builder = builder
+            .tls_config(tls)
+            .context("cannot set up TLS to the server")?;
+    }
+    let channel = builder
         .connect()
         .await
-        .with_context(|| format!("cannot connect to {}", connection.server))?;
+        .with_context(|| format!("cannot connect to {}", endpoint.uri))?;
     let token = match (&connection.token, &connection.token_file) {
         (Some(token), _) => Some(token.trim().to_owned()),
         (None, Some(path)) => Some(
@@ -177,7 +209,7 @@ fn client_tls(connection: &Connection) -> anyhow::Result<tonic::transport::Clien
 pub(crate) async fn client(
     connection: &Connection,
 ) -> anyhow::Result<AdminClient<InterceptedService<Channel, Bearer>>> {
-    let (channel, bearer) = connect(connection).await?;
+    let (channel, bearer) = connect_to(connection, Plane::Admin).await?;
     Ok(AdminClient::with_interceptor(channel, bearer))
 }
 
@@ -194,9 +226,12 @@ pub async fn dead_letters(command: DeadLettersCommand) -> anyhow::Result<()> {
             all,
             raw,
             unredacted,
+            source,
+            reason,
         } => {
             let mut admin = client(&connection).await?;
             let mut after_id = 0;
+            let mut letters = Vec::new();
             loop {
                 let page = admin
                     .list_dead_letters(ListDeadLettersRequest {
@@ -205,16 +240,40 @@ pub async fn dead_letters(command: DeadLettersCommand) -> anyhow::Result<()> {
                         include_resolved: all,
                         include_raw: raw,
                         unredacted,
+                        source: source.clone().unwrap_or_default(),
+                        reason: reason.clone().unwrap_or_default(),
                     })
                     .await?
                     .into_inner()
                     .dead_letters;
                 let Some(last) = page.last() else { break };
                 after_id = last.id;
-                for letter in &page {
-                    print_json(letter)?;
-                }
+                letters.extend(page);
             }
+            table::print_list(
+                &letters,
+                &[
+                    "ID",
+                    "SOURCE",
+                    "TYPE",
+                    "PROVIDER ID",
+                    "RECEIVED",
+                    "RESOLVED",
+                    "REASON",
+                ],
+                |l| {
+                    vec![
+                        l.id.to_string(),
+                        l.source.clone(),
+                        l.provider_event_type.clone(),
+                        l.provider_event_id.clone(),
+                        table::time(l.received_at.as_ref()),
+                        table::time(l.resolved_at.as_ref()),
+                        l.reason.clone(),
+                    ]
+                },
+                dead_letter_json,
+            )?;
         }
         DeadLettersCommand::Redrive { connection, ids } => {
             let mut admin = client(&connection).await?;
@@ -272,6 +331,7 @@ async fn count_unresolved(
                 include_resolved: false,
                 include_raw: false,
                 unredacted: false,
+                ..ListDeadLettersRequest::default()
             })
             .await?
             .into_inner()
@@ -282,6 +342,32 @@ async fn count_unresolved(
         after_id = last.id;
         count += page.len() as u64;
     }
+}
+
+/// A dead letter as JSON, its raw body as text when it is UTF-8 (base64 otherwise).
+fn dead_letter_json(letter: &DeadLetter) -> anyhow::Result<serde_json::Value> {
+    let mut value = serde_json::to_value(letter)?;
+    if let (Ok(text), Some(object)) = (std::str::from_utf8(&letter.raw), value.as_object_mut())
+        && !letter.raw.is_empty()
+    {
+        object.insert("raw".to_owned(), serde_json::Value::from(text));
+    }
+    Ok(value)
+}
+
+/// A consumer's filter in one cell: `sources=a,b types=x.*` (`-` for none).
+fn filter_text(filter: Option<&tributary_model::v1::Filter>) -> String {
+    let Some(filter) = filter else {
+        return "-".to_owned();
+    };
+    let mut parts = Vec::new();
+    if !filter.sources.is_empty() {
+        parts.push(format!("sources={}", filter.sources.join(",")));
+    }
+    if !filter.types.is_empty() {
+        parts.push(format!("types={}", filter.types.join(",")));
+    }
+    parts.join(" ")
 }
 
 /// A progress bar on stderr (drawn only on a terminal) for `total` steps.
@@ -300,14 +386,25 @@ pub async fn consumers(command: ConsumersCommand) -> anyhow::Result<()> {
     match command {
         ConsumersCommand::List { connection } => {
             let mut admin = client(&connection).await?;
-            for consumer in admin
+            let consumers = admin
                 .list_consumers(ListConsumersRequest {})
                 .await?
                 .into_inner()
-                .consumers
-            {
-                print_json(&consumer)?;
-            }
+                .consumers;
+            table::print_list(
+                &consumers,
+                &["NAME", "ACKED", "LAG", "FILTER", "LAST ACK"],
+                |c| {
+                    vec![
+                        c.name.clone(),
+                        c.acked_sequence.to_string(),
+                        c.lag.to_string(),
+                        filter_text(c.filter.as_ref()),
+                        table::time(c.acked_at.as_ref()),
+                    ]
+                },
+                |c| Ok(serde_json::to_value(c)?),
+            )?;
         }
         ConsumersCommand::Reset {
             connection,

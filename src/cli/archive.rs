@@ -123,20 +123,19 @@ pub async fn replay(args: ReplayArgs) -> anyhow::Result<()> {
     while let Some(progress) = updates.message().await? {
         if let Some(webhook) = &progress.webhook {
             if args.dry_run {
+                // Every entry gets its outcome; the changes follow it.
+                println!("archive {}: {}", webhook.archive_id, webhook.outcome);
                 for diff in &webhook.diffs {
                     println!(
-                        "archive {}: event {} (original sequence {})",
-                        webhook.archive_id, diff.event_id, diff.original_sequence
+                        "event {} (original sequence {})",
+                        diff.event_id, diff.original_sequence
                     );
                     for change in &diff.changes {
                         println!("  {change}");
                     }
                 }
                 if !webhook.error.is_empty() {
-                    println!(
-                        "archive {}: not replayed: {}",
-                        webhook.archive_id, webhook.error
-                    );
+                    println!("  not replayed: {}", webhook.error);
                 }
             } else {
                 print_json(webhook)?;
@@ -156,10 +155,10 @@ pub async fn replay(args: ReplayArgs) -> anyhow::Result<()> {
             progress.unchanged,
             progress.failed
         );
-        // One line updated in place on a terminal; whole lines in logs.
+        // One line updated in place on a terminal; elsewhere only the final totals.
         if interactive && !progress.done {
             eprint!("\r{line}");
-        } else {
+        } else if progress.done {
             eprintln!("{}{line}", if interactive { "\r" } else { "" });
         }
     }

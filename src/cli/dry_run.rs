@@ -4,9 +4,10 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, bail};
-use tonic::metadata::MetadataValue;
 use tributary_model::v1::{Header, NormalizeRequest, adapter_result::Outcome};
 
+use super::admin::{Connection, connect_to};
+use super::endpoint::Plane;
 use crate::proto::adapters_client::AdaptersClient;
 
 /// Options of `tributary adapter try`.
@@ -16,13 +17,8 @@ pub struct TryArgs {
     pub source: String,
     /// The raw body, byte for byte as the provider would send it.
     pub file: PathBuf,
-    /// The server's gRPC address.
-    #[arg(
-        long,
-        default_value = "http://127.0.0.1:50051",
-        env = "TRIBUTARY_SERVER"
-    )]
-    pub server: String,
+    #[command(flatten)]
+    pub connection: Connection,
     /// A request header, `name=value` (repeatable), e.g. a signature.
     #[arg(long = "header", value_name = "NAME=VALUE")]
     pub headers: Vec<String>,
@@ -32,9 +28,6 @@ pub struct TryArgs {
     /// Skip signature / token verification (for a payload without its signature).
     #[arg(long)]
     pub skip_verification: bool,
-    /// Bearer token of a credential with the admin scope (`[[grpc.credentials]]`).
-    #[arg(long, env = "TRIBUTARY_TOKEN")]
-    pub token: Option<String>,
 }
 
 fn parse_header(text: &str) -> anyhow::Result<Header> {
@@ -68,19 +61,9 @@ pub fn run(args: &TryArgs) -> anyhow::Result<()> {
         .build()
         .context("cannot start the runtime")?;
     let response = runtime.block_on(async {
-        let mut client = AdaptersClient::connect(args.server.clone())
-            .await
-            .with_context(|| format!("cannot connect to {}", args.server))?;
-        let mut request = tonic::Request::new(request);
-        if let Some(token) = &args.token {
-            let value: MetadataValue<_> =
-                format!("Bearer {token}").parse().context("invalid token")?;
-            request.metadata_mut().insert("authorization", value);
-        }
-        client
-            .normalize(request)
-            .await
-            .map_err(|status| anyhow::anyhow!("{}: {}", status.code(), status.message()))
+        let (channel, bearer) = connect_to(&args.connection, Plane::Admin).await?;
+        let mut client = AdaptersClient::with_interceptor(channel, bearer);
+        anyhow::Ok(client.normalize(request).await?)
     })?;
     let result = response.into_inner().result.unwrap_or_default();
     println!("{}", serde_json::to_string_pretty(&result)?);

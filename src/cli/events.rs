@@ -51,11 +51,18 @@ pub enum EventsCommand {
         #[arg(long, value_enum)]
         output: Option<Output>,
     },
-    /// Print the event with this sequence.
+    /// Print the event with this sequence. A credential scoped to some sources or types names
+    /// the event's own with --source and --type.
     Get {
         #[command(flatten)]
         connection: Connection,
         sequence: u64,
+        /// The event's source (a scoped credential must name it).
+        #[arg(long, value_delimiter = ',')]
+        source: Vec<String>,
+        /// The event's type, or a pattern covering it (`statement.*`).
+        #[arg(long = "type", value_delimiter = ',')]
+        types: Vec<String>,
         /// Output format.
         #[arg(long, value_enum, default_value_t = Output::Pretty)]
         output: Output,
@@ -103,8 +110,16 @@ pub async fn run(command: EventsCommand) -> anyhow::Result<()> {
         EventsCommand::Get {
             connection,
             sequence,
+            source,
+            types,
             output,
-        } => get(&connection, sequence, output).await,
+        } => {
+            let filter = Filter {
+                sources: source,
+                types,
+            };
+            get(&connection, sequence, filter, output).await
+        }
     }
 }
 
@@ -149,7 +164,7 @@ async fn tail(
         };
         let mut stream = match stream {
             Ok(stream) => stream.into_inner(),
-            Err(status) if fatal(status.code()) => bail!("{}", status.message()),
+            Err(status) if fatal(status.code()) => return Err(status.into()),
             Err(status) => {
                 eprintln!(
                     "subscribe failed: {}; retrying in {backoff:?}",
@@ -169,7 +184,7 @@ async fn tail(
                     // Resume right after it, whatever the original start was.
                     start = Start::AfterSequence(event.sequence);
                 }
-                Err(status) if fatal(status.code()) => bail!("{}", status.message()),
+                Err(status) if fatal(status.code()) => return Err(status.into()),
                 Err(status) => {
                     eprintln!("stream interrupted: {}; reconnecting", status.message());
                     break;
@@ -180,7 +195,13 @@ async fn tail(
     }
 }
 
-async fn get(connection: &Connection, sequence: u64, output: Output) -> anyhow::Result<()> {
+async fn get(
+    connection: &Connection,
+    sequence: u64,
+    filter: Filter,
+    output: Output,
+) -> anyhow::Result<()> {
+    let filtered = !filter.sources.is_empty() || !filter.types.is_empty();
     if sequence == 0 {
         bail!("sequences start at 1");
     }
@@ -188,10 +209,10 @@ async fn get(connection: &Connection, sequence: u64, output: Output) -> anyhow::
     let mut stream = EventStreamClient::with_interceptor(channel, bearer)
         .subscribe(SubscribeRequest {
             start: Some(Start::AfterSequence(sequence - 1)),
+            filter: Some(filter),
             ..SubscribeRequest::default()
         })
-        .await
-        .map_err(|status| anyhow::anyhow!("{}", status.message()))?
+        .await?
         .into_inner();
     // What the log holds is sent at once; waiting longer only waits for new appends.
     let first = tokio::time::timeout(Duration::from_secs(2), stream.next()).await;
@@ -200,8 +221,11 @@ async fn get(connection: &Connection, sequence: u64, output: Output) -> anyhow::
             print_event(&mut std::io::stdout().lock(), &event, output, true)?;
             Ok(())
         }
-        Ok(Some(Ok(_))) => bail!("event {sequence} is not in the log (filtered or removed)"),
-        Ok(Some(Err(status))) => bail!("{}", status.message()),
+        Ok(Some(Ok(_))) if filtered => {
+            bail!("event {sequence} is not of the given --source/--type, or was removed")
+        }
+        Ok(Some(Ok(_))) => bail!("event {sequence} is not in the log (removed by retention)"),
+        Ok(Some(Err(status))) => Err(status.into()),
         Ok(None) | Err(_) => bail!("no event {sequence} yet: the log ends before it"),
     }
 }

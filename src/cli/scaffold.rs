@@ -20,10 +20,11 @@ pub struct NewArgs {
     /// Where to create the crate (default: plugins/<name>). May be outside the repository.
     #[arg(long)]
     pub dir: Option<PathBuf>,
-    /// The Tributary repository whose SDK the crate depends on (by path). Defaults to the
-    /// repository this binary was built from.
-    #[arg(long, default_value = env!("CARGO_MANIFEST_DIR"))]
-    pub repo: PathBuf,
+    /// The Tributary repository whose SDK the crate depends on (by path). Default: the
+    /// checkout around the current directory, else (with a warning) the one this binary was
+    /// built from.
+    #[arg(long)]
+    pub repo: Option<PathBuf>,
 }
 
 /// Whether `name` is a valid adapter name.
@@ -48,6 +49,46 @@ fn type_name(name: &str) -> String {
         .collect()
 }
 
+/// Whether `dir` is a Tributary checkout: it holds the SDK crate.
+fn is_checkout(dir: &Path) -> bool {
+    dir.join("crates/plugin-sdk/Cargo.toml").is_file()
+}
+
+/// The checkout whose SDK the new crate uses: `--repo` (checked), else the one around the
+/// current directory, else the one this binary was built from, with a warning.
+fn repository(given: Option<&Path>) -> anyhow::Result<PathBuf> {
+    if let Some(given) = given {
+        let repo = std::path::absolute(given)
+            .with_context(|| format!("invalid --repo {}", given.display()))?;
+        if !is_checkout(&repo) {
+            bail!(
+                "--repo {} is not a Tributary checkout (no crates/plugin-sdk/Cargo.toml): give \
+                 the directory of a clone of the Tributary repository",
+                repo.display()
+            );
+        }
+        return Ok(repo);
+    }
+    let here = std::env::current_dir().context("cannot read the current directory")?;
+    if let Some(around) = here.ancestors().find(|dir| is_checkout(dir)) {
+        return Ok(around.to_path_buf());
+    }
+    let built = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    if is_checkout(&built) {
+        eprintln!(
+            "warning: not inside a Tributary checkout: the new crate depends on the SDK of {} by \
+             absolute path (pass --repo to choose another checkout)",
+            built.display()
+        );
+        return Ok(built);
+    }
+    bail!(
+        "not inside a Tributary checkout and {} is gone: pass --repo with a clone of the \
+         Tributary repository",
+        built.display()
+    )
+}
+
 /// Creates the crate; returns its directory.
 pub fn create(args: &NewArgs) -> anyhow::Result<PathBuf> {
     let name = args.name.as_str();
@@ -67,21 +108,30 @@ pub fn create(args: &NewArgs) -> anyhow::Result<PathBuf> {
     {
         bail!("{} already exists and is not empty", dir.display());
     }
-    let repo = std::path::absolute(&args.repo)
-        .with_context(|| format!("invalid --repo {}", args.repo.display()))?;
-    if !repo.join("crates/plugin-sdk/Cargo.toml").is_file() {
+    let repo = repository(args.repo.as_deref())?;
+    if repo.join("plugins").join(name).join("Cargo.toml").is_file() {
         bail!(
-            "{} is not a Tributary repository (no crates/plugin-sdk); pass --repo",
-            repo.display()
+            "adapter name `{name}` is taken by the bundled adapter in {}: choose another name",
+            repo.join("plugins").join(name).display()
         );
     }
+    let crate_dir = std::path::absolute(&dir)
+        .with_context(|| format!("invalid directory {}", dir.display()))?;
+    // Inside the checkout the SDK is named relative to the crate, so the checkout can move.
+    let sdk_root = match crate_dir.strip_prefix(&repo) {
+        Ok(inside) => {
+            let depth = inside.components().count();
+            vec![".."; depth].join("/")
+        }
+        Err(_) => repo.display().to_string(),
+    };
     let crate_name = format!("tributary-adapter-{name}");
     let header = format!("x-{name}-token");
     let library = tributary_plugin_host::library_file_name(&crate_name);
     let fill = |template: &str| {
         template
             .replace("{{crate}}", &crate_name)
-            .replace("{{repo}}", &repo.display().to_string())
+            .replace("{{repo}}", &sdk_root)
             .replace("{{Type}}", &type_name(name))
             .replace("{{header}}", &header)
             .replace("{{library}}", &library)

@@ -28,6 +28,8 @@ pub async fn page(
     let form = Form::parse(query.unwrap_or_default().as_bytes());
     let include_resolved = form.get("resolved") == "1";
     let after_id = form.get("after").parse().unwrap_or(0);
+    let source = form.get("source").to_owned();
+    let reason = form.get("reason").to_owned();
     let listed = console
         .inner
         .admin
@@ -37,6 +39,8 @@ pub async fn page(
             include_resolved,
             include_raw: false,
             unredacted: false,
+            source: source.clone(),
+            reason: reason.clone(),
         })
         .await;
     let letters = match listed {
@@ -53,8 +57,28 @@ pub async fn page(
     let next = (letters.len() == PAGE as usize)
         .then(|| letters.last().map(|l| l.id))
         .flatten();
-    let resolved_param = if include_resolved { "&resolved=1" } else { "" };
+    let filter_params: String = form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(
+            [("source", source.as_str()), ("reason", reason.as_str())]
+                .into_iter()
+                .filter(|(_, value)| !value.is_empty()),
+        )
+        .finish();
+    let resolved_param = match (include_resolved, filter_params.is_empty()) {
+        (true, true) => "&resolved=1".to_owned(),
+        (true, false) => format!("&resolved=1&{filter_params}"),
+        (false, true) => String::new(),
+        (false, false) => format!("&{filter_params}"),
+    };
     let body = html! {
+        form method="get" action="/console/dead-letters" class="filters" {
+            label for="filter-source" { "Source" }
+            input id="filter-source" name="source" value=(source);
+            label for="filter-reason" { "Reason contains" }
+            input id="filter-reason" name="reason" value=(reason);
+            @if include_resolved { input type="hidden" name="resolved" value="1"; }
+            button type="submit" { "Filter" }
+        }
         p {
             @if include_resolved {
                 a href="/console/dead-letters" { "Show unresolved only" }
@@ -143,6 +167,7 @@ async fn find(console: &Console, id: u64) -> Result<Option<DeadLetter>, OpError>
             include_resolved: true,
             include_raw: true,
             unredacted: false,
+            ..ListDeadLettersRequest::default()
         })
         .await?;
     Ok(listed.dead_letters.into_iter().find(|l| l.id == id))

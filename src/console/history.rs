@@ -154,7 +154,7 @@ pub async fn sample(app: &App) -> Sample {
         .into_iter()
         .map(|(name, t)| (name, (t.received, t.rejected_total())))
         .collect();
-    let lags = match app.log.consumers().await {
+    let lags = match tributary_event_log::filtered::consumers(app.log.as_ref()).await {
         Ok(consumers) => consumers.into_iter().map(|c| (c.name, c.lag)).collect(),
         Err(_) => BTreeMap::new(),
     };
@@ -202,6 +202,19 @@ pub fn rates(samples: &[Sample]) -> BTreeMap<String, Vec<(f64, f64)>> {
 
 /// Per source, the share of webhooks rejected over the last `window` (None without traffic).
 pub fn error_rates(samples: &[Sample], window: Duration) -> BTreeMap<String, Option<f64>> {
+    error_rates_over(samples, window, MIN_REQUESTS)
+}
+
+/// Fewer webhooks than this in the window give no error rate: 5 failed tries just after a
+/// restart are not a "100 %" alarm.
+pub const MIN_REQUESTS: u64 = 20;
+
+/// [`error_rates`] with `min` webhooks needed in the window for a rate.
+fn error_rates_over(
+    samples: &[Sample],
+    window: Duration,
+    min: u64,
+) -> BTreeMap<String, Option<f64>> {
     let mut out = BTreeMap::new();
     let Some(last) = samples.last() else {
         return out;
@@ -218,7 +231,7 @@ pub fn error_rates(samples: &[Sample], window: Duration) -> BTreeMap<String, Opt
         let (r0, j0) = first.sources.get(source).copied().unwrap_or((0, 0));
         let received = received.saturating_sub(r0);
         let rejected = rejected.saturating_sub(j0);
-        let rate = (received > 0).then(|| rejected as f64 / received as f64);
+        let rate = (received >= min.max(1)).then(|| rejected as f64 / received as f64);
         out.insert(source.clone(), rate);
     }
     out
@@ -259,6 +272,13 @@ mod tests {
         assert_eq!(rates["arcadia"], vec![(-10.0, 2.0), (0.0, 0.5)]);
         let errors = error_rates(&samples, Duration::from_secs(300));
         assert_eq!(errors["arcadia"], Some(0.2));
+        let few = [at(100, 0, 0), at(110, 5, 5)];
+        let errors = error_rates(&few, Duration::from_secs(300));
+        assert_eq!(errors["arcadia"], None, "5 webhooks are too few for a rate");
+        assert_eq!(
+            error_rates_over(&few, Duration::from_secs(300), 1)["arcadia"],
+            Some(1.0)
+        );
         let errors = error_rates(&samples, Duration::from_secs(5));
         assert_eq!(errors["arcadia"], None, "no webhook within the window");
         assert_eq!(

@@ -40,14 +40,17 @@ impl Flash {
 }
 
 /// The pages of the navigation: path and label.
-const NAV: [(&str, &str); 7] = [
+const NAV: [(&str, &str); 10] = [
     ("/console/", "Overview"),
     ("/console/sources", "Sources & adapters"),
     ("/console/shadow", "Shadow rollouts"),
     ("/console/tail", "Live tail"),
+    ("/console/search", "Find an event"),
     ("/console/dead-letters", "Dead letters"),
     ("/console/consumers", "Consumers"),
     ("/console/audit", "Audit log"),
+    ("/console/replay", "Replay"),
+    ("/console/rejections", "Rejections"),
 ];
 
 fn head(title: &str) -> Markup {

@@ -16,12 +16,15 @@
 mod audit;
 mod consumers;
 mod dead_letters;
+mod events;
 mod history;
 mod layout;
 mod overview;
 mod plot;
 mod provider_health;
 mod raw;
+mod rejections;
+mod replay;
 mod session;
 mod shadow;
 mod sources;
@@ -76,6 +79,7 @@ impl Console {
     pub fn new(app: App, auth: Authenticator, secure: bool, log_file: Option<PathBuf>) -> Self {
         let history = History::default();
         history.spawn_sampler(app.clone());
+        std::sync::LazyLock::force(&overview::STARTED);
         Self {
             inner: Arc::new(Inner {
                 admin: AdminService::new(app.clone()),
@@ -114,6 +118,10 @@ impl Console {
             ("/consumers/reset", post(consumers::reset)),
             ("/consumers/delete", post(consumers::delete)),
             ("/audit", get(audit::page)),
+            ("/rejections", get(rejections::page)),
+            ("/events/{sequence}", get(events::page)),
+            ("/search", get(events::search)),
+            ("/replay", get(replay::page).post(replay::run)),
             ("/static/console.css", get(stylesheet)),
             ("/static/console.js", get(script)),
             ("/static/favicon.svg", get(favicon)),

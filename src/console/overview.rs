@@ -14,12 +14,17 @@ use maud::{Markup, html};
 use tributary_model::v1::ListDeadLettersRequest;
 
 use super::history::{self, STEP};
-use super::layout::render;
+use super::layout::{render, time};
 use super::plot::{self, display_name};
 use super::{Console, LIVE_INTERVAL, Operator};
 
 /// The plots' span: one hour.
 const SPAN: f64 = 3600.0;
+/// When this process started serving (the console is created at start-up): the counters
+/// since then are what the page shows.
+pub static STARTED: std::sync::LazyLock<std::time::SystemTime> =
+    std::sync::LazyLock::new(std::time::SystemTime::now);
+
 /// The window of the "recent" error rate.
 const ERROR_WINDOW: Duration = Duration::from_secs(300);
 
@@ -65,7 +70,9 @@ pub async fn page(State(console): State<Console>, operator: Operator) -> Respons
         }
         p class="note" {
             "Rates are sampled every " (STEP.as_secs()) " s from the counters of "
-            code { "/metrics" } " (since the process started); this page updates by itself."
+            code { "/metrics" } " (since the process started, "
+            (time(Some(&crate::app::timestamp(*STARTED)))) "); this page updates by itself. An error rate needs "
+            (history::MIN_REQUESTS) " webhooks in its window."
         }
     };
     render(&console, &operator, "/console/", "Overview", body)
@@ -148,7 +155,7 @@ async fn live_part(console: &Console) -> Markup {
                                 td class="num" {
                                     @match errors.get(source).copied().flatten() {
                                         Some(rate) => { (format!("{:.1} %", rate * 100.0)) }
-                                        None => { "—" }
+                                        None => { span title=(format!("fewer than {} webhooks in the window", history::MIN_REQUESTS)) { "—" } }
                                     }
                                 }
                             }

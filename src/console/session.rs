@@ -243,17 +243,18 @@ fn set_cookie(secure: bool, value: &str, max_age: u64) -> Option<HeaderValue> {
 }
 
 /// `GET /console/login`.
-pub async fn login_page(State(console): State<Console>) -> Response {
-    login_form(&console, None, StatusCode::OK)
+pub async fn login_page() -> Response {
+    login_form(None, StatusCode::OK)
 }
 
-fn login_form(console: &Console, error: Option<&str>, status: StatusCode) -> Response {
-    let sources = console.app().sources.all().len();
+/// The login page. It says nothing about the installation (sources, versions): anyone who can
+/// reach the console sees it.
+fn login_form(error: Option<&str>, status: StatusCode) -> Response {
     let body = html! {
         main class="login" {
             h1 { "Tributary console" }
             p { "Log in with the token of a credential that has the admin scope "
-                code { "([[grpc.credentials]] admin = true)" } ". " (sources) " sources configured." }
+                code { "([[grpc.credentials]] admin = true)" } "." }
             @if let Some(error) = error {
                 p class="flash error" role="alert" { (error) }
             }
@@ -298,7 +299,6 @@ pub async fn login(
             tracing::error!(%error, "audit entry not written");
         }
         let mut response = login_form(
-            &console,
             Some("Too many failed logins from this address; try again later."),
             StatusCode::TOO_MANY_REQUESTS,
         );
@@ -316,11 +316,7 @@ pub async fn login(
         if let Err(error) = audit("", "console.login_failed", "unauthenticated").await {
             tracing::error!(%error, "audit entry not written");
         }
-        return login_form(
-            &console,
-            Some("That token is not valid."),
-            StatusCode::UNAUTHORIZED,
-        );
+        return login_form(Some("That token is not valid."), StatusCode::UNAUTHORIZED);
     };
     if !principal.is_admin() {
         tracing::warn!(credential = %principal.name, "console login refused: no admin scope");
@@ -331,7 +327,6 @@ pub async fn login(
             tracing::error!(%error, "audit entry not written");
         }
         return login_form(
-            &console,
             Some("That credential has no admin scope."),
             StatusCode::FORBIDDEN,
         );

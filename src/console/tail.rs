@@ -22,6 +22,10 @@ use crate::app::timestamp;
 use crate::error::ServiceError;
 use crate::stream::Reader;
 
+/// Events the tail opens on by default: the newest ones, so it is never empty on a log that
+/// holds events.
+const RECENT: u64 = 50;
+
 /// `GET /console/tail`.
 pub async fn page(
     State(console): State<Console>,
@@ -32,7 +36,7 @@ pub async fn page(
     let sources = console.app().sources.all();
     let chosen = form.get("source");
     let from = match form.get("from") {
-        "" => "latest",
+        "" => "recent",
         other => other,
     };
     let body = html! {
@@ -55,6 +59,7 @@ pub async fn page(
             div {
                 label for="tail-from" { "Start" }
                 select id="tail-from" name="from" {
+                    option value="recent" selected[from == "recent"] { "The last " (RECENT) " events" }
                     option value="latest" selected[from == "latest"] { "New events only" }
                     option value="earliest" selected[from == "earliest"] { "Earliest in the log" }
                     option value="sequence" selected[from == "sequence"] { "At sequence…" }
@@ -84,7 +89,7 @@ pub async fn page(
 
 /// Where the stream starts: the browser's `Last-Event-ID` (a reconnect), else the form's
 /// choice. Errors are for the operator.
-fn start(form: &Form, headers: &HeaderMap) -> Result<Option<Start>, String> {
+fn start(form: &Form, headers: &HeaderMap, last: u64) -> Result<Option<Start>, String> {
     if let Some(last) = headers
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())
@@ -93,7 +98,8 @@ fn start(form: &Form, headers: &HeaderMap) -> Result<Option<Start>, String> {
         return Ok(Some(Start::AfterSequence(last)));
     }
     Ok(Some(match form.get("from") {
-        "" | "latest" => Start::FromLatest(true),
+        "" | "recent" => Start::AfterSequence(last.saturating_sub(RECENT)),
+        "latest" => Start::FromLatest(true),
         "earliest" => Start::FromEarliest(true),
         "after" => Start::AfterSequence(
             form.get("sequence")
@@ -155,7 +161,8 @@ pub async fn stream(
     RawQuery(query): RawQuery,
 ) -> Response {
     let form = Form::parse(query.unwrap_or_default().as_bytes());
-    let start = match start(&form, &headers) {
+    let last = *console.app().log.last_sequence().borrow();
+    let start = match start(&form, &headers, last) {
         Ok(start) => start,
         Err(message) => return (StatusCode::BAD_REQUEST, message).into_response(),
     };
@@ -229,11 +236,24 @@ mod tests {
         assert_eq!(f.sources, ["klavi"]);
         assert_eq!(f.types, ["consent.*", "link.created"]);
         assert_eq!(
-            start(&form, &HeaderMap::new()),
+            start(&form, &HeaderMap::new(), 90),
             Ok(Some(Start::AfterSequence(4)))
         );
         let mut headers = HeaderMap::new();
         headers.insert("last-event-id", "41".parse().expect("header"));
-        assert_eq!(start(&form, &headers), Ok(Some(Start::AfterSequence(41))));
+        assert_eq!(
+            start(&form, &headers, 90),
+            Ok(Some(Start::AfterSequence(41)))
+        );
+        // By default the last 50 events, then the live ones.
+        let plain = Form::parse(b"");
+        assert_eq!(
+            start(&plain, &HeaderMap::new(), 90),
+            Ok(Some(Start::AfterSequence(40)))
+        );
+        assert_eq!(
+            start(&plain, &HeaderMap::new(), 7),
+            Ok(Some(Start::AfterSequence(0)))
+        );
     }
 }

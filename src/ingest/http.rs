@@ -9,7 +9,7 @@ use std::time::SystemTime;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, Extension, FromRequest, Path, RawQuery, Request, State};
+use axum::extract::{DefaultBodyLimit, FromRequest, Path, RawQuery, Request, State};
 use axum::http::{HeaderMap, StatusCode, Version, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
@@ -20,6 +20,7 @@ use tributary_model::v1::{Header, WebhookRequest};
 
 use crate::app::{App, timestamp};
 use crate::error::{ErrorCode, ServiceError};
+use crate::ingest::rejections::PeerAddr;
 use crate::ingest::{IngestError, ingest};
 use crate::ops::metrics::{SourceLabels, metrics};
 use crate::ops::telemetry::{self, Stage};
@@ -55,11 +56,19 @@ async fn receive(
     Path(source): Path<String>,
     RawQuery(query): RawQuery,
     version: Version,
-    client: Option<Extension<ClientAddr>>,
     headers: HeaderMap,
     body: Request,
 ) -> Response {
-    let client = client.map_or(ClientAddr::UNKNOWN, |Extension(client)| client);
+    // Set by the accept loop on every request.
+    let client = body
+        .extensions()
+        .get::<ClientAddr>()
+        .copied()
+        .unwrap_or(ClientAddr::UNKNOWN);
+    let peer = body
+        .extensions()
+        .get::<PeerAddr>()
+        .map(|PeerAddr(address)| *address);
     let parent = telemetry::extract_http(&headers);
     let span = Stage::start_linked(
         "POST /webhooks/{source}",
@@ -79,7 +88,7 @@ async fn receive(
         Vec::new,
     );
     // The span is the current context while handling: log lines carry its ids.
-    let response = handle(&app, &source, query, client, &headers, body, &span)
+    let response = handle(&app, &source, query, (client, peer), &headers, body, &span)
         .with_context(span.context().clone())
         .await;
     let status = response.status();
@@ -105,12 +114,28 @@ async fn handle(
     app: &App,
     source: &str,
     query: Option<String>,
-    client: ClientAddr,
+    (client, peer): (ClientAddr, Option<std::net::SocketAddr>),
     headers: &HeaderMap,
     body: Request,
     span: &Stage,
 ) -> Response {
     let m = metrics();
+    // The rejection log keeps what a refused request looked like: never its body, only its
+    // size and hash once it was read (refusals before reading it have none).
+    let known = app.sources.get(source).is_some();
+    let note = |code: ErrorCode, reason: &str, body: &[u8]| {
+        let status = code.http_status().as_u16();
+        app.rejections.record(
+            source,
+            known,
+            peer,
+            status,
+            code.label(),
+            reason,
+            headers,
+            body,
+        );
+    };
     let Some(configured) = app.sources.get(source) else {
         // Unknown names are not labels: a caller could make up any number of them.
         m.webhooks_received
@@ -121,6 +146,7 @@ async fn handle(
             .inc();
         let error = IngestError::UnknownSource(source.to_owned());
         m.reject("", "", error.error_code());
+        note(ErrorCode::UnknownSource, &error.public_message(), &[]);
         return ErrorCode::UnknownSource.problem(&error.public_message());
     };
     let adapter = configured.adapter.plugin().info().name.clone();
@@ -158,6 +184,7 @@ async fn handle(
                 "too many failed verifications from this address; retry later"
             }
         };
+        note(ErrorCode::RateLimited, message, &[]);
         let mut response = ErrorCode::RateLimited.problem(message);
         let wait = refusal.wait();
         let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
@@ -169,21 +196,31 @@ async fn handle(
     }
     if let Some(accepted) = refused_media_type {
         reject(ErrorCode::UnsupportedMediaType);
-        return ErrorCode::UnsupportedMediaType
-            .problem(&format!("this source accepts Content-Type {accepted}"));
+        let reason = format!("this source accepts Content-Type {accepted}");
+        note(ErrorCode::UnsupportedMediaType, &reason, &[]);
+        return ErrorCode::UnsupportedMediaType.problem(&reason);
     }
     let body: Result<Bytes, BytesRejection> = Bytes::from_request(body, &()).await;
     let body = match body {
         Ok(body) => body,
         Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
             reject(ErrorCode::PayloadTooLarge);
+            note(
+                ErrorCode::PayloadTooLarge,
+                "body exceeds the configured limit",
+                &[],
+            );
             return ErrorCode::PayloadTooLarge.problem("body exceeds the configured limit");
         }
         Err(rejection) => {
             reject(ErrorCode::BadBody);
+            note(ErrorCode::BadBody, &rejection.body_text(), &[]);
             return ErrorCode::BadBody.problem(&rejection.body_text());
         }
     };
+    // Kept for the rejection log's size and hash (shared: the request's own copy is made
+    // once below, after the rate limits and the media type passed).
+    let raw = body.clone();
     let request = webhook_request(source, query, headers, body);
     let result = ingest(app, request, span.context()).await;
     // Only authentic webhooks spend the source's budget; failed verifications spend the
@@ -210,6 +247,13 @@ async fn handle(
         }
         Err(error) => {
             reject(error.error_code());
+            // Operators (admin scope) see the adapter's own reason for a failed verification,
+            // which the provider is not told.
+            let reason = match &error {
+                IngestError::Unauthenticated(_) => error.to_string(),
+                _ => error.public_message(),
+            };
+            note(error.error_code(), &reason, &raw);
             error_response(app, source, &error)
         }
     }
@@ -237,7 +281,6 @@ fn webhook_request(
                 })
             })
             .collect(),
-        // The extracted body is not copied: `Bytes` hands its buffer over when it is the only owner.
         body: Vec::from(body),
         received_at: Some(timestamp(SystemTime::now())),
         skip_verification: false,

@@ -5,6 +5,7 @@
 pub mod complete;
 pub mod http;
 pub mod media_type;
+pub mod rejections;
 mod taps;
 pub use crate::rate_limit;
 

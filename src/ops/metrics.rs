@@ -610,7 +610,7 @@ impl Metrics {
         self.log_last_sequence
             .set(i64::try_from(*log.last_sequence().borrow()).unwrap_or(i64::MAX));
         self.log_healthy.set(i64::from(log.health().is_ok()));
-        if let Ok(consumers) = log.consumers().await {
+        if let Ok(consumers) = tributary_event_log::filtered::consumers(log.as_ref()).await {
             self.consumer_lag.clear();
             self.consumer_acked.clear();
             for consumer in consumers {

@@ -14,6 +14,8 @@ use axum::response::Response;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
+
+use crate::ingest::rejections::PeerAddr;
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 
@@ -132,6 +134,7 @@ pub async fn serve(
         let service = hyper::service::service_fn(
             move |mut request: hyper::Request<hyper::body::Incoming>| {
                 request.extensions_mut().insert(client);
+                request.extensions_mut().insert(PeerAddr(peer));
                 hyper::service::Service::call(&inner, request)
             },
         );

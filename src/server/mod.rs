@@ -45,10 +45,10 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
 
     let http_listener = TcpListener::bind(config.http.listen)
         .await
-        .with_context(|| format!("cannot listen on {} (http)", config.http.listen))?;
+        .with_context(|| listen_failure(config.http.listen, "http.listen"))?;
     let grpc_listener = TcpListener::bind(config.grpc.listen)
         .await
-        .with_context(|| format!("cannot listen on {} (grpc)", config.grpc.listen))?;
+        .with_context(|| listen_failure(config.grpc.listen, "grpc.listen"))?;
     let http_addr = http_listener.local_addr()?;
     let grpc_addr = grpc_listener.local_addr()?;
     let ops_http = bind_optional(config.ops.http_listen, "ops.http_listen").await?;
@@ -61,6 +61,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             interval,
         ));
     }
+    tokio::spawn(crate::stream::advance_consumers_task(app.clone()));
     let admin_apart = ops_grpc.is_some();
     let grpc = grpc_server(
         &app,
@@ -117,7 +118,12 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             );
         }
         if let Some(console) = &console {
-            router = router.merge(console.clone().router());
+            router = router
+                .route(
+                    "/",
+                    axum::routing::get(|| async { axum::response::Redirect::to("/console/") }),
+                )
+                .merge(console.clone().router());
         }
     }
     let http = http::serve(
@@ -226,6 +232,9 @@ pub async fn open_app(config: &Config, shutdown: watch::Receiver<bool>) -> anyho
         limits: Arc::new(limits(config)),
         archive,
         audit,
+        rejections: Arc::new(crate::ingest::rejections::Rejections::new(
+            config.http.rejections_kept,
+        )),
     })
 }
 
@@ -275,9 +284,22 @@ async fn bind_optional(
     };
     let listener = TcpListener::bind(address)
         .await
-        .with_context(|| format!("cannot listen on {address} ({setting})"))?;
+        .with_context(|| listen_failure(address, setting))?;
     let bound = listener.local_addr()?;
     Ok(Some((listener, bound)))
+}
+
+/// Why a listener could not bind, naming its setting and what to do.
+fn listen_failure(address: std::net::SocketAddr, setting: &str) -> String {
+    let flag = match setting {
+        "http.listen" => " (--http-listen, TRIBUTARY_HTTP_LISTEN)",
+        "grpc.listen" => " (--grpc-listen, TRIBUTARY_GRPC_LISTEN)",
+        _ => "",
+    };
+    format!(
+        "cannot listen on {address} ({setting}{flag}): is another process listening there? \
+         Stop it or choose another address"
+    )
 }
 
 /// Which gRPC services a listener serves (health, and reflection when on, always).
@@ -367,7 +389,7 @@ async fn open_log(config: &Config) -> anyhow::Result<Arc<dyn EventLog>> {
                 retention: config.log.retention.to_log(),
                 ..EmbeddedConfig::new(data_dir)
             })
-            .with_context(|| format!("cannot open the redb event log in {}", data_dir.display()))?;
+            .map_err(|error| data_dir_failure(error.into(), data_dir, "redb"))?;
             private(&data_dir.join(REDB_FILE), 0o600)?;
             Arc::new(log)
         }
@@ -377,7 +399,7 @@ async fn open_log(config: &Config) -> anyhow::Result<Arc<dyn EventLog>> {
                 retention: config.log.retention.to_log(),
                 ..FjallConfig::new(data_dir)
             })
-            .with_context(|| format!("cannot open the event log in {}", data_dir.display()))?;
+            .map_err(|error| data_dir_failure(error.into(), data_dir, "fjall"))?;
             private(&data_dir.join(FJALL_DIR), 0o700)?;
             Arc::new(log)
         }
@@ -388,6 +410,31 @@ async fn open_log(config: &Config) -> anyhow::Result<Arc<dyn EventLog>> {
         "embedded event log open"
     );
     Ok(log)
+}
+
+/// A failure to open the embedded log in `data_dir`, naming the setting; a lock held by
+/// another process (a second `tributary serve` on the same directory) is said as such.
+fn data_dir_failure(
+    error: anyhow::Error,
+    data_dir: &std::path::Path,
+    engine: &str,
+) -> anyhow::Error {
+    let text = format!("{error:#}").to_ascii_lowercase();
+    let locked = text.contains("lock") || text.contains("already open");
+    let setting = "log.data_dir, --data-dir or TRIBUTARY_DATA_DIR";
+    if locked {
+        error.context(format!(
+            "cannot open the {engine} event log in {}: another process holds its lock (is \
+             another `tributary serve` using this data directory?); stop it, or give this one \
+             its own data directory ({setting})",
+            data_dir.display()
+        ))
+    } else {
+        error.context(format!(
+            "cannot open the {engine} event log in {} ({setting})",
+            data_dir.display()
+        ))
+    }
 }
 
 /// The redb engine's file in the data directory.

@@ -73,6 +73,14 @@ impl Sources {
     /// skipped; a source that cannot be created stops start-up with the reason.
     pub fn load(config: &Config, installation_key: &str) -> anyhow::Result<Self> {
         let dir = config.plugin_dir()?;
+        if !dir.is_dir() {
+            anyhow::bail!(
+                "the plugin directory {} is not a directory (plugins.dir, --plugin-dir or \
+                 TRIBUTARY_PLUGIN_DIR): point it at the directory of the adapter libraries \
+                 (libtributary_adapter_*.so)",
+                dir.display()
+            );
+        }
         let sources = Sources {
             current: RwLock::default(),
             setup: Setup {
@@ -100,6 +108,40 @@ impl Sources {
     /// The source called `name`, in its current version. Keep the `Arc` for the whole request.
     pub fn get(&self, name: &str) -> Option<Arc<Source>> {
         self.snapshot().by_name.get(name).cloned()
+    }
+
+    /// The source a dry run names: the source called `name`, else the one source served by the
+    /// adapter called `name` (`tributary adapter try klavi ...`). The error says what exists.
+    pub fn for_dry_run(&self, name: &str) -> Result<Arc<Source>, String> {
+        if let Some(source) = self.get(name) {
+            return Ok(source);
+        }
+        let all = self.all();
+        let served: Vec<&Arc<Source>> = all
+            .iter()
+            .filter(|source| source.adapter.plugin().info().name == name)
+            .collect();
+        match served.as_slice() {
+            [one] => Ok(Arc::clone(one)),
+            [] => {
+                let names: Vec<&str> = all.iter().map(|s| s.name.as_str()).collect();
+                Err(format!(
+                    "no source or adapter named `{name}` (sources: {})",
+                    if names.is_empty() {
+                        "none".to_owned()
+                    } else {
+                        names.join(", ")
+                    }
+                ))
+            }
+            several => {
+                let names: Vec<&str> = several.iter().map(|s| s.name.as_str()).collect();
+                Err(format!(
+                    "no source named `{name}`; adapter `{name}` serves the sources {}: name one",
+                    names.join(", ")
+                ))
+            }
+        }
     }
 
     /// All sources, sorted by name.

@@ -214,8 +214,17 @@ impl Sources {
             let previous = old.by_name.get(&name);
             let Some(plugin) = pinned.get(&name).or_else(|| plugins.get(&source.adapter)) else {
                 if startup {
+                    let mut loaded: Vec<&str> = plugins.keys().map(String::as_str).collect();
+                    loaded.sort_unstable();
+                    let loaded = if loaded.is_empty() {
+                        "none".to_owned()
+                    } else {
+                        loaded.join(", ")
+                    };
                     bail!(
-                        "source `{name}` uses adapter `{}`, which is not loaded from {}",
+                        "source `{name}` uses adapter `{}`, which is not loaded from {} \
+                         (loaded: {loaded}); fix [sources.{name}] adapter, or put its library \
+                         in plugins.dir",
                         source.adapter,
                         self.setup.dir.display()
                     );

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use futures_util::{Stream, StreamExt as _};
 use tokio::sync::{OwnedSemaphorePermit, watch};
 use tonic::{Request, Response, Status};
-use tributary_event_log::{EventLog, LogError, StoredEvent};
+use tributary_event_log::{EventLog, LogError, StoredEvent, filtered};
 use tributary_model::encoded::event_stream_server::EventStream;
 use tributary_model::v1::{
     AckRequest, AckResponse, Event, Filter, SubscribeRequest, subscribe_request::Start,
@@ -29,6 +29,8 @@ use crate::ops::telemetry::{self, Stage};
 const READ_BATCH: usize = 256;
 /// First pause before reading again after the log failed (an election, a reconnect).
 const READ_RETRY_FIRST: std::time::Duration = std::time::Duration::from_millis(100);
+/// Least time between two moves of a durable consumer over the events its filter skips.
+const ADVANCE_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 /// Longest pause between such reads.
 const READ_RETRY_MAX: std::time::Duration = std::time::Duration::from_secs(2);
 
@@ -46,22 +48,8 @@ impl StreamService {
     }
 }
 
-fn matches(filter: &Filter, event: &StoredEvent) -> bool {
-    let source_ok = filter.sources.is_empty() || filter.sources.iter().any(|s| s == event.source());
-    source_ok && type_selected(event.event_type(), &filter.types)
-}
-
-/// Whether the canonical type `kind` is selected by `types` (empty: all): each is an exact
-/// type, a prefix ending in `*` ("consent.*"), or a domain ending in `.` ("consent."). One rule
-/// for subscriptions and replays, so a filter means the same wherever it is given.
-pub fn type_selected(kind: &str, types: &[String]) -> bool {
-    types.is_empty()
-        || types.iter().any(|filter| match filter.strip_suffix('*') {
-            Some(prefix) => kind.starts_with(prefix),
-            None if filter.ends_with('.') => kind.starts_with(filter.as_str()),
-            None => kind == filter,
-        })
-}
+use tributary_event_log::filtered::selects as matches;
+pub use tributary_event_log::filtered::type_selected;
 
 /// One event on one subscription: the stored encoding, and this delivery's trace context when
 /// tracing is on (it replaces the stored ingest context for the subscriber).
@@ -248,12 +236,13 @@ impl EventStream for StreamService {
         let principal = Principal::of(&request)?;
         let request = request.into_inner();
         principal.require_consumer(&request.consumer)?;
-        let consumer = self
-            .app
-            .log
+        let log = self.app.log.as_ref();
+        let consumer = log
             .ack(&request.consumer, request.sequence)
             .await
             .map_err(log_status)?;
+        // A filtered consumer moves on over the events after this one that it never receives.
+        let consumer = filtered::advance(log, consumer).await.map_err(log_status)?;
         Ok(Response::new(AckResponse {
             acked_sequence: consumer.acked_sequence,
         }))
@@ -319,6 +308,8 @@ impl StreamService {
             subscriber,
             position,
             pending: Vec::new().into_iter(),
+            skipped: false,
+            advanced_at: None,
             last,
             shutdown: self.app.shutdown.clone(),
             ended: false,
@@ -352,6 +343,25 @@ impl StreamService {
     }
 }
 
+/// How often every filtered durable consumer is moved over the events it skips, so they stop
+/// holding retention back while none of its subscriptions is open.
+const ADVANCE_CONSUMERS_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Moves every filtered durable consumer over the events it never receives
+/// ([`filtered::advance_all`]) every 10 seconds, until shutdown.
+pub async fn advance_consumers_task(app: App) {
+    let mut shutdown = app.shutdown.clone();
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(ADVANCE_CONSUMERS_EVERY) => {}
+            _ = shutdown.wait_for(|stop| *stop) => return,
+        }
+        if let Err(error) = filtered::advance_all(app.log.as_ref()).await {
+            tracing::debug!(%error, "cannot advance the filtered consumers");
+        }
+    }
+}
+
 /// The subscriber's own trace context, when its `Subscribe` call carried one.
 fn subscriber_context(request: &Request<SubscribeRequest>) -> SpanContext {
     if !telemetry::enabled() {
@@ -378,8 +388,9 @@ async fn start_position(log: &dyn EventLog, request: &SubscribeRequest) -> Resul
         Some(Start::FromTime(time)) => log.sequence_before_time(time).await.map_err(log_status)?,
     };
     if !request.consumer.is_empty() {
+        let filter = request.filter.clone().unwrap_or_default();
         let consumer = log
-            .open_consumer(&request.consumer, position)
+            .open_consumer(&request.consumer, position, &filter)
             .await
             .map_err(log_status)?;
         position = consumer.acked_sequence;
@@ -405,6 +416,12 @@ struct Subscription {
     position: u64,
     /// The read batch's events not yet looked at.
     pending: std::vec::IntoIter<StoredEvent>,
+    /// Whether events its filter does not select were passed over since its durable consumer
+    /// was last advanced.
+    skipped: bool,
+    /// When it last advanced its consumer: at most once per [`ADVANCE_EVERY`], so a busy log
+    /// does not cost a commit per batch.
+    advanced_at: Option<std::time::Instant>,
     last: watch::Receiver<u64>,
     shutdown: watch::Receiver<bool>,
     /// Set once the stream ended with an error: nothing follows it.
@@ -436,6 +453,7 @@ impl Subscription {
                 if matches(&self.filter, &stored) {
                     return Some(Ok(self.delivery(stored)));
                 }
+                self.skipped = true;
             }
             let batch = match self.log.read_stored_after(self.position, READ_BATCH).await {
                 Ok(batch) => {
@@ -456,11 +474,14 @@ impl Subscription {
             };
             let position = self.position;
             let Some(first) = batch.first() else {
+                let advance_in = self.advance_consumer().await;
                 let (last, shutdown) = (&mut self.last, &mut self.shutdown);
-                // Some(true): newer events; Some(false): the log went away; None: shutdown.
+                // Some(true): newer events (or time to advance the consumer); Some(false): the
+                // log went away; None: shutdown.
                 let newer = tokio::select! {
                     changed = last.wait_for(|newest| *newest > position) => Some(changed.is_ok()),
                     _ = shutdown.wait_for(|stop| *stop) => None,
+                    () = tokio::time::sleep(advance_in.unwrap_or_default()), if advance_in.is_some() => Some(true),
                 };
                 match newer {
                     Some(true) => continue,
@@ -473,12 +494,64 @@ impl Subscription {
                     }
                 }
             };
-            if first.sequence() > position.saturating_add(1) && position > 0 {
+            if first.sequence() > position.saturating_add(1)
+                && position > 0
+                && !self.gap_acknowledged(first.sequence()).await
+            {
                 // Retention removed events this subscriber had not read yet.
                 let removed = removed(position.saturating_add(1), first.sequence());
                 return self.end(removed);
             }
             self.pending = batch.into_iter();
+        }
+    }
+
+    /// Caught up after passing over events its filter does not select: moves the durable
+    /// consumer over them ([`filtered::advance`] stops at the first event it would still
+    /// receive, so an unacknowledged delivery is never passed). At most once per
+    /// [`ADVANCE_EVERY`]: returns how long to wait before trying again when it is too early. A
+    /// failure is only logged: the next ack, listing or periodic pass moves it.
+    async fn advance_consumer(&mut self) -> Option<std::time::Duration> {
+        if !self.skipped || self.consumer.is_empty() {
+            return None;
+        }
+        if let Some(at) = self.advanced_at {
+            let since = at.elapsed();
+            if since < ADVANCE_EVERY {
+                return Some(ADVANCE_EVERY - since);
+            }
+        }
+        self.skipped = false;
+        self.advanced_at = Some(std::time::Instant::now());
+        let result = match self.durable().await {
+            Ok(Some(consumer)) => filtered::advance(self.log.as_ref(), consumer)
+                .await
+                .map(drop),
+            Ok(None) => Ok(()),
+            Err(error) => Err(error),
+        };
+        if let Err(error) = result {
+            tracing::debug!(%error, consumer = %self.consumer, "cannot advance the consumer");
+        }
+        None
+    }
+
+    /// This subscription's durable consumer as stored now (none without one, or once deleted).
+    async fn durable(&self) -> Result<Option<tributary_model::v1::Consumer>, LogError> {
+        if self.consumer.is_empty() {
+            return Ok(None);
+        }
+        let consumers = self.log.consumers().await?;
+        Ok(consumers.into_iter().find(|c| c.name == self.consumer))
+    }
+
+    /// Whether the events removed before `first` were all acknowledged by this subscription's
+    /// durable consumer: moved over as events its filter does not select, possibly before this
+    /// subscription read them. Such a gap loses it nothing.
+    async fn gap_acknowledged(&self, first: u64) -> bool {
+        match self.durable().await {
+            Ok(Some(consumer)) => consumer.acked_sequence.saturating_add(1) >= first,
+            _ => false,
         }
     }
 

@@ -411,3 +411,100 @@ async fn sigterm_ends_streams_with_a_reconnect_status_and_exits_cleanly(backend:
     let events = server.collect_all(0, Duration::from_millis(500)).await;
     assert_eq!(events.len(), 2);
 }
+
+on_both_backends!(a_filtered_consumer_moves_over_the_events_it_skips);
+/// A durable consumer subscribed to one source of two: its ack moves over the other source's
+/// events, an open subscription moves it over those appended later, its lag counts only what
+/// it would still receive, and retention is not held back by what it skipped.
+async fn a_filtered_consumer_moves_over_the_events_it_skips(backend: Backend) {
+    let mirror = arcadia_source("").replace("[sources.arcadia]", "[sources.mirror]");
+    let server = Server::start(&backend.config(&format!(
+        "[log.retention]\nmax_age_seconds = 1\ninterval_seconds = 1\n{}{mirror}",
+        arcadia_source("")
+    )));
+    let post = |source: &'static str, id: String| {
+        let server = &server;
+        async move {
+            let (status, body) = server
+                .post(source, &arcadia_webhook(&id), &ARCADIA_AUTH)
+                .await;
+            assert_eq!(status, 200, "{body}");
+        }
+    };
+    post("arcadia", "whk_a1".into()).await;
+    post("arcadia", "whk_a2".into()).await;
+    for i in 0..3 {
+        post("mirror", format!("whk_m{i}")).await;
+    }
+    let filter = Some(tributary_model::v1::Filter {
+        sources: vec!["arcadia".into()],
+        types: Vec::new(),
+    });
+    let mut stream = server
+        .subscribe(SubscribeRequest {
+            consumer: "arcadia-only".into(),
+            filter: filter.clone(),
+            ..Default::default()
+        })
+        .await;
+    let delivered = [
+        next_event(&mut stream, Duration::from_secs(20))
+            .await
+            .sequence,
+        next_event(&mut stream, Duration::from_secs(20))
+            .await
+            .sequence,
+    ];
+    assert_eq!(delivered, [1, 2]);
+    let mut client = server.client().await;
+    assert_eq!(
+        ack(&mut client, "arcadia-only", 2).await.expect("ack"),
+        5,
+        "moved over the mirror's 3, 4 and 5"
+    );
+    assert_eq!(
+        listed(&server).await,
+        vec![("arcadia-only".to_owned(), 5, 0, filter.clone())]
+    );
+
+    // Appended while the subscription is open: it passes over them and moves the consumer.
+    post("mirror", "whk_m3".into()).await;
+    post("mirror", "whk_m4".into()).await;
+    let started = Instant::now();
+    while listed(&server).await[0].1 != 7 {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "not moved to 7"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Retention removes everything it skipped; the next event for it is kept.
+    tokio::time::sleep(Duration::from_millis(2600)).await;
+    post("arcadia", "whk_a3".into()).await;
+    assert_eq!(
+        next_event(&mut stream, Duration::from_secs(20))
+            .await
+            .sequence,
+        8
+    );
+    let kept = server.collect_all(0, Duration::from_millis(300)).await;
+    assert_eq!(kept.iter().map(|e| e.sequence).collect::<Vec<_>>(), vec![8]);
+    assert_eq!(
+        listed(&server).await,
+        vec![("arcadia-only".to_owned(), 7, 1, filter)]
+    );
+}
+
+/// Every consumer as listed by Admin: name, acknowledged sequence, lag and filter.
+async fn listed(server: &Server) -> Vec<(String, u64, u64, Option<tributary_model::v1::Filter>)> {
+    let mut admin = server.admin().await;
+    admin
+        .list_consumers(ListConsumersRequest {})
+        .await
+        .expect("list")
+        .into_inner()
+        .consumers
+        .into_iter()
+        .map(|c| (c.name, c.acked_sequence, c.lag, c.filter))
+        .collect()
+}

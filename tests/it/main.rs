@@ -46,6 +46,7 @@ mod telemetry {
 mod abuse;
 mod archive;
 mod audit;
+mod cli_help;
 mod cli_tls;
 mod clients;
 mod cloudevents;

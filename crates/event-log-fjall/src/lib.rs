@@ -49,7 +49,7 @@ use tributary_event_log::{
     AppendOutcome, AppendRequest, EventLog, LogError, PendingEvent, RedriveOutcome, Retention,
     StoredEvent, rules,
 };
-use tributary_model::v1::{ArchiveEntry, Consumer, DeadLetter, Event};
+use tributary_model::v1::{ArchiveEntry, Consumer, DeadLetter, Event, Filter};
 use tributary_model::well_known::Timestamp;
 
 use segments::Segment;
@@ -696,11 +696,17 @@ impl EventLog for FjallLog {
         }
     }
 
-    async fn open_consumer(&self, name: &str, start_after: u64) -> Result<Consumer, LogError> {
+    async fn open_consumer(
+        &self,
+        name: &str,
+        start_after: u64,
+        filter: &Filter,
+    ) -> Result<Consumer, LogError> {
         rules::check_consumer_name(name)?;
         let op = Op::OpenConsumer {
             name: name.to_owned(),
             after: start_after,
+            filter: filter.clone(),
         };
         match self.inner.submit(op).await? {
             Reply::Consumer(consumer) => Ok(consumer),

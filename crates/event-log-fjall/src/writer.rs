@@ -12,7 +12,7 @@ use prost::Message;
 use tributary_event_log::{
     AppendOutcome, AppendRequest, LogError, PendingEvent, RedriveOutcome, rules,
 };
-use tributary_model::v1::{Consumer, DeadLetter};
+use tributary_model::v1::{Consumer, DeadLetter, Filter};
 use tributary_model::well_known::Timestamp;
 
 use crate::keys;
@@ -34,6 +34,7 @@ pub(crate) enum Op {
     OpenConsumer {
         name: String,
         after: u64,
+        filter: Filter,
     },
     Ack {
         name: String,
@@ -97,7 +98,11 @@ impl<'a> Tx<'a> {
                 events,
                 still_failing,
             } => self.redrive(*id, events, still_failing.take())?,
-            Op::OpenConsumer { name, after } => self.open_consumer(name, *after)?,
+            Op::OpenConsumer {
+                name,
+                after,
+                filter,
+            } => self.open_consumer(name, *after, filter)?,
             Op::Ack { name, sequence } => self.move_consumer(name, *sequence, false)?,
             Op::ResetConsumer { name, after } => self.move_consumer(name, *after, true)?,
             Op::DeleteConsumer { name } => {
@@ -419,12 +424,26 @@ impl<'a> Tx<'a> {
         &mut self,
         name: &str,
         after: u64,
+        filter: &Filter,
     ) -> Result<Result<Reply, LogError>, LogError> {
         if let Some(mut consumer) = self.consumer(name)? {
+            if rules::refilter_consumer(&mut consumer, filter) {
+                self.staged.put(
+                    Space::Consumers,
+                    name.as_bytes(),
+                    rules::encode_consumer(&consumer),
+                );
+            }
             rules::set_lag(&mut consumer, self.next.last_sequence);
             return Ok(Ok(Reply::Consumer(consumer)));
         }
-        let consumer = rules::new_consumer(name, after, self.next.last_sequence, now_timestamp());
+        let consumer = rules::new_consumer(
+            name,
+            after,
+            self.next.last_sequence,
+            now_timestamp(),
+            filter,
+        );
         self.staged.put(
             Space::Consumers,
             name.as_bytes(),

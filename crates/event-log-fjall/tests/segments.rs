@@ -29,7 +29,9 @@ fn eager(horizon: Duration) -> Retention {
 async fn whole_segments_are_dropped_and_the_boundary_is_trimmed() {
     let dir = tempfile::tempdir().expect("dir");
     let log = open(dir.path(), 4, eager(Duration::from_secs(3600)));
-    log.open_consumer("keeper", 0).await.expect("consumer");
+    log.open_consumer("keeper", 0, &Default::default())
+        .await
+        .expect("consumer");
     for i in 1..=10 {
         let id = format!("e{i}");
         assert_eq!(

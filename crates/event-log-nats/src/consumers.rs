@@ -8,7 +8,7 @@ use async_nats::jetstream::kv::{CreateErrorKind, Operation, UpdateErrorKind};
 use bytes::Bytes;
 use futures_util::TryStreamExt;
 use tributary_event_log::{LogError, rules};
-use tributary_model::v1::Consumer;
+use tributary_model::v1::{Consumer, Filter};
 use tributary_model::well_known::Timestamp;
 
 use crate::Inner;
@@ -49,15 +49,37 @@ async fn load(inner: &Inner, name: &str) -> Result<Option<(Consumer, u64)>, LogE
     Ok(Some((consumer, entry.revision)))
 }
 
-pub(crate) async fn open(inner: &Inner, name: &str, after: u64) -> Result<Consumer, LogError> {
+pub(crate) async fn open(
+    inner: &Inner,
+    name: &str,
+    after: u64,
+    filter: &Filter,
+) -> Result<Consumer, LogError> {
     rules::check_consumer_name(name)?;
     for _ in 0..MAX_ATTEMPTS {
         let last = inner.fresh_last().await?;
-        if let Some((mut consumer, _)) = load(inner, name).await? {
+        if let Some((mut consumer, revision)) = load(inner, name).await? {
+            if rules::refilter_consumer(&mut consumer, filter) {
+                match inner
+                    .consumers
+                    .update(key(name), encode(&consumer), revision)
+                    .await
+                {
+                    Ok(_) => {}
+                    // Changed by another instance meanwhile: decide again on the newer value.
+                    Err(e) if e.kind() == UpdateErrorKind::WrongLastRevision => continue,
+                    Err(e) => {
+                        return Err(LogError::storage(
+                            format!("cannot store consumer {name}"),
+                            e,
+                        ));
+                    }
+                }
+            }
             rules::set_lag(&mut consumer, last);
             return Ok(consumer);
         }
-        let consumer = rules::new_consumer(name, after, last, now());
+        let consumer = rules::new_consumer(name, after, last, now(), filter);
         match inner.consumers.create(key(name), encode(&consumer)).await {
             Ok(_) => return Ok(consumer),
             // Created by another instance meanwhile: read it again.

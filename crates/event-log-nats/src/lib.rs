@@ -44,7 +44,7 @@ use tributary_event_log::{
     AppendOutcome, AppendRequest, EventLog, LogError, PendingEvent, RedriveOutcome, Retention,
     SourceName, StoredEvent,
 };
-use tributary_model::v1::{ArchiveEntry, Consumer, DeadLetter, Event};
+use tributary_model::v1::{ArchiveEntry, Consumer, DeadLetter, Event, Filter};
 use tributary_model::well_known::Timestamp;
 
 /// Where JetStream keeps the streams' data.
@@ -726,8 +726,13 @@ impl EventLog for NatsLog {
         self.inner.record(result)
     }
 
-    async fn open_consumer(&self, name: &str, start_after: u64) -> Result<Consumer, LogError> {
-        consumers::open(&self.inner, name, start_after).await
+    async fn open_consumer(
+        &self,
+        name: &str,
+        start_after: u64,
+        filter: &Filter,
+    ) -> Result<Consumer, LogError> {
+        consumers::open(&self.inner, name, start_after, filter).await
     }
 
     async fn ack(&self, name: &str, sequence: u64) -> Result<Consumer, LogError> {

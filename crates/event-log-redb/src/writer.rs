@@ -8,7 +8,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use prost::Message;
 use redb::{Database, Durability, ReadableTable, WriteTransaction};
 use tokio::sync::{mpsc, oneshot, watch};
-use tributary_model::v1::{Consumer, DeadLetter};
+use tributary_model::v1::{Consumer, DeadLetter, Filter};
 use tributary_model::well_known::Timestamp;
 
 use super::handle::DbHandle;
@@ -45,6 +45,7 @@ pub(crate) enum Op {
     OpenConsumer {
         name: String,
         after: u64,
+        filter: Filter,
     },
     Ack {
         name: String,
@@ -301,7 +302,11 @@ fn apply<'txn>(
             let tables = open_tables(txn, tables)?;
             redrive(txn, tables, next, *id, events, still_failing.take(), fresh)?
         }
-        Op::OpenConsumer { name, after } => open_consumer(txn, next, name, *after)?,
+        Op::OpenConsumer {
+            name,
+            after,
+            filter,
+        } => open_consumer(txn, next, name, *after, filter)?,
         Op::Ack { name, sequence } => ack(txn, next, name, *sequence, false)?,
         Op::ResetConsumer { name, after } => ack(txn, next, name, *after, true)?,
         Op::DeleteConsumer { name } => {
@@ -622,16 +627,26 @@ fn open_consumer(
     next: &Cursor,
     name: &str,
     after: u64,
+    filter: &Filter,
 ) -> Result<Result<Reply, LogError>, LogError> {
     let mut table = txn
         .open_table(CONSUMERS)
         .map_err(storage(STORING_CONSUMER))?;
-    if let Some(stored) = table.get(name).map_err(storage(STORING_CONSUMER))? {
-        let mut consumer = rules::decode_consumer(name, stored.value())?;
+    let existing = table
+        .get(name)
+        .map_err(storage(STORING_CONSUMER))?
+        .map(|stored| rules::decode_consumer(name, stored.value()))
+        .transpose()?;
+    if let Some(mut consumer) = existing {
+        if rules::refilter_consumer(&mut consumer, filter) {
+            table
+                .insert(name, rules::encode_consumer(&consumer).as_slice())
+                .map_err(storage(STORING_CONSUMER))?;
+        }
         rules::set_lag(&mut consumer, next.last_sequence);
         return Ok(Ok(Reply::Consumer(consumer)));
     }
-    let consumer = rules::new_consumer(name, after, next.last_sequence, now_timestamp());
+    let consumer = rules::new_consumer(name, after, next.last_sequence, now_timestamp(), filter);
     table
         .insert(name, rules::encode_consumer(&consumer).as_slice())
         .map_err(storage(STORING_CONSUMER))?;

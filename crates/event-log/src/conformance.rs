@@ -11,7 +11,9 @@
 use std::future::Future;
 use std::time::{Duration, Instant, SystemTime};
 
-use tributary_model::v1::{ArchiveEntry, Consumer, DeadLetter, Event, Provenance, ReplayOf};
+use tributary_model::v1::{
+    ArchiveEntry, Consumer, DeadLetter, Event, Filter, Provenance, ReplayOf,
+};
 use tributary_model::well_known::Timestamp;
 
 use crate::rules::{MAX_CONSUMER_NAME, timestamp};
@@ -77,6 +79,7 @@ macro_rules! conformance_tests {
             everything_survives_reopening,
             retention_keeps_what_consumers_still_need,
             retention_can_override_consumers,
+            filtered_consumers_move_over_the_events_they_skip,
             retention_cutting_a_batch_keeps_its_time,
             dedup_outlives_the_retention_of_events,
             dead_letters_beyond_the_count_are_removed_keeping_their_dedup_keys,
@@ -753,15 +756,24 @@ pub async fn durable_consumers_open_ack_reset_and_delete(store: impl Store) {
     assert_eq!(consumers(&log).await, vec![]);
     append(&log, request(&["k1", "k2", "k3", "k4", "k5"], &[])).await;
 
-    let billing = consumer_ok(log.open_consumer("billing", 0).await, "open billing");
+    let billing = consumer_ok(
+        log.open_consumer("billing", 0, &Filter::default()).await,
+        "open billing",
+    );
     assert_eq!(position(&billing), ("billing", 0, 5));
     assert!(billing.created_at.is_some());
     assert_eq!(billing.acked_at, None);
 
-    let again = consumer_ok(log.open_consumer("billing", 3).await, "reopen billing");
+    let again = consumer_ok(
+        log.open_consumer("billing", 3, &Filter::default()).await,
+        "reopen billing",
+    );
     assert_eq!(again, billing, "an existing consumer keeps its position");
 
-    let late = consumer_ok(log.open_consumer("late", 99).await, "open late");
+    let late = consumer_ok(
+        log.open_consumer("late", 99, &Filter::default()).await,
+        "open late",
+    );
     assert_eq!(
         position(&late),
         ("late", 5, 0),
@@ -820,7 +832,10 @@ pub async fn durable_consumers_open_ack_reset_and_delete(store: impl Store) {
     assert_unknown_consumer(log.ack("billing", 1).await, "billing");
     assert_eq!(consumers(&log).await, vec![("late".to_owned(), 5, 2)]);
 
-    let fresh = consumer_ok(log.open_consumer("billing", 6).await, "recreate billing");
+    let fresh = consumer_ok(
+        log.open_consumer("billing", 6, &Filter::default()).await,
+        "recreate billing",
+    );
     assert_eq!(position(&fresh), ("billing", 6, 1));
     assert_eq!(fresh.acked_at, None);
 }
@@ -841,7 +856,7 @@ pub async fn consumer_names_are_validated(store: impl Store) {
         too_long.as_str(),
     ] {
         assert_invalid_prefix(
-            log.open_consumer(name, 0).await,
+            log.open_consumer(name, 0, &Filter::default()).await,
             "consumer names are 1 to 128 characters",
         );
         // No consumer can have such a name: moving or deleting one finds nothing.
@@ -858,7 +873,7 @@ pub async fn consumer_names_are_validated(store: impl Store) {
     let longest = "L".repeat(MAX_CONSUMER_NAME);
     let names = ["a.b_c-1", "a.b", "a_b", "Z9", longest.as_str()];
     for name in names {
-        let consumer = consumer_ok(log.open_consumer(name, 0).await, name);
+        let consumer = consumer_ok(log.open_consumer(name, 0, &Filter::default()).await, name);
         assert_eq!(consumer.name, name);
     }
     let mut expected: Vec<(String, u64, u64)> =
@@ -1037,7 +1052,10 @@ pub async fn everything_survives_reopening(store: impl Store) {
         append(&log, request(&["a", "b"], &["x"])).await;
         let still = log.redrive(1, Vec::new(), Some("still".to_owned())).await;
         assert!(still.is_ok(), "{still:?}");
-        consumer_ok(log.open_consumer("keeper", 0).await, "open keeper");
+        consumer_ok(
+            log.open_consumer("keeper", 0, &Filter::default()).await,
+            "open keeper",
+        );
         consumer_ok(log.ack("keeper", 1).await, "ack keeper");
     }
     let log = open(&store).await;
@@ -1095,7 +1113,10 @@ fn letter_ids(letters: &[DeadLetter]) -> Vec<u64> {
 /// point before it, and sequences are not reused after the log is emptied.
 pub async fn retention_keeps_what_consumers_still_need(store: impl Store) {
     let log = open_with(&store, eager(false)).await;
-    consumer_ok(log.open_consumer("keeper", 0).await, "open keeper");
+    consumer_ok(
+        log.open_consumer("keeper", 0, &Filter::default()).await,
+        "open keeper",
+    );
     for id in ["r1", "r2", "r3", "r4", "r5"] {
         append(&log, request(&[id], &[])).await;
         tokio::time::sleep(TICK).await;
@@ -1132,10 +1153,171 @@ pub async fn retention_keeps_what_consumers_still_need(store: impl Store) {
     );
 }
 
+/// One event of `kind` per id, in order, from [`SOURCE`].
+fn typed_request(events: &[(&str, &str)]) -> AppendRequest {
+    AppendRequest {
+        source: SOURCE.to_owned(),
+        events: events
+            .iter()
+            .map(|(id, kind)| {
+                Event {
+                    r#type: (*kind).to_owned(),
+                    ..event(SOURCE, id)
+                }
+                .into()
+            })
+            .collect(),
+        dead_letters: Vec::new(),
+        archive: None,
+    }
+}
+
+async fn advanced<L: EventLog>(log: &L, consumer: Consumer) -> Consumer {
+    match crate::filtered::advance(log, consumer).await {
+        Ok(consumer) => consumer,
+        Err(error) => panic!("advance failed: {error}"),
+    }
+}
+
+async fn filtered_consumers<L: EventLog>(log: &L) -> Vec<(String, u64, u64)> {
+    match crate::filtered::consumers(log).await {
+        Ok(consumers) => consumers
+            .into_iter()
+            .map(|c| (c.name, c.acked_sequence, c.lag))
+            .collect(),
+        Err(error) => panic!("filtered consumers failed: {error}"),
+    }
+}
+
+/// A consumer records its subscription's filter (stored, reopened, replaced); events after its
+/// position that the filter does not select are acknowledged on its behalf up to the next one
+/// it selects, its lag counts only what it would still receive, and retention removes what it
+/// skipped. An unfiltered consumer is not moved.
+pub async fn filtered_consumers_move_over_the_events_they_skip(store: impl Store) {
+    let statements = Filter {
+        sources: Vec::new(),
+        types: vec!["statement.*".to_owned()],
+    };
+    let log = open_with(&store, eager(false)).await;
+    let opened = consumer_ok(
+        log.open_consumer("statements", 0, &statements).await,
+        "open",
+    );
+    assert_eq!(opened.filter.as_ref(), Some(&statements));
+    consumer_ok(
+        log.open_consumer("everything", 0, &Filter::default()).await,
+        "open everything",
+    );
+    let kinds = [
+        ("f1", "statement.available"),
+        ("f2", "consent.granted"),
+        ("f3", "consent.granted"),
+        ("f4", "statement.available"),
+        ("f5", "consent.revoked"),
+        ("f6", "consent.revoked"),
+    ];
+    assert_eq!(
+        append(&log, typed_request(&kinds)).await,
+        outcome(&[1, 2, 3, 4, 5, 6], 0, 0)
+    );
+    assert_eq!(
+        filtered_consumers(&log).await,
+        vec![
+            ("everything".to_owned(), 0, 6),
+            ("statements".to_owned(), 0, 2),
+        ],
+        "the first event is selected: nothing to skip yet"
+    );
+
+    let acked = consumer_ok(log.ack("statements", 1).await, "ack 1");
+    assert_eq!(position(&acked), ("statements", 1, 5));
+    let moved = advanced(&log, acked).await;
+    assert_eq!(moved.acked_sequence, 3, "over f2 and f3, up to f4");
+    assert_eq!(moved.filter.as_ref(), Some(&statements));
+    assert_eq!(
+        filtered_consumers(&log).await,
+        vec![
+            ("everything".to_owned(), 0, 6),
+            ("statements".to_owned(), 3, 1),
+        ]
+    );
+
+    let acked = consumer_ok(log.ack("statements", 4).await, "ack 4");
+    assert_eq!(
+        advanced(&log, acked).await.acked_sequence,
+        6,
+        "to the newest"
+    );
+    assert_eq!(
+        append(
+            &log,
+            typed_request(&[("f7", "consent.granted"), ("f8", "consent.granted")])
+        )
+        .await,
+        outcome(&[7, 8], 0, 0)
+    );
+    assert_eq!(
+        filtered_consumers(&log).await,
+        vec![
+            ("everything".to_owned(), 0, 8),
+            ("statements".to_owned(), 8, 0),
+        ],
+        "events it never receives neither count nor wait"
+    );
+    match crate::filtered::advance_all(&log).await {
+        Ok(()) => {}
+        Err(error) => panic!("advance_all failed: {error}"),
+    }
+
+    // Only the unfiltered consumer holds retention back now.
+    assert_eq!(first(&log).await, 1, "held back by everything");
+    consumer_ok(log.ack("everything", 8).await, "ack everything");
+    eventually("every event removed", || async { first(&log).await == 9 }).await;
+
+    // Reopened, a consumer keeps its position and takes the subscription's filter.
+    let consents = Filter {
+        sources: vec![SOURCE.to_owned()],
+        types: vec!["consent.".to_owned()],
+    };
+    let reopened = consumer_ok(
+        log.open_consumer("statements", 0, &consents).await,
+        "reopen",
+    );
+    assert_eq!(reopened.acked_sequence, 8);
+    assert_eq!(reopened.filter.as_ref(), Some(&consents));
+    append(
+        &log,
+        typed_request(&[("f9", "statement.available"), ("f10", "consent.granted")]),
+    )
+    .await;
+    assert_eq!(
+        filtered_consumers(&log).await,
+        vec![
+            ("everything".to_owned(), 8, 2),
+            ("statements".to_owned(), 9, 1),
+        ]
+    );
+    drop(log);
+    let log = open(&store).await;
+    let listed = match log.consumers().await {
+        Ok(listed) => listed,
+        Err(error) => panic!("consumers failed: {error}"),
+    };
+    let filters: Vec<_> = listed.iter().map(|c| c.filter.clone()).collect();
+    assert_eq!(
+        filters,
+        vec![None, Some(consents)],
+        "stored with the consumer"
+    );
+}
+
 /// With `override_consumers`, retention removes events a consumer still needs.
 pub async fn retention_can_override_consumers(store: impl Store) {
     let log = open_with(&store, eager(true)).await;
-    consumer_ok(log.open_consumer("ignored", 0).await, "open");
+    consumer_ok(
+        log.open_consumer("ignored", 0, &Filter::default()).await,
+        "open",
+    );
     for id in ["o1", "o2", "o3"] {
         append(&log, request(&[id], &[])).await;
         tokio::time::sleep(TICK).await;
@@ -1151,7 +1333,10 @@ pub async fn retention_can_override_consumers(store: impl Store) {
 /// just before the first event that survived, so a `from time` subscriber skips nothing kept.
 pub async fn retention_cutting_a_batch_keeps_its_time(store: impl Store) {
     let log = open_with(&store, eager(false)).await;
-    consumer_ok(log.open_consumer("keeper", 0).await, "open keeper");
+    consumer_ok(
+        log.open_consumer("keeper", 0, &Filter::default()).await,
+        "open keeper",
+    );
     append(&log, request(&["c0"], &[])).await;
     tokio::time::sleep(TICK).await;
     let between = now();

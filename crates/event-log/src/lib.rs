@@ -6,6 +6,7 @@
 //! it. The trait is shaped so JetStream maps onto it directly: the sequence is the stream
 //! sequence, the dedup key is the message id, and readers read by sequence.
 
+pub mod filtered;
 mod pending;
 pub mod recent;
 pub mod rules;
@@ -20,7 +21,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use tokio::sync::watch;
-use tributary_model::v1::{ArchiveEntry, Consumer, DeadLetter, Event};
+use tributary_model::v1::{ArchiveEntry, Consumer, DeadLetter, Event, Filter};
 use tributary_model::well_known::Timestamp;
 
 pub use pending::{PendingEvent, UnreadableEvent, varint_field};
@@ -342,9 +343,16 @@ pub trait EventLog: Send + Sync + 'static {
     ) -> Result<RedriveOutcome, LogError>;
 
     /// The durable consumer `name`, creating it positioned after `start_after` (at most the
-    /// newest sequence) when absent; an existing one keeps its position. Names follow
+    /// newest sequence) when absent; an existing one keeps its position. Either way it records
+    /// `filter` (an existing one's is replaced, [`rules::refilter_consumer`]): [`filtered`]
+    /// moves it over the events the filter does not select. Names follow
     /// [`rules::check_consumer_name`].
-    async fn open_consumer(&self, name: &str, start_after: u64) -> Result<Consumer, LogError>;
+    async fn open_consumer(
+        &self,
+        name: &str,
+        start_after: u64,
+        filter: &Filter,
+    ) -> Result<Consumer, LogError>;
 
     /// Moves `name`'s acknowledged sequence forward to `sequence` (an older ack changes
     /// nothing). Durable on return. A sequence past the newest is [`LogError::Invalid`]
@@ -358,7 +366,8 @@ pub trait EventLog: Send + Sync + 'static {
     /// Deletes `name`; false when there was none (or the name is invalid).
     async fn delete_consumer(&self, name: &str) -> Result<bool, LogError>;
 
-    /// Every durable consumer, by name, with its lag (newest sequence minus acknowledged).
+    /// Every durable consumer, by name, with its lag (newest sequence minus acknowledged;
+    /// [`filtered::consumers`] counts only what each consumer's filter selects).
     async fn consumers(&self) -> Result<Vec<Consumer>, LogError>;
 
     /// The newest sequence ever assigned (0 when none); changes are announced on the

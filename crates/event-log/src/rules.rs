@@ -6,7 +6,7 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use prost::Message;
-use tributary_model::v1::{Consumer, DeadLetter, Event};
+use tributary_model::v1::{Consumer, DeadLetter, Event, Filter};
 use tributary_model::well_known::Timestamp;
 
 use crate::{AppendRequest, LogError, PendingEvent, SourceName};
@@ -109,9 +109,15 @@ pub fn check_ack_target(sequence: u64, last: u64) -> Result<(), LogError> {
     Ok(())
 }
 
-/// A durable consumer created now, positioned after `start_after` but never past the newest
-/// event `last`.
-pub fn new_consumer(name: &str, start_after: u64, last: u64, now: Timestamp) -> Consumer {
+/// A durable consumer created now with `filter`, positioned after `start_after` but never past
+/// the newest event `last`.
+pub fn new_consumer(
+    name: &str,
+    start_after: u64,
+    last: u64,
+    now: Timestamp,
+    filter: &Filter,
+) -> Consumer {
     let acked_sequence = start_after.min(last);
     Consumer {
         name: name.to_owned(),
@@ -119,7 +125,25 @@ pub fn new_consumer(name: &str, start_after: u64, last: u64, now: Timestamp) -> 
         lag: last.saturating_sub(acked_sequence),
         created_at: Some(now),
         acked_at: None,
+        filter: stored_filter(filter),
     }
+}
+
+/// The filter as a consumer stores it: none when it selects every event, so an unfiltered
+/// consumer is stored as before filters were recorded.
+pub fn stored_filter(filter: &Filter) -> Option<Filter> {
+    (!filter.sources.is_empty() || !filter.types.is_empty()).then(|| filter.clone())
+}
+
+/// Gives an existing consumer the filter of the subscription opening it now. Returns whether
+/// it changed and so must be stored.
+pub fn refilter_consumer(consumer: &mut Consumer, filter: &Filter) -> bool {
+    let filter = stored_filter(filter);
+    if consumer.filter == filter {
+        return false;
+    }
+    consumer.filter = filter;
+    true
 }
 
 /// Moves `consumer` to `sequence`: forward only for an ack (acks are cumulative, a late or
@@ -295,7 +319,7 @@ mod tests {
     #[test]
     fn consumers_move_forward_unless_reset() {
         let now = timestamp_from_millis(5_000);
-        let mut consumer = new_consumer("c", 9, 4, now);
+        let mut consumer = new_consumer("c", 9, 4, now, &Filter::default());
         assert_eq!((consumer.acked_sequence, consumer.lag), (4, 0));
         assert!(!move_consumer(&mut consumer, 3, false, now));
         assert_eq!(consumer.acked_sequence, 4);

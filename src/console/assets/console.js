@@ -67,6 +67,11 @@
       pre.textContent = JSON.stringify(event, null, 2);
       details.appendChild(summary);
       details.appendChild(pre);
+      var page = document.createElement("a");
+      page.href = "/console/events/" + event.sequence;
+      page.className = "event-link";
+      page.textContent = "Event page";
+      details.appendChild(page);
       if (event.rawId && event.rawId !== "0") {
         var link = document.createElement("a");
         link.href = "/console/raw/" + event.sequence;

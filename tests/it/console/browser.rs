@@ -381,3 +381,243 @@ async fn resetting_a_consumer_in_the_console_changes_its_lag() {
     assert!(errors.is_empty(), "browser console errors: {errors:?}");
     browser.close().await;
 }
+
+#[tokio::test]
+async fn the_rejection_log_shows_why_webhooks_were_refused() {
+    let _turn = heavy_turn().await;
+    let server = Server::start(&console_config(&arcadia_source("")));
+    for n in 1..=2 {
+        let (status, _) = server
+            .post(
+                "arcadia",
+                &arcadia_webhook(&format!("whk_refused_{n}")),
+                &[("X-Arcadia-Token", "a-token-from-the-wrong-environment")],
+            )
+            .await;
+        assert_eq!(status, 401);
+    }
+    let (status, _) = server.post("arcadai", b"{}", &[]).await;
+    assert_eq!(status, 404);
+    let browser = Browser::start(1280, 900).await;
+    let base = console_url(&server);
+    browser.login(&base, ADMIN_TOKEN).await;
+
+    browser.goto(&format!("{base}/rejections")).await;
+    assert_eq!(browser.text("h1").await, "Rejections");
+    let sources = browser
+        .client
+        .find_all(Locator::Css("tr.rejection td.source"))
+        .await
+        .expect("rows");
+    let mut names = Vec::new();
+    for cell in sources {
+        names.push(cell.text().await.expect("text"));
+    }
+    assert_eq!(names, ["arcadai", "arcadia", "arcadia"], "newest first");
+    browser.screenshot("rejections").await;
+
+    // The filter lives in the query string: the select submits it.
+    browser
+        .client
+        .find(Locator::Css("#source option[value=\"arcadia\"]"))
+        .await
+        .expect("option")
+        .click()
+        .await
+        .expect("select");
+    browser.submit("form.filters button").await;
+    let url = browser.client.current_url().await.expect("url");
+    assert_eq!(url.query(), Some("source=arcadia"));
+    let rows = browser
+        .client
+        .find_all(Locator::Css("tr.rejection"))
+        .await
+        .expect("rows");
+    assert_eq!(rows.len(), 2);
+    assert_eq!(
+        browser.text("tr.rejection td.answer").await,
+        "401 unauthenticated"
+    );
+    let why = browser.text("tr.rejection td.why").await;
+    assert!(why.starts_with("verification failed: "), "{why}");
+    let headers = browser.text("tr.rejection td.headers").await;
+    assert!(headers.contains("x-arcadia-token: [redacted]"), "{headers}");
+    assert!(!headers.contains("wrong-environment"), "{headers}");
+    let body = browser.text("tr.rejection td.body").await;
+    assert!(
+        body.starts_with("SHA-256 ") || body.contains(" bytes"),
+        "{body}"
+    );
+    // The raw webhook of a stored event (docs/operations.md shows it).
+    let sequence = post_arcadia(&server, "whk_raw_shown").await;
+    browser.goto(&format!("{base}/raw/{sequence}")).await;
+    assert_eq!(
+        browser.text("h1").await,
+        format!("Raw webhook of event #{sequence}")
+    );
+    let raw: serde_json::Value =
+        serde_json::from_str(&browser.text("#raw-body").await).expect("the body as JSON");
+    assert_eq!(raw["id"], json!("whk_raw_shown"));
+    browser.screenshot("raw").await;
+    assert!(browser.console_errors().await.is_empty());
+    browser.close().await;
+}
+
+#[tokio::test]
+async fn an_event_is_found_by_search_and_shown_on_its_page() {
+    let _turn = heavy_turn().await;
+    let server = Server::start(&console_config(&arcadia_source("")));
+    for n in 1..=3 {
+        post_arcadia(&server, &format!("whk_find_{n}")).await;
+    }
+    let browser = Browser::start(1280, 1000).await;
+    let base = console_url(&server);
+    browser.login(&base, ADMIN_TOKEN).await;
+
+    // The tail opens on the newest events, not on an empty page.
+    browser.goto(&format!("{base}/tail")).await;
+    browser.wait_for_text("#tail-status", "Live").await;
+    for sequence in 1..=3 {
+        let row = format!("li.event[data-sequence=\"{sequence}\"]");
+        assert!(
+            browser
+                .wait_for(&row, Duration::from_secs(5))
+                .await
+                .is_some(),
+            "event {sequence} listed on opening"
+        );
+    }
+    // Its filters live in the query string.
+    browser
+        .goto(&format!(
+            "{base}/tail?source=arcadia&type=statement.*&from=earliest"
+        ))
+        .await;
+    let typed = browser
+        .client
+        .find(Locator::Css("#tail-type"))
+        .await
+        .expect("type field")
+        .prop("value")
+        .await
+        .expect("value");
+    assert_eq!(typed.as_deref(), Some("statement.*"));
+
+    // A sequence opens its event page.
+    browser.goto(&format!("{base}/search?q=2")).await;
+    let url = browser.client.current_url().await.expect("url");
+    assert_eq!(url.path(), "/console/events/2");
+    assert_eq!(browser.text("h1").await, "Event #2");
+    assert_eq!(browser.text("#event-sequence").await, "2");
+    let shown: serde_json::Value =
+        serde_json::from_str(&browser.text("#event-json").await).expect("canonical JSON");
+    assert_eq!(
+        (&shown["sequence"], &shown["source"], &shown["type"]),
+        (
+            &json!("2"),
+            &json!("arcadia"),
+            &json!("statement.available")
+        )
+    );
+    let trace = browser.text("#event-trace").await;
+    assert!(
+        trace == "—" || (trace.len() == 32 && trace.chars().all(|c| c.is_ascii_hexdigit())),
+        "{trace}"
+    );
+    let raw = browser
+        .client
+        .find(Locator::Css("#event-raw"))
+        .await
+        .expect("raw link")
+        .attr("href")
+        .await
+        .expect("href");
+    assert_eq!(raw.as_deref(), Some("/console/raw/2"));
+    browser.screenshot("event").await;
+
+    // An event id, and a provider event id, find the event too.
+    let id = shown["id"].as_str().expect("id").to_owned();
+    let provider = shown["provenance"]["providerEventId"]
+        .as_str()
+        .expect("provider event id")
+        .to_owned();
+    browser.goto(&format!("{base}/search?q=3")).await;
+    let third: serde_json::Value =
+        serde_json::from_str(&browser.text("#event-json").await).expect("JSON");
+    let third_id = third["id"].as_str().expect("id").to_owned();
+    let by_id = format!("{base}/search?q={}", third_id.replace(':', "%3A"));
+    browser.goto(&by_id).await;
+    assert_eq!(browser.text("#event-sequence").await, "3");
+    browser.goto(&format!("{base}/search?q={provider}")).await;
+    assert_eq!(
+        browser.text("#event-sequence").await,
+        "2",
+        "{id} {provider}"
+    );
+    // Nothing found: said so, with the search box kept.
+    browser
+        .goto(&format!("{base}/search?q=no-such-thing"))
+        .await;
+    assert_eq!(
+        browser.text("#no-match").await,
+        "No event matches no-such-thing."
+    );
+    browser.screenshot("search").await;
+
+    // Dead letters filtered by source and reason, kept in the query string.
+    browser
+        .goto(&format!(
+            "{base}/dead-letters?source=arcadia&reason=unknown"
+        ))
+        .await;
+    let kept = browser
+        .client
+        .find(Locator::Css("#filter-source"))
+        .await
+        .expect("source filter")
+        .prop("value")
+        .await
+        .expect("value");
+    assert_eq!(kept.as_deref(), Some("arcadia"));
+    assert_eq!(browser.text("#no-dead-letters").await, "No dead letters.");
+    assert!(browser.console_errors().await.is_empty());
+    browser.close().await;
+}
+
+#[tokio::test]
+async fn a_replay_runs_dry_first_then_on_confirmation() {
+    let _turn = heavy_turn().await;
+    let server = Server::start(&console_config(&arcadia_source("")));
+    for n in 1..=2 {
+        post_arcadia(&server, &format!("whk_replay_{n}")).await;
+    }
+    let browser = Browser::start(1280, 900).await;
+    let base = console_url(&server);
+    browser.login(&base, ADMIN_TOKEN).await;
+    browser.goto(&format!("{base}/replay")).await;
+    browser.submit("#replay-form button").await;
+    assert_eq!(browser.text("h1").await, "Replay: dry run");
+    assert_eq!(
+        browser.text("#replay-totals").await,
+        "Dry run: 2 webhooks, 0 would change, 2 unchanged events, 0 failed."
+    );
+    let outcomes = browser
+        .client
+        .find_all(Locator::Css("#replay-outcomes td.outcome"))
+        .await
+        .expect("outcomes");
+    let mut seen = Vec::new();
+    for cell in outcomes {
+        seen.push(cell.text().await.expect("text"));
+    }
+    assert_eq!(seen, ["unchanged", "unchanged"], "every entry an outcome");
+    browser.screenshot("replay-dry-run").await;
+    browser.submit("#replay-confirm button").await;
+    assert_eq!(browser.text("h1").await, "Replay: done");
+    assert_eq!(
+        browser.text("#replay-totals").await,
+        "Replayed: 2 webhooks, 0 events stored, 2 unchanged events, 0 failed."
+    );
+    assert!(browser.console_errors().await.is_empty());
+    browser.close().await;
+}

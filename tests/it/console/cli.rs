@@ -141,7 +141,7 @@ async fn events_get_prints_one_event_and_completions_are_generated() {
     assert!(!missing.status.success());
     assert_eq!(
         String::from_utf8_lossy(&missing.stderr).trim(),
-        "Error: no event 9 yet: the log ends before it"
+        "error: no event 9 yet: the log ends before it"
     );
 
     let bash = cli_success(&["completions", "bash"]);

@@ -198,6 +198,17 @@ async fn the_console_needs_an_admin_credential_and_a_loopback_or_ops_listener() 
         body.contains("<label for=\"token\">Admin token</label>"),
         "{body}"
     );
+    // The login page says nothing about the installation.
+    assert!(!body.contains("sources"), "{body}");
+    // `GET /` leads to the console where it is served.
+    let root = client().get(server.url("/")).send().await.expect("GET /");
+    assert_eq!(root.status(), StatusCode::SEE_OTHER);
+    assert_eq!(root.headers()[header::LOCATION], "/console/");
+    assert!(
+        server.logs().contains("reading the config file config="),
+        "the start-up log names the config file: {}",
+        server.logs()
+    );
 }
 
 /// The raw webhook of an event, decrypted, for a logged-in administrator with the
