@@ -129,9 +129,8 @@ pub(crate) enum Layout {
     Separated,
     /// A point read per append of a key that is usually absent (dedup claims): every level's
     /// bloom filter and index blocks stay in memory (about 1.3 bytes per key for the filter).
-    /// Left to the block cache, a cold filter block costs a read and checksum of the whole
-    /// filter of a table, per lookup, which made ingest fall by three quarters on a log of a
-    /// few million webhooks.
+    /// Left to the 32 MiB block cache, a cold filter block costs a read and a checksum of the
+    /// whole filter of a table on the append's path.
     Lookup,
 }
 
