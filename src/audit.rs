@@ -275,8 +275,8 @@ pub fn outcome_of_status(status: Option<&tonic::Status>) -> String {
 fn entry(line: Line) -> AuditEntry {
     AuditEntry {
         id: line.id,
-        time: Some(crate::app::timestamp(
-            UNIX_EPOCH + Duration::from_millis(line.time_ms),
+        time: Some(tributary_event_log::rules::timestamp_from_millis(
+            line.time_ms,
         )),
         credential: line.credential,
         client_address: line.client,

@@ -322,12 +322,13 @@ impl AdminService {
             n => (n as usize).min(MAX_PAGE),
         };
         let include_resolved = request.include_resolved;
-        let (source, reason) = (&request.source, &request.reason);
+        let (source, reason, raw_id) = (&request.source, &request.reason, request.raw_id);
         let mut dead_letters = self
             .scan(request.after_id, limit, |d| {
                 (include_resolved || d.resolved_at.is_none())
                     && (source.is_empty() || &d.source == source)
                     && d.reason.contains(reason.as_str())
+                    && (raw_id == 0 || d.raw_id == raw_id)
             })
             .await?;
         for letter in &mut dead_letters {

@@ -242,6 +242,7 @@ pub async fn dead_letters(command: DeadLettersCommand) -> anyhow::Result<()> {
                         unredacted,
                         source: source.clone().unwrap_or_default(),
                         reason: reason.clone().unwrap_or_default(),
+                        raw_id: 0,
                     })
                     .await?
                     .into_inner()

@@ -9,7 +9,9 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use tokio_stream::StreamExt;
 use tonic::Code;
-use tributary_model::v1::{Event, Filter, SubscribeRequest, subscribe_request::Start};
+use tributary_model::v1::{
+    Event, Filter, GetEventRequest, SubscribeRequest, subscribe_request::Start,
+};
 
 use super::admin::{Connection, connect};
 use crate::app::timestamp;
@@ -57,10 +59,10 @@ pub enum EventsCommand {
         #[command(flatten)]
         connection: Connection,
         sequence: u64,
-        /// The event's source (a scoped credential must name it).
+        /// Only if the event is of one of these sources (an error otherwise).
         #[arg(long, value_delimiter = ',')]
         source: Vec<String>,
-        /// The event's type, or a pattern covering it (`statement.*`).
+        /// Only if the event's type is one of these, or a pattern covering it (`statement.*`).
         #[arg(long = "type", value_delimiter = ',')]
         types: Vec<String>,
         /// Output format.
@@ -201,33 +203,32 @@ async fn get(
     filter: Filter,
     output: Output,
 ) -> anyhow::Result<()> {
-    let filtered = !filter.sources.is_empty() || !filter.types.is_empty();
     if sequence == 0 {
         bail!("sequences start at 1");
     }
     let (channel, bearer) = connect(connection).await?;
-    let mut stream = EventStreamClient::with_interceptor(channel, bearer)
-        .subscribe(SubscribeRequest {
-            start: Some(Start::AfterSequence(sequence - 1)),
-            filter: Some(filter),
-            ..SubscribeRequest::default()
-        })
+    // The server authorizes by the event's own source and type.
+    let event = EventStreamClient::with_interceptor(channel, bearer)
+        .get_event(GetEventRequest { sequence })
         .await?
         .into_inner();
-    // What the log holds is sent at once; waiting longer only waits for new appends.
-    let first = tokio::time::timeout(Duration::from_secs(2), stream.next()).await;
-    match first {
-        Ok(Some(Ok(event))) if event.sequence == sequence => {
-            print_event(&mut std::io::stdout().lock(), &event, output, true)?;
-            Ok(())
-        }
-        Ok(Some(Ok(_))) if filtered => {
-            bail!("event {sequence} is not of the given --source/--type, or was removed")
-        }
-        Ok(Some(Ok(_))) => bail!("event {sequence} is not in the log (removed by retention)"),
-        Ok(Some(Err(status))) => Err(status.into()),
-        Ok(None) | Err(_) => bail!("no event {sequence} yet: the log ends before it"),
+    let source_matches = filter.sources.is_empty() || filter.sources.contains(&event.source);
+    let type_matches = filter.types.is_empty()
+        || filter
+            .types
+            .iter()
+            .any(|wanted| match wanted.strip_suffix('*') {
+                Some(prefix) => event.r#type.starts_with(prefix),
+                None => *wanted == event.r#type,
+            });
+    if !(source_matches && type_matches) {
+        bail!(
+            "event {sequence} is {} of source {}, not of the given --source/--type",
+            event.r#type,
+            event.source
+        );
     }
+    print_event(&mut std::io::stdout().lock(), &event, output, true)
 }
 
 fn print_event(

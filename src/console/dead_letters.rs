@@ -30,6 +30,8 @@ pub async fn page(
     let after_id = form.get("after").parse().unwrap_or(0);
     let source = form.get("source").to_owned();
     let reason = form.get("reason").to_owned();
+    // One webhook's dead letters (the event page links here with its raw-archive id).
+    let raw_id: u64 = form.get("webhook").parse().unwrap_or(0);
     let listed = console
         .inner
         .admin
@@ -41,6 +43,7 @@ pub async fn page(
             unredacted: false,
             source: source.clone(),
             reason: reason.clone(),
+            raw_id,
         })
         .await;
     let letters = match listed {
@@ -57,11 +60,20 @@ pub async fn page(
     let next = (letters.len() == PAGE as usize)
         .then(|| letters.last().map(|l| l.id))
         .flatten();
+    let webhook = if raw_id > 0 {
+        raw_id.to_string()
+    } else {
+        String::new()
+    };
     let filter_params: String = form_urlencoded::Serializer::new(String::new())
         .extend_pairs(
-            [("source", source.as_str()), ("reason", reason.as_str())]
-                .into_iter()
-                .filter(|(_, value)| !value.is_empty()),
+            [
+                ("source", source.as_str()),
+                ("reason", reason.as_str()),
+                ("webhook", webhook.as_str()),
+            ]
+            .into_iter()
+            .filter(|(_, value)| !value.is_empty()),
         )
         .finish();
     let resolved_param = match (include_resolved, filter_params.is_empty()) {
@@ -77,6 +89,7 @@ pub async fn page(
             label for="filter-reason" { "Reason contains" }
             input id="filter-reason" name="reason" value=(reason);
             @if include_resolved { input type="hidden" name="resolved" value="1"; }
+            @if raw_id > 0 { input type="hidden" name="webhook" value=(raw_id); }
             button type="submit" { "Filter" }
         }
         p {

@@ -62,7 +62,13 @@ pub async fn page(
                 }
             }
             dt { "Dead letters" }
-            dd { a id="event-dead-letters" href={"/console/dead-letters?source=" (event.source)} { "of source " (event.source) } }
+            dd {
+                @if event.raw_id > 0 {
+                    a id="event-dead-letters" href={"/console/dead-letters?resolved=1&source=" (event.source) "&webhook=" (event.raw_id)} { "of this webhook" }
+                    " · "
+                }
+                a href={"/console/dead-letters?source=" (event.source)} { "of source " (event.source) }
+            }
             dt { "Replay" }
             dd { code { "tributary replay --source " (event.source) " --dry-run" } }
         }

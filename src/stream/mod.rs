@@ -12,7 +12,8 @@ use tonic::{Request, Response, Status};
 use tributary_event_log::{EventLog, LogError, StoredEvent, filtered};
 use tributary_model::encoded::event_stream_server::EventStream;
 use tributary_model::v1::{
-    AckRequest, AckResponse, Event, Filter, SubscribeRequest, subscribe_request::Start,
+    AckRequest, AckResponse, Event, Filter, GetEventRequest, SubscribeRequest,
+    subscribe_request::Start,
 };
 use tributary_model::wire::EncodedEvent;
 
@@ -246,6 +247,40 @@ impl EventStream for StreamService {
         Ok(Response::new(AckResponse {
             acked_sequence: consumer.acked_sequence,
         }))
+    }
+
+    async fn get_event(
+        &self,
+        request: Request<GetEventRequest>,
+    ) -> Result<Response<EncodedEvent>, Status> {
+        let principal = Principal::of(&request)?;
+        let sequence = request.into_inner().sequence;
+        if sequence == 0 {
+            return Err(ErrorCode::InvalidArgument.status("sequences start at 1"));
+        }
+        let log = self.app.log.as_ref();
+        let stored = log
+            .read_stored_after(sequence - 1, 1)
+            .await
+            .map_err(log_status)?
+            .into_iter()
+            .find(|event| event.sequence() == sequence);
+        let Some(stored) = stored else {
+            let last = *log.last_sequence().borrow();
+            let why = if sequence > last {
+                format!("no event {sequence} yet: the log ends before it")
+            } else {
+                format!("event {sequence} is not in the log (removed by retention)")
+            };
+            return Err(ErrorCode::NotFound.status(why));
+        };
+        // Authorized by what the event is, so a scoped credential needs no filter to read
+        // the events it may read.
+        principal.require_readable(&Filter {
+            sources: vec![stored.source().to_owned()],
+            types: vec![stored.event_type().to_owned()],
+        })?;
+        Ok(Response::new(EncodedEvent::new(stored.encoded().clone())))
     }
 }
 

@@ -304,10 +304,11 @@ async fn adapter_try_takes_an_adapters_name_and_headers() {
 }
 
 #[tokio::test]
-async fn a_scoped_credential_gets_an_event_by_naming_its_source() {
+async fn a_scoped_credential_gets_an_event_of_its_sources_only() {
     use crate::support::{ARCADIA_AUTH, arcadia_webhook};
     let server = Server::start(&format!(
-        "[[grpc.credentials]]\nname = \"reader\"\ntoken = \"reader-secret-0001\"\nsources = [\"arcadia\"]\n{}",
+        "[[grpc.credentials]]\nname = \"reader\"\ntoken = \"reader-secret-0001\"\nsources = [\"klavi\"]\n\
+         [[grpc.credentials]]\nname = \"arcadia-reader\"\ntoken = \"reader-secret-0002\"\nsources = [\"arcadia\"]\n{}",
         arcadia_source("")
     ));
     let (status, body) = server
@@ -319,11 +320,21 @@ async fn a_scoped_credential_gets_an_event_by_naming_its_source() {
     let out = run(&[&["events", "get", "1"][..], &token].concat(), &[]);
     assert_eq!(
         stderr(&out),
-        "error: credential `reader` may read only these sources: arcadia; name them in the \
-         filter\nhint: the token's credential lacks what this command needs: see its `scopes` \
-         (and `sources`, `types`, `consumers`) in the server's [[grpc.credentials]]; admin \
-         commands need the `admin` scope; `events` commands name the sources and types they \
-         read with --source and --type\n"
+        "error: credential `reader` may not read source `arcadia`\nhint: the token's credential \
+         lacks what this command needs: see its `scopes` (and `sources`, `types`, `consumers`) in \
+         the server's [[grpc.credentials]]; admin commands need the `admin` scope; `events` \
+         commands name the sources and types they read with --source and --type\n"
+    );
+    let token = ["--server", &main, "--token", "reader-secret-0002"];
+    let out = run(
+        &[&["events", "get", "1", "--output", "json"][..], &token].concat(),
+        &[],
+    );
+    assert_eq!(stderr(&out), "");
+    let event: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("JSON event");
+    assert_eq!(
+        (&event["sequence"], &event["source"]),
+        (&serde_json::json!("1"), &serde_json::json!("arcadia"))
     );
     let out = run(
         &[
