@@ -160,4 +160,23 @@ async fn dead_letter_listings_redact_personal_data() {
     let raw: serde_json::Value = serde_json::from_slice(&listed[0].raw).expect("json");
     assert_eq!(raw["payload"]["personalTaxId"], json!("[redacted]"));
     assert_eq!(raw["payload"]["linkId"], json!("l-1"));
+
+    // One webhook's dead letters, by its raw-archive id (the console's event page links so).
+    let raw_id = listed[0].raw_id;
+    assert!(raw_id > 0, "archived");
+    let of_webhook = |raw_id| ListDeadLettersRequest {
+        raw_id,
+        ..Default::default()
+    };
+    let ids = |letters: Vec<tributary_model::v1::DeadLetter>| -> Vec<u64> {
+        letters.iter().map(|letter| letter.id).collect()
+    };
+    assert_eq!(
+        ids(server.dead_letters(of_webhook(raw_id)).await),
+        [listed[0].id]
+    );
+    assert_eq!(
+        ids(server.dead_letters(of_webhook(raw_id + 1)).await),
+        Vec::<u64>::new()
+    );
 }
