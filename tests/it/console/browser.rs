@@ -385,7 +385,13 @@ async fn resetting_a_consumer_in_the_console_changes_its_lag() {
 #[tokio::test]
 async fn the_rejection_log_shows_why_webhooks_were_refused() {
     let _turn = heavy_turn().await;
-    let server = Server::start(&console_config(&arcadia_source("")));
+    // The raw page at the end needs the personal_data scope.
+    let config = console_config(&arcadia_source("")).replacen(
+        "admin = true\n",
+        "admin = true\npersonal_data = true\n",
+        1,
+    );
+    let server = Server::start(&config);
     for n in 1..=2 {
         let (status, _) = server
             .post(
