@@ -408,6 +408,7 @@ impl Bench {
                 durable,
                 engine: engine.as_deref(),
                 legacy_secrets: variant == Variant::Reference,
+                lift_address_caps: variant != Variant::Reference,
                 tls: files.as_ref().map(|(c, k)| (c.as_path(), k.as_path())),
                 rate_limit_off,
                 archive_off: variant == Variant::NoArchive,

@@ -213,6 +213,10 @@ pub struct ServiceConfig<'a> {
     pub durable: bool,
     /// `[log] engine` (only when set: older builds refuse the key).
     pub engine: Option<&'a str>,
+    /// Switch off the per-client-address connection caps (`[http]`/`[grpc]
+    /// max_connections_per_address`): every load comes from 127.0.0.1, and the fan-out
+    /// scenarios open a connection per subscriber. Only for builds that have the caps.
+    pub lift_address_caps: bool,
     /// Each adapter's secret under its own older key (Arcadia `verification.headers`,
     /// Finicity `secret`, Klavi `secret_key`), for a reference build that predates
     /// `verification.secrets`.
@@ -237,8 +241,18 @@ pub fn service_config(config: &ServiceConfig<'_>) -> String {
         .map(|engine| format!("engine = {}\n", toml_string(engine)))
         .unwrap_or_default();
     let mut http = String::new();
-    if config.rate_limit_off {
-        http.push_str("[http]\nrate_limit_per_second = 0\n\n");
+    if config.rate_limit_off || config.lift_address_caps {
+        http.push_str("[http]\n");
+        if config.rate_limit_off {
+            http.push_str("rate_limit_per_second = 0\n");
+        }
+        if config.lift_address_caps {
+            http.push_str("max_connections_per_address = 0\n");
+        }
+        http.push('\n');
+    }
+    if config.lift_address_caps {
+        http.push_str("[grpc]\nmax_connections_per_address = 0\n\n");
     }
     if let Some((cert, key)) = config.tls {
         http.push_str(&format!(
