@@ -9,6 +9,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use tokio_stream::StreamExt;
 use tonic::Code;
+use tributary_event_log::filtered::type_selected;
 use tributary_model::v1::{
     Event, Filter, GetEventRequest, SubscribeRequest, subscribe_request::Start,
 };
@@ -213,15 +214,7 @@ async fn get(
         .await?
         .into_inner();
     let source_matches = filter.sources.is_empty() || filter.sources.contains(&event.source);
-    let type_matches = filter.types.is_empty()
-        || filter
-            .types
-            .iter()
-            .any(|wanted| match wanted.strip_suffix('*') {
-                Some(prefix) => event.r#type.starts_with(prefix),
-                None => *wanted == event.r#type,
-            });
-    if !(source_matches && type_matches) {
+    if !(source_matches && type_selected(&event.r#type, &filter.types)) {
         bail!(
             "event {sequence} is {} of source {}, not of the given --source/--type",
             event.r#type,
