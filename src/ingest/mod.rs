@@ -5,6 +5,7 @@
 pub mod complete;
 pub mod http;
 pub mod media_type;
+pub mod placement;
 pub mod rejections;
 mod taps;
 pub use crate::rate_limit;
@@ -70,10 +71,10 @@ pub struct Accepted {
 /// `parent` (the receive span). Every stored event carries the append span's trace context
 /// (`traceparent`/`tracestate`), so consumers continue the webhook's trace.
 ///
-/// The adapter call and the envelopes run on a blocking-pool thread within the adapter's time
-/// budget; the request's task then seals the archive entry and appends. Past the budget the
-/// request answers 503 and the webhook is never stored (`Gate`), even if the adapter returns
-/// later.
+/// The adapter call and the envelopes run within the adapter's time budget: on the request's
+/// worker while the source's calls are short ([`placement`]), else on a blocking-pool thread.
+/// The request's task then seals the archive entry and appends. Past the budget the request
+/// answers 503 and the webhook is never stored (`Gate`), even if the adapter returns later.
 pub async fn ingest(
     app: &App,
     request: WebhookRequest,
@@ -92,8 +93,12 @@ pub async fn ingest(
         parent: parent.clone(),
         gate: Arc::clone(&gate),
     };
-    let call = tokio::task::spawn_blocking(move || webhook.verify_and_normalize());
-    let result = within_budget(call, &gate, budget).await;
+    let result = if source.placement.inline() {
+        webhook.verify_and_normalize_inline(budget)
+    } else {
+        let call = tokio::task::spawn_blocking(move || webhook.verify_and_normalize());
+        within_budget(call, &gate, budget).await
+    };
     tap.offer(|| taps::shadow_outcome(&result));
     taps::report_health(&source.name, &result);
     let (request, completed) = result?;
@@ -175,15 +180,34 @@ struct Webhook {
 }
 
 impl Webhook {
-    /// The adapter call and the envelopes; the request back with them unless the request's task
-    /// gave up meanwhile.
+    /// The adapter call and the envelopes on a pool thread; the request back with them unless
+    /// the request's task gave up meanwhile.
     fn verify_and_normalize(self) -> Result<(WebhookRequest, Completed), IngestError> {
         let verify = !self.request.skip_verification;
-        let completed = run_stages(&self.source, &self.request, verify, &self.parent)?;
+        let started = Instant::now();
+        let completed = run_stages(&self.source, &self.request, verify, &self.parent);
+        self.source.placement.observe(started.elapsed());
         if !self.gate.store() {
             return Err(IngestError::AdapterTimeout);
         }
-        Ok((self.request, completed))
+        Ok((self.request, completed?))
+    }
+
+    /// The same on the request's worker, watched: a call that overran `budget` is answered as
+    /// a time-out and stores nothing, as on the pool.
+    fn verify_and_normalize_inline(
+        self,
+        budget: Duration,
+    ) -> Result<(WebhookRequest, Completed), IngestError> {
+        let verify = !self.request.skip_verification;
+        let started = Instant::now();
+        let completed = placement::run_watched(&self.source.placement, &self.source.name, || {
+            run_stages(&self.source, &self.request, verify, &self.parent)
+        });
+        if started.elapsed() > budget {
+            return Err(IngestError::AdapterTimeout);
+        }
+        Ok((self.request, completed?))
     }
 }
 

@@ -12,6 +12,7 @@ pub mod shadow;
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
 
 use anyhow::Context;
 use tributary_plugin_host::{AdapterInstance, Plugin};
@@ -19,6 +20,7 @@ use tributary_plugin_host::{AdapterInstance, Plugin};
 use crate::config::{Config, SourceConfig};
 use crate::files::write_private;
 use crate::ingest::media_type::AllowedMediaTypes;
+use crate::ingest::placement::Placement;
 
 pub use reload::{ReloadReport, watch};
 
@@ -32,6 +34,8 @@ pub struct Source {
     pub secrets: Vec<String>,
     /// The `content_types` allow-list; `None`: any `Content-Type`, or none, is accepted.
     pub content_types: Option<AllowedMediaTypes>,
+    /// Whether its adapter calls run on the request's worker or on the blocking pool.
+    pub placement: Arc<Placement>,
 }
 
 /// One consistent version of the loaded plugins and the sources built on them.
@@ -53,6 +57,8 @@ struct Setup {
     installation_key: String,
     /// Calls each adapter instance may run at once.
     max_calls_in_flight: usize,
+    /// Calls up to this long may run on a request's worker.
+    inline_call_limit: Duration,
 }
 
 /// The loaded plugins and the sources built on them; reloadable while serving.
@@ -89,6 +95,7 @@ impl Sources {
                 configured: config.sources.clone(),
                 installation_key: installation_key.to_owned(),
                 max_calls_in_flight: config.plugins.max_calls_in_flight.max(1),
+                inline_call_limit: Duration::from_micros(config.plugins.inline_call_max_us),
             },
             state: Mutex::default(),
             shadows: shadow::Shadows::new(config.shadow.clone()),
@@ -192,6 +199,7 @@ impl Sources {
             adapter,
             secrets: crate::archive::config_secrets(&source.config),
             content_types,
+            placement: Arc::new(Placement::new(self.setup.inline_call_limit)),
         })
     }
 

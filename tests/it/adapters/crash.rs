@@ -86,3 +86,50 @@ async fn an_adapter_past_its_budget_gets_503_and_its_webhook_is_never_stored() {
     let subjects: Vec<&str> = events.iter().map(|e| e.subject.as_str()).collect();
     assert_eq!(subjects, ["before", "after"]);
 }
+
+/// Short adapter calls run on the request's worker. One still running there past the inline
+/// limit is seen by the watchdog, which sends the source's calls to the blocking pool, so a
+/// hung adapter holds no more workers; the hung webhook still gets its 503 and is not stored.
+#[tokio::test]
+async fn a_hung_call_on_a_worker_sends_the_source_to_the_blocking_pool() {
+    let plugins = tempfile::tempdir().expect("tempdir");
+    let library = panicking_library().await;
+    std::fs::copy(
+        &library,
+        plugins.path().join(library.file_name().expect("name")),
+    )
+    .expect("copy");
+    let server = Server::start_with_plugins("[plugins]\ncall_timeout_ms = 100\n", plugins.path());
+    let (status, body) = server.post("panicking", br#"{"id": "before"}"#, &[]).await;
+    assert_eq!(status, 200, "{body}");
+
+    let url = server.url("/webhooks/panicking");
+    let hung = tokio::spawn(async move {
+        reqwest::Client::new()
+            .post(url)
+            .header("content-type", "application/json")
+            .body(r#"{"id": "SLEEP"}"#)
+            .send()
+            .await
+            .expect("send")
+            .status()
+            .as_u16()
+    });
+    let warning = "an adapter call is still running on a request worker past the inline limit";
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !server.logs().contains(warning) && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let logs = server.logs();
+    assert!(logs.contains(warning), "{logs}");
+    assert!(logs.contains("source=panicking"), "{logs}");
+
+    let (status, body) = server.post("panicking", br#"{"id": "during"}"#, &[]).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(hung.await.expect("task"), 503);
+    let events = server
+        .collect_all(0, std::time::Duration::from_millis(500))
+        .await;
+    let subjects: Vec<&str> = events.iter().map(|e| e.subject.as_str()).collect();
+    assert_eq!(subjects, ["before", "during"]);
+}
