@@ -122,7 +122,8 @@ async fn handle(
     let m = metrics();
     // The rejection log keeps what a refused request looked like: never its body, only its
     // size and hash once it was read (refusals before reading it have none).
-    let known = app.sources.get(source).is_some();
+    let configured = app.sources.get(source);
+    let known = configured.is_some();
     let note = |code: ErrorCode, reason: &str, body: &[u8]| {
         let status = code.http_status().as_u16();
         app.rejections.record(
@@ -136,7 +137,7 @@ async fn handle(
             body,
         );
     };
-    let Some(configured) = app.sources.get(source) else {
+    let Some(configured) = configured else {
         // Unknown names are not labels: a caller could make up any number of them.
         m.webhooks_received
             .get_or_create(&SourceLabels {
@@ -161,7 +162,6 @@ async fn handle(
             !allowed.allows(content_type)
         })
         .map(|allowed| allowed.list());
-    drop(configured);
     let labels = SourceLabels {
         source: source.to_owned(),
         adapter,
@@ -222,7 +222,7 @@ async fn handle(
     // once below, after the rate limits and the media type passed).
     let raw = body.clone();
     let request = webhook_request(source, query, headers, body);
-    let result = ingest(app, request, span.context()).await;
+    let result = ingest(app, configured, request, span.context()).await;
     // Only authentic webhooks spend the source's budget; failed verifications spend the
     // client address's own.
     match &result {

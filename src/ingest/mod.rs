@@ -67,9 +67,10 @@ pub struct Accepted {
     pub sequences: Vec<u64>,
 }
 
-/// Verifies, normalizes and durably appends one webhook, tracing each stage as a child of
-/// `parent` (the receive span). Every stored event carries the append span's trace context
-/// (`traceparent`/`tracestate`), so consumers continue the webhook's trace.
+/// Verifies, normalizes and durably appends one webhook to `source` (looked up once, by the
+/// receiver), tracing each stage as a child of `parent` (the receive span). Every stored
+/// event carries the append span's trace context (`traceparent`/`tracestate`), so consumers
+/// continue the webhook's trace.
 ///
 /// The adapter call and the envelopes run within the adapter's time budget: on the request's
 /// worker while the source's calls are short ([`placement`]), else on a blocking-pool thread.
@@ -77,13 +78,10 @@ pub struct Accepted {
 /// answers 503 and the webhook is never stored (`Gate`), even if the adapter returns later.
 pub async fn ingest(
     app: &App,
+    source: Arc<Source>,
     request: WebhookRequest,
     parent: &Context,
 ) -> Result<Accepted, IngestError> {
-    let source = app
-        .sources
-        .get(&request.source)
-        .ok_or_else(|| IngestError::UnknownSource(request.source.clone()))?;
     let budget = adapter_budget(&request, app.limits.adapter_timeout);
     let gate = Arc::new(Gate::default());
     let tap = crate::sources::shadow::Tap::new(&app.sources, &source, &request);
