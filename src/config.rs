@@ -725,9 +725,10 @@ pub struct PluginsConfig {
     /// Calls one adapter instance may run at once, abandoned (timed-out) ones included; more
     /// get 503. Bounds the threads a hung adapter can hold.
     pub max_calls_in_flight: usize,
-    /// Calls up to this long run on the request's own worker, saving two thread hand-offs
-    /// per webhook; one call over it sends that source's calls to the blocking pool for 30 s.
-    /// 0: every call on the blocking pool.
+    /// Calls taking up to this much CPU time run on the request's own worker, saving two
+    /// thread hand-offs per webhook; one call over it (or one holding the worker 50 ms by the
+    /// wall clock) sends that source's calls to the blocking pool for 30 s. 0: every call on
+    /// the blocking pool.
     pub inline_call_max_us: u64,
 }
 

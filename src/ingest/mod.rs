@@ -182,9 +182,9 @@ impl Webhook {
     /// the request's task gave up meanwhile.
     fn verify_and_normalize(self) -> Result<(WebhookRequest, Completed), IngestError> {
         let verify = !self.request.skip_verification;
-        let started = Instant::now();
+        let cpu = placement::thread_cpu_time();
         let completed = run_stages(&self.source, &self.request, verify, &self.parent);
-        self.source.placement.observe(started.elapsed());
+        (self.source.placement).observe(placement::thread_cpu_time().saturating_sub(cpu));
         if !self.gate.store() {
             return Err(IngestError::AdapterTimeout);
         }

@@ -2,12 +2,13 @@
 //! wake-ups per webhook, more than a typical adapter call itself (tens of microseconds), so a
 //! source whose calls are known to be short runs them on the request's own worker.
 //!
-//! A call is short while it stays under the source's inline limit (`[plugins]
-//! inline_call_max_us`). One call over it, measured on return or seen by the [`watchdog`]
-//! while it still runs on a worker, sends the source's calls to the blocking pool for
-//! [`DEMOTION`]; calls there that stay slow keep it there. So a hung adapter holds at most the
-//! workers that were already inside it when it hung, and then only pool threads, which the
-//! in-flight cap bounds.
+//! A call is short while the CPU time it takes stays under the source's inline limit
+//! (`[plugins] inline_call_max_us`): CPU time, not wall time, so a call preempted on a busy
+//! machine does not count as slow. One call over it, or one the [`Watchdog`] sees holding a
+//! worker for [`HOLD_LIMIT`] (blocked or hung: wall time), sends the source's calls to the
+//! blocking pool for [`DEMOTION`]; calls there that stay slow keep it there. So a hung adapter
+//! holds at most the workers that were already inside it when it hung, and then only pool
+//! threads, which the in-flight cap bounds.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -16,20 +17,24 @@ use std::time::{Duration, Instant};
 
 /// How long a source's calls stay on the blocking pool after one was slow.
 pub const DEMOTION: Duration = Duration::from_secs(30);
+/// Longest an inline call may hold a worker, by the wall clock, before the watchdog demotes
+/// its source.
+pub const HOLD_LIMIT: Duration = Duration::from_millis(50);
 /// How often the watchdog looks at the calls running on workers.
 const WATCH_PERIOD: Duration = Duration::from_millis(20);
 
 /// One source's call placement.
 #[derive(Debug)]
 pub struct Placement {
-    /// Calls up to this long may run on a worker; zero: never.
+    /// Calls taking up to this much CPU time may run on a worker; zero: never.
     limit: Duration,
     /// Until when calls go to the blocking pool, in ms since [`epoch`]; 0 when not demoted.
     demoted_until_ms: AtomicU64,
 }
 
 impl Placement {
-    /// Calls up to `limit` may run inline; `Duration::ZERO` keeps every call on the pool.
+    /// Calls taking up to `limit` of CPU time may run inline; `Duration::ZERO` keeps every
+    /// call on the pool.
     pub fn new(limit: Duration) -> Self {
         Self {
             limit,
@@ -42,9 +47,9 @@ impl Placement {
         !self.limit.is_zero() && self.demoted_until_ms.load(Ordering::Relaxed) <= now_ms()
     }
 
-    /// Records a finished call (inline or pooled) that took `took`.
-    pub fn observe(&self, took: Duration) {
-        if took > self.limit {
+    /// Records a finished call (inline or pooled) that ran `cpu` on its thread.
+    pub fn observe(&self, cpu: Duration) {
+        if cpu > self.limit {
             self.demote();
         }
     }
@@ -62,14 +67,23 @@ fn now_ms() -> u64 {
     EPOCH.get_or_init(Instant::now).elapsed().as_millis() as u64 + 1
 }
 
-/// Runs `call` on the current thread while the watchdog watches it; the watchdog demotes
-/// `placement` if the call is still running past its limit.
+/// The CPU time the current thread has used so far.
+pub fn thread_cpu_time() -> Duration {
+    let time = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
+    Duration::new(
+        u64::try_from(time.tv_sec).unwrap_or(0),
+        u32::try_from(time.tv_nsec).unwrap_or(0),
+    )
+}
+
+/// Runs `call` on the current thread while the watchdog watches it, then judges it by the
+/// CPU time it took.
 pub fn run_watched<T>(placement: &Arc<Placement>, source: &str, call: impl FnOnce() -> T) -> T {
     let id = watchdog().start(placement, source);
-    let started = Instant::now();
+    let cpu = thread_cpu_time();
     let result = call();
+    placement.observe(thread_cpu_time().saturating_sub(cpu));
     watchdog().finish(id);
-    placement.observe(started.elapsed());
     result
 }
 
@@ -131,21 +145,23 @@ impl Watchdog {
         }
     }
 
-    /// Demotes the placement of every call running past its limit (once per call).
+    /// Demotes the placement of every call holding its worker past [`HOLD_LIMIT`] (once per
+    /// call).
     fn check(&self) {
         let Ok(mut running) = self.running.lock() else {
             return;
         };
         for call in running.values_mut() {
             let took = call.started.elapsed();
-            if !call.flagged && took > call.placement.limit {
+            if !call.flagged && took > HOLD_LIMIT {
                 call.flagged = true;
                 call.placement.demote();
                 tracing::warn!(
                     source = %call.source,
                     running_ms = took.as_millis() as u64,
-                    "an adapter call is still running on a request worker past the inline \
-                     limit; the source's calls run on the blocking pool for the next {}s",
+                    "an adapter call has held a request worker for over {} ms; the source's \
+                     calls run on the blocking pool for the next {} s",
+                    HOLD_LIMIT.as_millis(),
                     DEMOTION.as_secs()
                 );
             }
@@ -166,6 +182,24 @@ mod tests {
         placement.observe(Duration::from_millis(2));
         assert!(!placement.inline());
         assert!(!Placement::new(Duration::ZERO).inline());
+    }
+
+    #[test]
+    fn a_call_is_judged_by_its_cpu_time() {
+        let placement = Arc::new(Placement::new(Duration::from_millis(5)));
+        // Asleep, not running: a long wait on the wall clock, almost no CPU time.
+        run_watched(&placement, "acme", || {
+            std::thread::sleep(Duration::from_millis(20))
+        });
+        assert!(placement.inline());
+        // Busy for longer than the limit.
+        run_watched(&placement, "acme", || {
+            let started = thread_cpu_time();
+            while thread_cpu_time().saturating_sub(started) < Duration::from_millis(10) {
+                std::hint::black_box(0u64);
+            }
+        });
+        assert!(!placement.inline());
     }
 
     #[test]
