@@ -11,7 +11,8 @@ use redb::{ReadableTable, ReadableTableMetadata, Table, WriteTransaction};
 use tokio::sync::{mpsc, oneshot};
 use tributary_model::v1::{Consumer, DeadLetter, Event};
 
-use super::writer::{Job, Op, now_millis};
+use super::cursor::now_millis;
+use super::queue::{Job, Op};
 use super::{
     CONSUMERS, DEAD_LETTER_TAG, DEAD_LETTERS, DEDUP, DEDUP_RETIRED, EVENTS, META, RESOLVED,
     RETIRED, TIME_INDEX, storage,
