@@ -1,6 +1,4 @@
 //! Helpers shared by the crate's tests.
-// Each test binary uses a different part of it.
-#![allow(dead_code)]
 
 use std::path::Path;
 use std::time::{Duration, Instant};
