@@ -63,15 +63,3 @@ pub async fn sequences(log: &FjallLog) -> Vec<u64> {
         .map(|e| e.sequence)
         .collect()
 }
-
-pub async fn eventually<F, Fut>(what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let started = Instant::now();
-    while !check().await {
-        assert!(started.elapsed() < Duration::from_secs(20), "{what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}

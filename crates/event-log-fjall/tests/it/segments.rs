@@ -4,10 +4,11 @@
 
 use std::time::{Duration, SystemTime};
 
-use crate::common::{append, eventually, open, request, sequences};
+use crate::common::{append, open, request, sequences};
 use prost::Message;
 use tributary_event_log::{EventLog, Retention, rules};
 use tributary_model::v1::Event;
+use tributary_test_kit::eventually;
 
 fn segment(kind: &str, number: u64) -> String {
     format!("{kind}.{number:016x}")
