@@ -324,11 +324,6 @@ impl ServiceError for LogError {
     }
 }
 
-/// Maps a log error onto the gRPC status a client can act on.
-pub fn log_status(error: LogError) -> tonic::Status {
-    error.to_status()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

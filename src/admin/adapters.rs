@@ -91,12 +91,7 @@ impl Adapters for AdaptersService {
         request: Request<ReloadAdaptersRequest>,
     ) -> Result<Response<ReloadAdaptersResponse>, Status> {
         let caller = crate::audit::Caller::of(&request);
-        let result = self.reload().await.map_err(Status::from);
-        self.app
-            .audit
-            .record_or_log(caller.record("adapters.reload", "", &result))
-            .await;
-        Ok(Response::new(result?))
+        super::audited::action(&self.app, &caller, "adapters.reload", "", self.reload()).await
     }
 
     async fn start_shadow(

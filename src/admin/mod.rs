@@ -2,6 +2,7 @@
 //! redrive) and the `Adapters` service. The CLI and any other admin front end go through these.
 
 pub mod adapters;
+pub mod audited;
 pub mod raw;
 pub mod redact;
 pub mod redrive;
@@ -66,7 +67,7 @@ impl Admin for AdminService {
             Some(Target::ArchiveId(id)) => format!("archive entry {id}"),
             None => String::new(),
         };
-        let result: Result<RawWebhook, Status> = async {
+        let read = async {
             principal.require_personal_data()?;
             let target = target.ok_or_else(|| {
                 OpError::new(
@@ -74,24 +75,13 @@ impl Admin for AdminService {
                     "give sequence, event_id or archive_id",
                 )
             })?;
-            Ok(raw::raw_webhook(&self.app, target)
-                .await
-                .map_err(|error| OpError::of(&error))?)
-        }
-        .await;
-        // Personal data leaves only once the read is on record.
-        self.app
-            .audit
-            .record(caller.record("raw.read", described, &result))
-            .await
-            .map_err(|error| {
-                tracing::error!(%error, "audit entry not written: raw read refused");
-                OpError::new(
-                    ErrorCode::StorageUnavailable,
-                    "the audit log cannot be written",
-                )
-            })?;
-        Ok(Response::new(result?))
+            Ok::<_, Status>(
+                raw::raw_webhook(&self.app, target)
+                    .await
+                    .map_err(|error| OpError::of(&error))?,
+            )
+        };
+        audited::personal_data_read(&self.app, &caller, "raw.read", described, read).await
     }
 
     async fn replay(
@@ -158,12 +148,14 @@ impl Admin for AdminService {
         let caller = Caller::of(&request);
         let request = request.into_inner();
         let name = request.name.clone();
-        let result = self.reset(request).await.map_err(Status::from);
-        self.app
-            .audit
-            .record_or_log(caller.record("consumer.reset", name, &result))
-            .await;
-        Ok(Response::new(result?))
+        audited::action(
+            &self.app,
+            &caller,
+            "consumer.reset",
+            name,
+            self.reset(request),
+        )
+        .await
     }
 
     async fn delete_consumer(
@@ -173,12 +165,14 @@ impl Admin for AdminService {
         let caller = Caller::of(&request);
         let request = request.into_inner();
         let name = request.name.clone();
-        let result = self.delete(request).await.map_err(Status::from);
-        self.app
-            .audit
-            .record_or_log(caller.record("consumer.delete", name, &result))
-            .await;
-        Ok(Response::new(result?))
+        audited::action(
+            &self.app,
+            &caller,
+            "consumer.delete",
+            name,
+            self.delete(request),
+        )
+        .await
     }
 
     async fn list_dead_letters(
@@ -194,22 +188,15 @@ impl Admin for AdminService {
             ));
         }
         let target = format!("after id {}", request.after_id);
-        let result = self
-            .dead_letters_as(&principal, request)
-            .await
-            .map_err(Status::from);
-        self.app
-            .audit
-            .record(caller.record("dead_letters.read_unredacted", target, &result))
-            .await
-            .map_err(|error| {
-                tracing::error!(%error, "audit entry not written: raw read refused");
-                OpError::new(
-                    ErrorCode::StorageUnavailable,
-                    "the audit log cannot be written",
-                )
-            })?;
-        Ok(Response::new(result?))
+        let read = self.dead_letters_as(&principal, request);
+        audited::personal_data_read(
+            &self.app,
+            &caller,
+            "dead_letters.read_unredacted",
+            target,
+            read,
+        )
+        .await
     }
 
     async fn redrive_dead_letters(
@@ -219,12 +206,8 @@ impl Admin for AdminService {
         let caller = Caller::of(&request);
         let request = request.into_inner();
         let target = redrive_target(&request);
-        let result = self.redrive_page(request).await.map_err(Status::from);
-        self.app
-            .audit
-            .record_or_log(caller.record("dead_letters.redrive", target, &result))
-            .await;
-        Ok(Response::new(result?))
+        let redrive = self.redrive_page(request);
+        audited::action(&self.app, &caller, "dead_letters.redrive", target, redrive).await
     }
 
     async fn list_audit_entries(

@@ -22,7 +22,7 @@ use opentelemetry::{Context, KeyValue};
 
 use crate::app::App;
 use crate::auth::Principal;
-use crate::error::{ErrorCode, log_status};
+use crate::error::{ErrorCode, ServiceError};
 use crate::ops::metrics::metrics;
 use crate::ops::telemetry::{self, Stage};
 
@@ -64,10 +64,11 @@ impl Delivery {
     /// The event decoded, as a subscriber sees it (the web console's tail).
     pub fn event(&self) -> Result<Event, Status> {
         let mut event = self.stored.event().map_err(|source| {
-            log_status(tributary_event_log::LogError::Corrupt {
+            tributary_event_log::LogError::Corrupt {
                 key: self.stored.sequence(),
                 source,
-            })
+            }
+            .to_status()
         })?;
         if let Some((traceparent, tracestate)) = &self.trace {
             event.traceparent.clone_from(traceparent);
@@ -241,9 +242,11 @@ impl EventStream for StreamService {
         let consumer = log
             .ack(&request.consumer, request.sequence)
             .await
-            .map_err(log_status)?;
+            .map_err(|error| error.to_status())?;
         // A filtered consumer moves on over the events after this one that it never receives.
-        let consumer = filtered::advance(log, consumer).await.map_err(log_status)?;
+        let consumer = filtered::advance(log, consumer)
+            .await
+            .map_err(|error| error.to_status())?;
         Ok(Response::new(AckResponse {
             acked_sequence: consumer.acked_sequence,
         }))
@@ -262,7 +265,7 @@ impl EventStream for StreamService {
         let stored = log
             .read_stored_after(sequence - 1, 1)
             .await
-            .map_err(log_status)?
+            .map_err(|error| error.to_status())?
             .into_iter()
             .find(|event| event.sequence() == sequence);
         let Some(stored) = stored else {
@@ -360,7 +363,12 @@ impl StreamService {
     /// pins retention), or the credential's `max_consumers`; an existing one may always
     /// resume. The caller holds `consumer_creation` until the consumer is created.
     async fn limit_consumers(&self, principal: &Principal, name: &str) -> Result<(), Status> {
-        let consumers = self.app.log.consumers().await.map_err(log_status)?;
+        let consumers = self
+            .app
+            .log
+            .consumers()
+            .await
+            .map_err(|error| error.to_status())?;
         let exists = consumers.iter().any(|consumer| consumer.name == name);
         if exists {
             return Ok(());
@@ -420,17 +428,23 @@ async fn start_position(log: &dyn EventLog, request: &SubscribeRequest) -> Resul
         None | Some(Start::FromEarliest(_)) => 0,
         Some(Start::FromLatest(_)) => *log.last_sequence().borrow(),
         Some(Start::AfterSequence(sequence)) => sequence,
-        Some(Start::FromTime(time)) => log.sequence_before_time(time).await.map_err(log_status)?,
+        Some(Start::FromTime(time)) => log
+            .sequence_before_time(time)
+            .await
+            .map_err(|error| error.to_status())?,
     };
     if !request.consumer.is_empty() {
         let filter = request.filter.clone().unwrap_or_default();
         let consumer = log
             .open_consumer(&request.consumer, position, &filter)
             .await
-            .map_err(log_status)?;
+            .map_err(|error| error.to_status())?;
         position = consumer.acked_sequence;
     }
-    let first = log.first_sequence().await.map_err(log_status)?;
+    let first = log
+        .first_sequence()
+        .await
+        .map_err(|error| error.to_status())?;
     if position > 0 && position.saturating_add(1) < first {
         return Err(removed(position.saturating_add(1), first));
     }
@@ -505,7 +519,7 @@ impl Subscription {
                     }
                     continue;
                 }
-                Err(error) => return self.end(log_status(error)),
+                Err(error) => return self.end(error.to_status()),
             };
             let position = self.position;
             let Some(first) = batch.first() else {

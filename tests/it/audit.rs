@@ -17,6 +17,7 @@ use tributary_model::v1::{
     ResetConsumerRequest, SubscribeRequest, get_raw_webhook_request, reset_consumer_request,
 };
 
+use crate::storage_faults::SmallDisk;
 use crate::support::adapters::cli_success;
 use crate::support::fixtures::{hmac_hex, unix_now};
 use crate::support::{Server, arcadia_webhook};
@@ -281,4 +282,87 @@ async fn every_admin_action_and_console_login_is_on_record() {
     let channel = server.channel().await;
     let after = entries(&channel, OPS).await.expect("after a restart");
     assert_eq!(summary(&after), expected);
+}
+
+/// Writes into `dir` until its disk refuses another page.
+fn fill_up(dir: &std::path::Path) -> std::path::PathBuf {
+    use std::io::Write;
+    let filler = dir.join("filler");
+    let mut file = std::fs::File::create(&filler).expect("filler");
+    for chunk in [vec![7u8; 1024 * 1024], vec![7u8; 4096]] {
+        while file.write_all(&chunk).is_ok() {}
+    }
+    let _ = file.sync_all();
+    filler
+}
+
+/// Personal data leaves only once its read is on record: with the audit log's disk full, a raw
+/// read and an unredacted dead-letter listing are refused, while an action already done still
+/// answers and logs the entry it could not write. With space back, the log continues.
+#[tokio::test]
+async fn personal_data_reads_are_refused_while_the_audit_log_cannot_be_written() {
+    // Room for the plugin cache (each loaded library is copied into the data directory).
+    let disk = SmallDisk::mount("128m");
+    let data = disk.path.join("data");
+    let config_file = disk.dir.path().join("tributary.toml");
+    std::fs::write(&config_file, config()).expect("write config");
+    let server = Server::spawn(&data, Some(&config_file), disk.dir.path(), &[]);
+    let channel = server.channel().await;
+    let mut admin = AdminClient::new(channel.clone());
+    let (status, _) = server
+        .post("arcadia", &arcadia_webhook("whk_audit_full"), &[])
+        .await;
+    assert_eq!(status, 200);
+    let raw = || {
+        request(
+            GetRawWebhookRequest {
+                target: Some(get_raw_webhook_request::Target::Sequence(1)),
+            },
+            OPS,
+        )
+    };
+
+    let filler = fill_up(&disk.path);
+    let refused = admin.get_raw_webhook(raw()).await.expect_err("refused");
+    assert_eq!(refused.code(), Code::Unavailable);
+    assert_eq!(refused.message(), "the audit log cannot be written");
+    let refused = admin
+        .list_dead_letters(request(
+            ListDeadLettersRequest {
+                include_raw: true,
+                unredacted: true,
+                ..ListDeadLettersRequest::default()
+            },
+            OPS,
+        ))
+        .await
+        .expect_err("refused");
+    assert_eq!(refused.code(), Code::Unavailable);
+    assert_eq!(refused.message(), "the audit log cannot be written");
+    AdaptersClient::new(channel.clone())
+        .reload_adapters(request(ReloadAdaptersRequest::default(), OPS))
+        .await
+        .expect("a reload answers without its entry");
+    assert!(
+        server.logs().contains("audit entry not written"),
+        "{}",
+        server.logs()
+    );
+
+    std::fs::remove_file(&filler).expect("free space");
+    let read = admin.get_raw_webhook(raw()).await.expect("raw read");
+    assert_eq!(read.into_inner().source, "arcadia");
+    let listed = entries(&channel, OPS).await.expect("entries");
+    let local = "127.0.0.1".to_owned();
+    assert_eq!(
+        summary(&listed),
+        [(
+            "ops".to_owned(),
+            local,
+            "raw.read".to_owned(),
+            "sequence 1".to_owned(),
+            "ok".to_owned()
+        )]
+    );
+    assert_eq!(listed[0].id, 1);
 }

@@ -13,14 +13,16 @@ use crate::support::{
 };
 
 /// A size-limited tmpfs, unmounted on drop.
-struct SmallDisk {
-    path: PathBuf,
+pub struct SmallDisk {
+    /// Where it is mounted.
+    pub path: PathBuf,
     /// The temporary directory the disk is mounted in (its config sits there too).
-    dir: tempfile::TempDir,
+    pub dir: tempfile::TempDir,
 }
 
 impl SmallDisk {
-    fn mount(size: &str) -> SmallDisk {
+    /// Mounts a tmpfs of `size` (e.g. `16m`); needs root.
+    pub fn mount(size: &str) -> SmallDisk {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("disk");
         std::fs::create_dir(&path).expect("mkdir");

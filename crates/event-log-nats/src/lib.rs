@@ -384,12 +384,6 @@ impl NatsLog {
         );
         Ok(Self { inner })
     }
-
-    /// Runs one retention pass now (it also runs every `retention.interval`); returns how many
-    /// events it removed.
-    pub async fn enforce_retention(&self) -> Result<u64, LogError> {
-        tasks::retention_pass(&self.inner).await
-    }
 }
 
 impl Inner {

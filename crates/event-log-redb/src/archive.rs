@@ -6,17 +6,18 @@
 //! The entries of one commit are stored as one value, a block keyed by its first id (ids in a
 //! block are consecutive): one B-tree insert per commit instead of one ~1.5 KB insert per
 //! webhook, which made the writer copy and split leaves for every webhook. A value written
-//! before blocks holds one entry; both are read (see [`decode_value`]).
+//! before blocks holds one entry; both are read (see [`decode_value`], `block.rs`).
 
 use prost::Message;
-use redb::{Database, ReadableDatabase, ReadableTable, Table, WriteTransaction};
+use redb::{Database, ReadableDatabase, ReadableTable, WriteTransaction};
 use tributary_event_log::varint_field;
 use tributary_event_log::{LogError, Retention, rules};
 use tributary_model::fields::{dead_letter, event};
 use tributary_model::v1::ArchiveEntry;
 
+use super::block::{ArchiveBlock, decode_value};
+use super::cursor::Cursor;
 use super::tables::AppendTables;
-use super::writer::Cursor;
 use super::{ARCHIVE, ARCHIVE_KEYS, DEAD_LETTER_TAG, META, RETIRED, storage};
 
 const STORING: &str = "storing a raw-archive entry";
@@ -25,58 +26,6 @@ const EXPIRING: &str = "expiring raw-archive entries";
 
 /// Most entries removed per retention pass.
 const MAX_REMOVED_PER_PASS: usize = 10_000;
-
-/// The entries of one commit, in id order: the value of [`ARCHIVE`] under the first id.
-#[derive(Clone, PartialEq, prost::Message)]
-struct ArchiveBlock {
-    #[prost(message, repeated, tag = "1")]
-    entries: Vec<ArchiveEntry>,
-}
-
-/// The entries a commit adds, stored as one block when the append tables close.
-#[derive(Default)]
-pub(crate) struct PendingBlock {
-    entries: Vec<ArchiveEntry>,
-}
-
-impl PendingBlock {
-    /// Where entry `id` is in the block (ids in a block are consecutive).
-    fn index(&self, id: u64) -> Option<usize> {
-        let first = self.entries.first()?.id;
-        let index = usize::try_from(id.checked_sub(first)?).ok()?;
-        (index < self.entries.len()).then_some(index)
-    }
-
-    /// Stores the block, if it holds any entry, and returns its stored size.
-    pub(crate) fn flush(
-        self,
-        archive: &mut Table<'_, u64, &'static [u8]>,
-    ) -> Result<u64, LogError> {
-        let Some(first) = self.entries.first().map(|entry| entry.id) else {
-            return Ok(0);
-        };
-        let encoded = ArchiveBlock {
-            entries: self.entries,
-        }
-        .encode_to_vec();
-        archive
-            .insert(first, encoded.as_slice())
-            .map_err(storage(STORING))?;
-        Ok(encoded.len() as u64)
-    }
-}
-
-/// The entries of a stored value: a block, or one entry written before blocks. An entry's
-/// encoding starts with its id (field 1 as a varint, tag byte 0x08: ids start at 1, so it is
-/// always there and first); a block's with an entry (field 1, length-delimited: 0x0a).
-fn decode_value(key: u64, value: &[u8]) -> Result<Vec<ArchiveEntry>, LogError> {
-    let corrupt = |source| LogError::Corrupt { key, source };
-    if value.first() == Some(&0x08) {
-        Ok(vec![ArchiveEntry::decode(value).map_err(corrupt)?])
-    } else {
-        Ok(ArchiveBlock::decode(value).map_err(corrupt)?.entries)
-    }
-}
 
 /// The stored value that holds an entry.
 struct Found {

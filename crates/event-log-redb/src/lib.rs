@@ -7,7 +7,10 @@
 //! state and nothing half-written. Readers use MVCC snapshots and never block the writer.
 
 mod archive;
+mod block;
+mod cursor;
 mod handle;
+mod queue;
 mod retention;
 mod tables;
 mod writer;
@@ -29,8 +32,8 @@ use tributary_model::v1::{ArchiveEntry, Consumer, DeadLetter, Event, Filter};
 use tributary_model::well_known::Timestamp;
 
 use handle::DbHandle;
+use queue::{Op, Reply};
 use tributary_event_log::recent::Recent;
-use writer::{Op, Reply};
 
 // What the log was doing, named in its storage errors.
 const CREATING: &str = "creating the tables";
@@ -57,7 +60,7 @@ pub(crate) const RESOLVED: TableDefinition<(u64, u64), ()> =
 pub(crate) const DEAD_LETTERS: TableDefinition<u64, &[u8]> = TableDefinition::new("dead_letters");
 /// log time (unix ms, non-decreasing) -> first sequence appended in that millisecond.
 pub(crate) const TIME_INDEX: TableDefinition<u64, u64> = TableDefinition::new("time_index");
-/// first raw-archive id of a commit -> its entries (`archive::ArchiveBlock`; values written
+/// first raw-archive id of a commit -> its entries (`block::ArchiveBlock`; values written
 /// before blocks: one encoded `ArchiveEntry`).
 pub(crate) const ARCHIVE: TableDefinition<u64, &[u8]> = TableDefinition::new("archive");
 /// (source, content key) -> raw-archive id of the entries whose webhook stored no event or
@@ -109,7 +112,7 @@ impl EmbeddedConfig {
 pub struct EmbeddedLog {
     db: Arc<DbHandle>,
     recent: Arc<RwLock<Recent>>,
-    ops: mpsc::Sender<writer::Job>,
+    ops: mpsc::Sender<queue::Job>,
     last_sequence: watch::Receiver<u64>,
     health: Arc<Mutex<Result<(), String>>>,
 }
@@ -159,7 +162,7 @@ impl EmbeddedLog {
     async fn submit(&self, op: Op) -> Result<Reply, LogError> {
         let (reply, outcome) = oneshot::channel();
         self.ops
-            .send(writer::Job { op, reply })
+            .send(queue::Job { op, reply })
             .await
             .map_err(|_| LogError::Closed)?;
         outcome.await.map_err(|_| LogError::Closed)?

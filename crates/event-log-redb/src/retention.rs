@@ -11,7 +11,8 @@ use redb::{ReadableTable, ReadableTableMetadata, Table, WriteTransaction};
 use tokio::sync::{mpsc, oneshot};
 use tributary_model::v1::{Consumer, DeadLetter, Event};
 
-use super::writer::{Job, Op, now_millis};
+use super::cursor::now_millis;
+use super::queue::{Job, Op};
 use super::{
     CONSUMERS, DEAD_LETTER_TAG, DEAD_LETTERS, DEDUP, DEDUP_RETIRED, EVENTS, META, RESOLVED,
     RETIRED, TIME_INDEX, storage,
@@ -354,6 +355,7 @@ mod tests {
     use redb::ReadableDatabase;
     use tributary_event_log::{AppendOutcome, AppendRequest, EventLog};
     use tributary_model::v1::Provenance;
+    use tributary_test_kit::eventually;
 
     use super::*;
     use crate::{EmbeddedConfig, EmbeddedLog};
@@ -417,18 +419,6 @@ mod tests {
 
     async fn append(log: &EmbeddedLog, request: AppendRequest) -> AppendOutcome {
         log.append(request).await.expect("append")
-    }
-
-    async fn eventually<F, Fut>(what: &str, mut check: F)
-    where
-        F: FnMut() -> Fut,
-        Fut: std::future::Future<Output = bool>,
-    {
-        let started = Instant::now();
-        while !check().await {
-            assert!(started.elapsed() < Duration::from_secs(20), "{what}");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
     }
 
     /// The dedup entries (value per key) and the retired index, as stored.

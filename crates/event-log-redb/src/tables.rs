@@ -6,8 +6,8 @@
 use redb::{ReadableTable, Table, WriteTransaction};
 use tributary_event_log::LogError;
 
-use super::archive::PendingBlock;
-use super::writer::Cursor;
+use super::block::PendingBlock;
+use super::cursor::Cursor;
 use super::{ARCHIVE, ARCHIVE_KEYS, DEAD_LETTERS, DEDUP, EVENTS, META, TIME_INDEX, storage};
 
 const OPENING: &str = "opening the tables of an append";

@@ -3,15 +3,16 @@
 
 use std::borrow::Cow;
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use prost::Message;
 use redb::{Database, Durability, ReadableTable, WriteTransaction};
-use tokio::sync::{mpsc, oneshot, watch};
-use tributary_model::v1::{Consumer, DeadLetter, Filter};
+use tokio::sync::{mpsc, watch};
+use tributary_model::v1::{DeadLetter, Filter};
 use tributary_model::well_known::Timestamp;
 
+use super::cursor::{Cursor, now_millis};
 use super::handle::DbHandle;
+use super::queue::{Job, Op, Reply};
 use super::tables::AppendTables;
 use super::{
     CONSUMERS, DEAD_LETTER_TAG, DEAD_LETTERS, EVENTS, EmbeddedConfig, META, RESOLVED, RETIRED,
@@ -32,58 +33,6 @@ const STORING_DEAD_LETTERS: &str = "storing dead letters";
 const REDRIVING: &str = "redriving a dead letter";
 const STORING_CONSUMER: &str = "storing a consumer";
 const MOVING_CONSUMER: &str = "moving a consumer";
-
-/// A write the log performs on behalf of a caller.
-#[derive(Debug)]
-pub(crate) enum Op {
-    Append(Box<AppendRequest>),
-    Redrive {
-        id: u64,
-        events: Vec<PendingEvent>,
-        still_failing: Option<String>,
-    },
-    OpenConsumer {
-        name: String,
-        after: u64,
-        filter: Filter,
-    },
-    Ack {
-        name: String,
-        sequence: u64,
-    },
-    ResetConsumer {
-        name: String,
-        after: u64,
-    },
-    DeleteConsumer {
-        name: String,
-    },
-    Retention,
-}
-
-/// The answer to one [`Op`].
-#[derive(Debug)]
-pub(crate) enum Reply {
-    Appended(AppendOutcome),
-    Redriven(RedriveOutcome),
-    Consumer(Consumer),
-    Deleted(bool),
-    Done,
-}
-
-/// One queued operation and where to send its answer.
-pub(crate) struct Job {
-    pub op: Op,
-    pub reply: oneshot::Sender<Result<Reply, LogError>>,
-}
-
-/// Counters the writer owns; reloaded from storage after a failed commit.
-pub(crate) struct Cursor {
-    pub last_sequence: u64,
-    pub last_dead_letter: u64,
-    pub last_millis: u64,
-    pub last_archive: u64,
-}
 
 pub(crate) fn spawn(
     handle: Arc<DbHandle>,
@@ -203,13 +152,6 @@ fn load_cursor(db: &Database) -> Result<Cursor, LogError> {
     };
     txn.abort().map_err(storage(LOADING))?;
     Ok(cursor)
-}
-
-pub(crate) fn now_millis() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
 }
 
 /// Now, in the log's millisecond clock (the time index's), so stored times agree with it.

@@ -1,10 +1,11 @@
 //! The backend conformance suite against the embedded (redb) log, one temp directory per test.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tributary_event_log::conformance::{Capabilities, Store};
 use tributary_event_log::{LogError, Retention};
 use tributary_event_log_redb::{EmbeddedConfig, EmbeddedLog};
+use tributary_test_kit::retry;
 
 /// A data directory of its own.
 struct Redb {
@@ -29,20 +30,13 @@ impl Store for Redb {
 
     async fn open(&self, retention: Retention) -> Result<EmbeddedLog, LogError> {
         // A log dropped just before lets go of the file when its writer thread ends.
-        let started = Instant::now();
-        loop {
-            let config = EmbeddedConfig {
+        retry(Duration::from_secs(10), || {
+            EmbeddedLog::open(EmbeddedConfig {
                 retention: retention.clone(),
                 ..EmbeddedConfig::new(self.dir.path())
-            };
-            match EmbeddedLog::open(config) {
-                Ok(log) => return Ok(log),
-                Err(_) if started.elapsed() < Duration::from_secs(10) => {
-                    tokio::time::sleep(Duration::from_millis(20)).await;
-                }
-                Err(error) => return Err(error),
-            }
-        }
+            })
+        })
+        .await
     }
 }
 

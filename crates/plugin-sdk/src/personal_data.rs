@@ -1,7 +1,8 @@
 //! The personal-data policy: how fields such as tax ids, usernames and account numbers leave
 //! an adapter. One policy per source, set in its config; any adapter applies it with
-//! [`PersonalDataPolicy::apply`] so personal data never reaches a subscriber, a log line or a
-//! span in clear unless an operator chose so.
+//! [`PersonalDataGuard::apply`] (a [`PersonalDataPolicy`] resolved with the installation key)
+//! so personal data never reaches a subscriber, a log line or a span in clear unless an
+//! operator chose so.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -19,7 +20,7 @@ pub enum Treatment {
     Keep,
     /// Keep only the last `mask_keep_last` characters ("*******2137").
     Mask,
-    /// Replace with "hmac-sha256:<hex>" keyed with the policy's key: the same value hashes the
+    /// Replace with `"hmac-sha256:<hex>"` keyed with the policy's key: the same value hashes the
     /// same across events and restarts, and cannot be reversed without the key.
     #[default]
     Hash,

@@ -13,7 +13,7 @@ use tributary_plugin_sdk::model::v1::Rejection;
 use tributary_plugin_sdk::model::well_known::{Struct, Timestamp};
 use tributary_plugin_sdk::reject;
 
-use crate::map::Payload;
+use crate::map::payload::Payload;
 
 lenient_object! {
     /// The envelope's JSON fields, before the checks of [`Envelope::parse`]. `webhookData`

@@ -9,7 +9,7 @@ use tributary_plugin_sdk::lenient::{Item, Json, Obj, Str, Text};
 use tributary_plugin_sdk::lenient_object;
 use tributary_plugin_sdk::prelude::*;
 
-use crate::map::KlaviPayload;
+use crate::map::typed::Payload as KlaviPayload;
 
 lenient_object! {
     /// One element of the array, as read (checked by [`envelope`]). `externalInfo` stays a

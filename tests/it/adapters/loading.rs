@@ -17,21 +17,12 @@ async fn bad_libraries_are_refused_and_the_others_serve() {
     let plugins = only_arcadia();
     std::fs::write(plugins.path().join("libgarbage.so"), b"not a library").expect("write");
     // A library built for the previous plugin ABI.
-    let c_file = plugins.path().join("old.c");
-    std::fs::write(
-        &c_file,
+    let old = tributary_test_kit::c_library(
+        plugins.path(),
+        "old",
         "unsigned int tributary_abi_version(void) { return 1; }\n\
          const void *tributary_adapter_v1(void) { return 0; }\n",
-    )
-    .expect("write");
-    let old = plugins.path().join("libold.so");
-    let status = std::process::Command::new("cc")
-        .args(["-shared", "-fPIC", "-o"])
-        .arg(&old)
-        .arg(&c_file)
-        .status()
-        .expect("cc");
-    assert!(status.success());
+    );
 
     let server = Server::start_with_plugins(&arcadia_source(""), plugins.path());
     let (status, body) = server.post("arcadia", &arcadia_seed(), &ARCADIA_AUTH).await;

@@ -5,7 +5,7 @@
 
 mod account;
 mod connection;
-mod payload;
+pub(crate) mod payload;
 mod session;
 
 use tributary_plugin_sdk::lenient::Id;

@@ -4,7 +4,7 @@
 mod connection;
 mod consent;
 mod product;
-mod typed;
+pub(crate) mod typed;
 
 use tributary_plugin_sdk::personal_data::PersonalDataGuard;
 use tributary_plugin_sdk::prelude::*;

@@ -1,13 +1,11 @@
 //! The host loads only libraries that no account but root or its own could have written, and
 //! maps only private copies whose content it checked.
 
-mod common;
-
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt, chown, symlink};
 use std::path::Path;
 
-use common::build_probe;
+use crate::support::build_probe;
 use sha2::{Digest, Sha256};
 use tributary_plugin_host::{LoadError, PathKind, Plugin, TrustError, library_files, load_dir};
 

@@ -1,29 +1,9 @@
-//! Builds small C plugins for the tests with the system compiler.
-#![allow(dead_code)]
+//! Small C plugins for the host's tests, built with the system compiler
+//! (`tributary_test_kit::c_library`).
 
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
-/// Builds `lib<name>.so` in `dir` from C source (with the ABI header on the include path), mode
-/// 0755 whatever the umask.
-pub fn build_c_library(dir: &Path, name: &str, source: &str) -> PathBuf {
-    let c_file = dir.join(format!("{name}.c"));
-    std::fs::write(&c_file, source).expect("write C source");
-    let library = dir.join(format!("lib{name}.so"));
-    let include = Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugin-abi/include");
-    let status = Command::new("cc")
-        .args(["-shared", "-fPIC", "-Wall", "-o"])
-        .arg(&library)
-        .arg("-I")
-        .arg(&include)
-        .arg(&c_file)
-        .status()
-        .expect("run cc");
-    assert!(status.success(), "cc failed for {name}");
-    std::fs::set_permissions(&library, std::fs::Permissions::from_mode(0o755)).expect("chmod");
-    library
-}
+pub use tributary_test_kit::c_library as build_c_library;
 
 /// A working plugin named "probe" whose `handle` misbehaves on request: a request containing
 /// `GARBAGE` gets bytes that are no protobuf, `NO-OUTCOME` an empty result, `FAIL` an error,

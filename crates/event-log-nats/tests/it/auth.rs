@@ -2,15 +2,15 @@
 //! file) and over TLS with a private CA (and a client certificate), against real servers that
 //! require them; and secrets kept out of every error.
 
-mod support;
-
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
 use tributary_event_log::{AppendRequest, EventLog, LogError};
 use tributary_event_log_nats::{NatsAuth, NatsConfig, NatsLog, NatsTls, Secret};
 use tributary_model::v1::{Event, Provenance};
+use tributary_test_kit::pki::{Pki, PkiFiles};
+
+use crate::support;
 
 const PASSWORD: &str = "hunter2-correct-horse";
 
@@ -66,36 +66,36 @@ async fn refused(config: NatsConfig, secrets: &[&str]) -> LogError {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn user_and_password() {
-    let nats = support::start(&format!(
+    let nats = support::Nats::start_with(&format!(
         "authorization {{ user: alice, password: \"{PASSWORD}\" }}"
     ));
     let auth = |password: &str| NatsAuth::UserPassword {
         user: "alice".into(),
         password: Secret::new(password),
     };
-    let log = support::connect(config(&nats.url, auth(PASSWORD)))
+    let log = support::connect(config(&nats.url(), auth(PASSWORD)))
         .await
         .expect("connect");
     works(&log).await;
 
     let wrong = refused(
-        config(&nats.url, auth("wrong-pass-guess")),
+        config(&nats.url(), auth("wrong-pass-guess")),
         &["wrong-pass-guess"],
     )
     .await;
     assert!(matches!(wrong, LogError::Storage { .. }), "{wrong:?}");
-    refused(config(&nats.url, NatsAuth::None), &[]).await;
+    refused(config(&nats.url(), NatsAuth::None), &[]).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn token() {
-    let nats = support::start(&format!("authorization {{ token: \"{PASSWORD}\" }}"));
-    let log = support::connect(config(&nats.url, NatsAuth::Token(Secret::new(PASSWORD))))
+    let nats = support::Nats::start_with(&format!("authorization {{ token: \"{PASSWORD}\" }}"));
+    let log = support::connect(config(&nats.url(), NatsAuth::Token(Secret::new(PASSWORD))))
         .await
         .expect("connect");
     works(&log).await;
     refused(
-        config(&nats.url, NatsAuth::Token(Secret::new("not-the-token"))),
+        config(&nats.url(), NatsAuth::Token(Secret::new("not-the-token"))),
         &["not-the-token"],
     )
     .await;
@@ -103,7 +103,7 @@ async fn token() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn credentials_in_the_url_are_refused_before_connecting() {
-    let nats = support::start(&format!(
+    let nats = support::Nats::start_with(&format!(
         "authorization {{ user: alice, password: \"{PASSWORD}\" }}"
     ));
     let with_password = format!("nats://alice:{PASSWORD}@127.0.0.1:{}", nats.port);
@@ -132,13 +132,13 @@ fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
 async fn nkey_seed_file() {
     let user = nkeys::KeyPair::new_user();
     let seed = user.seed().expect("seed");
-    let nats = support::start(&format!(
+    let nats = support::Nats::start_with(&format!(
         "authorization {{ users: [ {{ nkey: {} }} ] }}",
         user.public_key()
     ));
     let dir = tempfile::tempdir().expect("dir");
     let seed_file = write(dir.path(), "user.nk", &format!("{seed}\n"));
-    let log = support::connect(config(&nats.url, NatsAuth::NkeySeedFile(seed_file)))
+    let log = support::connect(config(&nats.url(), NatsAuth::NkeySeedFile(seed_file)))
         .await
         .expect("connect");
     works(&log).await;
@@ -147,14 +147,14 @@ async fn nkey_seed_file() {
     let stranger = nkeys::KeyPair::new_user().seed().expect("seed");
     let other = write(dir.path(), "other.nk", &stranger);
     refused(
-        config(&nats.url, NatsAuth::NkeySeedFile(other)),
+        config(&nats.url(), NatsAuth::NkeySeedFile(other)),
         &[&stranger],
     )
     .await;
     // Not a seed: refused before connecting, without repeating the file.
     let broken = write(dir.path(), "broken.nk", "SUNOTASEED-hunter2\n");
     let error = refused(
-        config(&nats.url, NatsAuth::NkeySeedFile(broken)),
+        config(&nats.url(), NatsAuth::NkeySeedFile(broken)),
         &["hunter2"],
     )
     .await;
@@ -163,7 +163,7 @@ async fn nkey_seed_file() {
         "{error:?}"
     );
     let missing = dir.path().join("missing.nk");
-    let error = refused(config(&nats.url, NatsAuth::NkeySeedFile(missing)), &[]).await;
+    let error = refused(config(&nats.url(), NatsAuth::NkeySeedFile(missing)), &[]).await;
     assert!(matches!(error, LogError::Invalid(_)), "{error:?}");
 }
 
@@ -186,47 +186,18 @@ async fn a_broken_credentials_file_is_refused_without_its_contents() {
     );
 }
 
-/// A private CA signing the server's certificate (127.0.0.1) and a client's.
-struct Pki {
-    _dir: tempfile::TempDir,
-    ca: PathBuf,
-    server_cert: PathBuf,
-    server_key: PathBuf,
-    client_cert: PathBuf,
-    client_key: PathBuf,
-}
-
-fn pki() -> Pki {
+/// A private CA signing the server's certificate (127.0.0.1) and a client's, written to files
+/// in a directory that lives as long as the first value.
+fn pki() -> (tempfile::TempDir, PkiFiles) {
     let dir = tempfile::tempdir().expect("dir");
-    let ca_key = KeyPair::generate().expect("key");
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("params");
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    let ca_cert = ca_params.self_signed(&ca_key).expect("ca");
-    let issuer = Issuer::new(ca_params, ca_key);
-    let server_key = KeyPair::generate().expect("key");
-    let server_cert = CertificateParams::new(vec!["127.0.0.1".to_owned(), "localhost".into()])
-        .expect("params")
-        .signed_by(&server_key, &issuer)
-        .expect("server cert");
-    let client_key = KeyPair::generate().expect("key");
-    let client_cert = CertificateParams::new(vec!["tributary.internal".to_owned()])
-        .expect("params")
-        .signed_by(&client_key, &issuer)
-        .expect("client cert");
-    Pki {
-        ca: write(dir.path(), "ca.pem", &ca_cert.pem()),
-        server_cert: write(dir.path(), "server.pem", &server_cert.pem()),
-        server_key: write(dir.path(), "server.key", &server_key.serialize_pem()),
-        client_cert: write(dir.path(), "client.pem", &client_cert.pem()),
-        client_key: write(dir.path(), "client.key", &client_key.serialize_pem()),
-        _dir: dir,
-    }
+    let files = Pki::generate("tributary.internal").write_to(dir.path());
+    (dir, files)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tls_with_a_private_ca_and_a_client_certificate() {
-    let pki = pki();
-    let nats = support::start(&format!(
+    let (_pki_dir, pki) = pki();
+    let nats = support::Nats::start_with(&format!(
         "tls {{ cert_file: {:?}, key_file: {:?}, ca_file: {:?}, verify: true }}",
         pki.server_cert, pki.server_key, pki.ca
     ));

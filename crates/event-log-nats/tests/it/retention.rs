@@ -2,13 +2,13 @@
 //! `<stream>_DEDUP` bucket) until the horizon, and dead-letter retention cleaning the redrive
 //! state bucket.
 
-mod support;
-
 use std::time::{Duration, Instant};
 
 use tributary_event_log::{AppendOutcome, AppendRequest, EventLog, Retention};
 use tributary_event_log_nats::{NatsConfig, NatsLog};
 use tributary_model::v1::{DeadLetter, Event, Provenance};
+
+use crate::support;
 
 const SOURCE: &str = "s";
 
@@ -70,11 +70,11 @@ async fn append(log: &NatsLog, request: AppendRequest) -> AppendOutcome {
 /// passes, after which the id is new.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dedup_reaches_past_the_duplicate_window_until_the_horizon() {
-    let nats = support::fresh().await;
+    let nats = support::fresh();
     let window = Duration::from_secs(1);
     let horizon = Duration::from_secs(4);
     let with_bucket = support::connect(config(
-        &nats.url,
+        &nats.url(),
         "KEPT",
         window,
         Retention {
@@ -85,7 +85,7 @@ async fn dedup_reaches_past_the_duplicate_window_until_the_horizon() {
     .await
     .expect("connect");
     let window_only = support::connect(config(
-        &nats.url,
+        &nats.url(),
         "WINDOW",
         window,
         Retention {
@@ -149,10 +149,10 @@ async fn state_keys(nats: &support::Nats, stream: &str) -> Vec<String> {
 /// past the age limit goes with its state; unresolved letters stay.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dead_letter_retention_removes_their_redrive_state() {
-    let nats = support::fresh().await;
+    let nats = support::fresh();
     let stream = "LETTERS";
     let log = support::connect(config(
-        &nats.url,
+        &nats.url(),
         stream,
         Duration::from_secs(120),
         Retention {

@@ -1,16 +1,23 @@
 //! The backend conformance suite against NATS JetStream, on a `nats-server` of each test's
-//! own (see `support`).
-
-mod support;
+//! own.
 
 use std::time::Duration;
 
-use support::{Nats, fresh};
 use tributary_event_log::conformance::{Capabilities, Store};
 use tributary_event_log::{LogError, Retention};
 use tributary_event_log_nats::{NatsConfig, NatsLog};
+use tributary_test_kit::nats::Nats;
 
-impl Store for Nats {
+use crate::support;
+
+/// A server of the test's own.
+struct JetStream(Nats);
+
+async fn fresh() -> JetStream {
+    JetStream(Nats::start())
+}
+
+impl Store for JetStream {
     type Log = NatsLog;
 
     fn capabilities(&self) -> Capabilities {
@@ -26,7 +33,7 @@ impl Store for Nats {
             subject_prefix: "conformance".into(),
             retention,
             connect_timeout: Duration::from_secs(20),
-            ..NatsConfig::new(vec![self.url.clone()])
+            ..NatsConfig::new(vec![self.0.url()])
         };
         // The server may still be starting JetStream: try again until it answers.
         support::connect(config).await

@@ -1,10 +1,8 @@
 //! Crash safety: a torn write at the journal's tail and plain reopening.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 
-use common::{append, event, open, request, sequences};
+use crate::common::{append, event, open, request, sequences};
 use tributary_event_log::{EventLog, Retention};
 use tributary_model::v1::{ArchiveEntry, Event};
 
@@ -95,7 +93,7 @@ async fn reopening_keeps_every_segment_and_the_archive() {
             let ids = [format!("a{i}"), format!("b{i}")];
             let mut req = request(&[ids[0].as_str(), ids[1].as_str()]);
             req.archive = Some(ArchiveEntry {
-                source: common::SOURCE.into(),
+                source: crate::common::SOURCE.into(),
                 content_key: format!("sha256:{i}"),
                 ciphertext: vec![i as u8; 2000],
                 ..Default::default()

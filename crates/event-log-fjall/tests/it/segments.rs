@@ -2,14 +2,13 @@
 //! time index stays right when a millisecond's events are partly removed, and the dedup keys
 //! of removed events go after the horizon with their `keys.<n>` keyspaces.
 
-mod common;
-
 use std::time::{Duration, SystemTime};
 
-use common::{append, eventually, open, request, sequences};
+use crate::common::{append, open, request, sequences};
 use prost::Message;
 use tributary_event_log::{EventLog, Retention, rules};
 use tributary_model::v1::Event;
+use tributary_test_kit::eventually;
 
 fn segment(kind: &str, number: u64) -> String {
     format!("{kind}.{number:016x}")
@@ -71,11 +70,15 @@ async fn whole_segments_are_dropped_and_the_boundary_is_trimmed() {
         "removed events are still duplicates"
     );
     assert_eq!(
-        log.sequence_of(common::SOURCE, "e9").await.expect("of"),
+        log.sequence_of(crate::common::SOURCE, "e9")
+            .await
+            .expect("of"),
         None
     );
     assert_eq!(
-        log.sequence_of(common::SOURCE, "e10").await.expect("of"),
+        log.sequence_of(crate::common::SOURCE, "e10")
+            .await
+            .expect("of"),
         Some(10)
     );
     drop(log);
@@ -119,7 +122,7 @@ async fn cut_in_the_middle(segment_events: u64) {
     let dir = tempfile::tempdir().expect("dir");
     let one = Event {
         sequence: 1,
-        ..common::event("e0")
+        ..crate::common::event("e0")
     }
     .encoded_len() as u64;
     let log = open(

@@ -1,9 +1,7 @@
 //! What an instance reports about its verification: read through the table's optional
 //! `instance_info`, and "unspecified" for plugins built with the first v2 table.
 
-mod common;
-
-use common::{PROBE_PLUGIN, build_c_library};
+use crate::support::{PROBE_PLUGIN, build_c_library};
 use tributary_model::v1::VerificationState;
 use tributary_plugin_host::{AdapterInstance, Plugin};
 

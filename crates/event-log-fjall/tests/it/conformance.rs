@@ -1,11 +1,12 @@
 //! The backend conformance suite against the fjall log, one temp directory per test. Segments
 //! of 4 sequences, so retention drops whole segments and trims boundary ones in the suite.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tributary_event_log::conformance::{Capabilities, Store};
 use tributary_event_log::{LogError, Retention};
 use tributary_event_log_fjall::{FjallConfig, FjallLog};
+use tributary_test_kit::retry;
 
 /// A data directory of its own.
 struct Fjall {
@@ -30,21 +31,14 @@ impl Store for Fjall {
 
     async fn open(&self, retention: Retention) -> Result<FjallLog, LogError> {
         // A log dropped just before lets go of the database once its last handle is gone.
-        let started = Instant::now();
-        loop {
-            let config = FjallConfig {
+        retry(Duration::from_secs(10), || {
+            FjallLog::open(FjallConfig {
                 retention: retention.clone(),
                 segment_events: 4,
                 ..FjallConfig::new(self.dir.path())
-            };
-            match FjallLog::open(config) {
-                Ok(log) => return Ok(log),
-                Err(_) if started.elapsed() < Duration::from_secs(10) => {
-                    tokio::time::sleep(Duration::from_millis(20)).await;
-                }
-                Err(error) => return Err(error),
-            }
-        }
+            })
+        })
+        .await
     }
 }
 

@@ -1,10 +1,8 @@
 //! The group commit from blocking threads and from cancelled async callers.
 
-mod common;
-
 use std::time::Duration;
 
-use common::{append, open, request, sequences};
+use crate::common::{append, open, request, sequences};
 use tributary_event_log::{EventLog, Retention};
 
 /// Threads calling `append_blocking` at once, several with the same ids: every id is stored

@@ -1,6 +1,4 @@
 //! Helpers shared by the crate's tests.
-// Each test binary uses a different part of it.
-#![allow(dead_code)]
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -64,16 +62,4 @@ pub async fn sequences(log: &FjallLog) -> Vec<u64> {
         .iter()
         .map(|e| e.sequence)
         .collect()
-}
-
-pub async fn eventually<F, Fut>(what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let started = Instant::now();
-    while !check().await {
-        assert!(started.elapsed() < Duration::from_secs(20), "{what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }

@@ -1,12 +1,10 @@
 //! What a call into an adapter can end in, and how a caller bounds its time.
 
-mod common;
-
 use std::sync::Arc;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use common::build_probe;
+use crate::support::build_probe;
 use tributary_model::v1::{WebhookRequest, adapter_result::Outcome};
 use tributary_plugin_host::{AdapterInstance, HandleError, Plugin};
 

@@ -3,13 +3,13 @@
 //! applied to existing streams, the size limit removes entries and then their link records,
 //! and instances racing on one webhook share one entry.
 
-mod support;
-
 use std::time::{Duration, Instant};
 
 use tributary_event_log::{AppendRequest, EventLog, Retention};
 use tributary_event_log_nats::{NatsConfig, NatsLog};
 use tributary_model::v1::{ArchiveEntry, DeadLetter, Event, Provenance};
+
+use crate::support;
 
 const SOURCE: &str = "s";
 
@@ -59,7 +59,7 @@ fn config(url: &str, stream: &str, window: Duration, retention: Retention) -> Na
 
 async fn open(nats: &support::Nats, stream: &str, retention: Retention) -> NatsLog {
     support::connect(config(
-        &nats.url,
+        &nats.url(),
         stream,
         Duration::from_secs(120),
         retention,
@@ -83,7 +83,7 @@ async fn entry_ids(log: &NatsLog) -> Vec<u64> {
 }
 
 fn jetstream(nats: &support::Nats) -> impl Future<Output = async_nats::jetstream::Context> {
-    let url = nats.url.clone();
+    let url = nats.url();
     async move {
         let client = async_nats::connect(url.as_str()).await.expect("client");
         async_nats::jetstream::new(client)
@@ -107,9 +107,9 @@ async fn link_keys(nats: &support::Nats, stream: &str) -> Vec<String> {
 /// link record is keyed by source and content key) and extends it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_retry_past_the_duplicate_window_finds_its_entry() {
-    let nats = support::fresh().await;
+    let nats = support::fresh();
     let window = Duration::from_secs(1);
-    let log = support::connect(config(&nats.url, "LATE", window, Retention::default()))
+    let log = support::connect(config(&nats.url(), "LATE", window, Retention::default()))
         .await
         .expect("connect");
     assert_eq!(
@@ -134,7 +134,7 @@ async fn a_retry_past_the_duplicate_window_finds_its_entry() {
 /// effect). Zero becomes JetStream's minimum age, 100 ms.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reopening_applies_the_archive_retention() {
-    let nats = support::fresh().await;
+    let nats = support::fresh();
     let stream = "KEPT";
     let (archive, links_stream) = ("KEPT_ARCHIVE", "KV_KEPT_ARCHIVE_LINKS");
     let hour = Duration::from_secs(3600);
@@ -181,7 +181,7 @@ async fn reopening_applies_the_archive_retention() {
 /// duplicate window, under a message id of its own), and its items point at the new entry.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_size_limit_removes_entries_then_their_links() {
-    let nats = support::fresh().await;
+    let nats = support::fresh();
     let stream = "SIZED";
     let log = open(
         &nats,
@@ -232,7 +232,7 @@ async fn the_size_limit_removes_entries_then_their_links() {
 /// retry with a changed adapter would) share one entry, which lists what both stored.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn instances_racing_on_one_webhook_share_its_entry() {
-    let nats = support::fresh().await;
+    let nats = support::fresh();
     let one = open(&nats, "RACE", Retention::default()).await;
     let two = open(&nats, "RACE", Retention::default()).await;
     for round in 0..10 {

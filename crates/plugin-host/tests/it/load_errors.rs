@@ -1,8 +1,6 @@
 //! The host refuses libraries it cannot safely call, naming the file and the reason.
 
-mod common;
-
-use common::{PROBE_PLUGIN, build_c_library};
+use crate::support::{PROBE_PLUGIN, build_c_library};
 use tributary_plugin_host::{LoadError, Plugin, load_dir};
 
 #[test]

@@ -1,0 +1,7 @@
+//! The fjall log's tests, one binary, each on a temporary directory of its own.
+
+mod common;
+mod conformance;
+mod crash;
+mod group_commit;
+mod segments;
