@@ -1,8 +1,8 @@
 //! What a webhook costs the fjall log: appends webhooks of one ~1 KB event each, with or
 //! without a ~1.3 KB archive entry, from many concurrent callers (group commit), and prints
 //! the wall time and the bytes the process wrote to storage. The same webhooks as the redb
-//! backend's `append_cost`, so the engines compare directly:
-//! `CALLERS=1 target/release/examples/append_cost archive 20000 durable` (docs/benchmarks.md).
+//! backend's `redb_append_cost`, so the engines compare directly:
+//! `CALLERS=1 target/release/examples/fjall_append_cost archive 20000 durable` (docs/benchmarks.md).
 //!
 //! `CALLERS` callers in flight at once (default 64); `blocking` as a fourth argument runs each
 //! caller on a thread of its own calling `append_blocking` instead of async tasks. `STEP=N`
@@ -168,7 +168,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let archive = match args.next().as_deref() {
         Some("archive") => true,
         Some("plain") => false,
-        _ => return Err("usage: append_cost archive|plain [webhooks] [durable] [blocking]".into()),
+        _ => return Err("usage: fjall_append_cost archive|plain [webhooks] [durable] [blocking]".into()),
     };
     let total: usize = args.next().map_or(Ok(20_000), |n| n.parse())?;
     let durable = args.next().as_deref() == Some("durable");

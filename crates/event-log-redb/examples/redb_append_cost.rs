@@ -1,7 +1,7 @@
 //! What the raw archive costs the redb writer: appends webhooks of one ~1 KB event each, with
 //! or without a ~1.3 KB archive entry, from many concurrent callers (group commit), and prints
 //! the wall time. Count instructions for a figure that noise does not move:
-//! `perf stat -e instructions:u target/release/examples/append_cost -- archive 20000`
+//! `perf stat -e instructions:u target/release/examples/redb_append_cost -- archive 20000`
 //! against the same with `plain` (docs/benchmarks.md, "The engine").
 
 use std::time::Instant;
@@ -65,7 +65,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let archive = match args.next().as_deref() {
         Some("archive") => true,
         Some("plain") => false,
-        _ => return Err("usage: append_cost archive|plain [webhooks] [durable]".into()),
+        _ => return Err("usage: redb_append_cost archive|plain [webhooks] [durable]".into()),
     };
     let total: usize = args.next().map_or(Ok(20_000), |n| n.parse())?;
     let durable = args.next().as_deref() == Some("durable");
