@@ -1,14 +1,11 @@
 //! What ingest tells the observers beside the data path: a shadowed candidate (the active
 //! adapter's outcome to compare with) and provider health (the verification verdict).
 
-use tributary_model::v1::{RejectionKind, WebhookRequest};
+use tributary_model::v1::RejectionKind;
 
 use super::IngestError;
-use super::complete::Completed;
+use super::adapter_call::Answered;
 use crate::sources::shadow::Outcome;
-
-/// The adapter call's result as ingest has it.
-type Answered = Result<(WebhookRequest, Completed), IngestError>;
 
 /// What the active adapter did, for a shadowed candidate; `None` when it gave no answer (it
 /// timed out, failed or panicked): nothing to compare.
