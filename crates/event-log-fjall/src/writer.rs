@@ -47,6 +47,8 @@ pub(crate) enum Op {
     DeleteConsumer {
         name: String,
     },
+    /// A raw-archive entry's new seal (validated before it was queued).
+    Reseal(Box<tributary_event_log::Reseal>),
 }
 
 /// The answer to one [`Op`].
@@ -56,6 +58,7 @@ pub(crate) enum Reply {
     Redriven(RedriveOutcome),
     Consumer(Consumer),
     Deleted(bool),
+    Resealed(tributary_event_log::ResealOutcome),
 }
 
 pub(crate) fn now_millis() -> u64 {
@@ -112,6 +115,7 @@ impl<'a> Tx<'a> {
                 }
                 Ok(Reply::Deleted(stored.is_some()))
             }
+            Op::Reseal(reseal) => Ok(Reply::Resealed(crate::archive::reseal(self, reseal)?)),
         })
     }
 

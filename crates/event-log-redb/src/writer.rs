@@ -59,6 +59,8 @@ pub(crate) enum Op {
         name: String,
     },
     Retention,
+    /// A raw-archive entry's new seal (validated before it was queued).
+    Reseal(Box<tributary_event_log::Reseal>),
 }
 
 /// The answer to one [`Op`].
@@ -69,6 +71,7 @@ pub(crate) enum Reply {
     Consumer(Consumer),
     Deleted(bool),
     Done,
+    Resealed(tributary_event_log::ResealOutcome),
 }
 
 /// One queued operation and where to send its answer.
@@ -317,6 +320,10 @@ fn apply<'txn>(
                 .map_err(storage(DELETING_CONSUMER))?
                 .is_some();
             Ok(Reply::Deleted(removed))
+        }
+        Op::Reseal(reseal) => {
+            let tables = open_tables(txn, tables)?;
+            Ok(Reply::Resealed(super::archive::reseal(tables, reseal)?))
         }
         Op::Retention => {
             if let Some(through) = retention::apply(txn, &config.retention)? {
