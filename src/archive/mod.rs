@@ -9,6 +9,7 @@ use std::path::Path;
 
 use prost::Message;
 use sha2::{Digest, Sha256};
+use tributary_event_log::Reseal;
 use tributary_model::v1::{ArchiveEntry, DeadLetter, RawWebhook, WebhookRequest};
 
 use crate::config::ArchiveConfig;
@@ -197,6 +198,38 @@ impl Archive {
         raw.sequences.clone_from(&entry.sequences);
         raw.dead_letter_ids.clone_from(&entry.dead_letter_ids);
         Ok(raw)
+    }
+
+    /// The key id that seals now (the first of the key file).
+    pub fn current_key_id(&self) -> &str {
+        self.keys.current()
+    }
+
+    /// Every configured key id, the current one first.
+    pub fn key_ids(&self) -> Vec<String> {
+        self.keys.ids()
+    }
+
+    /// `entry`'s content sealed again with the current key, bound to the same associated data
+    /// (source, content key, compression), for [`EventLog::reseal_archive_entry`]: a key
+    /// rotation. The compressed plaintext is sealed as it was opened, never decoded.
+    ///
+    /// [`EventLog::reseal_archive_entry`]: tributary_event_log::EventLog::reseal_archive_entry
+    pub fn reseal(&self, entry: &ArchiveEntry) -> Result<Reseal, ArchiveError> {
+        let associated = associated(&entry.source, &entry.content_key, &entry.compression);
+        let plain = self
+            .keys
+            .open(&entry.key_id, &entry.nonce, &associated, &entry.ciphertext)?;
+        // Encrypted in place: the opened bytes become the new ciphertext.
+        let sealed = self.keys.seal(&associated, plain)?;
+        Ok(Reseal {
+            id: entry.id,
+            from_key_id: entry.key_id.clone(),
+            from_nonce: entry.nonce.clone(),
+            key_id: sealed.key_id,
+            nonce: sealed.nonce,
+            ciphertext: sealed.ciphertext,
+        })
     }
 
     /// Seals a dead letter's raw item in place (it holds personal data like the archive).

@@ -1,11 +1,12 @@
-//! `tributary raw get` and `tributary replay`: the raw archive over the Admin gRPC service of a
-//! running server.
+//! `tributary raw get`, `tributary replay` and `tributary archive rekey`: the raw archive over
+//! the Admin gRPC service of a running server.
 
 use std::io::Write;
 
 use anyhow::{Context, bail};
 use tributary_model::v1::{
-    GetRawWebhookRequest, RawWebhook, ReplayRequest, get_raw_webhook_request::Target,
+    GetRawWebhookRequest, KeyIdCount, RawWebhook, RekeyArchiveRequest, ReplayRequest,
+    get_raw_webhook_request::Target,
 };
 use tributary_model::well_known::Timestamp;
 
@@ -163,4 +164,153 @@ pub async fn replay(args: ReplayArgs) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// `tributary archive` subcommands.
+#[derive(Debug, clap::Subcommand)]
+pub enum ArchiveCommand {
+    /// Re-seal the raw archive with the current key (the first of the server's key file), in
+    /// place, after a new key was put first: prints progress, then which key ids still seal
+    /// entries or dead letters, and which can leave the key file. Safe to run again (entries
+    /// already sealed with the current key are left alone). Needs an admin credential with the
+    /// personal_data scope: it decrypts.
+    Rekey {
+        #[command(flatten)]
+        connection: Connection,
+        /// Start after this archive id (resume an interrupted run); only a run from the
+        /// start can tell which keys are still in use.
+        #[arg(long, default_value_t = 0)]
+        after: u64,
+        /// Entries examined per call to the server (at most 10,000).
+        #[arg(long, default_value_t = 1_000)]
+        batch: u32,
+    },
+}
+
+/// Runs an archive subcommand.
+pub async fn archive(command: ArchiveCommand) -> anyhow::Result<()> {
+    let ArchiveCommand::Rekey {
+        connection,
+        after,
+        batch,
+    } = command;
+    let mut admin = client(&connection).await?;
+    let mut totals = RekeyTotals::default();
+    let mut next = after;
+    let dead_letters = loop {
+        let page = admin
+            .rekey_archive(RekeyArchiveRequest {
+                after_id: next,
+                limit: batch,
+            })
+            .await?
+            .into_inner();
+        for failure in &page.failures {
+            eprintln!(
+                "archive entry {}: not re-sealed: {}",
+                failure.archive_id, failure.reason
+            );
+        }
+        totals.add(&page);
+        if page.next_after_id == 0 {
+            break page.dead_letters_by_key_id;
+        }
+        next = page.next_after_id;
+        eprintln!(
+            "through archive entry {next}: examined {}, rewritten {}, already current {}, failed {}",
+            totals.examined, totals.rewritten, totals.already_current, totals.failed
+        );
+    };
+    for line in totals.summary(after, &dead_letters) {
+        println!("{line}");
+    }
+    if totals.failed > 0 {
+        bail!(
+            "{} archive entries could not be re-sealed (listed above); their keys must stay",
+            totals.failed
+        );
+    }
+    Ok(())
+}
+
+/// What a whole rekey run did, summed over its calls.
+#[derive(Debug, Default)]
+struct RekeyTotals {
+    current_key_id: String,
+    configured_key_ids: Vec<String>,
+    examined: u64,
+    rewritten: u64,
+    already_current: u64,
+    failed: u64,
+    missing: u64,
+    by_key: std::collections::BTreeMap<String, u64>,
+}
+
+impl RekeyTotals {
+    fn add(&mut self, page: &tributary_model::v1::RekeyArchiveResponse) {
+        self.current_key_id.clone_from(&page.current_key_id);
+        self.configured_key_ids.clone_from(&page.configured_key_ids);
+        self.examined += page.examined;
+        self.rewritten += page.rewritten;
+        self.already_current += page.already_current;
+        self.failed += page.failed;
+        self.missing += page.missing;
+        for count in &page.entries_by_key_id {
+            *self.by_key.entry(count.key_id.clone()).or_default() += count.count;
+        }
+    }
+
+    /// The final report: totals, entries and dead letters per key id, and for each old key
+    /// whether anything still needs it (only known for a run from the first entry).
+    fn summary(&self, after: u64, dead_letters: &[KeyIdCount]) -> Vec<String> {
+        let mut lines = vec![format!(
+            "examined {} archive entries: {} rewritten, {} already current, {} failed, {} removed meanwhile",
+            self.examined, self.rewritten, self.already_current, self.failed, self.missing
+        )];
+        let listed = |counts: Vec<(&String, u64)>| {
+            if counts.is_empty() {
+                "none".to_owned()
+            } else {
+                counts
+                    .iter()
+                    .map(|(key_id, count)| format!("{key_id} {count}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            }
+        };
+        lines.push(format!(
+            "archive entries by key id: {}",
+            listed(self.by_key.iter().map(|(k, v)| (k, *v)).collect())
+        ));
+        lines.push(format!(
+            "dead letters by key id: {}",
+            listed(dead_letters.iter().map(|c| (&c.key_id, c.count)).collect())
+        ));
+        if after > 0 {
+            lines.push(format!(
+                "started after archive entry {after}: run without --after to learn which keys are still in use"
+            ));
+            return lines;
+        }
+        for key_id in &self.configured_key_ids {
+            if *key_id == self.current_key_id {
+                continue;
+            }
+            let entries = self.by_key.get(key_id).copied().unwrap_or(0);
+            let letters = dead_letters
+                .iter()
+                .find(|count| count.key_id == *key_id)
+                .map_or(0, |count| count.count);
+            lines.push(if entries == 0 && letters == 0 {
+                format!(
+                    "key {key_id}: no archive entry or dead letter needs it any more; it can be removed from the key file"
+                )
+            } else {
+                format!(
+                    "key {key_id}: still seals {entries} archive entries and {letters} dead letters; keep it"
+                )
+            });
+        }
+        lines
+    }
 }
