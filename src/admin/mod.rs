@@ -18,8 +18,8 @@ use tributary_model::v1::{
     ListAuditEntriesRequest, ListAuditEntriesResponse, ListConsumersRequest, ListConsumersResponse,
     ListDeadLettersRequest, ListDeadLettersResponse, ListRejectionsRequest, ListRejectionsResponse,
     RawWebhook, RedriveDeadLettersRequest, RedriveDeadLettersResponse, RedriveOutcome,
-    RekeyArchiveRequest, RekeyArchiveResponse, ReplayProgress, ReplayRequest, ResetConsumerRequest, get_raw_webhook_request::Target,
-    reset_consumer_request::Position,
+    RekeyArchiveRequest, RekeyArchiveResponse, ReplayProgress, ReplayRequest, ResetConsumerRequest,
+    get_raw_webhook_request::Target, reset_consumer_request::Position,
 };
 
 use crate::app::App;

@@ -1895,7 +1895,11 @@ pub async fn resealing_a_missing_or_removed_entry_writes_nothing(store: impl Sto
         reseal_entry(&log, reseal(1, "k2")).await,
         ResealOutcome::Missing
     );
-    assert_eq!(entry(&log, 1).await, None, "a reseal never restores an entry");
+    assert_eq!(
+        entry(&log, 1).await,
+        None,
+        "a reseal never restores an entry"
+    );
     assert_eq!(entry_ids(&log, 0).await, Vec::<u64>::new());
     assert_eq!(sequences_after(&log, 0).await, [1], "events stay");
 }
