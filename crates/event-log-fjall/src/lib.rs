@@ -784,6 +784,18 @@ impl EventLog for FjallLog {
         }
     }
 
+    async fn reseal_dead_letter(&self, reseal: Reseal) -> Result<ResealOutcome, LogError> {
+        rules::validate_reseal(&reseal)?;
+        match self
+            .inner
+            .submit(Op::ResealDeadLetter(Box::new(reseal)))
+            .await?
+        {
+            Reply::Resealed(outcome) => Ok(outcome),
+            other => Err(unexpected(other)),
+        }
+    }
+
     async fn sequence_of(
         &self,
         source: &str,

@@ -764,6 +764,11 @@ impl EventLog for NatsLog {
         archive::reseal(&self.inner, &reseal).await
     }
 
+    async fn reseal_dead_letter(&self, reseal: Reseal) -> Result<ResealOutcome, LogError> {
+        rules::validate_reseal(&reseal)?;
+        dead_letters::reseal(&self.inner, &reseal).await
+    }
+
     async fn sequence_of(
         &self,
         source: &str,

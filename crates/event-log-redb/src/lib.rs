@@ -394,6 +394,14 @@ impl EventLog for EmbeddedLog {
         }
     }
 
+    async fn reseal_dead_letter(&self, reseal: Reseal) -> Result<ResealOutcome, LogError> {
+        tributary_event_log::rules::validate_reseal(&reseal)?;
+        match self.submit(Op::ResealDeadLetter(Box::new(reseal))).await? {
+            Reply::Resealed(outcome) => Ok(outcome),
+            other => Err(unexpected(other)),
+        }
+    }
+
     async fn sequence_of(
         &self,
         source: &str,

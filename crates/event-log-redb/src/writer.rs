@@ -32,6 +32,7 @@ const STORING_DEAD_LETTERS: &str = "storing dead letters";
 const REDRIVING: &str = "redriving a dead letter";
 const STORING_CONSUMER: &str = "storing a consumer";
 const MOVING_CONSUMER: &str = "moving a consumer";
+const RESEALING_DEAD_LETTER: &str = "resealing a dead letter";
 
 /// A write the log performs on behalf of a caller.
 #[derive(Debug)]
@@ -61,6 +62,8 @@ pub(crate) enum Op {
     Retention,
     /// A raw-archive entry's new seal (validated before it was queued).
     Reseal(Box<tributary_event_log::Reseal>),
+    /// A dead letter's raw item's new seal (validated before it was queued).
+    ResealDeadLetter(Box<tributary_event_log::Reseal>),
 }
 
 /// The answer to one [`Op`].
@@ -324,6 +327,10 @@ fn apply<'txn>(
         Op::Reseal(reseal) => {
             let tables = open_tables(txn, tables)?;
             Ok(Reply::Resealed(super::archive::reseal(tables, reseal)?))
+        }
+        Op::ResealDeadLetter(reseal) => {
+            let tables = open_tables(txn, tables)?;
+            Ok(Reply::Resealed(reseal_dead_letter(tables, reseal)?))
         }
         Op::Retention => {
             if let Some(through) = retention::apply(txn, &config.retention)? {
@@ -627,6 +634,35 @@ fn redrive(
         sequences: outcome.sequences,
         resolved,
     })))
+}
+
+/// Puts `reseal`'s seal on a dead letter's raw item: the letter is rewritten under its id,
+/// nothing else changes.
+fn reseal_dead_letter(
+    tables: &mut AppendTables<'_>,
+    reseal: &tributary_event_log::Reseal,
+) -> Result<tributary_event_log::ResealOutcome, LogError> {
+    let mut letter = {
+        let Some(stored) = tables
+            .dead_letters
+            .get(reseal.id)
+            .map_err(storage(RESEALING_DEAD_LETTER))?
+        else {
+            return Ok(tributary_event_log::ResealOutcome::Missing);
+        };
+        DeadLetter::decode(stored.value()).map_err(|source| LogError::Corrupt {
+            key: reseal.id,
+            source,
+        })?
+    };
+    let outcome = rules::apply_dead_letter_reseal(&mut letter, reseal);
+    if outcome == tributary_event_log::ResealOutcome::Rewritten {
+        tables
+            .dead_letters
+            .insert(reseal.id, letter.encode_to_vec().as_slice())
+            .map_err(storage(RESEALING_DEAD_LETTER))?;
+    }
+    Ok(outcome)
 }
 
 fn open_consumer(

@@ -90,6 +90,7 @@ macro_rules! conformance_tests {
             archive_entries_expire_on_their_own,
             resealed_archive_entries_keep_their_id_links_and_order,
             resealing_a_missing_or_removed_entry_writes_nothing,
+            resealed_dead_letters_keep_their_id_state_and_key,
             sequence_of_finds_stored_events_only,
             replayed_events_dedup_per_adapter_version,
             encoded_events_read_back_with_their_appended_fields,
@@ -1902,6 +1903,118 @@ pub async fn resealing_a_missing_or_removed_entry_writes_nothing(store: impl Sto
     );
     assert_eq!(entry_ids(&log, 0).await, Vec::<u64>::new());
     assert_eq!(sequences_after(&log, 0).await, [1], "events stay");
+}
+
+/// A dead letter whose raw item is sealed with `k1` (as the service stores them).
+fn sealed_dead_letter(provider_event_id: &str) -> DeadLetter {
+    DeadLetter {
+        raw: format!("sealed {provider_event_id}").into_bytes(),
+        raw_key_id: "k1".to_owned(),
+        raw_nonce: vec![7; 24],
+        ..dead_letter(SOURCE, provider_event_id)
+    }
+}
+
+async fn reseal_letter<L: EventLog>(log: &L, reseal: Reseal) -> ResealOutcome {
+    let id = reseal.id;
+    match log.reseal_dead_letter(reseal).await {
+        Ok(outcome) => outcome,
+        Err(error) => panic!("reseal_dead_letter({id}) failed: {error}"),
+    }
+}
+
+/// Resealing a dead letter's raw item changes `raw_key_id`, `raw_nonce` and `raw` in place:
+/// the same id, reason and attempts, still deduplicated; a redrive keeps the new seal; a stale
+/// seal, a clear item and an unknown id are reported, not written; it survives reopening.
+pub async fn resealed_dead_letters_keep_their_id_state_and_key(store: impl Store) {
+    let log = open(&store).await;
+    append(
+        &log,
+        AppendRequest {
+            dead_letters: vec![sealed_dead_letter("p1"), dead_letter(SOURCE, "p2")],
+            ..request(&[], &[])
+        },
+    )
+    .await;
+    let first = reseal(1, "k2");
+    assert_eq!(
+        reseal_letter(&log, first.clone()).await,
+        ResealOutcome::Rewritten
+    );
+    let expected = DeadLetter {
+        id: 1,
+        raw: first.ciphertext.clone(),
+        raw_key_id: "k2".to_owned(),
+        raw_nonce: first.nonce.clone(),
+        ..sealed_dead_letter("p1")
+    };
+    let clear = DeadLetter {
+        id: 2,
+        ..dead_letter(SOURCE, "p2")
+    };
+    assert_eq!(
+        letters(&log, 0, 10).await,
+        vec![expected.clone(), clear.clone()]
+    );
+    assert_eq!(
+        reseal_letter(&log, reseal(1, "k3")).await,
+        ResealOutcome::Changed,
+        "a seal read before the rewrite is stale"
+    );
+    assert_eq!(
+        reseal_letter(&log, reseal(2, "k2")).await,
+        ResealOutcome::Changed,
+        "an item stored in clear has no seal to replace"
+    );
+    for id in [0, 3, u64::MAX] {
+        assert_eq!(
+            reseal_letter(&log, reseal(id, "k2")).await,
+            ResealOutcome::Missing,
+            "id {id}"
+        );
+    }
+    match log
+        .reseal_dead_letter(Reseal {
+            key_id: String::new(),
+            ..reseal(1, "k2")
+        })
+        .await
+    {
+        Err(LogError::Invalid(_)) => {}
+        other => panic!("an empty key id must be refused, got {other:?}"),
+    }
+    assert_eq!(
+        append(
+            &log,
+            AppendRequest {
+                dead_letters: vec![sealed_dead_letter("p1")],
+                ..request(&[], &[])
+            }
+        )
+        .await,
+        outcome(&[], 1, 0),
+        "still deduplicated"
+    );
+    match log
+        .redrive(1, Vec::new(), Some("still unknown".to_owned()))
+        .await
+    {
+        Ok(outcome) => assert_eq!(outcome, RedriveOutcome::default()),
+        Err(error) => panic!("redrive failed: {error}"),
+    }
+    let redriven = DeadLetter {
+        reason: "still unknown".to_owned(),
+        redrive_attempts: 1,
+        ..expected
+    };
+    assert_eq!(
+        letters(&log, 0, 1).await,
+        vec![redriven.clone()],
+        "a redrive keeps the new seal"
+    );
+    drop(log);
+    let log = open(&store).await;
+    assert_eq!(letters(&log, 0, 10).await, vec![redriven, clear]);
 }
 
 /// `sequence_of` finds an event by its dedup key, and nothing for a dead letter or an

@@ -223,16 +223,17 @@ pub struct RedriveOutcome {
     pub resolved: bool,
 }
 
-/// A new seal for a stored raw-archive entry (a key rotation re-encrypts the archive onto the
-/// current key): only the key id, nonce and ciphertext change; the id, the clear metadata, the
-/// links to the webhook's items and retention stay as they are.
+/// A new seal for a stored raw-archive entry or a dead letter's raw item (a key rotation
+/// re-encrypts them onto the current key): only the key id, nonce and ciphertext change; the
+/// id, the clear metadata, the links between webhooks and items, and retention stay as they
+/// are.
 ///
 /// `from_key_id` and `from_nonce` are the seal the caller opened: the log rewrites the entry
 /// only while it is still sealed that way, so two rotations racing (or a retried call) never
 /// replace a newer seal with an older one.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Reseal {
-    /// The entry's id.
+    /// The entry's (or the dead letter's) id.
     pub id: u64,
     pub from_key_id: String,
     pub from_nonce: Vec<u8>,
@@ -424,6 +425,14 @@ pub trait EventLog: Send + Sync + 'static {
     ///   message, still sealed with the old key, stays until the archive's retention removes
     ///   it (see `tributary-event-log-nats`'s `archive` module).
     async fn reseal_archive_entry(&self, reseal: Reseal) -> Result<ResealOutcome, LogError>;
+
+    /// Replaces the seal of dead letter `reseal.id`'s raw item (`raw_key_id`, `raw_nonce`,
+    /// `raw`) in place, like [`reseal_archive_entry`](Self::reseal_archive_entry): the same
+    /// id, state and dedup key. An item stored in clear is `Changed` (nothing to re-seal).
+    /// NATS: the letter's message is immutable, so the new seal goes into its redrive state
+    /// record (compare-and-set), read in place of the message's; the message keeps the old
+    /// ciphertext until retention removes the letter.
+    async fn reseal_dead_letter(&self, reseal: Reseal) -> Result<ResealOutcome, LogError>;
 
     /// The sequence of the stored event of (`source`, provider event id); `None` when there is
     /// none (never stored, a dead letter, or removed by retention). NATS looks it up in the

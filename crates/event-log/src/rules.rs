@@ -99,6 +99,22 @@ pub fn apply_reseal(entry: &mut ArchiveEntry, reseal: &Reseal) -> ResealOutcome 
     ResealOutcome::Rewritten
 }
 
+/// Puts `reseal`'s seal on dead letter `letter`'s raw item (`raw_key_id`, `raw_nonce`, `raw`)
+/// when it is still sealed as the caller read it; `Changed` otherwise (also for an item
+/// stored in clear), the letter untouched.
+pub fn apply_dead_letter_reseal(letter: &mut DeadLetter, reseal: &Reseal) -> ResealOutcome {
+    if letter.raw_key_id.is_empty()
+        || letter.raw_key_id != reseal.from_key_id
+        || letter.raw_nonce != reseal.from_nonce
+    {
+        return ResealOutcome::Changed;
+    }
+    letter.raw_key_id.clone_from(&reseal.key_id);
+    letter.raw_nonce.clone_from(&reseal.nonce);
+    letter.raw.clone_from(&reseal.ciphertext);
+    ResealOutcome::Rewritten
+}
+
 /// Whether `name` may name a durable consumer: 1 to 128 bytes of `A-Z a-z 0-9 . _ -`, so it
 /// is safe as a key in every backend (a NATS KV key, a redb key) and in logs.
 pub fn is_valid_consumer_name(name: &str) -> bool {
