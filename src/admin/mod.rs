@@ -153,12 +153,17 @@ impl Admin for AdminService {
                 .map_err(|error| OpError::of(&error))?)
         }
         .await;
+        let walked = if request.dead_letters {
+            "dead letters"
+        } else {
+            "archive"
+        };
         let target = match &result {
             Ok(done) => format!(
-                "after {}: examined {}, rewritten {}, failed {}",
+                "{walked} after {}: examined {}, rewritten {}, failed {}",
                 request.after_id, done.examined, done.rewritten, done.failed
             ),
-            Err(_) => format!("after {}", request.after_id),
+            Err(_) => format!("{walked} after {}", request.after_id),
         };
         self.app
             .audit

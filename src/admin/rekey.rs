@@ -1,36 +1,68 @@
 //! Archive rekey: the second half of a key rotation. After a new key was put first in the key
-//! file (so new entries are sealed with it), this re-seals the entries still sealed with an
-//! older key, in place ([`EventLog::reseal_archive_entry`]: same id, so events' `raw_id` keep
-//! working), until no entry needs the old key and it can leave the key file.
+//! file (so new entries are sealed with it), this re-seals what is still sealed with an older
+//! key, in place: archive entries ([`EventLog::reseal_archive_entry`]: same id, so events'
+//! `raw_id` keep working) and dead letters' raw items ([`EventLog::reseal_dead_letter`]),
+//! until nothing needs the old key and it can leave the key file.
 //!
-//! A call walks one page by increasing id and stops at its entry limit or its time budget;
-//! entries already sealed with the current key are only counted, so a repeated or resumed call
+//! A call walks one page by increasing id and stops at its item limit or its time budget;
+//! items already sealed with the current key are only counted, so a repeated or resumed call
 //! rewrites nothing twice.
 //!
 //! [`EventLog::reseal_archive_entry`]: tributary_event_log::EventLog::reseal_archive_entry
+//! [`EventLog::reseal_dead_letter`]: tributary_event_log::EventLog::reseal_dead_letter
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use tributary_event_log::ResealOutcome;
-use tributary_model::v1::{KeyIdCount, RekeyArchiveRequest, RekeyArchiveResponse, RekeyFailure};
+use tributary_event_log::{Reseal, ResealOutcome};
+use tributary_model::v1::{
+    ArchiveEntry, DeadLetter, KeyIdCount, RekeyArchiveRequest, RekeyArchiveResponse, RekeyFailure,
+};
 
 use crate::admin::raw::RawError;
 use crate::app::App;
-use crate::archive::Archive;
+use crate::archive::{Archive, ArchiveError};
 
-/// Entries examined per call by default.
+/// Items examined per call by default.
 const DEFAULT_LIMIT: usize = 1_000;
-/// Entries examined per call at most.
+/// Items examined per call at most.
 const MAX_LIMIT: usize = 10_000;
-/// Entries read from the log at once.
+/// Items read from the log at once.
 const PAGE: usize = 256;
-/// A call stops starting new entries after this long (each entry is a log write).
+/// A call stops starting new items after this long (each one is a log write).
 const BUDGET: Duration = Duration::from_secs(10);
 /// Failures reported per call at most (the counts cover all of them).
 const MAX_FAILURES: usize = 100;
-/// Dead letters read at once when counting their keys.
-const DEAD_LETTER_PAGE: usize = 1_000;
+
+/// One sealed item as the walk sees it: an archive entry or a dead letter.
+enum Item {
+    Entry(ArchiveEntry),
+    Letter(DeadLetter),
+}
+
+impl Item {
+    fn id(&self) -> u64 {
+        match self {
+            Item::Entry(entry) => entry.id,
+            Item::Letter(letter) => letter.id,
+        }
+    }
+
+    /// The key id sealing it; empty for a dead letter stored in clear.
+    fn key_id(&self) -> &str {
+        match self {
+            Item::Entry(entry) => &entry.key_id,
+            Item::Letter(letter) => &letter.raw_key_id,
+        }
+    }
+
+    fn reseal(&self, archive: &Archive) -> Result<Reseal, ArchiveError> {
+        match self {
+            Item::Entry(entry) => archive.reseal(entry),
+            Item::Letter(letter) => archive.reseal_dead_letter(letter),
+        }
+    }
+}
 
 /// Runs one page of the rekey `request` asks for.
 pub async fn rekey(
@@ -48,31 +80,57 @@ pub async fn rekey(
     let mut reached_end = false;
     'pages: while walk.response.examined < limit as u64 {
         let wanted = PAGE.min(limit - walk.response.examined as usize);
-        let page = app.log.archive_entries(after, wanted).await?;
+        let page = page(app, request.dead_letters, after, wanted).await?;
         if page.len() < wanted {
             reached_end = true;
         }
-        for entry in page {
-            // At least one entry per call, so every call moves on.
+        for item in page {
+            // At least one item per call, so every call moves on.
             if walk.response.examined > 0 && started.elapsed() >= BUDGET {
                 reached_end = false;
                 break 'pages;
             }
-            after = entry.id;
-            walk.entry(app, archive, &entry).await?;
+            after = item.id();
+            walk.item(app, archive, &item).await?;
         }
         if reached_end {
             break;
         }
     }
     let mut response = walk.finish();
-    if reached_end {
-        response.next_after_id = 0;
-        response.dead_letters_by_key_id = dead_letter_keys(app).await?;
-    } else {
-        response.next_after_id = after;
-    }
+    response.next_after_id = if reached_end { 0 } else { after };
     Ok(response)
+}
+
+/// Up to `max` items after `after`, by id.
+async fn page(
+    app: &App,
+    dead_letters: bool,
+    after: u64,
+    max: usize,
+) -> Result<Vec<Item>, RawError> {
+    Ok(if dead_letters {
+        let letters = app.log.dead_letters(after, max).await?;
+        letters.into_iter().map(Item::Letter).collect()
+    } else {
+        let entries = app.log.archive_entries(after, max).await?;
+        entries.into_iter().map(Item::Entry).collect()
+    })
+}
+
+/// Item `id` as stored now (after a concurrent change).
+async fn stored(app: &App, item: &Item) -> Result<Option<Item>, RawError> {
+    let id = item.id();
+    Ok(match item {
+        Item::Entry(_) => app.log.archive_entry(id).await?.map(Item::Entry),
+        Item::Letter(_) => app
+            .log
+            .dead_letters(id.saturating_sub(1), 1)
+            .await?
+            .into_iter()
+            .find(|letter| letter.id == id)
+            .map(Item::Letter),
+    })
 }
 
 /// The counts of one call.
@@ -93,48 +151,51 @@ impl Walk {
         }
     }
 
-    /// Re-seals `entry` unless the current key seals it. Failures of this entry alone (a key
+    /// Re-seals `item` unless the current key seals it. Failures of this item alone (a key
     /// that is not configured, damaged data) are counted and reported; storage failures end
     /// the call.
-    async fn entry(
-        &mut self,
-        app: &App,
-        archive: &Archive,
-        entry: &tributary_model::v1::ArchiveEntry,
-    ) -> Result<(), RawError> {
+    async fn item(&mut self, app: &App, archive: &Archive, item: &Item) -> Result<(), RawError> {
         let current = archive.current_key_id();
         self.response.examined += 1;
-        if entry.key_id == current {
+        if item.key_id().is_empty() {
+            self.response.in_clear += 1;
+            return Ok(());
+        }
+        if item.key_id() == current {
             self.response.already_current += 1;
             self.count(current);
             return Ok(());
         }
-        let reseal = match archive.reseal(entry) {
+        let reseal = match item.reseal(archive) {
             Ok(reseal) => reseal,
             Err(error) => {
-                self.fail(entry.id, error.to_string());
-                self.count(&entry.key_id);
+                self.fail(item.id(), error.to_string());
+                self.count(item.key_id());
                 return Ok(());
             }
         };
-        match app.log.reseal_archive_entry(reseal).await? {
+        let outcome = match item {
+            Item::Entry(_) => app.log.reseal_archive_entry(reseal).await?,
+            Item::Letter(_) => app.log.reseal_dead_letter(reseal).await?,
+        };
+        match outcome {
             ResealOutcome::Rewritten => {
                 self.response.rewritten += 1;
                 self.count(current);
             }
             ResealOutcome::Missing => self.response.missing += 1,
-            // Re-sealed meanwhile (another rekey): count it as it is stored now.
-            ResealOutcome::Changed => match app.log.archive_entry(entry.id).await? {
-                Some(now) if now.key_id == current => {
+            // Changed meanwhile (another rekey): count it as it is stored now.
+            ResealOutcome::Changed => match stored(app, item).await? {
+                Some(now) if now.key_id() == current => {
                     self.response.already_current += 1;
                     self.count(current);
                 }
                 Some(now) => {
                     self.fail(
-                        entry.id,
-                        format!("re-sealed meanwhile with key `{}`", now.key_id),
+                        item.id(),
+                        format!("changed meanwhile: now sealed with key `{}`", now.key_id()),
                     );
-                    self.count(&now.key_id);
+                    self.count(now.key_id());
                 }
                 None => self.response.missing += 1,
             },
@@ -146,42 +207,19 @@ impl Walk {
         *self.by_key.entry(key_id.to_owned()).or_default() += 1;
     }
 
-    fn fail(&mut self, archive_id: u64, reason: String) {
+    fn fail(&mut self, id: u64, reason: String) {
         self.response.failed += 1;
         if self.response.failures.len() < MAX_FAILURES {
-            self.response
-                .failures
-                .push(RekeyFailure { archive_id, reason });
+            self.response.failures.push(RekeyFailure { id, reason });
         }
     }
 
     fn finish(mut self) -> RekeyArchiveResponse {
-        self.response.entries_by_key_id = counts(self.by_key);
+        self.response.by_key_id = self
+            .by_key
+            .into_iter()
+            .map(|(key_id, count)| KeyIdCount { key_id, count })
+            .collect();
         self.response
     }
-}
-
-fn counts(by_key: BTreeMap<String, u64>) -> Vec<KeyIdCount> {
-    by_key
-        .into_iter()
-        .map(|(key_id, count)| KeyIdCount { key_id, count })
-        .collect()
-}
-
-/// The stored dead letters whose raw item is sealed, by key id: they use the same keys, so
-/// an old key must stay while one of them needs it.
-async fn dead_letter_keys(app: &App) -> Result<Vec<KeyIdCount>, RawError> {
-    let mut by_key = BTreeMap::new();
-    let mut after = 0;
-    loop {
-        let page = app.log.dead_letters(after, DEAD_LETTER_PAGE).await?;
-        let Some(last) = page.last() else { break };
-        after = last.id;
-        for letter in &page {
-            if !letter.raw_key_id.is_empty() {
-                *by_key.entry(letter.raw_key_id.clone()).or_default() += 1;
-            }
-        }
-    }
-    Ok(counts(by_key))
 }

@@ -232,6 +232,29 @@ impl Archive {
         })
     }
 
+    /// A dead letter's sealed raw item sealed again with the current key (same associated
+    /// data), for [`EventLog::reseal_dead_letter`]. `letter` is as stored (`raw_key_id` set).
+    ///
+    /// [`EventLog::reseal_dead_letter`]: tributary_event_log::EventLog::reseal_dead_letter
+    pub fn reseal_dead_letter(&self, letter: &DeadLetter) -> Result<Reseal, ArchiveError> {
+        let associated = dead_letter_associated(letter);
+        let plain = self.keys.open(
+            &letter.raw_key_id,
+            &letter.raw_nonce,
+            &associated,
+            &letter.raw,
+        )?;
+        let sealed = self.keys.seal(&associated, plain)?;
+        Ok(Reseal {
+            id: letter.id,
+            from_key_id: letter.raw_key_id.clone(),
+            from_nonce: letter.raw_nonce.clone(),
+            key_id: sealed.key_id,
+            nonce: sealed.nonce,
+            ciphertext: sealed.ciphertext,
+        })
+    }
+
     /// Seals a dead letter's raw item in place (it holds personal data like the archive).
     pub fn seal_dead_letter(&self, letter: &mut DeadLetter) -> Result<(), ArchiveError> {
         let sealed = self.keys.seal(

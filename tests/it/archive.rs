@@ -550,6 +550,26 @@ fn rekey_cli(server: &Server, token: &str) -> (bool, String, String) {
     )
 }
 
+/// The dead letters' raw items, opened and unredacted.
+async fn dead_letter_raws(server: &Server, token: &str) -> Vec<Vec<u8>> {
+    AdminClient::new(server.channel().await)
+        .list_dead_letters(with_token(
+            ListDeadLettersRequest {
+                include_raw: true,
+                unredacted: true,
+                ..ListDeadLettersRequest::default()
+            },
+            token,
+        ))
+        .await
+        .expect("dead letters")
+        .into_inner()
+        .dead_letters
+        .into_iter()
+        .map(|letter| letter.raw)
+        .collect()
+}
+
 fn with_token<T>(message: T, token: &str) -> tonic::Request<T> {
     let mut request = tonic::Request::new(message);
     let value: MetadataValue<_> = format!("Bearer {token}").parse().expect("header");
@@ -592,8 +612,18 @@ async fn a_key_rotation_rekeys_the_archive_so_the_old_key_can_leave_the_key_file
             stored.push((sequence.as_u64().expect("sequence"), seed.raw.clone()));
         }
     }
-    let old_entries = seeds.len() as u64;
-    assert!(stored.len() as u64 >= old_entries, "{stored:?}");
+    // A dead letter: its raw item is sealed with the same key.
+    let unmapped = fixtures("arcadia", &["unmapped-unknown-event-type"]);
+    let (status, answer) = server
+        .post("arcadia", &unmapped[0].raw, &ARCADIA_AUTH)
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["dead_lettered"], 1, "{answer}");
+    let letter_raws = dead_letter_raws(&server, REKEY_OPS).await;
+    assert_eq!(letter_raws.len(), 1);
+    assert!(!letter_raws[0].is_empty());
+    let old_entries = seeds.len() as u64 + 1;
+    assert!(stored.len() >= seeds.len(), "{stored:?}");
 
     // The new key first, the old one still there to open old entries.
     write_keys(format!("kb {KEY_B}\nka {KEY_A}\n"));
@@ -619,14 +649,14 @@ async fn a_key_rotation_rekeys_the_archive_so_the_old_key_can_leave_the_key_file
     assert_eq!(
         stdout,
         format!(
-            "examined {total} archive entries: {old_entries} rewritten, 1 already current, 0 failed, 0 removed meanwhile\n\
+            "archive entries: examined {total}, rewritten {old_entries}, already current 1, failed 0, removed meanwhile 0\n\
+             dead letters: examined 1, rewritten 1, already current 0, failed 0, removed meanwhile 0, stored in clear 0\n\
              archive entries by key id: kb {total}\n\
-             dead letters by key id: none\n\
-             key ka: no archive entry or dead letter needs it any more; it can be removed from the key file\n"
+             dead letters by key id: kb 1\n\
+             key ka: nothing is sealed with it any more; it can be removed from the key file\n"
         ),
         "{stderr}"
     );
-
     // Run again: everything is current, nothing is rewritten.
     let again = AdminClient::new(channel.clone())
         .rekey_archive(with_token(RekeyArchiveRequest::default(), REKEY_OPS))
@@ -646,7 +676,7 @@ async fn a_key_rotation_rekeys_the_archive_so_the_old_key_can_leave_the_key_file
     assert_eq!(again.current_key_id, "kb");
     assert_eq!(again.configured_key_ids, ["kb", "ka"]);
     assert_eq!(
-        again.entries_by_key_id,
+        again.by_key_id,
         [KeyIdCount {
             key_id: "kb".into(),
             count: total
@@ -661,6 +691,7 @@ async fn a_key_rotation_rekeys_the_archive_so_the_old_key_can_leave_the_key_file
                 RekeyArchiveRequest {
                     after_id: after,
                     limit: 2,
+                    dead_letters: false,
                 },
                 REKEY_OPS,
             ))
@@ -690,29 +721,26 @@ async fn a_key_rotation_rekeys_the_archive_so_the_old_key_can_leave_the_key_file
         .filter(|e| e.action == "archive.rekey")
         .map(|e| (e.credential.clone(), e.target.clone(), e.outcome.clone()))
         .collect();
+    let denied = |target: &str| {
+        (
+            "ops-no-pd".into(),
+            target.into(),
+            "permission_denied".into(),
+        )
+    };
+    let done = |target: String| ("ops".into(), target, "ok".into());
     assert_eq!(
-        rekeys[..4],
+        rekeys[..5],
         [
-            (
-                "ops-no-pd".into(),
-                "after 0".into(),
-                "permission_denied".into()
-            ),
-            (
-                "ops-no-pd".into(),
-                "after 0".into(),
-                "permission_denied".into()
-            ),
-            (
-                "ops".into(),
-                format!("after 0: examined {total}, rewritten {old_entries}, failed 0"),
-                "ok".into()
-            ),
-            (
-                "ops".into(),
-                format!("after 0: examined {total}, rewritten 0, failed 0"),
-                "ok".into()
-            ),
+            denied("archive after 0"),
+            denied("archive after 0"),
+            done(format!(
+                "archive after 0: examined {total}, rewritten {old_entries}, failed 0"
+            )),
+            done("dead letters after 0: examined 1, rewritten 1, failed 0".into()),
+            done(format!(
+                "archive after 0: examined {total}, rewritten 0, failed 0"
+            )),
         ]
     );
     drop(channel);
@@ -734,6 +762,8 @@ async fn a_key_rotation_rekeys_the_archive_so_the_old_key_can_leave_the_key_file
             .into_inner();
         assert_eq!(&kept.body, body, "sequence {sequence}");
     }
+    // The dead letter's raw item opens with the new key alone too.
+    assert_eq!(dead_letter_raws(&server, REKEY_OPS).await, letter_raws);
     let (sequence, body) = &stored[0];
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_tributary"))
         .args([
@@ -760,9 +790,10 @@ async fn a_key_rotation_rekeys_the_archive_so_the_old_key_can_leave_the_key_file
     assert_eq!(
         stdout,
         format!(
-            "examined {total} archive entries: 0 rewritten, {total} already current, 0 failed, 0 removed meanwhile\n\
+            "archive entries: examined {total}, rewritten 0, already current {total}, failed 0, removed meanwhile 0\n\
+             dead letters: examined 1, rewritten 0, already current 1, failed 0, removed meanwhile 0, stored in clear 0\n\
              archive entries by key id: kb {total}\n\
-             dead letters by key id: none\n"
+             dead letters by key id: kb 1\n"
         )
     );
 }
