@@ -606,4 +606,78 @@ mod tests {
         assert_eq!(raw.query, "page=2");
         assert_eq!(raw.withheld, ["?token", "?k"]);
     }
+
+    fn with_keys(text: &str) -> Archive {
+        Archive {
+            keys: Keyring::parse(text).expect("keys"),
+            keep_secret_headers: false,
+        }
+    }
+
+    #[test]
+    fn a_resealed_entry_and_dead_letter_open_with_the_new_key_alone() {
+        const A: &str = "0101010101010101010101010101010101010101010101010101010101010101";
+        const B: &str = "0202020202020202020202020202020202020202020202020202020202020202";
+        let old = with_keys(&format!("ka {A}"));
+        let rotating = with_keys(&format!("kb {B}\nka {A}"));
+        let new = with_keys(&format!("kb {B}"));
+        let mut entry = old
+            .seal(&request(), ("arcadia", "1.0.0"), &[])
+            .expect("seal");
+        entry.id = 7;
+        let mut letter = DeadLetter {
+            id: 3,
+            source: "arcadia".into(),
+            provider_event_id: "whk_1".into(),
+            raw: b"{\"id\":\"whk_1\"}".to_vec(),
+            ..DeadLetter::default()
+        };
+        old.seal_dead_letter(&mut letter).expect("seal letter");
+        assert!(matches!(new.open(&entry), Err(ArchiveError::UnknownKey(id)) if id == "ka"));
+
+        let reseal = rotating.reseal(&entry).expect("reseal");
+        assert_eq!(
+            (
+                reseal.id,
+                reseal.from_key_id.as_str(),
+                reseal.key_id.as_str()
+            ),
+            (7, "ka", "kb")
+        );
+        assert_eq!(reseal.from_nonce, entry.nonce);
+        assert_ne!(reseal.nonce, entry.nonce, "a fresh nonce");
+        let resealed = ArchiveEntry {
+            key_id: reseal.key_id,
+            nonce: reseal.nonce,
+            ciphertext: reseal.ciphertext,
+            ..entry.clone()
+        };
+        assert_eq!(
+            new.open(&resealed).expect("opens with kb"),
+            old.open(&entry).expect("opens with ka")
+        );
+        let moved = ArchiveEntry {
+            content_key: "sha256:other".into(),
+            ..resealed
+        };
+        assert!(
+            matches!(new.open(&moved), Err(ArchiveError::Tampered)),
+            "still bound to its content key"
+        );
+
+        let reseal = rotating.reseal_dead_letter(&letter).expect("reseal letter");
+        assert_eq!((reseal.id, reseal.key_id.as_str()), (3, "kb"));
+        let mut resealed = DeadLetter {
+            raw: reseal.ciphertext,
+            raw_key_id: reseal.key_id,
+            raw_nonce: reseal.nonce,
+            ..letter.clone()
+        };
+        new.open_dead_letter(&mut resealed).expect("opens with kb");
+        assert_eq!(resealed.raw, b"{\"id\":\"whk_1\"}");
+        assert!(
+            new.reseal(&entry).is_err(),
+            "an entry whose key is gone cannot be resealed"
+        );
+    }
 }
