@@ -577,12 +577,29 @@ fn with_token<T>(message: T, token: &str) -> tonic::Request<T> {
     request
 }
 
-/// A key rotation end to end: webhooks sealed with key `ka`; `kb` put first; the rekey
-/// re-seals every entry under the same id and says `ka` can go; with `kb` alone every raw
-/// webhook still reads back byte for byte; a second rekey rewrites nothing; the personal_data
-/// scope is needed; the audit log has the calls.
+/// A key rotation end to end on the default embedded log (redb).
 #[tokio::test]
 async fn a_key_rotation_rekeys_the_archive_so_the_old_key_can_leave_the_key_file() {
+    rotate_archive_keys("").await;
+}
+
+#[tokio::test]
+async fn a_key_rotation_rekeys_the_archive_on_fjall() {
+    rotate_archive_keys("[log]\nengine = \"fjall\"\n").await;
+}
+
+#[tokio::test]
+async fn a_key_rotation_rekeys_the_archive_on_jetstream() {
+    let nats = crate::support::nats::Nats::start();
+    rotate_archive_keys(&crate::support::nats::nats_config("", &nats.url())).await;
+}
+
+/// A key rotation end to end, with `log` (TOML) choosing the log: webhooks and a dead letter
+/// sealed with key `ka`; `kb` put first; the rekey re-seals everything under the same ids and
+/// says `ka` can go; with `kb` alone every raw webhook and the dead letter's raw item still
+/// read back byte for byte; a second rekey rewrites nothing; the personal_data scope is
+/// needed; the audit log has the calls.
+async fn rotate_archive_keys(log: &str) {
     use std::os::unix::fs::PermissionsExt;
     use tributary_model::v1::{KeyIdCount, ListAuditEntriesRequest, RekeyArchiveRequest};
 
@@ -596,10 +613,16 @@ async fn a_key_rotation_rekeys_the_archive_so_the_old_key_can_leave_the_key_file
     let mut server = Server::start(&format!(
         "{}\n[archive]\nkey_file = \"{}\"\n\
          [[grpc.credentials]]\nname = \"ops\"\ntoken = \"{REKEY_OPS}\"\nadmin = true\npersonal_data = true\n\
-         [[grpc.credentials]]\nname = \"ops-no-pd\"\ntoken = \"{REKEY_NO_PD}\"\nadmin = true\n",
+         [[grpc.credentials]]\nname = \"ops-no-pd\"\ntoken = \"{REKEY_NO_PD}\"\nadmin = true\n\
+         {log}",
         providers(),
         key_file.display()
     ));
+    assert_eq!(
+        server.data.join("fjall").is_dir(),
+        log.contains("fjall"),
+        "the log asked for"
+    );
     let seeds = fixtures("arcadia", &["seed-"]);
     assert!(seeds.len() >= 10, "{} seeds", seeds.len());
     // (sequence, body) of every stored event.
