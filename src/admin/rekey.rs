@@ -4,9 +4,10 @@
 //! `raw_id` keep working) and dead letters' raw items ([`EventLog::reseal_dead_letter`]),
 //! until nothing needs the old key and it can leave the key file.
 //!
-//! A call walks one page by increasing id and stops at its item limit or its time budget;
-//! items already sealed with the current key are only counted, so a repeated or resumed call
-//! rewrites nothing twice.
+//! A call walks pages by increasing id (each page's rewrites in flight together, so the log
+//! commits them in groups) and stops at its item limit or its time budget; items already
+//! sealed with the current key are only counted, so a repeated or resumed call rewrites
+//! nothing twice.
 //!
 //! [`EventLog::reseal_archive_entry`]: tributary_event_log::EventLog::reseal_archive_entry
 //! [`EventLog::reseal_dead_letter`]: tributary_event_log::EventLog::reseal_dead_letter
@@ -14,6 +15,7 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
+use futures_util::StreamExt;
 use tributary_event_log::{Reseal, ResealOutcome};
 use tributary_model::v1::{
     ArchiveEntry, DeadLetter, KeyIdCount, RekeyArchiveRequest, RekeyArchiveResponse, RekeyFailure,
@@ -29,8 +31,10 @@ const DEFAULT_LIMIT: usize = 1_000;
 const MAX_LIMIT: usize = 10_000;
 /// Items read from the log at once.
 const PAGE: usize = 256;
-/// A call stops starting new items after this long (each one is a log write).
+/// A call starts no new page after this long (each rewrite is a log write).
 const BUDGET: Duration = Duration::from_secs(10);
+/// Rewrites in flight at once within a page.
+const IN_FLIGHT: usize = 32;
 /// Failures reported per call at most (the counts cover all of them).
 const MAX_FAILURES: usize = 100;
 
@@ -78,20 +82,26 @@ pub async fn rekey(
     let mut walk = Walk::new(archive);
     let mut after = request.after_id;
     let mut reached_end = false;
-    'pages: while walk.response.examined < limit as u64 {
+    // At least one page per call, so every call moves on.
+    while walk.response.examined < limit as u64
+        && (walk.response.examined == 0 || started.elapsed() < BUDGET)
+    {
         let wanted = PAGE.min(limit - walk.response.examined as usize);
         let page = page(app, request.dead_letters, after, wanted).await?;
-        if page.len() < wanted {
-            reached_end = true;
-        }
-        for item in page {
-            // At least one item per call, so every call moves on.
-            if walk.response.examined > 0 && started.elapsed() >= BUDGET {
-                reached_end = false;
-                break 'pages;
-            }
-            after = item.id();
-            walk.item(app, archive, &item).await?;
+        reached_end = page.len() < wanted;
+        let Some(last) = page.last() else { break };
+        after = last.id();
+        // Rewrites in flight together, so the log commits them in groups.
+        let attempts: Vec<(Item, Result<Attempt, RawError>)> = futures_util::stream::iter(page)
+            .map(|item| async move {
+                let attempt = attempt(app, archive, &item).await;
+                (item, attempt)
+            })
+            .buffered(IN_FLIGHT)
+            .collect()
+            .await;
+        for (item, attempt) in attempts {
+            walk.record(app, archive, &item, attempt?).await?;
         }
         if reached_end {
             break;
@@ -100,6 +110,36 @@ pub async fn rekey(
     let mut response = walk.finish();
     response.next_after_id = if reached_end { 0 } else { after };
     Ok(response)
+}
+
+/// What re-sealing one item came to.
+enum Attempt {
+    /// A dead letter stored in clear: nothing to re-seal.
+    InClear,
+    /// Already sealed with the current key.
+    Current,
+    /// It cannot be opened or sealed (a key that is not configured, damaged data).
+    Failed(String),
+    /// The log's answer to the rewrite.
+    Resealed(ResealOutcome),
+}
+
+/// Re-seals `item` unless it is in clear or the current key seals it.
+async fn attempt(app: &App, archive: &Archive, item: &Item) -> Result<Attempt, RawError> {
+    if item.key_id().is_empty() {
+        return Ok(Attempt::InClear);
+    }
+    if item.key_id() == archive.current_key_id() {
+        return Ok(Attempt::Current);
+    }
+    let reseal = match item.reseal(archive) {
+        Ok(reseal) => reseal,
+        Err(error) => return Ok(Attempt::Failed(error.to_string())),
+    };
+    Ok(Attempt::Resealed(match item {
+        Item::Entry(_) => app.log.reseal_archive_entry(reseal).await?,
+        Item::Letter(_) => app.log.reseal_dead_letter(reseal).await?,
+    }))
 }
 
 /// Up to `max` items after `after`, by id.
@@ -151,41 +191,34 @@ impl Walk {
         }
     }
 
-    /// Re-seals `item` unless the current key seals it. Failures of this item alone (a key
-    /// that is not configured, damaged data) are counted and reported; storage failures end
-    /// the call.
-    async fn item(&mut self, app: &App, archive: &Archive, item: &Item) -> Result<(), RawError> {
+    /// Counts what `attempt` did to `item`. Failures of this item alone are counted and
+    /// reported; storage failures end the call.
+    async fn record(
+        &mut self,
+        app: &App,
+        archive: &Archive,
+        item: &Item,
+        attempt: Attempt,
+    ) -> Result<(), RawError> {
         let current = archive.current_key_id();
         self.response.examined += 1;
-        if item.key_id().is_empty() {
-            self.response.in_clear += 1;
-            return Ok(());
-        }
-        if item.key_id() == current {
-            self.response.already_current += 1;
-            self.count(current);
-            return Ok(());
-        }
-        let reseal = match item.reseal(archive) {
-            Ok(reseal) => reseal,
-            Err(error) => {
-                self.fail(item.id(), error.to_string());
-                self.count(item.key_id());
-                return Ok(());
+        match attempt {
+            Attempt::InClear => self.response.in_clear += 1,
+            Attempt::Current => {
+                self.response.already_current += 1;
+                self.count(current);
             }
-        };
-        let outcome = match item {
-            Item::Entry(_) => app.log.reseal_archive_entry(reseal).await?,
-            Item::Letter(_) => app.log.reseal_dead_letter(reseal).await?,
-        };
-        match outcome {
-            ResealOutcome::Rewritten => {
+            Attempt::Failed(reason) => {
+                self.fail(item.id(), reason);
+                self.count(item.key_id());
+            }
+            Attempt::Resealed(ResealOutcome::Rewritten) => {
                 self.response.rewritten += 1;
                 self.count(current);
             }
-            ResealOutcome::Missing => self.response.missing += 1,
+            Attempt::Resealed(ResealOutcome::Missing) => self.response.missing += 1,
             // Changed meanwhile (another rekey): count it as it is stored now.
-            ResealOutcome::Changed => match stored(app, item).await? {
+            Attempt::Resealed(ResealOutcome::Changed) => match stored(app, item).await? {
                 Some(now) if now.key_id() == current => {
                     self.response.already_current += 1;
                     self.count(current);
