@@ -648,6 +648,31 @@ async fn rotate_archive_keys(log: &str) {
     let old_entries = seeds.len() as u64 + 1;
     assert!(stored.len() >= seeds.len(), "{stored:?}");
 
+    // The old key dropped too early: nothing can be re-sealed, each item is named, the run
+    // fails, and nothing is lost.
+    write_keys(format!("kb {KEY_B}\n"));
+    server = server.restart();
+    let (ok, stdout, stderr) = rekey_cli(&server, REKEY_OPS);
+    assert!(!ok, "{stdout}");
+    assert_eq!(
+        stdout,
+        format!(
+            "archive entries: examined {old_entries}, rewritten 0, already current 0, failed {old_entries}, removed meanwhile 0\n\
+             dead letters: examined 1, rewritten 0, already current 0, failed 1, removed meanwhile 0, stored in clear 0\n\
+             archive entries by key id: ka {old_entries}\n\
+             dead letters by key id: ka 1\n"
+        )
+    );
+    let mut expected: Vec<String> = (1..=old_entries)
+        .map(|id| format!("archive entry {id}: not re-sealed: archive key `ka` is not configured"))
+        .collect();
+    expected.push("dead letter 1: not re-sealed: archive key `ka` is not configured".into());
+    expected.push(format!(
+        "error: {} items could not be re-sealed (listed above); their keys must stay",
+        old_entries + 1
+    ));
+    assert_eq!(stderr.lines().collect::<Vec<_>>(), expected);
+
     // The new key first, the old one still there to open old entries.
     write_keys(format!("kb {KEY_B}\nka {KEY_A}\n"));
     server = server.restart();
@@ -753,8 +778,12 @@ async fn rotate_archive_keys(log: &str) {
     };
     let done = |target: String| ("ops".into(), target, "ok".into());
     assert_eq!(
-        rekeys[..5],
+        rekeys[..7],
         [
+            done(format!(
+                "archive after 0: examined {old_entries}, rewritten 0, failed {old_entries}"
+            )),
+            done("dead letters after 0: examined 1, rewritten 0, failed 1".into()),
             denied("archive after 0"),
             denied("archive after 0"),
             done(format!(
