@@ -214,7 +214,8 @@ pub(crate) async fn reseal(inner: &Inner, reseal: &Reseal) -> Result<ResealOutco
             Some(record) if record.id > id => {
                 // Only a newer entry of the same webhook owns the record; its links must stay.
                 return Err(LogError::unavailable(format!(
-                    "archive entry {id}: its link record in KV bucket {bucket} belongs to the                      newer entry {}; it cannot be re-sealed",
+                    "archive entry {id}: its link record in KV bucket {bucket} belongs to the \
+                     newer entry {}; it cannot be re-sealed",
                     record.id
                 )));
             }
