@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
-use tributary_event_log::{Reseal, ResealOutcome};
+use tributary_event_log::{LogError, Reseal, ResealOutcome};
 use tributary_model::v1::{
     ArchiveEntry, DeadLetter, KeyIdCount, RekeyArchiveRequest, RekeyArchiveResponse, RekeyFailure,
 };
@@ -136,10 +136,16 @@ async fn attempt(app: &App, archive: &Archive, item: &Item) -> Result<Attempt, R
         Ok(reseal) => reseal,
         Err(error) => return Ok(Attempt::Failed(error.to_string())),
     };
-    Ok(Attempt::Resealed(match item {
-        Item::Entry(_) => app.log.reseal_archive_entry(reseal).await?,
-        Item::Letter(_) => app.log.reseal_dead_letter(reseal).await?,
-    }))
+    let outcome = match item {
+        Item::Entry(_) => app.log.reseal_archive_entry(reseal).await,
+        Item::Letter(_) => app.log.reseal_dead_letter(reseal).await,
+    };
+    match outcome {
+        Ok(outcome) => Ok(Attempt::Resealed(outcome)),
+        // The log refuses this item alone (the seal was valid): report it, go on.
+        Err(LogError::Invalid(reason)) => Ok(Attempt::Failed(reason)),
+        Err(error) => Err(error.into()),
+    }
 }
 
 /// Up to `max` items after `after`, by id.

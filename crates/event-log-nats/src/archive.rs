@@ -212,8 +212,10 @@ pub(crate) async fn reseal(inner: &Inner, reseal: &Reseal) -> Result<ResealOutco
         let mut record = match record {
             Some(record) if record.id == id => record,
             Some(record) if record.id > id => {
-                // Only a newer entry of the same webhook owns the record; its links must stay.
-                return Err(LogError::unavailable(format!(
+                // A newer entry of the same webhook owns the record (this one's links were never
+                // written, and a retry past the duplicate window archived it anew); its links
+                // must stay, so this entry cannot be re-sealed: refused, nothing written.
+                return Err(LogError::Invalid(format!(
                     "archive entry {id}: its link record in KV bucket {bucket} belongs to the \
                      newer entry {}; it cannot be re-sealed",
                     record.id

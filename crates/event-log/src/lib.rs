@@ -423,7 +423,9 @@ pub trait EventLog: Send + Sync + 'static {
     /// - **NATS JetStream**: messages are immutable, so the new seal is written into the
     ///   entry's link record (compare-and-set) and read in place of the message's own; the
     ///   message, still sealed with the old key, stays until the archive's retention removes
-    ///   it (see `tributary-event-log-nats`'s `archive` module).
+    ///   it (see `tributary-event-log-nats`'s `archive` module). An entry whose link record a
+    ///   newer entry of the same webhook took over (its own links were never written) is
+    ///   refused with [`LogError::Invalid`]: it keeps its old seal.
     async fn reseal_archive_entry(&self, reseal: Reseal) -> Result<ResealOutcome, LogError>;
 
     /// Replaces the seal of dead letter `reseal.id`'s raw item (`raw_key_id`, `raw_nonce`,
