@@ -60,6 +60,9 @@ enum Command {
     Raw(tributary::cli::archive::RawCommand),
     /// Run archived webhooks again through the adapter now loaded (after a fix).
     Replay(tributary::cli::archive::ReplayArgs),
+    /// Maintain the encrypted raw archive of a running server (re-seal it after a key rotation).
+    #[command(subcommand)]
+    Archive(tributary::cli::archive::ArchiveCommand),
     /// Read the audit log of a running server (admin actions, console logins).
     #[command(subcommand)]
     Audit(tributary::cli::audit::AuditCommand),
@@ -143,6 +146,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Raw(command) => client_runtime()?.block_on(tributary::cli::archive::raw(command)),
         Command::Replay(args) => client_runtime()?.block_on(tributary::cli::archive::replay(args)),
+        Command::Archive(command) => {
+            client_runtime()?.block_on(tributary::cli::archive::archive(command))
+        }
         Command::Audit(command) => client_runtime()?.block_on(tributary::cli::audit::run(command)),
         Command::Rejections(command) => {
             client_runtime()?.block_on(tributary::cli::rejections::run(command))

@@ -6,6 +6,7 @@ pub mod audited;
 pub mod raw;
 pub mod redact;
 pub mod redrive;
+pub mod rekey;
 pub mod replay;
 
 use std::pin::Pin;
@@ -18,8 +19,8 @@ use tributary_model::v1::{
     ListAuditEntriesRequest, ListAuditEntriesResponse, ListConsumersRequest, ListConsumersResponse,
     ListDeadLettersRequest, ListDeadLettersResponse, ListRejectionsRequest, ListRejectionsResponse,
     RawWebhook, RedriveDeadLettersRequest, RedriveDeadLettersResponse, RedriveOutcome,
-    ReplayProgress, ReplayRequest, ResetConsumerRequest, get_raw_webhook_request::Target,
-    reset_consumer_request::Position,
+    RekeyArchiveRequest, RekeyArchiveResponse, ReplayProgress, ReplayRequest, ResetConsumerRequest,
+    get_raw_webhook_request::Target, reset_consumer_request::Position,
 };
 
 use crate::app::App;
@@ -125,6 +126,40 @@ impl Admin for AdminService {
             let _ = out.send(last).await;
         });
         Ok(Response::new(Box::pin(ReceiverStream::new(stream))))
+    }
+
+    async fn rekey_archive(
+        &self,
+        request: Request<RekeyArchiveRequest>,
+    ) -> Result<Response<RekeyArchiveResponse>, Status> {
+        let caller = Caller::of(&request);
+        let principal = Principal::of(&request)?;
+        let request = request.into_inner();
+        let result: Result<RekeyArchiveResponse, Status> = async {
+            // It decrypts every entry it re-seals.
+            principal.require_personal_data()?;
+            Ok(rekey::rekey(&self.app, &request)
+                .await
+                .map_err(|error| OpError::of(&error))?)
+        }
+        .await;
+        let walked = if request.dead_letters {
+            "dead letters"
+        } else {
+            "archive"
+        };
+        let target = match &result {
+            Ok(done) => format!(
+                "{walked} after {}: examined {}, rewritten {}, failed {}",
+                request.after_id, done.examined, done.rewritten, done.failed
+            ),
+            Err(_) => format!("{walked} after {}", request.after_id),
+        };
+        self.app
+            .audit
+            .record_or_log(caller.record("archive.rekey", target, &result))
+            .await;
+        Ok(Response::new(result?))
     }
 
     async fn list_rejections(

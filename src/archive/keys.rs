@@ -140,6 +140,25 @@ impl Keyring {
         })
     }
 
+    /// The id of the key that seals.
+    pub fn current(&self) -> &str {
+        &self.current
+    }
+
+    /// Every configured key id: the current one first, then the others sorted.
+    pub fn ids(&self) -> Vec<String> {
+        let mut others: Vec<String> = self
+            .ciphers
+            .keys()
+            .filter(|id| **id != self.current)
+            .cloned()
+            .collect();
+        others.sort();
+        let mut ids = vec![self.current.clone()];
+        ids.extend(others);
+        ids
+    }
+
     /// Opens what [`seal`](Self::seal) produced; fails on a wrong key, a changed ciphertext or
     /// changed associated data.
     pub fn open(

@@ -9,6 +9,7 @@ use std::path::Path;
 
 use prost::Message;
 use sha2::{Digest, Sha256};
+use tributary_event_log::Reseal;
 use tributary_model::v1::{ArchiveEntry, DeadLetter, RawWebhook, WebhookRequest};
 
 use crate::config::ArchiveConfig;
@@ -197,6 +198,61 @@ impl Archive {
         raw.sequences.clone_from(&entry.sequences);
         raw.dead_letter_ids.clone_from(&entry.dead_letter_ids);
         Ok(raw)
+    }
+
+    /// The key id that seals now (the first of the key file).
+    pub fn current_key_id(&self) -> &str {
+        self.keys.current()
+    }
+
+    /// Every configured key id, the current one first.
+    pub fn key_ids(&self) -> Vec<String> {
+        self.keys.ids()
+    }
+
+    /// `entry`'s content sealed again with the current key, bound to the same associated data
+    /// (source, content key, compression), for [`EventLog::reseal_archive_entry`]: a key
+    /// rotation. The compressed plaintext is sealed as it was opened, never decoded.
+    ///
+    /// [`EventLog::reseal_archive_entry`]: tributary_event_log::EventLog::reseal_archive_entry
+    pub fn reseal(&self, entry: &ArchiveEntry) -> Result<Reseal, ArchiveError> {
+        let associated = associated(&entry.source, &entry.content_key, &entry.compression);
+        let plain = self
+            .keys
+            .open(&entry.key_id, &entry.nonce, &associated, &entry.ciphertext)?;
+        // Encrypted in place: the opened bytes become the new ciphertext.
+        let sealed = self.keys.seal(&associated, plain)?;
+        Ok(Reseal {
+            id: entry.id,
+            from_key_id: entry.key_id.clone(),
+            from_nonce: entry.nonce.clone(),
+            key_id: sealed.key_id,
+            nonce: sealed.nonce,
+            ciphertext: sealed.ciphertext,
+        })
+    }
+
+    /// A dead letter's sealed raw item sealed again with the current key (same associated
+    /// data), for [`EventLog::reseal_dead_letter`]. `letter` is as stored (`raw_key_id` set).
+    ///
+    /// [`EventLog::reseal_dead_letter`]: tributary_event_log::EventLog::reseal_dead_letter
+    pub fn reseal_dead_letter(&self, letter: &DeadLetter) -> Result<Reseal, ArchiveError> {
+        let associated = dead_letter_associated(letter);
+        let plain = self.keys.open(
+            &letter.raw_key_id,
+            &letter.raw_nonce,
+            &associated,
+            &letter.raw,
+        )?;
+        let sealed = self.keys.seal(&associated, plain)?;
+        Ok(Reseal {
+            id: letter.id,
+            from_key_id: letter.raw_key_id.clone(),
+            from_nonce: letter.raw_nonce.clone(),
+            key_id: sealed.key_id,
+            nonce: sealed.nonce,
+            ciphertext: sealed.ciphertext,
+        })
     }
 
     /// Seals a dead letter's raw item in place (it holds personal data like the archive).
@@ -549,5 +605,79 @@ mod tests {
         let raw = archive(false).open(&entry).expect("open");
         assert_eq!(raw.query, "page=2");
         assert_eq!(raw.withheld, ["?token", "?k"]);
+    }
+
+    fn with_keys(text: &str) -> Archive {
+        Archive {
+            keys: Keyring::parse(text).expect("keys"),
+            keep_secret_headers: false,
+        }
+    }
+
+    #[test]
+    fn a_resealed_entry_and_dead_letter_open_with_the_new_key_alone() {
+        const A: &str = "0101010101010101010101010101010101010101010101010101010101010101";
+        const B: &str = "0202020202020202020202020202020202020202020202020202020202020202";
+        let old = with_keys(&format!("ka {A}"));
+        let rotating = with_keys(&format!("kb {B}\nka {A}"));
+        let new = with_keys(&format!("kb {B}"));
+        let mut entry = old
+            .seal(&request(), ("arcadia", "1.0.0"), &[])
+            .expect("seal");
+        entry.id = 7;
+        let mut letter = DeadLetter {
+            id: 3,
+            source: "arcadia".into(),
+            provider_event_id: "whk_1".into(),
+            raw: b"{\"id\":\"whk_1\"}".to_vec(),
+            ..DeadLetter::default()
+        };
+        old.seal_dead_letter(&mut letter).expect("seal letter");
+        assert!(matches!(new.open(&entry), Err(ArchiveError::UnknownKey(id)) if id == "ka"));
+
+        let reseal = rotating.reseal(&entry).expect("reseal");
+        assert_eq!(
+            (
+                reseal.id,
+                reseal.from_key_id.as_str(),
+                reseal.key_id.as_str()
+            ),
+            (7, "ka", "kb")
+        );
+        assert_eq!(reseal.from_nonce, entry.nonce);
+        assert_ne!(reseal.nonce, entry.nonce, "a fresh nonce");
+        let resealed = ArchiveEntry {
+            key_id: reseal.key_id,
+            nonce: reseal.nonce,
+            ciphertext: reseal.ciphertext,
+            ..entry.clone()
+        };
+        assert_eq!(
+            new.open(&resealed).expect("opens with kb"),
+            old.open(&entry).expect("opens with ka")
+        );
+        let moved = ArchiveEntry {
+            content_key: "sha256:other".into(),
+            ..resealed
+        };
+        assert!(
+            matches!(new.open(&moved), Err(ArchiveError::Tampered)),
+            "still bound to its content key"
+        );
+
+        let reseal = rotating.reseal_dead_letter(&letter).expect("reseal letter");
+        assert_eq!((reseal.id, reseal.key_id.as_str()), (3, "kb"));
+        let mut resealed = DeadLetter {
+            raw: reseal.ciphertext,
+            raw_key_id: reseal.key_id,
+            raw_nonce: reseal.nonce,
+            ..letter.clone()
+        };
+        new.open_dead_letter(&mut resealed).expect("opens with kb");
+        assert_eq!(resealed.raw, b"{\"id\":\"whk_1\"}");
+        assert!(
+            new.reseal(&entry).is_err(),
+            "an entry whose key is gone cannot be resealed"
+        );
     }
 }

@@ -82,8 +82,8 @@ fn hint_for_status(status: &tonic::Status) -> Option<String> {
         Code::Unimplemented => {
             "this address does not serve this command's service: when the server sets \
              ops.grpc_listen, the admin commands (consumers, dead-letters, raw, replay, \
-             adapter try) are served only there; pass --config with the server's config file, \
-             or --server with the ops.grpc_listen address"
+             archive, adapter try) are served only there; pass --config with the server's \
+             config file, or --server with the ops.grpc_listen address"
                 .to_owned()
         }
         Code::Unavailable if status.message().contains("connect") => {

@@ -527,3 +527,325 @@ fn holds_number(bytes: &[u8], number: &str) -> bool {
             && !digit(bytes.get(at + number.len()))
     })
 }
+
+const KEY_A: &str = "1111111111111111111111111111111111111111111111111111111111111111";
+const KEY_B: &str = "2222222222222222222222222222222222222222222222222222222222222222";
+const REKEY_OPS: &str = "operators-rekey-token-0001";
+const REKEY_NO_PD: &str = "operators-rekey-token-0002";
+
+/// `tributary archive rekey` against `server` with `token`: (success, stdout, stderr).
+fn rekey_cli(server: &Server, token: &str) -> (bool, String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tributary"))
+        .args(["archive", "rekey", "--server", &server.grpc.to_string()])
+        .env("TRIBUTARY_TOKEN", token)
+        .env_remove("TRIBUTARY_CONFIG")
+        .env_remove("TRIBUTARY_SERVER")
+        .env_remove("RUST_BACKTRACE")
+        .output()
+        .expect("run tributary");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// The dead letters' raw items, opened and unredacted.
+async fn dead_letter_raws(server: &Server, token: &str) -> Vec<Vec<u8>> {
+    AdminClient::new(server.channel().await)
+        .list_dead_letters(with_token(
+            ListDeadLettersRequest {
+                include_raw: true,
+                unredacted: true,
+                ..ListDeadLettersRequest::default()
+            },
+            token,
+        ))
+        .await
+        .expect("dead letters")
+        .into_inner()
+        .dead_letters
+        .into_iter()
+        .map(|letter| letter.raw)
+        .collect()
+}
+
+fn with_token<T>(message: T, token: &str) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    let value: MetadataValue<_> = format!("Bearer {token}").parse().expect("header");
+    request.metadata_mut().insert("authorization", value);
+    request
+}
+
+/// A key rotation end to end on the default embedded log (redb).
+#[tokio::test]
+async fn a_key_rotation_rekeys_the_archive_so_the_old_key_can_leave_the_key_file() {
+    rotate_archive_keys("").await;
+}
+
+#[tokio::test]
+async fn a_key_rotation_rekeys_the_archive_on_fjall() {
+    rotate_archive_keys("[log]\nengine = \"fjall\"\n").await;
+}
+
+#[tokio::test]
+async fn a_key_rotation_rekeys_the_archive_on_jetstream() {
+    let nats = crate::support::nats::Nats::start();
+    rotate_archive_keys(&crate::support::nats::nats_config("", &nats.url())).await;
+}
+
+/// A key rotation end to end, with `log` (TOML) choosing the log: webhooks and a dead letter
+/// sealed with key `ka`; `kb` put first; the rekey re-seals everything under the same ids and
+/// says `ka` can go; with `kb` alone every raw webhook and the dead letter's raw item still
+/// read back byte for byte; a second rekey rewrites nothing; the personal_data scope is
+/// needed; the audit log has the calls.
+async fn rotate_archive_keys(log: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    use tributary_model::v1::{KeyIdCount, ListAuditEntriesRequest, RekeyArchiveRequest};
+
+    let keys = tempfile::tempdir().expect("tempdir");
+    let key_file = keys.path().join("archive.keys");
+    let write_keys = |text: String| {
+        std::fs::write(&key_file, text).expect("key file");
+        std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    };
+    write_keys(format!("ka {KEY_A}\n"));
+    let mut server = Server::start(&format!(
+        "{}\n[archive]\nkey_file = \"{}\"\n\
+         [[grpc.credentials]]\nname = \"ops\"\ntoken = \"{REKEY_OPS}\"\nadmin = true\npersonal_data = true\n\
+         [[grpc.credentials]]\nname = \"ops-no-pd\"\ntoken = \"{REKEY_NO_PD}\"\nadmin = true\n\
+         {log}",
+        providers(),
+        key_file.display()
+    ));
+    assert_eq!(
+        server.data.join("fjall").is_dir(),
+        log.contains("fjall"),
+        "the log asked for"
+    );
+    let seeds = fixtures("arcadia", &["seed-"]);
+    assert!(seeds.len() >= 10, "{} seeds", seeds.len());
+    // (sequence, body) of every stored event.
+    let mut stored = Vec::new();
+    for seed in &seeds {
+        let (status, answer) = server.post("arcadia", &seed.raw, &ARCADIA_AUTH).await;
+        assert_eq!(status, 200, "{}: {answer}", seed.name);
+        assert_eq!(answer["dead_lettered"], 0, "{}: {answer}", seed.name);
+        for sequence in answer["sequences"].as_array().expect("sequences") {
+            stored.push((sequence.as_u64().expect("sequence"), seed.raw.clone()));
+        }
+    }
+    // A dead letter: its raw item is sealed with the same key.
+    let unmapped = fixtures("arcadia", &["unmapped-unknown-event-type"]);
+    let (status, answer) = server
+        .post("arcadia", &unmapped[0].raw, &ARCADIA_AUTH)
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["dead_lettered"], 1, "{answer}");
+    let letter_raws = dead_letter_raws(&server, REKEY_OPS).await;
+    assert_eq!(letter_raws.len(), 1);
+    assert!(!letter_raws[0].is_empty());
+    let old_entries = seeds.len() as u64 + 1;
+    assert!(stored.len() >= seeds.len(), "{stored:?}");
+
+    // The old key dropped too early: nothing can be re-sealed, each item is named, the run
+    // fails, and nothing is lost.
+    write_keys(format!("kb {KEY_B}\n"));
+    server = server.restart();
+    let (ok, stdout, stderr) = rekey_cli(&server, REKEY_OPS);
+    assert!(!ok, "{stdout}");
+    assert_eq!(
+        stdout,
+        format!(
+            "archive entries: examined {old_entries}, rewritten 0, already current 0, failed {old_entries}, removed meanwhile 0\n\
+             dead letters: examined 1, rewritten 0, already current 0, failed 1, removed meanwhile 0, stored in clear 0\n\
+             archive entries by key id: ka {old_entries}\n\
+             dead letters by key id: ka 1\n"
+        )
+    );
+    let mut expected: Vec<String> = (1..=old_entries)
+        .map(|id| format!("archive entry {id}: not re-sealed: archive key `ka` is not configured"))
+        .collect();
+    expected.push("dead letter 1: not re-sealed: archive key `ka` is not configured".into());
+    expected.push(format!(
+        "error: {} items could not be re-sealed (listed above); their keys must stay",
+        old_entries + 1
+    ));
+    assert_eq!(stderr.lines().collect::<Vec<_>>(), expected);
+
+    // The new key first, the old one still there to open old entries.
+    write_keys(format!("kb {KEY_B}\nka {KEY_A}\n"));
+    server = server.restart();
+    let newer = arcadia_webhook("whk_sealed_with_kb");
+    let (status, answer) = server.post("arcadia", &newer, &ARCADIA_AUTH).await;
+    assert_eq!(status, 200, "{answer}");
+    stored.push((answer["sequences"][0].as_u64().expect("sequence"), newer));
+    let total = old_entries + 1;
+
+    // Without the personal_data scope: refused, nothing re-sealed.
+    let channel = server.channel().await;
+    let denied = AdminClient::new(channel.clone())
+        .rekey_archive(with_token(RekeyArchiveRequest::default(), REKEY_NO_PD))
+        .await
+        .expect_err("rekey decrypts: personal_data is needed");
+    assert_eq!(denied.code(), Code::PermissionDenied);
+    let (ok, _, stderr) = rekey_cli(&server, REKEY_NO_PD);
+    assert!(!ok, "{stderr}");
+
+    let (ok, stdout, stderr) = rekey_cli(&server, REKEY_OPS);
+    assert!(ok, "{stdout}\n{stderr}");
+    assert_eq!(
+        stdout,
+        format!(
+            "archive entries: examined {total}, rewritten {old_entries}, already current 1, failed 0, removed meanwhile 0\n\
+             dead letters: examined 1, rewritten 1, already current 0, failed 0, removed meanwhile 0, stored in clear 0\n\
+             archive entries by key id: kb {total}\n\
+             dead letters by key id: kb 1\n\
+             key ka: nothing is sealed with it any more; it can be removed from the key file\n"
+        ),
+        "{stderr}"
+    );
+    // Run again: everything is current, nothing is rewritten.
+    let again = AdminClient::new(channel.clone())
+        .rekey_archive(with_token(RekeyArchiveRequest::default(), REKEY_OPS))
+        .await
+        .expect("second rekey")
+        .into_inner();
+    assert_eq!(
+        (
+            again.examined,
+            again.rewritten,
+            again.already_current,
+            again.failed,
+            again.next_after_id
+        ),
+        (total, 0, total, 0, 0)
+    );
+    assert_eq!(again.current_key_id, "kb");
+    assert_eq!(again.configured_key_ids, ["kb", "ka"]);
+    assert_eq!(
+        again.by_key_id,
+        [KeyIdCount {
+            key_id: "kb".into(),
+            count: total
+        }]
+    );
+    // In pages of two, resumable: the same walk.
+    let mut after = 0;
+    let mut examined = 0;
+    loop {
+        let page = AdminClient::new(channel.clone())
+            .rekey_archive(with_token(
+                RekeyArchiveRequest {
+                    after_id: after,
+                    limit: 2,
+                    dead_letters: false,
+                },
+                REKEY_OPS,
+            ))
+            .await
+            .expect("a page")
+            .into_inner();
+        assert_eq!(page.rewritten, 0);
+        examined += page.examined;
+        if page.next_after_id == 0 {
+            break;
+        }
+        assert_eq!(page.examined, 2);
+        assert!(page.next_after_id > after);
+        after = page.next_after_id;
+    }
+    assert_eq!(examined, total);
+
+    // The audit log has both rekeys and the refusal.
+    let audit = AdminClient::new(channel.clone())
+        .list_audit_entries(with_token(ListAuditEntriesRequest::default(), REKEY_OPS))
+        .await
+        .expect("audit")
+        .into_inner()
+        .entries;
+    let rekeys: Vec<(String, String, String)> = audit
+        .iter()
+        .filter(|e| e.action == "archive.rekey")
+        .map(|e| (e.credential.clone(), e.target.clone(), e.outcome.clone()))
+        .collect();
+    let denied = |target: &str| {
+        (
+            "ops-no-pd".into(),
+            target.into(),
+            "permission_denied".into(),
+        )
+    };
+    let done = |target: String| ("ops".into(), target, "ok".into());
+    assert_eq!(
+        rekeys[..7],
+        [
+            done(format!(
+                "archive after 0: examined {old_entries}, rewritten 0, failed {old_entries}"
+            )),
+            done("dead letters after 0: examined 1, rewritten 0, failed 1".into()),
+            denied("archive after 0"),
+            denied("archive after 0"),
+            done(format!(
+                "archive after 0: examined {total}, rewritten {old_entries}, failed 0"
+            )),
+            done("dead letters after 0: examined 1, rewritten 1, failed 0".into()),
+            done(format!(
+                "archive after 0: examined {total}, rewritten 0, failed 0"
+            )),
+        ]
+    );
+    drop(channel);
+
+    // The old key leaves the key file: every raw webhook still reads back byte for byte.
+    write_keys(format!("kb {KEY_B}\n"));
+    server = server.restart();
+    let mut admin = AdminClient::new(server.channel().await);
+    for (sequence, body) in &stored {
+        let kept = admin
+            .get_raw_webhook(with_token(
+                GetRawWebhookRequest {
+                    target: Some(Target::Sequence(*sequence)),
+                },
+                REKEY_OPS,
+            ))
+            .await
+            .unwrap_or_else(|status| panic!("sequence {sequence}: {status:?}"))
+            .into_inner();
+        assert_eq!(&kept.body, body, "sequence {sequence}");
+    }
+    // The dead letter's raw item opens with the new key alone too.
+    assert_eq!(dead_letter_raws(&server, REKEY_OPS).await, letter_raws);
+    let (sequence, body) = &stored[0];
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tributary"))
+        .args([
+            "raw",
+            "get",
+            &sequence.to_string(),
+            "--body",
+            "--server",
+            &server.grpc.to_string(),
+        ])
+        .env("TRIBUTARY_TOKEN", REKEY_OPS)
+        .env_remove("TRIBUTARY_CONFIG")
+        .env_remove("TRIBUTARY_SERVER")
+        .output()
+        .expect("raw get");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(&out.stdout, body);
+    let (ok, stdout, stderr) = rekey_cli(&server, REKEY_OPS);
+    assert!(ok, "{stderr}");
+    assert_eq!(
+        stdout,
+        format!(
+            "archive entries: examined {total}, rewritten 0, already current {total}, failed 0, removed meanwhile 0\n\
+             dead letters: examined 1, rewritten 0, already current 1, failed 0, removed meanwhile 0, stored in clear 0\n\
+             archive entries by key id: kb {total}\n\
+             dead letters by key id: kb 1\n"
+        )
+    );
+}

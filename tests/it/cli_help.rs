@@ -32,7 +32,7 @@ fn stdout(out: &Output) -> String {
 
 const UNIMPLEMENTED_HINT: &str = "hint: this address does not serve this command's service: \
      when the server sets ops.grpc_listen, the admin commands (consumers, dead-letters, raw, \
-     replay, adapter try) are served only there; pass --config with the server's config file, \
+     replay, archive, adapter try) are served only there; pass --config with the server's config file, \
      or --server with the ops.grpc_listen address\n";
 
 #[tokio::test]

@@ -168,7 +168,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let archive = match args.next().as_deref() {
         Some("archive") => true,
         Some("plain") => false,
-        _ => return Err("usage: fjall_append_cost archive|plain [webhooks] [durable] [blocking]".into()),
+        _ => {
+            return Err(
+                "usage: fjall_append_cost archive|plain [webhooks] [durable] [blocking]".into(),
+            );
+        }
     };
     let total: usize = args.next().map_or(Ok(20_000), |n| n.parse())?;
     let durable = args.next().as_deref() == Some("durable");

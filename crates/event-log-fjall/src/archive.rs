@@ -12,7 +12,7 @@
 
 use prost::Message;
 use tributary_event_log::varint_field;
-use tributary_event_log::{LogError, Retention, rules};
+use tributary_event_log::{LogError, Reseal, ResealOutcome, Retention, rules};
 use tributary_model::fields;
 use tributary_model::v1::ArchiveEntry;
 
@@ -280,6 +280,45 @@ pub(crate) fn store(
         found.summary.encode_to_vec(),
     );
     Ok(())
+}
+
+/// Puts `reseal`'s seal on its entry, rewriting the block that holds it (this commit's own
+/// block when the entry is new in it). The block keeps its key, its other entries and its
+/// summary's ids and time, so ids, order, links and retention are unchanged; the archive's
+/// byte count follows the new size.
+pub(crate) fn reseal(tx: &mut Tx<'_>, reseal: &Reseal) -> Result<ResealOutcome, LogError> {
+    if let Some(index) = tx.pending_archive.index(reseal.id) {
+        return Ok(rules::apply_reseal(
+            &mut tx.pending_archive.entries[index],
+            reseal,
+        ));
+    }
+    let Some(mut found) = find_in(tx, reseal.id)? else {
+        return Ok(ResealOutcome::Missing);
+    };
+    let outcome = rules::apply_reseal(&mut found.entries[found.index], reseal);
+    if outcome != ResealOutcome::Rewritten {
+        return Ok(outcome);
+    }
+    let encoded = ArchiveBlock {
+        entries: found.entries,
+    }
+    .encode_to_vec();
+    let len = encoded.len() as u64;
+    tx.next.archive_bytes = tx
+        .next
+        .archive_bytes
+        .saturating_sub(found.summary.stored_len)
+        + len;
+    found.summary.stored_len = len;
+    tx.staged
+        .put(Space::Archive, keys::u64_key(found.first), encoded);
+    tx.staged.put(
+        Space::ArchiveIndex,
+        keys::u64_key(found.first),
+        found.summary.encode_to_vec(),
+    );
+    Ok(outcome)
 }
 
 /// Entry `id`, if stored.

@@ -46,8 +46,8 @@ use prost::Message;
 use prost::bytes::Bytes;
 use tokio::sync::watch;
 use tributary_event_log::{
-    AppendOutcome, AppendRequest, EventLog, LogError, PendingEvent, RedriveOutcome, Retention,
-    StoredEvent, rules,
+    AppendOutcome, AppendRequest, EventLog, LogError, PendingEvent, RedriveOutcome, Reseal,
+    ResealOutcome, Retention, StoredEvent, rules,
 };
 use tributary_model::v1::{ArchiveEntry, Consumer, DeadLetter, Event, Filter};
 use tributary_model::well_known::Timestamp;
@@ -774,6 +774,26 @@ impl EventLog for FjallLog {
     async fn archive_entries(&self, after: u64, max: usize) -> Result<Vec<ArchiveEntry>, LogError> {
         self.blocking(move |view| archive::list(&view.store, after, max))
             .await
+    }
+
+    async fn reseal_archive_entry(&self, reseal: Reseal) -> Result<ResealOutcome, LogError> {
+        rules::validate_reseal(&reseal)?;
+        match self.inner.submit(Op::Reseal(Box::new(reseal))).await? {
+            Reply::Resealed(outcome) => Ok(outcome),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    async fn reseal_dead_letter(&self, reseal: Reseal) -> Result<ResealOutcome, LogError> {
+        rules::validate_reseal(&reseal)?;
+        match self
+            .inner
+            .submit(Op::ResealDeadLetter(Box::new(reseal)))
+            .await?
+        {
+            Reply::Resealed(outcome) => Ok(outcome),
+            other => Err(unexpected(other)),
+        }
     }
 
     async fn sequence_of(

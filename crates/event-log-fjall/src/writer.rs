@@ -47,6 +47,10 @@ pub(crate) enum Op {
     DeleteConsumer {
         name: String,
     },
+    /// A raw-archive entry's new seal (validated before it was queued).
+    Reseal(Box<tributary_event_log::Reseal>),
+    /// A dead letter's raw item's new seal (validated before it was queued).
+    ResealDeadLetter(Box<tributary_event_log::Reseal>),
 }
 
 /// The answer to one [`Op`].
@@ -56,6 +60,7 @@ pub(crate) enum Reply {
     Redriven(RedriveOutcome),
     Consumer(Consumer),
     Deleted(bool),
+    Resealed(tributary_event_log::ResealOutcome),
 }
 
 pub(crate) fn now_millis() -> u64 {
@@ -112,6 +117,8 @@ impl<'a> Tx<'a> {
                 }
                 Ok(Reply::Deleted(stored.is_some()))
             }
+            Op::Reseal(reseal) => Ok(Reply::Resealed(crate::archive::reseal(self, reseal)?)),
+            Op::ResealDeadLetter(reseal) => Ok(Reply::Resealed(self.reseal_dead_letter(reseal)?)),
         })
     }
 
@@ -351,6 +358,26 @@ impl<'a> Tx<'a> {
             .map(|value| DeadLetter::decode(value.as_ref()))
             .transpose()
             .map_err(|source| LogError::Corrupt { key: id, source })
+    }
+
+    /// Puts `reseal`'s seal on a dead letter's raw item: the letter is rewritten under its id,
+    /// nothing else changes.
+    fn reseal_dead_letter(
+        &mut self,
+        reseal: &tributary_event_log::Reseal,
+    ) -> Result<tributary_event_log::ResealOutcome, LogError> {
+        let Some(mut letter) = self.dead_letter(reseal.id)? else {
+            return Ok(tributary_event_log::ResealOutcome::Missing);
+        };
+        let outcome = rules::apply_dead_letter_reseal(&mut letter, reseal);
+        if outcome == tributary_event_log::ResealOutcome::Rewritten {
+            self.staged.put(
+                Space::DeadLetters,
+                keys::u64_key(reseal.id),
+                letter.encode_to_vec(),
+            );
+        }
+        Ok(outcome)
     }
 
     fn redrive(

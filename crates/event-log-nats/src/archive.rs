@@ -5,6 +5,19 @@
 //! duplicate window too. JetStream applies the archive's retention itself (`max_age`,
 //! `max_bytes`); link records expire with the same age, counted from their last write, so they
 //! outlive their entry, and a retention sweep removes those whose entry the size limit removed.
+//!
+//! A key rotation re-seals entries ([`reseal`]). A message cannot be changed, and the entry id
+//! is its stream sequence, which every event's and dead letter's `raw_id` names, so the entry
+//! cannot move to a new message either: republishing would give it a new id, and deleting the
+//! old message would lose the entry's metadata, its place in the id order and its retention
+//! (JetStream's `max_age`/`max_bytes` act on the messages). So the new seal (key id, nonce,
+//! ciphertext) is written into the entry's link record, with compare-and-set like the links,
+//! and reads take it in place of the message's own. Nothing is ever deleted, so a crash at any
+//! point loses nothing: before the record write the entry reads with its old seal, after it
+//! with the new one. The message keeps the ciphertext under the old key until the archive's
+//! retention removes it: the old key is no longer needed to read anything (it can leave the
+//! key file), but that ciphertext stays in the stream until then, and a re-sealed entry's
+//! bytes are stored twice meanwhile (the link bucket is not counted by `archive_max_bytes`).
 
 use std::sync::atomic::Ordering;
 
@@ -12,7 +25,7 @@ use async_nats::jetstream::kv::{Operation, UpdateErrorKind};
 use async_nats::jetstream::message::PublishMessage;
 use futures_util::StreamExt;
 use prost::Message as _;
-use tributary_event_log::LogError;
+use tributary_event_log::{LogError, Reseal, ResealOutcome, rules};
 use tributary_model::v1::ArchiveEntry;
 
 use crate::read::{get, messages_after};
@@ -39,7 +52,8 @@ fn entry_key(entry: &ArchiveEntry) -> String {
     key(&entry.source, &entry.content_key)
 }
 
-/// A link record (an `ArchiveEntry` holding only `id`, `sequences` and `dead_letter_ids`) and
+/// A link record (an `ArchiveEntry` holding only `id`, `sequences` and `dead_letter_ids`, plus
+/// `key_id`, `nonce` and `ciphertext` once the entry was re-sealed) and
 /// the revision to update it at; 0 when the key has no value (creates it).
 struct Links {
     record: Option<ArchiveEntry>,
@@ -180,6 +194,76 @@ pub(crate) async fn link(
     )))
 }
 
+/// Puts `reseal`'s seal into its entry's link record (see the module's documentation), when
+/// the entry is stored and still sealed as the caller read it.
+pub(crate) async fn reseal(inner: &Inner, reseal: &Reseal) -> Result<ResealOutcome, LogError> {
+    let id = reseal.id;
+    if id == 0 {
+        return Ok(ResealOutcome::Missing);
+    }
+    let Some(message) = get(&inner.archive, id).await? else {
+        return Ok(ResealOutcome::Missing);
+    };
+    let stored = decode(id, message.payload.as_ref())?;
+    let key = entry_key(&stored);
+    let bucket = inner.config.archive_links_bucket();
+    for _ in 0..MAX_LINK_ATTEMPTS {
+        let Links { record, revision } = links(inner, &key, id).await?;
+        let mut record = match record {
+            Some(record) if record.id == id => record,
+            Some(record) if record.id > id => {
+                // A newer entry of the same webhook owns the record (this one's links were never
+                // written, and a retry past the duplicate window archived it anew); its links
+                // must stay, so this entry cannot be re-sealed: refused, nothing written.
+                return Err(LogError::Invalid(format!(
+                    "archive entry {id}: its link record in KV bucket {bucket} belongs to the \
+                     newer entry {}; it cannot be re-sealed",
+                    record.id
+                )));
+            }
+            _ => ArchiveEntry {
+                id,
+                ..ArchiveEntry::default()
+            },
+        };
+        let mut current = stored.clone();
+        apply_seal(&mut current, &record);
+        let outcome = rules::apply_reseal(&mut current, reseal);
+        if outcome != ResealOutcome::Rewritten {
+            return Ok(outcome);
+        }
+        record.key_id = current.key_id;
+        record.nonce = current.nonce;
+        record.ciphertext = current.ciphertext;
+        let written = inner
+            .archive_links
+            .update(&key, record.encode_to_vec().into(), revision)
+            .await;
+        match written {
+            Ok(_) => return Ok(ResealOutcome::Rewritten),
+            Err(e) if e.kind() == UpdateErrorKind::WrongLastRevision => continue,
+            Err(e) => {
+                return Err(LogError::storage(
+                    format!("cannot re-seal archive entry {id} in KV bucket {bucket}"),
+                    e,
+                ));
+            }
+        }
+    }
+    Err(LogError::unavailable(format!(
+        "archive entry {id}: too many concurrent updates of its link record in KV bucket {bucket}"
+    )))
+}
+
+/// The seal a link record holds, if the entry was re-sealed, in place of the message's.
+fn apply_seal(entry: &mut ArchiveEntry, record: &ArchiveEntry) {
+    if !record.key_id.is_empty() {
+        entry.key_id.clone_from(&record.key_id);
+        entry.nonce.clone_from(&record.nonce);
+        entry.ciphertext.clone_from(&record.ciphertext);
+    }
+}
+
 /// Appends the ids of `new` that `ids` lacks, keeping the order.
 fn union(ids: &mut Vec<u64>, new: &[u64]) {
     for id in new {
@@ -196,11 +280,13 @@ fn decode(id: u64, payload: &[u8]) -> Result<ArchiveEntry, LogError> {
     Ok(entry)
 }
 
-/// Sets the entry's links from its record (none when the record is another entry's).
+/// Sets the entry's links, and its seal once re-sealed, from its record (none when the record
+/// is another entry's).
 async fn overlay(inner: &Inner, entry: &mut ArchiveEntry) -> Result<(), LogError> {
     if let Some(record) = links(inner, &entry_key(entry), entry.id).await?.record
         && record.id == entry.id
     {
+        apply_seal(entry, &record);
         entry.sequences = record.sequences;
         entry.dead_letter_ids = record.dead_letter_ids;
     }

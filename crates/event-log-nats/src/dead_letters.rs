@@ -1,12 +1,15 @@
 //! Dead letters: immutable messages of the dead-letter stream (the stream sequence is the id),
 //! plus their redrive state (reason, attempts, resolution) in a KV bucket keyed by id. The
-//! state is the whole letter without its raw body, written with compare-and-set.
+//! state is the whole letter without its raw body, written with compare-and-set; once a key
+//! rotation re-sealed the raw item ([`reseal`]), with it: the message cannot change, so the
+//! state's `raw` (with its `raw_key_id` and `raw_nonce`) is read in place of the message's,
+//! and the message keeps the old ciphertext until retention removes the letter.
 
 use async_nats::jetstream::kv::{CreateErrorKind, Operation, UpdateErrorKind};
 use futures_util::StreamExt;
 use prost::Message as _;
 use tributary_event_log::{
-    AppendOutcome, LogError, PendingEvent, RedriveOutcome, SourceName, rules,
+    AppendOutcome, LogError, PendingEvent, RedriveOutcome, Reseal, ResealOutcome, SourceName, rules,
 };
 use tributary_model::v1::DeadLetter;
 
@@ -26,7 +29,11 @@ fn decode(sequence: u64, payload: &[u8]) -> Result<DeadLetter, LogError> {
     Ok(letter)
 }
 
-/// Applies the stored state to `letter`; returns the state's revision (0 when none).
+/// Compare-and-set attempts of a re-seal before giving up.
+const MAX_RESEAL_ATTEMPTS: usize = 16;
+
+/// Applies the stored state to `letter`; returns the state's revision (0 when none). The raw
+/// item stays the message's unless the state holds a re-sealed one.
 async fn overlay(inner: &Inner, letter: &mut DeadLetter) -> Result<u64, LogError> {
     let id = letter.id;
     let entry = inner
@@ -40,7 +47,11 @@ async fn overlay(inner: &Inner, letter: &mut DeadLetter) -> Result<u64, LogError
     }
     let state = DeadLetter::decode(entry.value.as_ref())
         .map_err(|source| LogError::Corrupt { key: id, source })?;
-    let raw = std::mem::take(&mut letter.raw);
+    let raw = if state.raw.is_empty() {
+        std::mem::take(&mut letter.raw)
+    } else {
+        state.raw.clone()
+    };
     *letter = DeadLetter { id, raw, ..state };
     Ok(entry.revision)
 }
@@ -94,7 +105,10 @@ pub(crate) async fn redrive(
         }
     };
     let mut letter = decode(id, message.payload.as_ref())?;
+    let sealed_in_message = (letter.raw_key_id.clone(), letter.raw_nonce.clone());
     let revision = overlay(inner, &mut letter).await?;
+    // A re-sealed raw item lives in the state: it is written again with it.
+    let resealed = (letter.raw_key_id.clone(), letter.raw_nonce.clone()) != sealed_in_message;
     rules::validate_redrive_events(&events)?;
     // Events first: if the state write fails, a later redrive appends nothing twice (dedup)
     // and resolves the letter then.
@@ -108,7 +122,7 @@ pub(crate) async fn redrive(
 
     let resolved = rules::record_redrive(&mut letter, still_failing, &outcome.sequences, now());
     let state: bytes::Bytes = DeadLetter {
-        raw: Vec::new(),
+        raw: if resealed { letter.raw } else { Vec::new() },
         ..letter
     }
     .encode_to_vec()
@@ -138,6 +152,54 @@ pub(crate) async fn redrive(
         sequences: outcome.sequences,
         resolved,
     })
+}
+
+/// Puts `reseal`'s seal on dead letter `reseal.id`'s raw item, in its state record (see the
+/// module's documentation), when it is stored and still sealed as the caller read it.
+pub(crate) async fn reseal(inner: &Inner, reseal: &Reseal) -> Result<ResealOutcome, LogError> {
+    let id = reseal.id;
+    if id == 0 {
+        return Ok(ResealOutcome::Missing);
+    }
+    let message = match inner.dead.get_raw_message(id).await {
+        Ok(message) => message,
+        Err(e)
+            if e.kind() == async_nats::jetstream::stream::RawMessageErrorKind::NoMessageFound =>
+        {
+            return Ok(ResealOutcome::Missing);
+        }
+        Err(e) => {
+            return Err(LogError::storage(
+                format!("cannot read dead letter {id}"),
+                e,
+            ));
+        }
+    };
+    let key = id.to_string();
+    for _ in 0..MAX_RESEAL_ATTEMPTS {
+        let mut letter = decode(id, message.payload.as_ref())?;
+        let revision = overlay(inner, &mut letter).await?;
+        let outcome = rules::apply_dead_letter_reseal(&mut letter, reseal);
+        if outcome != ResealOutcome::Rewritten {
+            return Ok(outcome);
+        }
+        let state: bytes::Bytes = letter.encode_to_vec().into();
+        let storing = || format!("cannot re-seal dead letter {id}");
+        // Redriven or re-sealed meanwhile (a conflict): read it again.
+        if revision == 0 {
+            match inner.dead_state.create(&key, state).await {
+                Ok(_) => return Ok(ResealOutcome::Rewritten),
+                Err(e) if e.kind() == CreateErrorKind::AlreadyExists => continue,
+                Err(e) => return Err(LogError::storage(storing(), e)),
+            }
+        }
+        match inner.dead_state.update(&key, state, revision).await {
+            Ok(_) => return Ok(ResealOutcome::Rewritten),
+            Err(e) if e.kind() == UpdateErrorKind::WrongLastRevision => continue,
+            Err(e) => return Err(LogError::storage(storing(), e)),
+        }
+    }
+    Err(concurrent(id))
 }
 
 fn concurrent(id: u64) -> LogError {

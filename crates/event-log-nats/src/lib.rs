@@ -41,8 +41,8 @@ use prost::Message as _;
 use tokio::sync::watch;
 use tributary_event_log::rules;
 use tributary_event_log::{
-    AppendOutcome, AppendRequest, EventLog, LogError, PendingEvent, RedriveOutcome, Retention,
-    SourceName, StoredEvent,
+    AppendOutcome, AppendRequest, EventLog, LogError, PendingEvent, RedriveOutcome, Reseal,
+    ResealOutcome, Retention, SourceName, StoredEvent,
 };
 use tributary_model::v1::{ArchiveEntry, Consumer, DeadLetter, Event, Filter};
 use tributary_model::well_known::Timestamp;
@@ -751,6 +751,16 @@ impl EventLog for NatsLog {
 
     async fn archive_entries(&self, after: u64, max: usize) -> Result<Vec<ArchiveEntry>, LogError> {
         archive::list(&self.inner, after, max).await
+    }
+
+    async fn reseal_archive_entry(&self, reseal: Reseal) -> Result<ResealOutcome, LogError> {
+        rules::validate_reseal(&reseal)?;
+        archive::reseal(&self.inner, &reseal).await
+    }
+
+    async fn reseal_dead_letter(&self, reseal: Reseal) -> Result<ResealOutcome, LogError> {
+        rules::validate_reseal(&reseal)?;
+        dead_letters::reseal(&self.inner, &reseal).await
     }
 
     async fn sequence_of(

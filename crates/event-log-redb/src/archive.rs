@@ -11,7 +11,7 @@
 use prost::Message;
 use redb::{Database, ReadableDatabase, ReadableTable, WriteTransaction};
 use tributary_event_log::varint_field;
-use tributary_event_log::{LogError, Retention, rules};
+use tributary_event_log::{LogError, Reseal, ResealOutcome, Retention, rules};
 use tributary_model::fields::{dead_letter, event};
 use tributary_model::v1::ArchiveEntry;
 
@@ -23,6 +23,7 @@ use super::{ARCHIVE, ARCHIVE_KEYS, DEAD_LETTER_TAG, META, RETIRED, storage};
 const STORING: &str = "storing a raw-archive entry";
 const READING: &str = "reading the raw archive";
 const EXPIRING: &str = "expiring raw-archive entries";
+const RESEALING: &str = "resealing a raw-archive entry";
 
 /// Most entries removed per retention pass.
 const MAX_REMOVED_PER_PASS: usize = 10_000;
@@ -187,6 +188,40 @@ pub(crate) fn store(
         .insert(found.key, encoded.as_slice())
         .map_err(storage(STORING))?;
     Ok(())
+}
+
+/// Puts `reseal`'s seal on its entry, rewriting the value that holds it (in this commit's
+/// block when the entry is new in it). The value keeps its key and the other entries, so ids,
+/// order, links and retention (by the entries' `received_at`) are unchanged; the archive's
+/// byte count follows the new size.
+pub(crate) fn reseal(
+    tables: &mut AppendTables<'_>,
+    reseal: &Reseal,
+) -> Result<ResealOutcome, LogError> {
+    if let Some(index) = tables.pending_archive.index(reseal.id) {
+        return Ok(rules::apply_reseal(
+            &mut tables.pending_archive.entries[index],
+            reseal,
+        ));
+    }
+    let Some(mut found) = find(&tables.archive, reseal.id, RESEALING)? else {
+        return Ok(ResealOutcome::Missing);
+    };
+    let outcome = rules::apply_reseal(&mut found.entries[found.index], reseal);
+    if outcome != ResealOutcome::Rewritten {
+        return Ok(outcome);
+    }
+    let encoded = ArchiveBlock {
+        entries: found.entries,
+    }
+    .encode_to_vec();
+    tables.archive_bytes =
+        tables.archive_bytes.saturating_sub(found.stored_len) + encoded.len() as u64;
+    tables
+        .archive
+        .insert(found.key, encoded.as_slice())
+        .map_err(storage(RESEALING))?;
+    Ok(outcome)
 }
 
 /// The highest archive id ever assigned: the table's last key, or what retention recorded

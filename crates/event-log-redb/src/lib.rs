@@ -25,8 +25,8 @@ use prost::bytes::Bytes;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use tokio::sync::{mpsc, oneshot, watch};
 use tributary_event_log::{
-    AppendOutcome, AppendRequest, EventLog, LogError, PendingEvent, RedriveOutcome, Retention,
-    StoredEvent, rules,
+    AppendOutcome, AppendRequest, EventLog, LogError, PendingEvent, RedriveOutcome, Reseal,
+    ResealOutcome, Retention, StoredEvent, rules,
 };
 use tributary_model::v1::{ArchiveEntry, Consumer, DeadLetter, Event, Filter};
 use tributary_model::well_known::Timestamp;
@@ -387,6 +387,22 @@ impl EventLog for EmbeddedLog {
 
     async fn archive_entries(&self, after: u64, max: usize) -> Result<Vec<ArchiveEntry>, LogError> {
         self.blocking(move |db| archive::list(db, after, max)).await
+    }
+
+    async fn reseal_archive_entry(&self, reseal: Reseal) -> Result<ResealOutcome, LogError> {
+        tributary_event_log::rules::validate_reseal(&reseal)?;
+        match self.submit(Op::Reseal(Box::new(reseal))).await? {
+            Reply::Resealed(outcome) => Ok(outcome),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    async fn reseal_dead_letter(&self, reseal: Reseal) -> Result<ResealOutcome, LogError> {
+        tributary_event_log::rules::validate_reseal(&reseal)?;
+        match self.submit(Op::ResealDeadLetter(Box::new(reseal))).await? {
+            Reply::Resealed(outcome) => Ok(outcome),
+            other => Err(unexpected(other)),
+        }
     }
 
     async fn sequence_of(

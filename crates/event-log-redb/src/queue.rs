@@ -30,6 +30,10 @@ pub(crate) enum Op {
         name: String,
     },
     Retention,
+    /// A raw-archive entry's new seal (validated before it was queued).
+    Reseal(Box<tributary_event_log::Reseal>),
+    /// A dead letter's raw item's new seal (validated before it was queued).
+    ResealDeadLetter(Box<tributary_event_log::Reseal>),
 }
 
 /// The answer to one [`Op`].
@@ -40,6 +44,7 @@ pub(crate) enum Reply {
     Consumer(Consumer),
     Deleted(bool),
     Done,
+    Resealed(tributary_event_log::ResealOutcome),
 }
 
 /// One queued operation and where to send its answer.

@@ -33,6 +33,7 @@ const STORING_DEAD_LETTERS: &str = "storing dead letters";
 const REDRIVING: &str = "redriving a dead letter";
 const STORING_CONSUMER: &str = "storing a consumer";
 const MOVING_CONSUMER: &str = "moving a consumer";
+const RESEALING_DEAD_LETTER: &str = "resealing a dead letter";
 
 pub(crate) fn spawn(
     handle: Arc<DbHandle>,
@@ -259,6 +260,14 @@ fn apply<'txn>(
                 .map_err(storage(DELETING_CONSUMER))?
                 .is_some();
             Ok(Reply::Deleted(removed))
+        }
+        Op::Reseal(reseal) => {
+            let tables = open_tables(txn, tables)?;
+            Ok(Reply::Resealed(super::archive::reseal(tables, reseal)?))
+        }
+        Op::ResealDeadLetter(reseal) => {
+            let tables = open_tables(txn, tables)?;
+            Ok(Reply::Resealed(reseal_dead_letter(tables, reseal)?))
         }
         Op::Retention => {
             if let Some(through) = retention::apply(txn, &config.retention)? {
@@ -562,6 +571,35 @@ fn redrive(
         sequences: outcome.sequences,
         resolved,
     })))
+}
+
+/// Puts `reseal`'s seal on a dead letter's raw item: the letter is rewritten under its id,
+/// nothing else changes.
+fn reseal_dead_letter(
+    tables: &mut AppendTables<'_>,
+    reseal: &tributary_event_log::Reseal,
+) -> Result<tributary_event_log::ResealOutcome, LogError> {
+    let mut letter = {
+        let Some(stored) = tables
+            .dead_letters
+            .get(reseal.id)
+            .map_err(storage(RESEALING_DEAD_LETTER))?
+        else {
+            return Ok(tributary_event_log::ResealOutcome::Missing);
+        };
+        DeadLetter::decode(stored.value()).map_err(|source| LogError::Corrupt {
+            key: reseal.id,
+            source,
+        })?
+    };
+    let outcome = rules::apply_dead_letter_reseal(&mut letter, reseal);
+    if outcome == tributary_event_log::ResealOutcome::Rewritten {
+        tables
+            .dead_letters
+            .insert(reseal.id, letter.encode_to_vec().as_slice())
+            .map_err(storage(RESEALING_DEAD_LETTER))?;
+    }
+    Ok(outcome)
 }
 
 fn open_consumer(

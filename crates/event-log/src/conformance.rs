@@ -18,7 +18,8 @@ use tributary_model::well_known::Timestamp;
 
 use crate::rules::{MAX_CONSUMER_NAME, timestamp};
 use crate::{
-    AppendOutcome, AppendRequest, EventLog, LogError, PendingEvent, RedriveOutcome, Retention,
+    AppendOutcome, AppendRequest, EventLog, LogError, PendingEvent, RedriveOutcome, Reseal,
+    ResealOutcome, Retention,
 };
 
 /// Where the backends legitimately differ. Each flag names the stronger guarantee.
@@ -87,6 +88,9 @@ macro_rules! conformance_tests {
             archive_entries_are_stored_with_their_items,
             a_retry_finds_its_archive_entry_and_extends_it,
             archive_entries_expire_on_their_own,
+            resealed_archive_entries_keep_their_id_links_and_order,
+            resealing_a_missing_or_removed_entry_writes_nothing,
+            resealed_dead_letters_keep_their_id_state_and_key,
             sequence_of_finds_stored_events_only,
             replayed_events_dedup_per_adapter_version,
             encoded_events_read_back_with_their_appended_fields,
@@ -1699,6 +1703,318 @@ pub async fn archive_entries_expire_on_their_own(store: impl Store) {
             .archive_id,
         2
     );
+}
+
+/// A new seal for entry `id`, replacing the seal [`archive_entry`] gives (`k1`).
+fn reseal(id: u64, key_id: &str) -> Reseal {
+    Reseal {
+        id,
+        from_key_id: "k1".to_owned(),
+        from_nonce: vec![7; 24],
+        key_id: key_id.to_owned(),
+        nonce: vec![id as u8; 24],
+        ciphertext: format!("resealed {id} with {key_id}").into_bytes(),
+    }
+}
+
+async fn reseal_entry<L: EventLog>(log: &L, reseal: Reseal) -> ResealOutcome {
+    let id = reseal.id;
+    match log.reseal_archive_entry(reseal).await {
+        Ok(outcome) => outcome,
+        Err(error) => panic!("reseal_archive_entry({id}) failed: {error}"),
+    }
+}
+
+/// `entry` with the seal `reseal` wrote.
+fn with_seal(entry: ArchiveEntry, reseal: &Reseal) -> ArchiveEntry {
+    ArchiveEntry {
+        key_id: reseal.key_id.clone(),
+        nonce: reseal.nonce.clone(),
+        ciphertext: reseal.ciphertext.clone(),
+        ..entry
+    }
+}
+
+/// Resealing an entry (a key rotation) changes its key id, nonce and ciphertext in place:
+/// the same id, metadata, links and order; events still name it; a retry of its webhook still
+/// finds it; only a caller that read the current seal can replace it; it survives reopening.
+pub async fn resealed_archive_entries_keep_their_id_links_and_order(store: impl Store) {
+    let log = open(&store).await;
+    append(&log, archived(&["a", "b"], &["x"], "sha256:one")).await;
+    append(&log, archived(&[], &[], "sha256:ping")).await;
+    append(&log, archived(&["c"], &[], "sha256:three")).await;
+    let (first, second) = (reseal(1, "k2"), reseal(2, "k2"));
+    assert_eq!(
+        reseal_entry(&log, first.clone()).await,
+        ResealOutcome::Rewritten
+    );
+    assert_eq!(
+        reseal_entry(&log, second.clone()).await,
+        ResealOutcome::Rewritten
+    );
+    let expected_first = with_seal(
+        ArchiveEntry {
+            id: 1,
+            sequences: vec![1, 2],
+            dead_letter_ids: vec![1],
+            ..archive_entry("sha256:one")
+        },
+        &first,
+    );
+    let expected_second = with_seal(
+        ArchiveEntry {
+            id: 2,
+            ..archive_entry("sha256:ping")
+        },
+        &second,
+    );
+    let expected_third = ArchiveEntry {
+        id: 3,
+        sequences: vec![3],
+        ..archive_entry("sha256:three")
+    };
+    assert_eq!(entry(&log, 1).await, Some(expected_first.clone()));
+    assert_eq!(entry(&log, 2).await, Some(expected_second.clone()));
+    assert_eq!(
+        entry(&log, 3).await,
+        Some(expected_third.clone()),
+        "the others are untouched"
+    );
+    match log.archive_entries(0, 100).await {
+        Ok(entries) => assert_eq!(
+            entries,
+            [
+                expected_first.clone(),
+                expected_second.clone(),
+                expected_third.clone()
+            ]
+        ),
+        Err(error) => panic!("archive_entries failed: {error}"),
+    }
+    let events = read(&log, 0, 10).await;
+    assert_eq!(
+        events.iter().map(|e| e.raw_id).collect::<Vec<_>>(),
+        [1, 1, 3],
+        "events still name their entries"
+    );
+    assert_eq!(letters(&log, 0, 10).await[0].raw_id, 1);
+
+    assert_eq!(
+        reseal_entry(&log, reseal(1, "k3")).await,
+        ResealOutcome::Changed,
+        "a seal read before the rewrite is stale"
+    );
+    assert_eq!(entry(&log, 1).await, Some(expected_first.clone()));
+    let again = Reseal {
+        from_key_id: first.key_id.clone(),
+        from_nonce: first.nonce.clone(),
+        ..reseal(1, "k3")
+    };
+    assert_eq!(
+        reseal_entry(&log, again.clone()).await,
+        ResealOutcome::Rewritten,
+        "the current seal can be replaced again"
+    );
+    let expected_first = with_seal(expected_first, &again);
+    assert_eq!(entry(&log, 1).await, Some(expected_first.clone()));
+
+    assert_eq!(
+        append(&log, archived(&["a", "d"], &[], "sha256:one")).await,
+        AppendOutcome {
+            archive_id: 1,
+            ..outcome(&[4], 1, 0)
+        },
+        "a retry of a resealed webhook finds its entry"
+    );
+    assert_eq!(
+        append(&log, archived(&[], &[], "sha256:ping"))
+            .await
+            .archive_id,
+        2
+    );
+    let expected_first = ArchiveEntry {
+        sequences: vec![1, 2, 4],
+        ..expected_first
+    };
+    assert_eq!(
+        entry(&log, 1).await,
+        Some(expected_first.clone()),
+        "extended by the retry, still with the new seal"
+    );
+
+    let invalid = Reseal {
+        ciphertext: Vec::new(),
+        ..reseal(3, "k2")
+    };
+    match log.reseal_archive_entry(invalid).await {
+        Err(LogError::Invalid(_)) => {}
+        other => panic!("an empty ciphertext must be refused, got {other:?}"),
+    }
+    assert_eq!(entry(&log, 3).await, Some(expected_third.clone()));
+
+    drop(log);
+    let log = open(&store).await;
+    assert_eq!(entry(&log, 1).await, Some(expected_first));
+    assert_eq!(entry(&log, 2).await, Some(expected_second));
+    assert_eq!(entry(&log, 3).await, Some(expected_third));
+    assert_eq!(entry_ids(&log, 0).await, [1, 2, 3]);
+}
+
+/// Resealing an id that names no entry (never stored, or removed by retention) is reported
+/// as missing and stores nothing; a resealed entry still expires by its own age.
+pub async fn resealing_a_missing_or_removed_entry_writes_nothing(store: impl Store) {
+    {
+        let log = open(&store).await;
+        append(&log, archived(&["a"], &[], "sha256:old")).await;
+        for id in [0, 2, u64::MAX] {
+            assert_eq!(
+                reseal_entry(&log, reseal(id, "k2")).await,
+                ResealOutcome::Missing,
+                "id {id}"
+            );
+        }
+        assert_eq!(entry_ids(&log, 0).await, [1]);
+        assert_eq!(
+            reseal_entry(&log, reseal(1, "k2")).await,
+            ResealOutcome::Rewritten
+        );
+    }
+    let log = open_with(
+        &store,
+        Retention {
+            archive_max_age: Some(Duration::ZERO),
+            interval: EAGER,
+            ..Retention::default()
+        },
+    )
+    .await;
+    eventually("resealed entry 1 removed by its age", || async {
+        entry(&log, 1).await.is_none()
+    })
+    .await;
+    assert_eq!(
+        reseal_entry(&log, reseal(1, "k2")).await,
+        ResealOutcome::Missing
+    );
+    assert_eq!(
+        entry(&log, 1).await,
+        None,
+        "a reseal never restores an entry"
+    );
+    assert_eq!(entry_ids(&log, 0).await, Vec::<u64>::new());
+    assert_eq!(sequences_after(&log, 0).await, [1], "events stay");
+}
+
+/// A dead letter whose raw item is sealed with `k1` (as the service stores them).
+fn sealed_dead_letter(provider_event_id: &str) -> DeadLetter {
+    DeadLetter {
+        raw: format!("sealed {provider_event_id}").into_bytes(),
+        raw_key_id: "k1".to_owned(),
+        raw_nonce: vec![7; 24],
+        ..dead_letter(SOURCE, provider_event_id)
+    }
+}
+
+async fn reseal_letter<L: EventLog>(log: &L, reseal: Reseal) -> ResealOutcome {
+    let id = reseal.id;
+    match log.reseal_dead_letter(reseal).await {
+        Ok(outcome) => outcome,
+        Err(error) => panic!("reseal_dead_letter({id}) failed: {error}"),
+    }
+}
+
+/// Resealing a dead letter's raw item changes `raw_key_id`, `raw_nonce` and `raw` in place:
+/// the same id, reason and attempts, still deduplicated; a redrive keeps the new seal; a stale
+/// seal, a clear item and an unknown id are reported, not written; it survives reopening.
+pub async fn resealed_dead_letters_keep_their_id_state_and_key(store: impl Store) {
+    let log = open(&store).await;
+    append(
+        &log,
+        AppendRequest {
+            dead_letters: vec![sealed_dead_letter("p1"), dead_letter(SOURCE, "p2")],
+            ..request(&[], &[])
+        },
+    )
+    .await;
+    let first = reseal(1, "k2");
+    assert_eq!(
+        reseal_letter(&log, first.clone()).await,
+        ResealOutcome::Rewritten
+    );
+    let expected = DeadLetter {
+        id: 1,
+        raw: first.ciphertext.clone(),
+        raw_key_id: "k2".to_owned(),
+        raw_nonce: first.nonce.clone(),
+        ..sealed_dead_letter("p1")
+    };
+    let clear = DeadLetter {
+        id: 2,
+        ..dead_letter(SOURCE, "p2")
+    };
+    assert_eq!(
+        letters(&log, 0, 10).await,
+        vec![expected.clone(), clear.clone()]
+    );
+    assert_eq!(
+        reseal_letter(&log, reseal(1, "k3")).await,
+        ResealOutcome::Changed,
+        "a seal read before the rewrite is stale"
+    );
+    assert_eq!(
+        reseal_letter(&log, reseal(2, "k2")).await,
+        ResealOutcome::Changed,
+        "an item stored in clear has no seal to replace"
+    );
+    for id in [0, 3, u64::MAX] {
+        assert_eq!(
+            reseal_letter(&log, reseal(id, "k2")).await,
+            ResealOutcome::Missing,
+            "id {id}"
+        );
+    }
+    match log
+        .reseal_dead_letter(Reseal {
+            key_id: String::new(),
+            ..reseal(1, "k2")
+        })
+        .await
+    {
+        Err(LogError::Invalid(_)) => {}
+        other => panic!("an empty key id must be refused, got {other:?}"),
+    }
+    assert_eq!(
+        append(
+            &log,
+            AppendRequest {
+                dead_letters: vec![sealed_dead_letter("p1")],
+                ..request(&[], &[])
+            }
+        )
+        .await,
+        outcome(&[], 1, 0),
+        "still deduplicated"
+    );
+    match log
+        .redrive(1, Vec::new(), Some("still unknown".to_owned()))
+        .await
+    {
+        Ok(outcome) => assert_eq!(outcome, RedriveOutcome::default()),
+        Err(error) => panic!("redrive failed: {error}"),
+    }
+    let redriven = DeadLetter {
+        reason: "still unknown".to_owned(),
+        redrive_attempts: 1,
+        ..expected
+    };
+    assert_eq!(
+        letters(&log, 0, 1).await,
+        vec![redriven.clone()],
+        "a redrive keeps the new seal"
+    );
+    drop(log);
+    let log = open(&store).await;
+    assert_eq!(letters(&log, 0, 10).await, vec![redriven, clear]);
 }
 
 /// `sequence_of` finds an event by its dedup key, and nothing for a dead letter or an

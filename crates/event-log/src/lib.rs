@@ -223,6 +223,38 @@ pub struct RedriveOutcome {
     pub resolved: bool,
 }
 
+/// A new seal for a stored raw-archive entry or a dead letter's raw item (a key rotation
+/// re-encrypts them onto the current key): only the key id, nonce and ciphertext change; the
+/// id, the clear metadata, the links between webhooks and items, and retention stay as they
+/// are.
+///
+/// `from_key_id` and `from_nonce` are the seal the caller opened: the log rewrites the entry
+/// only while it is still sealed that way, so two rotations racing (or a retried call) never
+/// replace a newer seal with an older one.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Reseal {
+    /// The entry's (or the dead letter's) id.
+    pub id: u64,
+    pub from_key_id: String,
+    pub from_nonce: Vec<u8>,
+    /// The new seal; none of the three may be empty.
+    pub key_id: String,
+    pub nonce: Vec<u8>,
+    pub ciphertext: Vec<u8>,
+}
+
+/// What [`EventLog::reseal_archive_entry`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResealOutcome {
+    /// The entry now holds the new seal.
+    Rewritten,
+    /// No entry has this id (never stored, or removed by retention): nothing written.
+    Missing,
+    /// The entry is no longer sealed with `from_key_id`/`from_nonce` (rewritten meanwhile):
+    /// left as it is.
+    Changed,
+}
+
 /// The durable, ordered, deduplicated log of canonical events.
 ///
 /// Sequences start at 1, increase, and are never reused, not even after retention removed
@@ -381,6 +413,28 @@ pub trait EventLog: Send + Sync + 'static {
     /// Raw-archive entries with an id greater than `after`, up to `max`, by id (replay walks
     /// them). Ids start at 1 and are never reused.
     async fn archive_entries(&self, after: u64, max: usize) -> Result<Vec<ArchiveEntry>, LogError>;
+
+    /// Replaces the seal of raw-archive entry `reseal.id` in place ([`Reseal`]): the same id,
+    /// so every event's and dead letter's `raw_id` keeps naming it. Durable on return. An empty
+    /// new key id, nonce or ciphertext is [`LogError::Invalid`]. Appending the re-sealed
+    /// entry instead would be deduplicated on (source, content key) as already stored.
+    ///
+    /// - **redb**, **fjall**: the block holding the entry is rewritten in one commit.
+    /// - **NATS JetStream**: messages are immutable, so the new seal is written into the
+    ///   entry's link record (compare-and-set) and read in place of the message's own; the
+    ///   message, still sealed with the old key, stays until the archive's retention removes
+    ///   it (see `tributary-event-log-nats`'s `archive` module). An entry whose link record a
+    ///   newer entry of the same webhook took over (its own links were never written) is
+    ///   refused with [`LogError::Invalid`]: it keeps its old seal.
+    async fn reseal_archive_entry(&self, reseal: Reseal) -> Result<ResealOutcome, LogError>;
+
+    /// Replaces the seal of dead letter `reseal.id`'s raw item (`raw_key_id`, `raw_nonce`,
+    /// `raw`) in place, like [`reseal_archive_entry`](Self::reseal_archive_entry): the same
+    /// id, state and dedup key. An item stored in clear is `Changed` (nothing to re-seal).
+    /// NATS: the letter's message is immutable, so the new seal goes into its redrive state
+    /// record (compare-and-set), read in place of the message's; the message keeps the old
+    /// ciphertext until retention removes the letter.
+    async fn reseal_dead_letter(&self, reseal: Reseal) -> Result<ResealOutcome, LogError>;
 
     /// The sequence of the stored event of (`source`, provider event id); `None` when there is
     /// none (never stored, a dead letter, or removed by retention). NATS looks it up in the

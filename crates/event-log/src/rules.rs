@@ -6,10 +6,10 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use prost::Message;
-use tributary_model::v1::{Consumer, DeadLetter, Event, Filter};
+use tributary_model::v1::{ArchiveEntry, Consumer, DeadLetter, Event, Filter};
 use tributary_model::well_known::Timestamp;
 
-use crate::{AppendRequest, LogError, PendingEvent, SourceName};
+use crate::{AppendRequest, LogError, PendingEvent, Reseal, ResealOutcome, SourceName};
 
 /// Longest durable consumer name, in bytes.
 pub const MAX_CONSUMER_NAME: usize = 128;
@@ -75,6 +75,44 @@ pub fn validate_redrive_events(events: &[PendingEvent]) -> Result<(), LogError> 
         ));
     }
     Ok(())
+}
+
+/// Refuses a [`Reseal`] whose new seal is incomplete (checked before anything is read).
+pub fn validate_reseal(reseal: &Reseal) -> Result<(), LogError> {
+    if reseal.key_id.is_empty() || reseal.nonce.is_empty() || reseal.ciphertext.is_empty() {
+        return Err(LogError::Invalid(
+            "a new seal needs a key id, a nonce and a ciphertext".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Puts `reseal`'s seal on the stored `entry` when it is still sealed as the caller read it
+/// (`from_key_id`, `from_nonce`); `Changed` otherwise, the entry untouched.
+pub fn apply_reseal(entry: &mut ArchiveEntry, reseal: &Reseal) -> ResealOutcome {
+    if entry.key_id != reseal.from_key_id || entry.nonce != reseal.from_nonce {
+        return ResealOutcome::Changed;
+    }
+    entry.key_id.clone_from(&reseal.key_id);
+    entry.nonce.clone_from(&reseal.nonce);
+    entry.ciphertext.clone_from(&reseal.ciphertext);
+    ResealOutcome::Rewritten
+}
+
+/// Puts `reseal`'s seal on dead letter `letter`'s raw item (`raw_key_id`, `raw_nonce`, `raw`)
+/// when it is still sealed as the caller read it; `Changed` otherwise (also for an item
+/// stored in clear), the letter untouched.
+pub fn apply_dead_letter_reseal(letter: &mut DeadLetter, reseal: &Reseal) -> ResealOutcome {
+    if letter.raw_key_id.is_empty()
+        || letter.raw_key_id != reseal.from_key_id
+        || letter.raw_nonce != reseal.from_nonce
+    {
+        return ResealOutcome::Changed;
+    }
+    letter.raw_key_id.clone_from(&reseal.key_id);
+    letter.raw_nonce.clone_from(&reseal.nonce);
+    letter.raw.clone_from(&reseal.ciphertext);
+    ResealOutcome::Rewritten
 }
 
 /// Whether `name` may name a durable consumer: 1 to 128 bytes of `A-Z a-z 0-9 . _ -`, so it
