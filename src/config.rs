@@ -158,8 +158,8 @@ pub struct LogConfig {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum EmbeddedEngine {
-    /// The engine whose log `data_dir` already holds: fjall when it has a `fjall/` directory,
-    /// redb otherwise (a new data directory gets redb, which measures faster today: see
+    /// The engine whose log `data_dir` already holds: redb when it has an `events.redb` file,
+    /// fjall otherwise (a new data directory gets fjall, which measures faster: see
     /// docs/benchmarks.md, "The engine").
     #[default]
     Auto,

@@ -383,7 +383,7 @@ async fn open_log(config: &Config) -> anyhow::Result<Arc<dyn EventLog>> {
         Ok(())
     };
     let log: Arc<dyn EventLog> = match engine {
-        EmbeddedEngine::Redb | EmbeddedEngine::Auto => {
+        EmbeddedEngine::Redb => {
             let log = EmbeddedLog::open(EmbeddedConfig {
                 durable: config.log.durable,
                 retention: config.log.retention.to_log(),
@@ -393,7 +393,7 @@ async fn open_log(config: &Config) -> anyhow::Result<Arc<dyn EventLog>> {
             private(&data_dir.join(REDB_FILE), 0o600)?;
             Arc::new(log)
         }
-        EmbeddedEngine::Fjall => {
+        EmbeddedEngine::Fjall | EmbeddedEngine::Auto => {
             let log = FjallLog::open(FjallConfig {
                 durable: config.log.durable,
                 retention: config.log.retention.to_log(),
@@ -405,7 +405,7 @@ async fn open_log(config: &Config) -> anyhow::Result<Arc<dyn EventLog>> {
         }
     };
     tracing::info!(
-        engine = if engine == EmbeddedEngine::Fjall { "fjall" } else { "redb" },
+        engine = if engine == EmbeddedEngine::Redb { "redb" } else { "fjall" },
         data_dir = %data_dir.display(),
         "embedded event log open"
     );
@@ -443,17 +443,17 @@ const REDB_FILE: &str = "events.redb";
 const FJALL_DIR: &str = "fjall";
 
 /// The engine `configured` resolves to for `data_dir`: `auto` keeps the engine whose log the
-/// data directory holds (fjall with a `fjall/` directory), and takes redb for a new one.
+/// data directory holds (redb with an `events.redb` file), and takes fjall for a new one.
 fn embedded_engine(configured: EmbeddedEngine, data_dir: &std::path::Path) -> EmbeddedEngine {
     let engine = match configured {
-        EmbeddedEngine::Auto if data_dir.join(FJALL_DIR).exists() => EmbeddedEngine::Fjall,
-        EmbeddedEngine::Auto => EmbeddedEngine::Redb,
+        EmbeddedEngine::Auto if data_dir.join(REDB_FILE).exists() => EmbeddedEngine::Redb,
+        EmbeddedEngine::Auto => EmbeddedEngine::Fjall,
         other => other,
     };
     // The other engine's log is not read: say so, rather than look like an empty log.
     let other = match engine {
-        EmbeddedEngine::Fjall => REDB_FILE,
-        _ => FJALL_DIR,
+        EmbeddedEngine::Redb => FJALL_DIR,
+        _ => REDB_FILE,
     };
     if data_dir.join(other).exists() {
         tracing::warn!(

@@ -15,14 +15,14 @@ use crate::support::{
     next_event, post_arcadia,
 };
 
-/// Runs a case against both event-log backends, as `<case>::embedded` and `<case>::nats` (a
-/// JetStream server of the test's own).
+/// Runs a case against every event-log backend, as `<case>::redb`, `<case>::fjall` and
+/// `<case>::nats` (a JetStream server of the test's own).
 macro_rules! on_both_backends {
     ($case:ident $(, $flavor:tt)?) => {
         mod $case {
             #[tokio::test $($flavor)?]
-            async fn embedded() {
-                super::$case(super::Backend::Embedded).await
+            async fn redb() {
+                super::$case(super::Backend::Redb).await
             }
 
             #[tokio::test $($flavor)?]

@@ -54,6 +54,7 @@ mod console;
 mod console_sessions;
 mod conventions;
 mod delivery;
+mod engines;
 mod grpc_auth;
 mod personal_data;
 mod quotas;

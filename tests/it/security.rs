@@ -571,7 +571,7 @@ async fn the_data_directory_and_key_are_private() {
     };
     assert_eq!(mode(&server.data), 0o700);
     assert_eq!(mode(&server.data.join("installation.key")), 0o600);
-    assert_eq!(mode(&server.data.join("events.redb")), 0o600);
+    assert_eq!(mode(&server.data.join("fjall")), 0o700);
     assert_eq!(mode(&server.data.join("plugin-cache")), 0o700);
 }
 

@@ -6,9 +6,10 @@ pub use tributary_test_kit::nats::{Nats, NatsCluster};
 
 /// Which event log a test's server uses.
 pub enum Backend {
-    /// The default embedded engine (redb) in the data directory.
-    Embedded,
-    /// The embedded log on the log-structured engine (`[log] engine = "fjall"`).
+    /// The embedded log on redb (`[log] engine = "redb"`).
+    Redb,
+    /// The embedded log on the log-structured engine, the default for a new data directory
+    /// (`[log] engine = "fjall"`).
     Fjall,
     /// A single JetStream server of the test's own.
     Nats(Nats),
@@ -23,7 +24,7 @@ impl Backend {
     /// `base` (a TOML config) with this backend selected.
     pub fn config(&self, base: &str) -> String {
         match self {
-            Backend::Embedded => base.to_owned(),
+            Backend::Redb => format!("{base}\n[log]\nengine = \"redb\"\n"),
             Backend::Fjall => format!("{base}\n[log]\nengine = \"fjall\"\n"),
             Backend::Nats(nats) => nats_config(base, &nats.url()),
         }
