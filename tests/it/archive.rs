@@ -577,15 +577,15 @@ fn with_token<T>(message: T, token: &str) -> tonic::Request<T> {
     request
 }
 
-/// A key rotation end to end on the default embedded log (redb).
+/// A key rotation end to end on the default embedded log (fjall).
 #[tokio::test]
 async fn a_key_rotation_rekeys_the_archive_so_the_old_key_can_leave_the_key_file() {
     rotate_archive_keys("").await;
 }
 
 #[tokio::test]
-async fn a_key_rotation_rekeys_the_archive_on_fjall() {
-    rotate_archive_keys("[log]\nengine = \"fjall\"\n").await;
+async fn a_key_rotation_rekeys_the_archive_on_redb() {
+    rotate_archive_keys("[log]\nengine = \"redb\"\n").await;
 }
 
 #[tokio::test]
@@ -619,8 +619,8 @@ async fn rotate_archive_keys(log: &str) {
         key_file.display()
     ));
     assert_eq!(
-        server.data.join("fjall").is_dir(),
-        log.contains("fjall"),
+        server.data.join("events.redb").is_file(),
+        log.contains("redb"),
         "the log asked for"
     );
     let seeds = fixtures("arcadia", &["seed-"]);

@@ -231,11 +231,10 @@ async fn start_up_errors_name_the_setting_and_the_next_step() {
     assert_eq!(
         last,
         format!(
-            "error: cannot open the redb event log in {data}: another process holds its lock \
+            "error: cannot open the fjall event log in {data}: another process holds its lock \
              (is another `tributary serve` using this data directory?); stop it, or give this \
              one its own data directory (log.data_dir, --data-dir or TRIBUTARY_DATA_DIR): event \
-             log storage failed: cannot open {data}/events.redb: Database already open. Cannot \
-             acquire lock."
+             log storage failed: cannot open {data}/fjall: FjallError: Locked"
         )
     );
 
