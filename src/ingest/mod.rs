@@ -67,8 +67,8 @@ pub struct Accepted {
 /// continue the webhook's trace.
 ///
 /// The adapter call and the envelopes run within the adapter's time budget
-/// ([`adapter_call`]); then the request's task seals the archive entry and appends
-/// ([`append`]). Past the budget the request answers 503 and the webhook is never stored,
+/// (`adapter_call.rs`); then the request's task seals the archive entry and appends
+/// (`append.rs`). Past the budget the request answers 503 and the webhook is never stored,
 /// even if the adapter returns later.
 pub async fn ingest(
     app: &App,

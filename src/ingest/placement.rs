@@ -4,7 +4,7 @@
 //!
 //! A call is short while the CPU time it takes stays under the source's inline limit
 //! (`[plugins] inline_call_max_us`): CPU time, not wall time, so a call preempted on a busy
-//! machine does not count as slow. One call over it, or one the [`Watchdog`] sees holding a
+//! machine does not count as slow. One call over it, or one the watchdog sees holding a
 //! worker for [`HOLD_LIMIT`] (blocked or hung: wall time), sends the source's calls to the
 //! blocking pool for [`DEMOTION`]; calls there that stay slow keep it there. So a hung adapter
 //! holds at most the workers that were already inside it when it hung, and then only pool
