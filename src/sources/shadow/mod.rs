@@ -30,6 +30,7 @@ use tributary_model::v1::{ShadowCount, ShadowDifference, ShadowStatus, WebhookRe
 use tributary_plugin_host::{AdapterInstance, Plugin, library_files};
 
 use super::Sources;
+use crate::ingest::placement::Placement;
 
 pub use compare::Outcome;
 pub use config::ShadowConfig;
@@ -101,6 +102,9 @@ impl Shadows {
 pub struct Shadow {
     source: String,
     candidate: Arc<AdapterInstance>,
+    /// Where the candidate's calls run: on the copy's task while they are short, as the
+    /// active adapter's do.
+    placement: Arc<Placement>,
     started_at: SystemTime,
     queue: mpsc::Sender<worker::Copy>,
     stats: Arc<Mutex<Stats>>,
@@ -188,6 +192,7 @@ impl Sources {
         let shadow = Arc::new(Shadow {
             source: source.to_owned(),
             candidate: Arc::new(instance),
+            placement: Arc::new(Placement::new(self.setup.inline_call_limit)),
             started_at: SystemTime::now(),
             queue,
             stats: Arc::new(Mutex::new(Stats {

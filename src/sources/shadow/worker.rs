@@ -1,9 +1,11 @@
 //! The candidate's side of a shadow: takes webhook copies off the queue and runs each through
-//! the candidate on the blocking pool, at most `cap` at once, each within `budget`.
+//! the candidate, at most `cap` at once, each within `budget`: on the copy's own task while the
+//! candidate's calls are short (as the active adapter's run: `crate::ingest::placement`),
+//! else on the blocking pool.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::{Semaphore, mpsc};
 use tributary_model::v1::WebhookRequest;
@@ -12,6 +14,7 @@ use super::Shadow;
 use super::compare::{Failure, Outcome, difference};
 use crate::admin::redact::Redactor;
 use crate::ingest::complete::Producer;
+use crate::ingest::placement;
 use crate::sources::Source;
 
 /// One webhook, the source version that ingested it and what its adapter did with it.
@@ -42,6 +45,19 @@ pub fn spawn(shadow: Arc<Shadow>, mut queue: mpsc::Receiver<Copy>, limits: Limit
                 break;
             };
             tokio::spawn(async move {
+                if shadow.placement.inline() {
+                    let started = Instant::now();
+                    let result = placement::run_watched(&shadow.placement, &shadow.source, || {
+                        run(&shadow, copy, &AtomicBool::new(false))
+                    });
+                    drop(permit);
+                    match result {
+                        _ if started.elapsed() > limits.budget => fail(&shadow, "timeout"),
+                        Some(result) => record(&shadow, result),
+                        None => {}
+                    }
+                    return;
+                }
                 let abandoned = Arc::new(AtomicBool::new(false));
                 let call = {
                     let (shadow, abandoned) = (Arc::clone(&shadow), Arc::clone(&abandoned));
