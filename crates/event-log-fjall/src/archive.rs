@@ -261,6 +261,13 @@ pub(crate) fn store(
         return Ok(());
     };
     extend(&mut found.entries[found.index]);
+    rewrite(tx, found);
+    Ok(())
+}
+
+/// Stages `found`'s block, changed, under its key, and its summary with the new size; the
+/// archive's byte count follows.
+fn rewrite(tx: &mut Tx<'_>, mut found: Found) {
     let encoded = ArchiveBlock {
         entries: found.entries,
     }
@@ -279,7 +286,6 @@ pub(crate) fn store(
         keys::u64_key(found.first),
         found.summary.encode_to_vec(),
     );
-    Ok(())
 }
 
 /// Puts `reseal`'s seal on its entry, rewriting the block that holds it (this commit's own
@@ -297,27 +303,9 @@ pub(crate) fn reseal(tx: &mut Tx<'_>, reseal: &Reseal) -> Result<ResealOutcome, 
         return Ok(ResealOutcome::Missing);
     };
     let outcome = rules::apply_reseal(&mut found.entries[found.index], reseal);
-    if outcome != ResealOutcome::Rewritten {
-        return Ok(outcome);
+    if outcome == ResealOutcome::Rewritten {
+        rewrite(tx, found);
     }
-    let encoded = ArchiveBlock {
-        entries: found.entries,
-    }
-    .encode_to_vec();
-    let len = encoded.len() as u64;
-    tx.next.archive_bytes = tx
-        .next
-        .archive_bytes
-        .saturating_sub(found.summary.stored_len)
-        + len;
-    found.summary.stored_len = len;
-    tx.staged
-        .put(Space::Archive, keys::u64_key(found.first), encoded);
-    tx.staged.put(
-        Space::ArchiveIndex,
-        keys::u64_key(found.first),
-        found.summary.encode_to_vec(),
-    );
     Ok(outcome)
 }
 

@@ -177,6 +177,15 @@ pub(crate) fn store(
         return Ok(());
     };
     extend(&mut found.entries[found.index]);
+    rewrite(tables, found, STORING)
+}
+
+/// Writes `found`'s value, changed, back under its key; the archive's byte count follows.
+fn rewrite(
+    tables: &mut AppendTables<'_>,
+    found: Found,
+    context: &'static str,
+) -> Result<(), LogError> {
     let encoded = ArchiveBlock {
         entries: found.entries,
     }
@@ -186,7 +195,7 @@ pub(crate) fn store(
     tables
         .archive
         .insert(found.key, encoded.as_slice())
-        .map_err(storage(STORING))?;
+        .map_err(storage(context))?;
     Ok(())
 }
 
@@ -208,19 +217,9 @@ pub(crate) fn reseal(
         return Ok(ResealOutcome::Missing);
     };
     let outcome = rules::apply_reseal(&mut found.entries[found.index], reseal);
-    if outcome != ResealOutcome::Rewritten {
-        return Ok(outcome);
+    if outcome == ResealOutcome::Rewritten {
+        rewrite(tables, found, RESEALING)?;
     }
-    let encoded = ArchiveBlock {
-        entries: found.entries,
-    }
-    .encode_to_vec();
-    tables.archive_bytes =
-        tables.archive_bytes.saturating_sub(found.stored_len) + encoded.len() as u64;
-    tables
-        .archive
-        .insert(found.key, encoded.as_slice())
-        .map_err(storage(RESEALING))?;
     Ok(outcome)
 }
 

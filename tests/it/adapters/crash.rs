@@ -4,8 +4,8 @@
 use crate::support::Server;
 use crate::support::adapters::panicking_library;
 
-#[tokio::test]
-async fn a_panicking_adapter_fails_only_that_request() {
+/// A plugin directory holding only the panicking adapter.
+async fn panicking_plugins() -> tempfile::TempDir {
     let plugins = tempfile::tempdir().expect("tempdir");
     let library = panicking_library().await;
     std::fs::copy(
@@ -13,6 +13,12 @@ async fn a_panicking_adapter_fails_only_that_request() {
         plugins.path().join(library.file_name().expect("name")),
     )
     .expect("copy");
+    plugins
+}
+
+#[tokio::test]
+async fn a_panicking_adapter_fails_only_that_request() {
+    let plugins = panicking_plugins().await;
     let server = Server::start_with_plugins("", plugins.path());
 
     let (status, body) = server.post("panicking", br#"{"id": "before"}"#, &[]).await;
@@ -60,13 +66,7 @@ async fn a_panicking_adapter_fails_only_that_request() {
 /// after the call returns; the webhooks around it are stored with consecutive sequences.
 #[tokio::test]
 async fn an_adapter_past_its_budget_gets_503_and_its_webhook_is_never_stored() {
-    let plugins = tempfile::tempdir().expect("tempdir");
-    let library = panicking_library().await;
-    std::fs::copy(
-        &library,
-        plugins.path().join(library.file_name().expect("name")),
-    )
-    .expect("copy");
+    let plugins = panicking_plugins().await;
     let server = Server::start_with_plugins("[plugins]\ncall_timeout_ms = 100\n", plugins.path());
 
     let (status, body) = server.post("panicking", br#"{"id": "before"}"#, &[]).await;
@@ -92,13 +92,7 @@ async fn an_adapter_past_its_budget_gets_503_and_its_webhook_is_never_stored() {
 /// hung adapter holds no more workers; the hung webhook still gets its 503 and is not stored.
 #[tokio::test]
 async fn a_hung_call_on_a_worker_sends_the_source_to_the_blocking_pool() {
-    let plugins = tempfile::tempdir().expect("tempdir");
-    let library = panicking_library().await;
-    std::fs::copy(
-        &library,
-        plugins.path().join(library.file_name().expect("name")),
-    )
-    .expect("copy");
+    let plugins = panicking_plugins().await;
     let server = Server::start_with_plugins("[plugins]\ncall_timeout_ms = 100\n", plugins.path());
     let (status, body) = server.post("panicking", br#"{"id": "before"}"#, &[]).await;
     assert_eq!(status, 200, "{body}");
