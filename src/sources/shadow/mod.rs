@@ -4,8 +4,9 @@
 //! The candidate is loaded like a reload loads (a private copy, the same trust checks) and
 //! created with the source's configuration. Ingest hands each webhook and the active
 //! adapter's outcome to a [`Tap`], which offers them to a bounded queue without waiting: a
-//! full queue drops the copy and counts an overload. Workers run the candidate on the
-//! blocking pool within its own time budget and concurrency cap ([`ShadowConfig`]); a panic, a
+//! full queue drops the copy and counts an overload. Workers run the candidate (on the copy's
+//! task while its calls are short, else on the blocking pool) within its own time budget and
+//! concurrency cap ([`ShadowConfig`]); a panic, a
 //! time-out or an overload is counted, never answered to the provider, and its output is never
 //! stored. Differences (event fields, dead letters, rejections, ignored items) are counted in
 //! `tributary_adapter_shadow_differences_total{source,kind}` and the last few differing
