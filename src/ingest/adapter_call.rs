@@ -114,7 +114,8 @@ impl Webhook {
         let verify = !self.request.skip_verification;
         let cpu = placement::thread_cpu_time();
         let completed = run_stages(&self.source, &self.request, verify, &self.parent);
-        (self.source.placement).observe(placement::thread_cpu_time().saturating_sub(cpu));
+        let cpu = placement::thread_cpu_time().saturating_sub(cpu);
+        self.source.placement.observe(cpu);
         if !self.gate.store() {
             return Err(IngestError::AdapterTimeout);
         }

@@ -28,7 +28,8 @@ const WATCH_PERIOD: Duration = Duration::from_millis(20);
 pub struct Placement {
     /// Calls taking up to this much CPU time may run on a worker; zero: never.
     limit: Duration,
-    /// Until when calls go to the blocking pool, in ms since [`epoch`]; 0 when not demoted.
+    /// Until when calls go to the blocking pool, in [`now_ms`] milliseconds; 0 when not
+    /// demoted.
     demoted_until_ms: AtomicU64,
 }
 
@@ -123,9 +124,15 @@ fn watchdog() -> &'static Watchdog {
 }
 
 impl Watchdog {
+    /// The running calls (a panic elsewhere while the lock was held leaves the map as it was).
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Running>> {
+        self.running.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     fn start(&self, placement: &Arc<Placement>, source: &str) -> u64 {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        if let Ok(mut running) = self.running.lock() {
+        {
+            let mut running = self.lock();
             running.insert(
                 id,
                 Running {
@@ -140,18 +147,13 @@ impl Watchdog {
     }
 
     fn finish(&self, id: u64) {
-        if let Ok(mut running) = self.running.lock() {
-            running.remove(&id);
-        }
+        self.lock().remove(&id);
     }
 
     /// Demotes the placement of every call holding its worker past [`HOLD_LIMIT`] (once per
     /// call).
     fn check(&self) {
-        let Ok(mut running) = self.running.lock() else {
-            return;
-        };
-        for call in running.values_mut() {
+        for call in self.lock().values_mut() {
             let took = call.started.elapsed();
             if !call.flagged && took > HOLD_LIMIT {
                 call.flagged = true;
