@@ -726,9 +726,9 @@ pub struct PluginsConfig {
     /// get 503. Bounds the threads a hung adapter can hold.
     pub max_calls_in_flight: usize,
     /// Calls taking up to this much CPU time run on the request's own worker, saving two
-    /// thread hand-offs per webhook; one call over it (or one holding the worker 50 ms by the
-    /// wall clock) sends that source's calls to the blocking pool for 30 s. 0: every call on
-    /// the blocking pool.
+    /// thread hand-offs per webhook; two calls over it in a row (or one holding the worker
+    /// 50 ms by the wall clock) send that source's calls to the blocking pool for 30 s. 0:
+    /// every call on the blocking pool.
     pub inline_call_max_us: u64,
 }
 

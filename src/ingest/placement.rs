@@ -4,14 +4,16 @@
 //!
 //! A call is short while the CPU time it takes stays under the source's inline limit
 //! (`[plugins] inline_call_max_us`): CPU time, not wall time, so a call preempted on a busy
-//! machine does not count as slow. One call over it, or one the watchdog sees holding a
-//! worker for [`HOLD_LIMIT`] (blocked or hung: wall time), sends the source's calls to the
-//! blocking pool for [`DEMOTION`]; calls there that stay slow keep it there. So a hung adapter
+//! machine does not count as slow. [`SLOW_STREAK`] calls over it in a row (one alone may be a
+//! cold start: an adapter's first call touches fresh memory and initialises what it caches),
+//! or one call the watchdog sees holding a worker for [`HOLD_LIMIT`] (blocked or hung: wall
+//! time), send the source's calls to the blocking pool for [`DEMOTION`]; calls there that stay
+//! slow keep it there. So a hung adapter
 //! holds at most the workers that were already inside it when it hung, and then only pool
 //! threads, which the in-flight cap bounds.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -20,6 +22,8 @@ pub const DEMOTION: Duration = Duration::from_secs(30);
 /// Longest an inline call may hold a worker, by the wall clock, before the watchdog demotes
 /// its source.
 pub const HOLD_LIMIT: Duration = Duration::from_millis(50);
+/// Calls over the CPU limit in a row that demote a source.
+pub const SLOW_STREAK: u32 = 2;
 /// How often the watchdog looks at the calls running on workers.
 const WATCH_PERIOD: Duration = Duration::from_millis(20);
 
@@ -31,6 +35,8 @@ pub struct Placement {
     /// Until when calls go to the blocking pool, in [`now_ms`] milliseconds; 0 when not
     /// demoted.
     demoted_until_ms: AtomicU64,
+    /// Calls over the limit in a row, the latest included.
+    slow_in_a_row: AtomicU32,
 }
 
 impl Placement {
@@ -40,6 +46,7 @@ impl Placement {
         Self {
             limit,
             demoted_until_ms: AtomicU64::new(0),
+            slow_in_a_row: AtomicU32::new(0),
         }
     }
 
@@ -50,7 +57,9 @@ impl Placement {
 
     /// Records a finished call (inline or pooled) that ran `cpu` on its thread.
     pub fn observe(&self, cpu: Duration) {
-        if cpu > self.limit {
+        if cpu <= self.limit {
+            self.slow_in_a_row.store(0, Ordering::Relaxed);
+        } else if self.slow_in_a_row.fetch_add(1, Ordering::Relaxed) + 1 >= SLOW_STREAK {
             self.demote();
         }
     }
@@ -176,10 +185,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_slow_call_demotes_and_a_zero_limit_never_inlines() {
+    fn slow_calls_in_a_row_demote_and_a_zero_limit_never_inlines() {
         let placement = Arc::new(Placement::new(Duration::from_millis(1)));
         assert!(placement.inline());
         placement.observe(Duration::from_micros(900));
+        assert!(placement.inline());
+        // One slow call may be a cold start; a second in a row demotes.
+        placement.observe(Duration::from_millis(2));
+        assert!(placement.inline());
+        placement.observe(Duration::from_micros(900));
+        placement.observe(Duration::from_millis(2));
         assert!(placement.inline());
         placement.observe(Duration::from_millis(2));
         assert!(!placement.inline());
@@ -194,13 +209,15 @@ mod tests {
             std::thread::sleep(Duration::from_millis(20))
         });
         assert!(placement.inline());
-        // Busy for longer than the limit.
-        run_watched(&placement, "acme", || {
-            let started = thread_cpu_time();
-            while thread_cpu_time().saturating_sub(started) < Duration::from_millis(10) {
-                std::hint::black_box(0u64);
-            }
-        });
+        // Busy for longer than the limit, twice in a row.
+        for _ in 0..SLOW_STREAK {
+            run_watched(&placement, "acme", || {
+                let started = thread_cpu_time();
+                while thread_cpu_time().saturating_sub(started) < Duration::from_millis(10) {
+                    std::hint::black_box(0u64);
+                }
+            });
+        }
         assert!(!placement.inline());
     }
 
