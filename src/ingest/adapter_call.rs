@@ -38,8 +38,8 @@ pub(super) async fn run(
         parent: parent.clone(),
         gate: Arc::clone(&gate),
     };
-    if source.placement.inline() {
-        webhook.verify_and_normalize_inline(budget)
+    if let Some(slot) = source.placement.claim() {
+        webhook.verify_and_normalize_inline(slot, budget)
     } else {
         let call = tokio::task::spawn_blocking(move || webhook.verify_and_normalize());
         within_budget(call, &gate, budget).await
@@ -126,13 +126,15 @@ impl Webhook {
     /// a time-out and stores nothing, as on the pool.
     fn verify_and_normalize_inline(
         self,
+        slot: placement::Slot,
         budget: Duration,
     ) -> Result<(WebhookRequest, Completed), IngestError> {
         let verify = !self.request.skip_verification;
         let started = Instant::now();
-        let completed = placement::run_watched(&self.source.placement, &self.source.name, || {
-            run_stages(&self.source, &self.request, verify, &self.parent)
-        });
+        let completed =
+            placement::run_watched(slot, &self.source.placement, &self.source.name, || {
+                run_stages(&self.source, &self.request, verify, &self.parent)
+            });
         if started.elapsed() > budget {
             return Err(IngestError::AdapterTimeout);
         }

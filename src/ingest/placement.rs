@@ -8,12 +8,13 @@
 //! cold start: an adapter's first call touches fresh memory and initialises what it caches),
 //! or one call the watchdog sees holding a worker for [`HOLD_LIMIT`] (blocked or hung: wall
 //! time), send the source's calls to the blocking pool for [`DEMOTION`]; calls there that stay
-//! slow keep it there. So a hung adapter
-//! holds at most the workers that were already inside it when it hung, and then only pool
-//! threads, which the in-flight cap bounds.
+//! slow keep it there. And however many sources call at once, inline calls hold at most all
+//! the runtime's workers but one ([`Placement::claim`]): a hung adapter can hold that many
+//! workers before the watchdog sees it, never every one, and then only pool threads, which the
+//! in-flight cap bounds.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -50,7 +51,22 @@ impl Placement {
         }
     }
 
-    /// Whether the next call may run on the caller's worker.
+    /// A place for the next call on the caller's worker, when this source's calls are short
+    /// and fewer inline calls run than the runtime has workers but one; `None`: use the pool.
+    pub fn claim(&self) -> Option<Slot> {
+        self.claim_in(&INLINE_RUNNING, inline_slots())
+    }
+
+    /// [`Self::claim`] among `slots` places counted in `running`.
+    fn claim_in(&self, running: &'static AtomicUsize, slots: usize) -> Option<Slot> {
+        if !self.inline() {
+            return None;
+        }
+        // Lazily: a `Slot` made and dropped when none was taken would give back a place.
+        take_slot(running, slots).then(|| Slot { running })
+    }
+
+    /// Whether this source's calls may run on a worker (its policy alone, whatever else runs).
     pub fn inline(&self) -> bool {
         !self.limit.is_zero() && self.demoted_until_ms.load(Ordering::Relaxed) <= now_ms()
     }
@@ -70,6 +86,42 @@ impl Placement {
     }
 }
 
+/// Inline calls running now, across sources.
+static INLINE_RUNNING: AtomicUsize = AtomicUsize::new(0);
+
+/// Inline calls that may run at once: the runtime's workers but one (none on a runtime of
+/// one worker).
+fn inline_slots() -> usize {
+    static SLOTS: OnceLock<usize> = OnceLock::new();
+    *SLOTS.get_or_init(|| {
+        tokio::runtime::Handle::try_current()
+            .map(|runtime| runtime.metrics().num_workers())
+            .unwrap_or(1)
+            .saturating_sub(1)
+    })
+}
+
+/// Counts one more call in `running` unless `slots` already run.
+fn take_slot(running: &AtomicUsize, slots: usize) -> bool {
+    running
+        .fetch_update(Ordering::AcqRel, Ordering::Acquire, |now| {
+            (now < slots).then(|| now + 1)
+        })
+        .is_ok()
+}
+
+/// One inline call's place, given back when dropped.
+#[derive(Debug)]
+pub struct Slot {
+    running: &'static AtomicUsize,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.running.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
 /// Milliseconds since the first call (a monotonic clock; 0 is never a demotion deadline
 /// in the future).
 fn now_ms() -> u64 {
@@ -86,14 +138,20 @@ pub fn thread_cpu_time() -> Duration {
     )
 }
 
-/// Runs `call` on the current thread while the watchdog watches it, then judges it by the
-/// CPU time it took.
-pub fn run_watched<T>(placement: &Arc<Placement>, source: &str, call: impl FnOnce() -> T) -> T {
+/// Runs `call` on the current thread in `slot` while the watchdog watches it, then judges it
+/// by the CPU time it took.
+pub fn run_watched<T>(
+    slot: Slot,
+    placement: &Arc<Placement>,
+    source: &str,
+    call: impl FnOnce() -> T,
+) -> T {
     let id = watchdog().start(placement, source);
     let cpu = thread_cpu_time();
     let result = call();
     placement.observe(thread_cpu_time().saturating_sub(cpu));
     watchdog().finish(id);
+    drop(slot);
     result
 }
 
@@ -184,6 +242,49 @@ impl Watchdog {
 mod tests {
     use super::*;
 
+    /// A slot of a counter of its own.
+    fn test_slot() -> Slot {
+        Slot {
+            running: Box::leak(Box::new(AtomicUsize::new(1))),
+        }
+    }
+
+    #[test]
+    fn inline_calls_take_at_most_their_slots() {
+        let running: &'static AtomicUsize = Box::leak(Box::new(AtomicUsize::new(0)));
+        let placement = Placement::new(Duration::from_millis(1));
+        let first = placement.claim_in(running, 2).expect("a first slot");
+        let second = placement.claim_in(running, 2).expect("a second slot");
+        assert!(
+            placement.claim_in(running, 2).is_none(),
+            "a third call goes to the pool"
+        );
+        assert_eq!(
+            running.load(Ordering::Acquire),
+            2,
+            "a refused claim gives nothing back"
+        );
+        drop(first);
+        let third = placement.claim_in(running, 2).expect("a slot given back");
+        drop((second, third));
+        assert_eq!(running.load(Ordering::Acquire), 0);
+        let none: &'static AtomicUsize = Box::leak(Box::new(AtomicUsize::new(0)));
+        assert!(
+            placement.claim_in(none, 0).is_none(),
+            "one worker: never inline"
+        );
+    }
+
+    #[test]
+    fn the_runtime_keeps_one_worker_free() {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(3)
+            .build()
+            .expect("runtime");
+        let slots = runtime.block_on(async { inline_slots() });
+        assert_eq!(slots, 2);
+    }
+
     #[test]
     fn slow_calls_in_a_row_demote_and_a_zero_limit_never_inlines() {
         let placement = Arc::new(Placement::new(Duration::from_millis(1)));
@@ -205,13 +306,13 @@ mod tests {
     fn a_call_is_judged_by_its_cpu_time() {
         let placement = Arc::new(Placement::new(Duration::from_millis(5)));
         // Asleep, not running: a long wait on the wall clock, almost no CPU time.
-        run_watched(&placement, "acme", || {
+        run_watched(test_slot(), &placement, "acme", || {
             std::thread::sleep(Duration::from_millis(20))
         });
         assert!(placement.inline());
         // Busy for longer than the limit, twice in a row.
         for _ in 0..SLOW_STREAK {
-            run_watched(&placement, "acme", || {
+            run_watched(test_slot(), &placement, "acme", || {
                 let started = thread_cpu_time();
                 while thread_cpu_time().saturating_sub(started) < Duration::from_millis(10) {
                     std::hint::black_box(0u64);
@@ -227,7 +328,7 @@ mod tests {
         let (release, wait) = std::sync::mpsc::channel::<()>();
         let watched = Arc::clone(&placement);
         let call = std::thread::spawn(move || {
-            run_watched(&watched, "acme", || wait.recv().is_ok());
+            run_watched(test_slot(), &watched, "acme", || wait.recv().is_ok());
         });
         // The call runs until released: only the watchdog can see it overrun.
         let deadline = Instant::now() + Duration::from_secs(10);

@@ -45,11 +45,12 @@ pub fn spawn(shadow: Arc<Shadow>, mut queue: mpsc::Receiver<Copy>, limits: Limit
                 break;
             };
             tokio::spawn(async move {
-                if shadow.placement.inline() {
+                if let Some(slot) = shadow.placement.claim() {
                     let started = Instant::now();
-                    let result = placement::run_watched(&shadow.placement, &shadow.source, || {
-                        run(&shadow, copy, &AtomicBool::new(false))
-                    });
+                    let result =
+                        placement::run_watched(slot, &shadow.placement, &shadow.source, || {
+                            run(&shadow, copy, &AtomicBool::new(false))
+                        });
                     drop(permit);
                     match result {
                         _ if started.elapsed() > limits.budget => fail(&shadow, "timeout"),
