@@ -31,6 +31,19 @@ pub(super) async fn run(
     budget: Duration,
 ) -> Answered {
     let budget = adapter_budget(&request, budget);
+    if let Some(slot) = source.placement.claim() {
+        // On this worker, watched: a call that overran the budget is answered as a time-out
+        // and stores nothing, as on the pool.
+        let verify = !request.skip_verification;
+        let started = Instant::now();
+        let completed = placement::run_watched(slot, &source.placement, || {
+            run_stages(source, &request, verify, parent)
+        });
+        if started.elapsed() > budget {
+            return Err(IngestError::AdapterTimeout);
+        }
+        return Ok((request, completed?));
+    }
     let gate = Arc::new(Gate::default());
     let webhook = Webhook {
         source: Arc::clone(source),
@@ -38,12 +51,8 @@ pub(super) async fn run(
         parent: parent.clone(),
         gate: Arc::clone(&gate),
     };
-    if let Some(slot) = source.placement.claim() {
-        webhook.verify_and_normalize_inline(slot, budget)
-    } else {
-        let call = tokio::task::spawn_blocking(move || webhook.verify_and_normalize());
-        within_budget(call, &gate, budget).await
-    }
+    let call = tokio::task::spawn_blocking(move || webhook.verify_and_normalize());
+    within_budget(call, &gate, budget).await
 }
 
 /// Both stages share one adapter call: twice the budget of one; a request that skips
@@ -112,30 +121,11 @@ impl Webhook {
     /// the request's task gave up meanwhile.
     fn verify_and_normalize(self) -> Result<(WebhookRequest, Completed), IngestError> {
         let verify = !self.request.skip_verification;
-        let cpu = placement::thread_cpu_time();
-        let completed = run_stages(&self.source, &self.request, verify, &self.parent);
-        let cpu = placement::thread_cpu_time().saturating_sub(cpu);
-        self.source.placement.observe(cpu);
+        let completed = self
+            .source
+            .placement
+            .timed(|| run_stages(&self.source, &self.request, verify, &self.parent));
         if !self.gate.store() {
-            return Err(IngestError::AdapterTimeout);
-        }
-        Ok((self.request, completed?))
-    }
-
-    /// The same on the request's worker, watched: a call that overran `budget` is answered as
-    /// a time-out and stores nothing, as on the pool.
-    fn verify_and_normalize_inline(
-        self,
-        slot: placement::Slot,
-        budget: Duration,
-    ) -> Result<(WebhookRequest, Completed), IngestError> {
-        let verify = !self.request.skip_verification;
-        let started = Instant::now();
-        let completed =
-            placement::run_watched(slot, &self.source.placement, &self.source.name, || {
-                run_stages(&self.source, &self.request, verify, &self.parent)
-            });
-        if started.elapsed() > budget {
             return Err(IngestError::AdapterTimeout);
         }
         Ok((self.request, completed?))

@@ -31,6 +31,8 @@ const WATCH_PERIOD: Duration = Duration::from_millis(20);
 /// One source's call placement.
 #[derive(Debug)]
 pub struct Placement {
+    /// The source's name, for the watchdog's warning.
+    source: String,
     /// Calls taking up to this much CPU time may run on a worker; zero: never.
     limit: Duration,
     /// Until when calls go to the blocking pool, in [`now_ms`] milliseconds; 0 when not
@@ -41,10 +43,11 @@ pub struct Placement {
 }
 
 impl Placement {
-    /// Calls taking up to `limit` of CPU time may run inline; `Duration::ZERO` keeps every
-    /// call on the pool.
-    pub fn new(limit: Duration) -> Self {
+    /// Calls of `source` taking up to `limit` of CPU time may run inline; `Duration::ZERO`
+    /// keeps every call on the pool.
+    pub fn new(limit: Duration, source: impl Into<String>) -> Self {
         Self {
+            source: source.into(),
             limit,
             demoted_until_ms: AtomicU64::new(0),
             slow_in_a_row: AtomicU32::new(0),
@@ -71,8 +74,17 @@ impl Placement {
         !self.limit.is_zero() && self.demoted_until_ms.load(Ordering::Relaxed) <= now_ms()
     }
 
-    /// Records a finished call (inline or pooled) that ran `cpu` on its thread.
-    pub fn observe(&self, cpu: Duration) {
+    /// Runs `call` on the current thread (a worker's or a pool thread) and judges it by the
+    /// CPU time it took.
+    pub fn timed<T>(&self, call: impl FnOnce() -> T) -> T {
+        let cpu = thread_cpu_time();
+        let result = call();
+        self.observe(thread_cpu_time().saturating_sub(cpu));
+        result
+    }
+
+    /// Records a finished call that ran `cpu` on its thread.
+    fn observe(&self, cpu: Duration) {
         if cpu <= self.limit {
             self.slow_in_a_row.store(0, Ordering::Relaxed);
         } else if self.slow_in_a_row.fetch_add(1, Ordering::Relaxed) + 1 >= SLOW_STREAK {
@@ -130,7 +142,7 @@ fn now_ms() -> u64 {
 }
 
 /// The CPU time the current thread has used so far.
-pub fn thread_cpu_time() -> Duration {
+fn thread_cpu_time() -> Duration {
     let time = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
     Duration::new(
         u64::try_from(time.tv_sec).unwrap_or(0),
@@ -140,16 +152,9 @@ pub fn thread_cpu_time() -> Duration {
 
 /// Runs `call` on the current thread in `slot` while the watchdog watches it, then judges it
 /// by the CPU time it took.
-pub fn run_watched<T>(
-    slot: Slot,
-    placement: &Arc<Placement>,
-    source: &str,
-    call: impl FnOnce() -> T,
-) -> T {
-    let id = watchdog().start(placement, source);
-    let cpu = thread_cpu_time();
-    let result = call();
-    placement.observe(thread_cpu_time().saturating_sub(cpu));
+pub fn run_watched<T>(slot: Slot, placement: &Arc<Placement>, call: impl FnOnce() -> T) -> T {
+    let id = watchdog().start(placement);
+    let result = placement.timed(call);
     watchdog().finish(id);
     drop(slot);
     result
@@ -163,7 +168,6 @@ struct Watchdog {
 
 struct Running {
     placement: Arc<Placement>,
-    source: String,
     started: Instant,
     flagged: bool,
 }
@@ -196,7 +200,7 @@ impl Watchdog {
         self.running.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn start(&self, placement: &Arc<Placement>, source: &str) -> u64 {
+    fn start(&self, placement: &Arc<Placement>) -> u64 {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         {
             let mut running = self.lock();
@@ -204,7 +208,6 @@ impl Watchdog {
                 id,
                 Running {
                     placement: Arc::clone(placement),
-                    source: source.to_owned(),
                     started: Instant::now(),
                     flagged: false,
                 },
@@ -226,7 +229,7 @@ impl Watchdog {
                 call.flagged = true;
                 call.placement.demote();
                 tracing::warn!(
-                    source = %call.source,
+                    source = %call.placement.source,
                     running_ms = took.as_millis() as u64,
                     "an adapter call has held a request worker for over {} ms; the source's \
                      calls run on the blocking pool for the next {} s",
@@ -252,7 +255,7 @@ mod tests {
     #[test]
     fn inline_calls_take_at_most_their_slots() {
         let running: &'static AtomicUsize = Box::leak(Box::new(AtomicUsize::new(0)));
-        let placement = Placement::new(Duration::from_millis(1));
+        let placement = Placement::new(Duration::from_millis(1), "acme");
         let first = placement.claim_in(running, 2).expect("a first slot");
         let second = placement.claim_in(running, 2).expect("a second slot");
         assert!(
@@ -287,7 +290,7 @@ mod tests {
 
     #[test]
     fn slow_calls_in_a_row_demote_and_a_zero_limit_never_inlines() {
-        let placement = Arc::new(Placement::new(Duration::from_millis(1)));
+        let placement = Arc::new(Placement::new(Duration::from_millis(1), "acme"));
         assert!(placement.inline());
         placement.observe(Duration::from_micros(900));
         assert!(placement.inline());
@@ -299,20 +302,20 @@ mod tests {
         assert!(placement.inline());
         placement.observe(Duration::from_millis(2));
         assert!(!placement.inline());
-        assert!(!Placement::new(Duration::ZERO).inline());
+        assert!(!Placement::new(Duration::ZERO, "acme").inline());
     }
 
     #[test]
     fn a_call_is_judged_by_its_cpu_time() {
-        let placement = Arc::new(Placement::new(Duration::from_millis(5)));
+        let placement = Arc::new(Placement::new(Duration::from_millis(5), "acme"));
         // Asleep, not running: a long wait on the wall clock, almost no CPU time.
-        run_watched(test_slot(), &placement, "acme", || {
+        run_watched(test_slot(), &placement, || {
             std::thread::sleep(Duration::from_millis(20))
         });
         assert!(placement.inline());
         // Busy for longer than the limit, twice in a row.
         for _ in 0..SLOW_STREAK {
-            run_watched(test_slot(), &placement, "acme", || {
+            run_watched(test_slot(), &placement, || {
                 let started = thread_cpu_time();
                 while thread_cpu_time().saturating_sub(started) < Duration::from_millis(10) {
                     std::hint::black_box(0u64);
@@ -324,11 +327,11 @@ mod tests {
 
     #[test]
     fn the_watchdog_demotes_a_call_still_running() {
-        let placement = Arc::new(Placement::new(Duration::from_millis(1)));
+        let placement = Arc::new(Placement::new(Duration::from_millis(1), "acme"));
         let (release, wait) = std::sync::mpsc::channel::<()>();
         let watched = Arc::clone(&placement);
         let call = std::thread::spawn(move || {
-            run_watched(test_slot(), &watched, "acme", || wait.recv().is_ok());
+            run_watched(test_slot(), &watched, || wait.recv().is_ok());
         });
         // The call runs until released: only the watchdog can see it overrun.
         let deadline = Instant::now() + Duration::from_secs(10);

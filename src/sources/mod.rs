@@ -199,7 +199,7 @@ impl Sources {
             adapter,
             secrets: crate::archive::config_secrets(&source.config),
             content_types,
-            placement: Arc::new(Placement::new(self.setup.inline_call_limit)),
+            placement: Arc::new(Placement::new(self.setup.inline_call_limit, name)),
         })
     }
 

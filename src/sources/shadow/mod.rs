@@ -193,7 +193,7 @@ impl Sources {
         let shadow = Arc::new(Shadow {
             source: source.to_owned(),
             candidate: Arc::new(instance),
-            placement: Arc::new(Placement::new(self.setup.inline_call_limit)),
+            placement: Arc::new(Placement::new(self.setup.inline_call_limit, source)),
             started_at: SystemTime::now(),
             queue,
             stats: Arc::new(Mutex::new(Stats {

@@ -47,10 +47,9 @@ pub fn spawn(shadow: Arc<Shadow>, mut queue: mpsc::Receiver<Copy>, limits: Limit
             tokio::spawn(async move {
                 if let Some(slot) = shadow.placement.claim() {
                     let started = Instant::now();
-                    let result =
-                        placement::run_watched(slot, &shadow.placement, &shadow.source, || {
-                            run(&shadow, copy, &AtomicBool::new(false))
-                        });
+                    let result = placement::run_watched(slot, &shadow.placement, || {
+                        run(&shadow, copy, &AtomicBool::new(false))
+                    });
                     drop(permit);
                     match result {
                         _ if started.elapsed() > limits.budget => fail(&shadow, "timeout"),
@@ -66,7 +65,7 @@ pub fn spawn(shadow: Arc<Shadow>, mut queue: mpsc::Receiver<Copy>, limits: Limit
                     // hanging candidate fills its cap and further copies are dropped.
                     tokio::task::spawn_blocking(move || {
                         let _permit = permit;
-                        run(&shadow, copy, &abandoned)
+                        shadow.placement.timed(|| run(&shadow, copy, &abandoned))
                     })
                 };
                 match tokio::time::timeout(limits.budget, call).await {
