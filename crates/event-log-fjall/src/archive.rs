@@ -201,7 +201,9 @@ fn entry_of_owner(tx: &Tx<'_>, owner: u64) -> Result<Option<u64>, LogError> {
                 let number = segments::number_of(owner, tx.segment_events);
                 match tx.read(Space::Events(number), &keys::u64_key(owner))? {
                     Some(value) => {
-                        varint_field(value.as_ref(), fields::event::RAW_ID).map_err(corrupt)?
+                        let encoded = crate::event_value::unpack(&value)
+                            .map_err(|e| LogError::storage(format!("reading event {owner}"), e))?;
+                        varint_field(&encoded, fields::event::RAW_ID).map_err(corrupt)?
                     }
                     None => 0,
                 }

@@ -25,6 +25,7 @@
 
 mod archive;
 mod commit;
+mod event_value;
 mod keys;
 mod retention;
 mod segments;
@@ -551,12 +552,15 @@ fn read_stored(view: &View, after: u64, max: usize) -> Result<Vec<StoredEvent>, 
         {
             let (key, value) = item.into_inner().map_err(storage(READING_EVENTS))?;
             let sequence = keys::read_u64(&key).unwrap_or(0);
-            let event = StoredEvent::decode(Bytes::copy_from_slice(&value)).map_err(|source| {
-                LogError::Corrupt {
-                    key: sequence,
-                    source,
-                }
-            })?;
+            let encoded = event_value::unpack(&value)
+                .map_err(|e| LogError::storage(format!("reading event {sequence}"), e))?;
+            let event =
+                StoredEvent::decode(Bytes::copy_from_slice(&encoded)).map_err(|source| {
+                    LogError::Corrupt {
+                        key: sequence,
+                        source,
+                    }
+                })?;
             events.push(event);
         }
     }

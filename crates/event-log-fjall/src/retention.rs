@@ -147,7 +147,7 @@ fn events_cut(tx: &Tx<'_>, retention: &Retention, now: u64) -> Result<Option<u64
                     break 'segments;
                 }
                 let (key, value) = item.into_inner().map_err(storage(RETENTION))?;
-                total = total.saturating_sub(value.len() as u64);
+                total = total.saturating_sub(crate::event_value::encoded_len(&value) as u64);
                 cut = cut.max(keys::read_u64(&key).unwrap_or(0));
             }
             break;
@@ -213,7 +213,7 @@ fn trim(tx: &mut Tx<'_>, segment: &Segment, cut: u64) -> Result<u64, LogError> {
         .take(MAX_TRIMMED_PER_PASS as usize)
     {
         let (key, value) = item.into_inner().map_err(storage(RETENTION))?;
-        freed += value.len() as u64;
+        freed += crate::event_value::encoded_len(&value) as u64;
         through = keys::read_u64(&key).unwrap_or(through);
         tx.staged.remove(Space::Events(number), key.to_vec());
     }

@@ -95,7 +95,7 @@ pub(crate) fn open(db: &Database, number: u64, meta: SegmentMeta) -> Result<Segm
     Ok(Segment {
         number,
         meta,
-        events: keyspace(db, &events_name(number), Layout::Plain)?,
+        events: keyspace(db, &events_name(number), Layout::Packed)?,
         times: keyspace(db, &times_name(number), Layout::Plain)?,
     })
 }

@@ -131,6 +131,9 @@ pub(crate) enum Layout {
     /// and index records shrink by about half, which halves the bytes of every flush and
     /// compaction; the block cache holds blocks decompressed.
     Plain,
+    /// Values the log compressed itself (events, see `event_value.rs`): tables store them
+    /// as they are.
+    Packed,
     /// Large values written once: every value goes to a blob file, uncompressed (archive
     /// blocks are ciphertext), and the LSM tree holds pointers, so compaction does not
     /// rewrite the values.
@@ -151,6 +154,9 @@ pub(crate) fn keyspace(db: &Database, name: &str, layout: Layout) -> Result<Keys
         match layout {
             Layout::Plain => {
                 options.data_block_compression_policy(CompressionPolicy::all(CompressionType::Lz4))
+            }
+            Layout::Packed => {
+                options.data_block_compression_policy(CompressionPolicy::all(CompressionType::None))
             }
             Layout::Separated => options.with_kv_separation(Some(
                 KvSeparationOptions::default()

@@ -251,8 +251,11 @@ impl<'a> Tx<'a> {
             let encoded = stored.encoded();
             let number = self.segment_for(sequence)?;
             let key = keys::u64_key(sequence);
-            self.staged
-                .put(Space::Events(number), key, encoded.as_ref());
+            self.staged.put(
+                Space::Events(number),
+                key,
+                crate::event_value::pack(encoded.as_ref()).as_ref(),
+            );
             self.staged.put(
                 Space::Keys(number),
                 key,
