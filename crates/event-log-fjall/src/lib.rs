@@ -17,7 +17,8 @@
 //!   since its last round, then publishes those commits to readers and answers their callers,
 //!   in commit order. Nothing is visible or acknowledged before it is durable.
 //! - **Keyspaces** (`store.rs`): dedup, retired keys, dead letters, resolved index, archive
-//!   (key-value separated), archive index and keys, consumers, meta.
+//!   (key-value separated), archive index and keys, consumers, meta. Events are stored
+//!   LZ4-compressed (`event_value.rs`), other tables are compressed by fjall.
 //! - **Segments** (`segments.rs`): events, their time index and their dedup keys live in
 //!   per-segment keyspaces, so retention drops whole keyspaces and costs O(segments removed).
 //! - **Opening** (`state.rs`) reads counters and segment records from `meta`: recovery replays
