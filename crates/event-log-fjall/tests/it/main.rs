@@ -5,3 +5,4 @@ mod conformance;
 mod crash;
 mod group_commit;
 mod segments;
+mod stored_format;
