@@ -22,8 +22,11 @@ fn statements(ids: &[&str]) -> AppendRequest {
     }
 }
 
-/// Each `events.<n>` keyspace's stored values, by key.
-fn stored_events(db: &fjall::Database) -> Vec<(fjall::Keyspace, Vec<(Vec<u8>, Vec<u8>)>)> {
+/// A keyspace's stored (key, value) pairs.
+type Stored = Vec<(Vec<u8>, Vec<u8>)>;
+
+/// Each `events.<n>` keyspace with its stored values.
+fn stored_events(db: &fjall::Database) -> Vec<(fjall::Keyspace, Stored)> {
     db.list_keyspace_names()
         .iter()
         .filter(|name| name.starts_with("events."))
