@@ -5,7 +5,6 @@
 
 mod keys;
 
-use std::cell::RefCell;
 use std::path::Path;
 
 use prost::Message;
@@ -29,13 +28,8 @@ const SECRET_HEADERS: &[&str] = &[
 /// shorter ones (too likely to occur by chance inside other text) when they are the whole
 /// value or one of its words.
 const SUBSTRING_SECRET_LEN: usize = 8;
-/// How entries are compressed before sealing (`ArchiveEntry.compression`): zstd for new
-/// entries; LZ4 entries (written by earlier versions) still open.
-const ZSTD: &str = "zstd";
+/// How entries are compressed before sealing (`ArchiveEntry.compression`).
 const LZ4: &str = "lz4";
-/// zstd's fastest standard level: on webhook bodies of 1-3 KB it compresses as well as
-/// level 3 (a quarter smaller than LZ4).
-const ZSTD_LEVEL: i32 = 1;
 /// Largest webhook an entry opens to: far above any body limit the service accepts.
 const MAX_RAW_BYTES: usize = 1 << 30;
 
@@ -54,8 +48,6 @@ pub enum ArchiveError {
     Corrupt(#[from] prost::DecodeError),
     #[error("the archive entry does not decompress")]
     Decompress,
-    #[error("cannot compress the archive entry: {0}")]
-    Compress(std::io::Error),
     /// Written by a newer version of the service.
     #[error("the archive entry uses an unknown compression `{0}`")]
     UnknownCompression(String),
@@ -169,10 +161,10 @@ impl Archive {
             ..RawWebhook::default()
         };
         // Compressed, then encrypted in the same buffer (the tag appended to it).
-        let packed = compress(&raw.encode_to_vec())?;
+        let packed = lz4_flex::block::compress_prepend_size(&raw.encode_to_vec());
         let sealed = self
             .keys
-            .seal(&associated(&request.source, &content_key, ZSTD), packed)?;
+            .seal(&associated(&request.source, &content_key, LZ4), packed)?;
         Ok(ArchiveEntry {
             id: 0,
             source: request.source.clone(),
@@ -183,7 +175,7 @@ impl Archive {
             key_id: sealed.key_id,
             nonce: sealed.nonce,
             ciphertext: sealed.ciphertext,
-            compression: ZSTD.to_owned(),
+            compression: LZ4.to_owned(),
             ..ArchiveEntry::default()
         })
     }
@@ -198,8 +190,7 @@ impl Archive {
         )?;
         let plain = match entry.compression.as_str() {
             "" => plain,
-            ZSTD => decompress_zstd(&plain)?,
-            LZ4 => decompress_lz4(&plain)?,
+            LZ4 => decompress(&plain)?,
             other => return Err(ArchiveError::UnknownCompression(other.to_owned())),
         };
         let mut raw = RawWebhook::decode(plain.as_slice())?;
@@ -331,42 +322,10 @@ fn associated(source: &str, content_key: &str, compression: &str) -> Vec<u8> {
     data.into_bytes()
 }
 
-thread_local! {
-    /// One compression context per thread: a context sized for small inputs is reused rather
-    /// than allocated per webhook.
-    static COMPRESSOR: RefCell<Option<zstd::bulk::Compressor<'static>>> =
-        const { RefCell::new(None) };
-}
-
-/// A zstd frame holding `plain` and its size.
-fn compress(plain: &[u8]) -> Result<Vec<u8>, ArchiveError> {
-    COMPRESSOR.with_borrow_mut(|compressor| {
-        let compressor = match compressor {
-            Some(compressor) => compressor,
-            None => compressor
-                .insert(zstd::bulk::Compressor::new(ZSTD_LEVEL).map_err(ArchiveError::Compress)?),
-        };
-        compressor.compress(plain).map_err(ArchiveError::Compress)
-    })
-}
-
-/// A zstd frame, whose header gives its size. The bytes were authenticated before this, so
-/// the size is the one the service wrote; the bound only keeps a damaged key file from
-/// allocating without limit.
-fn decompress_zstd(packed: &[u8]) -> Result<Vec<u8>, ArchiveError> {
-    let size = match zstd::zstd_safe::get_frame_content_size(packed) {
-        Ok(Some(size)) => usize::try_from(size).map_err(|_| ArchiveError::Decompress)?,
-        _ => return Err(ArchiveError::Decompress),
-    };
-    if size > MAX_RAW_BYTES {
-        return Err(ArchiveError::Decompress);
-    }
-    zstd::bulk::decompress(packed, size).map_err(|_| ArchiveError::Decompress)
-}
-
-/// An LZ4 block with its size first (entries written by earlier versions); bounded like
-/// [`decompress_zstd`].
-fn decompress_lz4(packed: &[u8]) -> Result<Vec<u8>, ArchiveError> {
+/// An LZ4 block with its size first. The bytes were authenticated before this, so the size
+/// is the one the service wrote; the bound only keeps a damaged key file from allocating
+/// without limit.
+fn decompress(packed: &[u8]) -> Result<Vec<u8>, ArchiveError> {
     let (size, block) =
         lz4_flex::block::uncompressed_size(packed).map_err(|_| ArchiveError::Decompress)?;
     if size > MAX_RAW_BYTES {
@@ -553,7 +512,7 @@ mod tests {
         }
         .encoded_len();
         let entry = archive.seal(&request, ("a", "1"), &[]).expect("sealed");
-        assert_eq!(entry.compression, "zstd");
+        assert_eq!(entry.compression, "lz4");
         assert!(
             entry.ciphertext.len() < encoded_len / 4,
             "{} sealed bytes for a {encoded_len}-byte webhook",
@@ -599,50 +558,6 @@ mod tests {
             ..ArchiveEntry::default()
         };
         assert_eq!(archive.open(&entry).expect("opens").body, raw.body);
-    }
-
-    #[test]
-    fn entries_compressed_with_lz4_still_open() {
-        let archive = archive(false);
-        let raw = RawWebhook {
-            source: "arcadia".into(),
-            body: br#"{"id":"whk_1","items":[1,1,1,1,1,1,1,1,1,1,1,1]}"#.to_vec(),
-            ..RawWebhook::default()
-        };
-        let key = content_key(&raw.body);
-        let packed = lz4_flex::block::compress_prepend_size(&raw.encode_to_vec());
-        let sealed = archive
-            .keys
-            .seal(&associated("arcadia", &key, LZ4), packed)
-            .expect("sealed");
-        let entry = ArchiveEntry {
-            source: "arcadia".into(),
-            content_key: key,
-            key_id: sealed.key_id,
-            nonce: sealed.nonce,
-            ciphertext: sealed.ciphertext,
-            compression: LZ4.into(),
-            ..ArchiveEntry::default()
-        };
-        assert_eq!(archive.open(&entry).expect("opens").body, raw.body);
-    }
-
-    #[test]
-    fn a_zstd_frame_without_its_size_or_over_the_bound_does_not_open() {
-        assert!(matches!(
-            decompress_zstd(b"not a frame"),
-            Err(ArchiveError::Decompress)
-        ));
-        let mut streamed = Vec::new();
-        let mut encoder = zstd::stream::Encoder::new(&mut streamed, ZSTD_LEVEL).expect("encoder");
-        std::io::Write::write_all(&mut encoder, b"no size in the header").expect("write");
-        encoder.finish().expect("finish");
-        assert!(matches!(
-            decompress_zstd(&streamed),
-            Err(ArchiveError::Decompress)
-        ));
-        let frame = compress(b"sized").expect("compressed");
-        assert_eq!(decompress_zstd(&frame).expect("opens"), b"sized");
     }
 
     #[test]
