@@ -71,8 +71,8 @@ impl Store {
         let db = Database::builder(dir)
             // Commits persist themselves (one fdatasync per group commit).
             .manual_journal_persist(true)
-            // The only journal values over fjall's 4 KiB threshold are archive blocks:
-            // ciphertext, which does not compress.
+            // Journal values over fjall's 4 KiB threshold are archive blocks (ciphertext) or
+            // events the log compressed itself: nothing left to gain.
             .journal_compression(CompressionType::None)
             .cache_size(CACHE_BYTES)
             .max_journaling_size(MAX_JOURNAL_BYTES)
@@ -127,9 +127,9 @@ impl Store {
 /// How a keyspace is read, which decides how it is stored.
 #[derive(Clone, Copy)]
 pub(crate) enum Layout {
-    /// Ranges and occasional point reads. Tables are LZ4-compressed at every level: events
-    /// and index records shrink by about half, which halves the bytes of every flush and
-    /// compaction; the block cache holds blocks decompressed.
+    /// Ranges and occasional point reads. Tables are LZ4-compressed at every level: index
+    /// records, dead letters and consumers shrink by about half, and so do the bytes of every
+    /// flush and compaction; the block cache holds blocks decompressed.
     Plain,
     /// Values the log compressed itself (events, see `event_value.rs`): tables store them
     /// as they are.
