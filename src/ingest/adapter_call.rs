@@ -35,13 +35,10 @@ pub(super) async fn run(
         // On this worker, watched: a call that overran the budget is answered as a time-out
         // and stores nothing, as on the pool.
         let verify = !request.skip_verification;
-        let started = Instant::now();
-        let completed = placement::run_watched(slot, &source.placement, || {
+        let completed = placement::run_within(slot, &source.placement, budget, || {
             run_stages(source, &request, verify, parent)
         });
-        if started.elapsed() > budget {
-            return Err(IngestError::AdapterTimeout);
-        }
+        let completed = completed.ok_or(IngestError::AdapterTimeout)?;
         return Ok((request, completed?));
     }
     let gate = Arc::new(Gate::default());

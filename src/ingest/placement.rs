@@ -160,6 +160,19 @@ pub fn run_watched<T>(slot: Slot, placement: &Arc<Placement>, call: impl FnOnce(
     result
 }
 
+/// [`run_watched`] within `budget` by the wall clock: `None` when the call took longer, so
+/// its result is dropped, as a pooled call's past its budget is.
+pub fn run_within<T>(
+    slot: Slot,
+    placement: &Arc<Placement>,
+    budget: Duration,
+    call: impl FnOnce() -> T,
+) -> Option<T> {
+    let started = Instant::now();
+    let result = run_watched(slot, placement, call);
+    (started.elapsed() <= budget).then_some(result)
+}
+
 /// The calls running on workers, checked every [`WATCH_PERIOD`] by one thread.
 struct Watchdog {
     running: Mutex<HashMap<u64, Running>>,

@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tokio::sync::{Semaphore, mpsc};
 use tributary_model::v1::WebhookRequest;
@@ -46,15 +46,15 @@ pub fn spawn(shadow: Arc<Shadow>, mut queue: mpsc::Receiver<Copy>, limits: Limit
             };
             tokio::spawn(async move {
                 if let Some(slot) = shadow.placement.claim() {
-                    let started = Instant::now();
-                    let result = placement::run_watched(slot, &shadow.placement, || {
-                        run(&shadow, copy, &AtomicBool::new(false))
-                    });
+                    let result =
+                        placement::run_within(slot, &shadow.placement, limits.budget, || {
+                            run(&shadow, copy, &AtomicBool::new(false))
+                        });
                     drop(permit);
                     match result {
-                        _ if started.elapsed() > limits.budget => fail(&shadow, "timeout"),
-                        Some(result) => record(&shadow, result),
-                        None => {}
+                        None => fail(&shadow, "timeout"),
+                        Some(Some(result)) => record(&shadow, result),
+                        Some(None) => {}
                     }
                     return;
                 }
