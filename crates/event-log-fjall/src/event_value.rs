@@ -22,14 +22,22 @@ pub(crate) fn pack(encoded: &[u8]) -> Cow<'_, [u8]> {
     if encoded.len() < MIN_COMPRESSED {
         return Cow::Borrowed(encoded);
     }
-    let block = lz4_flex::block::compress_prepend_size(encoded);
-    let mut packed = Vec::with_capacity(1 + block.len());
-    packed.push(LZ4_MARK);
-    packed.extend_from_slice(&block);
-    if packed.len() >= encoded.len() {
+    // The mark, the size (little-endian u32, as `compress_prepend_size` writes it), the block:
+    // compressed in place, with no second buffer.
+    let Ok(size) = u32::try_from(encoded.len()) else {
         return Cow::Borrowed(encoded);
+    };
+    let header = 1 + 4;
+    let mut packed = vec![0; header + lz4_flex::block::get_maximum_output_size(encoded.len())];
+    packed[0] = LZ4_MARK;
+    packed[1..header].copy_from_slice(&size.to_le_bytes());
+    match lz4_flex::block::compress_into(encoded, &mut packed[header..]) {
+        Ok(len) if header + len < encoded.len() => {
+            packed.truncate(header + len);
+            Cow::Owned(packed)
+        }
+        _ => Cow::Borrowed(encoded),
     }
-    Cow::Owned(packed)
 }
 
 /// Why a stored value does not unpack.

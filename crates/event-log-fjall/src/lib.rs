@@ -555,8 +555,9 @@ fn read_stored(view: &View, after: u64, max: usize) -> Result<Vec<StoredEvent>, 
             let sequence = keys::read_u64(&key).unwrap_or(0);
             let encoded = event_value::unpack(&value)
                 .map_err(|e| LogError::storage(format!("reading event {sequence}"), e))?;
+            // A decompressed event is moved, not copied.
             let event =
-                StoredEvent::decode(Bytes::copy_from_slice(&encoded)).map_err(|source| {
+                StoredEvent::decode(Bytes::from(encoded.into_owned())).map_err(|source| {
                     LogError::Corrupt {
                         key: sequence,
                         source,
