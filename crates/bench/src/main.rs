@@ -16,6 +16,7 @@ mod payloads;
 mod plot;
 mod process;
 mod report;
+mod sync_floor;
 mod tls;
 
 use std::path::{Path, PathBuf};
@@ -788,7 +789,16 @@ async fn suite(args: &RunArgs) -> anyhow::Result<bool> {
                 .await?,
         );
     }
+    let mut sync_floor = None;
     if fixed > 0 {
+        // What the disk alone costs per durable acknowledgement, beside the fixed-rate
+        // scenarios whose CPU and switches per webhook it bounds from below.
+        let temp = std::env::temp_dir();
+        sync_floor = Some(
+            tokio::task::spawn_blocking(move || sync_floor::measure(&temp))
+                .await
+                .context("sync probe")??,
+        );
         let rate = Some(args.rate);
         for (name, target) in noops(names::NOOP_FIXED) {
             scenarios.extend(bench.scenario(name, target, c, fixed, rate, 0).await?);
@@ -861,7 +871,7 @@ async fn suite(args: &RunArgs) -> anyhow::Result<bool> {
         Vec::new()
     };
     let fanout_max = args.fanout.iter().copied().max().unwrap_or(1);
-    let mut targets = report::targets(&scenarios, fanout_max);
+    let mut targets = report::targets(&scenarios, fanout_max, sync_floor.as_ref());
     targets.extend(report::log_size_targets(&log_size));
     let report = Report {
         machine: Machine::detect(),
@@ -870,6 +880,7 @@ async fn suite(args: &RunArgs) -> anyhow::Result<bool> {
         comparisons: report::comparisons(&scenarios),
         scenarios,
         log_size,
+        sync_floor,
     };
     print!("{}", report::table(&report));
     if let Some(out) = &args.out {
