@@ -103,3 +103,23 @@ fn thread_switches() -> anyhow::Result<u64> {
             + count("nonvoluntary_ctxt_switches:").context("no nonvoluntary_ctxt_switches")?,
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn both_files_are_measured_and_removed() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let floor = measure(dir.path()).expect("the probe runs");
+        assert_eq!(floor.record_bytes, RECORD);
+        for cost in [floor.into_hole, floor.prewritten] {
+            // Each append and sync takes some time on the thread, and a sync's wall time is
+            // never below the CPU it used.
+            assert!(cost.wall_us > 0.0 && cost.cpu_us > 0.0, "{cost:?}");
+            assert!(cost.wall_us >= cost.cpu_us, "{cost:?}");
+        }
+        let left: Vec<_> = std::fs::read_dir(dir.path()).expect("listed").collect();
+        assert!(left.is_empty(), "the probe's files are removed: {left:?}");
+    }
+}
