@@ -194,13 +194,9 @@ pub fn thread_use(pid: u32) -> std::collections::BTreeMap<String, ThreadUse> {
         else {
             continue; // exited while being read
         };
-        let switches = ["voluntary_ctxt_switches", "nonvoluntary_ctxt_switches"]
-            .iter()
-            .filter_map(|field| status_value(&status, field))
-            .sum::<u64>();
         let entry: &mut ThreadUse = by_name.entry(comm.trim().to_owned()).or_default();
         entry.ticks += stat_cpu_ticks(&stat).unwrap_or(0);
-        entry.switches += switches;
+        entry.switches += context_switches(&status).unwrap_or(0);
     }
     by_name
 }
@@ -209,6 +205,14 @@ pub fn thread_use(pid: u32) -> std::collections::BTreeMap<String, ThreadUse> {
 pub fn status_kib(pid: u32, field: &str) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     status_value(&status, field)
+}
+
+/// Voluntary plus involuntary context switches in a `/proc/.../status` text.
+pub fn context_switches(status: &str) -> Option<u64> {
+    Some(
+        status_value(status, "voluntary_ctxt_switches")?
+            + status_value(status, "nonvoluntary_ctxt_switches")?,
+    )
 }
 
 /// The number after `field:` in a `/proc/.../status` text (a unit after it is ignored).

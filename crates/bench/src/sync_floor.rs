@@ -92,16 +92,8 @@ fn thread_cpu_ns() -> anyhow::Result<u64> {
 /// Voluntary and involuntary context switches of this thread.
 fn thread_switches() -> anyhow::Result<u64> {
     let status = std::fs::read_to_string("/proc/thread-self/status")?;
-    let count = |key: &str| {
-        status
-            .lines()
-            .find_map(|line| line.strip_prefix(key))
-            .and_then(|value| value.trim().parse::<u64>().ok())
-    };
-    Ok(
-        count("voluntary_ctxt_switches:").context("no voluntary_ctxt_switches")?
-            + count("nonvoluntary_ctxt_switches:").context("no nonvoluntary_ctxt_switches")?,
-    )
+    crate::process::context_switches(&status)
+        .context("no context switches in /proc/thread-self/status")
 }
 
 #[cfg(test)]
