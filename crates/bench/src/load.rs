@@ -12,7 +12,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -114,6 +114,11 @@ pub struct LoadResult {
     pub delivery: Vec<Delivery>,
     /// Body bytes of the accepted webhooks.
     pub body_bytes: u64,
+    /// The start (request 0's intended send time), microseconds since the Unix epoch.
+    pub start_unix_us: u64,
+    /// Per request number: its intended send time after the start and its HTTP latency,
+    /// microseconds (latency 0: no answer), for `--latency-dir`.
+    pub requests: Vec<(u64, u32)>,
 }
 
 fn histogram() -> Histogram<u64> {
@@ -133,6 +138,8 @@ struct Shared {
     /// Intended send time of request n, nanoseconds after `t0`.
     sent_at: Vec<AtomicU64>,
     accepted: Vec<AtomicBool>,
+    /// HTTP latency of request n, microseconds (0: not answered).
+    answered_us: Vec<AtomicU32>,
     /// Body bytes of the accepted webhooks.
     body_bytes: AtomicU64,
     /// Number of accepted webhooks, known once sending is over.
@@ -213,11 +220,16 @@ pub async fn run(
     for connection in connecting {
         connections.push(connection.await.context("connect task")??);
     }
+    let lead = Duration::from_millis(50);
+    let start_unix_us = (std::time::SystemTime::now() + lead)
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX));
     let shared = Arc::new(Shared {
         // A short lead so every task is parked before the first intended send time.
-        t0: Instant::now() + Duration::from_millis(50),
+        t0: Instant::now() + lead,
         sent_at: (0..spec.requests).map(|_| AtomicU64::new(0)).collect(),
         accepted: (0..spec.requests).map(|_| AtomicBool::new(false)).collect(),
+        answered_us: (0..spec.requests).map(|_| AtomicU32::new(0)).collect(),
         body_bytes: AtomicU64::new(0),
         expected: AtomicUsize::new(usize::MAX),
     });
@@ -295,6 +307,18 @@ pub async fn run(
             .as_secs_f64(),
         delivery,
         body_bytes: shared.body_bytes.load(Ordering::Relaxed),
+        start_unix_us,
+        requests: shared
+            .sent_at
+            .iter()
+            .zip(&shared.answered_us)
+            .map(|(sent, latency)| {
+                (
+                    sent.load(Ordering::Relaxed) / 1_000,
+                    latency.load(Ordering::Relaxed),
+                )
+            })
+            .collect(),
     })
 }
 
@@ -446,7 +470,12 @@ async fn send(
         let answer = post(&endpoint, &mut connection, request).await;
         on_connection += 1;
         let now = Instant::now();
-        outcome.latency.saturating_record(micros(now - intended));
+        let latency = micros(now - intended);
+        outcome.latency.saturating_record(latency);
+        shared.answered_us[n].store(
+            u32::try_from(latency).unwrap_or(u32::MAX),
+            Ordering::Relaxed,
+        );
         outcome.last_response = now;
         match answer {
             Ok(1) => {

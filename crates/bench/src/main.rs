@@ -155,6 +155,12 @@ struct RunArgs {
     /// (`<scenario>.perf.data`; needs `perf` on the PATH).
     #[arg(long)]
     perf_dir: Option<PathBuf>,
+    /// Write each scenario's HTTP latency per webhook into this directory
+    /// (`<scenario>.latency.csv`: request number, intended send time after the start and
+    /// latency, µs; the start in Unix time on the first line), to
+    /// see when a tail happened and line it up with the server's own logs.
+    #[arg(long)]
+    latency_dir: Option<PathBuf>,
     /// How long subscribers wait for missing events after the last response, seconds.
     #[arg(long, default_value_t = 15.0)]
     drain_secs: f64,
@@ -299,6 +305,7 @@ struct Bench {
     /// `--only`: substrings of the scenario names to run (empty: all).
     only: Vec<String>,
     perf_dir: Option<PathBuf>,
+    latency_dir: Option<PathBuf>,
 }
 
 fn plugin_dir_of(binary: &Path, explicit: Option<&PathBuf>) -> anyhow::Result<PathBuf> {
@@ -357,6 +364,7 @@ impl Bench {
             engine: args.engine.clone(),
             only: args.only.clone(),
             perf_dir: args.perf_dir.clone(),
+            latency_dir: args.latency_dir.clone(),
         })
     }
 
@@ -583,6 +591,9 @@ impl Bench {
             format!("{name} failed; server log tail:\n{}", tail.join("\n"))
         })?;
         drop(server);
+        if let Some(dir) = &self.latency_dir {
+            write_latencies(dir, &name, load.start_unix_us, &load.requests)?;
+        }
         let stats = ServerStats {
             cpu_s: cpu_after - cpu_before,
             threads,
@@ -616,6 +627,24 @@ impl Bench {
         }
         Ok(Some(scenario))
     }
+}
+
+/// `dir/<scenario>.latency.csv`: one line per webhook, in request order.
+fn write_latencies(
+    dir: &Path,
+    scenario: &str,
+    start_unix_us: u64,
+    requests: &[(u64, u32)],
+) -> anyhow::Result<()> {
+    use std::fmt::Write as _;
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let mut csv = format!("# start, µs since the Unix epoch: {start_unix_us}\n");
+    csv.push_str("request,intended_us,http_us\n");
+    for (n, (intended, latency)) in requests.iter().enumerate() {
+        let _ = writeln!(csv, "{n},{intended},{latency}");
+    }
+    let file = dir.join(format!("{}.latency.csv", process::file_stem(scenario)));
+    std::fs::write(&file, csv).with_context(|| format!("cannot write {}", file.display()))
 }
 
 /// Starts a shadow on every source of the server at `grpc`, each candidate being the version of

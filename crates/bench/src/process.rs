@@ -258,6 +258,13 @@ impl RssSampler {
     }
 }
 
+/// A file name for scenario `name`'s files.
+pub fn file_stem(name: &str) -> String {
+    name.chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .collect()
+}
+
 /// A `perf record -g` of one server process for one scenario (`--perf-dir`).
 pub struct Profile {
     child: Child,
@@ -267,11 +274,7 @@ impl Profile {
     /// Starts recording `pid` into `dir/<scenario name>.perf.data`.
     pub fn start(pid: u32, dir: &Path, scenario: &str) -> anyhow::Result<Self> {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-        let slug: String = scenario
-            .chars()
-            .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
-            .collect();
-        let file = dir.join(format!("{slug}.perf.data"));
+        let file = dir.join(format!("{}.perf.data", file_stem(scenario)));
         let child = Command::new("perf")
             .args([
                 "record",
