@@ -29,6 +29,7 @@ use tonic::transport::Channel;
 use tributary_model::v1::SubscribeRequest;
 use tributary_model::v1::subscribe_request::Start;
 
+use crate::latency_trace::Sample;
 use crate::payloads::{Template, request_number};
 
 /// Highest latency the histograms track, in microseconds (one minute).
@@ -116,9 +117,9 @@ pub struct LoadResult {
     pub body_bytes: u64,
     /// The start (request 0's intended send time), microseconds since the Unix epoch.
     pub start_unix_us: u64,
-    /// Per request number: its intended send time after the start and its HTTP latency,
-    /// microseconds (latency 0: no answer), for `--latency-dir`.
-    pub requests: Vec<(u64, u32)>,
+    /// Per request number: its intended send time after the start and its HTTP latency
+    /// (0: no answer), for `--latency-dir`.
+    pub requests: Vec<Sample>,
 }
 
 fn histogram() -> Histogram<u64> {
@@ -312,11 +313,9 @@ pub async fn run(
             .sent_at
             .iter()
             .zip(&shared.answered_us)
-            .map(|(sent, latency)| {
-                (
-                    sent.load(Ordering::Relaxed) / 1_000,
-                    latency.load(Ordering::Relaxed),
-                )
+            .map(|(sent, latency)| Sample {
+                intended_us: sent.load(Ordering::Relaxed) / 1_000,
+                latency_us: latency.load(Ordering::Relaxed),
             })
             .collect(),
     })

@@ -7,9 +7,11 @@
 //! tributary-bench --tls                # also every scenario over HTTPS (self-signed, rcgen)
 //! tributary-bench --reference OLD      # also the durable scenarios against another build
 //! tributary-bench plot --input results.json --out docs/benchmarks
+//! tributary-bench episodes --input DIR/SCENARIO.latency.csv   # when a --latency-dir tail happened
 //! tributary-bench noop-server          # the baseline server (started by the suite itself)
 //! ```
 
+mod latency_trace;
 mod load;
 mod log_size;
 mod payloads;
@@ -68,6 +70,22 @@ enum Command {
         /// A TrueType font for labels (default: DejaVu Sans or Liberation Sans from the system).
         #[arg(long)]
         font: Option<PathBuf>,
+    },
+    /// Sum up a `--latency-dir` file: the share of webhooks over a latency, and the largest
+    /// episodes of slow webhooks sent close together, each with its time (also in Unix time).
+    Episodes {
+        /// A `<scenario>.latency.csv`.
+        #[arg(long)]
+        input: PathBuf,
+        /// Slow: answered later than this after the intended send time, ms.
+        #[arg(long, default_value_t = 5.0)]
+        over_ms: f64,
+        /// A slow webhook sent less than this after the previous one joins its episode, ms.
+        #[arg(long, default_value_t = 50.0)]
+        gap_ms: f64,
+        /// How many episodes to print.
+        #[arg(long, default_value_t = 20)]
+        top: usize,
     },
 }
 
@@ -190,6 +208,18 @@ fn main() -> std::process::ExitCode {
                 noop_server(tls_cert.zip(tls_key)).await.map(|()| true)
             }
             Some(Command::Plot { input, out, font }) => plot_file(&input, &out, font.as_deref()),
+            Some(Command::Episodes {
+                input,
+                over_ms,
+                gap_ms,
+                top,
+            }) => latency_trace::read(&input).map(|(start, samples)| {
+                print!(
+                    "{}",
+                    latency_trace::summary(start, &samples, over_ms, gap_ms, top)
+                );
+                true
+            }),
             None if cli.run.smoke => smoke(&cli.run).await,
             None => suite(&cli.run).await,
         }
@@ -592,7 +622,8 @@ impl Bench {
         })?;
         drop(server);
         if let Some(dir) = &self.latency_dir {
-            write_latencies(dir, &name, load.start_unix_us, &load.requests)?;
+            let stem = process::file_stem(&name);
+            latency_trace::write(dir, &stem, load.start_unix_us, &load.requests)?;
         }
         let stats = ServerStats {
             cpu_s: cpu_after - cpu_before,
@@ -627,24 +658,6 @@ impl Bench {
         }
         Ok(Some(scenario))
     }
-}
-
-/// `dir/<scenario>.latency.csv`: one line per webhook, in request order.
-fn write_latencies(
-    dir: &Path,
-    scenario: &str,
-    start_unix_us: u64,
-    requests: &[(u64, u32)],
-) -> anyhow::Result<()> {
-    use std::fmt::Write as _;
-    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let mut csv = format!("# start, µs since the Unix epoch: {start_unix_us}\n");
-    csv.push_str("request,intended_us,http_us\n");
-    for (n, (intended, latency)) in requests.iter().enumerate() {
-        let _ = writeln!(csv, "{n},{intended},{latency}");
-    }
-    let file = dir.join(format!("{}.latency.csv", process::file_stem(scenario)));
-    std::fs::write(&file, csv).with_context(|| format!("cannot write {}", file.display()))
 }
 
 /// Starts a shadow on every source of the server at `grpc`, each candidate being the version of
