@@ -36,7 +36,7 @@ pub fn write(
     std::fs::write(&file, csv).with_context(|| format!("cannot write {}", file.display()))
 }
 
-/// Reads a file [`write`] wrote: the start and the samples in request order.
+/// Reads a file [`write()`] wrote: the start and the samples in request order.
 pub fn read(file: &Path) -> anyhow::Result<(u64, Vec<Sample>)> {
     let text =
         std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
