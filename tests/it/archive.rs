@@ -267,7 +267,7 @@ async fn kill_9_leaves_no_event_without_its_raw_webhook_and_no_raw_webhook_witho
     let mut server = Server::start(&providers());
     let url = server.url("/webhooks/arcadia");
     let posting = tokio::spawn(async move {
-        let client = reqwest::Client::new();
+        let client = crate::support::load_client();
         let mut tasks = Vec::new();
         for worker in 0..8 {
             let (client, url) = (client.clone(), url.clone());

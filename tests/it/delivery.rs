@@ -12,7 +12,7 @@ use tributary_model::v1::{
 
 use crate::support::{
     self, ARCADIA_AUTH, Backend, NO_RATE_LIMIT, Server, ack, arcadia_source, arcadia_webhook,
-    next_event, post_arcadia,
+    load_client, next_event, post_arcadia,
 };
 
 /// Runs a case against every event-log backend, as `<case>::redb`, `<case>::fjall` and
@@ -252,7 +252,7 @@ async fn flood(server: &Server, prefix: &str, count: usize, connections: usize) 
         let url = url.clone();
         let prefix = prefix.to_owned();
         tasks.push(tokio::spawn(async move {
-            let client = reqwest::Client::new();
+            let client = load_client();
             for i in (worker..count).step_by(connections) {
                 let response = post_arcadia(&client, &url, &format!("whk_{prefix}-{i}"))
                     .await
@@ -344,7 +344,7 @@ async fn every_acknowledged_webhook_survives_kill_9_exactly_once(backend: Backen
         for worker in 0..6 {
             let (url, stop, acknowledged) = (url.clone(), stop.clone(), acknowledged.clone());
             tasks.push(tokio::spawn(async move {
-                let client = reqwest::Client::new();
+                let client = load_client();
                 let mut i = 0;
                 while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                     let id = format!("whk_kill-{round}-{worker}-{i}");

@@ -150,9 +150,19 @@ pub fn arcadia_source(extra: &str) -> String {
 /// that flood one source on purpose and measure something else than the limit.
 pub const NO_RATE_LIMIT: &str = "\n[http]\nrate_limit_per_second = 0\n";
 
+/// The client each worker of a load loop keeps. Every request gives up after 10 s: a request
+/// caught by a kill -9 then fails like any refused one, where without a limit it can wait
+/// forever in the connection pool for a connection that died with the server.
+pub fn load_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(10))
+        .build()
+        .expect("HTTP client")
+}
+
 /// POSTs [`arcadia_webhook`]`(id)` with [`ARCADIA_AUTH`] to `url` (a server's
 /// `/webhooks/arcadia`) over the caller's client, as the load loops do: each worker keeps one
-/// client.
+/// client ([`load_client`]).
 pub async fn post_arcadia(
     client: &reqwest::Client,
     url: &str,

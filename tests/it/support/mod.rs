@@ -13,8 +13,8 @@ use std::path::{Path, PathBuf};
 pub use events::{ack, assert_exactly_once, next_event, provider_ids};
 pub use fixtures::{
     ARCADIA_AUTH, ARCADIA_TOKEN, Fixture, NO_RATE_LIMIT, arcadia_seed, arcadia_source,
-    arcadia_webhook, delivered_json, expected_delivery, fixture, fixtures, hmac_hex, post_arcadia,
-    unix_now,
+    arcadia_webhook, delivered_json, expected_delivery, fixture, fixtures, hmac_hex, load_client,
+    post_arcadia, unix_now,
 };
 pub use nats::{Backend, Nats, NatsCluster, nats_config};
 pub use server::{Server, serve_command};
