@@ -585,6 +585,8 @@ impl Bench {
         let cpu_before = process::cpu_seconds(pid, ticks).unwrap_or(0.0);
         let threads_before = process::thread_use(pid);
         let written_before = process::io_write_bytes(pid).unwrap_or(0);
+        let generator = std::process::id();
+        let generator_before = process::cpu_seconds(generator, ticks).unwrap_or(0.0);
         let sampler = process::RssSampler::start(pid, Duration::from_millis(500));
         let started = Instant::now();
         let spec = self.load_spec(connections, requests, rate, subscribers, data_dir.is_some());
@@ -606,6 +608,7 @@ impl Bench {
             profile.finish()?;
         }
         let cpu_after = process::cpu_seconds(pid, ticks).unwrap_or(0.0);
+        let generator_after = process::cpu_seconds(generator, ticks).unwrap_or(0.0);
         let disk_write_bytes = process::io_write_bytes(pid)
             .unwrap_or(0)
             .saturating_sub(written_before);
@@ -637,6 +640,7 @@ impl Bench {
             peak_rss_kib,
             rss_kib,
             disk_write_bytes,
+            load_generator_cpu_s: generator_after - generator_before,
         };
         let (server, durable) = match target {
             Target::Noop { .. } => ("noop", None),

@@ -95,6 +95,10 @@ pub struct Scenario {
     /// archive, compaction: everything `/proc/<pid>/io` counts during the load).
     #[serde(default)]
     pub disk_bytes_per_body_byte: f64,
+    /// The load generator's own CPU per accepted webhook, microseconds: it shares the
+    /// machine's cores with the server, so what it spends is not the server's to use.
+    #[serde(default)]
+    pub load_generator_cpu_us_per_webhook: f64,
     /// RSS after start-up, before any load, MiB.
     pub idle_rss_mib: f64,
     /// Peak RSS (VmHWM) at the end, MiB.
@@ -128,6 +132,8 @@ pub struct ServerStats {
     pub rss_kib: Vec<(f64, u64)>,
     /// Bytes the server wrote to storage during the load.
     pub disk_write_bytes: u64,
+    /// The load generator's (this process's) CPU time over the same window, seconds.
+    pub load_generator_cpu_s: f64,
 }
 
 /// How a scenario was set up.
@@ -210,6 +216,10 @@ impl Scenario {
                 })
                 .collect(),
             disk_bytes_per_body_byte: per_s(stats.disk_write_bytes as f64, load.body_bytes as f64),
+            load_generator_cpu_us_per_webhook: per_s(
+                stats.load_generator_cpu_s * 1e6,
+                load.accepted as f64,
+            ),
             idle_rss_mib: stats.idle_rss_kib as f64 / MIB,
             peak_rss_mib: stats.peak_rss_kib as f64 / MIB,
             rss_mib: stats
@@ -436,11 +446,16 @@ pub fn targets(
             Target {
                 target: format!("{fanout_max} subscribers >= 50% of the 1-subscriber ingest rate"),
                 measured: format!(
-                    "{:.0} vs {:.0} webhooks/s = {:.0}% ({:.0} events/s delivered)",
+                    "{:.0} vs {:.0} webhooks/s = {:.0}% ({:.0} events/s delivered); CPU per \
+                     webhook, server + load generator: {:.0} + {:.0} µs against {:.0} + {:.0}",
                     many.accepted_per_s,
                     one.accepted_per_s,
                     ratio * 100.0,
-                    many.delivered_per_s
+                    many.delivered_per_s,
+                    many.server_cpu_us_per_webhook,
+                    many.load_generator_cpu_us_per_webhook,
+                    one.server_cpu_us_per_webhook,
+                    one.load_generator_cpu_us_per_webhook,
                 ),
                 met: Some(ratio >= 0.5),
             }
@@ -851,6 +866,17 @@ pub fn table(report: &Report) -> String {
             .iter()
             .filter(|s| s.disk_bytes_per_body_byte > 0.0)
             .map(|s| format!("{} {:.2}", s.name, s.disk_bytes_per_body_byte))
+            .collect::<Vec<_>>()
+            .join("; ")
+    );
+    let _ = writeln!(
+        out,
+        "\nload generator CPU per webhook (on the same cores as the server), µs: {}",
+        report
+            .scenarios
+            .iter()
+            .filter(|s| s.load_generator_cpu_us_per_webhook > 0.0)
+            .map(|s| format!("{} {:.0}", s.name, s.load_generator_cpu_us_per_webhook))
             .collect::<Vec<_>>()
             .join("; ")
     );
