@@ -739,6 +739,20 @@ fn not_measured(target: &str) -> Target {
     }
 }
 
+/// "name figure; name figure; ..." for the scenarios that measured `figure` (non-zero).
+fn per_scenario(
+    scenarios: &[Scenario],
+    decimals: usize,
+    figure: impl Fn(&Scenario) -> f64,
+) -> String {
+    scenarios
+        .iter()
+        .filter(|s| figure(s) > 0.0)
+        .map(|s| format!("{} {:.*}", s.name, decimals, figure(s)))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
 /// The human table.
 pub fn table(report: &Report) -> String {
     let mut out = String::new();
@@ -861,24 +875,14 @@ pub fn table(report: &Report) -> String {
     let _ = writeln!(
         out,
         "\ndisk bytes written per body byte: {}",
-        report
-            .scenarios
-            .iter()
-            .filter(|s| s.disk_bytes_per_body_byte > 0.0)
-            .map(|s| format!("{} {:.2}", s.name, s.disk_bytes_per_body_byte))
-            .collect::<Vec<_>>()
-            .join("; ")
+        per_scenario(&report.scenarios, 2, |s| s.disk_bytes_per_body_byte)
     );
+    let generator = per_scenario(&report.scenarios, 0, |s| {
+        s.load_generator_cpu_us_per_webhook
+    });
     let _ = writeln!(
         out,
-        "\nload generator CPU per webhook (on the same cores as the server), µs: {}",
-        report
-            .scenarios
-            .iter()
-            .filter(|s| s.load_generator_cpu_us_per_webhook > 0.0)
-            .map(|s| format!("{} {:.0}", s.name, s.load_generator_cpu_us_per_webhook))
-            .collect::<Vec<_>>()
-            .join("; ")
+        "\nload generator CPU per webhook (on the same cores as the server), µs: {generator}"
     );
     let _ = writeln!(out, "\ntargets:");
     for t in &report.targets {
